@@ -1,0 +1,1 @@
+//! Rendering errors for people: file:line:col, the source line and a caret.

@@ -1,0 +1,1 @@
+//! Loading and validating rule files (detection-rules TOML) into `Rule`s.
