@@ -1,1 +1,708 @@
-//! (placeholder: filled by the EQL work in progress)
+//! Evaluating compiled plans against events, with Elasticsearch semantics.
+//!
+//! Conditions are three-valued (true, false, null) with Kleene `and`/`or`;
+//! `not null` is null and a stage matches only on true. A field holding
+//! several values matches a comparison when any value does; `!=` and
+//! `not in` are the negation of that any-match. A missing field is null.
+//! Field-versus-constant comparisons borrow the event's values and never
+//! allocate; functions may (they build strings).
+
+use std::cmp::Ordering;
+
+use super::ast::CmpOp;
+use super::compile::{CExpr, JoinKey, Pred, Stage};
+use super::event::Event;
+use super::functions::arith;
+use super::value::Value;
+
+type Tri = Option<bool>;
+
+impl Stage {
+    /// Whether the event belongs to this stage: category and condition
+    /// (null counts as no match).
+    #[inline]
+    pub fn matches(&self, event: &Event) -> bool {
+        if let Some(cat) = &self.category {
+            let cats = event.get(self.category_slot);
+            if !cats.iter().any(|v| v.as_str() == Some(cat)) {
+                return false;
+            }
+        }
+        self.predicate.eval(event) == Some(true)
+    }
+
+    /// The join keys of the event, one `Vec` per combination of the values
+    /// of multi-valued keys (cartesian product, duplicates collapsed, null
+    /// values dropped). A missing non-optional key gives no keys at all; a
+    /// missing optional key gives a null component. Clears `out` first.
+    pub fn join_keys(&self, event: &Event, out: &mut Vec<Vec<Value>>) {
+        out.clear();
+        out.push(Vec::with_capacity(self.keys.len()));
+        let mut candidates: Vec<Value> = Vec::new();
+        for key in &self.keys {
+            key_values(key, event, &mut candidates);
+            if candidates.is_empty() {
+                if key.optional {
+                    candidates.push(Value::Null);
+                } else {
+                    out.clear();
+                    return;
+                }
+            }
+            if candidates.len() == 1 {
+                let v = candidates.pop().unwrap_or(Value::Null);
+                for combo in out.iter_mut() {
+                    combo.push(v.clone());
+                }
+            } else {
+                let mut next = Vec::with_capacity(out.len() * candidates.len());
+                for combo in out.iter() {
+                    for v in &candidates {
+                        let mut c = combo.clone();
+                        c.push(v.clone());
+                        next.push(c);
+                    }
+                }
+                *out = next;
+            }
+        }
+    }
+
+    /// Whether the stage has join keys.
+    pub fn has_keys(&self) -> bool {
+        !self.keys.is_empty()
+    }
+}
+
+/// The distinct non-null values of one key for an event.
+fn key_values(key: &JoinKey, event: &Event, out: &mut Vec<Value>) {
+    out.clear();
+    match &key.expr {
+        CExpr::Field(slot) => {
+            for v in event.get(*slot) {
+                if !v.is_null() && !out.contains(v) {
+                    out.push(v.clone());
+                }
+            }
+        }
+        other => {
+            let v = other.eval(event);
+            if !v.is_null() {
+                out.push(v);
+            }
+        }
+    }
+}
+
+fn and(a: Tri, b: impl FnOnce() -> Tri) -> Tri {
+    if a == Some(false) {
+        return Some(false);
+    }
+    match (a, b()) {
+        (_, Some(false)) => Some(false),
+        (Some(true), Some(true)) => Some(true),
+        _ => None,
+    }
+}
+
+fn or(a: Tri, b: impl FnOnce() -> Tri) -> Tri {
+    if a == Some(true) {
+        return Some(true);
+    }
+    match (a, b()) {
+        (_, Some(true)) => Some(true),
+        (Some(false), Some(false)) => Some(false),
+        _ => None,
+    }
+}
+
+#[inline]
+fn cmp_holds(op: CmpOp, o: Ordering) -> bool {
+    match op {
+        CmpOp::Eq => o == Ordering::Equal,
+        CmpOp::Ne => o != Ordering::Equal,
+        CmpOp::Lt => o == Ordering::Less,
+        CmpOp::Le => o != Ordering::Greater,
+        CmpOp::Gt => o == Ordering::Greater,
+        CmpOp::Ge => o != Ordering::Less,
+    }
+}
+
+/// `a op b` in Elasticsearch terms, with a fast path for two strings.
+#[inline]
+fn compare(op: CmpOp, a: &Value, b: &Value) -> Tri {
+    if let (Value::Str(x), Value::Str(y)) = (a, b) {
+        if op == CmpOp::Eq {
+            return Some(x.as_bytes() == y.as_bytes());
+        }
+        return Some(cmp_holds(op, x.as_bytes().cmp(y.as_bytes())));
+    }
+    a.es_cmp(b).map(|o| cmp_holds(op, o))
+}
+
+/// Case-insensitive equality against an already lower-cased constant.
+#[inline]
+fn eq_folded(s: &str, lowered: &str) -> bool {
+    if s.is_ascii() && lowered.is_ascii() {
+        s.len() == lowered.len() && s.as_bytes().eq_ignore_ascii_case(lowered.as_bytes())
+    } else {
+        s.to_lowercase() == lowered
+    }
+}
+
+/// A value as text for pattern matching (strings directly; other kinds as
+/// Elasticsearch would print them).
+fn with_text<R>(v: &Value, f: impl FnOnce(&str) -> R) -> Option<R> {
+    match v {
+        Value::Null => None,
+        Value::Str(s) | Value::Version(s) => Some(f(s)),
+        other => Some(f(&other.to_string())),
+    }
+}
+
+/// Any value of `values` satisfies `test`; null when there are no values.
+#[inline]
+fn any_value(values: &[Value], mut test: impl FnMut(&Value) -> Tri) -> Tri {
+    if values.is_empty() {
+        return None;
+    }
+    let mut saw_false = false;
+    for v in values {
+        match test(v) {
+            Some(true) => return Some(true),
+            Some(false) => saw_false = true,
+            None => {}
+        }
+    }
+    if saw_false {
+        Some(false)
+    } else {
+        None
+    }
+}
+
+impl Pred {
+    pub(crate) fn eval(&self, event: &Event) -> Tri {
+        match self {
+            Pred::Const(t) => *t,
+            Pred::And(a, b) => and(a.eval(event), || b.eval(event)),
+            Pred::Or(a, b) => or(a.eval(event), || b.eval(event)),
+            Pred::Not(p) => p.eval(event).map(|b| !b),
+            Pred::IsNull(e) => Some(match e {
+                CExpr::Field(slot) => event.get(*slot).is_empty(),
+                other => other.eval(event).is_null(),
+            }),
+            Pred::FieldCmp { slot, op, rhs } => {
+                any_value(event.get(*slot), |v| compare(*op, v, rhs))
+            }
+            Pred::FieldIn {
+                slot,
+                list,
+                has_null,
+            } => {
+                let r = any_value(event.get(*slot), |v| {
+                    let mut saw_false = false;
+                    for item in list.iter() {
+                        match compare(CmpOp::Eq, v, item) {
+                            Some(true) => return Some(true),
+                            Some(false) => saw_false = true,
+                            None => {}
+                        }
+                    }
+                    if saw_false {
+                        Some(false)
+                    } else {
+                        None
+                    }
+                });
+                if r == Some(false) && *has_null {
+                    None
+                } else {
+                    r
+                }
+            }
+            Pred::FieldInFold { slot, list } => any_value(event.get(*slot), |v| {
+                with_text(v, |s| list.iter().any(|l| eq_folded(s, l)))
+            }),
+            Pred::FieldWild { slot, pats } => any_value(event.get(*slot), |v| {
+                with_text(v, |s| pats.iter().any(|p| p.is_match(s)))
+            }),
+            Pred::FieldRegex { slot, res } => any_value(event.get(*slot), |v| {
+                with_text(v, |s| res.iter().any(|r| r.is_match(s)))
+            }),
+            Pred::Cmp { op, lhs, rhs } => {
+                let (a, b) = (lhs.eval(event), rhs.eval(event));
+                compare(*op, &a, &b)
+            }
+            Pred::In {
+                expr,
+                list,
+                insensitive,
+            } => {
+                let v = expr.eval(event);
+                if v.is_null() {
+                    return None;
+                }
+                let mut result = Some(false);
+                for item in list {
+                    let w = item.eval(event);
+                    let r = if *insensitive {
+                        match (v.as_str(), w.as_str()) {
+                            (Some(a), Some(b)) => Some(a.to_lowercase() == b.to_lowercase()),
+                            _ => compare(CmpOp::Eq, &v, &w),
+                        }
+                    } else {
+                        compare(CmpOp::Eq, &v, &w)
+                    };
+                    match r {
+                        Some(true) => return Some(true),
+                        Some(false) => {}
+                        None => result = None,
+                    }
+                }
+                result
+            }
+            Pred::Wild { expr, pats } => {
+                with_text(&expr.eval(event), |s| pats.iter().any(|p| p.is_match(s)))
+            }
+            Pred::Regex { expr, res } => {
+                with_text(&expr.eval(event), |s| res.iter().any(|r| r.is_match(s)))
+            }
+            Pred::Truthy(e) => match e {
+                CExpr::Field(slot) => any_value(event.get(*slot), |v| match v {
+                    Value::Bool(b) => Some(*b),
+                    _ => None,
+                }),
+                other => match other.eval(event) {
+                    Value::Bool(b) => Some(b),
+                    _ => None,
+                },
+            },
+        }
+    }
+}
+
+impl CExpr {
+    /// The scalar value of the expression; a multi-valued field gives its
+    /// first value.
+    pub(crate) fn eval(&self, event: &Event) -> Value {
+        match self {
+            CExpr::Const(v) => v.clone(),
+            CExpr::Field(slot) => event.get(*slot).first().cloned().unwrap_or(Value::Null),
+            CExpr::Neg(e) => match e.eval(event) {
+                Value::Long(n) => n.checked_neg().map_or(Value::Null, Value::Long),
+                Value::Double(d) => Value::Double(-d),
+                _ => Value::Null,
+            },
+            CExpr::Arith(op, a, b) => {
+                let (x, y) = (a.eval(event), b.eval(event));
+                arith(*op, &x, &y)
+            }
+            CExpr::Call(func, args, insensitive) => {
+                let vals: Vec<Value> = args.iter().map(|a| a.eval(event)).collect();
+                func.call(&vals, *insensitive)
+            }
+            CExpr::Pred(p) => match p.eval(event) {
+                Some(b) => Value::Bool(b),
+                None => Value::Null,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eql::ast::{
+        self, Category, EventQuery, Expr, ExprKind, Field, Literal, MatchOp, Query, QueryBody,
+    };
+    use crate::eql::compile::{compile, CompileOptions, Plan};
+    use crate::eql::schema::Schema;
+    use crate::eql::span::Span;
+    use serde_json::json;
+
+    // Small AST builders (the parser lives elsewhere).
+    fn e(kind: ExprKind) -> Expr {
+        Expr {
+            kind,
+            span: Span::default(),
+        }
+    }
+    fn f(name: &str) -> Expr {
+        e(ExprKind::Field(Field {
+            name: name.into(),
+            optional: false,
+        }))
+    }
+    fn of(name: &str) -> Expr {
+        e(ExprKind::Field(Field {
+            name: name.into(),
+            optional: true,
+        }))
+    }
+    fn s(v: &str) -> Expr {
+        e(ExprKind::Literal(Literal::String(v.into())))
+    }
+    fn i(v: i64) -> Expr {
+        e(ExprKind::Literal(Literal::Int(v)))
+    }
+    fn null() -> Expr {
+        e(ExprKind::Literal(Literal::Null))
+    }
+    fn cmp(op: CmpOp, a: Expr, b: Expr) -> Expr {
+        e(ExprKind::Compare {
+            op,
+            lhs: Box::new(a),
+            rhs: Box::new(b),
+        })
+    }
+    fn not(a: Expr) -> Expr {
+        e(ExprKind::Not(Box::new(a)))
+    }
+    fn and_(a: Expr, b: Expr) -> Expr {
+        e(ExprKind::And(Box::new(a), Box::new(b)))
+    }
+    fn or_(a: Expr, b: Expr) -> Expr {
+        e(ExprKind::Or(Box::new(a), Box::new(b)))
+    }
+    fn matching(op: MatchOp, ci: bool, x: Expr, pats: Vec<Expr>) -> Expr {
+        e(ExprKind::Match {
+            op,
+            insensitive: ci,
+            expr: Box::new(x),
+            patterns: pats,
+        })
+    }
+    fn in_(x: Expr, list: Vec<Expr>, negated: bool, ci: bool) -> Expr {
+        e(ExprKind::In {
+            expr: Box::new(x),
+            list,
+            negated,
+            insensitive: ci,
+        })
+    }
+    fn call(name: &str, ci: bool, args: Vec<Expr>) -> Expr {
+        e(ExprKind::Call {
+            name: name.into(),
+            insensitive: ci,
+            args,
+        })
+    }
+    fn query(cond: Expr) -> Query {
+        Query {
+            body: QueryBody::Event(EventQuery {
+                category: Category::Any(Span::default()),
+                condition: cond,
+                span: Span::default(),
+            }),
+            pipes: vec![],
+            span: Span::default(),
+        }
+    }
+    fn plan(cond: Expr) -> Plan {
+        compile(&query(cond), &Schema::default(), &CompileOptions::default()).unwrap()
+    }
+    fn hit(cond: Expr, doc: serde_json::Value) -> bool {
+        let p = plan(cond);
+        let ev = p.event(&doc);
+        p.stages[0].matches(&ev)
+    }
+    fn tri(cond: Expr, doc: serde_json::Value) -> Option<bool> {
+        let p = plan(cond);
+        let ev = p.event(&doc);
+        p.stages[0].predicate.eval(&ev)
+    }
+
+    #[test]
+    fn null_logic_is_three_valued() {
+        let missing = json!({});
+        assert_eq!(tri(cmp(CmpOp::Gt, f("x"), i(-1)), missing.clone()), None);
+        assert_eq!(
+            tri(not(cmp(CmpOp::Gt, f("x"), i(-1))), missing.clone()),
+            None
+        );
+        assert_eq!(
+            tri(cmp(CmpOp::Eq, f("x"), null()), missing.clone()),
+            Some(true)
+        );
+        assert_eq!(
+            tri(cmp(CmpOp::Ne, f("x"), null()), missing.clone()),
+            Some(false)
+        );
+        assert_eq!(
+            tri(cmp(CmpOp::Ne, f("x"), null()), json!({"x": 1})),
+            Some(true)
+        );
+        // null == (x > -1) is true when x is missing
+        assert_eq!(
+            tri(
+                cmp(CmpOp::Eq, null(), cmp(CmpOp::Gt, f("x"), i(-1))),
+                missing.clone()
+            ),
+            Some(true)
+        );
+        let t = e(ExprKind::Literal(Literal::Bool(true)));
+        let fl = e(ExprKind::Literal(Literal::Bool(false)));
+        let unknown = || cmp(CmpOp::Gt, f("x"), i(0));
+        assert_eq!(
+            tri(and_(unknown(), fl.clone()), missing.clone()),
+            Some(false)
+        );
+        assert_eq!(tri(and_(unknown(), t.clone()), missing.clone()), None);
+        assert_eq!(tri(or_(unknown(), t), missing.clone()), Some(true));
+        assert_eq!(tri(or_(unknown(), fl), missing.clone()), None);
+        assert_eq!(tri(cmp(CmpOp::Ne, f("x"), s("a")), missing), None);
+    }
+
+    #[test]
+    fn equality_is_case_sensitive_and_never_expands_wildcards() {
+        let doc = json!({"name": "CMD.exe"});
+        assert!(hit(cmp(CmpOp::Eq, f("name"), s("CMD.exe")), doc.clone()));
+        assert!(!hit(cmp(CmpOp::Eq, f("name"), s("cmd.exe")), doc.clone()));
+        assert!(!hit(cmp(CmpOp::Eq, f("name"), s("CMD*")), doc.clone()));
+        assert!(hit(
+            cmp(CmpOp::Eq, f("name"), s("CMD*")),
+            json!({"name": "CMD*"})
+        ));
+        assert!(hit(
+            matching(MatchOp::Colon, true, f("name"), vec![s("cmd*")]),
+            doc.clone()
+        ));
+        assert!(hit(
+            matching(MatchOp::Colon, true, f("name"), vec![s("cmd.exe")]),
+            doc.clone()
+        ));
+        assert!(!hit(
+            matching(MatchOp::Like, false, f("name"), vec![s("cmd*")]),
+            doc.clone()
+        ));
+        assert!(hit(
+            matching(MatchOp::Like, true, f("name"), vec![s("cmd*")]),
+            doc.clone()
+        ));
+        assert!(hit(
+            matching(MatchOp::Like, false, f("name"), vec![s("CMD?exe")]),
+            doc.clone()
+        ));
+        assert!(hit(
+            in_(f("name"), vec![s("x"), s("cmd.EXE")], false, true),
+            doc.clone()
+        ));
+        assert!(!hit(
+            in_(f("name"), vec![s("cmd*")], false, true),
+            doc.clone()
+        ));
+        assert!(!hit(
+            in_(f("name"), vec![s("cmd.exe")], false, false),
+            doc.clone()
+        ));
+        assert!(hit(
+            in_(f("name"), vec![s("cmd.exe")], true, false),
+            doc.clone()
+        ));
+        assert!(hit(
+            matching(MatchOp::Regex, false, f("name"), vec![s("CMD\\.[a-z]+")]),
+            doc.clone()
+        ));
+        assert!(!hit(
+            matching(MatchOp::Regex, false, f("name"), vec![s("cmd\\.[a-z]+")]),
+            doc.clone()
+        ));
+        assert!(hit(
+            matching(MatchOp::Regex, true, f("name"), vec![s("cmd\\.[a-z]+")]),
+            doc
+        ));
+    }
+
+    #[test]
+    fn multi_valued_fields_match_any_value() {
+        let doc = json!({"tags": ["a", "b"]});
+        assert!(hit(cmp(CmpOp::Eq, f("tags"), s("b")), doc.clone()));
+        assert!(!hit(cmp(CmpOp::Ne, f("tags"), s("b")), doc.clone()));
+        assert!(hit(cmp(CmpOp::Ne, f("tags"), s("c")), doc.clone()));
+        assert!(hit(
+            in_(f("tags"), vec![s("x"), s("a")], false, false),
+            doc.clone()
+        ));
+        assert!(!hit(
+            in_(f("tags"), vec![s("x"), s("a")], true, false),
+            doc.clone()
+        ));
+        assert!(hit(
+            matching(MatchOp::Colon, true, f("tags"), vec![s("B")]),
+            doc
+        ));
+    }
+
+    #[test]
+    fn numbers_compare_across_long_and_double() {
+        let doc = json!({"n": 4, "d": 4.5});
+        assert!(hit(
+            cmp(CmpOp::Lt, f("n"), e(ExprKind::Literal(Literal::Float(4.5)))),
+            doc.clone()
+        ));
+        assert!(hit(cmp(CmpOp::Gt, f("d"), f("n")), doc.clone()));
+        assert!(hit(cmp(CmpOp::Le, i(4), f("n")), doc.clone()));
+        let div = e(ExprKind::Arith {
+            op: ast::ArithOp::Div,
+            lhs: Box::new(f("n")),
+            rhs: Box::new(i(3)),
+        });
+        assert!(hit(cmp(CmpOp::Eq, div, i(1)), doc.clone()));
+        let div0 = e(ExprKind::Arith {
+            op: ast::ArithOp::Div,
+            lhs: Box::new(f("n")),
+            rhs: Box::new(i(0)),
+        });
+        assert_eq!(tri(cmp(CmpOp::Eq, div0, i(1)), doc.clone()), None);
+        // a number never equals a string
+        assert!(!hit(cmp(CmpOp::Eq, f("n"), s("4")), doc));
+    }
+
+    #[test]
+    fn functions_take_fields_anywhere() {
+        let doc = json!({"host": "Alice-PC", "user": "alicex"});
+        let inner = call("substring", false, vec![f("user"), i(0), i(-1)]);
+        assert!(hit(
+            call("startswith", true, vec![f("host"), inner.clone()]),
+            doc.clone()
+        ));
+        assert!(!hit(
+            call("startswith", false, vec![f("host"), inner]),
+            doc.clone()
+        ));
+        assert!(hit(
+            cmp(CmpOp::Eq, call("length", false, vec![f("host")]), i(8)),
+            doc.clone()
+        ));
+        assert_eq!(
+            tri(call("startsWith", false, vec![f("nope"), s("a")]), doc),
+            None
+        );
+    }
+
+    #[test]
+    fn optional_and_mapping_typed_fields() {
+        let schema = Schema::from_mapping(&json!({"properties": {
+            "ip": {"type": "ip"}, "v": {"type": "version"}, "d": {"type": "date"},
+            "opt": {"type": "keyword", "null_value": "NULL"}
+        }}))
+        .unwrap();
+        let run = |cond: Expr, doc: serde_json::Value| {
+            let p = compile(&query(cond), &schema, &CompileOptions::default()).unwrap();
+            let ev = p.event(&doc);
+            p.stages[0].matches(&ev)
+        };
+        assert!(run(
+            call("cidrMatch", false, vec![f("ip"), s("10.0.0.0/8")]),
+            json!({"ip": "10.1.2.3"})
+        ));
+        assert!(run(
+            cmp(CmpOp::Gt, f("v"), s("1.5.0")),
+            json!({"v": "1.11.3"})
+        ));
+        assert!(!run(
+            cmp(CmpOp::Lt, f("v"), s("1.5.0")),
+            json!({"v": "bad"})
+        ));
+        assert!(run(
+            cmp(CmpOp::Gt, f("d"), s("1970-01-01T00:00:00.000Z")),
+            json!({"d": 5})
+        ));
+        assert!(run(
+            cmp(CmpOp::Eq, f("d"), i(5)),
+            json!({"d": "1970-01-01T00:00:00.005Z"})
+        ));
+        assert!(run(
+            cmp(CmpOp::Eq, f("opt"), s("NULL")),
+            json!({"opt": null})
+        ));
+        assert!(!run(cmp(CmpOp::Eq, f("opt"), null()), json!({"opt": null})));
+        assert!(run(cmp(CmpOp::Eq, of("unknown"), null()), json!({})));
+    }
+
+    #[test]
+    fn compile_rejects_wrong_types_and_unknown_functions() {
+        let schema =
+            Schema::from_mapping(&json!({"properties": {"pid": {"type": "long"}}})).unwrap();
+        let bad = [
+            call("length", false, vec![f("pid")]),
+            call("nope", false, vec![]),
+            call("add", false, vec![i(1)]),
+            call("concat", true, vec![s("a")]),
+            cmp(CmpOp::Eq, f("pid"), s("x")),
+            matching(MatchOp::Regex, false, f("x"), vec![s("~a")]),
+            matching(MatchOp::Colon, true, f("x"), vec![f("y")]),
+            i(1),
+        ];
+        for cond in bad {
+            assert!(compile(&query(cond), &schema, &CompileOptions::default()).is_err());
+        }
+    }
+
+    #[test]
+    fn category_filter_is_case_sensitive() {
+        let q = Query {
+            body: QueryBody::Event(EventQuery {
+                category: Category::Named("process".into(), Span::default()),
+                condition: e(ExprKind::Literal(Literal::Bool(true))),
+                span: Span::default(),
+            }),
+            pipes: vec![],
+            span: Span::default(),
+        };
+        let p = compile(&q, &Schema::default(), &CompileOptions::default()).unwrap();
+        assert!(
+            p.stages[0].matches(&p.event(&json!({"event": {"category": ["network", "process"]}})))
+        );
+        assert!(!p.stages[0].matches(&p.event(&json!({"event": {"category": "Process"}}))));
+        assert!(!p.stages[0].matches(&p.event(&json!({}))));
+    }
+
+    #[test]
+    fn join_keys_fan_out_multi_values() {
+        let seq = ast::Sequence {
+            by: vec![f("a"), of("b")],
+            maxspan: None,
+            stages: vec![ast::SequenceStage {
+                query: EventQuery {
+                    category: Category::Any(Span::default()),
+                    condition: e(ExprKind::Literal(Literal::Bool(true))),
+                    span: Span::default(),
+                },
+                by: vec![f("c")],
+                runs: Some(ast::Runs {
+                    count: 2,
+                    span: Span::default(),
+                }),
+                missing: false,
+                span: Span::default(),
+            }],
+            until: None,
+            span: Span::default(),
+        };
+        let q = Query {
+            body: QueryBody::Sequence(seq),
+            pipes: vec![],
+            span: Span::default(),
+        };
+        let p = compile(&q, &Schema::default(), &CompileOptions::default()).unwrap();
+        assert_eq!(p.stages[0].runs, 2);
+        let st = &p.stages[0];
+        let mut keys = Vec::new();
+        st.join_keys(
+            &p.event(&json!({"a": [1, 2, 1, null], "c": ["x", "y"]})),
+            &mut keys,
+        );
+        assert_eq!(keys.len(), 4);
+        assert!(keys.contains(&vec![Value::Long(2), Value::Null, Value::str("y")]));
+        st.join_keys(&p.event(&json!({"a": 1})), &mut keys);
+        assert!(keys.is_empty(), "missing non-optional key gives no keys");
+        st.join_keys(&p.event(&json!({"a": 1, "b": "q", "c": "x"})), &mut keys);
+        assert_eq!(
+            keys,
+            vec![vec![Value::Long(1), Value::str("q"), Value::str("x")]]
+        );
+        assert!(p.fields().source_paths().contains(&"c"));
+    }
+}
