@@ -351,6 +351,18 @@ impl Compiler<'_> {
                 Err(_) => return Err(err(span, format!("expected an ip address, found \"{s}\""))),
             },
             (FieldType::Version, Value::Str(s)) => Value::Version(s.clone()),
+            // Elasticsearch runs `keyword_field == 123` as a term query for
+            // "123", and `long_field == "5"` as one for 5.
+            (FieldType::Keyword, Value::Long(_) | Value::Double(_) | Value::Bool(_)) => {
+                Value::str(&v.to_string())
+            }
+            (FieldType::Long | FieldType::Double, Value::Str(s)) => {
+                match (s.trim().parse::<i64>(), s.trim().parse::<f64>()) {
+                    (Ok(n), _) => Value::Long(n),
+                    (_, Ok(d)) => Value::Double(d),
+                    _ => v,
+                }
+            }
             _ => v,
         })
     }
@@ -420,7 +432,6 @@ impl Compiler<'_> {
         if is_null(lhs) || is_null(rhs) {
             return Ok(Pred::Const(None));
         }
-        self.check_comparable(lhs, rhs)?;
         match (&lhs.kind, &rhs.kind) {
             (ExprKind::Field(f), ExprKind::Literal(lit)) => {
                 let ty = self.field_type(&f.name);
@@ -439,29 +450,6 @@ impl Compiler<'_> {
                 lhs: self.expr(lhs)?,
                 rhs: self.expr(rhs)?,
             }),
-        }
-    }
-
-    fn check_comparable(&self, lhs: &ast::Expr, rhs: &ast::Expr) -> Result<(), EqlError> {
-        let (a, b) = (self.kind_of(lhs), self.kind_of(rhs));
-        let ok = |x: Kind, y: Kind| match (x, y) {
-            (Kind::Unknown | Kind::Null, _) | (_, Kind::Unknown | Kind::Null) => true,
-            (Kind::Date, Kind::Str | Kind::Num) | (Kind::Str | Kind::Num, Kind::Date) => true,
-            (Kind::Ip, Kind::Str) | (Kind::Str, Kind::Ip) => true,
-            (Kind::Version, Kind::Str) | (Kind::Str, Kind::Version) => true,
-            (x, y) => x == y,
-        };
-        if ok(a, b) {
-            Ok(())
-        } else {
-            Err(err(
-                lhs.span.to(rhs.span),
-                format!(
-                    "expected operands of compatible types, found {} and {}",
-                    kind_name(a),
-                    kind_name(b)
-                ),
-            ))
         }
     }
 
@@ -499,7 +487,6 @@ impl Compiler<'_> {
             let mut values = Vec::new();
             let mut has_null = false;
             for item in list {
-                self.check_comparable(expr, item)?;
                 match &item.kind {
                     ExprKind::Literal(Literal::Null) => has_null = true,
                     ExprKind::Literal(lit) => {

@@ -555,7 +555,7 @@ mod tests {
             rhs: Box::new(i(0)),
         });
         assert_eq!(tri(cmp(CmpOp::Eq, div0, i(1)), doc.clone()), None);
-        // a number never equals a string
+        // without a mapping a number never equals a string
         assert!(!hit(cmp(CmpOp::Eq, f("n"), s("4")), doc));
     }
 
@@ -585,7 +585,8 @@ mod tests {
     fn optional_and_mapping_typed_fields() {
         let schema = Schema::from_mapping(&json!({"properties": {
             "ip": {"type": "ip"}, "v": {"type": "version"}, "d": {"type": "date"},
-            "opt": {"type": "keyword", "null_value": "NULL"}
+            "opt": {"type": "keyword", "null_value": "NULL"},
+            "k": {"type": "keyword"}, "n": {"type": "long"}
         }}))
         .unwrap();
         let run = |cond: Expr, doc: serde_json::Value| {
@@ -619,6 +620,13 @@ mod tests {
         ));
         assert!(!run(cmp(CmpOp::Eq, f("opt"), null()), json!({"opt": null})));
         assert!(run(cmp(CmpOp::Eq, of("unknown"), null()), json!({})));
+        // literals take the mapped field's type, as a term query would
+        assert!(run(cmp(CmpOp::Eq, f("k"), i(123)), json!({"k": "123"})));
+        assert!(run(cmp(CmpOp::Eq, f("n"), s("5")), json!({"n": 5})));
+        assert!(run(
+            in_(f("n"), vec![s("5"), i(6)], false, false),
+            json!({"n": 6})
+        ));
     }
 
     #[test]
@@ -630,7 +638,6 @@ mod tests {
             call("nope", false, vec![]),
             call("add", false, vec![i(1)]),
             call("concat", true, vec![s("a")]),
-            cmp(CmpOp::Eq, f("pid"), s("x")),
             matching(MatchOp::Regex, false, f("x"), vec![s("~a")]),
             matching(MatchOp::Colon, true, f("x"), vec![f("y")]),
             i(1),

@@ -185,6 +185,17 @@ impl Schema {
         }
     }
 
+    /// Adds another index's mapping (a search over several indices); where
+    /// both declare a field, the first declaration wins.
+    pub fn merge(&mut self, other: &Schema) {
+        for (k, v) in &other.fields {
+            self.fields.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        for (k, v) in &other.aliases {
+            self.aliases.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+    }
+
     /// Whether the mapping knows the name (as a field or an alias).
     pub fn is_mapped(&self, name: &str) -> bool {
         self.aliases.contains_key(name) || self.fields.contains_key(name)
