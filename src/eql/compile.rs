@@ -157,8 +157,14 @@ pub(crate) enum Pred {
         expr: CExpr,
         res: Box<[LuceneRegex]>,
     },
-    /// A boolean-valued expression (a function, a boolean field).
-    Truthy(CExpr),
+    /// A boolean-valued expression (a function, a boolean field). `dsl`:
+    /// Elasticsearch runs it as a query (a boolean field, or `startsWith`,
+    /// `endsWith`, `stringContains`, `cidrMatch` on a field with constant
+    /// arguments), not as a script.
+    Truthy {
+        expr: CExpr,
+        dsl: bool,
+    },
 }
 
 fn err(span: Span, msg: impl Into<String>) -> EqlError {
@@ -379,9 +385,12 @@ impl Compiler<'_> {
             }
             ExprKind::Field(f) => {
                 self.expect_kind(e, &[Kind::Bool], "a boolean condition")?;
-                Pred::Truthy(CExpr::Field(self.field_slot(f)))
+                Pred::Truthy {
+                    expr: CExpr::Field(self.field_slot(f)),
+                    dsl: true,
+                }
             }
-            ExprKind::Not(inner) => Pred::Not(Box::new(self.pred(inner)?)),
+            ExprKind::Not(inner) => negate(self.pred(inner)?),
             ExprKind::And(a, b) => Pred::And(Box::new(self.pred(a)?), Box::new(self.pred(b)?)),
             ExprKind::Or(a, b) => Pred::Or(Box::new(self.pred(a)?), Box::new(self.pred(b)?)),
             ExprKind::Compare { op, lhs, rhs } => self.compare(*op, lhs, rhs)?,
@@ -393,7 +402,7 @@ impl Compiler<'_> {
             } => {
                 let p = self.in_list(expr, list, *insensitive)?;
                 if *negated {
-                    Pred::Not(Box::new(p))
+                    negate(p)
                 } else {
                     p
                 }
@@ -411,7 +420,14 @@ impl Compiler<'_> {
                         "expected a boolean condition, found a non-boolean function",
                     ));
                 }
-                Pred::Truthy(self.expr(e)?)
+                let expr = self.expr(e)?;
+                let dsl = matches!(&expr, CExpr::Call(
+                    Func::StartsWith | Func::EndsWith | Func::StringContains | Func::CidrMatch,
+                    args,
+                    _,
+                ) if matches!(args.first(), Some(CExpr::Field(_)))
+                    && args[1..].iter().all(|a| matches!(a, CExpr::Const(_))));
+                Pred::Truthy { expr, dsl }
             }
         })
     }
@@ -756,5 +772,30 @@ fn field_cmp(slot: usize, op: CmpOp, rhs: Value) -> Pred {
         }))
     } else {
         Pred::FieldCmp { slot, op, rhs }
+    }
+}
+
+/// `not p`, pushed down the way Elasticsearch's optimizer does before it
+/// builds the query: De Morgan through `and`/`or`, double negation removed,
+/// and a negated range becomes the opposite range (`not x > 1` is `x <= 1`,
+/// which a missing field does not satisfy). Anything else stays a `Not`
+/// (a `must_not` query, which a missing field does satisfy).
+pub(crate) fn negate(p: Pred) -> Pred {
+    match p {
+        Pred::Const(t) => Pred::Const(t.map(|b| !b)),
+        Pred::Not(inner) => *inner,
+        Pred::And(a, b) => Pred::Or(Box::new(negate(*a)), Box::new(negate(*b))),
+        Pred::Or(a, b) => Pred::And(Box::new(negate(*a)), Box::new(negate(*b))),
+        Pred::FieldCmp { slot, op, rhs } if op != CmpOp::Eq && op != CmpOp::Ne => Pred::FieldCmp {
+            slot,
+            op: match op {
+                CmpOp::Lt => CmpOp::Ge,
+                CmpOp::Le => CmpOp::Gt,
+                CmpOp::Gt => CmpOp::Le,
+                _ => CmpOp::Lt,
+            },
+            rhs,
+        },
+        other => Pred::Not(Box::new(other)),
     }
 }

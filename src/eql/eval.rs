@@ -28,7 +28,7 @@ impl Stage {
                 return false;
             }
         }
-        self.predicate.eval(event) == Some(true)
+        self.predicate.eval(event, false) == Some(true)
     }
 
     /// The join keys of the event, one `Vec` per combination of the values
@@ -182,18 +182,24 @@ fn any_value(values: &[Value], mut test: impl FnMut(&Value) -> Tri) -> Tri {
 }
 
 impl Pred {
-    pub(crate) fn eval(&self, event: &Event) -> Tri {
+    /// Evaluates the condition. `script`: as inside an Elasticsearch script
+    /// (a condition used as a value, e.g. `null == (x > 1)`), where a missing
+    /// field makes a comparison null. Otherwise as the query Elasticsearch
+    /// builds: a field-level test on a missing field is simply false, so its
+    /// negation (`!=`, `not in`, `not x : ...`, a `must_not`) is true.
+    pub(crate) fn eval(&self, event: &Event, script: bool) -> Tri {
+        let leaf = |t: Tri| if script { t } else { Some(t == Some(true)) };
         match self {
             Pred::Const(t) => *t,
-            Pred::And(a, b) => and(a.eval(event), || b.eval(event)),
-            Pred::Or(a, b) => or(a.eval(event), || b.eval(event)),
-            Pred::Not(p) => p.eval(event).map(|b| !b),
+            Pred::And(a, b) => and(a.eval(event, script), || b.eval(event, script)),
+            Pred::Or(a, b) => or(a.eval(event, script), || b.eval(event, script)),
+            Pred::Not(p) => p.eval(event, script).map(|b| !b),
             Pred::IsNull(e) => Some(match e {
                 CExpr::Field(slot) => event.get(*slot).is_empty(),
                 other => other.eval(event).is_null(),
             }),
             Pred::FieldCmp { slot, op, rhs } => {
-                any_value(event.get(*slot), |v| compare(*op, v, rhs))
+                leaf(any_value(event.get(*slot), |v| compare(*op, v, rhs)))
             }
             Pred::FieldIn {
                 slot,
@@ -215,21 +221,21 @@ impl Pred {
                         None
                     }
                 });
-                if r == Some(false) && *has_null {
+                leaf(if r == Some(false) && *has_null {
                     None
                 } else {
                     r
-                }
+                })
             }
-            Pred::FieldInFold { slot, list } => any_value(event.get(*slot), |v| {
+            Pred::FieldInFold { slot, list } => leaf(any_value(event.get(*slot), |v| {
                 with_text(v, |s| list.iter().any(|l| eq_folded(s, l)))
-            }),
-            Pred::FieldWild { slot, pats } => any_value(event.get(*slot), |v| {
+            })),
+            Pred::FieldWild { slot, pats } => leaf(any_value(event.get(*slot), |v| {
                 with_text(v, |s| pats.iter().any(|p| p.is_match(s)))
-            }),
-            Pred::FieldRegex { slot, res } => any_value(event.get(*slot), |v| {
+            })),
+            Pred::FieldRegex { slot, res } => leaf(any_value(event.get(*slot), |v| {
                 with_text(v, |s| res.iter().any(|r| r.is_match(s)))
-            }),
+            })),
             Pred::Cmp { op, lhs, rhs } => {
                 let (a, b) = (lhs.eval(event), rhs.eval(event));
                 compare(*op, &a, &b)
@@ -268,16 +274,23 @@ impl Pred {
             Pred::Regex { expr, res } => {
                 with_text(&expr.eval(event), |s| res.iter().any(|r| r.is_match(s)))
             }
-            Pred::Truthy(e) => match e {
-                CExpr::Field(slot) => any_value(event.get(*slot), |v| match v {
-                    Value::Bool(b) => Some(*b),
-                    _ => None,
-                }),
-                other => match other.eval(event) {
-                    Value::Bool(b) => Some(b),
-                    _ => None,
-                },
-            },
+            Pred::Truthy { expr, dsl } => {
+                let t = match expr {
+                    CExpr::Field(slot) => any_value(event.get(*slot), |v| match v {
+                        Value::Bool(b) => Some(*b),
+                        _ => None,
+                    }),
+                    other => match other.eval(event) {
+                        Value::Bool(b) => Some(b),
+                        _ => None,
+                    },
+                };
+                if *dsl {
+                    leaf(t)
+                } else {
+                    t
+                }
+            }
         }
     }
 }
@@ -302,7 +315,7 @@ impl CExpr {
                 let vals: Vec<Value> = args.iter().map(|a| a.eval(event)).collect();
                 func.call(&vals, *insensitive)
             }
-            CExpr::Pred(p) => match p.eval(event) {
+            CExpr::Pred(p) => match p.eval(event, true) {
                 Some(b) => Value::Bool(b),
                 None => Value::Null,
             },
@@ -410,16 +423,89 @@ mod tests {
     fn tri(cond: Expr, doc: serde_json::Value) -> Option<bool> {
         let p = plan(cond);
         let ev = p.event(&doc);
-        p.stages[0].predicate.eval(&ev)
+        p.stages[0].predicate.eval(&ev, false)
+    }
+
+    fn tri_script(cond: Expr, doc: serde_json::Value) -> Option<bool> {
+        let p = plan(cond);
+        let ev = p.event(&doc);
+        p.stages[0].predicate.eval(&ev, true)
     }
 
     #[test]
-    fn null_logic_is_three_valued() {
+    fn null_logic_is_three_valued_in_scripts() {
         let missing = json!({});
-        assert_eq!(tri(cmp(CmpOp::Gt, f("x"), i(-1)), missing.clone()), None);
+        let gt = || cmp(CmpOp::Gt, f("x"), i(-1));
+        assert_eq!(tri_script(gt(), missing.clone()), None);
+        assert_eq!(tri_script(not(gt()), missing.clone()), None);
         assert_eq!(
-            tri(not(cmp(CmpOp::Gt, f("x"), i(-1))), missing.clone()),
+            tri_script(cmp(CmpOp::Ne, f("x"), s("a")), missing.clone()),
             None
+        );
+        // null == (x > -1) is true when x is missing
+        assert_eq!(
+            tri(cmp(CmpOp::Eq, null(), gt()), missing.clone()),
+            Some(true)
+        );
+        assert_eq!(
+            tri(cmp(CmpOp::Eq, null(), gt()), json!({"x": 0})),
+            Some(false)
+        );
+        let t = e(ExprKind::Literal(Literal::Bool(true)));
+        let fl = e(ExprKind::Literal(Literal::Bool(false)));
+        assert_eq!(
+            tri_script(and_(gt(), fl.clone()), missing.clone()),
+            Some(false)
+        );
+        assert_eq!(tri_script(and_(gt(), t.clone()), missing.clone()), None);
+        assert_eq!(tri_script(or_(gt(), t), missing.clone()), Some(true));
+        assert_eq!(tri_script(or_(gt(), fl), missing.clone()), None);
+        // functions are scripts in either mode: null stays null under `not`
+        let sw = || {
+            call(
+                "startsWith",
+                false,
+                vec![call("concat", false, vec![f("x")]), s("a")],
+            )
+        };
+        assert_eq!(tri(sw(), missing.clone()), None);
+        assert_eq!(tri(not(sw()), missing), None);
+    }
+
+    #[test]
+    fn missing_fields_follow_the_query_elasticsearch_builds() {
+        let missing = json!({});
+        let gt = || cmp(CmpOp::Gt, f("x"), i(-1));
+        assert_eq!(tri(gt(), missing.clone()), Some(false));
+        // `not x > -1` is optimised to `x <= -1`: still false
+        assert_eq!(tri(not(gt()), missing.clone()), Some(false));
+        assert_eq!(tri(not(gt()), json!({"x": -5})), Some(true));
+        // `!=`, `not in`, `not :` are must_not queries: true when missing
+        assert_eq!(
+            tri(cmp(CmpOp::Ne, f("x"), s("a")), missing.clone()),
+            Some(true)
+        );
+        assert_eq!(
+            tri(not(cmp(CmpOp::Eq, f("x"), s("a"))), missing.clone()),
+            Some(true)
+        );
+        assert_eq!(
+            tri(in_(f("x"), vec![s("a")], true, false), missing.clone()),
+            Some(true)
+        );
+        assert_eq!(
+            tri(
+                not(matching(MatchOp::Colon, true, f("x"), vec![s("a*")])),
+                missing.clone()
+            ),
+            Some(true)
+        );
+        assert_eq!(
+            tri(
+                not(call("startsWith", false, vec![f("x"), s("a")])),
+                missing.clone()
+            ),
+            Some(true)
         );
         assert_eq!(
             tri(cmp(CmpOp::Eq, f("x"), null()), missing.clone()),
@@ -433,25 +519,9 @@ mod tests {
             tri(cmp(CmpOp::Ne, f("x"), null()), json!({"x": 1})),
             Some(true)
         );
-        // null == (x > -1) is true when x is missing
-        assert_eq!(
-            tri(
-                cmp(CmpOp::Eq, null(), cmp(CmpOp::Gt, f("x"), i(-1))),
-                missing.clone()
-            ),
-            Some(true)
-        );
-        let t = e(ExprKind::Literal(Literal::Bool(true)));
-        let fl = e(ExprKind::Literal(Literal::Bool(false)));
-        let unknown = || cmp(CmpOp::Gt, f("x"), i(0));
-        assert_eq!(
-            tri(and_(unknown(), fl.clone()), missing.clone()),
-            Some(false)
-        );
-        assert_eq!(tri(and_(unknown(), t.clone()), missing.clone()), None);
-        assert_eq!(tri(or_(unknown(), t), missing.clone()), Some(true));
-        assert_eq!(tri(or_(unknown(), fl), missing.clone()), None);
-        assert_eq!(tri(cmp(CmpOp::Ne, f("x"), s("a")), missing), None);
+        // De Morgan: not (x > 1 and y == 1) is x <= 1 or y != 1
+        let both = and_(cmp(CmpOp::Gt, f("x"), i(1)), cmp(CmpOp::Eq, f("y"), i(1)));
+        assert_eq!(tri(not(both), json!({"y": 2})), Some(true));
     }
 
     #[test]
@@ -575,10 +645,10 @@ mod tests {
             cmp(CmpOp::Eq, call("length", false, vec![f("host")]), i(8)),
             doc.clone()
         ));
-        assert_eq!(
-            tri(call("startsWith", false, vec![f("nope"), s("a")]), doc),
-            None
-        );
+        // startsWith on a field is a prefix query: a missing field is false
+        let sw = || call("startsWith", false, vec![f("nope"), s("a")]);
+        assert_eq!(tri(sw(), doc.clone()), Some(false));
+        assert_eq!(tri_script(sw(), doc), None);
     }
 
     #[test]
