@@ -209,10 +209,15 @@ pub fn lucene_to_regex(src: &str, insensitive: bool) -> Result<String, RegexErro
     let chars: Vec<char> = src.chars().collect();
     let mut out = String::with_capacity(src.len() + 16);
     out.push_str(if insensitive { "(?is)^(?:" } else { "(?s)^(?:" });
+    // Where the last atom starts in `out` (for stacked quantifiers: Lucene's
+    // `.*?` is `(.*)?`, not a lazy star), and open groups.
+    let mut last_atom: Option<usize> = None;
+    let mut prev_quant = false;
+    let mut groups: Vec<usize> = Vec::new();
     let mut i = 0;
-    let mut depth = 0i32;
     while i < chars.len() {
         let c = chars[i];
+        let start = out.len();
         match c {
             '\\' => {
                 let Some(&n) = chars.get(i + 1) else {
@@ -230,8 +235,9 @@ pub fn lucene_to_regex(src: &str, insensitive: bool) -> Result<String, RegexErro
                 i += 2;
             }
             '"' => {
-                // quoted literal string
+                // a quoted literal string is one atom
                 let mut j = i + 1;
+                out.push_str("(?:");
                 while j < chars.len() && chars[j] != '"' {
                     push_literal(&mut out, chars[j]);
                     j += 1;
@@ -239,48 +245,73 @@ pub fn lucene_to_regex(src: &str, insensitive: bool) -> Result<String, RegexErro
                 if j >= chars.len() {
                     return Err(RegexError::Invalid("unterminated quoted string".into()));
                 }
+                out.push(')');
                 i = j + 1;
             }
-            '[' => {
-                i = translate_class(&chars, i, &mut out)?;
-            }
+            '[' => i = translate_class(&chars, i, &mut out)?,
             '.' => {
                 out.push('.');
                 i += 1;
             }
             '@' => {
-                out.push_str(".*");
+                out.push_str("(?:.*)");
                 i += 1;
             }
             '(' => {
-                depth += 1;
+                groups.push(start);
                 out.push_str("(?:");
+                last_atom = None;
+                prev_quant = false;
                 i += 1;
+                continue;
             }
             ')' => {
-                depth -= 1;
-                if depth < 0 {
+                let Some(open) = groups.pop() else {
                     return Err(RegexError::Invalid("unbalanced parenthesis".into()));
-                }
+                };
                 out.push(')');
+                last_atom = Some(open);
+                prev_quant = false;
                 i += 1;
+                continue;
             }
-            '*' | '+' | '?' | '|' => {
-                out.push(c);
+            '|' => {
+                out.push('|');
+                last_atom = None;
+                prev_quant = false;
                 i += 1;
+                continue;
             }
-            '{' => {
-                let mut j = i + 1;
-                while j < chars.len() && (chars[j].is_ascii_digit() || chars[j] == ',') {
-                    j += 1;
-                }
-                if j >= chars.len() || chars[j] != '}' || j == i + 1 {
+            '*' | '+' | '?' | '{' => {
+                let quant: String = if c == '{' {
+                    let mut j = i + 1;
+                    while j < chars.len() && (chars[j].is_ascii_digit() || chars[j] == ',') {
+                        j += 1;
+                    }
+                    if j >= chars.len() || chars[j] != '}' || j == i + 1 {
+                        return Err(RegexError::Invalid(format!(
+                            "expected a repetition count after `{{` at offset {i}"
+                        )));
+                    }
+                    let q: String = chars[i..=j].iter().collect();
+                    i = j + 1;
+                    q
+                } else {
+                    i += 1;
+                    c.to_string()
+                };
+                let Some(atom) = last_atom else {
                     return Err(RegexError::Invalid(format!(
-                        "expected a repetition count after `{{` at offset {i}"
+                        "expected something to repeat before `{quant}`"
                     )));
+                };
+                if prev_quant {
+                    out.insert_str(atom, "(?:");
+                    out.push(')');
                 }
-                out.extend(&chars[i..=j]);
-                i = j + 1;
+                out.push_str(&quant);
+                prev_quant = true;
+                continue;
             }
             '~' => {
                 return Err(RegexError::Unsupported {
@@ -311,8 +342,10 @@ pub fn lucene_to_regex(src: &str, insensitive: bool) -> Result<String, RegexErro
                 i += 1;
             }
         }
+        last_atom = Some(start);
+        prev_quant = false;
     }
-    if depth != 0 {
+    if !groups.is_empty() {
         return Err(RegexError::Invalid("unbalanced parenthesis".into()));
     }
     out.push_str(")$");
@@ -454,5 +487,12 @@ mod tests {
         assert!(LuceneRegex::new("a&b", false).is_err());
         assert!(LuceneRegex::new("<1-5>", false).is_err());
         assert!(LuceneRegex::new("(a", false).is_err());
+        assert!(LuceneRegex::new("*a", false).is_err());
+        // stacked quantifiers repeat the repetition (no lazy matching)
+        assert!(m(".*?net1.*?", "c:\\net1 user"));
+        assert!(m("a+{2}", "aaa"));
+        assert!(m("\"ab\"+", "ababab"));
+        assert!(!m("\"ab\"+", "abb"));
+        assert!(m("x(ab)?y", "xy"));
     }
 }
