@@ -448,6 +448,14 @@ impl Compiler<'_> {
         if is_null(lhs) || is_null(rhs) {
             return Ok(Pred::Const(None));
         }
+        if has_field(lhs) && has_field(rhs) {
+            // Elasticsearch needs one side of a comparison to be a constant
+            return Err(EqlError::new(
+                ErrorKind::Unsupported,
+                lhs.span.to(rhs.span),
+                "expected a constant on one side of the comparison, found fields on both sides",
+            ));
+        }
         match (&lhs.kind, &rhs.kind) {
             (ExprKind::Field(f), ExprKind::Literal(lit)) => {
                 let ty = self.field_type(&f.name);
@@ -725,6 +733,22 @@ impl Compiler<'_> {
             cargs.push(self.expr(a)?);
         }
         Ok(CExpr::Call(func, cargs, insensitive))
+    }
+}
+
+/// Whether the expression reads a field (is not foldable to a constant).
+fn has_field(e: &ast::Expr) -> bool {
+    match &e.kind {
+        ExprKind::Literal(_) => false,
+        ExprKind::Field(_) => true,
+        ExprKind::Not(a) | ExprKind::Neg(a) => has_field(a),
+        ExprKind::And(a, b) | ExprKind::Or(a, b) => has_field(a) || has_field(b),
+        ExprKind::Compare { lhs, rhs, .. } | ExprKind::Arith { lhs, rhs, .. } => {
+            has_field(lhs) || has_field(rhs)
+        }
+        ExprKind::In { expr, list, .. } => has_field(expr) || list.iter().any(has_field),
+        ExprKind::Match { expr, patterns, .. } => has_field(expr) || patterns.iter().any(has_field),
+        ExprKind::Call { args, .. } => args.iter().any(has_field),
     }
 }
 

@@ -611,7 +611,7 @@ mod tests {
             cmp(CmpOp::Lt, f("n"), e(ExprKind::Literal(Literal::Float(4.5)))),
             doc.clone()
         ));
-        assert!(hit(cmp(CmpOp::Gt, f("d"), f("n")), doc.clone()));
+        assert!(hit(cmp(CmpOp::Gt, f("d"), i(4)), doc.clone()));
         assert!(hit(cmp(CmpOp::Le, i(4), f("n")), doc.clone()));
         let div = e(ExprKind::Arith {
             op: ast::ArithOp::Div,
@@ -710,6 +710,8 @@ mod tests {
             call("concat", true, vec![s("a")]),
             matching(MatchOp::Regex, false, f("x"), vec![s("~a")]),
             matching(MatchOp::Colon, true, f("x"), vec![f("y")]),
+            cmp(CmpOp::Eq, f("a"), f("b")),
+            cmp(CmpOp::Lt, call("length", false, vec![f("a")]), f("b")),
             i(1),
         ];
         for cond in bad {

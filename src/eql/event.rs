@@ -31,6 +31,8 @@ pub struct FieldSpec {
     pub info: FieldInfo,
     /// `null_value` converted to the field's type.
     null_value: Option<Value>,
+    /// A `constant_keyword`'s value.
+    constant: Option<Value>,
 }
 
 /// The fields a plan reads, each with a slot index.
@@ -54,11 +56,13 @@ impl FieldTable {
             .null_value
             .as_ref()
             .and_then(|nv| convert(nv, &info.ty));
+        let constant = info.constant.as_ref().and_then(|c| convert(c, &info.ty));
         let i = self.specs.len();
         self.specs.push(FieldSpec {
             name: name.to_string(),
             info,
             null_value,
+            constant,
         });
         self.index.insert(name.to_string(), i);
         i
@@ -120,6 +124,11 @@ impl FieldTable {
                     }
                 } else if let Some(v) = convert(j, &spec.info.ty) {
                     values.push(v);
+                }
+            }
+            if values.len() == start {
+                if let Some(c) = &spec.constant {
+                    values.push(c.clone());
                 }
             }
             ranges.push((start as u32, values.len() as u32));
@@ -320,10 +329,11 @@ mod tests {
             "d": {"type": "date", "format": "dd-MM-yyyy"},
             "opt": {"type": "keyword", "null_value": "NULL"},
             "k": {"type": "keyword"},
-            "event": {"properties": {"category": {"type": "alias", "path": "event_type"}}}
+            "event": {"properties": {"category": {"type": "alias", "path": "event_type"}}},
+            "ds": {"type": "constant_keyword", "value": "endpoint"}
         }}))
         .unwrap();
-        let t = table(&s, &["pid", "ip", "d", "opt", "k", "event.category"]);
+        let t = table(&s, &["pid", "ip", "d", "opt", "k", "event.category", "ds"]);
         let e = t.build_event(&json!({
             "pid": "42", "ip": "10.0.0.1", "d": "02-01-1970", "opt": null, "k": 5,
             "event_type": "process"
@@ -334,6 +344,7 @@ mod tests {
         assert_eq!(e.get(3), &[Value::str("NULL")]);
         assert_eq!(e.get(4), &[Value::str("5")]);
         assert_eq!(e.get(5), &[Value::str("process")]);
+        assert_eq!(e.get(6), &[Value::str("endpoint")]);
         // a missing field does not get the null_value
         let e = t.build_event(&json!({}));
         assert!(e.get(3).is_empty());

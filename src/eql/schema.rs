@@ -62,6 +62,9 @@ pub struct FieldInfo {
     pub null_value: Option<Json>,
     /// Whether the mapping declares the field (false = dynamic).
     pub mapped: bool,
+    /// A `constant_keyword`'s `value`: every document has it, whether or not
+    /// its `_source` does.
+    pub constant: Option<Json>,
 }
 
 /// Why a mapping could not be read.
@@ -153,10 +156,16 @@ impl Schema {
                             ty: parse_type(sub_ty, sub_def),
                             null_value: sub_def.get("null_value").filter(|v| !v.is_null()).cloned(),
                             mapped: true,
+                            constant: None,
                         },
                     );
                 }
             }
+            let constant = if ty == "constant_keyword" {
+                def.get("value").filter(|v| !v.is_null()).cloned()
+            } else {
+                None
+            };
             self.fields.insert(
                 path.clone(),
                 FieldInfo {
@@ -164,6 +173,7 @@ impl Schema {
                     ty: field_type,
                     null_value,
                     mapped: true,
+                    constant,
                 },
             );
         }
@@ -181,6 +191,7 @@ impl Schema {
                 ty: FieldType::Dynamic,
                 null_value: None,
                 mapped: false,
+                constant: None,
             },
         }
     }
@@ -257,7 +268,8 @@ mod tests {
     "src": { "type": "ip" },
     "v": { "type": "version" },
     "d": { "type": "date", "format": "dd-MM-yyyy||epoch_millis" },
-    "opt": { "type": "keyword", "null_value": "NULL" }
+    "opt": { "type": "keyword", "null_value": "NULL" },
+    "ds": { "type": "constant_keyword", "value": "endpoint" }
   }
 }"#;
 
@@ -281,6 +293,8 @@ mod tests {
             }
         );
         assert_eq!(s.resolve("opt").null_value, Some(Json::from("NULL")));
+        assert_eq!(s.resolve("ds").constant, Some(Json::from("endpoint")));
+        assert_eq!(s.resolve("ds").ty, FieldType::Keyword);
         let unknown = s.resolve("nope.x");
         assert_eq!(unknown.ty, FieldType::Dynamic);
         assert!(!unknown.mapped);
