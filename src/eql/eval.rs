@@ -137,7 +137,38 @@ fn compare(op: CmpOp, a: &Value, b: &Value) -> Tri {
         }
         return Some(cmp_holds(op, x.as_bytes().cmp(y.as_bytes())));
     }
-    a.es_cmp(b).map(|o| cmp_holds(op, o))
+    match a.es_cmp(b) {
+        Some(o) => Some(cmp_holds(op, o)),
+        None => coerced_cmp(a, b).map(|o| cmp_holds(op, o)),
+    }
+}
+
+/// Without a mapping the same field can hold `4` in one event and `"4"` in
+/// another; Elasticsearch would have indexed both under one type, so a
+/// numeric or boolean string compares with a number or boolean by value.
+#[cold]
+fn coerced_cmp(a: &Value, b: &Value) -> Option<Ordering> {
+    fn as_num(s: &str) -> Option<Value> {
+        let s = s.trim();
+        s.parse::<i64>()
+            .map(Value::Long)
+            .or_else(|_| s.parse::<f64>().map(Value::Double))
+            .ok()
+    }
+    fn as_bool(s: &str) -> Option<Value> {
+        match s {
+            "true" => Some(Value::Bool(true)),
+            "false" => Some(Value::Bool(false)),
+            _ => None,
+        }
+    }
+    match (a, b) {
+        (Value::Str(s), Value::Long(_) | Value::Double(_)) => as_num(s)?.es_cmp(b),
+        (Value::Long(_) | Value::Double(_), Value::Str(s)) => a.es_cmp(&as_num(s)?),
+        (Value::Str(s), Value::Bool(_)) => as_bool(s)?.es_cmp(b),
+        (Value::Bool(_), Value::Str(s)) => a.es_cmp(&as_bool(s)?),
+        _ => None,
+    }
 }
 
 /// Case-insensitive equality against an already lower-cased constant.
@@ -295,13 +326,28 @@ impl Pred {
     }
 }
 
+/// A field's value inside a function or arithmetic: Elasticsearch scripts
+/// read the first doc value, and doc values are sorted, so a multi-valued
+/// field gives its smallest value.
+fn scalar(values: &[Value]) -> Value {
+    match values {
+        [] => Value::Null,
+        [one] => one.clone(),
+        many => many
+            .iter()
+            .min_by(|a, b| a.es_cmp(b).unwrap_or(Ordering::Equal))
+            .cloned()
+            .unwrap_or(Value::Null),
+    }
+}
+
 impl CExpr {
     /// The scalar value of the expression; a multi-valued field gives its
-    /// first value.
+    /// smallest value.
     pub(crate) fn eval(&self, event: &Event) -> Value {
         match self {
             CExpr::Const(v) => v.clone(),
-            CExpr::Field(slot) => event.get(*slot).first().cloned().unwrap_or(Value::Null),
+            CExpr::Field(slot) => scalar(event.get(*slot)),
             CExpr::Neg(e) => match e.eval(event) {
                 Value::Long(n) => n.checked_neg().map_or(Value::Null, Value::Long),
                 Value::Double(d) => Value::Double(-d),
@@ -625,8 +671,29 @@ mod tests {
             rhs: Box::new(i(0)),
         });
         assert_eq!(tri(cmp(CmpOp::Eq, div0, i(1)), doc.clone()), None);
-        // without a mapping a number never equals a string
-        assert!(!hit(cmp(CmpOp::Eq, f("n"), s("4")), doc));
+        // without a mapping, numeric strings and numbers compare by value
+        assert!(hit(cmp(CmpOp::Eq, f("n"), s("4")), doc.clone()));
+        assert!(hit(cmp(CmpOp::Gt, f("s"), i(9)), json!({"s": "10"})));
+        assert!(!hit(cmp(CmpOp::Eq, f("s"), i(9)), json!({"s": "nine"})));
+        assert!(hit(
+            cmp(CmpOp::Eq, f("b"), e(ExprKind::Literal(Literal::Bool(true)))),
+            json!({"b": "true"})
+        ));
+    }
+
+    #[test]
+    fn functions_read_the_smallest_of_several_values() {
+        let doc = json!({"tags": ["b", "a", "c"], "n": [3, 1, 2]});
+        let concat_is = |field: &str, n: i64| {
+            cmp(
+                CmpOp::Eq,
+                call("concat", false, vec![f(field)]),
+                s(&n.to_string()),
+            )
+        };
+        assert!(hit(concat_is("n", 1), doc.clone()));
+        let first = cmp(CmpOp::Eq, call("string", false, vec![f("tags")]), s("a"));
+        assert!(hit(first, doc));
     }
 
     #[test]
