@@ -14,7 +14,7 @@ use super::functions::{ArithKind, Func, ReturnKind};
 use super::pattern::{LuceneRegex, Wildcard};
 use super::schema::{FieldType, Schema};
 use super::span::Span;
-use super::value::{parse_date_literal, Value};
+use super::value::{parse_date_literal, parse_date_with_format, Value};
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -345,7 +345,11 @@ impl Compiler<'_> {
     ) -> Result<Value, EqlError> {
         let v = literal_value(lit);
         Ok(match (ty, &v) {
-            (FieldType::Date { .. }, Value::Str(s)) => match parse_date_literal(s) {
+            (FieldType::Date { formats }, Value::Str(s)) => match formats
+                .iter()
+                .find_map(|f| parse_date_with_format(s, f))
+                .or_else(|| parse_date_literal(s))
+            {
                 Some(ms) => Value::Date(ms),
                 None => {
                     return Err(err(span, format!("expected a date, found \"{s}\"")));

@@ -723,7 +723,8 @@ mod tests {
         let schema = Schema::from_mapping(&json!({"properties": {
             "ip": {"type": "ip"}, "v": {"type": "version"}, "d": {"type": "date"},
             "opt": {"type": "keyword", "null_value": "NULL"},
-            "k": {"type": "keyword"}, "n": {"type": "long"}
+            "k": {"type": "keyword"}, "n": {"type": "long"},
+            "pretty": {"type": "date", "format": "dd-MM-yyyy"}
         }}))
         .unwrap();
         let run = |cond: Expr, doc: serde_json::Value| {
@@ -757,6 +758,14 @@ mod tests {
         ));
         assert!(!run(cmp(CmpOp::Eq, f("opt"), null()), json!({"opt": null})));
         assert!(run(cmp(CmpOp::Eq, of("unknown"), null()), json!({})));
+        assert!(run(
+            cmp(CmpOp::Eq, f("pretty"), s("02-01-1970")),
+            json!({"pretty": "02-01-1970"})
+        ));
+        assert!(run(
+            cmp(CmpOp::Gt, f("pretty"), s("1970-01-01")),
+            json!({"pretty": "02-01-1970"})
+        ));
         // literals take the mapped field's type, as a term query would
         assert!(run(cmp(CmpOp::Eq, f("k"), i(123)), json!({"k": "123"})));
         assert!(run(cmp(CmpOp::Eq, f("n"), s("5")), json!({"n": 5})));

@@ -398,3 +398,68 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn json_strategy() -> impl Strategy<Value = Json> {
+        let leaf = prop_oneof![
+            Just(Json::Null),
+            any::<bool>().prop_map(Json::from),
+            any::<i64>().prop_map(Json::from),
+            any::<u64>().prop_map(Json::from),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(Json::from),
+            "[a-z0-9.:/ -]{0,12}".prop_map(Json::from),
+            prop_oneof![
+                Just("10.0.0.1"),
+                Just("::1"),
+                Just("1970-01-01T00:00:00Z"),
+                Just("1.2.3-rc.1"),
+                Just("99999999999999999999999")
+            ]
+            .prop_map(Json::from),
+        ];
+        leaf.prop_recursive(6, 64, 6, |inner| {
+            prop_oneof![
+                proptest::collection::vec(inner.clone(), 0..5).prop_map(Json::Array),
+                proptest::collection::vec(
+                    (
+                        prop_oneof![Just("a"), Just("b"), Just("a.b"), Just("c")],
+                        inner
+                    ),
+                    0..5
+                )
+                .prop_map(|kv| Json::Object(
+                    kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
+                )),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn building_events_never_panics(doc in json_strategy()) {
+            let schema = Schema::from_mapping(&serde_json::json!({"properties": {
+                "a": {"properties": {"b": {"type": "long"}}},
+                "c": {"type": "date", "format": "dd-MM-yyyy"},
+                "b": {"type": "ip"},
+                "a.c": {"type": "version"}
+            }}))
+            .unwrap();
+            let mut t = FieldTable::default();
+            for name in ["a", "a.b", "b", "c", "a.c", "x"] {
+                t.slot(name, &schema);
+            }
+            t.set_timestamp(3);
+            t.set_tiebreaker(1);
+            let e = t.build_event(&doc);
+            for slot in 0..6 {
+                prop_assert!(e.get(slot).len() <= MAX_VALUES);
+            }
+        }
+    }
+}

@@ -496,3 +496,36 @@ mod tests {
         assert!(m("x(ab)?y", "xy"));
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The wildcard semantics spelled as a regex, to check the hand-written
+    /// matcher against.
+    fn reference(pattern: &str, s: &str, insensitive: bool) -> bool {
+        let mut re = String::from(if insensitive { "(?is)^" } else { "(?s)^" });
+        for c in pattern.chars() {
+            match c {
+                '*' => re.push_str(".*"),
+                '?' => re.push('.'),
+                c => re.push_str(&regex::escape(&c.to_string())),
+            }
+        }
+        re.push('$');
+        Regex::new(&re).unwrap().is_match(s)
+    }
+
+    proptest! {
+        #[test]
+        fn wildcard_matches_like_the_reference(
+            pattern in "[abAé*?]{0,8}",
+            s in "[abAéB]{0,10}",
+            insensitive in any::<bool>(),
+        ) {
+            let w = Wildcard::new(&pattern, insensitive);
+            prop_assert_eq!(w.is_match(&s), reference(&pattern, &s, insensitive));
+        }
+    }
+}
