@@ -208,7 +208,11 @@ pub enum RegexError {
 pub fn lucene_to_regex(src: &str, insensitive: bool) -> Result<String, RegexError> {
     let chars: Vec<char> = src.chars().collect();
     let mut out = String::with_capacity(src.len() + 16);
-    out.push_str(if insensitive { "(?is)^(?:" } else { "(?s)^(?:" });
+    // Case-insensitive Lucene regexes fold ASCII letters only
+    // (`RegExp.ASCII_CASE_INSENSITIVE`), so folding is spelled out per
+    // letter instead of using the regex crate's Unicode `(?i)`.
+    out.push_str("(?s)^(?:");
+    let ci = insensitive;
     // Where the last atom starts in `out` (for stacked quantifiers: Lucene's
     // `.*?` is `(.*)?`, not a lazy star), and open groups.
     let mut last_atom: Option<usize> = None;
@@ -230,7 +234,7 @@ pub fn lucene_to_regex(src: &str, insensitive: bool) -> Result<String, RegexErro
                     'S' => out.push_str("[^ \\t\\n\\r\\f\\x0B]"),
                     'w' => out.push_str("[a-zA-Z0-9_]"),
                     'W' => out.push_str("[^a-zA-Z0-9_]"),
-                    other => push_literal(&mut out, other),
+                    other => push_literal(&mut out, other, ci),
                 }
                 i += 2;
             }
@@ -239,7 +243,7 @@ pub fn lucene_to_regex(src: &str, insensitive: bool) -> Result<String, RegexErro
                 let mut j = i + 1;
                 out.push_str("(?:");
                 while j < chars.len() && chars[j] != '"' {
-                    push_literal(&mut out, chars[j]);
+                    push_literal(&mut out, chars[j], ci);
                     j += 1;
                 }
                 if j >= chars.len() {
@@ -248,7 +252,7 @@ pub fn lucene_to_regex(src: &str, insensitive: bool) -> Result<String, RegexErro
                 out.push(')');
                 i = j + 1;
             }
-            '[' => i = translate_class(&chars, i, &mut out)?,
+            '[' => i = translate_class(&chars, i, &mut out, ci)?,
             '.' => {
                 out.push('.');
                 i += 1;
@@ -338,7 +342,7 @@ pub fn lucene_to_regex(src: &str, insensitive: bool) -> Result<String, RegexErro
                 })
             }
             other => {
-                push_literal(&mut out, other);
+                push_literal(&mut out, other, ci);
                 i += 1;
             }
         }
@@ -353,13 +357,27 @@ pub fn lucene_to_regex(src: &str, insensitive: bool) -> Result<String, RegexErro
     Ok(out)
 }
 
-fn push_literal(out: &mut String, c: char) {
+fn push_literal(out: &mut String, c: char, fold: bool) {
+    if fold && c.is_ascii_alphabetic() {
+        out.push('[');
+        out.push(c.to_ascii_lowercase());
+        out.push(c.to_ascii_uppercase());
+        out.push(']');
+        return;
+    }
     let mut buf = [0u8; 4];
     out.push_str(&regex::escape(c.encode_utf8(&mut buf)));
 }
 
 /// `[...]` starting at `start`; returns the index after `]`.
-fn translate_class(chars: &[char], start: usize, out: &mut String) -> Result<usize, RegexError> {
+/// Single letters of a class are case-folded like literals; ranges are not
+/// (as in Lucene).
+fn translate_class(
+    chars: &[char],
+    start: usize,
+    out: &mut String,
+    fold: bool,
+) -> Result<usize, RegexError> {
     let mut i = start + 1;
     out.push('[');
     if chars.get(i) == Some(&'^') {
@@ -383,7 +401,7 @@ fn translate_class(chars: &[char], start: usize, out: &mut String) -> Result<usi
                     'd' => out.push_str("0-9"),
                     's' => out.push_str(" \\t\\n\\r\\f\\x0B"),
                     'w' => out.push_str("a-zA-Z0-9_"),
-                    other => push_class_literal(out, other),
+                    other => push_class_char(chars, i + 1, out, other, fold),
                 }
                 i += 2;
             }
@@ -392,12 +410,28 @@ fn translate_class(chars: &[char], start: usize, out: &mut String) -> Result<usi
                 i += 1;
             }
             other => {
-                push_class_literal(out, other);
+                push_class_char(chars, i, out, other, fold);
                 i += 1;
             }
         }
     }
     Err(RegexError::Invalid("unterminated character class".into()))
+}
+
+/// A class character at `pos`; folded when it is not a range end point.
+fn push_class_char(chars: &[char], pos: usize, out: &mut String, c: char, fold: bool) {
+    let in_range = chars.get(pos + 1) == Some(&'-')
+        && chars.get(pos + 2).is_some_and(|&n| n != ']')
+        || pos >= 2 && chars[pos - 1] == '-' && chars[pos - 2] != '[';
+    push_class_literal(out, c);
+    if fold && !in_range && c.is_ascii_alphabetic() {
+        let other = if c.is_ascii_lowercase() {
+            c.to_ascii_uppercase()
+        } else {
+            c.to_ascii_lowercase()
+        };
+        out.push(other);
+    }
 }
 
 fn push_class_literal(out: &mut String, c: char) {
@@ -480,6 +514,12 @@ mod tests {
         assert!(m("a^b$", "a^b$"), "^ and $ are literals in Lucene");
         assert!(m("(ab|cd)*", "abcd"));
         assert!(LuceneRegex::new("ABC", true).unwrap().is_match("abc"));
+        assert!(LuceneRegex::new("[ab]+\"CD\"", true)
+            .unwrap()
+            .is_match("AbcD"));
+        // Lucene folds ASCII letters only
+        assert!(!LuceneRegex::new("é", true).unwrap().is_match("É"));
+        assert!(!LuceneRegex::new("[é]", true).unwrap().is_match("É"));
         assert!(matches!(
             LuceneRegex::new("~a", false),
             Err(RegexError::Unsupported { .. })
