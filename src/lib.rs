@@ -8,3 +8,4 @@ pub mod diagnostic;
 pub mod eql;
 pub mod rule;
 pub mod source;
+pub mod synth;
