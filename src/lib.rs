@@ -8,5 +8,6 @@ pub mod alert;
 pub mod diagnostic;
 pub mod eql;
 pub mod rule;
+pub mod schedule;
 pub mod source;
 pub mod synth;
