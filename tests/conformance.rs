@@ -7,13 +7,11 @@ mod common;
 
 use std::cmp::Ordering;
 
-use common::mini_parser::{self, Parsed};
 use common::{Case, Suite};
 use detectd::eql::ast::{Pipe, QueryBody};
 use detectd::eql::compile::{compile, CompileOptions};
 use detectd::eql::event::Event;
 use detectd::eql::schema::Schema;
-use detectd::eql::value::Value;
 use serde_json::Value as Json;
 
 /// Default `size` of the spec runner.
@@ -40,13 +38,15 @@ fn event_order(a: &(usize, Event), b: &(usize, Event)) -> Ordering {
 }
 
 fn run_event_case(case: &Case, suite: &Suite, docs: &[Json], schema: &Schema) -> Outcome {
-    let query = match mini_parser::parse(&case.query) {
-        Ok(Parsed::Query(q)) => q,
-        Ok(Parsed::NotAnEventQuery) => return Outcome::Skip,
+    let query = match detectd::eql::parse(&case.query) {
+        Ok(q) => q,
         Err(e) => return Outcome::Fail(format!("parse error: {e}")),
     };
     if !matches!(query.body, QueryBody::Event(_)) {
         return Outcome::Skip;
+    }
+    if let Some(e) = detectd::eql::verify(&query).first() {
+        return Outcome::Fail(format!("verification error: {e}"));
     }
     let opts = CompileOptions {
         timestamp_field: "@timestamp".into(),
@@ -163,5 +163,38 @@ fn timestamps_follow_the_loader_transform() {
             ts / 10_000 - 11_644_473_600_000
         );
     }
-    let _ = Value::Null;
+}
+
+/// Every case of every suite (sequences and samples too) compiles against
+/// its suite's mapping, so the matchers get a plan for each.
+#[test]
+fn every_spec_case_compiles() {
+    let Some(dir) = common::qa_dir() else {
+        return;
+    };
+    let mut failures = Vec::new();
+    let mut count = 0;
+    for suite in &common::ALL_SUITES {
+        let (_, schema) = common::load_suite_data(&dir, suite);
+        let opts = CompileOptions {
+            timestamp_field: "@timestamp".into(),
+            tiebreaker_field: suite.tiebreaker.map(str::to_string),
+            event_category_field: "event.category".into(),
+        };
+        for case in common::load_suite_cases(&dir, suite) {
+            count += 1;
+            let result = detectd::eql::parse(&case.query)
+                .map_err(|e| e.to_string())
+                .and_then(|q| compile(&q, &schema, &opts).map_err(|e| e.to_string()));
+            if let Err(e) = result {
+                failures.push(format!("{}/{}: {e}", suite.name, case.name));
+            }
+        }
+    }
+    assert_eq!(count, 298, "the spec files hold 298 cases");
+    assert!(
+        failures.is_empty(),
+        "cases that do not compile:\n{}",
+        failures.join("\n")
+    );
 }

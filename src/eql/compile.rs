@@ -138,11 +138,14 @@ pub(crate) enum Pred {
         slot: usize,
         res: Box<[LuceneRegex]>,
     },
-    /// General comparison of two scalar expressions.
+    /// General comparison of two scalar expressions. `nulls_equal`: both
+    /// sides are optional fields (`?x == ?y`); Elasticsearch turns unknown
+    /// optional fields into `null` and `null == null` into `true`.
     Cmp {
         op: CmpOp,
         lhs: CExpr,
         rhs: CExpr,
+        nulls_equal: bool,
     },
     In {
         expr: CExpr,
@@ -452,7 +455,11 @@ impl Compiler<'_> {
         if is_null(lhs) || is_null(rhs) {
             return Ok(Pred::Const(None));
         }
-        if has_field(lhs) && has_field(rhs) {
+        let optional = |e: &ast::Expr| matches!(&e.kind, ExprKind::Field(f) if f.optional);
+        let nulls_equal = optional(lhs) && optional(rhs);
+        // An optional field may resolve to null (unknown to the mapping), so
+        // only comparisons of known fields with each other are rejected.
+        if has_field(lhs) && has_field(rhs) && !optional(lhs) && !optional(rhs) {
             // Elasticsearch needs one side of a comparison to be a constant
             return Err(EqlError::new(
                 ErrorKind::Unsupported,
@@ -477,6 +484,7 @@ impl Compiler<'_> {
                 op,
                 lhs: self.expr(lhs)?,
                 rhs: self.expr(rhs)?,
+                nulls_equal,
             }),
         }
     }

@@ -267,8 +267,20 @@ impl Pred {
             Pred::FieldRegex { slot, res } => leaf(any_value(event.get(*slot), |v| {
                 with_text(v, |s| res.iter().any(|r| r.is_match(s)))
             })),
-            Pred::Cmp { op, lhs, rhs } => {
+            Pred::Cmp {
+                op,
+                lhs,
+                rhs,
+                nulls_equal,
+            } => {
                 let (a, b) = (lhs.eval(event), rhs.eval(event));
+                if *nulls_equal && a.is_null() && b.is_null() {
+                    return match op {
+                        CmpOp::Eq => Some(true),
+                        CmpOp::Ne => Some(false),
+                        _ => None,
+                    };
+                }
                 compare(*op, &a, &b)
             }
             Pred::In {

@@ -5,8 +5,6 @@
 
 #![allow(dead_code)]
 
-pub mod mini_parser;
-
 use std::path::{Path, PathBuf};
 
 use detectd::eql::schema::Schema;

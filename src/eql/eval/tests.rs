@@ -386,6 +386,10 @@ fn optional_and_mapping_typed_fields() {
     ));
     assert!(!run(cmp(CmpOp::Eq, f("opt"), null()), json!({"opt": null})));
     assert!(run(cmp(CmpOp::Eq, of("unknown"), null()), json!({})));
+    // unknown optional fields are null, and null == null
+    assert!(run(cmp(CmpOp::Eq, of("u1"), of("u2")), json!({})));
+    assert!(!run(cmp(CmpOp::Ne, of("u1"), of("u2")), json!({})));
+    assert!(!run(cmp(CmpOp::Eq, of("u1"), of("u2")), json!({"u1": 1})));
     assert!(run(
         cmp(CmpOp::Eq, f("pretty"), s("02-01-1970")),
         json!({"pretty": "02-01-1970"})
