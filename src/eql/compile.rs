@@ -467,16 +467,16 @@ impl Compiler<'_> {
                 "expected a constant on one side of the comparison, found fields on both sides",
             ));
         }
-        match (&lhs.kind, &rhs.kind) {
-            (ExprKind::Field(f), ExprKind::Literal(lit)) => {
+        match (&lhs.kind, literal_of(lhs), &rhs.kind, literal_of(rhs)) {
+            (ExprKind::Field(f), _, _, Some(lit)) => {
                 let ty = self.field_type(&f.name);
-                let rhs = self.convert_literal(lit, &ty, rhs.span)?;
+                let rhs = self.convert_literal(&lit, &ty, rhs.span)?;
                 let slot = self.field_slot(f);
                 Ok(field_cmp(slot, op, rhs))
             }
-            (ExprKind::Literal(lit), ExprKind::Field(f)) => {
+            (_, Some(lit), ExprKind::Field(f), _) => {
                 let ty = self.field_type(&f.name);
-                let lhs_v = self.convert_literal(lit, &ty, lhs.span)?;
+                let lhs_v = self.convert_literal(&lit, &ty, lhs.span)?;
                 let slot = self.field_slot(f);
                 Ok(field_cmp(slot, flip(op), lhs_v))
             }
@@ -495,18 +495,16 @@ impl Compiler<'_> {
         list: &[ast::Expr],
         insensitive: bool,
     ) -> Result<Pred, EqlError> {
-        let all_literal = list.iter().all(|e| matches!(e.kind, ExprKind::Literal(_)));
-        if let (ExprKind::Field(f), true) = (&expr.kind, all_literal) {
+        let literals: Option<Vec<Literal>> = list.iter().map(literal_of).collect();
+        if let (ExprKind::Field(f), Some(literals)) = (&expr.kind, literals) {
             let ty = self.field_type(&f.name);
             let slot = self.field_slot(f);
             if insensitive {
                 let mut folded = Vec::new();
-                for item in list {
-                    match &item.kind {
-                        ExprKind::Literal(Literal::String(s)) => {
-                            folded.push(s.to_lowercase().into_boxed_str())
-                        }
-                        ExprKind::Literal(Literal::Null) => {}
+                for (item, lit) in list.iter().zip(&literals) {
+                    match lit {
+                        Literal::String(s) => folded.push(s.to_lowercase().into_boxed_str()),
+                        Literal::Null => {}
                         _ => {
                             return Err(err(
                                 item.span,
@@ -522,14 +520,10 @@ impl Compiler<'_> {
             }
             let mut values = Vec::new();
             let mut has_null = false;
-            for item in list {
-                match &item.kind {
-                    ExprKind::Literal(Literal::Null) => has_null = true,
-                    ExprKind::Literal(lit) => {
-                        values.push(self.convert_literal(lit, &ty, item.span)?)
-                    }
-                    // all items are literals (checked above)
-                    _ => {}
+            for (item, lit) in list.iter().zip(&literals) {
+                match lit {
+                    Literal::Null => has_null = true,
+                    lit => values.push(self.convert_literal(lit, &ty, item.span)?),
                 }
             }
             return Ok(Pred::FieldIn {
@@ -745,6 +739,19 @@ impl Compiler<'_> {
             cargs.push(self.expr(a)?);
         }
         Ok(CExpr::Call(func, cargs, insensitive))
+    }
+}
+
+/// A literal, also a negated numeric one (`-1` parses as a negation).
+fn literal_of(e: &ast::Expr) -> Option<Literal> {
+    match &e.kind {
+        ExprKind::Literal(l) => Some(l.clone()),
+        ExprKind::Neg(inner) => match literal_of(inner)? {
+            Literal::Int(n) => n.checked_neg().map(Literal::Int),
+            Literal::Float(d) => Some(Literal::Float(-d)),
+            _ => None,
+        },
+        _ => None,
     }
 }
 

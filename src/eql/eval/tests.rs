@@ -193,6 +193,20 @@ fn missing_fields_follow_the_query_elasticsearch_builds() {
         tri(cmp(CmpOp::Ne, f("x"), null()), json!({"x": 1})),
         Some(true)
     );
+    // a negative literal is still a field-level (query) comparison
+    let minus_one = || e(ExprKind::Neg(Box::new(i(1))));
+    assert_eq!(
+        tri(cmp(CmpOp::Ne, f("x"), minus_one()), missing.clone()),
+        Some(true)
+    );
+    assert_eq!(
+        tri(in_(f("x"), vec![minus_one()], true, false), missing.clone()),
+        Some(true)
+    );
+    assert!(hit(
+        in_(f("x"), vec![minus_one()], false, false),
+        json!({"x": -1})
+    ));
     // De Morgan: not (x > 1 and y == 1) is x <= 1 or y != 1
     let both = and_(cmp(CmpOp::Gt, f("x"), i(1)), cmp(CmpOp::Eq, f("y"), i(1)));
     assert_eq!(tri(not(both), json!({"y": 2})), Some(true));
