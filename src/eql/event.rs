@@ -158,8 +158,9 @@ fn timestamp_millis(v: &Value) -> Option<i64> {
     }
 }
 
-/// An event reduced to the plan's fields.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// An event reduced to the plan's fields. Serialisable so that pending
+/// sequence state can be persisted with the events it holds.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Event {
     values: Vec<Value>,
     ranges: Vec<(u32, u32)>,
@@ -373,6 +374,19 @@ mod tests {
             t.build_event(&json!({"@timestamp": "nope"})).timestamp,
             None
         );
+    }
+
+    #[test]
+    fn events_round_trip_through_serde() {
+        let s = Schema::default();
+        let mut t = table(&s, &["a", "b"]);
+        let ts = t.slot("@timestamp", &s);
+        t.set_timestamp(ts);
+        let e = t.build_event(&json!({"a": [1, "x"], "@timestamp": 5}));
+        let back: Event = serde_json::from_str(&serde_json::to_string(&e).unwrap()).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(back.get(0), &[Value::Long(1), Value::str("x")]);
+        assert!(back.get(1).is_empty());
     }
 
     #[test]
