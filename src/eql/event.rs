@@ -174,7 +174,8 @@ impl Event {
     #[inline]
     pub fn get(&self, slot: usize) -> &[Value] {
         match self.ranges.get(slot) {
-            Some(&(a, b)) => &self.values[a as usize..b as usize],
+            // `get` rather than indexing: a deserialised event may be corrupt
+            Some(&(a, b)) => self.values.get(a as usize..b as usize).unwrap_or(&[]),
             None => &[],
         }
     }
