@@ -1,0 +1,602 @@
+//! Raw rule file -> validated [`Rule`], collecting every error of the file.
+//!
+//! Each field is checked independently and errors accumulate, so one run of
+//! `detectd check` shows everything wrong with a file (like ruff), each error
+//! at the span of the offending value, or at the table header when a field
+//! is missing.
+
+use toml::Value;
+
+use super::datemath::{parse_duration, DateMath};
+use super::error::{RuleError, RuleErrorKind};
+use super::position::StringMap;
+use super::raw::{span_of, RawRuleFile, RawTable};
+use super::rule::{
+    BuildingBlockType, Metadata, Rule, Schedule, Severity, Threat, DEFAULT_FROM, DEFAULT_INTERVAL,
+    DEFAULT_MAX_SIGNALS, DEFAULT_TO, MAX_SIGNALS_LIMIT,
+};
+use crate::eql::{self, EqlError, Span};
+
+/// What loading one rule file gave.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LoadOutcome {
+    Loaded(Box<Rule>),
+    /// A valid file for a rule type detectd does not run (`query`,
+    /// `threshold`, ...): not an error, but nothing to schedule.
+    Skipped {
+        rule_id: Option<String>,
+        name: Option<String>,
+        reason: String,
+    },
+    /// Every error found, in file order.
+    Failed(Vec<RuleError>),
+}
+
+/// Kibana EQL-rule settings that change which events alert; detectd does not
+/// implement them, so a rule using them is refused rather than run wrongly.
+const UNSUPPORTED: &[&str] = &[
+    "data_view_id",
+    "filters",
+    "exceptions_list",
+    "alert_suppression",
+    "risk_score_mapping",
+    "severity_mapping",
+    "rule_name_override",
+];
+
+/// Loads a rule from the text of a detection-rules TOML file.
+pub fn load_str(text: &str) -> LoadOutcome {
+    let raw = match RawRuleFile::parse(text) {
+        Ok(raw) => raw,
+        Err(e) => return LoadOutcome::Failed(vec![e]),
+    };
+    let mut errors = Vec::new();
+    let metadata = match &raw.metadata {
+        Some(m) => validate_metadata(
+            m.get_ref(),
+            header_span(text, span_of(m)),
+            text,
+            &mut errors,
+        ),
+        None => Metadata::default(),
+    };
+    let Some(rule_table) = &raw.rule else {
+        errors.push(RuleError::new(
+            RuleErrorKind::Missing,
+            Span::new(0, 0),
+            "missing table [rule]",
+        ));
+        return LoadOutcome::Failed(errors);
+    };
+    let mut f = Fields {
+        table: rule_table.get_ref(),
+        header: header_span(text, span_of(rule_table)),
+        section: "rule",
+        text,
+        errors,
+    };
+
+    let rule_type = f.required_string("type");
+    if let Some(t) = &rule_type {
+        if t != "eql" {
+            let rule_id = f.string("rule_id");
+            let name = f.string("name");
+            return LoadOutcome::Skipped {
+                rule_id,
+                name,
+                reason: format!("type {t:?} is not run by detectd"),
+            };
+        }
+    }
+
+    let rule_id = f.required_string("rule_id");
+    let name = f.required_string("name");
+    let description = f.required_string("description");
+    if let Some((language, span)) = f.string_spanned("language") {
+        if language != "eql" {
+            f.error(
+                RuleErrorKind::Value,
+                span,
+                format!("expected language \"eql\" for an eql rule, found {language:?}"),
+            );
+        }
+    }
+    let query = f.query();
+    let index = f.index();
+    let schedule = f.schedule();
+    let max_signals = f.max_signals();
+    let severity = f.severity();
+    let risk_score = f.risk_score();
+    let timestamp_override = f.non_empty_string("timestamp_override");
+    let timestamp_override_fallback_disabled = f
+        .bool("timestamp_override_fallback_disabled")
+        .unwrap_or(false);
+    let timestamp_field = f.non_empty_string("timestamp_field");
+    let event_category_override = f.non_empty_string("event_category_override");
+    let tiebreaker_field = f.non_empty_string("tiebreaker_field");
+    let building_block_type = f.building_block_type();
+    let tags = f.string_list("tags");
+    let threat = f.threat();
+    let author = f.string_list("author");
+    let license = f.string("license");
+    let references = f.string_list("references");
+    let false_positives = f.string_list("false_positives");
+    let note = f.string("note");
+    let setup = f.string("setup");
+    let version = f.version();
+    f.unsupported();
+
+    let parameters: toml::Table = f
+        .table
+        .iter()
+        .map(|(k, v)| (k.clone(), v.get_ref().clone()))
+        .collect();
+    let mut errors = f.errors;
+    if !errors.is_empty() {
+        errors.sort_by_key(|e| (e.span.start, e.span.end));
+        return LoadOutcome::Failed(errors);
+    }
+    // With no errors, every required field is present: each `None` below
+    // would have pushed an error above.
+    match (
+        rule_id,
+        name,
+        description,
+        query,
+        schedule,
+        severity,
+        risk_score,
+    ) {
+        (
+            Some(rule_id),
+            Some(name),
+            Some(description),
+            Some((query_text, query)),
+            Some(schedule),
+            Some(severity),
+            Some(risk_score),
+        ) => LoadOutcome::Loaded(Box::new(Rule {
+            rule_id,
+            name,
+            description,
+            query_text,
+            query,
+            index,
+            schedule,
+            max_signals,
+            severity,
+            risk_score,
+            timestamp_override,
+            timestamp_override_fallback_disabled,
+            timestamp_field,
+            event_category_override,
+            tiebreaker_field,
+            building_block_type,
+            tags,
+            threat,
+            author,
+            license,
+            references,
+            false_positives,
+            note,
+            setup,
+            version,
+            metadata,
+            parameters,
+        })),
+        _ => LoadOutcome::Failed(vec![RuleError::new(
+            RuleErrorKind::Missing,
+            Span::new(0, 0),
+            "incomplete rule (internal: a required field was dropped without an error)",
+        )]),
+    }
+}
+
+/// The span of a table's header line (`[rule]`), where missing-field errors
+/// point. `Spanned` gives the table from its header to its last value.
+fn header_span(text: &str, table: Span) -> Span {
+    let start = (table.start as usize).min(text.len());
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let end = line_end.min(table.end.max(table.start) as usize).max(start);
+    Span::new(start, text[..end].trim_end_matches('\r').len().max(start))
+}
+
+fn validate_metadata(
+    table: &RawTable,
+    header: Span,
+    text: &str,
+    errors: &mut Vec<RuleError>,
+) -> Metadata {
+    let mut f = Fields {
+        table,
+        header,
+        section: "metadata",
+        text,
+        errors: std::mem::take(errors),
+    };
+    // detection-rules writes `integration` as a list, but a few files have a
+    // bare string (e.g. `integration = "endpoint"`); accept both.
+    let integration = match f.table.get("integration") {
+        Some(v) if v.get_ref().is_str() => {
+            vec![v.get_ref().as_str().unwrap_or_default().to_string()]
+        }
+        Some(_) => f.string_list("integration"),
+        None => Vec::new(),
+    };
+    let metadata = Metadata {
+        creation_date: f.string("creation_date"),
+        updated_date: f.string("updated_date"),
+        maturity: f.string("maturity"),
+        integration,
+        min_stack_version: f.string("min_stack_version"),
+        deprecation_date: f.string("deprecation_date"),
+    };
+    *errors = f.errors;
+    metadata
+}
+
+/// Typed access to one table's fields; every problem becomes an error.
+struct Fields<'a> {
+    table: &'a RawTable,
+    header: Span,
+    section: &'static str,
+    text: &'a str,
+    errors: Vec<RuleError>,
+}
+
+impl<'a> Fields<'a> {
+    fn error(&mut self, kind: RuleErrorKind, span: Span, message: String) {
+        self.errors.push(RuleError::new(kind, span, message));
+    }
+
+    fn get(&self, key: &str) -> Option<(&'a Value, Span)> {
+        self.table.get(key).map(|v| (v.get_ref(), span_of(v)))
+    }
+
+    fn wrong_type(&mut self, key: &str, expected: &str, found: &Value, span: Span) {
+        self.error(
+            RuleErrorKind::Type,
+            span,
+            format!(
+                "expected {expected} for `{key}`, found {}",
+                found.type_str()
+            ),
+        );
+    }
+
+    fn missing(&mut self, key: &str) {
+        let section = self.section;
+        self.error(
+            RuleErrorKind::Missing,
+            self.header,
+            format!("missing required field `{key}` in [{section}]"),
+        );
+    }
+
+    fn string_spanned(&mut self, key: &str) -> Option<(String, Span)> {
+        let (value, span) = self.get(key)?;
+        match value {
+            Value::String(s) => Some((s.clone(), span)),
+            other => {
+                self.wrong_type(key, "a string", other, span);
+                None
+            }
+        }
+    }
+
+    fn string(&mut self, key: &str) -> Option<String> {
+        self.string_spanned(key).map(|(s, _)| s)
+    }
+
+    /// An optional string that, when present, must not be blank.
+    fn non_empty_string(&mut self, key: &str) -> Option<String> {
+        let (s, span) = self.string_spanned(key)?;
+        if s.trim().is_empty() {
+            self.error(
+                RuleErrorKind::Value,
+                span,
+                format!("expected a non-empty `{key}`, found an empty string"),
+            );
+            return None;
+        }
+        Some(s)
+    }
+
+    fn required_string(&mut self, key: &str) -> Option<String> {
+        if !self.table.contains_key(key) {
+            self.missing(key);
+            return None;
+        }
+        self.non_empty_string(key)
+    }
+
+    fn bool(&mut self, key: &str) -> Option<bool> {
+        let (value, span) = self.get(key)?;
+        match value {
+            Value::Boolean(b) => Some(*b),
+            other => {
+                self.wrong_type(key, "a boolean", other, span);
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, key: &str) -> Option<(i64, Span)> {
+        let (value, span) = self.get(key)?;
+        match value {
+            Value::Integer(i) => Some((*i, span)),
+            other => {
+                self.wrong_type(key, "an integer", other, span);
+                None
+            }
+        }
+    }
+
+    /// An array of strings; absent means empty. A wrong element is reported
+    /// at the array (the toml crate keeps no spans inside a `Value`).
+    fn string_list(&mut self, key: &str) -> Vec<String> {
+        let Some((value, span)) = self.get(key) else {
+            return Vec::new();
+        };
+        let Value::Array(items) = value else {
+            self.wrong_type(key, "an array of strings", value, span);
+            return Vec::new();
+        };
+        let mut out = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            match item {
+                Value::String(s) => out.push(s.clone()),
+                other => {
+                    let message = format!(
+                        "expected strings in `{key}`, found {} at position {}",
+                        other.type_str(),
+                        i + 1
+                    );
+                    self.error(RuleErrorKind::Type, span, message);
+                }
+            }
+        }
+        out
+    }
+
+    /// The query, parsed and verified; EQL errors are moved from query
+    /// offsets to file offsets.
+    fn query(&mut self) -> Option<(String, eql::ast::Query)> {
+        let (text, span) = match self.get("query") {
+            None => {
+                self.missing("query");
+                return None;
+            }
+            Some(_) => self.string_spanned("query")?,
+        };
+        if text.trim().is_empty() {
+            self.error(
+                RuleErrorKind::Value,
+                span,
+                "expected an EQL query, found an empty string".to_string(),
+            );
+            return None;
+        }
+        let token = self.text.get(span.range()).unwrap_or("");
+        let map = StringMap::scan(token, span.start as usize).filter(|m| m.decoded() == text);
+        let to_file = |e: EqlError| {
+            // If the token cannot be re-scanned (it always can for TOML the
+            // toml crate accepted), point at the whole value instead.
+            let at = map.as_ref().map_or(span, |m| m.file_span(e.span));
+            RuleError::new(RuleErrorKind::Eql(e.kind), at, e.message)
+        };
+        match eql::parse(&text) {
+            Ok(query) => {
+                let problems = eql::verify(&query);
+                if problems.is_empty() {
+                    Some((text, query))
+                } else {
+                    self.errors.extend(problems.into_iter().map(to_file));
+                    None
+                }
+            }
+            Err(e) => {
+                self.errors.push(to_file(e));
+                None
+            }
+        }
+    }
+
+    fn index(&mut self) -> Vec<String> {
+        let Some((_, span)) = self.get("index") else {
+            // Kibana would fall back to its default-index setting, which
+            // detectd does not have.
+            self.missing("index");
+            return Vec::new();
+        };
+        let index = self.string_list("index");
+        if self.get("index").is_some_and(|(v, _)| v.is_array()) {
+            if index.is_empty() {
+                self.error(
+                    RuleErrorKind::Value,
+                    span,
+                    "expected at least one index pattern in `index`, found none".to_string(),
+                );
+            } else if index.iter().any(|p| p.trim().is_empty()) {
+                self.error(
+                    RuleErrorKind::Value,
+                    span,
+                    "expected index patterns in `index`, found an empty string".to_string(),
+                );
+            }
+        }
+        index
+    }
+
+    fn schedule(&mut self) -> Option<Schedule> {
+        let mut ok = true;
+        let interval = match self.string_spanned("interval") {
+            Some((s, span)) => match parse_duration(&s) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    self.error(
+                        RuleErrorKind::Value,
+                        span,
+                        format!("invalid `interval`: {e}"),
+                    );
+                    None
+                }
+            },
+            None => {
+                ok &= !self.table.contains_key("interval");
+                Some(DEFAULT_INTERVAL)
+            }
+        };
+        let mut date = |f: &mut Self, key: &str, default: &str| match f.string_spanned(key) {
+            Some((s, span)) => match DateMath::parse(&s) {
+                Ok(d) => Some((d, Some(span))),
+                Err(e) => {
+                    f.error(RuleErrorKind::Value, span, format!("invalid `{key}`: {e}"));
+                    None
+                }
+            },
+            None => {
+                ok &= !f.table.contains_key(key);
+                DateMath::parse(default).ok().map(|d| (d, None))
+            }
+        };
+        let from = date(self, "from", DEFAULT_FROM);
+        let to = date(self, "to", DEFAULT_TO);
+        let (Some(interval), Some((from, from_span)), Some((to, _))) = (interval, from, to) else {
+            return None;
+        };
+        if from.offset_ms() >= to.offset_ms() {
+            let span = from_span.unwrap_or(self.header);
+            self.error(
+                RuleErrorKind::Value,
+                span,
+                format!("expected `from` before `to`, found from = \"{from}\" and to = \"{to}\""),
+            );
+            return None;
+        }
+        ok.then_some(Schedule { interval, from, to })
+    }
+
+    fn max_signals(&mut self) -> u32 {
+        let Some((n, span)) = self.integer("max_signals") else {
+            return DEFAULT_MAX_SIGNALS;
+        };
+        match u32::try_from(n) {
+            Ok(n) if (1..=MAX_SIGNALS_LIMIT).contains(&n) => n,
+            _ => {
+                self.error(
+                    RuleErrorKind::Value,
+                    span,
+                    format!("expected `max_signals` between 1 and {MAX_SIGNALS_LIMIT}, found {n}"),
+                );
+                DEFAULT_MAX_SIGNALS
+            }
+        }
+    }
+
+    fn severity(&mut self) -> Option<Severity> {
+        if !self.table.contains_key("severity") {
+            self.missing("severity");
+            return None;
+        }
+        let (s, span) = self.string_spanned("severity")?;
+        let severity = Severity::parse(&s);
+        if severity.is_none() {
+            self.error(
+                RuleErrorKind::Value,
+                span,
+                format!(
+                    "expected severity \"low\", \"medium\", \"high\" or \"critical\", found {s:?}"
+                ),
+            );
+        }
+        severity
+    }
+
+    fn risk_score(&mut self) -> Option<u8> {
+        if !self.table.contains_key("risk_score") {
+            self.missing("risk_score");
+            return None;
+        }
+        let (n, span) = self.integer("risk_score")?;
+        match u8::try_from(n) {
+            Ok(n) if n <= 100 => Some(n),
+            _ => {
+                self.error(
+                    RuleErrorKind::Value,
+                    span,
+                    format!("expected `risk_score` between 0 and 100, found {n}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn building_block_type(&mut self) -> Option<BuildingBlockType> {
+        let (s, span) = self.string_spanned("building_block_type")?;
+        if s == "default" {
+            Some(BuildingBlockType::Default)
+        } else {
+            self.error(
+                RuleErrorKind::Value,
+                span,
+                format!("expected `building_block_type` \"default\", found {s:?}"),
+            );
+            None
+        }
+    }
+
+    fn threat(&mut self) -> Vec<Threat> {
+        let Some((value, span)) = self.get("threat") else {
+            return Vec::new();
+        };
+        match value.clone().try_into::<Vec<Threat>>() {
+            Ok(threat) => threat,
+            Err(e) => {
+                let message = e.message().trim().replace('\n', ": ");
+                self.error(
+                    RuleErrorKind::Type,
+                    span,
+                    format!("invalid `threat` (MITRE ATT&CK mapping): {message}"),
+                );
+                Vec::new()
+            }
+        }
+    }
+
+    fn version(&mut self) -> Option<u32> {
+        let (n, span) = self.integer("version")?;
+        match u32::try_from(n) {
+            Ok(n) if n >= 1 => Some(n),
+            _ => {
+                self.error(
+                    RuleErrorKind::Value,
+                    span,
+                    format!("expected a positive `version`, found {n}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn unsupported(&mut self) {
+        for key in UNSUPPORTED {
+            let Some((value, span)) = self.get(key) else {
+                continue;
+            };
+            let empty = match value {
+                Value::Array(a) => a.is_empty(),
+                Value::Table(t) => t.is_empty(),
+                Value::String(s) => s.is_empty(),
+                _ => false,
+            };
+            if !empty {
+                self.error(
+                    RuleErrorKind::Unsupported,
+                    span,
+                    format!("`{key}` is not supported by detectd"),
+                );
+            }
+        }
+    }
+}
