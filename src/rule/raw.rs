@@ -49,3 +49,19 @@ pub fn span_of<T>(v: &Spanned<T>) -> Span {
     let r = v.span();
     Span::new(r.start, r.end)
 }
+
+/// The `threat` entries of `[rule]`, each with its own span, so an error in
+/// the third `[[rule.threat]]` points there rather than at the first.
+/// `None` if `threat` is absent or not an array of tables (the caller then
+/// reports against the whole value).
+pub fn threat_entries(text: &str) -> Option<Vec<Spanned<toml::Value>>> {
+    #[derive(Deserialize)]
+    struct File {
+        rule: Option<RuleThreat>,
+    }
+    #[derive(Deserialize)]
+    struct RuleThreat {
+        threat: Option<Vec<Spanned<toml::Value>>>,
+    }
+    toml::from_str::<File>(text).ok()?.rule?.threat
+}

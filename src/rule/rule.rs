@@ -59,8 +59,9 @@ pub struct Rule {
 }
 
 impl Rule {
-    /// Kibana treats a query as a sequence iff its trimmed text starts with
-    /// `sequence` (`isEqlSequenceQuery`).
+    /// Whether alerts are built as sequence groups (shell + building blocks).
+    /// Kibana decides by the query text starting with `sequence`
+    /// (`isEqlSequenceQuery`); the parsed body says the same.
     pub fn is_sequence(&self) -> bool {
         matches!(self.query.body, ast::QueryBody::Sequence(_))
     }

@@ -282,16 +282,34 @@ fn severity_risk_score_and_friends() {
 }
 
 #[test]
-fn malformed_threat_is_reported() {
-    let text = rule_text("[[rule.threat]]\nframework = \"MITRE ATT&CK\"\n", &[]);
-    let e = one_error(&text);
-    assert_eq!(e.2, RuleErrorKind::Type);
+fn malformed_threat_is_reported_at_its_entry() {
+    let tactic = "[rule.threat.tactic]\nid = \"TA0002\"\nname = \"Execution\"\nreference = \"r\"\n";
+    let text = rule_text(
+        &format!(
+            "[[rule.threat]]\nframework = \"MITRE ATT&CK\"\n{tactic}\
+             [[rule.threat]]\nframework = \"MITRE ATT&CK\"\n\
+             [[rule.threat.technique]]\nid = \"T1\"\nname = \"n\"\n"
+        ),
+        &[],
+    );
+    let e = errors(&text);
+    let second = text.match_indices("[[rule.threat]]").nth(1).unwrap().0;
+    let line = text[..second].lines().count() + 1;
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!((e[0].0, e[0].2), (line, RuleErrorKind::Type), "{e:?}");
+    assert!(
+        e[0].3
+            .starts_with("invalid `threat` entry 2 (MITRE ATT&CK mapping): "),
+        "{}",
+        e[0].3
+    );
+
+    let e = one_error(&rule_text("threat = \"T1053\"\n", &[]));
     assert!(
         e.3.starts_with("invalid `threat` (MITRE ATT&CK mapping): "),
         "{}",
         e.3
     );
-    assert!(e.3.contains("tactic"), "{}", e.3);
 }
 
 #[test]
@@ -388,4 +406,49 @@ sequence by host.id
         "{e:#?}"
     );
     assert_eq!(e[1].3, "missing required field `rule_id` in [rule]");
+}
+
+mod no_panics {
+    use super::*;
+    use crate::diagnostic::render;
+    use proptest::prelude::*;
+
+    const SEED: &str = include_str!("../../rules/execution_scheduled_task_powershell.toml");
+
+    fn assert_well_formed(text: &str) {
+        if let LoadOutcome::Failed(errors) = load_str(text) {
+            assert!(!errors.is_empty());
+            for e in errors {
+                assert!(e.span.start <= e.span.end, "{e:?}");
+                assert!((e.span.end as usize) <= text.len(), "{e:?}");
+                let out = render("f.toml", text, e.span, &e.message);
+                assert!(out.starts_with("f.toml:"));
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Cutting a piece out of a valid rule file never panics, and every
+        /// error it causes has a span inside the file.
+        #[test]
+        fn cut_rule_files_load_or_fail_cleanly(a in 0usize..4000, len in 0usize..40) {
+            let chars: Vec<char> = SEED.chars().collect();
+            let a = a.min(chars.len());
+            let b = (a + len).min(chars.len());
+            let text: String = chars[..a].iter().chain(&chars[b..]).collect();
+            assert_well_formed(&text);
+        }
+
+        /// Inserting arbitrary text (quotes, escapes, multi-byte characters)
+        /// into a valid rule file never panics.
+        #[test]
+        fn spliced_rule_files_load_or_fail_cleanly(a in 0usize..4000, junk in "[\"'\\\\=\\[\\]\\n é~0-9a-z]{0,12}") {
+            let chars: Vec<char> = SEED.chars().collect();
+            let a = a.min(chars.len());
+            let text: String = chars[..a].iter().collect::<String>() + &junk + &chars[a..].iter().collect::<String>();
+            assert_well_formed(&text);
+        }
+    }
 }

@@ -10,7 +10,7 @@ use toml::Value;
 use super::datemath::{parse_duration, DateMath};
 use super::error::{RuleError, RuleErrorKind};
 use super::position::StringMap;
-use super::raw::{span_of, RawRuleFile, RawTable};
+use super::raw::{span_of, threat_entries, RawRuleFile, RawTable};
 use super::rule::{
     BuildingBlockType, Metadata, Rule, Schedule, Severity, Threat, DEFAULT_FROM, DEFAULT_INTERVAL,
     DEFAULT_MAX_SIGNALS, DEFAULT_TO, MAX_SIGNALS_LIMIT,
@@ -550,18 +550,47 @@ impl<'a> Fields<'a> {
         let Some((value, span)) = self.get("threat") else {
             return Vec::new();
         };
-        match value.clone().try_into::<Vec<Threat>>() {
-            Ok(threat) => threat,
-            Err(e) => {
-                let message = e.message().trim().replace('\n', ": ");
-                self.error(
-                    RuleErrorKind::Type,
-                    span,
-                    format!("invalid `threat` (MITRE ATT&CK mapping): {message}"),
-                );
-                Vec::new()
+        let entries = threat_entries(self.text)
+            .map(|entries| {
+                entries
+                    .into_iter()
+                    .map(|e| (span_of(&e), e.into_inner()))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        if entries.is_empty() {
+            // Not an array of tables (or an empty array): type it as a whole.
+            return match value.clone().try_into::<Vec<Threat>>() {
+                Ok(threat) => threat,
+                Err(e) => {
+                    let message = e.message().trim().replace('\n', ": ");
+                    self.error(
+                        RuleErrorKind::Type,
+                        span,
+                        format!("invalid `threat` (MITRE ATT&CK mapping): {message}"),
+                    );
+                    Vec::new()
+                }
+            };
+        }
+        let mut threat = Vec::with_capacity(entries.len());
+        for (i, (entry_span, entry)) in entries.into_iter().enumerate() {
+            match entry.try_into::<Threat>() {
+                Ok(t) => threat.push(t),
+                Err(e) => {
+                    let message = e.message().trim().replace('\n', ": ");
+                    self.error(
+                        RuleErrorKind::Type,
+                        entry_span,
+                        format!(
+                            "invalid `threat` entry {} (MITRE ATT&CK mapping): {message}",
+                            i + 1
+                        ),
+                    );
+                }
             }
         }
+        threat
     }
 
     fn version(&mut self) -> Option<u32> {
