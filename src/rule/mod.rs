@@ -10,6 +10,7 @@
 pub mod check;
 pub mod datemath;
 pub mod error;
+mod fields;
 pub mod position;
 pub mod raw;
 #[allow(clippy::module_inception)]
