@@ -385,7 +385,7 @@ severity = \"urgent\"
 risk_score = 470
 query = '''
 sequence by host.id
-  [process where é == ~]
+  [process where name == \"é\" and ~]
 '''
 ";
     let e = errors(text);
@@ -401,7 +401,7 @@ sequence by host.id
             (11, 15), // max_signals
             (12, 12), // severity
             (13, 14), // risk_score
-            (16, 23), // `~` in the query
+            (16, 34), // `~` in the query
         ],
         "{e:#?}"
     );
