@@ -58,9 +58,10 @@ fn founding_rule_is_version_4() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("rules/execution_scheduled_task_powershell.toml");
     let file = load_file(&path);
-    let LoadOutcome::Loaded(rule) = file.outcome else {
+    let LoadOutcome::Loaded { rule, warnings } = file.outcome else {
         panic!("founding rule does not load: {:?}", file.outcome);
     };
+    assert!(warnings.is_empty(), "{warnings:?}");
     assert_eq!(rule.rule_id, "5cd55388-a19c-47c7-8ec4-f41656c2fded");
     assert_eq!(rule.name, "Outbound Scheduled Task Activity via PowerShell");
     assert_eq!(rule.version, Some(4));
@@ -193,4 +194,33 @@ fn duplicate_rule_ids_fail_the_later_file() {
         out.contains(&format!("b.toml:{line}:11: error: duplicate rule_id \"5cd55388-a19c-47c7-8ec4-f41656c2fded\": already used by ")),
         "{out}"
     );
+}
+
+#[test]
+fn unknown_fields_are_warnings_not_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(
+        manifest_dir().join("rules/execution_scheduled_task_powershell.toml"),
+    )
+    .unwrap();
+    let text = good.replace("max_signals = 100", "max_signal = 100");
+    let path = dir.path().join("typo.toml");
+    std::fs::write(&path, &text).unwrap();
+    let mut out = Vec::new();
+    let summary = check_paths(std::slice::from_ref(&path), &mut out).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    assert_eq!((summary.ok, summary.failed), (1, 0), "{out}");
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("max_signal ="))
+        .unwrap()
+        + 1;
+    assert!(
+        out.starts_with(&format!(
+            "{}:{line}:14: warning: unknown field `max_signal` in [rule] is ignored (did you mean `max_signals`?)\n",
+            path.display()
+        )),
+        "{out}"
+    );
+    assert!(out.ends_with("1 rules ok, 0 failed\n"), "{out}");
 }

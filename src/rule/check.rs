@@ -98,7 +98,7 @@ pub fn load_paths(paths: &[PathBuf]) -> Vec<FileOutcome> {
 fn reject_duplicate_ids(files: &mut [FileOutcome]) {
     let mut seen: HashMap<String, PathBuf> = HashMap::new();
     for file in files.iter_mut() {
-        let LoadOutcome::Loaded(rule) = &file.outcome else {
+        let LoadOutcome::Loaded { rule, .. } = &file.outcome else {
             continue;
         };
         match seen.get(&rule.rule_id) {
@@ -123,28 +123,34 @@ fn reject_duplicate_ids(files: &mut [FileOutcome]) {
     }
 }
 
-/// Renders every error of one failed file.
+/// Renders every error (and warning) of one file.
 pub fn render_errors(file: &FileOutcome, errors: &[RuleError]) -> String {
     let name = file.path.display().to_string();
     let mut s = String::new();
     for e in errors {
+        let level = if e.is_warning() { "warning" } else { "error" };
         if e.kind == RuleErrorKind::Io {
-            s.push_str(&format!("{name}: error: {}\n", e.message));
+            s.push_str(&format!("{name}: {level}: {}\n", e.message));
         } else {
-            s.push_str(&diagnostic::render(&name, &file.text, e.span, &e.message));
+            s.push_str(&diagnostic::render_level(
+                level, &name, &file.text, e.span, &e.message,
+            ));
         }
     }
     s
 }
 
-/// `detectd check`: validates `paths`, prints each error (rendered with a
-/// caret), one note per skipped rule, and the summary line
+/// `detectd check`: validates `paths`, prints each error and warning
+/// (rendered with a caret), one note per skipped rule, and the summary line
 /// `N rules ok, M failed[, K skipped]`. The CLI exits 1 if `failed > 0`.
 pub fn check_paths(paths: &[PathBuf], out: &mut dyn Write) -> io::Result<CheckSummary> {
     let mut summary = CheckSummary::default();
     for file in load_paths(paths) {
         match &file.outcome {
-            LoadOutcome::Loaded(_) => summary.ok += 1,
+            LoadOutcome::Loaded { warnings, .. } => {
+                summary.ok += 1;
+                write!(out, "{}", render_errors(&file, warnings))?;
+            }
             LoadOutcome::Skipped { reason, .. } => {
                 summary.skipped += 1;
                 writeln!(out, "{}: note: skipped: {reason}", file.path.display())?;

@@ -29,6 +29,9 @@ pub enum RuleErrorKind {
     Unsupported,
     /// The EQL query does not parse or verify.
     Eql(ErrorKind),
+    /// A `[rule]` key that no Kibana rule parameter has (often a typo such
+    /// as `max_signal`): a warning, since the setting is silently ignored.
+    UnknownField,
 }
 
 impl RuleError {
@@ -38,5 +41,10 @@ impl RuleError {
             span,
             message: message.into(),
         }
+    }
+
+    /// Warnings are shown but do not make a rule file fail.
+    pub fn is_warning(&self) -> bool {
+        self.kind == RuleErrorKind::UnknownField
     }
 }

@@ -32,7 +32,10 @@ fn rule_text(extra: &str, drop: &[&str]) -> String {
 
 fn loaded(text: &str) -> Rule {
     match load_str(text) {
-        LoadOutcome::Loaded(rule) => *rule,
+        LoadOutcome::Loaded { rule, warnings } => {
+            assert!(warnings.is_empty(), "{warnings:?}");
+            *rule
+        }
         other => panic!("expected a loaded rule, got {other:?}"),
     }
 }
@@ -323,6 +326,45 @@ fn metadata_integration_may_be_a_bare_string() {
         e.3,
         "expected an array of strings for `integration`, found integer"
     );
+}
+
+#[test]
+fn unknown_fields_warn_with_a_hint() {
+    let text = rule_text("max_signal = 5\nsetup = \"s\"\nfoo = 1\n", &[]);
+    let LoadOutcome::Loaded { rule, warnings } = load_str(&text) else {
+        panic!("expected a loaded rule");
+    };
+    assert_eq!(rule.max_signals, 100);
+    let got: Vec<(usize, usize, &str)> = warnings
+        .iter()
+        .map(|w| {
+            let lc = line_col(&text, w.span.start as usize);
+            (lc.line, lc.col, w.message.as_str())
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (
+                line_of(&text, "max_signal ="),
+                14,
+                "unknown field `max_signal` in [rule] is ignored (did you mean `max_signals`?)"
+            ),
+            (
+                line_of(&text, "foo ="),
+                7,
+                "unknown field `foo` in [rule] is ignored"
+            ),
+        ]
+    );
+    assert!(warnings.iter().all(RuleError::is_warning));
+
+    // with a real error too, the warning comes along in file order
+    let text = rule_text("max_signal = 5\nseverity = \"x\"\n", &["severity"]);
+    let e = errors(&text);
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert_eq!(e[0].2, RuleErrorKind::UnknownField);
+    assert_eq!(e[1].2, RuleErrorKind::Value);
 }
 
 #[test]

@@ -21,7 +21,11 @@ use crate::eql::{self, EqlError, Span};
 /// What loading one rule file gave.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LoadOutcome {
-    Loaded(Box<Rule>),
+    /// A valid rule, with any warnings (unknown fields) found on the way.
+    Loaded {
+        rule: Box<Rule>,
+        warnings: Vec<RuleError>,
+    },
     /// A valid file for a rule type detectd does not run (`query`,
     /// `threshold`, ...): not an error, but nothing to schedule.
     Skipped {
@@ -29,7 +33,8 @@ pub enum LoadOutcome {
         name: Option<String>,
         reason: String,
     },
-    /// Every error found, in file order.
+    /// Every error found, in file order (warnings included, see
+    /// [`RuleError::is_warning`]).
     Failed(Vec<RuleError>),
 }
 
@@ -43,6 +48,59 @@ const UNSUPPORTED: &[&str] = &[
     "risk_score_mapping",
     "severity_mapping",
     "rule_name_override",
+];
+
+/// Every `[rule]` key of a Kibana EQL rule (the public rule API's
+/// snake_case parameters) and of the detection-rules TOML format; anything
+/// else is most likely a typo and draws a warning.
+const KNOWN_RULE_FIELDS: &[&str] = &[
+    "actions",
+    "alert_suppression",
+    "author",
+    "building_block_type",
+    "data_view_id",
+    "description",
+    "enabled",
+    "event_category_override",
+    "exceptions_list",
+    "false_positives",
+    "filters",
+    "from",
+    "index",
+    "interval",
+    "investigation_fields",
+    "language",
+    "license",
+    "max_signals",
+    "meta",
+    "name",
+    "namespace",
+    "note",
+    "output_index",
+    "query",
+    "references",
+    "related_integrations",
+    "required_fields",
+    "response_actions",
+    "risk_score",
+    "risk_score_mapping",
+    "rule_id",
+    "rule_name_override",
+    "setup",
+    "severity",
+    "severity_mapping",
+    "tags",
+    "threat",
+    "throttle",
+    "tiebreaker_field",
+    "timeline_id",
+    "timeline_title",
+    "timestamp_field",
+    "timestamp_override",
+    "timestamp_override_fallback_disabled",
+    "to",
+    "type",
+    "version",
 ];
 
 /// Loads a rule from the text of a detection-rules TOML file.
@@ -126,6 +184,7 @@ pub fn load_str(text: &str) -> LoadOutcome {
     let setup = f.string("setup");
     let version = f.version();
     f.unsupported();
+    f.unknown_fields();
 
     let parameters: toml::Table = f
         .table
@@ -133,10 +192,11 @@ pub fn load_str(text: &str) -> LoadOutcome {
         .map(|(k, v)| (k.clone(), v.get_ref().clone()))
         .collect();
     let mut errors = f.errors;
-    if !errors.is_empty() {
-        errors.sort_by_key(|e| (e.span.start, e.span.end));
+    errors.sort_by_key(|e| (e.span.start, e.span.end));
+    if errors.iter().any(|e| !e.is_warning()) {
         return LoadOutcome::Failed(errors);
     }
+    let warnings = errors;
     // With no errors, every required field is present: each `None` below
     // would have pushed an error above.
     match (
@@ -156,35 +216,38 @@ pub fn load_str(text: &str) -> LoadOutcome {
             Some(schedule),
             Some(severity),
             Some(risk_score),
-        ) => LoadOutcome::Loaded(Box::new(Rule {
-            rule_id,
-            name,
-            description,
-            query_text,
-            query,
-            index,
-            schedule,
-            max_signals,
-            severity,
-            risk_score,
-            timestamp_override,
-            timestamp_override_fallback_disabled,
-            timestamp_field,
-            event_category_override,
-            tiebreaker_field,
-            building_block_type,
-            tags,
-            threat,
-            author,
-            license,
-            references,
-            false_positives,
-            note,
-            setup,
-            version,
-            metadata,
-            parameters,
-        })),
+        ) => LoadOutcome::Loaded {
+            rule: Box::new(Rule {
+                rule_id,
+                name,
+                description,
+                query_text,
+                query,
+                index,
+                schedule,
+                max_signals,
+                severity,
+                risk_score,
+                timestamp_override,
+                timestamp_override_fallback_disabled,
+                timestamp_field,
+                event_category_override,
+                tiebreaker_field,
+                building_block_type,
+                tags,
+                threat,
+                author,
+                license,
+                references,
+                false_positives,
+                note,
+                setup,
+                version,
+                metadata,
+                parameters,
+            }),
+            warnings,
+        },
         _ => LoadOutcome::Failed(vec![RuleError::new(
             RuleErrorKind::Missing,
             Span::new(0, 0),
@@ -507,4 +570,46 @@ impl Fields<'_> {
             }
         }
     }
+
+    fn unknown_fields(&mut self) {
+        for (key, value) in self.table {
+            if KNOWN_RULE_FIELDS.contains(&key.as_str()) {
+                continue;
+            }
+            let hint = closest(key, KNOWN_RULE_FIELDS)
+                .map(|k| format!(" (did you mean `{k}`?)"))
+                .unwrap_or_default();
+            self.error(
+                RuleErrorKind::UnknownField,
+                span_of(value),
+                format!("unknown field `{key}` in [rule] is ignored{hint}"),
+            );
+        }
+    }
+}
+
+/// The known name closest to `key` if it is plausibly a typo of it: at most
+/// 2 edits, and at most one edit per 4 characters (so `foo` suggests nothing).
+fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    let len = key.chars().count();
+    known
+        .iter()
+        .map(|k| (levenshtein(key, k), *k))
+        .filter(|(d, _)| *d <= 2 && d * 4 <= len)
+        .min()
+        .map(|(_, k)| k)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
 }
