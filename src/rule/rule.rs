@@ -25,6 +25,10 @@ pub const MAX_SIGNALS_LIMIT: u32 = 1000;
 pub struct Rule {
     pub rule_id: String,
     pub name: String,
+    /// `enabled = false` (as in a Kibana export) keeps the rule loaded but
+    /// unscheduled; absent means enabled, since a file in the rules folder is
+    /// there to run.
+    pub enabled: bool,
     pub description: String,
     /// The query text as TOML decoded it.
     pub query_text: String,

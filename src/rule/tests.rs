@@ -68,6 +68,7 @@ fn line_of(text: &str, needle: &str) -> usize {
 fn minimal_rule_gets_kibana_defaults() {
     let rule = loaded(&rule_text("", &[]));
     assert_eq!(rule.rule_id, "abc-123");
+    assert!(rule.enabled);
     assert_eq!(rule.query_text, format!("{QUERY}\n"));
     assert_eq!(rule.schedule.interval, Duration::from_secs(300));
     assert_eq!(rule.schedule.from, DateMath::parse("now-6m").unwrap());
@@ -90,7 +91,7 @@ fn scheduling_and_optional_fields_are_typed() {
         "from = \"now-7205m\"\ninterval = \"1h\"\nmax_signals = 1000\n\
          timestamp_override = \"event.ingested\"\nevent_category_override = \"event.type\"\n\
          tiebreaker_field = \"event.sequence\"\nbuilding_block_type = \"default\"\n\
-         tags = [\"a\", \"b\"]\nauthor = [\"Elastic\"]\nversion = 4\n\
+         tags = [\"a\", \"b\"]\nauthor = [\"Elastic\"]\nversion = 4\nenabled = false\n\
          [[rule.threat]]\nframework = \"MITRE ATT&CK\"\n\
          [rule.threat.tactic]\nid = \"TA0002\"\nname = \"Execution\"\nreference = \"https://attack.mitre.org/tactics/TA0002/\"\n",
         &[],
@@ -104,6 +105,7 @@ fn scheduling_and_optional_fields_are_typed() {
     assert_eq!(rule.building_block_type, Some(BuildingBlockType::Default));
     assert_eq!(rule.tags, vec!["a", "b"]);
     assert_eq!(rule.version, Some(4));
+    assert!(!rule.enabled);
     assert_eq!(rule.threat.len(), 1);
     assert_eq!(rule.threat[0].tactic.id, "TA0002");
     assert!(rule.threat[0].technique.is_empty());

@@ -151,6 +151,7 @@ pub fn load_str(text: &str) -> LoadOutcome {
     let rule_id = f.required_string("rule_id");
     let name = f.required_string("name");
     let description = f.required_string("description");
+    let enabled = f.bool("enabled").unwrap_or(true);
     if let Some((language, span)) = f.string_spanned("language") {
         if language != "eql" {
             f.error(
@@ -220,6 +221,7 @@ pub fn load_str(text: &str) -> LoadOutcome {
             rule: Box::new(Rule {
                 rule_id,
                 name,
+                enabled,
                 description,
                 query_text,
                 query,
