@@ -1,9 +1,4 @@
 //! Black-box `detectd check`: exit codes, diagnostics and the summary line.
-//!
-//! Ignored until `check` is wired into `src/main.rs` (it currently bails
-//! with "the check command is being wired up"); the wiring is expected to
-//! print `detectd::rule::check_paths(&paths, &mut stdout)` output to stdout
-//! and exit 1 when `failed > 0`. Run with `cargo test --test cli_check -- --ignored`.
 
 use std::path::Path;
 use std::process::Command;
@@ -15,7 +10,6 @@ fn detectd() -> Command {
 }
 
 #[test]
-#[ignore = "check is not wired into main.rs yet"]
 fn shipped_rules_check_clean() {
     let out = detectd().args(["check", "rules"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -28,7 +22,6 @@ fn shipped_rules_check_clean() {
 }
 
 #[test]
-#[ignore = "check is not wired into main.rs yet"]
 fn default_folder_is_rules() {
     let out = detectd().arg("check").output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -37,7 +30,6 @@ fn default_folder_is_rules() {
 }
 
 #[test]
-#[ignore = "check is not wired into main.rs yet"]
 fn broken_rule_exits_1_with_every_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.toml");
@@ -70,7 +62,6 @@ fn broken_rule_exits_1_with_every_error() {
 }
 
 #[test]
-#[ignore = "check is not wired into main.rs yet"]
 fn missing_path_fails() {
     let missing = Path::new("/nonexistent/detectd-rules");
     let out = detectd().arg("check").arg(missing).output().unwrap();
