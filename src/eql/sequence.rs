@@ -309,7 +309,7 @@ impl MissingHistory {
         if ts > self.latest {
             self.before_latest = Some(self.latest);
             self.latest = ts;
-        } else if ts < self.latest && self.before_latest.map_or(true, |b| ts > b) {
+        } else if ts < self.latest && self.before_latest.is_none_or(|b| ts > b) {
             // Out-of-order input; keep the answer as good as two slots allow.
             self.before_latest = Some(ts);
         }
@@ -575,7 +575,7 @@ where
         // decision; sweep it about once per maxspan of data time.
         if self
             .last_sweep
-            .map_or(true, |last| ts.saturating_sub(last) > maxspan)
+            .is_none_or(|last| ts.saturating_sub(last) > maxspan)
         {
             self.last_sweep = Some(ts);
             let horizon = ts.saturating_sub(maxspan);
@@ -717,7 +717,7 @@ where
             (true, false) => {
                 let complete = partial
                     .last_leading
-                    .map_or(true, |t| self.exceeds_maxspan(t, partial.last.timestamp));
+                    .is_none_or(|t| self.exceeds_maxspan(t, partial.last.timestamp));
                 if !complete {
                     self.stats.rejected_missing += 1;
                     return;
