@@ -10,6 +10,7 @@
 
 use super::ast::*;
 use super::error::{EqlError, ErrorKind};
+use super::parser::with_stack;
 
 /// Every semantic error of `query`, ordered by position; empty when the
 /// query is valid.
@@ -560,6 +561,11 @@ impl Verifier {
     /// Checks every node of an expression: function calls, `in` lists and
     /// operand types.
     fn expr(&mut self, expr: &Expr) {
+        // Trees can be MAX_EXPR_HEIGHT tall.
+        with_stack(|| self.expr_here(expr))
+    }
+
+    fn expr_here(&mut self, expr: &Expr) {
         match &expr.kind {
             ExprKind::Literal(_) | ExprKind::Field(_) => {}
             ExprKind::Not(e) => {
