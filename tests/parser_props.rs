@@ -41,7 +41,8 @@ fn literal() -> impl Strategy<Value = Literal> {
         any::<bool>().prop_map(Literal::Bool),
         (0..=i64::MAX).prop_map(Literal::Int),
         any::<f64>()
-            .prop_filter("finite, non-negative", |x| x.is_finite() && x.is_sign_positive())
+            .prop_filter("finite, non-negative", |x| x.is_finite()
+                && x.is_sign_positive())
             .prop_map(Literal::Float),
         Just(Literal::Float(5e-324)),
         Just(Literal::Float(1e20)),
@@ -115,10 +116,16 @@ fn expression() -> impl Strategy<Value = Expr> {
             boxed().prop_map(|e| expr(ExprKind::Neg(e))),
             (boxed(), boxed()).prop_map(|(l, r)| expr(ExprKind::And(l, r))),
             (boxed(), boxed()).prop_map(|(l, r)| expr(ExprKind::Or(l, r))),
-            (cmp_op(), boxed(), boxed())
-                .prop_map(|(op, lhs, rhs)| expr(ExprKind::Compare { op, lhs, rhs })),
-            (arith_op(), boxed(), boxed())
-                .prop_map(|(op, lhs, rhs)| expr(ExprKind::Arith { op, lhs, rhs })),
+            (cmp_op(), boxed(), boxed()).prop_map(|(op, lhs, rhs)| expr(ExprKind::Compare {
+                op,
+                lhs,
+                rhs
+            })),
+            (arith_op(), boxed(), boxed()).prop_map(|(op, lhs, rhs)| expr(ExprKind::Arith {
+                op,
+                lhs,
+                rhs
+            })),
             (
                 boxed(),
                 prop::collection::vec(inner.clone(), 1..4),
@@ -223,18 +230,17 @@ fn body() -> impl Strategy<Value = QueryBody> {
             prop::collection::vec(stage(), 1..4),
             prop::option::of(stage())
         )
-            .prop_map(|(by, maxspan, stages, until)| QueryBody::Sequence(Sequence {
-                by,
-                maxspan,
-                stages,
-                until: until.map(Box::new),
-                span: sp(),
-            })),
-        (
-            keys(),
-            prop::collection::vec((event_query(), keys()), 1..4)
-        )
-            .prop_map(|(by, filters)| QueryBody::Sample(Sample {
+            .prop_map(
+                |(by, maxspan, stages, until)| QueryBody::Sequence(Sequence {
+                    by,
+                    maxspan,
+                    stages,
+                    until: until.map(Box::new),
+                    span: sp(),
+                })
+            ),
+        (keys(), prop::collection::vec((event_query(), keys()), 1..4)).prop_map(|(by, filters)| {
+            QueryBody::Sample(Sample {
                 by,
                 filters: filters
                     .into_iter()
@@ -245,7 +251,8 @@ fn body() -> impl Strategy<Value = QueryBody> {
                     })
                     .collect(),
                 span: sp(),
-            })),
+            })
+        }),
     ]
 }
 
@@ -263,17 +270,78 @@ fn query() -> impl Strategy<Value = Query> {
 
 /// Pieces of EQL, valid and not, to glue into token soup.
 const FRAGMENTS: &[&str] = &[
-    "sequence", "sample", "by", "with", "maxspan", "=", "5s", "10ms", "runs", "until", "[", "]",
-    "![", "any", "process", "where", "and", "or", "not", "(", ")", "==", "!=", "<", ">=", ":",
-    "in", "in~", "like~", "regex", ",", "-", "+", "*", "/", "%", "\"x\"", "\"\"\"r\"\"\"", "1",
-    "1.5", "1e400", "a", "b.c", "?", ".", "`q`", "|", "head", "tail", "filter", "2",
-    "startsWith~", "length", "of", "join", "'s'", "//c\n", "/*", "*/", "\\", "\"\\u{41}\"", "é",
-    "\n", "9223372036854775808",
+    "sequence",
+    "sample",
+    "by",
+    "with",
+    "maxspan",
+    "=",
+    "5s",
+    "10ms",
+    "runs",
+    "until",
+    "[",
+    "]",
+    "![",
+    "any",
+    "process",
+    "where",
+    "and",
+    "or",
+    "not",
+    "(",
+    ")",
+    "==",
+    "!=",
+    "<",
+    ">=",
+    ":",
+    "in",
+    "in~",
+    "like~",
+    "regex",
+    ",",
+    "-",
+    "+",
+    "*",
+    "/",
+    "%",
+    "\"x\"",
+    "\"\"\"r\"\"\"",
+    "1",
+    "1.5",
+    "1e400",
+    "a",
+    "b.c",
+    "?",
+    ".",
+    "`q`",
+    "|",
+    "head",
+    "tail",
+    "filter",
+    "2",
+    "startsWith~",
+    "length",
+    "of",
+    "join",
+    "'s'",
+    "//c\n",
+    "/*",
+    "*/",
+    "\\",
+    "\"\\u{41}\"",
+    "é",
+    "\n",
+    "9223372036854775808",
 ];
 
 fn token_soup() -> impl Strategy<Value = String> {
     prop::collection::vec(
-        (prop::sample::select(FRAGMENTS), prop_oneof![Just(" "), Just("")]),
+        (
+            prop::sample::select(FRAGMENTS),
+            prop_oneof![Just(" "), Just("")],
+        ),
         0..40,
     )
     .prop_map(|parts| {

@@ -282,6 +282,33 @@ fn distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+/// At most this many characters of an expression are quoted in a message.
+const SNIPPET_CHARS: usize = 80;
+
+/// `expr` as EQL for a message, cut after [`SNIPPET_CHARS`]: quoting whole
+/// subtrees in per-item messages would make a long `in` list or argument
+/// list quadratic in time and memory.
+fn snippet(expr: &impl std::fmt::Display) -> String {
+    struct Limited(String, usize);
+    impl std::fmt::Write for Limited {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            for c in s.chars() {
+                if self.1 == SNIPPET_CHARS {
+                    return Err(std::fmt::Error);
+                }
+                self.0.push(c);
+                self.1 += 1;
+            }
+            Ok(())
+        }
+    }
+    let mut out = Limited(String::new(), 0);
+    if std::fmt::write(&mut out, format_args!("{expr}")).is_err() {
+        out.0.push_str("...");
+    }
+    out.0
+}
+
 /// Does `expr` read a field that must exist? An optional field (`?x`) that
 /// is missing from the mapping becomes `null` in Elasticsearch, so it only
 /// counts when it is not optional.
@@ -369,7 +396,8 @@ impl Verifier {
                 ErrorKind::Semantic,
                 condition.span,
                 format!(
-                    "condition must be boolean, found [{condition}] of type [{}]",
+                    "condition must be boolean, found [{}] of type [{}]",
+                    snippet(condition),
                     ty.name()
                 ),
             );
@@ -385,7 +413,7 @@ impl Verifier {
                 self.error(
                     ErrorKind::Unsupported,
                     key.span,
-                    format!("join keys must be field names, found [{key}]"),
+                    format!("join keys must be field names, found [{}]", snippet(key)),
                 );
             }
             self.expr(key);
@@ -551,7 +579,8 @@ impl Verifier {
                         ErrorKind::Unsupported,
                         rhs.span,
                         format!(
-                            "comparisons against fields are not supported by Elasticsearch EQL, found [{rhs}] in [{}]",
+                            "comparisons against fields are not supported by Elasticsearch EQL, found [{}] in [{}]",
+                            snippet(rhs),
                             op.symbol()
                         ),
                     );
@@ -607,7 +636,9 @@ impl Verifier {
                             ErrorKind::Unsupported,
                             item.span,
                             format!(
-                                "comparisons against fields are not supported by Elasticsearch EQL, found [{item}] in [{expr}]"
+                                "comparisons against fields are not supported by Elasticsearch EQL, found [{}] in [{} in (...)]",
+                                snippet(item),
+                                snippet(e)
                             ),
                         );
                     }
@@ -647,7 +678,8 @@ impl Verifier {
                 ErrorKind::Semantic,
                 e.span,
                 format!(
-                    "operand of [{op}] must be {want}, found [{e}] of type [{}]",
+                    "operand of [{op}] must be {want}, found [{}] of type [{}]",
+                    snippet(e),
                     ty.name()
                 ),
             );
@@ -721,8 +753,9 @@ impl Verifier {
                     ErrorKind::Semantic,
                     arg.span,
                     format!(
-                        "{} argument of [{call}] must be [{want_name}], found [{arg}] of type [{}]",
+                        "{} argument of [{name}] must be [{want_name}], found [{}] of type [{}]",
                         ordinal(i),
+                        snippet(arg),
                         ty.name()
                     ),
                 );
@@ -731,8 +764,9 @@ impl Verifier {
                     ErrorKind::Semantic,
                     arg.span,
                     format!(
-                        "{} argument of [{call}] must be a constant, found [{arg}]",
-                        ordinal(i)
+                        "{} argument of [{name}] must be a constant, found [{}]",
+                        ordinal(i),
+                        snippet(arg)
                     ),
                 );
             }
@@ -896,21 +930,18 @@ mod tests {
             vec![(
                 ErrorKind::Semantic,
                 "5".into(),
-                "first argument of [length(5)] must be [string], found [5] of type [integer]"
-                    .into()
+                "first argument of [length] must be [string], found [5] of type [integer]".into()
             )]
         );
         assert_eq!(
             messages("process where substring(a, 1.5) == \"x\""),
-            vec![
-                "second argument of [substring(a, 1.5)] must be [integer], found [1.5] of type [double]"
-            ]
+            vec!["second argument of [substring] must be [integer], found [1.5] of type [double]"]
         );
         assert_eq!(
             messages("process where cidrMatch(ip, range) and between(a, \"b\", \"c\", 1) == \"\""),
             vec![
-                "second argument of [cidrMatch(ip, range)] must be a constant, found [range]",
-                "fourth argument of [between(a, \"b\", \"c\", 1)] must be [boolean], found [1] of type [integer]",
+                "second argument of [cidrMatch] must be a constant, found [range]",
+                "fourth argument of [between] must be [boolean], found [1] of type [integer]",
             ]
         );
         assert_eq!(
@@ -950,7 +981,7 @@ mod tests {
         );
         assert_eq!(
             messages("process where name in (parent_name, \"SYSTEM\")"),
-            vec!["comparisons against fields are not supported by Elasticsearch EQL, found [parent_name] in [name in (parent_name, \"SYSTEM\")]"]
+            vec!["comparisons against fields are not supported by Elasticsearch EQL, found [parent_name] in [name in (...)]"]
         );
         // optional fields may resolve to null, and function arguments run as scripts
         ok("process where ?x == ?y and a == ?b and stringContains(a, b)");
@@ -1052,6 +1083,35 @@ mod tests {
         assert_eq!(
             messages("process where true | head 2147483648"),
             vec!["pipe [head] expects an integer up to 2147483647, found [2147483648]"]
+        );
+    }
+
+    #[test]
+    fn messages_quote_at_most_a_snippet() {
+        let list = (0..100)
+            .map(|i| format!("f{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let errs = messages(&format!("process where x in ({list})"));
+        assert_eq!(errs.len(), 100);
+        assert_eq!(
+            errs[99],
+            "comparisons against fields are not supported by Elasticsearch EQL, found [f99] in [x in (...)]"
+        );
+        let long = format!("process where length(\"{}\") > \"a\" + 1", "x".repeat(200));
+        let errs = messages(&long);
+        assert_eq!(errs.len(), 1);
+        assert_eq!(
+            errs[0],
+            "operand of [+] must be numeric, found [\"a\"] of type [string]"
+        );
+        let errs = messages(&format!("process where \"{}\"", "y".repeat(200)));
+        assert_eq!(
+            errs[0],
+            format!(
+                "condition must be boolean, found [\"{}...] of type [string]",
+                "y".repeat(79)
+            )
         );
     }
 
