@@ -282,6 +282,9 @@ fn distance(a: &str, b: &str) -> usize {
     row[b.len()]
 }
 
+/// Elasticsearch: "Comparisons against fields are not (currently) supported".
+const FIELD_COMPARISON: &str = "comparisons against fields are not supported by Elasticsearch EQL";
+
 /// At most this many characters of an expression are quoted in a message.
 const SNIPPET_CHARS: usize = 80;
 
@@ -575,15 +578,12 @@ impl Verifier {
             ExprKind::Compare { op, lhs, rhs }
                 if reads_required_field(lhs) && reads_required_field(rhs) =>
             {
-                self.error(
-                        ErrorKind::Unsupported,
-                        rhs.span,
-                        format!(
-                            "comparisons against fields are not supported by Elasticsearch EQL, found [{}] in [{}]",
-                            snippet(rhs),
-                            op.symbol()
-                        ),
-                    );
+                let message = format!(
+                    "{FIELD_COMPARISON}, found [{}] in [{}]",
+                    snippet(rhs),
+                    op.symbol()
+                );
+                self.error(ErrorKind::Unsupported, rhs.span, message);
             }
             _ => {}
         }
@@ -632,15 +632,12 @@ impl Verifier {
                 self.expr(e);
                 for item in list {
                     if reads_required_field(item) {
-                        self.error(
-                            ErrorKind::Unsupported,
-                            item.span,
-                            format!(
-                                "comparisons against fields are not supported by Elasticsearch EQL, found [{}] in [{} in (...)]",
-                                snippet(item),
-                                snippet(e)
-                            ),
+                        let message = format!(
+                            "{FIELD_COMPARISON}, found [{}] in [{} in (...)]",
+                            snippet(item),
+                            snippet(e)
                         );
+                        self.error(ErrorKind::Unsupported, item.span, message);
                     }
                     self.expr(item);
                 }
