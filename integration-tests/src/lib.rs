@@ -5,5 +5,7 @@
 
 /// The cluster URL the integration tests run against, if one is configured.
 pub fn cluster_url() -> Option<String> {
-    std::env::var("ELASTICSEARCH_URL").ok().filter(|s| !s.trim().is_empty())
+    std::env::var("ELASTICSEARCH_URL")
+        .ok()
+        .filter(|s| !s.trim().is_empty())
 }
