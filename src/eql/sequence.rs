@@ -43,93 +43,9 @@ use std::hash::Hash;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-/// The value of the tiebreaker field of an event.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum TieBreaker {
-    Int(i64),
-    Float(f64),
-    Str(String),
-}
+mod ordinal;
 
-impl TieBreaker {
-    fn rank(&self) -> u8 {
-        match self {
-            TieBreaker::Int(_) | TieBreaker::Float(_) => 0,
-            TieBreaker::Str(_) => 1,
-        }
-    }
-}
-
-impl Ord for TieBreaker {
-    fn cmp(&self, other: &Self) -> Ordering {
-        match (self, other) {
-            (TieBreaker::Int(a), TieBreaker::Int(b)) => a.cmp(b),
-            (TieBreaker::Float(a), TieBreaker::Float(b)) => a.total_cmp(b),
-            (TieBreaker::Int(a), TieBreaker::Float(b)) => (*a as f64).total_cmp(b),
-            (TieBreaker::Float(a), TieBreaker::Int(b)) => a.total_cmp(&(*b as f64)),
-            (TieBreaker::Str(a), TieBreaker::Str(b)) => a.cmp(b),
-            _ => self.rank().cmp(&other.rank()),
-        }
-    }
-}
-
-impl PartialOrd for TieBreaker {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
-
-impl PartialEq for TieBreaker {
-    fn eq(&self, other: &Self) -> bool {
-        self.cmp(other) == Ordering::Equal
-    }
-}
-
-impl Eq for TieBreaker {}
-
-/// The position of an event in the stream.
-///
-/// Total order: timestamp, then events *with* a tiebreaker before those
-/// without (Elasticsearch PR #65078), then the tiebreaker, then the input
-/// index (Elasticsearch adds an implicit shard/doc tiebreaker since 7.13).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Ordinal {
-    /// Epoch milliseconds.
-    pub timestamp: i64,
-    pub tiebreaker: Option<TieBreaker>,
-    /// Position in the input; makes ordinals unique.
-    pub index: u64,
-}
-
-impl Ordinal {
-    pub fn new(timestamp: i64, tiebreaker: Option<TieBreaker>, index: u64) -> Self {
-        Ordinal {
-            timestamp,
-            tiebreaker,
-            index,
-        }
-    }
-}
-
-impl Ord for Ordinal {
-    fn cmp(&self, other: &Self) -> Ordering {
-        self.timestamp
-            .cmp(&other.timestamp)
-            .then_with(|| match (&self.tiebreaker, &other.tiebreaker) {
-                (Some(a), Some(b)) => a.cmp(b),
-                (Some(_), None) => Ordering::Less,
-                (None, Some(_)) => Ordering::Greater,
-                (None, None) => Ordering::Equal,
-            })
-            .then_with(|| self.index.cmp(&other.index))
-    }
-}
-
-impl PartialOrd for Ordinal {
-    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
-        Some(self.cmp(other))
-    }
-}
+pub use ordinal::{Ordinal, TieBreaker};
 
 /// One stage as written: `[...]` or `![...]`, with its `runs`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -368,6 +284,8 @@ pub struct SequenceMatcher<K, E> {
     spec: SequenceSpec,
     limits: Limits,
     stages: Vec<Expanded>,
+    /// Per stage as written: its expanded missing-event stages.
+    missing_by_orig: Vec<Vec<usize>>,
     first_positive: usize,
     last_positive: usize,
     #[serde(with = "pairs")]
@@ -412,7 +330,7 @@ where
             .iter()
             .rposition(|(_, missing)| !missing)
             .ok_or(SequenceSpecError::NoPositiveStage)?;
-        let stages = flat
+        let stages: Vec<Expanded> = flat
             .iter()
             .enumerate()
             .map(|(i, (orig, missing))| Expanded {
@@ -428,9 +346,16 @@ where
                 }),
             })
             .collect();
+        let mut missing_by_orig = vec![Vec::new(); spec.stages.len()];
+        for (i, stage) in stages.iter().enumerate() {
+            if stage.missing.is_some() {
+                missing_by_orig[stage.orig].push(i);
+            }
+        }
         Ok(SequenceMatcher {
             spec,
             limits,
+            missing_by_orig,
             stages,
             first_positive,
             last_positive,
@@ -508,9 +433,9 @@ where
         // events strictly before a timestamp.
         for hit in hits {
             if let HitStage::Stage(orig) = hit.stage {
-                let missing_stages: Vec<usize> = (0..self.stages.len())
-                    .filter(|s| self.stages[*s].orig == orig && self.stages[*s].missing.is_some())
-                    .collect();
+                let Some(missing_stages) = self.missing_by_orig.get(orig) else {
+                    continue;
+                };
                 if missing_stages.is_empty() {
                     continue;
                 }
@@ -520,7 +445,7 @@ where
                         .keys
                         .entry(key.clone())
                         .or_insert_with(|| KeyState::new(n));
-                    for s in &missing_stages {
+                    for s in missing_stages {
                         match &mut state.missing[*s] {
                             Some(history) => history.record(ts),
                             slot @ None => {
