@@ -33,8 +33,11 @@
 //!   positive one, compared with `maxspan`. A trailing decision waits until
 //!   the data clock shows that `maxspan` has elapsed (or [`SequenceMatcher::finish`]).
 //!
-//! Completed sequences are reported in the order Elasticsearch returns them
-//! (see [`SequenceMatch::es_order`]); head/tail and `size` belong to `search`.
+//! Completed sequences come out in the order they were decided; sort them
+//! with [`SequenceMatch::es_order`] for Elasticsearch's response order (by
+//! the *last* event's ordinal: the spec cases `sequenceAllKeysOptional` and
+//! `sequenceWithMoreThan10Results` fail if sorted by the first event). Head,
+//! tail and `size` belong to `search`.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
