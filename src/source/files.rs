@@ -10,13 +10,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-/// One input document.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Document {
-    pub index: String,
-    pub id: String,
-    pub source: serde_json::Value,
-}
+pub use crate::eql::search::Document;
 
 /// A line that could not be read as a JSON object.
 #[derive(Clone, Debug, PartialEq, Eq)]
