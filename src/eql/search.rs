@@ -284,13 +284,9 @@ fn stage_keys(
     (!scratch.is_empty()).then(|| std::mem::take(scratch))
 }
 
-fn sequence_hits(
-    plan: &Plan,
-    docs: &[Document],
-    events: &[(&Plan, Event)],
-    opts: &SearchOptions,
-) -> Result<Hits, SearchError> {
-    let spec = SequenceSpec {
+/// The [`SequenceMatcher`] shape of a sequence plan.
+pub fn sequence_spec(plan: &Plan) -> SequenceSpec {
+    SequenceSpec {
         stages: plan
             .stages
             .iter()
@@ -301,29 +297,57 @@ fn sequence_hits(
             .collect(),
         has_until: plan.until.is_some(),
         maxspan_ms: plan.maxspan_ms,
-    };
-    let mut matcher: SequenceMatcher<Vec<Value>, usize> = SequenceMatcher::new(spec, opts.limits)?;
+    }
+}
+
+/// The stages (and `until`) of a sequence plan that `event` matches, with
+/// its join keys for each: what [`SequenceMatcher::push`] takes. For callers
+/// that stream events (the daemon) rather than call [`search`].
+pub fn sequence_stage_hits(plan: &Plan, event: &Event, out: &mut Vec<StageHit<Vec<Value>>>) {
+    out.clear();
     let mut scratch = Vec::new();
+    for (s, stage) in plan.stages.iter().enumerate() {
+        if let Some(keys) = stage_keys(stage, event, &mut scratch) {
+            out.push(StageHit {
+                stage: HitStage::Stage(s),
+                keys,
+            });
+        }
+    }
+    if let Some(until) = &plan.until {
+        if let Some(keys) = stage_keys(until, event, &mut scratch) {
+            out.push(StageHit {
+                stage: HitStage::Until,
+                keys,
+            });
+        }
+    }
+}
+
+/// The filters of a sample plan that `event` matches, with its composite
+/// keys for each: what [`SampleMatcher::push`] takes.
+pub fn sample_filter_hits(plan: &Plan, event: &Event, out: &mut Vec<SampleHit<Vec<Value>>>) {
+    out.clear();
+    let mut scratch = Vec::new();
+    for (f, stage) in plan.stages.iter().enumerate() {
+        if let Some(keys) = stage_keys(stage, event, &mut scratch) {
+            out.push(SampleHit { filter: f, keys });
+        }
+    }
+}
+
+fn sequence_hits(
+    plan: &Plan,
+    docs: &[Document],
+    events: &[(&Plan, Event)],
+    opts: &SearchOptions,
+) -> Result<Hits, SearchError> {
+    let mut matcher: SequenceMatcher<Vec<Value>, usize> =
+        SequenceMatcher::new(sequence_spec(plan), opts.limits)?;
     let mut hits = Vec::new();
     for (i, ord) in ordered(events) {
         let (p, event) = &events[i];
-        hits.clear();
-        for (s, stage) in p.stages.iter().enumerate() {
-            if let Some(keys) = stage_keys(stage, event, &mut scratch) {
-                hits.push(StageHit {
-                    stage: HitStage::Stage(s),
-                    keys,
-                });
-            }
-        }
-        if let Some(until) = &p.until {
-            if let Some(keys) = stage_keys(until, event, &mut scratch) {
-                hits.push(StageHit {
-                    stage: HitStage::Until,
-                    keys,
-                });
-            }
-        }
+        sequence_stage_hits(p, event, &mut hits);
         matcher.push(i, &ord, &hits);
     }
     matcher.finish();
@@ -359,16 +383,10 @@ fn sample_hits(
         max_samples_per_key: opts.max_samples_per_key,
     };
     let mut matcher: SampleMatcher<Vec<Value>, usize> = SampleMatcher::new(spec)?;
-    let mut scratch = Vec::new();
     let mut hits = Vec::new();
     // Samples ignore time: candidates are taken in input (index) order.
     for (i, (p, event)) in events.iter().enumerate() {
-        hits.clear();
-        for (f, stage) in p.stages.iter().enumerate() {
-            if let Some(keys) = stage_keys(stage, event, &mut scratch) {
-                hits.push(SampleHit { filter: f, keys });
-            }
-        }
+        sample_filter_hits(p, event, &mut hits);
         matcher.push(i, &hits);
     }
     // Elasticsearch's sample iterator stops after `size` samples in key
