@@ -10,16 +10,19 @@
 //! the `| head N` / `| tail N` pipes in order, then `size` taken from the
 //! head or the tail per `result_position`; results stay in ascending order.
 
+mod stream;
+
 use serde::Serialize;
 use serde_json::Value as Json;
+
+pub use stream::{Found, FoundSequence, Stream};
 
 use super::ast::Pipe;
 use super::compile::{Plan, PlanKind, Stage};
 use super::event::Event;
-use super::sample::{SampleHit, SampleMatcher, SampleSpec, SampleSpecError};
+use super::sample::{SampleHit, SampleSpecError};
 use super::sequence::{
-    HitStage, Limits, Ordinal, SequenceMatcher, SequenceSpec, SequenceSpecError, StageHit,
-    StageSpec, TieBreaker,
+    HitStage, Limits, Ordinal, SequenceSpec, SequenceSpecError, StageHit, StageSpec, TieBreaker,
 };
 use super::value::{format_date_millis, Value};
 
@@ -109,7 +112,8 @@ pub struct HitEvent {
 }
 
 impl HitEvent {
-    fn of(doc: &Document) -> Self {
+    /// The hit for a document.
+    pub fn of(doc: &Document) -> Self {
         HitEvent {
             index: doc.index.clone(),
             id: doc.id.clone(),
@@ -119,7 +123,7 @@ impl HitEvent {
     }
 
     /// What Elasticsearch returns for a `![...]` stage.
-    fn placeholder() -> Self {
+    pub fn placeholder() -> Self {
         HitEvent {
             index: String::new(),
             id: String::new(),
@@ -162,18 +166,78 @@ pub fn search_with<'p>(
             (p, p.event(&d.source))
         })
         .collect();
-    let hits = match plan.kind {
-        PlanKind::Event => event_hits(plan, docs, &events, opts),
-        PlanKind::Sequence => sequence_hits(plan, docs, &events, opts)?,
-        PlanKind::Sample => sample_hits(plan, docs, &events, opts)?,
-    };
-    Ok(SearchResponse {
+    let mut stream = Stream::new(plan, opts)?;
+    if plan.kind == PlanKind::Sample {
+        // Samples ignore time: candidates are taken in input (index) order.
+        for (i, (p, event)) in events.iter().enumerate() {
+            stream.push(p, i, None, event);
+        }
+    } else {
+        let mut order = ordered(&events);
+        if plan.kind == PlanKind::Event {
+            // Events without a timestamp cannot be ordered; Elasticsearch
+            // sorts them last. (Sequences cannot use them at all.)
+            order.extend(
+                events
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (_, e))| e.timestamp.is_none())
+                    .map(|(i, _)| (i, Ordinal::new(i64::MAX, None, i as u64))),
+            );
+        }
+        for (i, ord) in order {
+            let (p, event) = &events[i];
+            stream.push(p, i, Some(&ord), event);
+        }
+    }
+    Ok(response(hits(plan.kind, stream.finish(), |i| {
+        HitEvent::of(&docs[*i])
+    })))
+}
+
+/// Wraps hits in the search API envelope.
+pub fn response(hits: Hits) -> SearchResponse {
+    SearchResponse {
         is_partial: false,
         is_running: false,
         took: 0,
         timed_out: false,
         hits,
-    })
+    }
+}
+
+/// Renders what a stream found, with `doc` turning a reference into the
+/// event shown (`_index`, `_id`, `_source`).
+pub fn hits<R>(kind: PlanKind, found: Found<R>, doc: impl Fn(&R) -> HitEvent) -> Hits {
+    match found {
+        Found::Events { total, refs } => Hits {
+            total: Total {
+                value: total,
+                relation: "eq",
+            },
+            events: Some(refs.iter().map(doc).collect()),
+            sequences: None,
+        },
+        Found::Sequences(found) => {
+            let sample = kind == PlanKind::Sample;
+            let sequences: Vec<HitSequence> = found
+                .into_iter()
+                .map(|f| HitSequence {
+                    join_keys: f.key.iter().map(|v| key_json(v, sample)).collect(),
+                    events: f
+                        .events
+                        .iter()
+                        .map(|e| e.as_ref().map_or_else(HitEvent::placeholder, &doc))
+                        .collect(),
+                })
+                .collect();
+            Hits {
+                total: total(sequences.len()),
+                events: None,
+                sequences: Some(sequences),
+            }
+        }
+    }
 }
 
 /// The ordinal of an event at input position `index`, or `None` when it
@@ -232,41 +296,6 @@ fn total(n: usize) -> Total {
     Total {
         value: n as u64,
         relation: "eq",
-    }
-}
-
-fn event_hits(
-    plan: &Plan,
-    docs: &[Document],
-    events: &[(&Plan, Event)],
-    opts: &SearchOptions,
-) -> Hits {
-    // Events without a timestamp cannot be ordered; Elasticsearch sorts
-    // them last.
-    let mut order = ordered(events);
-    order.extend(
-        events
-            .iter()
-            .enumerate()
-            .filter(|(_, (_, e))| e.timestamp.is_none())
-            .map(|(i, _)| (i, Ordinal::new(i64::MAX, None, i as u64))),
-    );
-    let matched: Vec<usize> = order
-        .into_iter()
-        .filter(|(i, _)| {
-            let (p, e) = &events[*i];
-            p.stages.first().is_some_and(|s| s.matches(e))
-        })
-        .map(|(i, _)| i)
-        .collect();
-    // Like Elasticsearch's search total: every match, not just those
-    // returned.
-    let matches = matched.len();
-    let kept = limit(matched, &plan.pipes, opts);
-    Hits {
-        total: total(matches),
-        events: Some(kept.iter().map(|i| HitEvent::of(&docs[*i])).collect()),
-        sequences: None,
     }
 }
 
@@ -334,80 +363,6 @@ pub fn sample_filter_hits(plan: &Plan, event: &Event, out: &mut Vec<SampleHit<Ve
             out.push(SampleHit { filter: f, keys });
         }
     }
-}
-
-fn sequence_hits(
-    plan: &Plan,
-    docs: &[Document],
-    events: &[(&Plan, Event)],
-    opts: &SearchOptions,
-) -> Result<Hits, SearchError> {
-    let mut matcher: SequenceMatcher<Vec<Value>, usize> =
-        SequenceMatcher::new(sequence_spec(plan), opts.limits)?;
-    let mut hits = Vec::new();
-    for (i, ord) in ordered(events) {
-        let (p, event) = &events[i];
-        sequence_stage_hits(p, event, &mut hits);
-        matcher.push(i, &ord, &hits);
-    }
-    matcher.finish();
-    let mut done = matcher.drain_completed();
-    done.sort_by(|a, b| a.es_order(b));
-    let kept = limit(done, &plan.pipes, opts);
-    let sequences: Vec<HitSequence> = kept
-        .into_iter()
-        .map(|m| HitSequence {
-            join_keys: m.key.iter().map(|v| key_json(v, false)).collect(),
-            events: m
-                .events
-                .iter()
-                .map(|e| e.map_or_else(HitEvent::placeholder, |i| HitEvent::of(&docs[i])))
-                .collect(),
-        })
-        .collect();
-    Ok(Hits {
-        total: total(sequences.len()),
-        events: None,
-        sequences: Some(sequences),
-    })
-}
-
-fn sample_hits(
-    plan: &Plan,
-    docs: &[Document],
-    events: &[(&Plan, Event)],
-    opts: &SearchOptions,
-) -> Result<Hits, SearchError> {
-    let spec = SampleSpec {
-        filters: plan.stages.len(),
-        max_samples_per_key: opts.max_samples_per_key,
-    };
-    let mut matcher: SampleMatcher<Vec<Value>, usize> = SampleMatcher::new(spec)?;
-    let mut hits = Vec::new();
-    // Samples ignore time: candidates are taken in input (index) order.
-    for (i, (p, event)) in events.iter().enumerate() {
-        sample_filter_hits(p, event, &mut hits);
-        matcher.push(i, &hits);
-    }
-    // Elasticsearch's sample iterator stops after `size` samples in key
-    // order whatever `result_position` says (the spec runner randomises it).
-    let head = SearchOptions {
-        result_position: ResultPosition::Head,
-        ..*opts
-    };
-    let kept = limit(matcher.results(usize::MAX), &plan.pipes, &head);
-    let sequences: Vec<HitSequence> = kept
-        .into_iter()
-        .map(|s| HitSequence {
-            join_keys: s.key.iter().map(|v| key_json(v, true)).collect(),
-            events: s.events.iter().map(|i| HitEvent::of(&docs[*i])).collect(),
-        })
-        .collect();
-    Ok(Hits {
-        total: total(sequences.len()),
-        events: None,
-        sequences: Some(sequences),
-    })
 }
 
 /// A join key as Elasticsearch returns it: dates are ISO strings in
