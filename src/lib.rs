@@ -7,6 +7,7 @@
 pub mod alert;
 pub mod diagnostic;
 pub mod eql;
+pub mod offline;
 pub mod rule;
 pub mod schedule;
 pub mod source;

@@ -56,6 +56,11 @@ struct QueryArgs {
     /// Samples per join key for `sample` queries.
     #[arg(long)]
     max_samples_per_key: Option<usize>,
+    /// The events are already in time order: stream them through the
+    /// matcher in bounded memory instead of sorting them first (an event
+    /// out of order is then an error).
+    #[arg(long)]
+    sorted: bool,
     /// Read the query from this file instead of the command line.
     #[arg(long, value_name = "FILE", conflicts_with = "query")]
     query_file: Option<PathBuf>,
@@ -108,9 +113,13 @@ fn main() -> ExitCode {
     }
 }
 
+/// Bad input lines are warned about one by one up to this many, then counted.
+const MAX_BAD_LINE_WARNINGS: u64 = 20;
+
 fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
     use anyhow::Context;
     use detectd::eql::{compile, search};
+    use detectd::offline::Input;
 
     let (query, origin) = match (&args.query, &args.query_file) {
         (_, Some(path)) => (
@@ -139,10 +148,6 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         Err(e) => return query_errors(&origin, &query, &[e]),
     };
 
-    let input = detectd::source::files::NdjsonInput::new(args.events).read_all()?;
-    for bad in &input.bad_lines {
-        eprintln!("detectd: warning: {bad}");
-    }
     let opts = search::SearchOptions {
         size: args.size,
         result_position: match args.result_position {
@@ -152,7 +157,24 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         max_samples_per_key: args.max_samples_per_key.unwrap_or(1),
         ..Default::default()
     };
-    let response = search::search(&plan, &input.documents, &opts)?;
+    let inputs: Vec<Input> = if args.events.is_empty() {
+        vec![Input::Stdin]
+    } else {
+        args.events.into_iter().map(Input::File).collect()
+    };
+    let mut bad_lines = 0u64;
+    let response = detectd::offline::run_query(&plan, &inputs, &opts, args.sorted, |bad| {
+        bad_lines += 1;
+        if bad_lines <= MAX_BAD_LINE_WARNINGS {
+            eprintln!("detectd: warning: {bad}");
+        }
+    })?;
+    if bad_lines > MAX_BAD_LINE_WARNINGS {
+        eprintln!(
+            "detectd: warning: {} more lines skipped",
+            bad_lines - MAX_BAD_LINE_WARNINGS
+        );
+    }
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     serde_json::to_writer_pretty(&mut out, &response)?;

@@ -192,3 +192,39 @@ fn hostile_queries_are_errors_not_crashes() {
         );
     }
 }
+
+#[test]
+fn sorted_streaming_gives_the_same_answer_as_sorting() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("synth.ndjson");
+    let gen = Command::new(env!("CARGO_BIN_EXE_detectd"))
+        .args(["generate", "--count", "20000", "--attacks-per-10k", "30"])
+        .output()
+        .unwrap();
+    assert!(gen.status.success());
+    std::fs::write(&file, &gen.stdout).unwrap();
+    let file = file.display().to_string();
+    let seq = "sequence by host.id, process.entity_id with maxspan=5s \
+        [library where dll.name : \"taskschd.dll\"] [network where destination.port == 135]";
+    for query in [seq, "network where destination.port == 135 | head 7"] {
+        let base = ["query", "-e", &file, "--size", "1000", query];
+        let sorted_run = json_stdout(&detectd(&[&base[..], &["--sorted"]].concat(), None));
+        let default_run = json_stdout(&detectd(&base, None));
+        assert_eq!(sorted_run, default_run, "{query}");
+        assert!(
+            default_run["hits"]["total"]["value"].as_u64().unwrap() > 5,
+            "{query}"
+        );
+    }
+}
+
+#[test]
+fn sorted_streaming_rejects_events_out_of_time_order() {
+    let out = detectd(&["query", "--sorted", "any where true"], Some(EVENTS));
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("events are not in time order: stdin:2"),
+        "{stderr}"
+    );
+}

@@ -208,14 +208,14 @@ pub fn response(hits: Hits) -> SearchResponse {
 
 /// Renders what a stream found, with `doc` turning a reference into the
 /// event shown (`_index`, `_id`, `_source`).
-pub fn hits<R>(kind: PlanKind, found: Found<R>, doc: impl Fn(&R) -> HitEvent) -> Hits {
+pub fn hits<R>(kind: PlanKind, found: Found<R>, mut doc: impl FnMut(&R) -> HitEvent) -> Hits {
     match found {
         Found::Events { total, refs } => Hits {
             total: Total {
                 value: total,
                 relation: "eq",
             },
-            events: Some(refs.iter().map(doc).collect()),
+            events: Some(refs.iter().map(&mut doc).collect()),
             sequences: None,
         },
         Found::Sequences(found) => {
@@ -227,7 +227,7 @@ pub fn hits<R>(kind: PlanKind, found: Found<R>, doc: impl Fn(&R) -> HitEvent) ->
                     events: f
                         .events
                         .iter()
-                        .map(|e| e.as_ref().map_or_else(HitEvent::placeholder, &doc))
+                        .map(|e| e.as_ref().map_or_else(HitEvent::placeholder, &mut doc))
                         .collect(),
                 })
                 .collect();
