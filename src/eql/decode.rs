@@ -37,7 +37,6 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::Number;
@@ -76,14 +75,70 @@ pub struct EventDecoder {
 }
 
 /// A dotted prefix of one or more paths: which keys lead on from it.
+///
+/// An open-addressing table keyed by a cheap mix of the key's length and
+/// three of its bytes; the full key is compared on a hit. Keys come from our
+/// own plan, so there is no flooding to fear, and a full hash of every
+/// object key costs more than the rest of the lookup.
 #[derive(Debug, Default)]
 struct State {
-    keys: HashMap<Box<str>, u32, BuildHasherDefault<KeyHasher>>,
+    /// Entry ids, `u32::MAX` for empty.
+    slots: Box<[u32]>,
+}
+
+const EMPTY: u32 = u32::MAX;
+
+#[inline]
+fn mix(key: &[u8]) -> usize {
+    let (Some(&first), Some(&last)) = (key.first(), key.last()) else {
+        return 0;
+    };
+    let mid = key.get(key.len() / 2).copied().unwrap_or(0);
+    (key.len() as u32)
+        .wrapping_mul(0x9E37_79B1)
+        .wrapping_add(u32::from(first).wrapping_mul(0x85EB_CA77))
+        .wrapping_add(u32::from(last).wrapping_mul(0xC2B2_AE3D))
+        .wrapping_add(u32::from(mid).wrapping_mul(0x27D4_EB2F))
+        .rotate_left(13) as usize
+}
+
+impl State {
+    fn new(keys: &[(&str, u32)]) -> State {
+        let size = (keys.len() * 4).next_power_of_two().max(4);
+        let mut slots = vec![EMPTY; size];
+        for &(k, id) in keys {
+            let mut i = mix(k.as_bytes()) & (size - 1);
+            while slots[i] != EMPTY {
+                i = (i + 1) & (size - 1);
+            }
+            slots[i] = id;
+        }
+        State {
+            slots: slots.into(),
+        }
+    }
+
+    #[inline]
+    fn get(&self, key: &str, entries: &[Entry]) -> Option<u32> {
+        let mask = self.slots.len().checked_sub(1)?;
+        let mut i = mix(key.as_bytes()) & mask;
+        // at most a quarter full, so the probe ends at an empty slot
+        for _ in 0..self.slots.len() {
+            let id = *self.slots.get(i)?;
+            let entry = entries.get(id as usize)?;
+            if *entry.key == *key {
+                return Some(id);
+            }
+            i = (i + 1) & mask;
+        }
+        None
+    }
 }
 
 /// Where an object key leads from a state.
 #[derive(Debug)]
 struct Entry {
+    key: Box<str>,
     /// Paths whose values this key's value is (or whose array it is).
     exact: Box<[u32]>,
     /// The state for the keys of this key's value (if it is an object).
@@ -157,7 +212,7 @@ impl EventDecoder {
                     }
                 }
             }
-            let mut state = State::default();
+            let mut keys = Vec::with_capacity(found.len());
             for (k, exact, cont) in found {
                 let cont = cont.map(|c| match state_of.get(&c) {
                     Some(&s) => s,
@@ -168,13 +223,18 @@ impl EventDecoder {
                         s
                     }
                 });
-                state.keys.insert(k.into(), entries.len() as u32);
+                keys.push(entries.len() as u32);
                 entries.push(Entry {
+                    key: k.into(),
                     exact: exact.into(),
                     cont,
                 });
             }
-            states.push(state);
+            let keys: Vec<(&str, u32)> = keys
+                .iter()
+                .map(|&id| (&*entries[id as usize].key, id))
+                .collect();
+            states.push(State::new(&keys));
         }
         EventDecoder {
             paths,
@@ -194,8 +254,8 @@ impl EventDecoder {
         })?;
         let mut ctx = Ctx {
             leaves: Vec::with_capacity(2 * self.paths.len()),
-            counts: vec![0; self.paths.len()],
-            seen: Vec::new(),
+            lists: vec![List::default(); self.paths.len()],
+            seen: Vec::with_capacity(16),
             duplicate: false,
             not_object: None,
         };
@@ -218,13 +278,7 @@ impl EventDecoder {
         }
         let mut builder = EventBuilder::with_capacity(table.len());
         for (spec, &p) in table.specs().iter().zip(&self.slot_path) {
-            builder.push_field(
-                spec,
-                ctx.leaves
-                    .iter()
-                    .filter(|(q, _)| *q == p)
-                    .map(|(_, leaf)| leaf.scalar()),
-            );
+            builder.push_field(spec, ctx.values_of(p));
         }
         Ok(builder.finish(table))
     }
@@ -253,26 +307,67 @@ impl Leaf<'_> {
 
 /// Mutable state of one decode.
 struct Ctx<'de> {
-    /// (path index, value) in document order.
-    leaves: Vec<(u32, Leaf<'de>)>,
-    /// Values kept per path (capped like `build_event`).
-    counts: Vec<u32>,
+    /// Kept values in document order, each with the index of the next value
+    /// of the same path.
+    leaves: Vec<(Leaf<'de>, u32)>,
+    /// The values of each path.
+    lists: Vec<List>,
     /// Entries seen in each open object, to spot repeated keys.
     seen: Vec<u32>,
     duplicate: bool,
     not_object: Option<&'static str>,
 }
 
+/// A path's values: a list threaded through `Ctx::leaves`.
+#[derive(Clone, Copy, Debug)]
+struct List {
+    first: u32,
+    last: u32,
+    /// Capped like `build_event`.
+    count: u32,
+}
+
+const END: u32 = u32::MAX;
+
+impl Default for List {
+    fn default() -> Self {
+        List {
+            first: END,
+            last: END,
+            count: 0,
+        }
+    }
+}
+
 impl<'de> Ctx<'de> {
+    #[inline]
     fn keep(&mut self, exact: &[u32], leaf: impl Fn() -> Leaf<'de>) {
         for &p in exact {
-            if let Some(n) = self.counts.get_mut(p as usize) {
-                if (*n as usize) < MAX_VALUES {
-                    *n += 1;
-                    self.leaves.push((p, leaf()));
-                }
+            let Some(list) = self.lists.get_mut(p as usize) else {
+                continue;
+            };
+            if list.count as usize >= MAX_VALUES {
+                continue;
             }
+            let i = self.leaves.len() as u32;
+            self.leaves.push((leaf(), END));
+            match self.leaves.get_mut(list.last as usize) {
+                Some(prev) => prev.1 = i,
+                None => list.first = i,
+            }
+            list.last = i;
+            list.count += 1;
         }
+    }
+
+    /// The kept values of path `p`, in document order.
+    fn values_of(&self, p: u32) -> impl Iterator<Item = Scalar<'_>> {
+        let mut i = self.lists.get(p as usize).map_or(END, |l| l.first);
+        std::iter::from_fn(move || {
+            let (leaf, next) = self.leaves.get(i as usize)?;
+            i = *next;
+            Some(leaf.scalar())
+        })
     }
 }
 
@@ -352,7 +447,7 @@ fn walk_object<'de, A: MapAccess<'de>>(
         return skip_entries(map);
     };
     let base = ctx.seen.len();
-    while let Some(found) = map.next_key_seed(KeySeed(state))? {
+    while let Some(found) = map.next_key_seed(KeySeed(state, &dec.entries))? {
         let Some(entry) = found.and_then(|id| Some((id, dec.entries.get(id as usize)?))) else {
             map.next_value_seed(Skip)?;
             continue;
@@ -382,7 +477,7 @@ fn skip_entries<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
 }
 
 /// An object key, looked up in a state without allocating.
-struct KeySeed<'d>(&'d State);
+struct KeySeed<'d>(&'d State, &'d [Entry]);
 
 impl<'de> DeserializeSeed<'de> for KeySeed<'_> {
     type Value = Option<u32>;
@@ -400,7 +495,7 @@ impl<'de> Visitor<'de> for KeySeed<'_> {
     }
 
     fn visit_str<E: de::Error>(self, k: &str) -> Result<Option<u32>, E> {
-        Ok(self.0.keys.get(k).copied())
+        Ok(self.0.get(k, self.1))
     }
 }
 
@@ -550,49 +645,6 @@ impl<'de> Visitor<'de> for Skip {
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
         skip_entries(map)
-    }
-}
-
-/// A fast non-cryptographic hash for short object keys (the FxHash
-/// construction): keys come from our own plan, so flooding is not a concern
-/// and SipHash would cost more than the rest of a key lookup.
-#[derive(Default)]
-struct KeyHasher(u64);
-
-const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-impl KeyHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(SEED);
-    }
-}
-
-impl Hasher for KeyHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.add(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(w));
-        }
-    }
-
-    #[inline]
-    fn write_u8(&mut self, b: u8) {
-        self.add(u64::from(b));
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.0
     }
 }
 
