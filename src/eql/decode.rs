@@ -62,9 +62,10 @@ impl FieldTable {
     }
 }
 
-/// The lookup structures of one [`FieldTable`], built once.
+/// The lookup structures of one [`FieldTable`], built once (and cached in
+/// the table).
 #[derive(Debug)]
-pub struct EventDecoder {
+pub(crate) struct EventDecoder {
     /// Distinct `_source` paths, in order of first use.
     paths: Vec<Box<str>>,
     /// The path index of each slot.
@@ -147,7 +148,7 @@ struct Entry {
 
 impl EventDecoder {
     /// Compiles the table's paths.
-    pub fn new(table: &FieldTable) -> EventDecoder {
+    pub(crate) fn new(table: &FieldTable) -> EventDecoder {
         let mut paths: Vec<Box<str>> = Vec::new();
         let mut slot_path = Vec::with_capacity(table.len());
         for spec in table.specs() {
@@ -245,7 +246,7 @@ impl EventDecoder {
     }
 
     /// Decodes one line with `table`, the table this decoder was built from.
-    pub fn decode(&self, table: &FieldTable, line: &[u8]) -> Result<Event, DecodeError> {
+    pub(crate) fn decode(&self, table: &FieldTable, line: &[u8]) -> Result<Event, DecodeError> {
         // Validating the whole line up front is what `from_slice` does piece
         // by piece (it checks every string it parses); doing it once lets
         // the parser borrow strings without re-checking them.
