@@ -4,13 +4,15 @@
 //!
 //! Run with `cargo bench --bench decode`; throughput is in bytes of NDJSON
 //! (newlines included). The `decode` group measures wall time as usual;
-//! `decode_cpu` measures the same routines in on-CPU time of the benchmark
-//! thread, which other processes sharing the cores do not inflate (Linux
-//! only; skipped with a notice elsewhere).
+//! `decode_cpu` measures the same routines in process CPU time, which other
+//! processes sharing the cores do not inflate.
 
 use std::time::Duration;
 
-use criterion::measurement::{Measurement, ValueFormatter, WallTime};
+#[path = "support/cpu_time.rs"]
+mod cpu_time;
+
+use criterion::measurement::Measurement;
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
 use detectd::eql::compile::{compile, CompileOptions, Plan};
 use detectd::eql::schema::Schema;
@@ -92,60 +94,15 @@ fn bench_decode_wall(c: &mut Criterion) {
     bench_decode(c, "decode");
 }
 
-fn bench_decode_cpu(c: &mut Criterion<ThreadCpuTime>) {
-    if thread_cpu_ns().is_none() {
-        eprintln!("notice: /proc/thread-self/schedstat unreadable; decode_cpu skipped");
-        return;
-    }
+fn bench_decode_cpu(c: &mut Criterion<cpu_time::CpuTime>) {
     bench_decode(c, "decode_cpu");
-}
-
-/// On-CPU time of the current thread in nanoseconds (Linux schedstat; the
-/// kernel updates it at least every scheduler tick, which averages out over
-/// samples of tens of milliseconds).
-fn thread_cpu_ns() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    stat.split_whitespace().next()?.parse().ok()
-}
-
-/// Criterion measurement in thread CPU time, reported like wall time.
-struct ThreadCpuTime(WallTime);
-
-impl Measurement for ThreadCpuTime {
-    type Intermediate = u64;
-    type Value = u64;
-
-    fn start(&self) -> u64 {
-        thread_cpu_ns().unwrap_or(0)
-    }
-
-    fn end(&self, start: u64) -> u64 {
-        thread_cpu_ns().unwrap_or(0).saturating_sub(start)
-    }
-
-    fn add(&self, a: &u64, b: &u64) -> u64 {
-        a + b
-    }
-
-    fn zero(&self) -> u64 {
-        0
-    }
-
-    fn to_f64(&self, ns: &u64) -> f64 {
-        *ns as f64
-    }
-
-    fn formatter(&self) -> &dyn ValueFormatter {
-        // values are nanoseconds, as for wall time
-        self.0.formatter()
-    }
 }
 
 criterion_group!(wall, bench_decode_wall);
 criterion_group! {
     name = cpu;
     config = Criterion::default()
-        .with_measurement(ThreadCpuTime(WallTime))
+        .with_measurement(cpu_time::CpuTime)
         .measurement_time(Duration::from_secs(10));
     targets = bench_decode_cpu
 }
