@@ -49,11 +49,11 @@ use super::event::{Event, EventBuilder, FieldTable, Scalar, MAX_DEPTH, MAX_VALUE
 /// Why a line could not be decoded into an event.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
-    #[error("invalid utf-8 after byte {valid_up_to}")]
+    #[error("invalid UTF-8 after byte {valid_up_to}")]
     Utf8 { valid_up_to: usize },
-    #[error("invalid json: {0}")]
+    #[error("invalid JSON: {0}")]
     Json(#[from] serde_json::Error),
-    #[error("expected a json object, found {0}")]
+    #[error("expected a JSON object, found {0}")]
     NotObject(&'static str),
 }
 
@@ -396,7 +396,7 @@ impl<'de> Visitor<'de> for RootSeed<'_, '_, 'de> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        f.write_str("a json object")
+        f.write_str("a JSON object")
     }
 
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
@@ -436,7 +436,7 @@ impl RootSeed<'_, '_, '_> {
     fn not_object<E: de::Error>(self, kind: &'static str) -> Result<(), E> {
         self.ctx.not_object = Some(kind);
         Err(E::custom(format_args!(
-            "expected a json object, found {kind}"
+            "expected a JSON object, found {kind}"
         )))
     }
 }

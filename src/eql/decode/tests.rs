@@ -236,14 +236,14 @@ fn non_objects_are_errors_with_a_message() {
         );
         assert_eq!(
             err.to_string(),
-            format!("expected a json object, found {kind}")
+            format!("expected a JSON object, found {kind}")
         );
     }
     let err = t.decode_event(b"{\"a\": }").unwrap_err();
     assert!(matches!(err, DecodeError::Json(_)), "{err}");
-    assert!(err.to_string().starts_with("invalid json: "), "{err}");
+    assert!(err.to_string().starts_with("invalid JSON: "), "{err}");
     let err = t.decode_event(b"{\"a\": \"\xc3\"}").unwrap_err();
-    assert_eq!(err.to_string(), "invalid utf-8 after byte 7");
+    assert_eq!(err.to_string(), "invalid UTF-8 after byte 7");
 }
 
 #[test]
