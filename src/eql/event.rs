@@ -8,6 +8,8 @@
 //! keys (`{"process.pid": 1}`, `{"process": {"parent.name": "x"}}`) resolve
 //! like nested objects, explicit `null`s are dropped unless the mapping has a
 //! `null_value`. Building an event never panics, whatever the JSON.
+//! `decode` builds the same events straight from NDJSON lines, sharing the
+//! conversion below.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -16,7 +18,6 @@ use std::sync::{Arc, OnceLock};
 use serde_json::Value as Json;
 
 use super::decode::EventDecoder;
-
 use super::schema::{FieldInfo, FieldType, Schema};
 use super::value::{parse_date_literal, parse_date_with_format, parse_epoch_millis, Value};
 
