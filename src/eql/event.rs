@@ -8,20 +8,23 @@
 //! keys (`{"process.pid": 1}`, `{"process": {"parent.name": "x"}}`) resolve
 //! like nested objects, explicit `null`s are dropped unless the mapping has a
 //! `null_value`. Building an event never panics, whatever the JSON.
+//! `decode` builds the same events straight from NDJSON lines, sharing the
+//! conversion below.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value as Json;
 
+use super::decode::EventDecoder;
 use super::schema::{FieldInfo, FieldType, Schema};
 use super::value::{parse_date_literal, parse_date_with_format, parse_epoch_millis, Value};
 
 /// Deeper JSON than this is not searched (hostile input, not real events).
-const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 /// At most this many values are kept per field of one event.
-const MAX_VALUES: usize = 10_000;
+pub(crate) const MAX_VALUES: usize = 10_000;
 
 /// One field the plan reads.
 #[derive(Clone, Debug)]
@@ -43,6 +46,9 @@ pub struct FieldTable {
     timestamp: Option<usize>,
     tiebreaker: Option<usize>,
     category: Option<usize>,
+    /// The line decoder for these fields, built on first use (see
+    /// `decode`); reset whenever a slot is added.
+    decoder: OnceLock<Arc<EventDecoder>>,
 }
 
 impl FieldTable {
@@ -65,6 +71,7 @@ impl FieldTable {
             constant,
         });
         self.index.insert(name.to_string(), i);
+        self.decoder = OnceLock::new();
         i
     }
 
@@ -108,42 +115,105 @@ impl FieldTable {
         out
     }
 
+    /// The cached line decoder of this table.
+    pub(crate) fn decoder(&self) -> &EventDecoder {
+        self.decoder
+            .get_or_init(|| Arc::new(EventDecoder::new(self)))
+    }
+
     /// Extracts the table's fields from an event's `_source`.
     pub fn build_event(&self, source: &Json) -> Event {
-        let mut values: Vec<Value> = Vec::with_capacity(self.specs.len());
-        let mut ranges = Vec::with_capacity(self.specs.len());
+        let mut builder = EventBuilder::with_capacity(self.specs.len());
         let mut raw: Vec<&Json> = Vec::new();
         for spec in &self.specs {
             raw.clear();
             collect(source, &spec.info.source_path, &mut raw, 0);
-            let start = values.len();
-            for j in raw.iter().take(MAX_VALUES) {
-                if j.is_null() {
-                    if let Some(nv) = &spec.null_value {
-                        values.push(nv.clone());
-                    }
-                } else if let Some(v) = convert(j, &spec.info.ty) {
-                    values.push(v);
-                }
-            }
-            if values.len() == start {
-                if let Some(c) = &spec.constant {
-                    values.push(c.clone());
-                }
-            }
-            ranges.push((start as u32, values.len() as u32));
+            builder.push_field(spec, raw.iter().filter_map(|j| Scalar::of(j)));
         }
+        builder.finish(self)
+    }
+}
+
+/// One JSON scalar as extraction sees it, borrowed from wherever the JSON
+/// lives (a parsed `serde_json::Value`, or the raw line for
+/// `FieldTable::decode_event`), so both builders convert values with the same
+/// code.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Scalar<'a> {
+    Null,
+    Bool(bool),
+    Number(&'a serde_json::Number),
+    Str(&'a str),
+}
+
+impl<'a> Scalar<'a> {
+    /// `None` for arrays and objects, which are never leaf values.
+    pub(crate) fn of(j: &'a Json) -> Option<Scalar<'a>> {
+        match j {
+            Json::Null => Some(Scalar::Null),
+            Json::Bool(b) => Some(Scalar::Bool(*b)),
+            Json::Number(n) => Some(Scalar::Number(n)),
+            Json::String(s) => Some(Scalar::Str(s)),
+            Json::Array(_) | Json::Object(_) => None,
+        }
+    }
+}
+
+/// Assembles an [`Event`] field by field, in slot order: the part of event
+/// building that comes after finding a field's raw JSON values.
+pub(crate) struct EventBuilder {
+    values: Vec<Value>,
+    ranges: Vec<(u32, u32)>,
+}
+
+impl EventBuilder {
+    pub(crate) fn with_capacity(fields: usize) -> Self {
+        EventBuilder {
+            values: Vec::with_capacity(fields),
+            ranges: Vec::with_capacity(fields),
+        }
+    }
+
+    /// Adds the next slot's values from its raw JSON values in document
+    /// order; only the first [`MAX_VALUES`] count, null becomes the
+    /// `null_value` (if any), values malformed for the type are dropped, and
+    /// a field left empty gets its constant.
+    pub(crate) fn push_field<'a>(
+        &mut self,
+        spec: &FieldSpec,
+        raw: impl Iterator<Item = Scalar<'a>>,
+    ) {
+        let start = self.values.len();
+        for j in raw.take(MAX_VALUES) {
+            if let Scalar::Null = j {
+                if let Some(nv) = &spec.null_value {
+                    self.values.push(nv.clone());
+                }
+            } else if let Some(v) = convert_scalar(j, &spec.info.ty) {
+                self.values.push(v);
+            }
+        }
+        if self.values.len() == start {
+            if let Some(c) = &spec.constant {
+                self.values.push(c.clone());
+            }
+        }
+        self.ranges.push((start as u32, self.values.len() as u32));
+    }
+
+    /// The event, with timestamp and tiebreaker taken from their slots.
+    pub(crate) fn finish(self, table: &FieldTable) -> Event {
         let mut event = Event {
-            values,
-            ranges,
+            values: self.values,
+            ranges: self.ranges,
             timestamp: None,
             tiebreaker: None,
         };
-        event.timestamp = self
+        event.timestamp = table
             .timestamp
             .and_then(|s| event.get(s).first())
             .and_then(timestamp_millis);
-        event.tiebreaker = self.tiebreaker.and_then(|s| event.get(s).first()).cloned();
+        event.tiebreaker = table.tiebreaker.and_then(|s| event.get(s).first()).cloned();
         event
     }
 }
@@ -210,44 +280,50 @@ fn collect<'a>(node: &'a Json, path: &str, out: &mut Vec<&'a Json>, depth: usize
     }
 }
 
+/// Converts one JSON value to the field type's value; `None` for values
+/// Elasticsearch would not index (malformed for the type, arrays, objects).
+fn convert(j: &Json, ty: &FieldType) -> Option<Value> {
+    convert_scalar(Scalar::of(j)?, ty)
+}
+
 /// Converts one JSON scalar to the field type's value; `None` for values
 /// Elasticsearch would not index (malformed for the type).
-fn convert(j: &Json, ty: &FieldType) -> Option<Value> {
+fn convert_scalar(j: Scalar<'_>, ty: &FieldType) -> Option<Value> {
     match ty {
         FieldType::Dynamic => match j {
-            Json::String(s) => Some(Value::Str(Arc::from(s.as_str()))),
-            Json::Bool(b) => Some(Value::Bool(*b)),
-            Json::Number(n) => Some(match n.as_i64() {
+            Scalar::Str(s) => Some(Value::Str(Arc::from(s))),
+            Scalar::Bool(b) => Some(Value::Bool(b)),
+            Scalar::Number(n) => Some(match n.as_i64() {
                 Some(i) => Value::Long(i),
                 None => Value::Double(n.as_f64()?),
             }),
-            _ => None,
+            Scalar::Null => None,
         },
         FieldType::Keyword => match j {
-            Json::String(s) => Some(Value::Str(Arc::from(s.as_str()))),
-            Json::Bool(b) => Some(Value::str(if *b { "true" } else { "false" })),
-            Json::Number(n) => Some(Value::Str(Arc::from(n.to_string().as_str()))),
-            _ => None,
+            Scalar::Str(s) => Some(Value::Str(Arc::from(s))),
+            Scalar::Bool(b) => Some(Value::str(if b { "true" } else { "false" })),
+            Scalar::Number(n) => Some(Value::Str(Arc::from(n.to_string().as_str()))),
+            Scalar::Null => None,
         },
         FieldType::Long => match j {
-            Json::Number(n) => match n.as_i64() {
+            Scalar::Number(n) => match n.as_i64() {
                 Some(i) => Some(Value::Long(i)),
                 None => f64_to_long(n.as_f64()?),
             },
-            Json::String(s) => match s.trim().parse::<i64>() {
+            Scalar::Str(s) => match s.trim().parse::<i64>() {
                 Ok(i) => Some(Value::Long(i)),
                 Err(_) => f64_to_long(s.trim().parse::<f64>().ok()?),
             },
             _ => None,
         },
         FieldType::Double => match j {
-            Json::Number(n) => n.as_f64().map(Value::Double),
-            Json::String(s) => s.trim().parse::<f64>().ok().map(Value::Double),
+            Scalar::Number(n) => n.as_f64().map(Value::Double),
+            Scalar::Str(s) => s.trim().parse::<f64>().ok().map(Value::Double),
             _ => None,
         },
         FieldType::Boolean => match j {
-            Json::Bool(b) => Some(Value::Bool(*b)),
-            Json::String(s) => match s.as_str() {
+            Scalar::Bool(b) => Some(Value::Bool(b)),
+            Scalar::Str(s) => match s {
                 "true" => Some(Value::Bool(true)),
                 "false" | "" => Some(Value::Bool(false)),
                 _ => None,
@@ -255,14 +331,14 @@ fn convert(j: &Json, ty: &FieldType) -> Option<Value> {
             _ => None,
         },
         FieldType::Date { formats } => match j {
-            Json::Number(n) => match n.as_i64() {
+            Scalar::Number(n) => match n.as_i64() {
                 Some(i) => Some(Value::Date(i)),
                 None => f64_to_long(n.as_f64()?).map(|v| match v {
                     Value::Long(i) => Value::Date(i),
                     other => other,
                 }),
             },
-            Json::String(s) => {
+            Scalar::Str(s) => {
                 let ms = if formats.is_empty() {
                     parse_date_literal(s)
                 } else {
@@ -276,11 +352,11 @@ fn convert(j: &Json, ty: &FieldType) -> Option<Value> {
             _ => None,
         },
         FieldType::Ip => match j {
-            Json::String(s) => s.trim().parse::<IpAddr>().ok().map(Value::Ip),
+            Scalar::Str(s) => s.trim().parse::<IpAddr>().ok().map(Value::Ip),
             _ => None,
         },
         FieldType::Version => match j {
-            Json::String(s) => Some(Value::Version(Arc::from(s.as_str()))),
+            Scalar::Str(s) => Some(Value::Version(Arc::from(s))),
             _ => None,
         },
     }

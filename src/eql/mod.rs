@@ -9,6 +9,7 @@
 
 pub mod ast;
 pub mod compile;
+pub mod decode;
 pub mod display;
 pub mod error;
 pub mod eval;

@@ -211,6 +211,58 @@ pub fn parse_epoch_millis(s: &str) -> Option<i64> {
 /// with time (seconds and fraction optional), with `Z`, an offset, or none
 /// (UTC).
 pub fn parse_iso_date(s: &str) -> Option<i64> {
+    // nearly every event timestamp has this one shape; chrono's general
+    // parsers cost more than the rest of building the event
+    parse_utc_millis_fast(s).or_else(|| parse_iso_date_general(s))
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.sssZ` exactly, as `parse_iso_date_general` reads it;
+/// `None` for anything else (including invalid dates and leap seconds,
+/// which the general parser then decides on).
+fn parse_utc_millis_fast(s: &str) -> Option<i64> {
+    let b: &[u8; 24] = s.as_bytes().try_into().ok()?;
+    if b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'.'
+        || b[23] != b'Z'
+    {
+        return None;
+    }
+    let num = |from: usize, to: usize| -> Option<i64> {
+        b[from..to].iter().try_fold(0i64, |n, &c| {
+            c.is_ascii_digit().then(|| n * 10 + i64::from(c - b'0'))
+        })
+    };
+    let (year, month, day) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (hour, minute, second, milli) = (num(11, 13)?, num(14, 16)?, num(17, 19)?, num(20, 23)?);
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => return None,
+    };
+    if day < 1 || day > month_days || hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    // days since 1970-01-01 in the proleptic Gregorian calendar (the civil
+    // calendar algorithm of H. Hinnant), valid for every 4-digit year
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + milli)
+}
+
+/// `parse_iso_date` without the fast path.
+fn parse_iso_date_general(s: &str) -> Option<i64> {
     use chrono::{DateTime, NaiveDate, NaiveDateTime};
     if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
         return Some(dt.timestamp_millis());
@@ -461,6 +513,58 @@ impl Ord for Value {
                 (Value::Double(a), Value::Long(b)) => a.total_cmp(&(*b as f64)),
                 _ => self.es_cmp(other).unwrap_or(Ordering::Equal),
             })
+    }
+}
+
+#[cfg(test)]
+mod fast_date_props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(5000))]
+
+        /// The fast path agrees with chrono wherever it answers, and
+        /// answers for every valid date-time of its shape.
+        #[test]
+        fn fast_utc_millis_agrees_with_chrono(
+            y in 0u32..10_000, mo in 0u32..14, d in 0u32..33,
+            h in 0u32..26, mi in 0u32..62, sec in 0u32..62, ms in 0u32..1000,
+        ) {
+            let s = format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{sec:02}.{ms:03}Z");
+            let general = parse_iso_date_general(&s);
+            match parse_utc_millis_fast(&s) {
+                Some(v) => prop_assert_eq!(Some(v), general, "{}", s),
+                None => prop_assert!(
+                    general.is_none() || sec == 60,
+                    "fast path declined valid {}", s
+                ),
+            }
+        }
+
+        #[test]
+        fn fast_utc_millis_never_misreads(s in "[0-9T:.Z+ -]{20,26}") {
+            if let Some(v) = parse_utc_millis_fast(&s) {
+                prop_assert_eq!(Some(v), parse_iso_date_general(&s), "{}", s);
+            }
+        }
+    }
+
+    #[test]
+    fn fast_utc_millis_examples() {
+        assert_eq!(parse_utc_millis_fast("1970-01-01T00:00:00.001Z"), Some(1));
+        assert_eq!(
+            parse_utc_millis_fast("2023-11-14T22:13:20.123Z"),
+            Some(1_700_000_000_123)
+        );
+        assert_eq!(parse_utc_millis_fast("1969-12-31T23:59:59.999Z"), Some(-1));
+        assert_eq!(
+            parse_utc_millis_fast("2024-02-29T00:00:00.000Z"),
+            Some(1_709_164_800_000)
+        );
+        assert_eq!(parse_utc_millis_fast("2023-02-29T00:00:00.000Z"), None);
+        assert_eq!(parse_utc_millis_fast("2023-11-14T22:13:20.123+01:00"), None);
+        assert_eq!(parse_utc_millis_fast("2023-11-14 22:13:20.123Z"), None);
     }
 }
 
