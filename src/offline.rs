@@ -152,26 +152,17 @@ fn pass(
     for (n, input) in inputs.iter().enumerate() {
         let keep_bytes = matches!(input, Input::Stdin);
         let mut on_line = |line: u64, offset: u64, bytes: &[u8]| -> Result<(), OfflineError> {
-            let doc: serde_json::Value = match serde_json::from_slice(bytes) {
-                Ok(v @ serde_json::Value::Object(_)) => v,
-                Ok(_) => {
-                    bad_line(BadLine {
-                        index: names[n].clone(),
-                        line,
-                        reason: "expected a JSON object".to_string(),
-                    });
-                    return Ok(());
-                }
+            let event = match plan.fields().decode_event(bytes) {
+                Ok(event) => event,
                 Err(e) => {
                     bad_line(BadLine {
                         index: names[n].clone(),
                         line,
-                        reason: format!("invalid JSON: {e}"),
+                        reason: e.to_string(),
                     });
                     return Ok(());
                 }
             };
-            let event = plan.event(&doc);
             let r = LineRef {
                 input: n as u32,
                 line,
