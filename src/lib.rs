@@ -6,11 +6,13 @@
 //! through `sink`. `config` holds settings, `cluster` the connection that
 //! the Elasticsearch source and sink share.
 
+pub mod alert;
 pub mod cluster;
 pub mod config;
 pub mod diagnostic;
 pub mod eql;
 pub mod rule;
+pub mod schedule;
 pub mod sink;
 pub mod source;
 pub mod synth;
