@@ -372,7 +372,7 @@ impl Cluster {
             let result = self
                 .send_raw(method, path, query, bytes.clone(), None)
                 .await
-                .and_then(|raw| check_json(method, path, raw));
+                .and_then(|raw| check_json(method, path, &raw));
             match result {
                 Err(e) if e.is_retryable() && attempt < self.retry.max_retries => {
                     attempt += 1;
@@ -501,7 +501,7 @@ impl Cluster {
 }
 
 /// Status check and JSON decoding of one response.
-pub fn check_json(method: Method, path: &str, raw: RawResponse) -> Result<Value, ClusterError> {
+pub fn check_json(method: Method, path: &str, raw: &RawResponse) -> Result<Value, ClusterError> {
     if !(200..300).contains(&raw.status) {
         return Err(ClusterError::Status {
             method: method_name(method),
