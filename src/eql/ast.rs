@@ -261,3 +261,112 @@ pub enum MatchOp {
     /// `regex` / `regex~` — Lucene regular expression, whole-string.
     Regex,
 }
+
+// Span-insensitive equality: compare clones whose spans are all zeroed, so
+// `parse(print(ast))` can be compared with `ast` although every offset moved.
+
+impl Query {
+    /// Structural equality that ignores every span.
+    pub fn eq_ignoring_spans(&self, other: &Query) -> bool {
+        self.without_spans() == other.without_spans()
+    }
+
+    /// A copy with every span set to `0..0`.
+    pub fn without_spans(&self) -> Query {
+        let mut copy = self.clone();
+        copy.clear_spans();
+        copy
+    }
+
+    fn clear_spans(&mut self) {
+        self.span = Span::default();
+        match &mut self.body {
+            QueryBody::Event(q) => q.clear_spans(),
+            QueryBody::Sequence(s) => {
+                s.span = Span::default();
+                Expr::clear_all(&mut s.by);
+                if let Some(maxspan) = &mut s.maxspan {
+                    maxspan.span = Span::default();
+                }
+                for stage in s.stages.iter_mut().chain(s.until.as_deref_mut()) {
+                    stage.clear_spans();
+                }
+            }
+            QueryBody::Sample(s) => {
+                s.span = Span::default();
+                Expr::clear_all(&mut s.by);
+                for filter in &mut s.filters {
+                    filter.span = Span::default();
+                    filter.query.clear_spans();
+                    Expr::clear_all(&mut filter.by);
+                }
+            }
+        }
+        for pipe in &mut self.pipes {
+            match pipe {
+                Pipe::Head(_, span) | Pipe::Tail(_, span) => *span = Span::default(),
+            }
+        }
+    }
+}
+
+impl SequenceStage {
+    fn clear_spans(&mut self) {
+        self.span = Span::default();
+        self.query.clear_spans();
+        Expr::clear_all(&mut self.by);
+        if let Some(runs) = &mut self.runs {
+            runs.span = Span::default();
+        }
+    }
+}
+
+impl EventQuery {
+    fn clear_spans(&mut self) {
+        self.span = Span::default();
+        match &mut self.category {
+            Category::Any(span) | Category::Named(_, span) => *span = Span::default(),
+        }
+        self.condition.clear_spans();
+    }
+}
+
+impl Expr {
+    /// Structural equality that ignores every span.
+    pub fn eq_ignoring_spans(&self, other: &Expr) -> bool {
+        let (mut a, mut b) = (self.clone(), other.clone());
+        a.clear_spans();
+        b.clear_spans();
+        a == b
+    }
+
+    fn clear_all(exprs: &mut [Expr]) {
+        for expr in exprs {
+            expr.clear_spans();
+        }
+    }
+
+    fn clear_spans(&mut self) {
+        self.span = Span::default();
+        match &mut self.kind {
+            ExprKind::Literal(_) | ExprKind::Field(_) => {}
+            ExprKind::Not(e) | ExprKind::Neg(e) => e.clear_spans(),
+            ExprKind::And(l, r)
+            | ExprKind::Or(l, r)
+            | ExprKind::Compare { lhs: l, rhs: r, .. }
+            | ExprKind::Arith { lhs: l, rhs: r, .. } => {
+                l.clear_spans();
+                r.clear_spans();
+            }
+            ExprKind::In { expr, list, .. } => {
+                expr.clear_spans();
+                Expr::clear_all(list);
+            }
+            ExprKind::Match { expr, patterns, .. } => {
+                expr.clear_spans();
+                Expr::clear_all(patterns);
+            }
+            ExprKind::Call { args, .. } => Expr::clear_all(args),
+        }
+    }
+}

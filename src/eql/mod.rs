@@ -28,4 +28,6 @@ pub mod value;
 pub mod verify;
 
 pub use error::{EqlError, ErrorKind};
+pub use parser::parse;
 pub use span::Span;
+pub use verify::verify;
