@@ -120,6 +120,17 @@ impl FieldTypes {
             Family::Ip
         } else if self.all_in(field, &["text", "match_only_text"]) {
             Family::Text
+        } else if self.all_in(
+            field,
+            &[
+                "keyword",
+                "constant_keyword",
+                "wildcard",
+                "text",
+                "match_only_text",
+            ],
+        ) {
+            Family::KeywordText
         } else if self.get(field).is_some() {
             Family::Other
         } else {
@@ -138,6 +149,8 @@ enum Family {
     Boolean,
     Ip,
     Text,
+    /// Keyword in some indices, text in others.
+    KeywordText,
     Other,
     Unmapped,
 }
@@ -185,18 +198,29 @@ pub fn adapt(filter: &Filter, types: &FieldTypes) -> Filter {
 fn adapt_leaf(leaf: &Filter, types: &FieldTypes) -> Option<Filter> {
     let field = leaf_field(leaf)?;
     let family = types.family(field);
-    // A text field is only usable through a keyword sub-field.
-    if family == Family::Text {
-        let sub = format!("{field}.keyword");
+    if matches!(family, Family::Text | Family::KeywordText) {
         if matches!(leaf, Filter::Exists { .. }) {
             return Some(leaf.clone());
         }
-        if types.family(&sub) != Family::Keyword {
+        // A text field is only usable through a keyword sub-field.
+        let sub = format!("{field}.keyword");
+        if types.family(&sub) != Family::Keyword || !fits(leaf, Family::Keyword) {
             return None;
         }
-        return adapt_leaf(&rename(leaf, &sub), types);
+        let renamed = rename(leaf, &sub);
+        if family == Family::Text {
+            return Some(renamed);
+        }
+        // Keyword in some indices, text (with a keyword sub-field) in
+        // others: each index answers exactly through one of the two.
+        return Some(Filter::or(vec![leaf.clone(), renamed]));
     }
-    let ok = match leaf {
+    fits(leaf, family).then(|| leaf.clone())
+}
+
+/// Whether a leaf means on a field of this family what it means in memory.
+fn fits(leaf: &Filter, family: Family) -> bool {
+    match leaf {
         Filter::Exists { .. } => family != Family::Unmapped,
         Filter::Term { value, .. } => scalar_fits(value, family),
         Filter::Terms { values, .. } => values.iter().all(|v| scalar_fits(v, family)),
@@ -214,8 +238,7 @@ fn adapt_leaf(leaf: &Filter, types: &FieldTypes) -> Option<Filter> {
             }
         }
         _ => false,
-    };
-    ok.then(|| leaf.clone())
+    }
 }
 
 fn scalar_fits(v: &Scalar, family: Family) -> bool {
@@ -415,7 +438,9 @@ mod tests {
             .with("body", &["text"])
             .with("port", &["long"])
             .with("ip", &["ip"])
-            .with("mixed", &["keyword", "long"]);
+            .with("mixed", &["keyword", "long"])
+            .with("kt", &["keyword", "text"])
+            .with("kt.keyword", &["keyword"]);
         let s = |v: &str| Scalar::String(v.into());
         let kept = term("process.name", s("a"), true);
         assert_eq!(adapt(&kept, &types), kept);
