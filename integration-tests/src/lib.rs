@@ -7,6 +7,8 @@
 //! (named by [`unique_index`]) and deletes them at the end, so tests can run
 //! in parallel against one server.
 
+pub mod gen;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use detectd::cluster::{Cluster, RetryPolicy};
@@ -34,9 +36,10 @@ pub async fn connect_or_skip(test: &str) -> Option<Cluster> {
         return None;
     }
     // The environment as detectd reads it (URL, credentials, CA).
-    let settings = ClusterSettings::from_env()
-        .resolve()
-        .expect("valid ELASTICSEARCH_* settings");
+    let mut settings = ClusterSettings::from_env();
+    // Bulk loads of test data on a small machine can be slow.
+    settings.request_timeout_secs = Some(120.0);
+    let settings = settings.resolve().expect("valid ELASTICSEARCH_* settings");
     Some(
         Cluster::connect_with(&settings, RetryPolicy::default())
             .await
@@ -92,7 +95,7 @@ pub async fn create_index(cluster: &Cluster, index: &str, mappings: Value) {
 
 /// Indexes `(id, source)` documents with `_bulk` and refreshes.
 pub async fn index_docs(cluster: &Cluster, index: &str, docs: &[(String, Value)]) {
-    for chunk in docs.chunks(5_000) {
+    for chunk in docs.chunks(1_000) {
         let mut body = Vec::new();
         for (id, source) in chunk {
             body.extend(

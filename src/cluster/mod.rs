@@ -266,7 +266,17 @@ fn error_reason(body: &[u8]) -> String {
                 .pointer("/error/type")
                 .and_then(Value::as_str)
                 .unwrap_or("error");
-            return format!("{kind}: {reason}");
+            // "all shards failed" says nothing: the cause is one level down.
+            let cause = v
+                .pointer("/error/root_cause/0/reason")
+                .or_else(|| v.pointer("/error/failed_shards/0/reason/reason"))
+                .or_else(|| v.pointer("/error/caused_by/reason"))
+                .and_then(Value::as_str)
+                .filter(|c| *c != reason);
+            return match cause {
+                Some(c) => format!("{kind}: {reason}: {c}"),
+                None => format!("{kind}: {reason}"),
+            };
         }
         if let Some(e) = v.get("error").and_then(Value::as_str) {
             return e.to_string();
@@ -620,6 +630,11 @@ mod tests {
         let html = error_reason(b"<html><body>502 Bad Gateway</body></html>");
         assert!(html.contains("<html>"), "{html}");
         assert_eq!(error_reason(b""), "empty body");
+        let nested = error_reason(br#"{"error":{"type":"search_phase_execution_exception","reason":"all shards failed","root_cause":[{"type":"query_shard_exception","reason":"failed to create query"}]}}"#);
+        assert_eq!(
+            nested,
+            "search_phase_execution_exception: all shards failed: failed to create query"
+        );
         let long = "x".repeat(500);
         assert!(snippet(long.as_bytes()).chars().count() < 210);
     }

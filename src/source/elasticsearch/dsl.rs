@@ -89,6 +89,11 @@ impl FieldTypes {
             .flatten()
     }
 
+    /// Whether any index maps the field.
+    pub fn is_mapped(&self, field: &str) -> bool {
+        self.types.contains_key(field)
+    }
+
     fn get(&self, field: &str) -> Option<&FieldCaps> {
         self.types.get(field).filter(|c| c.searchable)
     }

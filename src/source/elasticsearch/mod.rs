@@ -97,10 +97,13 @@ impl ElasticsearchSource {
         };
         let filter = dsl::adapt(&request.filter, &types);
         let query = dsl::search_query(&request.range, &request.time_filter, &filter);
-        let tiebreaker_type = request
-            .tiebreaker_field
-            .as_deref()
-            .and_then(|tb| types.single_type(tb));
+        let tiebreaker_type = request.tiebreaker_field.as_deref().and_then(|tb| {
+            // Unmapped everywhere: any type makes the sort valid (all
+            // values missing); mapped with conflicting types: none fits.
+            types
+                .single_type(tb)
+                .or_else(|| (!types.is_mapped(tb)).then(|| "long".to_string()))
+        });
         let sort = dsl::sort(
             &request.timestamp_field,
             request.tiebreaker_field.as_deref(),
