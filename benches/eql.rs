@@ -64,5 +64,59 @@ fn bench_corpus(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_corpus);
+/// Events of the synthetic ECS stream, built once for `query`'s fields.
+fn prebuilt_events(
+    query: &str,
+    n: usize,
+) -> (detectd::eql::compile::Plan, Vec<detectd::eql::event::Event>) {
+    let ast = detectd::eql::parse(query).expect("bench query parses");
+    let plan = detectd::eql::compile::compile(
+        &ast,
+        &detectd::eql::schema::Schema::default(),
+        &detectd::eql::compile::CompileOptions::default(),
+    )
+    .expect("bench query compiles");
+    let events = detectd::synth::Synth::new(detectd::synth::SynthConfig::default())
+        .take(n)
+        .map(|doc| plan.event(&doc))
+        .collect();
+    (plan, events)
+}
+
+/// Event-query evaluation on pre-built events: the per-event cost of a
+/// typical rule condition, without JSON parsing.
+fn bench_event_query(c: &mut Criterion) {
+    const N: usize = 200_000;
+    let queries = [
+        (
+            "typical rule",
+            r#"process where process.name : ("powershell.exe", "pwsh.exe", "cmd.exe") and process.args == "-arg""#,
+        ),
+        (
+            "founding rule stage 2",
+            r#"network where process.name : ("powershell.exe", "pwsh.exe", "powershell_ise.exe") and destination.port == 135 and not destination.address in ("127.0.0.1", "::1")"#,
+        ),
+        (
+            "wildcards and cidr",
+            r#"any where host.os.type == "windows" and process.executable : "?:\\Windows\\System32\\*.exe" and not cidrmatch(destination.ip, "127.0.0.0/8", "::1/128")"#,
+        ),
+    ];
+    let mut group = c.benchmark_group("event_query");
+    group.throughput(Throughput::Elements(N as u64));
+    for (name, query) in queries {
+        let (plan, events) = prebuilt_events(query, N);
+        let stage = &plan.stages[0];
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                events
+                    .iter()
+                    .filter(|e| stage.matches(black_box(e)))
+                    .count()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench_corpus, bench_event_query);
 criterion_main!(benches);

@@ -107,8 +107,19 @@ fn query(_args: QueryArgs) -> anyhow::Result<ExitCode> {
     anyhow::bail!("the query command is being wired up")
 }
 
-fn check(_paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("the check command is being wired up")
+fn check(paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from("rules")]
+    } else {
+        paths
+    };
+    let stdout = std::io::stdout();
+    let summary = detectd::rule::check_paths(&paths, &mut stdout.lock())?;
+    Ok(if summary.failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {

@@ -675,7 +675,7 @@ impl Verifier {
             );
         }
         let n = args.len();
-        let arity_ok = n >= spec.min && spec.max.map_or(true, |max| n <= max);
+        let arity_ok = n >= spec.min && spec.max.is_none_or(|max| n <= max);
         if !arity_ok {
             let expected = match spec.max {
                 Some(max) if max == spec.min => format!("exactly {max}"),

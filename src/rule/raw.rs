@@ -1,0 +1,67 @@
+//! A rule file as written: the `[metadata]` and `[rule]` tables of a
+//! detection-rules TOML file, every value kept with its span.
+//!
+//! Values stay untyped (`toml::Value`) on purpose: a typed serde struct
+//! stops at the first wrong field, and `detectd check` must report every
+//! error of a file at once. Typing happens in [`super::validate`].
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::error::{RuleError, RuleErrorKind};
+use crate::eql::Span;
+
+/// A table's keys with the span of each value.
+pub type RawTable = BTreeMap<String, Spanned<toml::Value>>;
+
+/// The tables detectd reads; other top-level tables (`[transform]`, used by
+/// the Kibana investigation guide) are ignored.
+#[derive(Debug, Deserialize)]
+pub struct RawRuleFile {
+    pub metadata: Option<Spanned<RawTable>>,
+    pub rule: Option<Spanned<RawTable>>,
+}
+
+impl RawRuleFile {
+    /// Parses TOML; a syntax error (or a `[rule]` that is not a table)
+    /// becomes one error at the toml crate's span.
+    pub fn parse(text: &str) -> Result<RawRuleFile, RuleError> {
+        toml::from_str(text).map_err(|e| {
+            let span = e
+                .span()
+                .map_or(Span::new(0, 0), |r| Span::new(r.start, r.end));
+            // The toml crate's message can span lines ("invalid string\nexpected ...");
+            // a diagnostic has one line of message.
+            let message = e.message().trim().replace('\n', ": ");
+            RuleError::new(
+                RuleErrorKind::Toml,
+                span,
+                format!("invalid TOML: {message}"),
+            )
+        })
+    }
+}
+
+/// The span of a `Spanned` value as a [`Span`].
+pub fn span_of<T>(v: &Spanned<T>) -> Span {
+    let r = v.span();
+    Span::new(r.start, r.end)
+}
+
+/// The `threat` entries of `[rule]`, each with its own span, so an error in
+/// the third `[[rule.threat]]` points there rather than at the first.
+/// `None` if `threat` is absent or not an array of tables (the caller then
+/// reports against the whole value).
+pub fn threat_entries(text: &str) -> Option<Vec<Spanned<toml::Value>>> {
+    #[derive(Deserialize)]
+    struct File {
+        rule: Option<RuleThreat>,
+    }
+    #[derive(Deserialize)]
+    struct RuleThreat {
+        threat: Option<Vec<Spanned<toml::Value>>>,
+    }
+    toml::from_str::<File>(text).ok()?.rule?.threat
+}

@@ -1,0 +1,175 @@
+//! The validated rule: every setting typed, defaults applied, the query
+//! parsed. Built only by [`super::validate`], so a `Rule` cannot be invalid.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::datemath::DateMath;
+use crate::eql::ast;
+
+/// Kibana's defaults for absent scheduling fields
+/// (`common_attributes.schema.yaml`, `DEFAULT_MAX_SIGNALS`).
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5 * 60);
+pub const DEFAULT_FROM: &str = "now-6m";
+pub const DEFAULT_TO: &str = "now";
+pub const DEFAULT_MAX_SIGNALS: u32 = 100;
+/// Upper bound for `max_signals`: Kibana's `xpack.alerting.rules.run.alerts.max`
+/// defaults to 1000 (Elastic Cloud allows no more since 8.5), and the
+/// detection-rules tests cap `max_signals` at 1000.
+pub const MAX_SIGNALS_LIMIT: u32 = 1000;
+
+/// An EQL detection rule ready to schedule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Rule {
+    pub rule_id: String,
+    pub name: String,
+    /// `enabled = false` (as in a Kibana export) keeps the rule loaded but
+    /// unscheduled; absent means enabled, since a file in the rules folder is
+    /// there to run.
+    pub enabled: bool,
+    pub description: String,
+    /// The query text as TOML decoded it.
+    pub query_text: String,
+    /// The parsed query; compiling it against a field schema happens later.
+    pub query: ast::Query,
+    pub index: Vec<String>,
+    pub schedule: Schedule,
+    pub max_signals: u32,
+    pub severity: Severity,
+    pub risk_score: u8,
+    /// Field for the time-range filter (Kibana falls back to `@timestamp`
+    /// unless `timestamp_override_fallback_disabled`).
+    pub timestamp_override: Option<String>,
+    pub timestamp_override_fallback_disabled: bool,
+    /// Field that orders events (ES `timestamp_field`, default `@timestamp`).
+    pub timestamp_field: Option<String>,
+    pub event_category_override: Option<String>,
+    pub tiebreaker_field: Option<String>,
+    pub building_block_type: Option<BuildingBlockType>,
+    pub tags: Vec<String>,
+    pub threat: Vec<Threat>,
+    pub author: Vec<String>,
+    pub license: Option<String>,
+    pub references: Vec<String>,
+    pub false_positives: Vec<String>,
+    pub note: Option<String>,
+    pub setup: Option<String>,
+    pub version: Option<u32>,
+    pub metadata: Metadata,
+    /// The `[rule]` table as written, for `kibana.alert.rule.parameters`.
+    pub parameters: toml::Table,
+}
+
+impl Rule {
+    /// Whether alerts are built as sequence groups (shell + building blocks).
+    /// Kibana decides by the query text starting with `sequence`
+    /// (`isEqlSequenceQuery`); the parsed body says the same.
+    pub fn is_sequence(&self) -> bool {
+        matches!(self.query.body, ast::QueryBody::Sequence(_))
+    }
+}
+
+/// When and over what window a rule runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    pub interval: Duration,
+    pub from: DateMath,
+    pub to: DateMath,
+}
+
+impl Schedule {
+    /// The length of one run's window, `to - from` (`now-9m`..`now` = 9 min).
+    /// Validation guarantees `from` is before `to`.
+    pub fn lookback(&self) -> Duration {
+        let ms = self.to.offset_ms().saturating_sub(self.from.offset_ms());
+        Duration::from_millis(ms.max(0) as u64)
+    }
+
+    /// Look-back beyond the interval, which overlaps the previous run.
+    pub fn additional_lookback(&self) -> Duration {
+        self.lookback().saturating_sub(self.interval)
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn parse(s: &str) -> Option<Severity> {
+        match s {
+            "low" => Some(Severity::Low),
+            "medium" => Some(Severity::Medium),
+            "high" => Some(Severity::High),
+            "critical" => Some(Severity::Critical),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Kibana's only building-block type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BuildingBlockType {
+    Default,
+}
+
+/// One `[[rule.threat]]` entry (MITRE ATT&CK mapping).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Threat {
+    pub framework: String,
+    pub tactic: ThreatRef,
+    #[serde(default)]
+    pub technique: Vec<Technique>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ThreatRef {
+    pub id: String,
+    pub name: String,
+    pub reference: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Technique {
+    pub id: String,
+    pub name: String,
+    pub reference: String,
+    #[serde(default)]
+    pub subtechnique: Vec<ThreatRef>,
+}
+
+/// `[metadata]`: detection-rules bookkeeping, not sent to Kibana.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Metadata {
+    pub creation_date: Option<String>,
+    pub updated_date: Option<String>,
+    pub maturity: Option<String>,
+    /// Written as a list, or (in some corpus files) as a bare string.
+    pub integration: Vec<String>,
+    pub min_stack_version: Option<String>,
+    pub deprecation_date: Option<String>,
+}

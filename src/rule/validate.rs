@@ -1,0 +1,617 @@
+//! Raw rule file -> validated [`Rule`], collecting every error of the file.
+//!
+//! Each field is checked independently and errors accumulate, so one run of
+//! `detectd check` shows everything wrong with a file (like ruff), each error
+//! at the span of the offending value, or at the table header when a field
+//! is missing.
+
+use toml::Value;
+
+use super::datemath::{parse_duration, DateMath};
+use super::error::{RuleError, RuleErrorKind};
+use super::fields::Fields;
+use super::position::StringMap;
+use super::raw::{span_of, threat_entries, RawRuleFile, RawTable};
+use super::rule::{
+    BuildingBlockType, Metadata, Rule, Schedule, Severity, Threat, DEFAULT_FROM, DEFAULT_INTERVAL,
+    DEFAULT_MAX_SIGNALS, DEFAULT_TO, MAX_SIGNALS_LIMIT,
+};
+use crate::eql::{self, EqlError, Span};
+
+/// What loading one rule file gave.
+#[derive(Clone, Debug, PartialEq)]
+pub enum LoadOutcome {
+    /// A valid rule, with any warnings (unknown fields) found on the way.
+    Loaded {
+        rule: Box<Rule>,
+        warnings: Vec<RuleError>,
+    },
+    /// A valid file for a rule type detectd does not run (`query`,
+    /// `threshold`, ...): not an error, but nothing to schedule.
+    Skipped {
+        rule_id: Option<String>,
+        name: Option<String>,
+        reason: String,
+    },
+    /// Every error found, in file order (warnings included, see
+    /// [`RuleError::is_warning`]).
+    Failed(Vec<RuleError>),
+}
+
+/// Kibana EQL-rule settings that change which events alert; detectd does not
+/// implement them, so a rule using them is refused rather than run wrongly.
+const UNSUPPORTED: &[&str] = &[
+    "data_view_id",
+    "filters",
+    "exceptions_list",
+    "alert_suppression",
+    "risk_score_mapping",
+    "severity_mapping",
+    "rule_name_override",
+];
+
+/// Every `[rule]` key of a Kibana EQL rule (the public rule API's
+/// snake_case parameters) and of the detection-rules TOML format; anything
+/// else is most likely a typo and draws a warning.
+const KNOWN_RULE_FIELDS: &[&str] = &[
+    "actions",
+    "alert_suppression",
+    "author",
+    "building_block_type",
+    "data_view_id",
+    "description",
+    "enabled",
+    "event_category_override",
+    "exceptions_list",
+    "false_positives",
+    "filters",
+    "from",
+    "index",
+    "interval",
+    "investigation_fields",
+    "language",
+    "license",
+    "max_signals",
+    "meta",
+    "name",
+    "namespace",
+    "note",
+    "output_index",
+    "query",
+    "references",
+    "related_integrations",
+    "required_fields",
+    "response_actions",
+    "risk_score",
+    "risk_score_mapping",
+    "rule_id",
+    "rule_name_override",
+    "setup",
+    "severity",
+    "severity_mapping",
+    "tags",
+    "threat",
+    "throttle",
+    "tiebreaker_field",
+    "timeline_id",
+    "timeline_title",
+    "timestamp_field",
+    "timestamp_override",
+    "timestamp_override_fallback_disabled",
+    "to",
+    "type",
+    "version",
+];
+
+/// Loads a rule from the text of a detection-rules TOML file.
+pub fn load_str(text: &str) -> LoadOutcome {
+    let raw = match RawRuleFile::parse(text) {
+        Ok(raw) => raw,
+        Err(e) => return LoadOutcome::Failed(vec![e]),
+    };
+    let mut errors = Vec::new();
+    let metadata = match &raw.metadata {
+        Some(m) => validate_metadata(
+            m.get_ref(),
+            header_span(text, span_of(m)),
+            text,
+            &mut errors,
+        ),
+        None => Metadata::default(),
+    };
+    let Some(rule_table) = &raw.rule else {
+        errors.push(RuleError::new(
+            RuleErrorKind::Missing,
+            Span::new(0, 0),
+            "missing table [rule]",
+        ));
+        return LoadOutcome::Failed(errors);
+    };
+    let mut f = Fields {
+        table: rule_table.get_ref(),
+        header: header_span(text, span_of(rule_table)),
+        section: "rule",
+        text,
+        errors,
+    };
+
+    let rule_type = f.required_string("type");
+    if let Some(t) = &rule_type {
+        if t != "eql" {
+            let rule_id = f.string("rule_id");
+            let name = f.string("name");
+            return LoadOutcome::Skipped {
+                rule_id,
+                name,
+                reason: format!("type {t:?} is not run by detectd"),
+            };
+        }
+    }
+
+    let rule_id = f.required_string("rule_id");
+    let name = f.required_string("name");
+    let description = f.required_string("description");
+    let enabled = f.bool("enabled").unwrap_or(true);
+    if let Some((language, span)) = f.string_spanned("language") {
+        if language != "eql" {
+            f.error(
+                RuleErrorKind::Value,
+                span,
+                format!("expected language \"eql\" for an eql rule, found {language:?}"),
+            );
+        }
+    }
+    let query = f.query();
+    let index = f.index();
+    let schedule = f.schedule();
+    let max_signals = f.max_signals();
+    let severity = f.severity();
+    let risk_score = f.risk_score();
+    let timestamp_override = f.non_empty_string("timestamp_override");
+    let timestamp_override_fallback_disabled = f
+        .bool("timestamp_override_fallback_disabled")
+        .unwrap_or(false);
+    let timestamp_field = f.non_empty_string("timestamp_field");
+    let event_category_override = f.non_empty_string("event_category_override");
+    let tiebreaker_field = f.non_empty_string("tiebreaker_field");
+    let building_block_type = f.building_block_type();
+    let tags = f.string_list("tags");
+    let threat = f.threat();
+    let author = f.string_list("author");
+    let license = f.string("license");
+    let references = f.string_list("references");
+    let false_positives = f.string_list("false_positives");
+    let note = f.string("note");
+    let setup = f.string("setup");
+    let version = f.version();
+    f.unsupported();
+    f.unknown_fields();
+
+    let parameters: toml::Table = f
+        .table
+        .iter()
+        .map(|(k, v)| (k.clone(), v.get_ref().clone()))
+        .collect();
+    let mut errors = f.errors;
+    errors.sort_by_key(|e| (e.span.start, e.span.end));
+    if errors.iter().any(|e| !e.is_warning()) {
+        return LoadOutcome::Failed(errors);
+    }
+    let warnings = errors;
+    // With no errors, every required field is present: each `None` below
+    // would have pushed an error above.
+    match (
+        rule_id,
+        name,
+        description,
+        query,
+        schedule,
+        severity,
+        risk_score,
+    ) {
+        (
+            Some(rule_id),
+            Some(name),
+            Some(description),
+            Some((query_text, query)),
+            Some(schedule),
+            Some(severity),
+            Some(risk_score),
+        ) => LoadOutcome::Loaded {
+            rule: Box::new(Rule {
+                rule_id,
+                name,
+                enabled,
+                description,
+                query_text,
+                query,
+                index,
+                schedule,
+                max_signals,
+                severity,
+                risk_score,
+                timestamp_override,
+                timestamp_override_fallback_disabled,
+                timestamp_field,
+                event_category_override,
+                tiebreaker_field,
+                building_block_type,
+                tags,
+                threat,
+                author,
+                license,
+                references,
+                false_positives,
+                note,
+                setup,
+                version,
+                metadata,
+                parameters,
+            }),
+            warnings,
+        },
+        _ => LoadOutcome::Failed(vec![RuleError::new(
+            RuleErrorKind::Missing,
+            Span::new(0, 0),
+            "incomplete rule (internal: a required field was dropped without an error)",
+        )]),
+    }
+}
+
+/// The span of a table's header line (`[rule]`), where missing-field errors
+/// point. `Spanned` gives the table from its header to its last value.
+fn header_span(text: &str, table: Span) -> Span {
+    let start = (table.start as usize).min(text.len());
+    let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    let end = line_end.min(table.end.max(table.start) as usize).max(start);
+    Span::new(start, text[..end].trim_end_matches('\r').len().max(start))
+}
+
+fn validate_metadata(
+    table: &RawTable,
+    header: Span,
+    text: &str,
+    errors: &mut Vec<RuleError>,
+) -> Metadata {
+    let mut f = Fields {
+        table,
+        header,
+        section: "metadata",
+        text,
+        errors: std::mem::take(errors),
+    };
+    // detection-rules writes `integration` as a list, but a few files have a
+    // bare string (e.g. `integration = "endpoint"`); accept both.
+    let integration = match f.table.get("integration") {
+        Some(v) if v.get_ref().is_str() => {
+            vec![v.get_ref().as_str().unwrap_or_default().to_string()]
+        }
+        Some(_) => f.string_list("integration"),
+        None => Vec::new(),
+    };
+    let metadata = Metadata {
+        creation_date: f.string("creation_date"),
+        updated_date: f.string("updated_date"),
+        maturity: f.string("maturity"),
+        integration,
+        min_stack_version: f.string("min_stack_version"),
+        deprecation_date: f.string("deprecation_date"),
+    };
+    *errors = f.errors;
+    metadata
+}
+
+/// Rule-specific checks on top of the generic typed access in `fields`.
+impl Fields<'_> {
+    /// The query, parsed and verified; EQL errors are moved from query
+    /// offsets to file offsets.
+    fn query(&mut self) -> Option<(String, eql::ast::Query)> {
+        let (text, span) = match self.get("query") {
+            None => {
+                self.missing("query");
+                return None;
+            }
+            Some(_) => self.string_spanned("query")?,
+        };
+        if text.trim().is_empty() {
+            self.error(
+                RuleErrorKind::Value,
+                span,
+                "expected an EQL query, found an empty string".to_string(),
+            );
+            return None;
+        }
+        let token = self.text.get(span.range()).unwrap_or("");
+        let map = StringMap::scan(token, span.start as usize).filter(|m| m.decoded() == text);
+        let to_file = |e: EqlError| {
+            // If the token cannot be re-scanned (it always can for TOML the
+            // toml crate accepted), point at the whole value instead.
+            let at = map.as_ref().map_or(span, |m| m.file_span(e.span));
+            RuleError::new(RuleErrorKind::Eql(e.kind), at, e.message)
+        };
+        match eql::parse(&text) {
+            Ok(query) => {
+                let problems = eql::verify(&query);
+                if problems.is_empty() {
+                    Some((text, query))
+                } else {
+                    self.errors.extend(problems.into_iter().map(to_file));
+                    None
+                }
+            }
+            Err(e) => {
+                self.errors.push(to_file(e));
+                None
+            }
+        }
+    }
+
+    fn index(&mut self) -> Vec<String> {
+        let Some((_, span)) = self.get("index") else {
+            // Kibana would fall back to its default-index setting, which
+            // detectd does not have.
+            self.missing("index");
+            return Vec::new();
+        };
+        let index = self.string_list("index");
+        if self.get("index").is_some_and(|(v, _)| v.is_array()) {
+            if index.is_empty() {
+                self.error(
+                    RuleErrorKind::Value,
+                    span,
+                    "expected at least one index pattern in `index`, found none".to_string(),
+                );
+            } else if index.iter().any(|p| p.trim().is_empty()) {
+                self.error(
+                    RuleErrorKind::Value,
+                    span,
+                    "expected index patterns in `index`, found an empty string".to_string(),
+                );
+            }
+        }
+        index
+    }
+
+    fn schedule(&mut self) -> Option<Schedule> {
+        let mut ok = true;
+        let interval = match self.string_spanned("interval") {
+            Some((s, span)) => match parse_duration(&s) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    self.error(
+                        RuleErrorKind::Value,
+                        span,
+                        format!("invalid `interval`: {e}"),
+                    );
+                    None
+                }
+            },
+            None => {
+                ok &= !self.table.contains_key("interval");
+                Some(DEFAULT_INTERVAL)
+            }
+        };
+        let mut date = |f: &mut Self, key: &str, default: &str| match f.string_spanned(key) {
+            Some((s, span)) => match DateMath::parse(&s) {
+                Ok(d) => Some((d, Some(span))),
+                Err(e) => {
+                    f.error(RuleErrorKind::Value, span, format!("invalid `{key}`: {e}"));
+                    None
+                }
+            },
+            None => {
+                ok &= !f.table.contains_key(key);
+                DateMath::parse(default).ok().map(|d| (d, None))
+            }
+        };
+        let from = date(self, "from", DEFAULT_FROM);
+        let to = date(self, "to", DEFAULT_TO);
+        let (Some(interval), Some((from, from_span)), Some((to, _))) = (interval, from, to) else {
+            return None;
+        };
+        if from.offset_ms() >= to.offset_ms() {
+            let span = from_span.unwrap_or(self.header);
+            self.error(
+                RuleErrorKind::Value,
+                span,
+                format!("expected `from` before `to`, found from = \"{from}\" and to = \"{to}\""),
+            );
+            return None;
+        }
+        ok.then_some(Schedule { interval, from, to })
+    }
+
+    fn max_signals(&mut self) -> u32 {
+        let Some((n, span)) = self.integer("max_signals") else {
+            return DEFAULT_MAX_SIGNALS;
+        };
+        match u32::try_from(n) {
+            Ok(n) if (1..=MAX_SIGNALS_LIMIT).contains(&n) => n,
+            _ => {
+                self.error(
+                    RuleErrorKind::Value,
+                    span,
+                    format!("expected `max_signals` between 1 and {MAX_SIGNALS_LIMIT}, found {n}"),
+                );
+                DEFAULT_MAX_SIGNALS
+            }
+        }
+    }
+
+    fn severity(&mut self) -> Option<Severity> {
+        if !self.table.contains_key("severity") {
+            self.missing("severity");
+            return None;
+        }
+        let (s, span) = self.string_spanned("severity")?;
+        let severity = Severity::parse(&s);
+        if severity.is_none() {
+            self.error(
+                RuleErrorKind::Value,
+                span,
+                format!(
+                    "expected severity \"low\", \"medium\", \"high\" or \"critical\", found {s:?}"
+                ),
+            );
+        }
+        severity
+    }
+
+    fn risk_score(&mut self) -> Option<u8> {
+        if !self.table.contains_key("risk_score") {
+            self.missing("risk_score");
+            return None;
+        }
+        let (n, span) = self.integer("risk_score")?;
+        match u8::try_from(n) {
+            Ok(n) if n <= 100 => Some(n),
+            _ => {
+                self.error(
+                    RuleErrorKind::Value,
+                    span,
+                    format!("expected `risk_score` between 0 and 100, found {n}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn building_block_type(&mut self) -> Option<BuildingBlockType> {
+        let (s, span) = self.string_spanned("building_block_type")?;
+        if s == "default" {
+            Some(BuildingBlockType::Default)
+        } else {
+            self.error(
+                RuleErrorKind::Value,
+                span,
+                format!("expected `building_block_type` \"default\", found {s:?}"),
+            );
+            None
+        }
+    }
+
+    fn threat(&mut self) -> Vec<Threat> {
+        let Some((value, span)) = self.get("threat") else {
+            return Vec::new();
+        };
+        let entries = threat_entries(self.text)
+            .map(|entries| {
+                entries
+                    .into_iter()
+                    .map(|e| (span_of(&e), e.into_inner()))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        if entries.is_empty() {
+            // Not an array of tables (or an empty array): type it as a whole.
+            return match value.clone().try_into::<Vec<Threat>>() {
+                Ok(threat) => threat,
+                Err(e) => {
+                    let message = e.message().trim().replace('\n', ": ");
+                    self.error(
+                        RuleErrorKind::Type,
+                        span,
+                        format!("invalid `threat` (MITRE ATT&CK mapping): {message}"),
+                    );
+                    Vec::new()
+                }
+            };
+        }
+        let mut threat = Vec::with_capacity(entries.len());
+        for (i, (entry_span, entry)) in entries.into_iter().enumerate() {
+            match entry.try_into::<Threat>() {
+                Ok(t) => threat.push(t),
+                Err(e) => {
+                    let message = e.message().trim().replace('\n', ": ");
+                    self.error(
+                        RuleErrorKind::Type,
+                        entry_span,
+                        format!(
+                            "invalid `threat` entry {} (MITRE ATT&CK mapping): {message}",
+                            i + 1
+                        ),
+                    );
+                }
+            }
+        }
+        threat
+    }
+
+    fn version(&mut self) -> Option<u32> {
+        let (n, span) = self.integer("version")?;
+        match u32::try_from(n) {
+            Ok(n) if n >= 1 => Some(n),
+            _ => {
+                self.error(
+                    RuleErrorKind::Value,
+                    span,
+                    format!("expected a positive `version`, found {n}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn unsupported(&mut self) {
+        for key in UNSUPPORTED {
+            let Some((value, span)) = self.get(key) else {
+                continue;
+            };
+            let empty = match value {
+                Value::Array(a) => a.is_empty(),
+                Value::Table(t) => t.is_empty(),
+                Value::String(s) => s.is_empty(),
+                _ => false,
+            };
+            if !empty {
+                self.error(
+                    RuleErrorKind::Unsupported,
+                    span,
+                    format!("`{key}` is not supported by detectd"),
+                );
+            }
+        }
+    }
+
+    fn unknown_fields(&mut self) {
+        for (key, value) in self.table {
+            if KNOWN_RULE_FIELDS.contains(&key.as_str()) {
+                continue;
+            }
+            let hint = closest(key, KNOWN_RULE_FIELDS)
+                .map(|k| format!(" (did you mean `{k}`?)"))
+                .unwrap_or_default();
+            self.error(
+                RuleErrorKind::UnknownField,
+                span_of(value),
+                format!("unknown field `{key}` in [rule] is ignored{hint}"),
+            );
+        }
+    }
+}
+
+/// The known name closest to `key` if it is plausibly a typo of it: at most
+/// 2 edits, and at most one edit per 4 characters (so `foo` suggests nothing).
+fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
+    let len = key.chars().count();
+    known
+        .iter()
+        .map(|k| (levenshtein(key, k), *k))
+        .filter(|(d, _)| *d <= 2 && d * 4 <= len)
+        .min()
+        .map(|(_, k)| k)
+}
+
+fn levenshtein(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
