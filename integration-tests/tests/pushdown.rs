@@ -1,14 +1,13 @@
 //! Pushdown soundness on a live cluster: the search the source sends must
 //! return every event the query could use.
 //!
-//! Two checks: the founding rule over synthetic ECS events (against a
-//! hand-written oracle of its two stages), and ≥ 50 queries of the
-//! detection-rules corpus over documents made from each query's literals.
-//! The corpus oracle is the pushdown filter's in-memory semantics
-//! ([`Filter::matches`]), which the unit property test proves is a superset
-//! of EQL truth; here the point is that the cluster, with real mappings,
-//! returns at least that. The `#[ignore]`d `figures_*` test prints the
-//! numbers for the design note.
+//! Two checks: the founding rule over synthetic ECS events, and ≥ 50 queries
+//! of the detection-rules corpus over documents made from each query's
+//! literals. The oracle is the evaluator itself (compiled once without a
+//! schema and once with the index's mapping): every document it matches in
+//! some stage must come back from the cluster. The in-memory semantics of
+//! the filter ([`Filter::matches`]) must be honoured by the cluster too.
+//! The `#[ignore]`d `figures_*` test prints the numbers for the design note.
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -16,7 +15,9 @@ use std::time::Instant;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use detectd::eql::ast::Query;
+use detectd::eql::compile::{compile, CompileOptions};
 use detectd::eql::pushdown::{field_values, pushdown, referenced_fields, Filter};
+use detectd::eql::schema::Schema;
 use detectd::source::elasticsearch::ElasticsearchSource;
 use detectd::source::{Document, EventSource, FetchRequest, TimeRange};
 use detectd::synth::{Synth, SynthConfig};
@@ -34,6 +35,54 @@ fn start() -> DateTime<Utc> {
 
 fn parse(text: &str) -> Query {
     detectd::eql::parse(text).unwrap_or_else(|e| panic!("parse {text}: {e:?}"))
+}
+
+/// The index mapping as the evaluator's schema.
+async fn index_schema(cluster: &detectd::cluster::Cluster, index: &str) -> Schema {
+    let v = cluster
+        .request_json(
+            elasticsearch::http::Method::Get,
+            &format!("/{index}/_mapping"),
+            &[],
+            None,
+        )
+        .await
+        .unwrap();
+    let mapping = v
+        .as_object()
+        .and_then(|m| m.values().next())
+        .cloned()
+        .unwrap_or_default();
+    Schema::from_mapping(&mapping).unwrap_or_default()
+}
+
+/// Ids of the documents some stage of the query matches, by the evaluator
+/// compiled with each schema; `None` if the query does not compile.
+fn evaluator_ids(
+    query: &Query,
+    schemas: &[&Schema],
+    docs: &[(String, Value)],
+) -> Option<HashSet<String>> {
+    let opts = CompileOptions {
+        tiebreaker_field: Some("event.sequence".into()),
+        ..CompileOptions::default()
+    };
+    let mut out = HashSet::new();
+    for schema in schemas {
+        let plan = compile(query, schema, &opts).ok()?;
+        for (id, d) in docs {
+            let event = plan.event(d);
+            if plan
+                .stages
+                .iter()
+                .chain(plan.until.as_ref())
+                .any(|s| s.matches(&event))
+            {
+                out.insert(id.clone());
+            }
+        }
+    }
+    Some(out)
 }
 
 fn ci_eq(v: &Value, want: &[&str]) -> bool {
@@ -153,6 +202,21 @@ async fn founding_rule_pushdown_keeps_every_relevant_event() {
                     "{index}: pushdown dropped relevant events {missing:?}"
                 );
             }
+            let schema = index_schema(&cluster, index).await;
+            let matched = evaluator_ids(&query, &[&Schema::default(), &schema], &docs)
+                .unwrap_or_else(|| panic!("rule {n} compiles"));
+            assert!(!matched.is_empty(), "rule {n}: the data must exercise it");
+            if n == 0 {
+                assert_eq!(
+                    matched, relevant,
+                    "the hand-written oracle agrees with the evaluator"
+                );
+            }
+            let missing: Vec<_> = matched.difference(&got).take(5).collect();
+            assert!(
+                missing.is_empty(),
+                "{index} rule {n}: pushdown dropped matching events {missing:?}"
+            );
             // In-memory filter semantics are honoured by the server too.
             let filter = pushdown(&query, "event.category");
             for (id, d) in &docs {
@@ -260,6 +324,7 @@ async fn corpus_queries_pushdown_is_a_superset_on_the_cluster() {
     );
     let source = ElasticsearchSource::new(cluster.clone());
     let (mut with_hits, mut narrowed, mut total_docs, mut total_fetched) = (0, 0, 0, 0);
+    let (mut evaluated_hits, mut not_compiled) = (0, 0);
     for (i, (name, text, query)) in picked.iter().enumerate() {
         let vocab = Vocabulary::of(query);
         let mut rng = Rng(i as u64 + 7);
@@ -283,6 +348,22 @@ async fn corpus_queries_pushdown_is_a_superset_on_the_cluster() {
             .await
             .into_iter()
             .collect();
+        let schema = index_schema(&cluster, &index).await;
+        match evaluator_ids(query, &[&Schema::default(), &schema], &docs) {
+            Some(matched) => {
+                if !matched.is_empty() {
+                    evaluated_hits += 1;
+                }
+                for id in &matched {
+                    assert!(
+                        got.contains(id),
+                        "{name}: pushdown dropped {id}, which the evaluator matches\nquery: {text}\nfilter: {filter:?}\ndoc: {}",
+                        docs.iter().find(|(d, _)| d == id).map(|(_, v)| v.to_string()).unwrap_or_default()
+                    );
+                }
+            }
+            None => not_compiled += 1,
+        }
         let expected: Vec<&String> = docs
             .iter()
             .filter(|(_, d)| filter.matches(d))
@@ -309,8 +390,12 @@ async fn corpus_queries_pushdown_is_a_superset_on_the_cluster() {
         delete_indices(&cluster, &[&index]).await;
     }
     eprintln!(
-        "corpus pushdown: {} queries, {with_hits} with matching documents, {narrowed} narrowed by the cluster; fetched {total_fetched} of {total_docs} documents",
+        "corpus pushdown: {} queries ({not_compiled} rejected by compile), {evaluated_hits} with documents the evaluator matches, {with_hits} with documents the filter keeps, {narrowed} narrowed by the cluster; fetched {total_fetched} of {total_docs} documents",
         picked.len()
+    );
+    assert!(
+        evaluated_hits >= 40,
+        "the evaluator must match documents for most queries, got {evaluated_hits}"
     );
     assert!(
         with_hits * 2 >= picked.len(),

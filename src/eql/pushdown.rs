@@ -10,13 +10,11 @@
 //! patterns) that conjunct becomes [`Filter::MatchAll`] and the rest of the
 //! conjunction still narrows.
 //!
-//! Negation follows EQL's three-valued logic: a comparison with a missing
-//! field is null, and `not null` is null, so `not (a == "x")` can only be
-//! true where `a` exists. The translation therefore computes two filters per
-//! expression: a superset of where it is *true* and a superset of where it is
-//! *false*; `not` swaps them. Negations never become `must_not` clauses,
-//! which keeps the filter sound for multi-valued fields whatever the
-//! evaluator decides about them.
+//! Negation follows the evaluator, which follows the query Elasticsearch
+//! builds: `not` is pushed down (De Morgan, `not a < 1` is `a >= 1`), and a
+//! negated leaf test (`!=`, `not in`, `not a : "x"`) is a `must_not`, true
+//! where the field is missing. Such a leaf translates to match-all, never to
+//! an exclusion, which also keeps the filter sound for multi-valued fields.
 //!
 //! The source module renders the filter to query DSL (and widens leaves the
 //! index mapping cannot answer exactly); [`Filter::matches`] evaluates it in
@@ -157,11 +155,12 @@ impl Filter {
         }
     }
 
-    /// Evaluates the filter over a `_source` document, with the semantics
-    /// the rendered query has on a cluster whose mapping indexes every leaf
-    /// field with its JSON type (keyword for strings, numbers as numbers):
-    /// multi-valued fields match if any value does, dotted names reach into
-    /// objects and flat dotted keys alike, strings never equal numbers.
+    /// Evaluates the filter over a `_source` document with the evaluator's
+    /// semantics without a mapping: multi-valued fields match if any value
+    /// does, dotted names reach into objects and flat dotted keys alike,
+    /// numeric and boolean strings equal the value they spell, patterns see
+    /// numbers as text. The source widens every leaf whose mapping would
+    /// answer differently on the cluster.
     pub fn matches(&self, doc: &Value) -> bool {
         match self {
             Filter::MatchAll => true,
@@ -179,9 +178,8 @@ impl Filter {
                 field,
                 pattern,
                 case_insensitive,
-            } => field_values(doc, field).iter().any(|v| match v {
-                Value::String(s) => wildcard_match(pattern, s, *case_insensitive),
-                _ => false,
+            } => field_values(doc, field).iter().any(|v| {
+                as_text(v).is_some_and(|s| wildcard_match(pattern, &s, *case_insensitive))
             }),
             Filter::Range { field, bounds } => field_values(doc, field)
                 .iter()
@@ -269,49 +267,46 @@ pub fn stage_filter(q: &EventQuery, event_category_field: &str) -> Filter {
     Filter::and(vec![category, when_true(&q.condition)])
 }
 
-/// A superset of the documents where `e` evaluates to true.
+/// A superset of the documents where `e` is true.
 pub fn when_true(e: &Expr) -> Filter {
-    match &e.kind {
-        ExprKind::Not(inner) => when_false(inner),
-        ExprKind::And(a, b) => Filter::and(vec![when_true(a), when_true(b)]),
-        ExprKind::Or(a, b) => Filter::or(vec![when_true(a), when_true(b)]),
-        ExprKind::Compare { op, lhs, rhs } => compare(*op, lhs, rhs, true),
-        ExprKind::In {
-            expr,
-            list,
-            negated,
-            insensitive,
-        } => in_list(expr, list, *insensitive, !*negated),
-        ExprKind::Match {
-            op,
-            insensitive,
-            expr,
-            patterns,
-        } => match_patterns(*op, *insensitive, expr, patterns, true),
-        _ => Filter::MatchAll,
-    }
+    translate(e, false)
 }
 
-/// A superset of the documents where `e` evaluates to false (not null).
-pub fn when_false(e: &Expr) -> Filter {
+/// A superset of the documents where `not e` is true.
+pub fn when_negated(e: &Expr) -> Filter {
+    translate(e, true)
+}
+
+/// `negated`: translate `not e`. Negation is pushed down the way
+/// Elasticsearch's optimizer does before it builds the query (De Morgan,
+/// double negation, a negated range becomes the opposite range); a negated
+/// leaf test is a `must_not`, true where the field is missing, so it
+/// translates to match-all rather than to anything that needs the field.
+fn translate(e: &Expr, negated: bool) -> Filter {
     match &e.kind {
-        ExprKind::Not(inner) => when_true(inner),
-        // `a and b` is false when either is false.
-        ExprKind::And(a, b) => Filter::or(vec![when_false(a), when_false(b)]),
-        ExprKind::Or(a, b) => Filter::and(vec![when_false(a), when_false(b)]),
-        ExprKind::Compare { op, lhs, rhs } => compare(*op, lhs, rhs, false),
+        ExprKind::Not(inner) => translate(inner, !negated),
+        ExprKind::And(a, b) if !negated => {
+            Filter::and(vec![translate(a, false), translate(b, false)])
+        }
+        ExprKind::And(a, b) => Filter::or(vec![translate(a, true), translate(b, true)]),
+        ExprKind::Or(a, b) if !negated => {
+            Filter::or(vec![translate(a, false), translate(b, false)])
+        }
+        ExprKind::Or(a, b) => Filter::and(vec![translate(a, true), translate(b, true)]),
+        ExprKind::Compare { op, lhs, rhs } => compare(*op, lhs, rhs, negated),
         ExprKind::In {
             expr,
             list,
-            negated,
+            negated: not_in,
             insensitive,
-        } => in_list(expr, list, *insensitive, *negated),
+        } if negated == *not_in => in_list(expr, list, *insensitive),
         ExprKind::Match {
             op,
             insensitive,
             expr,
             patterns,
-        } => match_patterns(*op, *insensitive, expr, patterns, false),
+        } if !negated => match_patterns(*op, *insensitive, expr, patterns),
+        // Functions, arithmetic, literals, negated `in` / `:`: anything.
         _ => Filter::MatchAll,
     }
 }
@@ -354,53 +349,53 @@ fn exists(field: &str) -> Filter {
     }
 }
 
-/// `lhs op rhs` true (`want_true`) or false.
-fn compare(op: CmpOp, lhs: &Expr, rhs: &Expr, want_true: bool) -> Filter {
+/// `lhs op rhs`, or `not (lhs op rhs)` when `negated`.
+fn compare(op: CmpOp, lhs: &Expr, rhs: &Expr, negated: bool) -> Filter {
     // Put the field on the left: `135 == port` is `port == 135`, `5 < x` is `x > 5`.
     let (field, value, op) = match (operand(lhs), operand(rhs)) {
         (Operand::Field(f), other) => (f, other, op),
         (other, Operand::Field(f)) => (f, other, flip(op)),
         _ => return Filter::MatchAll,
     };
-    let value = match value {
-        Operand::Null => {
-            // `f == null` is true where f is missing (no positive filter for
-            // that) and false where it exists; `f != null` the other way.
-            return match (op, want_true) {
-                (CmpOp::Eq, false) | (CmpOp::Ne, true) => exists(field),
-                _ => Filter::MatchAll,
-            };
+    // `not (a < 1)` is `a >= 1`; `not (a == 1)` is `a != 1`, a `must_not`.
+    let op = if negated {
+        match op {
+            CmpOp::Eq => CmpOp::Ne,
+            CmpOp::Ne => CmpOp::Eq,
+            CmpOp::Lt => CmpOp::Ge,
+            CmpOp::Le => CmpOp::Gt,
+            CmpOp::Gt => CmpOp::Le,
+            CmpOp::Ge => CmpOp::Lt,
         }
+    } else {
+        op
+    };
+    let value = match value {
+        // `f != null` needs a value; `f == null` holds where it is missing,
+        // which no positive filter can say.
+        Operand::Null if op == CmpOp::Ne => return exists(field),
         Operand::Value(v) => v,
-        // Field against field, arithmetic, function: not translatable.
-        Operand::Field(_) | Operand::Other => return Filter::MatchAll,
+        // `f == null`, comparisons with null, field against field,
+        // arithmetic, functions: not translatable.
+        _ => return Filter::MatchAll,
     };
-    let field_s = field.to_string();
-    let term = |v: Scalar| Filter::Term {
-        field: field_s.clone(),
-        value: v,
-        case_insensitive: false,
-    };
-    let range = |bounds: Bounds| match (&value, bounds) {
-        // Ranges over booleans mean nothing useful; stay sound.
-        (Scalar::Bool(_), _) => exists(field),
-        (_, b) => Filter::Range {
+    let range = |bounds: Bounds| match &value {
+        // Ranges over booleans are not worth translating; stay sound.
+        Scalar::Bool(_) => Filter::MatchAll,
+        _ => Filter::Range {
             field: field.to_string(),
-            bounds: b,
+            bounds,
         },
     };
     let v = || Some(value.clone());
-    if !want_true {
-        // A comparison is false only where the field has a value. Nothing
-        // narrower is claimed: whether mixed types or multi-values compare
-        // false or null is the evaluator's business, and `exists` is a
-        // superset either way.
-        return exists(field);
-    }
     match op {
-        CmpOp::Eq => term(value.clone()),
-        // A non-null comparison result needs the field.
-        CmpOp::Ne => exists(field),
+        CmpOp::Eq => Filter::Term {
+            field: field.to_string(),
+            value: value.clone(),
+            case_insensitive: false,
+        },
+        // `!=` is `must_not` of `==`: true where the field is missing.
+        CmpOp::Ne => Filter::MatchAll,
         CmpOp::Lt => range(Bounds {
             lt: v(),
             ..Bounds::default()
@@ -430,20 +425,16 @@ fn flip(op: CmpOp) -> CmpOp {
     }
 }
 
-/// `f in (list)` true (`want_true`) or false.
-fn in_list(expr: &Expr, list: &[Expr], insensitive: bool, want_true: bool) -> Filter {
+/// `f in (list)` / `f in~ (list)`.
+fn in_list(expr: &Expr, list: &[Expr], insensitive: bool) -> Filter {
     let Operand::Field(field) = operand(expr) else {
         return Filter::MatchAll;
     };
-    if !want_true {
-        return exists(field);
-    }
     let mut values = Vec::with_capacity(list.len());
     for item in list {
         match operand(item) {
             Operand::Value(v) => values.push(v),
-            // `f in (null, ...)`: true for a missing f; a field or
-            // expression in the list: anything.
+            // A null or an expression in the list: leave it to the evaluator.
             _ => return Filter::MatchAll,
         }
     }
@@ -470,19 +461,10 @@ fn in_list(expr: &Expr, list: &[Expr], insensitive: bool, want_true: bool) -> Fi
 }
 
 /// `f : p`, `f like p`, `f regex p` (each with pattern lists).
-fn match_patterns(
-    op: MatchOp,
-    insensitive: bool,
-    expr: &Expr,
-    patterns: &[Expr],
-    want_true: bool,
-) -> Filter {
+fn match_patterns(op: MatchOp, insensitive: bool, expr: &Expr, patterns: &[Expr]) -> Filter {
     let Operand::Field(field) = operand(expr) else {
         return Filter::MatchAll;
     };
-    if !want_true {
-        return exists(field);
-    }
     let case_insensitive = insensitive || op == MatchOp::Colon;
     if op == MatchOp::Regex || patterns.is_empty() {
         return Filter::MatchAll;
@@ -614,27 +596,58 @@ fn collect_leaf<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
     }
 }
 
+/// A scalar document value as text, as the evaluator matches patterns and
+/// folded comparisons (numbers and booleans by their JSON text).
+fn as_text(v: &Value) -> Option<std::borrow::Cow<'_, str>> {
+    match v {
+        Value::String(s) => Some(std::borrow::Cow::Borrowed(s)),
+        Value::Number(n) => Some(std::borrow::Cow::Owned(n.to_string())),
+        Value::Bool(b) => Some(std::borrow::Cow::Owned(b.to_string())),
+        _ => None,
+    }
+}
+
+fn parse_number(s: &str) -> Option<f64> {
+    s.trim().parse::<f64>().ok()
+}
+
+/// Equality as the evaluator has it without a mapping: strings exactly (or
+/// folded), numbers by value, and a numeric or boolean string equal to the
+/// number or boolean it spells.
 fn scalar_eq(v: &Value, want: &Scalar, case_insensitive: bool) -> bool {
-    match (v, want) {
-        (Value::String(s), Scalar::String(w)) => {
-            if case_insensitive {
-                s.to_lowercase() == w.to_lowercase()
-            } else {
-                s == w
-            }
+    if case_insensitive {
+        if let Scalar::String(w) = want {
+            return as_text(v).is_some_and(|s| s.to_lowercase() == w.to_lowercase());
         }
+    }
+    match (v, want) {
+        (Value::String(s), Scalar::String(w)) => s == w,
+        (Value::Number(n), Scalar::String(w)) => {
+            n.as_f64().is_some_and(|x| parse_number(w) == Some(x))
+        }
+        (Value::Bool(b), Scalar::String(w)) => w == if *b { "true" } else { "false" },
         (Value::Bool(b), Scalar::Bool(w)) => b == w,
-        (Value::Number(n), Scalar::Int(w)) => n.as_f64() == Some(*w as f64),
-        (Value::Number(n), Scalar::Float(w)) => n.as_f64() == Some(*w),
+        (Value::String(s), Scalar::Bool(w)) => s == if *w { "true" } else { "false" },
+        (v, Scalar::Int(w)) => number_of(v) == Some(*w as f64),
+        (v, Scalar::Float(w)) => number_of(v) == Some(*w),
         _ => false,
+    }
+}
+
+fn number_of(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => parse_number(s),
+        _ => None,
     }
 }
 
 fn cmp_scalar(v: &Value, bound: &Scalar) -> Option<std::cmp::Ordering> {
     match (v, bound) {
-        (Value::Number(n), Scalar::Int(b)) => n.as_f64()?.partial_cmp(&(*b as f64)),
-        (Value::Number(n), Scalar::Float(b)) => n.as_f64()?.partial_cmp(b),
-        (Value::String(s), Scalar::String(b)) => Some(s.as_str().cmp(b.as_str())),
+        (Value::String(s), Scalar::String(b)) => Some(s.as_bytes().cmp(b.as_bytes())),
+        (_, Scalar::Int(b)) => number_of(v)?.partial_cmp(&(*b as f64)),
+        (_, Scalar::Float(b)) => number_of(v)?.partial_cmp(b),
+        (Value::Number(n), Scalar::String(b)) => n.as_f64()?.partial_cmp(&parse_number(b)?),
         _ => None,
     }
 }

@@ -1,7 +1,6 @@
 //! Unit and property tests of the pushdown filter. The property test checks
-//! soundness against a small reference evaluator of EQL's three-valued
-//! logic written here; the corpus and live-cluster checks against the real
-//! evaluator are integration tests.
+//! soundness against the real evaluator (`compile` + `Stage::matches`): every
+//! generated event a generated query matches passes the query's filter.
 
 use super::*;
 use crate::eql::ast::{Field, Span};
@@ -141,8 +140,8 @@ fn founding_rule_filter_selects_the_two_stages() {
     assert!(!f.matches(&json!({"event":{"category":"library"},"dll":{"name":"kernel32.dll"},"process":{"name":"powershell.exe"}})));
     assert!(!f.matches(&json!({"event":{"category":"network"},"process":{"name":"pwsh.exe"},"destination":{"port":445,"address":"10.0.0.5"}})));
     assert!(!f.matches(&json!({"event":{"category":"process"},"process":{"name":"pwsh.exe"}})));
-    // `not destination.address in (...)` needs the field (three-valued logic).
-    assert!(!f.matches(&json!({"event":{"category":"network"},"process":{"name":"pwsh.exe"},"destination":{"port":135}})));
+    // `not destination.address in (...)` is a must_not: a missing address passes.
+    assert!(f.matches(&json!({"event":{"category":"network"},"process":{"name":"pwsh.exe"},"destination":{"port":135}})));
     let fields = referenced_fields(&founding_rule(), "event.category");
     let want: BTreeSet<String> = [
         "destination.address",
@@ -160,24 +159,50 @@ fn founding_rule_filter_selects_the_two_stages() {
 }
 
 #[test]
-fn negation_needs_the_field_and_never_excludes_values() {
-    let f = when_true(&not(cmp(CmpOp::Eq, field("a"), s("x"))));
-    assert_eq!(f, exists("a"));
+fn negation_is_pushed_down_and_negated_leaves_match_all() {
+    // `not a == "x"` is a must_not: true where `a` is missing.
+    assert_eq!(
+        when_true(&not(cmp(CmpOp::Eq, field("a"), s("x")))),
+        Filter::MatchAll
+    );
+    assert_eq!(
+        when_true(&cmp(CmpOp::Ne, field("a"), s("x"))),
+        Filter::MatchAll
+    );
     // double negation gives the term back
     let f = when_true(&not(not(cmp(CmpOp::Eq, field("a"), s("x")))));
     assert!(matches!(f, Filter::Term { .. }));
-    // not (a or b) = (not a) and (not b)
+    assert!(matches!(
+        when_true(&not(cmp(CmpOp::Ne, field("a"), s("x")))),
+        Filter::Term { .. }
+    ));
+    // not (a < 5 or b < 5) = a >= 5 and b >= 5
     let f = when_true(&not(or(
-        cmp(CmpOp::Eq, field("a"), s("x")),
-        cmp(CmpOp::Eq, field("b"), s("y")),
+        cmp(CmpOp::Lt, field("a"), int(5)),
+        cmp(CmpOp::Lt, field("b"), int(5)),
     )));
-    assert_eq!(f, Filter::and(vec![exists("a"), exists("b")]));
-    // not (a and b): either may be false
+    let ge = |f: &str| Filter::Range {
+        field: f.into(),
+        bounds: Bounds {
+            gte: Some(Scalar::Int(5)),
+            ..Bounds::default()
+        },
+    };
+    assert_eq!(f, Filter::and(vec![ge("a"), ge("b")]));
+    // not (a and b): either negation, each match-all here
     let f = when_true(&not(and(
         cmp(CmpOp::Eq, field("a"), s("x")),
         cmp(CmpOp::Eq, field("b"), s("y")),
     )));
-    assert_eq!(f, Filter::or(vec![exists("a"), exists("b")]));
+    assert_eq!(f, Filter::MatchAll);
+    assert_eq!(
+        when_true(&in_(field("a"), vec![s("x")], true)),
+        Filter::MatchAll
+    );
+    assert!(matches!(
+        when_true(&not(in_(field("a"), vec![s("x")], true))),
+        Filter::Terms { .. }
+    ));
 }
 
 #[test]
@@ -235,7 +260,7 @@ fn patterns_become_wildcards_or_terms_case_insensitive() {
         patterns: vec![s("a.*")],
     });
     assert_eq!(when_true(&re), Filter::MatchAll);
-    assert_eq!(when_true(&not(re)), exists("f"));
+    assert_eq!(when_true(&not(re)), Filter::MatchAll);
 }
 
 #[test]
@@ -243,10 +268,44 @@ fn ranges_flip_when_the_literal_is_on_the_left() {
     let f = when_true(&cmp(CmpOp::Lt, int(5), field("n")));
     assert!(f.matches(&json!({"n": 6})));
     assert!(!f.matches(&json!({"n": 5})));
-    // negated comparisons only need the field (type mismatches may be false)
-    assert_eq!(
-        when_true(&not(cmp(CmpOp::Le, field("n"), int(5)))),
-        exists("n")
+    // a negated range is the opposite range
+    let f = when_true(&not(cmp(CmpOp::Le, field("n"), int(5))));
+    assert!(f.matches(&json!({"n": 6})));
+    assert!(!f.matches(&json!({"n": 5})));
+    assert!(!f.matches(&json!({})));
+}
+
+/// The property test is only worth something if the evaluator matches a
+/// fair share of the generated cases and the filter still narrows.
+#[test]
+fn generated_cases_exercise_the_property() {
+    use proptest::strategy::ValueTree;
+    use proptest::test_runner::TestRunner;
+    let mut runner = TestRunner::deterministic();
+    let strategy = (arb_category(), arb_expr(), arb_event_doc());
+    let (mut matched, mut filtered_out) = (0, 0);
+    for _ in 0..3000 {
+        let (cat, e, doc) = strategy.new_tree(&mut runner).unwrap().current();
+        let query = Query {
+            body: QueryBody::Event(EventQuery {
+                category: cat,
+                condition: e,
+                span: sp(),
+            }),
+            pipes: vec![],
+            span: sp(),
+        };
+        if evaluator_matches(&query, &doc) == Some(true) {
+            matched += 1;
+        }
+        if !pushdown(&query, "event.category").matches(&doc) {
+            filtered_out += 1;
+        }
+    }
+    assert!(matched > 300, "only {matched} of 3000 cases match");
+    assert!(
+        filtered_out > 300,
+        "only {filtered_out} of 3000 cases are filtered out"
     );
 }
 
@@ -273,82 +332,7 @@ fn wildcard_matcher() {
     assert!(wildcard_match("*\u{e9}*", "CAF\u{c9}", true));
 }
 
-// ---- property test against a reference three-valued evaluator ----
-
-/// EQL truth: `None` is null.
-fn reference_eval(e: &Expr, doc: &Value) -> Option<bool> {
-    let vals = |f: &Expr| -> Option<Vec<Value>> {
-        match &f.kind {
-            ExprKind::Field(fl) => {
-                let v: Vec<Value> = field_values(doc, &fl.name).into_iter().cloned().collect();
-                (!v.is_empty()).then_some(v)
-            }
-            _ => None,
-        }
-    };
-    let lit = |l: &Expr| -> Option<Scalar> {
-        match operand(l) {
-            Operand::Value(v) => Some(v),
-            _ => None,
-        }
-    };
-    match &e.kind {
-        ExprKind::Not(a) => reference_eval(a, doc).map(|b| !b),
-        ExprKind::And(a, b) => match (reference_eval(a, doc), reference_eval(b, doc)) {
-            (Some(false), _) | (_, Some(false)) => Some(false),
-            (Some(true), Some(true)) => Some(true),
-            _ => None,
-        },
-        ExprKind::Or(a, b) => match (reference_eval(a, doc), reference_eval(b, doc)) {
-            (Some(true), _) | (_, Some(true)) => Some(true),
-            (Some(false), Some(false)) => Some(false),
-            _ => None,
-        },
-        ExprKind::Compare { op, lhs, rhs } => {
-            if matches!(rhs.kind, ExprKind::Literal(Literal::Null)) {
-                let missing = vals(lhs).is_none();
-                return Some(if *op == CmpOp::Eq { missing } else { !missing });
-            }
-            let vs = vals(lhs)?;
-            let want = lit(rhs)?;
-            // any-value semantics, mismatched types compare false
-            Some(vs.iter().any(|v| match op {
-                CmpOp::Eq => scalar_eq(v, &want, false),
-                CmpOp::Ne => cmp_scalar(v, &want).is_some_and(|o| o.is_ne()),
-                CmpOp::Lt => cmp_scalar(v, &want).is_some_and(|o| o.is_lt()),
-                CmpOp::Le => cmp_scalar(v, &want).is_some_and(|o| o.is_le()),
-                CmpOp::Gt => cmp_scalar(v, &want).is_some_and(|o| o.is_gt()),
-                CmpOp::Ge => cmp_scalar(v, &want).is_some_and(|o| o.is_ge()),
-            }))
-        }
-        ExprKind::In {
-            expr,
-            list,
-            negated,
-            insensitive,
-        } => {
-            let vs = vals(expr)?;
-            let hit = vs.iter().any(|v| {
-                list.iter()
-                    .filter_map(lit)
-                    .any(|w| scalar_eq(v, &w, *insensitive))
-            });
-            Some(hit != *negated)
-        }
-        ExprKind::Match { expr, patterns, .. } => {
-            let vs = vals(expr)?;
-            Some(vs.iter().any(|v| {
-                patterns.iter().any(|p| match (v, &p.kind) {
-                    (Value::String(t), ExprKind::Literal(Literal::String(p))) => {
-                        wildcard_match(p, t, true)
-                    }
-                    _ => false,
-                })
-            }))
-        }
-        _ => None,
-    }
-}
+// ---- property test against the real evaluator ----
 
 const FIELDS: &[&str] = &["a", "b", "c.d"];
 
@@ -439,15 +423,63 @@ fn arb_expr() -> impl Strategy<Value = Expr> {
     })
 }
 
+fn arb_category() -> impl Strategy<Value = Category> {
+    prop_oneof![
+        Just(Category::Any(sp())),
+        Just(Category::Named("process".into(), sp())),
+        Just(Category::Named("network".into(), sp())),
+    ]
+}
+
+fn arb_event_doc() -> impl Strategy<Value = Value> {
+    (
+        arb_doc(),
+        prop_oneof![
+            Just(json!("process")),
+            Just(json!("network")),
+            Just(json!(["network", "process"])),
+            Just(json!("Process")),
+            Just(Value::Null)
+        ],
+    )
+        .prop_map(|(mut d, cat)| {
+            if !cat.is_null() {
+                d["event"] = json!({ "category": cat });
+            }
+            d
+        })
+}
+
+/// Compiles `category where e` and evaluates it on `doc`; `None` when the
+/// query does not compile (the evaluator rejects it as Elasticsearch would).
+fn evaluator_matches(query: &Query, doc: &Value) -> Option<bool> {
+    use crate::eql::compile::{compile, CompileOptions};
+    use crate::eql::schema::Schema;
+    let plan = compile(query, &Schema::default(), &CompileOptions::default()).ok()?;
+    let event = plan.event(doc);
+    Some(plan.stages.iter().any(|s| s.matches(&event)))
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(ProptestConfig::with_cases(3000))]
     #[test]
-    fn filter_is_a_superset_of_where_the_condition_is_true(e in arb_expr(), doc in arb_doc()) {
-        if reference_eval(&e, &doc) == Some(true) {
-            prop_assert!(when_true(&e).matches(&doc), "filter {:?} dropped {}", when_true(&e), doc);
-        }
-        if reference_eval(&e, &doc) == Some(false) {
-            prop_assert!(when_false(&e).matches(&doc), "false-filter {:?} dropped {}", when_false(&e), doc);
+    fn filter_is_a_superset_of_what_the_evaluator_matches(
+        cat in arb_category(),
+        e in arb_expr(),
+        doc in arb_event_doc(),
+    ) {
+        let query = Query {
+            body: QueryBody::Event(EventQuery { category: cat, condition: e, span: sp() }),
+            pipes: vec![],
+            span: sp(),
+        };
+        let filter = pushdown(&query, "event.category");
+        if evaluator_matches(&query, &doc) == Some(true) {
+            prop_assert!(filter.matches(&doc), "filter {:?} dropped {} for {}", filter, doc, query_text(&query));
         }
     }
+}
+
+fn query_text(q: &Query) -> String {
+    format!("{q}")
 }

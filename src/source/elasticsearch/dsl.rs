@@ -238,7 +238,7 @@ fn fits(leaf: &Filter, family: Family) -> bool {
                     .all(|b| b.as_ref().map_or(true, |s| scalar_fits(s, family))),
                 Family::Keyword => bs
                     .iter()
-                    .all(|b| b.as_ref().map_or(true, |s| matches!(s, Scalar::String(_)))),
+                    .all(|b| b.as_ref().map_or(true, |s| scalar_fits(s, Family::Keyword))),
                 _ => false,
             }
         }
@@ -248,7 +248,9 @@ fn fits(leaf: &Filter, family: Family) -> bool {
 
 fn scalar_fits(v: &Scalar, family: Family) -> bool {
     match (v, family) {
-        (Scalar::String(_), Family::Keyword) => true,
+        // A numeric string equals a number in memory ("135" == 135.0) but
+        // not as a keyword term ("135.0" is indexed as written).
+        (Scalar::String(s), Family::Keyword) => s.trim().parse::<f64>().is_err(),
         (Scalar::String(s), Family::Ip) => s.parse::<IpAddr>().is_ok(),
         (Scalar::Int(_), Family::Integer | Family::Double) => true,
         (Scalar::Float(f), Family::Integer) => f.fract() == 0.0 && f.abs() < 9.0e15,
