@@ -17,7 +17,7 @@ fn corpus_queries() -> Vec<String> {
     let mut out = Vec::new();
     for entry in walkdir::WalkDir::new(corpus_dir()).sort_by_file_name() {
         let Ok(entry) = entry else { continue };
-        if entry.path().extension().map_or(true, |e| e != "toml") {
+        if entry.path().extension().is_none_or(|e| e != "toml") {
             continue;
         }
         let Ok(text) = std::fs::read_to_string(entry.path()) else {

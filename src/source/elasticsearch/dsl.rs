@@ -235,10 +235,10 @@ fn fits(leaf: &Filter, family: Family) -> bool {
             match family {
                 Family::Integer | Family::Double => bs
                     .iter()
-                    .all(|b| b.as_ref().map_or(true, |s| scalar_fits(s, family))),
+                    .all(|b| b.as_ref().is_none_or(|s| scalar_fits(s, family))),
                 Family::Keyword => bs
                     .iter()
-                    .all(|b| b.as_ref().map_or(true, |s| scalar_fits(s, Family::Keyword))),
+                    .all(|b| b.as_ref().is_none_or(|s| scalar_fits(s, Family::Keyword))),
                 _ => false,
             }
         }
