@@ -358,3 +358,50 @@ async fn early_drop_and_server_errors_surface_cleanly() {
     );
     delete_indices(&cluster, &[&index]).await;
 }
+
+#[tokio::test]
+async fn gzip_compressed_requests_are_accepted() {
+    if connect_or_skip("gzip_compressed_requests_are_accepted")
+        .await
+        .is_none()
+    {
+        return;
+    }
+    let mut settings = detectd::config::cluster::ClusterSettings::from_env();
+    settings.gzip = Some(true);
+    let cluster = detectd::cluster::Cluster::connect(&settings.resolve().unwrap())
+        .await
+        .unwrap();
+    let index = unique_index("gzip");
+    let sink = ElasticsearchSink::new(
+        cluster.clone(),
+        BulkSettings {
+            refresh: Some("true".into()),
+            ..BulkSettings::default()
+        },
+    );
+    let alerts: Vec<Alert> = (0..20)
+        .map(|i| Alert {
+            id: format!("g{i}"),
+            source: json!({"@timestamp": iso(base() + Duration::seconds(i))}),
+        })
+        .collect();
+    let report = sink.write(&index, &alerts).await.unwrap();
+    assert_eq!(report.created.len(), 20, "{:?}", report.failed.first());
+    let source = ElasticsearchSource::new(cluster.clone());
+    let got = source
+        .fetch(FetchRequest::new(
+            vec![index.clone()],
+            TimeRange {
+                from: base(),
+                to: base() + Duration::minutes(1),
+            },
+        ))
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(got.len(), 20);
+    delete_indices(&cluster, &[&index]).await;
+}

@@ -105,7 +105,7 @@ pub enum SourceError {
     ShardFailures(String),
     #[error("invalid fetch request: {0}")]
     InvalidRequest(String),
-    #[error("the fetch task stopped unexpectedly")]
+    #[error("the fetch task stopped before the end of the window")]
     TaskGone,
 }
 
@@ -119,7 +119,10 @@ pub struct EventStream {
 }
 
 impl EventStream {
-    /// A stream fed by a producer task through `rx`.
+    /// A stream fed by a producer task through `rx`: pages of events in
+    /// order, then an empty page as the end marker (or an error). A channel
+    /// that closes without the marker is an incomplete window
+    /// ([`SourceError::TaskGone`]), never a silent end.
     pub fn from_channel(
         warnings: Vec<String>,
         rx: mpsc::Receiver<Result<Vec<Document>, SourceError>>,
@@ -158,14 +161,20 @@ impl EventStream {
             }
             let rx = self.rx.as_mut()?;
             match rx.recv().await {
+                Some(Ok(page)) if page.is_empty() => {
+                    self.rx = None;
+                    return None;
+                }
                 Some(Ok(page)) => self.page = page.into_iter(),
                 Some(Err(e)) => {
                     self.failed = true;
                     return Some(Err(e));
                 }
+                // The producer went away without the end marker (a panic,
+                // a runtime shutting down): the window is incomplete.
                 None => {
-                    self.rx = None;
-                    return None;
+                    self.failed = true;
+                    return Some(Err(SourceError::TaskGone));
                 }
             }
         }
@@ -196,4 +205,43 @@ pub trait EventSource: Send + Sync {
         &self,
         refs: &[DocRef],
     ) -> impl Future<Output = Result<Vec<Document>, SourceError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn doc(id: &str) -> Document {
+        Document {
+            index: "i".into(),
+            id: id.into(),
+            source: json!({}),
+        }
+    }
+
+    #[tokio::test]
+    async fn stream_ends_at_the_marker_and_a_lost_producer_is_an_error() {
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(Ok(vec![doc("a"), doc("b")])).await.unwrap();
+        tx.send(Ok(vec![doc("c")])).await.unwrap();
+        tx.send(Ok(Vec::new())).await.unwrap();
+        drop(tx);
+        let got = EventStream::from_channel(vec![], rx)
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(
+            got.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
+
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(Ok(vec![doc("a")])).await.unwrap();
+        drop(tx);
+        let mut s = EventStream::from_channel(vec![], rx);
+        assert!(s.next().await.unwrap().is_ok());
+        assert!(matches!(s.next().await, Some(Err(SourceError::TaskGone))));
+        assert!(s.next().await.is_none());
+    }
 }

@@ -28,6 +28,9 @@ use super::{DocRef, Document, EventSource, EventStream, FetchRequest, SourceErro
 use crate::cluster::{encode_path_part, Cluster};
 use dsl::FieldTypes;
 
+/// Longest comma-joined target list put in a URL path.
+const MAX_TARGETS_LEN: usize = 2_000;
+
 /// Fetches windows of events from a cluster.
 #[derive(Clone, Debug)]
 pub struct ElasticsearchSource {
@@ -41,7 +44,9 @@ pub struct ElasticsearchSource {
 /// What a window's search will send, for logs, `--explain` and tests.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SearchPlan {
-    /// Concrete indices (and aliases, data streams) the patterns resolved to.
+    /// What the point in time opens over: the concrete indices (aliases,
+    /// data streams) the patterns resolved to, or the patterns that match
+    /// something when that list is too long for a URL.
     pub targets: Vec<String>,
     pub warnings: Vec<String>,
     pub query: Value,
@@ -71,6 +76,7 @@ impl ElasticsearchSource {
             )));
         }
         let mut targets = Vec::new();
+        let mut matching_patterns = Vec::new();
         let mut warnings = Vec::new();
         for pattern in &request.indices {
             let found = self
@@ -79,12 +85,20 @@ impl ElasticsearchSource {
                 .await?;
             if found.is_empty() {
                 warnings.push(format!("index pattern `{pattern}` matches no index"));
+            } else {
+                matching_patterns.push(pattern.clone());
             }
             for name in found {
                 if !targets.contains(&name) {
                     targets.push(name);
                 }
             }
+        }
+        // A pattern can match hundreds of indices; their names would make
+        // the request line longer than servers accept (4 KB by default), so
+        // then the patterns that match something are searched instead.
+        if targets.iter().map(|t| t.len() + 1).sum::<usize>() > MAX_TARGETS_LEN {
+            targets = matching_patterns;
         }
         let mut fields = request.filter.fields();
         if let Some(tb) = &request.tiebreaker_field {
@@ -177,7 +191,13 @@ impl EventSource for ElasticsearchSource {
             };
             loop {
                 match pager.next_page().await {
-                    Ok(None) => break,
+                    Ok(None) => {
+                        // Close first, so a consumer that saw the end knows
+                        // the point in time is gone; then the end marker.
+                        pager.close().await;
+                        let _ = tx.send(Ok(Vec::new())).await;
+                        return;
+                    }
                     Ok(Some(page)) => {
                         // The consumer dropped the stream: stop early.
                         if tx.send(Ok(page)).await.is_err() {
@@ -185,8 +205,9 @@ impl EventSource for ElasticsearchSource {
                         }
                     }
                     Err(e) => {
+                        pager.close().await;
                         let _ = tx.send(Err(e)).await;
-                        break;
+                        return;
                     }
                 }
             }
