@@ -272,7 +272,7 @@ impl Pager<'_> {
         if let Some(after) = &self.search_after {
             body["search_after"] = after.clone();
         }
-        let resp = self
+        let mut resp = self
             .cluster
             .request_json(Method::Post, "/_search", &[], Some(&body))
             .await?;
@@ -287,17 +287,13 @@ impl Pager<'_> {
             }
         }
         let hits = resp
-            .pointer("/hits/hits")
-            .and_then(Value::as_array)
+            .pointer_mut("/hits/hits")
+            .and_then(Value::as_array_mut)
             .ok_or_else(|| {
                 SourceError::BadResponse("expected `hits.hits` in the search response".into())
             })?;
         if hits.is_empty() {
             return Ok(None);
-        }
-        let mut page = Vec::with_capacity(hits.len());
-        for hit in hits {
-            page.push(hit_document(hit)?);
         }
         let last_sort = hits
             .last()
@@ -312,6 +308,11 @@ impl Pager<'_> {
         } else {
             last_sort
         });
+        let mut page = Vec::with_capacity(hits.len());
+        for hit in hits.iter_mut() {
+            // Moved out, not cloned: a page can be megabytes of sources.
+            page.push(take_hit_document(hit)?);
+        }
         Ok(Some(page))
     }
 
@@ -343,6 +344,13 @@ fn check_search(resp: &Value) -> Result<(), SourceError> {
         )));
     }
     Ok(())
+}
+
+fn take_hit_document(hit: &mut Value) -> Result<Document, SourceError> {
+    let source = hit.get_mut("_source").map(Value::take);
+    let mut doc = hit_document(hit)?;
+    doc.source = source.unwrap_or_else(|| json!({}));
+    Ok(doc)
 }
 
 fn hit_document(hit: &Value) -> Result<Document, SourceError> {
