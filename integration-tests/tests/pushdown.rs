@@ -16,7 +16,7 @@ use std::time::Instant;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use detectd::eql::ast::Query;
 use detectd::eql::compile::{compile, CompileOptions};
-use detectd::eql::pushdown::{field_values, pushdown, referenced_fields, Filter};
+use detectd::eql::pushdown::{field_values, pushdown, Filter};
 use detectd::eql::schema::Schema;
 use detectd::source::elasticsearch::ElasticsearchSource;
 use detectd::source::{Document, EventSource, FetchRequest, TimeRange};
@@ -133,13 +133,7 @@ fn request(index: &str, query: &Query, with_pushdown: bool) -> FetchRequest {
     req.page_size = 5_000;
     req.tiebreaker_field = Some("event.sequence".into());
     if with_pushdown {
-        req.filter = pushdown(query, "event.category");
-        let mut fields: Vec<String> = referenced_fields(query, "event.category")
-            .into_iter()
-            .collect();
-        fields.push("@timestamp".into());
-        fields.push("event.sequence".into());
-        req.source_fields = Some(fields);
+        req = req.for_query(query, "event.category");
     }
     req
 }

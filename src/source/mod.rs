@@ -17,7 +17,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::mpsc;
 
 use crate::cluster::ClusterError;
-use crate::eql::pushdown::Filter;
+use crate::eql::ast::Query;
+use crate::eql::pushdown::{pushdown, referenced_fields, Filter};
 pub use files::Document;
 
 /// An inclusive time range `[from, to]`.
@@ -85,6 +86,24 @@ impl FetchRequest {
             source_fields: None,
             page_size: 1_000,
         }
+    }
+}
+
+impl FetchRequest {
+    /// Narrows the request to what `query` can use: its pushdown filter and
+    /// a projection of the fields it reads plus the time, order and
+    /// category fields. Events that end up in alerts are read in full
+    /// afterwards with [`EventSource::fetch_sources`].
+    pub fn for_query(mut self, query: &Query, event_category_field: &str) -> FetchRequest {
+        self.filter = pushdown(query, event_category_field);
+        let mut fields = referenced_fields(query, event_category_field);
+        fields.insert(event_category_field.to_string());
+        fields.insert(self.timestamp_field.clone());
+        fields.insert(self.time_filter.primary.clone());
+        fields.extend(self.time_filter.fallback.clone());
+        fields.extend(self.tiebreaker_field.clone());
+        self.source_fields = Some(fields.into_iter().collect());
+        self
     }
 }
 
@@ -243,5 +262,93 @@ mod tests {
         assert!(s.next().await.unwrap().is_ok());
         assert!(matches!(s.next().await, Some(Err(SourceError::TaskGone))));
         assert!(s.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_projected_pushdown_fetch_keeps_what_the_evaluator_matches() {
+        use crate::eql::compile::{compile, CompileOptions};
+        use crate::eql::schema::Schema;
+        use crate::synth::{Synth, SynthConfig};
+        let docs: Vec<Document> = Synth::new(SynthConfig {
+            attacks_per_10k: 50,
+            ..SynthConfig::default()
+        })
+        .take(5_000)
+        .enumerate()
+        .map(|(i, source)| Document {
+            index: "logs-endpoint.events.test".into(),
+            id: format!("e{i}"),
+            source,
+        })
+        .collect();
+        let query = crate::eql::parse(
+            r#"sequence by host.id, process.entity_id with maxspan = 5s
+ [library where dll.name : "taskschd.dll" and process.name : ("powershell.exe", "pwsh.exe", "powershell_ise.exe")]
+ [network where process.name : ("powershell.exe", "pwsh.exe", "powershell_ise.exe") and destination.port == 135 and not destination.address in ("127.0.0.1", "::1")]"#,
+        )
+        .unwrap();
+        let plan = compile(&query, &Schema::default(), &CompileOptions::default()).unwrap();
+        let matched: Vec<&str> = docs
+            .iter()
+            .filter(|d| {
+                let ev = plan.event(&d.source);
+                plan.stages.iter().any(|s| s.matches(&ev))
+            })
+            .map(|d| d.id.as_str())
+            .collect();
+        assert!(matched.len() > 20);
+        let first = docs[0].source["@timestamp"].as_str().unwrap();
+        let from = chrono::DateTime::parse_from_rfc3339(first)
+            .unwrap()
+            .with_timezone(&Utc);
+        let req = FetchRequest::new(
+            vec!["logs-endpoint.events.*".into()],
+            TimeRange {
+                from,
+                to: from + chrono::Duration::hours(1),
+            },
+        )
+        .for_query(&query, "event.category");
+        let fields = req.source_fields.clone().unwrap();
+        for f in [
+            "@timestamp",
+            "dll.name",
+            "host.id",
+            "process.entity_id",
+            "destination.address",
+        ] {
+            assert!(fields.iter().any(|x| x == f), "{f} missing from {fields:?}");
+        }
+        let source = memory::MemorySource::new(docs.clone());
+        let got = source.fetch(req).await.unwrap().collect().await.unwrap();
+        assert!(
+            got.len() < docs.len() / 5,
+            "pushdown narrows: {} of {}",
+            got.len(),
+            docs.len()
+        );
+        // The evaluator still matches the same events on projected sources.
+        let kept: Vec<&str> = got
+            .iter()
+            .filter(|d| {
+                let ev = plan.event(&d.source);
+                plan.stages.iter().any(|s| s.matches(&ev))
+            })
+            .map(|d| d.id.as_str())
+            .collect();
+        assert_eq!(kept, matched);
+        // And the full sources come back for alerting.
+        let refs: Vec<DocRef> = got[..3]
+            .iter()
+            .map(|d| DocRef {
+                index: d.index.clone(),
+                id: d.id.clone(),
+            })
+            .collect();
+        let full = source.fetch_sources(&refs).await.unwrap();
+        assert!(
+            full[0].source.get("user").is_some(),
+            "full source has every field"
+        );
     }
 }
