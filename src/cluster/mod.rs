@@ -428,22 +428,25 @@ impl Cluster {
         keep_alive: &str,
     ) -> Result<String, ClusterError> {
         let target = encode_path_part(&indices.join(","));
-        let (path, key) = match self.info.pit_api() {
-            PitApi::Elasticsearch => (format!("/{target}/_pit"), "id"),
-            PitApi::OpenSearch => (format!("/{target}/_search/point_in_time"), "pit_id"),
-        };
-        let body = self
-            .request_json(
-                Method::Post,
-                &path,
+        // OpenSearch's create-PIT API takes no `ignore_unavailable` (and
+        // rejects unknown parameters); callers pass resolved names anyway.
+        let (path, key, query): (String, &str, &[(&str, &str)]) = match self.info.pit_api() {
+            PitApi::Elasticsearch => (
+                format!("/{target}/_pit"),
+                "id",
                 &[
                     ("keep_alive", keep_alive),
                     ("ignore_unavailable", "true"),
                     ("expand_wildcards", "open"),
                 ],
-                None,
-            )
-            .await?;
+            ),
+            PitApi::OpenSearch => (
+                format!("/{target}/_search/point_in_time"),
+                "pit_id",
+                &[("keep_alive", keep_alive)],
+            ),
+        };
+        let body = self.request_json(Method::Post, &path, query, None).await?;
         body.get(key)
             .and_then(Value::as_str)
             .map(str::to_string)
