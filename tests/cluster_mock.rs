@@ -538,3 +538,142 @@ async fn garbage_bulk_responses_fail_the_chunk_with_the_body_shown() {
     );
     assert!(sink.write("a,b", &alerts(&["a"])).await.is_err());
 }
+
+/// Elasticsearch flavour: `/_pit` to open, `DELETE /_pit {"id"}` to close,
+/// `_shard_doc` as the last sort key; OpenSearch 2.x (no `_shard_doc`):
+/// `_index` + `_id` instead.
+#[tokio::test]
+async fn pit_api_and_tiebreak_sort_follow_the_server() {
+    for (root, open_path, close_body, last_sort) in [
+        (
+            json!({"version":{"number":"8.15.0","build_flavor":"default"}}),
+            "/logs-1/_pit",
+            json!({"id":"PIT-1"}),
+            json!({"_shard_doc":"asc"}),
+        ),
+        (
+            json!({"version":{"distribution":"opensearch","number":"2.11.0"}}),
+            "/logs-1/_search/point_in_time",
+            json!({"pit_id":["PIT-1"]}),
+            json!({"_id":"asc"}),
+        ),
+    ] {
+        let server = MockServer::start().await;
+        Mock::given(method("GET"))
+            .and(path("/"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(root))
+            .mount(&server)
+            .await;
+        Mock::given(method("GET"))
+            .and(path("/_resolve/index/logs-*"))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"indices":[{"name":"logs-1"}]})),
+            )
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path(open_path))
+            .respond_with(
+                ResponseTemplate::new(200).set_body_json(json!({"id":"PIT-1","pit_id":"PIT-1"})),
+            )
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(method("POST"))
+            .and(path("/_search"))
+            .respond_with(ResponseTemplate::new(200).set_body_json(page(&["a"])))
+            .mount(&server)
+            .await;
+        let close_path = if open_path.ends_with("_pit") {
+            "/_pit"
+        } else {
+            "/_search/point_in_time"
+        };
+        Mock::given(method("DELETE"))
+            .and(path(close_path))
+            .and(wiremock::matchers::body_json(close_body))
+            .respond_with(ResponseTemplate::new(200).set_body_json(json!({"succeeded":true})))
+            .expect(1)
+            .mount(&server)
+            .await;
+        let cluster = connect(&server, 5.0, 0).await.unwrap();
+        let source = ElasticsearchSource::new(cluster);
+        let docs = source
+            .fetch(FetchRequest::new(vec!["logs-*".into()], window()))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(docs.len(), 1);
+        let reqs = server.received_requests().await.unwrap();
+        let search: Value = reqs
+            .iter()
+            .find(|r| r.url.path() == "/_search")
+            .map(|r| serde_json::from_slice(&r.body).unwrap())
+            .unwrap();
+        assert_eq!(
+            search["sort"].as_array().unwrap().last().unwrap(),
+            &last_sort
+        );
+        assert_eq!(
+            search["sort"][0],
+            json!({"@timestamp":{"order":"asc","unmapped_type":"date"}})
+        );
+        // `expect(1)` on the PIT mocks is verified when the server drops.
+    }
+}
+
+#[tokio::test]
+async fn credentials_are_sent_and_a_bad_ca_file_is_an_error() {
+    use wiremock::matchers::header;
+    let server = MockServer::start().await;
+    Mock::given(method("GET"))
+        .and(path("/"))
+        .and(header(
+            "authorization",
+            "ApiKey c2VjcmV0LWlkOnNlY3JldC1rZXk=",
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(root_body()))
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/"))
+        .respond_with(ResponseTemplate::new(401).set_body_json(json!({"error":{"type":"security_exception","reason":"missing authentication credentials"},"status":401})))
+        .with_priority(10)
+        .mount(&server)
+        .await;
+    let settings = |key: Option<&str>| ClusterSettings {
+        urls: Some(vec![server.uri()]),
+        api_key: key.map(detectd::config::cluster::Secret::new),
+        ..ClusterSettings::default()
+    };
+    let ok = Cluster::connect_with(
+        &settings(Some("c2VjcmV0LWlkOnNlY3JldC1rZXk="))
+            .resolve()
+            .unwrap(),
+        fast_retry(0),
+    )
+    .await;
+    assert!(ok.is_ok(), "{ok:?}");
+    let err = Cluster::connect_with(&settings(None).resolve().unwrap(), fast_retry(3))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.status(),
+        Some(401),
+        "401 is not retried and says why: {err}"
+    );
+    assert!(err
+        .to_string()
+        .contains("missing authentication credentials"));
+    let reqs = server.received_requests().await.unwrap();
+    assert_eq!(requests_to(&reqs, "GET", "/"), 2, "no retry of a 401");
+
+    let mut bad_ca = settings(None);
+    bad_ca.ca_cert = Some("/nonexistent/ca.pem".into());
+    let err = Cluster::connect(&bad_ca.resolve().unwrap())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, ClusterError::CaCert { .. }), "{err}");
+}
