@@ -405,3 +405,45 @@ async fn gzip_compressed_requests_are_accepted() {
     assert_eq!(got.len(), 20);
     delete_indices(&cluster, &[&index]).await;
 }
+
+/// A term on a field under a `nested` object matches nothing as a plain
+/// query, while the evaluator reads it from `_source`: the pushdown must
+/// widen it instead of dropping the event.
+#[tokio::test]
+async fn fields_under_nested_objects_are_not_filtered_on() {
+    let Some(cluster) = connect_or_skip("nested_fields").await else {
+        return;
+    };
+    let index = unique_index("nested");
+    create_index(
+        &cluster,
+        &index,
+        json!({"properties": {
+            "@timestamp": {"type": "date"},
+            "n": {"type": "nested", "properties": {"k": {"type": "keyword"}}}
+        }}),
+    )
+    .await;
+    index_docs(
+        &cluster,
+        &index,
+        &[(
+            "a".into(),
+            json!({"@timestamp": iso(base()), "n": [{"k": "x"}]}),
+        )],
+    )
+    .await;
+    let query = detectd::eql::parse(r#"any where n.k == "x""#).unwrap();
+    let req = FetchRequest::new(
+        vec![index.clone()],
+        TimeRange {
+            from: base(),
+            to: base() + Duration::minutes(1),
+        },
+    )
+    .for_query(&query, "event.category");
+    let source = ElasticsearchSource::new(cluster.clone());
+    let got = source.fetch(req).await.unwrap().collect().await.unwrap();
+    assert_eq!(got.len(), 1, "the nested event must be fetched");
+    delete_indices(&cluster, &[&index]).await;
+}

@@ -89,6 +89,15 @@ impl FieldTypes {
             .flatten()
     }
 
+    /// Whether some parent path of `field` is mapped as `nested`.
+    pub fn under_nested(&self, field: &str) -> bool {
+        field.match_indices('.').any(|(i, _)| {
+            self.types
+                .get(&field[..i])
+                .is_some_and(|c| c.types.contains("nested"))
+        })
+    }
+
     /// Whether any index maps the field.
     pub fn is_mapped(&self, field: &str) -> bool {
         self.types.contains_key(field)
@@ -202,6 +211,11 @@ pub fn adapt(filter: &Filter, types: &FieldTypes) -> Filter {
 /// The leaf as the cluster can answer it exactly, or `None`.
 fn adapt_leaf(leaf: &Filter, types: &FieldTypes) -> Option<Filter> {
     let field = leaf_field(leaf)?;
+    // Fields under a `nested` object only match inside a `nested` query;
+    // the evaluator reads them from `_source`, so leave them to it.
+    if types.under_nested(field) {
+        return None;
+    }
     let family = types.family(field);
     if matches!(family, Family::Text | Family::KeywordText) {
         if matches!(leaf, Filter::Exists { .. }) {
@@ -487,6 +501,15 @@ mod tests {
             adapt(&term("unmapped", s("a"), false), &types),
             Filter::MatchAll
         );
+        let nested = types
+            .clone()
+            .with("n", &["nested"])
+            .with("n.k", &["keyword"]);
+        assert_eq!(
+            adapt(&term("n.k", s("a"), false), &nested),
+            Filter::MatchAll
+        );
+        assert_eq!(adapt(&term("n", s("a"), false), &nested), Filter::MatchAll);
         let wc = Filter::Wildcard {
             field: "port".into(),
             pattern: "1*".into(),

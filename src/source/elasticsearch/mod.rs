@@ -142,11 +142,18 @@ impl ElasticsearchSource {
         targets: &[String],
         fields: &std::collections::BTreeSet<String>,
     ) -> Result<FieldTypes, SourceError> {
-        // Ask for the `.keyword` sub-fields too: text fields use them.
-        let list: Vec<String> = fields
-            .iter()
-            .flat_map(|f| [f.clone(), format!("{f}.keyword")])
-            .collect();
+        // Ask for the `.keyword` sub-fields too (text fields use them) and
+        // for every parent path (a `nested` parent hides its fields from
+        // plain queries).
+        let mut wanted = std::collections::BTreeSet::new();
+        for f in fields {
+            wanted.insert(f.clone());
+            wanted.insert(format!("{f}.keyword"));
+            for (i, _) in f.match_indices('.') {
+                wanted.insert(f[..i].to_string());
+            }
+        }
+        let list: Vec<String> = wanted.into_iter().collect();
         let path = format!("/{}/_field_caps", encode_path_part(&targets.join(",")));
         let body = self
             .cluster
