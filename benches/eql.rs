@@ -1,12 +1,19 @@
 //! EQL benchmarks: parse + semantic checks of the whole detection-rules
 //! corpus, and event-query evaluation throughput on pre-built events.
 //!
-//! Run with `cargo bench --bench eql`. The corpus group reads
+//! Times are CPU time of the (single-threaded) bench process, so figures
+//! are per core even on a busy machine. Run with `cargo bench --bench eql`.
+//! The corpus group reads
 //! `../shared/detection-rules-eql` and is skipped with a notice when absent.
 
 use std::path::{Path, PathBuf};
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+
+#[path = "support/cpu_time.rs"]
+mod cpu_time;
+
+type Bench = Criterion<cpu_time::CpuTime>;
 
 fn corpus_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/detection-rules-eql")
@@ -37,7 +44,7 @@ fn corpus_queries() -> Vec<String> {
     out
 }
 
-fn bench_corpus(c: &mut Criterion) {
+fn bench_corpus(c: &mut Bench) {
     let queries = corpus_queries();
     if queries.is_empty() {
         eprintln!(
@@ -85,7 +92,7 @@ fn prebuilt_events(
 
 /// Event-query evaluation on pre-built events: the per-event cost of a
 /// typical rule condition, without JSON parsing.
-fn bench_event_query(c: &mut Criterion) {
+fn bench_event_query(c: &mut Bench) {
     const N: usize = 200_000;
     let queries = [
         (
@@ -118,5 +125,67 @@ fn bench_event_query(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench_corpus, bench_event_query);
+/// The founding rule's sequence (issue 3, benchmark b).
+const SEQ_2_STAGES: &str = r#"sequence by host.id, process.entity_id with maxspan=5s
+  [library where dll.name : "taskschd.dll" and process.name : ("powershell.exe", "pwsh.exe", "powershell_ise.exe")]
+  [network where process.name : ("powershell.exe", "pwsh.exe", "powershell_ise.exe") and destination.port == 135 and not destination.address in ("127.0.0.1", "::1")]"#;
+
+/// Three stages and `until` (issue 3, benchmark c): busier stages, so many
+/// partial sequences are pending at once.
+const SEQ_3_STAGES_UNTIL: &str = r#"sequence by process.entity_id with maxspan=30s
+  [process where process.name : ("powershell.exe", "cmd.exe")]
+  [library where dll.name : ("ws2_32.dll", "crypt32.dll")]
+  [network where destination.port in (443, 445, 3389)]
+until [process where event.action == "end"]"#;
+
+/// Sequence matching on pre-built events in time order: stage predicates,
+/// join keys and the streaming matcher, per event.
+fn bench_sequences(c: &mut Bench) {
+    use detectd::eql::search::{ordinal, sequence_spec, sequence_stage_hits};
+    use detectd::eql::sequence::{Limits, SequenceMatcher};
+    use detectd::eql::value::Value;
+
+    const N: usize = 1_000_000;
+    let mut group = c.benchmark_group("sequence");
+    group.sample_size(10);
+    group.throughput(Throughput::Elements(N as u64));
+    for (name, query) in [
+        (
+            "2 stages by host.id, process.entity_id maxspan=5s",
+            SEQ_2_STAGES,
+        ),
+        ("3 stages with until, maxspan=30s", SEQ_3_STAGES_UNTIL),
+    ] {
+        let (plan, events) = prebuilt_events(query, N);
+        let ordinals: Vec<_> = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| ordinal(e, i).expect("synthetic events have timestamps"))
+            .collect();
+        let spec = sequence_spec(&plan);
+        let mut found = 0;
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                let mut matcher: SequenceMatcher<Vec<Value>, usize> =
+                    SequenceMatcher::new(spec.clone(), Limits::default()).expect("valid spec");
+                let mut hits = Vec::new();
+                for (i, (event, ord)) in events.iter().zip(&ordinals).enumerate() {
+                    sequence_stage_hits(&plan, event, &mut hits);
+                    matcher.push(i, ord, &hits);
+                }
+                matcher.finish();
+                found = matcher.drain_completed().len();
+                black_box(found)
+            })
+        });
+        eprintln!("{name}: {found} sequences in {N} events");
+    }
+    group.finish();
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().with_measurement(cpu_time::CpuTime);
+    targets = bench_corpus, bench_event_query, bench_sequences
+}
 criterion_main!(benches);

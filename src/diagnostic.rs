@@ -46,25 +46,76 @@ pub fn render_level(
     } else {
         line_chars
     };
+    let (shown, from, to) = window(line, line_chars, from, to);
     let width = to.saturating_sub(from).max(1);
     // Keep tabs so the caret lines up under tab-indented text.
-    let indent: String = line
+    let indent: String = shown
         .chars()
         .take(from)
         .map(|c| if c == '\t' { '\t' } else { ' ' })
         .collect();
 
     format!(
-        "{source_name}:{}:{}: {level}: {message}\n{pad} |\n{number} | {line}\n{pad} | {indent}{}\n",
+        "{source_name}:{}:{}: {level}: {message}\n{pad} |\n{number} | {shown}\n{pad} | {indent}{}\n",
         start.line,
         start.col,
         "^".repeat(width)
     )
 }
 
+/// Longest source line shown whole; longer ones (a 5 MB query on one line)
+/// are cut to a window around the span, marked with `…`.
+const MAX_SHOWN_CHARS: usize = 160;
+const CONTEXT_BEFORE: usize = 60;
+
+/// The part of `line` to print and the span's columns within it.
+fn window(line: &str, line_chars: usize, from: usize, to: usize) -> (String, usize, usize) {
+    if line_chars <= MAX_SHOWN_CHARS {
+        return (line.to_string(), from, to);
+    }
+    let begin = from.saturating_sub(CONTEXT_BEFORE);
+    let end = (begin + MAX_SHOWN_CHARS).min(line_chars);
+    let mut shown = String::new();
+    let mut offset = 0;
+    if begin > 0 {
+        shown.push('…');
+        offset = 1;
+    }
+    shown.extend(line.chars().skip(begin).take(end - begin));
+    if end < line_chars {
+        shown.push('…');
+    }
+    let from = from - begin + offset;
+    let to = to.min(end).saturating_sub(begin) + offset;
+    (shown, from, to)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_lines_are_cut_to_a_window_around_the_span() {
+        let src = format!("{}BAD{}", "a".repeat(5000), "b".repeat(5000));
+        let out = render("<query>", &src, Span::new(5000, 5003), "bad");
+        assert!(out.starts_with("<query>:1:5001: error: bad\n"));
+        assert!(out.len() < 600, "rendered {} bytes", out.len());
+        let lines: Vec<&str> = out.lines().collect();
+        let code = lines[2].trim_start_matches("1 | ");
+        let caret = lines[3].trim_start_matches("  | ");
+        let col = caret.find('^').unwrap();
+        // the carets sit under BAD (the leading `…` is one char, 3 bytes)
+        let shown: Vec<char> = code.chars().collect();
+        let caret_chars = caret[..col].chars().count();
+        assert_eq!(
+            shown[caret_chars..caret_chars + 3]
+                .iter()
+                .collect::<String>(),
+            "BAD"
+        );
+        assert_eq!(caret.matches('^').count(), 3);
+        assert!(code.starts_with('…') && code.ends_with('…'));
+    }
 
     #[test]
     fn caret_under_span() {

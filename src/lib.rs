@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod config;
 pub mod diagnostic;
 pub mod eql;
+pub mod offline;
 pub mod rule;
 pub mod schedule;
 pub mod sink;

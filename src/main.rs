@@ -34,8 +34,9 @@ enum Command {
 
 #[derive(clap::Args)]
 struct QueryArgs {
-    /// NDJSON files to read (one JSON object per line); stdin when none.
-    #[arg(long = "events", short = 'e', num_args = 1..)]
+    /// An NDJSON file to read (one JSON object per line); repeat for more
+    /// files. Standard input when none.
+    #[arg(long = "events", short = 'e', value_name = "FILE")]
     events: Vec<PathBuf>,
     /// Field holding the event time.
     #[arg(long, default_value = "@timestamp")]
@@ -55,8 +56,17 @@ struct QueryArgs {
     /// Samples per join key for `sample` queries.
     #[arg(long)]
     max_samples_per_key: Option<usize>,
+    /// The events are already in time order: stream them through the
+    /// matcher in bounded memory instead of sorting them first (an event
+    /// out of order is then an error).
+    #[arg(long)]
+    sorted: bool,
+    /// Read the query from this file instead of the command line.
+    #[arg(long, value_name = "FILE", conflicts_with = "query")]
+    query_file: Option<PathBuf>,
     /// The EQL query.
-    query: String,
+    #[arg(required_unless_present = "query_file")]
+    query: Option<String>,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -103,8 +113,89 @@ fn main() -> ExitCode {
     }
 }
 
-fn query(_args: QueryArgs) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("the query command is being wired up")
+/// Bad input lines are warned about one by one up to this many, then counted.
+const MAX_BAD_LINE_WARNINGS: u64 = 20;
+
+fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    use detectd::eql::{compile, search};
+    use detectd::offline::Input;
+
+    let (query, origin) = match (&args.query, &args.query_file) {
+        (_, Some(path)) => (
+            std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read query file {}", path.display()))?,
+            path.display().to_string(),
+        ),
+        (Some(q), None) => (q.clone(), "<query>".to_string()),
+        (None, None) => anyhow::bail!("no query given"),
+    };
+    let ast = match detectd::eql::parse(&query) {
+        Ok(ast) => ast,
+        Err(e) => return query_errors(&origin, &query, &[e]),
+    };
+    let errors = detectd::eql::verify(&ast);
+    if !errors.is_empty() {
+        return query_errors(&origin, &query, &errors);
+    }
+    let options = compile::CompileOptions {
+        timestamp_field: args.timestamp_field,
+        tiebreaker_field: args.tiebreaker_field,
+        event_category_field: args.event_category_field,
+    };
+    let plan = match compile::compile(&ast, &detectd::eql::schema::Schema::default(), &options) {
+        Ok(plan) => plan,
+        Err(e) => return query_errors(&origin, &query, &[e]),
+    };
+
+    let opts = search::SearchOptions {
+        size: args.size,
+        result_position: match args.result_position {
+            ResultPosition::Head => search::ResultPosition::Head,
+            ResultPosition::Tail => search::ResultPosition::Tail,
+        },
+        max_samples_per_key: args.max_samples_per_key.unwrap_or(1),
+        ..Default::default()
+    };
+    let inputs: Vec<Input> = if args.events.is_empty() {
+        vec![Input::Stdin]
+    } else {
+        args.events.into_iter().map(Input::File).collect()
+    };
+    let mut bad_lines = 0u64;
+    let response = detectd::offline::run_query(&plan, &inputs, &opts, args.sorted, |bad| {
+        bad_lines += 1;
+        if bad_lines <= MAX_BAD_LINE_WARNINGS {
+            eprintln!("detectd: warning: {bad}");
+        }
+    })?;
+    if bad_lines > MAX_BAD_LINE_WARNINGS {
+        eprintln!(
+            "detectd: warning: {} more lines skipped",
+            bad_lines - MAX_BAD_LINE_WARNINGS
+        );
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    serde_json::to_writer_pretty(&mut out, &response)?;
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Prints query errors with line, column and a caret; exit code 1.
+fn query_errors(
+    origin: &str,
+    query: &str,
+    errors: &[detectd::eql::EqlError],
+) -> anyhow::Result<ExitCode> {
+    for e in errors {
+        eprint!(
+            "{}",
+            detectd::diagnostic::render(origin, query, e.span, &e.message)
+        );
+    }
+    Ok(ExitCode::from(1))
 }
 
 fn check(paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {

@@ -112,17 +112,21 @@ impl Synth {
     }
 
     fn next_event(&mut self) -> Value {
-        if let Some(entry) = self.pending_attacks.first_entry() {
-            if entry.key().0 <= self.now_ms {
-                return entry.remove();
-            }
-        }
         let gap = if self.cfg.mean_gap_ms == 0 {
             u64::from(self.rng.next() % 4 == 0)
         } else {
             self.rng.next() % (2 * u64::from(self.cfg.mean_gap_ms) + 1)
         };
-        self.now_ms += gap as i64;
+        let next_ms = self.now_ms + gap as i64;
+        // A pending attack half due before the next regular event goes
+        // first, so the stream stays in time order.
+        if let Some(entry) = self.pending_attacks.first_entry() {
+            if entry.key().0 <= next_ms {
+                self.now_ms = self.now_ms.max(entry.key().0);
+                return entry.remove();
+            }
+        }
+        self.now_ms = next_ms;
         let (proc, host) = self.process_ids();
         let name = *self.pick(PROCESS_NAMES);
 

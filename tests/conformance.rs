@@ -1,103 +1,169 @@
 //! Elasticsearch EQL conformance: replays the Elasticsearch QA spec files
-//! (`../shared/eql-conformance`) as Elasticsearch runs them and compares the
-//! returned event ids exactly. This file covers event queries; sequence and
-//! sample cases are counted and reported as skipped until the matchers land.
+//! (`../shared/eql-conformance`) as Elasticsearch runs them (README §2.7)
+//! through `detectd::eql::search` and compares the returned event ids
+//! (missing-event placeholders as -1) and join keys (as Java strings) exactly.
+//! All five suites, 298 cases; each case runs with `result_position` head
+//! and tail, and both must give the expected answer.
 
 mod common;
 
-use std::cmp::Ordering;
+use std::path::Path;
 
 use common::{Case, Suite};
-use detectd::eql::ast::{Pipe, QueryBody};
-use detectd::eql::compile::{compile, CompileOptions};
-use detectd::eql::event::Event;
+use detectd::eql::compile::{compile, CompileOptions, Plan};
 use detectd::eql::schema::Schema;
+use detectd::eql::search::{
+    search_with, Document, HitEvent, ResultPosition, SearchOptions, SearchResponse,
+};
+use detectd::eql::value::java_double;
 use serde_json::Value as Json;
 
 /// Default `size` of the spec runner.
 const DEFAULT_SIZE: usize = 50;
 
-enum Outcome {
-    Pass,
-    Fail(String),
-    Skip,
+/// Cases of the five suites together (README §1.2).
+const TOTAL_CASES: usize = 298;
+
+/// The documents of a suite, each with its index, and one schema per index
+/// plus the merged one (Elasticsearch verifies against the merged mapping
+/// and evaluates every index with its own).
+struct SuiteData {
+    docs: Vec<Document>,
+    merged: Schema,
+    per_index: Vec<(&'static str, Schema)>,
 }
 
-/// Orders events as Elasticsearch does: timestamp, then tiebreaker (events
-/// without one after those with one), then index order.
-fn event_order(a: &(usize, Event), b: &(usize, Event)) -> Ordering {
-    a.1.timestamp
-        .cmp(&b.1.timestamp)
-        .then_with(|| match (&a.1.tiebreaker, &b.1.tiebreaker) {
-            (Some(x), Some(y)) => x.es_cmp(y).unwrap_or(Ordering::Equal),
-            (Some(_), None) => Ordering::Less,
-            (None, Some(_)) => Ordering::Greater,
-            (None, None) => Ordering::Equal,
-        })
-        .then_with(|| a.0.cmp(&b.0))
-}
-
-fn run_event_case(case: &Case, suite: &Suite, docs: &[Json], schema: &Schema) -> Outcome {
-    let query = match detectd::eql::parse(&case.query) {
-        Ok(q) => q,
-        Err(e) => return Outcome::Fail(format!("parse error: {e}")),
-    };
-    if !matches!(query.body, QueryBody::Event(_)) {
-        return Outcome::Skip;
+fn load(dir: &Path, suite: &Suite) -> SuiteData {
+    let mut docs = Vec::new();
+    let mut merged = Schema::default();
+    let mut per_index = Vec::new();
+    for index in suite.indices {
+        for (i, source) in common::load_index_docs(dir, index).into_iter().enumerate() {
+            let id = match source.get(suite.id_field) {
+                Some(Json::Number(n)) => n.to_string(),
+                Some(Json::String(s)) => s.clone(),
+                _ => i.to_string(),
+            };
+            docs.push(Document {
+                index: index.to_string(),
+                id,
+                source,
+            });
+        }
+        let schema = common::load_index_schema(dir, index);
+        merged.merge(&schema);
+        per_index.push((*index, schema));
     }
+    // An index's own mapping wins; fields it lacks come from the others.
+    for (_, schema) in &mut per_index {
+        schema.merge(&merged);
+    }
+    SuiteData {
+        docs,
+        merged,
+        per_index,
+    }
+}
+
+/// A join key as the Java runner prints it (`Object.toString`).
+fn java_string(v: &Json) -> String {
+    match v {
+        Json::Null => "null".into(),
+        Json::Bool(b) => b.to_string(),
+        Json::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => i.to_string(),
+            (None, Some(d)) => java_double(d),
+            _ => n.to_string(),
+        },
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn event_id(event: &HitEvent, suite: &Suite) -> i64 {
+    if event.missing {
+        return -1;
+    }
+    common::event_id(&event.source, suite.id_field)
+}
+
+/// Ids and join keys of a response, flattened as the ES runner does.
+fn flatten(resp: &SearchResponse, suite: &Suite) -> Result<(Vec<i64>, Vec<String>), String> {
+    if let Some(events) = &resp.hits.events {
+        return Ok((events.iter().map(|e| event_id(e, suite)).collect(), vec![]));
+    }
+    let Some(sequences) = &resp.hits.sequences else {
+        return Err("response has neither hits.events nor hits.sequences".into());
+    };
+    let ids = sequences
+        .iter()
+        .flat_map(|s| s.events.iter().map(|e| event_id(e, suite)))
+        .collect();
+    let keys = sequences
+        .iter()
+        .flat_map(|s| s.join_keys.iter().map(java_string))
+        .collect();
+    Ok((ids, keys))
+}
+
+fn run_case(case: &Case, suite: &Suite, data: &SuiteData) -> Result<(), String> {
+    let query = detectd::eql::parse(&case.query).map_err(|e| format!("parse error: {e}"))?;
     if let Some(e) = detectd::eql::verify(&query).first() {
-        return Outcome::Fail(format!("verification error: {e}"));
+        return Err(format!("verification error: {e}"));
     }
     let opts = CompileOptions {
         timestamp_field: "@timestamp".into(),
         tiebreaker_field: suite.tiebreaker.map(str::to_string),
         event_category_field: "event.category".into(),
     };
-    let plan = match compile(&query, schema, &opts) {
-        Ok(p) => p,
-        Err(e) => return Outcome::Fail(format!("compile error: {e}")),
+    let plan = compile(&query, &data.merged, &opts).map_err(|e| format!("compile error: {e}"))?;
+    let mut plans: Vec<(&str, Plan)> = Vec::new();
+    for (index, schema) in &data.per_index {
+        let p = compile(&query, schema, &opts)
+            .map_err(|e| format!("compile error for index {index}: {e}"))?;
+        plans.push((index, p));
+    }
+    let plan_for = |doc: &Document| {
+        plans
+            .iter()
+            .find(|(index, _)| *index == doc.index)
+            .map_or(&plan, |(_, p)| p)
     };
-    let mut events: Vec<(usize, Event)> = docs.iter().map(|d| plan.event(d)).enumerate().collect();
-    events.sort_by(event_order);
-    let stage = &plan.stages[0];
-    let mut hits: Vec<usize> = events
-        .iter()
-        .filter(|(_, e)| stage.matches(e))
-        .map(|(i, _)| *i)
-        .collect();
-    for pipe in &plan.pipes {
-        match pipe {
-            Pipe::Head(n, _) => hits.truncate(*n as usize),
-            Pipe::Tail(n, _) => {
-                let n = *n as usize;
-                if hits.len() > n {
-                    hits.drain(..hits.len() - n);
-                }
-            }
+    for position in [ResultPosition::Head, ResultPosition::Tail] {
+        let search = SearchOptions {
+            size: case.size.unwrap_or(DEFAULT_SIZE),
+            result_position: position,
+            max_samples_per_key: case.max_samples_per_key.filter(|n| *n > 0).unwrap_or(1),
+            ..SearchOptions::default()
+        };
+        let resp = search_with(&plan, plan_for, &data.docs, &search)
+            .map_err(|e| format!("search error: {e}"))?;
+        let (ids, keys) = flatten(&resp, suite)?;
+        if !common::matches_expected(case, &ids) {
+            return Err(format!(
+                "({position:?}) expected {:?}, got {ids:?}",
+                case.expected
+            ));
+        }
+        if !case.join_keys.is_empty() && keys != case.join_keys {
+            return Err(format!(
+                "({position:?}) expected join keys {:?}, got {keys:?}",
+                case.join_keys
+            ));
         }
     }
-    hits.truncate(case.size.unwrap_or(DEFAULT_SIZE));
-    let got: Vec<i64> = hits
-        .iter()
-        .map(|&i| common::event_id(&docs[i], suite.id_field))
-        .collect();
-    if common::matches_expected(case, &got) {
-        Outcome::Pass
-    } else {
-        Outcome::Fail(format!("expected {:?}, got {got:?}", case.expected))
-    }
+    Ok(())
 }
 
-/// Runs the event-query cases of a suite; returns (passed, failed, skipped).
-fn run_suite_event_queries(dir: &std::path::Path, suite: &Suite) -> (usize, usize, usize) {
+/// Runs every case of a suite; returns (passed, failed).
+fn run_suite(dir: &Path, suite: &Suite) -> (usize, usize) {
     let cases = common::load_suite_cases(dir, suite);
-    let (docs, schema) = common::load_suite_data(dir, suite);
-    let (mut passed, mut failed, mut skipped) = (0, 0, 0);
+    let data = load(dir, suite);
+    let (mut passed, mut failed) = (0, 0);
     for case in &cases {
-        match run_event_case(case, suite, &docs, &schema) {
-            Outcome::Pass => passed += 1,
-            Outcome::Skip => skipped += 1,
-            Outcome::Fail(why) => {
+        match run_case(case, suite, &data) {
+            Ok(()) => passed += 1,
+            Err(why) => {
                 failed += 1;
                 println!(
                     "FAIL {}/{} ({}): {}\n  query: {}",
@@ -110,91 +176,29 @@ fn run_suite_event_queries(dir: &std::path::Path, suite: &Suite) -> (usize, usiz
             }
         }
     }
-    (passed, failed, skipped)
+    (passed, failed)
 }
 
 #[test]
-fn conformance_main_event_queries() {
+fn conformance_all_suites() {
     let Some(dir) = common::qa_dir() else {
         return;
     };
-    let (passed, failed, skipped) = run_suite_event_queries(&dir, &common::MAIN);
-    println!("skipped, needs sequence matcher: {skipped}");
-    println!("conformance main/event-queries: {passed} passed, {failed} failed");
-    assert_eq!(failed, 0, "{failed} main-suite event queries failed");
-    assert!(passed > 0, "no event query ran");
-}
-
-/// The event queries of the other suites (optional fields, `null_value`,
-/// multi-valued fields) — few, but mapping-dependent.
-#[test]
-fn conformance_other_suites_event_queries() {
-    let Some(dir) = common::qa_dir() else {
-        return;
-    };
-    let mut total_failed = 0;
-    for suite in [
-        &common::EXTRA,
-        &common::MISSING_EVENTS,
-        &common::SAMPLE,
-        &common::SAMPLE_MULTI,
-    ] {
-        let (passed, failed, skipped) = run_suite_event_queries(&dir, suite);
+    let mut total_passed = 0;
+    let mut total_run = 0;
+    for suite in &common::ALL_SUITES {
+        let (passed, failed) = run_suite(&dir, suite);
         println!(
-            "conformance {}/event-queries: {passed} passed, {failed} failed ({skipped} skipped, need sequence/sample matcher)",
+            "conformance {}: {passed} passed, {failed} failed",
             suite.name
         );
-        total_failed += failed;
+        total_passed += passed;
+        total_run += passed + failed;
     }
-    assert_eq!(total_failed, 0);
-}
-
-#[test]
-fn timestamps_follow_the_loader_transform() {
-    let Some(dir) = common::qa_dir() else {
-        return;
-    };
-    let docs = common::load_index_docs(&dir, "endgame-140");
-    assert_eq!(docs.len(), 102);
-    for d in &docs {
-        let ts = d["timestamp"].as_i64().unwrap();
-        assert_eq!(
-            d["@timestamp"].as_i64().unwrap(),
-            ts / 10_000 - 11_644_473_600_000
-        );
-    }
-}
-
-/// Every case of every suite (sequences and samples too) compiles against
-/// its suite's mapping, so the matchers get a plan for each.
-#[test]
-fn every_spec_case_compiles() {
-    let Some(dir) = common::qa_dir() else {
-        return;
-    };
-    let mut failures = Vec::new();
-    let mut count = 0;
-    for suite in &common::ALL_SUITES {
-        let (_, schema) = common::load_suite_data(&dir, suite);
-        let opts = CompileOptions {
-            timestamp_field: "@timestamp".into(),
-            tiebreaker_field: suite.tiebreaker.map(str::to_string),
-            event_category_field: "event.category".into(),
-        };
-        for case in common::load_suite_cases(&dir, suite) {
-            count += 1;
-            let result = detectd::eql::parse(&case.query)
-                .map_err(|e| e.to_string())
-                .and_then(|q| compile(&q, &schema, &opts).map_err(|e| e.to_string()));
-            if let Err(e) = result {
-                failures.push(format!("{}/{}: {e}", suite.name, case.name));
-            }
-        }
-    }
-    assert_eq!(count, 298, "the spec files hold 298 cases");
-    assert!(
-        failures.is_empty(),
-        "cases that do not compile:\n{}",
-        failures.join("\n")
+    println!("conformance total: {total_passed}/{TOTAL_CASES} passed");
+    assert_eq!(
+        total_run, TOTAL_CASES,
+        "the suites should hold {TOTAL_CASES} cases"
     );
+    assert_eq!(total_passed, TOTAL_CASES, "conformance cases failed");
 }

@@ -11,6 +11,7 @@
 use std::fmt::{self, Display, Formatter, Write};
 
 use super::ast::*;
+use super::parser::with_stack;
 use super::token::is_plain_identifier;
 
 impl Display for Query {
@@ -160,6 +161,11 @@ fn strength(expr: &Expr) -> u8 {
 
 /// Writes `expr`, in parentheses when it binds weaker than `min`.
 fn write_expr(f: &mut Formatter<'_>, expr: &Expr, min: u8) -> fmt::Result {
+    // Trees can be MAX_EXPR_HEIGHT tall.
+    with_stack(|| write_expr_here(f, expr, min))
+}
+
+fn write_expr_here(f: &mut Formatter<'_>, expr: &Expr, min: u8) -> fmt::Result {
     if strength(expr) < min {
         f.write_char('(')?;
         write_bare(f, expr)?;

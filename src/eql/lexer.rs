@@ -340,10 +340,15 @@ impl<'a> Lexer<'a> {
     /// there is no closing `"""` on the line.
     fn raw_string(&mut self, start: usize) -> Option<Token> {
         let body_start = start + 3;
-        let line = &self.src[body_start..];
-        let line = &line[..line.find(['\r', '\n']).unwrap_or(line.len())];
-        let close = line.find("\"\"\"")?;
-        let run = line[close..]
+        // Find the closing quotes first and only then look for a line break
+        // before them: scanning each raw string's whole line would make a
+        // long line of raw strings quadratic.
+        let body = &self.src[body_start..];
+        let close = body.find("\"\"\"")?;
+        if body[..close].contains(['\r', '\n']) {
+            return None;
+        }
+        let run = body[close..]
             .bytes()
             .take_while(|b| *b == b'"')
             .count()

@@ -4,19 +4,11 @@
 //! One JSON object per line. Each document gets the file name as `_index`
 //! and its 1-based line number as `_id`, like the Elasticsearch EQL API
 //! would show a hit. Lines that are not JSON objects are skipped with a
-//! warning that names the file and line; they never stop the read.
+//! warning that names the file and line ([`BadLine`]); they never stop the
+//! read.
 
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
-use std::path::{Path, PathBuf};
-
-/// One input document.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Document {
-    pub index: String,
-    pub id: String,
-    pub source: serde_json::Value,
-}
+use std::io::{self, BufRead};
+use std::path::Path;
 
 /// A line that could not be read as a JSON object.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,60 +24,6 @@ impl std::fmt::Display for BadLine {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum FileSourceError {
-    #[error("cannot read {path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-}
-
-/// Where NDJSON comes from: files in order, or standard input when empty.
-pub struct NdjsonInput {
-    paths: Vec<PathBuf>,
-}
-
-/// Everything read from the inputs, in input order.
-#[derive(Debug, Default)]
-pub struct ReadOutcome {
-    pub documents: Vec<Document>,
-    pub bad_lines: Vec<BadLine>,
-}
-
-impl NdjsonInput {
-    pub fn new(paths: Vec<PathBuf>) -> Self {
-        NdjsonInput { paths }
-    }
-
-    /// Reads every document of every input. Blank lines are ignored.
-    pub fn read_all(&self) -> Result<ReadOutcome, FileSourceError> {
-        let mut out = ReadOutcome::default();
-        if self.paths.is_empty() {
-            let stdin = io::stdin();
-            read_ndjson("stdin", stdin.lock(), &mut out).map_err(|source| FileSourceError::Io {
-                path: PathBuf::from("<stdin>"),
-                source,
-            })?;
-            return Ok(out);
-        }
-        for path in &self.paths {
-            let file = File::open(path).map_err(|source| FileSourceError::Io {
-                path: path.clone(),
-                source,
-            })?;
-            read_ndjson(&index_name(path), BufReader::new(file), &mut out).map_err(|source| {
-                FileSourceError::Io {
-                    path: path.clone(),
-                    source,
-                }
-            })?;
-        }
-        Ok(out)
-    }
-}
-
 /// The `_index` shown for documents of `path`: its file name.
 pub fn index_name(path: &Path) -> String {
     path.file_name()
@@ -93,63 +31,38 @@ pub fn index_name(path: &Path) -> String {
         .unwrap_or_else(|| path.display().to_string())
 }
 
-/// Reads NDJSON from `reader`, appending documents and bad lines to `out`.
-/// Invalid UTF-8 is a bad line, not an I/O error.
-pub fn read_ndjson(index: &str, reader: impl Read, out: &mut ReadOutcome) -> io::Result<()> {
-    let mut reader = BufReader::with_capacity(1 << 16, reader);
+/// An I/O error while reading lines, or the callback's own error.
+#[derive(Debug)]
+pub enum LineError<E> {
+    Io(io::Error),
+    Callback(E),
+}
+
+/// Calls `f(line number, byte offset, bytes)` for every line that is not
+/// blank, with surrounding whitespace trimmed; line numbers are 1-based and
+/// count blank lines. Invalid UTF-8 is left to the JSON parser to report.
+pub fn for_each_line<E>(
+    mut reader: impl BufRead,
+    f: &mut impl FnMut(u64, u64, &[u8]) -> Result<(), E>,
+) -> Result<(), LineError<E>> {
     let mut buf = Vec::with_capacity(1024);
-    let mut line_no: u64 = 0;
+    let mut line: u64 = 0;
+    let mut offset: u64 = 0;
     loop {
         buf.clear();
-        if reader.read_until(b'\n', &mut buf)? == 0 {
-            break;
+        let read = reader.read_until(b'\n', &mut buf).map_err(LineError::Io)?;
+        if read == 0 {
+            return Ok(());
         }
-        line_no += 1;
-        let bytes = trim_ascii(&buf);
-        if bytes.is_empty() {
-            continue;
+        line += 1;
+        if let Some(start) = buf.iter().position(|c| !c.is_ascii_whitespace()) {
+            let end = buf
+                .iter()
+                .rposition(|c| !c.is_ascii_whitespace())
+                .map_or(start, |i| i + 1);
+            f(line, offset + start as u64, &buf[start..end]).map_err(LineError::Callback)?;
         }
-        match serde_json::from_slice::<serde_json::Value>(bytes) {
-            Ok(source @ serde_json::Value::Object(_)) => out.documents.push(Document {
-                index: index.to_string(),
-                id: line_no.to_string(),
-                source,
-            }),
-            Ok(other) => out.bad_lines.push(BadLine {
-                index: index.to_string(),
-                line: line_no,
-                reason: format!("expected a JSON object, found {}", json_kind(&other)),
-            }),
-            Err(e) => out.bad_lines.push(BadLine {
-                index: index.to_string(),
-                line: line_no,
-                reason: format!("invalid JSON: {e}"),
-            }),
-        }
-    }
-    Ok(())
-}
-
-fn trim_ascii(b: &[u8]) -> &[u8] {
-    let start = b
-        .iter()
-        .position(|c| !c.is_ascii_whitespace())
-        .unwrap_or(b.len());
-    let end = b
-        .iter()
-        .rposition(|c| !c.is_ascii_whitespace())
-        .map_or(start, |i| i + 1);
-    &b[start..end]
-}
-
-fn json_kind(v: &serde_json::Value) -> &'static str {
-    match v {
-        serde_json::Value::Null => "null",
-        serde_json::Value::Bool(_) => "a boolean",
-        serde_json::Value::Number(_) => "a number",
-        serde_json::Value::String(_) => "a string",
-        serde_json::Value::Array(_) => "an array",
-        serde_json::Value::Object(_) => "an object",
+        offset += read as u64;
     }
 }
 
@@ -158,27 +71,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_objects_and_reports_bad_lines_with_line_numbers() {
-        let input = b"{\"a\":1}\n\n[1,2]\n{broken\n\xff\xfe\n  {\"b\":2}  \r\n";
-        let mut out = ReadOutcome::default();
-        read_ndjson("f.ndjson", &input[..], &mut out).unwrap();
-        let ids: Vec<_> = out.documents.iter().map(|d| d.id.as_str()).collect();
-        assert_eq!(ids, ["1", "6"]);
-        assert_eq!(out.documents[1].source["b"], 2);
-        assert_eq!(out.documents[0].index, "f.ndjson");
-        let bad: Vec<_> = out.bad_lines.iter().map(|b| b.line).collect();
-        assert_eq!(bad, [3, 4, 5]);
-        assert!(out.bad_lines[0].reason.contains("found an array"));
-        assert!(out.bad_lines[1]
-            .to_string()
-            .starts_with("f.ndjson:4: skipped: invalid JSON"));
+    fn lines_with_numbers_offsets_and_trimmed_bytes() {
+        let input = b"{\"a\":1}\n\n  {\"b\":2}  \r\n\xff\n{\"c\":3}";
+        let mut seen = Vec::new();
+        for_each_line::<()>(&input[..], &mut |line, offset, bytes| {
+            seen.push((line, offset, bytes.to_vec()));
+            Ok(())
+        })
+        .unwrap();
+        let want: Vec<(u64, u64, Vec<u8>)> = vec![
+            (1, 0, b"{\"a\":1}".to_vec()),
+            (3, 11, b"{\"b\":2}".to_vec()),
+            (4, 22, b"\xff".to_vec()),
+            (5, 24, b"{\"c\":3}".to_vec()),
+        ];
+        assert_eq!(seen, want);
+        for (_, offset, bytes) in &seen {
+            let at = *offset as usize;
+            assert_eq!(
+                &input[at..at + bytes.len()],
+                &bytes[..],
+                "offset points at the line"
+            );
+        }
     }
 
     #[test]
-    fn last_line_without_newline_is_read() {
-        let mut out = ReadOutcome::default();
-        read_ndjson("x", &b"{\"a\":1}\n{\"a\":2}"[..], &mut out).unwrap();
-        assert_eq!(out.documents.len(), 2);
-        assert_eq!(out.documents[1].id, "2");
+    fn callback_errors_stop_the_read() {
+        let mut calls = 0;
+        let r = for_each_line(&b"a\nb\nc\n"[..], &mut |line, _, _| {
+            calls += 1;
+            if line == 2 {
+                Err("stop")
+            } else {
+                Ok(())
+            }
+        });
+        assert!(matches!(r, Err(LineError::Callback("stop"))));
+        assert_eq!(calls, 2);
     }
 }

@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 use crate::cluster::ClusterError;
 use crate::eql::ast::Query;
 use crate::eql::pushdown::{pushdown, referenced_fields, Filter};
-pub use files::Document;
+pub use crate::eql::search::Document;
 
 /// An inclusive time range `[from, to]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

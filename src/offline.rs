@@ -1,0 +1,242 @@
+//! Offline query runs over NDJSON: what `detectd query` does.
+//!
+//! Each line is decoded into an [`Event`] holding only the fields the query
+//! reads; the full `_source` is parsed again only for the events that end up
+//! in the answer. By default the events are sorted in memory first (the
+//! input may be in any order, as Elasticsearch sorts by timestamp and
+//! tiebreaker). With `sorted`, events stream straight into the matcher and
+//! memory stays bounded by the matcher's state, whatever the input size; an
+//! event out of time order is then an error, not a silently wrong answer.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::eql::compile::{Plan, PlanKind};
+use crate::eql::event::Event;
+use crate::eql::search::{self, HitEvent, SearchError, SearchOptions, SearchResponse, Stream};
+use crate::eql::sequence::Ordinal;
+use crate::source::files::{for_each_line, index_name, BadLine, LineError};
+
+/// Where the NDJSON comes from.
+pub enum Input {
+    File(PathBuf),
+    Stdin,
+}
+
+impl Input {
+    fn name(&self) -> String {
+        match self {
+            Input::File(p) => index_name(p),
+            Input::Stdin => "stdin".to_string(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OfflineError {
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Search(#[from] SearchError),
+    #[error(
+        "events are not in time order: {index}:{line} is older than an event before it \
+         (run without --sorted to sort them)"
+    )]
+    OutOfOrder { index: String, line: u64 },
+}
+
+/// One input line, as the answer refers to it: which input, which line,
+/// and where to find its text again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LineRef {
+    input: u32,
+    line: u64,
+    text: LineText,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum LineText {
+    /// In a file: re-read when shown.
+    At { offset: u64, len: u32 },
+    /// From stdin, which cannot be re-read: the bytes themselves.
+    Bytes(Arc<[u8]>),
+}
+
+/// Runs `plan` over the inputs. Lines that are not JSON objects are passed
+/// to `bad_line` and skipped.
+pub fn run_query(
+    plan: &Plan,
+    inputs: &[Input],
+    opts: &SearchOptions,
+    sorted: bool,
+    mut bad_line: impl FnMut(BadLine),
+) -> Result<SearchResponse, OfflineError> {
+    let names: Vec<String> = inputs.iter().map(Input::name).collect();
+    let mut stream = Stream::new(plan, opts)?;
+    let mut buffered: Vec<(Ordinal, Event, LineRef)> = Vec::new();
+    let mut untimed: Vec<(Event, LineRef)> = Vec::new();
+    let mut last: Option<Ordinal> = None;
+    let mut position: u64 = 0;
+    let streaming = sorted || plan.kind == PlanKind::Sample;
+
+    for (n, input) in inputs.iter().enumerate() {
+        let keep_bytes = matches!(input, Input::Stdin);
+        let mut on_line = |line: u64, offset: u64, bytes: &[u8]| -> Result<(), OfflineError> {
+            let doc: serde_json::Value = match serde_json::from_slice(bytes) {
+                Ok(v @ serde_json::Value::Object(_)) => v,
+                Ok(_) => {
+                    bad_line(BadLine {
+                        index: names[n].clone(),
+                        line,
+                        reason: "expected a JSON object".to_string(),
+                    });
+                    return Ok(());
+                }
+                Err(e) => {
+                    bad_line(BadLine {
+                        index: names[n].clone(),
+                        line,
+                        reason: format!("invalid JSON: {e}"),
+                    });
+                    return Ok(());
+                }
+            };
+            let event = plan.event(&doc);
+            let r = LineRef {
+                input: n as u32,
+                line,
+                text: if keep_bytes {
+                    LineText::Bytes(Arc::from(bytes))
+                } else {
+                    LineText::At {
+                        offset,
+                        len: bytes.len() as u32,
+                    }
+                },
+            };
+            let ordinal = search::ordinal(&event, position as usize);
+            position += 1;
+            if streaming {
+                if plan.kind != PlanKind::Sample {
+                    if let Some(ord) = &ordinal {
+                        if last.as_ref().is_some_and(|l| ord < l) {
+                            return Err(OfflineError::OutOfOrder {
+                                index: names[n].clone(),
+                                line,
+                            });
+                        }
+                        last = Some(ord.clone());
+                    }
+                }
+                stream.push(plan, r, ordinal.as_ref(), &event);
+            } else {
+                match ordinal {
+                    Some(ord) => buffered.push((ord, event, r)),
+                    None => untimed.push((event, r)),
+                }
+            }
+            Ok(())
+        };
+        match input {
+            Input::File(path) => {
+                let file = File::open(path).map_err(|source| io_error(path, source))?;
+                for_each_line(BufReader::with_capacity(1 << 16, file), &mut on_line)
+                    .map_err(|e| with_path(e, path))?;
+            }
+            Input::Stdin => {
+                for_each_line(io::stdin().lock(), &mut on_line)
+                    .map_err(|e| with_path(e, Path::new("<stdin>")))?;
+            }
+        }
+    }
+
+    if !streaming {
+        buffered.sort_by(|a, b| a.0.cmp(&b.0));
+        for (ord, event, r) in &buffered {
+            stream.push(plan, r.clone(), Some(ord), event);
+        }
+        // Elasticsearch sorts events without a timestamp last; sequences
+        // cannot use them.
+        for (event, r) in &untimed {
+            stream.push(plan, r.clone(), None, event);
+        }
+        drop(buffered);
+    }
+
+    let found = stream.finish();
+    let mut files: Vec<Option<File>> = inputs.iter().map(|_| None).collect();
+    let mut failure: Option<OfflineError> = None;
+    let hits = search::hits(plan.kind, found, |r| {
+        match show(r, inputs, &names, &mut files) {
+            Ok(hit) => hit,
+            Err(e) => {
+                failure.get_or_insert(e);
+                HitEvent::placeholder()
+            }
+        }
+    });
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(search::response(hits)),
+    }
+}
+
+/// The hit for a referenced line: its text read again and parsed whole.
+fn show(
+    r: &LineRef,
+    inputs: &[Input],
+    names: &[String],
+    files: &mut [Option<File>],
+) -> Result<HitEvent, OfflineError> {
+    let input = r.input as usize;
+    let bytes: Vec<u8> = match &r.text {
+        LineText::Bytes(b) => b.to_vec(),
+        LineText::At { offset, len } => {
+            let Input::File(path) = &inputs[input] else {
+                unreachable!("offsets are only taken for files");
+            };
+            if files[input].is_none() {
+                files[input] = Some(File::open(path).map_err(|e| io_error(path, e))?);
+            }
+            let file = files[input].as_mut().expect("opened above");
+            let mut buf = vec![0; *len as usize];
+            file.seek(SeekFrom::Start(*offset))
+                .and_then(|_| file.read_exact(&mut buf))
+                .map_err(|e| io_error(path, e))?;
+            buf
+        }
+    };
+    let source = serde_json::from_slice(&bytes).map_err(|e| OfflineError::Io {
+        path: names[input].clone(),
+        source: io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("line {} changed while running: {e}", r.line),
+        ),
+    })?;
+    Ok(HitEvent {
+        index: names[input].clone(),
+        id: r.line.to_string(),
+        source,
+        missing: false,
+    })
+}
+
+fn io_error(path: &Path, source: io::Error) -> OfflineError {
+    OfflineError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn with_path(e: LineError<OfflineError>, path: &Path) -> OfflineError {
+    match e {
+        LineError::Io(e) => io_error(path, e),
+        LineError::Callback(e) => e,
+    }
+}
