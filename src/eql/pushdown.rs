@@ -6,7 +6,8 @@
 //! stages and `until`, sample filters) of "category AND condition". The
 //! filter is a **sound superset**: an event for which some stage's condition
 //! is true always passes it. Where a construct cannot be translated soundly
-//! (functions, arithmetic, field-to-field comparisons, `regex`, escapes in
+//! (functions other than `startsWith` / `endsWith` / `stringContains` on a
+//! field, arithmetic, field-to-field comparisons, `regex`, escapes in
 //! patterns) that conjunct becomes [`Filter::MatchAll`] and the rest of the
 //! conjunction still narrows.
 //!
@@ -306,8 +307,42 @@ fn translate(e: &Expr, negated: bool) -> Filter {
             expr,
             patterns,
         } if !negated => match_patterns(*op, *insensitive, expr, patterns),
-        // Functions, arithmetic, literals, negated `in` / `:`: anything.
+        ExprKind::Call {
+            name,
+            insensitive,
+            args,
+        } if !negated => string_function(name, *insensitive, args),
+        // Other functions, arithmetic, literals, negated `in` / `:` /
+        // functions (a `must_not`): anything.
         _ => Filter::MatchAll,
+    }
+}
+
+/// `startsWith`, `endsWith`, `stringContains` of a field and a constant run
+/// as queries in Elasticsearch; they are wildcards `p*`, `*p`, `*p*`.
+fn string_function(name: &str, insensitive: bool, args: &[Expr]) -> Filter {
+    let shape = match name.to_ascii_lowercase().as_str() {
+        "startswith" => |p: &str| format!("{p}*"),
+        "endswith" => |p: &str| format!("*{p}"),
+        "stringcontains" => |p: &str| format!("*{p}*"),
+        _ => return Filter::MatchAll,
+    };
+    let [subject, pattern] = args else {
+        return Filter::MatchAll;
+    };
+    let (Operand::Field(field), ExprKind::Literal(Literal::String(p))) =
+        (operand(subject), &pattern.kind)
+    else {
+        return Filter::MatchAll;
+    };
+    // A literal `*`, `?` or `\` would be a wildcard metacharacter.
+    if p.contains(['*', '?', '\\']) {
+        return Filter::MatchAll;
+    }
+    Filter::Wildcard {
+        field: field.to_string(),
+        pattern: shape(p),
+        case_insensitive: insensitive,
     }
 }
 

@@ -225,13 +225,23 @@ fn nulls_functions_and_field_comparisons_widen() {
         insensitive: false,
         args: vec![field("a"), s("x")],
     });
-    assert_eq!(when_true(&call), Filter::MatchAll);
+    assert_eq!(when_true(&not(call.clone())), Filter::MatchAll);
+    let f = when_true(&call);
+    assert!(f.matches(&json!({"a": "xyz"})));
+    assert!(!f.matches(&json!({"a": "Xyz"})), "case-sensitive without ~");
+    assert!(!f.matches(&json!({"a": "yx"})));
+    let cidr = ex(ExprKind::Call {
+        name: "cidrMatch".into(),
+        insensitive: false,
+        args: vec![field("a"), s("10.0.0.0/8")],
+    });
+    assert_eq!(when_true(&cidr), Filter::MatchAll);
     // AND keeps the translatable part
-    let f = when_true(&and(call.clone(), cmp(CmpOp::Eq, field("b"), int(3))));
+    let f = when_true(&and(cidr.clone(), cmp(CmpOp::Eq, field("b"), int(3))));
     assert!(matches!(f, Filter::Term { ref field, .. } if field == "b"));
     // OR with an untranslatable part is match-all
     assert_eq!(
-        when_true(&or(call, cmp(CmpOp::Eq, field("b"), int(3)))),
+        when_true(&or(cidr, cmp(CmpOp::Eq, field("b"), int(3)))),
         Filter::MatchAll
     );
     // `in` with null in the list matches missing fields
@@ -410,6 +420,22 @@ fn arb_leaf() -> impl Strategy<Value = Expr> {
             )
         )
             .prop_map(|(f, p)| colon(f, p)),
+        (
+            arb_field(),
+            prop_oneof![
+                Just("startsWith"),
+                Just("endswith"),
+                Just("stringContains"),
+                Just("length")
+            ],
+            prop_oneof![Just("x"), Just("X"), Just(""), Just("y"), Just("1")],
+            any::<bool>()
+        )
+            .prop_map(|(f, name, p, insensitive)| ex(ExprKind::Call {
+                name: name.to_string(),
+                insensitive,
+                args: vec![f, s(p)],
+            })),
     ]
 }
 
