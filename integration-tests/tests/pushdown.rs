@@ -462,3 +462,60 @@ async fn figures_founding_rule_fetch_with_and_without_pushdown() {
     assert!(!matches!(filter, Filter::MatchAll));
     delete_indices(&cluster, &[&index]).await;
 }
+
+/// No cluster needed: over every parsable EQL query of the corpus, the
+/// evaluator never matches a generated document that the pushdown filter's
+/// in-memory semantics would drop.
+#[test]
+fn every_corpus_query_filter_keeps_what_the_evaluator_matches() {
+    let all = corpus_queries();
+    if all.is_empty() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "corpus missing under CI"
+        );
+        eprintln!("skipped: ../shared/detection-rules-eql not found");
+        return;
+    }
+    let opts = CompileOptions::default();
+    let (mut compiled, mut exercised, mut checked) = (0, 0, 0usize);
+    for (i, (name, text, query)) in all.iter().enumerate() {
+        let Ok(plan) = compile(query, &Schema::default(), &opts) else {
+            continue;
+        };
+        compiled += 1;
+        let filter = pushdown(query, "event.category");
+        let vocab = Vocabulary::of(query);
+        let mut rng = Rng(1_000 + i as u64);
+        let mut hit = false;
+        for k in 0..200 {
+            let doc = vocab.document(&mut rng, "2024-01-01T00:00:00.000Z", "event.category");
+            let event = plan.event(&doc);
+            if plan
+                .stages
+                .iter()
+                .chain(plan.until.as_ref())
+                .any(|s| s.matches(&event))
+            {
+                hit = true;
+                checked += 1;
+                assert!(
+                    filter.matches(&doc),
+                    "{name} (doc {k}): the filter drops an event the evaluator matches\nquery: {text}\nfilter: {filter:?}\ndoc: {doc}"
+                );
+            }
+        }
+        if hit {
+            exercised += 1;
+        }
+    }
+    eprintln!(
+        "{} corpus queries, {compiled} compiled, {exercised} matched generated events ({checked} matches checked)",
+        all.len()
+    );
+    assert!(compiled > 900, "only {compiled} corpus queries compiled");
+    assert!(
+        exercised * 3 >= compiled,
+        "only {exercised} of {compiled} queries exercised"
+    );
+}
