@@ -677,3 +677,82 @@ async fn credentials_are_sent_and_a_bad_ca_file_is_an_error() {
         .unwrap_err();
     assert!(matches!(err, ClusterError::CaCert { .. }), "{err}");
 }
+
+/// A server whose request limit is below the chunk size answers 413: the
+/// chunk is split until it fits, nothing is lost.
+struct SizeLimitedBulk {
+    limit: usize,
+}
+
+impl Respond for SizeLimitedBulk {
+    fn respond(&self, req: &Request) -> ResponseTemplate {
+        if req.body.len() > self.limit {
+            return ResponseTemplate::new(413).set_body_string("");
+        }
+        let items: Vec<Value> = String::from_utf8_lossy(&req.body)
+            .lines()
+            .step_by(2)
+            .map(|l| {
+                let v: Value = serde_json::from_str(l).unwrap();
+                json!({"create": {"_id": v["create"]["_id"], "status": 201}})
+            })
+            .collect();
+        ResponseTemplate::new(200).set_body_json(json!({"errors": false, "items": items}))
+    }
+}
+
+#[tokio::test]
+async fn too_large_requests_are_split() {
+    let server = MockServer::start().await;
+    mount_root(&server).await;
+    Mock::given(method("POST"))
+        .and(path("/_bulk"))
+        .respond_with(SizeLimitedBulk { limit: 300 })
+        .mount(&server)
+        .await;
+    let cluster = connect(&server, 5.0, 0).await.unwrap();
+    let sink = ElasticsearchSink::new(
+        cluster,
+        BulkSettings {
+            max_request_bytes: 100_000,
+            retry: fast_retry(5),
+            ..BulkSettings::default()
+        },
+    );
+    let ids: Vec<String> = (0..8).map(|i| format!("alert-{i}")).collect();
+    let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let report = sink.write("alerts", &alerts(&refs)).await.unwrap();
+    assert_eq!(report.created.len(), 8, "{:?}", report.failed);
+    let reqs = server.received_requests().await.unwrap();
+    assert!(requests_to(&reqs, "POST", "/_bulk") > 2);
+    // One alert alone over the limit cannot be split: it fails with 413.
+    let big = Alert {
+        id: "big".into(),
+        source: json!({"pad": "x".repeat(1_000)}),
+    };
+    let report = sink.write("alerts", &[big]).await.unwrap();
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].status, 413);
+}
+
+#[tokio::test]
+async fn a_dead_node_is_skipped_by_the_retry() {
+    let server = MockServer::start().await;
+    mount_root(&server).await;
+    // A port nothing listens on: bind, note the port, close.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let settings = ClusterSettings {
+        urls: Some(vec![dead, server.uri()]),
+        request_timeout_secs: Some(5.0),
+        ..ClusterSettings::default()
+    }
+    .resolve()
+    .unwrap();
+    let cluster = Cluster::connect_with(&settings, fast_retry(3))
+        .await
+        .unwrap();
+    assert_eq!(cluster.info().version.major, 3);
+}

@@ -2,7 +2,8 @@
 //! templates of detectd's own indices.
 //!
 //! Each alert is one `create` with its deterministic `_id`: a per-item 409
-//! is a duplicate. Requests are chunked by size. A whole request refused
+//! is a duplicate. Requests are chunked by size (and split further when the
+//! server answers 413, request too large). A whole request refused
 //! with 429 / 5xx, a transport error (timeout, connection reset) and
 //! per-item 429 / 5xx are retried, only for the affected alerts, with
 //! exponential backoff and jitter up to the policy's limit; anything else is
@@ -121,7 +122,10 @@ impl ElasticsearchSink {
             let reason = crate::cluster::check_json(Method::Post, "/_bulk", &raw)
                 .err()
                 .map_or_else(|| "request refused".to_string(), |e| e.to_string());
-            return whole(raw.status, reason, is_retryable_status(raw.status));
+            // 413: the server's `http.max_content_length` is below our chunk
+            // size; a chunk of several alerts is retried split in halves.
+            let retry = is_retryable_status(raw.status) || (raw.status == 413 && chunk.len() > 1);
+            return whole(raw.status, reason, retry);
         }
         let parsed: Option<Value> = serde_json::from_slice(&raw.body).ok();
         let items = parsed
@@ -239,10 +243,20 @@ impl AlertSink for ElasticsearchSink {
         let mut report = WriteReport::default();
         let mut todo: Vec<usize> = (0..alerts.len()).collect();
         let mut attempt = 0u32;
+        let mut max_bytes = self.settings.max_request_bytes;
         loop {
             let mut again: Vec<Pending> = Vec::new();
-            for chunk in chunks(&todo, &lines, self.settings.max_request_bytes) {
+            // Size of the smallest chunk refused with 413 in this round.
+            let mut too_large: Option<usize> = None;
+            for chunk in chunks(&todo, &lines, max_bytes) {
                 let results = self.send_chunk(index, alerts, &lines, &chunk).await;
+                if results
+                    .iter()
+                    .any(|(_, r)| matches!(r, ItemResult::Retry { status: 413, .. }))
+                {
+                    let size: usize = chunk.iter().map(|&i| lines[i].len()).sum();
+                    too_large = Some(too_large.map_or(size, |s| s.min(size)));
+                }
                 for (pos, result) in results {
                     match result {
                         ItemResult::Created => report.created.push(alerts[pos].id.clone()),
@@ -269,6 +283,11 @@ impl AlertSink for ElasticsearchSink {
                     });
                 }
                 break;
+            }
+            if let Some(size) = too_large {
+                let largest = again.iter().map(|p| lines[p.pos].len()).max().unwrap_or(1);
+                // Half of what was refused, but at least one alert per request.
+                max_bytes = (size / 2).max(largest);
             }
             attempt += 1;
             report.retries += again.len() as u32;
