@@ -5,7 +5,7 @@
 use super::*;
 use crate::eql::ast::{Field, Span};
 use proptest::prelude::*;
-use serde_json::json;
+use serde_json::{json, Value};
 
 fn sp() -> Span {
     Span::default()
