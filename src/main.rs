@@ -57,8 +57,8 @@ struct QueryArgs {
     #[arg(long)]
     max_samples_per_key: Option<usize>,
     /// The events are already in time order: stream them through the
-    /// matcher in bounded memory instead of sorting them first (an event
-    /// out of order is then an error).
+    /// matcher in bounded memory, also from stdin (an event out of order is
+    /// then an error). Files in time order stream without it.
     #[arg(long)]
     sorted: bool,
     /// Read the query from this file instead of the command line.

@@ -2,11 +2,10 @@
 //!
 //! Each line is decoded into an [`Event`] holding only the fields the query
 //! reads; the full `_source` is parsed again only for the events that end up
-//! in the answer. By default the events are sorted in memory first (the
-//! input may be in any order, as Elasticsearch sorts by timestamp and
-//! tiebreaker). With `sorted`, events stream straight into the matcher and
-//! memory stays bounded by the matcher's state, whatever the input size; an
-//! event out of time order is then an error, not a silently wrong answer.
+//! in the answer. Elasticsearch orders events by timestamp and tiebreaker,
+//! so input in another order is sorted in memory first; input already in
+//! time order (the usual export) streams straight into the matcher, and
+//! memory stays bounded by the matcher's state whatever the input size.
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
@@ -15,7 +14,9 @@ use std::sync::Arc;
 
 use crate::eql::compile::{Plan, PlanKind};
 use crate::eql::event::Event;
-use crate::eql::search::{self, HitEvent, SearchError, SearchOptions, SearchResponse, Stream};
+use crate::eql::search::{
+    self, Found, HitEvent, SearchError, SearchOptions, SearchResponse, Stream,
+};
 use crate::eql::sequence::Ordinal;
 use crate::source::files::{for_each_line, index_name, BadLine, LineError};
 
@@ -70,6 +71,11 @@ enum LineText {
 
 /// Runs `plan` over the inputs. Lines that are not JSON objects are passed
 /// to `bad_line` and skipped.
+///
+/// With `sorted`, events must already be in time order and stream straight
+/// through. Otherwise files are first streamed as if sorted, and only when
+/// an event turns out to be out of order are they read again and sorted in
+/// memory; standard input, which cannot be read twice, is sorted in memory.
 pub fn run_query(
     plan: &Plan,
     inputs: &[Input],
@@ -78,12 +84,70 @@ pub fn run_query(
     mut bad_line: impl FnMut(BadLine),
 ) -> Result<SearchResponse, OfflineError> {
     let names: Vec<String> = inputs.iter().map(Input::name).collect();
+    let all_files = inputs.iter().all(|i| matches!(i, Input::File(_)));
+    let found = if sorted || plan.kind == PlanKind::Sample {
+        pass(plan, inputs, &names, opts, Order::Given, &mut bad_line)?
+    } else if all_files {
+        let mut bad = Vec::new();
+        match pass(plan, inputs, &names, opts, Order::Given, &mut |b| {
+            bad.push(b)
+        }) {
+            Ok(found) => {
+                bad.into_iter().for_each(&mut bad_line);
+                found
+            }
+            Err(OfflineError::OutOfOrder { .. }) => {
+                pass(plan, inputs, &names, opts, Order::Sort, &mut bad_line)?
+            }
+            Err(e) => return Err(e),
+        }
+    } else {
+        pass(plan, inputs, &names, opts, Order::Sort, &mut bad_line)?
+    };
+
+    let mut files: Vec<Option<File>> = inputs.iter().map(|_| None).collect();
+    let mut failure: Option<OfflineError> = None;
+    let hits = search::hits(plan.kind, found, |r| {
+        match show(r, inputs, &names, &mut files) {
+            Ok(hit) => hit,
+            Err(e) => {
+                failure.get_or_insert(e);
+                HitEvent::placeholder()
+            }
+        }
+    });
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(search::response(hits)),
+    }
+}
+
+/// How events reach the matcher.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Order {
+    /// As read; an event older than the one before is an error.
+    Given,
+    /// Buffered and sorted first.
+    Sort,
+}
+
+/// One read of every input into a fresh [`Stream`].
+fn pass(
+    plan: &Plan,
+    inputs: &[Input],
+    names: &[String],
+    opts: &SearchOptions,
+    order: Order,
+    bad_line: &mut impl FnMut(BadLine),
+) -> Result<Found<LineRef>, OfflineError> {
     let mut stream = Stream::new(plan, opts)?;
     let mut buffered: Vec<(Ordinal, Event, LineRef)> = Vec::new();
+    // Elasticsearch sorts events without a timestamp last (event queries;
+    // sequences cannot use them), so they wait for the end.
     let mut untimed: Vec<(Event, LineRef)> = Vec::new();
     let mut last: Option<Ordinal> = None;
     let mut position: u64 = 0;
-    let streaming = sorted || plan.kind == PlanKind::Sample;
+    let samples = plan.kind == PlanKind::Sample;
 
     for (n, input) in inputs.iter().enumerate() {
         let keep_bytes = matches!(input, Input::Stdin);
@@ -122,23 +186,20 @@ pub fn run_query(
             };
             let ordinal = search::ordinal(&event, position as usize);
             position += 1;
-            if streaming {
-                if plan.kind != PlanKind::Sample {
-                    if let Some(ord) = &ordinal {
-                        if last.as_ref().is_some_and(|l| ord < l) {
-                            return Err(OfflineError::OutOfOrder {
-                                index: names[n].clone(),
-                                line,
-                            });
-                        }
-                        last = Some(ord.clone());
+            match (ordinal, order) {
+                // samples ignore time: input order
+                (ordinal, _) if samples => stream.push(plan, r, ordinal.as_ref(), &event),
+                (None, _) => untimed.push((event, r)),
+                (Some(ord), Order::Sort) => buffered.push((ord, event, r)),
+                (Some(ord), Order::Given) => {
+                    if last.as_ref().is_some_and(|l| ord < *l) {
+                        return Err(OfflineError::OutOfOrder {
+                            index: names[n].clone(),
+                            line,
+                        });
                     }
-                }
-                stream.push(plan, r, ordinal.as_ref(), &event);
-            } else {
-                match ordinal {
-                    Some(ord) => buffered.push((ord, event, r)),
-                    None => untimed.push((event, r)),
+                    stream.push(plan, r, Some(&ord), &event);
+                    last = Some(ord);
                 }
             }
             Ok(())
@@ -156,35 +217,14 @@ pub fn run_query(
         }
     }
 
-    if !streaming {
-        buffered.sort_by(|a, b| a.0.cmp(&b.0));
-        for (ord, event, r) in &buffered {
-            stream.push(plan, r.clone(), Some(ord), event);
-        }
-        // Elasticsearch sorts events without a timestamp last; sequences
-        // cannot use them.
-        for (event, r) in &untimed {
-            stream.push(plan, r.clone(), None, event);
-        }
-        drop(buffered);
+    buffered.sort_by(|a, b| a.0.cmp(&b.0));
+    for (ord, event, r) in buffered {
+        stream.push(plan, r, Some(&ord), &event);
     }
-
-    let found = stream.finish();
-    let mut files: Vec<Option<File>> = inputs.iter().map(|_| None).collect();
-    let mut failure: Option<OfflineError> = None;
-    let hits = search::hits(plan.kind, found, |r| {
-        match show(r, inputs, &names, &mut files) {
-            Ok(hit) => hit,
-            Err(e) => {
-                failure.get_or_insert(e);
-                HitEvent::placeholder()
-            }
-        }
-    });
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(search::response(hits)),
+    for (event, r) in untimed {
+        stream.push(plan, r, None, &event);
     }
+    Ok(stream.finish())
 }
 
 /// The hit for a referenced line: its text read again and parsed whole.
