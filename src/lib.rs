@@ -2,13 +2,18 @@
 //! or OpenSearch cluster.
 //!
 //! Modules follow the data flow: `rule` (load and validate rule files) ->
-//! `source` (events in) -> `eql` (the language and matchers) -> alerts out.
+//! `source` (events in) -> `eql` (the language and matchers) -> alerts out
+//! through `sink`. `config` holds settings, `cluster` the connection that
+//! the Elasticsearch source and sink share.
 
 pub mod alert;
+pub mod cluster;
+pub mod config;
 pub mod diagnostic;
 pub mod eql;
 pub mod offline;
 pub mod rule;
 pub mod schedule;
+pub mod sink;
 pub mod source;
 pub mod synth;

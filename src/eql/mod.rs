@@ -18,6 +18,7 @@ pub mod functions;
 pub mod lexer;
 pub mod parser;
 pub mod pattern;
+pub mod pushdown;
 pub mod sample;
 pub mod schema;
 pub mod search;

@@ -1,4 +1,354 @@
-//! Where events come from: NDJSON files for offline runs (and, with the
-//! cluster I/O work, Elasticsearch / OpenSearch).
+//! Where events come from: NDJSON files for offline runs, Elasticsearch /
+//! OpenSearch for the daemon, and memory for tests.
+//!
+//! [`EventSource`] is the seam a rule run talks to: one [`FetchRequest`] per
+//! window (index patterns, time range, pushdown filter, projection) gives an
+//! [`EventStream`] that yields the window's events in order, one bounded page
+//! at a time, so memory does not grow with the window. Events that end up in
+//! alerts are read again in full with [`EventSource::fetch_sources`].
 
+pub mod elasticsearch;
 pub mod files;
+pub mod memory;
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::mpsc;
+
+use crate::cluster::ClusterError;
+use crate::eql::ast::Query;
+use crate::eql::pushdown::{pushdown, referenced_fields, Filter};
+pub use crate::eql::search::Document;
+
+/// An inclusive time range `[from, to]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimeRange {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+}
+
+/// Which field the time range applies to, Kibana style: the rule's
+/// `timestamp_override` (or `@timestamp`), and, unless the rule disables the
+/// fallback, `@timestamp` for documents that lack the override.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TimeFilter {
+    pub primary: String,
+    pub fallback: Option<String>,
+}
+
+impl TimeFilter {
+    /// The fields Kibana's detection engine filters on for a rule with
+    /// these `timestamp_override` / `timestamp_override_fallback_disabled`.
+    pub fn kibana(timestamp_override: Option<&str>, fallback_disabled: bool) -> TimeFilter {
+        match timestamp_override {
+            Some(o) if o != "@timestamp" => TimeFilter {
+                primary: o.to_string(),
+                fallback: (!fallback_disabled).then(|| "@timestamp".to_string()),
+            },
+            _ => TimeFilter {
+                primary: "@timestamp".to_string(),
+                fallback: None,
+            },
+        }
+    }
+}
+
+/// One window's search.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FetchRequest {
+    /// Index patterns as in the rule (`logs-endpoint.events.*`, ...).
+    pub indices: Vec<String>,
+    pub range: TimeRange,
+    pub time_filter: TimeFilter,
+    /// The field events are ordered by (the rule's `timestamp_field`).
+    pub timestamp_field: String,
+    pub tiebreaker_field: Option<String>,
+    /// The pushdown filter ([`Filter::MatchAll`] to fetch everything).
+    pub filter: Filter,
+    /// `_source` includes; `None` fetches whole documents.
+    pub source_fields: Option<Vec<String>>,
+    /// Events per page (at most 10,000 on a default cluster).
+    pub page_size: usize,
+}
+
+impl FetchRequest {
+    /// A request with the defaults of an EQL rule: `@timestamp` ordering and
+    /// range, no tiebreaker, no filter, whole documents, 1,000 per page.
+    pub fn new(indices: Vec<String>, range: TimeRange) -> FetchRequest {
+        FetchRequest {
+            indices,
+            range,
+            time_filter: TimeFilter::kibana(None, false),
+            timestamp_field: "@timestamp".to_string(),
+            tiebreaker_field: None,
+            filter: Filter::MatchAll,
+            source_fields: None,
+            page_size: 1_000,
+        }
+    }
+}
+
+impl FetchRequest {
+    /// Narrows the request to what `query` can use: its pushdown filter and
+    /// a projection of the fields it reads plus the time, order and
+    /// category fields. Events that end up in alerts are read in full
+    /// afterwards with [`EventSource::fetch_sources`].
+    pub fn for_query(mut self, query: &Query, event_category_field: &str) -> FetchRequest {
+        self.filter = pushdown(query, event_category_field);
+        let mut fields = referenced_fields(query, event_category_field);
+        fields.insert(event_category_field.to_string());
+        fields.insert(self.timestamp_field.clone());
+        fields.insert(self.time_filter.primary.clone());
+        fields.extend(self.time_filter.fallback.clone());
+        fields.extend(self.tiebreaker_field.clone());
+        self.source_fields = Some(fields.into_iter().collect());
+        self
+    }
+}
+
+/// An event to read again in full: where it lives.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DocRef {
+    pub index: String,
+    pub id: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    #[error("search response: {0}")]
+    BadResponse(String),
+    #[error("shard failures in search: {0}")]
+    ShardFailures(String),
+    #[error("invalid fetch request: {0}")]
+    InvalidRequest(String),
+    #[error("the fetch task stopped before the end of the window")]
+    TaskGone,
+}
+
+/// A window's events, in order, delivered a page at a time through a
+/// bounded channel (the producer waits when the consumer is behind).
+pub struct EventStream {
+    warnings: Vec<String>,
+    rx: Option<mpsc::Receiver<Result<Vec<Document>, SourceError>>>,
+    page: std::vec::IntoIter<Document>,
+    failed: bool,
+}
+
+impl EventStream {
+    /// A stream fed by a producer task through `rx`: pages of events in
+    /// order, then an empty page as the end marker (or an error). A channel
+    /// that closes without the marker is an incomplete window
+    /// ([`SourceError::TaskGone`]), never a silent end.
+    pub fn from_channel(
+        warnings: Vec<String>,
+        rx: mpsc::Receiver<Result<Vec<Document>, SourceError>>,
+    ) -> EventStream {
+        EventStream {
+            warnings,
+            rx: Some(rx),
+            page: Vec::new().into_iter(),
+            failed: false,
+        }
+    }
+
+    /// A stream over documents already in memory.
+    pub fn from_documents(warnings: Vec<String>, docs: Vec<Document>) -> EventStream {
+        EventStream {
+            warnings,
+            rx: None,
+            page: docs.into_iter(),
+            failed: false,
+        }
+    }
+
+    /// Warnings found before the first event (indices that match nothing).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The next event; `None` at the end. After an error the stream ends.
+    pub async fn next(&mut self) -> Option<Result<Document, SourceError>> {
+        loop {
+            if let Some(doc) = self.page.next() {
+                return Some(Ok(doc));
+            }
+            if self.failed {
+                return None;
+            }
+            let rx = self.rx.as_mut()?;
+            match rx.recv().await {
+                Some(Ok(page)) if page.is_empty() => {
+                    self.rx = None;
+                    return None;
+                }
+                Some(Ok(page)) => self.page = page.into_iter(),
+                Some(Err(e)) => {
+                    self.failed = true;
+                    return Some(Err(e));
+                }
+                // The producer went away without the end marker (a panic,
+                // a runtime shutting down): the window is incomplete.
+                None => {
+                    self.failed = true;
+                    return Some(Err(SourceError::TaskGone));
+                }
+            }
+        }
+    }
+
+    /// Drains the stream into memory (tests and small windows only).
+    pub async fn collect(mut self) -> Result<Vec<Document>, SourceError> {
+        let mut out = Vec::new();
+        while let Some(doc) = self.next().await {
+            out.push(doc?);
+        }
+        Ok(out)
+    }
+}
+
+/// Where a rule run gets its events.
+pub trait EventSource: Send + Sync {
+    /// Starts fetching one window.
+    fn fetch(
+        &self,
+        request: FetchRequest,
+    ) -> impl Future<Output = Result<EventStream, SourceError>> + Send;
+
+    /// The whole `_source` of the given events (for those that end up in
+    /// alerts, after a projected fetch). Events that no longer exist are
+    /// left out.
+    fn fetch_sources(
+        &self,
+        refs: &[DocRef],
+    ) -> impl Future<Output = Result<Vec<Document>, SourceError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn doc(id: &str) -> Document {
+        Document {
+            index: "i".into(),
+            id: id.into(),
+            source: json!({}),
+        }
+    }
+
+    #[tokio::test]
+    async fn stream_ends_at_the_marker_and_a_lost_producer_is_an_error() {
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(Ok(vec![doc("a"), doc("b")])).await.unwrap();
+        tx.send(Ok(vec![doc("c")])).await.unwrap();
+        tx.send(Ok(Vec::new())).await.unwrap();
+        drop(tx);
+        let got = EventStream::from_channel(vec![], rx)
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(
+            got.iter().map(|d| d.id.as_str()).collect::<Vec<_>>(),
+            ["a", "b", "c"]
+        );
+
+        let (tx, rx) = mpsc::channel(4);
+        tx.send(Ok(vec![doc("a")])).await.unwrap();
+        drop(tx);
+        let mut s = EventStream::from_channel(vec![], rx);
+        assert!(s.next().await.unwrap().is_ok());
+        assert!(matches!(s.next().await, Some(Err(SourceError::TaskGone))));
+        assert!(s.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_projected_pushdown_fetch_keeps_what_the_evaluator_matches() {
+        use crate::eql::compile::{compile, CompileOptions};
+        use crate::eql::schema::Schema;
+        use crate::synth::{Synth, SynthConfig};
+        let docs: Vec<Document> = Synth::new(SynthConfig {
+            attacks_per_10k: 50,
+            ..SynthConfig::default()
+        })
+        .take(5_000)
+        .enumerate()
+        .map(|(i, source)| Document {
+            index: "logs-endpoint.events.test".into(),
+            id: format!("e{i}"),
+            source,
+        })
+        .collect();
+        let query = crate::eql::parse(
+            r#"sequence by host.id, process.entity_id with maxspan = 5s
+ [library where dll.name : "taskschd.dll" and process.name : ("powershell.exe", "pwsh.exe", "powershell_ise.exe")]
+ [network where process.name : ("powershell.exe", "pwsh.exe", "powershell_ise.exe") and destination.port == 135 and not destination.address in ("127.0.0.1", "::1")]"#,
+        )
+        .unwrap();
+        let plan = compile(&query, &Schema::default(), &CompileOptions::default()).unwrap();
+        let matched: Vec<&str> = docs
+            .iter()
+            .filter(|d| {
+                let ev = plan.event(&d.source);
+                plan.stages.iter().any(|s| s.matches(&ev))
+            })
+            .map(|d| d.id.as_str())
+            .collect();
+        assert!(matched.len() > 20);
+        let first = docs[0].source["@timestamp"].as_str().unwrap();
+        let from = chrono::DateTime::parse_from_rfc3339(first)
+            .unwrap()
+            .with_timezone(&Utc);
+        let req = FetchRequest::new(
+            vec!["logs-endpoint.events.*".into()],
+            TimeRange {
+                from,
+                to: from + chrono::Duration::hours(1),
+            },
+        )
+        .for_query(&query, "event.category");
+        let fields = req.source_fields.clone().unwrap();
+        for f in [
+            "@timestamp",
+            "dll.name",
+            "host.id",
+            "process.entity_id",
+            "destination.address",
+        ] {
+            assert!(fields.iter().any(|x| x == f), "{f} missing from {fields:?}");
+        }
+        let source = memory::MemorySource::new(docs.clone());
+        let got = source.fetch(req).await.unwrap().collect().await.unwrap();
+        assert!(
+            got.len() < docs.len() / 5,
+            "pushdown narrows: {} of {}",
+            got.len(),
+            docs.len()
+        );
+        // The evaluator still matches the same events on projected sources.
+        let kept: Vec<&str> = got
+            .iter()
+            .filter(|d| {
+                let ev = plan.event(&d.source);
+                plan.stages.iter().any(|s| s.matches(&ev))
+            })
+            .map(|d| d.id.as_str())
+            .collect();
+        assert_eq!(kept, matched);
+        // And the full sources come back for alerting.
+        let refs: Vec<DocRef> = got[..3]
+            .iter()
+            .map(|d| DocRef {
+                index: d.index.clone(),
+                id: d.id.clone(),
+            })
+            .collect();
+        let full = source.fetch_sources(&refs).await.unwrap();
+        assert!(
+            full[0].source.get("user").is_some(),
+            "full source has every field"
+        );
+    }
+}

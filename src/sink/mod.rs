@@ -1,0 +1,70 @@
+//! Where alerts go: Elasticsearch / OpenSearch through `_bulk` `create`.
+//!
+//! [`AlertSink`] is the seam a rule run writes through; the report says, per
+//! alert id, whether it was created, already existed (a duplicate from an
+//! overlapping window, not an error) or failed, and why. Because alert ids
+//! are deterministic, writing the same alert again is always safe, so a
+//! failed alert can simply be written again by the next run.
+
+pub mod elasticsearch;
+
+use std::future::Future;
+
+use crate::alert::Alert;
+
+/// One alert that could not be written.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ItemFailure {
+    pub index: String,
+    pub id: String,
+    /// HTTP status of the item (or of the whole request); 0 when no
+    /// response was readable.
+    pub status: u16,
+    /// `error.type: error.reason` as the server gave it, or what went wrong.
+    pub reason: String,
+}
+
+impl std::fmt::Display for ItemFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "alert {} in {}: status {}: {}",
+            self.id, self.index, self.status, self.reason
+        )
+    }
+}
+
+/// The outcome of one write: every alert id given is in exactly one list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WriteReport {
+    pub created: Vec<String>,
+    pub duplicates: Vec<String>,
+    pub failed: Vec<ItemFailure>,
+    /// Retries that were needed (requests and items), for telemetry.
+    pub retries: u32,
+}
+
+impl WriteReport {
+    pub fn is_complete(&self) -> bool {
+        self.failed.is_empty()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SinkError {
+    #[error("invalid alerts index `{0}`: expected a non-empty name without `,` or `*`")]
+    BadIndex(String),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
+}
+
+/// Where a rule run writes its alerts.
+pub trait AlertSink: Send + Sync {
+    /// Creates each alert under its id in `index`; existing ids are reported
+    /// as duplicates and left unchanged.
+    fn write(
+        &self,
+        index: &str,
+        alerts: &[Alert],
+    ) -> impl Future<Output = Result<WriteReport, SinkError>> + Send;
+}

@@ -1,0 +1,376 @@
+//! Events from Elasticsearch / OpenSearch: one point-in-time search per
+//! window, paged with `search_after`, streamed in order.
+//!
+//! For each [`FetchRequest`]:
+//! 1. resolve every index pattern (`_resolve/index`); a pattern that matches
+//!    nothing is a warning, and with no index at all the stream is empty (a
+//!    point in time over nothing fails on OpenSearch);
+//! 2. read the mapping types of the filter's fields (`_field_caps`) and adapt
+//!    the pushdown filter to them (see [`dsl`]);
+//! 3. open a point in time over the resolved indices, then page with
+//!    `search_after`, sorted by timestamp, tiebreaker and `_shard_doc`
+//!    (`_index` + `_id` where the server has no `_shard_doc`);
+//! 4. hand each page to a bounded channel: the producer waits while the
+//!    consumer is busy, so at most a few pages are in memory;
+//! 5. close the point in time at the end, on error, and when the consumer
+//!    drops the stream.
+//!
+//! Shard failures and timed-out searches are errors, not partial results:
+//! an event silently missing from a window is an alert silently lost.
+
+pub mod dsl;
+
+use elasticsearch::http::Method;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+
+use super::{DocRef, Document, EventSource, EventStream, FetchRequest, SourceError};
+use crate::cluster::{encode_path_part, Cluster};
+use dsl::FieldTypes;
+
+/// Longest comma-joined target list put in a URL path.
+const MAX_TARGETS_LEN: usize = 2_000;
+
+/// Fetches windows of events from a cluster.
+#[derive(Clone, Debug)]
+pub struct ElasticsearchSource {
+    cluster: Cluster,
+    /// How long the point in time stays open between two pages.
+    keep_alive: String,
+    /// Pages buffered between the fetch task and the consumer.
+    buffered_pages: usize,
+}
+
+/// What a window's search will send, for logs, `--explain` and tests.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SearchPlan {
+    /// What the point in time opens over: the concrete indices (aliases,
+    /// data streams) the patterns resolved to, or the patterns that match
+    /// something when that list is too long for a URL.
+    pub targets: Vec<String>,
+    pub warnings: Vec<String>,
+    pub query: Value,
+    pub sort: Value,
+    pub source: Value,
+}
+
+impl ElasticsearchSource {
+    pub fn new(cluster: Cluster) -> ElasticsearchSource {
+        ElasticsearchSource {
+            cluster,
+            keep_alive: "2m".to_string(),
+            buffered_pages: 2,
+        }
+    }
+
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// Resolves the patterns and renders the search for `request`.
+    pub async fn plan(&self, request: &FetchRequest) -> Result<SearchPlan, SourceError> {
+        if request.page_size == 0 || request.page_size > 10_000 {
+            return Err(SourceError::InvalidRequest(format!(
+                "page size must be 1..=10000, found {}",
+                request.page_size
+            )));
+        }
+        let mut targets = Vec::new();
+        let mut matching_patterns = Vec::new();
+        let mut warnings = Vec::new();
+        for pattern in &request.indices {
+            let found = self
+                .cluster
+                .resolve_indices(std::slice::from_ref(pattern))
+                .await?;
+            if found.is_empty() {
+                warnings.push(format!("index pattern `{pattern}` matches no index"));
+            } else {
+                matching_patterns.push(pattern.clone());
+            }
+            for name in found {
+                if !targets.contains(&name) {
+                    targets.push(name);
+                }
+            }
+        }
+        // A pattern can match hundreds of indices; their names would make
+        // the request line longer than servers accept (4 KB by default), so
+        // then the patterns that match something are searched instead.
+        if targets.iter().map(|t| t.len() + 1).sum::<usize>() > MAX_TARGETS_LEN {
+            targets = matching_patterns;
+        }
+        let mut fields = request.filter.fields();
+        if let Some(tb) = &request.tiebreaker_field {
+            fields.insert(tb.clone());
+        }
+        let types = if targets.is_empty() || fields.is_empty() {
+            FieldTypes::default()
+        } else {
+            self.field_types(&targets, &fields).await?
+        };
+        let filter = dsl::adapt(&request.filter, &types);
+        let query = dsl::search_query(&request.range, &request.time_filter, &filter);
+        let tiebreaker_type = request.tiebreaker_field.as_deref().and_then(|tb| {
+            // Unmapped everywhere: any type makes the sort valid (all
+            // values missing); mapped with conflicting types: none fits.
+            types
+                .single_type(tb)
+                .or_else(|| (!types.is_mapped(tb)).then(|| "long".to_string()))
+        });
+        let sort = dsl::sort(
+            &request.timestamp_field,
+            request.tiebreaker_field.as_deref(),
+            tiebreaker_type.as_deref(),
+            self.cluster.info().supports_shard_doc(),
+        );
+        let source = match &request.source_fields {
+            None => Value::Bool(true),
+            Some(fields) => json!({ "includes": fields }),
+        };
+        Ok(SearchPlan {
+            targets,
+            warnings,
+            query,
+            sort,
+            source,
+        })
+    }
+
+    async fn field_types(
+        &self,
+        targets: &[String],
+        fields: &std::collections::BTreeSet<String>,
+    ) -> Result<FieldTypes, SourceError> {
+        // Ask for the `.keyword` sub-fields too (text fields use them) and
+        // for every parent path (a `nested` parent hides its fields from
+        // plain queries).
+        let mut wanted = std::collections::BTreeSet::new();
+        for f in fields {
+            wanted.insert(f.clone());
+            wanted.insert(format!("{f}.keyword"));
+            for (i, _) in f.match_indices('.') {
+                wanted.insert(f[..i].to_string());
+            }
+        }
+        let list: Vec<String> = wanted.into_iter().collect();
+        let path = format!("/{}/_field_caps", encode_path_part(&targets.join(",")));
+        let body = self
+            .cluster
+            .request_json(
+                Method::Get,
+                &path,
+                &[
+                    ("fields", &list.join(",")),
+                    ("ignore_unavailable", "true"),
+                    ("allow_no_indices", "true"),
+                ],
+                None,
+            )
+            .await?;
+        Ok(FieldTypes::from_field_caps(&body))
+    }
+}
+
+impl EventSource for ElasticsearchSource {
+    async fn fetch(&self, request: FetchRequest) -> Result<EventStream, SourceError> {
+        let plan = self.plan(&request).await?;
+        if plan.targets.is_empty() {
+            return Ok(EventStream::from_documents(plan.warnings, Vec::new()));
+        }
+        let pit = self
+            .cluster
+            .open_pit(&plan.targets, &self.keep_alive)
+            .await?;
+        let warnings = plan.warnings.clone();
+        let (tx, rx) = mpsc::channel(self.buffered_pages.max(1));
+        let cluster = self.cluster.clone();
+        let keep_alive = self.keep_alive.clone();
+        let page_size = request.page_size;
+        tokio::spawn(async move {
+            let mut pager = Pager {
+                cluster: &cluster,
+                plan: &plan,
+                keep_alive: &keep_alive,
+                page_size,
+                pit_ids: vec![pit],
+                search_after: None,
+            };
+            loop {
+                match pager.next_page().await {
+                    Ok(None) => {
+                        // Close first, so a consumer that saw the end knows
+                        // the point in time is gone; then the end marker.
+                        pager.close().await;
+                        let _ = tx.send(Ok(Vec::new())).await;
+                        return;
+                    }
+                    Ok(Some(page)) => {
+                        // The consumer dropped the stream: stop early.
+                        if tx.send(Ok(page)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        pager.close().await;
+                        let _ = tx.send(Err(e)).await;
+                        return;
+                    }
+                }
+            }
+            pager.close().await;
+        });
+        Ok(EventStream::from_channel(warnings, rx))
+    }
+
+    async fn fetch_sources(&self, refs: &[DocRef]) -> Result<Vec<Document>, SourceError> {
+        let mut out = Vec::with_capacity(refs.len());
+        for chunk in refs.chunks(1_000) {
+            let docs: Vec<Value> = chunk
+                .iter()
+                .map(|r| json!({ "_index": r.index, "_id": r.id }))
+                .collect();
+            let body = self
+                .cluster
+                .request_json(Method::Post, "/_mget", &[], Some(&json!({ "docs": docs })))
+                .await?;
+            let items = body.get("docs").and_then(Value::as_array).ok_or_else(|| {
+                SourceError::BadResponse("expected `docs` in the _mget response".into())
+            })?;
+            for item in items {
+                if item.get("found").and_then(Value::as_bool) != Some(true) {
+                    continue;
+                }
+                out.push(hit_document(item)?);
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// State of one window's paging.
+struct Pager<'a> {
+    cluster: &'a Cluster,
+    plan: &'a SearchPlan,
+    keep_alive: &'a str,
+    page_size: usize,
+    /// Every point-in-time id seen (Elasticsearch may hand out a new one
+    /// with each page); all are closed at the end.
+    pit_ids: Vec<String>,
+    search_after: Option<Value>,
+}
+
+impl Pager<'_> {
+    async fn next_page(&mut self) -> Result<Option<Vec<Document>>, SourceError> {
+        if self.search_after.as_ref().is_some_and(Value::is_null) {
+            return Ok(None);
+        }
+        let Some(pit) = self.pit_ids.last() else {
+            return Ok(None);
+        };
+        let mut body = json!({
+            "size": self.page_size,
+            "query": self.plan.query,
+            "sort": self.plan.sort,
+            "_source": self.plan.source,
+            "track_total_hits": false,
+            "pit": { "id": pit, "keep_alive": self.keep_alive },
+        });
+        if let Some(after) = &self.search_after {
+            body["search_after"] = after.clone();
+        }
+        let mut resp = self
+            .cluster
+            .request_json(Method::Post, "/_search", &[], Some(&body))
+            .await?;
+        check_search(&resp)?;
+        let new_pit = resp
+            .get("pit_id")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        if let Some(id) = new_pit {
+            if !self.pit_ids.contains(&id) {
+                self.pit_ids.push(id);
+            }
+        }
+        let hits = resp
+            .pointer_mut("/hits/hits")
+            .and_then(Value::as_array_mut)
+            .ok_or_else(|| {
+                SourceError::BadResponse("expected `hits.hits` in the search response".into())
+            })?;
+        if hits.is_empty() {
+            return Ok(None);
+        }
+        let last_sort = hits
+            .last()
+            .and_then(|h| h.get("sort"))
+            .cloned()
+            .ok_or_else(|| {
+                SourceError::BadResponse("expected `sort` values on every hit".into())
+            })?;
+        // A short page is the last one; mark it so no further request goes out.
+        self.search_after = Some(if hits.len() < self.page_size {
+            Value::Null
+        } else {
+            last_sort
+        });
+        let mut page = Vec::with_capacity(hits.len());
+        for hit in hits.iter_mut() {
+            // Moved out, not cloned: a page can be megabytes of sources.
+            page.push(take_hit_document(hit)?);
+        }
+        Ok(Some(page))
+    }
+
+    async fn close(&self) {
+        for id in &self.pit_ids {
+            if let Err(e) = self.cluster.close_pit(id).await {
+                // Nothing else to do: the keep-alive frees it soon.
+                eprintln!("warning: cannot close point in time: {e}");
+            }
+        }
+    }
+}
+
+fn check_search(resp: &Value) -> Result<(), SourceError> {
+    if resp.get("timed_out").and_then(Value::as_bool) == Some(true) {
+        return Err(SourceError::ShardFailures("the search timed out".into()));
+    }
+    let failed = resp
+        .pointer("/_shards/failed")
+        .and_then(Value::as_u64)
+        .unwrap_or(0);
+    if failed > 0 {
+        let reason = resp
+            .pointer("/_shards/failures/0/reason/reason")
+            .and_then(Value::as_str)
+            .unwrap_or("no reason given");
+        return Err(SourceError::ShardFailures(format!(
+            "{failed} shard(s) failed, first: {reason}"
+        )));
+    }
+    Ok(())
+}
+
+fn take_hit_document(hit: &mut Value) -> Result<Document, SourceError> {
+    let source = hit.get_mut("_source").map(Value::take);
+    let mut doc = hit_document(hit)?;
+    doc.source = source.unwrap_or_else(|| json!({}));
+    Ok(doc)
+}
+
+fn hit_document(hit: &Value) -> Result<Document, SourceError> {
+    let index = hit.get("_index").and_then(Value::as_str);
+    let id = hit.get("_id").and_then(Value::as_str);
+    match (index, id) {
+        (Some(index), Some(id)) => Ok(Document {
+            index: index.to_string(),
+            id: id.to_string(),
+            source: hit.get("_source").cloned().unwrap_or_else(|| json!({})),
+        }),
+        _ => Err(SourceError::BadResponse(
+            "expected `_index` and `_id` on every hit".into(),
+        )),
+    }
+}
