@@ -13,6 +13,7 @@ pub mod diagnostic;
 pub mod eql;
 pub mod offline;
 pub mod rule;
+pub mod runner;
 pub mod schedule;
 pub mod sink;
 pub mod source;

@@ -1,0 +1,51 @@
+//! The execution record of one rule run: what it searched, found, wrote and
+//! skipped. Written to the executions index and logged as a structured line.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Kibana's run statuses (`reference/kibana-eql-rules.md` §5.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RunStatus {
+    #[serde(rename = "succeeded")]
+    Succeeded,
+    /// Finished with warnings (alerts capped, missing indices, ...).
+    #[serde(rename = "partial failure")]
+    PartialFailure,
+    /// Did not finish; the checkpoint did not advance.
+    #[serde(rename = "failed")]
+    Failed,
+}
+
+/// A searched window, `[start, end]` inclusive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WindowRange {
+    pub start: DateTime<Utc>,
+    pub end: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ExecutionRecord {
+    pub rule_id: String,
+    pub rule_name: String,
+    pub execution_id: String,
+    pub status: RunStatus,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    /// Windows searched, oldest first.
+    pub windows: Vec<WindowRange>,
+    pub events_fetched: u64,
+    pub alerts_created: u64,
+    pub alerts_duplicate: u64,
+    /// New alerts not written because of `max_signals` (left for the next
+    /// overlapping run).
+    pub alerts_capped: u64,
+    pub alerts_failed: u64,
+    pub search_duration_ms: u64,
+    pub index_duration_ms: u64,
+    pub warnings: Vec<String>,
+    /// Time not searched (beyond the catch-up horizon), if any.
+    pub gap: Option<WindowRange>,
+    /// Why the run failed (status `failed`), secrets redacted.
+    pub error: Option<String>,
+}
