@@ -1,4 +1,442 @@
 //! Settings: raw, mergeable layers (config file, environment, flags) and the
-//! validated settings built from them.
+//! validated [`Settings`] built from them once.
+//!
+//! Precedence is file < environment (`ELASTICSEARCH_*`, cluster only) <
+//! flags. Every error is collected (not just the first) and, when it comes
+//! from the file, carries the byte span of the offending value so it renders
+//! as `detectd.toml:line:col` with a caret. `detectd.example.toml` at the
+//! repository root documents every setting and its default.
 
 pub mod cluster;
+pub mod file;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use cluster::{ClusterSettings, ConnectionSettings};
+use file::{span, RawConfig};
+
+use crate::eql::Span;
+use crate::rule::parse_duration;
+
+pub const DEFAULT_RULES_DIR: &str = "rules";
+/// Kibana's default alerts alias, so the Security app shows the alerts.
+pub const DEFAULT_ALERTS_INDEX: &str = ".alerts-security.alerts-default";
+pub const DEFAULT_STATE_INDEX: &str = "detectd-state";
+pub const DEFAULT_EXECUTIONS_INDEX: &str = "detectd-executions";
+pub const DEFAULT_SPACE_ID: &str = "default";
+/// Elasticsearch's own default address, as its clients assume.
+pub const DEFAULT_CLUSTER_URL: &str = "http://localhost:9200";
+pub const DEFAULT_CONCURRENCY: usize = 4;
+pub const MAX_CONCURRENCY: usize = 1024;
+pub const DEFAULT_CATCH_UP_HORIZON: Duration = Duration::from_secs(60 * 60);
+pub const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+pub const DEFAULT_STATE_FILE: &str = "detectd-state.json";
+/// 9108 sits in the Prometheus exporter port range and is not a cluster
+/// port; loopback only by default, since the endpoints need no auth.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9108";
+pub const DEFAULT_LOG_LEVEL: &str = "info";
+
+/// One problem in the configuration. `span` is a byte span into the config
+/// file when the value came from there.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ConfigError {
+    pub span: Option<Span>,
+    pub message: String,
+}
+
+impl ConfigError {
+    fn at(span: Option<Span>, message: impl Into<String>) -> Self {
+        ConfigError {
+            span,
+            message: message.into(),
+        }
+    }
+}
+
+/// Every error of one configuration, with the file they point into.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigErrors {
+    /// The config file's path and text, if there was a file.
+    pub file: Option<(PathBuf, String)>,
+    pub errors: Vec<ConfigError>,
+}
+
+impl fmt::Display for ConfigErrors {
+    /// Each error as `file:line:col: error: ...` with a caret when it has a
+    /// span, else as `config: error: ...`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for e in &self.errors {
+            match (&self.file, e.span) {
+                (Some((path, text)), Some(span)) => f.write_str(&crate::diagnostic::render(
+                    &path.display().to_string(),
+                    text,
+                    span,
+                    &e.message,
+                ))?,
+                _ => writeln!(f, "config: error: {}", e.message)?,
+            }
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// Values given as command-line flags: the top layer.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Overrides {
+    pub rules: Option<Vec<PathBuf>>,
+    pub listen: Option<String>,
+    pub log_format: Option<String>,
+    pub log_level: Option<String>,
+    pub concurrency: Option<usize>,
+    pub cluster: ClusterSettings,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
+}
+
+/// Where checkpoints and execution records are kept.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StateBackend {
+    /// Indices in the cluster (`indices.state`, `indices.executions`).
+    Cluster,
+    /// A local JSON file (single node, no cluster write access needed).
+    File(PathBuf),
+}
+
+/// Names of detectd's indices.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Indices {
+    pub alerts: String,
+    pub state: String,
+    pub executions: String,
+}
+
+/// Validated settings: nothing here can be invalid.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub rules: Vec<PathBuf>,
+    pub space_id: String,
+    pub cluster: ConnectionSettings,
+    pub indices: Indices,
+    /// Rule runs in flight at once, over all rules (at least 1).
+    pub concurrency: usize,
+    pub startup_jitter: bool,
+    pub catch_up_horizon: Duration,
+    pub health_check_interval: Duration,
+    pub state: StateBackend,
+    pub listen: SocketAddr,
+    pub log_format: LogFormat,
+    /// A `tracing` filter directive (`RUST_LOG` wins over it when set).
+    pub log_level: String,
+}
+
+impl Settings {
+    /// The settings with nothing configured.
+    pub fn defaults() -> Settings {
+        Settings::from_layers(None, ClusterSettings::default(), Overrides::default())
+            .expect("the defaults are valid")
+    }
+
+    /// Reads `path` (if given) and builds the settings from it, the process
+    /// environment and `flags`.
+    pub fn load(path: Option<&Path>, flags: Overrides) -> Result<Settings, ConfigErrors> {
+        let file = match path {
+            None => None,
+            Some(p) => match std::fs::read_to_string(p) {
+                Ok(text) => Some((p.to_path_buf(), text)),
+                Err(e) => {
+                    return Err(ConfigErrors {
+                        file: None,
+                        errors: vec![ConfigError::at(
+                            None,
+                            format!("cannot read config file {}: {e}", p.display()),
+                        )],
+                    })
+                }
+            },
+        };
+        Settings::from_layers(file, ClusterSettings::from_env(), flags)
+    }
+
+    /// Layers file < environment < flags and validates the result.
+    pub fn from_layers(
+        file: Option<(PathBuf, String)>,
+        env: ClusterSettings,
+        flags: Overrides,
+    ) -> Result<Settings, ConfigErrors> {
+        let raw = match &file {
+            None => Ok(RawConfig::default()),
+            Some((_, text)) => RawConfig::parse(text),
+        };
+        let result = match raw {
+            Err(e) => Err(vec![e]),
+            Ok(raw) => validate(raw, env, flags),
+        };
+        result.map_err(|errors| ConfigErrors { file, errors })
+    }
+}
+
+fn validate(
+    raw: RawConfig,
+    env: ClusterSettings,
+    flags: Overrides,
+) -> Result<Settings, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let mut err = |span: Option<Span>, message: String| errors.push(ConfigError::at(span, message));
+
+    let rules = flags
+        .rules
+        .filter(|r| !r.is_empty())
+        .or(raw.rules)
+        .unwrap_or_else(|| vec![PathBuf::from(DEFAULT_RULES_DIR)]);
+
+    let space_id = match raw.space_id {
+        None => DEFAULT_SPACE_ID.to_string(),
+        Some(s) if is_space_id(s.get_ref()) => s.into_inner(),
+        Some(s) => {
+            err(
+                span(&s),
+                format!(
+                    "invalid space_id {:?}: expected lower-case letters, digits, `_` and `-`",
+                    s.get_ref()
+                ),
+            );
+            String::new()
+        }
+    };
+
+    let mut index = |v: Option<toml::Spanned<String>>, default: &str| match v {
+        None => default.to_string(),
+        Some(s) => {
+            if let Some(why) = bad_index_name(s.get_ref()) {
+                err(
+                    span(&s),
+                    format!("invalid index name {:?}: {why}", s.get_ref()),
+                );
+            }
+            s.into_inner()
+        }
+    };
+    let indices = Indices {
+        alerts: index(raw.indices.alerts, DEFAULT_ALERTS_INDEX),
+        state: index(raw.indices.state, DEFAULT_STATE_INDEX),
+        executions: index(raw.indices.executions, DEFAULT_EXECUTIONS_INDEX),
+    };
+
+    let concurrency = match (flags.concurrency, raw.schedule.concurrency) {
+        (Some(n), _) if (1..=MAX_CONCURRENCY).contains(&n) => n,
+        (Some(n), _) => {
+            err(
+                None,
+                format!("--concurrency {n}: expected a number from 1 to {MAX_CONCURRENCY}"),
+            );
+            1
+        }
+        (None, None) => DEFAULT_CONCURRENCY,
+        (None, Some(n)) => match usize::try_from(*n.get_ref()) {
+            Ok(v) if (1..=MAX_CONCURRENCY).contains(&v) => v,
+            _ => {
+                err(
+                    span(&n),
+                    format!(
+                        "invalid concurrency {}: expected a number from 1 to {MAX_CONCURRENCY}",
+                        n.get_ref()
+                    ),
+                );
+                1
+            }
+        },
+    };
+
+    let mut duration = |v: Option<toml::Spanned<String>>, default: Duration, what: &str| match v {
+        None => default,
+        Some(s) => match parse_duration(s.get_ref()) {
+            Ok(d) => d,
+            Err(e) => {
+                err(
+                    span(&s),
+                    format!("invalid {what}: {e} (expected e.g. \"30s\", \"5m\", \"1h\")"),
+                );
+                default
+            }
+        },
+    };
+    let catch_up_horizon = duration(
+        raw.schedule.catch_up_horizon,
+        DEFAULT_CATCH_UP_HORIZON,
+        "catch_up_horizon",
+    );
+    let health_check_interval = duration(
+        raw.schedule.health_check_interval,
+        DEFAULT_HEALTH_CHECK_INTERVAL,
+        "health_check_interval",
+    );
+
+    let state = match raw.state.backend.as_ref().map(|b| b.get_ref().as_str()) {
+        None | Some("cluster") => {
+            if let Some(path) = &raw.state.path {
+                err(
+                    span(path),
+                    "state.path is set but state.backend is not \"file\"".to_string(),
+                );
+            }
+            StateBackend::Cluster
+        }
+        Some("file") => StateBackend::File(
+            raw.state
+                .path
+                .map(|p| p.into_inner())
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_FILE)),
+        ),
+        Some(other) => {
+            err(
+                raw.state.backend.as_ref().and_then(span),
+                format!("invalid state backend {other:?}: expected \"cluster\" or \"file\""),
+            );
+            StateBackend::Cluster
+        }
+    };
+
+    let listen = match (flags.listen, raw.server.listen) {
+        (Some(text), _) => text.parse().unwrap_or_else(|e| {
+            err(
+                None,
+                format!("--listen {text:?}: {e} (expected host:port, e.g. 127.0.0.1:9108)"),
+            );
+            default_listen()
+        }),
+        (None, Some(s)) => s.get_ref().parse().unwrap_or_else(|e| {
+            err(
+                span(&s),
+                format!(
+                    "invalid listen address {:?}: {e} (expected ip:port, e.g. 127.0.0.1:9108)",
+                    s.get_ref()
+                ),
+            );
+            default_listen()
+        }),
+        (None, None) => default_listen(),
+    };
+
+    let (format_text, format_span) = match (flags.log_format, raw.log.format) {
+        (Some(f), _) => (f, None),
+        (None, Some(s)) => {
+            let sp = span(&s);
+            (s.into_inner(), sp)
+        }
+        (None, None) => ("human".to_string(), None),
+    };
+    let log_format = match format_text.as_str() {
+        "human" => LogFormat::Human,
+        "json" => LogFormat::Json,
+        other => {
+            err(
+                format_span,
+                format!("invalid log format {other:?}: expected \"human\" or \"json\""),
+            );
+            LogFormat::Human
+        }
+    };
+    let (log_level, level_span) = match (flags.log_level, raw.log.level) {
+        (Some(l), _) => (l, None),
+        (None, Some(s)) => {
+            let sp = span(&s);
+            (s.into_inner(), sp)
+        }
+        (None, None) => (DEFAULT_LOG_LEVEL.to_string(), None),
+    };
+    if let Err(e) = tracing_subscriber::EnvFilter::try_new(&log_level) {
+        err(
+            level_span,
+            format!(
+                "invalid log level {log_level:?}: {e} (expected e.g. \"info\", \"detectd=debug\")"
+            ),
+        );
+    }
+
+    let (file_cluster, cluster_span) = match raw.elasticsearch {
+        None => (ClusterSettings::default(), None),
+        Some(c) => {
+            let sp = span(&c);
+            (c.into_inner(), sp)
+        }
+    };
+    let mut merged = file_cluster.merge(env).merge(flags.cluster);
+    if merged.urls.as_ref().is_none_or(|u| u.is_empty()) {
+        merged.urls = Some(vec![DEFAULT_CLUSTER_URL.to_string()]);
+    }
+    let cluster = match merged.resolve() {
+        Ok(c) => Some(c),
+        Err(e) => {
+            err(
+                cluster_span,
+                format!("invalid cluster settings (file, environment and flags merged): {e}"),
+            );
+            None
+        }
+    };
+
+    match cluster {
+        Some(cluster) if errors.is_empty() => Ok(Settings {
+            rules,
+            space_id,
+            cluster,
+            indices,
+            concurrency,
+            startup_jitter: raw.schedule.startup_jitter.unwrap_or(true),
+            catch_up_horizon,
+            health_check_interval,
+            state,
+            listen,
+            log_format,
+            log_level,
+        }),
+        _ => Err(errors),
+    }
+}
+
+fn default_listen() -> SocketAddr {
+    DEFAULT_LISTEN
+        .parse()
+        .expect("the default listen address parses")
+}
+
+/// Kibana space ids: lower-case alphanumerics, `_` and `-`.
+fn is_space_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// Elasticsearch's index-name rules (lower case, no separators), so a bad
+/// name fails at start-up rather than on the first write.
+fn bad_index_name(s: &str) -> Option<&'static str> {
+    if s.is_empty() {
+        Some("expected a non-empty name")
+    } else if s.chars().any(|c| c.is_uppercase()) {
+        Some("expected lower case")
+    } else if s.chars().any(|c| {
+        matches!(
+            c,
+            ' ' | ',' | '"' | '*' | '\\' | '/' | '<' | '>' | '|' | '?' | '#'
+        )
+    }) {
+        Some("expected no spaces or any of , \" * \\ / < > | ? #")
+    } else if s.starts_with(['-', '_', '+']) {
+        Some("expected no leading -, _ or +")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,93 @@
+//! `detectd.toml` as written: every field optional, values that need
+//! checking kept with their byte span so an error points at them.
+//!
+//! Nothing here applies defaults or validates; [`super::Settings`] does,
+//! once, after the environment and flags are layered on top.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::cluster::ClusterSettings;
+use super::ConfigError;
+use crate::eql::Span;
+
+/// The whole file. Unknown keys are errors: a typo in a config file must
+/// not silently fall back to a default.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawConfig {
+    /// Rule files or folders (walked for `*.toml`).
+    pub rules: Option<Vec<PathBuf>>,
+    /// Kibana space the alerts belong to (`kibana.space_ids`, alert ids).
+    pub space_id: Option<Spanned<String>>,
+    pub elasticsearch: Option<Spanned<ClusterSettings>>,
+    pub indices: RawIndices,
+    pub schedule: RawSchedule,
+    pub state: RawState,
+    pub server: RawServer,
+    pub log: RawLog,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawIndices {
+    pub alerts: Option<Spanned<String>>,
+    pub state: Option<Spanned<String>>,
+    pub executions: Option<Spanned<String>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawSchedule {
+    /// Rule runs in flight at once, over all rules.
+    pub concurrency: Option<Spanned<i64>>,
+    /// Spread each rule's first run over its first interval.
+    pub startup_jitter: Option<bool>,
+    /// How far back catch-up goes after downtime (`"1h"`, `"30m"`).
+    pub catch_up_horizon: Option<Spanned<String>>,
+    /// How often `/healthz` asks the cluster whether it is there.
+    pub health_check_interval: Option<Spanned<String>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawState {
+    /// `"cluster"` or `"file"`.
+    pub backend: Option<Spanned<String>>,
+    /// The state file when `backend = "file"`.
+    pub path: Option<Spanned<PathBuf>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawServer {
+    /// Address of `/healthz` and `/metrics`.
+    pub listen: Option<Spanned<String>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawLog {
+    /// `"human"` or `"json"`.
+    pub format: Option<Spanned<String>>,
+    /// A `tracing` filter (`"info"`, `"detectd=debug,warn"`).
+    pub level: Option<Spanned<String>>,
+}
+
+impl RawConfig {
+    /// Parses the file text; a syntax or type error carries its span.
+    pub fn parse(text: &str) -> Result<RawConfig, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError {
+            span: e.span().map(|r| Span::new(r.start, r.end)),
+            message: e.message().trim_end().to_string(),
+        })
+    }
+}
+
+/// The span of a spanned value, as the diagnostics want it.
+pub(super) fn span<T>(v: &Spanned<T>) -> Option<Span> {
+    let r = v.span();
+    Some(Span::new(r.start, r.end))
+}
