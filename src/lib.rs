@@ -9,6 +9,7 @@
 pub mod alert;
 pub mod cluster;
 pub mod config;
+pub mod daemon;
 pub mod diagnostic;
 pub mod eql;
 pub mod offline;

@@ -1,0 +1,301 @@
+//! Every Prometheus metric detectd exports, defined in this one place, and
+//! the one function that turns an [`ExecutionRecord`] into metric updates.
+//!
+//! Labels are bounded: a rule id and a run status, never an event or alert
+//! id. Counters are registered without the `_total` suffix because the
+//! OpenMetrics encoder appends it.
+
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::runner::{ExecutionRecord, RunStatus};
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    pub rule_id: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RunLabels {
+    pub rule_id: String,
+    pub status: StatusLabel,
+}
+
+/// The run status as a label value, spelled like Kibana's statuses.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq, EncodeLabelValue)]
+#[allow(non_camel_case_types)]
+pub enum StatusLabel {
+    succeeded,
+    partial_failure,
+    failed,
+}
+
+impl From<RunStatus> for StatusLabel {
+    fn from(s: RunStatus) -> Self {
+        match s {
+            RunStatus::Succeeded => StatusLabel::succeeded,
+            RunStatus::PartialFailure => StatusLabel::partial_failure,
+            RunStatus::Failed => StatusLabel::failed,
+        }
+    }
+}
+
+type PerRule = Family<RuleLabels, Counter>;
+
+fn duration_histogram() -> Histogram {
+    // 50 ms .. ~7 min: a quick event rule up to a long catch-up run.
+    Histogram::new(exponential_buckets(0.05, 2.0, 14))
+}
+
+/// The registry and a handle on each metric.
+pub struct Metrics {
+    registry: Registry,
+    runs: Family<RunLabels, Counter>,
+    run_duration: Family<RuleLabels, Histogram, fn() -> Histogram>,
+    alerts_created: PerRule,
+    alerts_duplicate: PerRule,
+    alerts_capped: PerRule,
+    alerts_failed: PerRule,
+    events_fetched: PerRule,
+    failures: PerRule,
+    gap_seconds: Family<RuleLabels, Gauge<f64, AtomicU64>>,
+    rules_loaded: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::default();
+        let runs = Family::<RunLabels, Counter>::default();
+        let run_duration = Family::<RuleLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            duration_histogram,
+        );
+        let alerts_created = PerRule::default();
+        let alerts_duplicate = PerRule::default();
+        let alerts_capped = PerRule::default();
+        let alerts_failed = PerRule::default();
+        let events_fetched = PerRule::default();
+        let failures = PerRule::default();
+        let gap_seconds = Family::<RuleLabels, Gauge<f64, AtomicU64>>::default();
+        let rules_loaded = Gauge::default();
+
+        registry.register(
+            "detectd_rule_runs",
+            "Rule runs, by rule and run status",
+            runs.clone(),
+        );
+        registry.register(
+            "detectd_rule_run_duration_seconds",
+            "Wall time of one rule run (all its windows, writes and checkpoint)",
+            run_duration.clone(),
+        );
+        registry.register(
+            "detectd_alerts_created",
+            "Alert documents written",
+            alerts_created.clone(),
+        );
+        registry.register(
+            "detectd_alerts_duplicate",
+            "Alerts not written because their id already existed",
+            alerts_duplicate.clone(),
+        );
+        registry.register(
+            "detectd_alerts_capped",
+            "New alerts not written because of max_signals (left for the next run)",
+            alerts_capped.clone(),
+        );
+        registry.register(
+            "detectd_alerts_failed",
+            "Alerts the cluster refused to index",
+            alerts_failed.clone(),
+        );
+        registry.register(
+            "detectd_events_fetched",
+            "Source events read from the cluster",
+            events_fetched.clone(),
+        );
+        registry.register(
+            "detectd_rule_failures",
+            "Rule runs that failed (the checkpoint did not move)",
+            failures.clone(),
+        );
+        registry.register(
+            "detectd_rule_gap_seconds",
+            "Length of the time not searched by the rule's last run (beyond the catch-up horizon)",
+            gap_seconds.clone(),
+        );
+        registry.register(
+            "detectd_rules_loaded",
+            "Rules loaded and scheduled",
+            rules_loaded.clone(),
+        );
+        Metrics {
+            registry,
+            runs,
+            run_duration,
+            alerts_created,
+            alerts_duplicate,
+            alerts_capped,
+            alerts_failed,
+            events_fetched,
+            failures,
+            gap_seconds,
+            rules_loaded,
+        }
+    }
+
+    /// Records one finished run. `took` is the wall time the daemon measured
+    /// around it.
+    pub fn observe(&self, record: &ExecutionRecord, took: Duration) {
+        let rule = RuleLabels {
+            rule_id: record.rule_id.clone(),
+        };
+        self.runs
+            .get_or_create(&RunLabels {
+                rule_id: record.rule_id.clone(),
+                status: record.status.into(),
+            })
+            .inc();
+        self.run_duration
+            .get_or_create(&rule)
+            .observe(took.as_secs_f64());
+        self.alerts_created
+            .get_or_create(&rule)
+            .inc_by(record.alerts_created);
+        self.alerts_duplicate
+            .get_or_create(&rule)
+            .inc_by(record.alerts_duplicate);
+        self.alerts_capped
+            .get_or_create(&rule)
+            .inc_by(record.alerts_capped);
+        self.alerts_failed
+            .get_or_create(&rule)
+            .inc_by(record.alerts_failed);
+        self.events_fetched
+            .get_or_create(&rule)
+            .inc_by(record.events_fetched);
+        if record.status == RunStatus::Failed {
+            self.failures.get_or_create(&rule).inc();
+        }
+        let gap = record
+            .gap
+            .map(|g| (g.end - g.start).num_milliseconds().max(0) as f64 / 1000.0)
+            .unwrap_or(0.0);
+        self.gap_seconds.get_or_create(&rule).set(gap);
+    }
+
+    pub fn set_rules_loaded(&self, n: usize) {
+        self.rules_loaded.set(n as i64);
+    }
+
+    /// Forgets the series of a rule that is no longer loaded, so /metrics
+    /// does not grow with every rule ever seen.
+    pub fn forget_rule(&self, rule_id: &str) {
+        let rule = RuleLabels {
+            rule_id: rule_id.to_string(),
+        };
+        self.run_duration.remove(&rule);
+        for family in [
+            &self.alerts_created,
+            &self.alerts_duplicate,
+            &self.alerts_capped,
+            &self.alerts_failed,
+            &self.events_fetched,
+            &self.failures,
+        ] {
+            family.remove(&rule);
+        }
+        self.gap_seconds.remove(&rule);
+        for status in [
+            StatusLabel::succeeded,
+            StatusLabel::partial_failure,
+            StatusLabel::failed,
+        ] {
+            self.runs.remove(&RunLabels {
+                rule_id: rule_id.to_string(),
+                status,
+            });
+        }
+    }
+
+    /// The Prometheus / OpenMetrics text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::record::WindowRange;
+    use chrono::{TimeZone, Utc};
+
+    pub(crate) fn record(rule_id: &str, status: RunStatus) -> ExecutionRecord {
+        let t = Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).unwrap();
+        ExecutionRecord {
+            rule_id: rule_id.into(),
+            rule_name: "R".into(),
+            execution_id: "e".into(),
+            status,
+            started_at: t,
+            finished_at: t,
+            windows: vec![],
+            events_fetched: 10,
+            alerts_created: 3,
+            alerts_duplicate: 2,
+            alerts_capped: 1,
+            alerts_failed: 0,
+            search_duration_ms: 1,
+            index_duration_ms: 1,
+            warnings: vec![],
+            gap: Some(WindowRange {
+                start: t - chrono::Duration::seconds(90),
+                end: t,
+            }),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_record_updates_every_metric_once() {
+        let m = Metrics::new();
+        m.observe(
+            &record("r1", RunStatus::PartialFailure),
+            Duration::from_millis(120),
+        );
+        m.observe(&record("r1", RunStatus::Failed), Duration::from_millis(80));
+        m.set_rules_loaded(7);
+        let text = m.encode();
+        for line in [
+            "detectd_rule_runs_total{rule_id=\"r1\",status=\"partial_failure\"} 1",
+            "detectd_rule_runs_total{rule_id=\"r1\",status=\"failed\"} 1",
+            "detectd_alerts_created_total{rule_id=\"r1\"} 6",
+            "detectd_alerts_duplicate_total{rule_id=\"r1\"} 4",
+            "detectd_alerts_capped_total{rule_id=\"r1\"} 2",
+            "detectd_events_fetched_total{rule_id=\"r1\"} 20",
+            "detectd_rule_failures_total{rule_id=\"r1\"} 1",
+            "detectd_rule_gap_seconds{rule_id=\"r1\"} 90.0",
+            "detectd_rule_run_duration_seconds_count{rule_id=\"r1\"} 2",
+            "detectd_rules_loaded 7",
+        ] {
+            assert!(text.contains(line), "missing {line:?} in\n{text}");
+        }
+        m.forget_rule("r1");
+        assert!(!m.encode().contains("rule_id=\"r1\""));
+    }
+}

@@ -1,0 +1,456 @@
+//! `detectd run`: the daemon around rule runs. It loads the rules, fires
+//! each on its interval (see [`scheduler`]), reloads them on SIGHUP, serves
+//! `/healthz` and `/metrics`, logs one structured line per run, and on
+//! SIGTERM / SIGINT stops scheduling and waits for runs in flight (their
+//! alert writes and checkpoints) before returning.
+//!
+//! What one run does is behind [`RuleExecutor`]; the clock, the shutdown
+//! signal and the cluster probe are injected, so the whole daemon is tested
+//! with a fake executor on tokio's paused clock.
+
+pub mod health;
+pub mod http;
+pub mod log;
+pub mod metrics;
+pub mod rules;
+pub mod scheduler;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, Mutex, Semaphore};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Settings;
+use crate::rule::Rule;
+use crate::runner::{ExecutionRecord, RuleExecutor, RunStatus};
+pub use health::{BoxFuture, ClusterProbe, Health, Probe};
+pub use metrics::Metrics;
+use rules::{LoadReport, RuleSet};
+use scheduler::Scheduler;
+
+/// Wall-clock time as the runs see it.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// The system clock.
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// Wall time that moves with tokio's clock: `wall` at creation plus the
+/// tokio time elapsed since. Under `tokio::time::pause()` it moves only when
+/// a test advances time, so runs see exact, reproducible times.
+pub struct TokioClock {
+    wall: DateTime<Utc>,
+    at: tokio::time::Instant,
+}
+
+impl TokioClock {
+    pub fn starting_at(wall: DateTime<Utc>) -> TokioClock {
+        TokioClock {
+            wall,
+            at: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> DateTime<Utc> {
+        let elapsed = chrono::Duration::from_std(self.at.elapsed()).unwrap_or_default();
+        self.wall + elapsed
+    }
+}
+
+/// What the daemon needs from the settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DaemonOptions {
+    pub rules: Vec<PathBuf>,
+    pub concurrency: usize,
+    pub startup_jitter: bool,
+    pub health_check_interval: Duration,
+    /// Where `/healthz` and `/metrics` listen; `None` serves nothing.
+    pub listen: Option<SocketAddr>,
+}
+
+impl DaemonOptions {
+    pub fn from_settings(s: &Settings) -> DaemonOptions {
+        DaemonOptions {
+            rules: s.rules.clone(),
+            concurrency: s.concurrency,
+            startup_jitter: s.startup_jitter,
+            health_check_interval: s.health_check_interval,
+            listen: Some(s.listen),
+        }
+    }
+}
+
+/// Run forever (until shut down) or every rule once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    Daemon,
+    Once,
+}
+
+/// The signals the daemon reacts to: shutdown (SIGTERM / SIGINT) and
+/// reload (SIGHUP).
+pub struct Signals {
+    pub shutdown: BoxFuture<'static, ()>,
+    pub reload: mpsc::Receiver<()>,
+}
+
+impl Signals {
+    /// Signals driven by hand (tests): `shutdown` ends the daemon, a send
+    /// on the returned sender reloads the rules.
+    pub fn new(shutdown: impl Future<Output = ()> + Send + 'static) -> (Signals, mpsc::Sender<()>) {
+        let (tx, rx) = mpsc::channel(4);
+        (
+            Signals {
+                shutdown: Box::pin(shutdown),
+                reload: rx,
+            },
+            tx,
+        )
+    }
+
+    /// The process signals: SIGTERM and SIGINT shut down, SIGHUP reloads.
+    #[cfg(unix)]
+    pub fn os() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate())?;
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut hup = signal(SignalKind::hangup())?;
+        let (signals, tx) = Signals::new(async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!(signal = "SIGTERM", "shutting down: finishing runs in flight"),
+                _ = int.recv() => tracing::info!(signal = "SIGINT", "shutting down: finishing runs in flight"),
+            }
+        });
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!(signal = "SIGHUP", "reloading rules");
+                if tx.send(()).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(signals)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("cannot listen on {addr} for /healthz and /metrics: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What a daemon's life amounted to.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// Runs that finished (any status).
+    pub runs: u64,
+    /// Runs with status `failed`.
+    pub failed_runs: u64,
+    /// Rule files with errors at the last (re)load.
+    pub rule_files_failed: usize,
+    /// `--once` only: rules that had not started when shutdown came.
+    pub not_started: u64,
+}
+
+impl Outcome {
+    /// The `run --once` exit code: 0 when no run failed, else 1. Broken
+    /// rule files are reported but do not change it (like Kibana, which
+    /// never schedules an invalid rule; `detectd check` is the gate for them).
+    pub fn once_exit_code(&self) -> u8 {
+        u8::from(self.failed_runs > 0)
+    }
+}
+
+/// What every rule task shares.
+pub struct Shared<E, C> {
+    executor: Arc<E>,
+    clock: C,
+    limit: Arc<Semaphore>,
+    metrics: Arc<Metrics>,
+    runs: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl<E, C> Shared<E, C>
+where
+    E: RuleExecutor + 'static,
+    C: Clock,
+{
+    /// One run on its own task (a panic in it becomes a failed record, not
+    /// a dead rule loop), then its metrics and log line.
+    async fn execute(&self, tracker: &TaskTracker, rule: Arc<Rule>) -> ExecutionRecord {
+        let started = tokio::time::Instant::now();
+        let now = self.clock.now();
+        let executor = self.executor.clone();
+        let task_rule = rule.clone();
+        let handle = tracker.spawn(async move { executor.execute(&task_rule, now).await });
+        let record = match handle.await {
+            Ok(record) => record,
+            Err(e) => panicked_record(&rule, now, self.clock.now(), &e.to_string()),
+        };
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        if record.status == RunStatus::Failed {
+            self.failed.fetch_add(1, Ordering::Relaxed);
+        }
+        self.metrics.observe(&record, started.elapsed());
+        log::run_finished(&record);
+        record
+    }
+}
+
+fn panicked_record(
+    rule: &Rule,
+    started: DateTime<Utc>,
+    finished: DateTime<Utc>,
+    why: &str,
+) -> ExecutionRecord {
+    ExecutionRecord {
+        rule_id: rule.rule_id.clone(),
+        rule_name: rule.name.clone(),
+        execution_id: String::new(),
+        status: RunStatus::Failed,
+        started_at: started,
+        finished_at: finished,
+        windows: Vec::new(),
+        events_fetched: 0,
+        alerts_created: 0,
+        alerts_duplicate: 0,
+        alerts_capped: 0,
+        alerts_failed: 0,
+        search_duration_ms: 0,
+        index_duration_ms: 0,
+        warnings: Vec::new(),
+        gap: None,
+        error: Some(format!("the run panicked (a bug in detectd): {why}")),
+    }
+}
+
+/// The daemon, built from its parts; [`Daemon::run`] runs it.
+pub struct Daemon<E, C> {
+    options: DaemonOptions,
+    shared: Arc<Shared<E, C>>,
+    probe: Arc<dyn Probe>,
+    health: Arc<Health>,
+}
+
+impl<E, C> Daemon<E, C>
+where
+    E: RuleExecutor + 'static,
+    C: Clock,
+{
+    pub fn new(options: DaemonOptions, executor: E, probe: impl Probe + 'static, clock: C) -> Self {
+        let limit = Arc::new(Semaphore::new(options.concurrency.max(1)));
+        Daemon {
+            options,
+            shared: Arc::new(Shared {
+                executor: Arc::new(executor),
+                clock,
+                limit,
+                metrics: Arc::new(Metrics::new()),
+                runs: AtomicU64::new(0),
+                failed: AtomicU64::new(0),
+            }),
+            probe: Arc::new(probe),
+            health: Arc::new(Health::default()),
+        }
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.shared.metrics.clone()
+    }
+
+    pub fn health(&self) -> Arc<Health> {
+        self.health.clone()
+    }
+
+    /// Runs until `signals.shutdown` (daemon) or until every rule ran once.
+    pub async fn run(self, mode: Mode, signals: Signals) -> Result<Outcome, DaemonError> {
+        match mode {
+            Mode::Daemon => self.run_daemon(signals).await,
+            Mode::Once => Ok(self.run_once(signals).await),
+        }
+    }
+
+    async fn load(&self, previous: &RuleSet) -> (RuleSet, LoadReport) {
+        // Reading and parsing a thousand rule files is CPU work: off the
+        // reactor, so /healthz and running rules are not held up.
+        let paths = self.options.rules.clone();
+        let previous = previous.clone();
+        let (set, report) =
+            match tokio::task::spawn_blocking(move || RuleSet::load(&paths, &previous)).await {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    tracing::error!(error = %e, "loading rules panicked");
+                    (RuleSet::default(), LoadReport::default())
+                }
+            };
+        let scheduled = set.enabled().count();
+        tracing::info!(
+            loaded = report.loaded,
+            skipped = report.skipped,
+            failed = report.failed,
+            kept_previous = report.kept_previous,
+            scheduled,
+            "rules loaded"
+        );
+        self.health.set_rules_loaded(scheduled);
+        self.shared.metrics.set_rules_loaded(scheduled);
+        (set, report)
+    }
+
+    async fn run_daemon(self, mut signals: Signals) -> Result<Outcome, DaemonError> {
+        let aux = CancellationToken::new();
+        let mut aux_tasks = Vec::new();
+        if let Some(addr) = self.options.listen {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| DaemonError::Bind { addr, source })?;
+            let bound = listener.local_addr().unwrap_or(addr);
+            tracing::info!(listen = %bound, "serving /healthz and /metrics");
+            let endpoints = Arc::new(http::Endpoints {
+                health: self.health.clone(),
+                metrics: self.shared.metrics.clone(),
+            });
+            aux_tasks.push(tokio::spawn(http::serve(listener, endpoints, aux.clone())));
+        }
+        aux_tasks.push(tokio::spawn(probe_loop(
+            self.probe.clone(),
+            self.health.clone(),
+            self.options.health_check_interval,
+            aux.clone(),
+        )));
+
+        let tracker = TaskTracker::new();
+        let (mut set, mut report) = self.load(&RuleSet::default()).await;
+        let mut scheduler = Scheduler::new(
+            self.shared.clone(),
+            self.options.startup_jitter,
+            tracker.clone(),
+        );
+        scheduler.apply(set.enabled());
+        loop {
+            tokio::select! {
+                _ = &mut signals.shutdown => break,
+                Some(()) = signals.reload.recv() => {
+                    (set, report) = self.load(&set).await;
+                    for gone in scheduler.apply(set.enabled()) {
+                        self.shared.metrics.forget_rule(&gone);
+                    }
+                }
+            }
+        }
+        scheduler.stop();
+        tracker.close();
+        tracker.wait().await;
+        aux.cancel();
+        for task in aux_tasks {
+            let _ = task.await;
+        }
+        let outcome = self.outcome(report, 0);
+        tracing::info!(
+            runs = outcome.runs,
+            failed_runs = outcome.failed_runs,
+            "stopped"
+        );
+        Ok(outcome)
+    }
+
+    async fn run_once(self, mut signals: Signals) -> Outcome {
+        let (set, report) = self.load(&RuleSet::default()).await;
+        let tracker = TaskTracker::new();
+        let cancel = CancellationToken::new();
+        let mut scheduled = 0u64;
+        for rule in set.enabled() {
+            scheduled += 1;
+            let (shared, tracker2, rule, cancel) = (
+                self.shared.clone(),
+                tracker.clone(),
+                rule.clone(),
+                cancel.clone(),
+            );
+            tracker.spawn(async move {
+                let flight = Arc::new(Mutex::new(()));
+                scheduler::run_guarded(&shared, &tracker2, &rule, &flight, &cancel).await
+            });
+        }
+        tracker.close();
+        tokio::select! {
+            _ = tracker.wait() => {}
+            _ = &mut signals.shutdown => {
+                cancel.cancel();
+                tracker.wait().await;
+            }
+        }
+        let mut outcome = self.outcome(report, 0);
+        outcome.not_started = scheduled.saturating_sub(outcome.runs);
+        tracing::info!(
+            runs = outcome.runs,
+            failed_runs = outcome.failed_runs,
+            not_started = outcome.not_started,
+            rule_files_failed = outcome.rule_files_failed,
+            "every rule ran once"
+        );
+        outcome
+    }
+
+    fn outcome(&self, report: LoadReport, not_started: u64) -> Outcome {
+        Outcome {
+            runs: self.shared.runs.load(Ordering::Relaxed),
+            failed_runs: self.shared.failed.load(Ordering::Relaxed),
+            rule_files_failed: report.failed,
+            not_started,
+        }
+    }
+}
+
+/// Checks the cluster now and then every `every`, until cancelled.
+async fn probe_loop(
+    probe: Arc<dyn Probe>,
+    health: Arc<Health>,
+    every: Duration,
+    cancel: CancellationToken,
+) {
+    let mut was_ok: Option<bool> = None;
+    loop {
+        let result = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = probe.check() => r,
+        };
+        let ok = result.is_ok();
+        if was_ok != Some(ok) {
+            match &result {
+                Ok(()) => tracing::info!("cluster reachable"),
+                Err(e) => tracing::warn!(error = %e, "cluster unreachable"),
+            }
+        }
+        was_ok = Some(ok);
+        health.set_cluster(result);
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

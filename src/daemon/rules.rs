@@ -1,0 +1,106 @@
+//! The set of rules the daemon runs, (re)loaded from the rules folders.
+//!
+//! Broken files are logged with file:line:col and a caret (the rule
+//! module's rendering) and skipped; rules of other types are logged as
+//! skipped. On a reload (SIGHUP) a file that was good before and is broken
+//! now keeps its previous version running: a typo saved into a rule must
+//! not silently switch the detection off.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::rule::{load_paths, render_errors, LoadOutcome, Rule};
+
+/// Loaded rules by the file they came from.
+#[derive(Clone, Debug, Default)]
+pub struct RuleSet {
+    by_path: BTreeMap<PathBuf, Arc<Rule>>,
+}
+
+/// Counts of one (re)load.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    /// Rules loaded from their file as it is now.
+    pub loaded: usize,
+    /// Valid files of rule types detectd does not run.
+    pub skipped: usize,
+    /// Files with errors.
+    pub failed: usize,
+    /// Broken files whose previous version stays loaded.
+    pub kept_previous: usize,
+}
+
+impl RuleSet {
+    /// Loads every rule under `paths`; `previous` is the set running now
+    /// (empty on start-up). Logs every diagnostic.
+    pub fn load(paths: &[PathBuf], previous: &RuleSet) -> (RuleSet, LoadReport) {
+        let mut set = RuleSet::default();
+        let mut report = LoadReport::default();
+        let mut kept = Vec::new();
+        for file in load_paths(paths) {
+            let path = file.path.display().to_string();
+            match &file.outcome {
+                LoadOutcome::Loaded { rule, warnings } => {
+                    if !warnings.is_empty() {
+                        tracing::warn!(
+                            path = %path,
+                            diagnostics = %render_errors(&file, warnings),
+                            "rule file has warnings"
+                        );
+                    }
+                    report.loaded += 1;
+                    set.by_path
+                        .insert(file.path.clone(), Arc::new((**rule).clone()));
+                }
+                LoadOutcome::Skipped {
+                    rule_id, reason, ..
+                } => {
+                    report.skipped += 1;
+                    tracing::info!(
+                        path = %path,
+                        rule_id = rule_id.as_deref(),
+                        reason = %reason,
+                        "rule skipped"
+                    );
+                }
+                LoadOutcome::Failed(errors) => {
+                    report.failed += 1;
+                    let old = previous.by_path.get(&file.path);
+                    tracing::error!(
+                        path = %path,
+                        diagnostics = %render_errors(&file, errors),
+                        keeps_previous_version = old.is_some(),
+                        "rule file is invalid"
+                    );
+                    if let Some(old) = old {
+                        kept.push((file.path.clone(), old.clone()));
+                    }
+                }
+            }
+        }
+        // A kept rule yields to a valid file that now has its rule_id.
+        let ids: HashSet<String> = set.by_path.values().map(|r| r.rule_id.clone()).collect();
+        for (path, rule) in kept {
+            if ids.contains(&rule.rule_id) {
+                continue;
+            }
+            report.kept_previous += 1;
+            set.by_path.insert(path, rule);
+        }
+        (set, report)
+    }
+
+    /// The rules to schedule (loaded and enabled), in file order.
+    pub fn enabled(&self) -> impl Iterator<Item = &Arc<Rule>> {
+        self.by_path.values().filter(|r| r.enabled)
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_path.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_path.is_empty()
+    }
+}

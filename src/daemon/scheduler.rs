@@ -1,0 +1,219 @@
+//! When rules run: one task per rule firing on its interval, start-up
+//! jitter, a global concurrency limit, single flight per rule.
+//!
+//! A plain tokio loop rather than `tokio-cron-scheduler`: detection rules
+//! have fixed intervals (`5m`), not cron expressions, and the loop gives
+//! what a cron scheduler does not: it runs on tokio's clock, so tests drive
+//! it with `tokio::time::pause()` / `advance()`; single flight falls out of
+//! awaiting the run inside the loop (a cron job fires again while the last
+//! run is still going); and shutdown is one cancellation token plus a task
+//! tracker, with runs already started left to finish.
+//!
+//! Each rule fires on a grid `epoch + offset + k * interval`, where the
+//! offset is derived from the rule id (so the same on every start and
+//! spread evenly over the interval) and `epoch` is the daemon's start. A
+//! run that overruns its interval is followed by the next one right after
+//! it ends; missed ticks are not queued, so runs never pile up.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::sync::{Mutex, Semaphore};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{Clock, Shared};
+use crate::rule::Rule;
+use crate::runner::{ExecutionRecord, RuleExecutor};
+
+/// Where in its interval a rule fires: a stable hash of the rule id modulo
+/// the interval, so 1000 rules spread evenly rather than firing at once.
+pub fn jitter_offset(rule_id: &str, interval: Duration) -> Duration {
+    let ms = interval.as_millis().max(1) as u64;
+    let digest = Sha256::digest(rule_id.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    Duration::from_millis(u64::from_be_bytes(first) % ms)
+}
+
+/// The first grid point `epoch + offset + k * interval` (k >= 0) at or
+/// after `now`.
+pub fn next_fire(epoch: Instant, now: Instant, offset: Duration, interval: Duration) -> Instant {
+    let first = epoch + offset;
+    if now <= first || interval.is_zero() {
+        return first.max(now);
+    }
+    let behind = now - first;
+    let steps = behind.as_nanos().div_ceil(interval.as_nanos());
+    let steps = u32::try_from(steps).unwrap_or(u32::MAX);
+    first + interval.saturating_mul(steps)
+}
+
+struct Scheduled {
+    rule: Arc<Rule>,
+    cancel: CancellationToken,
+}
+
+/// The running rule tasks, updated when the rule set changes.
+pub struct Scheduler<E, C> {
+    shared: Arc<Shared<E, C>>,
+    epoch: Instant,
+    jitter: bool,
+    root: CancellationToken,
+    tracker: TaskTracker,
+    tasks: HashMap<String, Scheduled>,
+    /// One lock per rule id, kept across reloads so that a replaced rule's
+    /// new task cannot start while the old task's run is still going.
+    flights: HashMap<String, Arc<Mutex<()>>>,
+}
+
+impl<E, C> Scheduler<E, C>
+where
+    E: RuleExecutor + 'static,
+    C: Clock,
+{
+    pub fn new(shared: Arc<Shared<E, C>>, jitter: bool, tracker: TaskTracker) -> Self {
+        Scheduler {
+            shared,
+            epoch: Instant::now(),
+            jitter,
+            root: CancellationToken::new(),
+            tracker,
+            tasks: HashMap::new(),
+            flights: HashMap::new(),
+        }
+    }
+
+    /// Makes the running tasks match `rules`: new rules start, removed ones
+    /// stop, changed ones are replaced (on the same grid). Returns the ids
+    /// of rules no longer scheduled.
+    pub fn apply<'a>(&mut self, rules: impl Iterator<Item = &'a Arc<Rule>>) -> Vec<String> {
+        let wanted: HashMap<String, Arc<Rule>> =
+            rules.map(|r| (r.rule_id.clone(), r.clone())).collect();
+        let mut removed = Vec::new();
+        self.tasks.retain(|id, task| {
+            let keep = wanted.get(id).is_some_and(|r| **r == *task.rule);
+            if !keep {
+                task.cancel.cancel();
+                if !wanted.contains_key(id) {
+                    removed.push(id.clone());
+                }
+            }
+            keep
+        });
+        for id in &removed {
+            self.flights.remove(id);
+        }
+        let mut new: Vec<&Arc<Rule>> = wanted
+            .iter()
+            .filter(|(id, _)| !self.tasks.contains_key(*id))
+            .map(|(_, r)| r)
+            .collect();
+        new.sort_by(|a, b| a.rule_id.cmp(&b.rule_id));
+        let now = Instant::now();
+        for rule in new {
+            let interval = rule.schedule.interval;
+            let offset = if self.jitter {
+                jitter_offset(&rule.rule_id, interval)
+            } else {
+                Duration::ZERO
+            };
+            let first = next_fire(self.epoch, now, offset, interval);
+            let cancel = self.root.child_token();
+            let flight = self
+                .flights
+                .entry(rule.rule_id.clone())
+                .or_default()
+                .clone();
+            tracing::debug!(rule_id = %rule.rule_id, first_run_in_ms = (first - now).as_millis() as u64, "rule scheduled");
+            self.tracker.spawn(rule_loop(
+                self.shared.clone(),
+                self.tracker.clone(),
+                rule.clone(),
+                flight,
+                first,
+                cancel.clone(),
+            ));
+            self.tasks.insert(
+                rule.rule_id.clone(),
+                Scheduled {
+                    rule: rule.clone(),
+                    cancel,
+                },
+            );
+        }
+        removed
+    }
+
+    /// Stops scheduling: no run starts after this; runs in flight go on.
+    pub fn stop(&self) {
+        self.root.cancel();
+    }
+}
+
+async fn rule_loop<E, C>(
+    shared: Arc<Shared<E, C>>,
+    tracker: TaskTracker,
+    rule: Arc<Rule>,
+    flight: Arc<Mutex<()>>,
+    mut next: Instant,
+    cancel: CancellationToken,
+) where
+    E: RuleExecutor + 'static,
+    C: Clock,
+{
+    let interval = rule.schedule.interval;
+    loop {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep_until(next) => {}
+        }
+        let Some(record) = run_guarded(&shared, &tracker, &rule, &flight, &cancel).await else {
+            return;
+        };
+        drop(record);
+        let now = Instant::now();
+        next += interval;
+        if next < now {
+            // Overran: go again right away, once, rather than catching up
+            // every missed tick (the runner's catch-up covers the time).
+            next = now;
+        }
+    }
+}
+
+/// One run under the rule's flight lock and a concurrency permit; `None`
+/// if cancelled before it started. Once started, the run finishes even if
+/// the daemon shuts down meanwhile (its writes and checkpoint matter).
+pub(super) async fn run_guarded<E, C>(
+    shared: &Arc<Shared<E, C>>,
+    tracker: &TaskTracker,
+    rule: &Arc<Rule>,
+    flight: &Arc<Mutex<()>>,
+    cancel: &CancellationToken,
+) -> Option<ExecutionRecord>
+where
+    E: RuleExecutor + 'static,
+    C: Clock,
+{
+    let _flight = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => return None,
+        g = flight.clone().lock_owned() => g,
+    };
+    let _permit = tokio::select! {
+        biased;
+        _ = cancel.cancelled() => return None,
+        p = acquire(&shared.limit) => p,
+    };
+    Some(shared.execute(tracker, rule.clone()).await)
+}
+
+async fn acquire(limit: &Arc<Semaphore>) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    // The semaphore is never closed; `None` would only mean no limit.
+    limit.clone().acquire_owned().await.ok()
+}

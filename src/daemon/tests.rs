@@ -1,0 +1,449 @@
+//! The daemon on tokio's paused clock with a fake executor: jitter, the
+//! interval grid, single flight, the concurrency limit, shutdown, `--once`
+//! and SIGHUP reloads. No real sleeps: time only moves when a test waits.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Mutex as StdMutex;
+
+use chrono::TimeZone;
+use tokio::time::Instant;
+
+use super::*;
+use crate::runner::record::WindowRange;
+
+const MIN: Duration = Duration::from_secs(60);
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).unwrap()
+}
+
+/// One call of the fake executor.
+#[derive(Clone, Debug)]
+struct Call {
+    rule_id: String,
+    /// Offsets from the test's start on tokio's clock.
+    start: Duration,
+    end: Duration,
+    /// The `now` the run was given.
+    now: DateTime<Utc>,
+}
+
+/// Sleeps (on tokio's clock) for the rule's configured duration, notes the
+/// call and checks that no rule runs twice at once.
+struct Fake {
+    epoch: Instant,
+    durations: HashMap<String, Duration>,
+    failing: Vec<String>,
+    calls: StdMutex<Vec<Call>>,
+    running: StdMutex<HashMap<String, usize>>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    overlaps: AtomicUsize,
+}
+
+impl Fake {
+    fn new(durations: &[(&str, Duration)]) -> Arc<Fake> {
+        Arc::new(Fake {
+            epoch: Instant::now(),
+            durations: durations.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+            failing: Vec::new(),
+            calls: StdMutex::new(Vec::new()),
+            running: StdMutex::new(HashMap::new()),
+            in_flight: AtomicUsize::new(0),
+            max_in_flight: AtomicUsize::new(0),
+            overlaps: AtomicUsize::new(0),
+        })
+    }
+
+    fn calls(&self) -> Vec<Call> {
+        self.calls.lock().unwrap().clone()
+    }
+
+    fn starts(&self, rule_id: &str) -> Vec<Duration> {
+        self.calls()
+            .into_iter()
+            .filter(|c| c.rule_id == rule_id)
+            .map(|c| c.start)
+            .collect()
+    }
+}
+
+/// The daemon owns its executor; tests keep a handle on the same fake.
+struct Handle(Arc<Fake>);
+
+impl RuleExecutor for Handle {
+    async fn execute(&self, rule: &Rule, now: DateTime<Utc>) -> ExecutionRecord {
+        let f = &self.0;
+        let start = f.epoch.elapsed();
+        {
+            let mut running = f.running.lock().unwrap();
+            let n = running.entry(rule.rule_id.clone()).or_default();
+            *n += 1;
+            if *n > 1 {
+                f.overlaps.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        let now_running = f.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        f.max_in_flight.fetch_max(now_running, Ordering::SeqCst);
+        let d = f
+            .durations
+            .get(&rule.rule_id)
+            .copied()
+            .unwrap_or(Duration::from_secs(1));
+        tokio::time::sleep(d).await;
+        f.in_flight.fetch_sub(1, Ordering::SeqCst);
+        *f.running
+            .lock()
+            .unwrap()
+            .get_mut(&rule.rule_id)
+            .expect("counted above") -= 1;
+        f.calls.lock().unwrap().push(Call {
+            rule_id: rule.rule_id.clone(),
+            start,
+            end: f.epoch.elapsed(),
+            now,
+        });
+        let failed = f.failing.contains(&rule.rule_id);
+        ExecutionRecord {
+            rule_id: rule.rule_id.clone(),
+            rule_name: rule.name.clone(),
+            execution_id: "x".into(),
+            status: if failed {
+                RunStatus::Failed
+            } else {
+                RunStatus::Succeeded
+            },
+            started_at: now,
+            finished_at: now,
+            windows: vec![WindowRange {
+                start: now - chrono::Duration::minutes(6),
+                end: now,
+            }],
+            events_fetched: 5,
+            alerts_created: 1,
+            alerts_duplicate: 0,
+            alerts_capped: 0,
+            alerts_failed: 0,
+            search_duration_ms: 0,
+            index_duration_ms: 0,
+            warnings: vec![],
+            gap: None,
+            error: failed.then(|| "search failed".to_string()),
+        }
+    }
+}
+
+struct Reachable;
+
+impl Probe for Reachable {
+    fn check(&self) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+fn rule_toml(id: &str, interval: &str, extra: &str) -> String {
+    format!(
+        "[metadata]\ncreation_date = \"2020/12/15\"\n\n[rule]\n\
+         rule_id = \"{id}\"\nname = \"Rule {id}\"\ndescription = \"A test\"\n\
+         type = \"eql\"\nlanguage = \"eql\"\nindex = [\"logs-*\"]\n\
+         severity = \"low\"\nrisk_score = 21\ninterval = \"{interval}\"\n{extra}\
+         query = '''\nprocess where process.name == \"cmd.exe\"\n'''\n"
+    )
+}
+
+fn write_rule(dir: &Path, id: &str, interval: &str) {
+    std::fs::write(dir.join(format!("{id}.toml")), rule_toml(id, interval, "")).unwrap();
+}
+
+fn options(dir: &Path, concurrency: usize, jitter: bool) -> DaemonOptions {
+    DaemonOptions {
+        rules: vec![dir.to_path_buf()],
+        concurrency,
+        startup_jitter: jitter,
+        health_check_interval: Duration::from_secs(30),
+        listen: None,
+    }
+}
+
+type Started = (
+    tokio::sync::oneshot::Sender<()>,
+    mpsc::Sender<()>,
+    tokio::task::JoinHandle<Result<Outcome, DaemonError>>,
+    Arc<Metrics>,
+);
+
+/// Starts the daemon on its own task; returns the shutdown trigger, the
+/// reload sender and the task.
+fn start(opts: DaemonOptions, fake: &Arc<Fake>, mode: Mode) -> Started {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (signals, reload) = Signals::new(async move {
+        let _ = stop_rx.await;
+    });
+    let daemon = Daemon::new(
+        opts,
+        Handle(fake.clone()),
+        Reachable,
+        TokioClock::starting_at(t0()),
+    );
+    let metrics = daemon.metrics();
+    let task = tokio::spawn(daemon.run(mode, signals));
+    (stop_tx, reload, task, metrics)
+}
+
+async fn wait(d: Duration) {
+    tokio::time::sleep(d).await;
+}
+
+#[test]
+fn jitter_offsets_are_stable_and_spread_over_the_interval() {
+    let interval = 5 * MIN;
+    let mut buckets = [0usize; 10];
+    for i in 0..1000 {
+        let id = format!("rule-{i}");
+        let off = jitter_offset_of(&id, interval);
+        assert!(off < interval);
+        assert_eq!(off, jitter_offset_of(&id, interval), "stable");
+        buckets[(off.as_millis() * 10 / interval.as_millis()) as usize] += 1;
+    }
+    // 100 expected per 30 s bucket; a hash that clumps fails this.
+    for (i, n) in buckets.iter().enumerate() {
+        assert!((60..=140).contains(n), "bucket {i} has {n}: {buckets:?}");
+    }
+}
+
+fn jitter_offset_of(id: &str, interval: Duration) -> Duration {
+    scheduler::jitter_offset(id, interval)
+}
+
+#[test]
+fn next_fire_is_the_next_grid_point() {
+    let epoch = Instant::now();
+    let off = Duration::from_secs(10);
+    assert_eq!(scheduler::next_fire(epoch, epoch, off, MIN), epoch + off);
+    assert_eq!(
+        scheduler::next_fire(epoch, epoch + Duration::from_secs(11), off, MIN),
+        epoch + Duration::from_secs(70)
+    );
+    assert_eq!(
+        scheduler::next_fire(epoch, epoch + Duration::from_secs(70), off, MIN),
+        epoch + Duration::from_secs(70)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn first_runs_spread_over_the_first_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..20 {
+        write_rule(dir.path(), &format!("r{i:02}"), "5m");
+    }
+    let fake = Fake::new(&[]);
+    let (stop, _reload, task, _) = start(options(dir.path(), 50, true), &fake, Mode::Daemon);
+    wait(5 * MIN - Duration::from_millis(1)).await;
+    let calls = fake.calls();
+    assert_eq!(calls.len(), 20, "each rule ran once in its first interval");
+    for c in &calls {
+        assert_eq!(
+            c.start,
+            jitter_offset_of(&c.rule_id, 5 * MIN),
+            "{} fired at its offset",
+            c.rule_id
+        );
+    }
+    let in_first_minute = calls.iter().filter(|c| c.start < MIN).count();
+    assert!(
+        in_first_minute < 10,
+        "{in_first_minute} of 20 fired at once"
+    );
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn runs_keep_the_interval_and_see_the_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    write_rule(dir.path(), "a", "5m");
+    let fake = Fake::new(&[("a", Duration::from_secs(20))]);
+    let (stop, _reload, task, metrics) = start(options(dir.path(), 4, false), &fake, Mode::Daemon);
+    wait(20 * MIN + Duration::from_secs(30)).await;
+    let starts = fake.starts("a");
+    let expected: Vec<Duration> = (0..5).map(|k| k * 5 * MIN).collect();
+    assert_eq!(starts, expected, "a 20 s run does not push the grid back");
+    let nows: Vec<DateTime<Utc>> = fake.calls().iter().map(|c| c.now).collect();
+    assert_eq!(nows[1], t0() + chrono::Duration::minutes(5));
+    stop.send(()).unwrap();
+    let outcome = task.await.unwrap().unwrap();
+    assert_eq!(outcome.runs, 5);
+    let text = metrics.encode();
+    assert!(
+        text.contains("detectd_rule_runs_total{rule_id=\"a\",status=\"succeeded\"} 5"),
+        "{text}"
+    );
+    assert!(text.contains("detectd_rules_loaded 1"), "{text}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_run_is_followed_right_after_and_never_overlaps() {
+    let dir = tempfile::tempdir().unwrap();
+    write_rule(dir.path(), "slow", "1m");
+    let fake = Fake::new(&[("slow", Duration::from_secs(150))]);
+    let (stop, _reload, task, _) = start(options(dir.path(), 4, false), &fake, Mode::Daemon);
+    // calls are noted when they end; the 4th ends at 600 s
+    wait(10 * MIN + Duration::from_secs(1)).await;
+    let calls = fake.calls();
+    assert_eq!(fake.overlaps.load(Ordering::SeqCst), 0);
+    let starts: Vec<u64> = calls.iter().map(|c| c.start.as_secs()).collect();
+    // each run starts when the previous one ends: no pile-up of missed ticks
+    assert_eq!(starts, vec![0, 150, 300, 450]);
+    for pair in calls.windows(2) {
+        assert!(pair[1].start >= pair[0].end);
+    }
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_concurrency_limit_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut durations = Vec::new();
+    for i in 0..10 {
+        write_rule(dir.path(), &format!("r{i}"), "5m");
+        durations.push((format!("r{i}"), Duration::from_secs(10)));
+    }
+    let d: Vec<(&str, Duration)> = durations.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+    let fake = Fake::new(&d);
+    let (stop, _reload, task, _) = start(options(dir.path(), 3, false), &fake, Mode::Daemon);
+    wait(Duration::from_secs(45)).await;
+    assert_eq!(fake.max_in_flight.load(Ordering::SeqCst), 3);
+    assert_eq!(fake.calls().len(), 10, "4 waves of at most 3 in 40 s");
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_waits_for_runs_in_flight_and_starts_no_more() {
+    let dir = tempfile::tempdir().unwrap();
+    write_rule(dir.path(), "long", "1m");
+    write_rule(dir.path(), "waiting", "1m");
+    let fake = Fake::new(&[
+        ("long", Duration::from_secs(50)),
+        ("waiting", Duration::from_secs(50)),
+    ]);
+    // concurrency 1: "waiting" queues behind "long"
+    let (stop, _reload, task, _) = start(options(dir.path(), 1, false), &fake, Mode::Daemon);
+    wait(Duration::from_secs(10)).await;
+    assert!(fake.calls().is_empty());
+    stop.send(()).unwrap();
+    let shut_at = fake.epoch.elapsed();
+    let outcome = task.await.unwrap().unwrap();
+    let calls = fake.calls();
+    assert_eq!(calls.len(), 1, "the queued run never started: {calls:?}");
+    assert_eq!(calls[0].end, Duration::from_secs(50), "the run finished");
+    assert!(fake.epoch.elapsed() >= Duration::from_secs(50) && shut_at < calls[0].end);
+    assert_eq!(outcome.runs, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn once_runs_every_enabled_eql_rule_once() {
+    let dir = tempfile::tempdir().unwrap();
+    for id in ["a", "b", "c"] {
+        write_rule(dir.path(), id, "5m");
+    }
+    std::fs::write(
+        dir.path().join("off.toml"),
+        rule_toml("off", "5m", "enabled = false\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("kql.toml"),
+        rule_toml("kql", "5m", "").replace("type = \"eql\"", "type = \"query\""),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("broken.toml"), "[rule]\nrule_id = 3\n").unwrap();
+    let mut fake = Fake::new(&[]);
+    Arc::get_mut(&mut fake).unwrap().failing = vec!["b".into()];
+    let (_stop, _reload, task, _) = start(options(dir.path(), 2, true), &fake, Mode::Once);
+    let outcome = task.await.unwrap().unwrap();
+    let mut ran: Vec<String> = fake.calls().into_iter().map(|c| c.rule_id).collect();
+    ran.sort();
+    assert_eq!(ran, vec!["a", "b", "c"]);
+    assert_eq!(outcome.runs, 3);
+    assert_eq!(outcome.failed_runs, 1);
+    assert_eq!(outcome.rule_files_failed, 1);
+    assert_eq!(outcome.once_exit_code(), 1);
+    // once ignores the jitter: all start at once, up to the limit
+    assert!(fake
+        .calls()
+        .iter()
+        .all(|c| c.start < Duration::from_secs(5)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn once_with_no_failure_exits_zero_and_shutdown_skips_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    for id in ["a", "b", "c"] {
+        write_rule(dir.path(), id, "5m");
+    }
+    let fake = Fake::new(&[
+        ("a", Duration::from_secs(30)),
+        ("b", Duration::from_secs(30)),
+        ("c", Duration::from_secs(30)),
+    ]);
+    let (stop, _reload, task, _) = start(options(dir.path(), 1, false), &fake, Mode::Once);
+    wait(Duration::from_secs(40)).await;
+    stop.send(()).unwrap();
+    let outcome = task.await.unwrap().unwrap();
+    assert_eq!(outcome.runs, 2, "the second run in flight finished");
+    assert_eq!(outcome.not_started, 1);
+    assert_eq!(outcome.once_exit_code(), 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn reload_keeps_a_broken_rules_previous_version_and_applies_the_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    write_rule(dir.path(), "keep", "1m");
+    write_rule(dir.path(), "gone", "1m");
+    let fake = Fake::new(&[]);
+    let (stop, reload, task, metrics) = start(options(dir.path(), 4, false), &fake, Mode::Daemon);
+    wait(Duration::from_secs(30)).await;
+    assert_eq!(fake.calls().len(), 2);
+
+    std::fs::write(dir.path().join("keep.toml"), "[rule]\nrule_id = \"keep\"\n").unwrap();
+    std::fs::remove_file(dir.path().join("gone.toml")).unwrap();
+    write_rule(dir.path(), "new", "1m");
+    reload.send(()).await.unwrap();
+    wait(3 * MIN).await;
+
+    let after = |id: &str| {
+        fake.starts(id)
+            .into_iter()
+            .filter(|s| *s > Duration::from_secs(30))
+            .count()
+    };
+    assert_eq!(after("keep"), 3, "the old version of `keep` still runs");
+    assert_eq!(after("gone"), 0, "a removed rule stops");
+    assert!(after("new") >= 3, "a new rule starts");
+    assert!(!metrics.encode().contains("rule_id=\"gone\""));
+    assert!(metrics.encode().contains("detectd_rules_loaded 2"));
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_changed_rule_is_replaced_without_overlapping_its_old_run() {
+    let dir = tempfile::tempdir().unwrap();
+    write_rule(dir.path(), "r", "1m");
+    let fake = Fake::new(&[("r", Duration::from_secs(50))]);
+    let (stop, reload, task, _) = start(options(dir.path(), 4, false), &fake, Mode::Daemon);
+    wait(Duration::from_secs(10)).await;
+    // change the interval while the first run is in flight
+    write_rule(dir.path(), "r", "2m");
+    reload.send(()).await.unwrap();
+    wait(5 * MIN).await;
+    assert_eq!(fake.overlaps.load(Ordering::SeqCst), 0);
+    let starts: Vec<u64> = fake.starts("r").iter().map(|d| d.as_secs()).collect();
+    assert_eq!(starts, vec![0, 120, 240], "the new 2m grid");
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+}
