@@ -89,3 +89,90 @@ fn reply(status: StatusCode, content_type: &'static str, body: String) -> Respon
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runner::RunStatus;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A raw HTTP/1.1 GET over loopback: the status code and the body.
+    async fn get(addr: std::net::SocketAddr, path: &str) -> (u16, String, String) {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut raw = String::new();
+        stream.read_to_string(&mut raw).await.unwrap();
+        let (head, body) = raw.split_once("\r\n\r\n").expect("a header block");
+        let code = head.split(' ').nth(1).unwrap().parse().unwrap();
+        (code, head.to_string(), body.to_string())
+    }
+
+    async fn server() -> (std::net::SocketAddr, Arc<Endpoints>, CancellationToken) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let endpoints = Arc::new(Endpoints {
+            health: Arc::new(Health::default()),
+            metrics: Arc::new(Metrics::new()),
+        });
+        let cancel = CancellationToken::new();
+        tokio::spawn(serve(listener, endpoints.clone(), cancel.clone()));
+        (addr, endpoints, cancel)
+    }
+
+    #[tokio::test]
+    async fn healthz_over_http_follows_cluster_and_rules() {
+        let (addr, endpoints, cancel) = server().await;
+        let (code, head, body) = get(addr, "/healthz").await;
+        assert_eq!(code, 503);
+        assert!(head
+            .to_lowercase()
+            .contains("content-type: application/json"));
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["status"], "unavailable");
+        assert!(json["reasons"].as_array().unwrap().len() == 2, "{json}");
+
+        endpoints.health.set_cluster(Ok(()));
+        endpoints.health.set_rules_loaded(1);
+        let (code, _, body) = get(addr, "/healthz").await;
+        assert_eq!(code, 200, "{body}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["cluster"], "reachable");
+
+        endpoints
+            .health
+            .set_cluster(Err("GET /: connection refused".into()));
+        let (code, _, body) = get(addr, "/healthz").await;
+        assert_eq!(code, 503);
+        assert!(body.contains("connection refused"), "{body}");
+
+        assert_eq!(get(addr, "/nope").await.0, 404);
+        cancel.cancel();
+    }
+
+    #[tokio::test]
+    async fn metrics_over_http_are_prometheus_text() {
+        let (addr, endpoints, cancel) = server().await;
+        endpoints.metrics.observe(
+            &crate::daemon::metrics::tests::record("rule-9", RunStatus::Succeeded),
+            std::time::Duration::from_millis(300),
+        );
+        endpoints.metrics.set_rules_loaded(1);
+        let (code, head, body) = get(addr, "/metrics").await;
+        assert_eq!(code, 200);
+        assert!(head.contains("openmetrics-text"), "{head}");
+        assert!(body.contains("# TYPE detectd_rule_runs counter"), "{body}");
+        assert!(
+            body.contains("detectd_rule_runs_total{rule_id=\"rule-9\",status=\"succeeded\"} 1"),
+            "{body}"
+        );
+        assert!(
+            body.contains("detectd_rule_run_duration_seconds_bucket"),
+            "{body}"
+        );
+        assert!(body.contains("detectd_rules_loaded 1"), "{body}");
+        assert!(body.trim_end().ends_with("# EOF"), "{body}");
+        cancel.cancel();
+    }
+}

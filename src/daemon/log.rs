@@ -25,11 +25,12 @@ pub fn filter(level: &str) -> EnvFilter {
 }
 
 /// A subscriber writing to `writer` (stderr in production, a buffer in
-/// tests).
+/// tests); `ansi` colours human lines (for a terminal only).
 pub fn subscriber<W>(
     format: LogFormat,
     filter: EnvFilter,
     writer: W,
+    ansi: bool,
 ) -> Box<dyn Subscriber + Send + Sync>
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
@@ -37,6 +38,7 @@ where
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)
+        .with_ansi(ansi && format == LogFormat::Human)
         .with_target(false);
     match format {
         LogFormat::Human => Box::new(builder.finish()),
@@ -52,8 +54,12 @@ where
 
 /// Installs the global subscriber (stderr). A second call is a no-op.
 pub fn init(format: LogFormat, level: &str) {
-    let _ =
-        tracing::subscriber::set_global_default(subscriber(format, filter(level), std::io::stderr));
+    let _ = tracing::subscriber::set_global_default(subscriber(
+        format,
+        filter(level),
+        std::io::stderr,
+        std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    ));
 }
 
 /// The status as Kibana spells it.
@@ -131,4 +137,112 @@ pub fn settings(settings: &crate::config::Settings) {
         "starting"
     );
     tracing::debug!(connection = ?settings.cluster, "cluster connection settings");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+    use crate::config::cluster::{
+        ClusterSettings, ENV_API_KEY, ENV_PASSWORD, ENV_URL, ENV_USERNAME,
+    };
+    use crate::config::{Overrides, Settings};
+
+    /// A log sink in memory.
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Capture {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Capture {
+        type Writer = Capture;
+        fn make_writer(&'a self) -> Capture {
+            self.clone()
+        }
+    }
+
+    impl Capture {
+        fn text(&self) -> String {
+            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+        }
+    }
+
+    fn captured(format: LogFormat, f: impl FnOnce()) -> String {
+        let capture = Capture::default();
+        let sub = subscriber(format, EnvFilter::new("debug"), capture.clone(), false);
+        tracing::subscriber::with_default(sub, f);
+        capture.text()
+    }
+
+    fn settings(pairs: &[(&str, &str)]) -> Settings {
+        let env = ClusterSettings::from_env_with(|k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        });
+        Settings::from_layers(None, env, Overrides::default()).unwrap()
+    }
+
+    #[test]
+    fn secrets_never_reach_the_log() {
+        let basic = settings(&[
+            (ENV_URL, "http://es:9200"),
+            (ENV_USERNAME, "elastic-user"),
+            (ENV_PASSWORD, "hunter2-password"),
+        ]);
+        let key = settings(&[
+            (ENV_URL, "http://es:9200"),
+            (ENV_API_KEY, "c2VjcmV0LWFwaS1rZXk="),
+        ]);
+        for format in [LogFormat::Human, LogFormat::Json] {
+            let log = captured(format, || {
+                super::settings(&basic);
+                super::settings(&key);
+            });
+            assert!(log.contains("elastic-user"), "the capture works: {log}");
+            assert!(log.contains("<redacted>"), "{log}");
+            assert!(!log.contains("hunter2-password"), "{log}");
+            assert!(!log.contains("c2VjcmV0LWFwaS1rZXk="), "{log}");
+        }
+    }
+
+    #[test]
+    fn a_run_is_one_json_line_with_fields() {
+        let mut record = crate::daemon::metrics::tests::record("r1", RunStatus::PartialFailure);
+        record.warnings = vec!["capped".into()];
+        let log = captured(LogFormat::Json, || run_finished(&record));
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(lines.len(), 1, "{log}");
+        let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+        assert_eq!(v["level"], "WARN");
+        assert_eq!(v["message"], "rule run finished");
+        assert_eq!(v["rule_id"], "r1");
+        assert_eq!(v["status"], "partial failure");
+        assert_eq!(v["alerts_created"], 3);
+        assert_eq!(v["alerts_capped"], 1);
+        assert_eq!(v["events_fetched"], 10);
+        assert_eq!(v["warnings"], "capped");
+        assert_eq!(v["gap_start"], "2024-05-01T09:58:30+00:00");
+        assert!(v.get("error").is_none(), "absent fields are left out: {v}");
+    }
+
+    #[test]
+    fn human_lines_carry_the_same_fields() {
+        let record = crate::daemon::metrics::tests::record("r2", RunStatus::Failed);
+        let log = captured(LogFormat::Human, || run_finished(&record));
+        assert!(log.contains("ERROR"), "{log}");
+        assert!(log.contains("rule_id=r2"), "{log}");
+        assert!(log.contains("status=\"failed\""), "{log}");
+    }
 }

@@ -240,7 +240,7 @@ impl Metrics {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::runner::record::WindowRange;
     use chrono::{TimeZone, Utc};
