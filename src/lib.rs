@@ -12,6 +12,7 @@ pub mod config;
 pub mod daemon;
 pub mod diagnostic;
 pub mod eql;
+pub mod hunt;
 pub mod offline;
 pub mod rule;
 pub mod runner;

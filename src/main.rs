@@ -30,6 +30,66 @@ enum Command {
     },
     /// Write a deterministic stream of ECS-like events as NDJSON (benchmarks, demos).
     Generate(GenerateArgs),
+    /// Run the rules on their schedules against the cluster (the daemon).
+    ///
+    /// SIGTERM / SIGINT: stop scheduling, finish runs in flight, exit 0.
+    /// SIGHUP: reload and re-validate the rules. With --once: exit 0 when no
+    /// run failed, 1 when one did; 2 for a configuration or start-up error.
+    Run(RunArgs),
+    /// Run rules over NDJSON files offline and print the alerts as NDJSON.
+    ///
+    /// Each line is {"_index": <alerts index>, "_id": <alert id>, "_source":
+    /// <alert>}: the document `run` would write. Exit 0, or 1 if a rule
+    /// file is invalid, 2 if the files cannot be read.
+    Hunt(HuntArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// The config file (default: detectd.toml when it exists).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Run every rule once, then exit.
+    #[arg(long)]
+    once: bool,
+    /// Rule files or folders (repeat for more); replaces `rules` of the config.
+    #[arg(long, value_name = "DIR")]
+    rules: Vec<PathBuf>,
+    /// Cluster URL (repeat for more nodes); wins over ELASTICSEARCH_URL.
+    #[arg(long, value_name = "URL")]
+    elasticsearch_url: Vec<String>,
+    /// Address of /healthz and /metrics.
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Rule runs in flight at once.
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// human or json.
+    #[arg(long, value_name = "FORMAT")]
+    log_format: Option<String>,
+    /// A tracing filter such as info or detectd=debug (RUST_LOG wins).
+    #[arg(long, value_name = "FILTER")]
+    log_level: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct HuntArgs {
+    /// Rule files or folders (repeat for more).
+    #[arg(long, value_name = "DIR", default_value = "rules")]
+    rules: Vec<PathBuf>,
+    /// Kibana space id of the alerts.
+    #[arg(long, default_value = "default")]
+    space_id: String,
+    /// Shown as `_index` of each alert.
+    #[arg(long, default_value = detectd::config::DEFAULT_ALERTS_INDEX)]
+    alerts_index: String,
+    /// The alerts' creation time (RFC 3339), for reproducible output;
+    /// default now.
+    #[arg(long, value_name = "TIME")]
+    now: Option<String>,
+    /// NDJSON event files.
+    #[arg(required = true, value_name = "FILE")]
+    files: Vec<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -103,6 +163,8 @@ fn main() -> ExitCode {
         Command::Query(args) => query(args),
         Command::Check { paths } => check(paths),
         Command::Generate(args) => generate(args),
+        Command::Run(args) => run(args),
+        Command::Hunt(args) => hunt(args),
     };
     match result {
         Ok(code) => code,
@@ -230,4 +292,81 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     }
     out.flush()?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
+    use detectd::config::{cluster::ClusterSettings, Overrides, Settings};
+    use detectd::daemon::{self, Mode};
+
+    let config = args.config.or_else(|| {
+        let default = PathBuf::from("detectd.toml");
+        default.exists().then_some(default)
+    });
+    let flags = Overrides {
+        rules: (!args.rules.is_empty()).then_some(args.rules),
+        listen: args.listen,
+        log_format: args.log_format,
+        log_level: args.log_level,
+        concurrency: args.concurrency,
+        cluster: ClusterSettings {
+            urls: (!args.elasticsearch_url.is_empty()).then_some(args.elasticsearch_url),
+            ..ClusterSettings::default()
+        },
+    };
+    let settings = match Settings::load(config.as_deref(), flags) {
+        Ok(s) => s,
+        Err(e) => {
+            eprint!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    daemon::log::init(settings.log_format, &settings.log_level);
+    let mode = if args.once { Mode::Once } else { Mode::Daemon };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match runtime.block_on(daemon::start::start(settings, mode)) {
+        Ok(outcome) if mode == Mode::Once => Ok(ExitCode::from(outcome.once_exit_code())),
+        Ok(_) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start");
+            eprintln!("detectd: error: {e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+fn hunt(args: HuntArgs) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+
+    let now = match &args.now {
+        None => chrono::Utc::now(),
+        Some(text) => chrono::DateTime::parse_from_rfc3339(text)
+            .with_context(|| format!("invalid --now {text:?}: expected RFC 3339"))?
+            .with_timezone(&chrono::Utc),
+    };
+    let opts = detectd::hunt::HuntOptions {
+        space_id: args.space_id,
+        alerts_index: args.alerts_index,
+        now,
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let stderr = std::io::stderr();
+    let summary = detectd::hunt::hunt(
+        &args.rules,
+        &args.files,
+        &opts,
+        &mut out,
+        &mut stderr.lock(),
+    )?;
+    eprintln!(
+        "{} rules run, {} alerts, {} failed, {} skipped",
+        summary.rules_run, summary.alerts, summary.rules_failed, summary.rules_skipped
+    );
+    Ok(if summary.rules_failed > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

@@ -14,6 +14,7 @@ pub mod log;
 pub mod metrics;
 pub mod rules;
 pub mod scheduler;
+pub mod start;
 
 use std::future::Future;
 use std::net::SocketAddr;
