@@ -56,7 +56,7 @@ pub struct RawSchedule {
 pub struct RawState {
     /// `"cluster"` or `"file"`.
     pub backend: Option<Spanned<String>>,
-    /// The state file when `backend = "file"`.
+    /// The state directory when `backend = "file"`.
     pub path: Option<Spanned<PathBuf>>,
 }
 

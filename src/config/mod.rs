@@ -31,9 +31,9 @@ pub const DEFAULT_SPACE_ID: &str = "default";
 pub const DEFAULT_CLUSTER_URL: &str = "http://localhost:9200";
 pub const DEFAULT_CONCURRENCY: usize = 4;
 pub const MAX_CONCURRENCY: usize = 1024;
-pub const DEFAULT_CATCH_UP_HORIZON: Duration = Duration::from_secs(60 * 60);
+pub const DEFAULT_CATCH_UP_HORIZON: Duration = Duration::from_secs(24 * 60 * 60);
 pub const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(30);
-pub const DEFAULT_STATE_FILE: &str = "detectd-state.json";
+pub const DEFAULT_STATE_DIR: &str = "detectd-state";
 /// 9108 sits in the Prometheus exporter port range and is not a cluster
 /// port; loopback only by default, since the endpoints need no auth.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9108";
@@ -108,7 +108,8 @@ pub enum LogFormat {
 pub enum StateBackend {
     /// Indices in the cluster (`indices.state`, `indices.executions`).
     Cluster,
-    /// A local JSON file (single node, no cluster write access needed).
+    /// A local directory (`checkpoints.json`, `executions.ndjson`): one
+    /// daemon, no write access to the cluster's state indices needed.
     File(PathBuf),
 }
 
@@ -295,7 +296,7 @@ fn validate(
             raw.state
                 .path
                 .map(|p| p.into_inner())
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_FILE)),
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR)),
         ),
         Some(other) => {
             err(

@@ -66,7 +66,7 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(s.space_id, "default");
     assert_eq!(s.concurrency, 4);
     assert!(s.startup_jitter);
-    assert_eq!(s.catch_up_horizon, Duration::from_secs(3600));
+    assert_eq!(s.catch_up_horizon, Duration::from_secs(24 * 3600));
     assert_eq!(s.state, StateBackend::Cluster);
     assert_eq!(s.listen.to_string(), "127.0.0.1:9108");
     assert_eq!(s.log_format, LogFormat::Human);
@@ -193,14 +193,14 @@ fn cluster_errors_point_at_the_elasticsearch_table() {
 #[test]
 fn state_file_backend_and_its_path() {
     let s = with_file(
-        "[state]\nbackend = \"file\"\npath = \"/var/lib/detectd/state.json\"\n",
+        "[state]\nbackend = \"file\"\npath = \"/var/lib/detectd/state\"\n",
         ClusterSettings::default(),
         Overrides::default(),
     )
     .unwrap();
     assert_eq!(
         s.state,
-        StateBackend::File(PathBuf::from("/var/lib/detectd/state.json"))
+        StateBackend::File(PathBuf::from("/var/lib/detectd/state"))
     );
     let err = with_file(
         "[state]\npath = \"x.json\"\n",

@@ -190,6 +190,10 @@ pub struct Shared<E, C> {
     metrics: Arc<Metrics>,
     runs: AtomicU64,
     failed: AtomicU64,
+    /// Where runs execute: a runtime of their own in production, so a run
+    /// busy matching events on a CPU never holds up the scheduler, signals
+    /// or `/healthz`; `None` runs them beside the scheduler (tests).
+    runs_on: Option<tokio::runtime::Handle>,
 }
 
 impl<E, C> Shared<E, C>
@@ -204,7 +208,11 @@ where
         let now = self.clock.now();
         let executor = self.executor.clone();
         let task_rule = rule.clone();
-        let handle = tracker.spawn(async move { executor.execute(&task_rule, now).await });
+        let run = async move { executor.execute(&task_rule, now).await };
+        let handle = match &self.runs_on {
+            Some(runtime) => tracker.spawn_on(run, runtime),
+            None => tracker.spawn(run),
+        };
         let record = match handle.await {
             Ok(record) => record,
             Err(e) => panicked_record(&rule, now, self.clock.now(), &e.to_string()),
@@ -270,10 +278,20 @@ where
                 metrics: Arc::new(Metrics::new()),
                 runs: AtomicU64::new(0),
                 failed: AtomicU64::new(0),
+                runs_on: None,
             }),
             probe: Arc::new(probe),
             health: Arc::new(Health::default()),
         }
+    }
+
+    /// Executes runs on `runtime` instead of the daemon's own. Call before
+    /// [`Daemon::run`].
+    pub fn with_runs_on(mut self, runtime: tokio::runtime::Handle) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.runs_on = Some(runtime);
+        }
+        self
     }
 
     pub fn metrics(&self) -> Arc<Metrics> {

@@ -18,6 +18,8 @@ use crate::sink::elasticsearch::{install_templates, IndexNames};
 pub enum StartError {
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
+    #[error("cannot start the rule-run threads: {0}")]
+    Runtime(#[source] std::io::Error),
     #[error("cannot connect to the cluster: {0}")]
     Connect(#[source] ClusterError),
     #[error("cannot install index templates: {0}")]
@@ -70,8 +72,22 @@ pub async fn start(settings: Settings, mode: Mode) -> Result<Outcome, StartError
     if mode == Mode::Once {
         options.listen = None;
     }
-    let daemon = Daemon::new(options, executor, ClusterProbe(cluster), SystemClock);
-    Ok(daemon.run(mode, signals).await?)
+    // Runs get threads of their own (one per concurrent run): matching is
+    // CPU work, and the daemon's runtime must stay free for the schedule,
+    // signals and /healthz.
+    let runs = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(settings.concurrency.clamp(1, 64))
+        .thread_name("detectd-run")
+        .enable_all()
+        .build()
+        .map_err(StartError::Runtime)?;
+    let daemon = Daemon::new(options, executor, ClusterProbe(cluster), SystemClock)
+        .with_runs_on(runs.handle().clone());
+    let outcome = daemon.run(mode, signals).await;
+    // Every run has finished (the daemon waited for them); dropping a
+    // runtime inside another one is not allowed, so let it go in the background.
+    runs.shutdown_background();
+    Ok(outcome?)
 }
 
 #[cfg(unix)]

@@ -447,3 +447,75 @@ async fn a_changed_rule_is_replaced_without_overlapping_its_old_run() {
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
 }
+
+/// Spins on a CPU (no await) until the daemon's own runtime sets `release`:
+/// possible only if the run executes on other threads than the scheduler.
+struct Spinner {
+    started: Arc<std::sync::atomic::AtomicBool>,
+    release: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl RuleExecutor for Spinner {
+    async fn execute(&self, rule: &Rule, now: DateTime<Utc>) -> ExecutionRecord {
+        self.started.store(true, Ordering::SeqCst);
+        let give_up = std::time::Instant::now() + Duration::from_secs(20);
+        let mut released = false;
+        while std::time::Instant::now() < give_up {
+            if self.release.load(Ordering::SeqCst) {
+                released = true;
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        let mut record = panicked_record(rule, now, now, "unused");
+        record.error = None;
+        record.status = if released {
+            RunStatus::Succeeded
+        } else {
+            RunStatus::Failed
+        };
+        record
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn runs_execute_off_the_daemons_runtime() {
+    let dir = tempfile::tempdir().unwrap();
+    write_rule(dir.path(), "cpu", "5m");
+    let started = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let release = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let runs = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .build()
+        .unwrap();
+    let daemon = Daemon::new(
+        options(dir.path(), 1, false),
+        Spinner {
+            started: started.clone(),
+            release: release.clone(),
+        },
+        Reachable,
+        SystemClock,
+    )
+    .with_runs_on(runs.handle().clone());
+    let (signals, _reload) = Signals::new(std::future::pending());
+    // The daemon's runtime is this one thread: were the spinning run on it,
+    // the releasing task below could never run and the run would fail.
+    let releaser = {
+        let (started, release) = (started.clone(), release.clone());
+        tokio::spawn(async move {
+            while !started.load(Ordering::SeqCst) {
+                tokio::task::yield_now().await;
+            }
+            release.store(true, Ordering::SeqCst);
+        })
+    };
+    let outcome = daemon.run(Mode::Once, signals).await.unwrap();
+    releaser.await.unwrap();
+    assert_eq!(outcome.runs, 1);
+    assert_eq!(
+        outcome.failed_runs, 0,
+        "the run was released while spinning"
+    );
+    runs.shutdown_background();
+}
