@@ -206,6 +206,7 @@ where
     async fn execute(&self, tracker: &TaskTracker, rule: Arc<Rule>) -> ExecutionRecord {
         let started = tokio::time::Instant::now();
         let now = self.clock.now();
+        tracing::debug!(rule_id = %rule.rule_id, now = %now.to_rfc3339(), "rule run started");
         let executor = self.executor.clone();
         let task_rule = rule.clone();
         let run = async move { executor.execute(&task_rule, now).await };

@@ -60,7 +60,9 @@ struct Scheduled {
 /// The running rule tasks, updated when the rule set changes.
 pub struct Scheduler<E, C> {
     shared: Arc<Shared<E, C>>,
-    epoch: Instant,
+    /// The grid's origin: the first `apply` (so the time spent loading rules
+    /// before it does not push the first runs back a whole interval).
+    epoch: Option<Instant>,
     jitter: bool,
     root: CancellationToken,
     tracker: TaskTracker,
@@ -78,7 +80,7 @@ where
     pub fn new(shared: Arc<Shared<E, C>>, jitter: bool, tracker: TaskTracker) -> Self {
         Scheduler {
             shared,
-            epoch: Instant::now(),
+            epoch: None,
             jitter,
             root: CancellationToken::new(),
             tracker,
@@ -114,6 +116,7 @@ where
             .collect();
         new.sort_by(|a, b| a.rule_id.cmp(&b.rule_id));
         let now = Instant::now();
+        let epoch = *self.epoch.get_or_insert(now);
         for rule in new {
             let interval = rule.schedule.interval;
             let offset = if self.jitter {
@@ -121,7 +124,7 @@ where
             } else {
                 Duration::ZERO
             };
-            let first = next_fire(self.epoch, now, offset, interval);
+            let first = next_fire(epoch, now, offset, interval);
             let cancel = self.root.child_token();
             let flight = self
                 .flights

@@ -519,3 +519,36 @@ async fn runs_execute_off_the_daemons_runtime() {
     );
     runs.shutdown_background();
 }
+
+/// Regression: the grid's origin was taken when the scheduler was built, so
+/// the time spent loading rules before the first `apply` pushed every
+/// first run back by a whole interval (found by the SIGTERM CLI test).
+#[tokio::test(start_paused = true)]
+async fn start_up_time_does_not_push_the_first_runs_back() {
+    let fake = Fake::new(&[]);
+    let shared = Arc::new(Shared {
+        executor: Arc::new(Handle(fake.clone())),
+        clock: TokioClock::starting_at(t0()),
+        limit: Arc::new(Semaphore::new(1)),
+        metrics: Arc::new(Metrics::new()),
+        runs: AtomicU64::new(0),
+        failed: AtomicU64::new(0),
+        runs_on: None,
+    });
+    let tracker = TaskTracker::new();
+    let mut scheduler = Scheduler::new(shared, false, tracker.clone());
+    // loading the rules took 3 s
+    tokio::time::advance(Duration::from_secs(3)).await;
+    let crate::rule::LoadOutcome::Loaded { rule, .. } =
+        crate::rule::load_str(&rule_toml("a", "5m", ""))
+    else {
+        panic!("the test rule loads")
+    };
+    let rules = [Arc::new(*rule)];
+    scheduler.apply(rules.iter());
+    wait(Duration::from_secs(2)).await;
+    assert_eq!(fake.starts("a"), vec![Duration::from_secs(3)]);
+    scheduler.stop();
+    tracker.close();
+    tracker.wait().await;
+}
