@@ -104,6 +104,16 @@ impl<'p, R: Clone + PartialEq> Stream<'p, R> {
         }
     }
 
+    /// Partial sequences dropped because the pending-state cap
+    /// ([`super::super::sequence::Limits::max_pending`]) was reached: an
+    /// answer that may miss sequences, to be reported, never silent.
+    pub fn overflow(&self) -> u64 {
+        match &self.state {
+            State::Sequence { matcher, .. } => matcher.stats().overflow,
+            _ => 0,
+        }
+    }
+
     /// Ends the input: decides pending missing-event stages and applies the
     /// limits.
     pub fn finish(self) -> Found<R> {
