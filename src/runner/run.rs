@@ -271,10 +271,11 @@ where
         offer_from: DateTime<Utc>,
         record: &mut ExecutionRecord,
     ) -> Result<Vec<Candidate>, RunError> {
+        let patterns = request.indices.clone();
         let mut events = self.source.fetch(request).await?;
-        for w in events.warnings() {
-            if !record.warnings.contains(w) {
-                record.warnings.push(w.clone());
+        for w in source_warnings(&patterns, events.warnings()) {
+            if !record.warnings.contains(&w) {
+                record.warnings.push(w);
             }
         }
         // Everything is kept: dedup and cap decide later what is written.
@@ -500,6 +501,33 @@ where
     async fn execute(&self, rule: &Rule, now: DateTime<Utc>) -> ExecutionRecord {
         self.run(rule, now).await
     }
+}
+
+/// The run's warnings from a window's fetch warnings. Like Kibana, index
+/// patterns that match nothing are a warning only when none of the rule's
+/// patterns matches anything (prebuilt rules list patterns for several
+/// integrations; most installations have only some of them).
+fn source_warnings(patterns: &[String], warnings: &[String]) -> Vec<String> {
+    let missing = |p: &String| warnings.iter().any(|w| w.contains(&format!("`{p}`")));
+    let about_patterns = |w: &String| patterns.iter().any(|p| w.contains(&format!("`{p}`")));
+    let mut out: Vec<String> = warnings
+        .iter()
+        .filter(|w| !about_patterns(w))
+        .cloned()
+        .collect();
+    if !patterns.is_empty() && patterns.iter().all(missing) {
+        out.push(format!(
+            "This rule is attempting to query data from Elasticsearch indices listed in the \
+             \"Index patterns\" section of the rule definition, however no index matching: \
+             {patterns:?} was found. This warning will continue to appear until a matching \
+             index is created or this rule is disabled."
+        ));
+    } else {
+        for w in warnings.iter().filter(|w| about_patterns(w)) {
+            tracing::debug!(warning = %w, "index pattern without indices");
+        }
+    }
+    out
 }
 
 /// One matched event, as the matcher refers to it.
