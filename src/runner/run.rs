@@ -207,13 +207,20 @@ where
         let reach = Reach::of(&plan, &self.settings);
         // Sequences and samples give a shell plus building blocks.
         let grouped = plan.kind != PlanKind::Event;
-        let alert_rule = alert_rule(rule);
-        let ctx = AlertContext {
-            now,
-            space_id: self.settings.space_id.clone(),
-            execution_uuid: record.execution_id.clone(),
+        let scope = AlertScope {
+            rule,
+            alert_rule: alert_rule(rule),
+            ctx: AlertContext {
+                now,
+                space_id: self.settings.space_id.clone(),
+                execution_uuid: record.execution_id.clone(),
+            },
+            grouped,
         };
         let mut previous_end = covered;
+        // Ids acknowledged by earlier windows of this run: catch-up windows
+        // overlap, and a sink's search may not show its last writes yet.
+        let mut acknowledged: HashSet<String> = HashSet::new();
         for window in windows.windows {
             record.windows.push(WindowRange {
                 start: window.start,
@@ -247,7 +254,7 @@ where
             record.search_duration_ms += millis(search_clock.elapsed());
             let candidates = matched?;
 
-            self.alert_window(rule, &alert_rule, &ctx, grouped, candidates, record)
+            self.alert_window(&scope, candidates, &mut acknowledged, record)
                 .await?;
             self.state
                 .save_checkpoint(&Checkpoint {
@@ -347,13 +354,18 @@ where
     /// Dedup, cap, read sources, build and write the alerts of one window.
     async fn alert_window(
         &self,
-        rule: &Rule,
-        alert_rule: &AlertRule,
-        ctx: &AlertContext,
-        grouped: bool,
+        scope: &AlertScope<'_>,
         candidates: Vec<Candidate>,
+        acknowledged: &mut HashSet<String>,
         record: &mut ExecutionRecord,
     ) -> Result<(), RunError> {
+        let AlertScope {
+            rule,
+            alert_rule,
+            ctx,
+            grouped,
+        } = scope;
+        let grouped = *grouped;
         if candidates.is_empty() {
             return Ok(());
         }
@@ -366,7 +378,10 @@ where
             .filter(|(_, ids)| !ids.is_empty())
             .collect();
         let index = &self.settings.alerts_index;
-        let all_ids: Vec<String> = groups.iter().flat_map(|(_, ids)| ids.clone()).collect();
+        let all_ids: Vec<String> = groups
+            .iter()
+            .flat_map(|(_, ids)| ids.iter().filter(|id| !acknowledged.contains(*id)).cloned())
+            .collect();
         let index_clock = Instant::now();
         let existing = self.sink.existing_ids(index, &all_ids).await;
         record.index_duration_ms += millis(index_clock.elapsed());
@@ -379,7 +394,7 @@ where
         for (candidate, ids) in groups {
             let fresh: HashSet<String> = ids
                 .iter()
-                .filter(|id| !existing.contains(*id))
+                .filter(|id| !existing.contains(*id) && !acknowledged.contains(*id))
                 .cloned()
                 .collect();
             record.alerts_duplicate += (ids.len() - fresh.len()) as u64;
@@ -482,6 +497,8 @@ where
         record.alerts_created += report.created.len() as u64;
         record.alerts_duplicate += report.duplicates.len() as u64;
         record.alerts_failed += report.failed.len() as u64;
+        acknowledged.extend(report.created);
+        acknowledged.extend(report.duplicates);
         match report.failed.into_iter().next() {
             Some(first) => Err(RunError::WriteIncomplete {
                 failed: record.alerts_failed as usize,
@@ -528,6 +545,15 @@ fn source_warnings(patterns: &[String], warnings: &[String]) -> Vec<String> {
         }
     }
     out
+}
+
+/// What every alert of a run is built from.
+struct AlertScope<'r> {
+    rule: &'r Rule,
+    alert_rule: AlertRule,
+    ctx: AlertContext,
+    /// Sequences and samples give a shell plus building blocks.
+    grouped: bool,
 }
 
 /// One matched event, as the matcher refers to it.

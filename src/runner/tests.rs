@@ -640,3 +640,41 @@ async fn missing_indices_are_a_warning_and_a_bad_query_a_failed_record() {
     assert!(rec.error.is_some());
     assert_eq!(r.state().executions().len(), 2);
 }
+
+#[tokio::test]
+async fn file_state_keeps_the_checkpoint_and_records_across_runners() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = founding();
+    let docs = attack("f1", t0() + Duration::minutes(1), Duration::seconds(2));
+    let open = || crate::state::FileStateStore::open(dir.path()).unwrap();
+    let first = Runner::new(
+        MemorySource::new(docs.clone()),
+        MemorySink::new(),
+        open(),
+        RunnerSettings::default(),
+    );
+    let rec = first.execute(&rule, t0() + Duration::minutes(5)).await;
+    assert_eq!(rec.alerts_created, 3);
+    // A restarted process: 30 minutes later, catch-up starts at the stored
+    // checkpoint.
+    let second = Runner::new(
+        MemorySource::new(docs),
+        MemorySink::new(),
+        open(),
+        RunnerSettings::default(),
+    );
+    let rec = second.execute(&rule, t0() + Duration::minutes(35)).await;
+    assert_eq!(rec.windows.len(), 6, "{rec:?}");
+    assert_eq!(rec.windows[0].end, t0() + Duration::minutes(10));
+    let lines = std::fs::read_to_string(dir.path().join("executions.ndjson")).unwrap();
+    let records: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(records.len(), 2);
+    assert_eq!(records[0]["alerts"]["created"], 3);
+    assert_eq!(
+        records[1]["window"]["to"],
+        json!(t0() + Duration::minutes(35))
+    );
+}
