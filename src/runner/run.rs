@@ -229,7 +229,10 @@ where
             // The part of the window after what is already acknowledged.
             let new_start =
                 previous_end.map_or(window.start, |p| p.clamp(window.start, window.end));
-            let offer_from = sub(window.start.min(new_start), reach.undecided);
+            // Matches ending in the window are offered, and, for a trailing
+            // missing-event stage, those the previous window could not
+            // decide yet (ending within `maxspan` before its end).
+            let offer_from = window.start.min(sub(new_start, reach.undecided));
             let fetch_from = sub(offer_from, reach.before);
             let mut request = FetchRequest::new(
                 rule.index.clone(),
