@@ -388,7 +388,18 @@ where
         let index_clock = Instant::now();
         let existing = self.sink.existing_ids(index, &all_ids).await;
         record.index_duration_ms += millis(index_clock.elapsed());
-        let existing = existing?;
+        // Without the lookup (e.g. no read privilege on Kibana's alias)
+        // the run still writes: duplicates then come back as conflicts,
+        // but count against the cap.
+        let existing = existing.unwrap_or_else(|e| {
+            let w = format!(
+                "cannot look up existing alerts in {index}, duplicates count against max_signals: {e}"
+            );
+            if !record.warnings.contains(&w) {
+                record.warnings.push(w);
+            }
+            HashSet::new()
+        });
 
         let cap = usize::try_from(rule.max_signals).unwrap_or(usize::MAX);
         let mut new_groups = 0usize;

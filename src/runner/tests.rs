@@ -678,3 +678,59 @@ async fn file_state_keeps_the_checkpoint_and_records_across_runners() {
         json!(t0() + Duration::minutes(35))
     );
 }
+
+#[tokio::test]
+async fn samples_become_groups_like_sequences() {
+    let rule = variant(
+        Some("sample by host.id [library where true] [network where true]"),
+        None,
+        None,
+    );
+    let r = runner(attack(
+        "s1",
+        t0() + Duration::minutes(1),
+        Duration::seconds(30),
+    ));
+    let rec = r.execute(&rule, t0() + Duration::minutes(5)).await;
+    assert_eq!(rec.status, RunStatus::Succeeded, "{rec:?}");
+    assert_eq!(rec.alerts_created, 3, "{rec:?}");
+    let all = alerts(&r, r.sink());
+    assert_eq!(shells(&all).len(), 1);
+}
+
+/// A sink whose id lookup is refused (no read privilege on the alias).
+struct NoLookupSink(MemorySink);
+
+impl AlertSink for NoLookupSink {
+    async fn write(&self, index: &str, alerts: &[Alert]) -> Result<WriteReport, SinkError> {
+        self.0.write(index, alerts).await
+    }
+
+    async fn existing_ids(&self, _: &str, _: &[String]) -> Result<HashSet<String>, SinkError> {
+        Err(SinkError::BadIndex("refused".into()))
+    }
+}
+
+#[tokio::test]
+async fn a_refused_id_lookup_degrades_to_conflicts() {
+    let rule = founding();
+    let r = Runner::new(
+        MemorySource::new(attack(
+            "n1",
+            t0() + Duration::minutes(1),
+            Duration::seconds(2),
+        )),
+        NoLookupSink(MemorySink::new()),
+        MemoryStateStore::new(),
+        RunnerSettings::default(),
+    );
+    let one = r.execute(&rule, t0() + Duration::minutes(5)).await;
+    assert_eq!(
+        (one.status, one.alerts_created),
+        (RunStatus::PartialFailure, 3)
+    );
+    let two = r.execute(&rule, t0() + Duration::minutes(10)).await;
+    assert_eq!((two.alerts_created, two.alerts_duplicate), (0, 3));
+    assert!(two.warnings[0].starts_with("cannot look up existing alerts"));
+    assert_eq!(r.sink().0.alerts(ALERTS).len(), 3);
+}
