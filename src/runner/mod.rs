@@ -3,8 +3,8 @@
 //!
 //! [`RuleExecutor`] is the seam between the daemon (scheduling, shutdown,
 //! health, metrics) and the run itself, so each side can be tested alone;
-//! [`Runner`] is the implementation over an [`EventSource`], an
-//! [`AlertSink`] and a [`StateStore`].
+//! [`Runner`] is the implementation over an [`EventSource`](crate::source::EventSource), an
+//! [`AlertSink`](crate::sink::AlertSink) and a [`StateStore`](crate::state::StateStore).
 //!
 //! # A run
 //!
