@@ -697,3 +697,114 @@ async fn a_partly_failed_bulk_write_is_completed_by_the_next_run() {
     assert!(state.checkpoint(&rule.rule_id).await.unwrap().is_some());
     fx.cleanup().await;
 }
+
+#[tokio::test]
+async fn event_rule_filters_on_timestamp_override_with_fallback() {
+    let Some(fx) = Fixture::new("event_rule_filters_on_timestamp_override_with_fallback").await
+    else {
+        return;
+    };
+    let mut rule = fx.rule(founding());
+    rule.query_text = r#"library where dll.name : "taskschd.dll""#.to_string();
+    rule.query = detectd::eql::parse(&rule.query_text).unwrap();
+    rule.timestamp_override = Some("event.ingested".into());
+    let now = t0() + Duration::minutes(5);
+    let with_ingested = |id: &str, at: DateTime<Utc>, ingested: DateTime<Utc>| {
+        let mut e = library(id, at, "h", "p", "powershell.exe");
+        e.source["event"]["ingested"] = json!(iso(ingested));
+        e
+    };
+    fx.load(&[
+        // Happened before the window but ingested inside it: Kibana alerts.
+        with_ingested(
+            "late",
+            t0() - Duration::hours(1),
+            t0() + Duration::minutes(1),
+        ),
+        // No event.ingested: falls back to @timestamp.
+        library(
+            "plain",
+            t0() + Duration::minutes(2),
+            "h",
+            "p",
+            "powershell.exe",
+        ),
+        // Ingested after the window end: not yet.
+        with_ingested(
+            "future",
+            t0() + Duration::minutes(3),
+            now + Duration::minutes(1),
+        ),
+    ])
+    .await;
+    let rec = fx.runner().execute(&rule, now).await;
+    assert_ok(&rec);
+    let ids: HashSet<String> = fx
+        .alerts()
+        .await
+        .iter()
+        .map(|a| {
+            a["kibana.alert.ancestors"][0]["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        HashSet::from(["late".to_string(), "plain".to_string()])
+    );
+    let late = fx
+        .alerts()
+        .await
+        .into_iter()
+        .find(|a| a["kibana.alert.ancestors"][0]["id"] == "late")
+        .unwrap();
+    // original_time is always the event's @timestamp, never the override.
+    assert_eq!(
+        late["kibana.alert.original_time"],
+        iso(t0() - Duration::hours(1))
+    );
+    assert_eq!(late["kibana.alert.depth"], 1);
+    fx.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_corrupt_checkpoint_fails_the_run_without_writing() {
+    let Some(fx) = Fixture::new("a_corrupt_checkpoint_fails_the_run_without_writing").await else {
+        return;
+    };
+    fx.load(&attack(
+        "c1",
+        t0() + Duration::minutes(1),
+        Duration::seconds(2),
+    ))
+    .await;
+    let rule = fx.rule(founding());
+    fx.cluster
+        .request_json(
+            Method::Put,
+            &format!("/{}/_doc/{}", fx.names.state, rule.rule_id),
+            &[("refresh", "wait_for")],
+            Some(&json!({"rule_id": rule.rule_id, "written_by": "someone else"})),
+        )
+        .await
+        .unwrap();
+    let rec = fx
+        .runner()
+        .execute(&rule, t0() + Duration::minutes(5))
+        .await;
+    assert_eq!(rec.status, RunStatus::Failed, "{rec:#?}");
+    assert!(
+        rec.error
+            .as_deref()
+            .unwrap()
+            .contains("expected a checkpoint document"),
+        "{rec:#?}"
+    );
+    assert_eq!(rec.windows.len(), 0);
+    let execs = fx.search(&fx.names.executions).await;
+    assert_eq!(execs.len(), 1);
+    assert_eq!(execs[0]["status"], "failed");
+    fx.cleanup().await;
+}
