@@ -51,7 +51,9 @@
 //! still in its window. The cap applies per window, like Kibana's per-tuple
 //! `max_signals`.
 
+mod alerts;
 pub mod record;
+mod report;
 mod run;
 
 #[cfg(test)]
@@ -61,8 +63,10 @@ use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
+pub use alerts::alert_rule;
 pub use record::{ExecutionRecord, RunStatus, WindowRange};
-pub use run::{alert_rule, RunError, Runner, RunnerSettings, MAX_SIGNALS_WARNING};
+pub use report::MAX_SIGNALS_WARNING;
+pub use run::{RunError, Runner, RunnerSettings};
 
 use crate::rule::Rule;
 

@@ -5,26 +5,22 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
-use serde_json::{Map, Value};
 
+use super::alerts::{alert_rule, group_ids};
 use super::record::{ExecutionRecord, RunStatus, WindowRange};
+use super::report::{gap_warning, log_record, source_warnings, MAX_SIGNALS_WARNING};
 use super::RuleExecutor;
-use crate::alert::{self, ids, Alert, AlertContext, AlertRule, SourceEvent};
+use crate::alert::{self, Alert, AlertContext, AlertRule, SourceEvent};
 use crate::eql::compile::{compile, CompileOptions, Plan, PlanKind};
 use crate::eql::schema::Schema;
 use crate::eql::search::{self, Found, ResultPosition, SearchError, SearchOptions, Stream};
 use crate::eql::sequence::Limits;
 use crate::eql::EqlError;
 use crate::rule::Rule;
-use crate::schedule::window::{plan_windows, Gap, Timing, Window};
+use crate::schedule::window::{plan_windows, Timing, Window};
 use crate::sink::{AlertSink, ItemFailure, SinkError};
 use crate::source::{DocRef, EventSource, FetchRequest, SourceError, TimeFilter, TimeRange};
 use crate::state::{Checkpoint, StateError, StateStore};
-
-/// Kibana's warning when `max_signals` cut a run short
-/// (`reference/kibana-eql-rules.md` §4.3).
-pub const MAX_SIGNALS_WARNING: &str =
-    "This rule reached the maximum alert limit for the rule execution. Some alerts were not created.";
 
 /// How runs are carried out, the same for every rule.
 #[derive(Clone, Debug, PartialEq)]
@@ -534,33 +530,6 @@ where
     }
 }
 
-/// The run's warnings from a window's fetch warnings. Like Kibana, index
-/// patterns that match nothing are a warning only when none of the rule's
-/// patterns matches anything (prebuilt rules list patterns for several
-/// integrations; most installations have only some of them).
-fn source_warnings(patterns: &[String], warnings: &[String]) -> Vec<String> {
-    let missing = |p: &String| warnings.iter().any(|w| w.contains(&format!("`{p}`")));
-    let about_patterns = |w: &String| patterns.iter().any(|p| w.contains(&format!("`{p}`")));
-    let mut out: Vec<String> = warnings
-        .iter()
-        .filter(|w| !about_patterns(w))
-        .cloned()
-        .collect();
-    if !patterns.is_empty() && patterns.iter().all(missing) {
-        out.push(format!(
-            "This rule is attempting to query data from Elasticsearch indices listed in the \
-             \"Index patterns\" section of the rule definition, however no index matching: \
-             {patterns:?} was found. This warning will continue to appear until a matching \
-             index is created or this rule is disabled."
-        ));
-    } else {
-        for w in warnings.iter().filter(|w| about_patterns(w)) {
-            tracing::debug!(warning = %w, "index pattern without indices");
-        }
-    }
-    out
-}
-
 /// What every alert of a run is built from.
 struct AlertScope<'r> {
     rule: &'r Rule,
@@ -572,9 +541,9 @@ struct AlertScope<'r> {
 
 /// One matched event, as the matcher refers to it.
 #[derive(Clone, Debug, PartialEq)]
-struct Hit {
-    index: Arc<str>,
-    id: Arc<str>,
+pub(super) struct Hit {
+    pub(super) index: Arc<str>,
+    pub(super) id: Arc<str>,
     /// Ordering timestamp, epoch ms (`i64::MAX` when missing: sorted last).
     ts: i64,
     /// Position in the window's stream (ties).
@@ -583,37 +552,10 @@ struct Hit {
 
 /// One match: an event, or a sequence / sample (`None` = missing event).
 #[derive(Debug)]
-struct Candidate {
+pub(super) struct Candidate {
     /// (timestamp, position) of the last event: the cap keeps the oldest.
     order: (i64, usize),
-    events: Vec<Option<Hit>>,
-}
-
-/// The alert ids of a match, its head (event alert or shell) first: the
-/// same recipes `alert` uses to build the documents, computed without the
-/// sources so dedup and cap come before reading them.
-fn group_ids(c: &Candidate, grouped: bool, space: &str, rule_id: &str) -> Vec<String> {
-    let present: Vec<ids::EventRef<'_>> = c
-        .events
-        .iter()
-        .flatten()
-        .map(|h| ids::EventRef {
-            index: &h.index,
-            id: &h.id,
-        })
-        .collect();
-    if present.is_empty() {
-        return Vec::new();
-    }
-    if !grouped {
-        return vec![ids::event_alert_id(present[0], space, rule_id)];
-    }
-    let blocks = ids::building_block_ids(&present, rule_id);
-    let shell = ids::shell_alert_id(&present, &blocks, rule_id);
-    let mut out = Vec::with_capacity(blocks.len() + 1);
-    out.push(shell);
-    out.extend(blocks);
-    out
+    pub(super) events: Vec<Option<Hit>>,
 }
 
 /// How far a window's search reaches before the window start.
@@ -669,118 +611,4 @@ fn sub(t: DateTime<Utc>, d: TimeDelta) -> DateTime<Utc> {
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
-}
-
-/// Kibana's gap text (§5.3), with the range that was not searched.
-fn gap_warning(gap: &Gap, horizon: TimeDelta) -> String {
-    let ms = gap.duration().num_milliseconds();
-    format!(
-        "{} ({ms}ms) were not queried between this rule execution and the last execution, \
-         so signals may have been missed: {} to {} is beyond the catch-up horizon of {}",
-        humanize(ms),
-        gap.start
-            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        gap.end.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        humanize(horizon.num_milliseconds()),
-    )
-}
-
-/// "2 hours", "30 minutes", "45 seconds": the largest whole unit.
-fn humanize(ms: i64) -> String {
-    let units = [
-        (86_400_000, "day"),
-        (3_600_000, "hour"),
-        (60_000, "minute"),
-        (1_000, "second"),
-    ];
-    for (size, name) in units {
-        if ms >= size {
-            let n = ms / size;
-            return format!("{n} {name}{}", if n == 1 { "" } else { "s" });
-        }
-    }
-    format!("{ms} milliseconds")
-}
-
-/// What alerts carry of the rule: the `[rule]` table as JSON for
-/// `kibana.alert.rule.parameters` (detection-rules keys are already Kibana's
-/// snake_case parameter names), plus the typed values.
-pub fn alert_rule(rule: &Rule) -> AlertRule {
-    let mut parameters = Map::new();
-    for (k, v) in &rule.parameters {
-        parameters.insert(k.clone(), toml_to_json(v));
-    }
-    // Kibana's parameters always hold these; a rule file may leave them to
-    // the defaults.
-    parameters
-        .entry("max_signals")
-        .or_insert_with(|| Value::from(rule.max_signals));
-    parameters
-        .entry("rule_id")
-        .or_insert_with(|| Value::from(rule.rule_id.clone()));
-    AlertRule {
-        rule_id: rule.rule_id.clone(),
-        name: rule.name.clone(),
-        severity: rule.severity.as_str().to_string(),
-        risk_score: i64::from(rule.risk_score),
-        building_block_type: rule.building_block_type.map(|_| "default".to_string()),
-        indices: rule.index.clone(),
-        parameters,
-    }
-}
-
-fn toml_to_json(v: &toml::Value) -> Value {
-    match v {
-        toml::Value::String(s) => Value::String(s.clone()),
-        toml::Value::Integer(i) => Value::from(*i),
-        toml::Value::Float(f) => {
-            serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number)
-        }
-        toml::Value::Boolean(b) => Value::Bool(*b),
-        toml::Value::Datetime(d) => Value::String(d.to_string()),
-        toml::Value::Array(a) => Value::Array(a.iter().map(toml_to_json).collect()),
-        toml::Value::Table(t) => Value::Object(
-            t.iter()
-                .map(|(k, v)| (k.clone(), toml_to_json(v)))
-                .collect(),
-        ),
-    }
-}
-
-/// The structured log line of a run (the daemon installs the subscriber).
-fn log_record(r: &ExecutionRecord) {
-    let window_start = r.windows.first().map(|w| w.start.to_rfc3339());
-    let window_end = r.windows.last().map(|w| w.end.to_rfc3339());
-    let gap = r
-        .gap
-        .map(|g| format!("{}..{}", g.start.to_rfc3339(), g.end.to_rfc3339()));
-    macro_rules! emit {
-        ($level:ident) => {
-            tracing::$level!(
-                rule_id = %r.rule_id,
-                rule_name = %r.rule_name,
-                execution_id = %r.execution_id,
-                status = ?r.status,
-                windows = r.windows.len(),
-                window_start = window_start.as_deref().unwrap_or(""),
-                window_end = window_end.as_deref().unwrap_or(""),
-                events_fetched = r.events_fetched,
-                alerts_created = r.alerts_created,
-                alerts_duplicate = r.alerts_duplicate,
-                alerts_capped = r.alerts_capped,
-                alerts_failed = r.alerts_failed,
-                search_duration_ms = r.search_duration_ms,
-                index_duration_ms = r.index_duration_ms,
-                warnings = ?r.warnings,
-                gap = gap.as_deref().unwrap_or(""),
-                error = r.error.as_deref().unwrap_or(""),
-                "rule run"
-            )
-        };
-    }
-    match r.status {
-        RunStatus::Succeeded => emit!(info),
-        RunStatus::PartialFailure => emit!(warn),
-        RunStatus::Failed => emit!(error),
-    }
 }
