@@ -37,7 +37,9 @@
 //! `maxspan` has elapsed on the data clock, which is the window end: a
 //! sequence still waiting is not alerted, and the windows of the next run
 //! reach back far enough (last event up to `maxspan` before the
-//! checkpoint) to decide it then.
+//! checkpoint) to decide it then. A leading one (`![x] [a] [b]`) needs no
+//! more reach: Elasticsearch rules a sequence out only for an `x` within
+//! `maxspan` of its *last* event, which the window's reach covers.
 //!
 //! # Dedup and cap
 //!
