@@ -19,12 +19,13 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::alert::{event_alert, sequence_alerts, AlertContext, AlertRule, SourceEvent};
+use crate::alert::{event_alert, sequence_alerts, AlertContext, SourceEvent};
 use crate::eql::compile::{self, CompileOptions};
 use crate::eql::schema::Schema;
 use crate::eql::search::{HitEvent, ResultPosition, SearchOptions};
 use crate::offline::{run_query, Input, OfflineError};
 use crate::rule::{load_paths, render_errors, LoadOutcome, Rule};
+use crate::runner::alert_rule;
 
 /// Bad input lines are reported one by one up to this many per rule set.
 const MAX_BAD_LINE_REPORTS: u64 = 20;
@@ -113,7 +114,7 @@ pub fn hunt(
         };
         // Every rule reads the same lines: report bad ones for the first only.
         let first = summary.rules_run == 0;
-        let response = run_query(&plan, &inputs, &search, false, |bad| {
+        let outcome = run_query(&plan, &inputs, &search, false, |bad| {
             if first {
                 bad_lines += 1;
                 if bad_lines <= MAX_BAD_LINE_REPORTS {
@@ -122,8 +123,18 @@ pub fn hunt(
             }
         })?;
         summary.rules_run += 1;
+        if outcome.dropped_partial_sequences > 0 {
+            writeln!(
+                diag,
+                "{}: warning: {} partial sequences were dropped at the pending-state limit; \
+                 sequences may be missing",
+                file.path.display(),
+                outcome.dropped_partial_sequences
+            )?;
+        }
+        let response = outcome.response;
 
-        let alert_rule = AlertRule::from_rule(rule);
+        let alert_rule = alert_rule(rule);
         let ctx = AlertContext {
             now: opts.now,
             space_id: opts.space_id.clone(),

@@ -19,4 +19,5 @@ pub mod runner;
 pub mod schedule;
 pub mod sink;
 pub mod source;
+pub mod state;
 pub mod synth;

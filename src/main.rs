@@ -121,6 +121,10 @@ struct QueryArgs {
     /// then an error). Files in time order stream without it.
     #[arg(long)]
     sorted: bool,
+    /// Partial sequences kept at most (what bounds the memory of sequences
+    /// without maxspan); beyond it the oldest are dropped with a warning.
+    #[arg(long, default_value_t = 100_000)]
+    max_pending: usize,
     /// Read the query from this file instead of the command line.
     #[arg(long, value_name = "FILE", conflicts_with = "query")]
     query_file: Option<PathBuf>,
@@ -217,7 +221,9 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
             ResultPosition::Tail => search::ResultPosition::Tail,
         },
         max_samples_per_key: args.max_samples_per_key.unwrap_or(1),
-        ..Default::default()
+        limits: detectd::eql::sequence::Limits {
+            max_pending: args.max_pending,
+        },
     };
     let inputs: Vec<Input> = if args.events.is_empty() {
         vec![Input::Stdin]
@@ -225,12 +231,20 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         args.events.into_iter().map(Input::File).collect()
     };
     let mut bad_lines = 0u64;
-    let response = detectd::offline::run_query(&plan, &inputs, &opts, args.sorted, |bad| {
+    let outcome = detectd::offline::run_query(&plan, &inputs, &opts, args.sorted, |bad| {
         bad_lines += 1;
         if bad_lines <= MAX_BAD_LINE_WARNINGS {
             eprintln!("detectd: warning: {bad}");
         }
     })?;
+    if outcome.dropped_partial_sequences > 0 {
+        eprintln!(
+            "detectd: warning: {} partial sequences were dropped at the limit of {} pending \
+             (--max-pending); the answer may miss sequences",
+            outcome.dropped_partial_sequences, opts.limits.max_pending
+        );
+    }
+    let response = outcome.response;
     if bad_lines > MAX_BAD_LINE_WARNINGS {
         eprintln!(
             "detectd: warning: {} more lines skipped",

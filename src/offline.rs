@@ -69,6 +69,15 @@ enum LineText {
     Bytes(Arc<[u8]>),
 }
 
+/// The answer of an offline run, and what it could not do.
+#[derive(Debug)]
+pub struct QueryOutcome {
+    pub response: SearchResponse,
+    /// Partial sequences dropped at the pending-state cap (sequences without
+    /// `maxspan` over long inputs): the answer may miss sequences.
+    pub dropped_partial_sequences: u64,
+}
+
 /// Runs `plan` over the inputs. Lines that are not JSON objects are passed
 /// to `bad_line` and skipped.
 ///
@@ -82,19 +91,19 @@ pub fn run_query(
     opts: &SearchOptions,
     sorted: bool,
     mut bad_line: impl FnMut(BadLine),
-) -> Result<SearchResponse, OfflineError> {
+) -> Result<QueryOutcome, OfflineError> {
     let names: Vec<String> = inputs.iter().map(Input::name).collect();
     let all_files = inputs.iter().all(|i| matches!(i, Input::File(_)));
-    let found = if sorted || plan.kind == PlanKind::Sample {
+    let (found, dropped) = if sorted || plan.kind == PlanKind::Sample {
         pass(plan, inputs, &names, opts, Order::Given, &mut bad_line)?
     } else if all_files {
         let mut bad = Vec::new();
         match pass(plan, inputs, &names, opts, Order::Given, &mut |b| {
             bad.push(b)
         }) {
-            Ok(found) => {
+            Ok(done) => {
                 bad.into_iter().for_each(&mut bad_line);
-                found
+                done
             }
             Err(OfflineError::OutOfOrder { .. }) => {
                 pass(plan, inputs, &names, opts, Order::Sort, &mut bad_line)?
@@ -118,7 +127,10 @@ pub fn run_query(
     });
     match failure {
         Some(e) => Err(e),
-        None => Ok(search::response(hits)),
+        None => Ok(QueryOutcome {
+            response: search::response(hits),
+            dropped_partial_sequences: dropped,
+        }),
     }
 }
 
@@ -131,7 +143,8 @@ enum Order {
     Sort,
 }
 
-/// One read of every input into a fresh [`Stream`].
+/// One read of every input into a fresh [`Stream`]: what it found, and how
+/// many partial sequences it dropped at the pending-state cap.
 fn pass(
     plan: &Plan,
     inputs: &[Input],
@@ -139,7 +152,7 @@ fn pass(
     opts: &SearchOptions,
     order: Order,
     bad_line: &mut impl FnMut(BadLine),
-) -> Result<Found<LineRef>, OfflineError> {
+) -> Result<(Found<LineRef>, u64), OfflineError> {
     let mut stream = Stream::new(plan, opts)?;
     let mut buffered: Vec<(Ordinal, Event, LineRef)> = Vec::new();
     // Elasticsearch sorts events without a timestamp last (event queries;
@@ -215,7 +228,8 @@ fn pass(
     for (event, r) in untimed {
         stream.push(plan, r, None, &event);
     }
-    Ok(stream.finish())
+    let overflow = stream.overflow();
+    Ok((stream.finish(), overflow))
 }
 
 /// The hit for a referenced line: its text read again and parsed whole.

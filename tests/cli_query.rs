@@ -228,3 +228,30 @@ fn sorted_streaming_rejects_events_out_of_time_order() {
         "{stderr}"
     );
 }
+
+#[test]
+fn pending_state_cap_overflow_is_reported_not_silent() {
+    // many distinct keys start a sequence that never completes, so without
+    // maxspan only the cap bounds the state
+    let mut events = String::new();
+    for i in 0..50 {
+        events.push_str(&format!(
+            "{{\"@timestamp\": {i}, \"event\": {{\"category\": \"process\"}}, \"user\": \"u{i}\"}}\n"
+        ));
+    }
+    let query = "sequence by user [process where true] [network where true]";
+    let capped = detectd(&["query", "--max-pending", "10", query], Some(&events));
+    let r = json_stdout(&capped);
+    assert_eq!(r["hits"]["total"]["value"], 0);
+    let stderr = String::from_utf8_lossy(&capped.stderr);
+    assert!(
+        stderr.contains("40 partial sequences were dropped at the limit of 10 pending"),
+        "{stderr}"
+    );
+    let roomy = detectd(&["query", query], Some(&events));
+    assert!(
+        roomy.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&roomy.stderr)
+    );
+}

@@ -68,13 +68,17 @@ fn get(port: u16, path: &str) -> Option<(u16, String)> {
 }
 
 /// Polls until `f` gives `Some`, for at most `limit`.
-fn until<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+fn until<T>(limit: Duration, f: impl FnMut() -> Option<T>) -> Option<T> {
+    until_every(limit, Duration::from_millis(100), f)
+}
+
+fn until_every<T>(limit: Duration, every: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let start = Instant::now();
     while start.elapsed() < limit {
         if let Some(v) = f() {
             return Some(v);
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(every);
     }
     None
 }
@@ -162,4 +166,287 @@ fn daemon_serves_health_and_metrics_reloads_and_stops_on_sigterm() {
     // the settings were logged, the password was not
     assert!(log().contains("it-user"), "{}", log());
     assert!(!log().contains("it-secret-pw-77"), "{}", log());
+}
+
+/// A cluster client for loading test data and reading results.
+fn cluster(url: &str) -> (tokio::runtime::Runtime, detectd::cluster::Cluster) {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let settings = detectd::config::cluster::ClusterSettings {
+        urls: Some(vec![url.to_string()]),
+        request_timeout_secs: Some(120.0),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap();
+    let c = rt
+        .block_on(detectd::cluster::Cluster::connect(&settings))
+        .unwrap();
+    (rt, c)
+}
+
+fn request(
+    rt: &tokio::runtime::Runtime,
+    c: &detectd::cluster::Cluster,
+    method: elasticsearch::http::Method,
+    path: &str,
+    body: Option<Vec<u8>>,
+) -> serde_json::Value {
+    let raw = rt
+        .block_on(c.send_raw(method, path, &[], body, Some("application/x-ndjson")))
+        .unwrap();
+    serde_json::from_slice(&raw.body).unwrap_or(serde_json::Value::Null)
+}
+
+fn json_lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn sigterm_during_a_run_lets_it_finish_and_a_restart_loses_and_duplicates_nothing() {
+    use elasticsearch::http::Method;
+    let Some(url) = cluster_url() else { return };
+    let (rt, c) = cluster(&url);
+    let tag = format!("{}-{}", std::process::id(), free_port());
+    let events_index = format!("it-sigterm-events-{tag}");
+    let rule_id = format!("it-sigterm-{tag}");
+
+    // Generated events from 4 minutes ago (about a minute of them, with
+    // founding-rule attacks), enough that a run takes a moment.
+    let start_ms = chrono::Utc::now().timestamp_millis() - 4 * 60_000;
+    let gen = Command::new(env!("CARGO_BIN_EXE_detectd"))
+        .args(["generate", "--count", "60000", "--attacks-per-10k", "10"])
+        .args(["--start-ms", &start_ms.to_string()])
+        .output()
+        .unwrap();
+    assert!(gen.status.success());
+    let text = String::from_utf8(gen.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    for chunk in lines.chunks(10_000) {
+        let mut body = String::new();
+        for l in chunk {
+            body.push_str(&format!(
+                "{{\"index\":{{\"_index\":\"{events_index}\"}}}}\n{l}\n"
+            ));
+        }
+        let r = request(&rt, &c, Method::Post, "/_bulk", Some(body.into_bytes()));
+        assert_eq!(
+            r["errors"],
+            false,
+            "{}",
+            &r.to_string()[..300.min(r.to_string().len())]
+        );
+    }
+    request(
+        &rt,
+        &c,
+        Method::Post,
+        &format!("/{events_index}/_refresh"),
+        None,
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let seed =
+        std::fs::read_to_string(rules_dir().join("execution_scheduled_task_powershell.toml"))
+            .unwrap()
+            .replace(
+                "index = [\"winlogbeat-*\", \"logs-endpoint.events.*\", \"logs-windows.*\"]",
+                &format!("index = [\"{events_index}\"]"),
+            )
+            .replace("5cd55388-a19c-47c7-8ec4-f41656c2fded", &rule_id);
+    std::fs::write(rules.join("seed.toml"), seed).unwrap();
+    // `detectd hunt` over the same events says how many alerts to expect
+    let events_file = dir.path().join("events.ndjson");
+    std::fs::write(&events_file, &text).unwrap();
+    let hunt = Command::new(env!("CARGO_BIN_EXE_detectd"))
+        .arg("hunt")
+        .arg("--rules")
+        .arg(&rules)
+        .arg(&events_file)
+        .output()
+        .unwrap();
+    assert!(
+        hunt.status.success(),
+        "{}",
+        String::from_utf8_lossy(&hunt.stderr)
+    );
+    let expected = String::from_utf8(hunt.stdout).unwrap().lines().count() as u64;
+    assert!(expected > 30, "{expected}");
+    let (alerts, state, executions) = (
+        format!("it-sigterm-alerts-{tag}"),
+        format!("it-sigterm-state-{tag}"),
+        format!("it-sigterm-exec-{tag}"),
+    );
+    let config = dir.path().join("detectd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "rules = [{rules:?}]\n[elasticsearch]\nurls = [{url:?}]\n\
+             [indices]\nalerts = {alerts:?}\nstate = {state:?}\nexecutions = {executions:?}\n\
+             [schedule]\nstartup_jitter = false\n\
+             [server]\nlisten = \"127.0.0.1:{port}\"\n\
+             [log]\nformat = \"json\"\nlevel = \"info,detectd=debug\"\n",
+            rules = rules.display().to_string(),
+            port = free_port(),
+        ),
+    )
+    .unwrap();
+
+    let log_path = dir.path().join("first.log");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_detectd"))
+        .args(["run", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let has = |msg: &str| {
+        json_lines(&log_path)
+            .iter()
+            .position(|l| l["message"] == msg)
+    };
+    // poll often: the run takes a few hundred milliseconds
+    let started = until_every(Duration::from_secs(60), Duration::from_millis(2), || {
+        has("rule run started")
+    });
+    if started.is_none() {
+        let _ = child.kill();
+        panic!("no run started: {:?}", json_lines(&log_path));
+    }
+    signal(&child, libc::SIGTERM);
+    let status =
+        until(Duration::from_secs(120), || child.try_wait().unwrap()).expect("stops after the run");
+    assert_eq!(status.code(), Some(0));
+    let log = json_lines(&log_path);
+    let at = |msg: &str| log.iter().position(|l| l["message"] == msg);
+    let (shutdown, finished) = (
+        at("shutting down: finishing runs in flight").expect("shutdown logged"),
+        at("rule run finished").expect("the run finished"),
+    );
+    assert!(
+        shutdown < finished,
+        "SIGTERM came while the run was in flight: {log:?}"
+    );
+    let run = &log[finished];
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(run["alerts_created"], expected, "{run}");
+    assert!(at("stopped").is_some());
+
+    request(
+        &rt,
+        &c,
+        Method::Post,
+        &format!("/{alerts},{state}/_refresh"),
+        None,
+    );
+    let checkpoints = request(
+        &rt,
+        &c,
+        Method::Get,
+        &format!("/{state}/_search?size=10"),
+        None,
+    );
+    assert!(
+        checkpoints.to_string().contains(&rule_id),
+        "checkpoint saved: {checkpoints}"
+    );
+
+    // restart: the next run sees the same events (9-minute look-back) and
+    // writes nothing new
+    let log2 = dir.path().join("second.log");
+    let out = Command::new(env!("CARGO_BIN_EXE_detectd"))
+        .args(["run", "--once", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stderr(std::fs::File::create(&log2).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{:?}", json_lines(&log2));
+    let second = json_lines(&log2)
+        .into_iter()
+        .find(|l| l["message"] == "rule run finished")
+        .expect("a run");
+    assert_eq!(second["alerts_created"], 0, "{second}");
+    request(&rt, &c, Method::Post, &format!("/{alerts}/_refresh"), None);
+    let count = request(&rt, &c, Method::Get, &format!("/{alerts}/_count"), None);
+    assert_eq!(count["count"], expected, "{count}");
+
+    for index in [&events_index, &alerts, &state, &executions] {
+        request(&rt, &c, Method::Delete, &format!("/{index}*"), None);
+    }
+}
+
+/// Done-when 7 of the rule-runner issue: `run --once` over every EQL rule
+/// of the detection-rules corpus completes without a failed run.
+#[test]
+fn run_once_over_the_whole_corpus_completes() {
+    use elasticsearch::http::Method;
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(|p| p.join("shared").join("detection-rules-eql"))
+        .unwrap_or_default();
+    if !corpus.is_dir() {
+        assert_ne!(
+            std::env::var("CI").as_deref(),
+            Ok("true"),
+            "detection-rules corpus missing at {}",
+            corpus.display()
+        );
+        eprintln!("skipped: {} not found", corpus.display());
+        return;
+    }
+    let Some(url) = cluster_url() else { return };
+    let tag = format!("{}-{}", std::process::id(), free_port());
+    let (alerts, state, executions) = (
+        format!("it-corpus-alerts-{tag}"),
+        format!("it-corpus-state-{tag}"),
+        format!("it-corpus-exec-{tag}"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("detectd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "rules = [{corpus:?}]\n[elasticsearch]\nurls = [{url:?}]\n\
+             [indices]\nalerts = {alerts:?}\nstate = {state:?}\nexecutions = {executions:?}\n\
+             [schedule]\nconcurrency = 8\n[log]\nformat = \"json\"\n",
+            corpus = corpus.display().to_string(),
+        ),
+    )
+    .unwrap();
+    let log_path = dir.path().join("corpus.log");
+    let started = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_detectd"))
+        .args(["run", "--once", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let log = json_lines(&log_path);
+    let failed: Vec<&serde_json::Value> = log
+        .iter()
+        .filter(|l| l["message"] == "rule run finished" && l["status"] == "failed")
+        .take(5)
+        .collect();
+    assert_eq!(out.status.code(), Some(0), "failed runs: {failed:?}");
+    let summary = log
+        .iter()
+        .find(|l| l["message"] == "every rule ran once")
+        .expect("a summary line");
+    assert_eq!(summary["runs"], 1081, "{summary}");
+    assert_eq!(summary["failed_runs"], 0, "{summary}");
+    eprintln!("run --once over the corpus: {took:?}");
+
+    let (rt, c) = cluster(&url);
+    for index in [&alerts, &state, &executions] {
+        request(&rt, &c, Method::Delete, &format!("/{index}*"), None);
+    }
 }

@@ -5,7 +5,6 @@
 //! This module only builds documents; it does not search, write or dedup.
 
 pub mod doc;
-pub mod from_rule;
 pub mod ids;
 pub mod reason;
 

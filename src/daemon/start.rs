@@ -1,6 +1,6 @@
 //! Start-up of `detectd run` with real parts: connect to the cluster
 //! (waiting for it in daemon mode), install index templates, build the
-//! rule executor, then hand over to [`Daemon::run`] with the process
+//! rule executor (the [`Runner`]), then hand over to [`Daemon::run`] with the process
 //! signals and the system clock.
 
 use std::time::Duration;
@@ -9,10 +9,12 @@ use super::{
     log, ClusterProbe, Daemon, DaemonError, DaemonOptions, Mode, Outcome, Signals, SystemClock,
 };
 use crate::cluster::{Cluster, ClusterError};
-use crate::config::Settings;
+use crate::config::{Settings, StateBackend};
 use crate::rule::Rule;
-use crate::runner::{ExecutionRecord, RuleExecutor, RunStatus};
-use crate::sink::elasticsearch::{install_templates, IndexNames};
+use crate::runner::{ExecutionRecord, RuleExecutor, Runner, RunnerSettings};
+use crate::sink::elasticsearch::{install_templates, BulkSettings, ElasticsearchSink, IndexNames};
+use crate::source::elasticsearch::ElasticsearchSource;
+use crate::state::{ClusterStateStore, FileStateStore, StateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -24,6 +26,8 @@ pub enum StartError {
     Connect(#[source] ClusterError),
     #[error("cannot install index templates: {0}")]
     Templates(#[source] ClusterError),
+    #[error("cannot open the state store: {0}")]
+    State(#[source] StateError),
     #[error(transparent)]
     Daemon(#[from] DaemonError),
 }
@@ -57,17 +61,12 @@ pub async fn start(settings: Settings, mode: Mode) -> Result<Outcome, StartError
         cluster_name = %info.cluster_name,
         "connected"
     );
-    let names = IndexNames {
-        alerts: settings.indices.alerts.clone(),
-        state: settings.indices.state.clone(),
-        executions: settings.indices.executions.clone(),
-    };
-    let report = install_templates(&cluster, &names)
+    let report = install_templates(&cluster, &index_names(&settings))
         .await
         .map_err(StartError::Templates)?;
     tracing::info!(templates = ?report.templates, alerts_index_existed = report.alerts_index_existed, "index templates installed");
 
-    let executor = executor(&settings, &cluster);
+    let executor = executor(&settings, &cluster)?;
     let mut options = DaemonOptions::from_settings(&settings);
     if mode == Mode::Once {
         options.listen = None;
@@ -104,36 +103,49 @@ fn signals() -> Result<Signals, StartError> {
 }
 
 /// The one place the rule executor is built from the settings and the
-/// cluster. The real `Runner` (windows, fetch, match, alerts, state) is
-/// being written on another branch; until it is merged here, every run
-/// fails loudly with [`NotWired`] rather than pretending to succeed.
-fn executor(_settings: &Settings, _cluster: &Cluster) -> impl RuleExecutor + 'static {
-    NotWired
+/// cluster: the [`Runner`] over the cluster's events and alerts index, with
+/// its state in the cluster or in a local directory.
+fn executor(settings: &Settings, cluster: &Cluster) -> Result<Executor, StartError> {
+    let source = ElasticsearchSource::new(cluster.clone());
+    let sink = ElasticsearchSink::new(cluster.clone(), BulkSettings::default());
+    let runner_settings = RunnerSettings {
+        alerts_index: settings.indices.alerts.clone(),
+        space_id: settings.space_id.clone(),
+        catch_up_horizon: settings.catch_up_horizon,
+        ..RunnerSettings::default()
+    };
+    Ok(match &settings.state {
+        StateBackend::Cluster => {
+            let state = ClusterStateStore::new(cluster.clone(), &index_names(settings));
+            Executor::Cluster(Runner::new(source, sink, state, runner_settings))
+        }
+        StateBackend::File(dir) => {
+            let state = FileStateStore::open(dir).map_err(StartError::State)?;
+            tracing::info!(dir = %dir.display(), "state kept in a local directory");
+            Executor::File(Runner::new(source, sink, state, runner_settings))
+        }
+    })
 }
 
-/// Placeholder executor: every run is `failed` with an explicit error.
-pub struct NotWired;
+fn index_names(settings: &Settings) -> IndexNames {
+    IndexNames {
+        alerts: settings.indices.alerts.clone(),
+        state: settings.indices.state.clone(),
+        executions: settings.indices.executions.clone(),
+    }
+}
 
-impl RuleExecutor for NotWired {
+/// The runner with either state backend (the store is a type parameter).
+enum Executor {
+    Cluster(Runner<ElasticsearchSource, ElasticsearchSink, ClusterStateStore>),
+    File(Runner<ElasticsearchSource, ElasticsearchSink, FileStateStore>),
+}
+
+impl RuleExecutor for Executor {
     async fn execute(&self, rule: &Rule, now: chrono::DateTime<chrono::Utc>) -> ExecutionRecord {
-        ExecutionRecord {
-            rule_id: rule.rule_id.clone(),
-            rule_name: rule.name.clone(),
-            execution_id: String::new(),
-            status: RunStatus::Failed,
-            started_at: now,
-            finished_at: now,
-            windows: Vec::new(),
-            events_fetched: 0,
-            alerts_created: 0,
-            alerts_duplicate: 0,
-            alerts_capped: 0,
-            alerts_failed: 0,
-            search_duration_ms: 0,
-            index_duration_ms: 0,
-            warnings: Vec::new(),
-            gap: None,
-            error: Some("the rule runner is not wired into this build yet".to_string()),
+        match self {
+            Executor::Cluster(r) => r.execute(rule, now).await,
+            Executor::File(r) => r.execute(rule, now).await,
         }
     }
 }

@@ -478,7 +478,7 @@ impl Compiler<'_> {
                 let ty = self.field_type(&f.name);
                 let lhs_v = self.convert_literal(&lit, &ty, lhs.span)?;
                 let slot = self.field_slot(f);
-                Ok(field_cmp(slot, flip(op), lhs_v))
+                Ok(field_cmp(slot, op.flipped(), lhs_v))
             }
             _ => Ok(Pred::Cmp {
                 op,
@@ -791,16 +791,6 @@ fn literal_value(lit: &Literal) -> Value {
         Literal::Int(n) => Value::Long(*n),
         Literal::Float(d) => Value::Double(*d),
         Literal::String(s) => Value::Str(Arc::from(s.as_str())),
-    }
-}
-
-fn flip(op: CmpOp) -> CmpOp {
-    match op {
-        CmpOp::Lt => CmpOp::Gt,
-        CmpOp::Le => CmpOp::Ge,
-        CmpOp::Gt => CmpOp::Lt,
-        CmpOp::Ge => CmpOp::Le,
-        other => other,
     }
 }
 

@@ -2,15 +2,73 @@
 //! MUST do" (windows, fetch, match, alerts, dedup and cap, write, commit).
 //!
 //! [`RuleExecutor`] is the seam between the daemon (scheduling, shutdown,
-//! health, metrics) and the run itself, so each side can be tested alone.
+//! health, metrics) and the run itself, so each side can be tested alone;
+//! [`Runner`] is the implementation over an [`EventSource`](crate::source::EventSource), an
+//! [`AlertSink`](crate::sink::AlertSink) and a [`StateStore`](crate::state::StateStore).
+//!
+//! # A run
+//!
+//! The checkpoint (end of the last window whose alerts were all
+//! acknowledged) and the rule's `interval` / `from` / `to` give the windows
+//! (`schedule::window`): one `[now - width, now]` on time, one per interval
+//! oldest first after downtime, a gap beyond the catch-up horizon. Each
+//! window is fetched (pushdown filter, projection), matched locally, turned
+//! into alert ids, deduplicated against the alerts index, capped, read in
+//! full for the alerts kept, written, and only then committed as the new
+//! checkpoint. A window that fails stops the run there: the checkpoint
+//! stays, the next run searches that window again, and the deterministic
+//! ids turn whatever was already written into duplicates.
+//!
+//! # Sequences across run boundaries
+//!
+//! No matcher state is carried between runs. Instead each window's fetch
+//! reaches back by the sequence's `maxspan` (or, for sequences without one,
+//! [`RunnerSettings::unbounded_sequence_lookback`]), and a sequence is
+//! offered by the window that contains its *last* event. A sequence whose
+//! first event precedes the window start is therefore still found whole, by
+//! the window in which it completes; one that completed earlier was offered
+//! by an earlier window (which the checkpoint says was acknowledged) and, if
+//! offered again because windows overlap, is a duplicate by id. Like
+//! Kibana, every window offers everything ending in it, not only what ends
+//! after the checkpoint: that is what lets a run continue where a capped
+//! one stopped (`max_signals`), while dedup keeps repeats out.
+//!
+//! Missing-event stages at the end (`[a] ![b]`) are decided only once
+//! `maxspan` has elapsed on the data clock, which is the window end: a
+//! sequence still waiting is not alerted, and the windows of the next run
+//! reach back far enough (last event up to `maxspan` before the
+//! checkpoint) to decide it then. A leading one (`![x] [a] [b]`) needs no
+//! more reach: Elasticsearch rules a sequence out only for an `x` within
+//! `maxspan` of its *last* event, which the window's reach covers.
+//!
+//! # Dedup and cap
+//!
+//! Alerts are grouped per match (one event alert, or a shell plus its
+//! building blocks), oldest first (by the match's last event). Ids already
+//! in the alerts index are dropped; a group whose shell is new counts
+//! against `max_signals` (building blocks ride along, as in Kibana) and
+//! groups beyond it are not written: the record says exactly how many
+//! (`alerts_capped`, counted in groups), the status is `partial failure`
+//! with Kibana's text, and the next overlapping run writes them if they are
+//! still in its window. The cap applies per window, like Kibana's per-tuple
+//! `max_signals`.
 
+mod alerts;
 pub mod record;
+mod report;
+mod run;
+
+#[cfg(test)]
+mod tests;
 
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
-pub use record::{ExecutionRecord, RunStatus};
+pub use alerts::alert_rule;
+pub use record::{ExecutionRecord, RunStatus, WindowRange};
+pub use report::MAX_SIGNALS_WARNING;
+pub use run::{RunError, Runner, RunnerSettings};
 
 use crate::rule::Rule;
 

@@ -35,11 +35,16 @@ pub struct ExecutionRecord {
     /// Windows searched, oldest first.
     pub windows: Vec<WindowRange>,
     pub events_fetched: u64,
+    /// Alert documents created (shells and building blocks alike).
     pub alerts_created: u64,
+    /// Alert documents that already existed (found by the id lookup or as
+    /// a `create` conflict).
     pub alerts_duplicate: u64,
     /// New alerts not written because of `max_signals` (left for the next
-    /// overlapping run).
+    /// overlapping run), counted as the cap counts them: one per event
+    /// alert, one per sequence (its shell; building blocks ride along).
     pub alerts_capped: u64,
+    /// Alert documents the sink could not write (the window is re-run).
     pub alerts_failed: u64,
     pub search_duration_ms: u64,
     pub index_duration_ms: u64,

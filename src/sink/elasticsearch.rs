@@ -12,6 +12,8 @@
 //! body: some of them may have been written, and writing them again later
 //! is safe because `create` with the same id only ever makes duplicates.
 
+use std::collections::HashSet;
+
 use elasticsearch::http::Method;
 use serde_json::{json, Value};
 
@@ -296,7 +298,67 @@ impl AlertSink for ElasticsearchSink {
         }
         Ok(report)
     }
+
+    /// An `ids` search (Kibana's `filterDuplicateAlerts` does the same), so
+    /// it works on a rolled-over alias too. Searches see refreshed data
+    /// only: write with `refresh` set (Kibana uses `true`) so the next run
+    /// sees this run's alerts.
+    async fn existing_ids(
+        &self,
+        index: &str,
+        ids: &[String],
+    ) -> Result<HashSet<String>, SinkError> {
+        if index.is_empty() || index.contains([',', '*', ' ']) {
+            return Err(SinkError::BadIndex(index.to_string()));
+        }
+        let path = format!("/{}/_search", crate::cluster::encode_path_part(index));
+        let mut found = HashSet::new();
+        for chunk in ids.chunks(EXISTING_IDS_CHUNK) {
+            let body = json!({
+                "query": { "ids": { "values": chunk } },
+                "_source": false,
+                "size": chunk.len(),
+            });
+            let response = match self
+                .cluster
+                .request_json(
+                    Method::Post,
+                    &path,
+                    &[("ignore_unavailable", "true"), ("allow_no_indices", "true")],
+                    Some(&body),
+                )
+                .await
+            {
+                Ok(r) => r,
+                // No alerts index yet: nothing exists.
+                Err(ClusterError::Status { status: 404, .. }) => return Ok(found),
+                Err(e) => return Err(e.into()),
+            };
+            let hits = response
+                .pointer("/hits/hits")
+                .and_then(Value::as_array)
+                .ok_or_else(|| {
+                    SinkError::Cluster(ClusterError::BadResponse {
+                        method: "POST",
+                        path: path.clone(),
+                        reason: format!(
+                            "expected `hits.hits`, found {}",
+                            snippet(response.to_string().as_bytes())
+                        ),
+                    })
+                })?;
+            for hit in hits {
+                if let Some(id) = hit.get("_id").and_then(Value::as_str) {
+                    found.insert(id.to_string());
+                }
+            }
+        }
+        Ok(found)
+    }
 }
+
+/// Ids per `ids` query: well under `index.max_result_window`.
+const EXISTING_IDS_CHUNK: usize = 1_000;
 
 /// Names of detectd's own indices.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -7,7 +7,9 @@
 //! failed alert can simply be written again by the next run.
 
 pub mod elasticsearch;
+pub mod memory;
 
+use std::collections::HashSet;
 use std::future::Future;
 
 use crate::alert::Alert;
@@ -67,4 +69,17 @@ pub trait AlertSink: Send + Sync {
         index: &str,
         alerts: &[Alert],
     ) -> impl Future<Output = Result<WriteReport, SinkError>> + Send;
+
+    /// Which of `ids` already exist in `index`, so a run can drop them
+    /// before capping (only new alerts count against `max_signals`). A sink
+    /// that cannot tell answers none: duplicates then come back from
+    /// [`AlertSink::write`] instead, but count against the cap.
+    fn existing_ids(
+        &self,
+        index: &str,
+        ids: &[String],
+    ) -> impl Future<Output = Result<HashSet<String>, SinkError>> + Send {
+        let _ = (index, ids);
+        async { Ok(HashSet::new()) }
+    }
 }

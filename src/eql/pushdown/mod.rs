@@ -191,7 +191,7 @@ fn compare(op: CmpOp, lhs: &Expr, rhs: &Expr, negated: bool) -> Filter {
     // Put the field on the left: `135 == port` is `port == 135`, `5 < x` is `x > 5`.
     let (field, value, op) = match (operand(lhs), operand(rhs)) {
         (Operand::Field(f), other) => (f, other, op),
-        (other, Operand::Field(f)) => (f, other, flip(op)),
+        (other, Operand::Field(f)) => (f, other, op.flipped()),
         _ => return Filter::MatchAll,
     };
     // `not (a < 1)` is `a >= 1`; `not (a == 1)` is `a != 1`, a `must_not`.
@@ -249,16 +249,6 @@ fn compare(op: CmpOp, lhs: &Expr, rhs: &Expr, negated: bool) -> Filter {
             gte: v(),
             ..Bounds::default()
         }),
-    }
-}
-
-fn flip(op: CmpOp) -> CmpOp {
-    match op {
-        CmpOp::Lt => CmpOp::Gt,
-        CmpOp::Le => CmpOp::Ge,
-        CmpOp::Gt => CmpOp::Lt,
-        CmpOp::Ge => CmpOp::Le,
-        other => other,
     }
 }
 

@@ -104,13 +104,40 @@ impl<'p, R: Clone + PartialEq> Stream<'p, R> {
         }
     }
 
+    /// Partial sequences dropped because the pending-state cap
+    /// ([`super::super::sequence::Limits::max_pending`]) was reached: an
+    /// answer that may miss sequences, to be reported, never silent.
+    pub fn overflow(&self) -> u64 {
+        match &self.state {
+            State::Sequence { matcher, .. } => matcher.stats().overflow,
+            _ => 0,
+        }
+    }
+
     /// Ends the input: decides pending missing-event stages and applies the
     /// limits.
     pub fn finish(self) -> Found<R> {
+        self.finish_with(None)
+    }
+
+    /// Ends one window of a longer input (a scheduled run): the data clock
+    /// is `data_clock_ms` (the window end), so a trailing missing-event
+    /// stage is decided only if its `maxspan` elapsed before it; sequences
+    /// still waiting are left out (a later window, which reaches back by
+    /// `maxspan`, finds them again). Event queries and samples end as with
+    /// [`Stream::finish`].
+    pub fn finish_at(self, data_clock_ms: i64) -> Found<R> {
+        self.finish_with(Some(data_clock_ms))
+    }
+
+    fn finish_with(self, data_clock_ms: Option<i64>) -> Found<R> {
         match self.state {
             State::Events(window) => window.finish(&self.plan.pipes, &self.opts),
             State::Sequence { mut matcher, .. } => {
-                matcher.finish();
+                match data_clock_ms {
+                    None => matcher.finish(),
+                    Some(clock) => matcher.advance_watermark(clock),
+                }
                 let mut done = matcher.drain_completed();
                 done.sort_by(|a, b| a.es_order(b));
                 let kept = limit(done, &self.plan.pipes, &self.opts);

@@ -1,0 +1,614 @@
+//! [`Runner`]: the steps of one rule run (see the module doc of `runner`).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, TimeDelta, Utc};
+
+use super::alerts::{alert_rule, group_ids};
+use super::record::{ExecutionRecord, RunStatus, WindowRange};
+use super::report::{gap_warning, log_record, source_warnings, MAX_SIGNALS_WARNING};
+use super::RuleExecutor;
+use crate::alert::{self, Alert, AlertContext, AlertRule, SourceEvent};
+use crate::eql::compile::{compile, CompileOptions, Plan, PlanKind};
+use crate::eql::schema::Schema;
+use crate::eql::search::{self, Found, ResultPosition, SearchError, SearchOptions, Stream};
+use crate::eql::sequence::Limits;
+use crate::eql::EqlError;
+use crate::rule::Rule;
+use crate::schedule::window::{plan_windows, Timing, Window};
+use crate::sink::{AlertSink, ItemFailure, SinkError};
+use crate::source::{DocRef, EventSource, FetchRequest, SourceError, TimeFilter, TimeRange};
+use crate::state::{Checkpoint, StateError, StateStore};
+
+/// How runs are carried out, the same for every rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunnerSettings {
+    /// Where alerts go (Kibana's default space alias by default).
+    pub alerts_index: String,
+    /// Kibana space stamped on alerts and hashed into event alert ids.
+    pub space_id: String,
+    /// How far back catch-up after downtime may go; older time is a gap.
+    pub catch_up_horizon: Duration,
+    /// How far a window of a sequence without `maxspan` reaches back before
+    /// its start, so such sequences are not cut at a run boundary.
+    pub unbounded_sequence_lookback: Duration,
+    /// Events per page of a window's search.
+    pub page_size: usize,
+    /// Matcher limits (partial sequences kept).
+    pub limits: Limits,
+}
+
+impl Default for RunnerSettings {
+    fn default() -> Self {
+        RunnerSettings {
+            alerts_index: ".alerts-security.alerts-default".to_string(),
+            space_id: "default".to_string(),
+            catch_up_horizon: Duration::from_secs(24 * 3600),
+            unbounded_sequence_lookback: Duration::from_secs(3600),
+            page_size: 1_000,
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Why a run stopped. Becomes the `error` of a `failed` record.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("query does not compile: {0}")]
+    Compile(EqlError),
+    #[error("query cannot run: {0}")]
+    Search(#[from] SearchError),
+    #[error("reading state: {0}")]
+    State(#[from] StateError),
+    #[error("fetching events: {0}")]
+    Source(#[from] SourceError),
+    #[error("writing alerts: {0}")]
+    Sink(#[from] SinkError),
+    #[error(
+        "{failed} alerts could not be written (the window will be searched again), first: {first}"
+    )]
+    WriteIncomplete { failed: usize, first: ItemFailure },
+}
+
+/// Runs rules over an event source, writing alerts to a sink and
+/// checkpoints and records to a state store.
+#[derive(Debug)]
+pub struct Runner<S, K, T> {
+    source: S,
+    sink: K,
+    state: T,
+    settings: RunnerSettings,
+}
+
+impl<S, K, T> Runner<S, K, T>
+where
+    S: EventSource,
+    K: AlertSink,
+    T: StateStore,
+{
+    pub fn new(source: S, sink: K, state: T, settings: RunnerSettings) -> Self {
+        Runner {
+            source,
+            sink,
+            state,
+            settings,
+        }
+    }
+
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    pub fn sink(&self) -> &K {
+        &self.sink
+    }
+
+    pub fn state(&self) -> &T {
+        &self.state
+    }
+
+    pub fn settings(&self) -> &RunnerSettings {
+        &self.settings
+    }
+
+    /// The run behind [`RuleExecutor::execute`].
+    pub async fn run(&self, rule: &Rule, now: DateTime<Utc>) -> ExecutionRecord {
+        let clock = Instant::now();
+        let mut record = ExecutionRecord {
+            rule_id: rule.rule_id.clone(),
+            rule_name: rule.name.clone(),
+            execution_id: uuid::Uuid::new_v4().to_string(),
+            status: RunStatus::Succeeded,
+            started_at: now,
+            finished_at: now,
+            windows: Vec::new(),
+            events_fetched: 0,
+            alerts_created: 0,
+            alerts_duplicate: 0,
+            alerts_capped: 0,
+            alerts_failed: 0,
+            search_duration_ms: 0,
+            index_duration_ms: 0,
+            warnings: Vec::new(),
+            gap: None,
+            error: None,
+        };
+        let outcome = self.run_windows(rule, now, &mut record).await;
+        record.status = match &outcome {
+            Err(e) => {
+                record.error = Some(e.to_string());
+                RunStatus::Failed
+            }
+            Ok(()) if !record.warnings.is_empty() => RunStatus::PartialFailure,
+            Ok(()) => RunStatus::Succeeded,
+        };
+        record.finished_at = add(
+            now,
+            TimeDelta::from_std(clock.elapsed()).unwrap_or_default(),
+        );
+        if let Err(e) = self.state.record_execution(&record).await {
+            tracing::warn!(
+                rule_id = %record.rule_id,
+                execution_id = %record.execution_id,
+                error = %e,
+                "cannot store the execution record"
+            );
+        }
+        log_record(&record);
+        record
+    }
+
+    async fn run_windows(
+        &self,
+        rule: &Rule,
+        now: DateTime<Utc>,
+        record: &mut ExecutionRecord,
+    ) -> Result<(), RunError> {
+        let category_field = rule
+            .event_category_override
+            .clone()
+            .unwrap_or_else(|| "event.category".to_string());
+        let timestamp_field = rule
+            .timestamp_field
+            .clone()
+            .unwrap_or_else(|| "@timestamp".to_string());
+        let options = CompileOptions {
+            timestamp_field: timestamp_field.clone(),
+            tiebreaker_field: rule.tiebreaker_field.clone(),
+            event_category_field: category_field.clone(),
+        };
+        // No mapping: values are typed from the JSON, as in production.
+        let plan = compile(&rule.query, &Schema::default(), &options).map_err(RunError::Compile)?;
+
+        let timing = Timing {
+            interval: delta(rule.schedule.interval),
+            width: delta(rule.schedule.lookback()),
+            horizon: delta(self.settings.catch_up_horizon),
+        };
+        // `to` other than `now` (e.g. `now-1m`) shifts every window.
+        let anchor = add(now, TimeDelta::milliseconds(rule.schedule.to.offset_ms()));
+        let checkpoint = self.state.checkpoint(&rule.rule_id).await?;
+        let covered = checkpoint.map(|c| c.covered_until);
+        let windows = plan_windows(timing, covered, anchor);
+        if let Some(gap) = windows.gap {
+            record.gap = Some(WindowRange {
+                start: gap.start,
+                end: gap.end,
+            });
+            record.warnings.push(gap_warning(&gap, timing.horizon));
+        }
+
+        let reach = Reach::of(&plan, &self.settings);
+        // Sequences and samples give a shell plus building blocks.
+        let grouped = plan.kind != PlanKind::Event;
+        let scope = AlertScope {
+            rule,
+            alert_rule: alert_rule(rule),
+            ctx: AlertContext {
+                now,
+                space_id: self.settings.space_id.clone(),
+                execution_uuid: record.execution_id.clone(),
+            },
+            grouped,
+        };
+        let mut previous_end = covered;
+        // Ids acknowledged by earlier windows of this run: catch-up windows
+        // overlap, and a sink's search may not show its last writes yet.
+        let mut acknowledged: HashSet<String> = HashSet::new();
+        for window in windows.windows {
+            record.windows.push(WindowRange {
+                start: window.start,
+                end: window.end,
+            });
+            // The part of the window after what is already acknowledged.
+            let new_start =
+                previous_end.map_or(window.start, |p| p.clamp(window.start, window.end));
+            // Matches ending in the window are offered, and, for a trailing
+            // missing-event stage, those the previous window could not
+            // decide yet (ending within `maxspan` before its end).
+            let offer_from = window.start.min(sub(new_start, reach.undecided));
+            let fetch_from = sub(offer_from, reach.before);
+            let mut request = FetchRequest::new(
+                rule.index.clone(),
+                TimeRange {
+                    from: fetch_from,
+                    to: window.end,
+                },
+            );
+            request.time_filter = TimeFilter::kibana(
+                rule.timestamp_override.as_deref(),
+                rule.timestamp_override_fallback_disabled,
+            );
+            request.timestamp_field = timestamp_field.clone();
+            request.tiebreaker_field = rule.tiebreaker_field.clone();
+            request.page_size = self.settings.page_size;
+            let request = request.for_query(&rule.query, &category_field);
+
+            let search_clock = Instant::now();
+            let matched = self
+                .match_window(&plan, request, window, offer_from, record)
+                .await;
+            record.search_duration_ms += millis(search_clock.elapsed());
+            let candidates = matched?;
+
+            self.alert_window(&scope, candidates, &mut acknowledged, record)
+                .await?;
+            self.state
+                .save_checkpoint(&Checkpoint {
+                    rule_id: rule.rule_id.clone(),
+                    covered_until: window.end,
+                    updated_at: now,
+                })
+                .await?;
+            previous_end = Some(window.end);
+        }
+        Ok(())
+    }
+
+    /// Fetches one window and runs the query over it: the matches to offer
+    /// (events, or sequences ending at or after `offer_from`), oldest first.
+    async fn match_window(
+        &self,
+        plan: &Plan,
+        request: FetchRequest,
+        window: Window,
+        offer_from: DateTime<Utc>,
+        record: &mut ExecutionRecord,
+    ) -> Result<Vec<Candidate>, RunError> {
+        let patterns = request.indices.clone();
+        let mut events = self.source.fetch(request).await?;
+        for w in source_warnings(&patterns, events.warnings()) {
+            if !record.warnings.contains(&w) {
+                record.warnings.push(w);
+            }
+        }
+        // Everything is kept: dedup and cap decide later what is written.
+        let options = SearchOptions {
+            size: usize::MAX,
+            result_position: ResultPosition::Head,
+            max_samples_per_key: 1,
+            limits: self.settings.limits,
+        };
+        let mut stream: Stream<'_, Hit> = Stream::new(plan, &options)?;
+        let mut interned: HashMap<String, Arc<str>> = HashMap::new();
+        let mut position = 0usize;
+        while let Some(doc) = events.next().await {
+            let doc = doc?;
+            record.events_fetched += 1;
+            let event = plan.event(&doc.source);
+            let ordinal = search::ordinal(&event, position);
+            position += 1;
+            let index = match interned.get(&doc.index) {
+                Some(i) => i.clone(),
+                None => {
+                    let i: Arc<str> = Arc::from(doc.index.as_str());
+                    interned.insert(doc.index, i.clone());
+                    i
+                }
+            };
+            let hit = Hit {
+                index,
+                id: Arc::from(doc.id),
+                ts: event.timestamp.unwrap_or(i64::MAX),
+                position,
+            };
+            stream.push(plan, hit, ordinal.as_ref(), &event);
+        }
+        let found = match plan.kind {
+            PlanKind::Sequence => stream.finish_at(window.end.timestamp_millis()),
+            PlanKind::Event | PlanKind::Sample => stream.finish(),
+        };
+        let offer_ms = offer_from.timestamp_millis();
+        let mut out: Vec<Candidate> = match found {
+            Found::Events { refs, .. } => refs
+                .into_iter()
+                .map(|h| Candidate {
+                    order: (h.ts, h.position),
+                    events: vec![Some(h)],
+                })
+                .collect(),
+            Found::Sequences(found) => found
+                .into_iter()
+                .filter_map(|s| {
+                    let last = s
+                        .events
+                        .iter()
+                        .flatten()
+                        .map(|h| (h.ts, h.position))
+                        .max()?;
+                    // Ended before this window's offer: an earlier window's.
+                    (plan.kind != PlanKind::Sequence || last.0 >= offer_ms).then_some(Candidate {
+                        order: last,
+                        events: s.events,
+                    })
+                })
+                .collect(),
+        };
+        out.sort_by_key(|c| c.order);
+        Ok(out)
+    }
+
+    /// Dedup, cap, read sources, build and write the alerts of one window.
+    async fn alert_window(
+        &self,
+        scope: &AlertScope<'_>,
+        candidates: Vec<Candidate>,
+        acknowledged: &mut HashSet<String>,
+        record: &mut ExecutionRecord,
+    ) -> Result<(), RunError> {
+        let AlertScope {
+            rule,
+            alert_rule,
+            ctx,
+            grouped,
+        } = scope;
+        let grouped = *grouped;
+        if candidates.is_empty() {
+            return Ok(());
+        }
+        let groups: Vec<(Candidate, Vec<String>)> = candidates
+            .into_iter()
+            .map(|c| {
+                let ids = group_ids(&c, grouped, &self.settings.space_id, &rule.rule_id);
+                (c, ids)
+            })
+            .filter(|(_, ids)| !ids.is_empty())
+            .collect();
+        let index = &self.settings.alerts_index;
+        let all_ids: Vec<String> = groups
+            .iter()
+            .flat_map(|(_, ids)| ids.iter().filter(|id| !acknowledged.contains(*id)).cloned())
+            .collect();
+        let index_clock = Instant::now();
+        let existing = self.sink.existing_ids(index, &all_ids).await;
+        record.index_duration_ms += millis(index_clock.elapsed());
+        // Without the lookup (e.g. no read privilege on Kibana's alias)
+        // the run still writes: duplicates then come back as conflicts,
+        // but count against the cap.
+        let existing = existing.unwrap_or_else(|e| {
+            let w = format!(
+                "cannot look up existing alerts in {index}, duplicates count against max_signals: {e}"
+            );
+            if !record.warnings.contains(&w) {
+                record.warnings.push(w);
+            }
+            HashSet::new()
+        });
+
+        let cap = usize::try_from(rule.max_signals).unwrap_or(usize::MAX);
+        let mut new_groups = 0usize;
+        let mut capped = 0u64;
+        let mut chosen: Vec<(Candidate, HashSet<String>)> = Vec::new();
+        for (candidate, ids) in groups {
+            let fresh: HashSet<String> = ids
+                .iter()
+                .filter(|id| !existing.contains(*id) && !acknowledged.contains(*id))
+                .cloned()
+                .collect();
+            record.alerts_duplicate += (ids.len() - fresh.len()) as u64;
+            if fresh.is_empty() {
+                continue;
+            }
+            // A group whose head (the event alert, or the shell) exists
+            // only lacks building blocks a failed write left out: those
+            // are completed without counting against the cap.
+            if fresh.contains(&ids[0]) {
+                if new_groups >= cap {
+                    capped += 1;
+                    continue;
+                }
+                new_groups += 1;
+            }
+            chosen.push((candidate, fresh));
+        }
+        if capped > 0 {
+            record.alerts_capped += capped;
+            if !record.warnings.iter().any(|w| w == MAX_SIGNALS_WARNING) {
+                record.warnings.push(MAX_SIGNALS_WARNING.to_string());
+            }
+        }
+        if chosen.is_empty() {
+            return Ok(());
+        }
+
+        // Full sources, only for the events that end up in alerts.
+        let mut refs: Vec<DocRef> = Vec::new();
+        let mut seen: HashSet<(Arc<str>, Arc<str>)> = HashSet::new();
+        for (c, _) in &chosen {
+            for h in c.events.iter().flatten() {
+                if seen.insert((h.index.clone(), h.id.clone())) {
+                    refs.push(DocRef {
+                        index: h.index.to_string(),
+                        id: h.id.to_string(),
+                    });
+                }
+            }
+        }
+        let search_clock = Instant::now();
+        let sources = self.source.fetch_sources(&refs).await;
+        record.search_duration_ms += millis(search_clock.elapsed());
+        let sources: HashMap<(String, String), SourceEvent> = sources?
+            .into_iter()
+            .map(|d| {
+                (
+                    (d.index.clone(), d.id.clone()),
+                    SourceEvent {
+                        index: d.index,
+                        id: d.id,
+                        source: d.source,
+                    },
+                )
+            })
+            .collect();
+
+        let mut alerts: Vec<Alert> = Vec::new();
+        let mut vanished = 0usize;
+        for (c, fresh) in &chosen {
+            let events: Option<Vec<Option<&SourceEvent>>> = c
+                .events
+                .iter()
+                .map(|h| match h {
+                    None => Some(None),
+                    Some(h) => sources
+                        .get(&(h.index.to_string(), h.id.to_string()))
+                        .map(Some),
+                })
+                .collect();
+            let Some(events) = events else {
+                vanished += 1;
+                continue;
+            };
+            let built = if grouped {
+                alert::sequence_alerts(alert_rule, ctx, &events)
+            } else {
+                events
+                    .first()
+                    .copied()
+                    .flatten()
+                    .map(|e| vec![alert::event_alert(alert_rule, ctx, e)])
+                    .unwrap_or_default()
+            };
+            alerts.extend(built.into_iter().filter(|a| fresh.contains(&a.id)));
+        }
+        if vanished > 0 {
+            record.warnings.push(format!(
+                "{vanished} matches were not alerted: their events were deleted before the alerts were written"
+            ));
+        }
+        if alerts.is_empty() {
+            return Ok(());
+        }
+        let index_clock = Instant::now();
+        let report = self.sink.write(index, &alerts).await;
+        record.index_duration_ms += millis(index_clock.elapsed());
+        let report = report?;
+        record.alerts_created += report.created.len() as u64;
+        record.alerts_duplicate += report.duplicates.len() as u64;
+        record.alerts_failed += report.failed.len() as u64;
+        acknowledged.extend(report.created);
+        acknowledged.extend(report.duplicates);
+        match report.failed.into_iter().next() {
+            Some(first) => Err(RunError::WriteIncomplete {
+                failed: record.alerts_failed as usize,
+                first,
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
+impl<S, K, T> RuleExecutor for Runner<S, K, T>
+where
+    S: EventSource,
+    K: AlertSink,
+    T: StateStore,
+{
+    async fn execute(&self, rule: &Rule, now: DateTime<Utc>) -> ExecutionRecord {
+        self.run(rule, now).await
+    }
+}
+
+/// What every alert of a run is built from.
+struct AlertScope<'r> {
+    rule: &'r Rule,
+    alert_rule: AlertRule,
+    ctx: AlertContext,
+    /// Sequences and samples give a shell plus building blocks.
+    grouped: bool,
+}
+
+/// One matched event, as the matcher refers to it.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Hit {
+    pub(super) index: Arc<str>,
+    pub(super) id: Arc<str>,
+    /// Ordering timestamp, epoch ms (`i64::MAX` when missing: sorted last).
+    ts: i64,
+    /// Position in the window's stream (ties).
+    position: usize,
+}
+
+/// One match: an event, or a sequence / sample (`None` = missing event).
+#[derive(Debug)]
+pub(super) struct Candidate {
+    /// (timestamp, position) of the last event: the cap keeps the oldest.
+    order: (i64, usize),
+    pub(super) events: Vec<Option<Hit>>,
+}
+
+/// How far a window's search reaches before the window start.
+#[derive(Clone, Copy, Debug)]
+struct Reach {
+    /// Before the earliest last event offered: room for the first events of
+    /// a sequence (`maxspan`, or the unbounded lookback).
+    before: TimeDelta,
+    /// Before the checkpoint: sequences a trailing missing-event stage left
+    /// undecided in the previous run (last event within `maxspan` of its
+    /// window end).
+    undecided: TimeDelta,
+}
+
+impl Reach {
+    fn of(plan: &Plan, settings: &RunnerSettings) -> Reach {
+        if plan.kind != PlanKind::Sequence {
+            return Reach {
+                before: TimeDelta::zero(),
+                undecided: TimeDelta::zero(),
+            };
+        }
+        let maxspan = plan.maxspan_ms.map(|ms| {
+            TimeDelta::milliseconds(i64::try_from(ms).unwrap_or(i64::MAX / 4).min(MAX_REACH_MS))
+        });
+        let trailing_missing = plan.stages.last().is_some_and(|s| s.missing);
+        Reach {
+            before: maxspan.unwrap_or_else(|| delta(settings.unbounded_sequence_lookback)),
+            undecided: match (trailing_missing, maxspan) {
+                (true, Some(m)) => m,
+                _ => TimeDelta::zero(),
+            },
+        }
+    }
+}
+
+/// Ten years: longer spans are clamped (keeps date arithmetic in range).
+const MAX_REACH_MS: i64 = 10 * 366 * 24 * 3600 * 1000;
+
+fn delta(d: Duration) -> TimeDelta {
+    TimeDelta::from_std(d)
+        .unwrap_or(TimeDelta::MAX)
+        .min(TimeDelta::milliseconds(MAX_REACH_MS))
+}
+
+fn add(t: DateTime<Utc>, d: TimeDelta) -> DateTime<Utc> {
+    t.checked_add_signed(d).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+fn sub(t: DateTime<Utc>, d: TimeDelta) -> DateTime<Utc> {
+    t.checked_sub_signed(d).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,159 @@
+//! State in a local directory: `checkpoints.json` (all rules' checkpoints,
+//! rewritten whole through a temporary file, fsynced, then renamed over the
+//! old one, so a crash leaves either the old or the new file, never half of
+//! one) and `executions.ndjson` (one record per line, appended and
+//! fsynced).
+//!
+//! For `detectd hunt` and for users without write access to the cluster.
+//! One process per directory: the store serialises its own writes but does
+//! not lock the directory against other processes.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+
+use super::{execution_document, Checkpoint, StateError, StateStore};
+use crate::runner::ExecutionRecord;
+
+const CHECKPOINTS: &str = "checkpoints.json";
+const EXECUTIONS: &str = "executions.ndjson";
+
+#[derive(Debug)]
+pub struct FileStateStore {
+    dir: PathBuf,
+    /// Serialises read-modify-write of the checkpoints file.
+    lock: Mutex<()>,
+}
+
+fn file_error(path: &Path, reason: impl ToString) -> StateError {
+    StateError::File {
+        path: path.display().to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+impl FileStateStore {
+    /// A store in `dir`, created if missing.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<FileStateStore, StateError> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(|e| file_error(&dir, e))?;
+        Ok(FileStateStore {
+            dir,
+            lock: Mutex::new(()),
+        })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn read_all(&self) -> Result<BTreeMap<String, Checkpoint>, StateError> {
+        let path = self.dir.join(CHECKPOINTS);
+        match fs::read(&path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                file_error(
+                    &path,
+                    format!("expected a json object of checkpoints by rule id: {e}"),
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+            Err(e) => Err(file_error(&path, e)),
+        }
+    }
+
+    fn write_all(&self, all: &BTreeMap<String, Checkpoint>) -> Result<(), StateError> {
+        let path = self.dir.join(CHECKPOINTS);
+        let tmp = self.dir.join(format!("{CHECKPOINTS}.tmp"));
+        let bytes = serde_json::to_vec_pretty(all).map_err(|e| file_error(&path, e))?;
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            // The rename itself is durable once the directory is synced.
+            if let Ok(d) = File::open(&self.dir) {
+                let _ = d.sync_all();
+            }
+            Ok(())
+        };
+        write().map_err(|e| file_error(&path, e))
+    }
+}
+
+impl StateStore for FileStateStore {
+    async fn checkpoint(&self, rule_id: &str) -> Result<Option<Checkpoint>, StateError> {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(self.read_all()?.remove(rule_id))
+    }
+
+    async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StateError> {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all = self.read_all()?;
+        all.insert(checkpoint.rule_id.clone(), checkpoint.clone());
+        self.write_all(&all)
+    }
+
+    async fn record_execution(&self, record: &ExecutionRecord) -> Result<(), StateError> {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let path = self.dir.join(EXECUTIONS);
+        let mut line =
+            serde_json::to_vec(&execution_document(record)).map_err(|e| file_error(&path, e))?;
+        line.push(b'\n');
+        let append = || -> std::io::Result<()> {
+            let mut f = OpenOptions::new().create(true).append(true).open(&path)?;
+            f.write_all(&line)?;
+            f.sync_data()
+        };
+        append().map_err(|e| file_error(&path, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap()
+    }
+
+    #[tokio::test]
+    async fn checkpoints_survive_reopening_and_are_replaced_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStateStore::open(dir.path().join("state")).unwrap();
+        assert_eq!(store.checkpoint("r1").await.unwrap(), None);
+        for (rule, at) in [("r1", 10), ("r2", 20), ("r1", 30)] {
+            store
+                .save_checkpoint(&Checkpoint {
+                    rule_id: rule.into(),
+                    covered_until: t(at),
+                    updated_at: t(at),
+                })
+                .await
+                .unwrap();
+        }
+        let again = FileStateStore::open(dir.path().join("state")).unwrap();
+        assert_eq!(
+            again.checkpoint("r1").await.unwrap().unwrap().covered_until,
+            t(30)
+        );
+        assert_eq!(
+            again.checkpoint("r2").await.unwrap().unwrap().covered_until,
+            t(20)
+        );
+        assert!(!dir.path().join("state/checkpoints.json.tmp").exists());
+        let text = fs::read_to_string(dir.path().join("state/checkpoints.json")).unwrap();
+        assert!(text.contains("\"checkpoint\""), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_file_is_an_error_not_a_fresh_start() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(dir.path().join(CHECKPOINTS), b"{not json").unwrap();
+        let store = FileStateStore::open(dir.path()).unwrap();
+        let err = store.checkpoint("r1").await.unwrap_err();
+        assert!(err.to_string().contains("expected a json object"), "{err}");
+    }
+}

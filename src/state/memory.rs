@@ -1,0 +1,63 @@
+//! State in memory, for tests and one-shot runs that keep nothing.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use super::{Checkpoint, StateError, StateStore};
+use crate::runner::ExecutionRecord;
+
+#[derive(Debug, Default)]
+pub struct MemoryStateStore {
+    checkpoints: Mutex<HashMap<String, Checkpoint>>,
+    executions: Mutex<Vec<ExecutionRecord>>,
+}
+
+impl MemoryStateStore {
+    pub fn new() -> MemoryStateStore {
+        MemoryStateStore::default()
+    }
+
+    /// Every record written so far, oldest first.
+    pub fn executions(&self) -> Vec<ExecutionRecord> {
+        self.executions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The checkpoint now stored for `rule_id`.
+    pub fn get(&self, rule_id: &str) -> Option<Checkpoint> {
+        self.checkpoints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(rule_id)
+            .cloned()
+    }
+
+    /// Sets a checkpoint directly (tests simulate downtime with it).
+    pub fn set(&self, checkpoint: Checkpoint) {
+        self.checkpoints
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(checkpoint.rule_id.clone(), checkpoint);
+    }
+}
+
+impl StateStore for MemoryStateStore {
+    async fn checkpoint(&self, rule_id: &str) -> Result<Option<Checkpoint>, StateError> {
+        Ok(self.get(rule_id))
+    }
+
+    async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StateError> {
+        self.set(checkpoint.clone());
+        Ok(())
+    }
+
+    async fn record_execution(&self, record: &ExecutionRecord) -> Result<(), StateError> {
+        self.executions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(record.clone());
+        Ok(())
+    }
+}

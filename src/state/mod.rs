@@ -1,0 +1,106 @@
+//! Per-rule checkpoints and execution records: what a rule run must find
+//! again after a restart.
+//!
+//! A [`Checkpoint`] is the end of the last window whose alerts were all
+//! acknowledged by the sink (`covered_until`); the next run searches from
+//! there (see `schedule::window`). Sequences that straddle a run boundary
+//! need no state of their own: each window reaches back by the sequence's
+//! `maxspan` (see `runner`), so the checkpoint is all there is.
+//!
+//! Three stores: the cluster (detectd's state and executions indices, for
+//! the daemon), a local directory (for `hunt` and users who cannot write to
+//! the cluster) and memory (tests). Every write is durable before it
+//! returns: `refresh=wait_for` on the cluster, write-temp-then-rename with
+//! fsync for files.
+
+pub mod cluster;
+pub mod file;
+pub mod memory;
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::runner::ExecutionRecord;
+
+pub use cluster::ClusterStateStore;
+pub use file::FileStateStore;
+pub use memory::MemoryStateStore;
+
+/// Where a rule stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Checkpoint {
+    pub rule_id: String,
+    /// End of the last window whose alerts were all acknowledged. Stored as
+    /// `checkpoint` (the date field of the state index template).
+    #[serde(rename = "checkpoint")]
+    pub covered_until: DateTime<Utc>,
+    /// When the checkpoint was written (the run's clock).
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
+    #[error("state file {path}: {reason}")]
+    File { path: String, reason: String },
+    #[error("stored state for rule `{rule_id}`: expected a checkpoint document, found {found}")]
+    BadDocument { rule_id: String, found: String },
+}
+
+/// Checkpoints and execution records of rule runs.
+pub trait StateStore: Send + Sync {
+    /// The rule's checkpoint, `None` before its first acknowledged window.
+    fn checkpoint(
+        &self,
+        rule_id: &str,
+    ) -> impl Future<Output = Result<Option<Checkpoint>, StateError>> + Send;
+
+    /// Stores the checkpoint; durable when this returns `Ok`.
+    fn save_checkpoint(
+        &self,
+        checkpoint: &Checkpoint,
+    ) -> impl Future<Output = Result<(), StateError>> + Send;
+
+    /// Appends one run's record.
+    fn record_execution(
+        &self,
+        record: &ExecutionRecord,
+    ) -> impl Future<Output = Result<(), StateError>> + Send;
+}
+
+/// The execution record as stored in the executions index: the fields its
+/// template maps (`window`, `alerts.*`, `gap` as date ranges) plus the rest
+/// of the record as is.
+pub fn execution_document(record: &ExecutionRecord) -> serde_json::Value {
+    let range =
+        |from: DateTime<Utc>, to: DateTime<Utc>| serde_json::json!({ "from": from, "to": to });
+    serde_json::json!({
+        "@timestamp": record.started_at,
+        "rule_id": record.rule_id,
+        "rule_name": record.rule_name,
+        "execution_id": record.execution_id,
+        "status": record.status,
+        "started_at": record.started_at,
+        "finished_at": record.finished_at,
+        "window": match (record.windows.first(), record.windows.last()) {
+            (Some(first), Some(last)) => range(first.start, last.end),
+            _ => serde_json::Value::Null,
+        },
+        "windows": record.windows,
+        "events_fetched": record.events_fetched,
+        "alerts": {
+            "created": record.alerts_created,
+            "duplicate": record.alerts_duplicate,
+            "capped": record.alerts_capped,
+            "failed": record.alerts_failed,
+        },
+        "search_duration_ms": record.search_duration_ms,
+        "index_duration_ms": record.index_duration_ms,
+        "warnings": record.warnings,
+        "gap": record.gap.map(|g| range(g.start, g.end)),
+        "error": record.error,
+    })
+}
