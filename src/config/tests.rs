@@ -247,3 +247,16 @@ fn debug_of_settings_never_shows_secrets() {
     .unwrap();
     assert!(!format!("{s:?}").contains("s3cret-pw"));
 }
+
+#[test]
+fn the_docker_config_is_valid() {
+    let s = with_file(
+        include_str!("../../docker/detectd.toml"),
+        ClusterSettings::default(),
+        Overrides::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.listen.to_string(), "0.0.0.0:9108");
+    assert_eq!(s.cluster.urls[0].as_str(), "http://elasticsearch:9200/");
+    assert_eq!(s.rules, vec![PathBuf::from("/etc/detectd/rules")]);
+}
