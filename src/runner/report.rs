@@ -2,7 +2,6 @@
 
 use chrono::TimeDelta;
 
-use super::record::{ExecutionRecord, RunStatus};
 use crate::schedule::window::Gap;
 
 /// Kibana's warning when `max_signals` cut a run short
@@ -66,44 +65,6 @@ pub(super) fn source_warnings(patterns: &[String], warnings: &[String]) -> Vec<S
         }
     }
     out
-}
-
-/// The structured log line of a run (the daemon installs the subscriber).
-pub(super) fn log_record(r: &ExecutionRecord) {
-    let window_start = r.windows.first().map(|w| w.start.to_rfc3339());
-    let window_end = r.windows.last().map(|w| w.end.to_rfc3339());
-    let gap = r
-        .gap
-        .map(|g| format!("{}..{}", g.start.to_rfc3339(), g.end.to_rfc3339()));
-    macro_rules! emit {
-        ($level:ident) => {
-            tracing::$level!(
-                rule_id = %r.rule_id,
-                rule_name = %r.rule_name,
-                execution_id = %r.execution_id,
-                status = ?r.status,
-                windows = r.windows.len(),
-                window_start = window_start.as_deref().unwrap_or(""),
-                window_end = window_end.as_deref().unwrap_or(""),
-                events_fetched = r.events_fetched,
-                alerts_created = r.alerts_created,
-                alerts_duplicate = r.alerts_duplicate,
-                alerts_capped = r.alerts_capped,
-                alerts_failed = r.alerts_failed,
-                search_duration_ms = r.search_duration_ms,
-                index_duration_ms = r.index_duration_ms,
-                warnings = ?r.warnings,
-                gap = gap.as_deref().unwrap_or(""),
-                error = r.error.as_deref().unwrap_or(""),
-                "rule run"
-            )
-        };
-    }
-    match r.status {
-        RunStatus::Succeeded => emit!(info),
-        RunStatus::PartialFailure => emit!(warn),
-        RunStatus::Failed => emit!(error),
-    }
 }
 
 #[cfg(test)]

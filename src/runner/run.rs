@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 
 use super::alerts::{alert_rule, group_ids};
 use super::record::{ExecutionRecord, RunStatus, WindowRange};
-use super::report::{gap_warning, log_record, source_warnings, MAX_SIGNALS_WARNING};
+use super::report::{gap_warning, source_warnings, MAX_SIGNALS_WARNING};
 use super::RuleExecutor;
 use crate::alert::{self, Alert, AlertContext, AlertRule, SourceEvent};
 use crate::eql::compile::{compile, CompileOptions, Plan, PlanKind};
@@ -156,7 +156,8 @@ where
                 "cannot store the execution record"
             );
         }
-        log_record(&record);
+        // The run's log line is written by its caller (the daemon's
+        // `log::run_finished`), the one place that defines it.
         record
     }
 
