@@ -235,23 +235,10 @@ fn panicked_record(
     why: &str,
 ) -> ExecutionRecord {
     ExecutionRecord {
-        rule_id: rule.rule_id.clone(),
-        rule_name: rule.name.clone(),
-        execution_id: String::new(),
         status: RunStatus::Failed,
-        started_at: started,
         finished_at: finished,
-        windows: Vec::new(),
-        events_fetched: 0,
-        alerts_created: 0,
-        alerts_duplicate: 0,
-        alerts_capped: 0,
-        alerts_failed: 0,
-        search_duration_ms: 0,
-        index_duration_ms: 0,
-        warnings: Vec::new(),
-        gap: None,
         error: Some(format!("the run panicked (a bug in detectd): {why}")),
+        ..ExecutionRecord::started(&rule.rule_id, &rule.name, String::new(), started)
     }
 }
 

@@ -54,3 +54,34 @@ pub struct ExecutionRecord {
     /// Why the run failed (status `failed`), secrets redacted.
     pub error: Option<String>,
 }
+
+impl ExecutionRecord {
+    /// A record of a run that has done nothing yet: status `succeeded`, all
+    /// counts zero, finished when it started.
+    pub fn started(
+        rule_id: &str,
+        rule_name: &str,
+        execution_id: String,
+        started_at: DateTime<Utc>,
+    ) -> Self {
+        ExecutionRecord {
+            rule_id: rule_id.to_string(),
+            rule_name: rule_name.to_string(),
+            execution_id,
+            status: RunStatus::Succeeded,
+            started_at,
+            finished_at: started_at,
+            windows: Vec::new(),
+            events_fetched: 0,
+            alerts_created: 0,
+            alerts_duplicate: 0,
+            alerts_capped: 0,
+            alerts_failed: 0,
+            search_duration_ms: 0,
+            index_duration_ms: 0,
+            warnings: Vec::new(),
+            gap: None,
+            error: None,
+        }
+    }
+}

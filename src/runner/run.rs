@@ -116,25 +116,12 @@ where
     /// The run behind [`RuleExecutor::execute`].
     pub async fn run(&self, rule: &Rule, now: DateTime<Utc>) -> ExecutionRecord {
         let clock = Instant::now();
-        let mut record = ExecutionRecord {
-            rule_id: rule.rule_id.clone(),
-            rule_name: rule.name.clone(),
-            execution_id: uuid::Uuid::new_v4().to_string(),
-            status: RunStatus::Succeeded,
-            started_at: now,
-            finished_at: now,
-            windows: Vec::new(),
-            events_fetched: 0,
-            alerts_created: 0,
-            alerts_duplicate: 0,
-            alerts_capped: 0,
-            alerts_failed: 0,
-            search_duration_ms: 0,
-            index_duration_ms: 0,
-            warnings: Vec::new(),
-            gap: None,
-            error: None,
-        };
+        let mut record = ExecutionRecord::started(
+            &rule.rule_id,
+            &rule.name,
+            uuid::Uuid::new_v4().to_string(),
+            now,
+        );
         let outcome = self.run_windows(rule, now, &mut record).await;
         record.status = match &outcome {
             Err(e) => {
