@@ -304,6 +304,14 @@ where
             };
             stream.push(plan, hit, ordinal.as_ref(), &event);
         }
+        let dropped = stream.overflow();
+        if dropped > 0 {
+            record.warnings.push(format!(
+                "{dropped} partial sequences were dropped at the limit of {} pending; \
+                 sequences may have been missed in this window",
+                self.settings.limits.max_pending
+            ));
+        }
         let found = match plan.kind {
             PlanKind::Sequence => stream.finish_at(window.end.timestamp_millis()),
             PlanKind::Event | PlanKind::Sample => stream.finish(),

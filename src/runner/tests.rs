@@ -734,3 +734,50 @@ async fn a_refused_id_lookup_degrades_to_conflicts() {
     assert!(two.warnings[0].starts_with("cannot look up existing alerts"));
     assert_eq!(r.sink().0.alerts(ALERTS).len(), 3);
 }
+
+#[tokio::test]
+async fn dropped_partial_sequences_are_reported_not_silent() {
+    let rule = founding();
+    let start = t0() + Duration::minutes(1);
+    let mut docs: Vec<Document> = ["k1", "k2", "k3"]
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            library(
+                &format!("{k}-lib"),
+                start + Duration::milliseconds(100 * i as i64),
+                k,
+                k,
+                "powershell.exe",
+            )
+        })
+        .collect();
+    docs.push(network(
+        "k1-net",
+        start + Duration::seconds(1),
+        "k1",
+        "k1",
+        "powershell.exe",
+        "10.0.0.5",
+        135,
+    ));
+    let settings = RunnerSettings {
+        limits: crate::eql::sequence::Limits { max_pending: 1 },
+        ..RunnerSettings::default()
+    };
+    let r = Runner::new(
+        MemorySource::new(docs),
+        MemorySink::new(),
+        MemoryStateStore::new(),
+        settings,
+    );
+    let rec = r.execute(&rule, t0() + Duration::minutes(5)).await;
+    assert_eq!(rec.status, RunStatus::PartialFailure, "{rec:?}");
+    assert!(
+        rec.warnings
+            .iter()
+            .any(|w| w.contains("partial sequences were dropped at the limit of 1 pending")),
+        "{rec:?}"
+    );
+    assert_eq!(rec.alerts_created, 0, "k1's partial sequence was dropped");
+}
