@@ -286,7 +286,7 @@ async fn without_the_ca_the_server_is_refused() {
             .unwrap_or_default()
     });
     assert!(!text.contains("Pw-NoCa-771"), "{text}");
-    assert_refused_for_the_certificate(result, "system roots do not know the test CA");
+    assert_refused_for_the_certificate(result, "the built-in roots do not know the test CA");
     assert!(
         server.seen.lock().unwrap().is_empty(),
         "no request (and no credentials) may be sent over an unverified connection"
