@@ -156,6 +156,25 @@ fn error_reason(body: &[u8]) -> String {
     snippet(body)
 }
 
+/// An error and its causes, `outer: inner: ...`. The HTTP client's own
+/// message is only "error sending request for url (...)"; why (a refused
+/// connection, an unknown certificate issuer, a name the certificate is not
+/// valid for) is in the source chain.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        // hyper and reqwest repeat the inner message in the outer one at times.
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = cause.source();
+    }
+    out
+}
+
 /// The first 200 characters of a body, for messages about bodies we cannot read.
 pub fn snippet(body: &[u8]) -> String {
     let text = String::from_utf8_lossy(body);
@@ -223,7 +242,7 @@ impl Cluster {
             method: method_name(method),
             path: path.to_string(),
             timeout: e.is_timeout(),
-            reason: e.to_string(),
+            reason: error_chain(&e),
         };
         let response = self
             .es
@@ -427,6 +446,14 @@ fn build_client(settings: &ConnectionSettings) -> Result<Elasticsearch, ClusterE
         )),
     };
     if !settings.verify_tls {
+        // Loud on purpose: with verification off anyone on the path can pose
+        // as the cluster and read the credentials detectd sends.
+        let urls: Vec<&str> = settings.urls.iter().map(|u| u.as_str()).collect();
+        tracing::warn!(
+            cluster = ?urls,
+            ca_cert_ignored = settings.ca_cert.is_some(),
+            "tls certificate verification is off (verify_tls = false): the cluster's identity is not checked; use this only for throw-away test clusters"
+        );
         builder = builder.cert_validation(CertificateValidation::None);
     } else if let Some(path) = &settings.ca_cert {
         let pem = std::fs::read(path).map_err(|e| ClusterError::CaCert {

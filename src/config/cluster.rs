@@ -88,8 +88,49 @@ pub enum SettingsError {
     UserWithoutPassword,
     #[error("both an api key and a username are set: expected one kind of auth")]
     TwoAuthMethods,
+    #[error("the cluster urls carry different credentials: expected one username and password")]
+    UrlCredentialsDiffer,
     #[error("invalid request timeout {0}: expected a positive number of seconds")]
     BadTimeout(f64),
+}
+
+/// `raw` with any `user:password@` between the scheme and the host replaced
+/// by `<redacted>@`, for error messages about a URL that may carry secrets.
+fn redact_userinfo(raw: &str) -> String {
+    let Some(scheme_end) = raw.find("://").map(|i| i + 3) else {
+        return raw.to_string();
+    };
+    let authority_end = raw[scheme_end..]
+        .find(['/', '?', '#'])
+        .map_or(raw.len(), |i| scheme_end + i);
+    match raw[scheme_end..authority_end].rfind('@') {
+        Some(at) => format!(
+            "{}<redacted>{}",
+            &raw[..scheme_end],
+            &raw[scheme_end + at..]
+        ),
+        None => raw.to_string(),
+    }
+}
+
+/// Decodes `%XX` escapes (URL userinfo is percent-encoded by the parser).
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
+            if let Ok(b) = u8::from_str_radix(hex, 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// How detectd authenticates to the cluster.
@@ -164,6 +205,10 @@ impl ClusterSettings {
             return Err(SettingsError::NoUrl);
         }
         let mut urls = Vec::with_capacity(raw_urls.len());
+        // Credentials written into a URL (`https://user:pass@host`) are taken
+        // out of it: URLs are logged and appear in transport errors, so a URL
+        // must never carry a password. They become basic auth instead.
+        let mut url_credentials: Option<(String, Secret)> = None;
         for raw in raw_urls {
             let mut text = raw.trim().to_string();
             if !text.ends_with('/') {
@@ -171,18 +216,39 @@ impl ClusterSettings {
             }
             let url =
                 elasticsearch::http::Url::parse(&text).map_err(|e| SettingsError::BadUrl {
-                    url: raw.clone(),
+                    url: redact_userinfo(&raw),
                     reason: e.to_string(),
                 })?;
             if url.scheme() != "http" && url.scheme() != "https" {
                 return Err(SettingsError::BadScheme {
-                    url: raw,
+                    url: redact_userinfo(&raw),
                     scheme: url.scheme().to_string(),
                 });
             }
+            let mut url = url;
+            if !url.username().is_empty() || url.password().is_some() {
+                let user = percent_decode(url.username());
+                let pass = Secret(url.password().map(percent_decode).unwrap_or_default());
+                // Clearing cannot fail for http(s) URLs, which have a host.
+                let _ = url.set_username("");
+                let _ = url.set_password(None);
+                match &url_credentials {
+                    Some((u, p)) if *u != user || *p != pass => {
+                        return Err(SettingsError::UrlCredentialsDiffer)
+                    }
+                    _ => url_credentials = Some((user, pass)),
+                }
+            }
             urls.push(url);
         }
-        let auth = match (&self.api_key, &self.username, &self.password) {
+        let (username, password) = match url_credentials {
+            None => (self.username.clone(), self.password.clone()),
+            Some(_) if self.username.is_some() || self.password.is_some() => {
+                return Err(SettingsError::TwoAuthMethods)
+            }
+            Some((user, pass)) => (Some(user), Some(pass)),
+        };
+        let auth = match (&self.api_key, &username, &password) {
             (Some(_), Some(_), _) => return Err(SettingsError::TwoAuthMethods),
             (Some(key), None, _) => Auth::ApiKey(key.clone()),
             (None, Some(u), Some(p)) => Auth::Basic {
@@ -267,6 +333,54 @@ mod tests {
         assert_eq!(merged.urls[0].host_str(), Some("env"));
         assert!(!merged.verify_tls);
         assert_eq!(merged.request_timeout, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn url_credentials_become_basic_auth_and_leave_the_url() {
+        let s = env(&[(ENV_URL, "https://ops:p%40ss-Url-9@es:9200/x")])
+            .resolve()
+            .unwrap();
+        assert_eq!(s.urls[0].as_str(), "https://es:9200/x/");
+        assert_eq!(
+            s.auth,
+            Auth::Basic {
+                username: "ops".into(),
+                password: Secret::new("p@ss-Url-9"),
+            }
+        );
+        assert!(!format!("{s:?}").contains("p%40ss-Url-9"));
+        assert_eq!(
+            env(&[
+                (ENV_URL, "https://ops:pw@es:9200"),
+                (ENV_USERNAME, "other"),
+                (ENV_PASSWORD, "x")
+            ])
+            .resolve()
+            .unwrap_err(),
+            SettingsError::TwoAuthMethods
+        );
+        assert_eq!(
+            env(&[(ENV_URL, "https://a:pw1@es1:9200,https://a:pw2@es2:9200")])
+                .resolve()
+                .unwrap_err(),
+            SettingsError::UrlCredentialsDiffer
+        );
+    }
+
+    #[test]
+    fn bad_url_errors_do_not_echo_a_password() {
+        let err = env(&[(ENV_URL, "https://ops:Leak-Me-42@[bad/x")])
+            .resolve()
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(!text.contains("Leak-Me-42"), "{text}");
+        assert!(text.contains("https://<redacted>@[bad/x"), "{text}");
+        let err = env(&[(ENV_URL, "ftp://ops:Leak-Me-42@host")])
+            .resolve()
+            .unwrap_err();
+        assert!(!err.to_string().contains("Leak-Me-42"), "{err}");
+        assert_eq!(redact_userinfo("http://host/a@b"), "http://host/a@b");
+        assert_eq!(percent_decode("a%2"), "a%2");
     }
 
     #[test]
