@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 
 #[path = "../checks.rs"]
+#[allow(dead_code)] // each target uses half of the shared checks
 mod checks;
 
 // Compiled once per process, not per input.
