@@ -97,19 +97,21 @@ impl EvalHarness {
     /// same event). Every stage's condition is evaluated on each event, and
     /// the events go through a [`Stream`] in the order Elasticsearch would
     /// see them (time order, untimed last; input order for samples), which
-    /// is then finished and turned into hits. Nothing may panic.
-    pub fn check(&self, data: &[u8]) {
+    /// is then finished and turned into hits. Nothing may panic. Returns
+    /// each query's name (its rule file) and hit total.
+    pub fn check(&self, data: &[u8]) -> Vec<(&str, u64)> {
         let lines: Vec<&[u8]> = data
             .split(|b| *b == b'\n')
             .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
             .collect();
-        for (name, plan) in &self.plans {
-            run_plan(name, plan, &lines);
-        }
+        self.plans
+            .iter()
+            .map(|(name, plan)| (name.as_str(), run_plan(name, plan, &lines)))
+            .collect()
     }
 }
 
-fn run_plan(name: &str, plan: &Plan, lines: &[&[u8]]) {
+fn run_plan(name: &str, plan: &Plan, lines: &[&[u8]]) -> u64 {
     let mut events: Vec<(usize, Event)> = Vec::new();
     for (n, line) in lines.iter().enumerate() {
         let decoded = plan.fields().decode_event(line);
@@ -161,5 +163,7 @@ fn run_plan(name: &str, plan: &Plan, lines: &[&[u8]]) {
         stream.push(plan, events[i].0, ordinals[i].as_ref(), &events[i].1);
     }
     let found = stream.finish();
-    let _ = search::hits(plan.kind, found, |_| search::HitEvent::placeholder());
+    search::hits(plan.kind, found, |_| search::HitEvent::placeholder())
+        .total
+        .value
 }

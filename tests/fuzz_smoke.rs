@@ -59,3 +59,25 @@ fn eval_seeds_run_clean() {
         harness.check(bytes);
     }
 }
+
+/// The seeds reach the matchers, not only the decoders: the founding rule
+/// finds its sequence in the matching seed and none when the network event
+/// comes after `maxspan`.
+#[test]
+fn eval_seeds_reach_the_founding_rule() {
+    let harness = checks::EvalHarness::new();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/eval");
+    let total = |file: &str| {
+        let bytes = fs::read(dir.join(file)).expect("seed");
+        harness
+            .check(&bytes)
+            .into_iter()
+            .find(|(name, _)| name.contains("execution_scheduled_task_powershell"))
+            .map(|(_, n)| n)
+            .expect("the founding rule is among the eval queries")
+    };
+    assert_eq!(total("founding-rule-match.ndjson"), 1);
+    assert_eq!(total("founding-rule-dotted-keys.ndjson"), 1);
+    assert_eq!(total("founding-rule-too-late.ndjson"), 0);
+    assert_eq!(total("founding-rule-loopback.ndjson"), 0);
+}

@@ -13,4 +13,6 @@ mod checks;
 // Compiled once per process, not per input.
 static HARNESS: OnceLock<checks::EvalHarness> = OnceLock::new();
 
-fuzz_target!(|data: &[u8]| HARNESS.get_or_init(checks::EvalHarness::new).check(data));
+fuzz_target!(|data: &[u8]| {
+    HARNESS.get_or_init(checks::EvalHarness::new).check(data);
+});
