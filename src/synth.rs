@@ -194,6 +194,40 @@ impl Iterator for Synth {
     }
 }
 
+/// The library half of the founding rule's attack: `process` on `host`
+/// (process `entity`) loads taskschd.dll at `at` (an ISO timestamp). With
+/// [`founding_network`], the fixture of the runner's tests.
+pub fn founding_library(at: &str, host: &str, entity: &str, process: &str) -> Value {
+    json!({
+        "@timestamp": at,
+        "event": {"category": "library", "kind": "event", "action": "load", "module": "endpoint"},
+        "host": {"id": host, "name": format!("ws-{host}")},
+        "process": {"name": process, "entity_id": entity, "pid": 4242},
+        "dll": {"name": "taskschd.dll", "path": "C:\\Windows\\System32\\taskschd.dll"},
+        "user": {"name": "alice"}
+    })
+}
+
+/// The network half: the same process connects to `address:port` at `at`.
+pub fn founding_network(
+    at: &str,
+    host: &str,
+    entity: &str,
+    process: &str,
+    address: &str,
+    port: u16,
+) -> Value {
+    json!({
+        "@timestamp": at,
+        "event": {"category": "network", "kind": "event", "action": "connection_attempted", "module": "endpoint"},
+        "host": {"id": host, "name": format!("ws-{host}")},
+        "process": {"name": process, "entity_id": entity, "pid": 4242},
+        "destination": {"address": address, "ip": address, "port": port},
+        "source": {"ip": "10.0.0.9", "port": 50123},
+        "user": {"name": "alice"}
+    })
+}
+
 /// `2023-11-14T22:13:20.000Z` for epoch milliseconds.
 pub fn iso_millis(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms)

@@ -58,14 +58,7 @@ fn library(id: &str, at: DateTime<Utc>, host: &str, entity: &str, process: &str)
     Ev {
         kind: "library",
         id: id.into(),
-        source: json!({
-            "@timestamp": iso(at),
-            "event": {"category": "library", "kind": "event", "action": "load", "module": "endpoint"},
-            "host": {"id": host, "name": format!("ws-{host}")},
-            "process": {"name": process, "entity_id": entity, "pid": 4242},
-            "dll": {"name": "taskschd.dll"},
-            "user": {"name": "alice"}
-        }),
+        source: detectd::synth::founding_library(&iso(at), host, entity, process),
     }
 }
 
@@ -81,15 +74,7 @@ fn network(
     Ev {
         kind: "network",
         id: id.into(),
-        source: json!({
-            "@timestamp": iso(at),
-            "event": {"category": "network", "kind": "event", "action": "connection_attempted", "module": "endpoint"},
-            "host": {"id": host, "name": format!("ws-{host}")},
-            "process": {"name": process, "entity_id": entity, "pid": 4242},
-            "destination": {"address": address, "ip": address, "port": port},
-            "source": {"ip": "10.0.0.9", "port": 50123},
-            "user": {"name": "alice"}
-        }),
+        source: detectd::synth::founding_network(&iso(at), host, entity, process, address, port),
     }
 }
 

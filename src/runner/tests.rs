@@ -60,18 +60,10 @@ fn library(id: &str, at: DateTime<Utc>, host: &str, entity: &str, process: &str)
     Document {
         index: "logs-endpoint.events.library-default".into(),
         id: id.into(),
-        source: json!({
-            "@timestamp": iso(at),
-            "event": {"category": "library", "kind": "event", "action": "load", "module": "endpoint"},
-            "host": {"id": host, "name": format!("ws-{host}")},
-            "process": {"name": process, "entity_id": entity, "pid": 4242},
-            "dll": {"name": "taskschd.dll", "path": "C:\\Windows\\System32\\taskschd.dll"},
-            "user": {"name": "alice"}
-        }),
+        source: crate::synth::founding_library(&iso(at), host, entity, process),
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 fn network(
     id: &str,
     at: DateTime<Utc>,
@@ -84,15 +76,7 @@ fn network(
     Document {
         index: "logs-endpoint.events.network-default".into(),
         id: id.into(),
-        source: json!({
-            "@timestamp": iso(at),
-            "event": {"category": "network", "kind": "event", "action": "connection_attempted", "module": "endpoint"},
-            "host": {"id": host, "name": format!("ws-{host}")},
-            "process": {"name": process, "entity_id": entity, "pid": 4242},
-            "destination": {"address": address, "ip": address, "port": port},
-            "source": {"ip": "10.0.0.9", "port": 50123},
-            "user": {"name": "alice"}
-        }),
+        source: crate::synth::founding_network(&iso(at), host, entity, process, address, port),
     }
 }
 
