@@ -73,7 +73,7 @@ pub fn status_text(status: RunStatus) -> &'static str {
 
 /// Logs one finished run: info when it succeeded, warn on partial failure,
 /// error when it failed.
-pub fn run_finished(record: &ExecutionRecord) {
+pub fn run_finished(record: &ExecutionRecord, start_delay: std::time::Duration) {
     let window_start = record.windows.first().map(|w| w.start.to_rfc3339());
     let window_end = record.windows.last().map(|w| w.end.to_rfc3339());
     let gap_start = record.gap.map(|g| g.start.to_rfc3339());
@@ -87,6 +87,7 @@ pub fn run_finished(record: &ExecutionRecord) {
                 rule_name = %record.rule_name,
                 execution_id = %record.execution_id,
                 status = status_text(record.status),
+                start_delay_ms = start_delay.as_millis() as u64,
                 windows = record.windows.len(),
                 window_start = window_start.as_deref(),
                 window_end = window_end.as_deref(),
@@ -221,7 +222,9 @@ mod tests {
     fn a_run_is_one_json_line_with_fields() {
         let mut record = crate::daemon::metrics::tests::record("r1", RunStatus::PartialFailure);
         record.warnings = vec!["capped".into()];
-        let log = captured(LogFormat::Json, || run_finished(&record));
+        let log = captured(LogFormat::Json, || {
+            run_finished(&record, std::time::Duration::from_millis(1500))
+        });
         let lines: Vec<&str> = log.lines().collect();
         assert_eq!(lines.len(), 1, "{log}");
         let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
@@ -240,7 +243,9 @@ mod tests {
     #[test]
     fn human_lines_carry_the_same_fields() {
         let record = crate::daemon::metrics::tests::record("r2", RunStatus::Failed);
-        let log = captured(LogFormat::Human, || run_finished(&record));
+        let log = captured(LogFormat::Human, || {
+            run_finished(&record, std::time::Duration::from_millis(1500))
+        });
         assert!(log.contains("ERROR"), "{log}");
         assert!(log.contains("rule_id=r2"), "{log}");
         assert!(log.contains("status=\"failed\""), "{log}");
