@@ -235,8 +235,15 @@ where
         if record.status == RunStatus::Failed {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
-        self.metrics.observe(&record, started.elapsed());
-        log::run_finished(&record, delay);
+        let took = started.elapsed();
+        self.metrics.observe(&record, took);
+        log::run_finished(
+            &record,
+            log::RunTiming {
+                start_delay: delay,
+                took,
+            },
+        );
         record
     }
 }
