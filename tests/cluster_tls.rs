@@ -522,7 +522,7 @@ async fn secrets_appear_in_no_log_error_record_or_metric() {
             ExecutionRecord::started("rule-1", "Rule one", "exec-1".into(), Utc::now());
         record.status = RunStatus::Failed;
         record.error = Some(basic_err.to_string());
-        log::run_finished(&record);
+        log::run_finished(&record, log::RunTiming::default());
         outputs.push((
             "execution record".into(),
             serde_json::to_string(&record).unwrap(),

@@ -73,7 +73,16 @@ pub fn status_text(status: RunStatus) -> &'static str {
 
 /// Logs one finished run: info when it succeeded, warn on partial failure,
 /// error when it failed.
-pub fn run_finished(record: &ExecutionRecord) {
+/// The daemon's own timing of one run, beside what the record holds.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunTiming {
+    /// How late the run started after its scheduled time.
+    pub start_delay: std::time::Duration,
+    /// Wall time of the whole run as the daemon measured it.
+    pub took: std::time::Duration,
+}
+
+pub fn run_finished(record: &ExecutionRecord, timing: RunTiming) {
     let window_start = record.windows.first().map(|w| w.start.to_rfc3339());
     let window_end = record.windows.last().map(|w| w.end.to_rfc3339());
     let gap_start = record.gap.map(|g| g.start.to_rfc3339());
@@ -87,6 +96,8 @@ pub fn run_finished(record: &ExecutionRecord) {
                 rule_name = %record.rule_name,
                 execution_id = %record.execution_id,
                 status = status_text(record.status),
+                start_delay_ms = timing.start_delay.as_millis() as u64,
+                duration_ms = timing.took.as_millis() as u64,
                 windows = record.windows.len(),
                 window_start = window_start.as_deref(),
                 window_end = window_end.as_deref(),
@@ -217,11 +228,18 @@ mod tests {
         }
     }
 
+    fn timing() -> RunTiming {
+        RunTiming {
+            start_delay: std::time::Duration::from_millis(1500),
+            took: std::time::Duration::from_millis(2750),
+        }
+    }
+
     #[test]
     fn a_run_is_one_json_line_with_fields() {
         let mut record = crate::daemon::metrics::tests::record("r1", RunStatus::PartialFailure);
         record.warnings = vec!["capped".into()];
-        let log = captured(LogFormat::Json, || run_finished(&record));
+        let log = captured(LogFormat::Json, || run_finished(&record, timing()));
         let lines: Vec<&str> = log.lines().collect();
         assert_eq!(lines.len(), 1, "{log}");
         let v: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
@@ -233,6 +251,8 @@ mod tests {
         assert_eq!(v["alerts_capped"], 1);
         assert_eq!(v["events_fetched"], 10);
         assert_eq!(v["warnings"], "capped");
+        assert_eq!(v["start_delay_ms"], 1500);
+        assert_eq!(v["duration_ms"], 2750);
         assert_eq!(v["gap_start"], "2024-05-01T09:58:30+00:00");
         assert!(v.get("error").is_none(), "absent fields are left out: {v}");
     }
@@ -240,7 +260,7 @@ mod tests {
     #[test]
     fn human_lines_carry_the_same_fields() {
         let record = crate::daemon::metrics::tests::record("r2", RunStatus::Failed);
-        let log = captured(LogFormat::Human, || run_finished(&record));
+        let log = captured(LogFormat::Human, || run_finished(&record, timing()));
         assert!(log.contains("ERROR"), "{log}");
         assert!(log.contains("rule_id=r2"), "{log}");
         assert!(log.contains("status=\"failed\""), "{log}");

@@ -67,6 +67,7 @@ pub struct Metrics {
     failures: PerRule,
     gap_seconds: Family<RuleLabels, Gauge<f64, AtomicU64>>,
     rules_loaded: Gauge,
+    start_delay: Histogram,
 }
 
 impl Default for Metrics {
@@ -90,6 +91,8 @@ impl Metrics {
         let failures = PerRule::default();
         let gap_seconds = Family::<RuleLabels, Gauge<f64, AtomicU64>>::default();
         let rules_loaded = Gauge::default();
+        // 1 ms .. ~4 min: waiting for a permit, up to a whole missed interval.
+        let start_delay = Histogram::new(exponential_buckets(0.001, 4.0, 10));
 
         registry.register(
             "detectd_rule_runs",
@@ -141,6 +144,11 @@ impl Metrics {
             "Rules loaded and scheduled",
             rules_loaded.clone(),
         );
+        registry.register(
+            "detectd_run_start_delay_seconds",
+            "How late runs started after their scheduled time (waiting for a concurrency permit or an overrunning previous run)",
+            start_delay.clone(),
+        );
         Metrics {
             registry,
             runs,
@@ -153,7 +161,13 @@ impl Metrics {
             failures,
             gap_seconds,
             rules_loaded,
+            start_delay,
         }
+    }
+
+    /// Records how late a run started after its scheduled time.
+    pub fn observe_start_delay(&self, delay: Duration) {
+        self.start_delay.observe(delay.as_secs_f64());
     }
 
     /// Records one finished run. `took` is the wall time the daemon measured
@@ -280,6 +294,7 @@ pub(crate) mod tests {
         );
         m.observe(&record("r1", RunStatus::Failed), Duration::from_millis(80));
         m.set_rules_loaded(7);
+        m.observe_start_delay(Duration::from_millis(2500));
         let text = m.encode();
         for line in [
             "detectd_rule_runs_total{rule_id=\"r1\",status=\"partial_failure\"} 1",
@@ -292,6 +307,8 @@ pub(crate) mod tests {
             "detectd_rule_gap_seconds{rule_id=\"r1\"} 90.0",
             "detectd_rule_run_duration_seconds_count{rule_id=\"r1\"} 2",
             "detectd_rules_loaded 7",
+            "detectd_run_start_delay_seconds_sum 2.5",
+            "detectd_run_start_delay_seconds_count 1",
         ] {
             assert!(text.contains(line), "missing {line:?} in\n{text}");
         }

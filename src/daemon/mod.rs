@@ -202,11 +202,24 @@ where
     C: Clock,
 {
     /// One run on its own task (a panic in it becomes a failed record, not
-    /// a dead rule loop), then its metrics and log line.
-    async fn execute(&self, tracker: &TaskTracker, rule: Arc<Rule>) -> ExecutionRecord {
+    /// a dead rule loop), then its metrics and log line. `due` is when the
+    /// schedule wanted the run to start.
+    async fn execute(
+        &self,
+        tracker: &TaskTracker,
+        rule: Arc<Rule>,
+        due: tokio::time::Instant,
+    ) -> ExecutionRecord {
         let started = tokio::time::Instant::now();
+        let delay = started.saturating_duration_since(due);
         let now = self.clock.now();
-        tracing::debug!(rule_id = %rule.rule_id, now = %now.to_rfc3339(), "rule run started");
+        tracing::debug!(
+            rule_id = %rule.rule_id,
+            now = %now.to_rfc3339(),
+            start_delay_ms = delay.as_millis() as u64,
+            "rule run started"
+        );
+        self.metrics.observe_start_delay(delay);
         let executor = self.executor.clone();
         let task_rule = rule.clone();
         let run = async move { executor.execute(&task_rule, now).await };
@@ -222,8 +235,15 @@ where
         if record.status == RunStatus::Failed {
             self.failed.fetch_add(1, Ordering::Relaxed);
         }
-        self.metrics.observe(&record, started.elapsed());
-        log::run_finished(&record);
+        let took = started.elapsed();
+        self.metrics.observe(&record, took);
+        log::run_finished(
+            &record,
+            log::RunTiming {
+                start_delay: delay,
+                took,
+            },
+        );
         record
     }
 }
@@ -387,6 +407,8 @@ where
         let tracker = TaskTracker::new();
         let cancel = CancellationToken::new();
         let mut scheduled = 0u64;
+        // every rule is due now: the start delay says how long it queued
+        let due = tokio::time::Instant::now();
         for rule in set.enabled() {
             scheduled += 1;
             let (shared, tracker2, rule, cancel) = (
@@ -397,7 +419,7 @@ where
             );
             tracker.spawn(async move {
                 let flight = Arc::new(Mutex::new(()));
-                scheduler::run_guarded(&shared, &tracker2, &rule, &flight, &cancel).await
+                scheduler::run_guarded(&shared, &tracker2, &rule, &flight, &cancel, due).await
             });
         }
         tracker.close();

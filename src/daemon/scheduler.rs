@@ -169,18 +169,23 @@ async fn rule_loop<E, C>(
     C: Clock,
 {
     let interval = rule.schedule.interval;
+    // `due` is the grid point the run belongs to; `next` when it can start
+    // (later than `due` after an overrun). Their difference is lateness.
+    let mut due = next;
     loop {
         tokio::select! {
             biased;
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep_until(next) => {}
         }
-        let Some(record) = run_guarded(&shared, &tracker, &rule, &flight, &cancel).await else {
+        let Some(record) = run_guarded(&shared, &tracker, &rule, &flight, &cancel, due).await
+        else {
             return;
         };
         drop(record);
         let now = Instant::now();
         next += interval;
+        due = next;
         if next < now {
             // Overran: go again right away, once, rather than catching up
             // every missed tick (the runner's catch-up covers the time).
@@ -192,12 +197,15 @@ async fn rule_loop<E, C>(
 /// One run under the rule's flight lock and a concurrency permit; `None`
 /// if cancelled before it started. Once started, the run finishes even if
 /// the daemon shuts down meanwhile (its writes and checkpoint matter).
+/// `due` is when the schedule wanted it to start: waiting for the lock or
+/// a permit past it is the run's start delay.
 pub(super) async fn run_guarded<E, C>(
     shared: &Arc<Shared<E, C>>,
     tracker: &TaskTracker,
     rule: &Arc<Rule>,
     flight: &Arc<Mutex<()>>,
     cancel: &CancellationToken,
+    due: Instant,
 ) -> Option<ExecutionRecord>
 where
     E: RuleExecutor + 'static,
@@ -213,7 +221,7 @@ where
         _ = cancel.cancelled() => return None,
         p = acquire(&shared.limit) => p,
     };
-    Some(shared.execute(tracker, rule.clone()).await)
+    Some(shared.execute(tracker, rule.clone(), due).await)
 }
 
 async fn acquire(limit: &Arc<Semaphore>) -> Option<tokio::sync::OwnedSemaphorePermit> {

@@ -288,7 +288,7 @@ async fn a_slow_run_is_followed_right_after_and_never_overlaps() {
     let dir = tempfile::tempdir().unwrap();
     write_rule(dir.path(), "slow", "1m");
     let fake = Fake::new(&[("slow", Duration::from_secs(150))]);
-    let (stop, _reload, task, _) = start(options(dir.path(), 4, false), &fake, Mode::Daemon);
+    let (stop, _reload, task, metrics) = start(options(dir.path(), 4, false), &fake, Mode::Daemon);
     // calls are noted when they end; the 4th ends at 600 s
     wait(10 * MIN + Duration::from_secs(1)).await;
     let calls = fake.calls();
@@ -296,6 +296,17 @@ async fn a_slow_run_is_followed_right_after_and_never_overlaps() {
     let starts: Vec<u64> = calls.iter().map(|c| c.start.as_secs()).collect();
     // each run starts when the previous one ends: no pile-up of missed ticks
     assert_eq!(starts, vec![0, 150, 300, 450]);
+    // and each late run is counted late by 90 s (due 60, started 150; due
+    // 210, started 300; ...), the first and the one in flight aside
+    let text = metrics.encode();
+    assert!(
+        text.contains("detectd_run_start_delay_seconds_count 5"),
+        "{text}"
+    );
+    assert!(
+        text.contains("detectd_run_start_delay_seconds_sum 360.0"),
+        "{text}"
+    );
     for pair in calls.windows(2) {
         assert!(pair[1].start >= pair[0].end);
     }
@@ -313,10 +324,20 @@ async fn the_concurrency_limit_holds() {
     }
     let d: Vec<(&str, Duration)> = durations.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     let fake = Fake::new(&d);
-    let (stop, _reload, task, _) = start(options(dir.path(), 3, false), &fake, Mode::Daemon);
+    let (stop, _reload, task, metrics) = start(options(dir.path(), 3, false), &fake, Mode::Daemon);
     wait(Duration::from_secs(45)).await;
     assert_eq!(fake.max_in_flight.load(Ordering::SeqCst), 3);
     assert_eq!(fake.calls().len(), 10, "4 waves of at most 3 in 40 s");
+    // all due at 0: waves start 0, 10, 20 and 30 s late (3*10 + 3*20 + 30)
+    let text = metrics.encode();
+    assert!(
+        text.contains("detectd_run_start_delay_seconds_count 10"),
+        "{text}"
+    );
+    assert!(
+        text.contains("detectd_run_start_delay_seconds_sum 120.0"),
+        "{text}"
+    );
     stop.send(()).unwrap();
     task.await.unwrap().unwrap();
 }
