@@ -223,6 +223,14 @@ impl Cluster {
         &self.retry
     }
 
+    /// The same connection with another retry policy (the daemon connects
+    /// without retries, since it has its own backoff loop, then runs with
+    /// the default policy).
+    pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Cluster {
+        self.retry = retry;
+        self
+    }
+
     /// One HTTP request, no status check, no retry. `content_type` defaults
     /// to `application/json`.
     pub async fn send_raw(
