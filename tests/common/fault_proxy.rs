@@ -636,7 +636,7 @@ async fn bulk_items(
 ) -> Reply {
     let ops = bulk_ops(body);
     let every = every.max(1);
-    let failed = |i: usize| i % every == 0;
+    let failed = |i: usize| i.checked_rem(every) == Some(0);
     let mut kept = Vec::new();
     for (i, op) in ops.iter().enumerate() {
         if !failed(i) {
