@@ -561,9 +561,20 @@ fn cluster_down_at_start_up_is_waited_for_then_the_missed_windows_run_exactly() 
     )
     .unwrap();
     let config = case.write_config(&s.proxy.url());
+    // Credentials in the URL (used as basic auth, which the test cluster
+    // ignores) must show neither on /healthz nor in the log; only where the
+    // environment brings no credentials of its own, which would clash.
+    let secret = "it-faults-secret-pw-31";
+    let url = if std::env::var("ELASTICSEARCH_API_KEY").is_ok()
+        || std::env::var("ELASTICSEARCH_USERNAME").is_ok()
+    {
+        s.proxy.url()
+    } else {
+        format!("http://it-user:{secret}@127.0.0.1:{}", s.proxy.port())
+    };
 
     s.proxy.set_down(true);
-    let mut child = KillOnDrop(case.spawn(&config, &s.proxy.url(), "daemon.log"));
+    let mut child = KillOnDrop(case.spawn(&config, &url, "daemon.log"));
     let log = || case.log("daemon.log");
 
     // /healthz answers before the cluster does: 503 and why
@@ -588,6 +599,7 @@ fn cluster_down_at_start_up_is_waited_for_then_the_missed_windows_run_exactly() 
             .is_some_and(|r| r.contains("cannot connect to the cluster")),
         "{health}"
     );
+    assert!(!body.contains(secret), "{body}");
     let delays: Vec<u64> = waits[..3]
         .iter()
         .map(|w| w["retry_in_ms"].as_u64().unwrap())
@@ -613,6 +625,8 @@ fn cluster_down_at_start_up_is_waited_for_then_the_missed_windows_run_exactly() 
     })
     .unwrap_or_else(|| panic!("no run; log: {:#?}", log()));
     stop(&mut child.0, log);
+    let text = std::fs::read_to_string(case.path("daemon.log")).unwrap();
+    assert!(!text.contains(secret), "the password reached the log");
 
     assert_eq!(run["status"], "succeeded", "{run}");
     let records = case.executions();
