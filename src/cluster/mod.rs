@@ -93,6 +93,8 @@ pub struct Cluster {
     es: Elasticsearch,
     info: ServerInfo,
     retry: RetryPolicy,
+    /// The client's per-request timeout, named in timeout errors.
+    request_timeout: std::time::Duration,
 }
 
 impl fmt::Debug for Cluster {
@@ -100,6 +102,7 @@ impl fmt::Debug for Cluster {
         f.debug_struct("Cluster")
             .field("info", &self.info)
             .field("retry", &self.retry)
+            .field("request_timeout", &self.request_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -209,6 +212,7 @@ impl Cluster {
                 cluster_name: String::new(),
             },
             retry,
+            request_timeout: settings.request_timeout,
         };
         let root = cluster.request_json(Method::Get, "/", &[], None).await?;
         cluster.info = ServerInfo::from_root(&root).map_err(ClusterError::Unsupported)?;
@@ -221,6 +225,14 @@ impl Cluster {
 
     pub fn retry_policy(&self) -> &RetryPolicy {
         &self.retry
+    }
+
+    /// The same connection with another retry policy (the daemon connects
+    /// without retries, since it has its own backoff loop, then runs with
+    /// the default policy).
+    pub fn with_retry_policy(mut self, retry: RetryPolicy) -> Cluster {
+        self.retry = retry;
+        self
     }
 
     /// One HTTP request, no status check, no retry. `content_type` defaults
@@ -238,11 +250,23 @@ impl Cluster {
             headers.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
         }
         let query = if query.is_empty() { None } else { Some(query) };
-        let transport_err = |e: elasticsearch::Error| ClusterError::Transport {
-            method: method_name(method),
-            path: path.to_string(),
-            timeout: e.is_timeout(),
-            reason: error_chain(&e),
+        let transport_err = |e: elasticsearch::Error| {
+            let timeout = e.is_timeout();
+            let mut reason = error_chain(&e);
+            if timeout {
+                // "operation timed out" alone does not say which limit, nor
+                // which setting raises it.
+                reason = format!(
+                    "no response within the request timeout of {} s (request_timeout_secs): {reason}",
+                    self.request_timeout.as_secs_f64()
+                );
+            }
+            ClusterError::Transport {
+                method: method_name(method),
+                path: path.to_string(),
+                timeout,
+                reason,
+            }
         };
         let response = self
             .es

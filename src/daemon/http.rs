@@ -2,8 +2,13 @@
 //! HTTP/1.1, nothing else. hyper directly, since two fixed routes need no
 //! router. Stops accepting when the daemon shuts down; requests in progress
 //! are short and simply finish or drop.
+//!
+//! [`Server`] is started before detectd connects to the cluster, so an
+//! orchestrator sees `503` (and why) while the cluster is unreachable rather
+//! than a closed port.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http_body_util::Full;
@@ -21,6 +26,35 @@ use super::metrics::Metrics;
 pub struct Endpoints {
     pub health: Arc<Health>,
     pub metrics: Arc<Metrics>,
+}
+
+/// The endpoints served on their own task until [`Server::stop`].
+pub struct Server {
+    addr: SocketAddr,
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Binds `addr` and starts serving.
+    pub async fn start(addr: SocketAddr, endpoints: Endpoints) -> std::io::Result<Server> {
+        let listener = TcpListener::bind(addr).await?;
+        let addr = listener.local_addr().unwrap_or(addr);
+        let cancel = CancellationToken::new();
+        let task = tokio::spawn(serve(listener, Arc::new(endpoints), cancel.clone()));
+        Ok(Server { addr, cancel, task })
+    }
+
+    /// The address actually bound (port 0 picks one).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting connections and waits for the accept loop to end.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        let _ = self.task.await;
+    }
 }
 
 /// Serves until `cancel` fires. Accept errors (a full file table, a reset

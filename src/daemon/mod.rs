@@ -1,13 +1,16 @@
 //! `detectd run`: the daemon around rule runs. It loads the rules, fires
-//! each on its interval (see [`scheduler`]), reloads them on SIGHUP, serves
-//! `/healthz` and `/metrics`, logs one structured line per run, and on
-//! SIGTERM / SIGINT stops scheduling and waits for runs in flight (their
-//! alert writes and checkpoints) before returning.
+//! each on its interval (see [`scheduler`]), reloads them on SIGHUP, keeps
+//! the health and metrics `/healthz` and `/metrics` show, logs one
+//! structured line per run, and on SIGTERM / SIGINT stops scheduling and
+//! waits for runs in flight (their alert writes and checkpoints) before
+//! returning.
 //!
 //! What one run does is behind [`RuleExecutor`]; the clock, the shutdown
 //! signal and the cluster probe are injected, so the whole daemon is tested
-//! with a fake executor on tokio's paused clock.
+//! with a fake executor on tokio's paused clock. Start-up with real parts
+//! (serving the endpoints, waiting for the cluster) is [`start`].
 
+pub mod connect;
 pub mod health;
 pub mod http;
 pub mod log;
@@ -17,7 +20,6 @@ pub mod scheduler;
 pub mod start;
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -81,8 +83,6 @@ pub struct DaemonOptions {
     pub concurrency: usize,
     pub startup_jitter: bool,
     pub health_check_interval: Duration,
-    /// Where `/healthz` and `/metrics` listen; `None` serves nothing.
-    pub listen: Option<SocketAddr>,
 }
 
 impl DaemonOptions {
@@ -92,7 +92,6 @@ impl DaemonOptions {
             concurrency: s.concurrency,
             startup_jitter: s.startup_jitter,
             health_check_interval: s.health_check_interval,
-            listen: Some(s.listen),
         }
     }
 }
@@ -148,16 +147,6 @@ impl Signals {
         });
         Ok(signals)
     }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum DaemonError {
-    #[error("cannot listen on {addr} for /healthz and /metrics: {source}")]
-    Bind {
-        addr: SocketAddr,
-        #[source]
-        source: std::io::Error,
-    },
 }
 
 /// What a daemon's life amounted to.
@@ -302,6 +291,17 @@ where
         self
     }
 
+    /// Keeps health and metrics in `health` and `metrics` (those already
+    /// served on `/healthz` and `/metrics` since before the cluster was
+    /// reachable). Call before [`Daemon::run`].
+    pub fn with_endpoints(mut self, health: Arc<Health>, metrics: Arc<Metrics>) -> Self {
+        self.health = health;
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.metrics = metrics;
+        }
+        self
+    }
+
     pub fn metrics(&self) -> Arc<Metrics> {
         self.shared.metrics.clone()
     }
@@ -311,10 +311,10 @@ where
     }
 
     /// Runs until `signals.shutdown` (daemon) or until every rule ran once.
-    pub async fn run(self, mode: Mode, signals: Signals) -> Result<Outcome, DaemonError> {
+    pub async fn run(self, mode: Mode, signals: Signals) -> Outcome {
         match mode {
             Mode::Daemon => self.run_daemon(signals).await,
-            Mode::Once => Ok(self.run_once(signals).await),
+            Mode::Once => self.run_once(signals).await,
         }
     }
 
@@ -345,27 +345,14 @@ where
         (set, report)
     }
 
-    async fn run_daemon(self, mut signals: Signals) -> Result<Outcome, DaemonError> {
+    async fn run_daemon(self, mut signals: Signals) -> Outcome {
         let aux = CancellationToken::new();
-        let mut aux_tasks = Vec::new();
-        if let Some(addr) = self.options.listen {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| DaemonError::Bind { addr, source })?;
-            let bound = listener.local_addr().unwrap_or(addr);
-            tracing::info!(listen = %bound, "serving /healthz and /metrics");
-            let endpoints = Arc::new(http::Endpoints {
-                health: self.health.clone(),
-                metrics: self.shared.metrics.clone(),
-            });
-            aux_tasks.push(tokio::spawn(http::serve(listener, endpoints, aux.clone())));
-        }
-        aux_tasks.push(tokio::spawn(probe_loop(
+        let probing = tokio::spawn(probe_loop(
             self.probe.clone(),
             self.health.clone(),
             self.options.health_check_interval,
             aux.clone(),
-        )));
+        ));
 
         let tracker = TaskTracker::new();
         let (mut set, mut report) = self.load(&RuleSet::default()).await;
@@ -390,16 +377,14 @@ where
         tracker.close();
         tracker.wait().await;
         aux.cancel();
-        for task in aux_tasks {
-            let _ = task.await;
-        }
+        let _ = probing.await;
         let outcome = self.outcome(report, 0);
         tracing::info!(
             runs = outcome.runs,
             failed_runs = outcome.failed_runs,
             "stopped"
         );
-        Ok(outcome)
+        outcome
     }
 
     async fn run_once(self, mut signals: Signals) -> Outcome {

@@ -1,14 +1,18 @@
-//! Start-up of `detectd run` with real parts: connect to the cluster
-//! (waiting for it in daemon mode), install index templates, build the
-//! rule executor (the [`Runner`]), then hand over to [`Daemon::run`] with the process
-//! signals and the system clock.
+//! Start-up of `detectd run` with real parts: serve `/healthz` and
+//! `/metrics` (daemon mode), connect to the cluster and install the index
+//! templates (waiting for the cluster with backoff in daemon mode, see
+//! [`connect`]), build the rule executor (the [`Runner`]), then hand over to
+//! [`Daemon::run`] with the process signals and the system clock.
 
-use std::time::Duration;
+use std::net::SocketAddr;
+use std::sync::Arc;
 
+use super::connect::{self, Attempt, STARTUP_BACKOFF};
+use super::http::{Endpoints, Server};
 use super::{
-    log, ClusterProbe, Daemon, DaemonError, DaemonOptions, Mode, Outcome, Signals, SystemClock,
+    log, ClusterProbe, Daemon, DaemonOptions, Health, Metrics, Mode, Outcome, Signals, SystemClock,
 };
-use crate::cluster::{Cluster, ClusterError};
+use crate::cluster::{Cluster, ClusterError, RetryPolicy};
 use crate::config::{Settings, StateBackend};
 use crate::rule::Rule;
 use crate::runner::{ExecutionRecord, RuleExecutor, Runner, RunnerSettings};
@@ -22,38 +26,79 @@ pub enum StartError {
     Signals(#[source] std::io::Error),
     #[error("cannot start the rule-run threads: {0}")]
     Runtime(#[source] std::io::Error),
+    #[error("cannot listen on {addr} for /healthz and /metrics: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot connect to the cluster: {0}")]
     Connect(#[source] ClusterError),
     #[error("cannot install index templates: {0}")]
     Templates(#[source] ClusterError),
     #[error("cannot open the state store: {0}")]
     State(#[source] StateError),
-    #[error(transparent)]
-    Daemon(#[from] DaemonError),
 }
 
-/// How long to wait between connection attempts while the cluster is not
-/// up yet (containers start together).
-const CONNECT_RETRY: Duration = Duration::from_secs(5);
-
-/// Runs `detectd run`. In daemon mode an unreachable cluster is waited for
-/// (until a shutdown signal); `--once` fails at once instead.
+/// Runs `detectd run`. In daemon mode `/healthz` and `/metrics` are served
+/// at once and an unreachable cluster is waited for (until a shutdown
+/// signal); `--once` serves nothing and fails at once instead.
 pub async fn start(settings: Settings, mode: Mode) -> Result<Outcome, StartError> {
     log::settings(&settings);
     let mut signals = signals()?;
-    let cluster = loop {
-        match Cluster::connect(&settings.cluster).await {
-            Ok(c) => break c,
-            Err(e) if mode == Mode::Once => return Err(StartError::Connect(e)),
-            Err(e) => {
-                tracing::warn!(error = %e, retry_in_s = CONNECT_RETRY.as_secs(), "cluster not reachable yet");
-                tokio::select! {
-                    _ = &mut signals.shutdown => return Ok(Outcome::default()),
-                    _ = tokio::time::sleep(CONNECT_RETRY) => {}
-                }
-            }
-        }
+    if mode == Mode::Once {
+        let cluster = prepare(&settings, RetryPolicy::default())
+            .await
+            .map_err(|a| match a {
+                Attempt::Retry(e) | Attempt::Fatal(e) => e,
+            })?;
+        return run(&settings, cluster, mode, signals, None).await;
+    }
+
+    let health = Arc::new(Health::default());
+    let metrics = Arc::new(Metrics::new());
+    let endpoints = Endpoints {
+        health: health.clone(),
+        metrics: metrics.clone(),
     };
+    let addr = settings.listen;
+    let server = Server::start(addr, endpoints)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })?;
+    tracing::info!(listen = %server.local_addr(), "serving /healthz and /metrics");
+    // No retries inside an attempt: the backoff between attempts is the
+    // retry, and each failure is logged and shown on /healthz at once.
+    let ready = connect::wait_for(
+        || prepare(&settings, RetryPolicy::none()),
+        &STARTUP_BACKOFF,
+        &health,
+        &mut signals.shutdown,
+    )
+    .await;
+    let outcome = match ready {
+        Ok(Some(cluster)) => {
+            let cluster = cluster.with_retry_policy(RetryPolicy::default());
+            run(&settings, cluster, mode, signals, Some((health, metrics))).await
+        }
+        Ok(None) => {
+            tracing::info!("stopped before the cluster was reachable");
+            Ok(Outcome::default())
+        }
+        Err(e) => Err(e),
+    };
+    server.stop().await;
+    outcome
+}
+
+/// One start-up attempt: connect (`GET /`) and install the index templates.
+/// A template install refused for a reason other than an unreachable or
+/// busy cluster (e.g. missing privileges) is fatal; any connection failure
+/// is worth another attempt (a CA file or credentials may be fixed by then,
+/// as before this loop had backoff).
+async fn prepare(settings: &Settings, retry: RetryPolicy) -> Result<Cluster, Attempt<StartError>> {
+    let cluster = Cluster::connect_with(&settings.cluster, retry)
+        .await
+        .map_err(|e| Attempt::Retry(StartError::Connect(e)))?;
     let info = cluster.info();
     tracing::info!(
         distribution = ?info.distribution,
@@ -61,16 +106,30 @@ pub async fn start(settings: Settings, mode: Mode) -> Result<Outcome, StartError
         cluster_name = %info.cluster_name,
         "connected"
     );
-    let report = install_templates(&cluster, &index_names(&settings))
+    let report = install_templates(&cluster, &index_names(settings))
         .await
-        .map_err(StartError::Templates)?;
+        .map_err(|e| {
+            if e.is_retryable() {
+                Attempt::Retry(StartError::Templates(e))
+            } else {
+                Attempt::Fatal(StartError::Templates(e))
+            }
+        })?;
     tracing::info!(templates = ?report.templates, alerts_index_existed = report.alerts_index_existed, "index templates installed");
+    Ok(cluster)
+}
 
-    let executor = executor(&settings, &cluster)?;
-    let mut options = DaemonOptions::from_settings(&settings);
-    if mode == Mode::Once {
-        options.listen = None;
-    }
+/// Builds the executor and the daemon over a connected cluster and runs it;
+/// `endpoints` are the health and metrics already served (daemon mode).
+async fn run(
+    settings: &Settings,
+    cluster: Cluster,
+    mode: Mode,
+    signals: Signals,
+    endpoints: Option<(Arc<Health>, Arc<Metrics>)>,
+) -> Result<Outcome, StartError> {
+    let executor = executor(settings, &cluster)?;
+    let options = DaemonOptions::from_settings(settings);
     // Runs get threads of their own (one per concurrent run): matching is
     // CPU work, and the daemon's runtime must stay free for the schedule,
     // signals and /healthz.
@@ -80,13 +139,16 @@ pub async fn start(settings: Settings, mode: Mode) -> Result<Outcome, StartError
         .enable_all()
         .build()
         .map_err(StartError::Runtime)?;
-    let daemon = Daemon::new(options, executor, ClusterProbe(cluster), SystemClock)
+    let mut daemon = Daemon::new(options, executor, ClusterProbe(cluster), SystemClock)
         .with_runs_on(runs.handle().clone());
+    if let Some((health, metrics)) = endpoints {
+        daemon = daemon.with_endpoints(health, metrics);
+    }
     let outcome = daemon.run(mode, signals).await;
     // Every run has finished (the daemon waited for them); dropping a
     // runtime inside another one is not allowed, so let it go in the background.
     runs.shutdown_background();
-    Ok(outcome?)
+    Ok(outcome)
 }
 
 #[cfg(unix)]

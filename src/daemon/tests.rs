@@ -163,14 +163,13 @@ fn options(dir: &Path, concurrency: usize, jitter: bool) -> DaemonOptions {
         concurrency,
         startup_jitter: jitter,
         health_check_interval: Duration::from_secs(30),
-        listen: None,
     }
 }
 
 type Started = (
     tokio::sync::oneshot::Sender<()>,
     mpsc::Sender<()>,
-    tokio::task::JoinHandle<Result<Outcome, DaemonError>>,
+    tokio::task::JoinHandle<Outcome>,
     Arc<Metrics>,
 );
 
@@ -257,7 +256,7 @@ async fn first_runs_spread_over_the_first_interval() {
         "{in_first_minute} of 20 fired at once"
     );
     stop.send(()).unwrap();
-    task.await.unwrap().unwrap();
+    task.await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -273,7 +272,7 @@ async fn runs_keep_the_interval_and_see_the_clock() {
     let nows: Vec<DateTime<Utc>> = fake.calls().iter().map(|c| c.now).collect();
     assert_eq!(nows[1], t0() + chrono::Duration::minutes(5));
     stop.send(()).unwrap();
-    let outcome = task.await.unwrap().unwrap();
+    let outcome = task.await.unwrap();
     assert_eq!(outcome.runs, 5);
     let text = metrics.encode();
     assert!(
@@ -311,7 +310,7 @@ async fn a_slow_run_is_followed_right_after_and_never_overlaps() {
         assert!(pair[1].start >= pair[0].end);
     }
     stop.send(()).unwrap();
-    task.await.unwrap().unwrap();
+    task.await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -339,7 +338,7 @@ async fn the_concurrency_limit_holds() {
         "{text}"
     );
     stop.send(()).unwrap();
-    task.await.unwrap().unwrap();
+    task.await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -357,7 +356,7 @@ async fn shutdown_waits_for_runs_in_flight_and_starts_no_more() {
     assert!(fake.calls().is_empty());
     stop.send(()).unwrap();
     let shut_at = fake.epoch.elapsed();
-    let outcome = task.await.unwrap().unwrap();
+    let outcome = task.await.unwrap();
     let calls = fake.calls();
     assert_eq!(calls.len(), 1, "the queued run never started: {calls:?}");
     assert_eq!(calls[0].end, Duration::from_secs(50), "the run finished");
@@ -385,7 +384,7 @@ async fn once_runs_every_enabled_eql_rule_once() {
     let mut fake = Fake::new(&[]);
     Arc::get_mut(&mut fake).unwrap().failing = vec!["b".into()];
     let (_stop, _reload, task, _) = start(options(dir.path(), 2, true), &fake, Mode::Once);
-    let outcome = task.await.unwrap().unwrap();
+    let outcome = task.await.unwrap();
     let mut ran: Vec<String> = fake.calls().into_iter().map(|c| c.rule_id).collect();
     ran.sort();
     assert_eq!(ran, vec!["a", "b", "c"]);
@@ -414,7 +413,7 @@ async fn once_with_no_failure_exits_zero_and_shutdown_skips_the_rest() {
     let (stop, _reload, task, _) = start(options(dir.path(), 1, false), &fake, Mode::Once);
     wait(Duration::from_secs(40)).await;
     stop.send(()).unwrap();
-    let outcome = task.await.unwrap().unwrap();
+    let outcome = task.await.unwrap();
     assert_eq!(outcome.runs, 2, "the second run in flight finished");
     assert_eq!(outcome.not_started, 1);
     assert_eq!(outcome.once_exit_code(), 0);
@@ -448,7 +447,7 @@ async fn reload_keeps_a_broken_rules_previous_version_and_applies_the_rest() {
     assert!(!metrics.encode().contains("rule_id=\"gone\""));
     assert!(metrics.encode().contains("detectd_rules_loaded 2"));
     stop.send(()).unwrap();
-    task.await.unwrap().unwrap();
+    task.await.unwrap();
 }
 
 #[tokio::test(start_paused = true)]
@@ -466,7 +465,7 @@ async fn a_changed_rule_is_replaced_without_overlapping_its_old_run() {
     let starts: Vec<u64> = fake.starts("r").iter().map(|d| d.as_secs()).collect();
     assert_eq!(starts, vec![0, 120, 240], "the new 2m grid");
     stop.send(()).unwrap();
-    task.await.unwrap().unwrap();
+    task.await.unwrap();
 }
 
 /// Spins on a CPU (no await) until the daemon's own runtime sets `release`:
@@ -531,7 +530,7 @@ async fn runs_execute_off_the_daemons_runtime() {
             release.store(true, Ordering::SeqCst);
         })
     };
-    let outcome = daemon.run(Mode::Once, signals).await.unwrap();
+    let outcome = daemon.run(Mode::Once, signals).await;
     releaser.await.unwrap();
     assert_eq!(outcome.runs, 1);
     assert_eq!(
