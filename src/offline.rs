@@ -193,6 +193,18 @@ fn pass(
             match (ordinal, order) {
                 // samples ignore time: input order
                 (ordinal, _) if samples => stream.push(plan, r, ordinal.as_ref(), &event),
+                (None, _) if plan.kind == PlanKind::Sequence => {
+                    // Elasticsearch cannot order it, so no sequence uses
+                    // it; say so rather than drop it silently.
+                    bad_line(BadLine {
+                        index: names[n].clone(),
+                        line,
+                        reason: format!(
+                            "no usable timestamp in `{}`: a sequence cannot order the event",
+                            plan.fields().timestamp_name().unwrap_or("@timestamp")
+                        ),
+                    });
+                }
                 (None, _) => untimed.push((event, r)),
                 (Some(ord), Order::Sort) => buffered.push((ord, event, r)),
                 (Some(ord), Order::Given) => {

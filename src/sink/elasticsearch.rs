@@ -442,6 +442,7 @@ pub async fn install_templates(
                     "window": { "properties": {
                         "from": { "type": "date" }, "to": { "type": "date" } } },
                     "events_fetched": { "type": "long" },
+                    "events_skipped": { "type": "long" },
                     "alerts": { "properties": {
                         "created": { "type": "long" },
                         "duplicate": { "type": "long" },
