@@ -78,8 +78,9 @@ pub struct QueryOutcome {
     pub dropped_partial_sequences: u64,
 }
 
-/// Runs `plan` over the inputs. Lines that are not JSON objects are passed
-/// to `bad_line` and skipped.
+/// Runs `plan` over the inputs. Lines that are not JSON objects, and for
+/// sequences events without a usable timestamp, are passed to `bad_line`
+/// and skipped.
 ///
 /// With `sorted`, events must already be in time order and stream straight
 /// through. Otherwise files are first streamed as if sorted, and only when
@@ -172,6 +173,7 @@ fn pass(
                         index: names[n].clone(),
                         line,
                         reason: e.to_string(),
+                        unreadable: true,
                     });
                     return Ok(());
                 }
@@ -203,6 +205,7 @@ fn pass(
                             "no usable timestamp in `{}`: a sequence cannot order the event",
                             plan.fields().timestamp_name().unwrap_or("@timestamp")
                         ),
+                        unreadable: false,
                     });
                 }
                 (None, _) => untimed.push((event, r)),

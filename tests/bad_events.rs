@@ -702,3 +702,56 @@ async fn event_queries_keep_events_without_a_timestamp() {
     assert_eq!(record.events_skipped, 0);
     assert_eq!(alerted, ["first", "untimed"], "{record:?}");
 }
+
+/// `detectd hunt` runs every rule over the same lines: an unreadable line
+/// is reported once, but an event a sequence rule cannot order is reported
+/// for that rule, even when an event rule ran first and used it.
+#[test]
+fn hunt_reports_events_a_sequence_rule_cannot_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let rule_text = |id: &str, query: &str| {
+        format!(
+            "[rule]\nrule_id = \"{id}\"\nname = \"n\"\ndescription = \"d\"\ntype = \"eql\"\n\
+             index = [\"logs-*\"]\nseverity = \"low\"\nrisk_score = 21\nquery = '''\n{query}\n'''\n"
+        )
+    };
+    let events_rule = format!("network where {NAME_EQ}");
+    std::fs::write(rules.join("a_event.toml"), rule_text("a", &events_rule)).unwrap();
+    std::fs::write(rules.join("b_sequence.toml"), rule_text("b", SEQUENCE)).unwrap();
+    let file = dir.path().join("seq.ndjson");
+    let mut text = String::new();
+    for (_, d) in sequence_docs(Value::Null) {
+        text.push_str(&format!("{d}\n"));
+    }
+    text.push_str("not json\n");
+    std::fs::write(&file, text).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_detectd"))
+        .arg("hunt")
+        .arg("--rules")
+        .arg(&rules)
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        stderr
+            .matches("seq.ndjson:4: skipped: invalid JSON")
+            .count(),
+        1,
+        "an unreadable line is reported once: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "{}: warning: seq.ndjson:3: skipped: no usable timestamp in `@timestamp`",
+            rules.join("b_sequence.toml").display()
+        )),
+        "{stderr}"
+    );
+    // the event rule alerts the untimed event; the sequence rule its one
+    // sequence (a shell and two building blocks)
+    let alerts = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert_eq!(alerts, 2 + 3, "{stderr}");
+}
