@@ -128,6 +128,7 @@ fn matrix() -> Vec<Case> {
         case(Set("name", "\"\""), "\"\"", &["expected a non-empty `name`"]),
         case(Drop("description"), "[rule]", &["missing required field `description`"]),
         case(Set("description", "true"), "true", &["expected a string for `description`, found boolean"]),
+        case(Set("description", "\"\""), "\"\"", &["expected a non-empty `description`, found an empty string"]),
         // --- type and language
         case(Drop("type"), "[rule]", &["missing required field `type`"]),
         case(Set("type", "1"), "1\n", &["expected a string for `type`, found integer"]),
@@ -161,6 +162,7 @@ fn matrix() -> Vec<Case> {
         case(Set("from", "\"now/d\""), "\"now/d\"", &["invalid `from`", "unsupported rounding"]),
         case(Set("from", "\"now-99999999999999999999m\""), "\"now-9999", &["invalid `from`", "too large"]),
         case(Set("from", "-540"), "-540", &["expected a string for `from`, found integer"]),
+        case(Set("to", "0"), "0\n", &["expected a string for `to`, found integer"]),
         case(Set("to", "\"later\""), "\"later\"", &["invalid `to`", "expected date math", "found `later`"]),
         case(Set("to", "\"now-10m\""), "\"now-9m\"", &["expected `from` before `to`", "to = \"now-10m\""]),
         case(Set("interval", "\"5 minutes\""), "\"5 minutes\"", &["invalid `interval`", "expected a duration like `5m`", "found `5 minutes`"]),
@@ -207,6 +209,10 @@ fn matrix() -> Vec<Case> {
         case(Add("filters = [{ query = { match_all = {} } }]"), "[{ query", &["`filters` is not supported by detectd"]),
         case(Add("exceptions_list = [{ id = \"x\", list_id = \"y\", type = \"detection\", namespace_type = \"single\" }]"), "[{ id", &["`exceptions_list` is not supported by detectd"]),
         case(Add("alert_suppression = { group_by = [\"host.name\"] }"), "{ group_by", &["`alert_suppression` is not supported by detectd"]),
+        case(Add("data_view_id = \"security-solution-default\""), "\"security-solution-default\"", &["`data_view_id` is not supported by detectd"]),
+        case(Add("risk_score_mapping = [{ field = \"x\", operator = \"equals\", value = \"\" }]"), "[{ field", &["`risk_score_mapping` is not supported by detectd"]),
+        case(Add("severity_mapping = [{ field = \"x\", operator = \"equals\", value = \"a\", severity = \"high\" }]"), "[{ field", &["`severity_mapping` is not supported by detectd"]),
+        case(Add("rule_name_override = \"message\""), "\"message\"", &["`rule_name_override` is not supported by detectd"]),
         // --- threat (MITRE mapping)
         case(Replace("framework = \"MITRE ATT&CK\"\n", ""), "[[rule.threat]]", &["invalid `threat` entry 1", "missing field `framework`"]),
         case(Replace("id = \"TA0002\"", "id = 2"), "[[rule.threat]]", &["invalid `threat` entry 1", "expected a string"]),
@@ -216,6 +222,9 @@ fn matrix() -> Vec<Case> {
         case(Replace("creation_date = \"2024/01/01\"", "creation_date = 2024-01-01"), "2024-01-01", &["expected a string for `creation_date`, found datetime"]),
         case(Replace("maturity = \"production\"", "maturity = []"), "[]", &["expected a string for `maturity`, found array"]),
         case(Replace("integration = [\"endpoint\"]", "integration = 5"), "5\n", &["expected an array of strings for `integration`, found integer"]),
+        case(Replace("updated_date = \"2024/01/02\"", "updated_date = 20240102"), "20240102", &["expected a string for `updated_date`, found integer"]),
+        case(Replace("maturity = \"production\"", "min_stack_version = 8.3"), "8.3", &["expected a string for `min_stack_version`, found float"]),
+        case(Replace("maturity = \"production\"", "deprecation_date = false"), "false", &["expected a string for `deprecation_date`, found boolean"]),
         // --- the file as a whole
         case(Whole(""), "", &["missing table [rule]"]),
         case(Whole("[metadata]\ncreation_date = \"2024/01/01\"\n"), "", &["missing table [rule]"]),

@@ -2,7 +2,8 @@
 //! each answered in turn with garbage (invalid JSON, truncated JSON, valid
 //! JSON of the wrong shape, a proxy's HTML 502 page, an empty 200, a huge
 //! body), against an in-process mock cluster (wiremock) that otherwise
-//! answers like OpenSearch 3.
+//! answers like OpenSearch 3 (or, for the rule-run requests, Elasticsearch
+//! 8, whose point-in-time API differs).
 //!
 //! For every pair: no panic, and a clear error that names the request
 //! (method and path) and no secret. For the requests of a rule run, the run
@@ -87,8 +88,12 @@ impl Endpoint {
         }
     }
 
-    fn path(self) -> &'static str {
+    /// The path, for the Elasticsearch (`es`) or OpenSearch flavour of the
+    /// point-in-time API.
+    fn path(self, es: bool) -> &'static str {
         match self {
+            OpenPit if es => "/logs-test-1/_pit",
+            ClosePit if es => "/_pit",
             Root => "/",
             Resolve => "/_resolve/index/logs-test-*",
             FieldCaps => "/logs-test-1/_field_caps",
@@ -105,10 +110,10 @@ impl Endpoint {
         }
     }
 
-    fn of(req: &Request) -> Option<Endpoint> {
+    fn of(req: &Request, es: bool) -> Option<Endpoint> {
         let (m, p) = (req.method.as_str(), req.url.path());
         // `_resolve/index/logs-test-*` arrives with the `*` as is
-        ALL.into_iter().find(|e| e.method() == m && e.path() == p)
+        ALL.into_iter().find(|e| e.method() == m && e.path(es) == p)
     }
 }
 
@@ -213,6 +218,8 @@ struct Stored {
 /// The mock cluster: healthy answers, except `garbage` for one endpoint.
 #[derive(Clone)]
 struct MockCluster {
+    /// Elasticsearch 8 rather than OpenSearch 3.
+    es: bool,
     garbage: Option<(Endpoint, Garbage)>,
     /// A healthy `_search` page whose hit carries this `_source` instead.
     search_source: Option<String>,
@@ -221,7 +228,12 @@ struct MockCluster {
 
 impl MockCluster {
     fn new(garbage: Option<(Endpoint, Garbage)>) -> MockCluster {
+        MockCluster::flavour(false, garbage)
+    }
+
+    fn flavour(es: bool, garbage: Option<(Endpoint, Garbage)>) -> MockCluster {
         MockCluster {
+            es,
             garbage,
             search_source: None,
             stored: Arc::new(Mutex::new(Stored {
@@ -241,6 +253,10 @@ impl MockCluster {
     fn healthy(&self, endpoint: Endpoint, req: &Request) -> ResponseBody {
         let shards = json!({"total": 1, "successful": 1, "skipped": 0, "failed": 0});
         match endpoint {
+            Root if self.es => ResponseBody::ok(json!({
+                "cluster_name": "mock",
+                "version": {"number": "8.15.0", "build_flavor": "default"}
+            })),
             Root => ResponseBody::ok(json!({
                 "cluster_name": "mock",
                 "version": {"distribution": "opensearch", "number": "3.8.0"}
@@ -256,6 +272,7 @@ impl MockCluster {
                     "event.category": {"keyword": {"type": "keyword", "searchable": true, "aggregatable": true}}
                 }
             })),
+            OpenPit if self.es => ResponseBody::ok(json!({"id": "PIT-1"})),
             OpenPit => ResponseBody::ok(json!({"pit_id": "PIT-1", "creation_time": 1})),
             Search => ResponseBody::ok(json!({
                 "took": 1, "timed_out": false, "_shards": shards, "pit_id": "PIT-1",
@@ -264,6 +281,7 @@ impl MockCluster {
                     "sort": [1_714_557_480_000_i64, 0]
                 }]}
             })),
+            ClosePit if self.es => ResponseBody::ok(json!({"succeeded": true, "num_freed": 1})),
             ClosePit => {
                 ResponseBody::ok(json!({"pits": [{"pit_id": "PIT-1", "successful": true}]}))
             }
@@ -305,7 +323,7 @@ impl MockCluster {
 
 impl Respond for MockCluster {
     fn respond(&self, req: &Request) -> ResponseTemplate {
-        let Some(endpoint) = Endpoint::of(req) else {
+        let Some(endpoint) = Endpoint::of(req, self.es) else {
             // other templates than the first one
             if req.method.as_str() == "PUT" && req.url.path().starts_with("/_index_template/") {
                 return ResponseTemplate::new(200).set_body_json(json!({"acknowledged": true}));
@@ -457,8 +475,8 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Log {
 }
 
 /// The error text names the request and is short and free of secrets.
-fn names_request(text: &str, endpoint: Endpoint) -> Result<(), String> {
-    let request = format!("{} {}", endpoint.method(), endpoint.path());
+fn names_request(text: &str, endpoint: Endpoint, es: bool) -> Result<(), String> {
+    let request = format!("{} {}", endpoint.method(), endpoint.path(es));
     if !text.contains(&request) {
         return Err(format!("expected the error to name `{request}`: {text}"));
     }
@@ -486,7 +504,8 @@ const RUN_CRITICAL: [Endpoint; 8] = [
     PutCheckpoint,
 ];
 
-/// Every request of a rule run × every garbage answer: no panic; the run is
+/// Every request of a rule run × every garbage answer, against both
+/// point-in-time flavours (Elasticsearch, OpenSearch): no panic; the run is
 /// `failed` with an error naming the request (no secret, not the whole
 /// body); the checkpoint is unchanged (the window will be searched again).
 /// The existing-alerts lookup, closing the point in time and storing the
@@ -510,11 +529,12 @@ async fn every_garbage_answer_in_a_run_is_a_clear_error_and_loses_nothing() {
         PutCheckpoint,
         PostExecution,
     ] {
-        for garbage in GARBAGE {
+        for (garbage, es) in GARBAGE.into_iter().flat_map(|g| [(g, false), (g, true)]) {
             cases += 1;
-            let mock = MockCluster::new(Some((endpoint, garbage)));
+            let mock = MockCluster::flavour(es, Some((endpoint, garbage)));
             let (record, log) = run(&mock).await;
-            let label = format!("{endpoint:?} × {garbage:?}");
+            let flavour = if es { "Elasticsearch" } else { "OpenSearch" };
+            let label = format!("{flavour}: {endpoint:?} × {garbage:?}");
             let outcome = if RUN_CRITICAL.contains(&endpoint) {
                 failed_cleanly(&mock, &record, endpoint)
             } else {
@@ -541,7 +561,7 @@ fn failed_cleanly(
     if record.status != RunStatus::Failed {
         return Err(format!("expected a failed run: {record:?}"));
     }
-    names_request(record.error.as_deref().unwrap_or(""), endpoint)?;
+    names_request(record.error.as_deref().unwrap_or(""), endpoint, mock.es)?;
     if mock.checkpoint() != OLD_CHECKPOINT {
         return Err(format!("the checkpoint moved to {}", mock.checkpoint()));
     }
@@ -586,14 +606,14 @@ fn went_on(
                 .iter()
                 .find(|w| w.starts_with("cannot look up existing alerts"))
                 .ok_or_else(|| format!("expected a lookup warning: {record:?}"))?;
-            names_request(warning, endpoint)?;
+            names_request(warning, endpoint, mock.es)?;
         }
         PostExecution => {
             let line = log
                 .lines()
                 .find(|l| l.contains("cannot store the execution record"))
                 .ok_or_else(|| format!("expected a logged error: {log}"))?;
-            names_request(line, endpoint)?;
+            names_request(line, endpoint, mock.es)?;
         }
         // Closing is best effort (its keep-alive frees the point in time),
         // and nothing of its answer is read but the status.
@@ -615,7 +635,7 @@ async fn every_garbage_answer_to_get_root_is_a_clear_connect_error() {
         match connect(&server).await {
             Ok(_) => failures.push(format!("{garbage:?}: connected")),
             Err(e) => {
-                if let Err(why) = names_request(&e.to_string(), Root) {
+                if let Err(why) = names_request(&e.to_string(), Root, false) {
                     failures.push(format!("{garbage:?}: {why}"));
                 }
             }
@@ -642,7 +662,7 @@ async fn every_garbage_answer_to_the_template_install_is_a_clear_error() {
                 failures.push(format!("{endpoint:?} × {garbage:?}: installed {report:?}"))
             }
             Err(e) => {
-                if let Err(why) = names_request(&e.to_string(), endpoint) {
+                if let Err(why) = names_request(&e.to_string(), endpoint, false) {
                     failures.push(format!("{endpoint:?} × {garbage:?}: {why}"));
                 }
             }
@@ -685,7 +705,7 @@ async fn unparsable_sources_in_a_search_page_fail_the_run_naming_the_request() {
         mock.search_source = Some(source);
         let (record, _) = run(&mock).await;
         assert_eq!(record.status, RunStatus::Failed, "{record:?}");
-        names_request(record.error.as_deref().unwrap_or(""), Search).unwrap();
+        names_request(record.error.as_deref().unwrap_or(""), Search, false).unwrap();
         assert_eq!(mock.checkpoint(), OLD_CHECKPOINT);
     }
 }
