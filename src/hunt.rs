@@ -112,16 +112,33 @@ pub fn hunt(
             result_position: ResultPosition::Head,
             ..SearchOptions::default()
         };
-        // Every rule reads the same lines: report bad ones for the first only.
+        // Every rule reads the same lines: report unreadable ones for the
+        // first only; events a rule's sequence cannot order, for that rule.
         let first = summary.rules_run == 0;
+        let mut unordered = 0u64;
         let outcome = run_query(&plan, &inputs, &search, false, |bad| {
-            if first {
-                bad_lines += 1;
-                if bad_lines <= MAX_BAD_LINE_REPORTS {
-                    let _ = writeln!(diag, "warning: {bad}");
+            if bad.unreadable {
+                if first {
+                    bad_lines += 1;
+                    if bad_lines <= MAX_BAD_LINE_REPORTS {
+                        let _ = writeln!(diag, "warning: {bad}");
+                    }
+                }
+            } else {
+                unordered += 1;
+                if unordered <= MAX_BAD_LINE_REPORTS {
+                    let _ = writeln!(diag, "{}: warning: {bad}", file.path.display());
                 }
             }
         })?;
+        if unordered > MAX_BAD_LINE_REPORTS {
+            writeln!(
+                diag,
+                "{}: warning: {} more events skipped",
+                file.path.display(),
+                unordered - MAX_BAD_LINE_REPORTS
+            )?;
+        }
         summary.rules_run += 1;
         if outcome.dropped_partial_sequences > 0 {
             writeln!(

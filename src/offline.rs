@@ -78,8 +78,9 @@ pub struct QueryOutcome {
     pub dropped_partial_sequences: u64,
 }
 
-/// Runs `plan` over the inputs. Lines that are not JSON objects are passed
-/// to `bad_line` and skipped.
+/// Runs `plan` over the inputs. Lines that are not JSON objects, and for
+/// sequences events without a usable timestamp, are passed to `bad_line`
+/// and skipped.
 ///
 /// With `sorted`, events must already be in time order and stream straight
 /// through. Otherwise files are first streamed as if sorted, and only when
@@ -172,6 +173,7 @@ fn pass(
                         index: names[n].clone(),
                         line,
                         reason: e.to_string(),
+                        unreadable: true,
                     });
                     return Ok(());
                 }
@@ -193,6 +195,19 @@ fn pass(
             match (ordinal, order) {
                 // samples ignore time: input order
                 (ordinal, _) if samples => stream.push(plan, r, ordinal.as_ref(), &event),
+                (None, _) if plan.kind == PlanKind::Sequence => {
+                    // Elasticsearch cannot order it, so no sequence uses
+                    // it; say so rather than drop it silently.
+                    bad_line(BadLine {
+                        index: names[n].clone(),
+                        line,
+                        reason: format!(
+                            "no usable timestamp in `{}`: a sequence cannot order the event",
+                            plan.fields().timestamp_name().unwrap_or("@timestamp")
+                        ),
+                        unreadable: false,
+                    });
+                }
                 (None, _) => untimed.push((event, r)),
                 (Some(ord), Order::Sort) => buffered.push((ord, event, r)),
                 (Some(ord), Order::Given) => {

@@ -321,6 +321,19 @@ impl Cluster {
             Err(ClusterError::Status { status: 404, .. }) => return Ok(Vec::new()),
             Err(e) => return Err(e),
         };
+        // Every version answers with an `indices` array (possibly empty);
+        // anything else is not an answer about indices, and reading it as
+        // "nothing matches" would skip the window with a mere warning.
+        if !body.get("indices").is_some_and(Value::is_array) {
+            return Err(ClusterError::BadResponse {
+                method: "GET",
+                path,
+                reason: format!(
+                    "expected an `indices` array, found {}",
+                    snippet(body.to_string().as_bytes())
+                ),
+            });
+        }
         let mut names = Vec::new();
         for key in ["indices", "aliases", "data_streams"] {
             if let Some(list) = body.get(key).and_then(Value::as_array) {

@@ -102,6 +102,7 @@ pub fn run_finished(record: &ExecutionRecord, timing: RunTiming) {
                 window_start = window_start.as_deref(),
                 window_end = window_end.as_deref(),
                 events_fetched = record.events_fetched,
+                events_skipped = record.events_skipped,
                 alerts_created = record.alerts_created,
                 alerts_duplicate = record.alerts_duplicate,
                 alerts_capped = record.alerts_capped,

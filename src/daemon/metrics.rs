@@ -270,6 +270,7 @@ pub(crate) mod tests {
             finished_at: t,
             windows: vec![],
             events_fetched: 10,
+            events_skipped: 0,
             alerts_created: 3,
             alerts_duplicate: 2,
             alerts_capped: 1,

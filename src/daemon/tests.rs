@@ -122,6 +122,7 @@ impl RuleExecutor for Handle {
                 end: now,
             }],
             events_fetched: 5,
+            events_skipped: 0,
             alerts_created: 1,
             alerts_duplicate: 0,
             alerts_capped: 0,

@@ -79,6 +79,13 @@ impl FieldTable {
         self.timestamp = Some(slot);
     }
 
+    /// The name of the timestamp field, if one is set.
+    pub fn timestamp_name(&self) -> Option<&str> {
+        self.timestamp
+            .and_then(|s| self.specs.get(s))
+            .map(|s| s.name.as_str())
+    }
+
     pub fn set_tiebreaker(&mut self, slot: usize) {
         self.tiebreaker = Some(slot);
     }

@@ -35,7 +35,7 @@ pub fn load_file(path: &Path) -> FileOutcome {
     match std::fs::read(path) {
         Err(e) => io_failure(path, &e.to_string()),
         Ok(bytes) => match String::from_utf8(bytes) {
-            Err(e) => io_failure(path, &format!("not UTF-8: {e}")),
+            Err(e) => not_utf8(path, e),
             Ok(text) => {
                 let outcome = load_str(&text);
                 FileOutcome {
@@ -45,6 +45,30 @@ pub fn load_file(path: &Path) -> FileOutcome {
                 }
             }
         },
+    }
+}
+
+/// TOML files must be UTF-8: the error points at the first invalid byte,
+/// shown in a lossy copy of the text (the valid prefix is unchanged, so the
+/// line and column are those of the file).
+fn not_utf8(path: &Path, e: std::string::FromUtf8Error) -> FileOutcome {
+    let at = e.utf8_error().valid_up_to();
+    let bytes = e.as_bytes();
+    let bad = &bytes[at..(at + e.utf8_error().error_len().unwrap_or(1)).min(bytes.len())];
+    let found: Vec<String> = bad.iter().map(|b| format!("0x{b:02x}")).collect();
+    let text = String::from_utf8_lossy(bytes).into_owned();
+    FileOutcome {
+        path: path.to_path_buf(),
+        outcome: LoadOutcome::Failed(vec![RuleError::new(
+            RuleErrorKind::Toml,
+            // U+FFFD, what the bad bytes became in `text`, is 3 bytes long.
+            Span::new(at, at + 3),
+            format!(
+                "expected UTF-8 text (TOML files must be UTF-8), found invalid byte {}",
+                found.join(" ")
+            ),
+        )]),
+        text,
     }
 }
 

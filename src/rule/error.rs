@@ -14,9 +14,9 @@ pub struct RuleError {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RuleErrorKind {
-    /// The path cannot be read (missing, unreadable, not UTF-8).
+    /// The path cannot be read (missing, unreadable).
     Io,
-    /// The file is not valid TOML.
+    /// The file is not valid TOML (or not UTF-8, which TOML requires).
     Toml,
     /// A required table or field is absent.
     Missing,

@@ -29,6 +29,9 @@ impl RawRuleFile {
     /// becomes one error at the toml crate's span.
     pub fn parse(text: &str) -> Result<RawRuleFile, RuleError> {
         toml::from_str(text).map_err(|e| {
+            if let Some(wrong) = not_a_table(text) {
+                return wrong;
+            }
             let span = e
                 .span()
                 .map_or(Span::new(0, 0), |r| Span::new(r.start, r.end));
@@ -42,6 +45,33 @@ impl RawRuleFile {
             )
         })
     }
+}
+
+/// `rule = 5` is valid TOML but not a rule file; the toml crate's message
+/// for it ("invalid type: integer `5`, expected a map") names neither the
+/// key nor a table, so say it in our words.
+fn not_a_table(text: &str) -> Option<RuleError> {
+    #[derive(Deserialize)]
+    struct Loose {
+        metadata: Option<Spanned<toml::Value>>,
+        rule: Option<Spanned<toml::Value>>,
+    }
+    let loose: Loose = toml::from_str(text).ok()?;
+    [("metadata", loose.metadata), ("rule", loose.rule)]
+        .into_iter()
+        .find_map(|(key, value)| {
+            let value = value?;
+            (!value.get_ref().is_table()).then(|| {
+                RuleError::new(
+                    RuleErrorKind::Type,
+                    span_of(&value),
+                    format!(
+                        "expected a table for `{key}`, found {}",
+                        value.get_ref().type_str()
+                    ),
+                )
+            })
+        })
 }
 
 /// The span of a `Spanned` value as a [`Span`].

@@ -311,7 +311,7 @@ fn malformed_threat_is_reported_at_its_entry() {
 
     let e = one_error(&rule_text("threat = \"T1053\"\n", &[]));
     assert!(
-        e.3.starts_with("invalid `threat` (MITRE ATT&CK mapping): "),
+        e.3 == "expected an array of tables ([[rule.threat]]) for `threat`, found string",
         "{}",
         e.3
     );

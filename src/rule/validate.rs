@@ -50,6 +50,18 @@ const UNSUPPORTED: &[&str] = &[
     "rule_name_override",
 ];
 
+/// Kibana's detection rule types other than `eql` (the rule schema's
+/// `type` enum): valid files that detectd skips.
+const OTHER_KIBANA_TYPES: &[&str] = &[
+    "query",
+    "saved_query",
+    "threshold",
+    "threat_match",
+    "machine_learning",
+    "new_terms",
+    "esql",
+];
+
 /// Every `[rule]` key of a Kibana EQL rule (the public rule API's
 /// snake_case parameters) and of the detection-rules TOML format; anything
 /// else is most likely a typo and draws a warning.
@@ -137,7 +149,21 @@ pub fn load_str(text: &str) -> LoadOutcome {
 
     let rule_type = f.required_string("type");
     if let Some(t) = &rule_type {
-        if t != "eql" {
+        // Only Kibana's own types are skipped: a misspelt `eql` ("eqll",
+        // "EQL") skipped with a note would pass `detectd check` and then
+        // silently never run.
+        if t != "eql" && !OTHER_KIBANA_TYPES.contains(&t.as_str()) {
+            if let Some((_, span)) = f.get("type") {
+                f.error(
+                    RuleErrorKind::Value,
+                    span,
+                    format!(
+                        "expected `type` \"eql\" (or a Kibana rule type detectd skips: {}), found {t:?}",
+                        OTHER_KIBANA_TYPES.join(", ")
+                    ),
+                );
+            }
+        } else if t != "eql" {
             let rule_id = f.string("rule_id");
             let name = f.string("name");
             return LoadOutcome::Skipped {
@@ -323,10 +349,18 @@ impl Fields<'_> {
         }
         let token = self.text.get(span.range()).unwrap_or("");
         let map = StringMap::scan(token, span.start as usize).filter(|m| m.decoded() == text);
+        // An error at the end of the query ("found end of query") points
+        // just after its last character rather than at the closing `'''`
+        // line that follows the query's trailing newline.
+        let content_end = text.trim_end().len() as u32;
         let to_file = |e: EqlError| {
+            let mut at = e.span;
+            if at.start >= content_end {
+                at = Span::new(content_end as usize, content_end as usize);
+            }
             // If the token cannot be re-scanned (it always can for TOML the
             // toml crate accepted), point at the whole value instead.
-            let at = map.as_ref().map_or(span, |m| m.file_span(e.span));
+            let at = map.as_ref().map_or(span, |m| m.file_span(at));
             RuleError::new(RuleErrorKind::Eql(e.kind), at, e.message)
         };
         match eql::parse(&text) {
@@ -502,6 +536,15 @@ impl Fields<'_> {
                     .collect::<Vec<_>>()
             })
             .unwrap_or_default();
+        if !value.is_array() {
+            self.wrong_type(
+                "threat",
+                "an array of tables ([[rule.threat]])",
+                value,
+                span,
+            );
+            return Vec::new();
+        }
         if entries.is_empty() {
             // Not an array of tables (or an empty array): type it as a whole.
             return match value.clone().try_into::<Vec<Threat>>() {

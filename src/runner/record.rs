@@ -35,6 +35,10 @@ pub struct ExecutionRecord {
     /// Windows searched, oldest first.
     pub windows: Vec<WindowRange>,
     pub events_fetched: u64,
+    /// Fetched events the query could not use: events without a usable
+    /// timestamp, which a sequence cannot order (each also a warning).
+    #[serde(default)]
+    pub events_skipped: u64,
     /// Alert documents created (shells and building blocks alike).
     pub alerts_created: u64,
     /// Alert documents that already existed (found by the id lookup or as
@@ -73,6 +77,7 @@ impl ExecutionRecord {
             finished_at: started_at,
             windows: Vec::new(),
             events_fetched: 0,
+            events_skipped: 0,
             alerts_created: 0,
             alerts_duplicate: 0,
             alerts_capped: 0,

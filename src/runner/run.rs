@@ -282,12 +282,19 @@ where
         let mut stream: Stream<'_, Hit> = Stream::new(plan, &options)?;
         let mut interned: HashMap<String, Arc<str>> = HashMap::new();
         let mut position = 0usize;
+        let mut unordered = 0u64;
         while let Some(doc) = events.next().await {
             let doc = doc?;
             record.events_fetched += 1;
             let event = plan.event(&doc.source);
             let ordinal = search::ordinal(&event, position);
             position += 1;
+            // Elasticsearch returns an event whose range field is in the
+            // window but whose ordering field is missing or unreadable; a
+            // sequence cannot place it, so it is left out, and said so.
+            if ordinal.is_none() && plan.kind == PlanKind::Sequence {
+                unordered += 1;
+            }
             let index = match interned.get(&doc.index) {
                 Some(i) => i.clone(),
                 None => {
@@ -303,6 +310,14 @@ where
                 position,
             };
             stream.push(plan, hit, ordinal.as_ref(), &event);
+        }
+        if unordered > 0 {
+            record.events_skipped += unordered;
+            record.warnings.push(format!(
+                "{unordered} events have no usable timestamp in `{}` and were left out of the \
+                 sequence: it cannot order them",
+                plan.fields().timestamp_name().unwrap_or("@timestamp")
+            ));
         }
         let dropped = stream.overflow();
         if dropped > 0 {

@@ -137,12 +137,12 @@ impl ElasticsearchSink {
         let Some(items) = items.filter(|items| items.len() == chunk.len()) else {
             let reason = match items {
                 Some(items) => format!(
-                    "unexpected bulk response: expected {} items, found {}",
+                    "POST /_bulk: unexpected response: expected {} items, found {}",
                     chunk.len(),
                     items.len()
                 ),
                 None => format!(
-                    "unexpected bulk response: expected json with `items`, found {}",
+                    "POST /_bulk: unexpected response: expected json with `items`, found {}",
                     snippet(&raw.body)
                 ),
             };
@@ -158,21 +158,27 @@ impl ElasticsearchSink {
 
 /// One bulk item (`{"create": {...}}`) to a result.
 fn classify(index: &str, id: &str, item: &Value) -> ItemResult {
-    let Some(op) = item
+    let op = item
         .get("create")
-        .or_else(|| item.as_object().and_then(|m| m.values().next()))
-    else {
+        .or_else(|| item.as_object().and_then(|m| m.values().next()));
+    // An HTTP status as a number: a string, a float or 65737 (which `as
+    // u16` would have turned into 201, "created") is not an answer.
+    let status = op
+        .and_then(|op| op.get("status"))
+        .and_then(Value::as_u64)
+        .and_then(|s| u16::try_from(s).ok())
+        .filter(|s| (100..=599).contains(s));
+    let (Some(op), Some(status)) = (op, status) else {
         return ItemResult::Failed(ItemFailure {
             index: index.to_string(),
             id: id.to_string(),
             status: 0,
             reason: format!(
-                "unexpected bulk item: {}",
+                "POST /_bulk: unexpected item: expected `create` with a `status`, found {}",
                 snippet(item.to_string().as_bytes())
             ),
         });
     };
-    let status = op.get("status").and_then(Value::as_u64).unwrap_or(0) as u16;
     let item_index = op
         .get("_index")
         .and_then(Value::as_str)
@@ -442,6 +448,7 @@ pub async fn install_templates(
                     "window": { "properties": {
                         "from": { "type": "date" }, "to": { "type": "date" } } },
                     "events_fetched": { "type": "long" },
+                    "events_skipped": { "type": "long" },
                     "alerts": { "properties": {
                         "created": { "type": "long" },
                         "duplicate": { "type": "long" },
@@ -461,10 +468,38 @@ pub async fn install_templates(
         (format!("{}-template", names.executions), executions),
     ];
     let alerts_path = format!("/{}", crate::cluster::encode_path_part(&names.alerts));
-    let existing = cluster
-        .send_raw(Method::Head, &alerts_path, &[], None, None)
-        .await?;
-    report.alerts_index_existed = existing.status == 200;
+    let retry = cluster.retry_policy().clone();
+    let mut attempt = 0;
+    let existing = loop {
+        let raw = cluster
+            .send_raw(Method::Head, &alerts_path, &[], None, None)
+            .await;
+        let busy = match &raw {
+            Ok(r) => is_retryable_status(r.status),
+            Err(e) => e.is_retryable(),
+        };
+        if busy && attempt < retry.max_retries {
+            attempt += 1;
+            tokio::time::sleep(retry.backoff(attempt)).await;
+            continue;
+        }
+        break raw?;
+    };
+    // 200 exists, 404 does not; anything else (a 502 from a proxy) says
+    // neither, and guessing "absent" would put our template under
+    // Kibana's index.
+    report.alerts_index_existed = match existing.status {
+        200 => true,
+        404 => false,
+        status => {
+            return Err(ClusterError::Status {
+                method: "HEAD",
+                path: alerts_path,
+                status,
+                reason: "expected 200 (the alerts index exists) or 404 (it does not)".into(),
+            })
+        }
+    };
     if !report.alerts_index_existed {
         let alerts = json!({
             "index_patterns": [format!("{}*", names.alerts)],
@@ -510,9 +545,20 @@ pub async fn install_templates(
             "/_index_template/{}",
             crate::cluster::encode_path_part(&name)
         );
-        cluster
+        let response = cluster
             .request_json(Method::Put, &path, &[], Some(&body))
             .await?;
+        // A template the server did not acknowledge is not installed.
+        if response.get("acknowledged").and_then(Value::as_bool) != Some(true) {
+            return Err(ClusterError::BadResponse {
+                method: "PUT",
+                path,
+                reason: format!(
+                    "expected `acknowledged: true`, found {}",
+                    snippet(response.to_string().as_bytes())
+                ),
+            });
+        }
         report.templates.push(name);
     }
     Ok(report)

@@ -10,12 +10,16 @@
 use std::io::{self, BufRead};
 use std::path::Path;
 
-/// A line that could not be read as a JSON object.
+/// A line that was skipped: not a JSON object, or (for a sequence) an
+/// event it cannot order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BadLine {
     pub index: String,
     pub line: u64,
     pub reason: String,
+    /// Whether the line itself is unreadable (the same for every query), as
+    /// opposed to an event this query cannot use.
+    pub unreadable: bool,
 }
 
 impl std::fmt::Display for BadLine {

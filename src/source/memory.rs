@@ -93,9 +93,10 @@ impl EventSource for MemorySource {
             if !ok || !request.filter.matches(&d.source) {
                 continue;
             }
-            let Some(ts) = first_millis(&d.source, &request.timestamp_field) else {
-                continue;
-            };
+            // A document in the range without the ordering field is still
+            // returned, as Elasticsearch's sort puts missing values last;
+            // what to do with it is the matcher's business.
+            let ts = first_millis(&d.source, &request.timestamp_field).unwrap_or(i64::MAX);
             let tb = request
                 .tiebreaker_field
                 .as_deref()

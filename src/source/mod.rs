@@ -118,8 +118,6 @@ pub struct DocRef {
 pub enum SourceError {
     #[error(transparent)]
     Cluster(#[from] ClusterError),
-    #[error("search response: {0}")]
-    BadResponse(String),
     #[error("shard failures in search: {0}")]
     ShardFailures(String),
     #[error("invalid fetch request: {0}")]

@@ -53,8 +53,22 @@ impl StateStore for ClusterStateStore {
             Err(ClusterError::Status { status: 404, .. }) => return Ok(None),
             Err(e) => return Err(e.into()),
         };
-        if body.get("found").and_then(Value::as_bool) != Some(true) {
-            return Ok(None);
+        // Only `found: false` means no checkpoint. Any other answer (a
+        // proxy's empty 200, another shape) read as "none" would restart
+        // the rule as new and silently skip the time since its checkpoint.
+        match body.get("found").and_then(Value::as_bool) {
+            Some(true) => {}
+            Some(false) => return Ok(None),
+            None => {
+                return Err(bad_response(
+                    "GET",
+                    self.doc_path(rule_id),
+                    format!(
+                        "expected a document with `found`, found {}",
+                        crate::cluster::snippet(body.to_string().as_bytes())
+                    ),
+                ))
+            }
         }
         let source = body.get("_source").cloned().unwrap_or(Value::Null);
         serde_json::from_value(source.clone())
@@ -70,20 +84,20 @@ impl StateStore for ClusterStateStore {
 
     async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StateError> {
         let body = serde_json::to_value(checkpoint).unwrap_or(Value::Null);
-        self.cluster
-            .request_json(
-                Method::Put,
-                &self.doc_path(&checkpoint.rule_id),
-                &[("refresh", "wait_for")],
-                Some(&body),
-            )
+        let path = self.doc_path(&checkpoint.rule_id);
+        let response = self
+            .cluster
+            .request_json(Method::Put, &path, &[("refresh", "wait_for")], Some(&body))
             .await?;
-        Ok(())
+        // The checkpoint is what lets the next run skip this window: only a
+        // real index answer says it was written.
+        written(response, "PUT", path)
     }
 
     async fn record_execution(&self, record: &ExecutionRecord) -> Result<(), StateError> {
         let path = format!("/{}/_doc", encode_path_part(&self.executions));
-        self.cluster
+        let response = self
+            .cluster
             .request_json(
                 Method::Post,
                 &path,
@@ -91,6 +105,30 @@ impl StateStore for ClusterStateStore {
                 Some(&execution_document(record)),
             )
             .await?;
-        Ok(())
+        written(response, "POST", path)
     }
+}
+
+/// An index-a-document answer carries `result` (`created`, `updated`,
+/// `noop`); a 2xx without it (an empty body from a proxy) is no proof.
+fn written(response: Value, method: &'static str, path: String) -> Result<(), StateError> {
+    if response.get("result").is_some_and(Value::is_string) {
+        return Ok(());
+    }
+    Err(bad_response(
+        method,
+        path,
+        format!(
+            "expected an index response with `result`, found {}",
+            crate::cluster::snippet(response.to_string().as_bytes())
+        ),
+    ))
+}
+
+fn bad_response(method: &'static str, path: String, reason: String) -> StateError {
+    StateError::Cluster(ClusterError::BadResponse {
+        method,
+        path,
+        reason,
+    })
 }

@@ -91,6 +91,7 @@ pub fn execution_document(record: &ExecutionRecord) -> serde_json::Value {
         },
         "windows": record.windows,
         "events_fetched": record.events_fetched,
+        "events_skipped": record.events_skipped,
         "alerts": {
             "created": record.alerts_created,
             "duplicate": record.alerts_duplicate,

@@ -25,7 +25,7 @@ use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
 use super::{DocRef, Document, EventSource, EventStream, FetchRequest, SourceError};
-use crate::cluster::{encode_path_part, Cluster};
+use crate::cluster::{encode_path_part, snippet, Cluster, ClusterError};
 use dsl::FieldTypes;
 
 /// Longest comma-joined target list put in a URL path.
@@ -168,6 +168,19 @@ impl ElasticsearchSource {
                 None,
             )
             .await?;
+        // `fields` is always there (empty when nothing is mapped); without
+        // it the types are unknown, and a filter adapted to no types would
+        // only be wider, but the answer is not from a cluster.
+        if !body.get("fields").is_some_and(Value::is_object) {
+            return Err(bad_response(
+                "GET",
+                &path,
+                format!(
+                    "expected a `fields` object, found {}",
+                    snippet(body.to_string().as_bytes())
+                ),
+            ));
+        }
         Ok(FieldTypes::from_field_caps(&body))
     }
 }
@@ -235,13 +248,22 @@ impl EventSource for ElasticsearchSource {
                 .request_json(Method::Post, "/_mget", &[], Some(&json!({ "docs": docs })))
                 .await?;
             let items = body.get("docs").and_then(Value::as_array).ok_or_else(|| {
-                SourceError::BadResponse("expected `docs` in the _mget response".into())
+                bad_response(
+                    "POST",
+                    "/_mget",
+                    format!(
+                        "expected a `docs` array, found {}",
+                        snippet(body.to_string().as_bytes())
+                    ),
+                )
             })?;
             for item in items {
                 if item.get("found").and_then(Value::as_bool) != Some(true) {
                     continue;
                 }
-                out.push(hit_document(item)?);
+                out.push(
+                    hit_document(item).map_err(|reason| bad_response("POST", "/_mget", reason))?,
+                );
             }
         }
         Ok(out)
@@ -293,12 +315,17 @@ impl Pager<'_> {
                 self.pit_ids.push(id);
             }
         }
+        let shape = |reason: String| bad_response("POST", "/_search", reason);
+        if resp.pointer("/hits/hits").is_none_or(|h| !h.is_array()) {
+            return Err(shape(format!(
+                "expected a `hits.hits` array, found {}",
+                snippet(resp.to_string().as_bytes())
+            )));
+        }
         let hits = resp
             .pointer_mut("/hits/hits")
             .and_then(Value::as_array_mut)
-            .ok_or_else(|| {
-                SourceError::BadResponse("expected `hits.hits` in the search response".into())
-            })?;
+            .ok_or_else(|| shape("expected a `hits.hits` array".into()))?;
         if hits.is_empty() {
             return Ok(None);
         }
@@ -306,9 +333,7 @@ impl Pager<'_> {
             .last()
             .and_then(|h| h.get("sort"))
             .cloned()
-            .ok_or_else(|| {
-                SourceError::BadResponse("expected `sort` values on every hit".into())
-            })?;
+            .ok_or_else(|| shape("expected `sort` values on every hit".into()))?;
         // A short page is the last one; mark it so no further request goes out.
         self.search_after = Some(if hits.len() < self.page_size {
             Value::Null
@@ -318,7 +343,7 @@ impl Pager<'_> {
         let mut page = Vec::with_capacity(hits.len());
         for hit in hits.iter_mut() {
             // Moved out, not cloned: a page can be megabytes of sources.
-            page.push(take_hit_document(hit)?);
+            page.push(take_hit_document(hit).map_err(shape)?);
         }
         Ok(Some(page))
     }
@@ -353,14 +378,23 @@ fn check_search(resp: &Value) -> Result<(), SourceError> {
     Ok(())
 }
 
-fn take_hit_document(hit: &mut Value) -> Result<Document, SourceError> {
+/// A response of the wrong shape, as an error naming the request.
+fn bad_response(method: &'static str, path: &str, reason: String) -> SourceError {
+    SourceError::Cluster(ClusterError::BadResponse {
+        method,
+        path: path.to_string(),
+        reason,
+    })
+}
+
+fn take_hit_document(hit: &mut Value) -> Result<Document, String> {
     let source = hit.get_mut("_source").map(Value::take);
     let mut doc = hit_document(hit)?;
     doc.source = source.unwrap_or_else(|| json!({}));
     Ok(doc)
 }
 
-fn hit_document(hit: &Value) -> Result<Document, SourceError> {
+fn hit_document(hit: &Value) -> Result<Document, String> {
     let index = hit.get("_index").and_then(Value::as_str);
     let id = hit.get("_id").and_then(Value::as_str);
     match (index, id) {
@@ -369,8 +403,9 @@ fn hit_document(hit: &Value) -> Result<Document, SourceError> {
             id: id.to_string(),
             source: hit.get("_source").cloned().unwrap_or_else(|| json!({})),
         }),
-        _ => Err(SourceError::BadResponse(
-            "expected `_index` and `_id` on every hit".into(),
+        _ => Err(format!(
+            "expected `_index` and `_id` on every hit, found {}",
+            snippet(hit.to_string().as_bytes())
         )),
     }
 }
