@@ -52,6 +52,14 @@
 //! with Kibana's text, and the next overlapping run writes them if they are
 //! still in its window. The cap applies per window, like Kibana's per-tuple
 //! `max_signals`.
+//!
+//! The checkpoint records where the cap cut a window (its first match left
+//! out, ordered by last-event time, then head alert id). When a window is
+//! searched again because its attempt died between the bulk write and the
+//! checkpoint (a crash), alerts that exist and lie past that cut were
+//! written by the dead attempt: they keep their places in the cap instead
+//! of being skipped as duplicates, so the retry writes exactly what the
+//! attempt would have, and never more than `max_signals` for the window.
 
 mod alerts;
 pub mod record;

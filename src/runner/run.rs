@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
+use tracing::Instrument;
 
 use super::alerts::{alert_rule, group_ids};
 use super::record::{ExecutionRecord, RunStatus, WindowRange};
@@ -20,7 +21,7 @@ use crate::rule::Rule;
 use crate::schedule::window::{plan_windows, Timing, Window};
 use crate::sink::{AlertSink, ItemFailure, SinkError};
 use crate::source::{DocRef, EventSource, FetchRequest, SourceError, TimeFilter, TimeRange};
-use crate::state::{Checkpoint, StateError, StateStore};
+use crate::state::{CapCut, Checkpoint, StateError, StateStore};
 
 /// How runs are carried out, the same for every rule.
 #[derive(Clone, Debug, PartialEq)]
@@ -122,7 +123,12 @@ where
             uuid::Uuid::new_v4().to_string(),
             now,
         );
-        let outcome = self.run_windows(rule, now, &mut record).await;
+        // The span ties what the sink and the cluster client log (bulk
+        // requests, retries) to the rule whose run caused it.
+        let outcome = self
+            .run_windows(rule, now, &mut record)
+            .instrument(tracing::debug_span!("rule_run", rule_id = %rule.rule_id))
+            .await;
         record.status = match &outcome {
             Err(e) => {
                 record.error = Some(e.to_string());
@@ -135,6 +141,7 @@ where
             now,
             TimeDelta::from_std(clock.elapsed()).unwrap_or_default(),
         );
+        tracing::debug!(rule_id = %record.rule_id, "storing the execution record");
         if let Err(e) = self.state.record_execution(&record).await {
             tracing::warn!(
                 rule_id = %record.rule_id,
@@ -178,8 +185,16 @@ where
         // `to` other than `now` (e.g. `now-1m`) shifts every window.
         let anchor = add(now, TimeDelta::milliseconds(rule.schedule.to.offset_ms()));
         let checkpoint = self.state.checkpoint(&rule.rule_id).await?;
-        let covered = checkpoint.map(|c| c.covered_until);
+        let covered = checkpoint.as_ref().map(|c| c.covered_until);
         let windows = plan_windows(timing, covered, anchor);
+        // Progress lines at debug level: after a crash (or in a slow run)
+        // they tell how far the run got: searching, writing, committing.
+        tracing::debug!(
+            rule_id = %rule.rule_id,
+            windows = windows.windows.len(),
+            checkpoint = ?covered.map(|c| c.to_rfc3339()),
+            "windows planned"
+        );
         if let Some(gap) = windows.gap {
             record.gap = Some(WindowRange {
                 start: gap.start,
@@ -202,10 +217,17 @@ where
             grouped,
         };
         let mut previous_end = covered;
+        let mut committed = Committed::of(checkpoint.as_ref());
         // Ids acknowledged by earlier windows of this run: catch-up windows
         // overlap, and a sink's search may not show its last writes yet.
         let mut acknowledged: HashSet<String> = HashSet::new();
         for window in windows.windows {
+            tracing::debug!(
+                rule_id = %rule.rule_id,
+                window_start = %window.start.to_rfc3339(),
+                window_end = %window.end.to_rfc3339(),
+                "window started"
+            );
             record.windows.push(WindowRange {
                 start: window.start,
                 end: window.end,
@@ -240,17 +262,40 @@ where
                 .await;
             record.search_duration_ms += millis(search_clock.elapsed());
             let candidates = matched?;
+            tracing::debug!(
+                rule_id = %rule.rule_id,
+                window_end = %window.end.to_rfc3339(),
+                matches = candidates.len(),
+                "window matched"
+            );
 
-            self.alert_window(&scope, candidates, &mut acknowledged, record)
+            let cap_cut = self
+                .alert_window(&scope, candidates, &committed, &mut acknowledged, record)
                 .await?;
+            tracing::debug!(
+                rule_id = %rule.rule_id,
+                window_end = %window.end.to_rfc3339(),
+                alerts_created = record.alerts_created,
+                "window alerts written"
+            );
             self.state
                 .save_checkpoint(&Checkpoint {
                     rule_id: rule.rule_id.clone(),
                     covered_until: window.end,
                     updated_at: now,
+                    cap_cut: cap_cut.clone(),
                 })
                 .await?;
+            tracing::debug!(
+                rule_id = %rule.rule_id,
+                covered_until = %window.end.to_rfc3339(),
+                "checkpoint saved"
+            );
             previous_end = Some(window.end);
+            committed = Committed::Until {
+                end_ms: window.end.timestamp_millis(),
+                cap_cut,
+            };
         }
         Ok(())
     }
@@ -347,13 +392,15 @@ where
     }
 
     /// Dedup, cap, read sources, build and write the alerts of one window.
+    /// Returns where the cap cut the window's matches, if it did.
     async fn alert_window(
         &self,
         scope: &AlertScope<'_>,
         candidates: Vec<Candidate>,
+        committed: &Committed,
         acknowledged: &mut HashSet<String>,
         record: &mut ExecutionRecord,
-    ) -> Result<(), RunError> {
+    ) -> Result<Option<CapCut>, RunError> {
         let AlertScope {
             rule,
             alert_rule,
@@ -362,9 +409,9 @@ where
         } = scope;
         let grouped = *grouped;
         if candidates.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
-        let groups: Vec<(Candidate, Vec<String>)> = candidates
+        let mut groups: Vec<(Candidate, Vec<String>)> = candidates
             .into_iter()
             .map(|c| {
                 let ids = group_ids(&c, grouped, &self.settings.space_id, &rule.rule_id);
@@ -372,6 +419,10 @@ where
             })
             .filter(|(_, ids)| !ids.is_empty())
             .collect();
+        // Ties broken by id, not by position in this window's fetch: a cut
+        // stored in the checkpoint must mean the same in the next window.
+        groups
+            .sort_by(|(a, a_ids), (b, b_ids)| (a.order.0, &a_ids[0]).cmp(&(b.order.0, &b_ids[0])));
         let index = &self.settings.alerts_index;
         let all_ids: Vec<String> = groups
             .iter()
@@ -396,6 +447,7 @@ where
         let cap = usize::try_from(rule.max_signals).unwrap_or(usize::MAX);
         let mut new_groups = 0usize;
         let mut capped = 0u64;
+        let mut cap_cut: Option<CapCut> = None;
         let mut chosen: Vec<(Candidate, HashSet<String>)> = Vec::new();
         for (candidate, ids) in groups {
             let fresh: HashSet<String> = ids
@@ -404,20 +456,33 @@ where
                 .cloned()
                 .collect();
             record.alerts_duplicate += (ids.len() - fresh.len()) as u64;
-            if fresh.is_empty() {
-                continue;
-            }
-            // A group whose head (the event alert, or the shell) exists
-            // only lacks building blocks a failed write left out: those
-            // are completed without counting against the cap.
-            if fresh.contains(&ids[0]) {
+            let head_fresh = fresh.contains(&ids[0]);
+            let key = CapCut {
+                last_event_ms: candidate.order.0,
+                alert_id: ids[0].clone(),
+            };
+            // A group whose head (the event alert, or the shell) exists was
+            // written by an earlier window and only lacks building blocks a
+            // failed write left out: those are completed without counting
+            // against the cap. Unless it lies past what the earlier windows
+            // committed: then an attempt at this very window wrote it and
+            // died before its checkpoint (a crash), and it keeps the place
+            // in the cap it took then, or the attempt and this retry
+            // together would write more than `max_signals`.
+            if head_fresh || committed.uncommitted(&key) {
                 if new_groups >= cap {
-                    capped += 1;
-                    continue;
+                    cap_cut.get_or_insert(key);
+                    if head_fresh {
+                        capped += 1;
+                        continue;
+                    }
+                } else {
+                    new_groups += 1;
                 }
-                new_groups += 1;
             }
-            chosen.push((candidate, fresh));
+            if !fresh.is_empty() {
+                chosen.push((candidate, fresh));
+            }
         }
         if capped > 0 {
             record.alerts_capped += capped;
@@ -426,7 +491,7 @@ where
             }
         }
         if chosen.is_empty() {
-            return Ok(());
+            return Ok(cap_cut);
         }
 
         // Full sources, only for the events that end up in alerts.
@@ -494,8 +559,13 @@ where
             ));
         }
         if alerts.is_empty() {
-            return Ok(());
+            return Ok(cap_cut);
         }
+        tracing::debug!(
+            rule_id = %rule.rule_id,
+            alerts = alerts.len(),
+            "writing alerts"
+        );
         let index_clock = Instant::now();
         let report = self.sink.write(index, &alerts).await;
         record.index_duration_ms += millis(index_clock.elapsed());
@@ -510,7 +580,7 @@ where
                 failed: record.alerts_failed as usize,
                 first,
             }),
-            None => Ok(()),
+            None => Ok(cap_cut),
         }
     }
 }
@@ -549,9 +619,55 @@ pub(super) struct Hit {
 /// One match: an event, or a sequence / sample (`None` = missing event).
 #[derive(Debug)]
 pub(super) struct Candidate {
-    /// (timestamp, position) of the last event: the cap keeps the oldest.
+    /// (timestamp, position) of the last event: the cap keeps the oldest
+    /// (ties between windows' matches are broken by head alert id, see
+    /// `alert_window`).
     order: (i64, usize),
     pub(super) events: Vec<Option<Hit>>,
+}
+
+/// What the windows before the current one committed, as far as the cap is
+/// concerned: existing alerts ordered before that point were written by
+/// them; one ordered after it can only come from an attempt at the current
+/// window that crashed before its checkpoint.
+#[derive(Clone, Debug)]
+enum Committed {
+    /// No checkpoint yet (a rule's first run): every existing alert counts
+    /// as an earlier window's, as before checkpoints recorded cuts.
+    Nothing,
+    /// The last committed window's end and its cap cut.
+    Until {
+        end_ms: i64,
+        cap_cut: Option<CapCut>,
+    },
+}
+
+impl Committed {
+    fn of(checkpoint: Option<&Checkpoint>) -> Committed {
+        match checkpoint {
+            None => Committed::Nothing,
+            Some(c) => Committed::Until {
+                end_ms: c.covered_until.timestamp_millis(),
+                cap_cut: c.cap_cut.clone(),
+            },
+        }
+    }
+
+    /// Whether an existing group at `key` lies past the committed point:
+    /// at or after the last window's cut, or, when nothing was cut, after
+    /// its end (everything up to the end was written).
+    fn uncommitted(&self, key: &CapCut) -> bool {
+        match self {
+            Committed::Nothing => false,
+            Committed::Until {
+                cap_cut: Some(cut), ..
+            } => key >= cut,
+            Committed::Until {
+                end_ms,
+                cap_cut: None,
+            } => key.last_event_ms > *end_ms,
+        }
+    }
 }
 
 /// How far a window's search reaches before the window start.

@@ -252,6 +252,12 @@ impl AlertSink for ElasticsearchSink {
             let mut too_large: Option<usize> = None;
             for chunk in chunks(&todo, &lines, max_bytes) {
                 let results = self.send_chunk(index, alerts, &lines, &chunk).await;
+                tracing::debug!(
+                    index,
+                    alerts = chunk.len(),
+                    bytes = chunk.iter().map(|&i| lines[i].len()).sum::<usize>(),
+                    "bulk request done"
+                );
                 if results
                     .iter()
                     .any(|(_, r)| matches!(r, ItemResult::Retry { status: 413, .. }))
@@ -422,7 +428,8 @@ pub async fn install_templates(
                     "checkpoint": { "type": "date" },
                     "tiebreaker": { "type": "keyword" },
                     "updated_at": { "type": "date" },
-                    "pending": { "type": "object", "enabled": false }
+                    "pending": { "type": "object", "enabled": false },
+                    "cap_cut": { "type": "object", "enabled": false }
                 }
             }
         }

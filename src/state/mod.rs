@@ -38,6 +38,26 @@ pub struct Checkpoint {
     pub covered_until: DateTime<Utc>,
     /// When the checkpoint was written (the run's clock).
     pub updated_at: DateTime<Utc>,
+    /// Where `max_signals` cut the window that ended at `covered_until`:
+    /// its first match left out (`None`: nothing was left out). Every match
+    /// of that window ordered before it was written, so an alert of the
+    /// next window ordered at or after it that already exists was written
+    /// by an attempt at that next window that never committed (a crash
+    /// between its bulk and its checkpoint), and still takes up one of the
+    /// window's `max_signals` places when the window is searched again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap_cut: Option<CapCut>,
+}
+
+/// A match's place in the order `max_signals` follows, oldest first: the
+/// time of its last event, then, for ties, the id of its head alert (the
+/// event alert, or the shell), so every window orders the same matches the
+/// same way whatever else it fetched.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CapCut {
+    /// Epoch milliseconds of the match's last event.
+    pub last_event_ms: i64,
+    pub alert_id: String,
 }
 
 #[derive(Debug, thiserror::Error)]
