@@ -365,7 +365,7 @@ impl Setup {
                 rule_id: id.clone(),
                 covered_until: c0,
                 updated_at: c0,
-                cap_cut: None,
+                pending: None,
             };
             match &self.state_dir {
                 Some(dir) => es.rt.block_on(

@@ -53,13 +53,13 @@
 //! still in its window. The cap applies per window, like Kibana's per-tuple
 //! `max_signals`.
 //!
-//! The checkpoint records where the cap cut a window (its first match left
-//! out, ordered by last-event time, then head alert id). When a window is
-//! searched again because its attempt died between the bulk write and the
-//! checkpoint (a crash), alerts that exist and lie past that cut were
-//! written by the dead attempt: they keep their places in the cap instead
-//! of being skipped as duplicates, so the retry writes exactly what the
-//! attempt would have, and never more than `max_signals` for the window.
+//! A capped window's choice is saved in the checkpoint (as `pending`:
+//! the window's end and the first match left out, ordered by last-event
+//! time, then head alert id) before its bulk write, and cleared by its
+//! checkpoint. If the run dies in between (a crash), the next run searches
+//! that window again and writes only the matches before the saved cut:
+//! what the dead attempt wrote of them comes back as duplicates, and the
+//! window never writes more than `max_signals` in all.
 
 mod alerts;
 pub mod record;

@@ -21,7 +21,7 @@ use crate::rule::Rule;
 use crate::schedule::window::{plan_windows, Timing, Window};
 use crate::sink::{AlertSink, ItemFailure, SinkError};
 use crate::source::{DocRef, EventSource, FetchRequest, SourceError, TimeFilter, TimeRange};
-use crate::state::{CapCut, Checkpoint, StateError, StateStore};
+use crate::state::{CapCut, Checkpoint, PendingWindow, StateError, StateStore};
 
 /// How runs are carried out, the same for every rule.
 #[derive(Clone, Debug, PartialEq)]
@@ -186,6 +186,8 @@ where
         let anchor = add(now, TimeDelta::milliseconds(rule.schedule.to.offset_ms()));
         let checkpoint = self.state.checkpoint(&rule.rule_id).await?;
         let covered = checkpoint.as_ref().map(|c| c.covered_until);
+        // A capped window the last run wrote but did not commit (it died).
+        let mut pending = checkpoint.and_then(|c| c.pending);
         let windows = plan_windows(timing, covered, anchor);
         // Progress lines at debug level: after a crash (or in a slow run)
         // they tell how far the run got: searching, writing, committing.
@@ -217,7 +219,6 @@ where
             grouped,
         };
         let mut previous_end = covered;
-        let mut committed = Committed::of(checkpoint.as_ref());
         // Ids acknowledged by earlier windows of this run: catch-up windows
         // overlap, and a sink's search may not show its last writes yet.
         let mut acknowledged: HashSet<String> = HashSet::new();
@@ -269,8 +270,13 @@ where
                 "window matched"
             );
 
-            let cap_cut = self
-                .alert_window(&scope, candidates, &committed, &mut acknowledged, record)
+            let retried = pending.take().filter(|p| p.window_end == window.end);
+            let attempt = Attempt {
+                window,
+                covered: previous_end,
+                retried_cut: retried.as_ref().map(|p| &p.cap_cut),
+            };
+            self.alert_window(&scope, candidates, &attempt, &mut acknowledged, record)
                 .await?;
             tracing::debug!(
                 rule_id = %rule.rule_id,
@@ -283,7 +289,7 @@ where
                     rule_id: rule.rule_id.clone(),
                     covered_until: window.end,
                     updated_at: now,
-                    cap_cut: cap_cut.clone(),
+                    pending: None,
                 })
                 .await?;
             tracing::debug!(
@@ -292,10 +298,6 @@ where
                 "checkpoint saved"
             );
             previous_end = Some(window.end);
-            committed = Committed::Until {
-                end_ms: window.end.timestamp_millis(),
-                cap_cut,
-            };
         }
         Ok(())
     }
@@ -392,15 +394,14 @@ where
     }
 
     /// Dedup, cap, read sources, build and write the alerts of one window.
-    /// Returns where the cap cut the window's matches, if it did.
     async fn alert_window(
         &self,
         scope: &AlertScope<'_>,
         candidates: Vec<Candidate>,
-        committed: &Committed,
+        attempt: &Attempt<'_>,
         acknowledged: &mut HashSet<String>,
         record: &mut ExecutionRecord,
-    ) -> Result<Option<CapCut>, RunError> {
+    ) -> Result<(), RunError> {
         let AlertScope {
             rule,
             alert_rule,
@@ -409,7 +410,7 @@ where
         } = scope;
         let grouped = *grouped;
         if candidates.is_empty() {
-            return Ok(None);
+            return Ok(());
         }
         let mut groups: Vec<(Candidate, Vec<String>)> = candidates
             .into_iter()
@@ -420,7 +421,8 @@ where
             .filter(|(_, ids)| !ids.is_empty())
             .collect();
         // Ties broken by id, not by position in this window's fetch: a cut
-        // stored in the checkpoint must mean the same in the next window.
+        // stored in the checkpoint must mean the same when the window is
+        // searched again.
         groups
             .sort_by(|(a, a_ids), (b, b_ids)| (a.order.0, &a_ids[0]).cmp(&(b.order.0, &b_ids[0])));
         let index = &self.settings.alerts_index;
@@ -456,33 +458,34 @@ where
                 .cloned()
                 .collect();
             record.alerts_duplicate += (ids.len() - fresh.len()) as u64;
-            let head_fresh = fresh.contains(&ids[0]);
-            let key = CapCut {
-                last_event_ms: candidate.order.0,
-                alert_id: ids[0].clone(),
-            };
-            // A group whose head (the event alert, or the shell) exists was
-            // written by an earlier window and only lacks building blocks a
-            // failed write left out: those are completed without counting
-            // against the cap. Unless it lies past what the earlier windows
-            // committed: then an attempt at this very window wrote it and
-            // died before its checkpoint (a crash), and it keeps the place
-            // in the cap it took then, or the attempt and this retry
-            // together would write more than `max_signals`.
-            if head_fresh || committed.uncommitted(&key) {
-                if new_groups >= cap {
-                    cap_cut.get_or_insert(key);
-                    if head_fresh {
-                        capped += 1;
-                        continue;
-                    }
-                } else {
-                    new_groups += 1;
+            if fresh.is_empty() {
+                continue;
+            }
+            // A group whose head (the event alert, or the shell) exists
+            // only lacks building blocks a failed write left out: those
+            // are completed without counting against the cap.
+            if fresh.contains(&ids[0]) {
+                let key = || CapCut {
+                    last_event_ms: candidate.order.0,
+                    alert_id: ids[0].clone(),
+                };
+                // Searched again after an attempt that died between its
+                // bulk write and its checkpoint: that attempt chose the
+                // matches before its cut, and what it wrote of them now
+                // comes back as duplicates. Choosing anew would write up
+                // to `max_signals` more.
+                let over = match attempt.retried_cut {
+                    Some(cut) => key() >= *cut,
+                    None => new_groups >= cap,
+                };
+                if over {
+                    capped += 1;
+                    cap_cut.get_or_insert_with(key);
+                    continue;
                 }
+                new_groups += 1;
             }
-            if !fresh.is_empty() {
-                chosen.push((candidate, fresh));
-            }
+            chosen.push((candidate, fresh));
         }
         if capped > 0 {
             record.alerts_capped += capped;
@@ -490,8 +493,24 @@ where
                 record.warnings.push(MAX_SIGNALS_WARNING.to_string());
             }
         }
+        // The choice of a capped window must outlive a crash before its
+        // checkpoint (see above). Not on a rule's first run: its window
+        // ends at `now`, and a second attempt searches another one.
+        if let (Some(cut), None, Some(covered)) = (cap_cut, attempt.retried_cut, attempt.covered) {
+            self.state
+                .save_checkpoint(&Checkpoint {
+                    rule_id: rule.rule_id.clone(),
+                    covered_until: covered,
+                    updated_at: ctx.now,
+                    pending: Some(PendingWindow {
+                        window_end: attempt.window.end,
+                        cap_cut: cut,
+                    }),
+                })
+                .await?;
+        }
         if chosen.is_empty() {
-            return Ok(cap_cut);
+            return Ok(());
         }
 
         // Full sources, only for the events that end up in alerts.
@@ -559,7 +578,7 @@ where
             ));
         }
         if alerts.is_empty() {
-            return Ok(cap_cut);
+            return Ok(());
         }
         tracing::debug!(
             rule_id = %rule.rule_id,
@@ -580,7 +599,7 @@ where
                 failed: record.alerts_failed as usize,
                 first,
             }),
-            None => Ok(cap_cut),
+            None => Ok(()),
         }
     }
 }
@@ -626,48 +645,14 @@ pub(super) struct Candidate {
     pub(super) events: Vec<Option<Hit>>,
 }
 
-/// What the windows before the current one committed, as far as the cap is
-/// concerned: existing alerts ordered before that point were written by
-/// them; one ordered after it can only come from an attempt at the current
-/// window that crashed before its checkpoint.
-#[derive(Clone, Debug)]
-enum Committed {
-    /// No checkpoint yet (a rule's first run): every existing alert counts
-    /// as an earlier window's, as before checkpoints recorded cuts.
-    Nothing,
-    /// The last committed window's end and its cap cut.
-    Until {
-        end_ms: i64,
-        cap_cut: Option<CapCut>,
-    },
-}
-
-impl Committed {
-    fn of(checkpoint: Option<&Checkpoint>) -> Committed {
-        match checkpoint {
-            None => Committed::Nothing,
-            Some(c) => Committed::Until {
-                end_ms: c.covered_until.timestamp_millis(),
-                cap_cut: c.cap_cut.clone(),
-            },
-        }
-    }
-
-    /// Whether an existing group at `key` lies past the committed point:
-    /// at or after the last window's cut, or, when nothing was cut, after
-    /// its end (everything up to the end was written).
-    fn uncommitted(&self, key: &CapCut) -> bool {
-        match self {
-            Committed::Nothing => false,
-            Committed::Until {
-                cap_cut: Some(cut), ..
-            } => key >= cut,
-            Committed::Until {
-                end_ms,
-                cap_cut: None,
-            } => key.last_event_ms > *end_ms,
-        }
-    }
+/// The window being alerted, and what the state says about it.
+struct Attempt<'a> {
+    window: Window,
+    /// The checkpoint before this window (`None` on a rule's first run).
+    covered: Option<DateTime<Utc>>,
+    /// Where an earlier attempt at this same window, which died between
+    /// its bulk write and its checkpoint, cut its matches.
+    retried_cut: Option<&'a CapCut>,
 }
 
 /// How far a window's search reaches before the window start.

@@ -352,9 +352,9 @@ async fn max_signals_caps_new_shells_oldest_first_and_the_next_run_continues() {
     assert_eq!(shells(&alerts(&r, r.sink())).len(), 150);
 }
 
-/// A state store whose next `armed` checkpoint writes fail: the run stops
-/// between a window's bulk write and its checkpoint, as when the process
-/// is killed there.
+/// A state store whose next `armed` window commits (checkpoints without a
+/// pending window) fail: the run stops between a window's bulk write and
+/// its checkpoint, as when the process is killed there.
 struct CrashAtCheckpoint {
     inner: MemoryStateStore,
     armed: AtomicUsize,
@@ -366,7 +366,7 @@ impl crate::state::StateStore for CrashAtCheckpoint {
     }
 
     async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StateError> {
-        if self.armed.load(Ordering::SeqCst) > 0 {
+        if checkpoint.pending.is_none() && self.armed.load(Ordering::SeqCst) > 0 {
             self.armed.fetch_sub(1, Ordering::SeqCst);
             return Err(StateError::File {
                 path: "checkpoints.json".into(),
@@ -382,11 +382,11 @@ impl crate::state::StateStore for CrashAtCheckpoint {
 }
 
 /// Regression (issue 6, SIGKILL loop): a capped window whose alerts were
-/// written but whose checkpoint was not is searched again by the next run;
-/// the alerts of the first attempt keep their places in `max_signals`, so
-/// the window writes nothing more than it would have without the crash,
-/// and the window after it continues from the same cut. Before the fix the
-/// retry dropped them as duplicates and wrote `max_signals` more.
+/// written but whose checkpoint was not is searched again by the next run,
+/// which writes what the first attempt chose (the matches before its cut),
+/// no more, and the window after it continues from there. Before the fix
+/// the retry dropped the first attempt's alerts as duplicates and wrote
+/// `max_signals` more.
 #[tokio::test]
 async fn a_capped_window_searched_again_after_a_crash_writes_no_more_than_max_signals() {
     let rule = founding();
@@ -403,12 +403,22 @@ async fn a_capped_window_searched_again_after_a_crash_writes_no_more_than_max_si
         rule_id: rule.rule_id.clone(),
         covered_until: t0(),
         updated_at: t0(),
-        cap_cut: None,
+        pending: None,
     });
     let now = t0() + Duration::minutes(5);
     let crashed = r.execute(&rule, now).await;
     assert_eq!(crashed.status, RunStatus::Failed, "{crashed:?}");
     assert_eq!((crashed.alerts_created, crashed.alerts_capped), (300, 50));
+    // the cut is the first attack left out: m100, whose network event
+    // came 1 s after its library load
+    let m100 = t0() + Duration::minutes(1) + Duration::seconds(101);
+    let stored = r.state().inner.get(&rule.rule_id).unwrap();
+    assert_eq!(stored.covered_until, t0(), "not committed");
+    let pending = stored.pending.expect("the capped window is pending");
+    assert_eq!(
+        (pending.window_end, pending.cap_cut.last_event_ms),
+        (now, m100.timestamp_millis())
+    );
 
     // The same window again (the checkpoint did not move).
     let again = r.execute(&rule, now).await;
@@ -429,14 +439,7 @@ async fn a_capped_window_searched_again_after_a_crash_writes_no_more_than_max_si
     assert_eq!(hosts.len(), 100);
     assert!(hosts.contains("m000") && hosts.contains("m099") && !hosts.contains("m100"));
     let checkpoint = r.state().inner.get(&rule.rule_id).unwrap();
-    assert_eq!(checkpoint.covered_until, now);
-    // the cut is the first attack left out: m100, whose network event
-    // came 1 s after its library load
-    let m100 = t0() + Duration::minutes(1) + Duration::seconds(101);
-    assert_eq!(
-        checkpoint.cap_cut.map(|c| c.last_event_ms),
-        Some(m100.timestamp_millis())
-    );
+    assert_eq!((checkpoint.covered_until, checkpoint.pending), (now, None));
 
     let next = r.execute(&rule, t0() + Duration::minutes(10)).await;
     assert_eq!(next.status, RunStatus::Succeeded, "{next:?}");
@@ -457,7 +460,7 @@ async fn downtime_is_caught_up_and_older_time_is_a_gap() {
         rule_id: rule.rule_id.clone(),
         covered_until: t0(),
         updated_at: t0(),
-        cap_cut: None,
+        pending: None,
     });
     let now = t0() + Duration::minutes(30);
     let rec = r.execute(&rule, now).await;
@@ -488,7 +491,7 @@ async fn downtime_is_caught_up_and_older_time_is_a_gap() {
         rule_id: rule.rule_id.clone(),
         covered_until: t0(),
         updated_at: t0(),
-        cap_cut: None,
+        pending: None,
     });
     let rec = r.execute(&rule, now).await;
     assert_eq!(rec.status, RunStatus::PartialFailure);

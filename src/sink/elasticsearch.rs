@@ -428,8 +428,7 @@ pub async fn install_templates(
                     "checkpoint": { "type": "date" },
                     "tiebreaker": { "type": "keyword" },
                     "updated_at": { "type": "date" },
-                    "pending": { "type": "object", "enabled": false },
-                    "cap_cut": { "type": "object", "enabled": false }
+                    "pending": { "type": "object", "enabled": false }
                 }
             }
         }

@@ -130,7 +130,7 @@ mod tests {
                     rule_id: rule.into(),
                     covered_until: t(at),
                     updated_at: t(at),
-                    cap_cut: None,
+                    pending: None,
                 })
                 .await
                 .unwrap();
@@ -150,9 +150,9 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_cap_cut_is_kept_and_a_file_without_one_still_reads() {
+    async fn a_pending_window_is_kept_and_a_file_without_one_still_reads() {
         let dir = tempfile::tempdir().unwrap();
-        // as written before checkpoints carried the cap cut
+        // as written before checkpoints could carry a pending window
         fs::write(
             dir.path().join(CHECKPOINTS),
             br#"{"r1": {"rule_id": "r1", "checkpoint": "2023-11-14T22:13:20Z", "updated_at": "2023-11-14T22:13:20Z"}}"#,
@@ -160,23 +160,24 @@ mod tests {
         .unwrap();
         let store = FileStateStore::open(dir.path()).unwrap();
         let old = store.checkpoint("r1").await.unwrap().unwrap();
-        assert_eq!((old.covered_until, old.cap_cut), (t(0), None));
-        let cut = super::super::CapCut {
-            last_event_ms: 1_700_000_000_123,
-            alert_id: "abc".into(),
+        assert_eq!((old.covered_until, old.pending.clone()), (t(0), None));
+        let pending = super::super::PendingWindow {
+            window_end: t(300),
+            cap_cut: super::super::CapCut {
+                last_event_ms: 1_700_000_000_123,
+                alert_id: "abc".into(),
+            },
         };
         store
             .save_checkpoint(&Checkpoint {
-                cap_cut: Some(cut.clone()),
+                pending: Some(pending.clone()),
                 ..old
             })
             .await
             .unwrap();
         let again = FileStateStore::open(dir.path()).unwrap();
-        assert_eq!(
-            again.checkpoint("r1").await.unwrap().unwrap().cap_cut,
-            Some(cut)
-        );
+        let read = again.checkpoint("r1").await.unwrap().unwrap();
+        assert_eq!(read.pending, Some(pending));
     }
 
     #[tokio::test]
