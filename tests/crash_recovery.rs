@@ -17,6 +17,10 @@
 //! whole intervals) however often the process is killed, and the windows
 //! that end at the time of the run (off the grid) hold no events, so a
 //! killed run and a clean run must write the same alerts.
+//!
+//! Where each kill landed is read from the run's debug log lines (`window
+//! started`, `writing alerts`, ...) and printed. `CRASH_TEST_SEED` repeats
+//! a run's kill delays; `DETECTD_BIN` runs another build of the binary.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::os::unix::process::ExitStatusExt;

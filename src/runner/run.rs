@@ -639,8 +639,8 @@ pub(super) struct Hit {
 #[derive(Debug)]
 pub(super) struct Candidate {
     /// (timestamp, position) of the last event: the cap keeps the oldest
-    /// (ties between windows' matches are broken by head alert id, see
-    /// `alert_window`).
+    /// (`alert_window` breaks ties in time by head alert id instead, the
+    /// same every time the window is searched).
     order: (i64, usize),
     pub(super) events: Vec<Option<Hit>>,
 }
