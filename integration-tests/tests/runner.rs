@@ -524,6 +524,7 @@ async fn downtime_is_caught_up_and_beyond_the_horizon_is_a_gap() {
             rule_id: rule.rule_id.clone(),
             covered_until: t0(),
             updated_at: t0(),
+            pending: None,
         })
         .await
         .unwrap();

@@ -52,6 +52,14 @@
 //! with Kibana's text, and the next overlapping run writes them if they are
 //! still in its window. The cap applies per window, like Kibana's per-tuple
 //! `max_signals`.
+//!
+//! A capped window's choice is saved in the checkpoint (as `pending`:
+//! the window's end and the first match left out, ordered by last-event
+//! time, then head alert id) before its bulk write, and cleared by its
+//! checkpoint. If the run dies in between (a crash), the next run searches
+//! that window again and writes only the matches before the saved cut:
+//! what the dead attempt wrote of them comes back as duplicates, and the
+//! window never writes more than `max_signals` in all.
 
 mod alerts;
 pub mod record;

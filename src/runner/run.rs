@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
+use tracing::Instrument;
 
 use super::alerts::{alert_rule, group_ids};
 use super::record::{ExecutionRecord, RunStatus, WindowRange};
@@ -20,7 +21,7 @@ use crate::rule::Rule;
 use crate::schedule::window::{plan_windows, Timing, Window};
 use crate::sink::{AlertSink, ItemFailure, SinkError};
 use crate::source::{DocRef, EventSource, FetchRequest, SourceError, TimeFilter, TimeRange};
-use crate::state::{Checkpoint, StateError, StateStore};
+use crate::state::{CapCut, Checkpoint, PendingWindow, StateError, StateStore};
 
 /// How runs are carried out, the same for every rule.
 #[derive(Clone, Debug, PartialEq)]
@@ -122,7 +123,12 @@ where
             uuid::Uuid::new_v4().to_string(),
             now,
         );
-        let outcome = self.run_windows(rule, now, &mut record).await;
+        // The span ties what the sink and the cluster client log (bulk
+        // requests, retries) to the rule whose run caused it.
+        let outcome = self
+            .run_windows(rule, now, &mut record)
+            .instrument(tracing::debug_span!("rule_run", rule_id = %rule.rule_id))
+            .await;
         record.status = match &outcome {
             Err(e) => {
                 record.error = Some(e.to_string());
@@ -135,6 +141,7 @@ where
             now,
             TimeDelta::from_std(clock.elapsed()).unwrap_or_default(),
         );
+        tracing::debug!(rule_id = %record.rule_id, "storing the execution record");
         if let Err(e) = self.state.record_execution(&record).await {
             tracing::warn!(
                 rule_id = %record.rule_id,
@@ -178,8 +185,18 @@ where
         // `to` other than `now` (e.g. `now-1m`) shifts every window.
         let anchor = add(now, TimeDelta::milliseconds(rule.schedule.to.offset_ms()));
         let checkpoint = self.state.checkpoint(&rule.rule_id).await?;
-        let covered = checkpoint.map(|c| c.covered_until);
+        let covered = checkpoint.as_ref().map(|c| c.covered_until);
+        // A capped window the last run wrote but did not commit (it died).
+        let mut pending = checkpoint.and_then(|c| c.pending);
         let windows = plan_windows(timing, covered, anchor);
+        // Progress lines at debug level: after a crash (or in a slow run)
+        // they tell how far the run got: searching, writing, committing.
+        tracing::debug!(
+            rule_id = %rule.rule_id,
+            windows = windows.windows.len(),
+            checkpoint = ?covered.map(|c| c.to_rfc3339()),
+            "windows planned"
+        );
         if let Some(gap) = windows.gap {
             record.gap = Some(WindowRange {
                 start: gap.start,
@@ -206,6 +223,12 @@ where
         // overlap, and a sink's search may not show its last writes yet.
         let mut acknowledged: HashSet<String> = HashSet::new();
         for window in windows.windows {
+            tracing::debug!(
+                rule_id = %rule.rule_id,
+                window_start = %window.start.to_rfc3339(),
+                window_end = %window.end.to_rfc3339(),
+                "window started"
+            );
             record.windows.push(WindowRange {
                 start: window.start,
                 end: window.end,
@@ -240,16 +263,40 @@ where
                 .await;
             record.search_duration_ms += millis(search_clock.elapsed());
             let candidates = matched?;
+            tracing::debug!(
+                rule_id = %rule.rule_id,
+                window_end = %window.end.to_rfc3339(),
+                matches = candidates.len(),
+                "window matched"
+            );
 
-            self.alert_window(&scope, candidates, &mut acknowledged, record)
+            let retried = pending.take().filter(|p| p.window_end == window.end);
+            let attempt = Attempt {
+                window,
+                covered: previous_end,
+                retried_cut: retried.as_ref().map(|p| &p.cap_cut),
+            };
+            self.alert_window(&scope, candidates, &attempt, &mut acknowledged, record)
                 .await?;
+            tracing::debug!(
+                rule_id = %rule.rule_id,
+                window_end = %window.end.to_rfc3339(),
+                alerts_created = record.alerts_created,
+                "window alerts written"
+            );
             self.state
                 .save_checkpoint(&Checkpoint {
                     rule_id: rule.rule_id.clone(),
                     covered_until: window.end,
                     updated_at: now,
+                    pending: None,
                 })
                 .await?;
+            tracing::debug!(
+                rule_id = %rule.rule_id,
+                covered_until = %window.end.to_rfc3339(),
+                "checkpoint saved"
+            );
             previous_end = Some(window.end);
         }
         Ok(())
@@ -366,6 +413,7 @@ where
         &self,
         scope: &AlertScope<'_>,
         candidates: Vec<Candidate>,
+        attempt: &Attempt<'_>,
         acknowledged: &mut HashSet<String>,
         record: &mut ExecutionRecord,
     ) -> Result<(), RunError> {
@@ -379,7 +427,7 @@ where
         if candidates.is_empty() {
             return Ok(());
         }
-        let groups: Vec<(Candidate, Vec<String>)> = candidates
+        let mut groups: Vec<(Candidate, Vec<String>)> = candidates
             .into_iter()
             .map(|c| {
                 let ids = group_ids(&c, grouped, &self.settings.space_id, &rule.rule_id);
@@ -387,6 +435,11 @@ where
             })
             .filter(|(_, ids)| !ids.is_empty())
             .collect();
+        // Ties broken by id, not by position in this window's fetch: a cut
+        // stored in the checkpoint must mean the same when the window is
+        // searched again.
+        groups
+            .sort_by(|(a, a_ids), (b, b_ids)| (a.order.0, &a_ids[0]).cmp(&(b.order.0, &b_ids[0])));
         let index = &self.settings.alerts_index;
         let all_ids: Vec<String> = groups
             .iter()
@@ -411,6 +464,7 @@ where
         let cap = usize::try_from(rule.max_signals).unwrap_or(usize::MAX);
         let mut new_groups = 0usize;
         let mut capped = 0u64;
+        let mut cap_cut: Option<CapCut> = None;
         let mut chosen: Vec<(Candidate, HashSet<String>)> = Vec::new();
         for (candidate, ids) in groups {
             let fresh: HashSet<String> = ids
@@ -426,8 +480,22 @@ where
             // only lacks building blocks a failed write left out: those
             // are completed without counting against the cap.
             if fresh.contains(&ids[0]) {
-                if new_groups >= cap {
+                let key = || CapCut {
+                    last_event_ms: candidate.order.0,
+                    alert_id: ids[0].clone(),
+                };
+                // Searched again after an attempt that died between its
+                // bulk write and its checkpoint: that attempt chose the
+                // matches before its cut, and what it wrote of them now
+                // comes back as duplicates. Choosing anew would write up
+                // to `max_signals` more.
+                let over = match attempt.retried_cut {
+                    Some(cut) => key() >= *cut,
+                    None => new_groups >= cap,
+                };
+                if over {
                     capped += 1;
+                    cap_cut.get_or_insert_with(key);
                     continue;
                 }
                 new_groups += 1;
@@ -439,6 +507,22 @@ where
             if !record.warnings.iter().any(|w| w == MAX_SIGNALS_WARNING) {
                 record.warnings.push(MAX_SIGNALS_WARNING.to_string());
             }
+        }
+        // The choice of a capped window must outlive a crash before its
+        // checkpoint (see above). Not on a rule's first run: its window
+        // ends at `now`, and a second attempt searches another one.
+        if let (Some(cut), None, Some(covered)) = (cap_cut, attempt.retried_cut, attempt.covered) {
+            self.state
+                .save_checkpoint(&Checkpoint {
+                    rule_id: rule.rule_id.clone(),
+                    covered_until: covered,
+                    updated_at: ctx.now,
+                    pending: Some(PendingWindow {
+                        window_end: attempt.window.end,
+                        cap_cut: cut,
+                    }),
+                })
+                .await?;
         }
         if chosen.is_empty() {
             return Ok(());
@@ -511,6 +595,11 @@ where
         if alerts.is_empty() {
             return Ok(());
         }
+        tracing::debug!(
+            rule_id = %rule.rule_id,
+            alerts = alerts.len(),
+            "writing alerts"
+        );
         let index_clock = Instant::now();
         let report = self.sink.write(index, &alerts).await;
         record.index_duration_ms += millis(index_clock.elapsed());
@@ -564,9 +653,21 @@ pub(super) struct Hit {
 /// One match: an event, or a sequence / sample (`None` = missing event).
 #[derive(Debug)]
 pub(super) struct Candidate {
-    /// (timestamp, position) of the last event: the cap keeps the oldest.
+    /// (timestamp, position) of the last event: the cap keeps the oldest
+    /// (`alert_window` breaks ties in time by head alert id instead, the
+    /// same every time the window is searched).
     order: (i64, usize),
     pub(super) events: Vec<Option<Hit>>,
+}
+
+/// The window being alerted, and what the state says about it.
+struct Attempt<'a> {
+    window: Window,
+    /// The checkpoint before this window (`None` on a rule's first run).
+    covered: Option<DateTime<Utc>>,
+    /// Where an earlier attempt at this same window, which died between
+    /// its bulk write and its checkpoint, cut its matches.
+    retried_cut: Option<&'a CapCut>,
 }
 
 /// How far a window's search reaches before the window start.

@@ -15,7 +15,7 @@ use crate::sink::memory::MemorySink;
 use crate::sink::{AlertSink, ItemFailure, SinkError, WriteReport};
 use crate::source::memory::MemorySource;
 use crate::source::Document;
-use crate::state::{Checkpoint, MemoryStateStore};
+use crate::state::{Checkpoint, MemoryStateStore, StateError};
 
 const FOUNDING: &str = include_str!("../../rules/execution_scheduled_task_powershell.toml");
 const ALERTS: &str = ".alerts-security.alerts-default";
@@ -352,6 +352,102 @@ async fn max_signals_caps_new_shells_oldest_first_and_the_next_run_continues() {
     assert_eq!(shells(&alerts(&r, r.sink())).len(), 150);
 }
 
+/// A state store whose next `armed` window commits (checkpoints without a
+/// pending window) fail: the run stops between a window's bulk write and
+/// its checkpoint, as when the process is killed there.
+struct CrashAtCheckpoint {
+    inner: MemoryStateStore,
+    armed: AtomicUsize,
+}
+
+impl crate::state::StateStore for CrashAtCheckpoint {
+    async fn checkpoint(&self, rule_id: &str) -> Result<Option<Checkpoint>, StateError> {
+        self.inner.checkpoint(rule_id).await
+    }
+
+    async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StateError> {
+        if checkpoint.pending.is_none() && self.armed.load(Ordering::SeqCst) > 0 {
+            self.armed.fetch_sub(1, Ordering::SeqCst);
+            return Err(StateError::File {
+                path: "checkpoints.json".into(),
+                reason: "killed before the checkpoint".into(),
+            });
+        }
+        self.inner.save_checkpoint(checkpoint).await
+    }
+
+    async fn record_execution(&self, record: &ExecutionRecord) -> Result<(), StateError> {
+        self.inner.record_execution(record).await
+    }
+}
+
+/// Regression (issue 6, SIGKILL loop): a capped window whose alerts were
+/// written but whose checkpoint was not is searched again by the next run,
+/// which writes what the first attempt chose (the matches before its cut),
+/// no more, and the window after it continues from there. Before the fix
+/// the retry dropped the first attempt's alerts as duplicates and wrote
+/// `max_signals` more.
+#[tokio::test]
+async fn a_capped_window_searched_again_after_a_crash_writes_no_more_than_max_signals() {
+    let rule = founding();
+    let r = Runner::new(
+        MemorySource::new(many_attacks(150, t0() + Duration::minutes(1))),
+        MemorySink::new(),
+        CrashAtCheckpoint {
+            inner: MemoryStateStore::new(),
+            armed: AtomicUsize::new(1),
+        },
+        RunnerSettings::default(),
+    );
+    r.state().inner.set(Checkpoint {
+        rule_id: rule.rule_id.clone(),
+        covered_until: t0(),
+        updated_at: t0(),
+        pending: None,
+    });
+    let now = t0() + Duration::minutes(5);
+    let crashed = r.execute(&rule, now).await;
+    assert_eq!(crashed.status, RunStatus::Failed, "{crashed:?}");
+    assert_eq!((crashed.alerts_created, crashed.alerts_capped), (300, 50));
+    // the cut is the first attack left out: m100, whose network event
+    // came 1 s after its library load
+    let m100 = t0() + Duration::minutes(1) + Duration::seconds(101);
+    let stored = r.state().inner.get(&rule.rule_id).unwrap();
+    assert_eq!(stored.covered_until, t0(), "not committed");
+    let pending = stored.pending.expect("the capped window is pending");
+    assert_eq!(
+        (pending.window_end, pending.cap_cut.last_event_ms),
+        (now, m100.timestamp_millis())
+    );
+
+    // The same window again (the checkpoint did not move).
+    let again = r.execute(&rule, now).await;
+    assert_eq!(again.status, RunStatus::PartialFailure, "{again:?}");
+    assert_eq!(
+        (
+            again.alerts_created,
+            again.alerts_duplicate,
+            again.alerts_capped
+        ),
+        (0, 300, 50)
+    );
+    let all = r.sink().alerts(ALERTS).into_values().collect::<Vec<_>>();
+    let hosts: HashSet<String> = shells(&all)
+        .iter()
+        .map(|s| s["host"]["id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(hosts.len(), 100);
+    assert!(hosts.contains("m000") && hosts.contains("m099") && !hosts.contains("m100"));
+    let checkpoint = r.state().inner.get(&rule.rule_id).unwrap();
+    assert_eq!((checkpoint.covered_until, checkpoint.pending), (now, None));
+
+    let next = r.execute(&rule, t0() + Duration::minutes(10)).await;
+    assert_eq!(next.status, RunStatus::Succeeded, "{next:?}");
+    assert_eq!((next.alerts_created, next.alerts_capped), (150, 0));
+    let all = r.sink().alerts(ALERTS).into_values().collect::<Vec<_>>();
+    assert_eq!(shells(&all).len(), 150);
+}
+
 #[tokio::test]
 async fn downtime_is_caught_up_and_older_time_is_a_gap() {
     let rule = founding();
@@ -364,6 +460,7 @@ async fn downtime_is_caught_up_and_older_time_is_a_gap() {
         rule_id: rule.rule_id.clone(),
         covered_until: t0(),
         updated_at: t0(),
+        pending: None,
     });
     let now = t0() + Duration::minutes(30);
     let rec = r.execute(&rule, now).await;
@@ -394,6 +491,7 @@ async fn downtime_is_caught_up_and_older_time_is_a_gap() {
         rule_id: rule.rule_id.clone(),
         covered_until: t0(),
         updated_at: t0(),
+        pending: None,
     });
     let rec = r.execute(&rule, now).await;
     assert_eq!(rec.status, RunStatus::PartialFailure);

@@ -258,6 +258,12 @@ impl AlertSink for ElasticsearchSink {
             let mut too_large: Option<usize> = None;
             for chunk in chunks(&todo, &lines, max_bytes) {
                 let results = self.send_chunk(index, alerts, &lines, &chunk).await;
+                tracing::debug!(
+                    index,
+                    alerts = chunk.len(),
+                    bytes = chunk.iter().map(|&i| lines[i].len()).sum::<usize>(),
+                    "bulk request done"
+                );
                 if results
                     .iter()
                     .any(|(_, r)| matches!(r, ItemResult::Retry { status: 413, .. }))

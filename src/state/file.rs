@@ -130,6 +130,7 @@ mod tests {
                     rule_id: rule.into(),
                     covered_until: t(at),
                     updated_at: t(at),
+                    pending: None,
                 })
                 .await
                 .unwrap();
@@ -146,6 +147,37 @@ mod tests {
         assert!(!dir.path().join("state/checkpoints.json.tmp").exists());
         let text = fs::read_to_string(dir.path().join("state/checkpoints.json")).unwrap();
         assert!(text.contains("\"checkpoint\""), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_pending_window_is_kept_and_a_file_without_one_still_reads() {
+        let dir = tempfile::tempdir().unwrap();
+        // as written before checkpoints could carry a pending window
+        fs::write(
+            dir.path().join(CHECKPOINTS),
+            br#"{"r1": {"rule_id": "r1", "checkpoint": "2023-11-14T22:13:20Z", "updated_at": "2023-11-14T22:13:20Z"}}"#,
+        )
+        .unwrap();
+        let store = FileStateStore::open(dir.path()).unwrap();
+        let old = store.checkpoint("r1").await.unwrap().unwrap();
+        assert_eq!((old.covered_until, old.pending.clone()), (t(0), None));
+        let pending = super::super::PendingWindow {
+            window_end: t(300),
+            cap_cut: super::super::CapCut {
+                last_event_ms: 1_700_000_000_123,
+                alert_id: "abc".into(),
+            },
+        };
+        store
+            .save_checkpoint(&Checkpoint {
+                pending: Some(pending.clone()),
+                ..old
+            })
+            .await
+            .unwrap();
+        let again = FileStateStore::open(dir.path()).unwrap();
+        let read = again.checkpoint("r1").await.unwrap().unwrap();
+        assert_eq!(read.pending, Some(pending));
     }
 
     #[tokio::test]

@@ -5,7 +5,10 @@
 //! acknowledged by the sink (`covered_until`); the next run searches from
 //! there (see `schedule::window`). Sequences that straddle a run boundary
 //! need no state of their own: each window reaches back by the sequence's
-//! `maxspan` (see `runner`), so the checkpoint is all there is.
+//! `maxspan` (see `runner`), so the checkpoint is all there is. Its
+//! `pending` part says which matches a capped window chose while its
+//! alerts are being written, so that a window searched again after a crash
+//! writes the same ones.
 //!
 //! Three stores: the cluster (detectd's state and executions indices, for
 //! the daemon), a local directory (for `hunt` and users who cannot write to
@@ -38,6 +41,31 @@ pub struct Checkpoint {
     pub covered_until: DateTime<Utc>,
     /// When the checkpoint was written (the run's clock).
     pub updated_at: DateTime<Utc>,
+    /// A capped window after `covered_until` whose alerts are being
+    /// written: saved just before its bulk write, cleared by its checkpoint.
+    /// If the run dies in between, the next run searches that window again
+    /// and writes what this attempt chose, not `max_signals` more.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<PendingWindow>,
+}
+
+/// A window whose matches `max_signals` cut, written but not committed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PendingWindow {
+    pub window_end: DateTime<Utc>,
+    /// The first match the cap left out.
+    pub cap_cut: CapCut,
+}
+
+/// A match's place in the order `max_signals` follows, oldest first: the
+/// time of its last event, then, for ties, the id of its head alert (the
+/// event alert, or the shell), so a window searched again orders its
+/// matches the same way.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CapCut {
+    /// Epoch milliseconds of the match's last event.
+    pub last_event_ms: i64,
+    pub alert_id: String,
 }
 
 #[derive(Debug, thiserror::Error)]
