@@ -163,6 +163,7 @@ impl Fx {
                 rule_id: fx.rule.rule_id.clone(),
                 covered_until: t0(),
                 updated_at: t0(),
+                pending: None,
             })
             .await
             .expect("save the starting checkpoint");
@@ -230,6 +231,7 @@ impl Fx {
             rule_id: self.rule.rule_id.clone(),
             covered_until: t0(),
             updated_at: t0(),
+            pending: None,
         });
         let runner = Runner::new(
             ElasticsearchSource::new(self.direct.clone()),
