@@ -60,7 +60,9 @@ def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--cycles", type=int, default=3, help="intervals measured (default 3)")
     p.add_argument("--interval", default="5m", help="every rule's interval (default 5m)")
-    p.add_argument("--rate", type=int, default=100, help="events per second fed (default 100)")
+    p.add_argument("--rate", type=int, default=20, help="events per second fed (default 20)")
+    p.add_argument("--retain", default="15m",
+                   help="events older than this are deleted each minute, as rollover/ILM would (default 15m)")
     p.add_argument("--rules", type=int, default=1000, help="at least this many rules (default 1000)")
     p.add_argument("--concurrency", type=int, default=None, help="[schedule] concurrency (default: detectd's)")
     p.add_argument("--corpus", default=os.path.join(REPO, "..", "shared", "detection-rules-eql"))
@@ -126,14 +128,15 @@ def start_osmem(work):
 class Feeder:
     """Generated events re-stamped to wall-clock time at a fixed rate."""
 
-    def __init__(self, detectd, url, rate):
-        self.url, self.rate = url, rate
+    def __init__(self, detectd, url, rate, retain_s):
+        self.url, self.rate, self.retain_s = url, rate, retain_s
         self.gen = subprocess.Popen(
             [detectd, "generate", "--count", "100000000", "--attacks-per-10k", "5", "--seed", "7"],
             stdout=subprocess.PIPE,
             text=True,
         )
         self.fed = 0
+        self.expired = 0
         self.stop = threading.Event()
 
     def events(self, n):
@@ -165,13 +168,28 @@ class Feeder:
             raise RuntimeError(f"bulk errors: {bad}")
         self.fed += n
 
+    def expire(self):
+        """Deletes events older than the retention. An in-memory server scans
+        every document it holds on each search, so without this its cost (not
+        detectd's) would grow with the length of the test."""
+        indices = ",".join(list(ENDPOINT_INDEX.values()) + EXTRA_INDICES)
+        query = {"query": {"range": {"@timestamp": {"lt": f"now-{self.retain_s}s"}}}}
+        r = http(f"{self.url}/{indices}/_delete_by_query?ignore_unavailable=true", "POST",
+                 json.dumps(query).encode())
+        self.expired += r.get("deleted", 0)
+
     def run(self, every=5.0):
-        """Feeds each `every` seconds the events of the seconds just passed."""
+        """Feeds each `every` seconds the events of the seconds just passed;
+        expires old events once a minute."""
         last = int(time.time() * 1000)
+        last_expiry = time.time()
         while not self.stop.wait(every):
             now = int(time.time() * 1000)
             try:
                 self.load(last, now)
+                if time.time() - last_expiry >= 60:
+                    self.expire()
+                    last_expiry = time.time()
             except Exception as e:  # keep feeding; say so
                 print(f"feeder: {e}", file=sys.stderr)
             last = now
@@ -248,7 +266,7 @@ def pct(values, q):
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def report(log_path, samples, t0, interval_s, cycles, rules, fed, osmem_cpu):
+def report(log_path, samples, t0, interval_s, cycles, rules, feeder, osmem_cpu):
     runs = []
     for line in open(log_path):
         try:
@@ -257,7 +275,8 @@ def report(log_path, samples, t0, interval_s, cycles, rules, fed, osmem_cpu):
             continue
         if v.get("message") == "rule run finished":
             runs.append(v)
-    print(f"\nrules scheduled: {rules}, interval {interval_s} s, events fed: {fed}")
+    print(f"\nrules scheduled: {rules}, interval {interval_s} s, events fed: {feeder.fed}"
+          f" (each in 2 indices), expired: {feeder.expired} documents")
     print(f"runs finished: {len(runs)}  failed: {sum(r['status'] == 'failed' for r in runs)}"
           f"  partial failure: {sum(r['status'] == 'partial failure' for r in runs)}")
     errors = {}
@@ -332,7 +351,7 @@ def main():
     rules_dir = os.path.join(work, "rules")
     rules = copy_rules(args.corpus, rules_dir, args.interval, args.rules)
 
-    feeder = Feeder(detectd, url, args.rate)
+    feeder = Feeder(detectd, url, args.rate, seconds(args.retain))
     now = int(time.time() * 1000)
     print(f"loading the last 10 minutes of events ({args.rate * 600} events x 2 indices) ...")
     for start in range(now - 600_000, now, 60_000):
@@ -378,7 +397,7 @@ def main():
         if osmem:
             osmem.kill()
 
-    report(log_path, samples, t0, interval_s, args.cycles, rules, feeder.fed, osmem_cpu)
+    report(log_path, samples, t0, interval_s, args.cycles, rules, feeder, osmem_cpu)
     print(f"\ndetectd exit status: {daemon.returncode}")
     if args.keep:
         print(f"kept: {work}")
