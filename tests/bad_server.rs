@@ -688,26 +688,42 @@ async fn the_healthy_mock_cluster_gives_a_clean_run() {
     assert_eq!(mock.stored.lock().unwrap().executions.len(), 1);
 }
 
-/// Search pages that are JSON only in part: a `_source` nested deeper than
-/// the JSON parser's limit (128) and a lone surrogate escape. Both fail the
-/// page, and so the run, with an error naming `POST /_search`; the window
-/// is kept. (Elasticsearch accepts such documents, so such an index blocks
-/// the rules reading it until the document is removed or excluded: the
-/// error says which request, and the body's start shows where.)
+/// Search pages whose `_source` serde_json refuses by default but
+/// Elasticsearch accepts: nesting deeper than 128 levels and a lone
+/// surrogate escape. They are read leniently (U+FFFD for the surrogate),
+/// with a warning naming `POST /_search`, and the run goes on: such a
+/// document must not block the rules reading it. Nesting beyond 1000
+/// levels (more than Elasticsearch's parser takes) still fails the run,
+/// naming the request, with the window kept.
 #[tokio::test]
-async fn unparsable_sources_in_a_search_page_fail_the_run_naming_the_request() {
-    let deep = format!("{}1{}", "{\"a\":".repeat(200), "}".repeat(200));
+async fn sources_elasticsearch_accepts_are_read_leniently_and_beyond_fail_the_run() {
+    let deep = |levels: usize| {
+        format!(
+            r#"{{"@timestamp":"2024-05-01T09:58:00.000Z","process":{{"name":"cmd.exe"}},"x":{}1{}}}"#,
+            "{\"a\":".repeat(levels),
+            "}".repeat(levels)
+        )
+    };
     for source in [
-        deep,
+        deep(200),
         r#"{"@timestamp":"2024-05-01T09:58:00.000Z","process":{"name":"\ud800"}}"#.to_string(),
     ] {
         let mut mock = MockCluster::new(None);
         mock.search_source = Some(source);
-        let (record, _) = run(&mock).await;
-        assert_eq!(record.status, RunStatus::Failed, "{record:?}");
-        names_request(record.error.as_deref().unwrap_or(""), Search, false).unwrap();
-        assert_eq!(mock.checkpoint(), OLD_CHECKPOINT);
+        let (record, log) = run(&mock).await;
+        assert_ne!(record.status, RunStatus::Failed, "{record:?}");
+        assert_eq!(mock.checkpoint(), NEW_CHECKPOINT);
+        assert!(
+            log.contains("response read leniently") && log.contains("/_search"),
+            "{log}"
+        );
     }
+    let mut mock = MockCluster::new(None);
+    mock.search_source = Some(deep(1200));
+    let (record, _) = run(&mock).await;
+    assert_eq!(record.status, RunStatus::Failed, "{record:?}");
+    names_request(record.error.as_deref().unwrap_or(""), Search, false).unwrap();
+    assert_eq!(mock.checkpoint(), OLD_CHECKPOINT);
 }
 
 /// One bulk item shape and what it must count as.

@@ -8,6 +8,7 @@
 //! The crate returns `Ok` for every HTTP status, so every call here checks
 //! the status itself and turns anything but 2xx into a [`ClusterError`].
 
+pub mod lenient;
 pub mod retry;
 pub mod server;
 
@@ -453,10 +454,26 @@ pub fn check_json(method: Method, path: &str, raw: &RawResponse) -> Result<Value
     if raw.body.is_empty() {
         return Ok(Value::Null);
     }
-    serde_json::from_slice(&raw.body).map_err(|e| ClusterError::BadResponse {
+    let error = match serde_json::from_slice(&raw.body) {
+        Ok(value) => return Ok(value),
+        Err(e) => e,
+    };
+    // A document Elasticsearch accepted (deep nesting, lone surrogates)
+    // must not fail every run of the rules reading it.
+    if let Some((value, how)) = lenient::parse(&raw.body) {
+        tracing::warn!(
+            method = method_name(method),
+            path,
+            surrogates_replaced = how.surrogates_replaced,
+            nesting_depth = how.deep,
+            "response read leniently: lone surrogate escapes became U+FFFD, deep nesting was allowed"
+        );
+        return Ok(value);
+    }
+    Err(ClusterError::BadResponse {
         method: method_name(method),
         path: path.to_string(),
-        reason: format!("expected json, found {} ({e})", snippet(&raw.body)),
+        reason: format!("expected json, found {} ({error})", snippet(&raw.body)),
     })
 }
 
