@@ -148,6 +148,12 @@ mod tests {
             at = &at["a"][0];
         }
         assert_eq!(*at, 1);
+        // the limit itself is read, and dropped, within a 2 MiB test thread
+        // stack (a tokio worker's size) in a debug build
+        assert_eq!(
+            parse(deep(MAX_DEPTH).as_bytes()).unwrap().1.deep,
+            Some(MAX_DEPTH)
+        );
         assert_eq!(parse(deep(MAX_DEPTH + 2).as_bytes()), None);
         // brackets inside strings do not count
         assert_eq!(max_depth(br#"{"a":"[[[{{{"}"#), 1);
