@@ -735,7 +735,9 @@ struct Item {
 /// `_bulk` answering `errors: true` (or `false`) with odd items: only a
 /// `create` with a 2xx status (a number in the HTTP range) is created, 409
 /// a duplicate; anything else a failure naming `POST /_bulk` and showing
-/// the item; with any failure the run is `failed` and the checkpoint stays.
+/// the item; with any failure the run is `failed` and the checkpoint stays,
+/// except a 400 (the document is invalid for the index: retrying cannot
+/// help), which is reported as a warning while the window moves on.
 #[tokio::test]
 async fn bulk_items_of_odd_shapes_are_failures_not_successes() {
     let items = [
@@ -749,7 +751,7 @@ async fn bulk_items_of_odd_shapes_are_failures_not_successes() {
         },
         Item {
             item: json!({"create": {"status": 400, "error": {"type": "mapper_parsing_exception", "reason": "failed to parse"}}}),
-            outcome: "failed: status 400: mapper_parsing_exception: failed to parse",
+            outcome: "rejected: status 400: mapper_parsing_exception: failed to parse",
         },
         Item {
             item: json!({"create": {"status": "201"}}),
@@ -833,12 +835,20 @@ async fn bulk_items_of_odd_shapes_are_failures_not_successes() {
                     f.reason.starts_with("POST /_bulk") || f.status != 0,
                     "{label}: {f}"
                 );
-                format!("failed: {f}")
+                let kind = if f.status == 400 {
+                    "rejected"
+                } else {
+                    "failed"
+                };
+                format!("{kind}: {f}")
             };
             let want = it.outcome;
+            let want_kind = want.split(": ").next().unwrap_or(want);
             assert!(
                 got == want
-                    || (want.starts_with("failed: ") && got.contains(&want["failed: ".len()..])),
+                    || (want.contains(": ")
+                        && got.starts_with(want_kind)
+                        && got.contains(&want[want_kind.len() + 2..])),
                 "{label}: expected {want}, found {got}"
             );
 
@@ -863,6 +873,24 @@ async fn bulk_items_of_odd_shapes_are_failures_not_successes() {
                         .error
                         .as_deref()
                         .is_some_and(|e| e.contains("could not be written")),
+                    "{label}: {record:?}"
+                );
+            } else if want.starts_with("rejected") {
+                // refused as invalid: retrying cannot help, so the window
+                // moves on and the run says which alert was refused
+                assert_eq!(
+                    record.status,
+                    RunStatus::PartialFailure,
+                    "{label}: {record:?}"
+                );
+                assert_eq!(mock.checkpoint(), NEW_CHECKPOINT, "{label}");
+                assert_eq!(record.alerts_failed, 1, "{label}");
+                assert!(
+                    record
+                        .warnings
+                        .iter()
+                        .any(|w| w.contains("refused by the cluster as invalid")
+                            && w.contains("mapper_parsing_exception")),
                     "{label}: {record:?}"
                 );
             } else {

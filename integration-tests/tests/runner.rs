@@ -609,6 +609,9 @@ struct FlakySink {
     inner: ElasticsearchSink,
     fail: usize,
     armed: AtomicUsize,
+    /// The status and reason of the injected item failures.
+    status: u16,
+    reason: &'static str,
 }
 
 impl AlertSink for FlakySink {
@@ -624,8 +627,8 @@ impl AlertSink for FlakySink {
             .map(|a| ItemFailure {
                 index: index.to_string(),
                 id: a.id.clone(),
-                status: 400,
-                reason: "mapper_parsing_exception: injected".into(),
+                status: self.status,
+                reason: self.reason.into(),
             })
             .collect();
         Ok(report)
@@ -659,6 +662,8 @@ async fn a_partly_failed_bulk_write_is_completed_by_the_next_run() {
             inner: fx.sink(),
             fail: 2,
             armed: AtomicUsize::new(1),
+            status: 429,
+            reason: "es_rejected_execution_exception: injected",
         },
         fx.settings(),
     );

@@ -623,6 +623,9 @@ struct FlakySink {
     inner: MemorySink,
     fail: usize,
     armed: AtomicUsize,
+    /// The status and reason of the injected item failures.
+    status: u16,
+    reason: &'static str,
 }
 
 impl AlertSink for FlakySink {
@@ -638,8 +641,8 @@ impl AlertSink for FlakySink {
             .map(|a| ItemFailure {
                 index: index.to_string(),
                 id: a.id.clone(),
-                status: 400,
-                reason: "mapper_parsing_exception: injected".into(),
+                status: self.status,
+                reason: self.reason.into(),
             })
             .collect();
         Ok(report)
@@ -669,6 +672,8 @@ async fn a_partly_failed_write_keeps_the_checkpoint_and_the_next_run_completes_i
             inner: MemorySink::new(),
             fail: 2,
             armed: AtomicUsize::new(1),
+            status: 429,
+            reason: "es_rejected_execution_exception: injected",
         },
         MemoryStateStore::new(),
         RunnerSettings::default(),
@@ -695,6 +700,55 @@ async fn a_partly_failed_write_keeps_the_checkpoint_and_the_next_run_completes_i
     assert_eq!((second.alerts_created, second.alerts_duplicate), (2, 4));
     assert_eq!(r.sink().inner.alerts(ALERTS).len(), 6);
     assert!(r.state().get(&rule.rule_id).is_some());
+}
+
+/// Alerts the cluster refuses as invalid (400: a source field clashing
+/// with the alerts mapping) would be refused on every retry: the run
+/// reports them (partial failure, `alerts_failed`, a warning naming the
+/// first) and the checkpoint moves on, so the rule is not stalled.
+#[tokio::test]
+async fn alerts_refused_as_invalid_are_reported_and_the_window_moves_on() {
+    let rule = founding();
+    let mut docs = attack("x1", t0() + Duration::minutes(1), Duration::seconds(2));
+    docs.extend(attack(
+        "x2",
+        t0() + Duration::minutes(2),
+        Duration::seconds(2),
+    ));
+    let r = Runner::new(
+        MemorySource::new(docs),
+        FlakySink {
+            inner: MemorySink::new(),
+            fail: 1,
+            armed: AtomicUsize::new(1),
+            status: 400,
+            reason: "mapper_parsing_exception: failed to parse field [process.name]",
+        },
+        MemoryStateStore::new(),
+        RunnerSettings::default(),
+    );
+    let first = r.execute(&rule, t0() + Duration::minutes(5)).await;
+    assert_eq!(first.status, RunStatus::PartialFailure, "{first:?}");
+    assert_eq!((first.alerts_created, first.alerts_failed), (5, 1));
+    assert!(
+        first
+            .warnings
+            .iter()
+            .any(|w| w.contains("refused by the cluster as invalid") && w.contains("process.name")),
+        "{first:?}"
+    );
+    let covered = r.state().get(&rule.rule_id).expect("checkpoint advanced");
+    assert_eq!(covered.covered_until, t0() + Duration::minutes(5));
+
+    // The next run goes on from there; the refused alert's events are still
+    // inside its look-back overlap, so it is offered once more (and, the
+    // cluster accepting it now, written) — a bounded retry, not a stall.
+    let second = r.execute(&rule, t0() + Duration::minutes(10)).await;
+    assert_eq!(second.status, RunStatus::Succeeded, "{second:?}");
+    assert_eq!((second.alerts_created, second.alerts_failed), (1, 0));
+    assert_eq!(r.sink().inner.alerts(ALERTS).len(), 6);
+    let covered = r.state().get(&rule.rule_id).unwrap().covered_until;
+    assert_eq!(covered, t0() + Duration::minutes(10));
 }
 
 #[tokio::test]
