@@ -1,7 +1,7 @@
 //! An in-memory [`EventSource`] for tests of a whole rule run without a
 //! cluster. It applies the same request a cluster would: index names (exact
 //! or `*` patterns), the inclusive time range with the override fallback,
-//! the pushdown filter (evaluated with [`Filter::matches`]), ordering by
+//! the pushdown filter (evaluated with [`Filter::matches`](crate::eql::pushdown::Filter::matches)), ordering by
 //! timestamp then tiebreaker then insertion order, and the projection.
 
 use chrono::{DateTime, Utc};

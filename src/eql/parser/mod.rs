@@ -1,7 +1,7 @@
-//! The EQL parser: tokens -> [`ast::Query`], syntax only.
+//! The EQL parser: tokens -> [`Query`], syntax only.
 //!
 //! Recursive descent for queries (here), a Pratt loop for expressions
-//! ([`expr`]), following the precedence of Elasticsearch's `EqlBase.g4`
+//! (`parser/expr.rs`), following the precedence of Elasticsearch's `EqlBase.g4`
 //! (loosest first):
 //!
 //! | level | operators                                   | notes                              |
@@ -18,7 +18,7 @@
 //! The parser rejects what Elasticsearch's grammar rejects and reports what
 //! it parses but does not run (`join`, lineage, pipes other than `head` and
 //! `tail`, array indexes) as [`ErrorKind::Unsupported`]. Semantic rules
-//! (functions, arity, sequence shape) belong to [`super::verify`].
+//! (functions, arity, sequence shape) belong to [`super::verify`](mod@super::verify).
 //!
 //! A hostile query is an error, never a crash: the query text is capped at
 //! [`MAX_QUERY_BYTES`], recursion at [`MAX_DEPTH`] and the height of any
@@ -41,7 +41,7 @@ pub const MAX_DEPTH: usize = 200;
 /// `Drop`) walks recursively. The corpus's tallest tree is far below.
 pub const MAX_EXPR_HEIGHT: usize = MAX_DEPTH;
 
-/// Parses one EQL query (syntax only; see [`super::verify`] for semantics).
+/// Parses one EQL query (syntax only; see [`super::verify`](mod@super::verify) for semantics).
 pub fn parse(src: &str) -> Result<Query, EqlError> {
     if src.len() > MAX_QUERY_BYTES {
         return Err(EqlError::new(

@@ -5,8 +5,8 @@
 //!
 //! Events are ordered as Elasticsearch orders them: timestamp (epoch ms),
 //! then tiebreaker (events with one before those without), then input order.
-//! Sequences run through [`SequenceMatcher`], samples through
-//! [`SampleMatcher`] (in input order: samples ignore time). Then the limits:
+//! Sequences run through [`SequenceMatcher`](super::sequence::SequenceMatcher), samples through
+//! [`SampleMatcher`](super::sample::SampleMatcher) (in input order: samples ignore time). Then the limits:
 //! the `| head N` / `| tail N` pipes in order, then `size` taken from the
 //! head or the tail per `result_position`; results stay in ascending order.
 
@@ -313,7 +313,7 @@ fn stage_keys(
     (!scratch.is_empty()).then(|| std::mem::take(scratch))
 }
 
-/// The [`SequenceMatcher`] shape of a sequence plan.
+/// The [`SequenceMatcher`](super::sequence::SequenceMatcher) shape of a sequence plan.
 pub fn sequence_spec(plan: &Plan) -> SequenceSpec {
     SequenceSpec {
         stages: plan
@@ -330,7 +330,7 @@ pub fn sequence_spec(plan: &Plan) -> SequenceSpec {
 }
 
 /// The stages (and `until`) of a sequence plan that `event` matches, with
-/// its join keys for each: what [`SequenceMatcher::push`] takes. For callers
+/// its join keys for each: what [`SequenceMatcher::push`](super::sequence::SequenceMatcher::push) takes. For callers
 /// that stream events (the daemon) rather than call [`search`].
 pub fn sequence_stage_hits(plan: &Plan, event: &Event, out: &mut Vec<StageHit<Vec<Value>>>) {
     out.clear();
@@ -354,7 +354,7 @@ pub fn sequence_stage_hits(plan: &Plan, event: &Event, out: &mut Vec<StageHit<Ve
 }
 
 /// The filters of a sample plan that `event` matches, with its composite
-/// keys for each: what [`SampleMatcher::push`] takes.
+/// keys for each: what [`SampleMatcher::push`](super::sample::SampleMatcher::push) takes.
 pub fn sample_filter_hits(plan: &Plan, event: &Event, out: &mut Vec<SampleHit<Vec<Value>>>) {
     out.clear();
     let mut scratch = Vec::new();
