@@ -13,6 +13,10 @@
 //! `ELASTICSEARCH_URL`: the good rule runs, the broken ones are logged with
 //! their position, and the exit code is the documented 0.
 
+#[path = "common/process.rs"]
+mod process;
+
+use process::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -598,27 +602,6 @@ fn a_ten_megabyte_rule_file_loads_or_fails_at_the_right_line() {
     );
 }
 
-fn cluster_url() -> Option<String> {
-    match std::env::var("ELASTICSEARCH_URL") {
-        Ok(u) if !u.trim().is_empty() => Some(u),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("ELASTICSEARCH_URL is not set and CI=true: expected a cluster")
-        }
-        _ => {
-            eprintln!(
-                "skipped: ELASTICSEARCH_URL is not set (scripts/test.sh starts osmem-server)"
-            );
-            None
-        }
-    }
-}
-
-fn json_lines(text: &str) -> Vec<serde_json::Value> {
-    text.lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 /// `detectd run --once` over a folder with several broken rules and one
 /// good rule: the good rule runs (a `rule run finished` line for its id,
 /// and an execution record in the cluster), every broken file is logged
@@ -688,7 +671,7 @@ fn run_once_runs_the_good_rule_and_reports_the_broken_ones() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let log = json_lines(&stderr);
+    let log = json_lines_of(&stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
 
     let runs: Vec<&serde_json::Value> = log

@@ -3,10 +3,12 @@
 //! /healthz and /metrics over HTTP, SIGHUP reload of a broken rule, SIGTERM
 //! giving exit 0.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+#[path = "common/process.rs"]
+mod process;
+
+use process::*;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn rules_dir() -> std::path::PathBuf {
@@ -26,67 +28,6 @@ fn a_bad_config_is_exit_2_with_its_position() {
     assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("detectd.toml:2:15: error:"), "{stderr}");
-}
-
-fn cluster_url() -> Option<String> {
-    match std::env::var("ELASTICSEARCH_URL") {
-        Ok(u) if !u.trim().is_empty() => Some(u),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("ELASTICSEARCH_URL is not set and CI=true: expected a cluster")
-        }
-        _ => {
-            eprintln!(
-                "skipped: ELASTICSEARCH_URL is not set (scripts/test.sh starts osmem-server)"
-            );
-            None
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `GET path` over loopback: status code and body, or `None` if nothing
-/// listens yet.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let (head, body) = raw.split_once("\r\n\r\n")?;
-    Some((head.split(' ').nth(1)?.parse().ok()?, body.to_string()))
-}
-
-/// Polls until `f` gives `Some`, for at most `limit`.
-fn until<T>(limit: Duration, f: impl FnMut() -> Option<T>) -> Option<T> {
-    until_every(limit, Duration::from_millis(100), f)
-}
-
-fn until_every<T>(limit: Duration, every: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        std::thread::sleep(every);
-    }
-    None
-}
-
-fn signal(child: &Child, sig: i32) {
-    // SAFETY: kill(2) on our own child's pid.
-    let rc = unsafe { libc::kill(child.id() as i32, sig) };
-    assert_eq!(rc, 0);
 }
 
 #[test]
@@ -195,14 +136,6 @@ fn request(
         .block_on(c.send_raw(method, path, &[], body, Some("application/x-ndjson")))
         .unwrap();
     serde_json::from_slice(&raw.body).unwrap_or(serde_json::Value::Null)
-}
-
-fn json_lines(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
 }
 
 #[test]

@@ -22,6 +22,10 @@
 //! started`, `writing alerts`, ...) and printed. `CRASH_TEST_SEED` repeats
 //! a run's kill delays; `DETECTD_BIN` runs another build of the binary.
 
+#[path = "common/process.rs"]
+mod process;
+
+use process::*;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
@@ -41,21 +45,6 @@ const KILLS: usize = 20;
 /// before its `rule run finished`) for the test to mean anything.
 const MIN_MID_RUN_KILLS: usize = 8;
 const INTERVAL_MIN: i64 = 5;
-
-fn cluster_url() -> Option<String> {
-    match std::env::var("ELASTICSEARCH_URL") {
-        Ok(u) if !u.trim().is_empty() => Some(u),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("ELASTICSEARCH_URL is not set and CI=true: expected a cluster")
-        }
-        _ => {
-            eprintln!(
-                "skipped: ELASTICSEARCH_URL is not set (scripts/test.sh starts osmem-server)"
-            );
-            None
-        }
-    }
-}
 
 /// splitmix64: the kill delays, reproducible from the printed seed.
 struct Rng(u64);
@@ -450,15 +439,6 @@ fn detectd_bin() -> PathBuf {
     std::env::var_os("DETECTD_BIN")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_detectd")))
-}
-
-fn json_lines(path: &Path) -> Vec<Value> {
-    // A killed process may leave half a line at the end: skipped.
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
 }
 
 /// The rule a log line is about: its own `rule_id` field, or that of the

@@ -6,35 +6,22 @@
 //! the cluster is down, and runs longer than their interval. The proxy's own
 //! behaviour is checked first, since every other test relies on it.
 
+#[path = "common/process.rs"]
+mod process;
+
 #[path = "common/fault_proxy.rs"]
 mod fault_proxy;
 
+use process::*;
 use std::collections::BTreeSet;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use elasticsearch::http::Method;
 use fault_proxy::{Fault, FaultProxy, FaultRule};
 use serde_json::{json, Value};
-
-fn cluster_url() -> Option<String> {
-    match std::env::var("ELASTICSEARCH_URL") {
-        Ok(u) if !u.trim().is_empty() => Some(u),
-        _ if std::env::var("CI").is_ok_and(|v| v == "true") => {
-            panic!("ELASTICSEARCH_URL is not set and CI=true: expected a cluster")
-        }
-        _ => {
-            eprintln!(
-                "skipped: ELASTICSEARCH_URL is not set (scripts/test.sh starts osmem-server)"
-            );
-            None
-        }
-    }
-}
 
 /// The proxy in front of the cluster, on a runtime of its own (the tests
 /// here are synchronous: they drive a child process). `None` (after a
@@ -140,56 +127,6 @@ impl Setup {
             self.request(Method::Delete, &template, None);
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `GET path` over loopback: status code and body, or `None` if nothing
-/// answers.
-fn get(port: u16, path: &str) -> Option<(u16, String)> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut raw = String::new();
-    s.read_to_string(&mut raw).ok()?;
-    let (head, body) = raw.split_once("\r\n\r\n")?;
-    Some((head.split(' ').nth(1)?.parse().ok()?, body.to_string()))
-}
-
-/// Polls `f` every 50 ms until it gives `Some`; gives up after `limit`.
-fn until<T>(limit: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    None
-}
-
-fn signal(child: &Child, sig: i32) {
-    // SAFETY: kill(2) on our own child's pid.
-    let rc = unsafe { libc::kill(child.id() as i32, sig) };
-    assert_eq!(rc, 0);
-}
-
-fn json_lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
 }
 
 fn iso(t: DateTime<Utc>) -> String {

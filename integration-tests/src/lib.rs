@@ -11,8 +11,10 @@ pub mod gen;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use chrono::{DateTime, SecondsFormat, Utc};
 use detectd::cluster::{Cluster, RetryPolicy};
 use detectd::config::cluster::ClusterSettings;
+use detectd::rule::{load_file, LoadOutcome, Rule};
 use elasticsearch::http::Method;
 use serde_json::{json, Value};
 
@@ -45,6 +47,21 @@ pub async fn connect_or_skip(test: &str) -> Option<Cluster> {
             .await
             .expect("connect to ELASTICSEARCH_URL"),
     )
+}
+
+/// A date as Elasticsearch writes it: RFC 3339, milliseconds, `Z`.
+pub fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The repository's founding rule (`rules/execution_scheduled_task_powershell.toml`).
+pub fn founding_rule() -> Rule {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../rules/execution_scheduled_task_powershell.toml");
+    match load_file(&path).outcome {
+        LoadOutcome::Loaded { rule, .. } => *rule,
+        other => panic!("founding rule does not load: {other:?}"),
+    }
 }
 
 /// A fresh, lower-case index name unique to this process and call.

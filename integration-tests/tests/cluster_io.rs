@@ -17,10 +17,6 @@ fn base() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 3, 1, 12, 0, 0).unwrap()
 }
 
-fn iso(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
 #[tokio::test]
 async fn more_than_10k_events_are_paged_in_order() {
     let Some(cluster) = connect_or_skip("more_than_10k_events_are_paged_in_order").await else {

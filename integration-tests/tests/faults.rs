@@ -16,13 +16,12 @@
 mod fault_proxy;
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::time::Duration as StdDuration;
 
-use chrono::{DateTime, Duration, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use detectd::cluster::{Cluster, RetryPolicy};
 use detectd::config::cluster::ClusterSettings;
-use detectd::rule::{load_file, LoadOutcome, Rule};
+use detectd::rule::Rule;
 use detectd::runner::{ExecutionRecord, RuleExecutor, RunStatus, Runner, RunnerSettings};
 use detectd::sink::elasticsearch::{
     install_templates, BulkSettings, ElasticsearchSink, IndexNames,
@@ -39,25 +38,15 @@ fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).unwrap()
 }
 
-fn iso(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
 fn minutes(m: i64) -> DateTime<Utc> {
     t0() + Duration::minutes(m)
 }
 
 /// The founding rule, unchanged but for its index patterns.
 fn founding(prefix: &str) -> Rule {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../rules/execution_scheduled_task_powershell.toml");
-    match load_file(&path).outcome {
-        LoadOutcome::Loaded { rule, .. } => {
-            let mut rule = *rule;
-            rule.index = vec![format!("{prefix}-ev-*")];
-            rule
-        }
-        other => panic!("founding rule does not load: {other:?}"),
+    Rule {
+        index: vec![format!("{prefix}-ev-*")],
+        ..founding_rule()
     }
 }
 

@@ -9,13 +9,12 @@
 //! in parallel do not see each other's events.
 
 use std::collections::HashSet;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use chrono::{DateTime, Duration, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use detectd::alert::Alert;
 use detectd::cluster::Cluster;
-use detectd::rule::{load_file, LoadOutcome, Rule};
+use detectd::rule::Rule;
 use detectd::runner::{
     ExecutionRecord, RuleExecutor, RunStatus, Runner, RunnerSettings, WindowRange,
     MAX_SIGNALS_WARNING,
@@ -32,19 +31,6 @@ use serde_json::{json, Value};
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).unwrap()
-}
-
-fn iso(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(SecondsFormat::Millis, true)
-}
-
-fn founding() -> Rule {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../rules/execution_scheduled_task_powershell.toml");
-    match load_file(&path).outcome {
-        LoadOutcome::Loaded { rule, .. } => *rule,
-        other => panic!("founding rule does not load: {other:?}"),
-    }
 }
 
 /// One test event: which of the test's event indices, id, source.
@@ -327,7 +313,7 @@ async fn founding_rule_end_to_end_positive_and_negative_cases() {
     ));
     fx.load(&events).await;
 
-    let rule = fx.rule(founding());
+    let rule = fx.rule(founding_rule());
     let runner = fx.runner();
     let now = t0() + Duration::minutes(5);
     let rec = runner.execute(&rule, now).await;
@@ -440,7 +426,7 @@ async fn three_overlapping_runs_write_no_duplicates() {
         ));
     }
     fx.load(&events).await;
-    let rule = fx.rule(founding());
+    let rule = fx.rule(founding_rule());
     let runner = fx.runner();
     let mut duplicates = 0;
     for k in 1..=3 {
@@ -478,7 +464,7 @@ async fn one_hundred_fifty_sequences_are_capped_at_one_hundred_then_completed() 
         })
         .collect();
     fx.load(&events).await;
-    let rule = fx.rule(founding());
+    let rule = fx.rule(founding_rule());
     let runner = fx.runner();
     let rec = runner.execute(&rule, t0() + Duration::minutes(5)).await;
     assert_eq!(rec.status, RunStatus::PartialFailure, "{rec:#?}");
@@ -517,7 +503,7 @@ async fn downtime_is_caught_up_and_beyond_the_horizon_is_a_gap() {
         Duration::seconds(2),
     ))
     .await;
-    let rule = fx.rule(founding());
+    let rule = fx.rule(founding_rule());
     let state = ClusterStateStore::new(fx.cluster.clone(), &fx.names);
     state
         .save_checkpoint(&Checkpoint {
@@ -580,7 +566,7 @@ async fn a_sequence_straddling_two_runs_is_alerted_once() {
     };
     // No look-back overlap (`from = now-5m` on a 5m interval): without the
     // maxspan reach the boundary would cut this sequence in two.
-    let mut rule = fx.rule(founding());
+    let mut rule = fx.rule(founding_rule());
     rule.schedule.from = detectd::rule::DateMath::parse("now-5m").unwrap();
     let boundary = t0() + Duration::minutes(5);
     fx.load(&attack(
@@ -656,7 +642,7 @@ async fn a_partly_failed_bulk_write_is_completed_by_the_next_run() {
         Duration::seconds(2),
     ));
     fx.load(&events).await;
-    let rule = fx.rule(founding());
+    let rule = fx.rule(founding_rule());
     let runner = fx.runner_with(
         FlakySink {
             inner: fx.sink(),
@@ -695,7 +681,7 @@ async fn event_rule_filters_on_timestamp_override_with_fallback() {
     else {
         return;
     };
-    let mut rule = fx.rule(founding());
+    let mut rule = fx.rule(founding_rule());
     rule.query_text = r#"library where dll.name : "taskschd.dll""#.to_string();
     rule.query = detectd::eql::parse(&rule.query_text).unwrap();
     rule.timestamp_override = Some("event.ingested".into());
@@ -771,7 +757,7 @@ async fn a_corrupt_checkpoint_fails_the_run_without_writing() {
         Duration::seconds(2),
     ))
     .await;
-    let rule = fx.rule(founding());
+    let rule = fx.rule(founding_rule());
     fx.cluster
         .request_json(
             Method::Put,
