@@ -835,7 +835,7 @@ async fn bulk_items_of_odd_shapes_are_failures_not_successes() {
                     f.reason.starts_with("POST /_bulk") || f.status != 0,
                     "{label}: {f}"
                 );
-                let kind = if f.status == 400 {
+                let kind = if f.is_invalid_document() {
                     "rejected"
                 } else {
                     "failed"

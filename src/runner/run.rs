@@ -609,15 +609,15 @@ where
         record.alerts_failed += report.failed.len() as u64;
         acknowledged.extend(report.created);
         acknowledged.extend(report.duplicates);
-        // A 400 is the cluster's definite answer that this document cannot
-        // go into this index (a source field whose type clashes with the
-        // alerts mapping): the same alert would be refused on every retry,
-        // and keeping the window would stall the rule until the catch-up
-        // horizon turned it into a gap. Such alerts are reported, loudly,
-        // and the window moves on. Anything else (429, 5xx, 403, 404, no
-        // readable answer) may succeed later: the window is searched again.
-        let (rejected, retryable): (Vec<ItemFailure>, Vec<ItemFailure>) =
-            report.failed.into_iter().partition(|f| f.status == 400);
+        // An invalid document would be refused on every retry, and keeping
+        // the window would stall the rule until the catch-up horizon turned
+        // it into a gap: such alerts are reported, loudly, and the window
+        // moves on. Any other failure may succeed later: the window is
+        // searched again.
+        let (rejected, retryable): (Vec<ItemFailure>, Vec<ItemFailure>) = report
+            .failed
+            .into_iter()
+            .partition(ItemFailure::is_invalid_document);
         if let Some(first) = retryable.into_iter().next() {
             return Err(RunError::WriteIncomplete {
                 failed: record.alerts_failed as usize,

@@ -26,6 +26,15 @@ pub struct ItemFailure {
     pub reason: String,
 }
 
+impl ItemFailure {
+    /// The cluster refused the document itself (400: e.g. a field whose
+    /// type clashes with the index mapping). Unlike 429, 5xx, 403 or 404,
+    /// writing the same alert again can never succeed.
+    pub fn is_invalid_document(&self) -> bool {
+        self.status == 400
+    }
+}
+
 impl std::fmt::Display for ItemFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
