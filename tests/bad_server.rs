@@ -23,6 +23,7 @@ use detectd::cluster::{Cluster, RetryPolicy};
 use detectd::config::cluster::{ClusterSettings, Secret};
 use detectd::rule::{load_str, LoadOutcome, Rule};
 use detectd::runner::{ExecutionRecord, RunStatus, Runner, RunnerSettings};
+use detectd::sink::alerts_index::{BootstrapMode, BootstrapSpec};
 use detectd::sink::elasticsearch::{
     install_templates, BulkSettings, ElasticsearchSink, IndexNames,
 };
@@ -32,9 +33,11 @@ use serde_json::{json, Value};
 use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
 
 const PASSWORD: &str = "Bad-Server-Pw-8812";
-const ALERTS: &str = "bad-alerts";
+const ALERTS: &str = ".alerts-security.alerts-bad";
+const ALERTS_BACKING: &str = ".internal.alerts-security.alerts-bad-000001";
 const STATE: &str = "bad-state";
 const EXECUTIONS: &str = "bad-exec";
+const DEAD_LETTERS: &str = "bad-dead";
 const RULE_ID: &str = "bad-rule";
 const OLD_CHECKPOINT: &str = "2024-05-01T09:55:00Z";
 const NEW_CHECKPOINT: &str = "2024-05-01T10:00:00Z";
@@ -54,13 +57,16 @@ enum Endpoint {
     GetCheckpoint,
     PutCheckpoint,
     PostExecution,
-    HeadAlerts,
+    /// What the alerts alias is (`alerts_index::inspect`).
+    ResolveAlerts,
+    /// Its write index.
+    AliasAlerts,
     PutTemplate,
 }
 
 use Endpoint::*;
 
-const ALL: [Endpoint; 14] = [
+const ALL: [Endpoint; 15] = [
     Root,
     Resolve,
     FieldCaps,
@@ -73,18 +79,18 @@ const ALL: [Endpoint; 14] = [
     GetCheckpoint,
     PutCheckpoint,
     PostExecution,
-    HeadAlerts,
+    ResolveAlerts,
+    AliasAlerts,
     PutTemplate,
 ];
 
 impl Endpoint {
     fn method(self) -> &'static str {
         match self {
-            Root | Resolve | FieldCaps | GetCheckpoint => "GET",
+            Root | Resolve | FieldCaps | GetCheckpoint | ResolveAlerts | AliasAlerts => "GET",
             OpenPit | Search | Mget | ExistingIds | Bulk | PostExecution => "POST",
             ClosePit => "DELETE",
             PutCheckpoint | PutTemplate => "PUT",
-            HeadAlerts => "HEAD",
         }
     }
 
@@ -101,11 +107,12 @@ impl Endpoint {
             Search => "/_search",
             ClosePit => "/_search/point_in_time",
             Mget => "/_mget",
-            ExistingIds => "/bad-alerts/_search",
+            ExistingIds => "/.alerts-security.alerts-bad/_search",
             Bulk => "/_bulk",
             GetCheckpoint | PutCheckpoint => "/bad-state/_doc/bad-rule",
             PostExecution => "/bad-exec/_doc",
-            HeadAlerts => "/bad-alerts",
+            ResolveAlerts => "/_resolve/index/.alerts-security.alerts-bad",
+            AliasAlerts => "/_alias/.alerts-security.alerts-bad",
             PutTemplate => "/_index_template/bad-state-template",
         }
     }
@@ -213,6 +220,8 @@ fn event() -> Value {
 struct Stored {
     checkpoint: Value,
     executions: Vec<Value>,
+    /// Documents indexed into the dead-letters index.
+    dead_letters: Vec<Value>,
 }
 
 /// The mock cluster: healthy answers, except `garbage` for one endpoint.
@@ -239,6 +248,7 @@ impl MockCluster {
             stored: Arc::new(Mutex::new(Stored {
                 checkpoint: json!({"rule_id": RULE_ID, "checkpoint": OLD_CHECKPOINT, "updated_at": OLD_CHECKPOINT}),
                 executions: Vec::new(),
+                dead_letters: Vec::new(),
             })),
         }
     }
@@ -294,11 +304,16 @@ impl MockCluster {
             })),
             Bulk => {
                 let text = String::from_utf8_lossy(&req.body);
+                // alerts (`create`) and dead letters (`index` + document)
                 let items: Vec<Value> = text
                     .lines()
                     .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                    .filter_map(|l| l.get("create").cloned())
-                    .map(|c| json!({"create": {"_index": c["_index"], "_id": c["_id"], "status": 201, "result": "created"}}))
+                    .filter_map(|l| {
+                        let (op, c) = l.as_object()?.iter().next()?;
+                        matches!(op.as_str(), "create" | "index" | "delete").then(|| {
+                            json!({op.as_str(): {"_index": c["_index"], "_id": c["_id"], "status": 201, "result": "created"}})
+                        })
+                    })
                     .collect();
                 ResponseBody::ok(json!({"took": 1, "errors": false, "items": items}))
             }
@@ -312,10 +327,13 @@ impl MockCluster {
             PostExecution => ResponseBody::ok(json!({
                 "_index": EXECUTIONS, "_id": "x1", "result": "created", "_shards": shards
             })),
-            HeadAlerts => ResponseBody {
-                status: 404,
-                body: None,
-            },
+            ResolveAlerts => ResponseBody::ok(json!({
+                "indices": [], "data_streams": [],
+                "aliases": [{"name": ALERTS, "indices": [ALERTS_BACKING]}]
+            })),
+            AliasAlerts => ResponseBody::ok(json!({
+                ALERTS_BACKING: {"aliases": {ALERTS: {"is_write_index": true}}}
+            })),
             PutTemplate => ResponseBody::ok(json!({"acknowledged": true})),
         }
     }
@@ -358,6 +376,19 @@ impl Respond for MockCluster {
             PostExecution => stored
                 .executions
                 .push(serde_json::from_slice(&req.body).unwrap_or(Value::Null)),
+            Bulk => {
+                let text = String::from_utf8_lossy(&req.body);
+                let mut lines = text.lines();
+                while let Some(line) = lines.next() {
+                    let action: Value = serde_json::from_str(line).unwrap_or(Value::Null);
+                    if action.pointer("/index/_index") == Some(&json!(DEAD_LETTERS)) {
+                        let doc = lines.next().unwrap_or("null");
+                        stored
+                            .dead_letters
+                            .push(serde_json::from_str(doc).unwrap_or(Value::Null));
+                    }
+                }
+            }
             _ => {}
         }
         healthy.template()
@@ -409,9 +440,18 @@ fn rule() -> Rule {
 
 fn names() -> IndexNames {
     IndexNames {
-        alerts: ALERTS.into(),
         state: STATE.into(),
         executions: EXECUTIONS.into(),
+        dead_letters: DEAD_LETTERS.into(),
+    }
+}
+
+/// How the sink would create the alerts layout (the mock has it already).
+fn spec() -> BootstrapSpec {
+    BootstrapSpec {
+        mode: BootstrapMode::Create,
+        kibana_version: "8.15.0".into(),
+        mappings: json!({"properties": {}}),
     }
 }
 
@@ -427,6 +467,7 @@ async fn run(mock: &MockCluster) -> (ExecutionRecord, String) {
                 retry: fast_retry(),
                 ..BulkSettings::default()
             },
+            spec(),
         ),
         ClusterStateStore::new(cluster, &names()),
         RunnerSettings {
@@ -493,7 +534,9 @@ fn names_request(text: &str, endpoint: Endpoint, es: bool) -> Result<(), String>
 }
 
 /// The requests of a rule run whose garbage must fail the run.
-const RUN_CRITICAL: [Endpoint; 8] = [
+const RUN_CRITICAL: [Endpoint; 10] = [
+    ResolveAlerts,
+    AliasAlerts,
     Resolve,
     FieldCaps,
     OpenPit,
@@ -517,6 +560,8 @@ async fn every_garbage_answer_in_a_run_is_a_clear_error_and_loses_nothing() {
     let mut failures = Vec::new();
     let mut cases = 0;
     for endpoint in [
+        ResolveAlerts,
+        AliasAlerts,
         Resolve,
         FieldCaps,
         OpenPit,
@@ -644,16 +689,13 @@ async fn every_garbage_answer_to_get_root_is_a_clear_connect_error() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-/// The template install × every garbage answer (to the first template PUT;
-/// and a 502 or an empty 200 to the `HEAD` of the alerts index): an error
-/// naming the request, never a template install taken for done.
+/// The template install × every garbage answer (to the first template
+/// PUT): an error naming the request, never a template install taken for
+/// done.
 #[tokio::test]
 async fn every_garbage_answer_to_the_template_install_is_a_clear_error() {
     let mut failures = Vec::new();
-    let cases = GARBAGE
-        .into_iter()
-        .map(|g| (PutTemplate, g))
-        .chain([(HeadAlerts, Html502)]);
+    let cases = GARBAGE.into_iter().map(|g| (PutTemplate, g));
     for (endpoint, garbage) in cases {
         let server = start(&MockCluster::new(Some((endpoint, garbage)))).await;
         let cluster = connect(&server).await.unwrap();
@@ -798,6 +840,8 @@ async fn bulk_items_of_odd_shapes_are_failures_not_successes() {
             let mock = MockCluster::new(None);
             Mock::given(wiremock::matchers::method("POST"))
                 .and(wiremock::matchers::path("/_bulk"))
+                // alert writes only: storing a dead letter gets the healthy answer
+                .and(wiremock::matchers::body_string_contains("\"create\""))
                 .respond_with(
                     ResponseTemplate::new(200)
                         .set_body_json(json!({"errors": errors, "items": [item]})),
@@ -817,6 +861,7 @@ async fn bulk_items_of_odd_shapes_are_failures_not_successes() {
                     retry: fast_retry(),
                     ..BulkSettings::default()
                 },
+                spec(),
             );
             let alert = detectd::alert::Alert {
                 id: "alert-1".into(),
@@ -885,14 +930,28 @@ async fn bulk_items_of_odd_shapes_are_failures_not_successes() {
                 );
                 assert_eq!(mock.checkpoint(), NEW_CHECKPOINT, "{label}");
                 assert_eq!(record.alerts_failed, 1, "{label}");
+                assert_eq!(record.alerts_dead_lettered, 1, "{label}");
                 assert!(
                     record
                         .warnings
                         .iter()
                         .any(|w| w.contains("refused by the cluster as invalid")
+                            && w.contains("dead letters")
                             && w.contains("mapper_parsing_exception")),
                     "{label}: {record:?}"
                 );
+                // ... and kept, with the document and why it was refused
+                let stored = mock.stored.lock().unwrap();
+                let letter = stored.dead_letters.last().expect("a dead letter stored");
+                assert_eq!(letter["rule_id"], RULE_ID, "{label}");
+                assert_eq!(letter["status"], 400, "{label}");
+                assert!(
+                    letter["reason"]
+                        .as_str()
+                        .is_some_and(|r| r.contains("mapper_parsing_exception")),
+                    "{label}: {letter}"
+                );
+                assert!(letter["alert"].is_object(), "{label}: {letter}");
             } else {
                 assert_eq!(record.status, RunStatus::Succeeded, "{label}: {record:?}");
                 assert_eq!(mock.checkpoint(), NEW_CHECKPOINT, "{label}");

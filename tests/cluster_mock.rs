@@ -398,6 +398,7 @@ async fn mixed_bulk_response_is_reported_item_by_item_and_429_items_retried() {
             retry: fast_retry(3),
             ..BulkSettings::default()
         },
+        spec(),
     );
     let report = sink
         .write("alerts", &alerts(&["new", "dup", "busy", "bad", "down"]))
@@ -446,6 +447,7 @@ async fn whole_bulk_request_503_is_retried_then_every_alert_fails() {
             retry: fast_retry(2),
             ..BulkSettings::default()
         },
+        spec(),
     );
     let report = sink.write("alerts", &alerts(&["a", "b"])).await.unwrap();
     assert!(report.created.is_empty());
@@ -490,6 +492,7 @@ async fn bulk_timeout_is_retried() {
             retry: fast_retry(2),
             ..BulkSettings::default()
         },
+        spec(),
     );
     let report = sink.write("alerts", &alerts(&["a"])).await.unwrap();
     assert_eq!(report.created, vec!["a"]);
@@ -518,7 +521,7 @@ async fn garbage_bulk_responses_fail_the_chunk_with_the_body_shown() {
         .mount(&server)
         .await;
     let cluster = connect(&server, 5.0, 0).await.unwrap();
-    let sink = ElasticsearchSink::new(cluster, BulkSettings::default());
+    let sink = ElasticsearchSink::new(cluster, BulkSettings::default(), spec());
     let report = sink.write("alerts", &alerts(&["a", "b"])).await.unwrap();
     assert_eq!(report.failed.len(), 2);
     assert!(
@@ -718,6 +721,7 @@ async fn too_large_requests_are_split() {
             retry: fast_retry(5),
             ..BulkSettings::default()
         },
+        spec(),
     );
     let ids: Vec<String> = (0..8).map(|i| format!("alert-{i}")).collect();
     let refs: Vec<&str> = ids.iter().map(String::as_str).collect();
@@ -755,4 +759,14 @@ async fn a_dead_node_is_skipped_by_the_retry() {
         .await
         .unwrap();
     assert_eq!(cluster.info().version.major, 3);
+}
+
+/// How the sink would create Kibana's alerts layout (these tests write to
+/// a mock that answers every bulk item itself).
+fn spec() -> detectd::sink::alerts_index::BootstrapSpec {
+    detectd::sink::alerts_index::BootstrapSpec {
+        mode: detectd::sink::alerts_index::BootstrapMode::Create,
+        kibana_version: "8.15.0".into(),
+        mappings: json!({"properties": {}}),
+    }
 }

@@ -255,6 +255,8 @@ fn rules(events_index: &str) -> Vec<(String, String)> {
 /// One installation: its own alerts, state and executions, and config.
 struct Setup {
     name: String,
+    /// The Kibana space: alerts go to `.alerts-security.alerts-<space>`.
+    space: String,
     names: IndexNames,
     /// `Some(dir)`: `state.backend = "file"`.
     state_dir: Option<PathBuf>,
@@ -267,10 +269,11 @@ impl Setup {
     fn new(root: &Path, name: &str, tag: &str, url: &str, rules: &Path, file: bool) -> Setup {
         let dir = root.join(name);
         std::fs::create_dir_all(&dir).unwrap();
+        let space = format!("it-crash-{name}-{tag}");
         let names = IndexNames {
-            alerts: format!("it-crash-{name}-alerts-{tag}"),
             state: format!("it-crash-{name}-state-{tag}"),
             executions: format!("it-crash-{name}-exec-{tag}"),
+            dead_letters: format!("it-crash-{name}-dead-{tag}"),
         };
         let state_dir = file.then(|| dir.join("state"));
         let state = match &state_dir {
@@ -284,18 +287,19 @@ impl Setup {
         std::fs::write(
             &config,
             format!(
-                "rules = [{rules:?}]\n[elasticsearch]\nurls = [{url:?}]\n\
-                 [indices]\nalerts = {:?}\nstate = {:?}\nexecutions = {:?}\n{state}\
+                "rules = [{rules:?}]\nspace_id = {space:?}\n[elasticsearch]\nurls = [{url:?}]\n\
+                 [indices]\nstate = {:?}\nexecutions = {:?}\ndead_letters = {:?}\n{state}\
                  [log]\nformat = \"json\"\nlevel = \"info,detectd=debug\"\n",
-                names.alerts,
                 names.state,
                 names.executions,
+                names.dead_letters,
                 rules = rules.display().to_string(),
             ),
         )
         .unwrap();
         Setup {
             name: name.to_string(),
+            space,
             names,
             state_dir,
             config,
@@ -378,7 +382,7 @@ impl Setup {
     /// Every alert: `_id`s in the order the index gives them (repeats kept)
     /// and the documents by id.
     fn alerts(&self, es: &Es) -> (Vec<String>, BTreeMap<String, Value>) {
-        let index = &self.names.alerts;
+        let index = &format!(".alerts-security.alerts-{}", self.space);
         // refreshed first, so the count and search see every write
         es.request(Method::Post, &format!("/{index}/_refresh"), None);
         let count = es.request(Method::Get, &format!("/{index}/_count"), None)["count"]
@@ -419,16 +423,27 @@ impl Setup {
 
     fn delete(&self, es: &Es) {
         let n = &self.names;
-        for index in [&n.alerts, &n.state, &n.executions] {
+        // The backing index by name: a wildcard does not match hidden indices.
+        let backing = format!(".internal.alerts-security.alerts-{}-000001", self.space);
+        es.request(Method::Delete, &format!("/{backing}"), None);
+        for index in [&n.state, &n.executions, &n.dead_letters] {
             es.request(Method::Delete, &format!("/{index}*"), None);
         }
-        for template in [&n.alerts, &n.state, &n.executions] {
+        for template in [&n.state, &n.executions, &n.dead_letters] {
             es.request(
                 Method::Delete,
                 &format!("/_index_template/{template}-template"),
                 None,
             );
         }
+        es.request(
+            Method::Delete,
+            &format!(
+                "/_index_template/.alerts-security.alerts-{}-index-template",
+                self.space
+            ),
+            None,
+        );
     }
 }
 

@@ -15,6 +15,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use detectd::cluster::{Cluster, RetryPolicy};
 use detectd::config::cluster::ClusterSettings;
 use detectd::rule::{load_file, LoadOutcome, Rule};
+use detectd::sink::alerts_index::{AlertsLayout, BootstrapMode, BootstrapSpec};
 use elasticsearch::http::Method;
 use serde_json::{json, Value};
 
@@ -160,6 +161,58 @@ pub async fn delete_indices(cluster: &Cluster, indices: &[&str]) {
     for index in indices {
         let _ = cluster
             .send_raw(Method::Delete, &format!("/{index}"), &[], None, None)
+            .await;
+    }
+}
+
+/// A Kibana space of one test's own: its alerts alias
+/// `.alerts-security.alerts-<space>` and the layout behind it, created by
+/// detectd's first write (or by the test, playing Kibana).
+pub struct AlertsSpace {
+    pub layout: AlertsLayout,
+}
+
+impl AlertsSpace {
+    pub fn new(prefix: &str) -> AlertsSpace {
+        AlertsSpace {
+            layout: AlertsLayout::for_space(&unique_index(prefix)),
+        }
+    }
+
+    pub fn space(&self) -> &str {
+        self.layout.space()
+    }
+
+    /// Where alerts are written and read.
+    pub fn alias(&self) -> String {
+        self.layout.alias()
+    }
+
+    /// How detectd creates the layout on this cluster (`alerts.bootstrap`).
+    pub fn spec(&self, cluster: &Cluster, mode: BootstrapMode) -> BootstrapSpec {
+        BootstrapSpec::for_cluster(cluster.info(), mode, None)
+    }
+
+    /// Removes the backing indices (by name: wildcards skip hidden
+    /// indices), the alias's squatter if a test made one, and the template.
+    pub async fn delete(&self, cluster: &Cluster) {
+        let mut names: Vec<String> = (1..=3)
+            .map(|n| format!(".internal.alerts-security.alerts-{}-{n:06}", self.space()))
+            .collect();
+        names.push(self.alias());
+        for name in names {
+            let _ = cluster
+                .send_raw(Method::Delete, &format!("/{name}"), &[], None, None)
+                .await;
+        }
+        let _ = cluster
+            .send_raw(
+                Method::Delete,
+                &format!("/_index_template/{}", self.layout.template()),
+                &[],
+                None,
+                None,
+            )
             .await;
     }
 }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use detectd::alert::Alert;
 use detectd::eql::pushdown::{Filter, Scalar};
+use detectd::sink::alerts_index::BootstrapMode;
 use detectd::sink::elasticsearch::{
     install_templates, BulkSettings, ElasticsearchSink, IndexNames,
 };
@@ -194,7 +195,8 @@ async fn bulk_create_twice_gives_duplicates_and_templates_install_idempotently()
     let Some(cluster) = connect_or_skip("bulk_idempotency").await else {
         return;
     };
-    let index = unique_index("alerts");
+    let space = AlertsSpace::new("bulk");
+    let index = space.alias();
     let alerts: Vec<Alert> = (0..250)
         .map(|i| Alert {
             id: format!("{i:064x}"),
@@ -209,6 +211,7 @@ async fn bulk_create_twice_gives_duplicates_and_templates_install_idempotently()
             refresh: Some("true".into()),
             ..BulkSettings::default()
         },
+        space.spec(&cluster, BootstrapMode::Create),
     );
     let first = sink.write(&index, &alerts).await.unwrap();
     assert_eq!(first.created.len(), 250, "{:?}", first.failed.first());
@@ -243,38 +246,58 @@ async fn bulk_create_twice_gives_duplicates_and_templates_install_idempotently()
     assert_eq!(docs.len(), 1);
     assert_eq!(docs[0].source["pad"], alerts[3].source["pad"]);
 
-    let names = IndexNames {
-        alerts: unique_index("alerts-target"),
-        state: unique_index("state"),
-        executions: unique_index("executions"),
-    };
-    let t1 = install_templates(&cluster, &names).await.unwrap();
-    assert_eq!(t1.templates.len(), 3);
-    assert!(!t1.alerts_index_existed);
-    let t2 = install_templates(&cluster, &names).await.unwrap();
-    assert_eq!(t2.templates, t1.templates);
-    // Writing into the templated alerts index works and gets the mapping.
-    let r = sink.write(&names.alerts, &alerts[..1]).await.unwrap();
-    assert_eq!(r.created.len(), 1);
+    // The first write created Kibana's layout: the alias over a hidden
+    // backing index, mapped as Kibana maps it.
     let mapping = cluster
         .request_json(
             elasticsearch::http::Method::Get,
-            &format!("/{}/_mapping", names.alerts),
+            &format!("/{}/_mapping", space.layout.first_index()),
             &[],
             None,
         )
         .await
         .unwrap();
     let m = mapping.as_object().unwrap().values().next().unwrap();
+    assert!(
+        matches!(m.pointer("/mappings/dynamic"), Some(v) if v == &json!(false) || v == &json!("false")),
+        "{m}"
+    );
     assert_eq!(
         m.pointer("/mappings/properties/kibana/properties/alert/properties/uuid/type"),
         Some(&json!("keyword"))
     );
-    // With the alerts index present, its template is left alone.
-    let t3 = install_templates(&cluster, &names).await.unwrap();
-    assert!(t3.alerts_index_existed);
-    assert_eq!(t3.templates.len(), 2);
+
+    let names = IndexNames {
+        state: unique_index("state"),
+        executions: unique_index("executions"),
+        dead_letters: unique_index("dead-letters"),
+    };
+    let t1 = install_templates(&cluster, &names).await.unwrap();
+    assert_eq!(t1.templates.len(), 3);
+    let t2 = install_templates(&cluster, &names).await.unwrap();
+    assert_eq!(t2.templates, t1.templates);
+    // None of detectd's templates matches Kibana's alias names: writing one
+    // by accident could never create a concrete index under its template.
     for name in &t1.templates {
+        let t = cluster
+            .request_json(
+                elasticsearch::http::Method::Get,
+                &format!("/_index_template/{name}"),
+                &[],
+                None,
+            )
+            .await
+            .unwrap();
+        let patterns = t
+            .pointer("/index_templates/0/index_template/index_patterns")
+            .unwrap();
+        for p in patterns.as_array().unwrap() {
+            let p = p.as_str().unwrap();
+            assert!(
+                !p.starts_with(".alerts") && !p.starts_with(".internal"),
+                "{name}: {p}"
+            );
+        }
         let _ = cluster
             .send_raw(
                 elasticsearch::http::Method::Delete,
@@ -285,7 +308,7 @@ async fn bulk_create_twice_gives_duplicates_and_templates_install_idempotently()
             )
             .await;
     }
-    delete_indices(&cluster, &[&index, &names.alerts]).await;
+    space.delete(&cluster).await;
 }
 
 #[tokio::test]
@@ -368,13 +391,15 @@ async fn gzip_compressed_requests_are_accepted() {
     let cluster = detectd::cluster::Cluster::connect(&settings.resolve().unwrap())
         .await
         .unwrap();
-    let index = unique_index("gzip");
+    let space = AlertsSpace::new("gzip");
+    let index = space.alias();
     let sink = ElasticsearchSink::new(
         cluster.clone(),
         BulkSettings {
             refresh: Some("true".into()),
             ..BulkSettings::default()
         },
+        space.spec(&cluster, BootstrapMode::Create),
     );
     let alerts: Vec<Alert> = (0..20)
         .map(|i| Alert {
@@ -399,7 +424,7 @@ async fn gzip_compressed_requests_are_accepted() {
         .await
         .unwrap();
     assert_eq!(got.len(), 20);
-    delete_indices(&cluster, &[&index]).await;
+    space.delete(&cluster).await;
 }
 
 /// A term on a field under a `nested` object matches nothing as a plain

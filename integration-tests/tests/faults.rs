@@ -23,6 +23,7 @@ use detectd::cluster::{Cluster, RetryPolicy};
 use detectd::config::cluster::ClusterSettings;
 use detectd::rule::Rule;
 use detectd::runner::{ExecutionRecord, RuleExecutor, RunStatus, Runner, RunnerSettings};
+use detectd::sink::alerts_index::{ensure, BootstrapMode};
 use detectd::sink::elasticsearch::{
     install_templates, BulkSettings, ElasticsearchSink, IndexNames,
 };
@@ -85,9 +86,11 @@ struct Fx {
     proxy: FaultProxy,
     prefix: String,
     names: IndexNames,
+    /// The alerts alias of the test's own Kibana space.
+    alerts: AlertsSpace,
     rule: Rule,
-    /// Other alerts indices this test made (reference runs).
-    extra: std::sync::Mutex<Vec<String>>,
+    /// Other alerts spaces this test made (reference runs).
+    extra: std::sync::Mutex<Vec<AlertsSpace>>,
 }
 
 const ATTACK_MINUTES: [i64; 10] = [1, 2, 3, 6, 7, 11, 12, 16, 17, 18];
@@ -106,13 +109,23 @@ impl Fx {
         };
         let prefix = unique_index("faults");
         let names = IndexNames {
-            alerts: format!("{prefix}-alerts"),
             state: format!("{prefix}-state"),
             executions: format!("{prefix}-executions"),
+            dead_letters: format!("{prefix}-dead-letters"),
         };
         install_templates(&direct, &names)
             .await
             .expect("install templates");
+        // The alerts layout exists before the faults begin (the faults are
+        // about runs, not about creating it).
+        let alerts = AlertsSpace::new("faults");
+        ensure(
+            &direct,
+            &alerts.layout,
+            &alerts.spec(&direct, BootstrapMode::Create),
+        )
+        .await
+        .expect("create the alerts layout");
         for kind in ["library", "network"] {
             create_index(&direct, &format!("{prefix}-ev-{kind}"), ecs_mapping()).await;
         }
@@ -144,6 +157,7 @@ impl Fx {
             proxy,
             prefix,
             names,
+            alerts,
             rule,
             extra: Default::default(),
         };
@@ -159,9 +173,10 @@ impl Fx {
         Some(fx)
     }
 
-    fn settings(&self, alerts: &str) -> RunnerSettings {
+    fn settings(&self, alerts: &AlertsSpace) -> RunnerSettings {
         RunnerSettings {
-            alerts_index: alerts.to_string(),
+            alerts_index: alerts.alias(),
+            space_id: alerts.space().to_string(),
             page_size: 4,
             ..RunnerSettings::default()
         }
@@ -188,12 +203,13 @@ impl Fx {
                 retry: quick_retries(),
                 ..BulkSettings::default()
             },
+            self.alerts.spec(&cluster, BootstrapMode::Create),
         );
         Runner::new(
             ElasticsearchSource::new(cluster.clone()),
             sink,
             ClusterStateStore::new(cluster, &self.names),
-            self.settings(&self.names.alerts),
+            self.settings(&self.alerts),
         )
     }
 
@@ -213,8 +229,7 @@ impl Fx {
     /// cluster, from the same checkpoint (`t0`), into an alerts index of its
     /// own; and that run's record.
     async fn reference_run(&self, now: DateTime<Utc>) -> (BTreeSet<String>, ExecutionRecord) {
-        let alerts = format!("{}-ref-{}", self.prefix, now.timestamp());
-        self.extra.lock().unwrap().push(alerts.clone());
+        let alerts = AlertsSpace::new("faults-ref");
         let state = MemoryStateStore::new();
         state.set(Checkpoint {
             rule_id: self.rule.rule_id.clone(),
@@ -230,14 +245,16 @@ impl Fx {
                     refresh: Some("wait_for".into()),
                     ..BulkSettings::default()
                 },
+                alerts.spec(&self.direct, BootstrapMode::Create),
             ),
             state,
             self.settings(&alerts),
         );
         let rec = runner.execute(&self.rule, now).await;
         assert_eq!(rec.status, RunStatus::Succeeded, "reference run: {rec:#?}");
-        let (ids, count) = self.ids(&alerts).await;
+        let (ids, count) = self.ids(&alerts.alias()).await;
         assert_eq!(ids.len() as u64, count);
+        self.extra.lock().unwrap().push(alerts);
         (ids, rec)
     }
 
@@ -279,7 +296,7 @@ impl Fx {
 
     /// Asserts the alerts index holds exactly `expected`, each id once.
     async fn assert_alerts(&self, expected: &BTreeSet<String>) {
-        let (ids, count) = self.ids(&self.names.alerts).await;
+        let (ids, count) = self.ids(&self.alerts.alias()).await;
         assert_eq!(
             &ids, expected,
             "the alert set differs from a run without faults"
@@ -310,31 +327,35 @@ impl Fx {
     }
 
     async fn cleanup(&self) {
-        let mut indices = vec![
+        let indices = [
             format!("{}-ev-library", self.prefix),
             format!("{}-ev-network", self.prefix),
-            self.names.alerts.clone(),
             self.names.state.clone(),
             self.names.executions.clone(),
+            self.names.dead_letters.clone(),
         ];
-        indices.extend(self.extra.lock().unwrap().iter().cloned());
         let refs: Vec<&str> = indices.iter().map(String::as_str).collect();
         delete_indices(&self.direct, &refs).await;
         for name in [
-            &self.names.alerts,
             &self.names.state,
             &self.names.executions,
+            &self.names.dead_letters,
         ] {
             let _ = self
                 .direct
                 .send_raw(
                     Method::Delete,
-                    &format!("/_index_template/{}-template", name.trim_start_matches('.')),
+                    &format!("/_index_template/{name}-template"),
                     &[],
                     None,
                     None,
                 )
                 .await;
+        }
+        self.alerts.delete(&self.direct).await;
+        let extra = std::mem::take(&mut *self.extra.lock().unwrap());
+        for space in extra {
+            space.delete(&self.direct).await;
         }
     }
 }
@@ -478,7 +499,7 @@ async fn a_point_in_time_closed_mid_fetch_fails_the_run_and_the_next_completes()
         Some(t0()),
         "the checkpoint did not move"
     );
-    assert_eq!(fx.ids(&fx.names.alerts).await.1, 0);
+    assert_eq!(fx.ids(&fx.alerts.alias()).await.1, 0);
 
     let next = fx.runner(10.0).await.execute(&fx.rule, now).await;
     assert_eq!(next.status, RunStatus::Succeeded, "{next:#?}");
@@ -553,7 +574,7 @@ async fn a_bulk_never_acknowledged_keeps_the_checkpoint_and_the_next_run_sees_du
         Some(t0()),
         "not advanced past unacknowledged alerts"
     );
-    let (written, count) = fx.ids(&fx.names.alerts).await;
+    let (written, count) = fx.ids(&fx.alerts.alias()).await;
     assert_eq!(
         written.len(),
         9,

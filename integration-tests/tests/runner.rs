@@ -19,6 +19,7 @@ use detectd::runner::{
     ExecutionRecord, RuleExecutor, RunStatus, Runner, RunnerSettings, WindowRange,
     MAX_SIGNALS_WARNING,
 };
+use detectd::sink::alerts_index::BootstrapMode;
 use detectd::sink::elasticsearch::{
     install_templates, BulkSettings, ElasticsearchSink, IndexNames,
 };
@@ -92,6 +93,8 @@ struct Fixture {
     cluster: Cluster,
     prefix: String,
     names: IndexNames,
+    /// The alerts alias of the test's own Kibana space.
+    alerts: AlertsSpace,
 }
 
 impl Fixture {
@@ -99,9 +102,9 @@ impl Fixture {
         let cluster = connect_or_skip(test).await?;
         let prefix = unique_index("runner");
         let names = IndexNames {
-            alerts: format!("{prefix}-alerts"),
             state: format!("{prefix}-state"),
             executions: format!("{prefix}-executions"),
+            dead_letters: format!("{prefix}-dead-letters"),
         };
         install_templates(&cluster, &names)
             .await
@@ -113,6 +116,7 @@ impl Fixture {
             cluster,
             prefix,
             names,
+            alerts: AlertsSpace::new("runner"),
         })
     }
 
@@ -137,7 +141,8 @@ impl Fixture {
 
     fn settings(&self) -> RunnerSettings {
         RunnerSettings {
-            alerts_index: self.names.alerts.clone(),
+            alerts_index: self.alerts.alias(),
+            space_id: self.alerts.space().to_string(),
             ..RunnerSettings::default()
         }
     }
@@ -151,6 +156,7 @@ impl Fixture {
                 refresh: Some("wait_for".into()),
                 ..BulkSettings::default()
             },
+            self.alerts.spec(&self.cluster, BootstrapMode::Create),
         )
     }
 
@@ -189,12 +195,12 @@ impl Fixture {
     }
 
     async fn alerts(&self) -> Vec<Value> {
-        self.search(&self.names.alerts).await
+        self.search(&self.alerts.alias()).await
     }
 
     async fn alert_count(&self) -> u64 {
-        refresh(&self.cluster, &self.names.alerts).await;
-        count(&self.cluster, &self.names.alerts).await
+        refresh(&self.cluster, &self.alerts.alias()).await;
+        count(&self.cluster, &self.alerts.alias()).await
     }
 
     async fn cleanup(&self) {
@@ -205,13 +211,17 @@ impl Fixture {
             &[
                 &library,
                 &network,
-                &self.names.alerts,
                 &self.names.state,
                 &self.names.executions,
+                &self.names.dead_letters,
             ],
         )
         .await;
-        for name in [&self.names.state, &self.names.executions] {
+        for name in [
+            &self.names.state,
+            &self.names.executions,
+            &self.names.dead_letters,
+        ] {
             let _ = self
                 .cluster
                 .send_raw(
@@ -223,19 +233,7 @@ impl Fixture {
                 )
                 .await;
         }
-        let _ = self
-            .cluster
-            .send_raw(
-                Method::Delete,
-                &format!(
-                    "/_index_template/{}-template",
-                    self.names.alerts.trim_start_matches('.')
-                ),
-                &[],
-                None,
-                None,
-            )
-            .await;
+        self.alerts.delete(&self.cluster).await;
     }
 }
 

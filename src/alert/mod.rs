@@ -11,7 +11,23 @@ pub mod reason;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
+use crate::cluster::{Distribution, ServerInfo};
 use ids::EventRef;
+
+/// The Kibana version detectd's documents follow, stamped as `kibana.version`
+/// where no Kibana can be inferred (OpenSearch has none).
+pub const MODELLED_KIBANA_VERSION: &str = "8.19.0";
+
+/// `kibana.version` of the alerts: the configured one, else the version a
+/// Kibana beside this cluster has (Kibana must run the same version as
+/// Elasticsearch), else [`MODELLED_KIBANA_VERSION`].
+pub fn kibana_version(configured: Option<&str>, server: &ServerInfo) -> String {
+    match (configured, server.distribution) {
+        (Some(v), _) => v.to_string(),
+        (None, Distribution::Elasticsearch) => server.version.to_string(),
+        (None, Distribution::OpenSearch) => MODELLED_KIBANA_VERSION.to_string(),
+    }
+}
 
 /// What an alert needs to know about its rule. `parameters` are all rule
 /// parameters in snake_case, copied to `kibana.alert.rule.parameters`.

@@ -24,6 +24,8 @@ pub struct RawConfig {
     pub space_id: Option<Spanned<String>>,
     pub elasticsearch: Option<Spanned<ClusterSettings>>,
     pub indices: RawIndices,
+    pub alerts: RawAlerts,
+    pub kibana: RawKibana,
     pub schedule: RawSchedule,
     pub state: RawState,
     pub server: RawServer,
@@ -33,9 +35,28 @@ pub struct RawConfig {
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RawIndices {
+    /// Only Kibana's alias of `space_id` is accepted: the alerts index
+    /// follows from the space.
     pub alerts: Option<Spanned<String>>,
     pub state: Option<Spanned<String>>,
     pub executions: Option<Spanned<String>>,
+    pub dead_letters: Option<Spanned<String>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawAlerts {
+    /// `"create"` or `"wait"`: what to do when the alerts alias is missing.
+    pub bootstrap: Option<Spanned<String>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawKibana {
+    /// `kibana.version` stamped on alerts (default: the cluster's version).
+    pub version: Option<Spanned<String>>,
+    /// Kibana's `server.publicBaseUrl`, for `kibana.alert.url`.
+    pub public_base_url: Option<Spanned<String>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

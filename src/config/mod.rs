@@ -20,12 +20,15 @@ use file::{span, RawConfig};
 
 use crate::eql::Span;
 use crate::rule::parse_duration;
+pub use crate::sink::alerts_index::BootstrapMode;
+use crate::sink::alerts_index::ALERTS_ALIAS_PREFIX;
 
 pub const DEFAULT_RULES_DIR: &str = "rules";
 /// Kibana's default alerts alias, so the Security app shows the alerts.
 pub const DEFAULT_ALERTS_INDEX: &str = ".alerts-security.alerts-default";
 pub const DEFAULT_STATE_INDEX: &str = "detectd-state";
 pub const DEFAULT_EXECUTIONS_INDEX: &str = "detectd-executions";
+pub const DEFAULT_DEAD_LETTERS_INDEX: &str = "detectd-dead-letters";
 pub const DEFAULT_SPACE_ID: &str = "default";
 /// Elasticsearch's own default address, as its clients assume.
 pub const DEFAULT_CLUSTER_URL: &str = "http://localhost:9200";
@@ -113,12 +116,25 @@ pub enum StateBackend {
     File(PathBuf),
 }
 
-/// Names of detectd's indices.
+/// Names of the indices detectd writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Indices {
+    /// Kibana's alerts alias of the space, `.alerts-security.alerts-<space_id>`.
     pub alerts: String,
     pub state: String,
     pub executions: String,
+    pub dead_letters: String,
+}
+
+/// What detectd needs to know of Kibana.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct KibanaSettings {
+    /// `kibana.version` of the alerts; `None`: the version Kibana would
+    /// have for the cluster (its own version).
+    pub version: Option<String>,
+    /// Kibana's public URL (`server.publicBaseUrl`); alerts then carry
+    /// `kibana.alert.url`, a link to the alert in Kibana.
+    pub public_base_url: Option<String>,
 }
 
 /// Validated settings: nothing here can be invalid.
@@ -128,6 +144,9 @@ pub struct Settings {
     pub space_id: String,
     pub cluster: ConnectionSettings,
     pub indices: Indices,
+    /// What to do when the alerts alias is missing (`alerts.bootstrap`).
+    pub alerts_bootstrap: BootstrapMode,
+    pub kibana: KibanaSettings,
     /// Rule runs in flight at once, over all rules (at least 1).
     pub concurrency: usize,
     pub startup_jitter: bool,
@@ -227,10 +246,76 @@ fn validate(
             s.into_inner()
         }
     };
+    let state_index = index(raw.indices.state, DEFAULT_STATE_INDEX);
+    let executions = index(raw.indices.executions, DEFAULT_EXECUTIONS_INDEX);
+    let dead_letters = index(raw.indices.dead_letters, DEFAULT_DEAD_LETTERS_INDEX);
+    // The alerts index is the space's: Kibana shows a space the alerts of
+    // its own alias only, so the two may never disagree.
+    let alerts = format!("{ALERTS_ALIAS_PREFIX}{space_id}");
+    if let Some(given) = &raw.indices.alerts {
+        if given.get_ref() != &alerts {
+            err(
+                span(given),
+                format!(
+                    "indices.alerts {:?} does not match space_id {space_id:?}: alerts go to Kibana's \
+                     alias of the space, {alerts:?}; remove indices.alerts (it follows from \
+                     space_id) or set space_id",
+                    given.get_ref()
+                ),
+            );
+        }
+    }
     let indices = Indices {
-        alerts: index(raw.indices.alerts, DEFAULT_ALERTS_INDEX),
-        state: index(raw.indices.state, DEFAULT_STATE_INDEX),
-        executions: index(raw.indices.executions, DEFAULT_EXECUTIONS_INDEX),
+        alerts,
+        state: state_index,
+        executions,
+        dead_letters,
+    };
+
+    let alerts_bootstrap = match raw.alerts.bootstrap.as_ref() {
+        None => BootstrapMode::Create,
+        Some(b) => match b.get_ref().as_str() {
+            "create" => BootstrapMode::Create,
+            "wait" => BootstrapMode::Wait,
+            other => {
+                err(
+                    span(b),
+                    format!("invalid alerts.bootstrap {other:?}: expected \"create\" or \"wait\""),
+                );
+                BootstrapMode::Create
+            }
+        },
+    };
+    let kibana = KibanaSettings {
+        version: raw.kibana.version.and_then(|v| {
+            if crate::cluster::Version::parse(v.get_ref()).is_some() {
+                Some(v.into_inner())
+            } else {
+                err(
+                    span(&v),
+                    format!(
+                        "invalid kibana.version {:?}: expected a version like \"8.15.3\"",
+                        v.get_ref()
+                    ),
+                );
+                None
+            }
+        }),
+        public_base_url: raw.kibana.public_base_url.and_then(|u| {
+            let text = u.get_ref().trim_end_matches('/').to_string();
+            if text.starts_with("http://") || text.starts_with("https://") {
+                Some(text)
+            } else {
+                err(
+                    span(&u),
+                    format!(
+                        "invalid kibana.public_base_url {:?}: expected an http:// or https:// url",
+                        u.get_ref()
+                    ),
+                );
+                None
+            }
+        }),
     };
 
     let concurrency = match (flags.concurrency, raw.schedule.concurrency) {
@@ -392,6 +477,8 @@ fn validate(
             space_id,
             cluster,
             indices,
+            alerts_bootstrap,
+            kibana,
             concurrency,
             startup_jitter: raw.schedule.startup_jitter.unwrap_or(true),
             catch_up_horizon,

@@ -42,6 +42,10 @@ fn example_file_sets_every_setting() {
         "request_timeout_secs =",
         "gzip =",
         "alerts =",
+        "dead_letters =",
+        "bootstrap =",
+        "version =",
+        "public_base_url =",
         "state =",
         "executions =",
         "concurrency =",
@@ -214,7 +218,7 @@ fn state_file_backend_and_its_path() {
 #[test]
 fn bad_index_names_and_flags_are_errors() {
     let err = with_file(
-        "[indices]\nalerts = \"Alerts\"\n",
+        "[indices]\nstate = \"State\"\n",
         ClusterSettings::default(),
         Overrides::default(),
     )
@@ -259,4 +263,66 @@ fn the_docker_config_is_valid() {
     assert_eq!(s.listen.to_string(), "0.0.0.0:9108");
     assert_eq!(s.cluster.urls[0].as_str(), "http://elasticsearch:9200/");
     assert_eq!(s.rules, vec![PathBuf::from("/etc/detectd/rules")]);
+}
+
+#[test]
+fn the_alerts_index_follows_the_space_and_cannot_disagree_with_it() {
+    let s = with_file(
+        "space_id = \"team-a\"\n",
+        ClusterSettings::default(),
+        Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(s.indices.alerts, ".alerts-security.alerts-team-a");
+    // naming the space's own alias is allowed (older configs did)
+    let s = with_file(
+        "space_id = \"team-a\"\n[indices]\nalerts = \".alerts-security.alerts-team-a\"\n",
+        ClusterSettings::default(),
+        Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(s.indices.alerts, ".alerts-security.alerts-team-a");
+    // any other index is refused with the fix, pointing at the value
+    let err = with_file(
+        "space_id = \"team-a\"\n[indices]\nalerts = \".alerts-security.alerts-default\"\n",
+        ClusterSettings::default(),
+        Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("detectd.toml:3:10"), "{err}");
+    assert!(err.contains("does not match space_id \"team-a\""), "{err}");
+    assert!(err.contains("remove indices.alerts"), "{err}");
+}
+
+#[test]
+fn alerts_bootstrap_and_kibana_settings() {
+    let s = Settings::defaults();
+    assert_eq!(s.alerts_bootstrap, BootstrapMode::Create);
+    assert_eq!(s.kibana, KibanaSettings::default());
+    assert_eq!(s.indices.dead_letters, "detectd-dead-letters");
+    let s = with_file(
+        "[alerts]\nbootstrap = \"wait\"\n[kibana]\nversion = \"8.15.3\"\npublic_base_url = \"https://kibana.example.com/\"\n",
+        ClusterSettings::default(),
+        Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(s.alerts_bootstrap, BootstrapMode::Wait);
+    assert_eq!(s.kibana.version.as_deref(), Some("8.15.3"));
+    assert_eq!(
+        s.kibana.public_base_url.as_deref(),
+        Some("https://kibana.example.com"),
+        "the trailing slash is dropped, as Kibana's addSpaceIdToPath does"
+    );
+    let err = with_file(
+        "[alerts]\nbootstrap = \"later\"\n[kibana]\nversion = \"eight\"\npublic_base_url = \"kibana:5601\"\n",
+        ClusterSettings::default(),
+        Overrides::default(),
+    )
+    .unwrap_err();
+    assert_eq!(err.errors.len(), 3, "{err}");
+    let text = err.to_string();
+    assert!(text.contains("expected \"create\" or \"wait\""), "{text}");
+    assert!(text.contains("invalid kibana.version \"eight\""), "{text}");
+    assert!(text.contains("expected an http:// or https:// url"), "{text}");
 }

@@ -275,6 +275,7 @@ pub(crate) mod tests {
             alerts_duplicate: 2,
             alerts_capped: 1,
             alerts_failed: 0,
+            alerts_dead_lettered: 0,
             search_duration_ms: 1,
             index_duration_ms: 1,
             warnings: vec![],

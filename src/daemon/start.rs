@@ -16,7 +16,9 @@ use crate::cluster::{Cluster, ClusterError, RetryPolicy};
 use crate::config::{Settings, StateBackend};
 use crate::rule::Rule;
 use crate::runner::{ExecutionRecord, RuleExecutor, Runner, RunnerSettings};
+use crate::sink::alerts_index::{AlertsIndexError, BootstrapSpec};
 use crate::sink::elasticsearch::{install_templates, BulkSettings, ElasticsearchSink, IndexNames};
+use crate::sink::{AlertSink, SinkError};
 use crate::source::elasticsearch::ElasticsearchSource;
 use crate::state::{ClusterStateStore, FileStateStore, StateError};
 
@@ -36,6 +38,8 @@ pub enum StartError {
     Connect(#[source] ClusterError),
     #[error("cannot install index templates: {0}")]
     Templates(#[source] ClusterError),
+    #[error("cannot use the alerts index: {0}")]
+    AlertsIndex(#[source] AlertsIndexError),
     #[error("cannot open the state store: {0}")]
     State(#[source] StateError),
 }
@@ -115,8 +119,42 @@ async fn prepare(settings: &Settings, retry: RetryPolicy) -> Result<Cluster, Att
                 Attempt::Fatal(StartError::Templates(e))
             }
         })?;
-    tracing::info!(templates = ?report.templates, alerts_index_existed = report.alerts_index_existed, "index templates installed");
+    tracing::info!(templates = ?report.templates, "index templates installed");
+    // Kibana's alerts alias: found, or created as Kibana would, or waited
+    // for. A concrete index squatting its name is fatal: nothing can be
+    // written until someone removes it (the error says how).
+    let sink = alerts_sink(settings, &cluster);
+    match sink.prepare(&settings.indices.alerts).await {
+        Ok(()) => tracing::info!(alerts_index = %settings.indices.alerts, "alerts index ready"),
+        Err(SinkError::AlertsIndex(e @ AlertsIndexError::Waiting { .. })) => {
+            tracing::warn!(alerts_index = %settings.indices.alerts, "{e}");
+        }
+        Err(SinkError::AlertsIndex(e)) if e.is_retryable() => {
+            return Err(Attempt::Retry(StartError::AlertsIndex(e)))
+        }
+        Err(SinkError::AlertsIndex(e)) => return Err(Attempt::Fatal(StartError::AlertsIndex(e))),
+        Err(SinkError::Cluster(e)) => return Err(Attempt::Retry(StartError::Templates(e))),
+        Err(e @ SinkError::BadIndex(_)) => {
+            return Err(Attempt::Fatal(StartError::AlertsIndex(
+                AlertsIndexError::NotAnAlertsAlias {
+                    alias: e.to_string(),
+                },
+            )))
+        }
+    }
     Ok(cluster)
+}
+
+/// The writer of alerts into Kibana's alias: what to do when it is
+/// missing, with the Kibana version and the mapping Kibana would give the
+/// cluster's distribution.
+fn alerts_sink(settings: &Settings, cluster: &Cluster) -> ElasticsearchSink {
+    let spec = BootstrapSpec::for_cluster(
+        cluster.info(),
+        settings.alerts_bootstrap,
+        settings.kibana.version.as_deref(),
+    );
+    ElasticsearchSink::new(cluster.clone(), BulkSettings::default(), spec)
 }
 
 /// Builds the executor and the daemon over a connected cluster and runs it;
@@ -169,7 +207,7 @@ fn signals() -> Result<Signals, StartError> {
 /// its state in the cluster or in a local directory.
 fn executor(settings: &Settings, cluster: &Cluster) -> Result<Executor, StartError> {
     let source = ElasticsearchSource::new(cluster.clone());
-    let sink = ElasticsearchSink::new(cluster.clone(), BulkSettings::default());
+    let sink = alerts_sink(settings, cluster);
     let runner_settings = RunnerSettings {
         alerts_index: settings.indices.alerts.clone(),
         space_id: settings.space_id.clone(),
@@ -191,9 +229,9 @@ fn executor(settings: &Settings, cluster: &Cluster) -> Result<Executor, StartErr
 
 fn index_names(settings: &Settings) -> IndexNames {
     IndexNames {
-        alerts: settings.indices.alerts.clone(),
         state: settings.indices.state.clone(),
         executions: settings.indices.executions.clone(),
+        dead_letters: settings.indices.dead_letters.clone(),
     }
 }
 

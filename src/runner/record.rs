@@ -48,8 +48,14 @@ pub struct ExecutionRecord {
     /// overlapping run), counted as the cap counts them: one per event
     /// alert, one per sequence (its shell; building blocks ride along).
     pub alerts_capped: u64,
-    /// Alert documents the sink could not write (the window is re-run).
+    /// Alert documents the sink could not write: those refused as invalid
+    /// went to the dead letters (`alerts_dead_lettered`), for the others
+    /// the window is searched again.
     pub alerts_failed: u64,
+    /// Alert documents the cluster refused as invalid and that were kept as
+    /// dead letters instead (`detectd dead-letters replay` writes them).
+    #[serde(default)]
+    pub alerts_dead_lettered: u64,
     pub search_duration_ms: u64,
     pub index_duration_ms: u64,
     pub warnings: Vec<String>,
@@ -82,6 +88,7 @@ impl ExecutionRecord {
             alerts_duplicate: 0,
             alerts_capped: 0,
             alerts_failed: 0,
+            alerts_dead_lettered: 0,
             search_duration_ms: 0,
             index_duration_ms: 0,
             warnings: Vec::new(),

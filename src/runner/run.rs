@@ -21,7 +21,7 @@ use crate::rule::Rule;
 use crate::schedule::window::{plan_windows, Timing, Window};
 use crate::sink::{AlertSink, ItemFailure, SinkError};
 use crate::source::{DocRef, EventSource, FetchRequest, SourceError, TimeFilter, TimeRange};
-use crate::state::{CapCut, Checkpoint, PendingWindow, StateError, StateStore};
+use crate::state::{CapCut, Checkpoint, DeadLetter, PendingWindow, StateError, StateStore};
 
 /// How runs are carried out, the same for every rule.
 #[derive(Clone, Debug, PartialEq)]
@@ -176,6 +176,9 @@ where
         };
         // No mapping: values are typed from the JSON, as in production.
         let plan = compile(&rule.query, &Schema::default(), &options).map_err(RunError::Compile)?;
+        // Nothing is searched while alerts cannot be written (e.g. waiting
+        // for Kibana to create the alerts index): the windows stay due.
+        self.sink.prepare(&self.settings.alerts_index).await?;
 
         let timing = Timing {
             interval: delta(rule.schedule.interval),
@@ -625,20 +628,55 @@ where
             });
         }
         if let Some(first) = rejected.first() {
-            for failure in &rejected {
-                tracing::error!(
-                    rule_id = %record.rule_id,
-                    alert_id = %failure.id,
-                    index = %failure.index,
-                    reason = %failure.reason,
-                    "alert refused by the cluster as invalid; not retried"
-                );
-            }
+            self.dead_letter(&alerts, &rejected, ctx, record).await?;
             record.warnings.push(format!(
-                "{} alerts were refused by the cluster as invalid (status 400) and will not be retried, first: {first}",
+                "{} alerts were refused by the cluster as invalid (status 400) and kept as dead \
+                 letters (`detectd dead-letters replay` writes them again), first: {first}",
                 rejected.len()
             ));
         }
+        Ok(())
+    }
+
+    /// Keeps alerts the cluster refused as invalid documents, so the window
+    /// can move on without losing them. If they cannot be kept, the run
+    /// fails and the window is searched again: nothing is dropped.
+    async fn dead_letter(
+        &self,
+        alerts: &[Alert],
+        rejected: &[ItemFailure],
+        ctx: &AlertContext,
+        record: &mut ExecutionRecord,
+    ) -> Result<(), RunError> {
+        let by_id: HashMap<&str, &Alert> = alerts.iter().map(|a| (a.id.as_str(), a)).collect();
+        let letters: Vec<DeadLetter> = rejected
+            .iter()
+            .map(|f| DeadLetter {
+                alert_id: f.id.clone(),
+                index: f.index.clone(),
+                rule_id: record.rule_id.clone(),
+                execution_id: record.execution_id.clone(),
+                refused_at: ctx.now,
+                status: f.status,
+                reason: f.reason.clone(),
+                attempts: 1,
+                alert: by_id
+                    .get(f.id.as_str())
+                    .map(|a| a.source.clone())
+                    .unwrap_or(serde_json::Value::Null),
+            })
+            .collect();
+        self.state.save_dead_letters(&letters).await?;
+        for failure in rejected {
+            tracing::error!(
+                rule_id = %record.rule_id,
+                alert_id = %failure.id,
+                index = %failure.index,
+                reason = %failure.reason,
+                "alert refused by the cluster as invalid; kept as a dead letter"
+            );
+        }
+        record.alerts_dead_lettered += letters.len() as u64;
         Ok(())
     }
 }

@@ -15,7 +15,7 @@ use crate::sink::memory::MemorySink;
 use crate::sink::{AlertSink, ItemFailure, SinkError, WriteReport};
 use crate::source::memory::MemorySource;
 use crate::source::Document;
-use crate::state::{Checkpoint, MemoryStateStore, StateError};
+use crate::state::{Checkpoint, MemoryStateStore, StateError, StateStore};
 
 const FOUNDING: &str = include_str!("../../rules/execution_scheduled_task_powershell.toml");
 const ALERTS: &str = ".alerts-security.alerts-default";
@@ -379,6 +379,21 @@ impl crate::state::StateStore for CrashAtCheckpoint {
     async fn record_execution(&self, record: &ExecutionRecord) -> Result<(), StateError> {
         self.inner.record_execution(record).await
     }
+
+    async fn save_dead_letters(
+        &self,
+        letters: &[crate::state::DeadLetter],
+    ) -> Result<(), StateError> {
+        self.inner.save_dead_letters(letters).await
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<crate::state::DeadLetter>, StateError> {
+        self.inner.dead_letters().await
+    }
+
+    async fn remove_dead_letters(&self, alert_ids: &[String]) -> Result<(), StateError> {
+        self.inner.remove_dead_letters(alert_ids).await
+    }
 }
 
 /// Regression (issue 6, SIGKILL loop): a capped window whose alerts were
@@ -739,6 +754,17 @@ async fn alerts_refused_as_invalid_are_reported_and_the_window_moves_on() {
     );
     let covered = r.state().get(&rule.rule_id).expect("checkpoint advanced");
     assert_eq!(covered.covered_until, t0() + Duration::minutes(5));
+    // ... because the refused alert was kept, not dropped
+    assert_eq!(first.alerts_dead_lettered, 1);
+    let letters = r.state().dead_letters().await.unwrap();
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let letter = &letters[0];
+    assert_eq!(letter.rule_id, rule.rule_id);
+    assert_eq!(letter.execution_id, first.execution_id);
+    assert_eq!(letter.index, ALERTS);
+    assert_eq!(letter.status, 400);
+    assert!(letter.reason.contains("process.name"), "{letter:?}");
+    assert_eq!(letter.alert["kibana.alert.uuid"], json!(letter.alert_id));
 
     // The next run goes on from there; the refused alert's events are still
     // inside its look-back overlap, so it is offered once more (and, the
@@ -749,6 +775,80 @@ async fn alerts_refused_as_invalid_are_reported_and_the_window_moves_on() {
     assert_eq!(r.sink().inner.alerts(ALERTS).len(), 6);
     let covered = r.state().get(&rule.rule_id).unwrap().covered_until;
     assert_eq!(covered, t0() + Duration::minutes(10));
+}
+
+/// A state store that cannot keep dead letters (the cluster refuses them
+/// too, the disk is full).
+struct NoDeadLetters(MemoryStateStore);
+
+impl crate::state::StateStore for NoDeadLetters {
+    async fn checkpoint(&self, rule_id: &str) -> Result<Option<Checkpoint>, StateError> {
+        self.0.checkpoint(rule_id).await
+    }
+
+    async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StateError> {
+        self.0.save_checkpoint(checkpoint).await
+    }
+
+    async fn record_execution(&self, record: &ExecutionRecord) -> Result<(), StateError> {
+        self.0.record_execution(record).await
+    }
+
+    async fn save_dead_letters(
+        &self,
+        _letters: &[crate::state::DeadLetter],
+    ) -> Result<(), StateError> {
+        Err(StateError::File {
+            path: "dead-letters.json".into(),
+            reason: "no space left on device".into(),
+        })
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<crate::state::DeadLetter>, StateError> {
+        Ok(Vec::new())
+    }
+
+    async fn remove_dead_letters(&self, _alert_ids: &[String]) -> Result<(), StateError> {
+        Ok(())
+    }
+}
+
+/// A refused alert that cannot be kept as a dead letter is not dropped
+/// either: the run fails and keeps the window, to be searched again.
+#[tokio::test]
+async fn an_alert_that_can_neither_be_written_nor_kept_keeps_the_window() {
+    let rule = founding();
+    let r = Runner::new(
+        MemorySource::new(attack("x1", t0() + Duration::minutes(1), Duration::seconds(2))),
+        FlakySink {
+            inner: MemorySink::new(),
+            fail: 1,
+            armed: AtomicUsize::new(1),
+            status: 400,
+            reason: "mapper_parsing_exception: failed to parse",
+        },
+        NoDeadLetters(MemoryStateStore::new()),
+        RunnerSettings::default(),
+    );
+    r.state().0.set(Checkpoint {
+        rule_id: rule.rule_id.clone(),
+        covered_until: t0(),
+        updated_at: t0(),
+        pending: None,
+    });
+    let rec = r.execute(&rule, t0() + Duration::minutes(5)).await;
+    assert_eq!(rec.status, RunStatus::Failed, "{rec:?}");
+    assert!(
+        rec.error
+            .as_deref()
+            .is_some_and(|e| e.contains("no space left on device")),
+        "{rec:?}"
+    );
+    assert_eq!(
+        r.state().0.get(&rule.rule_id).unwrap().covered_until,
+        t0(),
+        "the window is kept"
+    );
 }
 
 #[tokio::test]

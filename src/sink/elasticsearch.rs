@@ -2,7 +2,11 @@
 //! templates of detectd's own indices.
 //!
 //! Each alert is one `create` with its deterministic `_id`: a per-item 409
-//! is a duplicate. Requests are chunked by size (and split further when the
+//! is a duplicate. Every request carries `require_alias=true`, as Kibana's
+//! (`rule_registry/server/rule_data_client/rule_data_client.ts`): the
+//! target must be Kibana's alerts alias, never an index a write would
+//! create. An item refused because the alias is missing has the alias
+//! found or created (see `alerts_index`) and is sent once more. Requests are chunked by size (and split further when the
 //! server answers 413, request too large). A whole request refused
 //! with 429 / 5xx, a transport error (timeout, connection reset) and
 //! per-item 429 / 5xx are retried, only for the affected alerts, with
@@ -13,10 +17,12 @@
 //! is safe because `create` with the same id only ever makes duplicates.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use elasticsearch::http::Method;
 use serde_json::{json, Value};
 
+use super::alerts_index::{AlertsIndex, BootstrapSpec};
 use super::{AlertSink, ItemFailure, SinkError, WriteReport};
 use crate::alert::Alert;
 use crate::cluster::{is_retryable_status, snippet, Cluster, ClusterError, RetryPolicy};
@@ -47,6 +53,7 @@ impl Default for BulkSettings {
 pub struct ElasticsearchSink {
     cluster: Cluster,
     settings: BulkSettings,
+    alerts: Arc<AlertsIndex>,
 }
 
 /// Why an alert is waiting for another attempt.
@@ -59,13 +66,34 @@ struct Pending {
 enum ItemResult {
     Created,
     Duplicate,
-    Retry { status: u16, reason: String },
+    Retry {
+        status: u16,
+        reason: String,
+    },
+    /// `require_alias` refused the item: the alias does not exist.
+    AliasMissing {
+        reason: String,
+    },
     Failed(ItemFailure),
 }
 
 impl ElasticsearchSink {
-    pub fn new(cluster: Cluster, settings: BulkSettings) -> ElasticsearchSink {
-        ElasticsearchSink { cluster, settings }
+    /// A writer into Kibana's alerts aliases; `alerts` says what to do
+    /// when one is missing.
+    pub fn new(
+        cluster: Cluster,
+        settings: BulkSettings,
+        alerts: BootstrapSpec,
+    ) -> ElasticsearchSink {
+        ElasticsearchSink {
+            cluster,
+            settings,
+            alerts: Arc::new(AlertsIndex::new(alerts)),
+        }
+    }
+
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
     }
 
     /// Sends one chunk and classifies each of its alerts.
@@ -80,7 +108,7 @@ impl ElasticsearchSink {
         for &i in chunk {
             body.extend_from_slice(&lines[i]);
         }
-        let mut query: Vec<(&str, &str)> = Vec::new();
+        let mut query: Vec<(&str, &str)> = vec![("require_alias", "true")];
         if let Some(r) = &self.settings.refresh {
             query.push(("refresh", r));
         }
@@ -195,9 +223,13 @@ fn classify(index: &str, id: &str, item: &Value) -> ItemResult {
         Some(other) => other.to_string(),
         None => "no error given".to_string(),
     };
+    let error_type = op.pointer("/error/type").and_then(Value::as_str);
     match status {
         200..=299 => ItemResult::Created,
         409 => ItemResult::Duplicate,
+        404 if error_type == Some("index_not_found_exception") => {
+            ItemResult::AliasMissing { reason: reason() }
+        }
         s if is_retryable_status(s) => ItemResult::Retry {
             status: s,
             reason: reason(),
@@ -243,6 +275,10 @@ fn chunks(positions: &[usize], lines: &[Vec<u8>], max: usize) -> Vec<Vec<usize>>
 }
 
 impl AlertSink for ElasticsearchSink {
+    async fn prepare(&self, index: &str) -> Result<(), SinkError> {
+        Ok(self.alerts.prepare(&self.cluster, index).await?)
+    }
+
     async fn write(&self, index: &str, alerts: &[Alert]) -> Result<WriteReport, SinkError> {
         if index.is_empty() || index.contains([',', '*', ' ']) {
             return Err(SinkError::BadIndex(index.to_string()));
@@ -252,8 +288,12 @@ impl AlertSink for ElasticsearchSink {
         let mut todo: Vec<usize> = (0..alerts.len()).collect();
         let mut attempt = 0u32;
         let mut max_bytes = self.settings.max_request_bytes;
+        // At most one look for a missing alias per write: if it is still
+        // missing afterwards, something else is wrong.
+        let mut looked_for_alias = false;
         loop {
             let mut again: Vec<Pending> = Vec::new();
+            let mut missing: Vec<(usize, String)> = Vec::new();
             // Size of the smallest chunk refused with 413 in this round.
             let mut too_large: Option<usize> = None;
             for chunk in chunks(&todo, &lines, max_bytes) {
@@ -281,6 +321,43 @@ impl AlertSink for ElasticsearchSink {
                             status,
                             reason,
                         }),
+                        ItemResult::AliasMissing { reason } => missing.push((pos, reason)),
+                    }
+                }
+            }
+            if !missing.is_empty() {
+                // The alias went away (or never was): find or create it,
+                // then send these again; if that is not possible (waiting
+                // for Kibana, a squatting index) they fail with why, and
+                // the run keeps its window.
+                let found = if looked_for_alias {
+                    Err(None)
+                } else {
+                    looked_for_alias = true;
+                    self.alerts.forget(index);
+                    self.alerts
+                        .prepare(&self.cluster, index)
+                        .await
+                        .map_err(Some)
+                };
+                match found {
+                    Ok(()) => again.extend(missing.into_iter().map(|(pos, reason)| Pending {
+                        pos,
+                        status: 404,
+                        reason,
+                    })),
+                    Err(e) => {
+                        for (pos, reason) in missing {
+                            report.failed.push(ItemFailure {
+                                index: index.to_string(),
+                                id: alerts[pos].id.clone(),
+                                status: 404,
+                                reason: match &e {
+                                    Some(e) => format!("{reason}: {e}"),
+                                    None => reason,
+                                },
+                            });
+                        }
                     }
                 }
             }
@@ -372,24 +449,23 @@ impl AlertSink for ElasticsearchSink {
 /// Ids per `ids` query: well under `index.max_result_window`.
 const EXISTING_IDS_CHUNK: usize = 1_000;
 
-/// Names of detectd's own indices.
+/// Names of detectd's own indices (alerts go to Kibana's alias, not here).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IndexNames {
-    /// Where alerts go (Kibana's alias by default, so the Security app shows
-    /// them).
-    pub alerts: String,
     /// Per-rule checkpoints.
     pub state: String,
     /// One document per rule run.
     pub executions: String,
+    /// Alerts the cluster refused, kept to be written again.
+    pub dead_letters: String,
 }
 
 impl Default for IndexNames {
     fn default() -> Self {
         IndexNames {
-            alerts: ".alerts-security.alerts-default".to_string(),
             state: "detectd-state".to_string(),
             executions: "detectd-executions".to_string(),
+            dead_letters: "detectd-dead-letters".to_string(),
         }
     }
 }
@@ -399,18 +475,15 @@ impl Default for IndexNames {
 pub struct TemplateReport {
     /// Templates written (or rewritten with the same content).
     pub templates: Vec<String>,
-    /// Whether the alerts template was skipped because the alerts index (or
-    /// alias, e.g. Kibana's) already exists.
-    pub alerts_index_existed: bool,
 }
 
 /// Version stamped in `_meta` of every template detectd installs.
-pub const TEMPLATE_VERSION: u64 = 1;
+pub const TEMPLATE_VERSION: u64 = 2;
 
-/// Installs the index templates of detectd's indices. Safe to call at every
-/// start-up: a template PUT with the same body changes nothing. The alerts
-/// template is installed only when the alerts index does not exist, so an
-/// installation managed by Kibana keeps its own mapping.
+/// Installs the index templates of detectd's own indices (state,
+/// executions, dead letters). Safe to call at every start-up: a template PUT
+/// with the same body changes nothing. No template of detectd's matches
+/// Kibana's alerts alias or its backing indices (see `alerts_index`).
 pub async fn install_templates(
     cluster: &Cluster,
     names: &IndexNames,
@@ -459,7 +532,8 @@ pub async fn install_templates(
                         "created": { "type": "long" },
                         "duplicate": { "type": "long" },
                         "capped": { "type": "long" },
-                        "failed": { "type": "long" } } },
+                        "failed": { "type": "long" },
+                        "dead_lettered": { "type": "long" } } },
                     "search_duration_ms": { "type": "long" },
                     "index_duration_ms": { "type": "long" },
                     "warnings": { "type": "keyword" },
@@ -469,83 +543,35 @@ pub async fn install_templates(
             }
         }
     });
-    let mut templates = vec![
-        (format!("{}-template", names.state), state),
-        (format!("{}-template", names.executions), executions),
-    ];
-    let alerts_path = format!("/{}", crate::cluster::encode_path_part(&names.alerts));
-    let retry = cluster.retry_policy().clone();
-    let mut attempt = 0;
-    let existing = loop {
-        let raw = cluster
-            .send_raw(Method::Head, &alerts_path, &[], None, None)
-            .await;
-        let busy = match &raw {
-            Ok(r) => is_retryable_status(r.status),
-            Err(e) => e.is_retryable(),
-        };
-        if busy && attempt < retry.max_retries {
-            attempt += 1;
-            tokio::time::sleep(retry.backoff(attempt)).await;
-            continue;
-        }
-        break raw?;
-    };
-    // 200 exists, 404 does not; anything else (a 502 from a proxy) says
-    // neither, and guessing "absent" would put our template under
-    // Kibana's index.
-    report.alerts_index_existed = match existing.status {
-        200 => true,
-        404 => false,
-        status => {
-            return Err(ClusterError::Status {
-                method: "HEAD",
-                path: alerts_path,
-                status,
-                reason: "expected 200 (the alerts index exists) or 404 (it does not)".into(),
-            })
-        }
-    };
-    if !report.alerts_index_existed {
-        let alerts = json!({
-            "index_patterns": [format!("{}*", names.alerts)],
-            // Below Kibana's own templates, which should win where installed.
-            "priority": 50,
-            "_meta": meta,
-            "template": {
-                "mappings": {
-                    "dynamic_templates": keyword_strings,
-                    "properties": {
-                        "@timestamp": { "type": "date" },
-                        "kibana": { "properties": {
-                            "alert": { "properties": {
-                                "uuid": { "type": "keyword" },
-                                "status": { "type": "keyword" },
-                                "workflow_status": { "type": "keyword" },
-                                "original_time": { "type": "date" },
-                                "reason": { "type": "keyword", "ignore_above": 8192 },
-                                "risk_score": { "type": "float" },
-                                "severity": { "type": "keyword" },
-                                "building_block_type": { "type": "keyword" },
-                                "group": { "properties": {
-                                    "id": { "type": "keyword" },
-                                    "index": { "type": "integer" } } },
-                                "rule": { "properties": {
-                                    "uuid": { "type": "keyword" },
-                                    "rule_id": { "type": "keyword" },
-                                    "name": { "type": "keyword" },
-                                    "parameters": { "type": "object", "enabled": false } } }
-                            } }
-                        } }
-                    }
+    // The refused alert is kept as stored data only: it was refused for
+    // its shape, so it must not be mapped again here.
+    let dead_letters = json!({
+        "index_patterns": [names.dead_letters],
+        "priority": 200,
+        "_meta": meta,
+        "template": {
+            "settings": { "number_of_shards": 1, "auto_expand_replicas": "0-1" },
+            "mappings": {
+                "dynamic": false,
+                "properties": {
+                    "alert_id": { "type": "keyword" },
+                    "index": { "type": "keyword" },
+                    "rule_id": { "type": "keyword" },
+                    "execution_id": { "type": "keyword" },
+                    "refused_at": { "type": "date" },
+                    "status": { "type": "integer" },
+                    "reason": { "type": "text" },
+                    "attempts": { "type": "integer" },
+                    "alert": { "type": "object", "enabled": false }
                 }
             }
-        });
-        templates.push((
-            format!("{}-template", names.alerts.trim_start_matches('.')),
-            alerts,
-        ));
-    }
+        }
+    });
+    let templates = vec![
+        (format!("{}-template", names.state), state),
+        (format!("{}-template", names.executions), executions),
+        (format!("{}-template", names.dead_letters), dead_letters),
+    ];
     for (name, body) in templates {
         let path = format!(
             "/_index_template/{}",
@@ -636,5 +662,13 @@ mod tests {
             _ => panic!("expected a failure"),
         }
         assert!(matches!(c(json!("garbage")), ItemResult::Failed(_)));
+        // require_alias: the alias is missing (osmem's and Elasticsearch's item).
+        assert!(matches!(
+            c(
+                json!({"create":{"status":404,"error":{"type":"index_not_found_exception",
+                "reason":"no such index [.alerts-security.alerts-x] and [require_alias] request flag is [true] and [.alerts-security.alerts-x] is not an alias"}}})
+            ),
+            ItemResult::AliasMissing { .. }
+        ));
     }
 }

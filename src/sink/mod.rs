@@ -1,4 +1,5 @@
-//! Where alerts go: Elasticsearch / OpenSearch through `_bulk` `create`.
+//! Where alerts go: Elasticsearch / OpenSearch through `_bulk` `create`,
+//! into Kibana's alerts alias (`alerts_index` finds or creates its layout).
 //!
 //! [`AlertSink`] is the seam a rule run writes through; the report says, per
 //! alert id, whether it was created, already existed (a duplicate from an
@@ -6,6 +7,7 @@
 //! are deterministic, writing the same alert again is always safe, so a
 //! failed alert can simply be written again by the next run.
 
+pub mod alerts_index;
 pub mod elasticsearch;
 pub mod memory;
 
@@ -67,10 +69,21 @@ pub enum SinkError {
     BadIndex(String),
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
+    #[error(transparent)]
+    AlertsIndex(#[from] alerts_index::AlertsIndexError),
 }
 
 /// Where a rule run writes its alerts.
 pub trait AlertSink: Send + Sync {
+    /// Makes sure alerts can be written to `index` before a run searches
+    /// anything (the alias exists, or was created, or the run should not
+    /// start: e.g. waiting for Kibana to create it). A sink with nothing to
+    /// prepare answers Ok.
+    fn prepare(&self, index: &str) -> impl Future<Output = Result<(), SinkError>> + Send {
+        let _ = index;
+        async { Ok(()) }
+    }
+
     /// Creates each alert under its id in `index`; existing ids are reported
     /// as duplicates and left unchanged.
     fn write(

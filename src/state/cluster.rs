@@ -1,5 +1,6 @@
 //! State in the cluster: one document per rule in the state index (id =
-//! rule id) and one document per run in the executions index, both written
+//! rule id), one document per run in the executions index and one per
+//! refused alert in the dead-letters index (id = alert id), all written
 //! with `refresh=wait_for` so a checkpoint is visible (and durable) before
 //! the run goes on. Index names and templates are `sink::elasticsearch`'s
 //! [`IndexNames`] and `install_templates`.
@@ -7,7 +8,7 @@
 use elasticsearch::http::Method;
 use serde_json::Value;
 
-use super::{execution_document, Checkpoint, StateError, StateStore};
+use super::{execution_document, Checkpoint, DeadLetter, StateError, StateStore};
 use crate::cluster::{encode_path_part, Cluster, ClusterError};
 use crate::runner::ExecutionRecord;
 use crate::sink::elasticsearch::IndexNames;
@@ -19,16 +20,64 @@ pub struct ClusterStateStore {
     state: String,
     /// The executions index.
     executions: String,
+    /// The dead-letters index.
+    dead_letters: String,
 }
 
 impl ClusterStateStore {
-    /// Uses `names.state` and `names.executions`.
+    /// Uses `names.state`, `names.executions` and `names.dead_letters`.
     pub fn new(cluster: Cluster, names: &IndexNames) -> ClusterStateStore {
         ClusterStateStore {
             cluster,
             state: names.state.clone(),
             executions: names.executions.clone(),
+            dead_letters: names.dead_letters.clone(),
         }
+    }
+
+    /// `_bulk` of one action per id (an `index` with a document, or a
+    /// `delete`), refreshed before it returns; every item must succeed
+    /// (a delete of an unknown id, 404, counts as done).
+    async fn bulk(&self, lines: Vec<u8>, what: &str) -> Result<(), StateError> {
+        let raw = self
+            .cluster
+            .send_raw(
+                Method::Post,
+                "/_bulk",
+                &[("refresh", "wait_for")],
+                Some(lines),
+                Some("application/x-ndjson"),
+            )
+            .await?;
+        let body = crate::cluster::check_json(Method::Post, "/_bulk", &raw)?;
+        let Some(items) = body.get("items").and_then(Value::as_array) else {
+            return Err(bad_response(
+                "POST",
+                "/_bulk".into(),
+                format!(
+                    "expected `items` ({what}), found {}",
+                    crate::cluster::snippet(body.to_string().as_bytes())
+                ),
+            ));
+        };
+        for item in items {
+            let op = item.as_object().and_then(|m| m.values().next());
+            let status = op.and_then(|op| op.get("status")).and_then(Value::as_u64);
+            match status {
+                Some(200..=299) | Some(404) => {}
+                _ => {
+                    return Err(bad_response(
+                        "POST",
+                        "/_bulk".into(),
+                        format!(
+                            "{what} refused: {}",
+                            crate::cluster::snippet(item.to_string().as_bytes())
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(())
     }
 
     fn doc_path(&self, rule_id: &str) -> String {
@@ -107,7 +156,101 @@ impl StateStore for ClusterStateStore {
             .await?;
         written(response, "POST", path)
     }
+
+    async fn save_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), StateError> {
+        if letters.is_empty() {
+            return Ok(());
+        }
+        let mut lines = Vec::new();
+        for l in letters {
+            let action =
+                serde_json::json!({"index": {"_index": self.dead_letters, "_id": l.alert_id}});
+            lines.extend(serde_json::to_vec(&action).unwrap_or_default());
+            lines.push(b'\n');
+            lines.extend(serde_json::to_vec(l).unwrap_or_default());
+            lines.push(b'\n');
+        }
+        self.bulk(lines, "storing dead letters").await
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StateError> {
+        let path = format!("/{}/_search", encode_path_part(&self.dead_letters));
+        let mut out = Vec::new();
+        let mut after: Option<Value> = None;
+        loop {
+            let mut body = serde_json::json!({
+                "size": DEAD_LETTER_PAGE,
+                "sort": [{"refused_at": "asc"}, {"alert_id": "asc"}],
+                "query": {"match_all": {}},
+            });
+            if let Some(a) = &after {
+                body["search_after"] = a.clone();
+            }
+            let response = match self
+                .cluster
+                .request_json(
+                    Method::Post,
+                    &path,
+                    &[("ignore_unavailable", "true"), ("allow_no_indices", "true")],
+                    Some(&body),
+                )
+                .await
+            {
+                Ok(r) => r,
+                // No dead-letters index yet: none.
+                Err(ClusterError::Status { status: 404, .. }) => return Ok(out),
+                Err(e) => return Err(e.into()),
+            };
+            let Some(hits) = response.pointer("/hits/hits").and_then(Value::as_array) else {
+                return Err(bad_response(
+                    "POST",
+                    path,
+                    format!(
+                        "expected `hits.hits`, found {}",
+                        crate::cluster::snippet(response.to_string().as_bytes())
+                    ),
+                ));
+            };
+            for hit in hits {
+                let source = hit.get("_source").cloned().unwrap_or(Value::Null);
+                let letter: DeadLetter = serde_json::from_value(source.clone()).map_err(|e| {
+                    bad_response(
+                        "POST",
+                        path.clone(),
+                        format!(
+                            "expected a dead letter, found {} ({e})",
+                            crate::cluster::snippet(source.to_string().as_bytes())
+                        ),
+                    )
+                })?;
+                out.push(letter);
+            }
+            if hits.len() < DEAD_LETTER_PAGE {
+                return Ok(out);
+            }
+            after = hits.last().and_then(|h| h.get("sort")).cloned();
+            if after.is_none() {
+                return Ok(out);
+            }
+        }
+    }
+
+    async fn remove_dead_letters(&self, alert_ids: &[String]) -> Result<(), StateError> {
+        if alert_ids.is_empty() {
+            return Ok(());
+        }
+        let mut lines = Vec::new();
+        for id in alert_ids {
+            let action = serde_json::json!({"delete": {"_index": self.dead_letters, "_id": id}});
+            lines.extend(serde_json::to_vec(&action).unwrap_or_default());
+            lines.push(b'\n');
+        }
+        self.bulk(lines, "removing dead letters").await
+    }
 }
+
+/// Dead letters read per search page.
+const DEAD_LETTER_PAGE: usize = 1_000;
 
 /// An index-a-document answer carries `result` (`created`, `updated`,
 /// `noop`); a 2xx without it (an empty body from a proxy) is no proof.

@@ -1,8 +1,9 @@
 //! State in a local directory: `checkpoints.json` (all rules' checkpoints,
 //! rewritten whole through a temporary file, fsynced, then renamed over the
 //! old one, so a crash leaves either the old or the new file, never half of
-//! one) and `executions.ndjson` (one record per line, appended and
-//! fsynced).
+//! one), `executions.ndjson` (one record per line, appended and fsynced)
+//! and `dead-letters.json` (refused alerts by alert id, rewritten whole like
+//! the checkpoints).
 //!
 //! For `detectd hunt` and for users without write access to the cluster.
 //! One process per directory: the store serialises its own writes but does
@@ -14,11 +15,17 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
-use super::{execution_document, Checkpoint, StateError, StateStore};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{
+    execution_document, sort_dead_letters, Checkpoint, DeadLetter, StateError, StateStore,
+};
 use crate::runner::ExecutionRecord;
 
 const CHECKPOINTS: &str = "checkpoints.json";
 const EXECUTIONS: &str = "executions.ndjson";
+const DEAD_LETTERS: &str = "dead-letters.json";
 
 #[derive(Debug)]
 pub struct FileStateStore {
@@ -50,22 +57,36 @@ impl FileStateStore {
     }
 
     fn read_all(&self) -> Result<BTreeMap<String, Checkpoint>, StateError> {
-        let path = self.dir.join(CHECKPOINTS);
+        self.read_map(CHECKPOINTS, "checkpoints by rule id")
+    }
+
+    fn write_all(&self, all: &BTreeMap<String, Checkpoint>) -> Result<(), StateError> {
+        self.write_map(CHECKPOINTS, all)
+    }
+
+    /// A json object file of the directory; a missing file is empty.
+    fn read_map<T: DeserializeOwned>(
+        &self,
+        name: &str,
+        what: &str,
+    ) -> Result<BTreeMap<String, T>, StateError> {
+        let path = self.dir.join(name);
         match fs::read(&path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-                file_error(
-                    &path,
-                    format!("expected a json object of checkpoints by rule id: {e}"),
-                )
-            }),
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| file_error(&path, format!("expected a json object of {what}: {e}"))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
             Err(e) => Err(file_error(&path, e)),
         }
     }
 
-    fn write_all(&self, all: &BTreeMap<String, Checkpoint>) -> Result<(), StateError> {
-        let path = self.dir.join(CHECKPOINTS);
-        let tmp = self.dir.join(format!("{CHECKPOINTS}.tmp"));
+    /// Replaces a file of the directory whole: temporary file, fsync, rename.
+    fn write_map<T: Serialize>(
+        &self,
+        name: &str,
+        all: &BTreeMap<String, T>,
+    ) -> Result<(), StateError> {
+        let path = self.dir.join(name);
+        let tmp = self.dir.join(format!("{name}.tmp"));
         let bytes = serde_json::to_vec_pretty(all).map_err(|e| file_error(&path, e))?;
         let write = || -> std::io::Result<()> {
             let mut f = File::create(&tmp)?;
@@ -79,6 +100,10 @@ impl FileStateStore {
             Ok(())
         };
         write().map_err(|e| file_error(&path, e))
+    }
+
+    fn read_dead_letters(&self) -> Result<BTreeMap<String, DeadLetter>, StateError> {
+        self.read_map(DEAD_LETTERS, "dead letters by alert id")
     }
 }
 
@@ -107,6 +132,35 @@ impl StateStore for FileStateStore {
             f.sync_data()
         };
         append().map_err(|e| file_error(&path, e))
+    }
+
+    async fn save_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), StateError> {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all = self.read_dead_letters()?;
+        for l in letters {
+            all.insert(l.alert_id.clone(), l.clone());
+        }
+        self.write_map(DEAD_LETTERS, &all)
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StateError> {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out: Vec<DeadLetter> = self.read_dead_letters()?.into_values().collect();
+        sort_dead_letters(&mut out);
+        Ok(out)
+    }
+
+    async fn remove_dead_letters(&self, alert_ids: &[String]) -> Result<(), StateError> {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all = self.read_dead_letters()?;
+        let before = all.len();
+        for id in alert_ids {
+            all.remove(id);
+        }
+        if all.len() == before {
+            return Ok(());
+        }
+        self.write_map(DEAD_LETTERS, &all)
     }
 }
 
@@ -178,6 +232,44 @@ mod tests {
         let again = FileStateStore::open(dir.path()).unwrap();
         let read = again.checkpoint("r1").await.unwrap().unwrap();
         assert_eq!(read.pending, Some(pending));
+    }
+
+    #[tokio::test]
+    async fn dead_letters_are_kept_replaced_by_id_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStateStore::open(dir.path()).unwrap();
+        assert!(store.dead_letters().await.unwrap().is_empty());
+        let letter = |id: &str, at: i64, attempts: u32| DeadLetter {
+            alert_id: id.into(),
+            index: ".alerts-security.alerts-default".into(),
+            rule_id: "r1".into(),
+            execution_id: "e1".into(),
+            refused_at: t(at),
+            status: 400,
+            reason: "mapper_parsing_exception: failed to parse".into(),
+            attempts,
+            alert: serde_json::json!({"host": "ws-1"}),
+        };
+        store
+            .save_dead_letters(&[letter("b", 20, 1), letter("a", 10, 1)])
+            .await
+            .unwrap();
+        store
+            .save_dead_letters(&[letter("b", 30, 2)])
+            .await
+            .unwrap();
+        let again = FileStateStore::open(dir.path()).unwrap();
+        let all = again.dead_letters().await.unwrap();
+        assert_eq!(all, vec![letter("a", 10, 1), letter("b", 30, 2)]);
+        again
+            .remove_dead_letters(&["a".into(), "unknown".into()])
+            .await
+            .unwrap();
+        assert_eq!(
+            again.dead_letters().await.unwrap(),
+            vec![letter("b", 30, 2)]
+        );
+        assert!(!dir.path().join("dead-letters.json.tmp").exists());
     }
 
     #[tokio::test]

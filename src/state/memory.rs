@@ -3,13 +3,14 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use super::{Checkpoint, StateError, StateStore};
+use super::{sort_dead_letters, Checkpoint, DeadLetter, StateError, StateStore};
 use crate::runner::ExecutionRecord;
 
 #[derive(Debug, Default)]
 pub struct MemoryStateStore {
     checkpoints: Mutex<HashMap<String, Checkpoint>>,
     executions: Mutex<Vec<ExecutionRecord>>,
+    dead_letters: Mutex<HashMap<String, DeadLetter>>,
 }
 
 impl MemoryStateStore {
@@ -58,6 +59,40 @@ impl StateStore for MemoryStateStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(record.clone());
+        Ok(())
+    }
+
+    async fn save_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), StateError> {
+        let mut all = self
+            .dead_letters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for l in letters {
+            all.insert(l.alert_id.clone(), l.clone());
+        }
+        Ok(())
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StateError> {
+        let mut out: Vec<DeadLetter> = self
+            .dead_letters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        sort_dead_letters(&mut out);
+        Ok(out)
+    }
+
+    async fn remove_dead_letters(&self, alert_ids: &[String]) -> Result<(), StateError> {
+        let mut all = self
+            .dead_letters
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for id in alert_ids {
+            all.remove(id);
+        }
         Ok(())
     }
 }

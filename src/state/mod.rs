@@ -10,6 +10,9 @@
 //! alerts are being written, so that a window searched again after a crash
 //! writes the same ones.
 //!
+//! Alerts the cluster refused are kept here too, as [`DeadLetter`]s, so
+//! that no alert is ever dropped (see `dead_letter`).
+//!
 //! Three stores: the cluster (detectd's state and executions indices, for
 //! the daemon), a local directory (for `hunt` and users who cannot write to
 //! the cluster) and memory (tests). Every write is durable before it
@@ -17,6 +20,7 @@
 //! fsync for files.
 
 pub mod cluster;
+pub mod dead_letter;
 pub mod file;
 pub mod memory;
 
@@ -28,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::runner::ExecutionRecord;
 
 pub use cluster::ClusterStateStore;
+pub use dead_letter::DeadLetter;
 pub use file::FileStateStore;
 pub use memory::MemoryStateStore;
 
@@ -97,6 +102,28 @@ pub trait StateStore: Send + Sync {
         &self,
         record: &ExecutionRecord,
     ) -> impl Future<Output = Result<(), StateError>> + Send;
+
+    /// Keeps refused alerts, one per alert id (the same id again replaces
+    /// the earlier one); durable when this returns `Ok`.
+    fn save_dead_letters(
+        &self,
+        letters: &[DeadLetter],
+    ) -> impl Future<Output = Result<(), StateError>> + Send;
+
+    /// Every dead letter, oldest refusal first.
+    fn dead_letters(&self) -> impl Future<Output = Result<Vec<DeadLetter>, StateError>> + Send;
+
+    /// Drops the dead letters of these alert ids (written since); unknown
+    /// ids are ignored.
+    fn remove_dead_letters(
+        &self,
+        alert_ids: &[String],
+    ) -> impl Future<Output = Result<(), StateError>> + Send;
+}
+
+/// Oldest refusal first, then by id: the order [`StateStore::dead_letters`] promises.
+pub(crate) fn sort_dead_letters(letters: &mut [DeadLetter]) {
+    letters.sort_by(|a, b| (a.refused_at, &a.alert_id).cmp(&(b.refused_at, &b.alert_id)));
 }
 
 /// The execution record as stored in the executions index: the fields its
@@ -125,6 +152,7 @@ pub fn execution_document(record: &ExecutionRecord) -> serde_json::Value {
             "duplicate": record.alerts_duplicate,
             "capped": record.alerts_capped,
             "failed": record.alerts_failed,
+            "dead_lettered": record.alerts_dead_lettered,
         },
         "search_duration_ms": record.search_duration_ms,
         "index_duration_ms": record.index_duration_ms,
