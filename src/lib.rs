@@ -10,6 +10,7 @@ pub mod alert;
 pub mod cluster;
 pub mod config;
 pub mod daemon;
+pub mod dead_letters;
 pub mod diagnostic;
 pub mod eql;
 pub mod hunt;

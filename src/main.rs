@@ -36,6 +36,14 @@ enum Command {
     /// SIGHUP: reload and re-validate the rules. With --once: exit 0 when no
     /// run failed, 1 when one did; 2 for a configuration or start-up error.
     Run(RunArgs),
+    /// Alerts the cluster refused as invalid, kept as dead letters: list
+    /// them, or write them again once the cause is fixed.
+    ///
+    /// Uses the same settings as `run` (--config, ELASTICSEARCH_*). `list`
+    /// prints one JSON line per dead letter; `replay` writes them again and
+    /// removes those written (or already there). Exit 0, or 1 when dead
+    /// letters remain after a replay, 2 on errors.
+    DeadLetters(DeadLettersArgs),
     /// Run rules over NDJSON files offline and print the alerts as NDJSON.
     ///
     /// Each line is {"_index": <alerts index>, "_id": <alert id>, "_source":
@@ -70,6 +78,26 @@ struct RunArgs {
     /// A tracing filter such as info or detectd=debug (RUST_LOG wins).
     #[arg(long, value_name = "FILTER")]
     log_level: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct DeadLettersArgs {
+    #[command(subcommand)]
+    action: DeadLettersAction,
+    /// The config file (default: detectd.toml when it exists).
+    #[arg(long, short = 'c', value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+    /// Cluster URL (repeat for more nodes); wins over ELASTICSEARCH_URL.
+    #[arg(long, value_name = "URL", global = true)]
+    elasticsearch_url: Vec<String>,
+}
+
+#[derive(Subcommand, Clone, Copy)]
+enum DeadLettersAction {
+    /// Print the dead letters, one JSON line each (without the alert).
+    List,
+    /// Write them again; those written or already there are removed.
+    Replay,
 }
 
 #[derive(clap::Args)]
@@ -169,6 +197,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate(args),
         Command::Run(args) => run(args),
         Command::Hunt(args) => hunt(args),
+        Command::DeadLetters(args) => dead_letters(args),
     };
     match result {
         Ok(code) => code,
@@ -308,14 +337,67 @@ fn generate(args: GenerateArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The config file given, or `./detectd.toml` when it exists.
+fn config_path(given: Option<PathBuf>) -> Option<PathBuf> {
+    given.or_else(|| {
+        let default = PathBuf::from("detectd.toml");
+        default.exists().then_some(default)
+    })
+}
+
+fn dead_letters(args: DeadLettersArgs) -> anyhow::Result<ExitCode> {
+    use detectd::config::{cluster::ClusterSettings, Overrides, Settings};
+
+    let flags = Overrides {
+        cluster: ClusterSettings {
+            urls: (!args.elasticsearch_url.is_empty()).then_some(args.elasticsearch_url),
+            ..ClusterSettings::default()
+        },
+        ..Overrides::default()
+    };
+    let settings = match Settings::load(config_path(args.config).as_deref(), flags) {
+        Ok(s) => s,
+        Err(e) => {
+            eprint!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match args.action {
+        DeadLettersAction::List => {
+            let stdout = std::io::stdout();
+            let n = runtime.block_on(detectd::dead_letters::list(&settings, &mut stdout.lock()))?;
+            eprintln!("{n} dead letters");
+            Ok(ExitCode::SUCCESS)
+        }
+        DeadLettersAction::Replay => {
+            let report = runtime.block_on(detectd::dead_letters::replay(&settings))?;
+            for f in report.refused.iter().chain(&report.failed) {
+                eprintln!("detectd: not written: {f}");
+            }
+            eprintln!(
+                "{} written, {} already there, {} refused again, {} not written (kept)",
+                report.written.len(),
+                report.duplicates.len(),
+                report.refused.len(),
+                report.failed.len()
+            );
+            Ok(if report.remaining() > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
+
 fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     use detectd::config::{cluster::ClusterSettings, Overrides, Settings};
     use detectd::daemon::{self, Mode};
 
-    let config = args.config.or_else(|| {
-        let default = PathBuf::from("detectd.toml");
-        default.exists().then_some(default)
-    });
+    let config = config_path(args.config);
     let flags = Overrides {
         rules: (!args.rules.is_empty()).then_some(args.rules),
         listen: args.listen,

@@ -324,5 +324,8 @@ fn alerts_bootstrap_and_kibana_settings() {
     let text = err.to_string();
     assert!(text.contains("expected \"create\" or \"wait\""), "{text}");
     assert!(text.contains("invalid kibana.version \"eight\""), "{text}");
-    assert!(text.contains("expected an http:// or https:// url"), "{text}");
+    assert!(
+        text.contains("expected an http:// or https:// url"),
+        "{text}"
+    );
 }

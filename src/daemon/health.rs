@@ -1,19 +1,24 @@
 //! What `/healthz` answers: healthy when the cluster answered the last
-//! check and at least one rule is scheduled; otherwise unhealthy with the
-//! reasons, so an orchestrator restarts (or does not route to) a daemon that
-//! cannot do its job.
+//! check and at least one rule is scheduled; otherwise unhealthy (503) with
+//! the reasons, so an orchestrator restarts (or does not route to) a daemon
+//! that cannot do its job. Problems a restart would not fix — rules whose
+//! last run failed (e.g. waiting for Kibana to create the alerts index),
+//! alerts kept as dead letters — make it `degraded`: still 200, with the
+//! reasons.
 //!
 //! The cluster check itself is a [`Probe`] the daemon calls periodically;
 //! production asks `GET /` of the cluster, tests inject a fake.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use serde_json::{json, Value};
 
 use crate::cluster::Cluster;
+use crate::runner::{ExecutionRecord, RunStatus};
 
 /// A boxed future, so probes can be trait objects.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -51,6 +56,10 @@ enum ClusterState {
 pub struct Health {
     cluster: Mutex<ClusterState>,
     rules_loaded: AtomicUsize,
+    /// Rules whose last run failed, with its error.
+    failing: Mutex<BTreeMap<String, String>>,
+    /// Alerts kept as dead letters since start.
+    dead_lettered: AtomicU64,
 }
 
 impl Default for Health {
@@ -58,6 +67,8 @@ impl Default for Health {
         Health {
             cluster: Mutex::new(ClusterState::NotChecked),
             rules_loaded: AtomicUsize::new(0),
+            failing: Mutex::new(BTreeMap::new()),
+            dead_lettered: AtomicU64::new(0),
         }
     }
 }
@@ -73,6 +84,48 @@ impl Health {
 
     pub fn set_rules_loaded(&self, n: usize) {
         self.rules_loaded.store(n, Ordering::Relaxed);
+    }
+
+    /// Takes in what a finished run says about the daemon's health.
+    pub fn observe(&self, record: &ExecutionRecord) {
+        let mut failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        if record.status == RunStatus::Failed {
+            let error = record.error.clone().unwrap_or_else(|| "failed".into());
+            failing.insert(record.rule_id.clone(), error);
+        } else {
+            failing.remove(&record.rule_id);
+        }
+        self.dead_lettered
+            .fetch_add(record.alerts_dead_lettered, Ordering::Relaxed);
+    }
+
+    /// Forgets a rule that is no longer loaded.
+    pub fn forget_rule(&self, rule_id: &str) {
+        self.failing
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(rule_id);
+    }
+
+    /// Reasons that do not make the daemon unavailable.
+    fn degradations(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let failing = self.failing.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((rule, error)) = failing.iter().next() {
+            out.push(format!(
+                "{} rules failed their last run (their windows are kept and searched again), e.g. {rule}: {error}",
+                failing.len()
+            ));
+        }
+        let dead = self.dead_lettered.load(Ordering::Relaxed);
+        if dead > 0 {
+            out.push(format!(
+                "{dead} alerts were refused by the cluster as invalid since start and kept as dead \
+                 letters: `detectd dead-letters list` shows them, `detectd dead-letters replay` \
+                 writes them again once the cause is fixed"
+            ));
+        }
+        out
     }
 
     /// The HTTP status and JSON body of `/healthz`.
@@ -98,12 +151,20 @@ impl Health {
         if rules == 0 {
             reasons.push("no rules loaded".to_string());
         }
-        if reasons.is_empty() {
+        let degraded = self.degradations();
+        if reasons.is_empty() && degraded.is_empty() {
             (
                 200,
                 json!({"status": "ok", "cluster": cluster_text, "rules_loaded": rules}),
             )
+        } else if reasons.is_empty() {
+            (
+                200,
+                json!({"status": "degraded", "cluster": cluster_text,
+                       "rules_loaded": rules, "reasons": degraded}),
+            )
         } else {
+            reasons.extend(degraded);
             (
                 503,
                 json!({"status": "unavailable", "cluster": cluster_text,
@@ -134,5 +195,49 @@ mod tests {
             body["reasons"],
             json!(["cluster unreachable: GET /: connection refused"])
         );
+    }
+
+    #[test]
+    fn failing_rules_and_dead_letters_degrade_without_unavailability() {
+        let record = |rule: &str, status| ExecutionRecord {
+            alerts_dead_lettered: 0,
+            ..crate::daemon::metrics::tests::record(rule, status)
+        };
+        let h = Health::default();
+        h.set_cluster(Ok(()));
+        h.set_rules_loaded(2);
+        let mut failed = record("r1", RunStatus::Failed);
+        failed.error = Some("writing alerts: the alerts alias `.alerts-security.alerts-default` does not exist: waiting for Kibana to create it".into());
+        h.observe(&failed);
+        let (code, body) = h.report();
+        assert_eq!((code, body["status"].as_str()), (200, Some("degraded")));
+        let reasons = body["reasons"].to_string();
+        assert!(
+            reasons.contains("1 rules failed their last run"),
+            "{reasons}"
+        );
+        assert!(
+            reasons.contains("r1: writing alerts: the alerts alias"),
+            "{reasons}"
+        );
+        // the rule runs again successfully: healthy again
+        h.observe(&record("r1", RunStatus::Succeeded));
+        assert_eq!(h.report().1["status"], "ok");
+        let mut dead = record("r2", RunStatus::PartialFailure);
+        dead.alerts_dead_lettered = 2;
+        h.observe(&dead);
+        let (code, body) = h.report();
+        assert_eq!(code, 200);
+        assert!(
+            body["reasons"][0].as_str().is_some_and(
+                |r| r.starts_with("2 alerts were refused") && r.contains("dead-letters replay")
+            ),
+            "{body}"
+        );
+        // and with the cluster gone, unavailable, listing everything
+        h.set_cluster(Err("GET /: connection refused".into()));
+        let (code, body) = h.report();
+        assert_eq!(code, 503);
+        assert_eq!(body["reasons"].as_array().map(Vec::len), Some(2));
     }
 }

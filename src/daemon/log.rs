@@ -107,6 +107,7 @@ pub fn run_finished(record: &ExecutionRecord, timing: RunTiming) {
                 alerts_duplicate = record.alerts_duplicate,
                 alerts_capped = record.alerts_capped,
                 alerts_failed = record.alerts_failed,
+                alerts_dead_lettered = record.alerts_dead_lettered,
                 search_ms = record.search_duration_ms,
                 index_ms = record.index_duration_ms,
                 gap_start = gap_start.as_deref(),

@@ -63,6 +63,7 @@ pub struct Metrics {
     alerts_duplicate: PerRule,
     alerts_capped: PerRule,
     alerts_failed: PerRule,
+    alerts_dead_lettered: PerRule,
     events_fetched: PerRule,
     failures: PerRule,
     gap_seconds: Family<RuleLabels, Gauge<f64, AtomicU64>>,
@@ -87,6 +88,7 @@ impl Metrics {
         let alerts_duplicate = PerRule::default();
         let alerts_capped = PerRule::default();
         let alerts_failed = PerRule::default();
+        let alerts_dead_lettered = PerRule::default();
         let events_fetched = PerRule::default();
         let failures = PerRule::default();
         let gap_seconds = Family::<RuleLabels, Gauge<f64, AtomicU64>>::default();
@@ -125,6 +127,11 @@ impl Metrics {
             alerts_failed.clone(),
         );
         registry.register(
+            "detectd_alerts_dead_lettered",
+            "Alerts the cluster refused as invalid, kept as dead letters (detectd dead-letters replay)",
+            alerts_dead_lettered.clone(),
+        );
+        registry.register(
             "detectd_events_fetched",
             "Source events read from the cluster",
             events_fetched.clone(),
@@ -157,6 +164,7 @@ impl Metrics {
             alerts_duplicate,
             alerts_capped,
             alerts_failed,
+            alerts_dead_lettered,
             events_fetched,
             failures,
             gap_seconds,
@@ -197,6 +205,9 @@ impl Metrics {
         self.alerts_failed
             .get_or_create(&rule)
             .inc_by(record.alerts_failed);
+        self.alerts_dead_lettered
+            .get_or_create(&rule)
+            .inc_by(record.alerts_dead_lettered);
         self.events_fetched
             .get_or_create(&rule)
             .inc_by(record.events_fetched);
@@ -226,6 +237,7 @@ impl Metrics {
             &self.alerts_duplicate,
             &self.alerts_capped,
             &self.alerts_failed,
+            &self.alerts_dead_lettered,
             &self.events_fetched,
             &self.failures,
         ] {
@@ -275,7 +287,7 @@ pub(crate) mod tests {
             alerts_duplicate: 2,
             alerts_capped: 1,
             alerts_failed: 0,
-            alerts_dead_lettered: 0,
+            alerts_dead_lettered: 1,
             search_duration_ms: 1,
             index_duration_ms: 1,
             warnings: vec![],
@@ -304,6 +316,7 @@ pub(crate) mod tests {
             "detectd_alerts_created_total{rule_id=\"r1\"} 6",
             "detectd_alerts_duplicate_total{rule_id=\"r1\"} 4",
             "detectd_alerts_capped_total{rule_id=\"r1\"} 2",
+            "detectd_alerts_dead_lettered_total{rule_id=\"r1\"} 2",
             "detectd_events_fetched_total{rule_id=\"r1\"} 20",
             "detectd_rule_failures_total{rule_id=\"r1\"} 1",
             "detectd_rule_gap_seconds{rule_id=\"r1\"} 90.0",

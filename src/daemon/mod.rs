@@ -177,6 +177,7 @@ pub struct Shared<E, C> {
     clock: C,
     limit: Arc<Semaphore>,
     metrics: Arc<Metrics>,
+    health: Arc<Health>,
     runs: AtomicU64,
     failed: AtomicU64,
     /// Where runs execute: a runtime of their own in production, so a run
@@ -226,6 +227,7 @@ where
         }
         let took = started.elapsed();
         self.metrics.observe(&record, took);
+        self.health.observe(&record);
         log::run_finished(
             &record,
             log::RunTiming {
@@ -266,6 +268,7 @@ where
 {
     pub fn new(options: DaemonOptions, executor: E, probe: impl Probe + 'static, clock: C) -> Self {
         let limit = Arc::new(Semaphore::new(options.concurrency.max(1)));
+        let health = Arc::new(Health::default());
         Daemon {
             options,
             shared: Arc::new(Shared {
@@ -273,12 +276,13 @@ where
                 clock,
                 limit,
                 metrics: Arc::new(Metrics::new()),
+                health: health.clone(),
                 runs: AtomicU64::new(0),
                 failed: AtomicU64::new(0),
                 runs_on: None,
             }),
             probe: Arc::new(probe),
-            health: Arc::new(Health::default()),
+            health,
         }
     }
 
@@ -295,9 +299,10 @@ where
     /// served on `/healthz` and `/metrics` since before the cluster was
     /// reachable). Call before [`Daemon::run`].
     pub fn with_endpoints(mut self, health: Arc<Health>, metrics: Arc<Metrics>) -> Self {
-        self.health = health;
+        self.health = health.clone();
         if let Some(shared) = Arc::get_mut(&mut self.shared) {
             shared.metrics = metrics;
+            shared.health = health;
         }
         self
     }
@@ -369,6 +374,7 @@ where
                     (set, report) = self.load(&set).await;
                     for gone in scheduler.apply(set.enabled()) {
                         self.shared.metrics.forget_rule(&gone);
+                        self.health.forget_rule(&gone);
                     }
                 }
             }

@@ -14,13 +14,12 @@ use super::{
 };
 use crate::cluster::{Cluster, ClusterError, RetryPolicy};
 use crate::config::{Settings, StateBackend};
-use crate::rule::Rule;
-use crate::runner::{ExecutionRecord, RuleExecutor, Runner, RunnerSettings};
+use crate::runner::{Runner, RunnerSettings};
 use crate::sink::alerts_index::{AlertsIndexError, BootstrapSpec};
 use crate::sink::elasticsearch::{install_templates, BulkSettings, ElasticsearchSink, IndexNames};
 use crate::sink::{AlertSink, SinkError};
 use crate::source::elasticsearch::ElasticsearchSource;
-use crate::state::{ClusterStateStore, FileStateStore, StateError};
+use crate::state::{AnyStateStore, ClusterStateStore, FileStateStore, StateError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -148,7 +147,7 @@ async fn prepare(settings: &Settings, retry: RetryPolicy) -> Result<Cluster, Att
 /// The writer of alerts into Kibana's alias: what to do when it is
 /// missing, with the Kibana version and the mapping Kibana would give the
 /// cluster's distribution.
-fn alerts_sink(settings: &Settings, cluster: &Cluster) -> ElasticsearchSink {
+pub(crate) fn alerts_sink(settings: &Settings, cluster: &Cluster) -> ElasticsearchSink {
     let spec = BootstrapSpec::for_cluster(
         cluster.info(),
         settings.alerts_bootstrap,
@@ -214,15 +213,24 @@ fn executor(settings: &Settings, cluster: &Cluster) -> Result<Executor, StartErr
         catch_up_horizon: settings.catch_up_horizon,
         ..RunnerSettings::default()
     };
+    let state = state_store(settings, cluster)?;
+    Ok(Runner::new(source, sink, state, runner_settings))
+}
+
+/// The state store `state.backend` chooses.
+pub(crate) fn state_store(
+    settings: &Settings,
+    cluster: &Cluster,
+) -> Result<AnyStateStore, StartError> {
     Ok(match &settings.state {
-        StateBackend::Cluster => {
-            let state = ClusterStateStore::new(cluster.clone(), &index_names(settings));
-            Executor::Cluster(Runner::new(source, sink, state, runner_settings))
-        }
+        StateBackend::Cluster => AnyStateStore::Cluster(ClusterStateStore::new(
+            cluster.clone(),
+            &index_names(settings),
+        )),
         StateBackend::File(dir) => {
             let state = FileStateStore::open(dir).map_err(StartError::State)?;
             tracing::info!(dir = %dir.display(), "state kept in a local directory");
-            Executor::File(Runner::new(source, sink, state, runner_settings))
+            AnyStateStore::File(state)
         }
     })
 }
@@ -235,17 +243,5 @@ fn index_names(settings: &Settings) -> IndexNames {
     }
 }
 
-/// The runner with either state backend (the store is a type parameter).
-enum Executor {
-    Cluster(Runner<ElasticsearchSource, ElasticsearchSink, ClusterStateStore>),
-    File(Runner<ElasticsearchSource, ElasticsearchSink, FileStateStore>),
-}
-
-impl RuleExecutor for Executor {
-    async fn execute(&self, rule: &Rule, now: chrono::DateTime<chrono::Utc>) -> ExecutionRecord {
-        match self {
-            Executor::Cluster(r) => r.execute(rule, now).await,
-            Executor::File(r) => r.execute(rule, now).await,
-        }
-    }
-}
+/// The runner over the cluster, with the state backend of the settings.
+type Executor = Runner<ElasticsearchSource, ElasticsearchSink, AnyStateStore>;

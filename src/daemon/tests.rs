@@ -553,6 +553,7 @@ async fn start_up_time_does_not_push_the_first_runs_back() {
         clock: TokioClock::starting_at(t0()),
         limit: Arc::new(Semaphore::new(1)),
         metrics: Arc::new(Metrics::new()),
+        health: Arc::new(Health::default()),
         runs: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         runs_on: None,

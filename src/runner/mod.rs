@@ -63,6 +63,7 @@
 
 mod alerts;
 pub mod record;
+pub mod replay;
 mod report;
 mod run;
 
@@ -75,6 +76,7 @@ use chrono::{DateTime, Utc};
 
 pub use alerts::alert_rule;
 pub use record::{ExecutionRecord, RunStatus, WindowRange};
+pub use replay::{replay_dead_letters, ReplayError, ReplayReport};
 pub use report::MAX_SIGNALS_WARNING;
 pub use run::{RunError, Runner, RunnerSettings};
 

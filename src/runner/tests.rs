@@ -819,7 +819,11 @@ impl crate::state::StateStore for NoDeadLetters {
 async fn an_alert_that_can_neither_be_written_nor_kept_keeps_the_window() {
     let rule = founding();
     let r = Runner::new(
-        MemorySource::new(attack("x1", t0() + Duration::minutes(1), Duration::seconds(2))),
+        MemorySource::new(attack(
+            "x1",
+            t0() + Duration::minutes(1),
+            Duration::seconds(2),
+        )),
         FlakySink {
             inner: MemorySink::new(),
             fail: 1,

@@ -312,10 +312,11 @@ async fn write_index(
     // else is not an answer about this alias (and guessing would write
     // into the wrong index).
     let pointer = format!("/aliases/{}", pointer_escape(alias));
-    if let Some(missing) = indices
-        .iter()
-        .find(|i| !map.get(*i).and_then(|v| v.pointer(&pointer)).is_some_and(Value::is_object))
-    {
+    if let Some(missing) = indices.iter().find(|i| {
+        !map.get(*i)
+            .and_then(|v| v.pointer(&pointer))
+            .is_some_and(Value::is_object)
+    }) {
         return Err(ClusterError::BadResponse {
             method: "GET",
             path,

@@ -19,6 +19,7 @@
 //! returns: `refresh=wait_for` on the cluster, write-temp-then-rename with
 //! fsync for files.
 
+pub mod backend;
 pub mod cluster;
 pub mod dead_letter;
 pub mod file;
@@ -31,6 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::runner::ExecutionRecord;
 
+pub use backend::AnyStateStore;
 pub use cluster::ClusterStateStore;
 pub use dead_letter::DeadLetter;
 pub use file::FileStateStore;

@@ -1,0 +1,56 @@
+//! The store the settings choose (`state.backend`): the cluster's indices
+//! or a local directory, as one type so the runner and the commands need
+//! not be generic over it.
+
+use super::{Checkpoint, ClusterStateStore, DeadLetter, FileStateStore, StateError, StateStore};
+use crate::runner::ExecutionRecord;
+
+#[derive(Debug)]
+pub enum AnyStateStore {
+    Cluster(ClusterStateStore),
+    File(FileStateStore),
+}
+
+impl StateStore for AnyStateStore {
+    async fn checkpoint(&self, rule_id: &str) -> Result<Option<Checkpoint>, StateError> {
+        match self {
+            AnyStateStore::Cluster(s) => s.checkpoint(rule_id).await,
+            AnyStateStore::File(s) => s.checkpoint(rule_id).await,
+        }
+    }
+
+    async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StateError> {
+        match self {
+            AnyStateStore::Cluster(s) => s.save_checkpoint(checkpoint).await,
+            AnyStateStore::File(s) => s.save_checkpoint(checkpoint).await,
+        }
+    }
+
+    async fn record_execution(&self, record: &ExecutionRecord) -> Result<(), StateError> {
+        match self {
+            AnyStateStore::Cluster(s) => s.record_execution(record).await,
+            AnyStateStore::File(s) => s.record_execution(record).await,
+        }
+    }
+
+    async fn save_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), StateError> {
+        match self {
+            AnyStateStore::Cluster(s) => s.save_dead_letters(letters).await,
+            AnyStateStore::File(s) => s.save_dead_letters(letters).await,
+        }
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StateError> {
+        match self {
+            AnyStateStore::Cluster(s) => s.dead_letters().await,
+            AnyStateStore::File(s) => s.dead_letters().await,
+        }
+    }
+
+    async fn remove_dead_letters(&self, alert_ids: &[String]) -> Result<(), StateError> {
+        match self {
+            AnyStateStore::Cluster(s) => s.remove_dead_letters(alert_ids).await,
+            AnyStateStore::File(s) => s.remove_dead_letters(alert_ids).await,
+        }
+    }
+}
