@@ -37,6 +37,8 @@ pub struct HuntOptions {
     pub alerts_index: String,
     /// Stamped on the alerts (`@timestamp`, `kibana.alert.start`, ...).
     pub now: DateTime<Utc>,
+    /// `kibana.version` of the alerts.
+    pub kibana_version: String,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -151,19 +153,22 @@ pub fn hunt(
         }
         let response = outcome.response;
 
-        let alert_rule = alert_rule(rule);
+        let alert_rule = alert_rule(rule, opts.now);
         let ctx = AlertContext {
             now: opts.now,
             space_id: opts.space_id.clone(),
             execution_uuid: execution_uuid(&rule.rule_id, opts.now),
+            kibana_version: opts.kibana_version.clone(),
+            public_base_url: None,
         };
         let mut found = 0usize;
         if let Some(events) = &response.hits.events {
             found = events.len();
             for hit in events {
-                let alert = event_alert(&alert_rule, &ctx, &source_event(hit));
-                print(out, &opts.alerts_index, &alert.id, &alert.source)?;
-                summary.alerts += 1;
+                if let Some(alert) = event_alert(&alert_rule, &ctx, &source_event(hit)) {
+                    print(out, &opts.alerts_index, &alert.id, &alert.source)?;
+                    summary.alerts += 1;
+                }
             }
         }
         if let Some(sequences) = &response.hits.sequences {

@@ -445,6 +445,7 @@ fn hunt(args: HuntArgs) -> anyhow::Result<ExitCode> {
         space_id: args.space_id,
         alerts_index: args.alerts_index,
         now,
+        kibana_version: detectd::alert::MODELLED_KIBANA_VERSION.to_string(),
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());

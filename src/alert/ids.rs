@@ -1,6 +1,6 @@
-//! Deterministic alert ids, following Kibana's SHA-256 recipes
-//! (`reference/kibana-eql-rules.md` §4.1), with the detection-rules
-//! `rule_id` in place of Kibana's rule saved-object id.
+//! Deterministic alert ids, Kibana's SHA-256 recipes
+//! (`reference/kibana-eql-rules.md` §4.1), over the rule's uuid (the Kibana
+//! rule's saved-object id where one is known, else its `rule_id`).
 //!
 //! The same event (index + id), or the same ordered set of sequence events,
 //! always yields the same ids, so re-detection in overlapping windows is
@@ -8,7 +8,7 @@
 
 use sha2::{Digest, Sha256};
 
-/// What identifies one source event: its index and document id.
+/// What identifies one document: its index and id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EventRef<'a> {
     pub index: &'a str,
@@ -29,38 +29,48 @@ fn sha256_hex(parts: &[&str]) -> String {
     out
 }
 
-/// Single-event alert: `sha256(index ‖ id ‖ version ‖ "<space>:<rule>")`.
-/// EQL hits carry no `_version`, so Kibana hashes the text `undefined`.
+/// Single-event alert (`generateId` in Kibana's `rule_types/utils/utils.ts`):
+/// `sha256(index ‖ id ‖ version ‖ "<space>:<rule uuid>")`. EQL hits carry no
+/// `_version`, so Kibana hashes the text `undefined`.
 pub fn event_alert_id(event: EventRef<'_>, space_id: &str, rule_uuid: &str) -> String {
     let scope = format!("{space_id}:{rule_uuid}");
     sha256_hex(&[event.index, event.id, "undefined", &scope])
 }
 
-/// Building-block ids of one sequence: a shared base string (for every block,
-/// its event's id ‖ index, then the rule uuid), then block `i` is
-/// `sha256(base ‖ i)`.
-pub fn building_block_ids(events: &[EventRef<'_>], rule_uuid: &str) -> Vec<String> {
+/// Building-block ids of one sequence (`generateBuildingBlockIds`): a base
+/// string of, block after block, its ancestors' `id ‖ index` and the rule
+/// uuid; block `i` is `sha256(base ‖ i)`. `blocks[i]` are block `i`'s
+/// ancestors (its event, or an alert's ancestors and the alert).
+pub fn building_block_ids(blocks: &[Vec<EventRef<'_>>], rule_uuid: &str) -> Vec<String> {
     let mut base = String::new();
-    for e in events {
-        base.push_str(e.id);
-        base.push_str(e.index);
+    for ancestors in blocks {
+        for a in ancestors {
+            base.push_str(a.id);
+            base.push_str(a.index);
+        }
         base.push_str(rule_uuid);
     }
-    (0..events.len())
+    (0..blocks.len())
         .map(|i| sha256_hex(&[&base, &i.to_string()]))
         .collect()
 }
 
-/// Shell alert id: `sha256(Σ ancestors (id ‖ index) ‖ rule uuid)`, the
-/// ancestors being the events followed by the building blocks (index `""`).
-pub fn shell_alert_id(events: &[EventRef<'_>], block_ids: &[String], rule_uuid: &str) -> String {
-    let mut parts: Vec<&str> = Vec::with_capacity(2 * (events.len() + block_ids.len()) + 1);
-    for e in events {
-        parts.push(e.id);
-        parts.push(e.index);
-    }
-    for b in block_ids {
-        parts.push(b);
+/// Shell alert id (`generateAlertId` in `build_alert.ts`): `sha256(Σ
+/// ancestors (id ‖ index) ‖ rule uuid)` over the shell's ancestors, which
+/// interleave each block's own ancestors with the block itself (index
+/// `""`): `[ev0, bb0, ev1, bb1, …]`.
+pub fn shell_alert_id(
+    blocks: &[Vec<EventRef<'_>>],
+    block_ids: &[String],
+    rule_uuid: &str,
+) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for (ancestors, block_id) in blocks.iter().zip(block_ids) {
+        for a in ancestors {
+            parts.push(a.id);
+            parts.push(a.index);
+        }
+        parts.push(block_id);
         parts.push("");
     }
     parts.push(rule_uuid);
@@ -98,6 +108,36 @@ mod tests {
         );
     }
 
+    /// The test vector of `reference/kibana-eql-rules.md` §4.1 (computed
+    /// from Kibana's recipe): events A = (a1, idx-a), B = (b2, idx-b), rule
+    /// uuid `r`.
+    #[test]
+    fn shell_id_matches_the_reference_vector() {
+        let blocks = vec![
+            vec![EventRef {
+                index: "idx-a",
+                id: "a1",
+            }],
+            vec![EventRef {
+                index: "idx-b",
+                id: "b2",
+            }],
+        ];
+        let ids = building_block_ids(&blocks, "r");
+        // block ids: sha256("a1idx-arb2idx-br" + i), as `printf` + sha256sum give
+        assert_eq!(
+            ids,
+            vec![
+                sha256_hex(&["a1idx-arb2idx-br", "0"]),
+                sha256_hex(&["a1idx-arb2idx-br", "1"])
+            ]
+        );
+        assert_eq!(
+            shell_alert_id(&blocks, &ids, "r"),
+            "09684f0e9ef972cf93c7c2dfa4ba0a67378da53b1f6054a3ea115eab8410faaa"
+        );
+    }
+
     #[test]
     fn ids_are_stable_and_depend_on_every_input() {
         let x = event_alert_id(A, "default", "rule-1");
@@ -109,14 +149,14 @@ mod tests {
 
     #[test]
     fn building_blocks_depend_on_the_whole_sequence_and_position() {
-        let ab = building_block_ids(&[A, B], "r");
-        let ba = building_block_ids(&[B, A], "r");
+        let ab = building_block_ids(&[vec![A], vec![B]], "r");
+        let ba = building_block_ids(&[vec![B], vec![A]], "r");
         assert_eq!(ab.len(), 2);
         assert_ne!(ab[0], ab[1]);
         assert_ne!(ab, ba);
-        let shell = shell_alert_id(&[A, B], &ab, "r");
-        assert_eq!(shell, shell_alert_id(&[A, B], &ab, "r"));
-        assert_ne!(shell, shell_alert_id(&[B, A], &ba, "r"));
+        let shell = shell_alert_id(&[vec![A], vec![B]], &ab, "r");
+        assert_eq!(shell, shell_alert_id(&[vec![A], vec![B]], &ab, "r"));
+        assert_ne!(shell, shell_alert_id(&[vec![B], vec![A]], &ba, "r"));
         assert!(!ab.contains(&shell));
     }
 }

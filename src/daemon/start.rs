@@ -211,6 +211,11 @@ fn executor(settings: &Settings, cluster: &Cluster) -> Result<Executor, StartErr
         alerts_index: settings.indices.alerts.clone(),
         space_id: settings.space_id.clone(),
         catch_up_horizon: settings.catch_up_horizon,
+        kibana_version: crate::alert::kibana_version(
+            settings.kibana.version.as_deref(),
+            cluster.info(),
+        ),
+        public_base_url: settings.kibana.public_base_url.clone(),
         ..RunnerSettings::default()
     };
     let state = state_store(settings, cluster)?;

@@ -39,6 +39,10 @@ pub struct RunnerSettings {
     pub page_size: usize,
     /// Matcher limits (partial sequences kept).
     pub limits: Limits,
+    /// `kibana.version` stamped on alerts.
+    pub kibana_version: String,
+    /// Kibana's public URL, for `kibana.alert.url` (none: no link).
+    pub public_base_url: Option<String>,
 }
 
 impl Default for RunnerSettings {
@@ -50,6 +54,8 @@ impl Default for RunnerSettings {
             unbounded_sequence_lookback: Duration::from_secs(3600),
             page_size: 1_000,
             limits: Limits::default(),
+            kibana_version: crate::alert::MODELLED_KIBANA_VERSION.to_string(),
+            public_base_url: None,
         }
     }
 }
@@ -213,11 +219,13 @@ where
         let grouped = plan.kind != PlanKind::Event;
         let scope = AlertScope {
             rule,
-            alert_rule: alert_rule(rule),
+            alert_rule: alert_rule(rule, now),
             ctx: AlertContext {
                 now,
                 space_id: self.settings.space_id.clone(),
                 execution_uuid: record.execution_id.clone(),
+                kibana_version: self.settings.kibana_version.clone(),
+                public_base_url: self.settings.public_base_url.clone(),
             },
             grouped,
         };
@@ -433,7 +441,7 @@ where
         let mut groups: Vec<(Candidate, Vec<String>)> = candidates
             .into_iter()
             .map(|c| {
-                let ids = group_ids(&c, grouped, &self.settings.space_id, &rule.rule_id);
+                let ids = group_ids(&c, grouped, &self.settings.space_id, &alert_rule.uuid);
                 (c, ids)
             })
             .filter(|(_, ids)| !ids.is_empty())
@@ -468,7 +476,8 @@ where
         let mut new_groups = 0usize;
         let mut capped = 0u64;
         let mut cap_cut: Option<CapCut> = None;
-        let mut chosen: Vec<(Candidate, HashSet<String>)> = Vec::new();
+        // Each chosen match with its new ids and its head id.
+        let mut chosen: Vec<(Candidate, HashSet<String>, String)> = Vec::new();
         for (candidate, ids) in groups {
             let fresh: HashSet<String> = ids
                 .iter()
@@ -503,7 +512,8 @@ where
                 }
                 new_groups += 1;
             }
-            chosen.push((candidate, fresh));
+            let head = ids[0].clone();
+            chosen.push((candidate, fresh, head));
         }
         if capped > 0 {
             record.alerts_capped += capped;
@@ -534,7 +544,7 @@ where
         // Full sources, only for the events that end up in alerts.
         let mut refs: Vec<DocRef> = Vec::new();
         let mut seen: HashSet<(Arc<str>, Arc<str>)> = HashSet::new();
-        for (c, _) in &chosen {
+        for (c, _, _) in &chosen {
             for h in c.events.iter().flatten() {
                 if seen.insert((h.index.clone(), h.id.clone())) {
                     refs.push(DocRef {
@@ -563,7 +573,7 @@ where
 
         let mut alerts: Vec<Alert> = Vec::new();
         let mut vanished = 0usize;
-        for (c, fresh) in &chosen {
+        for (c, fresh, head_id) in &chosen {
             let events: Option<Vec<Option<&SourceEvent>>> = c
                 .events
                 .iter()
@@ -585,10 +595,19 @@ where
                     .first()
                     .copied()
                     .flatten()
-                    .map(|e| vec![alert::event_alert(alert_rule, ctx, e)])
-                    .unwrap_or_default()
+                    .and_then(|e| alert::event_alert(alert_rule, ctx, e))
+                    .into_iter()
+                    .collect()
             };
-            alerts.extend(built.into_iter().filter(|a| fresh.contains(&a.id)));
+            // An event that is itself an alert brings its ancestors into
+            // the ids: those alerts were not looked up, the `create`s say
+            // whether they exist.
+            let as_expected = built.first().is_some_and(|head| head.id == *head_id);
+            alerts.extend(
+                built
+                    .into_iter()
+                    .filter(|a| !as_expected || fresh.contains(&a.id)),
+            );
         }
         if vanished > 0 {
             record.warnings.push(format!(
