@@ -79,7 +79,7 @@ pub fn hunt(
             }
             LoadOutcome::Skipped { reason, .. } => {
                 summary.rules_skipped += 1;
-                writeln!(diag, "{}: note: skipped: {reason}", file.path.display())?;
+                writeln!(diag, "{}: note: skipped: {reason}", file.location())?;
                 continue;
             }
             LoadOutcome::Failed(errors) => {
@@ -90,7 +90,7 @@ pub fn hunt(
         };
         if !rule.enabled {
             summary.rules_skipped += 1;
-            writeln!(diag, "{}: note: skipped: disabled", file.path.display())?;
+            writeln!(diag, "{}: note: skipped: disabled", file.location())?;
             continue;
         }
         let plan = match compile::compile(&rule.query, &Schema::default(), &compile_options(rule)) {
@@ -100,7 +100,7 @@ pub fn hunt(
                 writeln!(
                     diag,
                     "{}: error: the query does not compile: {}",
-                    file.path.display(),
+                    file.location(),
                     e.message
                 )?;
                 continue;
@@ -127,7 +127,7 @@ pub fn hunt(
             } else {
                 unordered += 1;
                 if unordered <= MAX_BAD_LINE_REPORTS {
-                    let _ = writeln!(diag, "{}: warning: {bad}", file.path.display());
+                    let _ = writeln!(diag, "{}: warning: {bad}", file.location());
                 }
             }
         })?;
@@ -135,7 +135,7 @@ pub fn hunt(
             writeln!(
                 diag,
                 "{}: warning: {} more events skipped",
-                file.path.display(),
+                file.location(),
                 unordered - MAX_BAD_LINE_REPORTS
             )?;
         }
@@ -145,7 +145,7 @@ pub fn hunt(
                 diag,
                 "{}: warning: {} partial sequences were dropped at the pending-state limit; \
                  sequences may be missing",
-                file.path.display(),
+                file.location(),
                 outcome.dropped_partial_sequences
             )?;
         }
@@ -186,7 +186,7 @@ pub fn hunt(
             writeln!(
                 diag,
                 "{}: warning: rule {:?} reached max_signals ({}); later matches are not shown",
-                file.path.display(),
+                file.location(),
                 rule.rule_id,
                 rule.max_signals
             )?;
