@@ -86,20 +86,18 @@ impl Fields<'_> {
     /// written.
     fn timestamp(&mut self, key: &str) -> Option<String> {
         let (s, span) = self.string_spanned(key)?;
-        match DateTime::parse_from_rfc3339(&s) {
-            Ok(_) => Some(s),
-            Err(e) => {
-                self.error(
-                    RuleErrorKind::Value,
-                    span,
-                    format!(
-                        "expected an RFC 3339 timestamp for `{key}` \
-                         (like \"2024-05-01T10:00:00.000Z\"), found {s:?}: {e}"
-                    ),
-                );
-                None
-            }
+        if DateTime::parse_from_rfc3339(&s).is_ok() {
+            return Some(s);
         }
+        self.error(
+            RuleErrorKind::Value,
+            span,
+            format!(
+                "expected an RFC 3339 timestamp for `{key}` \
+                 (like \"2024-05-01T10:00:00.000Z\"), found {s:?}"
+            ),
+        );
+        None
     }
 }
 

@@ -42,4 +42,6 @@ pub use rule::{
 pub use validate::{load_str, LoadOutcome};
 
 #[cfg(test)]
+mod export_tests;
+#[cfg(test)]
 mod tests;
