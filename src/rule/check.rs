@@ -63,7 +63,7 @@ pub struct CheckSummary {
 /// Reads and validates one TOML rule file.
 pub fn load_file(path: &Path) -> FileOutcome {
     match read_text(path) {
-        Err(failed) => failed,
+        Err(failed) => *failed,
         Ok(text) => FileOutcome {
             path: path.to_path_buf(),
             line: None,
@@ -77,7 +77,7 @@ pub fn load_file(path: &Path) -> FileOutcome {
 /// per note or summary error, see `export`), in line order.
 pub fn load_export_file(path: &Path) -> Vec<FileOutcome> {
     let text: Arc<str> = match read_text(path) {
-        Err(failed) => return vec![failed],
+        Err(failed) => return vec![*failed],
         Ok(text) => text.into(),
     };
     load_export_str(&text)
@@ -101,9 +101,9 @@ pub fn load_rules_file(path: &Path) -> Vec<FileOutcome> {
 }
 
 /// The file as UTF-8 text, or the outcome saying why not.
-fn read_text(path: &Path) -> Result<String, FileOutcome> {
-    let bytes = std::fs::read(path).map_err(|e| io_failure(path, &e.to_string()))?;
-    String::from_utf8(bytes).map_err(|e| not_utf8(path, e))
+fn read_text(path: &Path) -> Result<String, Box<FileOutcome>> {
+    let bytes = std::fs::read(path).map_err(|e| Box::new(io_failure(path, &e.to_string())))?;
+    String::from_utf8(bytes).map_err(|e| Box::new(not_utf8(path, e)))
 }
 
 /// Rule files must be UTF-8 (TOML and JSON both require it): the error
