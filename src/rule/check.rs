@@ -270,8 +270,10 @@ pub fn render_errors(file: &FileOutcome, errors: &[RuleError]) -> String {
 }
 
 /// `detectd check`: validates `paths`, prints each error and warning
-/// (rendered with a caret), one note per skipped rule, and the summary line
-/// `N rules ok, M failed[, K skipped]`. The CLI exits 1 if `failed > 0`.
+/// (rendered with a caret), one note per skipped rule (and per kind of
+/// non-rule line of an export, counted as skipped too), and the summary
+/// line `N rules ok, M failed[, K skipped]`. The CLI exits 1 if
+/// `failed > 0`.
 pub fn check_paths(paths: &[PathBuf], out: &mut dyn Write) -> io::Result<CheckSummary> {
     let mut summary = CheckSummary::default();
     for file in load_paths(paths) {

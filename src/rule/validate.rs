@@ -31,7 +31,9 @@ pub enum LoadOutcome {
         warnings: Vec<RuleError>,
     },
     /// A valid file for a rule type detectd does not run (`query`,
-    /// `threshold`, ...): not an error, but nothing to schedule.
+    /// `threshold`, ...): not an error, but nothing to schedule. In a Kibana
+    /// export also the note for its exception lists or its connectors
+    /// (`rule_id` and `name` `None`, see `export`).
     Skipped {
         rule_id: Option<String>,
         name: Option<String>,
