@@ -81,7 +81,7 @@ pub fn hunt(
             }
             LoadOutcome::Skipped { reason, .. } => {
                 summary.rules_skipped += 1;
-                writeln!(diag, "{}: note: skipped: {reason}", file.path.display())?;
+                writeln!(diag, "{}: note: skipped: {reason}", file.location())?;
                 continue;
             }
             LoadOutcome::Failed(errors) => {
@@ -92,7 +92,7 @@ pub fn hunt(
         };
         if !rule.enabled {
             summary.rules_skipped += 1;
-            writeln!(diag, "{}: note: skipped: disabled", file.path.display())?;
+            writeln!(diag, "{}: note: skipped: disabled", file.location())?;
             continue;
         }
         let plan = match compile::compile(&rule.query, &Schema::default(), &compile_options(rule)) {
@@ -102,7 +102,7 @@ pub fn hunt(
                 writeln!(
                     diag,
                     "{}: error: the query does not compile: {}",
-                    file.path.display(),
+                    file.location(),
                     e.message
                 )?;
                 continue;
@@ -129,7 +129,7 @@ pub fn hunt(
             } else {
                 unordered += 1;
                 if unordered <= MAX_BAD_LINE_REPORTS {
-                    let _ = writeln!(diag, "{}: warning: {bad}", file.path.display());
+                    let _ = writeln!(diag, "{}: warning: {bad}", file.location());
                 }
             }
         })?;
@@ -137,7 +137,7 @@ pub fn hunt(
             writeln!(
                 diag,
                 "{}: warning: {} more events skipped",
-                file.path.display(),
+                file.location(),
                 unordered - MAX_BAD_LINE_REPORTS
             )?;
         }
@@ -147,7 +147,7 @@ pub fn hunt(
                 diag,
                 "{}: warning: {} partial sequences were dropped at the pending-state limit; \
                  sequences may be missing",
-                file.path.display(),
+                file.location(),
                 outcome.dropped_partial_sequences
             )?;
         }
@@ -191,7 +191,7 @@ pub fn hunt(
             writeln!(
                 diag,
                 "{}: warning: rule {:?} reached max_signals ({}); later matches are not shown",
-                file.path.display(),
+                file.location(),
                 rule.rule_id,
                 rule.max_signals
             )?;

@@ -1,7 +1,10 @@
 //! The bad-rule matrix: every field the rule loader reads, each given wrong
 //! values in turn (wrong TOML type, empty, out of range, unparsable), and
 //! whole files that are wrong (empty, not UTF-8, not TOML, huge, a
-//! duplicate `rule_id`).
+//! duplicate `rule_id`). A second matrix does the same to a rule line of a
+//! Kibana export (`*.ndjson`): its identity fields (`id`, `revision`,
+//! `created_*`, `updated_*`) and a sample of the fields it shares with TOML,
+//! which go through the same validation.
 //!
 //! Each case runs the real `detectd check` on a folder holding the broken
 //! rule *and* a good one, and asserts: exit code 1; an error at
@@ -229,6 +232,12 @@ fn matrix() -> Vec<Case> {
         case(Replace("updated_date = \"2024/01/02\"", "updated_date = 20240102"), "20240102", &["expected a string for `updated_date`, found integer"]),
         case(Replace("maturity = \"production\"", "min_stack_version = 8.3"), "8.3", &["expected a string for `min_stack_version`, found float"]),
         case(Replace("maturity = \"production\"", "deprecation_date = false"), "false", &["expected a string for `deprecation_date`, found boolean"]),
+        case(Replace("maturity = \"production\"", "kibana_rule_id = \"not-a-uuid\""), "\"not-a-uuid\"", &["expected a UUID for `kibana_rule_id`", "saved-object id", "found \"not-a-uuid\""]),
+        case(Replace("maturity = \"production\"", "kibana_rule_id = \"\""), "\"\"", &["expected a UUID for `kibana_rule_id`", "found \"\""]),
+        case(Replace("maturity = \"production\"", "kibana_rule_id = \"{8f2c4c2e-6d1a-4d3b-9a55-0c6f0f3b6a11}\""), "\"{8f2c", &["expected a UUID for `kibana_rule_id`"]),
+        case(Replace("maturity = \"production\"", "kibana_rule_id = \"8f2c4c2e-6d1a-4d3b-9a55-0c6f0f3b6a1\""), "\"8f2c", &["expected a UUID for `kibana_rule_id`", "found \"8f2c4c2e-6d1a-4d3b-9a55-0c6f0f3b6a1\""]),
+        case(Replace("maturity = \"production\"", "kibana_rule_id = 42"), "42", &["expected a string for `kibana_rule_id`, found integer"]),
+        case(Replace("maturity = \"production\"", "kibana_rule_id = [\"8f2c4c2e-6d1a-4d3b-9a55-0c6f0f3b6a11\"]"), "[\"8f2c", &["expected a string for `kibana_rule_id`, found array"]),
         // --- the file as a whole
         case(Whole(""), "", &["missing table [rule]"]),
         case(Whole("[metadata]\ncreation_date = \"2024/01/01\"\n"), "", &["missing table [rule]"]),
@@ -315,8 +324,13 @@ fn detectd() -> Command {
 /// `detectd check DIR` over the broken text (as `broken.toml`) and the good
 /// rule (as `good.toml`).
 fn check_with_good(broken: &[u8]) -> (tempfile::TempDir, PathBuf, Output) {
+    check_with_good_named("broken.toml", broken)
+}
+
+/// [`check_with_good`] with the broken file named `name`.
+fn check_with_good_named(name: &str, broken: &[u8]) -> (tempfile::TempDir, PathBuf, Output) {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("broken.toml");
+    let path = dir.path().join(name);
     std::fs::write(&path, broken).unwrap();
     std::fs::write(dir.path().join("good.toml"), GOOD).unwrap();
     let out = detectd().arg("check").arg(dir.path()).output().unwrap();
@@ -743,4 +757,343 @@ fn rand_tag() -> u128 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos() % 1_000_000_000)
         .unwrap_or(0)
+}
+
+/// The base rule as a line of a Kibana export: each key with its JSON text,
+/// so a case can replace exactly one value.
+const BASE_JSON: &[(&str, &str)] = &[
+    ("id", r#""0b5a8f9e-6a43-4b8e-9c1e-2f3d4c5b6a79""#),
+    ("updated_at", r#""2024-01-02T08:00:00.000Z""#),
+    ("updated_by", r#""bob""#),
+    ("created_at", r#""2024-01-01T10:00:00.000Z""#),
+    ("created_by", r#""alice""#),
+    ("name", r#""Bad input rule""#),
+    ("tags", r#"["Test"]"#),
+    ("interval", r#""5m""#),
+    ("enabled", "true"),
+    ("revision", "3"),
+    ("description", r#""A rule for the bad-input matrix""#),
+    ("risk_score", "21"),
+    ("severity", r#""low""#),
+    ("output_index", r#""""#),
+    ("author", r#"["Elastic"]"#),
+    ("false_positives", "[]"),
+    ("from", r#""now-9m""#),
+    ("rule_id", r#""bad-input-json-0001""#),
+    ("max_signals", "100"),
+    ("risk_score_mapping", "[]"),
+    ("severity_mapping", "[]"),
+    (
+        "threat",
+        r#"[{"framework":"MITRE ATT&CK","tactic":{"id":"TA0002","name":"Execution","reference":"https://attack.mitre.org/tactics/TA0002/"},"technique":[]}]"#,
+    ),
+    ("to", r#""now""#),
+    ("references", "[]"),
+    ("version", "1"),
+    ("exceptions_list", "[]"),
+    ("immutable", "false"),
+    ("rule_source", r#"{"type":"internal"}"#),
+    ("related_integrations", "[]"),
+    ("required_fields", "[]"),
+    ("setup", r#""""#),
+    ("type", r#""eql""#),
+    ("language", r#""eql""#),
+    ("index", r#"["logs-endpoint.events.*"]"#),
+    ("query", r#""process where process.name == \"cmd.exe\"""#),
+    ("filters", "[]"),
+    ("actions", "[]"),
+];
+
+/// What to do to the base export line.
+#[derive(Clone, Copy)]
+enum JsonEdit {
+    /// Replace the value of a key with this JSON text.
+    SetKey(&'static str, &'static str),
+    /// Remove the key.
+    DropKey(&'static str),
+    /// The whole line.
+    Line(&'static str),
+}
+
+use JsonEdit::{DropKey, Line, SetKey};
+
+fn json_line(e: JsonEdit) -> String {
+    if let Line(line) = e {
+        return line.to_string();
+    }
+    let members: Vec<String> = BASE_JSON
+        .iter()
+        .filter_map(|(k, v)| match e {
+            DropKey(key) if key == *k => None,
+            SetKey(key, value) if key == *k => Some(format!("\"{k}\":{value}")),
+            _ => Some(format!("\"{k}\":{v}")),
+        })
+        .collect();
+    format!("{{{}}}", members.join(","))
+}
+
+/// Every identity field of an exported rule, and a sample of the fields it
+/// shares with TOML, with wrong values: `detectd check` fails the rule at the
+/// value in the export line (`export.ndjson:1:col`), with a message naming
+/// the field, what was expected and what was found; the good TOML rule next
+/// to it stays ok.
+#[test]
+fn every_wrong_field_of_an_exported_rule_is_an_error_at_its_value() {
+    let base = format!("{}\n", json_line(SetKey("revision", "3")));
+    let (_dir, _path, out) = check_with_good_named("broken.ndjson", base.as_bytes());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the base export line itself is valid: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let cases: Vec<(JsonEdit, &str, &[&str])> = vec![
+        // --- identity
+        (
+            SetKey("id", r#""rule-1""#),
+            r#""rule-1""#,
+            &[
+                "expected a UUID for `id`",
+                "saved-object id",
+                r#"found "rule-1""#,
+            ],
+        ),
+        (
+            SetKey("id", r#""""#),
+            r#""""#,
+            &["expected a UUID for `id`", r#"found """#],
+        ),
+        (
+            SetKey("id", r#""0b5a8f9e-6a43-4b8e-9c1e-2f3d4c5b6a7""#),
+            r#""0b5a"#,
+            &["expected a UUID for `id`"],
+        ),
+        (
+            SetKey("id", "42"),
+            "42",
+            &["expected a string for `id`, found integer"],
+        ),
+        (
+            SetKey("revision", "-1"),
+            "-1",
+            &["expected a `revision` of 0 or more, found -1"],
+        ),
+        (
+            SetKey("revision", r#""3""#),
+            r#""3""#,
+            &["expected an integer for `revision`, found string"],
+        ),
+        (
+            SetKey("revision", "1.5"),
+            "1.5",
+            &["expected an integer for `revision`, found float"],
+        ),
+        (
+            SetKey("created_at", r#""yesterday""#),
+            r#""yesterday""#,
+            &[
+                "expected an RFC 3339 timestamp for `created_at`",
+                r#"found "yesterday""#,
+            ],
+        ),
+        (
+            SetKey("created_at", r#""2024-01-01""#),
+            r#""2024-01-01""#,
+            &["expected an RFC 3339 timestamp for `created_at`"],
+        ),
+        (
+            SetKey("updated_at", "1714557600000"),
+            "1714557600000",
+            &["expected a string for `updated_at`, found integer"],
+        ),
+        (
+            SetKey("created_by", r#"["alice"]"#),
+            r#"["alice"]"#,
+            &["expected a string for `created_by`, found array"],
+        ),
+        (
+            SetKey("updated_by", "{}"),
+            "{}",
+            &["expected a string for `updated_by`, found object"],
+        ),
+        // --- shared with TOML, positions in the JSON line
+        (
+            DropKey("rule_id"),
+            "{",
+            &["missing required field `rule_id` in the exported rule"],
+        ),
+        (
+            SetKey("rule_id", "42"),
+            "42",
+            &["expected a string for `rule_id`, found integer"],
+        ),
+        (
+            SetKey("name", r#""""#),
+            r#""""#,
+            &["expected a non-empty `name`"],
+        ),
+        (
+            SetKey("type", r#""eqll""#),
+            r#""eqll""#,
+            &["`type`", "expected", r#"found "eqll""#],
+        ),
+        (
+            SetKey("language", r#""kuery""#),
+            r#""kuery""#,
+            &[r#"expected language "eql""#, r#"found "kuery""#],
+        ),
+        (
+            SetKey("query", r#""""#),
+            r#""""#,
+            &["expected an EQL query, found an empty string"],
+        ),
+        (
+            SetKey("query", r#""process where process.name === \"cmd.exe\"""#),
+            r#"= \"cmd"#,
+            &["expected an expression, found [=]"],
+        ),
+        (
+            SetKey("query", r#""process where\n  nosuchfn(process.name)""#),
+            "nosuchfn",
+            &["unknown function [nosuchfn]"],
+        ),
+        (
+            SetKey("index", "[]"),
+            "[]",
+            &["expected at least one index pattern in `index`, found none"],
+        ),
+        (
+            SetKey("from", r#""now+5m""#),
+            r#""now+5m""#,
+            &["expected `from` before `to`"],
+        ),
+        (
+            SetKey("interval", r#""0s""#),
+            r#""0s""#,
+            &[
+                "invalid `interval`",
+                "expected a positive duration, found `0s`",
+            ],
+        ),
+        (
+            SetKey("max_signals", "0"),
+            "0",
+            &["expected `max_signals` between 1 and 1000, found 0"],
+        ),
+        (
+            SetKey("max_signals", "10000"),
+            "10000",
+            &["expected `max_signals` between 1 and 1000, found 10000"],
+        ),
+        (
+            SetKey("risk_score", "101"),
+            "101",
+            &["expected `risk_score` between 0 and 100, found 101"],
+        ),
+        (
+            SetKey("severity", r#""urgent""#),
+            r#""urgent""#,
+            &[r#"found "urgent""#],
+        ),
+        (
+            SetKey("enabled", r#""yes""#),
+            r#""yes""#,
+            &["expected a boolean for `enabled`, found string"],
+        ),
+        (
+            SetKey("tags", "[1]"),
+            "[1]",
+            &["expected strings in `tags`, found integer at position 1"],
+        ),
+        (
+            SetKey("references", r#"[{"url":"x"}]"#),
+            r#"[{"url""#,
+            &["expected strings in `references`, found object at position 1"],
+        ),
+        (
+            SetKey("version", "0"),
+            "0",
+            &["expected a positive `version`, found 0"],
+        ),
+        (
+            SetKey("threat", r#""execution""#),
+            r#""execution""#,
+            &["expected an array of objects for `threat`, found string"],
+        ),
+        (
+            SetKey("threat", r#"[{"framework":"MITRE ATT&CK"}]"#),
+            r#"{"framework""#,
+            &["invalid `threat` entry 1", "missing field `tactic`"],
+        ),
+        (
+            SetKey("filters", r#"[{"query":{"match_all":{}}}]"#),
+            r#"[{"query""#,
+            &["`filters` is not supported by detectd"],
+        ),
+        (
+            SetKey(
+                "exceptions_list",
+                r#"[{"id":"x","list_id":"y","type":"detection","namespace_type":"single"}]"#,
+            ),
+            r#"[{"id""#,
+            &["`exceptions_list` is not supported by detectd"],
+        ),
+        // --- the line as a whole
+        (
+            Line(r#"{"rule_id": "x","#),
+            ",",
+            &["invalid JSON", "EOF while parsing"],
+        ),
+        (
+            Line(r#"{"rule_id": "x" "name": "y"}"#),
+            r#""name""#,
+            &["invalid JSON", "expected `,` or `}`"],
+        ),
+        (
+            Line("[1,2]"),
+            "[1,2]",
+            &["expected a JSON object (one rule per line), found an array"],
+        ),
+        (
+            Line("{}"),
+            "{",
+            &["missing required field `type` in the exported rule"],
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (i, (e, at, says)) in cases.iter().enumerate() {
+        let line = json_line(*e);
+        let label = format!(
+            "case {i} ({})",
+            match e {
+                SetKey(k, v) => format!("{k}: {v}"),
+                DropKey(k) => format!("no {k}"),
+                Line(l) => format!("line {l}"),
+            }
+        );
+        let anchor = match e {
+            SetKey(k, _) => line.find(&format!("\"{k}\":")).unwrap(),
+            _ => 0,
+        };
+        let Some(offset) = line[anchor..].find(at).map(|o| anchor + o) else {
+            panic!("{label}: {at:?} not in {line}");
+        };
+        let col = line[..offset].chars().count() + 1;
+        let (_dir, path, out) =
+            check_with_good_named("broken.ndjson", format!("{line}\n").as_bytes());
+        if let Err(e) = rejected(&label, &path, &out, 1, col, says) {
+            failures.push(e);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+    eprintln!(
+        "{} broken exported-rule cases rejected at their value",
+        cases.len()
+    );
 }

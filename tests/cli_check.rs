@@ -73,3 +73,187 @@ fn missing_path_fails() {
     );
     assert!(stdout.ends_with("0 rules ok, 1 failed\n"), "{stdout}");
 }
+
+/// The hand-written Kibana export (`tests/fixtures/kibana_export.ndjson`):
+/// the founding rule, two custom EQL rules (one disabled), a KQL rule with
+/// an exception list and a Slack action, the list, its item, the connector
+/// and the export summary.
+fn fixture() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kibana_export.ndjson")
+}
+
+/// One line of the fixture as it is in the file.
+fn fixture_line(n: usize) -> String {
+    std::fs::read_to_string(fixture())
+        .unwrap()
+        .lines()
+        .nth(n - 1)
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn a_kibana_export_checks_rule_by_rule_with_notes_at_their_lines() {
+    let out = detectd()
+        .args(["check", "tests/fixtures/kibana_export.ndjson"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert_eq!(
+        stdout,
+        "tests/fixtures/kibana_export.ndjson:4: note: skipped: type \"query\" is not run by detectd\n\
+         tests/fixtures/kibana_export.ndjson:5: note: skipped: 1 exception list and 1 exception \
+         list item of a Kibana export: detectd applies no exception lists (a rule that \
+         references one is refused)\n\
+         tests/fixtures/kibana_export.ndjson:7: note: skipped: 1 action connector of a Kibana \
+         export: detectd runs no Kibana rule actions\n\
+         3 rules ok, 0 failed, 3 skipped\n"
+    );
+}
+
+/// A folder is walked for `*.ndjson` exports beside `*.toml` rules.
+#[test]
+fn folders_hold_exports_beside_toml_rules() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture(), dir.path().join("export.ndjson")).unwrap();
+    std::fs::write(
+        dir.path().join("other.toml"),
+        "[rule]\nrule_id = \"other\"\nname = \"n\"\ndescription = \"d\"\ntype = \"eql\"\n\
+         index = [\"logs-*\"]\nseverity = \"low\"\nrisk_score = 1\nquery = 'any where true'\n",
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("notes.json"), "not a rule file").unwrap();
+    let out = detectd().arg("check").arg(dir.path()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.ends_with("\n4 rules ok, 0 failed, 3 skipped\n"),
+        "{stdout}"
+    );
+}
+
+/// An error in an exported rule is shown like a TOML one: `file:line:col`,
+/// the line (cut to a window around the value) and a caret under it; an
+/// error in the query points inside the JSON string.
+#[test]
+fn an_error_in_an_exported_rule_has_line_col_and_a_caret() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("export.ndjson");
+    let second = fixture_line(2)
+        .replace("\"risk_score\":73", "\"risk_score\":730")
+        .replace(
+            "process.name : \\\"certutil.exe\\\"",
+            "process.name :: \\\"certutil.exe\\\"",
+        );
+    std::fs::write(&path, format!("{}\n{second}\n", fixture_line(1))).unwrap();
+    let out = detectd().arg("check").arg(&path).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let p = path.display();
+    let col = |needle: &str| second[..second.find(needle).unwrap()].chars().count() + 1;
+    let risk = col("730");
+    assert!(
+        stdout.contains(&format!(
+            "{p}:2:{risk}: error: expected `risk_score` between 0 and 100, found 730\n"
+        )),
+        "{stdout}"
+    );
+    let colon = col(":: \\\"certutil") + 1;
+    assert!(
+        stdout.contains(&format!("{p}:2:{colon}: error: ")),
+        "the query error points at the second `:` inside the JSON string: {stdout}"
+    );
+    assert!(
+        stdout.contains("\"risk_score\":730,") && stdout.contains("  | "),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("1 rules ok, 1 failed\n"), "{stdout}");
+}
+
+/// The founding rule in `rules/` and in an export is the same `rule_id`:
+/// the later one (in walk order) fails at its `rule_id`, naming the first.
+#[test]
+fn the_same_rule_in_toml_and_in_an_export_is_a_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml = dir.path().join("founding.toml");
+    std::fs::copy(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("rules/execution_scheduled_task_powershell.toml"),
+        &toml,
+    )
+    .unwrap();
+    let export = dir.path().join("kibana.ndjson");
+    std::fs::write(&export, format!("{}\n", fixture_line(1))).unwrap();
+    let out = detectd().arg("check").arg(dir.path()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let col = fixture_line(1).find("\"5cd55388").unwrap() + 1;
+    assert!(
+        stdout.contains(&format!(
+            "{}:1:{col}: error: duplicate rule_id \"5cd55388-a19c-47c7-8ec4-f41656c2fded\": \
+             already used by {}\n",
+            export.display(),
+            toml.display()
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("1 rules ok, 1 failed\n"), "{stdout}");
+}
+
+/// Two rules claiming the same Kibana rule (a TOML `kibana_rule_id` and an
+/// export's `id`) would write alerts with the same ids: the later fails.
+#[test]
+fn two_rules_with_one_kibana_id_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let id = "c2d7e0b4-1f8a-4e6c-b3d5-7a9f0e2c4b61"; // line 2 of the fixture
+    let toml = dir.path().join("a.toml");
+    std::fs::write(
+        &toml,
+        format!(
+            "[metadata]\nkibana_rule_id = \"{id}\"\n\n[rule]\nrule_id = \"other\"\nname = \"n\"\n\
+             description = \"d\"\ntype = \"eql\"\nindex = [\"logs-*\"]\nseverity = \"low\"\n\
+             risk_score = 1\nquery = 'any where true'\n"
+        ),
+    )
+    .unwrap();
+    let export = dir.path().join("b.ndjson");
+    std::fs::copy(fixture(), &export).unwrap();
+    let out = detectd().arg("check").arg(dir.path()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "{}:2:7: error: duplicate Kibana rule id \"{id}\": already used by {} \
+             (alert ids would collide)\n",
+            export.display(),
+            toml.display()
+        )),
+        "{stdout}"
+    );
+    assert!(
+        stdout.ends_with("3 rules ok, 1 failed, 3 skipped\n"),
+        "{stdout}"
+    );
+}
+
+/// An export that is not UTF-8 fails as a whole, at the first bad byte.
+#[test]
+fn a_non_utf8_export_fails_at_the_bad_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("export.ndjson");
+    let mut bytes = format!("{}\n{{\"name\":\"", fixture_line(1)).into_bytes();
+    bytes.extend([0xff, b'"', b'}', b'\n']);
+    std::fs::write(&path, bytes).unwrap();
+    let out = detectd().arg("check").arg(&path).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "{}:2:10: error: expected UTF-8 text (JSON files must be UTF-8), found invalid byte 0xff\n",
+            path.display()
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("0 rules ok, 1 failed\n"), "{stdout}");
+}

@@ -219,3 +219,41 @@ fn unreadable_events_are_exit_code_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/events.ndjson"));
 }
+
+/// The founding rule exported from Kibana (`tests/fixtures/kibana_export.ndjson`,
+/// line 1) finds exactly the attacks its TOML file finds; the export's other
+/// rules run beside it, the disabled one is noted at its line.
+#[test]
+fn the_founding_rule_from_a_kibana_export_alerts_like_its_toml() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.ndjson");
+    let gen = detectd(&["generate", "--count", "5000", "--attacks-per-10k", "20"]);
+    assert!(gen.status.success());
+    std::fs::write(&events, &gen.stdout).unwrap();
+    let export = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kibana_export.ndjson");
+
+    let shells = |out: &Output| -> Vec<Value> {
+        docs(out)
+            .into_iter()
+            .filter(|d| d["_source"]["kibana.alert.depth"] == 2)
+            .map(|d| d["_source"]["kibana.alert.original_time"].clone())
+            .collect()
+    };
+    let from_toml = hunt(&rules_dir(), &[&events], NOW);
+    let from_export = hunt(&export, &[&events], NOW);
+    assert!(from_export.status.success());
+    let stderr = String::from_utf8_lossy(&from_export.stderr);
+    assert!(
+        stderr.contains(&format!("{}:3: note: skipped: disabled", export.display())),
+        "{stderr}"
+    );
+    let want = shells(&from_toml);
+    assert!(want.len() > 2, "the generator made {} attacks", want.len());
+    assert_eq!(shells(&from_export), want);
+    for d in docs(&from_export) {
+        assert_eq!(
+            d["_source"]["kibana.alert.rule.rule_id"], "5cd55388-a19c-47c7-8ec4-f41656c2fded",
+            "only the founding rule matches generated events"
+        );
+    }
+}

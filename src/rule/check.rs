@@ -1,26 +1,56 @@
 //! Loading rule files and folders, and `detectd check`: validate them and
 //! print every error with file:line:col and a caret, then a summary.
 //!
-//! Folders are walked for `*.toml` files in sorted order so output (and the
-//! order rules are scheduled in) is the same on every machine.
+//! A `*.toml` file is one detection-rules rule; a `*.ndjson` file is a
+//! Kibana rule export with one rule per line (`export`). Folders are walked
+//! for both in sorted order so output (and the order rules are scheduled
+//! in) is the same on every machine.
 
 use std::collections::HashMap;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use super::error::{RuleError, RuleErrorKind};
+use super::export::{load_export_str, value_span};
 use super::raw::{span_of, RawRuleFile};
 use super::validate::{load_str, LoadOutcome};
 use crate::diagnostic;
 use crate::eql::Span;
 
-/// One file and what loading it gave. `text` is empty when it could not be
-/// read (the outcome then holds one [`RuleErrorKind::Io`] error).
+/// One rule (a TOML file, or one line of an export) and what loading it
+/// gave. `text` is the whole file, shared by the rules of an export, so
+/// spans are file offsets; it is empty when the file could not be read (the
+/// outcome then holds one [`RuleErrorKind::Io`] error).
 #[derive(Clone, Debug)]
 pub struct FileOutcome {
     pub path: PathBuf,
-    pub text: String,
+    /// The 1-based line of an export the outcome is about; `None` for a
+    /// TOML file (one rule per file) or an export that failed as a whole.
+    pub line: Option<usize>,
+    pub text: Arc<str>,
     pub outcome: LoadOutcome,
+}
+
+impl FileOutcome {
+    /// `path`, or `path:line` for a line of an export: where notes about
+    /// the rule point.
+    pub fn location(&self) -> String {
+        match self.line {
+            Some(line) => format!("{}:{line}", self.path.display()),
+            None => self.path.display().to_string(),
+        }
+    }
+
+    /// Whether the rule came from a Kibana export.
+    fn is_export(&self) -> bool {
+        self.line.is_some()
+    }
+}
+
+/// Whether `path` names a Kibana rule export rather than a TOML rule.
+fn is_export_path(path: &Path) -> bool {
+    path.extension().is_some_and(|x| x == "ndjson")
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -30,52 +60,87 @@ pub struct CheckSummary {
     pub skipped: usize,
 }
 
-/// Reads and validates one file.
+/// Reads and validates one TOML rule file.
 pub fn load_file(path: &Path) -> FileOutcome {
-    match std::fs::read(path) {
-        Err(e) => io_failure(path, &e.to_string()),
-        Ok(bytes) => match String::from_utf8(bytes) {
-            Err(e) => not_utf8(path, e),
-            Ok(text) => {
-                let outcome = load_str(&text);
-                FileOutcome {
-                    path: path.to_path_buf(),
-                    text,
-                    outcome,
-                }
-            }
+    match read_text(path) {
+        Err(failed) => *failed,
+        Ok(text) => FileOutcome {
+            path: path.to_path_buf(),
+            line: None,
+            outcome: load_str(&text),
+            text: text.into(),
         },
     }
 }
 
-/// TOML files must be UTF-8: the error points at the first invalid byte,
-/// shown in a lossy copy of the text (the valid prefix is unchanged, so the
-/// line and column are those of the file).
+/// Reads and validates a Kibana rule export: one outcome per rule line (and
+/// per note or summary error, see `export`), in line order.
+pub fn load_export_file(path: &Path) -> Vec<FileOutcome> {
+    let text: Arc<str> = match read_text(path) {
+        Err(failed) => return vec![*failed],
+        Ok(text) => text.into(),
+    };
+    load_export_str(&text)
+        .into_iter()
+        .map(|entry| FileOutcome {
+            path: path.to_path_buf(),
+            line: Some(entry.line),
+            text: Arc::clone(&text),
+            outcome: entry.outcome,
+        })
+        .collect()
+}
+
+/// Every outcome of one file: an export (`*.ndjson`) or a TOML rule.
+pub fn load_rules_file(path: &Path) -> Vec<FileOutcome> {
+    if is_export_path(path) {
+        load_export_file(path)
+    } else {
+        vec![load_file(path)]
+    }
+}
+
+/// The file as UTF-8 text, or the outcome saying why not.
+fn read_text(path: &Path) -> Result<String, Box<FileOutcome>> {
+    let bytes = std::fs::read(path).map_err(|e| Box::new(io_failure(path, &e.to_string())))?;
+    String::from_utf8(bytes).map_err(|e| Box::new(not_utf8(path, e)))
+}
+
+/// Rule files must be UTF-8 (TOML and JSON both require it): the error
+/// points at the first invalid byte, shown in a lossy copy of the text (the
+/// valid prefix is unchanged, so the line and column are those of the file).
 fn not_utf8(path: &Path, e: std::string::FromUtf8Error) -> FileOutcome {
     let at = e.utf8_error().valid_up_to();
     let bytes = e.as_bytes();
     let bad = &bytes[at..(at + e.utf8_error().error_len().unwrap_or(1)).min(bytes.len())];
     let found: Vec<String> = bad.iter().map(|b| format!("0x{b:02x}")).collect();
     let text = String::from_utf8_lossy(bytes).into_owned();
+    let (kind, format) = if is_export_path(path) {
+        (RuleErrorKind::Json, "JSON")
+    } else {
+        (RuleErrorKind::Toml, "TOML")
+    };
     FileOutcome {
         path: path.to_path_buf(),
+        line: None,
         outcome: LoadOutcome::Failed(vec![RuleError::new(
-            RuleErrorKind::Toml,
+            kind,
             // U+FFFD, what the bad bytes became in `text`, is 3 bytes long.
             Span::new(at, at + 3),
             format!(
-                "expected UTF-8 text (TOML files must be UTF-8), found invalid byte {}",
+                "expected UTF-8 text ({format} files must be UTF-8), found invalid byte {}",
                 found.join(" ")
             ),
         )]),
-        text,
+        text: text.into(),
     }
 }
 
 fn io_failure(path: &Path, message: &str) -> FileOutcome {
     FileOutcome {
         path: path.to_path_buf(),
-        text: String::new(),
+        line: None,
+        text: "".into(),
         outcome: LoadOutcome::Failed(vec![RuleError::new(
             RuleErrorKind::Io,
             Span::new(0, 0),
@@ -84,10 +149,14 @@ fn io_failure(path: &Path, message: &str) -> FileOutcome {
     }
 }
 
-/// Every rule file under `paths`: a file is taken as given, a folder is
-/// walked for `*.toml` (sorted). A path that does not exist becomes a failed
-/// outcome for that path. A `rule_id` seen in an earlier file makes the later
-/// file fail, since alert ids and checkpoints are keyed by it.
+/// Every rule under `paths`: a file is taken as given (`*.ndjson` as a
+/// Kibana export, anything else as TOML), a folder is walked for `*.toml`
+/// and `*.ndjson` (sorted). A path that does not exist becomes a failed
+/// outcome for that path. A `rule_id` or Kibana id ([`Rule::uuid`]) seen in
+/// an earlier rule makes the later one fail, since alert ids and
+/// checkpoints are keyed by them.
+///
+/// [`Rule::uuid`]: super::Rule::uuid
 pub fn load_paths(paths: &[PathBuf]) -> Vec<FileOutcome> {
     let mut out = Vec::new();
     for path in paths {
@@ -104,47 +173,83 @@ pub fn load_paths(paths: &[PathBuf]) -> Vec<FileOutcome> {
                             out.push(io_failure(&at, &e.to_string()));
                         }
                         Ok(entry) => {
-                            let is_toml = entry.path().extension().is_some_and(|x| x == "toml");
-                            if entry.file_type().is_file() && is_toml {
-                                out.push(load_file(entry.path()));
+                            let rules = entry
+                                .path()
+                                .extension()
+                                .is_some_and(|x| x == "toml" || x == "ndjson");
+                            if entry.file_type().is_file() && rules {
+                                out.extend(load_rules_file(entry.path()));
                             }
                         }
                     }
                 }
             }
-            Ok(_) => out.push(load_file(path)),
+            Ok(_) => out.extend(load_rules_file(path)),
         }
     }
     reject_duplicate_ids(&mut out);
     out
 }
 
+/// Fails every rule whose `rule_id`, or whose Kibana id ([`Rule::uuid`]:
+/// it keys alert ids), an earlier rule already has.
+///
+/// [`Rule::uuid`]: super::Rule::uuid
 fn reject_duplicate_ids(files: &mut [FileOutcome]) {
-    let mut seen: HashMap<String, PathBuf> = HashMap::new();
+    let mut rule_ids: HashMap<String, String> = HashMap::new();
+    let mut uuids: HashMap<String, String> = HashMap::new();
     for file in files.iter_mut() {
         let LoadOutcome::Loaded { rule, .. } = &file.outcome else {
             continue;
         };
-        match seen.get(&rule.rule_id) {
+        let error = if let Some(first) = rule_ids.get(&rule.rule_id) {
+            let message = format!(
+                "duplicate rule_id {:?}: already used by {first}",
+                rule.rule_id
+            );
+            Some(("rule_id", message))
+        } else if let Some(first) = uuids.get(rule.uuid()) {
+            let key = if file.is_export() {
+                "id"
+            } else {
+                "kibana_rule_id"
+            };
+            let message = format!(
+                "duplicate Kibana rule id {:?}: already used by {first} \
+                 (alert ids would collide)",
+                rule.uuid()
+            );
+            Some((key, message))
+        } else {
+            None
+        };
+        match error {
             None => {
-                seen.insert(rule.rule_id.clone(), file.path.clone());
+                rule_ids.insert(rule.rule_id.clone(), file.location());
+                uuids.insert(rule.uuid().to_string(), file.location());
             }
-            Some(first) => {
-                let span = RawRuleFile::parse(&file.text)
-                    .ok()
-                    .and_then(|raw| raw.rule)
-                    .and_then(|t| t.get_ref().get("rule_id").map(span_of))
-                    .unwrap_or_default();
-                let message = format!(
-                    "duplicate rule_id {:?}: already used by {}",
-                    rule.rule_id,
-                    first.display()
-                );
+            Some((key, message)) => {
+                let span = key_span(file, key).unwrap_or_default();
                 file.outcome =
                     LoadOutcome::Failed(vec![RuleError::new(RuleErrorKind::Value, span, message)]);
             }
         }
     }
+}
+
+/// Where `key` is written in the rule of `file`: in an export's line, or in
+/// a TOML file's `[rule]` (`kibana_rule_id` in `[metadata]`).
+fn key_span(file: &FileOutcome, key: &str) -> Option<Span> {
+    if let Some(line) = file.line {
+        return value_span(&file.text, line, key);
+    }
+    let raw = RawRuleFile::parse(&file.text).ok()?;
+    let table = if key == "kibana_rule_id" {
+        raw.metadata?
+    } else {
+        raw.rule?
+    };
+    table.get_ref().get(key).map(span_of)
 }
 
 /// Renders every error (and warning) of one file.
@@ -165,8 +270,10 @@ pub fn render_errors(file: &FileOutcome, errors: &[RuleError]) -> String {
 }
 
 /// `detectd check`: validates `paths`, prints each error and warning
-/// (rendered with a caret), one note per skipped rule, and the summary line
-/// `N rules ok, M failed[, K skipped]`. The CLI exits 1 if `failed > 0`.
+/// (rendered with a caret), one note per skipped rule (and per kind of
+/// non-rule line of an export, counted as skipped too), and the summary
+/// line `N rules ok, M failed[, K skipped]`. The CLI exits 1 if
+/// `failed > 0`.
 pub fn check_paths(paths: &[PathBuf], out: &mut dyn Write) -> io::Result<CheckSummary> {
     let mut summary = CheckSummary::default();
     for file in load_paths(paths) {
@@ -177,7 +284,7 @@ pub fn check_paths(paths: &[PathBuf], out: &mut dyn Write) -> io::Result<CheckSu
             }
             LoadOutcome::Skipped { reason, .. } => {
                 summary.skipped += 1;
-                writeln!(out, "{}: note: skipped: {reason}", file.path.display())?;
+                writeln!(out, "{}: note: skipped: {reason}", file.location())?;
             }
             LoadOutcome::Failed(errors) => {
                 summary.failed += 1;

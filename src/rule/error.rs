@@ -1,5 +1,6 @@
-//! Errors found while loading a rule file, each with a byte span into the
-//! file so it can be shown with line, column and a caret.
+//! Errors found while loading a rule file (TOML, or a line of a Kibana
+//! export), each with a byte span into the file so it can be shown with
+//! line, column and a caret.
 
 use crate::eql::{ErrorKind, Span};
 
@@ -18,6 +19,8 @@ pub enum RuleErrorKind {
     Io,
     /// The file is not valid TOML (or not UTF-8, which TOML requires).
     Toml,
+    /// A line of a Kibana export (NDJSON) is not valid JSON.
+    Json,
     /// A required table or field is absent.
     Missing,
     /// A field has the wrong TOML type (string expected, integer found, ...).

@@ -1,19 +1,37 @@
-//! Typed access to one TOML table's values: each getter checks the type,
+//! Typed access to one table's values (a TOML table, or an exported rule's
+//! JSON object read into the same shape): each getter checks the type,
 //! records an error (with the value's span) when it is wrong, and returns
 //! `None` or an empty default so validation can go on and find the rest.
 
-use toml::Value;
+use toml::{Spanned, Value};
 
 use super::error::{RuleError, RuleErrorKind};
 use super::raw::{span_of, RawTable};
 use crate::eql::Span;
 
+/// The notation a table was written in: what error messages call its
+/// types, and how a string value is decoded (for spans inside the query).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Format {
+    /// A detection-rules TOML file.
+    Toml,
+    /// A line of a Kibana rules export (NDJSON).
+    Json,
+}
+
 /// Typed access to one table's fields; every problem becomes an error.
 pub(super) struct Fields<'a> {
     pub(super) table: &'a RawTable,
+    /// Where missing-field errors point: the `[rule]` header line, or the
+    /// opening `{` of an exported rule.
     pub(super) header: Span,
-    pub(super) section: &'static str,
+    /// How messages name the table: `[rule]`, `[metadata]`, `the exported rule`.
+    pub(super) place: &'static str,
+    pub(super) format: Format,
     pub(super) text: &'a str,
+    /// The `threat` entries each with its own span, when the reader could
+    /// tell them apart (an array of tables / objects).
+    pub(super) threat_entries: Option<Vec<Spanned<Value>>>,
     pub(super) errors: Vec<RuleError>,
 }
 
@@ -26,23 +44,30 @@ impl<'a> Fields<'a> {
         self.table.get(key).map(|v| (v.get_ref(), span_of(v)))
     }
 
+    /// A value's type in the words of the file's notation (a JSON object is
+    /// read as a TOML table, but the person wrote an object).
+    pub(super) fn type_name(&self, value: &Value) -> &'static str {
+        match (self.format, value) {
+            (Format::Json, Value::Table(_)) => "object",
+            _ => value.type_str(),
+        }
+    }
+
     pub(super) fn wrong_type(&mut self, key: &str, expected: &str, found: &Value, span: Span) {
+        let found = self.type_name(found);
         self.error(
             RuleErrorKind::Type,
             span,
-            format!(
-                "expected {expected} for `{key}`, found {}",
-                found.type_str()
-            ),
+            format!("expected {expected} for `{key}`, found {found}"),
         );
     }
 
     pub(super) fn missing(&mut self, key: &str) {
-        let section = self.section;
+        let place = self.place;
         self.error(
             RuleErrorKind::Missing,
             self.header,
-            format!("missing required field `{key}` in [{section}]"),
+            format!("missing required field `{key}` in {place}"),
         );
     }
 
@@ -122,7 +147,7 @@ impl<'a> Fields<'a> {
                 other => {
                     let message = format!(
                         "expected strings in `{key}`, found {} at position {}",
-                        other.type_str(),
+                        self.type_name(other),
                         i + 1
                     );
                     self.error(RuleErrorKind::Type, span, message);

@@ -1,30 +1,47 @@
-//! Loading and validating rule files (detection-rules TOML) into `Rule`s.
+//! Loading and validating rule files into `Rule`s: detection-rules TOML
+//! files, and Kibana rule exports (NDJSON, one rule per line).
 //!
-//! `raw` reads the file as written (values with spans), `validate` turns it
-//! into a [`Rule`] once (defaults applied, schedule parsed, query parsed and
-//! verified) or into every error of the file, `position` maps EQL error
-//! spans from the query into the file, and `check` walks files and folders
-//! for `detectd check` and the daemon. Compiling the query against a field
-//! schema is not done here; that belongs to the run pipeline.
+//! `raw` reads a TOML file as written (values with spans), `raw_json` one
+//! export line into the same shape, `export` sorts an export's lines (rules,
+//! summary, exception lists, connectors), `validate` turns a rule table into
+//! a [`Rule`] once (defaults applied, schedule parsed, query parsed and
+//! verified) or into every error of the rule, whichever file it came from;
+//! `identity` reads what ties a rule to its Kibana rule object, `keys` knows
+//! the rule keys, `position` maps EQL error spans from the query into the
+//! file, and `check` walks files and folders for `detectd check` and the
+//! daemon. Compiling the query against a field schema is not done here;
+//! that belongs to the run pipeline.
 
 pub mod check;
 pub mod datemath;
 pub mod error;
+pub mod export;
 mod fields;
+mod identity;
+pub mod keys;
 pub mod position;
 pub mod raw;
+mod raw_json;
 #[allow(clippy::module_inception)]
 pub mod rule;
 pub mod validate;
 
-pub use check::{check_paths, load_file, load_paths, render_errors, CheckSummary, FileOutcome};
+pub use check::{
+    check_paths, load_export_file, load_file, load_paths, load_rules_file, render_errors,
+    CheckSummary, FileOutcome,
+};
 pub use datemath::{parse_duration, DateMath, TimeError};
 pub use error::{RuleError, RuleErrorKind};
+pub use export::{load_export_str, ExportEntry};
+pub use identity::is_uuid;
+pub use keys::KIBANA_PARAMS;
 pub use rule::{
     BuildingBlockType, Metadata, Rule, Schedule, Severity, Technique, Threat, ThreatRef,
     DEFAULT_MAX_SIGNALS, MAX_SIGNALS_LIMIT,
 };
 pub use validate::{load_str, LoadOutcome};
 
+#[cfg(test)]
+mod export_tests;
 #[cfg(test)]
 mod tests;

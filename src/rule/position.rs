@@ -1,14 +1,15 @@
-//! Mapping byte offsets in a decoded TOML string back to the rule file.
+//! Mapping byte offsets in a decoded string back to the rule file.
 //!
 //! The EQL parser reports spans into the query *value*; a person needs them
 //! in the *file*. The two differ by the opening delimiter, the newline TOML
-//! trims after `'''` / `"""`, and in basic strings by escapes (`\"`, `\u00e9`)
-//! and line-ending backslashes, so the raw token is re-scanned here and every
-//! decoded byte is paired with the file offset it came from.
+//! trims after `'''` / `"""`, and by escapes (`\"`, `\u00e9`, in JSON also
+//! `\n` and surrogate pairs) and TOML's line-ending backslashes, so the raw
+//! token is re-scanned here and every decoded byte is paired with the file
+//! offset it came from.
 
 use crate::eql::Span;
 
-/// Decoded-offset -> file-offset table for one TOML string token.
+/// Decoded-offset -> file-offset table for one TOML or JSON string token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StringMap {
     /// `offsets[i]` is the file offset of decoded byte `i`; the last entry
@@ -62,6 +63,74 @@ impl StringMap {
             map.scan_basic(body, base, multiline)?;
         }
         map.offsets.push(token_start + end);
+        Some(map)
+    }
+
+    /// Scans a JSON string token (quotes included) that starts at file
+    /// offset `token_start`. Returns `None` if `token` is not a valid JSON
+    /// string (an unknown escape, a lone surrogate, a control character).
+    pub fn scan_json(token: &str, token_start: usize) -> Option<StringMap> {
+        let body = token.strip_prefix('"')?.strip_suffix('"')?;
+        let base = token_start + 1;
+        let mut map = StringMap {
+            offsets: Vec::with_capacity(body.len() + 1),
+            decoded: String::with_capacity(body.len()),
+        };
+        let bytes = body.as_bytes();
+        let mut i = 0;
+        while i < body.len() {
+            match bytes[i] {
+                b'\\' => {}
+                b'"' => return None,
+                b if b < 0x20 => return None,
+                _ => {
+                    i += map.push_char(body, i, base, false)?;
+                    continue;
+                }
+            }
+            let at = base + i;
+            let simple = match *bytes.get(i + 1)? {
+                b'"' => Some('"'),
+                b'\\' => Some('\\'),
+                b'/' => Some('/'),
+                b'b' => Some('\u{8}'),
+                b'f' => Some('\u{c}'),
+                b'n' => Some('\n'),
+                b'r' => Some('\r'),
+                b't' => Some('\t'),
+                b'u' => None,
+                _ => return None,
+            };
+            if let Some(c) = simple {
+                map.push_decoded(c, at);
+                i += 2;
+                continue;
+            }
+            // Exactly four hex digits (`from_str_radix` alone would take a sign).
+            let unit = |at: usize| -> Option<u32> {
+                let hex = body.get(at + 2..at + 6)?;
+                hex.bytes().all(|b| b.is_ascii_hexdigit()).then_some(())?;
+                u32::from_str_radix(hex, 16).ok()
+            };
+            let high = unit(i)?;
+            let (c, len) = if (0xD800..0xDC00).contains(&high) {
+                // A high surrogate must be followed by `\u` and a low one.
+                if body.get(i + 6..i + 8)? != "\\u" {
+                    return None;
+                }
+                let low = unit(i + 6)?;
+                if !(0xDC00..0xE000).contains(&low) {
+                    return None;
+                }
+                let c = 0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00);
+                (char::from_u32(c)?, 12)
+            } else {
+                (char::from_u32(high)?, 6)
+            };
+            map.push_decoded(c, at);
+            i += len;
+        }
+        map.offsets.push(token_start + token.len() - 1);
         Some(map)
     }
 
@@ -218,6 +287,53 @@ mod tests {
         // the end of the value maps to the closing quote
         assert_eq!(map.file_offset(4), 10 + token.len() - 1);
         assert_eq!(map.file_offset(99), 10 + token.len() - 1);
+    }
+
+    /// Like `check` for a JSON string token: decoded as serde_json decodes
+    /// it, and `needle` mapped back to where it is written.
+    fn check_json(token: &str, needle: &str) {
+        let file = format!("{{\"x\":\"é\",\"q\":{token}}}");
+        let start = file.find(token).unwrap();
+        let value: serde_json::Value = serde_json::from_str(&file).unwrap();
+        let decoded = value["q"].as_str().unwrap();
+        let map = StringMap::scan_json(token, start).expect("a JSON string token");
+        assert_eq!(map.decoded(), decoded, "decoding {token}");
+        let q = decoded.find(needle).unwrap();
+        let span = map.file_span(Span::new(q, q + needle.len()));
+        assert_eq!(&file[span.range()], needle, "mapping `{needle}` in {token}");
+    }
+
+    #[test]
+    fn json_strings_with_escapes() {
+        check_json(
+            r#""sequence\n [any where a == \"é\"]\n [any where ~x]""#,
+            "~x",
+        );
+        check_json(r#""a\t\/\\ \u00e9 \ud83d\ude00 ~x""#, "~x");
+        check_json(r#""é ü ~x""#, "~x");
+        // an escaped character maps to its whole escape
+        let token = r#""a\u00e9b""#;
+        let map = StringMap::scan_json(token, 10).unwrap();
+        assert_eq!(map.decoded(), "aéb");
+        assert_eq!(map.file_span(Span::new(1, 3)), Span::new(12, 18));
+        assert_eq!(map.file_offset(99), 10 + token.len() - 1);
+    }
+
+    #[test]
+    fn invalid_json_strings_are_rejected() {
+        for bad in [
+            r#""bad \q""#,
+            r#""lone \ud83d""#,
+            r#""lone \ude00""#,
+            r#""short \u12""#,
+            r#""signed \u+123""#,
+            "\"tab\tinside\"",
+            r#""a"b""#,
+            "'single'",
+            r#""unterminated"#,
+        ] {
+            assert_eq!(StringMap::scan_json(bad, 0), None, "{bad}");
+        }
     }
 
     #[test]

@@ -57,12 +57,39 @@ pub struct Rule {
     pub note: Option<String>,
     pub setup: Option<String>,
     pub version: Option<u32>,
+    /// The id of the rule's saved object in Kibana: an export's `id`, or a
+    /// TOML file's `[metadata] kibana_rule_id`. Kibana hashes it into alert
+    /// ids and writes it as `kibana.alert.rule.uuid`; see [`Rule::uuid`].
+    pub kibana_id: Option<String>,
+    /// Kibana's `revision` of the rule object (0 when created or installed,
+    /// +1 on each change of its parameters); 0 for TOML rules.
+    pub revision: u64,
+    /// When and by whom the Kibana rule object was created and last
+    /// changed, as an export states them (RFC 3339 timestamps, user names);
+    /// `None` for TOML rules. Alerts copy them to `kibana.alert.rule.*`.
+    pub created_at: Option<String>,
+    pub created_by: Option<String>,
+    pub updated_at: Option<String>,
+    pub updated_by: Option<String>,
     pub metadata: Metadata,
-    /// The `[rule]` table as written, for `kibana.alert.rule.parameters`.
+    /// The rule's parameters for `kibana.alert.rule.parameters`. From a
+    /// TOML file: the `[rule]` table as written. From a Kibana export: the
+    /// keys Kibana keeps in the rule's params (see `keys::KIBANA_PARAMS`),
+    /// without the rule object's own attributes (`id`, `name`, `tags`,
+    /// `interval`, `enabled`, `actions`, `revision`, `created_*`, ...).
+    /// JSON `null`s are left out (TOML has no null).
     pub parameters: toml::Table,
 }
 
 impl Rule {
+    /// The rule's id for Kibana: `kibana.alert.rule.uuid` and the rule part
+    /// of alert ids. The Kibana saved-object id when known, else `rule_id`
+    /// (then links from an alert to the rule page in Kibana do not resolve,
+    /// see the README's "Rule identity").
+    pub fn uuid(&self) -> &str {
+        self.kibana_id.as_deref().unwrap_or(&self.rule_id)
+    }
+
     /// Whether alerts are built as sequence groups (shell + building blocks).
     /// Kibana decides by the query text starting with `sequence`
     /// (`isEqlSequenceQuery`); the parsed body says the same.

@@ -1,15 +1,19 @@
-//! Raw rule file -> validated [`Rule`], collecting every error of the file.
+//! Raw rule -> validated [`Rule`], collecting every error of the rule.
 //!
 //! Each field is checked independently and errors accumulate, so one run of
 //! `detectd check` shows everything wrong with a file (like ruff), each error
 //! at the span of the offending value, or at the table header when a field
-//! is missing.
+//! is missing. The same checks serve a TOML file's `[rule]` table and a
+//! line of a Kibana export read into the same shape (`export`); only the
+//! identity (`identity`) and the parameters kept differ by origin.
 
 use toml::Value;
 
 use super::datemath::{parse_duration, DateMath};
 use super::error::{RuleError, RuleErrorKind};
-use super::fields::Fields;
+use super::fields::{Fields, Format};
+use super::identity::Identity;
+use super::keys::{kibana_params, OTHER_KIBANA_TYPES, UNSUPPORTED};
 use super::position::StringMap;
 use super::raw::{span_of, threat_entries, RawRuleFile, RawTable};
 use super::rule::{
@@ -27,7 +31,9 @@ pub enum LoadOutcome {
         warnings: Vec<RuleError>,
     },
     /// A valid file for a rule type detectd does not run (`query`,
-    /// `threshold`, ...): not an error, but nothing to schedule.
+    /// `threshold`, ...): not an error, but nothing to schedule. In a Kibana
+    /// export also the note for its exception lists or its connectors
+    /// (`rule_id` and `name` `None`, see `export`).
     Skipped {
         rule_id: Option<String>,
         name: Option<String>,
@@ -38,82 +44,13 @@ pub enum LoadOutcome {
     Failed(Vec<RuleError>),
 }
 
-/// Kibana EQL-rule settings that change which events alert; detectd does not
-/// implement them, so a rule using them is refused rather than run wrongly.
-const UNSUPPORTED: &[&str] = &[
-    "data_view_id",
-    "filters",
-    "exceptions_list",
-    "alert_suppression",
-    "risk_score_mapping",
-    "severity_mapping",
-    "rule_name_override",
-];
-
-/// Kibana's detection rule types other than `eql` (the rule schema's
-/// `type` enum): valid files that detectd skips.
-const OTHER_KIBANA_TYPES: &[&str] = &[
-    "query",
-    "saved_query",
-    "threshold",
-    "threat_match",
-    "machine_learning",
-    "new_terms",
-    "esql",
-];
-
-/// Every `[rule]` key of a Kibana EQL rule (the public rule API's
-/// snake_case parameters) and of the detection-rules TOML format; anything
-/// else is most likely a typo and draws a warning.
-const KNOWN_RULE_FIELDS: &[&str] = &[
-    "actions",
-    "alert_suppression",
-    "author",
-    "building_block_type",
-    "data_view_id",
-    "description",
-    "enabled",
-    "event_category_override",
-    "exceptions_list",
-    "false_positives",
-    "filters",
-    "from",
-    "index",
-    "interval",
-    "investigation_fields",
-    "language",
-    "license",
-    "max_signals",
-    "meta",
-    "name",
-    "namespace",
-    "note",
-    "output_index",
-    "query",
-    "references",
-    "related_integrations",
-    "required_fields",
-    "response_actions",
-    "risk_score",
-    "risk_score_mapping",
-    "rule_id",
-    "rule_name_override",
-    "setup",
-    "severity",
-    "severity_mapping",
-    "tags",
-    "threat",
-    "throttle",
-    "tiebreaker_field",
-    "timeline_id",
-    "timeline_title",
-    "timestamp_field",
-    "timestamp_override",
-    "timestamp_override_fallback_disabled",
-    "to",
-    "type",
-    "version",
-];
+/// Where a rule table came from, for what only one origin has.
+pub(super) enum Origin {
+    /// A TOML file, with its `[metadata] kibana_rule_id` (already checked).
+    Toml { kibana_id: Option<String> },
+    /// A line of a Kibana export: the identity is read from the rule itself.
+    Export,
+}
 
 /// Loads a rule from the text of a detection-rules TOML file.
 pub fn load_str(text: &str) -> LoadOutcome {
@@ -122,14 +59,14 @@ pub fn load_str(text: &str) -> LoadOutcome {
         Err(e) => return LoadOutcome::Failed(vec![e]),
     };
     let mut errors = Vec::new();
-    let metadata = match &raw.metadata {
+    let (metadata, kibana_id) = match &raw.metadata {
         Some(m) => validate_metadata(
             m.get_ref(),
             header_span(text, span_of(m)),
             text,
             &mut errors,
         ),
-        None => Metadata::default(),
+        None => (Metadata::default(), None),
     };
     let Some(rule_table) = &raw.rule else {
         errors.push(RuleError::new(
@@ -139,14 +76,26 @@ pub fn load_str(text: &str) -> LoadOutcome {
         ));
         return LoadOutcome::Failed(errors);
     };
-    let mut f = Fields {
-        table: rule_table.get_ref(),
+    let table = rule_table.get_ref();
+    let f = Fields {
+        table,
         header: header_span(text, span_of(rule_table)),
-        section: "rule",
+        place: "[rule]",
+        format: Format::Toml,
         text,
+        threat_entries: if table.contains_key("threat") {
+            threat_entries(text)
+        } else {
+            None
+        },
         errors,
     };
+    validate_rule(f, metadata, Origin::Toml { kibana_id })
+}
 
+/// The checks every rule gets, whatever file it came from: `f` holds the
+/// rule's table and any errors found before (in `[metadata]`).
+pub(super) fn validate_rule(mut f: Fields<'_>, metadata: Metadata, origin: Origin) -> LoadOutcome {
     let rule_type = f.required_string("type");
     if let Some(t) = &rule_type {
         // Only Kibana's own types are skipped: a misspelt `eql` ("eqll",
@@ -210,14 +159,26 @@ pub fn load_str(text: &str) -> LoadOutcome {
     let note = f.string("note");
     let setup = f.string("setup");
     let version = f.version();
+    let identity = match origin {
+        Origin::Toml { kibana_id } => Identity {
+            kibana_id,
+            ..Identity::default()
+        },
+        Origin::Export => f.export_identity(),
+    };
     f.unsupported();
     f.unknown_fields();
 
-    let parameters: toml::Table = f
-        .table
-        .iter()
-        .map(|(k, v)| (k.clone(), v.get_ref().clone()))
-        .collect();
+    let parameters: toml::Table = match f.format {
+        Format::Toml => f
+            .table
+            .iter()
+            .map(|(k, v)| (k.clone(), v.get_ref().clone()))
+            .collect(),
+        // An export holds the whole rule object; Kibana's alerts carry
+        // only its params.
+        Format::Json => kibana_params(f.table),
+    };
     let mut errors = f.errors;
     errors.sort_by_key(|e| (e.span.start, e.span.end));
     if errors.iter().any(|e| !e.is_warning()) {
@@ -271,6 +232,12 @@ pub fn load_str(text: &str) -> LoadOutcome {
                 note,
                 setup,
                 version,
+                kibana_id: identity.kibana_id,
+                revision: identity.revision,
+                created_at: identity.created_at,
+                created_by: identity.created_by,
+                updated_at: identity.updated_at,
+                updated_by: identity.updated_by,
                 metadata,
                 parameters,
             }),
@@ -293,17 +260,20 @@ fn header_span(text: &str, table: Span) -> Span {
     Span::new(start, text[..end].trim_end_matches('\r').len().max(start))
 }
 
+/// `[metadata]`, and the Kibana rule id it may name.
 fn validate_metadata(
     table: &RawTable,
     header: Span,
     text: &str,
     errors: &mut Vec<RuleError>,
-) -> Metadata {
+) -> (Metadata, Option<String>) {
     let mut f = Fields {
         table,
         header,
-        section: "metadata",
+        place: "[metadata]",
+        format: Format::Toml,
         text,
+        threat_entries: None,
         errors: std::mem::take(errors),
     };
     // detection-rules writes `integration` as a list, but a few files have a
@@ -323,8 +293,9 @@ fn validate_metadata(
         min_stack_version: f.string("min_stack_version"),
         deprecation_date: f.string("deprecation_date"),
     };
+    let kibana_id = f.kibana_rule_id();
     *errors = f.errors;
-    metadata
+    (metadata, kibana_id)
 }
 
 /// Rule-specific checks on top of the generic typed access in `fields`.
@@ -348,7 +319,11 @@ impl Fields<'_> {
             return None;
         }
         let token = self.text.get(span.range()).unwrap_or("");
-        let map = StringMap::scan(token, span.start as usize).filter(|m| m.decoded() == text);
+        let map = match self.format {
+            Format::Toml => StringMap::scan(token, span.start as usize),
+            Format::Json => StringMap::scan_json(token, span.start as usize),
+        }
+        .filter(|m| m.decoded() == text);
         // An error at the end of the query ("found end of query") points
         // just after its last character rather than at the closing `'''`
         // line that follows the query's trailing newline.
@@ -359,7 +334,8 @@ impl Fields<'_> {
                 at = Span::new(content_end as usize, content_end as usize);
             }
             // If the token cannot be re-scanned (it always can for TOML the
-            // toml crate accepted), point at the whole value instead.
+            // toml crate accepted and JSON serde_json accepted), point at the
+            // whole value instead.
             let at = map.as_ref().map_or(span, |m| m.file_span(at));
             RuleError::new(RuleErrorKind::Eql(e.kind), at, e.message)
         };
@@ -528,7 +504,9 @@ impl Fields<'_> {
         let Some((value, span)) = self.get("threat") else {
             return Vec::new();
         };
-        let entries = threat_entries(self.text)
+        let entries = self
+            .threat_entries
+            .take()
             .map(|entries| {
                 entries
                     .into_iter()
@@ -537,12 +515,11 @@ impl Fields<'_> {
             })
             .unwrap_or_default();
         if !value.is_array() {
-            self.wrong_type(
-                "threat",
-                "an array of tables ([[rule.threat]])",
-                value,
-                span,
-            );
+            let expected = match self.format {
+                Format::Toml => "an array of tables ([[rule.threat]])",
+                Format::Json => "an array of objects",
+            };
+            self.wrong_type("threat", expected, value, span);
             return Vec::new();
         }
         if entries.is_empty() {
@@ -615,46 +592,4 @@ impl Fields<'_> {
             }
         }
     }
-
-    fn unknown_fields(&mut self) {
-        for (key, value) in self.table {
-            if KNOWN_RULE_FIELDS.contains(&key.as_str()) {
-                continue;
-            }
-            let hint = closest(key, KNOWN_RULE_FIELDS)
-                .map(|k| format!(" (did you mean `{k}`?)"))
-                .unwrap_or_default();
-            self.error(
-                RuleErrorKind::UnknownField,
-                span_of(value),
-                format!("unknown field `{key}` in [rule] is ignored{hint}"),
-            );
-        }
-    }
-}
-
-/// The known name closest to `key` if it is plausibly a typo of it: at most
-/// 2 edits, and at most one edit per 4 characters (so `foo` suggests nothing).
-fn closest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
-    let len = key.chars().count();
-    known
-        .iter()
-        .map(|k| (levenshtein(key, k), *k))
-        .filter(|(d, _)| *d <= 2 && d * 4 <= len)
-        .min()
-        .map(|(_, k)| k)
-}
-
-fn levenshtein(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur[j + 1] = sub.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
