@@ -12,10 +12,14 @@ use std::sync::Arc;
 
 use crate::rule::{load_paths, render_errors, LoadOutcome, Rule};
 
-/// Loaded rules by the file they came from.
+/// Where a rule came from: its file, and for a Kibana export (several
+/// rules per file) its line.
+type Origin = (PathBuf, Option<usize>);
+
+/// Loaded rules by where they came from.
 #[derive(Clone, Debug, Default)]
 pub struct RuleSet {
-    by_path: BTreeMap<PathBuf, Arc<Rule>>,
+    by_path: BTreeMap<Origin, Arc<Rule>>,
 }
 
 /// Counts of one (re)load.
@@ -39,7 +43,8 @@ impl RuleSet {
         let mut report = LoadReport::default();
         let mut kept = Vec::new();
         for file in load_paths(paths) {
-            let path = file.path.display().to_string();
+            let path = file.location();
+            let origin: Origin = (file.path.clone(), file.line);
             match &file.outcome {
                 LoadOutcome::Loaded { rule, warnings } => {
                     if !warnings.is_empty() {
@@ -50,8 +55,7 @@ impl RuleSet {
                         );
                     }
                     report.loaded += 1;
-                    set.by_path
-                        .insert(file.path.clone(), Arc::new((**rule).clone()));
+                    set.by_path.insert(origin, Arc::new((**rule).clone()));
                 }
                 LoadOutcome::Skipped {
                     rule_id, reason, ..
@@ -66,7 +70,7 @@ impl RuleSet {
                 }
                 LoadOutcome::Failed(errors) => {
                     report.failed += 1;
-                    let old = previous.by_path.get(&file.path);
+                    let old = previous.by_path.get(&origin);
                     tracing::error!(
                         path = %path,
                         diagnostics = %render_errors(&file, errors),
@@ -74,7 +78,7 @@ impl RuleSet {
                         "rule file is invalid"
                     );
                     if let Some(old) = old {
-                        kept.push((file.path.clone(), old.clone()));
+                        kept.push((origin, old.clone()));
                     }
                 }
             }
@@ -102,5 +106,33 @@ impl RuleSet {
 
     pub fn is_empty(&self) -> bool {
         self.by_path.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression: rules were kept by file, so the rules of one Kibana
+    /// export overwrote each other and only its last (a disabled one) was
+    /// left.
+    #[test]
+    fn every_rule_of_an_export_is_loaded() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("export.ndjson"),
+            include_str!("../../tests/fixtures/kibana_export.ndjson"),
+        )
+        .unwrap();
+        let (set, report) = RuleSet::load(&[dir.path().to_path_buf()], &RuleSet::default());
+        assert_eq!(report.failed, 0, "{report:?}");
+        let names: Vec<&str> = set.by_path.values().map(|r| r.name.as_str()).collect();
+        assert_eq!(report.loaded, names.len());
+        assert!(names.len() >= 3, "{names:?}");
+        assert!(set.enabled().count() >= 2, "{names:?}");
+        assert!(set
+            .by_path
+            .keys()
+            .all(|(path, line)| path.ends_with("export.ndjson") && line.is_some()));
     }
 }

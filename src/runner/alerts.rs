@@ -39,21 +39,26 @@ pub(super) fn group_ids(c: &Candidate, grouped: bool, space: &str, rule_uuid: &s
     out
 }
 
-/// What alerts carry of the rule. `now` stands in for the creation and
-/// update times of a rule that has none (no Kibana export, no
-/// `[metadata]` dates).
+/// What alerts carry of the rule. A rule exported from Kibana brings its
+/// identity (saved-object id, revision, created and updated at and by);
+/// for one Kibana never saw, the uuid is its `rule_id`, the revision 0, the
+/// times its `[metadata]` dates (`now` without them) and the user
+/// `detectd`.
 pub fn alert_rule(rule: &Rule, now: DateTime<Utc>) -> AlertRule {
     let table: Map<String, Value> = rule
         .parameters
         .iter()
         .map(|(k, v)| (k.clone(), toml_to_json(v)))
         .collect();
-    let date = |d: Option<&String>| {
-        d.and_then(|d| metadata_date(d))
+    let date = |exported: Option<&String>, metadata: Option<&String>| {
+        exported
+            .cloned()
+            .or_else(|| metadata.and_then(|d| metadata_date(d)))
             .unwrap_or_else(|| now.to_rfc3339_opts(SecondsFormat::Millis, true))
     };
+    let by = |who: Option<&String>| who.cloned().unwrap_or_else(|| CREATED_BY.to_string());
     AlertRule {
-        uuid: rule.rule_id.clone(),
+        uuid: rule.uuid().to_string(),
         rule_id: rule.rule_id.clone(),
         name: rule.name.clone(),
         severity: rule.severity.as_str().to_string(),
@@ -61,18 +66,20 @@ pub fn alert_rule(rule: &Rule, now: DateTime<Utc>) -> AlertRule {
         building_block_type: rule.building_block_type.map(|_| "default".to_string()),
         indices: rule.index.clone(),
         parameters: kibana_parameters(rule, &table),
-        revision: 0,
+        revision: rule.revision,
         enabled: rule.enabled,
         tags: rule.tags.clone(),
-        interval: table
-            .get("interval")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .unwrap_or_else(|| format!("{}s", rule.schedule.interval.as_secs())),
-        created_at: date(rule.metadata.creation_date.as_ref()),
-        created_by: CREATED_BY.to_string(),
-        updated_at: date(rule.metadata.updated_date.as_ref()),
-        updated_by: CREATED_BY.to_string(),
+        interval: interval_text(rule.schedule.interval),
+        created_at: date(
+            rule.created_at.as_ref(),
+            rule.metadata.creation_date.as_ref(),
+        ),
+        created_by: by(rule.created_by.as_ref()),
+        updated_at: date(
+            rule.updated_at.as_ref(),
+            rule.metadata.updated_date.as_ref(),
+        ),
+        updated_by: by(rule.updated_by.as_ref()),
         actions: Vec::new(),
         throttle: None,
         rule_type_id: "siem.eqlRule",
@@ -150,6 +157,18 @@ fn kibana_parameters(rule: &Rule, table: &Map<String, Value>) -> Map<String, Val
     p
 }
 
+/// An interval as Kibana writes it: the largest whole unit (`5m`, `1h`,
+/// `90s`).
+fn interval_text(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    for (size, unit) in [(86_400, "d"), (3_600, "h"), (60, "m")] {
+        if s >= size && s % size == 0 {
+            return format!("{}{unit}", s / size);
+        }
+    }
+    format!("{s}s")
+}
+
 /// A detection-rules `[metadata]` date (`2020/12/15`) as an ISO timestamp.
 fn metadata_date(text: &str) -> Option<String> {
     let d = chrono::NaiveDate::parse_from_str(text, "%Y/%m/%d").ok()?;
@@ -175,5 +194,85 @@ fn toml_to_json(v: &toml::Value) -> Value {
                 .map(|(k, v)| (k.clone(), toml_to_json(v)))
                 .collect(),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rule::{load_str, LoadOutcome};
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).unwrap()
+    }
+
+    fn founding_toml() -> Rule {
+        let text = include_str!("../../rules/execution_scheduled_task_powershell.toml");
+        match load_str(text) {
+            LoadOutcome::Loaded { rule, .. } => *rule,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_toml_rule_is_its_own_uuid_with_kibanas_parameters() {
+        let rule = founding_toml();
+        let a = alert_rule(&rule, now());
+        assert_eq!(a.uuid, rule.rule_id, "no Kibana id: the rule_id");
+        assert_eq!(a.revision, 0);
+        assert_eq!(a.interval, "5m");
+        assert_eq!(a.created_by, "detectd");
+        // `[metadata] creation_date = "2020/12/15"`
+        assert_eq!(a.created_at, "2020-12-15T00:00:00.000Z");
+        let keys: Vec<&str> = a.parameters.keys().map(String::as_str).collect();
+        // Kibana's order; rule-config keys (name, tags, interval, enabled) are not parameters
+        for k in ["name", "tags", "interval", "enabled"] {
+            assert!(!keys.contains(&k), "{k} in {keys:?}");
+        }
+        let at = |k: &str| keys.iter().position(|x| *x == k).unwrap();
+        assert!(at("description") < at("author") && at("author") < at("rule_id"));
+        assert!(at("setup") < at("type") && at("type") < at("query"));
+        assert_eq!(a.parameters["risk_score_mapping"], json!([]));
+        assert_eq!(a.parameters["exceptions_list"], json!([]));
+        assert_eq!(a.parameters["immutable"], json!(false));
+        assert_eq!(a.parameters["language"], json!("eql"));
+        assert_eq!(a.parameters["max_signals"], json!(100));
+        assert_eq!(a.parameters["from"], json!("now-9m"));
+        assert_eq!(a.parameters["query"], json!(rule.query_text));
+    }
+
+    #[test]
+    fn an_exported_rule_carries_its_kibana_identity() {
+        let text = include_str!("../../tests/fixtures/kibana_export.ndjson");
+        let rule = crate::rule::export::load_export_str(text)
+            .into_iter()
+            .find_map(|e| match e.outcome {
+                LoadOutcome::Loaded { rule, .. } => Some(*rule),
+                _ => None,
+            })
+            .expect("the export's first rule loads");
+        let a = alert_rule(&rule, now());
+        assert_eq!(a.uuid, "9a1f3e52-7c4b-4d0e-8f26-3b5c7d9e1a04");
+        assert_eq!(a.rule_id, "5cd55388-a19c-47c7-8ec4-f41656c2fded");
+        assert_eq!(a.created_at, "2024-03-04T09:15:27.512Z");
+        assert_eq!(
+            (a.created_by.as_str(), a.updated_by.as_str()),
+            ("elastic", "elastic")
+        );
+        assert_eq!(a.parameters["version"], json!(4));
+        assert_eq!(a.parameters["immutable"], json!(true));
+        assert_eq!(a.parameters["rule_source"]["type"], json!("external"));
+        assert_eq!(a.interval, "5m");
+        assert!(a.tags.contains(&"Execution".to_string()));
+    }
+
+    #[test]
+    fn intervals_print_in_their_largest_unit() {
+        use std::time::Duration;
+        assert_eq!(interval_text(Duration::from_secs(300)), "5m");
+        assert_eq!(interval_text(Duration::from_secs(3600)), "1h");
+        assert_eq!(interval_text(Duration::from_secs(90)), "90s");
+        assert_eq!(interval_text(Duration::from_secs(86_400)), "1d");
     }
 }
