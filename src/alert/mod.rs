@@ -5,8 +5,10 @@
 //! This module only builds documents; it does not search, write or dedup.
 
 pub mod doc;
+pub mod fieldmap;
 pub mod ids;
 pub mod reason;
+pub mod strip;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
