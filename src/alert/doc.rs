@@ -1,9 +1,11 @@
 //! JSON document helpers for alerts: dotted-path lookup that treats
 //! `{"a": {"b": 1}}` and `{"a.b": 1}` alike, cleaning a source event the way
-//! Kibana's `traverseAndMutateDoc` does, and the recursive intersection used
+//! Kibana does (through [`super::strip`]), and the recursive intersection used
 //! for sequence shell alerts.
 
 use serde_json::{Map, Value};
+
+use super::strip;
 
 /// The value at a dotted `path`, through nested objects and dotted keys at
 /// any level (`{"process": {"parent.name": "x"}}` has `process.parent.name`).
@@ -26,74 +28,18 @@ pub fn get_path<'a>(doc: &'a Value, path: &str) -> Option<&'a Value> {
     None
 }
 
-/// Cleans an event `_source` for use as an alert body: drops top-level
-/// `kibana.*`, `signal.*` and `threshold_result`, copies every `event.*` leaf
-/// to `kibana.alert.original_event.*` and `data_stream.*` to
-/// `kibana.alert.original_data_stream.*`, and removes the event's own
-/// `event.kind` (the alert sets `event.kind: signal`).
+/// Cleans an event `_source` for use as an alert body exactly as Kibana
+/// does before it merges the alert fields (`transform_hit_to_alert.ts`):
+/// [`strip::strip_non_ecs`] (top-level `kibana.*`, `signal.*`,
+/// `threshold_result` and every value that does not fit ECS removed,
+/// `event.*` / `data_stream.*` copied to `kibana.alert.original_event.*` /
+/// `kibana.alert.original_data_stream.*`), then the event's own
+/// `event.kind` removed ([`strip::remove_event_kind`]; the alert sets
+/// `event.kind: signal`).
 pub fn clean_source(source: &Value) -> Map<String, Value> {
-    let mut out = Map::new();
-    let Some(obj) = source.as_object() else {
-        return out;
-    };
-    let mut original = Map::new();
-    for (key, value) in obj {
-        let top = key.split('.').next().unwrap_or(key);
-        if matches!(top, "kibana" | "signal") || key == "threshold_result" {
-            continue;
-        }
-        match top {
-            "event" => flatten_into(key, value, "kibana.alert.original_event", &mut original),
-            "data_stream" => flatten_into(
-                key,
-                value,
-                "kibana.alert.original_data_stream",
-                &mut original,
-            ),
-            _ => {}
-        }
-        if key == "event.kind" {
-            continue;
-        }
-        if key == "event" {
-            if let Value::Object(ev) = value {
-                let mut ev = ev.clone();
-                ev.remove("kind");
-                if !ev.is_empty() {
-                    out.insert(key.clone(), Value::Object(ev));
-                }
-                continue;
-            }
-        }
-        out.insert(key.clone(), value.clone());
-    }
-    out.extend(original);
-    out
-}
-
-/// Flattens `value` found under `key` (e.g. `event` or `event.category`) into
-/// `prefix.<rest of path>` leaves.
-fn flatten_into(key: &str, value: &Value, prefix: &str, out: &mut Map<String, Value>) {
-    let rest = key.split_once('.').map_or("", |(_, r)| r);
-    let path = if rest.is_empty() {
-        prefix.to_string()
-    } else {
-        format!("{prefix}.{rest}")
-    };
-    flatten_value(&path, value, out);
-}
-
-fn flatten_value(path: &str, value: &Value, out: &mut Map<String, Value>) {
-    match value {
-        Value::Object(map) => {
-            for (k, v) in map {
-                flatten_value(&format!("{path}.{k}"), v, out);
-            }
-        }
-        other => {
-            out.insert(path.to_string(), other.clone());
-        }
-    }
+    let mut doc = strip::strip_non_ecs(source).doc;
+    strip::remove_event_kind(&mut doc);
+    doc
 }
 
 /// The intersection of sequence documents, as Kibana builds a shell alert
@@ -222,6 +168,29 @@ mod tests {
             json!("endpoint.events.network")
         );
         assert_eq!(out["host"], json!({"id": "h1"}));
+    }
+
+    // Issue 10: an event with ECS-incompatible values still becomes an
+    // alert body, without those values.
+    #[test]
+    fn clean_source_removes_what_does_not_fit_ecs() {
+        let src = json!({
+            "@timestamp": "2024-01-01T00:00:00Z",
+            "host": "ws-1",
+            "process": {"pid": "12a", "name": "cmd.exe"},
+            "event": {"kind": "event", "category": ["process"]}
+        });
+        let out = clean_source(&src);
+        assert_eq!(
+            Value::Object(out),
+            json!({
+                "@timestamp": "2024-01-01T00:00:00Z",
+                "process": {"name": "cmd.exe"},
+                "event": {"category": ["process"]},
+                "kibana.alert.original_event.kind": "event",
+                "kibana.alert.original_event.category": ["process"]
+            })
+        );
     }
 
     #[test]

@@ -10,9 +10,11 @@
 
 pub mod ancestry;
 pub mod doc;
+pub mod fieldmap;
 pub mod fields;
 pub mod ids;
 pub mod reason;
+pub mod strip;
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
@@ -26,7 +28,7 @@ use ids::EventRef;
 
 /// The Kibana version detectd's documents follow, stamped as `kibana.version`
 /// where no Kibana can be inferred (OpenSearch has none).
-pub const MODELLED_KIBANA_VERSION: &str = "8.19.0";
+pub const MODELLED_KIBANA_VERSION: &str = "9.6.0";
 
 /// `kibana.version` of the alerts: the configured one, else the version a
 /// Kibana beside this cluster has (Kibana must run the same version as

@@ -159,7 +159,12 @@ async fn founding_rule_alerts_once_with_kibana_fields() {
     assert_eq!(shell["kibana.alert.risk_score"], 47);
     assert_eq!(shell["kibana.alert.status"], "active");
     assert_eq!(shell["kibana.alert.workflow_status"], "open");
-    assert_eq!(shell["kibana.alert.original_time"], iso(at));
+    // Kibana takes the shell's original time from its first parent, a
+    // building block: its creation time, not the first event's.
+    assert_eq!(
+        shell["kibana.alert.original_time"],
+        iso(t0() + Duration::minutes(5))
+    );
     assert_eq!(shell["kibana.alert.rule.execution.uuid"], rec.execution_id);
     assert_eq!(shell["kibana.alert.rule.parameters"]["max_signals"], 100);
     assert_eq!(shell["kibana.alert.rule.parameters"]["from"], "now-9m");
@@ -183,8 +188,11 @@ async fn founding_rule_alerts_once_with_kibana_fields() {
     assert_eq!(indexes, [0, 1]);
     let ancestors = shell["kibana.alert.ancestors"].as_array().unwrap();
     assert_eq!(ancestors.len(), 4, "two events, two building blocks");
+    // interleaved as Kibana's buildAncestors gives them: [ev0, bb0, ev1, bb1]
     assert_eq!(ancestors[0]["id"], "h1-lib");
-    assert_eq!(ancestors[1]["id"], "h1-net");
+    assert_eq!(ancestors[1]["type"], "signal");
+    assert_eq!(ancestors[2]["id"], "h1-net");
+    assert_eq!(ancestors[3]["type"], "signal");
     assert_eq!(
         r.state().get(&founding().rule_id).unwrap().covered_until,
         t0() + Duration::minutes(5)

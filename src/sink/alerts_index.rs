@@ -37,8 +37,7 @@ pub const ALERTS_ALIAS_PREFIX: &str = ".alerts-security.alerts-";
 /// Kibana's ILM policy for every alerts-as-data index
 /// (`alerts_service/default_lifecycle_policy.ts`).
 pub const ILM_POLICY: &str = ".alerts-ilm-policy";
-/// `TOTAL_FIELDS_LIMIT` of Kibana's alerts service.
-pub const TOTAL_FIELDS_LIMIT: u64 = 2500;
+pub use crate::alert::fieldmap::TOTAL_FIELDS_LIMIT;
 
 /// The names of one space's alerts layout (`getIndexTemplateAndPattern` in
 /// Kibana's `alerts_service/resource_installer_utils.ts`).
@@ -158,24 +157,20 @@ impl BootstrapSpec {
         mode: BootstrapMode,
         kibana_version: Option<&str>,
     ) -> BootstrapSpec {
+        use crate::alert::fieldmap::{alerts_mappings, Flavour};
+        let flavour = match server.distribution {
+            Distribution::Elasticsearch => Flavour::Elasticsearch,
+            Distribution::OpenSearch => Flavour::OpenSearch {
+                major: server.version.major,
+                minor: server.version.minor,
+            },
+        };
         BootstrapSpec {
             mode,
             kibana_version: crate::alert::kibana_version(kibana_version, server),
-            mappings: interim_alerts_mappings(),
+            mappings: alerts_mappings(flavour),
         }
     }
-}
-
-/// The core alert fields only, until the full field map (ECS and Kibana's
-/// alert fields) is wired in.
-fn interim_alerts_mappings() -> Value {
-    json!({"properties": {
-        "@timestamp": {"type": "date"},
-        "kibana": {"properties": {"alert": {"properties": {
-            "uuid": {"type": "keyword"},
-            "rule": {"properties": {"rule_id": {"type": "keyword"}, "uuid": {"type": "keyword"}}}
-        }}}}
-    }})
 }
 
 /// What [`ensure`] found or did.
