@@ -672,7 +672,9 @@ where
             .iter()
             .map(|f| DeadLetter {
                 alert_id: f.id.clone(),
-                index: f.index.clone(),
+                // the alias written to (the failure names the backing
+                // index, which a replay must not write to directly)
+                index: self.settings.alerts_index.clone(),
                 rule_id: record.rule_id.clone(),
                 execution_id: record.execution_id.clone(),
                 refused_at: ctx.now,
