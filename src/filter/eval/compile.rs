@@ -1,0 +1,575 @@
+//! Filter -> compiled nodes: each leaf resolved against the field types and
+//! its query value parsed as the field type parses it.
+
+use std::net::IpAddr;
+
+use serde_json::Value;
+
+use super::super::date::{DateFormats, TimeZone};
+use super::super::fields::FieldTypes;
+use super::super::pattern::{normalize_lowercase, Pattern};
+use super::super::tree::{Bounds, Filter, Local, Scalar};
+use super::typed::{self, DateBound, Family, FloatKind, StrBounds, Test};
+use super::{EvalError, EvalOptions, Unmapped};
+
+#[derive(Clone, Debug)]
+pub(super) enum Node {
+    Const(bool),
+    And(Vec<Node>),
+    Or(Vec<Node>),
+    Not(Box<Node>),
+    Leaf(Leaf),
+    /// A field the types do not know, typed per value.
+    Dynamic(DynLeaf),
+    /// Every document field the types do not know (dynamic multi-field
+    /// queries).
+    AnyUnmapped(DynLeaf),
+    Nested {
+        path: String,
+        inner: Box<Node>,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub(super) struct Leaf {
+    pub source: String,
+    pub nested: Option<String>,
+    pub family: Family,
+    pub ignore_above: Option<usize>,
+    pub null_value: Option<Value>,
+    pub test: Test,
+}
+
+/// The tests of one leaf for each type dynamic mapping can give a value.
+#[derive(Clone, Debug)]
+pub(super) struct DynLeaf {
+    pub source: String,
+    /// `x.keyword` of an unknown `x`: the keyword sub-field of its strings.
+    pub keyword_sub: bool,
+    text: Option<(Family, Test)>,
+    keyword: Option<(Family, Test)>,
+    integer: Option<(Family, Test)>,
+    float: Option<(Family, Test)>,
+    boolean: Option<(Family, Test)>,
+    date: Option<(Family, Test)>,
+}
+
+impl DynLeaf {
+    /// The family dynamic mapping gives this value, and the leaf's test for it.
+    pub fn pick(&self, v: &Value) -> Option<(&Family, &Test)> {
+        let slot = match v {
+            Value::String(_) if self.keyword_sub => &self.keyword,
+            Value::String(s) if looks_like_date(s) => &self.date,
+            Value::String(_) => &self.text,
+            Value::Number(n) if n.is_i64() || n.is_u64() => &self.integer,
+            Value::Number(_) => &self.float,
+            Value::Bool(_) => &self.boolean,
+            _ => return None,
+        };
+        slot.as_ref().map(|(f, t)| (f, t))
+    }
+}
+
+/// Elasticsearch's default `date_detection` (`strict_date_optional_time`),
+/// for strings with at least a year and a month.
+fn looks_like_date(s: &str) -> bool {
+    s.len() >= 7
+        && s.as_bytes()[4] == b'-'
+        && DateFormats::parse(Some("strict_date_optional_time"))
+            .is_ok_and(|f| f.parse_date(s, TimeZone::UTC, false).is_ok())
+}
+
+pub(super) struct Compiler<'a> {
+    pub types: &'a FieldTypes,
+    pub opts: &'a EvalOptions,
+}
+
+impl Compiler<'_> {
+    /// `lenient`: a leaf the field type cannot answer matches nothing
+    /// instead of failing (multi-field queries).
+    pub fn node(&self, f: &Filter, lenient: bool) -> Result<Node, EvalError> {
+        Ok(match f {
+            Filter::MatchAll => Node::Const(true),
+            Filter::MatchNone => Node::Const(false),
+            Filter::And(v) => Node::And(self.nodes(v, lenient)?),
+            Filter::Or(v) => Node::Or(self.nodes(v, lenient)?),
+            Filter::Not(inner) => Node::Not(Box::new(self.node(inner, lenient)?)),
+            Filter::Terms { field, values } => Node::Or(
+                values
+                    .iter()
+                    .map(|v| self.node(&Filter::term(field, v.clone()), lenient))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Filter::MultiMatch { query, phrase, .. } => {
+                let leaf = |field: &str| {
+                    if *phrase {
+                        Filter::MatchPhrase {
+                            field: field.to_string(),
+                            query: query.clone(),
+                        }
+                    } else {
+                        Filter::Match {
+                            field: field.to_string(),
+                            query: query.clone(),
+                        }
+                    }
+                };
+                self.all_fields(&leaf("*"), leaf)?
+            }
+            Filter::QueryStringWildcard { field, pattern } if field == "*" => {
+                let leaf = |field: &str| Filter::QueryStringWildcard {
+                    field: field.to_string(),
+                    pattern: pattern.clone(),
+                };
+                self.all_fields(&leaf("*"), leaf)?
+            }
+            Filter::Nested {
+                path,
+                query,
+                ignore_unmapped,
+            } => {
+                let is_nested = self
+                    .types
+                    .get(path)
+                    .is_some_and(|i| i.types.contains("nested"));
+                if is_nested
+                    || (!self.types.is_mapped(path) && self.opts.unmapped == Unmapped::Dynamic)
+                {
+                    Node::Nested {
+                        path: path.clone(),
+                        inner: Box::new(self.node(query, lenient)?),
+                    }
+                } else if *ignore_unmapped == Some(true) && !self.types.is_mapped(path) {
+                    Node::Const(false)
+                } else {
+                    return Err(EvalError::Query {
+                        field: path.clone(),
+                        message: "a nested query needs a field mapped as `nested`".into(),
+                    });
+                }
+            }
+            Filter::QueryString(qs) => match &qs.local {
+                Local::Tree(t) => self.node(t, lenient)?,
+                Local::Unsupported(why) => return Err(EvalError::Unsupported(why.clone())),
+            },
+            Filter::Exists { field } => self.exists(field),
+            leaf => self.leaf(leaf, lenient)?,
+        })
+    }
+
+    fn nodes(&self, v: &[Filter], lenient: bool) -> Result<Vec<Node>, EvalError> {
+        v.iter().map(|f| self.node(f, lenient)).collect()
+    }
+
+    /// A leaf on every known leaf field outside nested objects (leniently),
+    /// and with dynamic mapping on every field the types do not know.
+    fn all_fields(&self, any: &Filter, leaf: impl Fn(&str) -> Filter) -> Result<Node, EvalError> {
+        let mut out = Vec::new();
+        for name in self.types.leaf_names() {
+            if self.types.nested_path(name).is_none() {
+                out.push(self.leaf(&leaf(name), true)?);
+            }
+        }
+        if self.opts.unmapped == Unmapped::Dynamic {
+            out.push(Node::AnyUnmapped(self.dynamic("", false, any)?));
+        }
+        Ok(Node::Or(out))
+    }
+
+    fn exists(&self, field: &str) -> Node {
+        match self.types.get(field) {
+            Some(info) if !info.is_container() => match self.resolve(field) {
+                Ok(base) => Node::Leaf(Leaf {
+                    test: Test::Exists,
+                    ..base
+                }),
+                // A type detectd does not model still has or lacks values.
+                Err(_) => Node::Leaf(Leaf {
+                    source: info.source_path.clone(),
+                    nested: self.types.nested_path(field).map(str::to_string),
+                    family: Family::Keyword,
+                    ignore_above: None,
+                    null_value: None,
+                    test: Test::Exists,
+                }),
+            },
+            // Elasticsearch expands `exists` on an object to its sub-fields.
+            Some(_) => {
+                let prefix = format!("{field}.");
+                let names: Vec<&str> = self
+                    .types
+                    .leaf_names()
+                    .filter(|n| n.starts_with(&prefix))
+                    .collect();
+                Node::Or(names.into_iter().map(|n| self.exists(n)).collect())
+            }
+            None if self.opts.unmapped == Unmapped::Dynamic => {
+                let (source, keyword_sub) = dynamic_source(field);
+                let exists = Some((Family::Keyword, Test::Exists));
+                Node::Dynamic(DynLeaf {
+                    source,
+                    keyword_sub,
+                    text: exists.clone(),
+                    keyword: exists.clone(),
+                    integer: exists.clone(),
+                    float: exists.clone(),
+                    boolean: exists.clone(),
+                    date: exists,
+                })
+            }
+            None => Node::Const(false),
+        }
+    }
+
+    /// The field's source path, nested path and single evaluation family.
+    fn resolve(&self, field: &str) -> Result<Leaf, EvalError> {
+        let info = self.types.get(field).ok_or_else(|| EvalError::Query {
+            field: field.to_string(),
+            message: "not mapped".into(),
+        })?;
+        let mut family: Option<Family> = None;
+        for ty in &info.types {
+            let f = Family::of(ty, info.format.as_deref(), info.scaling_factor).map_err(|e| {
+                EvalError::Query {
+                    field: field.to_string(),
+                    message: e.to_string(),
+                }
+            })?;
+            family = Some(match family {
+                None => f,
+                Some(prev) if same_family(&prev, &f) => prev,
+                Some(_) => {
+                    return Err(EvalError::Unsupported(format!(
+                        "field `{field}` has conflicting types {:?} across the indices",
+                        info.types
+                    )))
+                }
+            });
+        }
+        Ok(Leaf {
+            source: info.source_path.clone(),
+            nested: self.types.nested_path(field).map(str::to_string),
+            family: family.ok_or_else(|| EvalError::Query {
+                field: field.to_string(),
+                message: "no type".into(),
+            })?,
+            ignore_above: info.ignore_above,
+            null_value: info.null_value.clone(),
+            test: Test::Never,
+        })
+    }
+
+    fn leaf(&self, f: &Filter, lenient: bool) -> Result<Node, EvalError> {
+        let field = leaf_field(f);
+        let Some(info) = self.types.get(field) else {
+            return match self.opts.unmapped {
+                Unmapped::NoMatch => Ok(Node::Const(false)),
+                Unmapped::Dynamic => {
+                    let (source, keyword_sub) = dynamic_source(field);
+                    Ok(Node::Dynamic(self.dynamic(&source, keyword_sub, f)?))
+                }
+            };
+        };
+        if info.is_container() {
+            return Ok(Node::Const(false));
+        }
+        let attempt = self.resolve(field).and_then(|base| {
+            let test = leaf_test(f, &base.family).map_err(|e| match e {
+                EvalError::Query { message, .. } => EvalError::Query {
+                    field: field.to_string(),
+                    message,
+                },
+                other => other,
+            })?;
+            Ok(Node::Leaf(Leaf { test, ..base }))
+        });
+        match attempt {
+            Err(_) if lenient => Ok(Node::Const(false)),
+            other => other,
+        }
+    }
+
+    fn dynamic(&self, source: &str, keyword_sub: bool, f: &Filter) -> Result<DynLeaf, EvalError> {
+        let try_family = |family: Family| leaf_test(f, &family).ok().map(|t| (family, t));
+        let date = DateFormats::parse(None).map(|formats| Family::Date {
+            nanos: false,
+            formats,
+        })?;
+        Ok(DynLeaf {
+            source: source.to_string(),
+            keyword_sub,
+            text: try_family(Family::Text),
+            keyword: try_family(Family::Keyword),
+            integer: try_family(Family::Integer),
+            float: try_family(Family::Float(FloatKind::Float)),
+            boolean: try_family(Family::Boolean),
+            date: try_family(date),
+        })
+    }
+}
+
+/// `x.keyword` with `x` unknown reads `x`'s strings as a keyword.
+fn dynamic_source(field: &str) -> (String, bool) {
+    match field.strip_suffix(".keyword") {
+        Some(parent) => (parent.to_string(), true),
+        None => (field.to_string(), false),
+    }
+}
+
+fn same_family(a: &Family, b: &Family) -> bool {
+    match (a, b) {
+        (Family::Float(x), Family::Float(y)) => x == y,
+        (Family::Date { nanos: x, .. }, Family::Date { nanos: y, .. }) => x == y,
+        _ => std::mem::discriminant(a) == std::mem::discriminant(b),
+    }
+}
+
+fn leaf_field(f: &Filter) -> &str {
+    match f {
+        Filter::Term { field, .. }
+        | Filter::Terms { field, .. }
+        | Filter::Match { field, .. }
+        | Filter::MatchPhrase { field, .. }
+        | Filter::Wildcard { field, .. }
+        | Filter::QueryStringWildcard { field, .. }
+        | Filter::Range { field, .. }
+        | Filter::Exists { field } => field,
+        _ => "",
+    }
+}
+
+fn query_err(message: impl Into<String>) -> EvalError {
+    EvalError::Query {
+        field: String::new(),
+        message: message.into(),
+    }
+}
+
+/// The test a leaf runs on one indexed value of a field of this family.
+fn leaf_test(f: &Filter, family: &Family) -> Result<Test, EvalError> {
+    match f {
+        Filter::Term {
+            value,
+            case_insensitive,
+            ..
+        } => exact(value, family, case_insensitive.unwrap_or(false)),
+        Filter::Match { query, .. } => match family {
+            Family::Text => Ok(token_test(query, false)?),
+            _ => exact(query, family, false),
+        },
+        Filter::MatchPhrase { query, .. } => match family {
+            Family::Text => Ok(token_test(query, true)?),
+            _ => exact(query, family, false),
+        },
+        Filter::Wildcard {
+            pattern,
+            case_insensitive,
+            ..
+        } => {
+            let p = Pattern::new(pattern, case_insensitive.unwrap_or(false));
+            match family {
+                Family::Keyword => Ok(Test::TermWildcard(p)),
+                Family::Text => Ok(Test::TokenWildcard(p)),
+                _ => Err(query_err("wildcard queries need a keyword or text field")),
+            }
+        }
+        Filter::QueryStringWildcard { pattern, .. } => match family {
+            Family::Keyword => Ok(Test::TermWildcard(Pattern::new(pattern, false))),
+            Family::Text => Ok(Test::TokenWildcard(Pattern::new(
+                &normalize_lowercase(pattern),
+                false,
+            ))),
+            _ => Err(query_err("wildcard terms need a keyword or text field")),
+        },
+        Filter::Range {
+            bounds,
+            time_zone,
+            format,
+            ..
+        } => range_test(bounds, time_zone.as_deref(), format.as_deref(), family),
+        Filter::Exists { .. } => Ok(Test::Exists),
+        other => Err(EvalError::Unsupported(format!("a leaf {other:?}"))),
+    }
+}
+
+/// `match`/`match_phrase` on text: the query's tokens (none: no match).
+fn token_test(query: &Scalar, phrase: bool) -> Result<Test, EvalError> {
+    let text = query
+        .as_text()
+        .ok_or_else(|| query_err("a match query needs a value, found null"))?;
+    let toks = super::super::analyzer::tokens(&text);
+    Ok(match (toks.is_empty(), phrase) {
+        (true, _) => Test::Never,
+        (false, true) => Test::TokenPhrase(toks),
+        (false, false) => Test::TokenAny(toks),
+    })
+}
+
+/// A term (not analyzed) as the field type parses it.
+fn exact(value: &Scalar, family: &Family, ci: bool) -> Result<Test, EvalError> {
+    let text = value
+        .as_text()
+        .ok_or_else(|| query_err("a term query needs a value, found null"))?;
+    Ok(match family {
+        Family::Keyword | Family::Text => Test::TermEq {
+            value: text,
+            case_insensitive: ci,
+        },
+        Family::Integer => {
+            let n = parse_number(&text)?;
+            if n.fract() != 0.0 {
+                Test::Never
+            } else {
+                Test::NumIn(vec![n])
+            }
+        }
+        Family::Float(kind) => Test::NumIn(vec![typed::round_float(*kind, parse_number(&text)?)]),
+        Family::Date { .. } => Test::DateRange {
+            lower: Some(DateBound::new(&text, "gte", family, None, TimeZone::UTC)?),
+            upper: Some(DateBound::new(&text, "lte", family, None, TimeZone::UTC)?),
+        },
+        Family::Ip => Test::IpIn(vec![parse_cidr(&text)?]),
+        Family::Boolean => Test::BoolIn(vec![parse_bool(&text)?]),
+    })
+}
+
+fn parse_number(s: &str) -> Result<f64, EvalError> {
+    s.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite())
+        .ok_or_else(|| query_err(format!("expected a number, found `{s}`")))
+}
+
+fn parse_bool(s: &str) -> Result<bool, EvalError> {
+    match s {
+        "true" => Ok(true),
+        "false" | "" => Ok(false),
+        _ => Err(query_err(format!("expected true or false, found `{s}`"))),
+    }
+}
+
+/// An address or a CIDR block, as the inclusive range of keys it covers.
+fn parse_cidr(s: &str) -> Result<(u128, u128), EvalError> {
+    let bad = || query_err(format!("expected an IP address or CIDR block, found `{s}`"));
+    let (addr, len) = match s.split_once('/') {
+        Some((a, l)) => (a, Some(l.parse::<u32>().map_err(|_| bad())?)),
+        None => (s, None),
+    };
+    let ip: IpAddr = addr.trim().parse().map_err(|_| bad())?;
+    let key = typed::ip_key(ip);
+    let bits = match (ip, len) {
+        (_, None) => return Ok((key, key)),
+        (IpAddr::V4(_), Some(l)) if l <= 32 => 96 + l,
+        (IpAddr::V6(_), Some(l)) if l <= 128 => l,
+        _ => return Err(bad()),
+    };
+    let host_mask = if bits == 0 {
+        u128::MAX
+    } else {
+        u128::MAX >> bits
+    };
+    Ok((key & !host_mask, key | host_mask))
+}
+
+fn parse_ip(s: &str) -> Result<u128, EvalError> {
+    s.trim()
+        .parse::<IpAddr>()
+        .map(typed::ip_key)
+        .map_err(|_| query_err(format!("expected an IP address, found `{s}`")))
+}
+
+fn range_test(
+    b: &Bounds,
+    tz: Option<&str>,
+    format: Option<&str>,
+    family: &Family,
+) -> Result<Test, EvalError> {
+    let sides = [
+        ("gt", &b.gt),
+        ("gte", &b.gte),
+        ("lt", &b.lt),
+        ("lte", &b.lte),
+    ];
+    let text = |v: &Scalar| {
+        v.as_text()
+            .ok_or_else(|| query_err("a range bound cannot be null"))
+    };
+    match family {
+        Family::Keyword | Family::Text => {
+            let mut sb = StrBounds::default();
+            for (side, v) in sides {
+                if let Some(v) = v {
+                    let t = text(v)?;
+                    match side {
+                        "gt" => sb.lower = Some((t, false)),
+                        "gte" => sb.lower = Some((t, true)),
+                        "lt" => sb.upper = Some((t, false)),
+                        _ => sb.upper = Some((t, true)),
+                    }
+                }
+            }
+            Ok(if matches!(family, Family::Text) {
+                Test::TokenRange(sb)
+            } else {
+                Test::TermRange(sb)
+            })
+        }
+        Family::Integer | Family::Float(_) | Family::Boolean => {
+            let (mut lower, mut upper) = (None, None);
+            for (side, v) in sides {
+                if let Some(v) = v {
+                    let t = text(v)?;
+                    let n = match family {
+                        Family::Boolean => f64::from(u8::from(parse_bool(&t)?)),
+                        Family::Float(kind) => typed::round_float(*kind, parse_number(&t)?),
+                        _ => parse_number(&t)?,
+                    };
+                    match side {
+                        "gt" => lower = Some((n, false)),
+                        "gte" => lower = Some((n, true)),
+                        "lt" => upper = Some((n, false)),
+                        _ => upper = Some((n, true)),
+                    }
+                }
+            }
+            Ok(Test::NumRange { lower, upper })
+        }
+        Family::Date { .. } => {
+            let tz = tz
+                .map(TimeZone::parse)
+                .transpose()?
+                .unwrap_or(TimeZone::UTC);
+            let fmt = format.map(|f| DateFormats::parse(Some(f))).transpose()?;
+            let (mut lower, mut upper) = (None, None);
+            for (side, v) in sides {
+                let Some(v) = v else { continue };
+                let bound = match v {
+                    Scalar::Int(i) => DateBound::epoch_millis(*i as f64, side, family),
+                    Scalar::Float(f) => DateBound::epoch_millis(*f, side, family),
+                    other => DateBound::new(&text(other)?, side, family, fmt.as_ref(), tz)?,
+                };
+                if side.starts_with('g') {
+                    lower = Some(bound);
+                } else {
+                    upper = Some(bound);
+                }
+            }
+            Ok(Test::DateRange { lower, upper })
+        }
+        Family::Ip => {
+            let (mut lo, mut hi) = (0u128, u128::MAX);
+            for (side, v) in sides {
+                let Some(v) = v else { continue };
+                let ip = parse_ip(&text(v)?)?;
+                match side {
+                    "gt" => lo = ip.saturating_add(1),
+                    "gte" => lo = ip,
+                    "lt" => hi = ip.saturating_sub(1),
+                    _ => hi = ip,
+                }
+            }
+            Ok(Test::IpIn(vec![(lo, hi)]))
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! KQL (placeholder while the filter module builds).
