@@ -181,7 +181,7 @@ impl DateFormats {
             1e6
         };
         let v = n * unit;
-        (v.is_finite() && v.abs() < 1e30).then(|| v as Nanos)
+        (v.is_finite() && v.abs() < 1e30).then_some(v as Nanos)
     }
 
     /// A range bound: date math (`now`, `<date>||<ops>`) or a date, rounded
