@@ -464,11 +464,7 @@ fn parse_cidr(s: &str) -> Result<(u128, u128), EvalError> {
         (IpAddr::V6(_), Some(l)) if l <= 128 => l,
         _ => return Err(bad()),
     };
-    let host_mask = if bits == 0 {
-        u128::MAX
-    } else {
-        u128::MAX >> bits
-    };
+    let host_mask = u128::MAX.checked_shr(bits).unwrap_or(0);
     Ok((key & !host_mask, key | host_mask))
 }
 

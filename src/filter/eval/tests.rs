@@ -133,6 +133,9 @@ fn numbers_dates_ips_booleans() {
     assert!(check(&range("d", "gt", Scalar::Int(1522782256999)), doc));
     assert!(check(&m("ip", "10.0.0.0/8"), json!({"ip": "10.1.2.3"})));
     assert!(!check(&m("ip", "10.0.0.0/8"), json!({"ip": "11.1.2.3"})));
+    assert!(check(&m("ip", "10.1.2.3/32"), json!({"ip": "10.1.2.3"})));
+    assert!(check(&m("ip", "::1/128"), json!({"ip": "::1"})));
+    assert!(check(&m("ip", "::/0"), json!({"ip": "10.0.0.1"})));
     assert!(check(
         &range("ip", "lt", "10.0.0.2".into()),
         json!({"ip": "10.0.0.1"})
