@@ -203,3 +203,53 @@ fn every_corpus_kql_query_parses_translates_and_compiles() {
         failures.join("\n")
     );
 }
+
+/// The corpus's Lucene rules: passed through as Kibana does; the one rule
+/// (deprecated) uses a regular expression, which cannot be evaluated
+/// offline and says so.
+#[test]
+fn corpus_lucene_queries_pass_through() {
+    use detectd::filter::Filter;
+    use detectd::kql::lucene::{self, LuceneOptions};
+    let Some(dir) = corpus_dir() else {
+        return;
+    };
+    let mut seen = 0;
+    for entry in walkdir::WalkDir::new(&dir).sort_by_file_name() {
+        let entry = entry.unwrap();
+        if entry.path().extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let doc: toml::Value =
+            toml::from_str(&std::fs::read_to_string(entry.path()).unwrap()).unwrap();
+        let Some(rule) = doc.get("rule") else {
+            continue;
+        };
+        if rule.get("language").and_then(|l| l.as_str()) != Some("lucene") {
+            continue;
+        }
+        let q = rule.get("query").and_then(|q| q.as_str()).unwrap();
+        seen += 1;
+        let f = lucene::to_filter(q, &LuceneOptions::detection_rules());
+        let dsl = lucene::es_query(&f);
+        assert_eq!(
+            dsl["bool"]["must"][0]["query_string"]["query"],
+            serde_json::json!(q)
+        );
+        assert_eq!(
+            dsl["bool"]["must"][0]["query_string"]["analyze_wildcard"],
+            serde_json::json!(true)
+        );
+        let Filter::QueryString(qs) = &f else {
+            panic!("{f:?}")
+        };
+        match &qs.local {
+            detectd::filter::Local::Unsupported(why) => {
+                assert!(why.contains("regular expression"), "{why}")
+            }
+            other => panic!("expected the regex to be refused offline: {other:?}"),
+        }
+    }
+    eprintln!("Lucene corpus: {seen} queries passed through");
+    assert_eq!(seen, 1);
+}

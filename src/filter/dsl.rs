@@ -79,8 +79,16 @@ pub fn to_dsl_with(filter: &Filter, opts: DslOptions) -> Value {
             }
             json!({ "wildcard": { field: body } })
         }
-        Filter::QueryStringWildcard { field, pattern } => {
-            json!({ "query_string": { "fields": [field], "query": pattern } })
+        Filter::QueryStringWildcard {
+            field,
+            pattern,
+            analyze,
+        } => {
+            let mut body = json!({ "fields": [field], "query": pattern });
+            if *analyze {
+                body["analyze_wildcard"] = json!(true);
+            }
+            json!({ "query_string": body })
         }
         Filter::Range {
             field,

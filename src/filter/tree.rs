@@ -145,10 +145,13 @@ pub enum Filter {
     },
     /// One wildcard term of a `query_string` on `field` (`*` expands to every
     /// field, leniently): the pattern goes through the field's normalizer
-    /// first (lowercased for `text`). Renders as a `query_string`.
+    /// first (lowercased for `text`). With `analyze` (`analyze_wildcard`) a
+    /// `text` field's analyzer splits the pattern; only patterns it would
+    /// leave whole evaluate offline. Renders as a `query_string`.
     QueryStringWildcard {
         field: String,
         pattern: String,
+        analyze: bool,
     },
     Range {
         field: String,

@@ -397,6 +397,7 @@ fn field_query_string(field: &str, query: &str) -> Filter {
         return Filter::QueryStringWildcard {
             field: field.to_string(),
             pattern: query.to_string(),
+            analyze: false,
         };
     }
     Filter::QueryString(QueryString {
@@ -437,6 +438,7 @@ fn local_terms(terms: &[&str], field: Option<&str>) -> Local {
             Filter::QueryStringWildcard {
                 field: field.unwrap_or("*").to_string(),
                 pattern: t.to_string(),
+                analyze: false,
             }
         } else {
             let text = unescape(t);

@@ -22,6 +22,7 @@ mod display;
 pub mod error;
 mod lexer;
 pub mod lower;
+pub mod lucene;
 mod parser;
 
 pub use ast::{LitValue, Literal, Node, Part, RangeOp};

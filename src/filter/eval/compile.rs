@@ -116,10 +116,15 @@ impl Compiler<'_> {
                 };
                 self.all_fields(&leaf("*"), leaf)?
             }
-            Filter::QueryStringWildcard { field, pattern } if field == "*" => {
+            Filter::QueryStringWildcard {
+                field,
+                pattern,
+                analyze,
+            } if field == "*" => {
                 let leaf = |field: &str| Filter::QueryStringWildcard {
                     field: field.to_string(),
                     pattern: pattern.clone(),
+                    analyze: *analyze,
                 };
                 self.all_fields(&leaf("*"), leaf)?
             }
@@ -373,8 +378,15 @@ fn leaf_test(f: &Filter, family: &Family) -> Result<Test, EvalError> {
                 _ => Err(query_err("wildcard queries need a keyword or text field")),
             }
         }
-        Filter::QueryStringWildcard { pattern, .. } => match family {
+        Filter::QueryStringWildcard {
+            pattern, analyze, ..
+        } => match family {
             Family::Keyword => Ok(Test::TermWildcard(Pattern::new(pattern, false))),
+            Family::Text if *analyze && !analyzer_keeps_whole(pattern) => {
+                Err(EvalError::Unsupported(format!(
+                    "the wildcard term `{pattern}` on a text field, which analyze_wildcard splits"
+                )))
+            }
             Family::Text => Ok(Test::TokenWildcard(Pattern::new(
                 &normalize_lowercase(pattern),
                 false,
@@ -390,6 +402,33 @@ fn leaf_test(f: &Filter, family: &Family) -> Result<Test, EvalError> {
         Filter::Exists { .. } => Ok(Test::Exists),
         other => Err(EvalError::Unsupported(format!("a leaf {other:?}"))),
     }
+}
+
+/// Whether the standard analyzer leaves each literal piece of a wildcard
+/// pattern whole (one token, only lowercased), so `analyze_wildcard` does
+/// not change it.
+fn analyzer_keeps_whole(pattern: &str) -> bool {
+    let mut pieces = vec![String::new()];
+    let mut chars = pattern.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' | '?' => pieces.push(String::new()),
+            c => {
+                let c = if c == '\\' {
+                    chars.next().unwrap_or('\\')
+                } else {
+                    c
+                };
+                if let Some(p) = pieces.last_mut() {
+                    p.push(c);
+                }
+            }
+        }
+    }
+    pieces
+        .iter()
+        .filter(|p| !p.is_empty())
+        .all(|p| super::super::analyzer::tokens(p) == [p.to_lowercase()])
 }
 
 /// `match`/`match_phrase` on text: the query's tokens (none: no match).

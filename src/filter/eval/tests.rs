@@ -102,6 +102,7 @@ fn text_is_analyzed() {
     let qsw = |p: &str| Filter::QueryStringWildcard {
         field: "msg".into(),
         pattern: p.into(),
+        analyze: false,
     };
     assert!(check(&qsw("CMD*"), doc.clone()));
     let raw_wc = Filter::Wildcard {
