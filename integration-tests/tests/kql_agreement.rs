@@ -14,7 +14,9 @@
 use std::collections::BTreeSet;
 
 use chrono::{Duration, TimeZone, Utc};
+use detectd::filter::Filter;
 use detectd::filter::{compile, EvalOptions, FieldTypes};
+use detectd::kql::lucene::{self, LuceneOptions};
 use detectd::kql::{self, KqlOptions};
 use detectd_integration_tests::gen::Rng;
 use detectd_integration_tests::*;
@@ -248,6 +250,21 @@ const QUERIES: &[&str] = &[
     "whoami",
     "process.name: cmd.exe or message: hello and not destination.port: 22",
     "(process.name: pwsh.exe or user.name: alice) and not (tags: c or source.ip: 8.8.8.8)",
+    "user.admin: \"true\"",
+    "process.name >= p",
+    "process.name < c",
+    "@timestamp >= \"2024-03-11T02:00:00+02:00\"",
+    "@timestamp <= \"2024-03-10T12\"",
+    "score >= 0.5 and score <= 1.5",
+    "destination.port: 4*",
+    "source.ip: 10.*",
+    "*: web-1",
+    "\"user logged on\"",
+    "logged",
+    "brown* or whoami*",
+    "message: (quick and brown) or message: hello",
+    "file.path.text: c\\:\\\\windows*",
+    "not dns.answers: { ttl >= 300 }",
 ];
 
 /// Queries whose local answer is known to differ, with the reason. Empty:
@@ -274,34 +291,37 @@ async fn cluster_ids(
         .unwrap_or_default())
 }
 
-#[tokio::test]
-async fn local_kql_evaluation_agrees_with_the_cluster() {
-    let Some(cluster) = connect_or_skip("local_kql_evaluation_agrees_with_the_cluster").await
-    else {
-        return;
-    };
-    let index = unique_index("kql-agree");
-    create_index(&cluster, &index, mapping()).await;
-    let docs = documents();
-    index_docs(&cluster, &index, &docs).await;
-    let mapping_resp = cluster
-        .request_json(Method::Get, &format!("/{index}/_mapping"), &[], None)
-        .await
-        .unwrap();
-    let types = FieldTypes::from_mapping(&mapping_resp);
-    let opts = KqlOptions::detection_rules();
-    let now = Utc::now();
+/// How many queries agreed, were refused by both sides, and the
+/// disagreements (each with its reason unless a known limit).
+struct Tally {
+    agree: usize,
+    both_refused: usize,
+    known: usize,
+    selective: usize,
+    disagreements: Vec<String>,
+}
 
-    let (mut agree, mut both_refused, mut known) = (0, 0, 0);
-    // Agreement on an empty or a full answer says little: count the
-    // queries that split the documents.
-    let mut selective = 0;
-    let mut disagreements = Vec::new();
-    for q in QUERIES {
-        let filter = kql::to_filter(q, Some(&types), &opts)
-            .unwrap_or_else(|e| panic!("{q}: does not translate: {e}"));
-        let on_cluster = cluster_ids(&cluster, &index, &kql::es_query(&filter)).await;
-        let local = compile(&filter, &types, &EvalOptions::default()).map(|m| {
+/// Runs each query on the cluster and locally over `docs`.
+async fn agreement(
+    cluster: &detectd::cluster::Cluster,
+    index: &str,
+    docs: &[(String, Value)],
+    types: &FieldTypes,
+    queries: &[&str],
+    translate: impl Fn(&str) -> (Filter, Value),
+) -> Tally {
+    let now = Utc::now();
+    let mut t = Tally {
+        agree: 0,
+        both_refused: 0,
+        known: 0,
+        selective: 0,
+        disagreements: Vec::new(),
+    };
+    for q in queries {
+        let (filter, dsl) = translate(q);
+        let on_cluster = cluster_ids(cluster, index, &dsl).await;
+        let local = compile(&filter, types, &EvalOptions::default()).map(|m| {
             docs.iter()
                 .filter(|(_, d)| m.matches(d, now))
                 .map(|(id, _)| id.clone())
@@ -309,9 +329,10 @@ async fn local_kql_evaluation_agrees_with_the_cluster() {
         });
         let outcome = match (&on_cluster, &local) {
             (Ok(c), Ok(l)) if c == l => {
-                agree += 1;
+                t.agree += 1;
+                // Agreement on an empty or a full answer says little.
                 if !c.is_empty() && c.len() < docs.len() {
-                    selective += 1;
+                    t.selective += 1;
                 }
                 if std::env::var("KQL_AGREEMENT_VERBOSE").is_ok() {
                     eprintln!("{:4} {q}", c.len());
@@ -319,7 +340,7 @@ async fn local_kql_evaluation_agrees_with_the_cluster() {
                 continue;
             }
             (Err(_), Err(_)) => {
-                both_refused += 1;
+                t.both_refused += 1;
                 continue;
             }
             (Ok(c), Ok(l)) => format!(
@@ -333,28 +354,131 @@ async fn local_kql_evaluation_agrees_with_the_cluster() {
             (Ok(c), Err(e)) => format!("local refused ({e}), cluster matched {}", c.len()),
         };
         if KNOWN_LIMITS.iter().any(|(k, _)| k == q) {
-            known += 1;
+            t.known += 1;
             eprintln!("known limit: {q}: {outcome}");
         } else {
-            disagreements.push(format!("{q}\n    {outcome}"));
+            t.disagreements.push(format!("{q}\n    {outcome}"));
         }
     }
+    t
+}
+
+async fn setup(
+    cluster: &detectd::cluster::Cluster,
+    prefix: &str,
+) -> (String, Vec<(String, Value)>, FieldTypes) {
+    let index = unique_index(prefix);
+    create_index(cluster, &index, mapping()).await;
+    let docs = documents();
+    index_docs(cluster, &index, &docs).await;
+    let mapping_resp = cluster
+        .request_json(Method::Get, &format!("/{index}/_mapping"), &[], None)
+        .await
+        .unwrap();
+    (index, docs, FieldTypes::from_mapping(&mapping_resp))
+}
+
+#[tokio::test]
+async fn local_kql_evaluation_agrees_with_the_cluster() {
+    let Some(cluster) = connect_or_skip("local_kql_evaluation_agrees_with_the_cluster").await
+    else {
+        return;
+    };
+    let (index, docs, types) = setup(&cluster, "kql-agree").await;
+    let opts = KqlOptions::detection_rules();
+    let t = agreement(&cluster, &index, &docs, &types, QUERIES, |q| {
+        let f = kql::to_filter(q, Some(&types), &opts)
+            .unwrap_or_else(|e| panic!("{q}: does not translate: {e}"));
+        let dsl = kql::es_query(&f);
+        (f, dsl)
+    })
+    .await;
     eprintln!(
-        "KQL agreement: {} queries over {} documents: {agree} agree, {both_refused} refused by both, \
-         {known} known limits, {} disagree; {selective} agreeing queries select some but not all documents",
+        "KQL agreement: {} queries over {} documents: {} agree, {} refused by both, {} known limits, \
+         {} disagree; {} agreeing queries select some but not all documents",
         QUERIES.len(),
         docs.len(),
-        disagreements.len()
+        t.agree,
+        t.both_refused,
+        t.known,
+        t.disagreements.len(),
+        t.selective
     );
     delete_indices(&cluster, &[&index]).await;
     assert!(
-        disagreements.is_empty(),
+        t.disagreements.is_empty(),
         "disagreements:\n{}",
-        disagreements.join("\n")
+        t.disagreements.join("\n")
     );
-    assert!(agree >= QUERIES.len() - 5, "too few agreements: {agree}");
     assert!(
-        selective >= QUERIES.len() - 10,
-        "too few selective queries: {selective}"
+        t.selective >= QUERIES.len() - 15,
+        "too few selective queries: {}",
+        t.selective
     );
+}
+
+/// Lucene queries in the subset detectd evaluates (what Sigma rules use).
+const LUCENE_QUERIES: &[&str] = &[
+    "process.name:cmd.exe",
+    "process.name:(cmd.exe OR powershell.exe)",
+    "process.name:cmd.exe AND NOT user.name:bob",
+    "process.name:pw* OR destination.port:445",
+    "+process.name:cmd.exe -tags:c",
+    "process.command_line:*whoami*",
+    r"process.command_line:*\-enc*",
+    r"process.command_line:cmd.exe\ \/c\ whoami",
+    "message:quick",
+    "message:\"quick brown\"",
+    "message:Qu*",
+    "destination.port:[135 TO 445]",
+    "destination.port:{135 TO 445}",
+    "destination.port:>=3389",
+    "@timestamp:[2024-03-11 TO 2024-03-12]",
+    "@timestamp:[now-100000d TO now]",
+    r"source.ip:10.0.0.0\/8",
+    "_exists_:tags",
+    "NOT _exists_:tags",
+    "user.admin:true",
+    "dns.answers.type:A",
+    "process.name:cmd.exe AND user.name:bob OR destination.port:22",
+    "process.name:cmd.exe OR user.name:bob AND destination.port:22",
+    "cmd.exe",
+    "\"quick brown\"",
+    "quick*",
+    r"file.path:C\:\\Windows\\*",
+    "host.name:web\\-1 OR host.hostname:WEB*",
+    "score:[0.5 TO *]",
+];
+
+#[tokio::test]
+async fn local_lucene_evaluation_agrees_with_the_cluster() {
+    let Some(cluster) = connect_or_skip("local_lucene_evaluation_agrees_with_the_cluster").await
+    else {
+        return;
+    };
+    let (index, docs, types) = setup(&cluster, "lucene-agree").await;
+    let opts = LuceneOptions::detection_rules();
+    let t = agreement(&cluster, &index, &docs, &types, LUCENE_QUERIES, |q| {
+        let f = lucene::to_filter(q, &opts);
+        let dsl = lucene::es_query(&f);
+        (f, dsl)
+    })
+    .await;
+    eprintln!(
+        "Lucene agreement: {} queries over {} documents: {} agree, {} refused by both, {} disagree; \
+         {} agreeing queries select some but not all documents",
+        LUCENE_QUERIES.len(),
+        docs.len(),
+        t.agree,
+        t.both_refused,
+        t.disagreements.len(),
+        t.selective
+    );
+    delete_indices(&cluster, &[&index]).await;
+    assert!(
+        t.disagreements.is_empty(),
+        "disagreements:\n{}",
+        t.disagreements.join("\n")
+    );
+    assert!(t.both_refused == 0, "every query is in the subset");
 }
