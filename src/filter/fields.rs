@@ -27,6 +27,12 @@ pub struct FieldInfo {
     /// Indexed in place of an explicit JSON `null`.
     pub null_value: Option<Value>,
     pub scaling_factor: Option<f64>,
+    /// A `constant_keyword`'s value: every document has it, whether or not
+    /// its `_source` does.
+    pub constant: Option<Value>,
+    /// A non-default `analyzer`, `search_analyzer` or `normalizer`, which
+    /// the evaluator does not model.
+    pub custom_analysis: Option<String>,
 }
 
 impl FieldInfo {
@@ -39,6 +45,8 @@ impl FieldInfo {
             ignore_above: None,
             null_value: None,
             scaling_factor: None,
+            constant: None,
+            custom_analysis: None,
         }
     }
 
@@ -286,6 +294,17 @@ fn leaf_info(name: &str, ty: &str, def: &Value, source: &str) -> FieldInfo {
         .map(|n| n as usize);
     info.null_value = def.get("null_value").filter(|v| !v.is_null()).cloned();
     info.scaling_factor = def.get("scaling_factor").and_then(Value::as_f64);
+    if ty == "constant_keyword" {
+        info.constant = def.get("value").filter(|v| !v.is_null()).cloned();
+    }
+    info.custom_analysis = ["analyzer", "search_analyzer", "normalizer"]
+        .iter()
+        .find_map(|k| {
+            def.get(*k)
+                .and_then(Value::as_str)
+                .filter(|a| *a != "standard" && !(*k != "normalizer" && *a == "default"))
+                .map(|a| format!("{k} `{a}`"))
+        });
     if def.get("index").and_then(Value::as_bool) == Some(false) {
         info.searchable = false;
     }

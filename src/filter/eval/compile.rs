@@ -37,6 +37,8 @@ pub(super) struct Leaf {
     pub family: Family,
     pub ignore_above: Option<usize>,
     pub null_value: Option<Value>,
+    /// A `constant_keyword`'s value, read instead of `_source`.
+    pub constant: Option<Value>,
     pub test: Test,
 }
 
@@ -195,6 +197,7 @@ impl Compiler<'_> {
                     family: Family::Keyword,
                     ignore_above: None,
                     null_value: None,
+                    constant: None,
                     test: Test::Exists,
                 }),
             },
@@ -232,6 +235,11 @@ impl Compiler<'_> {
             field: field.to_string(),
             message: "not mapped".into(),
         })?;
+        if let Some(custom) = &info.custom_analysis {
+            return Err(EvalError::Unsupported(format!(
+                "field `{field}` uses {custom}, which detectd does not model"
+            )));
+        }
         let mut family: Option<Family> = None;
         for ty in &info.types {
             let f = Family::of(ty, info.format.as_deref(), info.scaling_factor).map_err(|e| {
@@ -260,6 +268,7 @@ impl Compiler<'_> {
             })?,
             ignore_above: info.ignore_above,
             null_value: info.null_value.clone(),
+            constant: info.constant.clone(),
             test: Test::Never,
         })
     }

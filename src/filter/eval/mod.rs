@@ -17,10 +17,15 @@
 //! under a `nested` object only match inside a `nested` query on that path.
 //! Fields the types do not know are handled per [`Unmapped`].
 //!
+//! A `constant_keyword` reads its mapped value (every document has it).
+//!
 //! Limits: a field mapped to types of different families in different
-//! indices cannot be evaluated (it is an error); normalizers, analyzers other
-//! than `standard`, `constant_keyword` values absent from `_source`, and
-//! `include_in_parent` nested objects are not modelled.
+//! indices cannot be evaluated, nor one with an analyzer other than
+//! `standard` or a normalizer (errors, when the mapping says so; field caps
+//! do not, so with field caps alone such a field is read as standard text
+//! or a plain keyword); a `constant_keyword` known only from field caps is
+//! read from `_source`; `include_in_parent` nested objects are not
+//! modelled.
 
 mod compile;
 mod typed;
@@ -125,6 +130,9 @@ fn leaf_matches(leaf: &Leaf, doc: &Value, scope: Option<&str>, now: Nanos) -> bo
         typed::index(&leaf.family, v, leaf.ignore_above)
             .is_some_and(|ix| leaf.test.matches(&ix, now))
     };
+    if let Some(c) = &leaf.constant {
+        return hit(c);
+    }
     if values::scalars(doc, &leaf.source).into_iter().any(hit) {
         return true;
     }

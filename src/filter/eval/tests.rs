@@ -146,6 +146,24 @@ fn numbers_dates_ips_booleans() {
 }
 
 #[test]
+fn constant_keywords_and_custom_analysis() {
+    let t = FieldTypes::from_mapping(&json!({"properties":{
+        "ds":{"type":"constant_keyword","value":"endpoint.events"},
+        "low":{"type":"keyword","normalizer":"lowercase"},
+        "en":{"type":"text","analyzer":"english"}
+    }}));
+    let opts = EvalOptions::default();
+    let m = compile(&Filter::term("ds", "endpoint.events"), &t, &opts).unwrap();
+    assert!(m.matches(&json!({}), now()));
+    assert!(compile(&Filter::term("low", "x"), &t, &opts).is_err());
+    assert!(compile(&m_en(), &t, &opts).is_err());
+}
+
+fn m_en() -> Filter {
+    m("en", "running")
+}
+
+#[test]
 fn missing_fields_and_not() {
     let not = Filter::not(Filter::term("kw", "x"));
     assert!(check(&not, json!({})));
