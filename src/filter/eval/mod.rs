@@ -28,6 +28,7 @@
 //! modelled.
 
 mod compile;
+mod leaf;
 mod typed;
 pub mod values;
 
