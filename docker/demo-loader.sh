@@ -7,8 +7,14 @@
 # its start, over now-9m) raises one alert: a shell plus 2 building blocks.
 set -eu
 ES="${ELASTICSEARCH_URL:-http://elasticsearch:9200}"
+# credentials when the cluster has security on (the "kibana" profile)
+AUTH=""
+if [ -n "${ELASTICSEARCH_USERNAME:-}" ]; then
+    AUTH="$ELASTICSEARCH_USERNAME:${ELASTICSEARCH_PASSWORD:-}"
+fi
+es() { if [ -n "$AUTH" ]; then curl -u "$AUTH" "$@"; else curl "$@"; fi; }
 
-until curl -fsS "$ES/_cluster/health?wait_for_status=yellow&timeout=5s" >/dev/null; do
+until es -fsS "$ES/_cluster/health?wait_for_status=yellow&timeout=5s" >/dev/null; do
     echo "waiting for $ES"
     sleep 2
 done
@@ -35,8 +41,13 @@ event() { # category entity destination-address timestamp
     event network attack 10.0.0.5 "$t_net"
     event library benign 127.0.0.1 "$t_lib"
     event network benign 127.0.0.1 "$t_net"
-} | curl -fsS -H 'Content-Type: application/x-ndjson' -X POST \
+} | es -fsS -H 'Content-Type: application/x-ndjson' -X POST \
     "$ES/_bulk?refresh=true&filter_path=errors,items.*.status" --data-binary @-
 echo
 echo "demo events written (host.id $host); an alert appears in .alerts-security.alerts-default within 5 minutes:"
-echo "  curl -s 'localhost:9200/.alerts-security.alerts-default/_search?q=host.id:$host' | head -c 2000"
+if [ -n "$AUTH" ]; then
+    echo "  curl -s -u elastic:<password> 'localhost:9200/.alerts-security.alerts-default/_search?q=host.id:$host' | head -c 2000"
+    echo "  or in Kibana: http://localhost:5601 -> Security -> Alerts"
+else
+    echo "  curl -s 'localhost:9200/.alerts-security.alerts-default/_search?q=host.id:$host' | head -c 2000"
+fi

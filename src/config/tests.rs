@@ -329,3 +329,20 @@ fn alerts_bootstrap_and_kibana_settings() {
         "{text}"
     );
 }
+
+#[test]
+fn the_docker_kibana_config_is_valid() {
+    let s = with_file(
+        include_str!("../../docker/detectd-kibana.toml"),
+        env(&[(ENV_USERNAME, "elastic"), (ENV_PASSWORD, "detectd-demo")]),
+        Overrides::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.cluster.urls[0].as_str(), "http://elasticsearch-secure:9200/");
+    assert_eq!(s.indices.alerts, ".alerts-security.alerts-default");
+    assert_eq!(
+        s.kibana.public_base_url.as_deref(),
+        Some("http://localhost:5601")
+    );
+    assert_eq!(s.alerts_bootstrap, BootstrapMode::Create);
+}
