@@ -662,8 +662,8 @@ fn run_once_runs_the_good_rule_and_reports_the_broken_ones() {
         std::fs::write(rules.join(name), text).unwrap();
     }
     std::fs::write(rules.join("latin1.toml"), b"[rule]\nname = \"caf\xe9\"\n").unwrap();
-    let (alerts, state, executions) = (
-        format!("it-badrules-alerts-{tag}"),
+    let space = AlertsSpace::new(format!("it-badrules-{tag}"));
+    let (state, executions) = (
         format!("it-badrules-state-{tag}"),
         format!("it-badrules-exec-{tag}"),
     );
@@ -671,10 +671,11 @@ fn run_once_runs_the_good_rule_and_reports_the_broken_ones() {
     std::fs::write(
         &config,
         format!(
-            "rules = [{rules:?}]\n[elasticsearch]\nurls = [{url:?}]\n\
-             [indices]\nalerts = {alerts:?}\nstate = {state:?}\nexecutions = {executions:?}\n\
+            "rules = [{rules:?}]\nspace_id = {space:?}\n[elasticsearch]\nurls = [{url:?}]\n\
+             [indices]\nstate = {state:?}\nexecutions = {executions:?}\n\
              [log]\nformat = \"json\"\n",
             rules = rules.display().to_string(),
+            space = space.id,
         ),
     )
     .unwrap();
@@ -747,8 +748,11 @@ fn run_once_runs_the_good_rule_and_reports_the_broken_ones() {
         records.contains(&good_id),
         "execution record stored: {records}"
     );
-    for index in [&alerts, &state, &executions] {
+    for index in [&state, &executions] {
         send(Method::Delete, &format!("/{index}*"));
+    }
+    for path in space.cleanup_paths() {
+        send(Method::Delete, &path);
     }
 }
 

@@ -48,9 +48,10 @@ fn daemon_serves_health_and_metrics_reloads_and_stops_on_sigterm() {
     std::fs::write(
         &config,
         format!(
-            "rules = [{rules:?}]\n[elasticsearch]\nurls = [{url:?}]\n\
+            "rules = [{rules:?}]\nspace_id = \"it-daemon-{tag}\"\n\
+             [elasticsearch]\nurls = [{url:?}]\n\
              username = \"it-user\"\npassword = \"it-secret-pw-77\"\n\
-             [indices]\nalerts = \"it-daemon-alerts-{tag}\"\nstate = \"it-daemon-state-{tag}\"\n\
+             [indices]\nstate = \"it-daemon-state-{tag}\"\n\
              executions = \"it-daemon-exec-{tag}\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
              [log]\nformat = \"json\"\nlevel = \"info\"\n",
             rules = rules.display().to_string()
@@ -210,8 +211,9 @@ fn sigterm_during_a_run_lets_it_finish_and_a_restart_loses_and_duplicates_nothin
     );
     let expected = String::from_utf8(hunt.stdout).unwrap().lines().count() as u64;
     assert!(expected > 30, "{expected}");
-    let (alerts, state, executions) = (
-        format!("it-sigterm-alerts-{tag}"),
+    let space = AlertsSpace::new(format!("it-sigterm-{tag}"));
+    let alerts = space.alias();
+    let (state, executions) = (
         format!("it-sigterm-state-{tag}"),
         format!("it-sigterm-exec-{tag}"),
     );
@@ -219,12 +221,13 @@ fn sigterm_during_a_run_lets_it_finish_and_a_restart_loses_and_duplicates_nothin
     std::fs::write(
         &config,
         format!(
-            "rules = [{rules:?}]\n[elasticsearch]\nurls = [{url:?}]\n\
-             [indices]\nalerts = {alerts:?}\nstate = {state:?}\nexecutions = {executions:?}\n\
+            "rules = [{rules:?}]\nspace_id = {space:?}\n[elasticsearch]\nurls = [{url:?}]\n\
+             [indices]\nstate = {state:?}\nexecutions = {executions:?}\n\
              [schedule]\nstartup_jitter = false\n\
              [server]\nlisten = \"127.0.0.1:{port}\"\n\
              [log]\nformat = \"json\"\nlevel = \"info,detectd=debug\"\n",
             rules = rules.display().to_string(),
+            space = space.id,
             port = free_port(),
         ),
     )
@@ -310,8 +313,11 @@ fn sigterm_during_a_run_lets_it_finish_and_a_restart_loses_and_duplicates_nothin
     let count = request(&rt, &c, Method::Get, &format!("/{alerts}/_count"), None);
     assert_eq!(count["count"], expected, "{count}");
 
-    for index in [&events_index, &alerts, &state, &executions] {
+    for index in [&events_index, &state, &executions] {
         request(&rt, &c, Method::Delete, &format!("/{index}*"), None);
+    }
+    for path in space.cleanup_paths() {
+        request(&rt, &c, Method::Delete, &path, None);
     }
 }
 
@@ -336,8 +342,8 @@ fn run_once_over_the_whole_corpus_completes() {
     }
     let Some(url) = cluster_url() else { return };
     let tag = format!("{}-{}", std::process::id(), free_port());
-    let (alerts, state, executions) = (
-        format!("it-corpus-alerts-{tag}"),
+    let space = AlertsSpace::new(format!("it-corpus-{tag}"));
+    let (state, executions) = (
         format!("it-corpus-state-{tag}"),
         format!("it-corpus-exec-{tag}"),
     );
@@ -346,10 +352,11 @@ fn run_once_over_the_whole_corpus_completes() {
     std::fs::write(
         &config,
         format!(
-            "rules = [{corpus:?}]\n[elasticsearch]\nurls = [{url:?}]\n\
-             [indices]\nalerts = {alerts:?}\nstate = {state:?}\nexecutions = {executions:?}\n\
+            "rules = [{corpus:?}]\nspace_id = {space:?}\n[elasticsearch]\nurls = [{url:?}]\n\
+             [indices]\nstate = {state:?}\nexecutions = {executions:?}\n\
              [schedule]\nconcurrency = 8\n[log]\nformat = \"json\"\n",
             corpus = corpus.display().to_string(),
+            space = space.id,
         ),
     )
     .unwrap();
@@ -379,7 +386,10 @@ fn run_once_over_the_whole_corpus_completes() {
     eprintln!("run --once over the corpus: {took:?}");
 
     let (rt, c) = cluster(&url);
-    for index in [&alerts, &state, &executions] {
+    for index in [&state, &executions] {
         request(&rt, &c, Method::Delete, &format!("/{index}*"), None);
+    }
+    for path in space.cleanup_paths() {
+        request(&rt, &c, Method::Delete, &path, None);
     }
 }

@@ -145,6 +145,8 @@ fn date(v: &Value) -> DateTime<Utc> {
 struct Case {
     dir: tempfile::TempDir,
     events: String,
+    /// The Kibana space of the case; `alerts` is its alias.
+    space: AlertsSpace,
     alerts: String,
     state_indices: [String; 2],
     rule_id: String,
@@ -157,7 +159,8 @@ impl Case {
         Case {
             dir: tempfile::tempdir().unwrap(),
             events: format!("it-faults-{name}-events-{tag}"),
-            alerts: format!("it-faults-{name}-alerts-{tag}"),
+            space: AlertsSpace::new(format!("it-faults-{name}-{tag}")),
+            alerts: format!(".alerts-security.alerts-it-faults-{name}-{tag}"),
             state_indices: [
                 format!("it-faults-{name}-state-{tag}"),
                 format!("it-faults-{name}-exec-{tag}"),
@@ -196,14 +199,14 @@ impl Case {
         std::fs::write(
             &config,
             format!(
-                "rules = [{rules:?}]\n[elasticsearch]\nurls = [{url:?}]\n\
-                 [indices]\nalerts = {alerts:?}\nstate = {state:?}\nexecutions = {exec:?}\n\
+                "rules = [{rules:?}]\nspace_id = {space:?}\n[elasticsearch]\nurls = [{url:?}]\n\
+                 [indices]\nstate = {state:?}\nexecutions = {exec:?}\n\
                  [schedule]\nstartup_jitter = false\n\
                  [state]\nbackend = \"file\"\npath = {state_dir:?}\n\
                  [server]\nlisten = \"127.0.0.1:{port}\"\n\
                  [log]\nformat = \"json\"\nlevel = \"info,detectd=debug\"\n",
                 rules = self.path("rules").display().to_string(),
-                alerts = self.alerts,
+                space = self.space.id,
                 state = self.state_indices[0],
                 exec = self.state_indices[1],
                 state_dir = self.path("state").display().to_string(),
@@ -603,12 +606,10 @@ fn cluster_down_at_start_up_is_waited_for_then_the_missed_windows_run_exactly() 
         expected.len(),
         "each alert created once: {run}"
     );
-    s.cleanup(&[
-        &case.events,
-        &case.alerts,
-        &case.state_indices[0],
-        &case.state_indices[1],
-    ]);
+    s.cleanup(&[&case.events, &case.state_indices[0], &case.state_indices[1]]);
+    for path in case.space.cleanup_paths() {
+        s.request(Method::Delete, &path, None);
+    }
 }
 
 /// Property: `run --once` does not wait for an unreachable cluster: it
@@ -765,10 +766,8 @@ fn runs_longer_than_the_interval_never_overlap_and_the_next_catches_up() {
         .map(|r| r["alerts"]["created"].as_u64().unwrap())
         .sum();
     assert_eq!(created as usize, expected.len(), "each alert created once");
-    s.cleanup(&[
-        &case.events,
-        &case.alerts,
-        &case.state_indices[0],
-        &case.state_indices[1],
-    ]);
+    s.cleanup(&[&case.events, &case.state_indices[0], &case.state_indices[1]]);
+    for path in case.space.cleanup_paths() {
+        s.request(Method::Delete, &path, None);
+    }
 }

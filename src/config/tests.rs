@@ -338,7 +338,10 @@ fn the_docker_kibana_config_is_valid() {
         Overrides::default(),
     )
     .unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(s.cluster.urls[0].as_str(), "http://elasticsearch-secure:9200/");
+    assert_eq!(
+        s.cluster.urls[0].as_str(),
+        "http://elasticsearch-secure:9200/"
+    );
     assert_eq!(s.indices.alerts, ".alerts-security.alerts-default");
     assert_eq!(
         s.kibana.public_base_url.as_deref(),

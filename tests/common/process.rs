@@ -91,3 +91,32 @@ pub fn json_lines_of(text: &str) -> Vec<serde_json::Value> {
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
 }
+
+/// A Kibana space of one test: its alerts go to `.alerts-security.alerts-<id>`,
+/// which detectd's first write creates as Kibana's layout.
+pub struct AlertsSpace {
+    pub id: String,
+}
+
+impl AlertsSpace {
+    pub fn new(id: impl Into<String>) -> AlertsSpace {
+        AlertsSpace { id: id.into() }
+    }
+
+    /// Where the alerts are read (the alias).
+    pub fn alias(&self) -> String {
+        format!(".alerts-security.alerts-{}", self.id)
+    }
+
+    /// What to `DELETE` afterwards: the backing index (by name: wildcards
+    /// skip hidden indices) and the space's index template.
+    pub fn cleanup_paths(&self) -> [String; 2] {
+        [
+            format!("/.internal.alerts-security.alerts-{}-000001", self.id),
+            format!(
+                "/_index_template/.alerts-security.alerts-{}-index-template",
+                self.id
+            ),
+        ]
+    }
+}
