@@ -342,12 +342,13 @@ def gen(ecs_repo, fieldmap_dir):
         versions = json.load(f)
     ours_ecs = load_fields(os.path.join(fieldmap_dir, 'ecs.json'))
     kibana_maps = our_kibana_maps(fieldmap_dir)
-    common = set(ours_ecs)
+    unshared = {}
     for name, cand in versions['candidates'].items():
         flat = ecs_flat(ecs_repo, cand['ecs_tag'])
         fm = candidate_field_map(flat, cand['selection'])
-        common = {k for k in common
-                  if k in fm and ecs_signature(fm[k]) == ecs_signature(ours_ecs[k])}
+        for k, d in ours_ecs.items():
+            if k not in fm or ecs_signature(fm[k]) != ecs_signature(d):
+                unshared.setdefault(k, []).append(name)
         composed = compose([fm] + kibana_maps)
         source = {
             'ecs': cand['ecs_tag'], 'selection': cand['selection'],
@@ -361,36 +362,51 @@ def gen(ecs_repo, fieldmap_dir):
                    dict(sorted(signatures(composed).items())))
         print('%s: %d ECS fields, %d in the composed mapping' % (
             name, len(fm), count_fields(composed)), file=sys.stderr)
-    shared = [k for k in ours_ecs if k in common]
-    write_json(os.path.join(fieldmap_dir, 'ecs_common.json'),
+    write_json(os.path.join(fieldmap_dir, 'ecs_unshared.json'),
                {'made_by': 'scripts/fieldmap/kibana_compat.py gen',
-                'what': 'the fields of ecs.json that every candidate of kibana/versions.json '
-                        'maps alike (type, scaling_factor, doc_values, index, multi-field '
-                        'types): the ECS fields mapped on Elasticsearch before 9.4'},
-               'fields', shared)
-    print('%d of %d ECS fields shared by every candidate' % (len(shared), len(ours_ecs)),
+                'what': 'the fields of ecs.json that some candidates of kibana/versions.json '
+                        'do not map, or map otherwise (type, scaling_factor, doc_values, index, '
+                        'multi-field types), with those candidates: on a cluster whose Kibana '
+                        'version lists one of them, the field is left unmapped'},
+               'fields', {k: unshared[k] for k in ours_ecs if k in unshared})
+    print('%d of %d ECS fields not shared by every candidate' % (len(unshared), len(ours_ecs)),
           file=sys.stderr)
 
 
+def ours_for(fieldmap_dir, versions, minor):
+    """Our mapping for a cluster of Kibana minor `minor`, as the Rust code
+    makes it (for `check`)."""
+    ours_ecs = load_fields(os.path.join(fieldmap_dir, 'ecs.json'))
+    unshared = load_fields(os.path.join(fieldmap_dir, 'ecs_unshared.json'))
+    cands = set(versions['kibana'][minor]['candidates'])
+    ecs = {k: d for k, d in ours_ecs.items() if not cands & set(unshared.get(k, []))}
+    return compose([ecs] + our_kibana_maps(fieldmap_dir))
+
+
 def check(fieldmap_dir):
-    """Prints what the Rust test asserts, for a quick look."""
+    """Prints what the Rust test asserts, for a quick look: per Kibana minor,
+    our mapping against the candidates of that minor and of every later one."""
     out_dir = os.path.join(fieldmap_dir, 'kibana')
     with open(os.path.join(out_dir, 'versions.json')) as f:
         versions = json.load(f)
-    ours_full = our_mapping(fieldmap_dir)
-    common = load_fields(os.path.join(fieldmap_dir, 'ecs_common.json'))
-    ours_ecs = load_fields(os.path.join(fieldmap_dir, 'ecs.json'))
-    ours_old = compose([{k: ours_ecs[k] for k in common}] + our_kibana_maps(fieldmap_dir))
-    for name in versions['candidates']:
-        theirs = load_fields(os.path.join(out_dir, name + '.json'))
-        for label, ours in (('full', ours_full), ('before 9.4', ours_old)):
-            mine = signatures(ours)
-            clash = [(k, mine[k], v) for k, v in theirs.items()
-                     if k in mine and sig_conflict(mine[k], v)]
-            union = len(set(mine) | set(theirs)) + sum(
-                s.count(' fields.') for s in {**theirs, **mine}.values())
-            print('%-20s ours %-10s union %4d conflicts %d %s' % (
-                name, label, union, len(clash), clash[:5]))
+    theirs = {name: load_fields(os.path.join(out_dir, name + '.json'))
+              for name in versions['candidates']}
+    minors = list(versions['kibana'])
+    for i, minor in enumerate(minors):
+        mine = signatures(ours_for(fieldmap_dir, versions, minor))
+        nfields = len(mine) + sum(s.count(' fields.') for s in mine.values())
+        print('Kibana %s: our mapping has %d fields' % (minor, nfields))
+        for later in minors[i:]:
+            for name in versions['kibana'][later]['candidates']:
+                t = theirs[name]
+                clash = [(k, mine[k], v) for k, v in t.items()
+                         if k in mine and sig_conflict(mine[k], v)]
+                merged = {**t, **mine}
+                union = len(merged) + sum(s.count(' fields.') for s in merged.values())
+                print('   vs %-5s %-20s union %4d (theirs %4d) conflicts %d %s' % (
+                    later, name, union,
+                    len(t) + sum(s.count(' fields.') for s in t.values()),
+                    len(clash), clash[:3]))
 
 
 def sig_conflict(a, b):

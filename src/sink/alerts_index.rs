@@ -159,7 +159,10 @@ impl BootstrapSpec {
     ) -> BootstrapSpec {
         use crate::alert::fieldmap::{alerts_mappings, Flavour};
         let flavour = match server.distribution {
-            Distribution::Elasticsearch => Flavour::Elasticsearch,
+            Distribution::Elasticsearch => Flavour::Elasticsearch {
+                major: server.version.major,
+                minor: server.version.minor,
+            },
             Distribution::OpenSearch => Flavour::OpenSearch {
                 major: server.version.major,
                 minor: server.version.minor,
