@@ -306,18 +306,18 @@ def ecs_flat(ecs_repo, tag):
     return yaml.safe_load(text)
 
 
-SELECTION_VARIANT = {'s811': 'inclusive_s811', 'nested': 'nested', 'main': 'main'}
-
-
 def candidate_field_map(flat, selection):
     if selection == 's811':
-        # constant_keyword left out (kibana#155075), no stage-2 list yet,
-        # doc_values / index carried.
-        fm = ecs_field_map(flat, 'inclusive')
-        return {k: v for k, v in fm.items()
-                if v['type'] != 'constant_keyword'
-                and not any(k.startswith(p + '.') for p, pv in flat.items()
-                            if pv['type'] == 'constant_keyword')}
+        # Kibana 8.8 .. 8.11: constant_keyword fields (and children) left out
+        # (kibana#155075), no stage-2 list yet (kibana#170571 is 8.12).
+        excluded = [k + '.' for k, v in flat.items() if v['type'] == 'constant_keyword']
+        fm = ecs_field_map(flat, 'nested')
+        for name in EXPERIMENTAL:
+            if name in flat and not any(name.startswith(p) for p in excluded):
+                fm[name] = ecs_field_map({name: flat[name]}, 'inclusive')[name]
+                fm[name].pop('doc_values', None)
+                fm[name].pop('index', None)
+        return {k: fm[k] for k in flat if k in fm}
     return ecs_field_map(flat, selection)
 
 

@@ -307,25 +307,27 @@ fn our_mapping_never_adds_ecs_fields_a_kibana_of_the_cluster_lacks() {
 // --- the conflicts found, one test each -----------------------------------
 
 /// ECS maps `*.x509.public_key_exponent` with `index: false, doc_values:
-/// false`. Kibana main's `ecsFieldMap` drops both parameters (a plain
-/// `long`), a stored older `ecs_field_map.ts` carries them: if Kibana 8.11
-/// does, its put-mapping cannot turn our indexed field into a non-indexed
-/// one. So before Kibana 8.12 the five fields are left unmapped.
+/// false`; had a Kibana version carried the two parameters into its
+/// `ecsFieldMap` (a stored pre-8.8 `ecs_field_map.ts` does), its put-mapping
+/// could not merge with our plain `long`. None does: Kibana's 8.8.0
+/// alerts-index archive
+/// (`x-pack/test/functional/es_archives/security_solution/alerts/8.8.0/mappings.json`)
+/// and every later `ecs_field_map.ts` map a plain `long`, as we do.
 #[test]
-fn x509_public_key_exponent_is_unmapped_for_kibana_8_11() {
-    let full = signatures(&alerts_mappings(es(9, 4)));
-    let k811 = candidate("ecs-8.6.1-s811");
-    let clash = conflicts(&full, &k811);
-    assert_eq!(clash.len(), 5, "{clash:?}");
-    assert!(clash
-        .iter()
-        .all(|c| c.contains("x509.public_key_exponent: index true / false")));
-    let ours = signatures(&alerts_mappings(es(8, 11)));
-    assert!(!ours.contains_key("tls.server.x509.public_key_exponent"));
-    assert!(conflicts(&ours, &k811).is_empty());
-    // from Kibana 8.12 on no candidate carries the parameters
-    let ours = signatures(&alerts_mappings(es(8, 12)));
-    assert_eq!(ours["tls.server.x509.public_key_exponent"], "long");
+fn x509_public_key_exponent_is_a_plain_long_for_every_kibana() {
+    let carried = "long index=false doc_values=false";
+    assert!(conflict("long", carried).is_some());
+    for (name, _) in CANDIDATES {
+        let theirs = candidate(name);
+        assert_eq!(
+            theirs.fields["tls.server.x509.public_key_exponent"], "long",
+            "{name}"
+        );
+    }
+    for k in kibana_minors() {
+        let ours = signatures(&alerts_mappings(es(k.major, k.minor)));
+        assert_eq!(ours["tls.server.x509.public_key_exponent"], "long");
+    }
 }
 
 /// Kibana 8.12 .. 9.3 map the ECS `nested` and `flattened` fields and their
