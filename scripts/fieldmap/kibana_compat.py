@@ -14,18 +14,21 @@ reports those fields.
 Subcommands:
 
   gen ECS_REPO FIELDMAP_DIR
-      Reads `generated/ecs/ecs_flat.yml` at the ECS tags that Kibana
-      versions pin (`git show <tag>:...` in a clone of elastic/ecs), applies
-      Kibana's `ecsFieldMap` selection of that version, composes it with the
-      Kibana maps of that version (versions.json beside this script) and
-      writes OUT_DIR/kibana-<minor>.json: the flat field signatures of the
-      composed mapping (see `signatures`), which the Rust test
-      `alert::fieldmap::compat` checks our mapping against.
+      For each candidate of FIELDMAP_DIR/kibana/versions.json (an ECS tag and
+      the `ecsFieldMap` selection of the Kibana versions that use it): reads
+      `generated/ecs/ecs_flat.yml` at the tag (`git show` in a clone of
+      elastic/ecs), applies the selection, composes it with the Kibana maps
+      of FIELDMAP_DIR and writes FIELDMAP_DIR/kibana/<candidate>.json, the
+      signatures of every field of the composed mapping (see `signatures`),
+      which the Rust test `alert::fieldmap::compat` checks our mapping
+      against. Writes FIELDMAP_DIR/ecs_unshared.json: per field of ecs.json
+      that some candidate does not map alike, those candidates.
 
   check FIELDMAP_DIR
-      Composes our mapping from FIELDMAP_DIR (src/alert/fieldmap) as
-      alerts_mappings(Elasticsearch) does and prints, per Kibana version, the
-      conflicting fields and the field count of the merged mapping.
+      Composes our mapping per Kibana minor as alerts_mappings(Elasticsearch
+      {major, minor}) does and prints, against the candidates of that minor
+      and of every later one, the conflicting fields and the field count of
+      the merged mapping.
 
 Only Python's standard library and PyYAML (for ecs_flat.yml) are used.
 """
@@ -59,16 +62,15 @@ def ecs_field_map(flat, variant):
                    flattened fields and their children and the experimental
                    list left out; type, scaling_factor, ignore_above,
                    multi_fields kept.
-      'no_nested'  as 'main' (nested and flattened already left out).
       'nested'     Kibana 8.12 .. 9.3: constant_keyword and the experimental
                    list left out; nested and flattened fields (and their
                    children) kept.
-      'inclusive'  every ECS field, with doc_values and index too: the widest
-                   selection any Kibana version used, for finding fields to
-                   look at.
+      'inclusive'  every ECS field, with doc_values and index too (a pre-8.8
+                   `ecs_field_map.ts`): for looking at what such a selection
+                   would clash on.
     """
-    excluded = {'main': EXCLUDED_TYPES, 'no_nested': EXCLUDED_TYPES,
-                'nested': ('constant_keyword',), 'inclusive': ()}[variant]
+    excluded = {'main': EXCLUDED_TYPES, 'nested': ('constant_keyword',),
+                'inclusive': ()}[variant]
     experimental = () if variant == 'inclusive' else EXPERIMENTAL
     parents = [k + '.' for k, v in flat.items() if v['type'] in excluded]
     out = {}
