@@ -14,7 +14,10 @@ use serde_json::{json, Value};
 fn flavour(cluster: &Cluster) -> Flavour {
     let info = cluster.info();
     match info.distribution {
-        Distribution::Elasticsearch => Flavour::Elasticsearch,
+        Distribution::Elasticsearch => Flavour::Elasticsearch {
+            major: info.version.major,
+            minor: info.version.minor,
+        },
         Distribution::OpenSearch => Flavour::OpenSearch {
             major: info.version.major,
             minor: info.version.minor,
@@ -100,7 +103,7 @@ async fn the_server_accepts_the_alerts_mapping_and_counts_its_fields_as_we_do() 
     let parameters = &props["kibana"]["properties"]["alert"]["properties"]["rule"]["properties"]
         ["parameters"]["type"];
     match flavour {
-        Flavour::Elasticsearch => assert_eq!(parameters, "flattened"),
+        Flavour::Elasticsearch { .. } => assert_eq!(parameters, "flattened"),
         Flavour::OpenSearch { .. } => assert!(
             parameters == "flat_object" || parameters == "object",
             "{parameters}"

@@ -122,7 +122,7 @@ impl BootstrapMode {
 
 /// How detectd creates the layout: the mode, the Kibana version stamped in
 /// `_meta`, and the mapping (Kibana's field types for the cluster's
-/// distribution; `alert::fieldmap::alerts_mappings`).
+/// distribution and version; `alert::fieldmap::alerts_mappings`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct BootstrapSpec {
     pub mode: BootstrapMode,
@@ -151,7 +151,10 @@ pub enum Found {
 impl BootstrapSpec {
     /// Kibana's layout for this cluster: `kibana.version` as configured or
     /// as a Kibana beside the cluster would have it, and the mapping Kibana
-    /// gives the alerts index on the cluster's distribution.
+    /// gives the alerts index on the cluster's distribution, with only the
+    /// ECS fields the Kibana of the cluster's version maps alike (so that
+    /// Kibana's own later put-mapping is accepted:
+    /// `alert::fieldmap::kibana`).
     pub fn for_cluster(
         server: &crate::cluster::ServerInfo,
         mode: BootstrapMode,
@@ -159,7 +162,10 @@ impl BootstrapSpec {
     ) -> BootstrapSpec {
         use crate::alert::fieldmap::{alerts_mappings, Flavour};
         let flavour = match server.distribution {
-            Distribution::Elasticsearch => Flavour::Elasticsearch,
+            Distribution::Elasticsearch => Flavour::Elasticsearch {
+                major: server.version.major,
+                minor: server.version.minor,
+            },
             Distribution::OpenSearch => Flavour::OpenSearch {
                 major: server.version.major,
                 minor: server.version.minor,

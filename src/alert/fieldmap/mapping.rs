@@ -28,9 +28,11 @@ pub const TOTAL_FIELDS_LIMIT: usize = 2500;
 /// Which server the mapping is for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Flavour {
-    /// Elasticsearch 7.17 or later: Kibana's mapping as is (every type it
-    /// uses exists since 7.14).
-    Elasticsearch,
+    /// Elasticsearch `major.minor` (7.17 or later): Kibana's mapping as is
+    /// (every type it uses exists since 7.14), with the ECS fields that the
+    /// Kibana version of that cluster maps alike
+    /// ([`super::kibana::ecs_for_cluster`]).
+    Elasticsearch { major: u32, minor: u32 },
     /// OpenSearch `major.minor`: types it lacks at that version are
     /// substituted, see [`opensearch_type`].
     OpenSearch { major: u32, minor: u32 },
@@ -41,7 +43,12 @@ pub enum Flavour {
 pub fn alerts_mappings(flavour: Flavour) -> Value {
     let mut properties = Map::new();
     for component in Component::ALL {
-        let mapping = mapping_from_field_map(component.field_map());
+        let mapping = match (component, flavour) {
+            (Component::Ecs, Flavour::Elasticsearch { major, minor }) => {
+                mapping_from_field_map(&super::kibana::ecs_for_cluster(major, minor))
+            }
+            _ => mapping_from_field_map(component.field_map()),
+        };
         merge_properties(&mut properties, mapping);
     }
     if let Flavour::OpenSearch { major, minor } = flavour {
@@ -258,7 +265,8 @@ mod tests {
     use super::super::{ecs, framework, legacy_alert, security};
     use super::*;
 
-    const ES: Flavour = Flavour::Elasticsearch;
+    /// An Elasticsearch whose Kibana maps every ECS field of ours.
+    const ES: Flavour = Flavour::Elasticsearch { major: 9, minor: 4 };
 
     fn at<'a>(mapping: &'a Value, dotted: &str) -> &'a Value {
         let mut node = &mapping["properties"];

@@ -15,10 +15,16 @@
 //! (`x-pack/platform/plugins/shared/alerting/server/alerts_service/alerts_service.ts`,
 //! `initializeContext`). The maps are embedded JSON files beside this module;
 //! `README.md` there says which Kibana commits and ECS version they come from
-//! and how to regenerate them. [`mapping`] turns them into the index mapping.
+//! and how to regenerate them. [`mapping`] turns them into the index mapping;
+//! [`kibana`] says which ECS fields it keeps on an Elasticsearch cluster
+//! whose Kibana version maps fewer (so that Kibana's own later put-mapping
+//! is accepted).
 //!
 //! This module only holds and reads data: no I/O.
 
+#[cfg(test)]
+mod compat;
+pub mod kibana;
 pub mod mapping;
 
 use std::collections::HashSet;
