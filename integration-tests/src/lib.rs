@@ -16,6 +16,7 @@ use detectd::cluster::{Cluster, RetryPolicy};
 use detectd::config::cluster::ClusterSettings;
 use detectd::rule::{load_file, LoadOutcome, Rule};
 use detectd::sink::alerts_index::{AlertsLayout, BootstrapMode, BootstrapSpec};
+use detectd::sink::elasticsearch::IndexNames;
 use elasticsearch::http::Method;
 use serde_json::{json, Value};
 
@@ -209,6 +210,24 @@ impl AlertsSpace {
             .send_raw(
                 Method::Delete,
                 &format!("/_index_template/{}", self.layout.template()),
+                &[],
+                None,
+                None,
+            )
+            .await;
+    }
+}
+
+/// Removes detectd's own indices of a test (state, executions, dead
+/// letters) and their templates (best effort, as `delete_indices`).
+pub async fn delete_detectd_indices(cluster: &Cluster, names: &IndexNames) {
+    let all = [&names.state, &names.executions, &names.dead_letters];
+    delete_indices(cluster, &all.map(String::as_str)).await;
+    for name in all {
+        let _ = cluster
+            .send_raw(
+                Method::Delete,
+                &format!("/_index_template/{name}-template"),
                 &[],
                 None,
                 None,

@@ -123,32 +123,8 @@ impl Fx {
     }
 
     async fn cleanup(&self) {
-        delete_indices(
-            &self.cluster,
-            &[
-                &self.events,
-                &self.names.state,
-                &self.names.executions,
-                &self.names.dead_letters,
-            ],
-        )
-        .await;
-        for name in [
-            &self.names.state,
-            &self.names.executions,
-            &self.names.dead_letters,
-        ] {
-            let _ = self
-                .cluster
-                .send_raw(
-                    Method::Delete,
-                    &format!("/_index_template/{name}-template"),
-                    &[],
-                    None,
-                    None,
-                )
-                .await;
-        }
+        delete_indices(&self.cluster, &[&self.events]).await;
+        delete_detectd_indices(&self.cluster, &self.names).await;
         self.space.delete(&self.cluster).await;
     }
 }

@@ -327,31 +327,10 @@ impl Fx {
     }
 
     async fn cleanup(&self) {
-        let indices = [
-            format!("{}-ev-library", self.prefix),
-            format!("{}-ev-network", self.prefix),
-            self.names.state.clone(),
-            self.names.executions.clone(),
-            self.names.dead_letters.clone(),
-        ];
-        let refs: Vec<&str> = indices.iter().map(String::as_str).collect();
-        delete_indices(&self.direct, &refs).await;
-        for name in [
-            &self.names.state,
-            &self.names.executions,
-            &self.names.dead_letters,
-        ] {
-            let _ = self
-                .direct
-                .send_raw(
-                    Method::Delete,
-                    &format!("/_index_template/{name}-template"),
-                    &[],
-                    None,
-                    None,
-                )
-                .await;
-        }
+        let library = format!("{}-ev-library", self.prefix);
+        let network = format!("{}-ev-network", self.prefix);
+        delete_indices(&self.direct, &[&library, &network]).await;
+        delete_detectd_indices(&self.direct, &self.names).await;
         self.alerts.delete(&self.direct).await;
         let extra = std::mem::take(&mut *self.extra.lock().unwrap());
         for space in extra {

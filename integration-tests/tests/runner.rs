@@ -206,33 +206,8 @@ impl Fixture {
     async fn cleanup(&self) {
         let library = format!("{}-ev-library", self.prefix);
         let network = format!("{}-ev-network", self.prefix);
-        delete_indices(
-            &self.cluster,
-            &[
-                &library,
-                &network,
-                &self.names.state,
-                &self.names.executions,
-                &self.names.dead_letters,
-            ],
-        )
-        .await;
-        for name in [
-            &self.names.state,
-            &self.names.executions,
-            &self.names.dead_letters,
-        ] {
-            let _ = self
-                .cluster
-                .send_raw(
-                    Method::Delete,
-                    &format!("/_index_template/{name}-template"),
-                    &[],
-                    None,
-                    None,
-                )
-                .await;
-        }
+        delete_indices(&self.cluster, &[&library, &network]).await;
+        delete_detectd_indices(&self.cluster, &self.names).await;
         self.alerts.delete(&self.cluster).await;
     }
 }

@@ -6,6 +6,7 @@ use serde_json::{json, Map, Value};
 
 use super::run::Candidate;
 use crate::alert::{ids, AlertRule};
+use crate::rule::keys::KIBANA_PARAMS;
 use crate::rule::Rule;
 
 /// The alert ids of a match, its head (event alert or shell) first: the
@@ -91,70 +92,49 @@ pub fn alert_rule(rule: &Rule, now: DateTime<Utc>) -> AlertRule {
 const CREATED_BY: &str = "detectd";
 
 /// `kibana.alert.rule.parameters` as Kibana writes them for an EQL rule:
-/// the common parameters (`commonParamsCamelToSnake` in Kibana's
-/// `rule_management/normalization/rule_converters/common_params_camel_to_snake.ts`)
-/// then the EQL ones (`typeSpecificCamelToSnake`), in that order, with the
-/// rule schema's defaults for what the file leaves out; keys Kibana does
-/// not keep in parameters (`name`, `tags`, `interval`, `enabled`, ...) are
-/// not among them.
+/// the keys Kibana keeps in params ([`KIBANA_PARAMS`], in its order), with
+/// the rule schema's defaults for what the file leaves out; keys Kibana
+/// does not keep in parameters (`name`, `tags`, `interval`, `enabled`, ...)
+/// are not among them.
 fn kibana_parameters(rule: &Rule, table: &Map<String, Value>) -> Map<String, Value> {
-    let mut p = Map::new();
-    let mut put = |key: &str, default: Option<Value>| {
-        if let Some(v) = table.get(key).cloned().or(default) {
-            p.insert(key.to_string(), v);
-        }
+    let default = |key: &str| -> Option<Value> {
+        Some(match key {
+            "description" => json!(rule.description),
+            "risk_score" => json!(rule.risk_score),
+            "severity" => json!(rule.severity.as_str()),
+            "from" => json!(crate::rule::rule::DEFAULT_FROM),
+            "to" => json!(crate::rule::rule::DEFAULT_TO),
+            "rule_id" => json!(rule.rule_id),
+            "max_signals" => json!(rule.max_signals),
+            "version" => json!(1),
+            "immutable" => json!(false),
+            "rule_source" => json!({"type": "internal"}),
+            "setup" => json!(""),
+            "type" => json!("eql"),
+            "language" => json!("eql"),
+            "index" => json!(rule.index),
+            "query" => json!(rule.query_text),
+            "author"
+            | "false_positives"
+            | "risk_score_mapping"
+            | "severity_mapping"
+            | "threat"
+            | "references"
+            | "exceptions_list"
+            | "related_integrations"
+            | "required_fields" => {
+                json!([])
+            }
+            _ => return None,
+        })
     };
-    put("description", Some(json!(rule.description)));
-    put("risk_score", Some(json!(rule.risk_score)));
-    put("severity", Some(json!(rule.severity.as_str())));
-    for key in [
-        "building_block_type",
-        "namespace",
-        "note",
-        "license",
-        "timeline_id",
-        "timeline_title",
-        "meta",
-        "rule_name_override",
-        "timestamp_override",
-        "timestamp_override_fallback_disabled",
-        "investigation_fields",
-    ] {
-        put(key, None);
-    }
-    put("author", Some(json!([])));
-    put("false_positives", Some(json!([])));
-    put("from", Some(json!(crate::rule::rule::DEFAULT_FROM)));
-    put("rule_id", Some(json!(rule.rule_id)));
-    put("max_signals", Some(json!(rule.max_signals)));
-    put("risk_score_mapping", Some(json!([])));
-    put("severity_mapping", Some(json!([])));
-    put("threat", Some(json!([])));
-    put("to", Some(json!(crate::rule::rule::DEFAULT_TO)));
-    put("references", Some(json!([])));
-    put("version", Some(json!(1)));
-    put("exceptions_list", Some(json!([])));
-    put("immutable", Some(json!(false)));
-    put("rule_source", Some(json!({"type": "internal"})));
-    put("related_integrations", Some(json!([])));
-    put("required_fields", Some(json!([])));
-    put("response_actions", None);
-    put("setup", Some(json!("")));
-    put("type", Some(json!("eql")));
-    put("language", Some(json!("eql")));
-    put("index", Some(json!(rule.index)));
-    put("data_view_id", None);
-    put("query", Some(json!(rule.query_text)));
-    for key in [
-        "filters",
-        "event_category_override",
-        "timestamp_field",
-        "tiebreaker_field",
-        "alert_suppression",
-    ] {
-        put(key, None);
-    }
-    p
+    KIBANA_PARAMS
+        .iter()
+        .filter_map(|key| {
+            let v = table.get(*key).cloned().or_else(|| default(key))?;
+            Some((key.to_string(), v))
+        })
+        .collect()
 }
 
 /// An interval as Kibana writes it: the largest whole unit (`5m`, `1h`,
