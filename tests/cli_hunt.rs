@@ -219,3 +219,72 @@ fn unreadable_events_are_exit_code_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/events.ndjson"));
 }
+
+/// A rule over a field that exists only as a `constant_keyword` in the
+/// mapping: with `--mapping` every event of the file matches, without it
+/// none does; a malformed mapping is an error naming the file (exit 2).
+#[test]
+fn mappings_decide_what_a_rule_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("dataset.toml"),
+        "[rule]\nrule_id = \"ds\"\nname = \"Dataset\"\ndescription = \"d\"\ntype = \"eql\"\n\
+         language = \"eql\"\nindex = [\"logs-*\"]\nseverity = \"low\"\nrisk_score = 21\n\
+         query = '''\nprocess where data_stream.dataset == \"endpoint.events.process\"\n'''\n",
+    )
+    .unwrap();
+    let events = dir.path().join("logs-endpoint");
+    std::fs::write(
+        &events,
+        "{\"@timestamp\": \"2024-05-01T09:55:00.000Z\", \"event\": {\"category\": \"process\"}}\n\
+         {\"@timestamp\": \"2024-05-01T09:56:00.000Z\", \"event\": {\"category\": \"process\"}}\n",
+    )
+    .unwrap();
+    let mapping = dir.path().join("mapping.json");
+    std::fs::write(
+        &mapping,
+        r#"{"logs-endpoint": {"mappings": {"properties": {"data_stream": {"properties": {
+            "dataset": {"type": "constant_keyword", "value": "endpoint.events.process"}}}}}}}"#,
+    )
+    .unwrap();
+    let run = |extra: &[String]| {
+        let mut args = vec![
+            "hunt".to_string(),
+            "--rules".into(),
+            rules.display().to_string(),
+            "--now".into(),
+            NOW.into(),
+        ];
+        args.extend(extra.iter().cloned());
+        args.push(events.display().to_string());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        detectd(&args)
+    };
+    let with = run(&[
+        "--mapping".into(),
+        format!("logs-endpoint={}", mapping.display()),
+    ]);
+    assert!(
+        with.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with.stderr)
+    );
+    assert_eq!(docs(&with).len(), 2);
+    let without = run(&[]);
+    assert!(without.status.success());
+    assert!(docs(&without).is_empty());
+
+    std::fs::write(&mapping, "{\"properties\": ").unwrap();
+    let bad = run(&["--mapping".into(), mapping.display().to_string()]);
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}: invalid mapping: EOF while parsing",
+            mapping.display()
+        )),
+        "{stderr}"
+    );
+}
