@@ -44,7 +44,7 @@ const NEW_CHECKPOINT: &str = "2024-05-01T10:00:00Z";
 enum Endpoint {
     Root,
     Resolve,
-    FieldCaps,
+    Mapping,
     OpenPit,
     Search,
     ClosePit,
@@ -63,7 +63,7 @@ use Endpoint::*;
 const ALL: [Endpoint; 14] = [
     Root,
     Resolve,
-    FieldCaps,
+    Mapping,
     OpenPit,
     Search,
     ClosePit,
@@ -80,7 +80,7 @@ const ALL: [Endpoint; 14] = [
 impl Endpoint {
     fn method(self) -> &'static str {
         match self {
-            Root | Resolve | FieldCaps | GetCheckpoint => "GET",
+            Root | Resolve | Mapping | GetCheckpoint => "GET",
             OpenPit | Search | Mget | ExistingIds | Bulk | PostExecution => "POST",
             ClosePit => "DELETE",
             PutCheckpoint | PutTemplate => "PUT",
@@ -96,7 +96,7 @@ impl Endpoint {
             ClosePit if es => "/_pit",
             Root => "/",
             Resolve => "/_resolve/index/logs-test-*",
-            FieldCaps => "/logs-test-1/_field_caps",
+            Mapping => "/logs-test-1/_mapping",
             OpenPit => "/logs-test-1/_search/point_in_time",
             Search => "/_search",
             ClosePit => "/_search/point_in_time",
@@ -265,12 +265,11 @@ impl MockCluster {
                 "indices": [{"name": "logs-test-1", "attributes": ["open"]}],
                 "aliases": [], "data_streams": []
             })),
-            FieldCaps => ResponseBody::ok(json!({
-                "indices": ["logs-test-1"],
-                "fields": {
-                    "process.name": {"keyword": {"type": "keyword", "searchable": true, "aggregatable": true}},
-                    "event.category": {"keyword": {"type": "keyword", "searchable": true, "aggregatable": true}}
-                }
+            Mapping => ResponseBody::ok(json!({
+                "logs-test-1": {"mappings": {"properties": {
+                    "process": {"properties": {"name": {"type": "keyword"}}},
+                    "event": {"properties": {"category": {"type": "keyword"}}}
+                }}}
             })),
             OpenPit if self.es => ResponseBody::ok(json!({"id": "PIT-1"})),
             OpenPit => ResponseBody::ok(json!({"pit_id": "PIT-1", "creation_time": 1})),
@@ -495,7 +494,7 @@ fn names_request(text: &str, endpoint: Endpoint, es: bool) -> Result<(), String>
 /// The requests of a rule run whose garbage must fail the run.
 const RUN_CRITICAL: [Endpoint; 8] = [
     Resolve,
-    FieldCaps,
+    Mapping,
     OpenPit,
     Search,
     Mget,
@@ -518,7 +517,7 @@ async fn every_garbage_answer_in_a_run_is_a_clear_error_and_loses_nothing() {
     let mut cases = 0;
     for endpoint in [
         Resolve,
-        FieldCaps,
+        Mapping,
         OpenPit,
         Search,
         ClosePit,

@@ -65,15 +65,26 @@ fn sequences(query: &str, events: &[(u64, &str, bool)]) -> Vec<Vec<u64>> {
         .collect()
 }
 
-const TWO: &str = "sequence by user [process where true] [file where true] until [any where stop == true]";
+const TWO: &str =
+    "sequence by user [process where true] [file where true] until [any where stop == true]";
 const THREE: &str =
     "sequence by user [process where true] [file where true] [network where true] until [any where stop == true]";
 
 #[test]
 fn the_event_completing_a_sequence_completes_it_even_if_it_matches_until() {
-    assert_eq!(sequences(TWO, &[(1, "process", false), (2, "file", true)]), [[1, 2]]);
     assert_eq!(
-        sequences(THREE, &[(1, "process", false), (2, "file", false), (3, "network", true)]),
+        sequences(TWO, &[(1, "process", false), (2, "file", true)]),
+        [[1, 2]]
+    );
+    assert_eq!(
+        sequences(
+            THREE,
+            &[
+                (1, "process", false),
+                (2, "file", false),
+                (3, "network", true)
+            ]
+        ),
         [[1, 2, 3]]
     );
 }
@@ -83,14 +94,24 @@ fn an_event_filling_an_earlier_stage_and_matching_until_dooms_its_sequence() {
     // first stage
     assert!(sequences(TWO, &[(1, "process", true), (2, "file", false)]).is_empty());
     // middle stage
-    assert!(
-        sequences(THREE, &[(1, "process", false), (2, "file", true), (3, "network", false)]).is_empty()
-    );
+    assert!(sequences(
+        THREE,
+        &[
+            (1, "process", false),
+            (2, "file", true),
+            (3, "network", false)
+        ]
+    )
+    .is_empty());
     // a later start of the same key is not affected
     assert_eq!(
         sequences(
             TWO,
-            &[(1, "process", true), (2, "process", false), (3, "file", false)]
+            &[
+                (1, "process", true),
+                (2, "process", false),
+                (3, "file", false)
+            ]
         ),
         [[2, 3]]
     );
@@ -100,14 +121,22 @@ fn an_event_filling_an_earlier_stage_and_matching_until_dooms_its_sequence() {
 fn an_until_event_between_two_stages_rejects_the_sequence() {
     assert!(sequences(
         TWO,
-        &[(1, "process", false), (2, "registry", true), (3, "file", false)]
+        &[
+            (1, "process", false),
+            (2, "registry", true),
+            (3, "file", false)
+        ]
     )
     .is_empty());
     // after the sequence completed, until changes nothing
     assert_eq!(
         sequences(
             TWO,
-            &[(1, "process", false), (2, "file", false), (3, "registry", true)]
+            &[
+                (1, "process", false),
+                (2, "file", false),
+                (3, "registry", true)
+            ]
         ),
         [[1, 2]]
     );

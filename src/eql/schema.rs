@@ -13,7 +13,7 @@
 //! index does not map is typed dynamically too, as Elasticsearch's dynamic
 //! mapping would type it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value as Json;
 
@@ -80,6 +80,12 @@ pub struct FieldInfo {
     /// without it a string, or a fraction for an integer type, is malformed
     /// rather than converted.
     pub coerce: bool,
+    /// The mapping's type name as written (`keyword`, `constant_keyword`,
+    /// `text`, `long`, ...; empty when not mapped), as `_field_caps` would
+    /// report it: what the query DSL can ask of the field.
+    pub es_type: Box<str>,
+    /// Whether queries can search it (`index: false` says no).
+    pub searchable: bool,
 }
 
 impl FieldInfo {
@@ -93,6 +99,8 @@ impl FieldInfo {
             constant: None,
             ignore_above: None,
             coerce: true,
+            es_type: "".into(),
+            searchable: false,
         }
     }
 }
@@ -109,10 +117,12 @@ pub enum SchemaError {
 }
 
 /// Field types of one index (or the union of several) from its mapping.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Schema {
     fields: HashMap<String, FieldInfo>,
     aliases: HashMap<String, String>,
+    /// Object paths mapped as `nested`: plain queries cannot see inside.
+    nested: HashSet<String>,
 }
 
 impl Schema {
@@ -165,6 +175,9 @@ impl Schema {
                 format!("{prefix}.{name}")
             };
             if let Some(sub) = def.get("properties").and_then(Json::as_object) {
+                if def.get("type").and_then(Json::as_str) == Some("nested") {
+                    self.nested.insert(path.clone());
+                }
                 self.walk(sub, &path)?;
                 continue;
             }
@@ -225,6 +238,12 @@ impl Schema {
         for (k, v) in &other.aliases {
             self.aliases.entry(k.clone()).or_insert_with(|| v.clone());
         }
+        self.nested.extend(other.nested.iter().cloned());
+    }
+
+    /// Whether the mapping declares the object at `path` as `nested`.
+    pub fn is_nested(&self, path: &str) -> bool {
+        self.nested.contains(path)
     }
 
     /// Whether the mapping knows the name (as a field or an alias).
@@ -265,9 +284,14 @@ fn field_info(path: &str, ty: &str, def: &Json) -> FieldInfo {
         ignore_above,
         // Mappings hold parameters as JSON values or, as Elasticsearch
         // echoes some back, as strings.
-        coerce: !matches!(def.get("coerce"), Some(Json::Bool(false)))
-            && def.get("coerce").and_then(Json::as_str) != Some("false"),
+        coerce: !is_false(def.get("coerce")),
+        es_type: ty.into(),
+        searchable: !is_false(def.get("index")),
     }
+}
+
+fn is_false(v: Option<&Json>) -> bool {
+    matches!(v, Some(Json::Bool(false))) || v.and_then(Json::as_str) == Some("false")
 }
 
 /// A non-negative integer parameter, as a number or a numeric string.

@@ -62,10 +62,13 @@
 //! window never writes more than `max_signals` in all.
 
 mod alerts;
+mod plans;
 pub mod record;
 mod report;
 mod run;
 
+#[cfg(test)]
+mod mapping_tests;
 #[cfg(test)]
 mod tests;
 
