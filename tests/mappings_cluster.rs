@@ -69,6 +69,9 @@ impl Cluster {
     }
 }
 
+/// A rule id, its query, and the events (index, line) it must alert on.
+type Case<'a> = (&'a str, String, Vec<(&'a String, &'a str)>);
+
 fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
@@ -185,7 +188,7 @@ fn run_once_and_hunt_match_with_the_indices_mappings() {
     }
 
     let cut = iso(now);
-    let cases: Vec<(&str, String, Vec<(&String, &str)>)> = vec![
+    let cases: Vec<Case> = vec![
         // in no `_source`: the constant of index a
         (
             "dataset",

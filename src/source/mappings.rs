@@ -274,19 +274,22 @@ fn describe(indices: &[String]) -> String {
     }
 }
 
-/// Index names in groups whose joined length fits a URL path.
+/// Index names in groups whose comma-joined length fits a URL path (a
+/// name longer than that alone is a group of its own).
 fn chunks(names: &[String]) -> Vec<Vec<String>> {
     let mut out: Vec<Vec<String>> = Vec::new();
-    let mut len = 0;
+    let mut joined = 0;
     for name in names {
         match out.last_mut() {
-            Some(chunk) if len + name.len() + 1 <= MAX_PATH_LEN => chunk.push(name.clone()),
+            Some(chunk) if joined + 1 + name.len() <= MAX_PATH_LEN => {
+                chunk.push(name.clone());
+                joined += 1 + name.len();
+            }
             _ => {
                 out.push(vec![name.clone()]);
-                len = 0;
+                joined = name.len();
             }
         }
-        len += name.len() + 1;
     }
     out
 }
