@@ -482,11 +482,14 @@ impl Resolved {
         for key in ["indices", "aliases", "data_streams"] {
             out.names.extend(list(key).iter().filter_map(name));
         }
-        let mut add =
-            |name: String, live: bool| match out.concrete.iter_mut().find(|c| c.name == name) {
-                Some(c) => c.live |= live,
-                None => out.concrete.push(ConcreteIndex { name, live }),
-            };
+        let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+        let mut add = |name: String, live: bool| match at.get(&name) {
+            Some(&i) => out.concrete[i].live |= live,
+            None => {
+                at.insert(name.clone(), out.concrete.len());
+                out.concrete.push(ConcreteIndex { name, live });
+            }
+        };
         for item in list("indices") {
             // a backing index named by a pattern is listed here too; its
             // data stream (below) says whether it is the write index

@@ -27,6 +27,7 @@ use elasticsearch::http::Method;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::mappings::{MappingCache, Mappings};
@@ -100,6 +101,7 @@ impl ElasticsearchSource {
         let mut targets = Vec::new();
         let mut matching_patterns = Vec::new();
         let mut concrete: Vec<ConcreteIndex> = Vec::new();
+        let mut concrete_at: HashMap<String, usize> = HashMap::new();
         let mut warnings = Vec::new();
         for pattern in &request.indices {
             let found = self.cluster.resolve(std::slice::from_ref(pattern)).await?;
@@ -114,9 +116,12 @@ impl ElasticsearchSource {
                 }
             }
             for index in found.concrete {
-                match concrete.iter_mut().find(|c| c.name == index.name) {
-                    Some(c) => c.live |= index.live,
-                    None => concrete.push(index),
+                match concrete_at.get(&index.name) {
+                    Some(&i) => concrete[i].live |= index.live,
+                    None => {
+                        concrete_at.insert(index.name.clone(), concrete.len());
+                        concrete.push(index);
+                    }
                 }
             }
         }
