@@ -115,6 +115,11 @@ struct HuntArgs {
     /// default now.
     #[arg(long, value_name = "TIME")]
     now: Option<String>,
+    /// An Elasticsearch mapping (the JSON of GET <index>/_mapping, or a
+    /// {"mappings": ...} or {"properties": ...} object) for every events
+    /// file, or with NAME= for the events file named NAME; repeatable.
+    #[arg(long, value_name = "[NAME=]FILE")]
+    mapping: Vec<String>,
     /// NDJSON event files.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
@@ -126,7 +131,13 @@ struct QueryArgs {
     /// files. Standard input when none.
     #[arg(long = "events", short = 'e', value_name = "FILE")]
     events: Vec<PathBuf>,
-    /// Field holding the event time.
+    /// An Elasticsearch mapping (the JSON of GET <index>/_mapping, or a
+    /// {"mappings": ...} or {"properties": ...} object) for every events
+    /// file, or with NAME= for the events file named NAME (its `_index`);
+    /// repeatable.
+    #[arg(long, value_name = "[NAME=]FILE")]
+    mapping: Vec<String>,
+    /// Field holding the event time (a date, also without a mapping).
     #[arg(long, default_value = "@timestamp")]
     timestamp_field: String,
     /// Field that orders events with the same timestamp.
@@ -214,6 +225,7 @@ const MAX_BAD_LINE_WARNINGS: u64 = 20;
 fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
     use anyhow::Context;
     use detectd::eql::{compile, search};
+    use detectd::offline::mappings::MappingArg;
     use detectd::offline::Input;
 
     let (query, origin) = match (&args.query, &args.query_file) {
@@ -238,9 +250,27 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         tiebreaker_field: args.tiebreaker_field,
         event_category_field: args.event_category_field,
     };
-    let plan = match compile::compile(&ast, &detectd::eql::schema::Schema::default(), &options) {
-        Ok(plan) => plan,
-        Err(e) => return query_errors(&origin, &query, &[e]),
+    let inputs: Vec<Input> = if args.events.is_empty() {
+        vec![Input::Stdin]
+    } else {
+        args.events.into_iter().map(Input::File).collect()
+    };
+    let names: Vec<String> = inputs.iter().map(Input::name).collect();
+    let mapping_args: Vec<MappingArg> = args.mapping.iter().map(|a| MappingArg::parse(a)).collect();
+    let schemas = detectd::offline::mappings::load(&mapping_args, &names)?;
+    let plans = match compile::PlanSet::compile(
+        &ast,
+        &options,
+        &schemas.fallback,
+        schemas.per_input.iter().map(|(n, s)| (n.as_str(), s)),
+    ) {
+        Ok(plans) => plans,
+        Err(mut e) => {
+            if let Some(key) = &e.key {
+                e.error.message = format!("{} (with the mapping of {key})", e.error.message);
+            }
+            return query_errors(&origin, &query, &[e.error]);
+        }
     };
 
     let opts = search::SearchOptions {
@@ -254,13 +284,8 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
             max_pending: args.max_pending,
         },
     };
-    let inputs: Vec<Input> = if args.events.is_empty() {
-        vec![Input::Stdin]
-    } else {
-        args.events.into_iter().map(Input::File).collect()
-    };
     let mut bad_lines = 0u64;
-    let outcome = detectd::offline::run_query(&plan, &inputs, &opts, args.sorted, |bad| {
+    let outcome = detectd::offline::run_query(&plans, &inputs, &opts, args.sorted, |bad| {
         bad_lines += 1;
         if bad_lines <= MAX_BAD_LINE_WARNINGS {
             eprintln!("detectd: warning: {bad}");
@@ -446,6 +471,11 @@ fn hunt(args: HuntArgs) -> anyhow::Result<ExitCode> {
         alerts_index: args.alerts_index,
         now,
         kibana_version: detectd::alert::MODELLED_KIBANA_VERSION.to_string(),
+        mappings: args
+            .mapping
+            .iter()
+            .map(|a| detectd::offline::mappings::MappingArg::parse(a))
+            .collect(),
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
