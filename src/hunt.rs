@@ -27,7 +27,7 @@ use crate::eql::compile::{CompileOptions, PlanSet};
 use crate::eql::search::{HitEvent, ResultPosition, SearchOptions};
 use crate::offline::mappings::{self, MappingArg, MappingFileError};
 use crate::offline::{run_query, Input, OfflineError};
-use crate::rule::{load_paths, render_errors, LoadOutcome, Rule};
+use crate::rule::{load_paths, render_errors, EqlRule, LoadOutcome};
 use crate::runner::alert_rule;
 
 /// Bad input lines are reported one by one up to this many per rule set.
@@ -105,9 +105,19 @@ pub fn hunt(
             writeln!(diag, "{}: note: skipped: disabled", file.location())?;
             continue;
         }
+        let Some(eql) = rule.eql() else {
+            summary.rules_skipped += 1;
+            writeln!(
+                diag,
+                "{}: note: skipped: {} rules do not run offline yet",
+                file.location(),
+                rule.rule_type()
+            )?;
+            continue;
+        };
         let plans = match PlanSet::compile(
-            &rule.query,
-            &compile_options(rule),
+            &eql.query,
+            &compile_options(eql),
             &schemas.fallback,
             schemas.per_input.iter().map(|(n, s)| (n.as_str(), s)),
         ) {
@@ -227,9 +237,9 @@ pub fn hunt(
     Ok(summary)
 }
 
-/// The compile options a rule asks for (its timestamp, tiebreaker and
-/// category fields).
-pub fn compile_options(rule: &Rule) -> CompileOptions {
+/// The compile options an EQL rule asks for (its timestamp, tiebreaker
+/// and category fields).
+pub fn compile_options(rule: &EqlRule) -> CompileOptions {
     let defaults = CompileOptions::default();
     CompileOptions {
         timestamp_field: rule

@@ -86,14 +86,14 @@ fn founding_rule_is_version_4() {
     );
     assert_eq!(rule.timestamp_override, None);
     assert!(rule
-        .query_text
+        .query_text()
         .starts_with("sequence by host.id, process.entity_id with maxspan = 5s\n"));
     assert!(rule
-        .query_text
+        .query_text()
         .contains("[library where dll.name : \"taskschd.dll\""));
-    assert!(rule.query_text.contains("\"powershell_ise.exe\")]"));
+    assert!(rule.query_text().contains("\"powershell_ise.exe\")]"));
     assert!(rule
-        .query_text
+        .query_text()
         .contains("not destination.address in (\"127.0.0.1\", \"::1\")]"));
     assert_eq!(rule.threat.len(), 1);
     let threat = &rule.threat[0];

@@ -45,10 +45,9 @@ fn minutes(m: i64) -> DateTime<Utc> {
 
 /// The founding rule, unchanged but for its index patterns.
 fn founding(prefix: &str) -> Rule {
-    Rule {
-        index: vec![format!("{prefix}-ev-*")],
-        ..founding_rule()
-    }
+    let mut rule = founding_rule();
+    rule.index = vec![format!("{prefix}-ev-*")];
+    rule
 }
 
 /// Retries short enough for a test, as many as the default policy's.

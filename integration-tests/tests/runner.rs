@@ -656,8 +656,9 @@ async fn event_rule_filters_on_timestamp_override_with_fallback() {
         return;
     };
     let mut rule = fx.rule(founding_rule());
-    rule.query_text = r#"library where dll.name : "taskschd.dll""#.to_string();
-    rule.query = detectd::eql::parse(&rule.query_text).unwrap();
+    let eql = rule.eql_mut().unwrap();
+    eql.text = r#"library where dll.name : "taskschd.dll""#.to_string();
+    eql.query = detectd::eql::parse(&eql.text).unwrap();
     rule.timestamp_override = Some("event.ingested".into());
     let now = t0() + Duration::minutes(5);
     let with_ingested = |id: &str, at: DateTime<Utc>, ingested: DateTime<Utc>| {

@@ -121,8 +121,9 @@ async fn run_corpus<K: AlertSink>(
     let clock = Instant::now();
     let mut t = Totals::default();
     for (n, rule) in rules.iter().enumerate() {
-        let vocab = Vocabulary::of(&rule.query);
-        let category = rule
+        let eql = rule.eql().expect("the EQL corpus holds EQL rules");
+        let vocab = Vocabulary::of(&eql.query);
+        let category = eql
             .event_category_override
             .as_deref()
             .unwrap_or("event.category");

@@ -32,6 +32,8 @@ pub enum RuleErrorKind {
     Unsupported,
     /// The EQL query does not parse or verify.
     Eql(ErrorKind),
+    /// The KQL query does not parse.
+    Kql,
     /// A `[rule]` key that no Kibana rule parameter has (often a typo such
     /// as `max_signal`): a warning, since the setting is silently ignored.
     UnknownField,

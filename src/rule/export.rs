@@ -154,6 +154,7 @@ impl NonRules {
             out.push(ExportEntry {
                 line,
                 outcome: LoadOutcome::Skipped {
+                    rule_type: None,
                     rule_id: None,
                     name: None,
                     reason: String::new(),

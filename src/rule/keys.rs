@@ -18,11 +18,12 @@ pub(super) const UNSUPPORTED: &[&str] = &[
     "rule_name_override",
 ];
 
-/// Kibana's detection rule types other than `eql` (the rule schema's
-/// `type` enum): valid files that detectd skips.
+/// The Kibana rule types detectd runs.
+pub(super) const RUN_TYPES: &[&str] = &["eql", "query", "saved_query"];
+
+/// Kibana's other detection rule types (the rule schema's `type` enum):
+/// valid files, noted as not supported yet.
 pub(super) const OTHER_KIBANA_TYPES: &[&str] = &[
-    "query",
-    "saved_query",
     "threshold",
     "threat_match",
     "machine_learning",
@@ -145,13 +146,14 @@ pub const KIBANA_PARAMS: &[&str] = &[
     "required_fields",
     "response_actions",
     "setup",
-    // eql params
+    // eql and query params (`typeSpecificCamelToSnake`)
     "type",
     "language",
     "index",
     "data_view_id",
     "query",
     "filters",
+    "saved_id",
     "timestamp_field",
     "event_category_override",
     "tiebreaker_field",

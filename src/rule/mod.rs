@@ -36,8 +36,8 @@ pub use export::{load_export_str, ExportEntry};
 pub use identity::is_uuid;
 pub use keys::KIBANA_PARAMS;
 pub use rule::{
-    BuildingBlockType, Metadata, Rule, Schedule, Severity, Technique, Threat, ThreatRef,
-    DEFAULT_MAX_SIGNALS, MAX_SIGNALS_LIMIT,
+    BuildingBlockType, EqlRule, Metadata, QueryLanguage, QueryRule, Rule, RuleCommon, RuleKind,
+    Schedule, Severity, Technique, Threat, ThreatRef, DEFAULT_MAX_SIGNALS, MAX_SIGNALS_LIMIT,
 };
 pub use validate::{load_str, LoadOutcome};
 

@@ -1,5 +1,9 @@
 //! The validated rule: every setting typed, defaults applied, the query
 //! parsed. Built only by [`super::validate`], so a `Rule` cannot be invalid.
+//!
+//! `Rule { common, kind }`: the part every rule type shares, and the part
+//! of its type (DESIGN.md "Rule types"); each kind has its detector in the
+//! runner, everything else is shared.
 
 use std::fmt;
 use std::time::Duration;
@@ -20,9 +24,119 @@ pub const DEFAULT_MAX_SIGNALS: u32 = 100;
 /// detection-rules tests cap `max_signals` at 1000.
 pub const MAX_SIGNALS_LIMIT: u32 = 1000;
 
-/// An EQL detection rule ready to schedule.
+/// A detection rule ready to schedule: what every rule type has
+/// ([`RuleCommon`], reachable directly through `Deref`) and what its type
+/// adds ([`RuleKind`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Rule {
+    pub common: RuleCommon,
+    pub kind: RuleKind,
+}
+
+impl std::ops::Deref for Rule {
+    type Target = RuleCommon;
+
+    fn deref(&self) -> &RuleCommon {
+        &self.common
+    }
+}
+
+impl std::ops::DerefMut for Rule {
+    fn deref_mut(&mut self) -> &mut RuleCommon {
+        &mut self.common
+    }
+}
+
+impl Rule {
+    /// The EQL part of an EQL rule.
+    pub fn eql(&self) -> Option<&EqlRule> {
+        match &self.kind {
+            RuleKind::Eql(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    pub fn eql_mut(&mut self) -> Option<&mut EqlRule> {
+        match &mut self.kind {
+            RuleKind::Eql(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// Kibana's name of the rule's type (`eql`, `query`, `saved_query`).
+    pub fn rule_type(&self) -> &'static str {
+        match &self.kind {
+            RuleKind::Eql(_) => "eql",
+            RuleKind::Query(q) if q.saved_id.is_some() => "saved_query",
+            RuleKind::Query(_) => "query",
+        }
+    }
+
+    /// The query text as written (EQL, KQL or Lucene).
+    pub fn query_text(&self) -> &str {
+        match &self.kind {
+            RuleKind::Eql(e) => &e.text,
+            RuleKind::Query(q) => &q.text,
+        }
+    }
+}
+
+/// What a rule's type adds to the common part. Kibana's other types
+/// (`threshold`, `new_terms`, ...) are not rules yet: loading them gives a
+/// note ("not supported yet"), not a half-working rule.
+#[derive(Clone, Debug, PartialEq)]
+pub enum RuleKind {
+    Eql(EqlRule),
+    /// `query` and `saved_query` rules: KQL or Lucene.
+    Query(QueryRule),
+}
+
+/// An EQL rule's query and the fields it orders and categorises by.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EqlRule {
+    /// The query text as the file decoded it.
+    pub text: String,
+    /// The parsed query; compiling it against a field schema happens later.
+    pub query: ast::Query,
+    /// Field that orders events (ES `timestamp_field`, default `@timestamp`).
+    pub timestamp_field: Option<String>,
+    pub event_category_override: Option<String>,
+    pub tiebreaker_field: Option<String>,
+}
+
+impl EqlRule {
+    /// Whether alerts are built as sequence groups (shell + building blocks).
+    /// Kibana decides by the query text starting with `sequence`
+    /// (`isEqlSequenceQuery`); the parsed body says the same.
+    pub fn is_sequence(&self) -> bool {
+        matches!(self.query.body, ast::QueryBody::Sequence(_))
+    }
+}
+
+/// A `query` or `saved_query` rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueryRule {
+    pub language: QueryLanguage,
+    /// The query text as the file decoded it (empty matches everything, as
+    /// in Kibana).
+    pub text: String,
+    /// A `saved_query` rule's saved search in Kibana. detectd cannot read
+    /// Kibana's saved objects: the rule's own `query` is what runs.
+    pub saved_id: Option<String>,
+}
+
+/// The language of a query rule, parsed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum QueryLanguage {
+    /// KQL (`language = "kuery"`).
+    Kql(crate::kql::Node),
+    /// Lucene query syntax (`language = "lucene"`), as Kibana sends it.
+    Lucene,
+}
+
+/// What every rule has, whatever its type.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RuleCommon {
     pub rule_id: String,
     pub name: String,
     /// `enabled = false` (as in a Kibana export) keeps the rule loaded but
@@ -30,10 +144,6 @@ pub struct Rule {
     /// there to run.
     pub enabled: bool,
     pub description: String,
-    /// The query text as TOML decoded it.
-    pub query_text: String,
-    /// The parsed query; compiling it against a field schema happens later.
-    pub query: ast::Query,
     pub index: Vec<String>,
     pub schedule: Schedule,
     pub max_signals: u32,
@@ -43,10 +153,6 @@ pub struct Rule {
     /// unless `timestamp_override_fallback_disabled`).
     pub timestamp_override: Option<String>,
     pub timestamp_override_fallback_disabled: bool,
-    /// Field that orders events (ES `timestamp_field`, default `@timestamp`).
-    pub timestamp_field: Option<String>,
-    pub event_category_override: Option<String>,
-    pub tiebreaker_field: Option<String>,
     pub building_block_type: Option<BuildingBlockType>,
     pub tags: Vec<String>,
     pub threat: Vec<Threat>,
@@ -59,7 +165,7 @@ pub struct Rule {
     pub version: Option<u32>,
     /// The id of the rule's saved object in Kibana: an export's `id`, or a
     /// TOML file's `[metadata] kibana_rule_id`. Kibana hashes it into alert
-    /// ids and writes it as `kibana.alert.rule.uuid`; see [`Rule::uuid`].
+    /// ids and writes it as `kibana.alert.rule.uuid`; see [`RuleCommon::uuid`].
     pub kibana_id: Option<String>,
     /// Kibana's `revision` of the rule object (0 when created or installed,
     /// +1 on each change of its parameters); 0 for TOML rules.
@@ -81,20 +187,13 @@ pub struct Rule {
     pub parameters: toml::Table,
 }
 
-impl Rule {
+impl RuleCommon {
     /// The rule's id for Kibana: `kibana.alert.rule.uuid` and the rule part
     /// of alert ids. The Kibana saved-object id when known, else `rule_id`
     /// (then links from an alert to the rule page in Kibana do not resolve,
     /// see the README's "Rule identity").
     pub fn uuid(&self) -> &str {
         self.kibana_id.as_deref().unwrap_or(&self.rule_id)
-    }
-
-    /// Whether alerts are built as sequence groups (shell + building blocks).
-    /// Kibana decides by the query text starting with `sequence`
-    /// (`isEqlSequenceQuery`); the parsed body says the same.
-    pub fn is_sequence(&self) -> bool {
-        matches!(self.query.body, ast::QueryBody::Sequence(_))
     }
 }
 

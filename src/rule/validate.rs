@@ -13,12 +13,13 @@ use super::datemath::{parse_duration, DateMath};
 use super::error::{RuleError, RuleErrorKind};
 use super::fields::{Fields, Format};
 use super::identity::Identity;
-use super::keys::{kibana_params, OTHER_KIBANA_TYPES, UNSUPPORTED};
+use super::keys::{kibana_params, OTHER_KIBANA_TYPES, RUN_TYPES, UNSUPPORTED};
 use super::position::StringMap;
 use super::raw::{span_of, threat_entries, RawRuleFile, RawTable};
 use super::rule::{
-    BuildingBlockType, Metadata, Rule, Schedule, Severity, Threat, DEFAULT_FROM, DEFAULT_INTERVAL,
-    DEFAULT_MAX_SIGNALS, DEFAULT_TO, MAX_SIGNALS_LIMIT,
+    BuildingBlockType, EqlRule, Metadata, QueryLanguage, QueryRule, Rule, RuleCommon, RuleKind,
+    Schedule, Severity, Threat, DEFAULT_FROM, DEFAULT_INTERVAL, DEFAULT_MAX_SIGNALS, DEFAULT_TO,
+    MAX_SIGNALS_LIMIT,
 };
 use crate::eql::{self, EqlError, Span};
 
@@ -37,6 +38,9 @@ pub enum LoadOutcome {
     Skipped {
         rule_id: Option<String>,
         name: Option<String>,
+        /// The Kibana rule type not supported yet (`threshold`, ...), when
+        /// that is why; `None` for an export's notes.
+        rule_type: Option<String>,
         reason: String,
     },
     /// Every error found, in file order (warnings included, see
@@ -101,24 +105,26 @@ pub(super) fn validate_rule(mut f: Fields<'_>, metadata: Metadata, origin: Origi
         // Only Kibana's own types are skipped: a misspelt `eql` ("eqll",
         // "EQL") skipped with a note would pass `detectd check` and then
         // silently never run.
-        if t != "eql" && !OTHER_KIBANA_TYPES.contains(&t.as_str()) {
+        if !RUN_TYPES.contains(&t.as_str()) && !OTHER_KIBANA_TYPES.contains(&t.as_str()) {
             if let Some((_, span)) = f.get("type") {
                 f.error(
                     RuleErrorKind::Value,
                     span,
                     format!(
-                        "expected `type` \"eql\" (or a Kibana rule type detectd skips: {}), found {t:?}",
+                        "expected `type` {} (or a Kibana rule type not supported yet: {}), found {t:?}",
+                        RUN_TYPES.join(", "),
                         OTHER_KIBANA_TYPES.join(", ")
                     ),
                 );
             }
-        } else if t != "eql" {
+        } else if !RUN_TYPES.contains(&t.as_str()) {
             let rule_id = f.string("rule_id");
             let name = f.string("name");
             return LoadOutcome::Skipped {
                 rule_id,
                 name,
-                reason: format!("type {t:?} is not run by detectd"),
+                rule_type: Some(t.clone()),
+                reason: format!("not supported yet: {t}"),
             };
         }
     }
@@ -127,16 +133,10 @@ pub(super) fn validate_rule(mut f: Fields<'_>, metadata: Metadata, origin: Origi
     let name = f.required_string("name");
     let description = f.required_string("description");
     let enabled = f.bool("enabled").unwrap_or(true);
-    if let Some((language, span)) = f.string_spanned("language") {
-        if language != "eql" {
-            f.error(
-                RuleErrorKind::Value,
-                span,
-                format!("expected language \"eql\" for an eql rule, found {language:?}"),
-            );
-        }
-    }
-    let query = f.query();
+    let kind = match rule_type.as_deref() {
+        Some("query") | Some("saved_query") => f.query_kind(rule_type.as_deref() == Some("saved_query")),
+        _ => f.eql_kind(),
+    };
     let index = f.index();
     let schedule = f.schedule();
     let max_signals = f.max_signals();
@@ -146,9 +146,6 @@ pub(super) fn validate_rule(mut f: Fields<'_>, metadata: Metadata, origin: Origi
     let timestamp_override_fallback_disabled = f
         .bool("timestamp_override_fallback_disabled")
         .unwrap_or(false);
-    let timestamp_field = f.non_empty_string("timestamp_field");
-    let event_category_override = f.non_empty_string("event_category_override");
-    let tiebreaker_field = f.non_empty_string("tiebreaker_field");
     let building_block_type = f.building_block_type();
     let tags = f.string_list("tags");
     let threat = f.threat();
@@ -187,31 +184,23 @@ pub(super) fn validate_rule(mut f: Fields<'_>, metadata: Metadata, origin: Origi
     let warnings = errors;
     // With no errors, every required field is present: each `None` below
     // would have pushed an error above.
-    match (
-        rule_id,
-        name,
-        description,
-        query,
-        schedule,
-        severity,
-        risk_score,
-    ) {
+    match (rule_id, name, description, kind, schedule, severity, risk_score) {
         (
             Some(rule_id),
             Some(name),
             Some(description),
-            Some((query_text, query)),
+            Some(kind),
             Some(schedule),
             Some(severity),
             Some(risk_score),
         ) => LoadOutcome::Loaded {
             rule: Box::new(Rule {
+                kind,
+                common: RuleCommon {
                 rule_id,
                 name,
                 enabled,
                 description,
-                query_text,
-                query,
                 index,
                 schedule,
                 max_signals,
@@ -219,9 +208,6 @@ pub(super) fn validate_rule(mut f: Fields<'_>, metadata: Metadata, origin: Origi
                 risk_score,
                 timestamp_override,
                 timestamp_override_fallback_disabled,
-                timestamp_field,
-                event_category_override,
-                tiebreaker_field,
                 building_block_type,
                 tags,
                 threat,
@@ -240,6 +226,7 @@ pub(super) fn validate_rule(mut f: Fields<'_>, metadata: Metadata, origin: Origi
                 updated_by: identity.updated_by,
                 metadata,
                 parameters,
+                },
             }),
             warnings,
         },
@@ -248,6 +235,32 @@ pub(super) fn validate_rule(mut f: Fields<'_>, metadata: Metadata, origin: Origi
             Span::new(0, 0),
             "incomplete rule (internal: a required field was dropped without an error)",
         )]),
+    }
+}
+
+/// A rule's query string and how to find an offset of it in the file.
+struct QueryText {
+    text: String,
+    /// The whole value in the file.
+    span: Span,
+    map: Option<StringMap>,
+}
+
+impl QueryText {
+    /// A span in the query as a span in the file. An error at the end of
+    /// the query ("found end of query") points just after its last
+    /// character rather than at the closing `'''` line that follows the
+    /// query's trailing newline. If the token cannot be re-scanned (it
+    /// always can for TOML the toml crate accepted and JSON serde_json
+    /// accepted), the whole value.
+    fn file_span(&self, at: Span) -> Span {
+        let content_end = self.text.trim_end().len() as u32;
+        let at = if at.start >= content_end {
+            Span::new(content_end as usize, content_end as usize)
+        } else {
+            at
+        };
+        self.map.as_ref().map_or(self.span, |m| m.file_span(at))
     }
 }
 
@@ -300,9 +313,129 @@ fn validate_metadata(
 
 /// Rule-specific checks on top of the generic typed access in `fields`.
 impl Fields<'_> {
-    /// The query, parsed and verified; EQL errors are moved from query
-    /// offsets to file offsets.
-    fn query(&mut self) -> Option<(String, eql::ast::Query)> {
+    /// An EQL rule's part: its language, query (parsed and verified, errors
+    /// moved from query offsets to file offsets) and ordering fields.
+    fn eql_kind(&mut self) -> Option<RuleKind> {
+        if let Some((language, span)) = self.string_spanned("language") {
+            if language != "eql" {
+                self.error(
+                    RuleErrorKind::Value,
+                    span,
+                    format!("expected language \"eql\" for an eql rule, found {language:?}"),
+                );
+            }
+        }
+        let query = self.query_text("an EQL query");
+        let timestamp_field = self.non_empty_string("timestamp_field");
+        let event_category_override = self.non_empty_string("event_category_override");
+        let tiebreaker_field = self.non_empty_string("tiebreaker_field");
+        let Some(query) = query else {
+            return None;
+        };
+        if query.text.trim().is_empty() {
+            self.error(
+                RuleErrorKind::Value,
+                query.span,
+                "expected an EQL query, found an empty string".to_string(),
+            );
+            return None;
+        }
+        let to_file = |e: EqlError| {
+            RuleError::new(
+                RuleErrorKind::Eql(e.kind),
+                query.file_span(e.span),
+                e.message,
+            )
+        };
+        let parsed = match eql::parse(&query.text) {
+            Ok(parsed) => {
+                let problems = eql::verify(&parsed);
+                if !problems.is_empty() {
+                    self.errors.extend(problems.into_iter().map(to_file));
+                    return None;
+                }
+                parsed
+            }
+            Err(e) => {
+                self.errors.push(to_file(e));
+                return None;
+            }
+        };
+        Some(RuleKind::Eql(EqlRule {
+            text: query.text,
+            query: parsed,
+            timestamp_field,
+            event_category_override,
+            tiebreaker_field,
+        }))
+    }
+
+    /// A query rule's part: `kuery` (the default, as in Kibana) or
+    /// `lucene`, the query (a KQL one parsed, errors at file offsets), and
+    /// a `saved_query` rule's `saved_id`.
+    fn query_kind(&mut self, saved: bool) -> Option<RuleKind> {
+        let language = match self.string_spanned("language") {
+            None => Some("kuery".to_string()),
+            Some((l, _)) if l == "kuery" || l == "lucene" => Some(l),
+            Some((l, span)) => {
+                self.error(
+                    RuleErrorKind::Value,
+                    span,
+                    format!(
+                        "expected language \"kuery\" or \"lucene\" for a query rule, found {l:?}"
+                    ),
+                );
+                None
+            }
+        };
+        let saved_id = if saved {
+            let id = self.required_string("saved_id");
+            if id.is_some() && !self.table.contains_key("query") {
+                // Kibana keeps the saved search's query in the rule (exports
+                // and detection-rules files carry it); without it there is
+                // nothing detectd can run.
+                self.error(
+                    RuleErrorKind::Missing,
+                    self.header,
+                    "a saved_query rule needs its `query` here: detectd cannot read the saved \
+                     query from Kibana"
+                        .to_string(),
+                );
+                return None;
+            }
+            id
+        } else {
+            None
+        };
+        let query = self.query_text("a KQL or Lucene query")?;
+        let language = language?;
+        let language = if language == "lucene" {
+            QueryLanguage::Lucene
+        } else {
+            match crate::kql::parse(&query.text) {
+                Ok(node) => QueryLanguage::Kql(node),
+                Err(e) => {
+                    self.errors.push(RuleError::new(
+                        RuleErrorKind::Kql,
+                        query.file_span(e.span()),
+                        format!("invalid KQL: {e}"),
+                    ));
+                    return None;
+                }
+            }
+        };
+        if saved && saved_id.is_none() {
+            return None;
+        }
+        Some(RuleKind::Query(QueryRule {
+            language,
+            text: query.text,
+            saved_id,
+        }))
+    }
+
+    /// The `query` string with what maps offsets in it to the file.
+    fn query_text(&mut self, what: &str) -> Option<QueryText> {
         let (text, span) = match self.get("query") {
             None => {
                 self.missing("query");
@@ -310,50 +443,14 @@ impl Fields<'_> {
             }
             Some(_) => self.string_spanned("query")?,
         };
-        if text.trim().is_empty() {
-            self.error(
-                RuleErrorKind::Value,
-                span,
-                "expected an EQL query, found an empty string".to_string(),
-            );
-            return None;
-        }
+        let _ = what;
         let token = self.text.get(span.range()).unwrap_or("");
         let map = match self.format {
             Format::Toml => StringMap::scan(token, span.start as usize),
             Format::Json => StringMap::scan_json(token, span.start as usize),
         }
         .filter(|m| m.decoded() == text);
-        // An error at the end of the query ("found end of query") points
-        // just after its last character rather than at the closing `'''`
-        // line that follows the query's trailing newline.
-        let content_end = text.trim_end().len() as u32;
-        let to_file = |e: EqlError| {
-            let mut at = e.span;
-            if at.start >= content_end {
-                at = Span::new(content_end as usize, content_end as usize);
-            }
-            // If the token cannot be re-scanned (it always can for TOML the
-            // toml crate accepted and JSON serde_json accepted), point at the
-            // whole value instead.
-            let at = map.as_ref().map_or(span, |m| m.file_span(at));
-            RuleError::new(RuleErrorKind::Eql(e.kind), at, e.message)
-        };
-        match eql::parse(&text) {
-            Ok(query) => {
-                let problems = eql::verify(&query);
-                if problems.is_empty() {
-                    Some((text, query))
-                } else {
-                    self.errors.extend(problems.into_iter().map(to_file));
-                    None
-                }
-            }
-            Err(e) => {
-                self.errors.push(to_file(e));
-                None
-            }
-        }
+        Some(QueryText { text, span, map })
     }
 
     fn index(&mut self) -> Vec<String> {

@@ -4,10 +4,10 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
 
-use super::run::Candidate;
+use super::detect::Candidate;
 use crate::alert::{ids, AlertRule};
 use crate::rule::keys::KIBANA_PARAMS;
-use crate::rule::Rule;
+use crate::rule::{QueryLanguage, Rule, RuleKind};
 
 /// The alert ids of a match, its head (event alert or shell) first: the
 /// same recipes `alert` uses to build the documents, computed without the
@@ -58,6 +58,7 @@ pub fn alert_rule(rule: &Rule, now: DateTime<Utc>) -> AlertRule {
             .unwrap_or_else(|| now.to_rfc3339_opts(SecondsFormat::Millis, true))
     };
     let by = |who: Option<&String>| who.cloned().unwrap_or_else(|| CREATED_BY.to_string());
+    let type_ids = type_ids(rule);
     AlertRule {
         uuid: rule.uuid().to_string(),
         rule_id: rule.rule_id.clone(),
@@ -83,15 +84,36 @@ pub fn alert_rule(rule: &Rule, now: DateTime<Utc>) -> AlertRule {
         updated_by: by(rule.updated_by.as_ref()),
         actions: Vec::new(),
         throttle: None,
-        rule_type_id: "siem.eqlRule",
-        category: "Event Correlation Rule",
+        rule_type_id: type_ids.0,
+        category: type_ids.1,
+    }
+}
+
+/// Kibana's rule type id and name of the rule's type (the ids its alerts
+/// carry and the Alerts page filters on).
+fn type_ids(rule: &Rule) -> (&'static str, &'static str) {
+    match rule.rule_type() {
+        "query" => ("siem.queryRule", "Custom Query Rule"),
+        "saved_query" => ("siem.savedQueryRule", "Saved Query Rule"),
+        _ => ("siem.eqlRule", "Event Correlation Rule"),
+    }
+}
+
+/// Kibana's `language` parameter of the rule.
+fn language(rule: &Rule) -> &'static str {
+    match &rule.kind {
+        RuleKind::Eql(_) => "eql",
+        RuleKind::Query(q) => match q.language {
+            QueryLanguage::Kql(_) => "kuery",
+            QueryLanguage::Lucene => "lucene",
+        },
     }
 }
 
 /// Who created and updated a rule Kibana never saw.
 const CREATED_BY: &str = "detectd";
 
-/// `kibana.alert.rule.parameters` as Kibana writes them for an EQL rule:
+/// `kibana.alert.rule.parameters` as Kibana writes them for the rule's type:
 /// the keys Kibana keeps in params ([`KIBANA_PARAMS`], in its order), with
 /// the rule schema's defaults for what the file leaves out; keys Kibana
 /// does not keep in parameters (`name`, `tags`, `interval`, `enabled`, ...)
@@ -110,10 +132,10 @@ fn kibana_parameters(rule: &Rule, table: &Map<String, Value>) -> Map<String, Val
             "immutable" => json!(false),
             "rule_source" => json!({"type": "internal"}),
             "setup" => json!(""),
-            "type" => json!("eql"),
-            "language" => json!("eql"),
+            "type" => json!(rule.rule_type()),
+            "language" => json!(language(rule)),
             "index" => json!(rule.index),
-            "query" => json!(rule.query_text),
+            "query" => json!(rule.query_text()),
             "author"
             | "false_positives"
             | "risk_score_mapping"
@@ -219,7 +241,7 @@ mod tests {
         assert_eq!(a.parameters["language"], json!("eql"));
         assert_eq!(a.parameters["max_signals"], json!(100));
         assert_eq!(a.parameters["from"], json!("now-9m"));
-        assert_eq!(a.parameters["query"], json!(rule.query_text));
+        assert_eq!(a.parameters["query"], json!(rule.query_text()));
     }
 
     #[test]

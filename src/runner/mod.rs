@@ -62,6 +62,7 @@
 //! window never writes more than `max_signals` in all.
 
 mod alerts;
+mod detect;
 mod plans;
 pub mod record;
 pub mod replay;

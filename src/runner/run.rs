@@ -8,15 +8,13 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tracing::Instrument;
 
 use super::alerts::{alert_rule, group_ids};
-use super::plans::WindowPlans;
+use super::detect::{Candidate, Detector};
 use super::record::{ExecutionRecord, RunStatus, WindowRange};
-use super::report::{gap_warning, source_warnings, MAX_SIGNALS_WARNING};
+use super::report::{gap_warning, MAX_SIGNALS_WARNING};
 use super::RuleExecutor;
 use crate::alert::{self, Alert, AlertContext, AlertRule, SourceEvent};
-use crate::eql::ast::Query;
-use crate::eql::compile::{compile, CompileOptions, Plan, PlanKind, PlanSetError};
-use crate::eql::schema::Schema;
-use crate::eql::search::{self, Found, ResultPosition, SearchError, SearchOptions, Stream};
+use crate::eql::compile::PlanSetError;
+use crate::eql::search::SearchError;
 use crate::eql::sequence::Limits;
 use crate::eql::EqlError;
 use crate::rule::Rule;
@@ -174,23 +172,7 @@ where
         now: DateTime<Utc>,
         record: &mut ExecutionRecord,
     ) -> Result<(), RunError> {
-        let category_field = rule
-            .event_category_override
-            .clone()
-            .unwrap_or_else(|| "event.category".to_string());
-        let timestamp_field = rule
-            .timestamp_field
-            .clone()
-            .unwrap_or_else(|| "@timestamp".to_string());
-        let options = CompileOptions {
-            timestamp_field: timestamp_field.clone(),
-            tiebreaker_field: rule.tiebreaker_field.clone(),
-            event_category_field: category_field.clone(),
-        };
-        // The query's shape (kind, stages, maxspan) and a check that it
-        // compiles at all; each window compiles it again for the mappings
-        // of the indices it reads (`WindowPlans`).
-        let plan = compile(&rule.query, &Schema::default(), &options).map_err(RunError::Compile)?;
+        let detector = Detector::new(rule, &self.settings)?;
         // Nothing is searched while alerts cannot be written (e.g. waiting
         // for Kibana to create the alerts index): the windows stay due.
         self.sink.prepare(&self.settings.alerts_index).await?;
@@ -223,9 +205,8 @@ where
             record.warnings.push(gap_warning(&gap, timing.horizon));
         }
 
-        let reach = Reach::of(&plan, &self.settings);
-        // Sequences and samples give a shell plus building blocks.
-        let grouped = plan.kind != PlanKind::Event;
+        let reach = detector.reach();
+        let grouped = detector.grouped();
         let scope = AlertScope {
             rule,
             alert_rule: alert_rule(rule, now),
@@ -272,14 +253,12 @@ where
                 rule.timestamp_override.as_deref(),
                 rule.timestamp_override_fallback_disabled,
             );
-            request.timestamp_field = timestamp_field.clone();
-            request.tiebreaker_field = rule.tiebreaker_field.clone();
             request.page_size = self.settings.page_size;
-            let request = request.for_query(&rule.query, &category_field);
+            let request = detector.request(request);
 
             let search_clock = Instant::now();
-            let matched = self
-                .match_window(&rule.query, &options, request, window, offer_from, record)
+            let matched = detector
+                .matches(&self.source, request, window, offer_from, record)
                 .await;
             record.search_duration_ms += millis(search_clock.elapsed());
             let candidates = matched?;
@@ -320,112 +299,6 @@ where
             previous_end = Some(window.end);
         }
         Ok(())
-    }
-
-    /// Fetches one window and runs the query over it, each event with the
-    /// mapping of the index it came from: the matches to offer (events, or
-    /// sequences ending at or after `offer_from`), oldest first.
-    async fn match_window(
-        &self,
-        query: &Query,
-        options: &CompileOptions,
-        request: FetchRequest,
-        window: Window,
-        offer_from: DateTime<Utc>,
-        record: &mut ExecutionRecord,
-    ) -> Result<Vec<Candidate>, RunError> {
-        let patterns = request.indices.clone();
-        let mut events = self.source.fetch(request).await?;
-        for w in source_warnings(&patterns, events.warnings()) {
-            if !record.warnings.contains(&w) {
-                record.warnings.push(w);
-            }
-        }
-        let mut plans = WindowPlans::compile(query, options, events.mappings())
-            .map_err(RunError::CompileForIndex)?;
-        // The query's shape is the same in every plan; the stream borrows
-        // it from a copy so that `plans` stays free to intern index names.
-        let plan = plans.shape().clone();
-        let plan = &plan;
-        // Everything is kept: dedup and cap decide later what is written.
-        let search_options = SearchOptions {
-            size: usize::MAX,
-            result_position: ResultPosition::Head,
-            max_samples_per_key: 1,
-            limits: self.settings.limits,
-        };
-        let mut stream: Stream<'_, Hit> = Stream::new(plan, &search_options)?;
-        let mut position = 0usize;
-        let mut unordered = 0u64;
-        while let Some(doc) = events.next().await {
-            let doc = doc?;
-            record.events_fetched += 1;
-            let (index, own) = plans.for_index(doc.index);
-            let event = own.event(&doc.source);
-            let ordinal = search::ordinal(&event, position);
-            position += 1;
-            // Elasticsearch returns an event whose range field is in the
-            // window but whose ordering field is missing or unreadable; a
-            // sequence cannot place it, so it is left out, and said so.
-            if ordinal.is_none() && plan.kind == PlanKind::Sequence {
-                unordered += 1;
-            }
-            let hit = Hit {
-                index,
-                id: Arc::from(doc.id),
-                ts: event.timestamp.unwrap_or(i64::MAX),
-                position,
-            };
-            stream.push(own, hit, ordinal.as_ref(), &event);
-        }
-        if unordered > 0 {
-            record.events_skipped += unordered;
-            record.warnings.push(format!(
-                "{unordered} events have no usable timestamp in `{}` and were left out of the \
-                 sequence: it cannot order them",
-                plan.fields().timestamp_name().unwrap_or("@timestamp")
-            ));
-        }
-        let dropped = stream.overflow();
-        if dropped > 0 {
-            record.warnings.push(format!(
-                "{dropped} partial sequences were dropped at the limit of {} pending; \
-                 sequences may have been missed in this window",
-                self.settings.limits.max_pending
-            ));
-        }
-        let found = match plan.kind {
-            PlanKind::Sequence => stream.finish_at(window.end.timestamp_millis()),
-            PlanKind::Event | PlanKind::Sample => stream.finish(),
-        };
-        let offer_ms = offer_from.timestamp_millis();
-        let mut out: Vec<Candidate> = match found {
-            Found::Events { refs, .. } => refs
-                .into_iter()
-                .map(|h| Candidate {
-                    order: (h.ts, h.position),
-                    events: vec![Some(h)],
-                })
-                .collect(),
-            Found::Sequences(found) => found
-                .into_iter()
-                .filter_map(|s| {
-                    let last = s
-                        .events
-                        .iter()
-                        .flatten()
-                        .map(|h| (h.ts, h.position))
-                        .max()?;
-                    // Ended before this window's offer: an earlier window's.
-                    (plan.kind != PlanKind::Sequence || last.0 >= offer_ms).then_some(Candidate {
-                        order: last,
-                        events: s.events,
-                    })
-                })
-                .collect(),
-        };
-        out.sort_by_key(|c| c.order);
-        Ok(out)
     }
 
     /// Dedup, cap, read sources, build and write the alerts of one window.
@@ -731,27 +604,6 @@ struct AlertScope<'r> {
     grouped: bool,
 }
 
-/// One matched event, as the matcher refers to it.
-#[derive(Clone, Debug, PartialEq)]
-pub(super) struct Hit {
-    pub(super) index: Arc<str>,
-    pub(super) id: Arc<str>,
-    /// Ordering timestamp, epoch ms (`i64::MAX` when missing: sorted last).
-    ts: i64,
-    /// Position in the window's stream (ties).
-    position: usize,
-}
-
-/// One match: an event, or a sequence / sample (`None` = missing event).
-#[derive(Debug)]
-pub(super) struct Candidate {
-    /// (timestamp, position) of the last event: the cap keeps the oldest
-    /// (`alert_window` breaks ties in time by head alert id instead, the
-    /// same every time the window is searched).
-    order: (i64, usize),
-    pub(super) events: Vec<Option<Hit>>,
-}
-
 /// The window being alerted, and what the state says about it.
 struct Attempt<'a> {
     window: Window,
@@ -762,44 +614,10 @@ struct Attempt<'a> {
     retried_cut: Option<&'a CapCut>,
 }
 
-/// How far a window's search reaches before the window start.
-#[derive(Clone, Copy, Debug)]
-struct Reach {
-    /// Before the earliest last event offered: room for the first events of
-    /// a sequence (`maxspan`, or the unbounded lookback).
-    before: TimeDelta,
-    /// Before the checkpoint: sequences a trailing missing-event stage left
-    /// undecided in the previous run (last event within `maxspan` of its
-    /// window end).
-    undecided: TimeDelta,
-}
-
-impl Reach {
-    fn of(plan: &Plan, settings: &RunnerSettings) -> Reach {
-        if plan.kind != PlanKind::Sequence {
-            return Reach {
-                before: TimeDelta::zero(),
-                undecided: TimeDelta::zero(),
-            };
-        }
-        let maxspan = plan.maxspan_ms.map(|ms| {
-            TimeDelta::milliseconds(i64::try_from(ms).unwrap_or(i64::MAX / 4).min(MAX_REACH_MS))
-        });
-        let trailing_missing = plan.stages.last().is_some_and(|s| s.missing);
-        Reach {
-            before: maxspan.unwrap_or_else(|| delta(settings.unbounded_sequence_lookback)),
-            undecided: match (trailing_missing, maxspan) {
-                (true, Some(m)) => m,
-                _ => TimeDelta::zero(),
-            },
-        }
-    }
-}
-
 /// Ten years: longer spans are clamped (keeps date arithmetic in range).
-const MAX_REACH_MS: i64 = 10 * 366 * 24 * 3600 * 1000;
+pub(super) const MAX_REACH_MS: i64 = 10 * 366 * 24 * 3600 * 1000;
 
-fn delta(d: Duration) -> TimeDelta {
+pub(super) fn delta(d: Duration) -> TimeDelta {
     TimeDelta::from_std(d)
         .unwrap_or(TimeDelta::MAX)
         .min(TimeDelta::milliseconds(MAX_REACH_MS))

@@ -877,7 +877,7 @@ async fn missing_indices_are_a_warning_and_a_bad_query_a_failed_record() {
     // runs=1000 is beyond what a sequence takes: a failed record, never a
     // panic.
     let mut rule = founding();
-    if let crate::eql::ast::QueryBody::Sequence(s) = &mut rule.query.body {
+    if let crate::eql::ast::QueryBody::Sequence(s) = &mut rule.eql_mut().unwrap().query.body {
         s.stages[0].runs = Some(crate::eql::ast::Runs {
             count: 1000,
             span: crate::eql::Span::default(),

@@ -36,19 +36,62 @@ use sha2::{Digest, Sha256};
 use super::SourceError;
 use crate::cluster::{encode_path_part, snippet, Cluster, ClusterError, ConcreteIndex};
 use crate::eql::schema::Schema;
+use crate::filter::FieldTypes;
 
 /// Longest comma-joined index list put in one `_mapping` URL path.
 const MAX_PATH_LEN: usize = 2_000;
 
-/// The schema of each concrete index one window covers.
+/// The schema of each concrete index one window covers, and the field
+/// types the shared filter tree is translated with (`filter::FieldTypes`,
+/// for query rules' KQL), from the same mappings.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Mappings {
     by_index: HashMap<String, Arc<Schema>>,
+    types: HashMap<String, Arc<FieldTypes>>,
 }
 
 impl Mappings {
     pub fn new(by_index: HashMap<String, Arc<Schema>>) -> Mappings {
-        Mappings { by_index }
+        Mappings {
+            by_index,
+            types: HashMap::new(),
+        }
+    }
+
+    /// The field types of every index together, as Kibana's data view
+    /// unites them; `None` when no mapping was read.
+    pub fn field_types(&self) -> Option<FieldTypes> {
+        if self.types.is_empty() {
+            return None;
+        }
+        let mut seen: Vec<*const FieldTypes> = Vec::new();
+        let mut out = FieldTypes::default();
+        for t in self.types.values() {
+            let ptr = Arc::as_ptr(t);
+            if !seen.contains(&ptr) {
+                seen.push(ptr);
+                out.merge(t);
+            }
+        }
+        Some(out)
+    }
+
+    /// Only the indices `keep` accepts.
+    pub fn filtered(&self, keep: impl Fn(&str) -> bool) -> Mappings {
+        Mappings {
+            by_index: self
+                .by_index
+                .iter()
+                .filter(|(k, _)| keep(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            types: self
+                .types
+                .iter()
+                .filter(|(k, _)| keep(k))
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
     }
 
     /// Reads `{"<index>": <mapping>, ...}` (each mapping as
@@ -57,10 +100,18 @@ impl Mappings {
         by_index: &[(&str, Value)],
     ) -> Result<Mappings, crate::eql::schema::SchemaError> {
         let mut out = HashMap::new();
+        let mut types = HashMap::new();
         for (index, mapping) in by_index {
             out.insert(index.to_string(), Arc::new(Schema::from_mapping(mapping)?));
+            types.insert(
+                index.to_string(),
+                Arc::new(FieldTypes::from_mapping(mapping)),
+            );
         }
-        Ok(Mappings { by_index: out })
+        Ok(Mappings {
+            by_index: out,
+            types,
+        })
     }
 
     pub fn is_empty(&self) -> bool {
@@ -114,7 +165,7 @@ struct Entry {
     /// `None`: asked for, but not in the answer (the name of a data stream
     /// an alias points to, whose backing indices come instead; an index
     /// closed or deleted meanwhile). Asked again after `max_age`.
-    schema: Option<Arc<Schema>>,
+    schema: Option<(Arc<Schema>, Arc<FieldTypes>)>,
     fetched: Instant,
     used: Instant,
 }
@@ -122,8 +173,8 @@ struct Entry {
 #[derive(Debug, Default)]
 struct State {
     entries: HashMap<String, Entry>,
-    /// Interned schemas by SHA-256 of their mapping JSON.
-    interned: HashMap<[u8; 32], Weak<Schema>>,
+    /// Interned schemas and field types by SHA-256 of their mapping JSON.
+    interned: HashMap<[u8; 32], (Weak<Schema>, Weak<FieldTypes>)>,
     last_sweep: Option<Instant>,
 }
 
@@ -169,6 +220,7 @@ impl MappingCache {
     ) -> Result<Mappings, SourceError> {
         let now = Instant::now();
         let mut by_index = HashMap::new();
+        let mut types = HashMap::new();
         let mut missing: Vec<String> = Vec::new();
         {
             let mut state = self.lock();
@@ -179,8 +231,9 @@ impl MappingCache {
                             || now.duration_since(e.fetched) < self.max_age =>
                     {
                         e.used = now;
-                        if let Some(schema) = &e.schema {
+                        if let Some((schema, t)) = &e.schema {
                             by_index.insert(index.name.clone(), schema.clone());
+                            types.insert(index.name.clone(), t.clone());
                         }
                     }
                     _ => missing.push(index.name.clone()),
@@ -203,20 +256,21 @@ impl MappingCache {
                 }
             }
             for (index, body) in fetched {
-                let schema = state.intern(&index, &body)?;
+                let (schema, t) = state.intern(&index, &body)?;
                 state.entries.insert(
                     index.clone(),
                     Entry {
-                        schema: Some(schema.clone()),
+                        schema: Some((schema.clone(), t.clone())),
                         fetched: now,
                         used: now,
                     },
                 );
-                by_index.insert(index, schema);
+                by_index.insert(index.clone(), schema);
+                types.insert(index, t);
             }
         }
         self.lock().sweep(now, self.idle);
-        Ok(Mappings { by_index })
+        Ok(Mappings { by_index, types })
     }
 
     /// Indices cached now (for tests and diagnostics).
@@ -233,10 +287,16 @@ impl MappingCache {
 impl State {
     /// The schema of one index's mapping body, shared with every index
     /// whose mapping is the same.
-    fn intern(&mut self, index: &str, body: &Value) -> Result<Arc<Schema>, SourceError> {
+    fn intern(
+        &mut self,
+        index: &str,
+        body: &Value,
+    ) -> Result<(Arc<Schema>, Arc<FieldTypes>), SourceError> {
         let digest: [u8; 32] = Sha256::digest(body.to_string().as_bytes()).into();
-        if let Some(schema) = self.interned.get(&digest).and_then(Weak::upgrade) {
-            return Ok(schema);
+        if let Some((s, t)) = self.interned.get(&digest) {
+            if let (Some(s), Some(t)) = (s.upgrade(), t.upgrade()) {
+                return Ok((s, t));
+            }
         }
         let schema = Arc::new(
             Schema::from_mapping(body).map_err(|e| SourceError::Mapping {
@@ -244,8 +304,10 @@ impl State {
                 reason: e.to_string(),
             })?,
         );
-        self.interned.insert(digest, Arc::downgrade(&schema));
-        Ok(schema)
+        let types = Arc::new(FieldTypes::from_mapping(body));
+        self.interned
+            .insert(digest, (Arc::downgrade(&schema), Arc::downgrade(&types)));
+        Ok((schema, types))
     }
 
     /// Forgets indices not used for `idle` (at most once a minute).
@@ -259,7 +321,7 @@ impl State {
         self.last_sweep = Some(now);
         self.entries
             .retain(|_, e| now.duration_since(e.used) < idle);
-        self.interned.retain(|_, w| w.strong_count() > 0);
+        self.interned.retain(|_, (w, _)| w.strong_count() > 0);
     }
 }
 
@@ -366,14 +428,14 @@ mod tests {
         let m = json!({"mappings": {"properties": {"a": {"type": "ip"}}}});
         let a = state.intern("i1", &m).unwrap();
         let b = state.intern("i2", &m).unwrap();
-        assert!(Arc::ptr_eq(&a, &b));
+        assert!(Arc::ptr_eq(&a.0, &b.0) && Arc::ptr_eq(&a.1, &b.1));
         let c = state
             .intern(
                 "i3",
                 &json!({"mappings": {"properties": {"a": {"type": "keyword"}}}}),
             )
             .unwrap();
-        assert!(!Arc::ptr_eq(&a, &c));
+        assert!(!Arc::ptr_eq(&a.0, &c.0));
         let err = state
             .intern(
                 "i4",

@@ -96,13 +96,27 @@ impl EventSource for MemorySource {
                 .iter()
                 .any(|p| wildcard_match(p, index, false))
         };
-        let mappings = Mappings::new(
-            self.mappings
-                .iter()
-                .filter(|(index, _)| covered(index))
-                .map(|(index, schema)| (index.to_string(), schema.clone()))
-                .collect(),
-        );
+        let mappings = self.mappings.filtered(covered);
+        // What events must match exactly, evaluated here as the cluster
+        // would select them (unmapped fields typed from their values).
+        let exact = match &request.exact {
+            None => None,
+            Some(exact) => {
+                let types = mappings.field_types();
+                let filter = exact
+                    .lower(types.as_ref())
+                    .map_err(SourceError::Query)?;
+                let matcher = crate::filter::eval::compile(
+                    &filter,
+                    &types.unwrap_or_default(),
+                    &crate::filter::eval::EvalOptions {
+                        unmapped: crate::filter::eval::Unmapped::Dynamic,
+                    },
+                )
+                .map_err(|e| SourceError::Query(e.to_string()))?;
+                Some(matcher)
+            }
+        };
         let source_fields = request
             .source_fields
             .as_ref()
@@ -127,6 +141,12 @@ impl EventSource for MemorySource {
                         .is_some_and(|f| in_range(first_millis(&d.source, f))));
             let mapped = mappings.get(&d.index).is_some();
             if !ok || (!mapped && !request.filter.matches(&d.source)) {
+                continue;
+            }
+            if exact
+                .as_ref()
+                .is_some_and(|m| !m.matches(&d.source, request.range.to))
+            {
                 continue;
             }
             // A document in the range without the ordering field is still

@@ -61,6 +61,51 @@ impl TimeFilter {
     }
 }
 
+/// What every fetched event must match exactly, unlike the pushdown
+/// filter, which may let more through: a query rule's query (later its
+/// filters and exceptions). The rule gives it as a translation to the
+/// shared filter tree for the field types the source knows (KQL is
+/// translated for the indices' types, as Kibana's data view gives them);
+/// the cluster gets it as query DSL, other sources evaluate it on each
+/// event. The source learns nothing of the language.
+#[derive(Clone)]
+pub struct Exact(Arc<ExactFn>);
+
+type ExactFn = dyn Fn(Option<&crate::filter::FieldTypes>) -> Result<crate::filter::Filter, String>
+    + Send
+    + Sync;
+
+impl Exact {
+    pub fn new(
+        f: impl Fn(Option<&crate::filter::FieldTypes>) -> Result<crate::filter::Filter, String>
+            + Send
+            + Sync
+            + 'static,
+    ) -> Exact {
+        Exact(Arc::new(f))
+    }
+
+    /// The filter for these field types (`None`: no mapping known).
+    pub fn lower(
+        &self,
+        types: Option<&crate::filter::FieldTypes>,
+    ) -> Result<crate::filter::Filter, String> {
+        (self.0)(types)
+    }
+}
+
+impl std::fmt::Debug for Exact {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Exact(..)")
+    }
+}
+
+impl PartialEq for Exact {
+    fn eq(&self, other: &Exact) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
 /// One window's search.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FetchRequest {
@@ -73,6 +118,8 @@ pub struct FetchRequest {
     pub tiebreaker_field: Option<String>,
     /// The pushdown filter ([`Filter::MatchAll`] to fetch everything).
     pub filter: Filter,
+    /// What events must match exactly, besides the pushdown.
+    pub exact: Option<Exact>,
     /// `_source` includes; `None` fetches whole documents.
     pub source_fields: Option<Vec<String>>,
     /// Events per page (at most 10,000 on a default cluster).
@@ -90,6 +137,7 @@ impl FetchRequest {
             timestamp_field: "@timestamp".to_string(),
             tiebreaker_field: None,
             filter: Filter::MatchAll,
+            exact: None,
             source_fields: None,
             page_size: 1_000,
         }
@@ -138,6 +186,9 @@ pub enum SourceError {
     },
     #[error("the mapping of {indices} cannot be read: {reason}")]
     Mapping { indices: String, reason: String },
+    /// The rule's query cannot be translated or evaluated for these indices.
+    #[error("the query cannot run: {0}")]
+    Query(String),
 }
 
 /// A window's events, in order, delivered a page at a time through a

@@ -144,7 +144,19 @@ impl ElasticsearchSource {
         // keeps exactly the leaves that mean the same on the cluster.
         let types = FieldTypes::from_schemas(mappings.distinct(), &fields);
         let filter = dsl::adapt(&request.filter, &types);
-        let query = dsl::search_query(&request.range, &request.time_filter, &filter);
+        let mut query = dsl::search_query(&request.range, &request.time_filter, &filter);
+        if let Some(exact) = &request.exact {
+            // translated for the indices' field types, as Kibana translates a
+            // query rule's KQL for its data view
+            let exact = exact
+                .lower(mappings.field_types().as_ref())
+                .map_err(SourceError::Query)?;
+            if !matches!(exact, crate::filter::Filter::MatchAll) {
+                if let Some(clauses) = query.pointer_mut("/bool/filter").and_then(Value::as_array_mut) {
+                    clauses.push(crate::filter::to_dsl(&exact));
+                }
+            }
+        }
         let tiebreaker_type = request.tiebreaker_field.as_deref().and_then(|tb| {
             // Unmapped everywhere: any type makes the sort valid (all
             // values missing); mapped with conflicting types: none fits.

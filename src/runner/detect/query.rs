@@ -1,0 +1,111 @@
+//! The query detector (`query` and `saved_query` rules, KQL or Lucene):
+//! Kibana's query rule (`rule_types/query/query.ts`) is a search, so every
+//! event the search finds in the window is a match. The query is handed to
+//! the source as an exact clause, translated for the indices' field types
+//! as Kibana translates it for its data view (KQL), or passed as Kibana
+//! passes it (Lucene `query_string`); sources without a cluster evaluate
+//! it locally with the same meaning.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::super::record::ExecutionRecord;
+use super::super::run::RunError;
+use super::{note_source_warnings, Candidate, Hit};
+use crate::eql::pushdown::field_values;
+use crate::kql::lucene::{self, LuceneOptions};
+use crate::kql::{self, KqlOptions};
+use crate::rule::{QueryLanguage, QueryRule};
+use crate::source::memory::timestamp_millis;
+use crate::source::{EventSource, Exact, FetchRequest};
+
+pub(in crate::runner) struct QueryDetector<'r> {
+    query: &'r QueryRule,
+}
+
+impl<'r> QueryDetector<'r> {
+    pub(super) fn new(query: &'r QueryRule) -> QueryDetector<'r> {
+        QueryDetector { query }
+    }
+
+    /// The query as an exact clause, ordered by the time the range filters
+    /// on (Kibana sorts a query rule's search by `timestamp_override`, then
+    /// `@timestamp`), reading only the time fields: the events that become
+    /// alerts are read in full afterwards.
+    pub(super) fn request(&self, mut request: FetchRequest) -> FetchRequest {
+        request.timestamp_field = request.time_filter.primary.clone();
+        request.tiebreaker_field = None;
+        request.exact = Some(exact(self.query));
+        let mut fields = vec![request.time_filter.primary.clone()];
+        fields.extend(request.time_filter.fallback.clone());
+        request.source_fields = Some(fields);
+        request
+    }
+
+    /// Every event the search returns, oldest first.
+    pub(super) async fn matches<S: EventSource>(
+        &self,
+        source: &S,
+        request: FetchRequest,
+        record: &mut ExecutionRecord,
+    ) -> Result<Vec<Candidate>, RunError> {
+        let patterns = request.indices.clone();
+        let time_fields: Vec<String> = std::iter::once(request.time_filter.primary.clone())
+            .chain(request.time_filter.fallback.clone())
+            .collect();
+        let mut events = source.fetch(request).await?;
+        note_source_warnings(&patterns, events.warnings(), record);
+        let mut interned: std::collections::HashMap<String, Arc<str>> = Default::default();
+        let mut out = Vec::new();
+        let mut position = 0usize;
+        while let Some(doc) = events.next().await {
+            let doc = doc?;
+            record.events_fetched += 1;
+            position += 1;
+            let index = interned
+                .entry(doc.index.clone())
+                .or_insert_with(|| Arc::from(doc.index.as_str()))
+                .clone();
+            let ts = time_fields
+                .iter()
+                .find_map(|f| first_time(&doc.source, f))
+                .unwrap_or(i64::MAX);
+            out.push(Candidate {
+                order: (ts, position),
+                events: vec![Some(Hit {
+                    index,
+                    id: Arc::from(doc.id),
+                    ts,
+                    position,
+                })],
+            });
+        }
+        out.sort_by_key(|c| c.order);
+        Ok(out)
+    }
+}
+
+/// The rule's query as the exact clause the source translates: KQL for the
+/// indices' field types with the detection engine's options
+/// (`rule_types/utils/get_query_filter.ts`), Lucene as `query_string`.
+pub(in crate::runner) fn exact(query: &QueryRule) -> Exact {
+    match &query.language {
+        QueryLanguage::Kql(node) => {
+            let node = node.clone();
+            Exact::new(move |types| {
+                kql::lower(&node, types, &KqlOptions::detection_rules()).map_err(|e| e.to_string())
+            })
+        }
+        QueryLanguage::Lucene => {
+            let text = query.text.clone();
+            Exact::new(move |_| Ok(lucene::to_filter(&text, &LuceneOptions::detection_rules())))
+        }
+    }
+}
+
+fn first_time(doc: &Value, field: &str) -> Option<i64> {
+    field_values(doc, field)
+        .into_iter()
+        .find_map(timestamp_millis)
+}
