@@ -12,11 +12,15 @@ use chrono::SecondsFormat;
 use serde_json::{json, Map, Value};
 
 use super::ancestry::{self, Parent};
+use super::overrides::Applied;
 use super::{AlertContext, AlertRule};
 
 /// What one alert adds to its document.
 pub struct AlertFields<'a> {
     pub rule: &'a AlertRule,
+    /// The name, severity and risk score shown: the rule's, or the
+    /// event's overrides (`buildAlertFields`' `overrides`).
+    pub shown: &'a Applied,
     pub ctx: &'a AlertContext,
     pub parents: &'a [Parent],
     pub reason: String,
@@ -70,8 +74,8 @@ impl AlertFields<'_> {
             "kibana.alert.building_block_type",
             rule.building_block_type.clone().map(Value::from),
         );
-        set("kibana.alert.severity", Some(json!(rule.severity)));
-        set("kibana.alert.risk_score", Some(json!(rule.risk_score)));
+        set("kibana.alert.severity", Some(json!(self.shown.severity)));
+        set("kibana.alert.risk_score", Some(self.shown.risk_score.clone()));
         set(
             "kibana.alert.rule.parameters",
             Some(Value::Object(rule.parameters.clone())),
@@ -96,7 +100,7 @@ impl AlertFields<'_> {
         set("kibana.alert.rule.indices", Some(json!(rule.indices)));
         set("kibana.alert.rule.license", param("license"));
         set("kibana.alert.rule.max_signals", param("max_signals"));
-        set("kibana.alert.rule.name", Some(json!(rule.name)));
+        set("kibana.alert.rule.name", Some(json!(self.shown.name)));
         set("kibana.alert.rule.namespace", param("namespace"));
         set("kibana.alert.rule.note", param("note"));
         set("kibana.alert.rule.references", param("references"));

@@ -13,6 +13,7 @@ pub mod doc;
 pub mod fieldmap;
 pub mod fields;
 pub mod ids;
+pub mod overrides;
 pub mod reason;
 pub mod strip;
 
@@ -21,6 +22,7 @@ use serde_json::{json, Map, Value};
 
 use ancestry::Parent;
 use fields::{add_persistence_fields, AlertFields};
+use overrides::{Applied, Overrides};
 use reason::ReasonSource;
 
 use crate::cluster::{Distribution, ServerInfo};
@@ -75,6 +77,19 @@ pub struct AlertRule {
     pub rule_type_id: &'static str,
     /// The rule type's name (`kibana.alert.rule.category`).
     pub category: &'static str,
+    /// Severity, risk score and name from the event, for event alerts.
+    pub overrides: Overrides,
+}
+
+impl AlertRule {
+    /// The rule's own name, severity and risk score.
+    fn own(&self) -> Applied {
+        Applied {
+            name: self.name.clone(),
+            severity: self.severity.clone(),
+            risk_score: json!(self.risk_score),
+        }
+    }
 }
 
 /// Per-run facts stamped on every alert.
@@ -122,7 +137,10 @@ pub fn event_alert(rule: &AlertRule, ctx: &AlertContext, event: &SourceEvent) ->
         return None;
     }
     let id = ids::event_alert_id(event.event_ref(), &ctx.space_id, &rule.uuid);
-    let mut body = hit_alert_body(rule, ctx, event, &parents, &id);
+    let shown = rule
+        .overrides
+        .apply(&event.source, &rule.name, &rule.severity, rule.risk_score);
+    let mut body = hit_alert_body(rule, &shown, ctx, event, &parents, &id);
     add_persistence_fields(rule, ctx, &mut body);
     Some(Alert {
         id,
@@ -152,12 +170,13 @@ pub fn sequence_alerts(
     let (shell_id, block_ids) = (&ids[0], &ids[1..]);
 
     // The building blocks as single-event alerts (without overrides).
+    let own = rule.own();
     let blocks: Vec<Map<String, Value>> = present
         .iter()
         .zip(&parents)
         .zip(block_ids)
         .map(|((event, parent), id)| {
-            hit_alert_body(rule, ctx, event, std::slice::from_ref(parent), id)
+            hit_alert_body(rule, &own, ctx, event, std::slice::from_ref(parent), id)
         })
         .collect();
 
@@ -171,8 +190,8 @@ pub fn sequence_alerts(
     let reason = reason::reason(
         &Value::Object(merged.clone()),
         ReasonSource::Object,
-        &rule.severity,
-        &rule.name,
+        &own.severity,
+        &own.name,
     );
     let block_parents: Vec<Parent> = blocks
         .iter()
@@ -187,6 +206,7 @@ pub fn sequence_alerts(
         .and_then(original_time);
     let shell_fields = AlertFields {
         rule,
+        shown: &own,
         ctx,
         parents: &block_parents,
         reason,
@@ -245,10 +265,12 @@ fn group_ids(parents: &[Parent], rule: &AlertRule) -> Vec<String> {
     out
 }
 
-/// `transformHitToAlert` without overrides: the source made to fit ECS,
-/// with the alert's fields over it.
+/// `transformHitToAlert`: the source made to fit ECS, with the alert's
+/// fields over it; `shown` is the name, severity and risk score the alert
+/// carries (overridden or the rule's own).
 fn hit_alert_body(
     rule: &AlertRule,
+    shown: &Applied,
     ctx: &AlertContext,
     event: &SourceEvent,
     parents: &[Parent],
@@ -257,11 +279,12 @@ fn hit_alert_body(
     let reason = reason::reason(
         &event.source,
         ReasonSource::Fields,
-        &rule.severity,
-        &rule.name,
+        &shown.severity,
+        &shown.name,
     );
     let fields = AlertFields {
         rule,
+        shown,
         ctx,
         parents,
         reason,

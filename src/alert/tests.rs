@@ -39,6 +39,7 @@ fn rule() -> AlertRule {
         throttle: None,
         rule_type_id: "siem.eqlRule",
         category: "Event Correlation Rule",
+        overrides: Overrides::default(),
     }
 }
 
@@ -344,4 +345,46 @@ fn without_a_public_url_there_is_no_alert_url() {
     )
     .unwrap();
     assert!(a.source.get("kibana.alert.url").is_none());
+}
+
+/// `applyOverrides`: an event alert takes its name, severity and risk
+/// score (and so its reason) from the event; the alerts of a sequence keep
+/// the rule's (`build_alert_group_from_sequence.ts` passes no overrides).
+#[test]
+fn overrides_apply_to_event_alerts_only() {
+    let mut r = rule();
+    r.overrides = Overrides {
+        severity_mapping: vec![overrides::SeverityMapping {
+            field: "process.name".into(),
+            value: "powershell.exe".into(),
+            severity: "critical".into(),
+        }],
+        risk_score_field: Some("event.risk".into()),
+        rule_name_field: Some("threat.name".into()),
+    };
+    let e = ev(
+        "e1",
+        "2024-05-01T09:58:00.000Z",
+        "process",
+        json!({"threat": {"name": "Mimikatz"}, "event": {"category": "process", "risk": "93.5"}}),
+    );
+    let alert = event_alert(&r, &ctx(), &e).unwrap().source;
+    assert_eq!(alert["kibana.alert.rule.name"], json!("Mimikatz"));
+    assert_eq!(alert["kibana.alert.severity"], json!("critical"));
+    assert_eq!(alert["kibana.alert.risk_score"], json!(93.5));
+    // The rule's own values stay where Kibana keeps them.
+    assert_eq!(alert["kibana.alert.rule.severity"], json!("medium"));
+    assert_eq!(alert["kibana.alert.rule.risk_score"], json!(47));
+    let reason = alert["kibana.alert.reason"].as_str().unwrap();
+    assert!(
+        reason.ends_with("created critical alert Mimikatz."),
+        "{reason}"
+    );
+
+    let seq = sequence_alerts(&r, &ctx(), &[Some(&e), Some(&e)]);
+    for a in &seq {
+        assert_eq!(a.source["kibana.alert.rule.name"], json!("Test rule"));
+        assert_eq!(a.source["kibana.alert.severity"], json!("medium"));
+        assert_eq!(a.source["kibana.alert.risk_score"], json!(47));
+    }
 }

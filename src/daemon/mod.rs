@@ -340,6 +340,7 @@ where
         tracing::info!(
             loaded = report.loaded,
             skipped = report.skipped,
+            not_supported_yet = %report.not_supported,
             failed = report.failed,
             kept_previous = report.kept_previous,
             scheduled,

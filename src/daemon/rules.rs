@@ -23,12 +23,14 @@ pub struct RuleSet {
 }
 
 /// Counts of one (re)load.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LoadReport {
     /// Rules loaded from their file as it is now.
     pub loaded: usize,
     /// Valid files of rule types detectd does not run.
     pub skipped: usize,
+    /// The skipped rules of Kibana types not supported yet, by type.
+    pub not_supported: crate::rule::TypeCounts,
     /// Files with errors.
     pub failed: usize,
     /// Broken files whose previous version stays loaded.
@@ -58,9 +60,15 @@ impl RuleSet {
                     set.by_path.insert(origin, Arc::new((**rule).clone()));
                 }
                 LoadOutcome::Skipped {
-                    rule_id, reason, ..
+                    rule_id,
+                    reason,
+                    rule_type,
+                    ..
                 } => {
                     report.skipped += 1;
+                    if let Some(t) = rule_type {
+                        report.not_supported.add(t);
+                    }
                     tracing::info!(
                         path = %path,
                         rule_id = rule_id.as_deref(),

@@ -378,8 +378,8 @@ async fn once_runs_every_enabled_eql_rule_once() {
     )
     .unwrap();
     std::fs::write(
-        dir.path().join("kql.toml"),
-        rule_toml("kql", "5m", "").replace("type = \"eql\"", "type = \"query\""),
+        dir.path().join("threshold.toml"),
+        rule_toml("threshold", "5m", "").replace("type = \"eql\"", "type = \"threshold\""),
     )
     .unwrap();
     std::fs::write(dir.path().join("broken.toml"), "[rule]\nrule_id = 3\n").unwrap();

@@ -53,11 +53,46 @@ fn is_export_path(path: &Path) -> bool {
     path.extension().is_some_and(|x| x == "ndjson")
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CheckSummary {
     pub ok: usize,
     pub failed: usize,
     pub skipped: usize,
+    /// The skipped rules of Kibana types not supported yet, by type.
+    pub not_supported: TypeCounts,
+}
+
+/// Rules counted by their Kibana type, shown as `threshold 12, esql 3`
+/// (most first).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TypeCounts(std::collections::BTreeMap<String, usize>);
+
+impl TypeCounts {
+    pub fn add(&mut self, rule_type: &str) {
+        *self.0.entry(rule_type.to_string()).or_default() += 1;
+    }
+
+    pub fn get(&self, rule_type: &str) -> usize {
+        self.0.get(rule_type).copied().unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Display for TypeCounts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut counts: Vec<(&String, &usize)> = self.0.iter().collect();
+        counts.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        for (i, (t, n)) in counts.into_iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{t} {n}")?;
+        }
+        Ok(())
+    }
 }
 
 /// Reads and validates one TOML rule file.
@@ -272,7 +307,8 @@ pub fn render_errors(file: &FileOutcome, errors: &[RuleError]) -> String {
 /// `detectd check`: validates `paths`, prints each error and warning
 /// (rendered with a caret), one note per skipped rule (and per kind of
 /// non-rule line of an export, counted as skipped too), and the summary
-/// line `N rules ok, M failed[, K skipped]`. The CLI exits 1 if
+/// line `N rules ok, M failed[, K skipped (not supported yet: TYPE N, ...)]`.
+/// The CLI exits 1 if
 /// `failed > 0`.
 pub fn check_paths(paths: &[PathBuf], out: &mut dyn Write) -> io::Result<CheckSummary> {
     let mut summary = CheckSummary::default();
@@ -282,8 +318,13 @@ pub fn check_paths(paths: &[PathBuf], out: &mut dyn Write) -> io::Result<CheckSu
                 summary.ok += 1;
                 write!(out, "{}", render_errors(&file, warnings))?;
             }
-            LoadOutcome::Skipped { reason, .. } => {
+            LoadOutcome::Skipped {
+                reason, rule_type, ..
+            } => {
                 summary.skipped += 1;
+                if let Some(t) = rule_type {
+                    summary.not_supported.add(t);
+                }
                 writeln!(out, "{}: note: skipped: {reason}", file.location())?;
             }
             LoadOutcome::Failed(errors) => {
@@ -295,6 +336,9 @@ pub fn check_paths(paths: &[PathBuf], out: &mut dyn Write) -> io::Result<CheckSu
     write!(out, "{} rules ok, {} failed", summary.ok, summary.failed)?;
     if summary.skipped > 0 {
         write!(out, ", {} skipped", summary.skipped)?;
+        if !summary.not_supported.is_empty() {
+            write!(out, " (not supported yet: {})", summary.not_supported)?;
+        }
     }
     writeln!(out)?;
     Ok(summary)

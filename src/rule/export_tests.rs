@@ -430,7 +430,7 @@ fn refused_settings_and_other_types_as_in_toml() {
         panic!("expected a skipped rule");
     };
     assert_eq!(rule_id.as_deref(), Some("export-0001"));
-    assert_eq!(reason, "type \"threshold\" is not run by detectd");
+    assert_eq!(reason, "not supported yet: threshold");
     let got = errors(&export(&[&with(json!({"type": "eqll"}))]));
     assert!(got[0].3.contains("found \"eqll\""), "{got:?}");
 }

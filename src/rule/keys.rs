@@ -13,9 +13,6 @@ pub(super) const UNSUPPORTED: &[&str] = &[
     "filters",
     "exceptions_list",
     "alert_suppression",
-    "risk_score_mapping",
-    "severity_mapping",
-    "rule_name_override",
 ];
 
 /// The Kibana rule types detectd runs.
@@ -31,7 +28,7 @@ pub(super) const OTHER_KIBANA_TYPES: &[&str] = &[
     "esql",
 ];
 
-/// Every `[rule]` key of a Kibana EQL rule (the public rule API's
+/// Every `[rule]` key of a Kibana EQL or query rule (the public rule API's
 /// snake_case parameters) and of the detection-rules TOML format; anything
 /// else is most likely a typo and draws a warning.
 const KNOWN_RULE_FIELDS: &[&str] = &[
@@ -67,6 +64,7 @@ const KNOWN_RULE_FIELDS: &[&str] = &[
     "risk_score_mapping",
     "rule_id",
     "rule_name_override",
+    "saved_id",
     "setup",
     "severity",
     "severity_mapping",

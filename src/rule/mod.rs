@@ -18,6 +18,7 @@ pub mod error;
 pub mod export;
 mod fields;
 mod identity;
+mod overrides;
 pub mod keys;
 pub mod position;
 pub mod raw;
@@ -28,7 +29,7 @@ pub mod validate;
 
 pub use check::{
     check_paths, load_export_file, load_file, load_paths, load_rules_file, render_errors,
-    CheckSummary, FileOutcome,
+    CheckSummary, FileOutcome, TypeCounts,
 };
 pub use datemath::{parse_duration, DateMath, TimeError};
 pub use error::{RuleError, RuleErrorKind};
@@ -43,5 +44,7 @@ pub use validate::{load_str, LoadOutcome};
 
 #[cfg(test)]
 mod export_tests;
+#[cfg(test)]
+mod kind_tests;
 #[cfg(test)]
 mod tests;

@@ -153,6 +153,9 @@ pub struct RuleCommon {
     /// unless `timestamp_override_fallback_disabled`).
     pub timestamp_override: Option<String>,
     pub timestamp_override_fallback_disabled: bool,
+    /// `severity_mapping`, `risk_score_mapping`, `rule_name_override`:
+    /// values an event alert takes from its event.
+    pub overrides: crate::alert::overrides::Overrides,
     pub building_block_type: Option<BuildingBlockType>,
     pub tags: Vec<String>,
     pub threat: Vec<Threat>,

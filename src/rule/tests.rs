@@ -113,13 +113,13 @@ fn scheduling_and_optional_fields_are_typed() {
 
 #[test]
 fn other_rule_types_are_skipped_not_failed() {
-    let text = rule_text("type = \"query\"\n", &["type"]);
+    let text = rule_text("type = \"threshold\"\n", &["type"]);
     match load_str(&text) {
         LoadOutcome::Skipped {
             rule_id, reason, ..
         } => {
             assert_eq!(rule_id.as_deref(), Some("abc-123"));
-            assert_eq!(reason, "type \"query\" is not run by detectd");
+            assert_eq!(reason, "not supported yet: threshold");
         }
         other => panic!("expected skipped, got {other:?}"),
     }

@@ -146,6 +146,7 @@ pub(super) fn validate_rule(mut f: Fields<'_>, metadata: Metadata, origin: Origi
     let timestamp_override_fallback_disabled = f
         .bool("timestamp_override_fallback_disabled")
         .unwrap_or(false);
+    let overrides = f.overrides();
     let building_block_type = f.building_block_type();
     let tags = f.string_list("tags");
     let threat = f.threat();
@@ -208,6 +209,7 @@ pub(super) fn validate_rule(mut f: Fields<'_>, metadata: Metadata, origin: Origi
                 risk_score,
                 timestamp_override,
                 timestamp_override_fallback_disabled,
+                overrides,
                 building_block_type,
                 tags,
                 threat,
@@ -325,7 +327,7 @@ impl Fields<'_> {
                 );
             }
         }
-        let query = self.query_text("an EQL query");
+        let query = self.query_text();
         let timestamp_field = self.non_empty_string("timestamp_field");
         let event_category_override = self.non_empty_string("event_category_override");
         let tiebreaker_field = self.non_empty_string("tiebreaker_field");
@@ -407,7 +409,7 @@ impl Fields<'_> {
         } else {
             None
         };
-        let query = self.query_text("a KQL or Lucene query")?;
+        let query = self.query_text()?;
         let language = language?;
         let language = if language == "lucene" {
             QueryLanguage::Lucene
@@ -435,7 +437,7 @@ impl Fields<'_> {
     }
 
     /// The `query` string with what maps offsets in it to the file.
-    fn query_text(&mut self, what: &str) -> Option<QueryText> {
+    fn query_text(&mut self) -> Option<QueryText> {
         let (text, span) = match self.get("query") {
             None => {
                 self.missing("query");
@@ -443,7 +445,6 @@ impl Fields<'_> {
             }
             Some(_) => self.string_spanned("query")?,
         };
-        let _ = what;
         let token = self.text.get(span.range()).unwrap_or("");
         let map = match self.format {
             Format::Toml => StringMap::scan(token, span.start as usize),

@@ -86,6 +86,7 @@ pub fn alert_rule(rule: &Rule, now: DateTime<Utc>) -> AlertRule {
         throttle: None,
         rule_type_id: type_ids.0,
         category: type_ids.1,
+        overrides: rule.overrides.clone(),
     }
 }
 
