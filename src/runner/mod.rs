@@ -72,6 +72,8 @@ mod run;
 #[cfg(test)]
 mod mapping_tests;
 #[cfg(test)]
+mod query_tests;
+#[cfg(test)]
 mod tests;
 
 use std::future::Future;
