@@ -103,9 +103,7 @@ impl EventSource for MemorySource {
             None => None,
             Some(exact) => {
                 let types = mappings.field_types();
-                let filter = exact
-                    .lower(types.as_ref())
-                    .map_err(SourceError::Query)?;
+                let filter = exact.lower(types.as_ref()).map_err(SourceError::Query)?;
                 let matcher = crate::filter::eval::compile(
                     &filter,
                     &types.unwrap_or_default(),
