@@ -215,11 +215,13 @@ fn matrix() -> Vec<Case> {
         // --- settings detectd refuses rather than ignores
         case(Add("filters = [{ query = { match_all = {} } }]"), "[{ query", &["`filters` is not supported by detectd"]),
         case(Add("exceptions_list = [{ id = \"x\", list_id = \"y\", type = \"detection\", namespace_type = \"single\" }]"), "[{ id", &["`exceptions_list` is not supported by detectd"]),
-        case(Add("alert_suppression = { group_by = [\"host.name\"] }"), "{ group_by", &["`alert_suppression` is not supported by detectd"]),
         case(Add("data_view_id = \"security-solution-default\""), "\"security-solution-default\"", &["`data_view_id` is not supported by detectd"]),
-        case(Add("risk_score_mapping = [{ field = \"x\", operator = \"equals\", value = \"\" }]"), "[{ field", &["`risk_score_mapping` is not supported by detectd"]),
-        case(Add("severity_mapping = [{ field = \"x\", operator = \"equals\", value = \"a\", severity = \"high\" }]"), "[{ field", &["`severity_mapping` is not supported by detectd"]),
-        case(Add("rule_name_override = \"message\""), "\"message\"", &["`rule_name_override` is not supported by detectd"]),
+        // --- overrides (Kibana's SeverityMappingItem / RiskScoreMappingItem)
+        case(Add("risk_score_mapping = \"event.risk_score\""), "\"event.risk_score\"", &["expected an array of mappings ({ field, operator, value }) for `risk_score_mapping`, found string"]),
+        case(Add("risk_score_mapping = [{ field = \"x\", value = \"\" }]"), "[{ field", &["invalid `risk_score_mapping` entry 1: missing `operator`"]),
+        case(Add("severity_mapping = [{ field = \"x\", operator = \"equals\", value = \"a\", severity = \"urgent\" }]"), "[{ field", &["invalid `severity_mapping` entry 1: expected `severity` \"low\", \"medium\", \"high\" or \"critical\", found \"urgent\""]),
+        case(Add("severity_mapping = [{ field = \"x\", operator = \"equals\", value = 3, severity = \"low\" }]"), "[{ field", &["invalid `severity_mapping` entry 1: expected `value` a string, found integer"]),
+        case(Add("rule_name_override = 5"), "5\n", &["expected a string for `rule_name_override`, found integer"]),
         // --- threat (MITRE mapping)
         case(Replace("framework = \"MITRE ATT&CK\"\n", ""), "[[rule.threat]]", &["invalid `threat` entry 1", "missing field `framework`"]),
         case(Replace("id = \"TA0002\"", "id = 2"), "[[rule.threat]]", &["invalid `threat` entry 1", "expected a string"]),
@@ -447,22 +449,45 @@ fn a_misspelt_key_is_a_warning_with_a_hint() {
     assert!(stdout.ends_with("2 rules ok, 0 failed\n"), "{stdout}");
 }
 
-/// A rule type Kibana has but detectd does not run is a note, not an error.
+/// `alert_suppression` is read but not applied yet: the rule loads and
+/// runs, and the warning says its alerts are not suppressed.
 #[test]
-fn a_known_non_eql_type_is_skipped_not_failed() {
+fn alert_suppression_is_a_warning_that_says_what_is_left_out() {
+    let text = edit(
+        BASE,
+        Add("alert_suppression = { group_by = [\"host.name\"] }"),
+    );
+    let (_dir, path, out) = check_with_good(text.as_bytes());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let (line, col) = line_col(&text, text.find("{ group_by").unwrap());
+    assert!(
+        stdout.contains(&format!(
+            "{}:{line}:{col}: warning: `alert_suppression` is not applied by detectd yet: alerts are not suppressed yet: every match alerts",
+            path.display()
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("2 rules ok, 0 failed\n"), "{stdout}");
+}
+
+/// A rule type Kibana has but detectd does not run yet is a note, not an
+/// error, counted by type.
+#[test]
+fn a_known_type_not_supported_yet_is_skipped_not_failed() {
     let text = edit(BASE, Set("type", "\"threshold\""));
     let (_dir, path, out) = check_with_good(text.as_bytes());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(
         stdout.contains(&format!(
-            "{}: note: skipped: type \"threshold\" is not run by detectd",
+            "{}: note: skipped: not supported yet: threshold",
             path.display()
         )),
         "{stdout}"
     );
     assert!(
-        stdout.ends_with("1 rules ok, 0 failed, 1 skipped\n"),
+        stdout.ends_with("1 rules ok, 0 failed, 1 skipped (not supported yet: threshold 1)\n"),
         "{stdout}"
     );
 }

@@ -37,6 +37,9 @@ pub enum RuleErrorKind {
     /// A `[rule]` key that no Kibana rule parameter has (often a typo such
     /// as `max_signal`): a warning, since the setting is silently ignored.
     UnknownField,
+    /// A Kibana setting detectd reads but does not apply yet
+    /// (`alert_suppression`): a warning, the rule runs without it.
+    NotApplied,
 }
 
 impl RuleError {
@@ -50,6 +53,9 @@ impl RuleError {
 
     /// Warnings are shown but do not make a rule file fail.
     pub fn is_warning(&self) -> bool {
-        self.kind == RuleErrorKind::UnknownField
+        matches!(
+            self.kind,
+            RuleErrorKind::UnknownField | RuleErrorKind::NotApplied
+        )
     }
 }

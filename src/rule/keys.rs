@@ -8,12 +8,14 @@ use super::raw::span_of;
 
 /// Kibana EQL-rule settings that change which events alert; detectd does not
 /// implement them, so a rule using them is refused rather than run wrongly.
-pub(super) const UNSUPPORTED: &[&str] = &[
-    "data_view_id",
-    "filters",
-    "exceptions_list",
+pub(super) const UNSUPPORTED: &[&str] = &["data_view_id", "filters", "exceptions_list"];
+
+/// Kibana settings detectd accepts but does not apply yet: the rule runs,
+/// with a warning that says what is left out.
+pub(super) const NOT_APPLIED: &[(&str, &str)] = &[(
     "alert_suppression",
-];
+    "alerts are not suppressed yet: every match alerts",
+)];
 
 /// The Kibana rule types detectd runs.
 pub(super) const RUN_TYPES: &[&str] = &["eql", "query", "saved_query"];

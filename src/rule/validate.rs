@@ -13,7 +13,7 @@ use super::datemath::{parse_duration, DateMath};
 use super::error::{RuleError, RuleErrorKind};
 use super::fields::{Fields, Format};
 use super::identity::Identity;
-use super::keys::{kibana_params, OTHER_KIBANA_TYPES, RUN_TYPES, UNSUPPORTED};
+use super::keys::{kibana_params, NOT_APPLIED, OTHER_KIBANA_TYPES, RUN_TYPES, UNSUPPORTED};
 use super::position::StringMap;
 use super::raw::{span_of, threat_entries, RawRuleFile, RawTable};
 use super::rule::{
@@ -682,16 +682,7 @@ impl Fields<'_> {
 
     fn unsupported(&mut self) {
         for key in UNSUPPORTED {
-            let Some((value, span)) = self.get(key) else {
-                continue;
-            };
-            let empty = match value {
-                Value::Array(a) => a.is_empty(),
-                Value::Table(t) => t.is_empty(),
-                Value::String(s) => s.is_empty(),
-                _ => false,
-            };
-            if !empty {
+            if let Some(span) = self.non_empty(key) {
                 self.error(
                     RuleErrorKind::Unsupported,
                     span,
@@ -699,5 +690,26 @@ impl Fields<'_> {
                 );
             }
         }
+        for (key, what) in NOT_APPLIED {
+            if let Some(span) = self.non_empty(key) {
+                self.error(
+                    RuleErrorKind::NotApplied,
+                    span,
+                    format!("`{key}` is not applied by detectd yet: {what}"),
+                );
+            }
+        }
+    }
+
+    /// Where `key` is set to something other than an empty value.
+    fn non_empty(&self, key: &str) -> Option<Span> {
+        let (value, span) = self.get(key)?;
+        let empty = match value {
+            Value::Array(a) => a.is_empty(),
+            Value::Table(t) => t.is_empty(),
+            Value::String(s) => s.is_empty(),
+            _ => false,
+        };
+        (!empty).then_some(span)
     }
 }
