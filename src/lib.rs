@@ -17,6 +17,7 @@ pub mod filter;
 pub mod hunt;
 pub mod kql;
 pub mod offline;
+pub mod querydsl;
 pub mod rule;
 pub mod runner;
 pub mod schedule;

@@ -71,7 +71,11 @@ fn config(dir: &Path, url: &str, space: &AlertsSpace, extra: &str) -> std::path:
 fn a_squatting_index_stops_start_up_with_the_fix() {
     let Some(url) = cluster_url() else { return };
     let (rt, c) = connect(&url);
-    let space = AlertsSpace::new(format!("it-cli-squat-{}-{}", std::process::id(), free_port()));
+    let space = AlertsSpace::new(format!(
+        "it-cli-squat-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
     // what an older detectd's first write auto-created
     let (status, _) = request(&rt, &c, Method::Put, &format!("/{}", space.alias()), None);
     assert_eq!(status, 200);
@@ -90,16 +94,32 @@ fn a_squatting_index_stops_start_up_with_the_fix() {
         "{stderr}"
     );
     // nothing written into it, and no layout beside it
-    let (_, count) = request(&rt, &c, Method::Get, &format!("/{}/_count", space.alias()), None);
+    let (_, count) = request(
+        &rt,
+        &c,
+        Method::Get,
+        &format!("/{}/_count", space.alias()),
+        None,
+    );
     assert_eq!(count["count"], 0);
-    request(&rt, &c, Method::Delete, &format!("/{}", space.alias()), None);
+    request(
+        &rt,
+        &c,
+        Method::Delete,
+        &format!("/{}", space.alias()),
+        None,
+    );
 }
 
 #[test]
 fn dead_letters_are_listed_and_replayed_from_the_command_line() {
     let Some(url) = cluster_url() else { return };
     let (rt, c) = connect(&url);
-    let space = AlertsSpace::new(format!("it-cli-dead-{}-{}", std::process::id(), free_port()));
+    let space = AlertsSpace::new(format!(
+        "it-cli-dead-{}-{}",
+        std::process::id(),
+        free_port()
+    ));
     let dir = tempfile::tempdir().unwrap();
     let config = config(dir.path(), &url, &space, "");
     // a refused alert, as a run keeps it with the file state backend
@@ -130,12 +150,23 @@ fn dead_letters_are_listed_and_replayed_from_the_command_line() {
     };
     let list = run("list");
     let stdout = String::from_utf8_lossy(&list.stdout);
-    assert_eq!(list.status.code(), Some(0), "{}", String::from_utf8_lossy(&list.stderr));
+    assert_eq!(
+        list.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&list.stderr)
+    );
     let line: Value = serde_json::from_str(stdout.lines().next().unwrap()).unwrap();
     assert_eq!(line["alert_id"], "dead-1");
     assert_eq!(line["status"], 400);
-    assert!(line["reason"].as_str().unwrap().contains("mapper_parsing_exception"));
-    assert!(line.get("alert").is_none(), "the list leaves the document out");
+    assert!(line["reason"]
+        .as_str()
+        .unwrap()
+        .contains("mapper_parsing_exception"));
+    assert!(
+        line.get("alert").is_none(),
+        "the list leaves the document out"
+    );
     assert!(String::from_utf8_lossy(&list.stderr).contains("1 dead letters"));
 
     let replay = run("replay");
@@ -143,13 +174,24 @@ fn dead_letters_are_listed_and_replayed_from_the_command_line() {
     assert_eq!(replay.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("1 written, 0 already there"), "{stderr}");
     // written into the alias (created as Kibana's layout), and gone from the store
-    request(&rt, &c, Method::Post, &format!("/{}/_refresh", space.alias()), None);
-    let (_, count) = request(&rt, &c, Method::Get, &format!("/{}/_count", space.alias()), None);
+    request(
+        &rt,
+        &c,
+        Method::Post,
+        &format!("/{}/_refresh", space.alias()),
+        None,
+    );
+    let (_, count) = request(
+        &rt,
+        &c,
+        Method::Get,
+        &format!("/{}/_count", space.alias()),
+        None,
+    );
     assert_eq!(count["count"], 1);
-    let left: Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join("state/dead-letters.json")).unwrap(),
-    )
-    .unwrap();
+    let left: Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("state/dead-letters.json")).unwrap())
+            .unwrap();
     assert_eq!(left, json!({}));
     let again = run("list");
     assert!(String::from_utf8_lossy(&again.stderr).contains("0 dead letters"));
