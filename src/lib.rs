@@ -15,6 +15,7 @@ pub mod diagnostic;
 pub mod eql;
 pub mod filter;
 pub mod hunt;
+pub mod kibana_filter;
 pub mod kql;
 pub mod offline;
 pub mod querydsl;
