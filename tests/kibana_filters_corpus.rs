@@ -3,7 +3,8 @@
 //!
 //! The filters: `[[rule.filters]]` of every rule in
 //! `../shared/detection-rules-other/` and `../shared/detection-rules-eql/`
-//! (`_deprecated` included). Each must parse, place (with and without
+//! (`_deprecated` included; today all 53 are in `detection-rules-other`,
+//! the EQL rules have none). Each must parse, place (with and without
 //! field types) to the query the rule wrote (old top-level shapes moved
 //! under `query`), and compile for local evaluation; its positive query must
 //! select a document built to hit it (the wildcard's pattern filled in, the
