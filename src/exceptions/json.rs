@@ -20,7 +20,11 @@ pub(super) struct Invalid {
 
 impl std::fmt::Display for Invalid {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "at `{}`: {}", self.at, self.message)
+        if self.at.as_str().is_empty() {
+            f.write_str(&self.message)
+        } else {
+            write!(f, "at `{}`: {}", self.at, self.message)
+        }
     }
 }
 
@@ -207,12 +211,12 @@ fn entry(v: &Value, in_nested: bool, at: &Pointer) -> Result<Entry, Invalid> {
             at: at.child("type"),
             message: format!(
                 "expected {}{}, found `{kind}`",
+                names.join(", "),
                 if in_nested {
-                    "inside a nested entry "
+                    " inside a nested entry"
                 } else {
                     ""
                 },
-                names.join(", ")
             ),
         });
     }
