@@ -436,7 +436,7 @@ fn value_lists_are_not_supported_yet() {
         list_type: "ip".into(),
     }]);
     assert_eq!(
-        build_exception_filter(&[it.clone()], Utc::now())
+        build_exception_filter(std::slice::from_ref(&it), Utc::now())
             .unwrap_err()
             .to_string(),
         "exception item `endpoint_list_item` of list `endpoint_list_id` (single): value-list entries are not supported yet (`source.ip` in value list `ips.txt`)"
