@@ -252,18 +252,24 @@ async fn cluster_ids(
         .unwrap_or_default())
 }
 
+/// The index the queries run on, its documents and field types.
+struct Setup {
+    cluster: detectd::cluster::Cluster,
+    index: String,
+    docs: Vec<(String, Value)>,
+    types: FieldTypes,
+}
+
 /// Compares one query: returns `Some(disagreement)`; counts selective
 /// agreements.
 async fn compare(
-    cluster: &detectd::cluster::Cluster,
-    index: &str,
-    docs: &[(String, Value)],
-    types: &FieldTypes,
+    s: &Setup,
     label: &str,
     tree: &Filter,
     dsl: &Value,
     selective: &mut usize,
 ) -> Option<String> {
+    let (cluster, index, docs, types) = (&s.cluster, s.index.as_str(), &s.docs, &s.types);
     let now = Utc::now();
     let on_cluster = cluster_ids(cluster, index, dsl).await;
     let local = compile(tree, types, &EvalOptions::default()).map(|m| {
@@ -317,28 +323,24 @@ async fn kibana_filters_and_exceptions_agree_with_the_cluster() {
         .await
         .unwrap();
     let types = FieldTypes::from_mapping(&mapping_resp);
+    let setup = Setup {
+        cluster,
+        index,
+        docs,
+        types,
+    };
+    let (cluster, index, docs, types) = (&setup.cluster, &setup.index, &setup.docs, &setup.types);
 
     let mut disagreements = Vec::new();
     let (mut selective, mut checked, mut known) = (0, 0, 0);
     for list in filter_lists() {
         let filters = parse_filters(&list).unwrap_or_else(|e| panic!("{list}: {e:?}"));
-        let placed = build_query_from_filters(&filters, Some(&types), &PlaceOptions::default())
+        let placed = build_query_from_filters(&filters, Some(types), &PlaceOptions::default())
             .unwrap_or_else(|e| panic!("{list}: {e}"));
         let dsl = json!({"bool": placed.bool_query()});
         checked += 1;
         let label = list.to_string();
-        if let Some(d) = compare(
-            &cluster,
-            &index,
-            &docs,
-            &types,
-            &label,
-            &placed.tree(),
-            &dsl,
-            &mut selective,
-        )
-        .await
-        {
+        if let Some(d) = compare(&setup, &label, &placed.tree(), &dsl, &mut selective).await {
             match KNOWN_LIMITS.iter().find(|(k, _)| label.contains(k)) {
                 Some((_, why)) => {
                     known += 1;
@@ -364,10 +366,7 @@ async fn kibana_filters_and_exceptions_agree_with_the_cluster() {
         let dsl = json!({"bool": {"must_not": [f.query()]}});
         checked += 1;
         if let Some(d) = compare(
-            &cluster,
-            &index,
-            &docs,
-            &types,
+            &setup,
             &refs.to_string(),
             &f.to_filter(),
             &dsl,
@@ -378,9 +377,9 @@ async fn kibana_filters_and_exceptions_agree_with_the_cluster() {
             disagreements.push(d);
         }
         // The per-event test is the complement, event by event.
-        let m = f.matcher(&types, &m_opts, now).unwrap();
-        let keep = compile(&f.to_filter(), &types, &m_opts).unwrap();
-        for (_, d) in &docs {
+        let m = f.matcher(types, &m_opts, now).unwrap();
+        let keep = compile(&f.to_filter(), types, &m_opts).unwrap();
+        for (_, d) in docs {
             assert_eq!(m.matches(d), !keep.matches(d, now), "{refs}: {d}");
         }
     }
@@ -390,7 +389,7 @@ async fn kibana_filters_and_exceptions_agree_with_the_cluster() {
         docs.len(),
         disagreements.len()
     );
-    delete_indices(&cluster, &[&index]).await;
+    delete_indices(cluster, &[index.as_str()]).await;
     assert!(
         disagreements.is_empty(),
         "disagreements:\n{}",
