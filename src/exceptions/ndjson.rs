@@ -16,6 +16,8 @@ use super::Parsed;
 
 pub(super) fn parse(text: &str, file: &Path) -> Parsed {
     let mut out = Parsed::default();
+    // Files saved by some Windows editors start with a byte order mark.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     for (i, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;

@@ -57,6 +57,13 @@ fn ndjson_errors_name_file_line_and_place() {
 }
 
 #[test]
+fn a_byte_order_mark_is_not_an_error() {
+    let (store, errors) = load(&[("bom.ndjson", &format!("\u{feff}{LIST}"))]);
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(store.len(), 1);
+}
+
+#[test]
 fn items_may_come_from_another_file_and_lists_are_unique() {
     let item = item_line(r#"[{"field":"a","operator":"included","type":"exists"}]"#);
     let (store, errors) = load(&[("a.ndjson", LIST), ("b.ndjson", &item), ("c.ndjson", LIST)]);
