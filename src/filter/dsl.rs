@@ -121,6 +121,7 @@ pub fn to_dsl_with(filter: &Filter, opts: DslOptions) -> Value {
             json!({ "nested": body })
         }
         Filter::QueryString(qs) => query_string_json(qs),
+        Filter::Verbatim(v) => v.dsl.clone(),
     }
 }
 

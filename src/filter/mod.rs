@@ -1,5 +1,5 @@
-//! The language-neutral filter tree that KQL, Lucene (and later EQL's
-//! pushdown, Kibana filters and exception lists) lower to, with its two
+//! The language-neutral filter tree that KQL, Lucene, Kibana filters and
+//! exception lists (and later EQL's pushdown) lower to, with its two
 //! readers: [`dsl`] renders it as Elasticsearch query DSL for the cluster,
 //! [`eval`] evaluates it over `_source` documents with the same semantics
 //! for the indices' [`FieldTypes`].
@@ -21,4 +21,4 @@ pub mod tree;
 pub use dsl::{to_dsl, to_dsl_with, DslOptions};
 pub use eval::{compile, EvalError, EvalOptions, Matcher, Unmapped};
 pub use fields::{FieldInfo, FieldTypes, KibanaType};
-pub use tree::{Bounds, Filter, Local, QueryString, Scalar};
+pub use tree::{Bounds, Filter, Local, QueryString, Scalar, Verbatim};

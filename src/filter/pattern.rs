@@ -1,11 +1,19 @@
 //! Lucene wildcard patterns, as the `wildcard` query and `query_string`
 //! wildcard terms read them: `*` any run of characters, `?` exactly one,
 //! `\` makes the next character literal (a trailing `\` is itself).
+//!
+//! Case-insensitive patterns fold each plain character, but an escaped
+//! character still matches only itself, as Elasticsearch's
+//! `AutomatonQueries.toCaseInsensitiveWildcardAutomaton` builds it
+//! (`Automata.makeChar` for the escaped code point).
 
 /// One element of a compiled pattern.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Tok {
+    /// Compared after case folding (when the pattern is case-insensitive).
     Lit(char),
+    /// An escaped character: compared as is.
+    Exact(char),
     One,
     Any,
 }
@@ -25,7 +33,10 @@ impl Pattern {
             toks.push(match c {
                 '*' => Tok::Any,
                 '?' => Tok::One,
-                '\\' => Tok::Lit(chars.next().unwrap_or('\\')),
+                '\\' => match chars.next() {
+                    Some(n) => Tok::Exact(n),
+                    None => Tok::Lit(fold('\\', case_insensitive)),
+                },
                 c => Tok::Lit(fold(c, case_insensitive)),
             });
         }
@@ -37,10 +48,8 @@ impl Pattern {
 
     /// Whether the whole of `text` matches.
     pub fn matches(&self, text: &str) -> bool {
-        let t: Vec<char> = text
-            .chars()
-            .map(|c| fold(c, self.case_insensitive))
-            .collect();
+        let t: Vec<char> = text.chars().collect();
+        let ci = self.case_insensitive;
         let p = &self.toks;
         // Iterative glob match with single-star backtracking.
         let (mut pi, mut ti) = (0, 0);
@@ -51,7 +60,11 @@ impl Pattern {
                     pi += 1;
                     ti += 1;
                 }
-                Some(Tok::Lit(c)) if *c == t[ti] => {
+                Some(Tok::Lit(c)) if *c == fold(t[ti], ci) => {
+                    pi += 1;
+                    ti += 1;
+                }
+                Some(Tok::Exact(c)) if *c == t[ti] => {
                     pi += 1;
                     ti += 1;
                 }
@@ -122,6 +135,18 @@ mod tests {
         assert!(Pattern::new("", false).matches(""));
         assert!(Pattern::new("**", false).matches(""));
         assert!(Pattern::new("*a*b*", false).matches("xxaxxbxx"));
+    }
+
+    #[test]
+    fn escaped_characters_keep_their_case_in_case_insensitive_patterns() {
+        // `C:\Program Files*` as a TOML basic string with `\\` spells it:
+        // `\P` is an escaped `P`, not a backslash.
+        let p = Pattern::new(r"C:\Program Files*", true);
+        assert!(p.matches("c:Program filesMore"));
+        assert!(!p.matches("c:program filesMore"));
+        assert!(!p.matches(r"C:\Program Files\x"));
+        assert!(Pattern::new(r"a\\b", true).matches(r"A\B"));
+        assert!(Pattern::new(r"A\", true).matches(r"a\"));
     }
 
     #[test]

@@ -86,6 +86,20 @@ pub struct QueryString {
     pub local: Local,
 }
 
+/// A query sent to the cluster exactly as someone else wrote it (a Kibana
+/// filter's query, the filter Kibana builds from exception lists), and
+/// what it means locally.
+///
+/// Rendering gives back `dsl` untouched, so the cluster receives byte for
+/// byte what Kibana would send; [`Local`] says what it selects, as read by
+/// the front end that made it ([`crate::querydsl`]), or why that cannot be
+/// known offline.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Verbatim {
+    pub dsl: Value,
+    pub local: Local,
+}
+
 /// The local meaning of a passthrough query.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub enum Local {
@@ -170,6 +184,7 @@ pub enum Filter {
         ignore_unmapped: Option<bool>,
     },
     QueryString(QueryString),
+    Verbatim(Verbatim),
 }
 
 impl Filter {
@@ -258,6 +273,13 @@ impl Filter {
                     out.insert("*".to_string());
                 }
                 Local::Unsupported(_) => out.extend(qs.fields.iter().cloned()),
+            },
+            // Unknown meaning, unknown fields: all of them.
+            Filter::Verbatim(v) => match &v.local {
+                Local::Tree(t) => t.collect_fields(out),
+                Local::Unsupported(_) => {
+                    out.insert("*".to_string());
+                }
             },
             Filter::Term { field, .. }
             | Filter::Terms { field, .. }

@@ -157,6 +157,10 @@ impl Compiler<'_> {
                 Local::Tree(t) => self.node(t, lenient)?,
                 Local::Unsupported(why) => return Err(EvalError::Unsupported(why.clone())),
             },
+            Filter::Verbatim(v) => match &v.local {
+                Local::Tree(t) => self.node(t, lenient)?,
+                Local::Unsupported(why) => return Err(EvalError::Unsupported(why.clone())),
+            },
             Filter::Exists { field } => self.exists(field),
             leaf => self.leaf(leaf, lenient)?,
         })
