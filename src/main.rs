@@ -23,9 +23,16 @@ enum Command {
     /// Evaluate one EQL query over NDJSON events (files or stdin) and print
     /// the result as the Elasticsearch EQL search API would.
     Query(QueryArgs),
-    /// Parse and validate rule files (detection-rules TOML) and report every error.
+    /// Parse and validate rule files (detection-rules TOML, Kibana exports)
+    /// and report every error.
     Check {
-        /// Rule files or folders (searched for *.toml). Default: rules/
+        /// Exception list files or folders (Kibana exception-list exports,
+        /// detection-rules exceptions TOML): resolve every rule's
+        /// `exceptions_list` against them; repeatable. Without it the
+        /// references are checked in shape only.
+        #[arg(long, value_name = "DIR")]
+        exceptions: Vec<PathBuf>,
+        /// Rule files or folders (searched for *.toml and *.ndjson). Default: rules/
         paths: Vec<PathBuf>,
     },
     /// Write a deterministic stream of ECS-like events as NDJSON (benchmarks, demos).
@@ -63,6 +70,10 @@ struct RunArgs {
     /// Rule files or folders (repeat for more); replaces `rules` of the config.
     #[arg(long, value_name = "DIR")]
     rules: Vec<PathBuf>,
+    /// Exception list files or folders (repeat for more); replaces
+    /// `exceptions` of the config.
+    #[arg(long, value_name = "DIR")]
+    exceptions: Vec<PathBuf>,
     /// Cluster URL (repeat for more nodes); wins over ELASTICSEARCH_URL.
     #[arg(long, value_name = "URL")]
     elasticsearch_url: Vec<String>,
@@ -204,7 +215,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Query(args) => query(args),
-        Command::Check { paths } => check(paths),
+        Command::Check { paths, exceptions } => check(paths, exceptions),
         Command::Generate(args) => generate(args),
         Command::Run(args) => run(args),
         Command::Hunt(args) => hunt(args),
@@ -328,15 +339,16 @@ fn query_errors(
     Ok(ExitCode::from(1))
 }
 
-fn check(paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
+fn check(paths: Vec<PathBuf>, exceptions: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
     let paths = if paths.is_empty() {
         vec![PathBuf::from("rules")]
     } else {
         paths
     };
     let stdout = std::io::stdout();
-    let summary = detectd::rule::check_paths(&paths, &mut stdout.lock())?;
-    Ok(if summary.failed > 0 {
+    let exceptions = (!exceptions.is_empty()).then_some(exceptions.as_slice());
+    let summary = detectd::rule::check_paths_with(&paths, exceptions, &mut stdout.lock())?;
+    Ok(if summary.failed > 0 || summary.list_errors > 0 {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
@@ -425,6 +437,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let config = config_path(args.config);
     let flags = Overrides {
         rules: (!args.rules.is_empty()).then_some(args.rules),
+        exceptions: (!args.exceptions.is_empty()).then_some(args.exceptions),
         listen: args.listen,
         log_format: args.log_format,
         log_level: args.log_level,

@@ -148,6 +148,7 @@ fn check_reports_all_errors_of_a_file() {
                 t.add("threshold");
                 t
             },
+            ..CheckSummary::default()
         },
         "{out}"
     );

@@ -20,6 +20,9 @@ use crate::eql::Span;
 pub struct RawConfig {
     /// Rule files or folders (walked for `*.toml`).
     pub rules: Option<Vec<PathBuf>>,
+    /// Exception list files or folders: Kibana exception-list exports
+    /// (NDJSON) and detection-rules exceptions TOML.
+    pub exceptions: Option<Vec<PathBuf>>,
     /// Kibana space the alerts belong to (`kibana.space_ids`, alert ids).
     pub space_id: Option<Spanned<String>>,
     pub elasticsearch: Option<Spanned<ClusterSettings>>,

@@ -93,6 +93,7 @@ impl std::error::Error for ConfigErrors {}
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Overrides {
     pub rules: Option<Vec<PathBuf>>,
+    pub exceptions: Option<Vec<PathBuf>>,
     pub listen: Option<String>,
     pub log_format: Option<String>,
     pub log_level: Option<String>,
@@ -141,6 +142,8 @@ pub struct KibanaSettings {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Settings {
     pub rules: Vec<PathBuf>,
+    /// Where the rules' exception lists are (none by default).
+    pub exceptions: Vec<PathBuf>,
     pub space_id: String,
     pub cluster: ConnectionSettings,
     pub indices: Indices,
@@ -218,6 +221,11 @@ fn validate(
         .filter(|r| !r.is_empty())
         .or(raw.rules)
         .unwrap_or_else(|| vec![PathBuf::from(DEFAULT_RULES_DIR)]);
+    let exceptions = flags
+        .exceptions
+        .filter(|e| !e.is_empty())
+        .or(raw.exceptions)
+        .unwrap_or_default();
 
     let space_id = match raw.space_id {
         None => DEFAULT_SPACE_ID.to_string(),
@@ -474,6 +482,7 @@ fn validate(
     match cluster {
         Some(cluster) if errors.is_empty() => Ok(Settings {
             rules,
+            exceptions,
             space_id,
             cluster,
             indices,

@@ -80,6 +80,8 @@ impl Clock for TokioClock {
 #[derive(Clone, Debug, PartialEq)]
 pub struct DaemonOptions {
     pub rules: Vec<PathBuf>,
+    /// Exception list files or folders the rules' lists are found in.
+    pub exceptions: Vec<PathBuf>,
     pub concurrency: usize,
     pub startup_jitter: bool,
     pub health_check_interval: Duration,
@@ -89,6 +91,7 @@ impl DaemonOptions {
     pub fn from_settings(s: &Settings) -> DaemonOptions {
         DaemonOptions {
             rules: s.rules.clone(),
+            exceptions: s.exceptions.clone(),
             concurrency: s.concurrency,
             startup_jitter: s.startup_jitter,
             health_check_interval: s.health_check_interval,
@@ -327,15 +330,16 @@ where
         // Reading and parsing a thousand rule files is CPU work: off the
         // reactor, so /healthz and running rules are not held up.
         let paths = self.options.rules.clone();
+        let exceptions = self.options.exceptions.clone();
         let previous = previous.clone();
-        let (set, report) =
-            match tokio::task::spawn_blocking(move || RuleSet::load(&paths, &previous)).await {
-                Ok(loaded) => loaded,
-                Err(e) => {
-                    tracing::error!(error = %e, "loading rules panicked");
-                    (RuleSet::default(), LoadReport::default())
-                }
-            };
+        let load = move || RuleSet::load(&paths, &exceptions, &previous);
+        let (set, report) = match tokio::task::spawn_blocking(load).await {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                tracing::error!(error = %e, "loading rules panicked");
+                (RuleSet::default(), LoadReport::default())
+            }
+        };
         let scheduled = set.enabled().count();
         tracing::info!(
             loaded = report.loaded,
@@ -343,6 +347,8 @@ where
             not_supported_yet = %report.not_supported,
             failed = report.failed,
             kept_previous = report.kept_previous,
+            exception_lists = report.exception_lists,
+            exception_file_errors = report.exception_file_errors,
             scheduled,
             "rules loaded"
         );

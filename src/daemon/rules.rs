@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::rule::{load_paths, render_errors, LoadOutcome, Rule};
+use crate::rule::{load_with_lists, render_errors, LoadOutcome, Rule};
 
 /// Where a rule came from: its file, and for a Kibana export (several
 /// rules per file) its line.
@@ -35,16 +35,30 @@ pub struct LoadReport {
     pub failed: usize,
     /// Broken files whose previous version stays loaded.
     pub kept_previous: usize,
+    /// Exception lists loaded, and problems in exception files.
+    pub exception_lists: usize,
+    pub exception_file_errors: usize,
 }
 
 impl RuleSet {
-    /// Loads every rule under `paths`; `previous` is the set running now
-    /// (empty on start-up). Logs every diagnostic.
-    pub fn load(paths: &[PathBuf], previous: &RuleSet) -> (RuleSet, LoadReport) {
+    /// Loads every rule under `paths` with its exception lists (from
+    /// `exceptions` and the rule exports); `previous` is the set running
+    /// now (empty on start-up). Logs every diagnostic.
+    pub fn load(
+        paths: &[PathBuf],
+        exceptions: &[PathBuf],
+        previous: &RuleSet,
+    ) -> (RuleSet, LoadReport) {
         let mut set = RuleSet::default();
         let mut report = LoadReport::default();
         let mut kept = Vec::new();
-        for file in load_paths(paths) {
+        let loaded = load_with_lists(paths, exceptions, chrono::Utc::now());
+        for e in &loaded.list_errors {
+            tracing::error!(error = %e, "exception file is invalid");
+        }
+        report.exception_lists = loaded.lists;
+        report.exception_file_errors = loaded.list_errors.len();
+        for file in loaded.files {
             let path = file.location();
             let origin: Origin = (file.path.clone(), file.line);
             match &file.outcome {
@@ -132,7 +146,7 @@ mod tests {
             include_str!("../../tests/fixtures/kibana_export.ndjson"),
         )
         .unwrap();
-        let (set, report) = RuleSet::load(&[dir.path().to_path_buf()], &RuleSet::default());
+        let (set, report) = RuleSet::load(&[dir.path().to_path_buf()], &[], &RuleSet::default());
         assert_eq!(report.failed, 0, "{report:?}");
         let names: Vec<&str> = set.by_path.values().map(|r| r.name.as_str()).collect();
         assert_eq!(report.loaded, names.len());

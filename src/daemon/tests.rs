@@ -162,6 +162,7 @@ fn write_rule(dir: &Path, id: &str, interval: &str) {
 fn options(dir: &Path, concurrency: usize, jitter: bool) -> DaemonOptions {
     DaemonOptions {
         rules: vec![dir.to_path_buf()],
+        exceptions: Vec::new(),
         concurrency,
         startup_jitter: jitter,
         health_check_interval: Duration::from_secs(30),

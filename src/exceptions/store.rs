@@ -25,26 +25,43 @@ impl ExceptionStore {
     /// file under `dir`, in path order. Errors are collected, the rest
     /// loads; a list with an error is kept as broken.
     pub fn load_dir(dir: &Path) -> (ExceptionStore, Vec<LoadError>) {
+        ExceptionStore::load(std::slice::from_ref(&dir.to_path_buf()), [])
+    }
+
+    /// Loads the exception files under every folder of `dirs` (a file
+    /// named directly is read too), then the lists that `texts` carry
+    /// (Kibana rule exports with their lists); a file reached twice is
+    /// read once.
+    pub fn load<'a>(
+        dirs: &[std::path::PathBuf],
+        texts: impl IntoIterator<Item = (&'a Path, &'a str)>,
+    ) -> (ExceptionStore, Vec<LoadError>) {
         let mut files = Vec::new();
         let mut errors = Vec::new();
-        for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
-            match entry {
-                Ok(e) if e.file_type().is_file() => {
-                    let ext = e.path().extension().and_then(|x| x.to_str());
-                    if matches!(ext, Some("ndjson" | "toml")) {
-                        files.push(e.into_path());
+        for dir in dirs {
+            for entry in walkdir::WalkDir::new(dir).sort_by_file_name() {
+                match entry {
+                    Ok(e) if e.file_type().is_file() => {
+                        let ext = e.path().extension().and_then(|x| x.to_str());
+                        if matches!(ext, Some("ndjson" | "toml")) {
+                            files.push(e.into_path());
+                        }
                     }
+                    Ok(_) => {}
+                    Err(e) => errors.push(LoadError {
+                        file: e.path().unwrap_or(dir).to_path_buf(),
+                        line: None,
+                        kind: LoadErrorKind::Io(e.to_string()),
+                    }),
                 }
-                Ok(_) => {}
-                Err(e) => errors.push(LoadError {
-                    file: e.path().unwrap_or(dir).to_path_buf(),
-                    line: None,
-                    kind: LoadErrorKind::Io(e.to_string()),
-                }),
             }
         }
+        let mut seen = BTreeSet::new();
         let mut parsed = Vec::new();
         for file in files {
+            if !seen.insert(canonical(&file)) {
+                continue;
+            }
             match std::fs::read_to_string(&file) {
                 Ok(text) => parsed.push(parse_file(&text, &file)),
                 Err(e) => errors.push(LoadError {
@@ -52,6 +69,11 @@ impl ExceptionStore {
                     line: None,
                     kind: LoadErrorKind::Io(e.to_string()),
                 }),
+            }
+        }
+        for (path, text) in texts {
+            if seen.insert(canonical(path)) {
+                parsed.push(parse_file(text, path));
             }
         }
         let (store, more) = ExceptionStore::from_parsed(parsed);
@@ -182,6 +204,10 @@ impl ExceptionStore {
     }
 }
 
+fn canonical(path: &Path) -> std::path::PathBuf {
+    std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
 fn parse_file(text: &str, path: &Path) -> Parsed {
     match path.extension().and_then(|e| e.to_str()) {
         Some("toml") => toml_file::parse(text, path),
@@ -240,7 +266,7 @@ impl ListRef {
 }
 
 /// The exception lists a rule uses, resolved.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct RuleExceptions {
     lists: Vec<Arc<ExceptionList>>,
 }

@@ -60,6 +60,8 @@ pub struct CheckSummary {
     pub skipped: usize,
     /// The skipped rules of Kibana types not supported yet, by type.
     pub not_supported: TypeCounts,
+    /// Problems in the exception files (`check --exceptions`).
+    pub list_errors: usize,
 }
 
 /// Rules counted by their Kibana type, shown as `threshold 12, esql 3`
@@ -274,7 +276,7 @@ fn reject_duplicate_ids(files: &mut [FileOutcome]) {
 
 /// Where `key` is written in the rule of `file`: in an export's line, or in
 /// a TOML file's `[rule]` (`kibana_rule_id` in `[metadata]`).
-fn key_span(file: &FileOutcome, key: &str) -> Option<Span> {
+pub(super) fn key_span(file: &FileOutcome, key: &str) -> Option<Span> {
     if let Some(line) = file.line {
         return value_span(&file.text, line, key);
     }
@@ -308,11 +310,35 @@ pub fn render_errors(file: &FileOutcome, errors: &[RuleError]) -> String {
 /// (rendered with a caret), one note per skipped rule (and per kind of
 /// non-rule line of an export, counted as skipped too), and the summary
 /// line `N rules ok, M failed[, K skipped (not supported yet: TYPE N, ...)]`.
-/// The CLI exits 1 if
-/// `failed > 0`.
+/// The CLI exits 1 if `failed > 0` (or an exception file has errors).
 pub fn check_paths(paths: &[PathBuf], out: &mut dyn Write) -> io::Result<CheckSummary> {
+    check_paths_with(paths, None, out)
+}
+
+/// [`check_paths`], with the rules' exception lists resolved from the
+/// folders `exceptions` names (and the rule exports) when given: a missing
+/// list is then an error of its rule, a broken exception file an error of
+/// its own. Without it, `exceptions_list` entries are checked in shape
+/// only.
+pub fn check_paths_with(
+    paths: &[PathBuf],
+    exceptions: Option<&[PathBuf]>,
+    out: &mut dyn Write,
+) -> io::Result<CheckSummary> {
     let mut summary = CheckSummary::default();
-    for file in load_paths(paths) {
+    let files = match exceptions {
+        None => load_paths(paths),
+        Some(dirs) => {
+            let loaded = super::lists::load_with_lists(paths, dirs, chrono::Utc::now());
+            for e in &loaded.list_errors {
+                let line = e.line.map(|l| format!(":{l}")).unwrap_or_default();
+                writeln!(out, "{}{line}: error: {}", e.file.display(), e.kind)?;
+            }
+            summary.list_errors = loaded.list_errors.len();
+            loaded.files
+        }
+    };
+    for file in files {
         match &file.outcome {
             LoadOutcome::Loaded { warnings, .. } => {
                 summary.ok += 1;
@@ -334,6 +360,9 @@ pub fn check_paths(paths: &[PathBuf], out: &mut dyn Write) -> io::Result<CheckSu
         }
     }
     write!(out, "{} rules ok, {} failed", summary.ok, summary.failed)?;
+    if summary.list_errors > 0 {
+        write!(out, ", {} exception file errors", summary.list_errors)?;
+    }
     if summary.skipped > 0 {
         write!(out, ", {} skipped", summary.skipped)?;
         if !summary.not_supported.is_empty() {

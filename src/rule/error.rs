@@ -34,6 +34,8 @@ pub enum RuleErrorKind {
     Eql(ErrorKind),
     /// The KQL query does not parse.
     Kql,
+    /// The rule's exception lists cannot be found or applied.
+    Exceptions,
     /// A `[rule]` key that no Kibana rule parameter has (often a typo such
     /// as `max_signal`): a warning, since the setting is silently ignored.
     UnknownField,

@@ -225,7 +225,7 @@ fn the_founding_rule_from_an_export_equals_its_toml() {
 }
 
 #[test]
-fn the_fixture_export_has_three_rules_and_three_notes() {
+fn the_fixture_export_has_four_rules_and_two_notes() {
     let entries = load_export_str(FIXTURE);
     let got: Vec<(usize, &str)> = entries
         .iter()
@@ -246,7 +246,7 @@ fn the_fixture_export_has_three_rules_and_three_notes() {
             (1, "loaded"),
             (2, "loaded"),
             (3, "loaded"),
-            (4, "skipped"),
+            (4, "loaded"),
             (5, "skipped"),
             (7, "skipped"),
         ]
@@ -256,18 +256,16 @@ fn the_fixture_export_has_three_rules_and_three_notes() {
     };
     assert!(!rule.enabled, "line 3 is a disabled rule");
     assert_eq!(rule.revision, 5);
-    let LoadOutcome::Skipped {
-        rule_id,
-        name,
-        reason,
-        ..
-    } = &entries[3].outcome
-    else {
+    // A KQL query rule with an exception list (resolved when the rules
+    // are loaded with their lists, see `lists`).
+    let LoadOutcome::Loaded { rule, .. } = &entries[3].outcome else {
         unreachable!()
     };
-    assert_eq!(rule_id.as_deref(), Some("soc-admin-logon"));
-    assert_eq!(name.as_deref(), Some("Admin Logon Outside Office Hours"));
-    assert_eq!(reason, "type \"query\" is not run by detectd");
+    assert_eq!(rule.rule_id, "soc-admin-logon");
+    assert_eq!(rule.name, "Admin Logon Outside Office Hours");
+    assert_eq!(rule.rule_type(), "query");
+    assert_eq!(rule.exceptions_list.len(), 1);
+    assert_eq!(rule.exceptions_list[0].key.list_id, "soc-build-hosts");
 }
 
 #[test]
@@ -416,15 +414,21 @@ fn export_keys_are_known_and_typos_still_warn() {
 
 #[test]
 fn refused_settings_and_other_types_as_in_toml() {
-    let list =
-        json!([{"id": "x", "list_id": "y", "type": "detection", "namespace_type": "single"}]);
-    let got = errors(&export(&[&with(json!({"exceptions_list": list}))]));
+    let got = errors(&export(&[&with(
+        json!({"data_view_id": "security-solution-default"}),
+    )]));
     assert_eq!(
         (got[0].2, got[0].3.as_str()),
         (
             RuleErrorKind::Unsupported,
-            "`exceptions_list` is not supported by detectd"
+            "`data_view_id` is not supported by detectd"
         )
+    );
+    let list = json!([{"id": "x", "list_id": "y", "type": "detection"}]);
+    let got = errors(&export(&[&with(json!({"exceptions_list": list}))]));
+    assert_eq!(
+        got[0].3,
+        "invalid exceptions_list[0]: expected `namespace_type`, found none"
     );
     let LoadOutcome::Skipped {
         rule_id, reason, ..

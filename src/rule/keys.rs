@@ -8,7 +8,7 @@ use super::raw::span_of;
 
 /// Kibana EQL-rule settings that change which events alert; detectd does not
 /// implement them, so a rule using them is refused rather than run wrongly.
-pub(super) const UNSUPPORTED: &[&str] = &["data_view_id", "filters", "exceptions_list"];
+pub(super) const UNSUPPORTED: &[&str] = &["data_view_id"];
 
 /// Kibana settings detectd accepts but does not apply yet: the rule runs,
 /// with a warning that says what is left out.

@@ -13,12 +13,14 @@
 //! that belongs to the run pipeline.
 
 pub mod check;
+mod constraints;
 pub mod datemath;
 pub mod error;
 pub mod export;
 mod fields;
 mod identity;
 pub mod keys;
+pub mod lists;
 mod overrides;
 pub mod position;
 pub mod raw;
@@ -28,14 +30,15 @@ pub mod rule;
 pub mod validate;
 
 pub use check::{
-    check_paths, load_export_file, load_file, load_paths, load_rules_file, render_errors,
-    CheckSummary, FileOutcome, TypeCounts,
+    check_paths, check_paths_with, load_export_file, load_file, load_paths, load_rules_file,
+    render_errors, CheckSummary, FileOutcome, TypeCounts,
 };
 pub use datemath::{parse_duration, DateMath, TimeError};
 pub use error::{RuleError, RuleErrorKind};
 pub use export::{load_export_str, ExportEntry};
 pub use identity::is_uuid;
 pub use keys::KIBANA_PARAMS;
+pub use lists::{load_with_lists, LoadedRules};
 pub use rule::{
     BuildingBlockType, EqlRule, Metadata, QueryLanguage, QueryRule, Rule, RuleCommon, RuleKind,
     Schedule, Severity, Technique, Threat, ThreatRef, DEFAULT_MAX_SIGNALS, MAX_SIGNALS_LIMIT,

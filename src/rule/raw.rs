@@ -95,3 +95,24 @@ pub fn threat_entries(text: &str) -> Option<Vec<Spanned<toml::Value>>> {
     }
     toml::from_str::<File>(text).ok()?.rule?.threat
 }
+
+/// A TOML value as JSON (dates as their TOML text, a NaN float as null):
+/// how Kibana-shaped settings written in TOML reach the JSON readers.
+pub fn toml_to_json(v: &toml::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        toml::Value::String(s) => Value::String(s.clone()),
+        toml::Value::Integer(i) => Value::from(*i),
+        toml::Value::Float(f) => {
+            serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number)
+        }
+        toml::Value::Boolean(b) => Value::Bool(*b),
+        toml::Value::Datetime(d) => Value::String(d.to_string()),
+        toml::Value::Array(a) => Value::Array(a.iter().map(toml_to_json).collect()),
+        toml::Value::Table(t) => Value::Object(
+            t.iter()
+                .map(|(k, v)| (k.clone(), toml_to_json(v)))
+                .collect(),
+        ),
+    }
+}

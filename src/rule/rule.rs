@@ -156,6 +156,14 @@ pub struct RuleCommon {
     /// `severity_mapping`, `risk_score_mapping`, `rule_name_override`:
     /// values an event alert takes from its event.
     pub overrides: crate::alert::overrides::Overrides,
+    /// Kibana `filters`: what every event must (or, negated, must not)
+    /// match, for every rule type.
+    pub filters: Vec<crate::kibana_filter::KibanaFilter>,
+    /// `exceptions_list` as written: which exception lists apply.
+    pub exceptions_list: Vec<crate::exceptions::ListRef>,
+    /// Those lists, found in the loaded exception lists ([`super::lists`]);
+    /// empty until then.
+    pub exceptions: std::sync::Arc<crate::exceptions::RuleExceptions>,
     pub building_block_type: Option<BuildingBlockType>,
     pub tags: Vec<String>,
     pub threat: Vec<Threat>,

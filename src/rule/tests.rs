@@ -282,13 +282,15 @@ fn severity_risk_score_and_friends() {
     );
     let e = one_error(&rule_text("version = 0\n", &[]));
     assert_eq!(e.3, "expected a positive `version`, found 0");
-    let e = one_error(&rule_text("filters = [{query = {match_all = {}}}]\n", &[]));
-    assert_eq!(
-        (e.2, e.3.as_str()),
-        (
-            RuleErrorKind::Unsupported,
-            "`filters` is not supported by detectd"
-        )
+    let e = one_error(&rule_text(
+        "filters = [{meta = {negate = \"yes\"}, query = {match_all = {}}}]\n",
+        &[],
+    ));
+    assert_eq!(e.2, RuleErrorKind::Value);
+    assert!(
+        e.3.starts_with("invalid `filters`: at `/0/meta/negate`"),
+        "{}",
+        e.3
     );
 }
 

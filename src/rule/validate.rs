@@ -149,6 +149,8 @@ pub(super) fn validate_rule(mut f: Fields<'_>, metadata: Metadata, origin: Origi
         .bool("timestamp_override_fallback_disabled")
         .unwrap_or(false);
     let overrides = f.overrides();
+    let filters = f.filters();
+    let exceptions_list = f.exceptions_list();
     let building_block_type = f.building_block_type();
     let tags = f.string_list("tags");
     let threat = f.threat();
@@ -220,6 +222,9 @@ pub(super) fn validate_rule(mut f: Fields<'_>, metadata: Metadata, origin: Origi
                     timestamp_override,
                     timestamp_override_fallback_disabled,
                     overrides,
+                    filters,
+                    exceptions_list,
+                    exceptions: Default::default(),
                     building_block_type,
                     tags,
                     threat,

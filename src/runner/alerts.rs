@@ -7,6 +7,7 @@ use serde_json::{json, Map, Value};
 use super::detect::Candidate;
 use crate::alert::{ids, AlertRule};
 use crate::rule::keys::KIBANA_PARAMS;
+use crate::rule::raw::toml_to_json;
 use crate::rule::{QueryLanguage, Rule, RuleKind};
 
 /// The alert ids of a match, its head (event alert or shell) first: the
@@ -180,24 +181,6 @@ fn metadata_date(text: &str) -> Option<String> {
             .and_utc()
             .to_rfc3339_opts(SecondsFormat::Millis, true),
     )
-}
-
-fn toml_to_json(v: &toml::Value) -> Value {
-    match v {
-        toml::Value::String(s) => Value::String(s.clone()),
-        toml::Value::Integer(i) => Value::from(*i),
-        toml::Value::Float(f) => {
-            serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number)
-        }
-        toml::Value::Boolean(b) => Value::Bool(*b),
-        toml::Value::Datetime(d) => Value::String(d.to_string()),
-        toml::Value::Array(a) => Value::Array(a.iter().map(toml_to_json).collect()),
-        toml::Value::Table(t) => Value::Object(
-            t.iter()
-                .map(|(k, v)| (k.clone(), toml_to_json(v)))
-                .collect(),
-        ),
-    }
 }
 
 #[cfg(test)]

@@ -78,6 +78,8 @@ pub enum RunError {
     Source(#[from] SourceError),
     #[error("writing alerts: {0}")]
     Sink(#[from] SinkError),
+    #[error("the exception lists cannot be applied: {0}")]
+    Exceptions(crate::exceptions::BuildError),
     #[error(
         "{failed} alerts could not be written (the window will be searched again), first: {first}"
     )]
@@ -172,7 +174,7 @@ where
         now: DateTime<Utc>,
         record: &mut ExecutionRecord,
     ) -> Result<(), RunError> {
-        let detector = Detector::new(rule, &self.settings)?;
+        let detector = Detector::new(rule, &self.settings, now)?;
         // Nothing is searched while alerts cannot be written (e.g. waiting
         // for Kibana to create the alerts index): the windows stay due.
         self.sink.prepare(&self.settings.alerts_index).await?;

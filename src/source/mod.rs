@@ -62,8 +62,8 @@ impl TimeFilter {
 }
 
 /// What every fetched event must match exactly, unlike the pushdown
-/// filter, which may let more through: a query rule's query (later its
-/// filters and exceptions). The rule gives it as a translation to the
+/// filter, which may let more through: a query rule's query, every rule's
+/// filters and exceptions. The rule gives it as a translation to the
 /// shared filter tree for the field types the source knows (KQL is
 /// translated for the indices' types, as Kibana's data view gives them);
 /// the cluster gets it as query DSL, other sources evaluate it on each
@@ -83,6 +83,19 @@ impl Exact {
             + 'static,
     ) -> Exact {
         Exact(Arc::new(f))
+    }
+
+    /// Both clauses (`None` where one is absent).
+    pub fn both(a: Option<Exact>, b: Option<Exact>) -> Option<Exact> {
+        match (a, b) {
+            (Some(a), Some(b)) => Some(Exact::new(move |types| {
+                Ok(crate::filter::Filter::and(vec![
+                    a.lower(types)?,
+                    b.lower(types)?,
+                ]))
+            })),
+            (a, b) => a.or(b),
+        }
     }
 
     /// The filter for these field types (`None`: no mapping known).

@@ -5,6 +5,7 @@
 //! alert documents, write, checkpoint, record — is the run's, the same for
 //! every kind (DESIGN.md "Rule types").
 
+mod constraints;
 mod eql;
 mod query;
 
@@ -16,48 +17,65 @@ use super::record::ExecutionRecord;
 use super::run::{RunError, RunnerSettings};
 use crate::rule::{Rule, RuleKind};
 use crate::schedule::window::Window;
-use crate::source::{EventSource, FetchRequest};
+use crate::source::{EventSource, Exact, FetchRequest};
 
-/// One rule's detector for a run.
-pub(super) enum Detector<'r> {
+/// One rule's detector for a run: its kind's, and what narrows the events
+/// of every kind (filters, exceptions).
+pub(super) struct Detector<'r> {
+    kind: Kind<'r>,
+    constraints: Option<Exact>,
+}
+
+enum Kind<'r> {
     Eql(eql::EqlDetector<'r>),
     Query(query::QueryDetector<'r>),
 }
 
 impl<'r> Detector<'r> {
-    /// The detector of `rule`; a query that cannot run at all (an EQL
-    /// query that does not compile) is an error here, before any search.
-    pub(super) fn new(rule: &'r Rule, settings: &RunnerSettings) -> Result<Detector<'r>, RunError> {
-        Ok(match &rule.kind {
-            RuleKind::Eql(eql) => Detector::Eql(eql::EqlDetector::new(eql, settings)?),
-            RuleKind::Query(q) => Detector::Query(query::QueryDetector::new(q)),
+    /// The detector of `rule` for a run at `now` (exception items expire);
+    /// a query that cannot run at all (an EQL query that does not compile)
+    /// is an error here, before any search.
+    pub(super) fn new(
+        rule: &'r Rule,
+        settings: &RunnerSettings,
+        now: DateTime<Utc>,
+    ) -> Result<Detector<'r>, RunError> {
+        let kind = match &rule.kind {
+            RuleKind::Eql(eql) => Kind::Eql(eql::EqlDetector::new(eql, settings)?),
+            RuleKind::Query(q) => Kind::Query(query::QueryDetector::new(q)),
+        };
+        Ok(Detector {
+            kind,
+            constraints: constraints::constraints(rule, now)?,
         })
     }
 
     /// How far a window's search reaches before the window.
     pub(super) fn reach(&self) -> Reach {
-        match self {
-            Detector::Eql(d) => d.reach(),
-            Detector::Query(_) => Reach::NONE,
+        match &self.kind {
+            Kind::Eql(d) => d.reach(),
+            Kind::Query(_) => Reach::NONE,
         }
     }
 
     /// Whether a match gives a shell and building blocks (sequences and
     /// samples) rather than one event alert.
     pub(super) fn grouped(&self) -> bool {
-        match self {
-            Detector::Eql(d) => d.grouped(),
-            Detector::Query(_) => false,
+        match &self.kind {
+            Kind::Eql(d) => d.grouped(),
+            Kind::Query(_) => false,
         }
     }
 
     /// `base` (indices, range, time filter, page size) narrowed to what
-    /// this detector reads.
+    /// this detector reads, with the rule's filters and exceptions.
     pub(super) fn request(&self, base: FetchRequest) -> FetchRequest {
-        match self {
-            Detector::Eql(d) => d.request(base),
-            Detector::Query(d) => d.request(base),
-        }
+        let mut request = match &self.kind {
+            Kind::Eql(d) => d.request(base),
+            Kind::Query(d) => d.request(base),
+        };
+        request.exact = Exact::both(request.exact.take(), self.constraints.clone());
+        request
     }
 
     /// The window's matches to offer, oldest first.
@@ -69,9 +87,9 @@ impl<'r> Detector<'r> {
         offer_from: DateTime<Utc>,
         record: &mut ExecutionRecord,
     ) -> Result<Vec<Candidate>, RunError> {
-        match self {
-            Detector::Eql(d) => d.matches(source, request, window, offer_from, record).await,
-            Detector::Query(d) => d.matches(source, request, record).await,
+        match &self.kind {
+            Kind::Eql(d) => d.matches(source, request, window, offer_from, record).await,
+            Kind::Query(d) => d.matches(source, request, record).await,
         }
     }
 }
