@@ -70,6 +70,8 @@ mod report;
 mod run;
 
 #[cfg(test)]
+mod constraint_tests;
+#[cfg(test)]
 mod mapping_tests;
 #[cfg(test)]
 mod query_tests;
