@@ -81,6 +81,7 @@ fn defaults_are_the_documented_ones() {
 fn precedence_is_file_then_env_then_flags() {
     let file = r#"
 rules = ["from-file"]
+exceptions = ["lists-from-file"]
 [elasticsearch]
 urls = ["http://file:9200"]
 username = "file-user"
@@ -94,6 +95,7 @@ format = "json"
     // file alone
     let s = with_file(file, ClusterSettings::default(), Overrides::default()).unwrap();
     assert_eq!(s.rules, vec![PathBuf::from("from-file")]);
+    assert_eq!(s.exceptions, vec![PathBuf::from("lists-from-file")]);
     assert_eq!(s.cluster.urls[0].host_str(), Some("file"));
     assert_eq!(s.listen.port(), 1111);
     assert_eq!(s.log_format, LogFormat::Json);
@@ -114,6 +116,7 @@ format = "json"
     // flags beat both
     let flags = Overrides {
         rules: Some(vec![PathBuf::from("from-flag")]),
+        exceptions: Some(vec![PathBuf::from("lists-from-flag")]),
         listen: Some("127.0.0.1:2222".into()),
         log_format: Some("human".into()),
         cluster: ClusterSettings {
@@ -124,6 +127,7 @@ format = "json"
     };
     let s = with_file(file, e, flags).unwrap();
     assert_eq!(s.rules, vec![PathBuf::from("from-flag")]);
+    assert_eq!(s.exceptions, vec![PathBuf::from("lists-from-flag")]);
     assert_eq!(s.cluster.urls[0].host_str(), Some("flag"));
     assert_eq!(s.listen.port(), 2222);
     assert_eq!(s.log_format, LogFormat::Human);
