@@ -102,13 +102,12 @@ fn a_kibana_export_checks_rule_by_rule_with_notes_at_their_lines() {
     assert!(out.status.success(), "{stdout}");
     assert_eq!(
         stdout,
-        "tests/fixtures/kibana_export.ndjson:4: note: skipped: type \"query\" is not run by detectd\n\
-         tests/fixtures/kibana_export.ndjson:5: note: skipped: 1 exception list and 1 exception \
-         list item of a Kibana export: detectd applies no exception lists (a rule that \
-         references one is refused)\n\
+        "tests/fixtures/kibana_export.ndjson:5: note: skipped: 1 exception list and 1 exception \
+         list item of a Kibana export: not rules: the exception lists the rules' \
+         `exceptions_list` can name\n\
          tests/fixtures/kibana_export.ndjson:7: note: skipped: 1 action connector of a Kibana \
          export: detectd runs no Kibana rule actions\n\
-         3 rules ok, 0 failed, 3 skipped\n"
+         4 rules ok, 0 failed, 2 skipped\n"
     );
 }
 
@@ -128,7 +127,7 @@ fn folders_hold_exports_beside_toml_rules() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
     assert!(
-        stdout.ends_with("\n4 rules ok, 0 failed, 3 skipped\n"),
+        stdout.ends_with("\n5 rules ok, 0 failed, 2 skipped\n"),
         "{stdout}"
     );
 }
@@ -232,7 +231,7 @@ fn two_rules_with_one_kibana_id_are_refused() {
         "{stdout}"
     );
     assert!(
-        stdout.ends_with("3 rules ok, 1 failed, 3 skipped\n"),
+        stdout.ends_with("4 rules ok, 1 failed, 2 skipped\n"),
         "{stdout}"
     );
 }
@@ -256,4 +255,107 @@ fn a_non_utf8_export_fails_at_the_bad_byte() {
         "{stdout}"
     );
     assert!(stdout.ends_with("0 rules ok, 1 failed\n"), "{stdout}");
+}
+
+fn query_rule(rule_id: &str, query: &str, extra: &str) -> String {
+    format!(
+        "[rule]\nrule_id = \"{rule_id}\"\nname = \"n\"\ndescription = \"d\"\ntype = \"query\"\n\
+         index = [\"logs-*\"]\nseverity = \"low\"\nrisk_score = 21\nquery = '{query}'\n{extra}"
+    )
+}
+
+/// A KQL error is shown like an EQL one: file, line, column, the line and
+/// a caret under the place in the query.
+#[test]
+fn a_bad_kql_query_is_an_error_with_a_caret() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, query_rule("bad", "user.name:(admin or", "")).unwrap();
+    let out = detectd()
+        .args(["check", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{}:9:29: error: invalid KQL:", path.display())),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("9 | query = 'user.name:(admin or'\n  |                             ^"),
+        "{stdout}"
+    );
+}
+
+/// `--exceptions`: each rule's lists are found in the folder; a missing
+/// list fails its rule only, at its `exceptions_list`.
+#[test]
+fn exceptions_are_resolved_against_the_folder() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = |list_id: &str| {
+        format!(
+            "[[rule.exceptions_list]]\nid = \"x\"\nlist_id = \"{list_id}\"\n\
+             namespace_type = \"single\"\ntype = \"detection\"\n"
+        )
+    };
+    std::fs::write(
+        dir.path().join("a_found.toml"),
+        query_rule("found", "a:b", &reference("admin-tools")),
+    )
+    .unwrap();
+    let missing = dir.path().join("b_missing.toml");
+    std::fs::write(
+        &missing,
+        query_rule("missing", "a:b", &reference("nowhere")),
+    )
+    .unwrap();
+    let lists = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/exceptions");
+    let out = detectd()
+        .args(["check", "--exceptions", lists.to_str().unwrap()])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "{}:10:1: error: exception list not found in the exception lists folder: `nowhere` (single)",
+            missing.display()
+        )),
+        "{stdout}"
+    );
+    assert!(stdout.ends_with("1 rules ok, 1 failed\n"), "{stdout}");
+
+    // Without --exceptions the references are checked in shape only.
+    let out = detectd().arg("check").arg(dir.path()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.ends_with("2 rules ok, 0 failed\n"), "{stdout}");
+}
+
+/// A broken exception file is an error of its own (exit 1), with its line.
+#[test]
+fn a_broken_exception_file_fails_check() {
+    let rules = tempfile::tempdir().unwrap();
+    std::fs::write(rules.path().join("r.toml"), query_rule("r", "a:b", "")).unwrap();
+    let lists = tempfile::tempdir().unwrap();
+    let broken = lists.path().join("broken.ndjson");
+    std::fs::write(
+        &broken,
+        "{\"list_id\": \"x\", \"namespace_type\": \"single\"\nnot json\n",
+    )
+    .unwrap();
+    let out = detectd()
+        .args(["check", "--exceptions"])
+        .arg(lists.path())
+        .arg(rules.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!("{}:1: error: ", broken.display())),
+        "{stdout}"
+    );
+    assert!(stdout.contains("exception file errors"), "{stdout}");
 }

@@ -54,7 +54,10 @@ fn detection_rules_other_corpus_query_rules_load() {
         if std::env::var("CI").as_deref() == Ok("true") {
             panic!("detection-rules corpus missing at {}", corpus.display());
         }
-        eprintln!("notice: skipping corpus test, {} not found", corpus.display());
+        eprintln!(
+            "notice: skipping corpus test, {} not found",
+            corpus.display()
+        );
         return;
     }
     let mut out = Vec::new();

@@ -16,7 +16,7 @@
 //! | --- | --- |
 //! | blank | ignored (Kibana skips them too) |
 //! | has `exported_count` | the summary: its `exported_rules_count` must equal the rule lines before it, else an error (the file was cut or edited) |
-//! | has `list_id`, `item_id` or `entries` | an exception list or item: skipped, one note per file (detectd applies no exception lists; a rule that references one is refused) |
+//! | has `list_id`, `item_id` or `entries` | an exception list or item: not a rule, one note per file; `rule::lists` reads the lists |
 //! | has `attributes` | an action connector: skipped, one note per file (detectd runs no Kibana actions) |
 //! | any other object | a rule, validated exactly as a TOML `[rule]` table, plus its identity |
 //! | invalid JSON, or not an object | an error at the position (counted as a rule line) |
@@ -94,7 +94,7 @@ pub fn load_export_str(text: &str) -> Vec<ExportEntry> {
     exceptions.finish(
         &mut out,
         ["exception list", "exception list item"],
-        "detectd applies no exception lists (a rule that references one is refused)",
+        "not rules: the exception lists the rules' `exceptions_list` can name",
     );
     connectors.finish(
         &mut out,

@@ -468,8 +468,8 @@ fn lines_that_are_not_rules() {
             (1, "rule".into()),
             (
                 3,
-                "1 exception list and 2 exception list items of a Kibana export: detectd \
-                 applies no exception lists (a rule that references one is refused)"
+                "1 exception list and 2 exception list items of a Kibana export: not rules: \
+                 the exception lists the rules' `exceptions_list` can name"
                     .into()
             ),
             (
