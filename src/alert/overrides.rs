@@ -85,8 +85,8 @@ impl Overrides {
         sorted.sort_by_key(|m| severity_rank(&m.severity));
         sorted
             .into_iter()
-            .filter(|m| severity_matches(m, source))
-            .last()
+            .rev()
+            .find(|m| severity_matches(m, source))
             .map(|m| m.severity.clone())
     }
 

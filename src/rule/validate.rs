@@ -346,9 +346,7 @@ impl Fields<'_> {
         let timestamp_field = self.non_empty_string("timestamp_field");
         let event_category_override = self.non_empty_string("event_category_override");
         let tiebreaker_field = self.non_empty_string("tiebreaker_field");
-        let Some(query) = query else {
-            return None;
-        };
+        let query = query?;
         if query.text.trim().is_empty() {
             self.error(
                 RuleErrorKind::Value,

@@ -27,7 +27,8 @@ pub(super) struct Detector<'r> {
 }
 
 enum Kind<'r> {
-    Eql(eql::EqlDetector<'r>),
+    // One detector per run: its size does not matter.
+    Eql(Box<eql::EqlDetector<'r>>),
     Query(query::QueryDetector<'r>),
 }
 
@@ -41,7 +42,7 @@ impl<'r> Detector<'r> {
         now: DateTime<Utc>,
     ) -> Result<Detector<'r>, RunError> {
         let kind = match &rule.kind {
-            RuleKind::Eql(eql) => Kind::Eql(eql::EqlDetector::new(eql, settings)?),
+            RuleKind::Eql(eql) => Kind::Eql(Box::new(eql::EqlDetector::new(eql, settings)?)),
             RuleKind::Query(q) => Kind::Query(query::QueryDetector::new(q)),
         };
         Ok(Detector {
