@@ -213,8 +213,14 @@ fn matrix() -> Vec<Case> {
         case(Set("note", "[]"), "[]", &["expected a string for `note`, found array"]),
         case(Set("setup", "false"), "false", &["expected a string for `setup`, found boolean"]),
         // --- settings detectd refuses rather than ignores
-        case(Add("filters = [{ query = { match_all = {} } }]"), "[{ query", &["`filters` is not supported by detectd"]),
-        case(Add("exceptions_list = [{ id = \"x\", list_id = \"y\", type = \"detection\", namespace_type = \"single\" }]"), "[{ id", &["`exceptions_list` is not supported by detectd"]),
+        // --- filters and exception-list references (Kibana's shapes)
+        case(Add("filters = { query = { match_all = {} } }"), "{ query", &["expected an array of Kibana filter objects for `filters`, found table"]),
+        case(Add("filters = [{ meta = { negate = \"yes\" }, query = { match_all = {} } }]"), "[{ meta", &["invalid `filters`: at `/0/meta/negate`"]),
+        case(Add("filters = [{ query = { no_such_query = {} } }]"), "[{ query", &["invalid `filters`", "no_such_query"]),
+        case(Add("filters = [{ meta = {} }]"), "[{ meta", &["invalid `filters`", "a filter needs a query"]),
+        case(Add("exceptions_list = [{ id = \"x\", list_id = \"y\", type = \"detection\" }]"), "[{ id", &["invalid exceptions_list[0]: expected `namespace_type`, found none"]),
+        case(Add("exceptions_list = [{ id = \"x\", list_id = \"y\", namespace_type = \"global\" }]"), "[{ id", &["invalid exceptions_list[0]: expected \"single\" or \"agnostic\" for `namespace_type`, found \"global\""]),
+        case(Add("exceptions_list = \"y\""), "\"y\"", &["expected an array of list references ({ id, list_id, namespace_type, type }) for `exceptions_list`, found string"]),
         case(Add("data_view_id = \"security-solution-default\""), "\"security-solution-default\"", &["`data_view_id` is not supported by detectd"]),
         // --- overrides (Kibana's SeverityMappingItem / RiskScoreMappingItem)
         case(Add("risk_score_mapping = \"event.risk_score\""), "\"event.risk_score\"", &["expected an array of mappings ({ field, operator, value }) for `risk_score_mapping`, found string"]),
@@ -1055,17 +1061,17 @@ fn every_wrong_field_of_an_exported_rule_is_an_error_at_its_value() {
             &["invalid `threat` entry 1", "missing field `tactic`"],
         ),
         (
-            SetKey("filters", r#"[{"query":{"match_all":{}}}]"#),
+            SetKey("filters", r#"[{"query":{"no_such_query":{}}}]"#),
             r#"[{"query""#,
-            &["`filters` is not supported by detectd"],
+            &["invalid `filters`", "no_such_query"],
         ),
         (
             SetKey(
                 "exceptions_list",
-                r#"[{"id":"x","list_id":"y","type":"detection","namespace_type":"single"}]"#,
+                r#"[{"id":"x","list_id":"","type":"detection","namespace_type":"single"}]"#,
             ),
             r#"[{"id""#,
-            &["`exceptions_list` is not supported by detectd"],
+            &["invalid exceptions_list[0]: expected a non-empty string for `list_id`"],
         ),
         // --- the line as a whole
         (
