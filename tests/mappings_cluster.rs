@@ -114,7 +114,9 @@ fn run_once_and_hunt_match_with_the_indices_mappings() {
     let prefix = format!("it-mappings-{tag}");
     let (a, b) = (format!("{prefix}-a"), format!("{prefix}-b"));
     let pattern = format!("{prefix}-*");
-    let alerts = format!("it-mappings-alerts-{tag}");
+    // The alerts go to Kibana's alias of the test's own space.
+    let space = format!("it-mappings-{tag}");
+    let alerts = format!(".alerts-security.alerts-{space}");
     let dir = tempfile::tempdir().unwrap();
 
     c.request(
@@ -257,7 +259,7 @@ fn run_once_and_hunt_match_with_the_indices_mappings() {
     std::fs::write(
         &config,
         format!(
-            "rules = [{rules:?}]\n[indices]\nalerts = {alerts:?}\n\
+            "rules = [{rules:?}]\nspace_id = {space:?}\n\
              [schedule]\nstartup_jitter = false\n\
              [state]\nbackend = \"file\"\npath = {state:?}\n\
              [server]\nlisten = \"127.0.0.1:{port}\"\n[log]\nformat = \"json\"\n",
@@ -298,7 +300,10 @@ fn run_once_and_hunt_match_with_the_indices_mappings() {
     std::fs::write(&mapping_file, mappings.to_string()).unwrap();
     let hunt = |with_mappings: bool| -> Vec<Value> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_detectd"));
-        cmd.arg("hunt").arg("--rules").arg(&rules);
+        cmd.arg("hunt")
+            .arg("--rules")
+            .arg(&rules)
+            .args(["--space-id", &space, "--alerts-index", &alerts]);
         if with_mappings {
             for index in [&a, &b] {
                 cmd.arg("--mapping")
@@ -328,6 +333,5 @@ fn run_once_and_hunt_match_with_the_indices_mappings() {
     assert_ne!(triples(&hunt(false)), expected);
 
     c.delete(&format!("{a},{b}"));
-    c.delete(&format!("{alerts}*"));
-    c.delete(&format!(".internal.{alerts}*"));
+    c.delete(&format!(".internal.alerts-security.alerts-{space}*"));
 }
