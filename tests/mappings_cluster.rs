@@ -300,10 +300,12 @@ fn run_once_and_hunt_match_with_the_indices_mappings() {
     std::fs::write(&mapping_file, mappings.to_string()).unwrap();
     let hunt = |with_mappings: bool| -> Vec<Value> {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_detectd"));
-        cmd.arg("hunt")
-            .arg("--rules")
-            .arg(&rules)
-            .args(["--space-id", &space, "--alerts-index", &alerts]);
+        cmd.arg("hunt").arg("--rules").arg(&rules).args([
+            "--space-id",
+            &space,
+            "--alerts-index",
+            &alerts,
+        ]);
         if with_mappings {
             for index in [&a, &b] {
                 cmd.arg("--mapping")
