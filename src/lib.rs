@@ -13,6 +13,7 @@ pub mod daemon;
 pub mod dead_letters;
 pub mod diagnostic;
 pub mod eql;
+pub mod explain;
 pub mod filter;
 pub mod hunt;
 pub mod kql;

@@ -78,6 +78,8 @@ pub use alerts::alert_rule;
 pub use record::{ExecutionRecord, RunStatus, WindowRange};
 pub use replay::{replay_dead_letters, ReplayError, ReplayReport};
 pub use report::MAX_SIGNALS_WARNING;
+pub(crate) use alerts::match_ids;
+pub(crate) use run::{anchor, timing, window_search, Reach, WindowSearch};
 pub use run::{RunError, Runner, RunnerSettings};
 
 use crate::rule::Rule;

@@ -186,13 +186,8 @@ where
         // for Kibana to create the alerts index): the windows stay due.
         self.sink.prepare(&self.settings.alerts_index).await?;
 
-        let timing = Timing {
-            interval: delta(rule.schedule.interval),
-            width: delta(rule.schedule.lookback()),
-            horizon: delta(self.settings.catch_up_horizon),
-        };
-        // `to` other than `now` (e.g. `now-1m`) shifts every window.
-        let anchor = add(now, TimeDelta::milliseconds(rule.schedule.to.offset_ms()));
+        let timing = timing(rule, &self.settings);
+        let anchor = anchor(rule, now);
         let checkpoint = self.state.checkpoint(&rule.rule_id).await?;
         let covered = checkpoint.as_ref().map(|c| c.covered_until);
         // A capped window the last run wrote but did not commit (it died).
@@ -244,29 +239,17 @@ where
                 start: window.start,
                 end: window.end,
             });
-            // The part of the window after what is already acknowledged.
-            let new_start =
-                previous_end.map_or(window.start, |p| p.clamp(window.start, window.end));
-            // Matches ending in the window are offered, and, for a trailing
-            // missing-event stage, those the previous window could not
-            // decide yet (ending within `maxspan` before its end).
-            let offer_from = window.start.min(sub(new_start, reach.undecided));
-            let fetch_from = sub(offer_from, reach.before);
-            let mut request = FetchRequest::new(
-                rule.index.clone(),
-                TimeRange {
-                    from: fetch_from,
-                    to: window.end,
-                },
+            let WindowSearch {
+                offer_from,
+                request,
+            } = window_search(
+                rule,
+                &self.settings,
+                reach,
+                window,
+                previous_end,
+                (&timestamp_field, &category_field),
             );
-            request.time_filter = TimeFilter::kibana(
-                rule.timestamp_override.as_deref(),
-                rule.timestamp_override_fallback_disabled,
-            );
-            request.timestamp_field = timestamp_field.clone();
-            request.tiebreaker_field = rule.tiebreaker_field.clone();
-            request.page_size = self.settings.page_size;
-            let request = request.for_query(&rule.query, &category_field);
 
             let search_clock = Instant::now();
             let matched = self
@@ -753,20 +736,83 @@ struct Attempt<'a> {
     retried_cut: Option<&'a CapCut>,
 }
 
+/// A rule's timing for [`plan_windows`]: its interval, the width of its
+/// windows (`to - from`) and the catch-up horizon.
+pub(crate) fn timing(rule: &Rule, settings: &RunnerSettings) -> Timing {
+    Timing {
+        interval: delta(rule.schedule.interval),
+        width: delta(rule.schedule.lookback()),
+        horizon: delta(settings.catch_up_horizon),
+    }
+}
+
+/// Where a run at `now` ends its last window: `now`, shifted by a `to`
+/// other than `now` (e.g. `now-1m` shifts every window).
+pub(crate) fn anchor(rule: &Rule, now: DateTime<Utc>) -> DateTime<Utc> {
+    add(now, TimeDelta::milliseconds(rule.schedule.to.offset_ms()))
+}
+
+/// What one window fetches: the search, and from when matches are offered.
+#[derive(Clone, Debug)]
+pub(crate) struct WindowSearch {
+    /// Matches (events, or sequences by their last event) from here on are
+    /// offered; earlier ones were offered by an earlier window.
+    pub(crate) offer_from: DateTime<Utc>,
+    pub(crate) request: FetchRequest,
+}
+
+/// The search of `window`, after `previous_end` (the end of what is
+/// already acknowledged; `None` on a rule's first run). `fields` are the
+/// rule's timestamp and category fields.
+pub(crate) fn window_search(
+    rule: &Rule,
+    settings: &RunnerSettings,
+    reach: Reach,
+    window: Window,
+    previous_end: Option<DateTime<Utc>>,
+    (timestamp_field, category_field): (&str, &str),
+) -> WindowSearch {
+    // The part of the window after what is already acknowledged.
+    let new_start = previous_end.map_or(window.start, |p| p.clamp(window.start, window.end));
+    // Matches ending in the window are offered, and, for a trailing
+    // missing-event stage, those the previous window could not decide yet
+    // (ending within `maxspan` before its end).
+    let offer_from = window.start.min(sub(new_start, reach.undecided));
+    let fetch_from = sub(offer_from, reach.before);
+    let mut request = FetchRequest::new(
+        rule.index.clone(),
+        TimeRange {
+            from: fetch_from,
+            to: window.end,
+        },
+    );
+    request.time_filter = TimeFilter::kibana(
+        rule.timestamp_override.as_deref(),
+        rule.timestamp_override_fallback_disabled,
+    );
+    request.timestamp_field = timestamp_field.to_string();
+    request.tiebreaker_field = rule.tiebreaker_field.clone();
+    request.page_size = settings.page_size;
+    WindowSearch {
+        offer_from,
+        request: request.for_query(&rule.query, category_field),
+    }
+}
+
 /// How far a window's search reaches before the window start.
 #[derive(Clone, Copy, Debug)]
-struct Reach {
+pub(crate) struct Reach {
     /// Before the earliest last event offered: room for the first events of
     /// a sequence (`maxspan`, or the unbounded lookback).
-    before: TimeDelta,
+    pub(crate) before: TimeDelta,
     /// Before the checkpoint: sequences a trailing missing-event stage left
     /// undecided in the previous run (last event within `maxspan` of its
     /// window end).
-    undecided: TimeDelta,
+    pub(crate) undecided: TimeDelta,
 }
 
 impl Reach {
-    fn of(plan: &Plan, settings: &RunnerSettings) -> Reach {
+    pub(crate) fn of(plan: &Plan, settings: &RunnerSettings) -> Reach {
         if plan.kind != PlanKind::Sequence {
             return Reach {
                 before: TimeDelta::zero(),

@@ -520,7 +520,11 @@ fn explained_stage_filters_name_what_is_not_pushed_down_and_why() {
         panic!("an event query")
     };
     let (filter, unpushed) = stage_filter_explained(stage, "event.category");
-    assert_eq!(filter, stage_filter(stage, "event.category"), "the same filter");
+    assert_eq!(
+        filter,
+        stage_filter(stage, "event.category"),
+        "the same filter"
+    );
     let parts: Vec<(&str, &str)> = unpushed
         .iter()
         .map(|u| (&text[u.span.start as usize..u.span.end as usize], u.reason))

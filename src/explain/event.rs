@@ -1,0 +1,561 @@
+//! `detectd explain RULE_FILE --event FILE`: why an event did (not) fire.
+//!
+//! Each event is checked against each stage with the compiled plan a run
+//! uses: a stage the event fails is named with the reason — its category,
+//! or the clauses of its condition that are not true, each with the
+//! event's values of the fields it reads. A clause is judged by compiling
+//! it alone into the same kind of plan (`compile` + `Stage::matches`), so
+//! the verdict is the engine's, not a second evaluator's. Then the rule's
+//! own matcher runs over all the events together (as `detectd hunt`
+//! does, without a time window) and says what it finds, with the alert
+//! ids; when a sequence finds nothing although every stage has events, the
+//! likely cause between consecutive stages is named (order, join keys,
+//! `maxspan`).
+//!
+//! Events are read from a JSON object, a JSON array of them, or NDJSON;
+//! an object with a `_source` object (a search hit) is read as that hit.
+//! Evaluation types values from the JSON, as a run without index mappings.
+
+use std::collections::BTreeSet;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value as Json;
+
+use super::text::{iso, one_line, span_text};
+use super::{stages, ExplainError, ExplainOptions};
+use crate::alert::ids::EventRef;
+use crate::eql::ast::{Category, EventQuery, Expr, ExprKind, Literal, Query, QueryBody};
+use crate::eql::compile::{compile, CompileOptions, Plan, PlanKind, Stage};
+use crate::eql::event::Event;
+use crate::eql::pushdown::{expr_fields, field_values};
+use crate::eql::schema::Schema;
+use crate::eql::search::{self, Document, ResultPosition, SearchOptions};
+use crate::eql::value::Value;
+use crate::rule::Rule;
+
+/// One event to explain, and how to name it (`file:line`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventInput {
+    pub label: String,
+    pub doc: Document,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EventsError {
+    #[error("cannot read {path}: {error}")]
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{at}: invalid JSON: {error}")]
+    Json { at: String, error: serde_json::Error },
+    #[error("{at}: expected a JSON object (an event, or a search hit with `_source`), found {found}")]
+    NotAnObject { at: String, found: String },
+    #[error("{path}: expected at least one event, found none")]
+    Empty { path: PathBuf },
+}
+
+/// Reads the events of `path`: one JSON object, a JSON array of objects,
+/// or NDJSON. Each event's `_index` is the file name and `_id` its line
+/// (or position in the array), unless it is a search hit that has its own.
+pub fn read_events(path: &Path) -> Result<Vec<EventInput>, EventsError> {
+    let text = std::fs::read_to_string(path).map_err(|error| EventsError::Read {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| path.display().to_string());
+    let shown = path.display().to_string();
+    let mut values: Vec<(String, String, Json)> = Vec::new();
+    match serde_json::from_str::<Json>(&text) {
+        Ok(Json::Array(items)) => {
+            for (i, item) in items.into_iter().enumerate() {
+                values.push((format!("{shown}[{i}]"), (i + 1).to_string(), item));
+            }
+        }
+        Ok(single) => values.push((shown.clone(), "1".to_string(), single)),
+        Err(_) => {
+            for (i, line) in text.lines().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let at = format!("{shown}:{}", i + 1);
+                let v = serde_json::from_str::<Json>(line).map_err(|error| EventsError::Json {
+                    at: at.clone(),
+                    error,
+                })?;
+                values.push((at, (i + 1).to_string(), v));
+            }
+        }
+    }
+    if values.is_empty() {
+        return Err(EventsError::Empty {
+            path: path.to_path_buf(),
+        });
+    }
+    values
+        .into_iter()
+        .map(|(label, id, v)| event_input(label, &name, id, v))
+        .collect()
+}
+
+fn event_input(label: String, file: &str, id: String, v: Json) -> Result<EventInput, EventsError> {
+    let Json::Object(mut map) = v else {
+        let found = crate::cluster::snippet(v.to_string().as_bytes());
+        return Err(EventsError::NotAnObject { at: label, found });
+    };
+    // A search hit: its own index and id, its `_source` the event.
+    if let Some(Json::Object(source)) = map.get("_source") {
+        let source = Json::Object(source.clone());
+        let text = |k: &str| map.get(k).and_then(Json::as_str).map(str::to_string);
+        let doc = Document {
+            index: text("_index").unwrap_or_else(|| file.to_string()),
+            id: text("_id").unwrap_or(id),
+            source,
+        };
+        return Ok(EventInput { label, doc });
+    }
+    map.remove("_index");
+    map.remove("_id");
+    Ok(EventInput {
+        label,
+        doc: Document {
+            index: file.to_string(),
+            id,
+            source: Json::Object(map),
+        },
+    })
+}
+
+/// What each event does against each stage, and what the matcher finds.
+pub fn explain_events(
+    rule: &Rule,
+    events: &[EventInput],
+    opts: &ExplainOptions,
+) -> Result<String, ExplainError> {
+    let options = crate::hunt::compile_options(rule);
+    let plan = compile(&rule.query, &Schema::default(), &options).map_err(ExplainError::Compile)?;
+    let written = stages(&rule.query.body);
+    let compiled: Vec<&Stage> = plan.stages.iter().chain(plan.until.iter()).collect();
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\nEvents ({}: each against each stage, as a run evaluates them)",
+        events.len()
+    );
+    let judge = Judge {
+        rule,
+        options: &options,
+        plan: &plan,
+    };
+    let keys = key_names(rule);
+    let mut parsed: Vec<Event> = Vec::with_capacity(events.len());
+    for input in events {
+        let event = plan.event(&input.doc.source);
+        let _ = writeln!(out, "  {}  {}", input.label, judge.describe(&input.doc, &event));
+        for (i, ((label, q), stage)) in written.iter().zip(&compiled).enumerate() {
+            let names = keys.get(i).map_or("", String::as_str);
+            let _ = writeln!(
+                out,
+                "    {label:<13}{}",
+                judge.verdict(q, stage, names, &input.doc, &event)
+            );
+        }
+        parsed.push(event);
+    }
+    matcher(&mut out, &judge, events, &parsed, opts);
+    Ok(out)
+}
+
+/// What the verdicts need of the rule.
+struct Judge<'a> {
+    rule: &'a Rule,
+    options: &'a CompileOptions,
+    plan: &'a Plan,
+}
+
+impl Judge<'_> {
+    /// The event's time and category, as the plan reads them.
+    fn describe(&self, doc: &Document, event: &Event) -> String {
+        let ts_field = self.plan.fields().timestamp_name().unwrap_or("@timestamp");
+        let time = match event.timestamp {
+            Some(ms) => chrono::DateTime::from_timestamp_millis(ms)
+                .map(|t| iso(&t))
+                .unwrap_or_else(|| ms.to_string()),
+            None => "no usable timestamp".to_string(),
+        };
+        format!(
+            "{ts_field} {time}, {}",
+            values_text(&doc.source, &self.options.event_category_field)
+        )
+    }
+
+    /// `matches` (with the join key), or why not.
+    fn verdict(
+        &self,
+        q: &EventQuery,
+        stage: &Stage,
+        key_names: &str,
+        doc: &Document,
+        event: &Event,
+    ) -> String {
+        if stage.matches(event) {
+            if self.plan.kind == PlanKind::Event || !stage.has_keys() {
+                return "matches".to_string();
+            }
+            let mut keys = Vec::new();
+            stage.join_keys(event, &mut keys);
+            return match keys.first() {
+                Some(_) => format!("matches, join key {key_names} = {}", keys_text(&keys)),
+                None => "matches the condition, but a join key field is missing: a sequence \
+                         cannot use the event"
+                    .to_string(),
+            };
+        }
+        if let Category::Named(name, span) = &q.category {
+            let wanted = EventQuery {
+                category: q.category.clone(),
+                condition: Expr {
+                    kind: ExprKind::Literal(Literal::Bool(true)),
+                    span: *span,
+                },
+                span: *span,
+            };
+            if !self.holds(wanted, &doc.source) {
+                return format!(
+                    "fails: the category is not \"{name}\" ({})",
+                    values_text(&doc.source, &self.options.event_category_field)
+                );
+            }
+        }
+        let mut failing = Vec::new();
+        self.failing(&q.condition, &doc.source, &mut failing);
+        let mut lines = Vec::new();
+        for clause in failing {
+            let mut fields = BTreeSet::new();
+            expr_fields(clause, &mut fields);
+            let values: Vec<String> = fields
+                .iter()
+                .map(|f| values_text(&doc.source, f))
+                .collect();
+            lines.push(format!(
+                "fails on `{}` ({})",
+                one_line(span_text(self.rule, clause.span)),
+                if values.is_empty() {
+                    "no field".to_string()
+                } else {
+                    values.join(", ")
+                }
+            ));
+        }
+        if lines.is_empty() {
+            // Every part holds alone but the whole does not: null logic.
+            return "fails: the condition is not true (null: a field it needs is missing)".to_string();
+        }
+        lines.join(&format!("\n    {:<13}", ""))
+    }
+
+    /// The smallest parts of `e` (not true for this event) to blame:
+    /// through `and`, each conjunct that is not true; anything else whole.
+    fn failing<'e>(&self, e: &'e Expr, source: &Json, out: &mut Vec<&'e Expr>) {
+        if let ExprKind::And(a, b) = &e.kind {
+            let before = out.len();
+            for part in [a, b] {
+                if !self.holds_expr(part, source) {
+                    self.failing(part, source, out);
+                }
+            }
+            if out.len() > before {
+                return;
+            }
+        }
+        out.push(e);
+    }
+
+    fn holds_expr(&self, e: &Expr, source: &Json) -> bool {
+        self.holds(
+            EventQuery {
+                category: Category::Any(e.span),
+                condition: e.clone(),
+                span: e.span,
+            },
+            source,
+        )
+    }
+
+    /// Whether the event matches `q` compiled on its own, as the run
+    /// compiles the whole query.
+    fn holds(&self, q: EventQuery, source: &Json) -> bool {
+        let span = q.span;
+        let query = Query {
+            body: QueryBody::Event(q),
+            pipes: Vec::new(),
+            span,
+        };
+        match compile(&query, &Schema::default(), self.options) {
+            Ok(plan) => plan
+                .stages
+                .first()
+                .is_some_and(|s| s.matches(&plan.event(source))),
+            Err(_) => false,
+        }
+    }
+}
+
+/// The rule's matcher over all the events, without a window.
+fn matcher(
+    out: &mut String,
+    judge: &Judge<'_>,
+    events: &[EventInput],
+    parsed: &[Event],
+    opts: &ExplainOptions,
+) {
+    let docs: Vec<Document> = events.iter().map(|e| e.doc.clone()).collect();
+    let options = SearchOptions {
+        size: usize::MAX,
+        result_position: ResultPosition::Head,
+        max_samples_per_key: 1,
+        limits: opts.runner.limits,
+    };
+    let response = match search::search(judge.plan, &docs, &options) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = writeln!(out, "  result       the matcher refused the query: {e}");
+            return;
+        }
+    };
+    let label_of = |index: &str, id: &str| {
+        events
+            .iter()
+            .find(|e| e.doc.index == index && e.doc.id == id)
+            .map_or_else(|| format!("{index}/{id}"), |e| e.label.clone())
+    };
+    let uuid = judge.rule.uuid();
+    let grouped = judge.plan.kind != PlanKind::Event;
+    let _ = writeln!(
+        out,
+        "\nResult (the rule's matcher over these events, without a time window, as `detectd hunt`)"
+    );
+    if let Some(hits) = &response.hits.events {
+        if hits.is_empty() {
+            let _ = writeln!(out, "  no alert: no event matches");
+        }
+        for h in hits {
+            let ids = crate::runner::match_ids(
+                &[EventRef {
+                    index: &h.index,
+                    id: &h.id,
+                }],
+                false,
+                &opts.space_id,
+                uuid,
+            );
+            let _ = writeln!(
+                out,
+                "  alert        {}  id {}",
+                label_of(&h.index, &h.id),
+                ids.first().map_or("", String::as_str)
+            );
+        }
+        return;
+    }
+    let sequences = response.hits.sequences.as_deref().unwrap_or(&[]);
+    let noun = if judge.plan.kind == PlanKind::Sample {
+        "sample"
+    } else {
+        "sequence"
+    };
+    for s in sequences {
+        let present: Vec<EventRef<'_>> = s
+            .events
+            .iter()
+            .filter(|e| !e.missing)
+            .map(|e| EventRef {
+                index: &e.index,
+                id: &e.id,
+            })
+            .collect();
+        let ids = crate::runner::match_ids(&present, grouped, &opts.space_id, uuid);
+        let members: Vec<String> = s
+            .events
+            .iter()
+            .map(|e| {
+                if e.missing {
+                    "(missing)".to_string()
+                } else {
+                    label_of(&e.index, &e.id)
+                }
+            })
+            .collect();
+        let _ = writeln!(
+            out,
+            "  {noun:<13}{}  join key {}",
+            members.join(" → "),
+            serde_json::to_string(&s.join_keys).unwrap_or_default()
+        );
+        if let Some((shell, blocks)) = ids.split_first() {
+            let _ = writeln!(out, "    {:<13}{shell}", "shell id");
+            for (i, b) in blocks.iter().enumerate() {
+                let _ = writeln!(out, "    {:<13}{b}", format!("block {i} id"));
+            }
+        }
+    }
+    if sequences.is_empty() {
+        let _ = writeln!(out, "  no alert: no {noun} of these events");
+        if judge.plan.kind == PlanKind::Sequence {
+            for why in sequence_hints(judge, events, parsed) {
+                let _ = writeln!(out, "  {:<13}{why}", "why");
+            }
+        }
+    }
+}
+
+/// Why consecutive stages found no pair, for a sequence the matcher did not
+/// find: the first stage no event matches, or per pair of events matching
+/// consecutive stages, their order, their join keys or `maxspan`.
+fn sequence_hints(judge: &Judge<'_>, events: &[EventInput], parsed: &[Event]) -> Vec<String> {
+    const MAX_HINTS: usize = 6;
+    let QueryBody::Sequence(seq) = &judge.rule.query.body else {
+        return Vec::new();
+    };
+    let positive: Vec<(usize, &Stage)> = judge
+        .plan
+        .stages
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.missing)
+        .collect();
+    let mut hits: Vec<Vec<usize>> = Vec::new();
+    for (i, stage) in &positive {
+        let matching: Vec<usize> = (0..events.len())
+            .filter(|&e| stage.matches(&parsed[e]))
+            .collect();
+        if matching.is_empty() {
+            return vec![format!("stage {} matches none of the events", i + 1)];
+        }
+        hits.push(matching);
+    }
+    let keys = |stage: &Stage, e: usize| -> Vec<String> {
+        let mut k = Vec::new();
+        stage.join_keys(&parsed[e], &mut k);
+        k.iter().map(|combo| keys_text(std::slice::from_ref(combo))).collect()
+    };
+    let mut hints = Vec::new();
+    for pair in positive.windows(2).zip(hits.windows(2)) {
+        let ([(ia, sa), (ib, sb)], [ha, hb]) = pair else {
+            continue;
+        };
+        for &a in ha {
+            for &b in hb {
+                if hints.len() >= MAX_HINTS {
+                    return hints;
+                }
+                let (la, lb) = (&events[a].label, &events[b].label);
+                let (ta, tb) = (parsed[a].timestamp, parsed[b].timestamp);
+                if a == b {
+                    continue;
+                }
+                if let (Some(ta), Some(tb)) = (ta, tb) {
+                    if tb < ta || (tb == ta && b < a) {
+                        hints.push(format!(
+                            "{lb} (stage {}) is not after {la} (stage {}): stages match in time order",
+                            ib + 1,
+                            ia + 1
+                        ));
+                        continue;
+                    }
+                }
+                let (ka, kb) = (keys(sa, a), keys(sb, b));
+                if sa.has_keys() && !ka.iter().any(|k| kb.contains(k)) {
+                    hints.push(format!(
+                        "{la} and {lb} have different join keys: {} and {}",
+                        ka.join(" | "),
+                        kb.join(" | ")
+                    ));
+                    continue;
+                }
+                if let (Some(m), Some(ta), Some(tb)) = (seq.maxspan, ta, tb) {
+                    let gap = u64::try_from(tb - ta).unwrap_or(0);
+                    if gap > m.millis() {
+                        hints.push(format!(
+                            "{lb} is {} after {la}: beyond maxspan {m}",
+                            super::text::offset_text(std::time::Duration::from_millis(gap))
+                        ));
+                        continue;
+                    }
+                }
+                hints.push(format!(
+                    "{la} and {lb} fit stages {} and {} (order, join key, maxspan): another \
+                     stage, an `until` or a missing-event stage rules the sequence out",
+                    ia + 1,
+                    ib + 1
+                ));
+            }
+        }
+    }
+    hints
+}
+
+/// Each stage's join key fields as written, `(host.id, process.entity_id)`,
+/// aligned with [`stages`].
+fn key_names(rule: &Rule) -> Vec<String> {
+    let names = |global: &[Expr], own: &[Expr]| {
+        let all: Vec<String> = global
+            .iter()
+            .chain(own)
+            .map(|k| one_line(span_text(rule, k.span)))
+            .collect();
+        format!("({})", all.join(", "))
+    };
+    match &rule.query.body {
+        QueryBody::Event(_) => Vec::new(),
+        QueryBody::Sequence(seq) => seq
+            .stages
+            .iter()
+            .chain(seq.until.as_deref())
+            .map(|s| names(&seq.by, &s.by))
+            .collect(),
+        QueryBody::Sample(sample) => sample
+            .filters
+            .iter()
+            .map(|f| names(&sample.by, &f.by))
+            .collect(),
+    }
+}
+
+/// `field = value`, `field = [a, b]`, or `field is missing`.
+fn values_text(source: &Json, field: &str) -> String {
+    let values = field_values(source, field);
+    match values.as_slice() {
+        [] => format!("{field} is missing"),
+        [one] => format!("{field} = {one}"),
+        many => format!(
+            "{field} = [{}]",
+            many.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Join keys as `("h1", "p1")` (several combinations of multi-valued keys
+/// separated by `|`).
+fn keys_text(keys: &[Vec<Value>]) -> String {
+    keys.iter()
+        .map(|combo| {
+            let parts: Vec<String> = combo
+                .iter()
+                .map(|v| match v {
+                    Value::Str(s) => Json::String(s.to_string()).to_string(),
+                    other => other.to_string(),
+                })
+                .collect();
+            format!("({})", parts.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
