@@ -187,18 +187,17 @@ fn start(opts: DaemonOptions, fake: &Arc<Fake>, mode: Mode) -> Started {
     (stop, reload, task, metrics)
 }
 
-/// [`start`], also giving the rule table `/rules` shows.
-fn start_with_table(
-    opts: DaemonOptions,
-    fake: &Arc<Fake>,
-    mode: Mode,
-) -> (
+/// [`Started`] and the rule table `/rules` shows.
+type StartedWithTable = (
     tokio::sync::oneshot::Sender<()>,
     mpsc::Sender<()>,
     tokio::task::JoinHandle<Outcome>,
     Arc<Metrics>,
     Arc<RuleTable>,
-) {
+);
+
+/// [`start`], also giving the rule table `/rules` shows.
+fn start_with_table(opts: DaemonOptions, fake: &Arc<Fake>, mode: Mode) -> StartedWithTable {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (signals, reload) = Signals::new(async move {
         let _ = stop_rx.await;

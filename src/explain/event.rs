@@ -49,8 +49,13 @@ pub enum EventsError {
         error: std::io::Error,
     },
     #[error("{at}: invalid JSON: {error}")]
-    Json { at: String, error: serde_json::Error },
-    #[error("{at}: expected a JSON object (an event, or a search hit with `_source`), found {found}")]
+    Json {
+        at: String,
+        error: serde_json::Error,
+    },
+    #[error(
+        "{at}: expected a JSON object (an event, or a search hit with `_source`), found {found}"
+    )]
     NotAnObject { at: String, found: String },
     #[error("{path}: expected at least one event, found none")]
     Empty { path: PathBuf },
@@ -155,12 +160,18 @@ pub fn explain_events(
     let mut parsed: Vec<Event> = Vec::with_capacity(events.len());
     for input in events {
         let event = plan.event(&input.doc.source);
-        let _ = writeln!(out, "  {}  {}", input.label, judge.describe(&input.doc, &event));
+        let _ = writeln!(
+            out,
+            "  {}  {}",
+            input.label,
+            judge.describe(&input.doc, &event)
+        );
         for (i, ((label, q), stage)) in written.iter().zip(&compiled).enumerate() {
             let names = keys.get(i).map_or("", String::as_str);
             let _ = writeln!(
                 out,
-                "    {label:<13}{}",
+                "    {:<13}{}",
+                format!("{label} "),
                 judge.verdict(q, stage, names, &input.doc, &event)
             );
         }
@@ -237,10 +248,7 @@ impl Judge<'_> {
         for clause in failing {
             let mut fields = BTreeSet::new();
             expr_fields(clause, &mut fields);
-            let values: Vec<String> = fields
-                .iter()
-                .map(|f| values_text(&doc.source, f))
-                .collect();
+            let values: Vec<String> = fields.iter().map(|f| values_text(&doc.source, f)).collect();
             lines.push(format!(
                 "fails on `{}` ({})",
                 one_line(span_text(self.rule, clause.span)),
@@ -253,7 +261,8 @@ impl Judge<'_> {
         }
         if lines.is_empty() {
             // Every part holds alone but the whole does not: null logic.
-            return "fails: the condition is not true (null: a field it needs is missing)".to_string();
+            return "fails: the condition is not true (null: a field it needs is missing)"
+                .to_string();
         }
         lines.join(&format!("\n    {:<13}", ""))
     }
@@ -441,57 +450,69 @@ fn sequence_hints(judge: &Judge<'_>, events: &[EventInput], parsed: &[Event]) ->
     let keys = |stage: &Stage, e: usize| -> Vec<String> {
         let mut k = Vec::new();
         stage.join_keys(&parsed[e], &mut k);
-        k.iter().map(|combo| keys_text(std::slice::from_ref(combo))).collect()
+        k.iter()
+            .map(|combo| keys_text(std::slice::from_ref(combo)))
+            .collect()
     };
     let mut hints = Vec::new();
     for pair in positive.windows(2).zip(hits.windows(2)) {
         let ([(ia, sa), (ib, sb)], [ha, hb]) = pair else {
             continue;
         };
-        for &a in ha {
-            for &b in hb {
-                if hints.len() >= MAX_HINTS {
-                    return hints;
-                }
-                let (la, lb) = (&events[a].label, &events[b].label);
-                let (ta, tb) = (parsed[a].timestamp, parsed[b].timestamp);
-                if a == b {
-                    continue;
-                }
-                if let (Some(ta), Some(tb)) = (ta, tb) {
-                    if tb < ta || (tb == ta && b < a) {
-                        hints.push(format!(
-                            "{lb} (stage {}) is not after {la} (stage {}): stages match in time order",
-                            ib + 1,
-                            ia + 1
-                        ));
-                        continue;
-                    }
-                }
-                let (ka, kb) = (keys(sa, a), keys(sb, b));
-                if sa.has_keys() && !ka.iter().any(|k| kb.contains(k)) {
-                    hints.push(format!(
-                        "{la} and {lb} have different join keys: {} and {}",
-                        ka.join(" | "),
-                        kb.join(" | ")
-                    ));
-                    continue;
-                }
-                if let (Some(m), Some(ta), Some(tb)) = (seq.maxspan, ta, tb) {
-                    let gap = u64::try_from(tb - ta).unwrap_or(0);
-                    if gap > m.millis() {
-                        hints.push(format!(
-                            "{lb} is {} after {la}: beyond maxspan {m}",
-                            super::text::offset_text(std::time::Duration::from_millis(gap))
-                        ));
-                        continue;
-                    }
-                }
+        let (ia, ib) = (ia + 1, ib + 1);
+        let pairs: Vec<(usize, usize)> = ha
+            .iter()
+            .flat_map(|&a| hb.iter().map(move |&b| (a, b)))
+            .filter(|(a, b)| a != b)
+            .collect();
+        // Only events with a common join key can form a sequence.
+        let sharing: Vec<(usize, usize)> = pairs
+            .iter()
+            .copied()
+            .filter(|&(a, b)| !sa.has_keys() || keys(sa, a).iter().any(|k| keys(sb, b).contains(k)))
+            .collect();
+        if sharing.is_empty() {
+            if let Some(&(a, b)) = pairs.first() {
                 hints.push(format!(
-                    "{la} and {lb} fit stages {} and {} (order, join key, maxspan): another \
-                     stage, an `until` or a missing-event stage rules the sequence out",
-                    ia + 1,
-                    ib + 1
+                    "no stage {ib} event shares a join key with a stage {ia} event: e.g. {} has {} \
+                     and {} has {}",
+                    events[a].label,
+                    keys(sa, a).join(" | "),
+                    events[b].label,
+                    keys(sb, b).join(" | ")
+                ));
+            }
+            continue;
+        }
+        for (a, b) in sharing {
+            if hints.len() >= MAX_HINTS {
+                return hints;
+            }
+            let (la, lb) = (&events[a].label, &events[b].label);
+            let (Some(ta), Some(tb)) = (parsed[a].timestamp, parsed[b].timestamp) else {
+                hints.push(format!(
+                    "{la} or {lb} has no usable timestamp: a sequence cannot order it"
+                ));
+                continue;
+            };
+            if tb < ta || (tb == ta && b < a) {
+                hints.push(format!(
+                    "{lb} (stage {ib}) is not after {la} (stage {ia}): stages match in time order"
+                ));
+            } else if let Some(m) = seq
+                .maxspan
+                .filter(|m| u64::try_from(tb - ta).unwrap_or(0) > m.millis())
+            {
+                hints.push(format!(
+                    "{lb} is {} after {la}: beyond maxspan {m}",
+                    super::text::offset_text(std::time::Duration::from_millis(
+                        u64::try_from(tb - ta).unwrap_or(0)
+                    ))
+                ));
+            } else {
+                hints.push(format!(
+                    "{la} and {lb} fit stages {ia} and {ib} (order, join key, maxspan): another \
+                     stage, an `until` or a missing-event stage rules the sequence out"
                 ));
             }
         }

@@ -123,13 +123,17 @@ fn header(out: &mut String, rule: &Rule, origin: &str, plan: &crate::eql::compil
     let shape = match &q.body {
         QueryBody::Event(_) => "eql, an event query: one alert per matching event".to_string(),
         QueryBody::Sequence(seq) => {
+            let n = seq.stages.len();
             let mut s = format!(
-                "eql, a sequence of {} stages: one shell alert and a building block per event",
-                seq.stages.len()
+                "eql, a sequence of {n} stage{}: one shell alert and a building block per event",
+                if n == 1 { "" } else { "s" }
             );
             let missing = seq.stages.iter().filter(|s| s.missing).count();
             if missing > 0 {
-                s.push_str(&format!(" ({missing} missing-event stages)"));
+                s.push_str(&format!(
+                    " ({missing} missing-event stage{})",
+                    if missing == 1 { "" } else { "s" }
+                ));
             }
             if !seq.by.is_empty() {
                 let keys: Vec<&str> = seq.by.iter().map(|k| span_text(rule, k.span)).collect();

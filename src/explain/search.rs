@@ -53,7 +53,7 @@ pub(super) async fn section(
             let plan = source.plan(request).await?;
             (
                 format!(
-                    "field types and indices from the cluster ({:?} {})",
+                    "field types and indices from the cluster: {:?} {}",
                     info.distribution, info.version
                 ),
                 Rendered {
@@ -71,7 +71,12 @@ pub(super) async fn section(
     let category = &options.event_category_field;
     let mut match_all_stages = Vec::new();
     for (label, q) in stages(&rule.query.body) {
-        let _ = writeln!(out, "  {label:<13}{}", one_line(span_text(rule, q.span)));
+        let _ = writeln!(
+            out,
+            "  {:<13}{}",
+            format!("{label} "),
+            one_line(span_text(rule, q.span))
+        );
         let (filter, unpushed) = stage_filter_explained(q, category);
         let adapted = dsl::adapt(&filter, &rendered.types);
         let shown = if adapted.is_match_all() {
@@ -94,6 +99,13 @@ pub(super) async fn section(
         collect_leaves(&filter, &mut leaves);
         for leaf in leaves {
             if let Err(why) = dsl::leaf_verdict(leaf, &rendered.types) {
+                let why = match (&why, source) {
+                    (dsl::Widening::Unmapped { field }, None) => format!(
+                        "`{field}` is not in the ECS field map: its type is unknown offline \
+                         (the cluster's mapping decides)"
+                    ),
+                    _ => why.to_string(),
+                };
                 let _ = writeln!(
                     out,
                     "    {:<15}{}: {why}",
@@ -107,9 +119,16 @@ pub(super) async fn section(
         "match_all: the cluster is asked for every event of the window".to_string()
     } else if !match_all_stages.is_empty() {
         format!(
-            "match_all: {} fetch everything, and the filter is the stages' filters OR-ed",
-            match_all_stages.join(", ")
+            "match_all: the filter is the stages' filters OR-ed, and {} {} everything",
+            match_all_stages.join(", "),
+            if match_all_stages.len() == 1 {
+                "fetches"
+            } else {
+                "fetch"
+            }
         )
+    } else if stages_count(rule) == 1 {
+        "the filter above: the cluster returns only events that can match".to_string()
     } else {
         "the stages' filters OR-ed: the cluster returns only events some stage can use".to_string()
     };
@@ -143,11 +162,7 @@ pub(super) async fn section(
             compact(&rendered.source)
         ),
     );
-    row(
-        out,
-        "page size",
-        &format!("{} events", request.page_size),
-    );
+    row(out, "page size", &format!("{} events", request.page_size));
     Ok(())
 }
 
@@ -186,6 +201,15 @@ fn offline(request: &FetchRequest) -> Rendered {
     }
 }
 
+/// ECS fields Kibana's alerts field map leaves out because they are
+/// `constant_keyword` (`ecs_field_map.ts` skips that type), but that event
+/// indices map as ECS defines them (ECS `data_stream` field set).
+const ECS_CONSTANT_KEYWORDS: &[&str] = &[
+    "data_stream.type",
+    "data_stream.dataset",
+    "data_stream.namespace",
+];
+
 /// The ECS types of the fields the filter names (with the `.keyword`
 /// sub-fields and parent objects the adaptation asks about).
 fn ecs_types(request: &FetchRequest) -> FieldTypes {
@@ -200,6 +224,8 @@ fn ecs_types(request: &FetchRequest) -> FieldTypes {
         for name in names {
             if let Some(field) = ecs.get(&name) {
                 types = types.with(&name, &[field.field_type()]);
+            } else if ECS_CONSTANT_KEYWORDS.contains(&name.as_str()) {
+                types = types.with(&name, &["constant_keyword"]);
             } else if nested.contains(&name) {
                 types = types.with(&name, &["nested"]);
             }

@@ -75,10 +75,10 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 
 pub use alerts::alert_rule;
+pub(crate) use alerts::match_ids;
 pub use record::{ExecutionRecord, RunStatus, WindowRange};
 pub use replay::{replay_dead_letters, ReplayError, ReplayReport};
 pub use report::MAX_SIGNALS_WARNING;
-pub(crate) use alerts::match_ids;
 pub(crate) use run::{anchor, timing, window_search, Reach, WindowSearch};
 pub use run::{RunError, Runner, RunnerSettings};
 

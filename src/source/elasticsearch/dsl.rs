@@ -208,18 +208,72 @@ pub fn adapt(filter: &Filter, types: &FieldTypes) -> Filter {
     }
 }
 
+/// Why a leaf is widened to match-all (for `detectd explain`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Widening {
+    /// Not a leaf (a `bool` or match-all).
+    NotALeaf,
+    /// Under a `nested` object, which plain queries do not see.
+    Nested { field: String },
+    /// `text` without a `keyword` sub-field.
+    TextWithoutKeyword { field: String },
+    /// Mapped, but not searchable in some index.
+    NotSearchable { field: String },
+    /// No searched index maps the field.
+    Unmapped { field: String },
+    /// Mapped with types on which the leaf would answer differently.
+    Mismatch {
+        field: String,
+        types: Vec<String>,
+        what: String,
+    },
+}
+
+impl std::fmt::Display for Widening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Widening::NotALeaf => f.write_str("not a leaf"),
+            Widening::Nested { field } => write!(
+                f,
+                "`{field}` is inside a `nested` object, which plain queries do not see"
+            ),
+            Widening::TextWithoutKeyword { field } => write!(
+                f,
+                "`{field}` is mapped as text (analyzed) and has no `keyword` sub-field"
+            ),
+            Widening::NotSearchable { field } => {
+                write!(
+                    f,
+                    "`{field}` is not searchable in some index (`index: false`)"
+                )
+            }
+            Widening::Unmapped { field } => {
+                write!(f, "`{field}` is not mapped in the searched indices")
+            }
+            Widening::Mismatch { field, types, what } if types.len() > 1 => write!(
+                f,
+                "`{field}` is mapped differently across the indices ({}): {what}",
+                types.join(", ")
+            ),
+            Widening::Mismatch { field, types, what } => {
+                write!(f, "`{field}` is mapped as {}: {what}", types.join(", "))
+            }
+        }
+    }
+}
+
 /// The leaf as the cluster can answer it exactly, or why it cannot (the
 /// leaf is then widened to match-all: `detectd explain` shows the reason).
-pub fn leaf_verdict(leaf: &Filter, types: &FieldTypes) -> Result<Filter, String> {
+pub fn leaf_verdict(leaf: &Filter, types: &FieldTypes) -> Result<Filter, Widening> {
     let Some(field) = leaf_field(leaf) else {
-        return Err("not a leaf".to_string());
+        return Err(Widening::NotALeaf);
     };
     // Fields under a `nested` object only match inside a `nested` query;
     // the evaluator reads them from `_source`, so leave them to it.
     if types.under_nested(field) {
-        return Err(format!(
-            "`{field}` is inside a `nested` object, which plain queries do not see"
-        ));
+        return Err(Widening::Nested {
+            field: field.to_string(),
+        });
     }
     let family = types.family(field);
     if matches!(family, Family::Text | Family::KeywordText) {
@@ -229,9 +283,9 @@ pub fn leaf_verdict(leaf: &Filter, types: &FieldTypes) -> Result<Filter, String>
         // A text field is only usable through a keyword sub-field.
         let sub = format!("{field}.keyword");
         if types.family(&sub) != Family::Keyword {
-            return Err(format!(
-                "`{field}` is mapped as text (analyzed) and has no `keyword` sub-field"
-            ));
+            return Err(Widening::TextWithoutKeyword {
+                field: field.to_string(),
+            });
         }
         if !fits(leaf, Family::Keyword) {
             return Err(mismatch(leaf, &sub, types));
@@ -247,24 +301,24 @@ pub fn leaf_verdict(leaf: &Filter, types: &FieldTypes) -> Result<Filter, String>
     if fits(leaf, family) {
         Ok(leaf.clone())
     } else {
+        let field = field.to_string();
         Err(match family {
-            Family::Unmapped if types.types.contains_key(field) => {
-                format!("`{field}` is not searchable in some index (`index: false`)")
+            Family::Unmapped if types.types.contains_key(&field) => {
+                Widening::NotSearchable { field }
             }
-            Family::Unmapped => format!("`{field}` is not mapped in the searched indices"),
-            _ => mismatch(leaf, field, types),
+            Family::Unmapped => Widening::Unmapped { field },
+            _ => mismatch(leaf, &field, types),
         })
     }
 }
 
 /// Why a leaf does not mean on `field`'s mapping what it means in memory.
-fn mismatch(leaf: &Filter, field: &str, types: &FieldTypes) -> String {
-    let mapped: Vec<&str> = types
+fn mismatch(leaf: &Filter, field: &str, types: &FieldTypes) -> Widening {
+    let mapped: Vec<String> = types
         .types
         .get(field)
-        .map(|c| c.types.iter().map(String::as_str).collect())
+        .map(|c| c.types.iter().cloned().collect())
         .unwrap_or_default();
-    let mapped = mapped.join(", ");
     let what = match leaf {
         Filter::Wildcard { .. } => "a wildcard query needs a keyword field".to_string(),
         Filter::Range { .. } => {
@@ -277,10 +331,10 @@ fn mismatch(leaf: &Filter, field: &str, types: &FieldTypes) -> String {
         Filter::Terms { .. } => "the terms would not compare as detectd does".to_string(),
         _ => "the query would not mean what it means in detectd".to_string(),
     };
-    if mapped.contains(',') {
-        format!("`{field}` is mapped differently across the indices ({mapped}): {what}")
-    } else {
-        format!("`{field}` is mapped as {mapped}: {what}")
+    Widening::Mismatch {
+        field: field.to_string(),
+        types: mapped,
+        what,
     }
 }
 
@@ -516,7 +570,7 @@ mod tests {
             .with("obj", &["nested"])
             .with("pid", &["long"]);
         let s = |v: &str| Scalar::String(v.into());
-        let why = |leaf: Filter| leaf_verdict(&leaf, &types).unwrap_err();
+        let why = |leaf: Filter| leaf_verdict(&leaf, &types).unwrap_err().to_string();
         assert!(leaf_verdict(&term("process.name", s("a"), true), &types).is_ok());
         assert_eq!(
             why(term("user.name", s("a"), false)),
