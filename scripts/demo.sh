@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The demo: detectd catches an attack, with nothing but this repository,
 # Rust and Python (no Docker, no cluster of your own). It
-#   1. installs osmem-server with pip if needed (an in-memory
+#   1. builds detectd (cargo build --release),
+#   2. installs osmem-server with pip if needed (an in-memory
 #      OpenSearch-compatible server, the one the tests use) and starts it on
 #      a free loopback port,
-#   2. builds detectd (cargo build --release),
 #   3. writes the demo events (docker/demo-loader.sh): a founding-rule attack
 #      and a loopback look-alike that must not alert,
 #   4. runs the daemon, `detectd run` over rules/ with schedule.first_run =
@@ -74,10 +74,6 @@ fail() {
 command -v curl >/dev/null || fail "curl is needed (the demo loader and the commands shown use it)"
 command -v python3 >/dev/null || fail "python3 is needed (to install and start osmem-server)"
 
-echo "== starting the test cluster (osmem-server $OSMEM_VERSION)"
-start_osmem "$WORK/osmem.log"
-echo "== osmem-server at $OSMEM_URL (pid $OSMEM_PID)"
-
 if [[ -n "${DETECTD:-}" ]]; then
     BIN=$DETECTD
 else
@@ -88,6 +84,10 @@ else
     BIN=$TARGET/release/detectd
 fi
 [[ -x "$BIN" ]] || fail "no detectd binary at $BIN"
+
+echo "== starting the test cluster (osmem-server $OSMEM_VERSION)"
+start_osmem "$WORK/osmem.log"
+echo "== osmem-server at $OSMEM_URL (pid $OSMEM_PID)"
 
 echo "== writing the demo events: an attack and a look-alike (docker/demo-loader.sh)"
 ELASTICSEARCH_URL=$OSMEM_URL sh docker/demo-loader.sh >"$WORK/loader.log" 2>&1 \

@@ -113,14 +113,26 @@ fn the_demo_prints_one_alert_group_and_stops_everything() {
         stdout.contains("   1 alert group for the demo host"),
         "{stdout}"
     );
-    assert!(stdout.contains("building block 0") && stdout.contains("loads taskschd.dll"));
-    assert!(stdout.contains("building block 1") && stdout.contains("connects to 10.0.0.5:135"));
+    assert!(
+        stdout.contains("building block 0") && stdout.contains("loads taskschd.dll"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("building block 1") && stdout.contains("connects to 10.0.0.5:135"),
+        "{stdout}"
+    );
     assert!(!stdout.contains("building block 2"), "{stdout}");
     // it says when the rule runs and how to look
-    assert!(stdout.contains("rule scheduled: Outbound Scheduled Task Activity via PowerShell"));
+    assert!(
+        stdout.contains("rule scheduled: Outbound Scheduled Task Activity via PowerShell"),
+        "{all}"
+    );
     assert!(stdout.contains("rule run finished: succeeded"), "{stdout}");
     assert!(stdout.contains("curl -s 'http://127.0.0.1:"), "{stdout}");
-    assert!(stdout.contains("/.alerts-security.alerts-default/_search?q=host.id:demo-host-"));
+    assert!(
+        stdout.contains("/.alerts-security.alerts-default/_search?q=host.id:demo-host-"),
+        "{stdout}"
+    );
     assert!(
         stdout.contains("== stopped everything the demo started"),
         "{stdout}"

@@ -387,7 +387,7 @@ where
         let mut scheduler =
             Scheduler::new(self.shared.clone(), self.options.first_run, tracker.clone());
         scheduler.apply(set.enabled());
-        self.announce_schedule();
+        self.announce_schedule(&scheduler);
         loop {
             tokio::select! {
                 _ = &mut signals.shutdown => break,
@@ -398,7 +398,7 @@ where
                         self.health.forget_rule(&gone);
                         self.shared.rules.forget(&gone);
                     }
-                    self.announce_schedule();
+                    self.announce_schedule(&scheduler);
                 }
             }
         }
@@ -418,12 +418,22 @@ where
 
     /// Says when each rule runs next (or, for many rules, when the first
     /// and the last of them do), at start and after a reload.
-    fn announce_schedule(&self) {
-        log::rules_scheduled(
-            &self.shared.rules.rows(),
-            self.shared.clock.now(),
-            self.options.first_run,
-        );
+    ///
+    /// A rule just (re)scheduled is announced with the first run the
+    /// scheduler planned (with `first_run = "now"` it may be running
+    /// already), any other with its next run, or as running now.
+    fn announce_schedule(&self, scheduler: &Scheduler<E, C>) {
+        let planned = scheduler.planned();
+        let mut rows = self.shared.rules.rows();
+        for row in &mut rows {
+            row.next_run = planned
+                .get(&row.rule_id)
+                .copied()
+                .or(row.next_run)
+                .or(row.running_since);
+        }
+        rows.sort_by(|a, b| (a.next_run, &a.rule_id).cmp(&(b.next_run, &b.rule_id)));
+        log::rules_scheduled(&rows, self.shared.clock.now(), self.options.first_run);
     }
 
     async fn run_once(self, mut signals: Signals) -> Outcome {

@@ -73,6 +73,8 @@ pub struct Scheduler<E, C> {
     /// One lock per rule id, kept across reloads so that a replaced rule's
     /// new task cannot start while the old task's run is still going.
     flights: HashMap<String, Arc<Mutex<()>>>,
+    /// The first runs the last `apply` planned (wall time), by rule id.
+    planned: HashMap<String, chrono::DateTime<chrono::Utc>>,
 }
 
 impl<E, C> Scheduler<E, C>
@@ -89,7 +91,15 @@ where
             tracker,
             tasks: HashMap::new(),
             flights: HashMap::new(),
+            planned: HashMap::new(),
         }
+    }
+
+    /// When the rules the last [`Scheduler::apply`] started run first:
+    /// what the start-up lines announce (the rule table may already show a
+    /// run in flight by then).
+    pub fn planned(&self) -> &HashMap<String, chrono::DateTime<chrono::Utc>> {
+        &self.planned
     }
 
     /// Makes the running tasks match `rules`: new rules start, removed ones
@@ -118,6 +128,7 @@ where
             .map(|(_, r)| r)
             .collect();
         new.sort_by(|a, b| a.rule_id.cmp(&b.rule_id));
+        self.planned.clear();
         let now = Instant::now();
         let epoch = *self.epoch.get_or_insert(now);
         for rule in new {
@@ -127,9 +138,9 @@ where
                 FirstRun::Now => Duration::ZERO,
             };
             let first = next_fire(epoch, now, offset, interval);
-            self.shared
-                .rules
-                .schedule(rule, self.shared.wall_time(first));
+            let first_wall = self.shared.wall_time(first);
+            self.shared.rules.schedule(rule, first_wall);
+            self.planned.insert(rule.rule_id.clone(), first_wall);
             let cancel = self.root.child_token();
             let flight = self
                 .flights

@@ -12,16 +12,15 @@
 //! likely cause between consecutive stages is named (order, join keys,
 //! `maxspan`).
 //!
-//! Events are read from a JSON object, a JSON array of them, or NDJSON;
-//! an object with a `_source` object (a search hit) is read as that hit.
-//! Evaluation types values from the JSON, as a run without index mappings.
+//! The events come from [`super::input`]. Evaluation types values from the
+//! JSON, as a run without index mappings.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
 
 use serde_json::Value as Json;
 
+use super::input::EventInput;
 use super::text::{iso, one_line, span_text};
 use super::{stages, ExplainError, ExplainOptions};
 use crate::alert::ids::EventRef;
@@ -33,107 +32,6 @@ use crate::eql::schema::Schema;
 use crate::eql::search::{self, Document, ResultPosition, SearchOptions};
 use crate::eql::value::Value;
 use crate::rule::Rule;
-
-/// One event to explain, and how to name it (`file:line`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct EventInput {
-    pub label: String,
-    pub doc: Document,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum EventsError {
-    #[error("cannot read {path}: {error}")]
-    Read {
-        path: PathBuf,
-        error: std::io::Error,
-    },
-    #[error("{at}: invalid JSON: {error}")]
-    Json {
-        at: String,
-        error: serde_json::Error,
-    },
-    #[error(
-        "{at}: expected a JSON object (an event, or a search hit with `_source`), found {found}"
-    )]
-    NotAnObject { at: String, found: String },
-    #[error("{path}: expected at least one event, found none")]
-    Empty { path: PathBuf },
-}
-
-/// Reads the events of `path`: one JSON object, a JSON array of objects,
-/// or NDJSON. Each event's `_index` is the file name and `_id` its line
-/// (or position in the array), unless it is a search hit that has its own.
-pub fn read_events(path: &Path) -> Result<Vec<EventInput>, EventsError> {
-    let text = std::fs::read_to_string(path).map_err(|error| EventsError::Read {
-        path: path.to_path_buf(),
-        error,
-    })?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| path.display().to_string());
-    let shown = path.display().to_string();
-    let mut values: Vec<(String, String, Json)> = Vec::new();
-    match serde_json::from_str::<Json>(&text) {
-        Ok(Json::Array(items)) => {
-            for (i, item) in items.into_iter().enumerate() {
-                values.push((format!("{shown}[{i}]"), (i + 1).to_string(), item));
-            }
-        }
-        Ok(single) => values.push((shown.clone(), "1".to_string(), single)),
-        Err(_) => {
-            for (i, line) in text.lines().enumerate() {
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let at = format!("{shown}:{}", i + 1);
-                let v = serde_json::from_str::<Json>(line).map_err(|error| EventsError::Json {
-                    at: at.clone(),
-                    error,
-                })?;
-                values.push((at, (i + 1).to_string(), v));
-            }
-        }
-    }
-    if values.is_empty() {
-        return Err(EventsError::Empty {
-            path: path.to_path_buf(),
-        });
-    }
-    values
-        .into_iter()
-        .map(|(label, id, v)| event_input(label, &name, id, v))
-        .collect()
-}
-
-fn event_input(label: String, file: &str, id: String, v: Json) -> Result<EventInput, EventsError> {
-    let Json::Object(mut map) = v else {
-        let found = crate::cluster::snippet(v.to_string().as_bytes());
-        return Err(EventsError::NotAnObject { at: label, found });
-    };
-    // A search hit: its own index and id, its `_source` the event.
-    if let Some(Json::Object(source)) = map.get("_source") {
-        let source = Json::Object(source.clone());
-        let text = |k: &str| map.get(k).and_then(Json::as_str).map(str::to_string);
-        let doc = Document {
-            index: text("_index").unwrap_or_else(|| file.to_string()),
-            id: text("_id").unwrap_or(id),
-            source,
-        };
-        return Ok(EventInput { label, doc });
-    }
-    map.remove("_index");
-    map.remove("_id");
-    Ok(EventInput {
-        label,
-        doc: Document {
-            index: file.to_string(),
-            id,
-            source: Json::Object(map),
-        },
-    })
-}
 
 /// What each event does against each stage, and what the matcher finds.
 pub fn explain_events(

@@ -17,6 +17,7 @@
 //! map Kibana's alerts use); with a cluster, the cluster's.
 
 pub mod event;
+pub mod input;
 mod search;
 mod text;
 
@@ -35,7 +36,8 @@ use crate::source::elasticsearch::ElasticsearchSource;
 use crate::source::SourceError;
 use text::{iso, offset_text, span_text};
 
-pub use event::{explain_events, read_events, EventInput, EventsError};
+pub use event::explain_events;
+pub use input::{read_events, EventInput, EventsError};
 
 /// What the explanation assumes of the run and the daemon.
 #[derive(Clone, Debug)]
