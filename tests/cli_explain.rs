@@ -9,6 +9,9 @@
 //! `../shared/detection-rules-eql` (skipped with a notice when it is absent,
 //! required under `CI=true`).
 
+#[path = "common/process.rs"]
+mod process;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -419,4 +422,81 @@ fn explain_exit_codes() {
         String::from_utf8_lossy(&out.stderr).contains("bad.ndjson:2: expected a JSON object"),
         "{out:?}"
     );
+}
+
+/// With `--elasticsearch-url` the search is the source's own against the
+/// cluster: the concrete indices, warnings for patterns that match
+/// nothing, and the cluster's field types (a port mapped as keyword widens
+/// the port's leaf, with the reason).
+#[test]
+fn explain_against_the_cluster_uses_its_indices_and_field_types() {
+    use elasticsearch::http::Method;
+    let Some(url) = process::cluster_url() else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let settings = detectd::config::cluster::ClusterSettings {
+        urls: Some(vec![url.clone()]),
+        ..Default::default()
+    }
+    .resolve()
+    .unwrap();
+    let cluster = rt
+        .block_on(detectd::cluster::Cluster::connect(&settings))
+        .unwrap();
+    let index = format!("it-explain-{}-{}", std::process::id(), process::free_port());
+    let mapping = serde_json::json!({"mappings": {"properties": {
+        "@timestamp": {"type": "date"},
+        "event": {"properties": {"category": {"type": "keyword"}}},
+        "process": {"properties": {"name": {"type": "keyword"}, "entity_id": {"type": "keyword"}}},
+        "dll": {"properties": {"name": {"type": "keyword"}}},
+        "host": {"properties": {"id": {"type": "keyword"}}},
+        "destination": {"properties": {"port": {"type": "keyword"}, "address": {"type": "keyword"}}}
+    }}});
+    let created = rt
+        .block_on(cluster.send_raw(
+            Method::Put,
+            &format!("/{index}"),
+            &[],
+            Some(serde_json::to_vec(&mapping).unwrap()),
+            None,
+        ))
+        .unwrap();
+    assert_eq!(
+        created.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&created.body)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("rule.toml");
+    let text = std::fs::read_to_string(root().join(FOUNDING))
+        .unwrap()
+        .replace(
+            r#"index = ["winlogbeat-*", "logs-endpoint.events.*", "logs-windows.*"]"#,
+            &format!(r#"index = ["{index}", "it-explain-nothing-{index}-*"]"#),
+        );
+    std::fs::write(&rule, text).unwrap();
+    let out = detectd(&[
+        "explain",
+        rule.to_str().unwrap(),
+        "--now",
+        NOW,
+        "--elasticsearch-url",
+        &url,
+    ]);
+    let text = stdout(&out);
+    rt.block_on(cluster.send_raw(Method::Delete, &format!("/{index}"), &[], None, None))
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    for part in [
+        "Search (field types and indices from the cluster: ".to_string(),
+        format!("  indices      {index}  (a point in time over these"),
+        format!("  warning      index pattern `it-explain-nothing-{index}-*` matches no index"),
+        "    widened        {\"term\":{\"destination.port\":{\"value\":135}}}: `destination.port` is mapped as keyword: the term 135 would not compare as detectd does".to_string(),
+        "{\"term\":{\"dll.name\":{\"value\":\"taskschd.dll\",\"case_insensitive\":true}}}".to_string(),
+    ] {
+        assert!(text.contains(&part), "missing {part:?} in:\n{text}");
+    }
 }
