@@ -11,6 +11,9 @@
 //! timestamp order. Like a run, a rule raises at most `max_signals` alerts
 //! (events, or sequences for sequence rules), oldest first; a rule that
 //! reaches it is reported on the diagnostics stream.
+//!
+//! With `--mapping` (see `offline::mappings`) each events file is evaluated
+//! with its mapping, as `run` evaluates each index with the cluster's.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -20,9 +23,9 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::alert::{event_alert, sequence_alerts, AlertContext, SourceEvent};
-use crate::eql::compile::{self, CompileOptions};
-use crate::eql::schema::Schema;
+use crate::eql::compile::{CompileOptions, PlanSet};
 use crate::eql::search::{HitEvent, ResultPosition, SearchOptions};
+use crate::offline::mappings::{self, MappingArg, MappingFileError};
 use crate::offline::{run_query, Input, OfflineError};
 use crate::rule::{load_paths, render_errors, LoadOutcome, Rule};
 use crate::runner::alert_rule;
@@ -39,6 +42,9 @@ pub struct HuntOptions {
     pub now: DateTime<Utc>,
     /// `kibana.version` of the alerts.
     pub kibana_version: String,
+    /// `--mapping` arguments: the mapping each events file is evaluated
+    /// with (none: typed from the JSON).
+    pub mappings: Vec<MappingArg>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -57,6 +63,8 @@ pub struct HuntSummary {
 pub enum HuntError {
     #[error(transparent)]
     Offline(#[from] OfflineError),
+    #[error(transparent)]
+    Mapping(#[from] MappingFileError),
     #[error("cannot write the output: {0}")]
     Write(#[from] io::Error),
 }
@@ -72,6 +80,8 @@ pub fn hunt(
 ) -> Result<HuntSummary, HuntError> {
     let mut summary = HuntSummary::default();
     let inputs: Vec<Input> = files.iter().cloned().map(Input::File).collect();
+    let names: Vec<String> = inputs.iter().map(Input::name).collect();
+    let schemas = mappings::load(&opts.mappings, &names)?;
     let mut bad_lines = 0u64;
     for file in load_paths(rules) {
         let rule = match &file.outcome {
@@ -95,15 +105,24 @@ pub fn hunt(
             writeln!(diag, "{}: note: skipped: disabled", file.location())?;
             continue;
         }
-        let plan = match compile::compile(&rule.query, &Schema::default(), &compile_options(rule)) {
-            Ok(plan) => plan,
+        let plans = match PlanSet::compile(
+            &rule.query,
+            &compile_options(rule),
+            &schemas.fallback,
+            schemas.per_input.iter().map(|(n, s)| (n.as_str(), s)),
+        ) {
+            Ok(plans) => plans,
             Err(e) => {
                 summary.rules_failed += 1;
+                let with = e
+                    .key
+                    .map(|k| format!(" with the mapping of {k}"))
+                    .unwrap_or_default();
                 writeln!(
                     diag,
-                    "{}: error: the query does not compile: {}",
+                    "{}: error: the query does not compile{with}: {}",
                     file.location(),
-                    e.message
+                    e.error.message
                 )?;
                 continue;
             }
@@ -118,7 +137,7 @@ pub fn hunt(
         // first only; events a rule's sequence cannot order, for that rule.
         let first = summary.rules_run == 0;
         let mut unordered = 0u64;
-        let outcome = run_query(&plan, &inputs, &search, false, |bad| {
+        let outcome = run_query(&plans, &inputs, &search, false, |bad| {
             if bad.unreadable {
                 if first {
                     bad_lines += 1;

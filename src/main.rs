@@ -121,6 +121,13 @@ struct ExplainArgs {
     /// Events to check against the rule: a JSON object, an array, or NDJSON.
     #[arg(long, value_name = "FILE")]
     event: Option<PathBuf>,
+    /// An Elasticsearch mapping (the JSON of GET <index>/_mapping, or a
+    /// {"mappings": ...} or {"properties": ...} object) the events are
+    /// evaluated with, or with NAME= for the events of index NAME (an event
+    /// file's name, or a search hit's _index); repeatable. Default: with a
+    /// cluster its mappings, else typed from the JSON.
+    #[arg(long, value_name = "[NAME=]FILE", requires = "event")]
+    mapping: Vec<String>,
     /// The time of the run to explain (RFC 3339); default now.
     #[arg(long, value_name = "TIME")]
     now: Option<String>,
@@ -144,6 +151,11 @@ struct HuntArgs {
     /// default now.
     #[arg(long, value_name = "TIME")]
     now: Option<String>,
+    /// An Elasticsearch mapping (the JSON of GET <index>/_mapping, or a
+    /// {"mappings": ...} or {"properties": ...} object) for every events
+    /// file, or with NAME= for the events file named NAME; repeatable.
+    #[arg(long, value_name = "[NAME=]FILE")]
+    mapping: Vec<String>,
     /// NDJSON event files.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
@@ -155,7 +167,13 @@ struct QueryArgs {
     /// files. Standard input when none.
     #[arg(long = "events", short = 'e', value_name = "FILE")]
     events: Vec<PathBuf>,
-    /// Field holding the event time.
+    /// An Elasticsearch mapping (the JSON of GET <index>/_mapping, or a
+    /// {"mappings": ...} or {"properties": ...} object) for every events
+    /// file, or with NAME= for the events file named NAME (its `_index`);
+    /// repeatable.
+    #[arg(long, value_name = "[NAME=]FILE")]
+    mapping: Vec<String>,
+    /// Field holding the event time (a date, also without a mapping).
     #[arg(long, default_value = "@timestamp")]
     timestamp_field: String,
     /// Field that orders events with the same timestamp.
@@ -244,6 +262,7 @@ const MAX_BAD_LINE_WARNINGS: u64 = 20;
 fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
     use anyhow::Context;
     use detectd::eql::{compile, search};
+    use detectd::offline::mappings::MappingArg;
     use detectd::offline::Input;
 
     let (query, origin) = match (&args.query, &args.query_file) {
@@ -268,9 +287,27 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         tiebreaker_field: args.tiebreaker_field,
         event_category_field: args.event_category_field,
     };
-    let plan = match compile::compile(&ast, &detectd::eql::schema::Schema::default(), &options) {
-        Ok(plan) => plan,
-        Err(e) => return query_errors(&origin, &query, &[e]),
+    let inputs: Vec<Input> = if args.events.is_empty() {
+        vec![Input::Stdin]
+    } else {
+        args.events.into_iter().map(Input::File).collect()
+    };
+    let names: Vec<String> = inputs.iter().map(Input::name).collect();
+    let mapping_args: Vec<MappingArg> = args.mapping.iter().map(|a| MappingArg::parse(a)).collect();
+    let schemas = detectd::offline::mappings::load(&mapping_args, &names)?;
+    let plans = match compile::PlanSet::compile(
+        &ast,
+        &options,
+        &schemas.fallback,
+        schemas.per_input.iter().map(|(n, s)| (n.as_str(), s)),
+    ) {
+        Ok(plans) => plans,
+        Err(mut e) => {
+            if let Some(key) = &e.key {
+                e.error.message = format!("{} (with the mapping of {key})", e.error.message);
+            }
+            return query_errors(&origin, &query, &[e.error]);
+        }
     };
 
     let opts = search::SearchOptions {
@@ -284,13 +321,8 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
             max_pending: args.max_pending,
         },
     };
-    let inputs: Vec<Input> = if args.events.is_empty() {
-        vec![Input::Stdin]
-    } else {
-        args.events.into_iter().map(Input::File).collect()
-    };
     let mut bad_lines = 0u64;
-    let outcome = detectd::offline::run_query(&plan, &inputs, &opts, args.sorted, |bad| {
+    let outcome = detectd::offline::run_query(&plans, &inputs, &opts, args.sorted, |bad| {
         bad_lines += 1;
         if bad_lines <= MAX_BAD_LINE_WARNINGS {
             eprintln!("detectd: warning: {bad}");
@@ -479,6 +511,20 @@ fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         Some(path) => Some(explain::read_events(path)?),
         None => None,
     };
+    let schemas = match &events {
+        Some(events) => {
+            let mut names: Vec<String> = events.iter().map(|e| e.doc.index.clone()).collect();
+            names.sort();
+            names.dedup();
+            let mapping_args: Vec<detectd::offline::mappings::MappingArg> = args
+                .mapping
+                .iter()
+                .map(|a| detectd::offline::mappings::MappingArg::parse(a))
+                .collect();
+            detectd::offline::mappings::load(&mapping_args, &names)?
+        }
+        None => detectd::offline::mappings::InputSchemas::default(),
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -510,7 +556,7 @@ fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
         &args.rule_file,
         &opts,
         source.as_ref(),
-        events.as_deref(),
+        events.as_deref().map(|e| (e, &schemas)),
         &mut out,
     ))?;
     std::io::stdout().write_all(out.as_bytes())?;
@@ -534,6 +580,11 @@ fn hunt(args: HuntArgs) -> anyhow::Result<ExitCode> {
         alerts_index: args.alerts_index,
         now,
         kibana_version: detectd::alert::MODELLED_KIBANA_VERSION.to_string(),
+        mappings: args
+            .mapping
+            .iter()
+            .map(|a| detectd::offline::mappings::MappingArg::parse(a))
+            .collect(),
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());

@@ -47,7 +47,7 @@ const NEW_CHECKPOINT: &str = "2024-05-01T10:00:00Z";
 enum Endpoint {
     Root,
     Resolve,
-    FieldCaps,
+    Mapping,
     OpenPit,
     Search,
     ClosePit,
@@ -69,7 +69,7 @@ use Endpoint::*;
 const ALL: [Endpoint; 15] = [
     Root,
     Resolve,
-    FieldCaps,
+    Mapping,
     OpenPit,
     Search,
     ClosePit,
@@ -87,7 +87,7 @@ const ALL: [Endpoint; 15] = [
 impl Endpoint {
     fn method(self) -> &'static str {
         match self {
-            Root | Resolve | FieldCaps | GetCheckpoint | ResolveAlerts | AliasAlerts => "GET",
+            Root | Resolve | Mapping | GetCheckpoint | ResolveAlerts | AliasAlerts => "GET",
             OpenPit | Search | Mget | ExistingIds | Bulk | PostExecution => "POST",
             ClosePit => "DELETE",
             PutCheckpoint | PutTemplate => "PUT",
@@ -102,7 +102,7 @@ impl Endpoint {
             ClosePit if es => "/_pit",
             Root => "/",
             Resolve => "/_resolve/index/logs-test-*",
-            FieldCaps => "/logs-test-1/_field_caps",
+            Mapping => "/logs-test-1/_mapping",
             OpenPit => "/logs-test-1/_search/point_in_time",
             Search => "/_search",
             ClosePit => "/_search/point_in_time",
@@ -275,12 +275,11 @@ impl MockCluster {
                 "indices": [{"name": "logs-test-1", "attributes": ["open"]}],
                 "aliases": [], "data_streams": []
             })),
-            FieldCaps => ResponseBody::ok(json!({
-                "indices": ["logs-test-1"],
-                "fields": {
-                    "process.name": {"keyword": {"type": "keyword", "searchable": true, "aggregatable": true}},
-                    "event.category": {"keyword": {"type": "keyword", "searchable": true, "aggregatable": true}}
-                }
+            Mapping => ResponseBody::ok(json!({
+                "logs-test-1": {"mappings": {"properties": {
+                    "process": {"properties": {"name": {"type": "keyword"}}},
+                    "event": {"properties": {"category": {"type": "keyword"}}}
+                }}}
             })),
             OpenPit if self.es => ResponseBody::ok(json!({"id": "PIT-1"})),
             OpenPit => ResponseBody::ok(json!({"pit_id": "PIT-1", "creation_time": 1})),
@@ -538,7 +537,7 @@ const RUN_CRITICAL: [Endpoint; 10] = [
     ResolveAlerts,
     AliasAlerts,
     Resolve,
-    FieldCaps,
+    Mapping,
     OpenPit,
     Search,
     Mget,
@@ -563,7 +562,7 @@ async fn every_garbage_answer_in_a_run_is_a_clear_error_and_loses_nothing() {
         ResolveAlerts,
         AliasAlerts,
         Resolve,
-        FieldCaps,
+        Mapping,
         OpenPit,
         Search,
         ClosePit,

@@ -478,6 +478,15 @@ fn explain_against_the_cluster_uses_its_indices_and_field_types() {
             &format!(r#"index = ["{index}", "it-explain-nothing-{index}-*"]"#),
         );
     std::fs::write(&rule, text).unwrap();
+    // a search hit of the index: evaluated with the cluster's mapping of it
+    let hit = dir.path().join("hit.json");
+    std::fs::write(
+        &hit,
+        format!(
+            r#"{{"_index":"{index}","_id":"x1","_source":{{"@timestamp":"2024-05-01T09:55:02.000Z","event":{{"category":"network"}},"host":{{"id":"h"}},"process":{{"entity_id":"p","name":"powershell.exe"}},"destination":{{"address":"10.0.0.5","port":"135"}}}}}}"#
+        ),
+    )
+    .unwrap();
     let out = detectd(&[
         "explain",
         rule.to_str().unwrap(),
@@ -485,6 +494,8 @@ fn explain_against_the_cluster_uses_its_indices_and_field_types() {
         NOW,
         "--elasticsearch-url",
         &url,
+        "--event",
+        hit.to_str().unwrap(),
     ]);
     let text = stdout(&out);
     rt.block_on(cluster.send_raw(Method::Delete, &format!("/{index}"), &[], None, None))
@@ -496,7 +507,73 @@ fn explain_against_the_cluster_uses_its_indices_and_field_types() {
         format!("  warning      index pattern `it-explain-nothing-{index}-*` matches no index"),
         "    widened        {\"term\":{\"destination.port\":{\"value\":135}}}: `destination.port` is mapped as keyword: the term 135 would not compare as detectd does".to_string(),
         "{\"term\":{\"dll.name\":{\"value\":\"taskschd.dll\",\"case_insensitive\":true}}}".to_string(),
+        format!("(the mapping of `{index}`)"),
+        "stage 2      matches".to_string(),
     ] {
         assert!(text.contains(&part), "missing {part:?} in:\n{text}");
     }
+}
+
+/// `--event` evaluates with the mapping of the event's index, as the run
+/// does: `0:0:0:0:0:0:0:1` is `::1` for an `ip` field, not for a keyword.
+#[test]
+fn explain_event_uses_the_mapping_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("v6.ndjson");
+    std::fs::write(
+        &events,
+        r#"{"@timestamp":"2024-05-01T09:55:02.000Z","event":{"category":"network"},"host":{"id":"h"},"process":{"entity_id":"p","name":"powershell.exe"},"destination":{"address":"0:0:0:0:0:0:0:1","port":135}}
+{"@timestamp":"2024-05-01T09:55:03.000Z","event":{"category":"network"},"host":{"id":"h"},"process":{"entity_id":"p","name":"powershell.exe"},"destination":{"address":"10.0.0.5","port":135}}
+"#,
+    )
+    .unwrap();
+    let mapping = dir.path().join("mapping.json");
+    std::fs::write(
+        &mapping,
+        r#"{"mappings":{"properties":{"destination":{"properties":{"address":{"type":"ip"}}}}}}"#,
+    )
+    .unwrap();
+    let events = events.display().to_string();
+    let typed_from_json = stdout(&detectd(&[
+        "explain", FOUNDING, "--now", NOW, "--event", &events,
+    ]));
+    let first = |text: &str| {
+        let start = text.find(&format!("  {events}:1  ")).expect("event 1");
+        let end = text.find(&format!("  {events}:2  ")).expect("event 2");
+        text[start..end].to_string()
+    };
+    assert!(
+        first(&typed_from_json).contains("stage 2      matches"),
+        "{typed_from_json}"
+    );
+    let with_mapping = stdout(&detectd(&[
+        "explain",
+        FOUNDING,
+        "--now",
+        NOW,
+        "--event",
+        &events,
+        "--mapping",
+        mapping.to_str().unwrap(),
+    ]));
+    let e = first(&with_mapping);
+    assert!(e.contains("(the mapping of `v6.ndjson`)"), "{e}");
+    assert!(
+        e.contains("stage 2      fails on `not destination.address in (\"127.0.0.1\", \"::1\")` (destination.address = \"0:0:0:0:0:0:0:1\")"),
+        "{e}"
+    );
+    // NAME= must name an events index
+    let out = detectd(&[
+        "explain",
+        FOUNDING,
+        "--event",
+        &events,
+        "--mapping",
+        &format!("nope={}", mapping.display()),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no events file is named `nope`"),
+        "{out:?}"
+    );
 }

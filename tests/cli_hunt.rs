@@ -236,7 +236,18 @@ fn the_founding_rule_from_a_kibana_export_alerts_like_its_toml() {
         docs(out)
             .into_iter()
             .filter(|d| d["_source"]["kibana.alert.depth"] == 2)
-            .map(|d| d["_source"]["kibana.alert.original_time"].clone())
+            // the events of each sequence (a shell's original time is its
+            // creation time, the same for all)
+            .map(|d| {
+                let events: Vec<Value> = d["_source"]["kibana.alert.ancestors"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|a| a["type"] == "event")
+                    .map(|a| a["id"].clone())
+                    .collect();
+                Value::Array(events)
+            })
             .collect()
     };
     let from_toml = hunt(&rules_dir(), &[&events], NOW);
@@ -256,4 +267,73 @@ fn the_founding_rule_from_a_kibana_export_alerts_like_its_toml() {
             "only the founding rule matches generated events"
         );
     }
+}
+
+/// A rule over a field that exists only as a `constant_keyword` in the
+/// mapping: with `--mapping` every event of the file matches, without it
+/// none does; a malformed mapping is an error naming the file (exit 2).
+#[test]
+fn mappings_decide_what_a_rule_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("dataset.toml"),
+        "[rule]\nrule_id = \"ds\"\nname = \"Dataset\"\ndescription = \"d\"\ntype = \"eql\"\n\
+         language = \"eql\"\nindex = [\"logs-*\"]\nseverity = \"low\"\nrisk_score = 21\n\
+         query = '''\nprocess where data_stream.dataset == \"endpoint.events.process\"\n'''\n",
+    )
+    .unwrap();
+    let events = dir.path().join("logs-endpoint");
+    std::fs::write(
+        &events,
+        "{\"@timestamp\": \"2024-05-01T09:55:00.000Z\", \"event\": {\"category\": \"process\"}}\n\
+         {\"@timestamp\": \"2024-05-01T09:56:00.000Z\", \"event\": {\"category\": \"process\"}}\n",
+    )
+    .unwrap();
+    let mapping = dir.path().join("mapping.json");
+    std::fs::write(
+        &mapping,
+        r#"{"logs-endpoint": {"mappings": {"properties": {"data_stream": {"properties": {
+            "dataset": {"type": "constant_keyword", "value": "endpoint.events.process"}}}}}}}"#,
+    )
+    .unwrap();
+    let run = |extra: &[String]| {
+        let mut args = vec![
+            "hunt".to_string(),
+            "--rules".into(),
+            rules.display().to_string(),
+            "--now".into(),
+            NOW.into(),
+        ];
+        args.extend(extra.iter().cloned());
+        args.push(events.display().to_string());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        detectd(&args)
+    };
+    let with = run(&[
+        "--mapping".into(),
+        format!("logs-endpoint={}", mapping.display()),
+    ]);
+    assert!(
+        with.status.success(),
+        "{}",
+        String::from_utf8_lossy(&with.stderr)
+    );
+    assert_eq!(docs(&with).len(), 2);
+    let without = run(&[]);
+    assert!(without.status.success());
+    assert!(docs(&without).is_empty());
+
+    std::fs::write(&mapping, "{\"properties\": ").unwrap();
+    let bad = run(&["--mapping".into(), mapping.display().to_string()]);
+    assert_eq!(bad.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}: invalid mapping: EOF while parsing",
+            mapping.display()
+        )),
+        "{stderr}"
+    );
 }

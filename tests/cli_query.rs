@@ -255,3 +255,131 @@ fn pending_state_cap_overflow_is_reported_not_silent() {
         String::from_utf8_lossy(&roomy.stderr)
     );
 }
+
+/// Two files whose mappings disagree on `destination.ip`: an `ip` in one,
+/// a `keyword` in the other; `--mapping FILE` for every file and
+/// `--mapping NAME=FILE` for one.
+#[test]
+fn mappings_apply_per_events_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let line = r#"{"@timestamp": 1700000000000, "event": {"category": "network"}, "destination": {"ip": "10.0.0.1"}, "tags": null}"#;
+    let ips = dir.path().join("ips");
+    let texts = dir.path().join("texts");
+    std::fs::write(&ips, format!("{line}\n")).unwrap();
+    std::fs::write(&texts, format!("{line}\n")).unwrap();
+    let ip_mapping = dir.path().join("ip.json");
+    std::fs::write(
+        &ip_mapping,
+        r#"{"ips": {"mappings": {"properties": {"destination": {"properties": {"ip": {"type": "ip"}}}}}}}"#,
+    )
+    .unwrap();
+    let general = dir.path().join("general.json");
+    std::fs::write(
+        &general,
+        r#"{"properties": {"destination": {"properties": {"ip": {"type": "keyword"}}},
+            "tags": {"type": "keyword", "null_value": "none"}}}"#,
+    )
+    .unwrap();
+    let (ips_s, texts_s) = (ips.display().to_string(), texts.display().to_string());
+    let named = format!("ips={}", ip_mapping.display());
+    let general_s = general.display().to_string();
+    let query = |q: &str, mappings: &[&str]| -> Vec<String> {
+        let mut args = vec!["query", "-e", &ips_s, "-e", &texts_s];
+        for m in mappings {
+            args.extend(["--mapping", m]);
+        }
+        args.push(q);
+        let r = json_stdout(&detectd(&args, None));
+        r["hits"]["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["_index"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mapped = r#"network where destination.ip == "::ffff:10.0.0.1""#;
+    assert_eq!(query(mapped, &[&named, &general_s]), ["ips"]);
+    assert!(query(mapped, &[]).is_empty());
+    // the general mapping reaches the file the named one does not cover
+    assert_eq!(
+        query(r#"any where tags == "none""#, &[&named, &general_s]),
+        ["ips", "texts"]
+    );
+    assert!(query(r#"any where tags == "none""#, &[&named]).is_empty());
+}
+
+#[test]
+fn a_bad_mapping_is_a_clear_error_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = events_file(&dir);
+    let bad = dir.path().join("bad-mapping.json");
+    std::fs::write(
+        &bad,
+        "{\n  \"properties\": {\"a\": {\"type\": \"alias\"}}\n}\n",
+    )
+    .unwrap();
+    let out = detectd(
+        &[
+            "query",
+            "-e",
+            &file,
+            "--mapping",
+            &bad.display().to_string(),
+            "any where true",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}: invalid mapping: alias `a` has no `path`",
+            bad.display()
+        )),
+        "{stderr}"
+    );
+    let out = detectd(
+        &[
+            "query",
+            "-e",
+            &file,
+            "--mapping",
+            "other.ndjson=/nonexistent.json",
+            "any where true",
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .contains("no events file is named `other.ndjson` (expected one of: `events.ndjson`)"),
+        "{stderr}"
+    );
+    // a literal the mapped type cannot take is a query error with a caret
+    let ip = dir.path().join("ip.json");
+    std::fs::write(
+        &ip,
+        r#"{"properties": {"source": {"properties": {"ip": {"type": "ip"}}}}}"#,
+    )
+    .unwrap();
+    let out = detectd(
+        &[
+            "query",
+            "-e",
+            &file,
+            "--mapping",
+            &format!("events.ndjson={}", ip.display()),
+            r#"any where source.ip == "nope""#,
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr
+            .contains("expected an ip address, found \"nope\" (with the mapping of events.ndjson)"),
+        "{stderr}"
+    );
+    assert!(stderr.contains('^'), "{stderr}");
+}

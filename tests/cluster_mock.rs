@@ -128,8 +128,18 @@ fn window() -> TimeRange {
     }
 }
 
+/// `GET /logs-1/_mapping`: an index without fields.
+async fn mount_mapping(server: &MockServer) {
+    Mock::given(method("GET"))
+        .and(path("/logs-1/_mapping"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"logs-1": {"mappings": {}}})))
+        .mount(server)
+        .await;
+}
+
 async fn mount_fetch_basics(server: &MockServer) {
     mount_root(server).await;
+    mount_mapping(server).await;
     Mock::given(method("GET"))
         .and(path("/_resolve/index/logs-*"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"indices":[{"name":"logs-1","attributes":["open"]}],"aliases":[],"data_streams":[]})))
@@ -574,6 +584,7 @@ async fn pit_api_and_tiebreak_sort_follow_the_server() {
             )
             .mount(&server)
             .await;
+        mount_mapping(&server).await;
         Mock::given(method("POST"))
             .and(path(open_path))
             .respond_with(

@@ -9,6 +9,7 @@
 //! the status itself and turns anything but 2xx into a [`ClusterError`].
 
 pub mod lenient;
+mod resolve;
 pub mod retry;
 pub mod server;
 
@@ -25,6 +26,7 @@ use elasticsearch::Elasticsearch;
 use serde_json::Value;
 
 use crate::config::cluster::{Auth, ConnectionSettings};
+pub use resolve::{ConcreteIndex, Resolved};
 pub use retry::RetryPolicy;
 pub use server::{Distribution, PitApi, ServerInfo, Version};
 
@@ -306,46 +308,6 @@ impl Cluster {
                 other => return other,
             }
         }
-    }
-
-    /// The concrete indices (and data streams, aliases) that the patterns
-    /// match. Used before opening a point in time: OpenSearch fails to open
-    /// one on a pattern that matches nothing.
-    pub async fn resolve_indices(&self, patterns: &[String]) -> Result<Vec<String>, ClusterError> {
-        let path = format!("/_resolve/index/{}", encode_path_part(&patterns.join(",")));
-        let body = match self
-            .request_json(Method::Get, &path, &[("expand_wildcards", "open")], None)
-            .await
-        {
-            Ok(body) => body,
-            // A concrete name that does not exist is a 404 on some versions.
-            Err(ClusterError::Status { status: 404, .. }) => return Ok(Vec::new()),
-            Err(e) => return Err(e),
-        };
-        // Every version answers with an `indices` array (possibly empty);
-        // anything else is not an answer about indices, and reading it as
-        // "nothing matches" would skip the window with a mere warning.
-        if !body.get("indices").is_some_and(Value::is_array) {
-            return Err(ClusterError::BadResponse {
-                method: "GET",
-                path,
-                reason: format!(
-                    "expected an `indices` array, found {}",
-                    snippet(body.to_string().as_bytes())
-                ),
-            });
-        }
-        let mut names = Vec::new();
-        for key in ["indices", "aliases", "data_streams"] {
-            if let Some(list) = body.get(key).and_then(Value::as_array) {
-                for item in list {
-                    if let Some(name) = item.get("name").and_then(Value::as_str) {
-                        names.push(name.to_string());
-                    }
-                }
-            }
-        }
-        Ok(names)
     }
 
     /// Opens a point in time over `indices` (concrete names or patterns that

@@ -7,7 +7,11 @@
 //! Elasticsearch fields API: arrays (also arrays of objects) flatten, dotted
 //! keys (`{"process.pid": 1}`, `{"process": {"parent.name": "x"}}`) resolve
 //! like nested objects, explicit `null`s are dropped unless the mapping has a
-//! `null_value`. Building an event never panics, whatever the JSON.
+//! `null_value`. A value is kept only if Elasticsearch would index it: not
+//! malformed for the type (with `coerce: false`, no string for a number and
+//! no fraction for an integer), not a keyword longer than `ignore_above`; a
+//! `constant_keyword` has its value whatever `_source` says. Building an
+//! event never panics, whatever the JSON.
 //! `decode` builds the same events straight from NDJSON lines, sharing the
 //! conversion below.
 
@@ -36,6 +40,45 @@ pub struct FieldSpec {
     null_value: Option<Value>,
     /// A `constant_keyword`'s value.
     constant: Option<Value>,
+    /// The mapping's `ignore_above`, as a length in UTF-16 code units.
+    ignore_above: Option<usize>,
+}
+
+impl FieldSpec {
+    fn new(name: &str, info: FieldInfo) -> FieldSpec {
+        let ignore_above = info.ignore_above.map(|n| n as usize);
+        let indexed = |v: &Value| indexed(v, ignore_above);
+        let null_value = info
+            .null_value
+            .as_ref()
+            .and_then(|nv| convert(nv, &info.ty, info.coerce))
+            .filter(indexed);
+        let constant = info
+            .constant
+            .as_ref()
+            .and_then(|c| convert(c, &info.ty, true));
+        FieldSpec {
+            name: name.to_string(),
+            info,
+            null_value,
+            constant,
+            ignore_above,
+        }
+    }
+}
+
+/// Whether Elasticsearch indexes the value: a string longer than
+/// `ignore_above` is left out of the index (and of doc values), so queries
+/// and the fields API never see it.
+#[inline]
+fn indexed(v: &Value, ignore_above: Option<usize>) -> bool {
+    match (ignore_above, v) {
+        (None, _) => true,
+        // UTF-8 is never shorter than UTF-16 in code units: count only
+        // strings that might be too long, as Java's `String.length()` does.
+        (Some(limit), Value::Str(s)) => s.len() <= limit || s.encode_utf16().count() <= limit,
+        (Some(_), _) => true,
+    }
 }
 
 /// The fields a plan reads, each with a slot index.
@@ -54,22 +97,16 @@ pub struct FieldTable {
 impl FieldTable {
     /// The slot of `name`, adding it if new.
     pub fn slot(&mut self, name: &str, schema: &Schema) -> usize {
+        self.slot_with(name, || schema.resolve(name))
+    }
+
+    /// The slot of `name`, adding it with what `info` says about it if new.
+    pub fn slot_with(&mut self, name: &str, info: impl FnOnce() -> FieldInfo) -> usize {
         if let Some(&i) = self.index.get(name) {
             return i;
         }
-        let info = schema.resolve(name);
-        let null_value = info
-            .null_value
-            .as_ref()
-            .and_then(|nv| convert(nv, &info.ty));
-        let constant = info.constant.as_ref().and_then(|c| convert(c, &info.ty));
         let i = self.specs.len();
-        self.specs.push(FieldSpec {
-            name: name.to_string(),
-            info,
-            null_value,
-            constant,
-        });
+        self.specs.push(FieldSpec::new(name, info()));
         self.index.insert(name.to_string(), i);
         self.decoder = OnceLock::new();
         i
@@ -196,8 +233,10 @@ impl EventBuilder {
                 if let Some(nv) = &spec.null_value {
                     self.values.push(nv.clone());
                 }
-            } else if let Some(v) = convert_scalar(j, &spec.info.ty) {
-                self.values.push(v);
+            } else if let Some(v) = convert_scalar(j, &spec.info.ty, spec.info.coerce) {
+                if indexed(&v, spec.ignore_above) {
+                    self.values.push(v);
+                }
             }
         }
         if self.values.len() == start {
@@ -289,13 +328,17 @@ fn collect<'a>(node: &'a Json, path: &str, out: &mut Vec<&'a Json>, depth: usize
 
 /// Converts one JSON value to the field type's value; `None` for values
 /// Elasticsearch would not index (malformed for the type, arrays, objects).
-fn convert(j: &Json, ty: &FieldType) -> Option<Value> {
-    convert_scalar(Scalar::of(j)?, ty)
+fn convert(j: &Json, ty: &FieldType, coerce: bool) -> Option<Value> {
+    convert_scalar(Scalar::of(j)?, ty, coerce)
 }
 
 /// Converts one JSON scalar to the field type's value; `None` for values
-/// Elasticsearch would not index (malformed for the type).
-fn convert_scalar(j: Scalar<'_>, ty: &FieldType) -> Option<Value> {
+/// Elasticsearch would not index (malformed for the type). `coerce: false`
+/// (numeric fields) refuses strings, and for integer types fractions, as
+/// Elasticsearch's `XContentParser.longValue(false)` does: such a value is
+/// malformed (the document is refused, or with `ignore_malformed` indexed
+/// without it).
+fn convert_scalar(j: Scalar<'_>, ty: &FieldType, coerce: bool) -> Option<Value> {
     match ty {
         FieldType::Dynamic => match j {
             Scalar::Str(s) => Some(Value::Str(Arc::from(s))),
@@ -315,8 +358,13 @@ fn convert_scalar(j: Scalar<'_>, ty: &FieldType) -> Option<Value> {
         FieldType::Long => match j {
             Scalar::Number(n) => match n.as_i64() {
                 Some(i) => Some(Value::Long(i)),
-                None => f64_to_long(n.as_f64()?),
+                None if coerce => f64_to_long(n.as_f64()?),
+                None => n
+                    .as_f64()
+                    .filter(|d| d.fract() == 0.0)
+                    .and_then(f64_to_long),
             },
+            Scalar::Str(_) if !coerce => None,
             Scalar::Str(s) => match s.trim().parse::<i64>() {
                 Ok(i) => Some(Value::Long(i)),
                 Err(_) => f64_to_long(s.trim().parse::<f64>().ok()?),
@@ -325,6 +373,7 @@ fn convert_scalar(j: Scalar<'_>, ty: &FieldType) -> Option<Value> {
         },
         FieldType::Double => match j {
             Scalar::Number(n) => n.as_f64().map(Value::Double),
+            Scalar::Str(_) if !coerce => None,
             Scalar::Str(s) => s.trim().parse::<f64>().ok().map(Value::Double),
             _ => None,
         },
@@ -359,13 +408,27 @@ fn convert_scalar(j: Scalar<'_>, ty: &FieldType) -> Option<Value> {
             _ => None,
         },
         FieldType::Ip => match j {
-            Scalar::Str(s) => s.trim().parse::<IpAddr>().ok().map(Value::Ip),
+            Scalar::Str(s) => s
+                .trim()
+                .parse::<IpAddr>()
+                .ok()
+                .map(|ip| Value::Ip(canonical_ip(ip))),
             _ => None,
         },
         FieldType::Version => match j {
             Scalar::Str(s) => Some(Value::Version(Arc::from(s))),
             _ => None,
         },
+    }
+}
+
+/// An ip as Elasticsearch gives it back: it stores every address in 16
+/// bytes and decodes an IPv4-mapped one (`::ffff:10.0.0.1`) as the IPv4
+/// address, so both spellings are one value (as join keys too).
+pub fn canonical_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
     }
 }
 

@@ -2,12 +2,18 @@
 //!
 //! A [`Schema`] answers, for a dotted field path as written in a query:
 //! where its value lives in `_source` (aliases and multi-fields resolve to
-//! their source path), what type Elasticsearch would give it, and its
-//! `null_value`. [`Schema::default`] has no mapping: every field is typed
-//! dynamically from its JSON value (strings behave as keyword, numbers as
-//! long or double), which is how detectd runs in production.
+//! their source path), what type Elasticsearch would give it, and what the
+//! mapping changes about the values Elasticsearch indexes: `null_value`,
+//! a `constant_keyword`'s value, `ignore_above`, `coerce: false`.
+//! [`Schema::default`] has no mapping: every field is typed dynamically from
+//! its JSON value (strings behave as keyword, numbers as long or double),
+//! which is how `query` and `hunt` run without `--mapping`.
+//!
+//! The daemon reads each index's mapping (`source::mappings`); a field the
+//! index does not map is typed dynamically too, as Elasticsearch's dynamic
+//! mapping would type it.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde_json::Value as Json;
 
@@ -65,6 +71,38 @@ pub struct FieldInfo {
     /// A `constant_keyword`'s `value`: every document has it, whether or not
     /// its `_source` does.
     pub constant: Option<Json>,
+    /// `ignore_above` of a keyword (for a `text` field, of the keyword
+    /// sub-field exact matches go through): longer strings, counted in
+    /// UTF-16 code units as Java does, are not indexed, so no query sees
+    /// them.
+    pub ignore_above: Option<u32>,
+    /// `coerce` of a numeric field (`true` unless the mapping says `false`):
+    /// without it a string, or a fraction for an integer type, is malformed
+    /// rather than converted.
+    pub coerce: bool,
+    /// The mapping's type name as written (`keyword`, `constant_keyword`,
+    /// `text`, `long`, ...; empty when not mapped), as `_field_caps` would
+    /// report it: what the query DSL can ask of the field.
+    pub es_type: Box<str>,
+    /// Whether queries can search it (`index: false` says no).
+    pub searchable: bool,
+}
+
+impl FieldInfo {
+    /// A field the mapping does not declare, at `path`.
+    pub fn dynamic(path: &str) -> FieldInfo {
+        FieldInfo {
+            source_path: path.to_string(),
+            ty: FieldType::Dynamic,
+            null_value: None,
+            mapped: false,
+            constant: None,
+            ignore_above: None,
+            coerce: true,
+            es_type: "".into(),
+            searchable: false,
+        }
+    }
 }
 
 /// Why a mapping could not be read.
@@ -79,26 +117,35 @@ pub enum SchemaError {
 }
 
 /// Field types of one index (or the union of several) from its mapping.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Schema {
     fields: HashMap<String, FieldInfo>,
     aliases: HashMap<String, String>,
+    /// Object paths mapped as `nested`: plain queries cannot see inside.
+    nested: HashSet<String>,
 }
 
 impl Schema {
     /// Reads a mapping (`{"properties": ...}`, optionally wrapped in
-    /// `{"mappings": ...}`).
+    /// `{"mappings": ...}`). An index without fields has an empty
+    /// `mappings` object, which is an empty schema.
     pub fn from_mapping(mapping: &Json) -> Result<Schema, SchemaError> {
         let mut root = mapping;
+        let wrapped = root.get("mappings").is_some();
         if let Some(m) = root.get("mappings") {
             root = m;
         }
-        let props = root
-            .get("properties")
-            .and_then(Json::as_object)
-            .ok_or_else(|| SchemaError::Shape(short(root)))?;
         let mut schema = Schema::default();
-        schema.walk(props, "")?;
+        match root.get("properties") {
+            Some(props) => {
+                let props = props
+                    .as_object()
+                    .ok_or_else(|| SchemaError::Shape(short(root)))?;
+                schema.walk(props, "")?;
+            }
+            None if wrapped && root.is_object() => {}
+            None => return Err(SchemaError::Shape(short(root))),
+        }
         Ok(schema)
     }
 
@@ -128,6 +175,9 @@ impl Schema {
                 format!("{prefix}.{name}")
             };
             if let Some(sub) = def.get("properties").and_then(Json::as_object) {
+                if def.get("type").and_then(Json::as_str) == Some("nested") {
+                    self.nested.insert(path.clone());
+                }
                 self.walk(sub, &path)?;
                 continue;
             }
@@ -141,41 +191,30 @@ impl Schema {
                 self.aliases.insert(path, target.to_string());
                 continue;
             }
-            let field_type = parse_type(ty, def);
-            let null_value = def.get("null_value").filter(|v| !v.is_null()).cloned();
+            let mut info = field_info(&path, ty, def);
             if let Some(multi) = def.get("fields").and_then(Json::as_object) {
+                let mut exact: Option<Option<u32>> = None;
                 for (sub_name, sub_def) in multi {
                     let sub_ty = sub_def
                         .get("type")
                         .and_then(Json::as_str)
                         .unwrap_or("keyword");
-                    self.fields.insert(
-                        format!("{path}.{sub_name}"),
-                        FieldInfo {
-                            source_path: path.clone(),
-                            ty: parse_type(sub_ty, sub_def),
-                            null_value: sub_def.get("null_value").filter(|v| !v.is_null()).cloned(),
-                            mapped: true,
-                            constant: None,
-                        },
-                    );
+                    let sub = field_info(&path, sub_ty, sub_def);
+                    if exact.is_none() && KEYWORD_TYPES.contains(&sub_ty) {
+                        exact = Some(sub.ignore_above);
+                    }
+                    self.fields.insert(format!("{path}.{sub_name}"), sub);
+                }
+                // Elasticsearch's EQL compares a `text` field through its
+                // keyword sub-field (`TextEsField.getExactInfo`), so what
+                // that sub-field does not index cannot match either.
+                if TEXT_TYPES.contains(&ty) {
+                    if let Some(limit) = exact {
+                        info.ignore_above = limit;
+                    }
                 }
             }
-            let constant = if ty == "constant_keyword" {
-                def.get("value").filter(|v| !v.is_null()).cloned()
-            } else {
-                None
-            };
-            self.fields.insert(
-                path.clone(),
-                FieldInfo {
-                    source_path: path,
-                    ty: field_type,
-                    null_value,
-                    mapped: true,
-                    constant,
-                },
-            );
+            self.fields.insert(path, info);
         }
         Ok(())
     }
@@ -186,13 +225,7 @@ impl Schema {
         let target = self.aliases.get(name).map(String::as_str).unwrap_or(name);
         match self.fields.get(target) {
             Some(info) => info.clone(),
-            None => FieldInfo {
-                source_path: target.to_string(),
-                ty: FieldType::Dynamic,
-                null_value: None,
-                mapped: false,
-                constant: None,
-            },
+            None => FieldInfo::dynamic(target),
         }
     }
 
@@ -205,6 +238,12 @@ impl Schema {
         for (k, v) in &other.aliases {
             self.aliases.entry(k.clone()).or_insert_with(|| v.clone());
         }
+        self.nested.extend(other.nested.iter().cloned());
+    }
+
+    /// Whether the mapping declares the object at `path` as `nested`.
+    pub fn is_nested(&self, path: &str) -> bool {
+        self.nested.contains(path)
     }
 
     /// Whether the mapping knows the name (as a field or an alias).
@@ -215,6 +254,56 @@ impl Schema {
     /// Whether any mapping was loaded.
     pub fn has_mapping(&self) -> bool {
         !self.fields.is_empty() || !self.aliases.is_empty()
+    }
+}
+
+/// Types whose values are exact strings with an `ignore_above`.
+const KEYWORD_TYPES: &[&str] = &["keyword", "wildcard", "flattened"];
+/// Analysed string types, matched exactly only through a keyword sub-field.
+const TEXT_TYPES: &[&str] = &["text", "match_only_text"];
+
+/// What a mapping entry of type `ty` says about its field at `path`.
+fn field_info(path: &str, ty: &str, def: &Json) -> FieldInfo {
+    let null_value = def.get("null_value").filter(|v| !v.is_null()).cloned();
+    let constant = if ty == "constant_keyword" {
+        def.get("value").filter(|v| !v.is_null()).cloned()
+    } else {
+        None
+    };
+    let ignore_above = if KEYWORD_TYPES.contains(&ty) {
+        def.get("ignore_above").and_then(mapping_u32)
+    } else {
+        None
+    };
+    FieldInfo {
+        source_path: path.to_string(),
+        ty: parse_type(ty, def),
+        null_value,
+        mapped: true,
+        constant,
+        ignore_above,
+        // Mappings hold parameters as JSON values or, as Elasticsearch
+        // echoes some back, as strings.
+        coerce: !is_false(def.get("coerce")),
+        es_type: ty.into(),
+        searchable: !is_false(def.get("index")),
+    }
+}
+
+fn is_false(v: Option<&Json>) -> bool {
+    matches!(v, Some(Json::Bool(false))) || v.and_then(Json::as_str) == Some("false")
+}
+
+/// A non-negative integer parameter, as a number or a numeric string.
+fn mapping_u32(v: &Json) -> Option<u32> {
+    match v {
+        Json::Number(n) => n.as_u64().map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+        Json::String(s) => s
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .map(|n| u32::try_from(n).unwrap_or(u32::MAX)),
+        _ => None,
     }
 }
 
@@ -305,6 +394,39 @@ mod tests {
         let s = Schema::default();
         assert!(!s.has_mapping());
         assert_eq!(s.resolve("process.name").ty, FieldType::Dynamic);
+    }
+
+    #[test]
+    fn reads_ignore_above_coerce_and_the_exact_sub_field_of_text() {
+        let s = Schema::from_mapping(&serde_json::json!({"mappings": {"properties": {
+            "k": {"type": "keyword", "ignore_above": 256},
+            "w": {"type": "wildcard", "ignore_above": "12"},
+            "t": {"type": "text", "fields": {"keyword": {"type": "keyword", "ignore_above": 64}}},
+            "plain": {"type": "text"},
+            "n": {"type": "long", "coerce": false},
+            "m": {"type": "double"}
+        }}}))
+        .unwrap();
+        assert_eq!(s.resolve("k").ignore_above, Some(256));
+        assert_eq!(s.resolve("w").ignore_above, Some(12));
+        assert_eq!(s.resolve("t").ignore_above, Some(64));
+        assert_eq!(s.resolve("t.keyword").ignore_above, Some(64));
+        assert_eq!(s.resolve("plain").ignore_above, None);
+        assert!(!s.resolve("n").coerce);
+        assert!(s.resolve("m").coerce);
+        assert!(s.resolve("unmapped").coerce);
+    }
+
+    #[test]
+    fn an_index_without_fields_is_an_empty_schema() {
+        let s = Schema::from_mapping(&serde_json::json!({"mappings": {}})).unwrap();
+        assert!(!s.has_mapping());
+        let s =
+            Schema::from_mapping(&serde_json::json!({"mappings": {"dynamic": "strict"}})).unwrap();
+        assert!(!s.has_mapping());
+        assert!(Schema::from_mapping(&serde_json::json!({})).is_err());
+        assert!(Schema::from_mapping(&serde_json::json!({"mappings": []})).is_err());
+        assert!(Schema::from_mapping(&serde_json::json!({"properties": []})).is_err());
     }
 
     #[test]

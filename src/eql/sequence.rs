@@ -20,9 +20,15 @@
 //!   stages of the same sequence (ordinals within a sequence strictly increase).
 //! * `maxspan` is inclusive: `last.timestamp - first.timestamp <= maxspan`; a
 //!   partial sequence taken by a hit that is too late is dropped.
-//! * `until`: a hit drops every partial sequence of its key (Elasticsearch
-//!   rejects a sequence when an until ordinal lies in `[sequence.last, hit]`,
-//!   both ends inclusive). A completed sequence is never invalidated.
+//! * `until`: a hit drops every partial sequence of its key, after the
+//!   event's own stage hits. Elasticsearch (`SequenceMatcher.match`) rejects
+//!   a sequence when the nearest until ordinal strictly before the hit
+//!   taking it (`until.before(ordinal)`) lies between the sequence's last
+//!   ordinal and the hit, both inclusive (`Ordinal.between`): so one event
+//!   that matches a stage *and* `until` completes the sequence when the
+//!   stage is the last one, and dooms it when it is an earlier one (the
+//!   Python `eql` engine lets `until` win both times; `tests/sequence_until.rs`
+//!   pins Elasticsearch's answer). A completed sequence is never invalidated.
 //! * `with runs=N` is the stage repeated N times.
 //! * Missing-event stages (`![...]`) never take part in matching; a sequence
 //!   whose positive stages completed is then checked as Elasticsearch's

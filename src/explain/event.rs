@@ -12,8 +12,10 @@
 //! likely cause between consecutive stages is named (order, join keys,
 //! `maxspan`).
 //!
-//! The events come from [`super::input`]. Evaluation types values from the
-//! JSON, as a run without index mappings.
+//! The events come from [`super::input`]. Each is evaluated with the
+//! mapping of its `_index` when one is known (`--mapping`, or the cluster's
+//! mappings with `--elasticsearch-url`), as a run evaluates each event with
+//! its index's mapping; without one, values are typed from the JSON.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -25,46 +27,68 @@ use super::text::{iso, one_line, span_text};
 use super::{stages, ExplainError, ExplainOptions};
 use crate::alert::ids::EventRef;
 use crate::eql::ast::{Category, EventQuery, Expr, ExprKind, Literal, Query, QueryBody};
-use crate::eql::compile::{compile, CompileOptions, Plan, PlanKind, Stage};
+use crate::eql::compile::{compile, CompileOptions, Plan, PlanKind, PlanSet, Stage};
 use crate::eql::event::Event;
 use crate::eql::pushdown::{expr_fields, field_values};
 use crate::eql::schema::Schema;
 use crate::eql::search::{self, Document, ResultPosition, SearchOptions};
 use crate::eql::value::Value;
+use crate::offline::mappings::InputSchemas;
 use crate::rule::Rule;
 
 /// What each event does against each stage, and what the matcher finds.
+/// `schemas` are the mappings, by `_index` and for any other index, the
+/// events are evaluated with.
 pub fn explain_events(
     rule: &Rule,
     events: &[EventInput],
+    schemas: &InputSchemas,
     opts: &ExplainOptions,
 ) -> Result<String, ExplainError> {
     let options = crate::hunt::compile_options(rule);
-    let plan = compile(&rule.query, &Schema::default(), &options).map_err(ExplainError::Compile)?;
+    let plans = PlanSet::compile(
+        &rule.query,
+        &options,
+        &schemas.fallback,
+        schemas.per_input.iter().map(|(n, s)| (n.as_str(), s)),
+    )
+    .map_err(|e| ExplainError::CompileForMapping(e.to_string()))?;
     let written = stages(&rule.query.body);
-    let compiled: Vec<&Stage> = plan.stages.iter().chain(plan.until.iter()).collect();
+    let keys = key_names(rule);
     let mut out = String::new();
     let _ = writeln!(
         out,
         "\nEvents ({}: each against each stage, as a run evaluates them)",
         events.len()
     );
-    let judge = Judge {
-        rule,
-        options: &options,
-        plan: &plan,
-    };
-    let keys = key_names(rule);
     let mut parsed: Vec<Event> = Vec::with_capacity(events.len());
     for input in events {
-        let event = plan.event(&input.doc.source);
+        let index = input.doc.index.as_str();
+        let schema: &Schema = schemas
+            .per_input
+            .iter()
+            .find(|(n, _)| n == index)
+            .map_or(&schemas.fallback, |(_, s)| s);
+        let judge = Judge {
+            rule,
+            options: &options,
+            plan: plans.for_key(index),
+            schema,
+        };
+        let event = judge.plan.event(&input.doc.source);
+        let typed = if schema.has_mapping() {
+            format!("  (the mapping of `{index}`)")
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             out,
-            "  {}  {}",
+            "  {}  {}{typed}",
             input.label,
             judge.describe(&input.doc, &event)
         );
-        for (i, ((label, q), stage)) in written.iter().zip(&compiled).enumerate() {
+        let compiled = judge.plan.stages.iter().chain(judge.plan.until.iter());
+        for (i, ((label, q), stage)) in written.iter().zip(compiled).enumerate() {
             let names = keys.get(i).map_or("", String::as_str);
             let _ = writeln!(
                 out,
@@ -75,15 +99,17 @@ pub fn explain_events(
         }
         parsed.push(event);
     }
-    matcher(&mut out, &judge, events, &parsed, opts);
+    matcher(&mut out, rule, &plans, events, &parsed, opts);
     Ok(out)
 }
 
-/// What the verdicts need of the rule.
+/// What the verdicts on one event need: the rule, and the plan and the
+/// mapping of the event's index.
 struct Judge<'a> {
     rule: &'a Rule,
     options: &'a CompileOptions,
     plan: &'a Plan,
+    schema: &'a Schema,
 }
 
 impl Judge<'_> {
@@ -202,7 +228,7 @@ impl Judge<'_> {
             pipes: Vec::new(),
             span,
         };
-        match compile(&query, &Schema::default(), self.options) {
+        match compile(&query, self.schema, self.options) {
             Ok(plan) => plan
                 .stages
                 .first()
@@ -215,11 +241,13 @@ impl Judge<'_> {
 /// The rule's matcher over all the events, without a window.
 fn matcher(
     out: &mut String,
-    judge: &Judge<'_>,
+    rule: &Rule,
+    plans: &PlanSet,
     events: &[EventInput],
     parsed: &[Event],
     opts: &ExplainOptions,
 ) {
+    let shape = plans.shape();
     let docs: Vec<Document> = events.iter().map(|e| e.doc.clone()).collect();
     let options = SearchOptions {
         size: usize::MAX,
@@ -227,7 +255,7 @@ fn matcher(
         max_samples_per_key: 1,
         limits: opts.runner.limits,
     };
-    let response = match search::search(judge.plan, &docs, &options) {
+    let response = match search::search_with(shape, |d| plans.for_key(&d.index), &docs, &options) {
         Ok(r) => r,
         Err(e) => {
             let _ = writeln!(out, "  result       the matcher refused the query: {e}");
@@ -240,8 +268,8 @@ fn matcher(
             .find(|e| e.doc.index == index && e.doc.id == id)
             .map_or_else(|| format!("{index}/{id}"), |e| e.label.clone())
     };
-    let uuid = judge.rule.uuid();
-    let grouped = judge.plan.kind != PlanKind::Event;
+    let uuid = rule.uuid();
+    let grouped = shape.kind != PlanKind::Event;
     let _ = writeln!(
         out,
         "\nResult (the rule's matcher over these events, without a time window, as `detectd hunt`)"
@@ -270,7 +298,7 @@ fn matcher(
         return;
     }
     let sequences = response.hits.sequences.as_deref().unwrap_or(&[]);
-    let noun = if judge.plan.kind == PlanKind::Sample {
+    let noun = if shape.kind == PlanKind::Sample {
         "sample"
     } else {
         "sequence"
@@ -312,8 +340,8 @@ fn matcher(
     }
     if sequences.is_empty() {
         let _ = writeln!(out, "  no alert: no {noun} of these events");
-        if judge.plan.kind == PlanKind::Sequence {
-            for why in sequence_hints(judge, events, parsed) {
+        if shape.kind == PlanKind::Sequence {
+            for why in sequence_hints(rule, plans, events, parsed) {
                 let _ = writeln!(out, "  {:<13}{why}", "why");
             }
         }
@@ -323,41 +351,47 @@ fn matcher(
 /// Why consecutive stages found no pair, for a sequence the matcher did not
 /// find: the first stage no event matches, or per pair of events matching
 /// consecutive stages, their order, their join keys or `maxspan`.
-fn sequence_hints(judge: &Judge<'_>, events: &[EventInput], parsed: &[Event]) -> Vec<String> {
+fn sequence_hints(
+    rule: &Rule,
+    plans: &PlanSet,
+    events: &[EventInput],
+    parsed: &[Event],
+) -> Vec<String> {
     const MAX_HINTS: usize = 6;
-    let QueryBody::Sequence(seq) = &judge.rule.query.body else {
+    let QueryBody::Sequence(seq) = &rule.query.body else {
         return Vec::new();
     };
-    let positive: Vec<(usize, &Stage)> = judge
-        .plan
-        .stages
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| !s.missing)
+    // Each event with the stages of its own index's plan.
+    let stage_of =
+        |e: usize, i: usize| -> &Stage { &plans.for_key(&events[e].doc.index).stages[i] };
+    let positive: Vec<usize> = (0..plans.shape().stages.len())
+        .filter(|&i| !plans.shape().stages[i].missing)
         .collect();
     let mut hits: Vec<Vec<usize>> = Vec::new();
-    for (i, stage) in &positive {
+    for &i in &positive {
         let matching: Vec<usize> = (0..events.len())
-            .filter(|&e| stage.matches(&parsed[e]))
+            .filter(|&e| stage_of(e, i).matches(&parsed[e]))
             .collect();
         if matching.is_empty() {
             return vec![format!("stage {} matches none of the events", i + 1)];
         }
         hits.push(matching);
     }
-    let keys = |stage: &Stage, e: usize| -> Vec<String> {
+    let keys = |i: usize, e: usize| -> Vec<String> {
         let mut k = Vec::new();
-        stage.join_keys(&parsed[e], &mut k);
+        stage_of(e, i).join_keys(&parsed[e], &mut k);
         k.iter()
             .map(|combo| keys_text(std::slice::from_ref(combo)))
             .collect()
     };
     let mut hints = Vec::new();
     for pair in positive.windows(2).zip(hits.windows(2)) {
-        let ([(ia, sa), (ib, sb)], [ha, hb]) = pair else {
+        let ([sa, sb], [ha, hb]) = pair else {
             continue;
         };
-        let (ia, ib) = (ia + 1, ib + 1);
+        let (sa, sb) = (*sa, *sb);
+        let has_keys = plans.shape().stages[sa].has_keys();
+        let (ia, ib) = (sa + 1, sb + 1);
         let pairs: Vec<(usize, usize)> = ha
             .iter()
             .flat_map(|&a| hb.iter().map(move |&b| (a, b)))
@@ -367,7 +401,7 @@ fn sequence_hints(judge: &Judge<'_>, events: &[EventInput], parsed: &[Event]) ->
         let sharing: Vec<(usize, usize)> = pairs
             .iter()
             .copied()
-            .filter(|&(a, b)| !sa.has_keys() || keys(sa, a).iter().any(|k| keys(sb, b).contains(k)))
+            .filter(|&(a, b)| !has_keys || keys(sa, a).iter().any(|k| keys(sb, b).contains(k)))
             .collect();
         if sharing.is_empty() {
             if let Some(&(a, b)) = pairs.first() {

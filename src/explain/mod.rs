@@ -22,6 +22,7 @@ mod search;
 mod text;
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -29,11 +30,12 @@ use crate::eql::ast::{EventQuery, QueryBody};
 use crate::eql::compile::{compile, PlanKind};
 use crate::eql::schema::Schema;
 use crate::eql::EqlError;
+use crate::offline::mappings::InputSchemas;
 use crate::rule::Rule;
 use crate::runner::RunnerSettings;
 use crate::schedule::window::plan_windows;
 use crate::source::elasticsearch::ElasticsearchSource;
-use crate::source::SourceError;
+use crate::source::{Mappings, SourceError};
 use text::{iso, offset_text, span_text};
 
 pub use event::explain_events;
@@ -64,8 +66,19 @@ impl ExplainOptions {
 pub enum ExplainError {
     #[error("the query does not compile: {0}")]
     Compile(EqlError),
+    /// The query does not compile for the mapping of an event's index.
+    #[error("the query does not compile {0}")]
+    CompileForMapping(String),
     #[error("asking the cluster: {0}")]
     Source(#[from] SourceError),
+}
+
+/// An explanation, and what the cluster said that `--event` uses.
+#[derive(Clone, Debug)]
+pub struct Explained {
+    pub text: String,
+    /// With a cluster: the mappings of the indices the search covers.
+    pub mappings: Option<Arc<Mappings>>,
 }
 
 /// The explanation of `rule` (loaded from `origin`): offline, or with the
@@ -75,15 +88,18 @@ pub async fn explain(
     origin: &str,
     opts: &ExplainOptions,
     source: Option<&ElasticsearchSource>,
-) -> Result<String, ExplainError> {
+) -> Result<Explained, ExplainError> {
     let options = crate::hunt::compile_options(rule);
     let plan = compile(&rule.query, &Schema::default(), &options).map_err(ExplainError::Compile)?;
     let mut out = String::new();
     header(&mut out, rule, origin, &plan);
     let next = next_run(&mut out, rule, opts, &plan, &options);
-    search::section(&mut out, rule, &next, source, &options).await?;
+    let mappings = search::section(&mut out, rule, &next, source, &options).await?;
     ids(&mut out, rule, opts, plan.kind);
-    Ok(out)
+    Ok(Explained {
+        text: out,
+        mappings,
+    })
 }
 
 /// The stages of a query as written: (label, event query).
@@ -424,12 +440,14 @@ pub enum FileVerdict {
 
 /// Explains every rule of a rule file (a TOML rule, or each rule line of a
 /// Kibana export) into `out`, and with `events` what they do against it;
-/// the file's errors, or why it is skipped, otherwise.
+/// the file's errors, or why it is skipped, otherwise. The events are
+/// evaluated with `schemas` (`--mapping`); without any, with the cluster's
+/// mappings of their indices when there is a cluster.
 pub async fn explain_file(
     path: &std::path::Path,
     opts: &ExplainOptions,
     source: Option<&ElasticsearchSource>,
-    events: Option<&[EventInput]>,
+    events: Option<(&[EventInput], &InputSchemas)>,
     out: &mut String,
 ) -> Result<FileVerdict, ExplainError> {
     let mut verdict = FileVerdict::Explained;
@@ -441,9 +459,24 @@ pub async fn explain_file(
                 if explained > 0 {
                     out.push('\n');
                 }
-                out.push_str(&explain(rule, &file.location(), opts, source).await?);
-                if let Some(events) = events {
-                    out.push_str(&explain_events(rule, events, opts)?);
+                let explained_rule = explain(rule, &file.location(), opts, source).await?;
+                out.push_str(&explained_rule.text);
+                if let Some((events, schemas)) = events {
+                    let from_cluster;
+                    let schemas = match &explained_rule.mappings {
+                        Some(m) if schemas.is_empty() => {
+                            from_cluster = InputSchemas {
+                                per_input: m
+                                    .iter()
+                                    .map(|(i, s)| (i.to_string(), s.clone()))
+                                    .collect(),
+                                fallback: Schema::default(),
+                            };
+                            &from_cluster
+                        }
+                        _ => schemas,
+                    };
+                    out.push_str(&explain_events(rule, events, schemas, opts)?);
                 }
                 explained += 1;
             }

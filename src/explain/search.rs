@@ -9,6 +9,7 @@
 //! would. With a cluster the request is `ElasticsearchSource::plan`'s own.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use serde_json::{json, Value};
 
@@ -19,7 +20,7 @@ use crate::eql::pushdown::{stage_filter_explained, Filter};
 use crate::rule::Rule;
 use crate::source::elasticsearch::dsl::{self, FieldTypes};
 use crate::source::elasticsearch::ElasticsearchSource;
-use crate::source::FetchRequest;
+use crate::source::{FetchRequest, Mappings};
 
 /// What the request comes to: as the source renders it.
 struct Rendered {
@@ -31,14 +32,17 @@ struct Rendered {
     source: Value,
 }
 
+/// Writes the search section; with a cluster, returns the mappings of the
+/// indices searched (what `--event` evaluates their events with).
 pub(super) async fn section(
     out: &mut String,
     rule: &Rule,
     next: &NextRun,
     source: Option<&ElasticsearchSource>,
     options: &CompileOptions,
-) -> Result<(), ExplainError> {
+) -> Result<Option<Arc<Mappings>>, ExplainError> {
     let request = &next.search.request;
+    let mut mappings = None;
     let (heading, rendered) = match source {
         None => (
             format!(
@@ -51,6 +55,7 @@ pub(super) async fn section(
         Some(source) => {
             let info = source.cluster().info();
             let plan = source.plan(request).await?;
+            mappings = Some(plan.mappings.clone());
             (
                 format!(
                     "field types and indices from the cluster: {:?} {}",
@@ -163,7 +168,7 @@ pub(super) async fn section(
         ),
     );
     row(out, "page size", &format!("{} events", request.page_size));
-    Ok(())
+    Ok(mappings)
 }
 
 fn stages_count(rule: &Rule) -> usize {

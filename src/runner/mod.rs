@@ -62,11 +62,14 @@
 //! window never writes more than `max_signals` in all.
 
 mod alerts;
+mod plans;
 pub mod record;
 pub mod replay;
 mod report;
 mod run;
 
+#[cfg(test)]
+mod mapping_tests;
 #[cfg(test)]
 mod tests;
 

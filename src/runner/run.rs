@@ -8,11 +8,13 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tracing::Instrument;
 
 use super::alerts::{alert_rule, group_ids};
+use super::plans::WindowPlans;
 use super::record::{ExecutionRecord, RunStatus, WindowRange};
 use super::report::{gap_warning, source_warnings, MAX_SIGNALS_WARNING};
 use super::RuleExecutor;
 use crate::alert::{self, Alert, AlertContext, AlertRule, SourceEvent};
-use crate::eql::compile::{compile, CompileOptions, Plan, PlanKind};
+use crate::eql::ast::Query;
+use crate::eql::compile::{compile, CompileOptions, Plan, PlanKind, PlanSetError};
 use crate::eql::schema::Schema;
 use crate::eql::search::{self, Found, ResultPosition, SearchError, SearchOptions, Stream};
 use crate::eql::sequence::Limits;
@@ -65,6 +67,11 @@ impl Default for RunnerSettings {
 pub enum RunError {
     #[error("query does not compile: {0}")]
     Compile(EqlError),
+    /// The query is valid, but not for the type an index maps a field with
+    /// (a literal that is no ip for an `ip` field): Elasticsearch fails
+    /// such a search too.
+    #[error("query does not compile {0}")]
+    CompileForIndex(PlanSetError),
     #[error("query cannot run: {0}")]
     Search(#[from] SearchError),
     #[error("reading state: {0}")]
@@ -180,7 +187,9 @@ where
             tiebreaker_field: rule.tiebreaker_field.clone(),
             event_category_field: category_field.clone(),
         };
-        // No mapping: values are typed from the JSON, as in production.
+        // The query's shape (kind, stages, maxspan) and a check that it
+        // compiles at all; each window compiles it again for the mappings
+        // of the indices it reads (`WindowPlans`).
         let plan = compile(&rule.query, &Schema::default(), &options).map_err(RunError::Compile)?;
         // Nothing is searched while alerts cannot be written (e.g. waiting
         // for Kibana to create the alerts index): the windows stay due.
@@ -253,7 +262,7 @@ where
 
             let search_clock = Instant::now();
             let matched = self
-                .match_window(&plan, request, window, offer_from, record)
+                .match_window(&rule.query, &options, request, window, offer_from, record)
                 .await;
             record.search_duration_ms += millis(search_clock.elapsed());
             let candidates = matched?;
@@ -296,11 +305,13 @@ where
         Ok(())
     }
 
-    /// Fetches one window and runs the query over it: the matches to offer
-    /// (events, or sequences ending at or after `offer_from`), oldest first.
+    /// Fetches one window and runs the query over it, each event with the
+    /// mapping of the index it came from: the matches to offer (events, or
+    /// sequences ending at or after `offer_from`), oldest first.
     async fn match_window(
         &self,
-        plan: &Plan,
+        query: &Query,
+        options: &CompileOptions,
         request: FetchRequest,
         window: Window,
         offer_from: DateTime<Utc>,
@@ -313,21 +324,27 @@ where
                 record.warnings.push(w);
             }
         }
+        let mut plans = WindowPlans::compile(query, options, events.mappings())
+            .map_err(RunError::CompileForIndex)?;
+        // The query's shape is the same in every plan; the stream borrows
+        // it from a copy so that `plans` stays free to intern index names.
+        let plan = plans.shape().clone();
+        let plan = &plan;
         // Everything is kept: dedup and cap decide later what is written.
-        let options = SearchOptions {
+        let search_options = SearchOptions {
             size: usize::MAX,
             result_position: ResultPosition::Head,
             max_samples_per_key: 1,
             limits: self.settings.limits,
         };
-        let mut stream: Stream<'_, Hit> = Stream::new(plan, &options)?;
-        let mut interned: HashMap<String, Arc<str>> = HashMap::new();
+        let mut stream: Stream<'_, Hit> = Stream::new(plan, &search_options)?;
         let mut position = 0usize;
         let mut unordered = 0u64;
         while let Some(doc) = events.next().await {
             let doc = doc?;
             record.events_fetched += 1;
-            let event = plan.event(&doc.source);
+            let (index, own) = plans.for_index(doc.index);
+            let event = own.event(&doc.source);
             let ordinal = search::ordinal(&event, position);
             position += 1;
             // Elasticsearch returns an event whose range field is in the
@@ -336,21 +353,13 @@ where
             if ordinal.is_none() && plan.kind == PlanKind::Sequence {
                 unordered += 1;
             }
-            let index = match interned.get(&doc.index) {
-                Some(i) => i.clone(),
-                None => {
-                    let i: Arc<str> = Arc::from(doc.index.as_str());
-                    interned.insert(doc.index, i.clone());
-                    i
-                }
-            };
             let hit = Hit {
                 index,
                 id: Arc::from(doc.id),
                 ts: event.timestamp.unwrap_or(i64::MAX),
                 position,
             };
-            stream.push(plan, hit, ordinal.as_ref(), &event);
+            stream.push(own, hit, ordinal.as_ref(), &event);
         }
         if unordered > 0 {
             record.events_skipped += unordered;

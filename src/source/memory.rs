@@ -3,22 +3,40 @@
 //! or `*` patterns), the inclusive time range with the override fallback,
 //! the pushdown filter (evaluated with [`Filter::matches`](crate::eql::pushdown::Filter::matches)), ordering by
 //! timestamp then tiebreaker then insertion order, and the projection.
+//!
+//! Mappings ([`MemorySource::with_mappings`]) are handed to the stream like
+//! the cluster source does, for the indices the request covers. Documents of
+//! a mapped index are not filtered by the pushdown: `Filter::matches` reads
+//! `_source` without a mapping (no `constant_keyword`, alias, `null_value`),
+//! which only the cluster answers with the mapping.
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{DocRef, Document, EventSource, EventStream, FetchRequest, SourceError};
+use std::sync::Arc;
+
+use super::{DocRef, Document, EventSource, EventStream, FetchRequest, Mappings, SourceError};
 use crate::eql::pushdown::{field_values, wildcard_match};
 
 /// Documents held in memory, in insertion order.
 #[derive(Clone, Debug, Default)]
 pub struct MemorySource {
     docs: Vec<Document>,
+    mappings: Mappings,
 }
 
 impl MemorySource {
     pub fn new(docs: Vec<Document>) -> MemorySource {
-        MemorySource { docs }
+        MemorySource {
+            docs,
+            mappings: Mappings::default(),
+        }
+    }
+
+    /// The source with a mapping per index name.
+    pub fn with_mappings(mut self, mappings: Mappings) -> MemorySource {
+        self.mappings = mappings;
+        self
     }
 }
 
@@ -72,6 +90,23 @@ impl EventSource for MemorySource {
                 warnings.push(format!("index pattern `{pattern}` matches no index"));
             }
         }
+        let covered = |index: &str| {
+            request
+                .indices
+                .iter()
+                .any(|p| wildcard_match(p, index, false))
+        };
+        let mappings = Mappings::new(
+            self.mappings
+                .iter()
+                .filter(|(index, _)| covered(index))
+                .map(|(index, schema)| (index.to_string(), schema.clone()))
+                .collect(),
+        );
+        let source_fields = request
+            .source_fields
+            .as_ref()
+            .map(|f| mappings.source_fields(f));
         let mut hits: Vec<(i64, Option<Value>, usize, Document)> = Vec::new();
         for (pos, d) in self.docs.iter().enumerate() {
             if !request
@@ -90,7 +125,8 @@ impl EventSource for MemorySource {
                         .fallback
                         .as_deref()
                         .is_some_and(|f| in_range(first_millis(&d.source, f))));
-            if !ok || !request.filter.matches(&d.source) {
+            let mapped = mappings.get(&d.index).is_some();
+            if !ok || (!mapped && !request.filter.matches(&d.source)) {
                 continue;
             }
             // A document in the range without the ordering field is still
@@ -102,7 +138,7 @@ impl EventSource for MemorySource {
                 .as_deref()
                 .and_then(|f| field_values(&d.source, f).first().map(|v| (*v).clone()));
             let mut doc = d.clone();
-            if let Some(fields) = &request.source_fields {
+            if let Some(fields) = &source_fields {
                 doc.source = project(&d.source, fields);
             }
             hits.push((ts, tb, pos, doc));
@@ -118,10 +154,10 @@ impl EventSource for MemorySource {
                 })
                 .then(a.2.cmp(&b.2))
         });
-        Ok(EventStream::from_documents(
-            warnings,
-            hits.into_iter().map(|h| h.3).collect(),
-        ))
+        Ok(
+            EventStream::from_documents(warnings, hits.into_iter().map(|h| h.3).collect())
+                .with_mappings(Arc::new(mappings)),
+        )
     }
 
     async fn fetch_sources(&self, refs: &[DocRef]) -> Result<Vec<Document>, SourceError> {

@@ -5,10 +5,14 @@
 //! window (index patterns, time range, pushdown filter, projection) gives an
 //! [`EventStream`] that yields the window's events in order, one bounded page
 //! at a time, so memory does not grow with the window. Events that end up in
-//! alerts are read again in full with [`EventSource::fetch_sources`].
+//! alerts are read again in full with [`EventSource::fetch_sources`]. The
+//! stream also carries the [`Mappings`] of the indices searched (read for
+//! the search's pushdown and projection), with which the rule run evaluates
+//! each event.
 
 pub mod elasticsearch;
 pub mod files;
+pub mod mappings;
 pub mod memory;
 
 use std::future::Future;
@@ -20,6 +24,9 @@ use crate::cluster::ClusterError;
 use crate::eql::ast::Query;
 use crate::eql::pushdown::{pushdown, referenced_fields, Filter};
 pub use crate::eql::search::Document;
+pub use mappings::Mappings;
+
+use std::sync::Arc;
 
 /// An inclusive time range `[from, to]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -124,12 +131,20 @@ pub enum SourceError {
     InvalidRequest(String),
     #[error("the fetch task stopped before the end of the window")]
     TaskGone,
+    #[error("reading the mappings of {indices}: {error}")]
+    MappingRequest {
+        indices: String,
+        error: ClusterError,
+    },
+    #[error("the mapping of {indices} cannot be read: {reason}")]
+    Mapping { indices: String, reason: String },
 }
 
 /// A window's events, in order, delivered a page at a time through a
 /// bounded channel (the producer waits when the consumer is behind).
 pub struct EventStream {
     warnings: Vec<String>,
+    mappings: Arc<Mappings>,
     rx: Option<mpsc::Receiver<Result<Vec<Document>, SourceError>>>,
     page: std::vec::IntoIter<Document>,
     failed: bool,
@@ -146,6 +161,7 @@ impl EventStream {
     ) -> EventStream {
         EventStream {
             warnings,
+            mappings: Arc::default(),
             rx: Some(rx),
             page: Vec::new().into_iter(),
             failed: false,
@@ -156,15 +172,28 @@ impl EventStream {
     pub fn from_documents(warnings: Vec<String>, docs: Vec<Document>) -> EventStream {
         EventStream {
             warnings,
+            mappings: Arc::default(),
             rx: None,
             page: docs.into_iter(),
             failed: false,
         }
     }
 
+    /// The stream with the mappings of the indices it reads.
+    pub fn with_mappings(mut self, mappings: Arc<Mappings>) -> EventStream {
+        self.mappings = mappings;
+        self
+    }
+
     /// Warnings found before the first event (indices that match nothing).
     pub fn warnings(&self) -> &[String] {
         &self.warnings
+    }
+
+    /// The mapping of each index the events come from (empty when the
+    /// source has none: events are then typed from their JSON).
+    pub fn mappings(&self) -> &Arc<Mappings> {
+        &self.mappings
     }
 
     /// The next event; `None` at the end. After an error the stream ends.

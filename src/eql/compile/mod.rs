@@ -6,13 +6,18 @@
 //! evaluating an event (see `eval`) never walks the AST and, on the common
 //! paths, never allocates. Sequences and samples get one [`Stage`] per
 //! `[...]`; `with runs=N` stays a count (the matcher repeats the stage).
+//!
+//! The timestamp field is a `date` even where the schema does not map it:
+//! Elasticsearch's EQL requires it to be one, so `@timestamp ==
+//! "2017-08-30T20:47:33Z"` compares instants whatever the source holds
+//! (ISO text or epoch milliseconds).
 
 use super::ast::{self, ArithOp, CmpOp, ExprKind, Literal, MatchOp, Pipe, QueryBody};
 use super::error::{EqlError, ErrorKind};
-use super::event::{Event, FieldTable};
+use super::event::{canonical_ip, Event, FieldTable};
 use super::functions::{ArithKind, Func, ReturnKind};
 use super::pattern::{LuceneRegex, Wildcard};
-use super::schema::{FieldType, Schema};
+use super::schema::{FieldInfo, FieldType, Schema};
 use super::span::Span;
 use super::value::{parse_date_literal, parse_date_with_format, Value};
 
@@ -20,7 +25,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 mod plan;
+mod set;
 pub use plan::*;
+pub use set::{PlanSet, PlanSetError};
 
 fn err(span: Span, msg: impl Into<String>) -> EqlError {
     EqlError::new(ErrorKind::Semantic, span, msg)
@@ -34,15 +41,16 @@ pub fn compile(
 ) -> Result<Plan, EqlError> {
     let mut c = Compiler {
         schema,
+        timestamp_field: &opts.timestamp_field,
         fields: FieldTable::default(),
     };
-    let ts = c.fields.slot(&opts.timestamp_field, schema);
+    let ts = c.slot(&opts.timestamp_field);
     c.fields.set_timestamp(ts);
     if let Some(tb) = &opts.tiebreaker_field {
-        let slot = c.fields.slot(tb, schema);
+        let slot = c.slot(tb);
         c.fields.set_tiebreaker(slot);
     }
-    let cat = c.fields.slot(&opts.event_category_field, schema);
+    let cat = c.slot(&opts.event_category_field);
     c.fields.set_category(cat);
 
     let (kind, stages, until, maxspan_ms) = match &query.body {
@@ -102,10 +110,28 @@ enum Kind {
 
 struct Compiler<'a> {
     schema: &'a Schema,
+    timestamp_field: &'a str,
     fields: FieldTable,
 }
 
 impl Compiler<'_> {
+    /// What the schema says about a field, with the timestamp field a date
+    /// when the schema does not map it.
+    fn resolve(&self, name: &str) -> FieldInfo {
+        let mut info = self.schema.resolve(name);
+        if info.ty == FieldType::Dynamic && name == self.timestamp_field {
+            info.ty = FieldType::Date {
+                formats: Vec::new(),
+            };
+        }
+        info
+    }
+
+    fn slot(&mut self, name: &str) -> usize {
+        let info = self.resolve(name);
+        self.fields.slot_with(name, || info)
+    }
+
     fn stage(
         &mut self,
         q: &ast::EventQuery,
@@ -141,7 +167,7 @@ impl Compiler<'_> {
     }
 
     fn field_type(&self, name: &str) -> FieldType {
-        self.schema.resolve(name).ty
+        self.resolve(name).ty
     }
 
     fn kind_of(&self, e: &ast::Expr) -> Kind {
@@ -188,7 +214,7 @@ impl Compiler<'_> {
     }
 
     fn field_slot(&mut self, f: &ast::Field) -> usize {
-        self.fields.slot(&f.name, self.schema)
+        self.slot(&f.name)
     }
 
     /// A literal converted for comparison with a field of type `ty`.
@@ -212,7 +238,7 @@ impl Compiler<'_> {
             },
             (FieldType::Date { .. }, Value::Long(n)) => Value::Date(*n),
             (FieldType::Ip, Value::Str(s)) => match s.parse::<IpAddr>() {
-                Ok(ip) => Value::Ip(ip),
+                Ok(ip) => Value::Ip(canonical_ip(ip)),
                 Err(_) => return Err(err(span, format!("expected an ip address, found \"{s}\""))),
             },
             (FieldType::Version, Value::Str(s)) => Value::Version(s.clone()),

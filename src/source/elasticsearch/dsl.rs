@@ -6,13 +6,18 @@
 //! Real mappings differ (a string may be `text`, a number a `keyword`, a
 //! field may be unmapped), and a `term` query on the wrong type can miss
 //! documents or fail the search. [`adapt`] therefore checks each leaf
-//! against `_field_caps` and keeps it only where the query means exactly
-//! what the filter means; otherwise it moves it to the `.keyword` sub-field
-//! or widens it to match-all, which keeps the filter a superset.
+//! against the field types of the searched indices, read from the same
+//! mappings the events are then evaluated with ([`FieldTypes::from_schemas`];
+//! `_field_caps` answers the same question), and keeps it only where the
+//! query means exactly what the filter means; otherwise it moves it to the
+//! `.keyword` sub-field or widens it to match-all, which keeps the filter a
+//! superset.
 //!
-//! Known limit, shared with Elasticsearch's own EQL: a `keyword` value longer
-//! than the mapping's `ignore_above` is not indexed, so a term or wildcard
-//! leaf cannot see it.
+//! What the index leaves out, the evaluator leaves out too: a `keyword`
+//! value longer than `ignore_above` is neither indexed (a term or wildcard
+//! leaf cannot see it) nor a value for the evaluator, and a
+//! `constant_keyword`, an alias or a `null_value` answer on the cluster as
+//! the evaluator answers with the mapping.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -20,6 +25,7 @@ use std::net::IpAddr;
 use serde_json::{json, Map, Value};
 
 use crate::eql::pushdown::{Bounds, Filter, Scalar};
+use crate::eql::schema::Schema;
 use crate::source::{TimeFilter, TimeRange};
 
 /// The mapped types of each field over the searched indices, from
@@ -64,6 +70,43 @@ impl FieldTypes {
                 if !caps.types.is_empty() {
                     types.insert(name.clone(), caps);
                 }
+            }
+        }
+        FieldTypes { types }
+    }
+
+    /// The types of `fields` (with their `.keyword` sub-fields and parent
+    /// objects, as [`adapt`] asks) in indices with these schemas: what
+    /// `_field_caps` over those indices would say.
+    pub fn from_schemas<'s>(
+        schemas: impl IntoIterator<Item = &'s Schema>,
+        fields: &BTreeSet<String>,
+    ) -> FieldTypes {
+        let mut wanted = BTreeSet::new();
+        for f in fields {
+            wanted.insert(f.clone());
+            wanted.insert(format!("{f}.keyword"));
+            for (i, _) in f.match_indices('.') {
+                wanted.insert(f[..i].to_string());
+            }
+        }
+        let mut types: BTreeMap<String, FieldCaps> = BTreeMap::new();
+        for schema in schemas {
+            for name in &wanted {
+                let info = schema.resolve(name);
+                let ty: &str = if info.mapped {
+                    &info.es_type
+                } else if schema.is_nested(name) {
+                    "nested"
+                } else {
+                    continue;
+                };
+                let caps = types.entry(name.clone()).or_insert_with(|| FieldCaps {
+                    types: BTreeSet::new(),
+                    searchable: true,
+                });
+                caps.types.insert(ty.to_string());
+                caps.searchable &= info.searchable || ty == "nested";
             }
         }
         FieldTypes { types }

@@ -5,8 +5,11 @@
 //! 1. resolve every index pattern (`_resolve/index`); a pattern that matches
 //!    nothing is a warning, and with no index at all the stream is empty (a
 //!    point in time over nothing fails on OpenSearch);
-//! 2. read the mapping types of the filter's fields (`_field_caps`) and adapt
-//!    the pushdown filter to them (see [`dsl`]);
+//! 2. read the mappings of the concrete indices behind them (`GET
+//!    <indices>/_mapping`, cached per index: see `source::mappings`), adapt
+//!    the pushdown filter to their field types (see [`dsl`]) and add alias
+//!    targets to the `_source` projection; the stream hands the mappings on,
+//!    so events are evaluated with the same types the search used;
 //! 3. open a point in time over the resolved indices, then page with
 //!    `search_after`, sorted by timestamp, tiebreaker and `_shard_doc`
 //!    (`_index` + `_id` where the server has no `_shard_doc`);
@@ -24,8 +27,12 @@ use elasticsearch::http::Method;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::mappings::{MappingCache, Mappings};
 use super::{DocRef, Document, EventSource, EventStream, FetchRequest, SourceError};
-use crate::cluster::{encode_path_part, snippet, Cluster, ClusterError};
+use crate::cluster::{snippet, Cluster, ClusterError, ConcreteIndex};
 use dsl::FieldTypes;
 
 /// Longest comma-joined target list put in a URL path.
@@ -35,6 +42,8 @@ const MAX_TARGETS_LEN: usize = 2_000;
 #[derive(Clone, Debug)]
 pub struct ElasticsearchSource {
     cluster: Cluster,
+    /// Mappings per concrete index, shared by every run of this source.
+    mappings: MappingCache,
     /// How long the point in time stays open between two pages.
     keep_alive: String,
     /// Pages buffered between the fetch task and the consumer.
@@ -54,15 +63,29 @@ pub struct SearchPlan {
     pub query: Value,
     pub sort: Value,
     pub source: Value,
+    /// The mapping of every concrete index behind the targets.
+    pub mappings: Arc<Mappings>,
 }
 
 impl ElasticsearchSource {
     pub fn new(cluster: Cluster) -> ElasticsearchSource {
         ElasticsearchSource {
             cluster,
+            mappings: MappingCache::default(),
             keep_alive: "2m".to_string(),
             buffered_pages: 2,
         }
+    }
+
+    /// The source with its own mapping cache settings.
+    pub fn with_mapping_cache(mut self, cache: MappingCache) -> ElasticsearchSource {
+        self.mappings = cache;
+        self
+    }
+
+    /// The mapping cache (for diagnostics and tests).
+    pub fn mapping_cache(&self) -> &MappingCache {
+        &self.mappings
     }
 
     pub fn cluster(&self) -> &Cluster {
@@ -79,20 +102,28 @@ impl ElasticsearchSource {
         }
         let mut targets = Vec::new();
         let mut matching_patterns = Vec::new();
+        let mut concrete: Vec<ConcreteIndex> = Vec::new();
+        let mut concrete_at: HashMap<String, usize> = HashMap::new();
         let mut warnings = Vec::new();
         for pattern in &request.indices {
-            let found = self
-                .cluster
-                .resolve_indices(std::slice::from_ref(pattern))
-                .await?;
-            if found.is_empty() {
+            let found = self.cluster.resolve(std::slice::from_ref(pattern)).await?;
+            if found.names.is_empty() {
                 warnings.push(format!("index pattern `{pattern}` matches no index"));
             } else {
                 matching_patterns.push(pattern.clone());
             }
-            for name in found {
+            for name in found.names {
                 if !targets.contains(&name) {
                     targets.push(name);
+                }
+            }
+            for index in found.concrete {
+                match concrete_at.get(&index.name) {
+                    Some(&i) => concrete[i].live |= index.live,
+                    None => {
+                        concrete_at.insert(index.name.clone(), concrete.len());
+                        concrete.push(index);
+                    }
                 }
             }
         }
@@ -102,15 +133,18 @@ impl ElasticsearchSource {
         if targets.iter().map(|t| t.len() + 1).sum::<usize>() > MAX_TARGETS_LEN {
             targets = matching_patterns;
         }
+        let mappings = if concrete.is_empty() {
+            Mappings::default()
+        } else {
+            self.mappings.mappings(&self.cluster, &concrete).await?
+        };
         let mut fields = request.filter.fields();
         if let Some(tb) = &request.tiebreaker_field {
             fields.insert(tb.clone());
         }
-        let types = if targets.is_empty() || fields.is_empty() {
-            FieldTypes::default()
-        } else {
-            self.field_types(&targets, &fields).await?
-        };
+        // The types the events will be evaluated with, so the pushdown
+        // keeps exactly the leaves that mean the same on the cluster.
+        let types = FieldTypes::from_schemas(mappings.distinct(), &fields);
         let filter = dsl::adapt(&request.filter, &types);
         let query = dsl::search_query(&request.range, &request.time_filter, &filter);
         let tiebreaker_type = request
@@ -125,7 +159,8 @@ impl ElasticsearchSource {
         );
         let source = match &request.source_fields {
             None => Value::Bool(true),
-            Some(fields) => json!({ "includes": fields }),
+            // an alias or a multi-field is not in `_source`: its path is
+            Some(fields) => json!({ "includes": mappings.source_fields(fields) }),
         };
         Ok(SearchPlan {
             targets,
@@ -134,54 +169,8 @@ impl ElasticsearchSource {
             query,
             sort,
             source,
+            mappings: Arc::new(mappings),
         })
-    }
-
-    async fn field_types(
-        &self,
-        targets: &[String],
-        fields: &std::collections::BTreeSet<String>,
-    ) -> Result<FieldTypes, SourceError> {
-        // Ask for the `.keyword` sub-fields too (text fields use them) and
-        // for every parent path (a `nested` parent hides its fields from
-        // plain queries).
-        let mut wanted = std::collections::BTreeSet::new();
-        for f in fields {
-            wanted.insert(f.clone());
-            wanted.insert(format!("{f}.keyword"));
-            for (i, _) in f.match_indices('.') {
-                wanted.insert(f[..i].to_string());
-            }
-        }
-        let list: Vec<String> = wanted.into_iter().collect();
-        let path = format!("/{}/_field_caps", encode_path_part(&targets.join(",")));
-        let body = self
-            .cluster
-            .request_json(
-                Method::Get,
-                &path,
-                &[
-                    ("fields", &list.join(",")),
-                    ("ignore_unavailable", "true"),
-                    ("allow_no_indices", "true"),
-                ],
-                None,
-            )
-            .await?;
-        // `fields` is always there (empty when nothing is mapped); without
-        // it the types are unknown, and a filter adapted to no types would
-        // only be wider, but the answer is not from a cluster.
-        if !body.get("fields").is_some_and(Value::is_object) {
-            return Err(bad_response(
-                "GET",
-                &path,
-                format!(
-                    "expected a `fields` object, found {}",
-                    snippet(body.to_string().as_bytes())
-                ),
-            ));
-        }
-        Ok(FieldTypes::from_field_caps(&body))
     }
 }
 
@@ -189,13 +178,16 @@ impl EventSource for ElasticsearchSource {
     async fn fetch(&self, request: FetchRequest) -> Result<EventStream, SourceError> {
         let plan = self.plan(&request).await?;
         if plan.targets.is_empty() {
-            return Ok(EventStream::from_documents(plan.warnings, Vec::new()));
+            return Ok(
+                EventStream::from_documents(plan.warnings, Vec::new()).with_mappings(plan.mappings)
+            );
         }
         let pit = self
             .cluster
             .open_pit(&plan.targets, &self.keep_alive)
             .await?;
         let warnings = plan.warnings.clone();
+        let mappings = plan.mappings.clone();
         let (tx, rx) = mpsc::channel(self.buffered_pages.max(1));
         let cluster = self.cluster.clone();
         let keep_alive = self.keep_alive.clone();
@@ -233,7 +225,7 @@ impl EventSource for ElasticsearchSource {
             }
             pager.close().await;
         });
-        Ok(EventStream::from_channel(warnings, rx))
+        Ok(EventStream::from_channel(warnings, rx).with_mappings(mappings))
     }
 
     async fn fetch_sources(&self, refs: &[DocRef]) -> Result<Vec<Document>, SourceError> {

@@ -6,13 +6,19 @@
 //! so input in another order is sorted in memory first; input already in
 //! time order (the usual export) streams straight into the matcher, and
 //! memory stays bounded by the matcher's state whatever the input size.
+//!
+//! Each file is evaluated with its own plan from a [`PlanSet`] (the query
+//! compiled for that file's `--mapping`, see [`mappings`]), as Elasticsearch
+//! evaluates each index with its own mapping.
+
+pub mod mappings;
 
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::eql::compile::{Plan, PlanKind};
+use crate::eql::compile::{Plan, PlanKind, PlanSet};
 use crate::eql::event::Event;
 use crate::eql::search::{
     self, Found, HitEvent, SearchError, SearchOptions, SearchResponse, Stream,
@@ -27,7 +33,8 @@ pub enum Input {
 }
 
 impl Input {
-    fn name(&self) -> String {
+    /// The `_index` its events are shown with: the file name, or `stdin`.
+    pub fn name(&self) -> String {
         match self {
             Input::File(p) => index_name(p),
             Input::Stdin => "stdin".to_string(),
@@ -78,41 +85,71 @@ pub struct QueryOutcome {
     pub dropped_partial_sequences: u64,
 }
 
-/// Runs `plan` over the inputs. Lines that are not JSON objects, and for
-/// sequences events without a usable timestamp, are passed to `bad_line`
-/// and skipped.
+/// Runs the query of `plans` over the inputs, each input with the plan for
+/// its name (`_index`). Lines that are not JSON objects, and for sequences
+/// events without a usable timestamp, are passed to `bad_line` and skipped.
 ///
 /// With `sorted`, events must already be in time order and stream straight
 /// through. Otherwise files are first streamed as if sorted, and only when
 /// an event turns out to be out of order are they read again and sorted in
 /// memory; standard input, which cannot be read twice, is sorted in memory.
 pub fn run_query(
-    plan: &Plan,
+    plans: &PlanSet,
     inputs: &[Input],
     opts: &SearchOptions,
     sorted: bool,
     mut bad_line: impl FnMut(BadLine),
 ) -> Result<QueryOutcome, OfflineError> {
     let names: Vec<String> = inputs.iter().map(Input::name).collect();
+    let plan = plans.shape();
+    let per_input: Vec<&Plan> = names.iter().map(|n| plans.for_key(n)).collect();
     let all_files = inputs.iter().all(|i| matches!(i, Input::File(_)));
     let (found, dropped) = if sorted || plan.kind == PlanKind::Sample {
-        pass(plan, inputs, &names, opts, Order::Given, &mut bad_line)?
+        pass(
+            plan,
+            &per_input,
+            inputs,
+            &names,
+            opts,
+            Order::Given,
+            &mut bad_line,
+        )?
     } else if all_files {
         let mut bad = Vec::new();
-        match pass(plan, inputs, &names, opts, Order::Given, &mut |b| {
-            bad.push(b)
-        }) {
+        match pass(
+            plan,
+            &per_input,
+            inputs,
+            &names,
+            opts,
+            Order::Given,
+            &mut |b| bad.push(b),
+        ) {
             Ok(done) => {
                 bad.into_iter().for_each(&mut bad_line);
                 done
             }
-            Err(OfflineError::OutOfOrder { .. }) => {
-                pass(plan, inputs, &names, opts, Order::Sort, &mut bad_line)?
-            }
+            Err(OfflineError::OutOfOrder { .. }) => pass(
+                plan,
+                &per_input,
+                inputs,
+                &names,
+                opts,
+                Order::Sort,
+                &mut bad_line,
+            )?,
             Err(e) => return Err(e),
         }
     } else {
-        pass(plan, inputs, &names, opts, Order::Sort, &mut bad_line)?
+        pass(
+            plan,
+            &per_input,
+            inputs,
+            &names,
+            opts,
+            Order::Sort,
+            &mut bad_line,
+        )?
     };
 
     let mut files: Vec<Option<File>> = inputs.iter().map(|_| None).collect();
@@ -144,10 +181,12 @@ enum Order {
     Sort,
 }
 
-/// One read of every input into a fresh [`Stream`]: what it found, and how
-/// many partial sequences it dropped at the pending-state cap.
+/// One read of every input into a fresh [`Stream`] (shaped by `plan`, each
+/// input evaluated with its `per_input` plan): what it found, and how many
+/// partial sequences it dropped at the pending-state cap.
 fn pass(
     plan: &Plan,
+    per_input: &[&Plan],
     inputs: &[Input],
     names: &[String],
     opts: &SearchOptions,
@@ -159,14 +198,16 @@ fn pass(
     // Elasticsearch sorts events without a timestamp last (event queries;
     // sequences cannot use them), so they wait for the end.
     let mut untimed: Vec<(Event, LineRef)> = Vec::new();
+    let plan_of = |r: &LineRef| per_input[r.input as usize];
     let mut last: Option<Ordinal> = None;
     let mut position: u64 = 0;
     let samples = plan.kind == PlanKind::Sample;
 
     for (n, input) in inputs.iter().enumerate() {
         let keep_bytes = matches!(input, Input::Stdin);
+        let own = per_input[n];
         let mut on_line = |line: u64, offset: u64, bytes: &[u8]| -> Result<(), OfflineError> {
-            let event = match plan.fields().decode_event(bytes) {
+            let event = match own.fields().decode_event(bytes) {
                 Ok(event) => event,
                 Err(e) => {
                     bad_line(BadLine {
@@ -194,7 +235,7 @@ fn pass(
             position += 1;
             match (ordinal, order) {
                 // samples ignore time: input order
-                (ordinal, _) if samples => stream.push(plan, r, ordinal.as_ref(), &event),
+                (ordinal, _) if samples => stream.push(own, r, ordinal.as_ref(), &event),
                 (None, _) if plan.kind == PlanKind::Sequence => {
                     // Elasticsearch cannot order it, so no sequence uses
                     // it; say so rather than drop it silently.
@@ -217,7 +258,7 @@ fn pass(
                             line,
                         });
                     }
-                    stream.push(plan, r, Some(&ord), &event);
+                    stream.push(own, r, Some(&ord), &event);
                     last = Some(ord);
                 }
             }
@@ -238,10 +279,10 @@ fn pass(
 
     buffered.sort_by(|a, b| a.0.cmp(&b.0));
     for (ord, event, r) in buffered {
-        stream.push(plan, r, Some(&ord), &event);
+        stream.push(plan_of(&r), r, Some(&ord), &event);
     }
     for (event, r) in untimed {
-        stream.push(plan, r, None, &event);
+        stream.push(plan_of(&r), r, None, &event);
     }
     let overflow = stream.overflow();
     Ok((stream.finish(), overflow))
