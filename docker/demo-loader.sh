@@ -1,10 +1,11 @@
 #!/bin/sh
-# One-shot demo loader: writes one founding-rule attack (PowerShell loads
-# taskschd.dll, then connects to 10.0.0.5:135 two seconds later, same host
-# and process) and one look-alike that must not alert (the same to
-# 127.0.0.1) into logs-endpoint.events.* data streams, timestamped a minute
-# ago, so detectd's first run of the rule (within one 5-minute interval of
-# its start, over now-9m) raises one alert: a shell plus 2 building blocks.
+# One-shot demo loader (docker compose's demo-loader, and scripts/demo.sh):
+# writes one founding-rule attack (PowerShell loads taskschd.dll, then
+# connects to 10.0.0.5:135 two seconds later, same host and process) and one
+# look-alike that must not alert (the same to 127.0.0.1) into
+# logs-endpoint.events.* data streams, timestamped a minute ago, so
+# detectd's first run of the rule (within one 5-minute interval of its
+# start, over now-9m) raises one alert: a shell plus 2 building blocks.
 set -eu
 ES="${ELASTICSEARCH_URL:-http://elasticsearch:9200}"
 # credentials when the cluster has security on (the "kibana" profile)
@@ -20,7 +21,8 @@ until es -fsS "$ES/_cluster/health?wait_for_status=yellow&timeout=5s" >/dev/null
 done
 
 now=$(date -u +%s)
-iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%S.000Z; }
+# GNU date reads `-d @epoch`, BSD / macOS date `-r epoch`
+iso() { date -u -d "@$1" +%Y-%m-%dT%H:%M:%S.000Z 2>/dev/null || date -u -r "$1" +%Y-%m-%dT%H:%M:%S.000Z; }
 t_lib=$(iso $((now - 60)))
 t_net=$(iso $((now - 58)))
 host="demo-host-$now"

@@ -14,6 +14,7 @@ pub mod dead_letters;
 pub mod diagnostic;
 pub mod eql;
 pub mod exceptions;
+pub mod explain;
 pub mod filter;
 pub mod hunt;
 pub mod kibana_filter;

@@ -51,6 +51,15 @@ enum Command {
     /// removes those written (or already there). Exit 0, or 1 when dead
     /// letters remain after a replay, 2 on errors.
     DeadLetters(DeadLettersArgs),
+    /// Show a rule as detectd understands it: type, indices, the next
+    /// window, the query DSL a run sends (what falls back to match-all, and
+    /// why), the fields fetched, the alert ids; with --event, which stage or
+    /// clause each event fails and why.
+    ///
+    /// Offline (field types from ECS) unless --elasticsearch-url is given:
+    /// then the cluster resolves the indices and field types. Exit 0, 1 if
+    /// the rule file is invalid or holds no EQL rule, 2 on other errors.
+    Explain(ExplainArgs),
     /// Run rules over NDJSON files offline and print the alerts as NDJSON.
     ///
     /// Each line is {"_index": <alerts index>, "_id": <alert id>, "_source":
@@ -109,6 +118,33 @@ enum DeadLettersAction {
     List,
     /// Write them again; those written or already there are removed.
     Replay,
+}
+
+#[derive(clap::Args)]
+struct ExplainArgs {
+    /// A rule file (detection-rules TOML, or a Kibana export).
+    #[arg(value_name = "RULE_FILE")]
+    rule_file: PathBuf,
+    /// Ask this cluster (repeat for more nodes) for the indices and field
+    /// types; credentials from ELASTICSEARCH_API_KEY or _USERNAME/_PASSWORD.
+    #[arg(long, value_name = "URL")]
+    elasticsearch_url: Vec<String>,
+    /// Events to check against the rule: a JSON object, an array, or NDJSON.
+    #[arg(long, value_name = "FILE")]
+    event: Option<PathBuf>,
+    /// An Elasticsearch mapping (the JSON of GET <index>/_mapping, or a
+    /// {"mappings": ...} or {"properties": ...} object) the events are
+    /// evaluated with, or with NAME= for the events of index NAME (an event
+    /// file's name, or a search hit's _index); repeatable. Default: with a
+    /// cluster its mappings, else typed from the JSON.
+    #[arg(long, value_name = "[NAME=]FILE", requires = "event")]
+    mapping: Vec<String>,
+    /// The time of the run to explain (RFC 3339); default now.
+    #[arg(long, value_name = "TIME")]
+    now: Option<String>,
+    /// Kibana space id (part of event alert ids).
+    #[arg(long, default_value = "default")]
+    space_id: String,
 }
 
 #[derive(clap::Args)]
@@ -219,6 +255,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate(args),
         Command::Run(args) => run(args),
         Command::Hunt(args) => hunt(args),
+        Command::Explain(args) => explain(args),
         Command::DeadLetters(args) => dead_letters(args),
     };
     match result {
@@ -468,6 +505,78 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(2))
         }
     }
+}
+
+fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
+    use anyhow::Context;
+    use detectd::config::{cluster::ClusterSettings, Overrides, Settings};
+    use detectd::explain::{self, ExplainOptions, FileVerdict};
+
+    let now = match &args.now {
+        None => chrono::Utc::now(),
+        Some(text) => chrono::DateTime::parse_from_rfc3339(text)
+            .with_context(|| format!("invalid --now {text:?}: expected RFC 3339"))?
+            .with_timezone(&chrono::Utc),
+    };
+    let mut opts = ExplainOptions::at(now);
+    opts.space_id = args.space_id;
+    let events = match &args.event {
+        Some(path) => Some(explain::read_events(path)?),
+        None => None,
+    };
+    let schemas = match &events {
+        Some(events) => {
+            let mut names: Vec<String> = events.iter().map(|e| e.doc.index.clone()).collect();
+            names.sort();
+            names.dedup();
+            let mapping_args: Vec<detectd::offline::mappings::MappingArg> = args
+                .mapping
+                .iter()
+                .map(|a| detectd::offline::mappings::MappingArg::parse(a))
+                .collect();
+            detectd::offline::mappings::load(&mapping_args, &names)?
+        }
+        None => detectd::offline::mappings::InputSchemas::default(),
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let source = if args.elasticsearch_url.is_empty() {
+        None
+    } else {
+        let flags = Overrides {
+            cluster: ClusterSettings {
+                urls: Some(args.elasticsearch_url),
+                ..ClusterSettings::default()
+            },
+            ..Overrides::default()
+        };
+        let settings = match Settings::load(None, flags) {
+            Ok(s) => s,
+            Err(e) => {
+                eprint!("{e}");
+                return Ok(ExitCode::from(2));
+            }
+        };
+        Some(
+            runtime
+                .block_on(explain::cluster_source(&settings))
+                .context("cannot connect to the cluster")?,
+        )
+    };
+    let mut out = String::new();
+    let verdict = runtime.block_on(explain::explain_file(
+        &args.rule_file,
+        &opts,
+        source.as_ref(),
+        events.as_deref().map(|e| (e, &schemas)),
+        &mut out,
+    ))?;
+    std::io::stdout().write_all(out.as_bytes())?;
+    Ok(match verdict {
+        FileVerdict::Explained => ExitCode::SUCCESS,
+        FileVerdict::NotExplained => ExitCode::from(1),
+    })
 }
 
 fn hunt(args: HuntArgs) -> anyhow::Result<ExitCode> {

@@ -67,8 +67,11 @@ pub struct RawKibana {
 pub struct RawSchedule {
     /// Rule runs in flight at once, over all rules.
     pub concurrency: Option<Spanned<i64>>,
-    /// Spread each rule's first run over its first interval.
-    pub startup_jitter: Option<bool>,
+    /// When each rule's first run falls: `"spread"` (at a point of its
+    /// first interval derived from its rule_id) or `"now"` (at start).
+    pub first_run: Option<Spanned<String>>,
+    /// The old name of `first_run`: `true` is `"spread"`, `false` `"now"`.
+    pub startup_jitter: Option<Spanned<bool>>,
     /// How far back catch-up goes after downtime (`"1h"`, `"30m"`).
     pub catch_up_horizon: Option<Spanned<String>>,
     /// How often `/healthz` asks the cluster whether it is there.

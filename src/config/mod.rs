@@ -117,6 +117,29 @@ pub enum StateBackend {
     File(PathBuf),
 }
 
+/// When a rule's first run falls after the daemon starts (or after a
+/// reload adds it); later runs follow every `interval` after it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FirstRun {
+    /// At a fixed point of the rule's first interval, derived from a hash of
+    /// its `rule_id`: 1000 rules spread over the interval instead of firing
+    /// together, and a rule fires at the same offset on every start.
+    #[default]
+    Spread,
+    /// At start: every rule runs at once (up to the concurrency limit),
+    /// then every interval after. For a few rules (a demo, a test setup).
+    Now,
+}
+
+impl FirstRun {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FirstRun::Spread => "spread",
+            FirstRun::Now => "now",
+        }
+    }
+}
+
 /// Names of the indices detectd writes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Indices {
@@ -152,7 +175,8 @@ pub struct Settings {
     pub kibana: KibanaSettings,
     /// Rule runs in flight at once, over all rules (at least 1).
     pub concurrency: usize,
-    pub startup_jitter: bool,
+    /// When each rule's first run falls (`schedule.first_run`).
+    pub first_run: FirstRun,
     pub catch_up_horizon: Duration,
     pub health_check_interval: Duration,
     pub state: StateBackend,
@@ -351,6 +375,35 @@ fn validate(
         },
     };
 
+    let first_run = match (&raw.schedule.first_run, &raw.schedule.startup_jitter) {
+        (Some(f), Some(j)) => {
+            err(
+                span(j),
+                format!(
+                    "schedule.startup_jitter and schedule.first_run are both set (first_run = {:?}): \
+                     expected only first_run (startup_jitter is its old name: true is \"spread\", \
+                     false is \"now\")",
+                    f.get_ref()
+                ),
+            );
+            FirstRun::Spread
+        }
+        (Some(f), None) => match f.get_ref().as_str() {
+            "spread" => FirstRun::Spread,
+            "now" => FirstRun::Now,
+            other => {
+                err(
+                    span(f),
+                    format!("invalid schedule.first_run {other:?}: expected \"spread\" or \"now\""),
+                );
+                FirstRun::Spread
+            }
+        },
+        (None, Some(j)) if *j.get_ref() => FirstRun::Spread,
+        (None, Some(_)) => FirstRun::Now,
+        (None, None) => FirstRun::default(),
+    };
+
     let mut duration = |v: Option<toml::Spanned<String>>, default: Duration, what: &str| match v {
         None => default,
         Some(s) => match parse_duration(s.get_ref()) {
@@ -489,7 +542,7 @@ fn validate(
             alerts_bootstrap,
             kibana,
             concurrency,
-            startup_jitter: raw.schedule.startup_jitter.unwrap_or(true),
+            first_run,
             catch_up_horizon,
             health_check_interval,
             state,

@@ -49,7 +49,7 @@ fn example_file_sets_every_setting() {
         "state =",
         "executions =",
         "concurrency =",
-        "startup_jitter =",
+        "first_run =",
         "catch_up_horizon =",
         "health_check_interval =",
         "backend =",
@@ -69,7 +69,7 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(s.indices.alerts, ".alerts-security.alerts-default");
     assert_eq!(s.space_id, "default");
     assert_eq!(s.concurrency, 4);
-    assert!(s.startup_jitter);
+    assert_eq!(s.first_run, FirstRun::Spread);
     assert_eq!(s.catch_up_horizon, Duration::from_secs(24 * 3600));
     assert_eq!(s.state, StateBackend::Cluster);
     assert_eq!(s.listen.to_string(), "127.0.0.1:9108");
@@ -352,4 +352,38 @@ fn the_docker_kibana_config_is_valid() {
         Some("http://localhost:5601")
     );
     assert_eq!(s.alerts_bootstrap, BootstrapMode::Create);
+}
+
+#[test]
+fn first_run_is_spread_or_now_and_startup_jitter_is_its_old_name() {
+    let first_run = |text: &str| {
+        with_file(text, ClusterSettings::default(), Overrides::default()).map(|s| s.first_run)
+    };
+    assert_eq!(
+        first_run("[schedule]\nfirst_run = \"now\"\n"),
+        Ok(FirstRun::Now)
+    );
+    assert_eq!(
+        first_run("[schedule]\nfirst_run = \"spread\"\n"),
+        Ok(FirstRun::Spread)
+    );
+    assert_eq!(
+        first_run("[schedule]\nstartup_jitter = false\n"),
+        Ok(FirstRun::Now)
+    );
+    assert_eq!(
+        first_run("[schedule]\nstartup_jitter = true\n"),
+        Ok(FirstRun::Spread)
+    );
+    let e = first_run("[schedule]\nfirst_run = \"later\"\n").unwrap_err();
+    assert_eq!(
+        e.errors[0].message,
+        "invalid schedule.first_run \"later\": expected \"spread\" or \"now\""
+    );
+    let both = "[schedule]\nfirst_run = \"now\"\nstartup_jitter = true\n";
+    let e = first_run(both).unwrap_err();
+    assert!(
+        e.errors[0].message.contains("both set") && e.to_string().contains("detectd.toml:3:"),
+        "{e}"
+    );
 }

@@ -1,6 +1,6 @@
-//! The operations endpoint: `GET /healthz` and `GET /metrics` over plain
-//! HTTP/1.1, nothing else. hyper directly, since two fixed routes need no
-//! router. Stops accepting when the daemon shuts down; requests in progress
+//! The operations endpoint: `GET /healthz`, `GET /metrics` and `GET
+//! /rules` over plain HTTP/1.1, nothing else. hyper directly, since three
+//! fixed routes need no router. Stops accepting when the daemon shuts down; requests in progress
 //! are short and simply finish or drop.
 //!
 //! [`Server`] is started before detectd connects to the cluster, so an
@@ -21,11 +21,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::health::Health;
 use super::metrics::Metrics;
+use super::rule_table::RuleTable;
 
 /// What the endpoints read.
+#[derive(Clone, Default)]
 pub struct Endpoints {
     pub health: Arc<Health>,
     pub metrics: Arc<Metrics>,
+    /// The scheduled rules with their next and last runs.
+    pub rules: Arc<RuleTable>,
 }
 
 /// The endpoints served on their own task until [`Server::stop`].
@@ -107,10 +111,15 @@ fn route(endpoints: &Endpoints, req: &Request<Incoming>) -> Response<Full<Bytes>
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             endpoints.metrics.encode(),
         ),
+        "/rules" => reply(
+            StatusCode::OK,
+            "application/json",
+            format!("{:#}\n", endpoints.rules.report()),
+        ),
         _ => reply(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "not found: expected /healthz or /metrics\n".into(),
+            "not found: expected /healthz, /metrics or /rules\n".into(),
         ),
     }
 }
@@ -146,10 +155,7 @@ mod tests {
     async fn server() -> (std::net::SocketAddr, Arc<Endpoints>, CancellationToken) {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let endpoints = Arc::new(Endpoints {
-            health: Arc::new(Health::default()),
-            metrics: Arc::new(Metrics::new()),
-        });
+        let endpoints = Arc::new(Endpoints::default());
         let cancel = CancellationToken::new();
         tokio::spawn(serve(listener, endpoints.clone(), cancel.clone()));
         (addr, endpoints, cancel)
@@ -182,6 +188,41 @@ mod tests {
         assert!(body.contains("connection refused"), "{body}");
 
         assert_eq!(get(addr, "/nope").await.0, 404);
+        cancel.cancel();
+    }
+
+    #[tokio::test]
+    async fn rules_over_http_list_next_and_last_runs() {
+        let (addr, endpoints, cancel) = server().await;
+        let (code, _, body) = get(addr, "/rules").await;
+        assert_eq!(code, 200);
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json, serde_json::json!({"count": 0, "rules": []}));
+
+        let crate::rule::LoadOutcome::Loaded { rule, .. } = crate::rule::load_str(
+            "[rule]\nrule_id = \"r1\"\nname = \"One\"\ndescription = \"d\"\ntype = \"eql\"\n\
+             language = \"eql\"\nindex = [\"logs-*\"]\nseverity = \"low\"\nrisk_score = 21\n\
+             interval = \"90s\"\nquery = 'process where true'\n",
+        ) else {
+            panic!("the test rule loads")
+        };
+        let next = chrono::DateTime::parse_from_rfc3339("2024-05-01T10:02:13Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        endpoints.rules.schedule(&rule, next);
+        let (code, head, body) = get(addr, "/rules").await;
+        assert_eq!(code, 200);
+        assert!(head.to_lowercase().contains("application/json"), "{head}");
+        let json: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(json["count"], 1);
+        let row = &json["rules"][0];
+        assert_eq!(row["rule_id"], "r1");
+        assert_eq!(row["name"], "One");
+        assert_eq!(row["interval"], "90s");
+        assert_eq!(row["status"], "scheduled");
+        assert_eq!(row["next_run"], "2024-05-01T10:02:13.000Z");
+        assert_eq!(row["last_run"], serde_json::Value::Null);
+        assert_eq!(row["last_error"], serde_json::Value::Null);
         cancel.cancel();
     }
 

@@ -11,7 +11,10 @@ use tracing::Subscriber;
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::EnvFilter;
 
-use crate::config::LogFormat;
+use chrono::{DateTime, Utc};
+
+use super::rule_table::{time_text, until_text, RuleRow};
+use crate::config::{FirstRun, LogFormat};
 use crate::runner::{ExecutionRecord, RunStatus};
 
 /// The filter: `RUST_LOG` when set (and valid), else `level`.
@@ -125,6 +128,51 @@ pub fn run_finished(record: &ExecutionRecord, timing: RunTiming) {
     }
 }
 
+/// Up to this many scheduled rules get a line each; more get a summary.
+pub const RULE_LINES_MAX: usize = 20;
+
+/// Says when rules run next, at start and after a reload: a line per rule
+/// (`rule scheduled`, with `next_run` and `next_run_in`) for up to
+/// [`RULE_LINES_MAX`] rules, else one `rules scheduled` summary with the
+/// first and the last next run (`GET /rules` lists them all). Without this
+/// a rule whose first run falls late in its interval looks like a daemon
+/// doing nothing.
+pub fn rules_scheduled(rows: &[RuleRow], now: DateTime<Utc>, first_run: FirstRun) {
+    let planned: Vec<(&RuleRow, DateTime<Utc>)> = rows
+        .iter()
+        .filter_map(|r| r.next_run.map(|t| (r, t)))
+        .collect();
+    if planned.len() <= RULE_LINES_MAX {
+        for (row, next) in &planned {
+            tracing::info!(
+                rule_id = %row.rule_id,
+                name = %row.name,
+                interval = %row.interval,
+                next_run = %time_text(next),
+                next_run_in = %until_text(*next - now),
+                first_run = first_run.as_str(),
+                "rule scheduled"
+            );
+        }
+        return;
+    }
+    let (Some((first_row, first)), Some((_, last))) = (
+        planned.iter().min_by_key(|(_, t)| *t),
+        planned.iter().max_by_key(|(_, t)| *t),
+    ) else {
+        return;
+    };
+    tracing::info!(
+        rules = planned.len(),
+        first_next_run = %time_text(first),
+        first_rule_id = %first_row.rule_id,
+        last_next_run = %time_text(last),
+        all_within = %until_text(*last - now),
+        first_run = first_run.as_str(),
+        "rules scheduled (GET /rules lists each rule's next run)"
+    );
+}
+
 /// Logs the settings the daemon starts with. Secrets appear redacted (the
 /// cluster settings' `Debug` never shows them).
 pub fn settings(settings: &crate::config::Settings) {
@@ -143,7 +191,7 @@ pub fn settings(settings: &crate::config::Settings) {
         alerts_index = %settings.indices.alerts,
         space_id = %settings.space_id,
         concurrency = settings.concurrency,
-        startup_jitter = settings.startup_jitter,
+        first_run = settings.first_run.as_str(),
         catch_up_horizon_s = settings.catch_up_horizon.as_secs(),
         state = ?settings.state,
         listen = %settings.listen,

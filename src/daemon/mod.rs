@@ -15,6 +15,7 @@ pub mod health;
 pub mod http;
 pub mod log;
 pub mod metrics;
+pub mod rule_table;
 pub mod rules;
 pub mod scheduler;
 pub mod start;
@@ -30,11 +31,12 @@ use tokio::sync::{mpsc, Mutex, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::Settings;
+use crate::config::{FirstRun, Settings};
 use crate::rule::Rule;
 use crate::runner::{ExecutionRecord, RuleExecutor, RunStatus};
 pub use health::{BoxFuture, ClusterProbe, Health, Probe};
 pub use metrics::Metrics;
+pub use rule_table::RuleTable;
 use rules::{LoadReport, RuleSet};
 use scheduler::Scheduler;
 
@@ -83,7 +85,7 @@ pub struct DaemonOptions {
     /// Exception list files or folders the rules' lists are found in.
     pub exceptions: Vec<PathBuf>,
     pub concurrency: usize,
-    pub startup_jitter: bool,
+    pub first_run: FirstRun,
     pub health_check_interval: Duration,
 }
 
@@ -93,7 +95,7 @@ impl DaemonOptions {
             rules: s.rules.clone(),
             exceptions: s.exceptions.clone(),
             concurrency: s.concurrency,
-            startup_jitter: s.startup_jitter,
+            first_run: s.first_run,
             health_check_interval: s.health_check_interval,
         }
     }
@@ -181,6 +183,7 @@ pub struct Shared<E, C> {
     limit: Arc<Semaphore>,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+    rules: Arc<RuleTable>,
     runs: AtomicU64,
     failed: AtomicU64,
     /// Where runs execute: a runtime of their own in production, so a run
@@ -213,6 +216,7 @@ where
             "rule run started"
         );
         self.metrics.observe_start_delay(delay);
+        self.rules.started(&rule, now);
         let executor = self.executor.clone();
         let task_rule = rule.clone();
         let run = async move { executor.execute(&task_rule, now).await };
@@ -231,6 +235,7 @@ where
         let took = started.elapsed();
         self.metrics.observe(&record, took);
         self.health.observe(&record);
+        self.rules.finished(&record, took);
         log::run_finished(
             &record,
             log::RunTiming {
@@ -239,6 +244,17 @@ where
             },
         );
         record
+    }
+
+    /// The wall-clock time of a point on tokio's clock (the scheduler's
+    /// grid), for people to read.
+    fn wall_time(&self, at: tokio::time::Instant) -> DateTime<Utc> {
+        let now = tokio::time::Instant::now();
+        let ahead =
+            chrono::Duration::from_std(at.saturating_duration_since(now)).unwrap_or_default();
+        let behind =
+            chrono::Duration::from_std(now.saturating_duration_since(at)).unwrap_or_default();
+        self.clock.now() + ahead - behind
     }
 }
 
@@ -280,6 +296,7 @@ where
                 limit,
                 metrics: Arc::new(Metrics::new()),
                 health: health.clone(),
+                rules: Arc::new(RuleTable::default()),
                 runs: AtomicU64::new(0),
                 failed: AtomicU64::new(0),
                 runs_on: None,
@@ -298,20 +315,26 @@ where
         self
     }
 
-    /// Keeps health and metrics in `health` and `metrics` (those already
-    /// served on `/healthz` and `/metrics` since before the cluster was
-    /// reachable). Call before [`Daemon::run`].
-    pub fn with_endpoints(mut self, health: Arc<Health>, metrics: Arc<Metrics>) -> Self {
-        self.health = health.clone();
+    /// Keeps health, metrics and the rule table in those of `endpoints`
+    /// (already served on `/healthz`, `/metrics` and `/rules` since before
+    /// the cluster was reachable). Call before [`Daemon::run`].
+    pub fn with_endpoints(mut self, endpoints: &http::Endpoints) -> Self {
+        self.health = endpoints.health.clone();
         if let Some(shared) = Arc::get_mut(&mut self.shared) {
-            shared.metrics = metrics;
-            shared.health = health;
+            shared.metrics = endpoints.metrics.clone();
+            shared.health = endpoints.health.clone();
+            shared.rules = endpoints.rules.clone();
         }
         self
     }
 
     pub fn metrics(&self) -> Arc<Metrics> {
         self.shared.metrics.clone()
+    }
+
+    /// The scheduled rules with their next and last runs (`/rules`).
+    pub fn rule_table(&self) -> Arc<RuleTable> {
+        self.shared.rules.clone()
     }
 
     pub fn health(&self) -> Arc<Health> {
@@ -368,12 +391,10 @@ where
 
         let tracker = TaskTracker::new();
         let (mut set, mut report) = self.load(&RuleSet::default()).await;
-        let mut scheduler = Scheduler::new(
-            self.shared.clone(),
-            self.options.startup_jitter,
-            tracker.clone(),
-        );
+        let mut scheduler =
+            Scheduler::new(self.shared.clone(), self.options.first_run, tracker.clone());
         scheduler.apply(set.enabled());
+        self.announce_schedule(&scheduler);
         loop {
             tokio::select! {
                 _ = &mut signals.shutdown => break,
@@ -382,7 +403,9 @@ where
                     for gone in scheduler.apply(set.enabled()) {
                         self.shared.metrics.forget_rule(&gone);
                         self.health.forget_rule(&gone);
+                        self.shared.rules.forget(&gone);
                     }
+                    self.announce_schedule(&scheduler);
                 }
             }
         }
@@ -398,6 +421,26 @@ where
             "stopped"
         );
         outcome
+    }
+
+    /// Says when each rule runs next (or, for many rules, when the first
+    /// and the last of them do), at start and after a reload.
+    ///
+    /// A rule just (re)scheduled is announced with the first run the
+    /// scheduler planned (with `first_run = "now"` it may be running
+    /// already), any other with its next run, or as running now.
+    fn announce_schedule(&self, scheduler: &Scheduler<E, C>) {
+        let planned = scheduler.planned();
+        let mut rows = self.shared.rules.rows();
+        for row in &mut rows {
+            row.next_run = planned
+                .get(&row.rule_id)
+                .copied()
+                .or(row.next_run)
+                .or(row.running_since);
+        }
+        rows.sort_by(|a, b| (a.next_run, &a.rule_id).cmp(&(b.next_run, &b.rule_id)));
+        log::rules_scheduled(&rows, self.shared.clock.now(), self.options.first_run);
     }
 
     async fn run_once(self, mut signals: Signals) -> Outcome {

@@ -11,7 +11,9 @@
 //!
 //! Each rule fires on a grid `epoch + offset + k * interval`, where the
 //! offset is derived from the rule id (so the same on every start and
-//! spread evenly over the interval) and `epoch` is the daemon's start. A
+//! spread evenly over the interval; zero with `schedule.first_run = "now"`)
+//! and `epoch` is the daemon's start. Every grid point the scheduler picks
+//! is written, in wall time, to the [`RuleTable`](super::RuleTable). A
 //! run that overruns its interval is followed by the next one right after
 //! it ends; missed ticks are not queued, so runs never pile up.
 
@@ -26,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{Clock, Shared};
+use crate::config::FirstRun;
 use crate::rule::Rule;
 use crate::runner::{ExecutionRecord, RuleExecutor};
 
@@ -63,13 +66,15 @@ pub struct Scheduler<E, C> {
     /// The grid's origin: the first `apply` (so the time spent loading rules
     /// before it does not push the first runs back a whole interval).
     epoch: Option<Instant>,
-    jitter: bool,
+    first_run: FirstRun,
     root: CancellationToken,
     tracker: TaskTracker,
     tasks: HashMap<String, Scheduled>,
     /// One lock per rule id, kept across reloads so that a replaced rule's
     /// new task cannot start while the old task's run is still going.
     flights: HashMap<String, Arc<Mutex<()>>>,
+    /// The first runs the last `apply` planned (wall time), by rule id.
+    planned: HashMap<String, chrono::DateTime<chrono::Utc>>,
 }
 
 impl<E, C> Scheduler<E, C>
@@ -77,16 +82,24 @@ where
     E: RuleExecutor + 'static,
     C: Clock,
 {
-    pub fn new(shared: Arc<Shared<E, C>>, jitter: bool, tracker: TaskTracker) -> Self {
+    pub fn new(shared: Arc<Shared<E, C>>, first_run: FirstRun, tracker: TaskTracker) -> Self {
         Scheduler {
             shared,
             epoch: None,
-            jitter,
+            first_run,
             root: CancellationToken::new(),
             tracker,
             tasks: HashMap::new(),
             flights: HashMap::new(),
+            planned: HashMap::new(),
         }
+    }
+
+    /// When the rules the last [`Scheduler::apply`] started run first:
+    /// what the start-up lines announce (the rule table may already show a
+    /// run in flight by then).
+    pub fn planned(&self) -> &HashMap<String, chrono::DateTime<chrono::Utc>> {
+        &self.planned
     }
 
     /// Makes the running tasks match `rules`: new rules start, removed ones
@@ -115,16 +128,19 @@ where
             .map(|(_, r)| r)
             .collect();
         new.sort_by(|a, b| a.rule_id.cmp(&b.rule_id));
+        self.planned.clear();
         let now = Instant::now();
         let epoch = *self.epoch.get_or_insert(now);
         for rule in new {
             let interval = rule.schedule.interval;
-            let offset = if self.jitter {
-                jitter_offset(&rule.rule_id, interval)
-            } else {
-                Duration::ZERO
+            let offset = match self.first_run {
+                FirstRun::Spread => jitter_offset(&rule.rule_id, interval),
+                FirstRun::Now => Duration::ZERO,
             };
             let first = next_fire(epoch, now, offset, interval);
+            let first_wall = self.shared.wall_time(first);
+            self.shared.rules.schedule(rule, first_wall);
+            self.planned.insert(rule.rule_id.clone(), first_wall);
             let cancel = self.root.child_token();
             let flight = self
                 .flights
@@ -190,6 +206,12 @@ async fn rule_loop<E, C>(
             // Overran: go again right away, once, rather than catching up
             // every missed tick (the runner's catch-up covers the time).
             next = now;
+        }
+        // A replaced rule's old task must not overwrite its successor's.
+        if !cancel.is_cancelled() {
+            shared
+                .rules
+                .set_next_run(&rule.rule_id, shared.wall_time(next));
         }
     }
 }

@@ -5,13 +5,10 @@
 //! [`Daemon::run`] with the process signals and the system clock.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use super::connect::{self, Attempt, STARTUP_BACKOFF};
 use super::http::{Endpoints, Server};
-use super::{
-    log, ClusterProbe, Daemon, DaemonOptions, Health, Metrics, Mode, Outcome, Signals, SystemClock,
-};
+use super::{log, ClusterProbe, Daemon, DaemonOptions, Mode, Outcome, Signals, SystemClock};
 use crate::cluster::{Cluster, ClusterError, RetryPolicy};
 use crate::config::{Settings, StateBackend};
 use crate::runner::{Runner, RunnerSettings};
@@ -58,17 +55,13 @@ pub async fn start(settings: Settings, mode: Mode) -> Result<Outcome, StartError
         return run(&settings, cluster, mode, signals, None).await;
     }
 
-    let health = Arc::new(Health::default());
-    let metrics = Arc::new(Metrics::new());
-    let endpoints = Endpoints {
-        health: health.clone(),
-        metrics: metrics.clone(),
-    };
+    let endpoints = Endpoints::default();
+    let health = endpoints.health.clone();
     let addr = settings.listen;
-    let server = Server::start(addr, endpoints)
+    let server = Server::start(addr, endpoints.clone())
         .await
         .map_err(|source| StartError::Bind { addr, source })?;
-    tracing::info!(listen = %server.local_addr(), "serving /healthz and /metrics");
+    tracing::info!(listen = %server.local_addr(), "serving /healthz, /metrics and /rules");
     // No retries inside an attempt: the backoff between attempts is the
     // retry, and each failure is logged and shown on /healthz at once.
     let ready = connect::wait_for(
@@ -81,7 +74,7 @@ pub async fn start(settings: Settings, mode: Mode) -> Result<Outcome, StartError
     let outcome = match ready {
         Ok(Some(cluster)) => {
             let cluster = cluster.with_retry_policy(RetryPolicy::default());
-            run(&settings, cluster, mode, signals, Some((health, metrics))).await
+            run(&settings, cluster, mode, signals, Some(endpoints)).await
         }
         Ok(None) => {
             tracing::info!("stopped before the cluster was reachable");
@@ -157,13 +150,13 @@ pub(crate) fn alerts_sink(settings: &Settings, cluster: &Cluster) -> Elasticsear
 }
 
 /// Builds the executor and the daemon over a connected cluster and runs it;
-/// `endpoints` are the health and metrics already served (daemon mode).
+/// `endpoints` are those already served (daemon mode).
 async fn run(
     settings: &Settings,
     cluster: Cluster,
     mode: Mode,
     signals: Signals,
-    endpoints: Option<(Arc<Health>, Arc<Metrics>)>,
+    endpoints: Option<Endpoints>,
 ) -> Result<Outcome, StartError> {
     let executor = executor(settings, &cluster)?;
     let options = DaemonOptions::from_settings(settings);
@@ -178,8 +171,8 @@ async fn run(
         .map_err(StartError::Runtime)?;
     let mut daemon = Daemon::new(options, executor, ClusterProbe(cluster), SystemClock)
         .with_runs_on(runs.handle().clone());
-    if let Some((health, metrics)) = endpoints {
-        daemon = daemon.with_endpoints(health, metrics);
+    if let Some(endpoints) = &endpoints {
+        daemon = daemon.with_endpoints(endpoints);
     }
     let outcome = daemon.run(mode, signals).await;
     // Every run has finished (the daemon waited for them); dropping a

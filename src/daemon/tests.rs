@@ -159,12 +159,17 @@ fn write_rule(dir: &Path, id: &str, interval: &str) {
     std::fs::write(dir.join(format!("{id}.toml")), rule_toml(id, interval, "")).unwrap();
 }
 
+/// `jitter`: `first_run = "spread"` (else `"now"`).
 fn options(dir: &Path, concurrency: usize, jitter: bool) -> DaemonOptions {
     DaemonOptions {
         rules: vec![dir.to_path_buf()],
         exceptions: Vec::new(),
         concurrency,
-        startup_jitter: jitter,
+        first_run: if jitter {
+            FirstRun::Spread
+        } else {
+            FirstRun::Now
+        },
         health_check_interval: Duration::from_secs(30),
     }
 }
@@ -179,6 +184,21 @@ type Started = (
 /// Starts the daemon on its own task; returns the shutdown trigger, the
 /// reload sender and the task.
 fn start(opts: DaemonOptions, fake: &Arc<Fake>, mode: Mode) -> Started {
+    let (stop, reload, task, metrics, _) = start_with_table(opts, fake, mode);
+    (stop, reload, task, metrics)
+}
+
+/// [`Started`] and the rule table `/rules` shows.
+type StartedWithTable = (
+    tokio::sync::oneshot::Sender<()>,
+    mpsc::Sender<()>,
+    tokio::task::JoinHandle<Outcome>,
+    Arc<Metrics>,
+    Arc<RuleTable>,
+);
+
+/// [`start`], also giving the rule table `/rules` shows.
+fn start_with_table(opts: DaemonOptions, fake: &Arc<Fake>, mode: Mode) -> StartedWithTable {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (signals, reload) = Signals::new(async move {
         let _ = stop_rx.await;
@@ -190,8 +210,9 @@ fn start(opts: DaemonOptions, fake: &Arc<Fake>, mode: Mode) -> Started {
         TokioClock::starting_at(t0()),
     );
     let metrics = daemon.metrics();
+    let table = daemon.rule_table();
     let task = tokio::spawn(daemon.run(mode, signals));
-    (stop_tx, reload, task, metrics)
+    (stop_tx, reload, task, metrics, table)
 }
 
 async fn wait(d: Duration) {
@@ -555,12 +576,13 @@ async fn start_up_time_does_not_push_the_first_runs_back() {
         limit: Arc::new(Semaphore::new(1)),
         metrics: Arc::new(Metrics::new()),
         health: Arc::new(Health::default()),
+        rules: Arc::new(RuleTable::default()),
         runs: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         runs_on: None,
     });
     let tracker = TaskTracker::new();
-    let mut scheduler = Scheduler::new(shared, false, tracker.clone());
+    let mut scheduler = Scheduler::new(shared, FirstRun::Now, tracker.clone());
     // loading the rules took 3 s
     tokio::time::advance(Duration::from_secs(3)).await;
     let crate::rule::LoadOutcome::Loaded { rule, .. } =
@@ -575,4 +597,179 @@ async fn start_up_time_does_not_push_the_first_runs_back() {
     scheduler.stop();
     tracker.close();
     tracker.wait().await;
+}
+
+/// A log sink in memory, for the lines the daemon writes.
+#[derive(Clone, Default)]
+struct Capture(Arc<StdMutex<Vec<u8>>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Capture {
+        self.clone()
+    }
+}
+
+impl Capture {
+    /// The JSON lines with this message.
+    fn lines(&self, message: &str) -> Vec<serde_json::Value> {
+        String::from_utf8(self.0.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter(|v| v["message"] == message)
+            .collect()
+    }
+}
+
+/// Captures the daemon's JSON log lines on this thread (the tests'
+/// runtime is single-threaded, so the daemon's tasks log here too).
+fn capture_logs() -> (Capture, tracing::subscriber::DefaultGuard) {
+    let capture = Capture::default();
+    let sub = log::subscriber(
+        crate::config::LogFormat::Json,
+        tracing_subscriber::EnvFilter::new("info"),
+        capture.clone(),
+        false,
+    );
+    let guard = tracing::subscriber::set_default(sub);
+    (capture, guard)
+}
+
+fn iso(t: DateTime<Utc>) -> String {
+    rule_table::time_text(&t)
+}
+
+#[tokio::test(start_paused = true)]
+async fn start_up_says_when_each_rule_runs_next_and_the_table_follows_the_runs() {
+    let (logs, _guard) = capture_logs();
+    let dir = tempfile::tempdir().unwrap();
+    write_rule(dir.path(), "a", "5m");
+    write_rule(dir.path(), "b", "5m");
+    let mut fake = Fake::new(&[("a", Duration::from_secs(2)), ("b", Duration::from_secs(2))]);
+    Arc::get_mut(&mut fake).unwrap().failing = vec!["b".into()];
+    let (stop, reload, task, _, table) =
+        start_with_table(options(dir.path(), 4, true), &fake, Mode::Daemon);
+    wait(Duration::from_millis(1)).await;
+
+    let offset = |id: &str| chrono::Duration::from_std(jitter_offset_of(id, 5 * MIN)).unwrap();
+    // one line per rule with its next run, before any run
+    let lines = logs.lines("rule scheduled");
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    for line in &lines {
+        let id = line["rule_id"].as_str().unwrap();
+        assert_eq!(line["next_run"], iso(t0() + offset(id)), "{line}");
+        assert_eq!(line["interval"], "5m");
+        assert_eq!(line["first_run"], "spread");
+        assert!(
+            line["next_run_in"].as_str().unwrap().ends_with('s'),
+            "{line}"
+        );
+    }
+    let rows = table.rows();
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        assert_eq!(row.status, "scheduled");
+        assert_eq!(row.next_run, Some(t0() + offset(&row.rule_id)));
+        assert_eq!(row.last_run, None);
+    }
+    // sorted by next run
+    assert!(rows[0].next_run <= rows[1].next_run);
+
+    // after both first runs: last run, status, the next grid point, the error
+    wait(5 * MIN).await;
+    let by_id = |id: &str| table.rows().into_iter().find(|r| r.rule_id == id).unwrap();
+    let a = by_id("a");
+    assert_eq!(a.status, "succeeded");
+    let last = a.last_run.clone().unwrap();
+    assert_eq!(last.started_at, t0() + offset("a"));
+    assert_eq!(last.duration_ms, 2000);
+    assert_eq!(last.alerts_created, 1);
+    assert_eq!(
+        a.next_run,
+        Some(t0() + offset("a") + chrono::Duration::minutes(5))
+    );
+    assert_eq!(a.last_error, None);
+    let b = by_id("b");
+    assert_eq!(b.status, "failed");
+    assert_eq!(b.last_error.unwrap().error, "search failed");
+    let json = table.report();
+    assert_eq!(json["count"], 2);
+    assert_eq!(json["rules"][0]["interval"], "5m");
+    assert!(json["rules"][0]["next_run"].as_str().is_some(), "{json}");
+
+    // a reload: the removed rule leaves the table, the new one is announced
+    std::fs::remove_file(dir.path().join("b.toml")).unwrap();
+    write_rule(dir.path(), "c", "1m");
+    reload.send(()).await.unwrap();
+    wait(Duration::from_millis(10)).await;
+    let ids: Vec<String> = table.rows().into_iter().map(|r| r.rule_id).collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    assert!(ids.contains(&"a".to_string()) && ids.contains(&"c".to_string()));
+    let after = logs.lines("rule scheduled");
+    assert_eq!(after.len(), 4, "both rules announced again: {after:?}");
+    assert!(after[2..].iter().any(|l| l["rule_id"] == "c"));
+    stop.send(()).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn many_rules_get_one_summary_line() {
+    let (logs, _guard) = capture_logs();
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..(log::RULE_LINES_MAX + 5) {
+        write_rule(dir.path(), &format!("r{i:02}"), "5m");
+    }
+    let fake = Fake::new(&[]);
+    let (stop, _reload, task, _, table) =
+        start_with_table(options(dir.path(), 4, true), &fake, Mode::Daemon);
+    wait(Duration::from_millis(1)).await;
+    assert!(logs.lines("rule scheduled").is_empty());
+    let summary = logs.lines("rules scheduled (GET /rules lists each rule's next run)");
+    assert_eq!(summary.len(), 1);
+    let rows = table.rows();
+    assert_eq!(summary[0]["rules"], log::RULE_LINES_MAX + 5);
+    assert_eq!(summary[0]["first_next_run"], iso(rows[0].next_run.unwrap()));
+    assert_eq!(summary[0]["first_rule_id"], rows[0].rule_id.as_str());
+    assert_eq!(
+        summary[0]["last_next_run"],
+        iso(rows.last().unwrap().next_run.unwrap())
+    );
+    stop.send(()).unwrap();
+    task.await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn first_run_now_runs_at_start_then_every_interval() {
+    let (logs, _guard) = capture_logs();
+    let dir = tempfile::tempdir().unwrap();
+    write_rule(dir.path(), "a", "5m");
+    write_rule(dir.path(), "b", "2m");
+    let fake = Fake::new(&[]);
+    let (stop, _reload, task, _, table) =
+        start_with_table(options(dir.path(), 4, false), &fake, Mode::Daemon);
+    wait(Duration::from_millis(1)).await;
+    for line in logs.lines("rule scheduled") {
+        assert_eq!(line["next_run"], iso(t0()), "{line}");
+        assert_eq!(line["next_run_in"], "now");
+        assert_eq!(line["first_run"], "now");
+    }
+    wait(10 * MIN + Duration::from_secs(30)).await;
+    let secs = |id: &str| -> Vec<u64> { fake.starts(id).iter().map(|d| d.as_secs()).collect() };
+    assert_eq!(secs("a"), vec![0, 300, 600]);
+    assert_eq!(secs("b"), vec![0, 120, 240, 360, 480, 600]);
+    let b = table.rows().into_iter().find(|r| r.rule_id == "b").unwrap();
+    assert_eq!(b.next_run, Some(t0() + chrono::Duration::minutes(12)));
+    stop.send(()).unwrap();
+    task.await.unwrap();
 }

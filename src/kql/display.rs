@@ -17,12 +17,20 @@ impl fmt::Display for Node {
             Node::Not { inner, .. } => write!(f, "NOT {inner}"),
             Node::Nested { path, query, .. } => write!(f, "{}: {{ {query} }}", literal(path)),
             Node::Is { field, value, .. } if field.value == LitValue::Null => {
-                f.write_str(&literal(value))
+                f.write_str(&value_literal(value))
             }
-            Node::Is { field, value, .. } => write!(f, "{}: {}", literal(field), literal(value)),
+            Node::Is { field, value, .. } => {
+                write!(f, "{}: {}", literal(field), value_literal(value))
+            }
             Node::Range {
                 field, op, value, ..
-            } => write!(f, "{} {} {}", literal(field), op.symbol(), literal(value)),
+            } => write!(
+                f,
+                "{} {} {}",
+                value_literal(field),
+                op.symbol(),
+                value_literal(value)
+            ),
             Node::Exists { field, .. } => write!(f, "{}: *", literal(field)),
         }
     }
@@ -57,6 +65,24 @@ pub fn literal(l: &Literal) -> String {
                 .replace('"', "\\\"")
         ),
         _ => escape_kuery(&l.to_plain_string()),
+    }
+}
+
+/// A value (or a range's field) as [`literal`] prints it, and, beyond
+/// Kibana's `escapeKuery`, a last word `and`, `or` or `not` escaped: it is
+/// printed before more text (` AND next`, ` < 5`), which would otherwise
+/// read the word as an operator. Kibana reads the escaped word as the
+/// plain word.
+fn value_literal(l: &Literal) -> String {
+    let text = literal(l);
+    if l.quoted || matches!(l.value, LitValue::Wildcard(_)) {
+        return text;
+    }
+    static LAST_WORD: LazyLock<Option<Regex>> =
+        LazyLock::new(|| Regex::new(r"(?i)(^|\s)(and|or|not)$").ok());
+    match LAST_WORD.as_ref() {
+        Some(re) => re.replace(&text, "$1\\$2").into_owned(),
+        None => text,
     }
 }
 

@@ -26,6 +26,18 @@ pub(super) fn group_ids(c: &Candidate, grouped: bool, space: &str, rule_uuid: &s
             id: &h.id,
         })
         .collect();
+    match_ids(&present, grouped, space, rule_uuid)
+}
+
+/// The alert ids of a match of these events (the missing events of a
+/// sequence left out), its head first: one event alert, or a shell and one
+/// building block per event when `grouped` (sequences and samples).
+pub(crate) fn match_ids(
+    present: &[ids::EventRef<'_>],
+    grouped: bool,
+    space: &str,
+    rule_uuid: &str,
+) -> Vec<String> {
     if present.is_empty() {
         return Vec::new();
     }

@@ -83,9 +83,12 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 
 pub use alerts::alert_rule;
+pub(crate) use alerts::match_ids;
+pub(crate) use detect::Detector;
 pub use record::{ExecutionRecord, RunStatus, WindowRange};
 pub use replay::{replay_dead_letters, ReplayError, ReplayReport};
 pub use report::MAX_SIGNALS_WARNING;
+pub(crate) use run::{anchor, timing, window_search, WindowSearch};
 pub use run::{RunError, Runner, RunnerSettings};
 
 use crate::rule::Rule;

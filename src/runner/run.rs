@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tracing::Instrument;
 
 use super::alerts::{alert_rule, group_ids};
-use super::detect::{Candidate, Detector};
+use super::detect::{Candidate, Detector, Reach};
 use super::record::{ExecutionRecord, RunStatus, WindowRange};
 use super::report::{gap_warning, MAX_SIGNALS_WARNING};
 use super::RuleExecutor;
@@ -179,13 +179,8 @@ where
         // for Kibana to create the alerts index): the windows stay due.
         self.sink.prepare(&self.settings.alerts_index).await?;
 
-        let timing = Timing {
-            interval: delta(rule.schedule.interval),
-            width: delta(rule.schedule.lookback()),
-            horizon: delta(self.settings.catch_up_horizon),
-        };
-        // `to` other than `now` (e.g. `now-1m`) shifts every window.
-        let anchor = add(now, TimeDelta::milliseconds(rule.schedule.to.offset_ms()));
+        let timing = timing(rule, &self.settings);
+        let anchor = anchor(rule, now);
         let checkpoint = self.state.checkpoint(&rule.rule_id).await?;
         let covered = checkpoint.as_ref().map(|c| c.covered_until);
         // A capped window the last run wrote but did not commit (it died).
@@ -236,26 +231,10 @@ where
                 start: window.start,
                 end: window.end,
             });
-            // The part of the window after what is already acknowledged.
-            let new_start =
-                previous_end.map_or(window.start, |p| p.clamp(window.start, window.end));
-            // Matches ending in the window are offered, and, for a trailing
-            // missing-event stage, those the previous window could not
-            // decide yet (ending within `maxspan` before its end).
-            let offer_from = window.start.min(sub(new_start, reach.undecided));
-            let fetch_from = sub(offer_from, reach.before);
-            let mut request = FetchRequest::new(
-                rule.index.clone(),
-                TimeRange {
-                    from: fetch_from,
-                    to: window.end,
-                },
-            );
-            request.time_filter = TimeFilter::kibana(
-                rule.timestamp_override.as_deref(),
-                rule.timestamp_override_fallback_disabled,
-            );
-            request.page_size = self.settings.page_size;
+            let WindowSearch {
+                offer_from,
+                request,
+            } = window_search(rule, &self.settings, reach, window, previous_end);
             let request = detector.request(request);
 
             let search_clock = Instant::now();
@@ -614,6 +593,66 @@ struct Attempt<'a> {
     /// Where an earlier attempt at this same window, which died between
     /// its bulk write and its checkpoint, cut its matches.
     retried_cut: Option<&'a CapCut>,
+}
+
+/// A rule's timing for [`plan_windows`]: its interval, the width of its
+/// windows (`to - from`) and the catch-up horizon.
+pub(crate) fn timing(rule: &Rule, settings: &RunnerSettings) -> Timing {
+    Timing {
+        interval: delta(rule.schedule.interval),
+        width: delta(rule.schedule.lookback()),
+        horizon: delta(settings.catch_up_horizon),
+    }
+}
+
+/// Where a run at `now` ends its last window: `now`, shifted by a `to`
+/// other than `now` (e.g. `now-1m` shifts every window).
+pub(crate) fn anchor(rule: &Rule, now: DateTime<Utc>) -> DateTime<Utc> {
+    add(now, TimeDelta::milliseconds(rule.schedule.to.offset_ms()))
+}
+
+/// What one window fetches: the search, and from when matches are offered.
+#[derive(Clone, Debug)]
+pub(crate) struct WindowSearch {
+    /// Matches (events, or sequences by their last event) from here on are
+    /// offered; earlier ones were offered by an earlier window.
+    pub(crate) offer_from: DateTime<Utc>,
+    pub(crate) request: FetchRequest,
+}
+
+/// The search of `window`, after `previous_end` (the end of what is
+/// already acknowledged; `None` on a rule's first run), before the rule's
+/// detector narrows it ([`Detector::request`]).
+pub(crate) fn window_search(
+    rule: &Rule,
+    settings: &RunnerSettings,
+    reach: Reach,
+    window: Window,
+    previous_end: Option<DateTime<Utc>>,
+) -> WindowSearch {
+    // The part of the window after what is already acknowledged.
+    let new_start = previous_end.map_or(window.start, |p| p.clamp(window.start, window.end));
+    // Matches ending in the window are offered, and, for a trailing
+    // missing-event stage, those the previous window could not decide yet
+    // (ending within `maxspan` before its end).
+    let offer_from = window.start.min(sub(new_start, reach.undecided));
+    let fetch_from = sub(offer_from, reach.before);
+    let mut request = FetchRequest::new(
+        rule.index.clone(),
+        TimeRange {
+            from: fetch_from,
+            to: window.end,
+        },
+    );
+    request.time_filter = TimeFilter::kibana(
+        rule.timestamp_override.as_deref(),
+        rule.timestamp_override_fallback_disabled,
+    );
+    request.page_size = settings.page_size;
+    WindowSearch {
+        offer_from,
+        request,
+    }
 }
 
 /// Ten years: longer spans are clamped (keeps date arithmetic in range).

@@ -21,6 +21,10 @@
 //! index mapping cannot answer exactly); [`Filter::matches`] evaluates it in
 //! memory over a JSON document for tests. [`referenced_fields`] is the
 //! projection: every field the query reads.
+//!
+//! [`stage_filter_explained`] is the same translation that also says, for
+//! `detectd explain`, which parts of a condition became match-all and why
+//! ([`Unpushed`]): the reasons are recorded where the decision is made.
 
 mod filter;
 
@@ -29,6 +33,30 @@ pub use filter::{field_values, wildcard_match, Bounds, Filter, Scalar};
 use std::collections::BTreeSet;
 
 use super::ast::{Category, CmpOp, EventQuery, Expr, ExprKind, Literal, MatchOp, Query, QueryBody};
+use super::span::Span;
+
+/// A part of a condition the cluster is not asked to filter on: it became
+/// match-all, so every event the rest of the filter lets through is
+/// fetched and detectd decides it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Unpushed {
+    /// The part of the query text.
+    pub span: Span,
+    pub reason: &'static str,
+}
+
+/// Where [`translate`] notes what it could not translate (or nowhere).
+type Notes<'a> = Option<&'a mut Vec<Unpushed>>;
+
+fn note(notes: &mut Notes<'_>, e: &Expr, reason: &'static str) -> Filter {
+    if let Some(out) = notes.as_deref_mut() {
+        out.push(Unpushed {
+            span: e.span,
+            reason,
+        });
+    }
+    Filter::MatchAll
+}
 
 /// The filter for a whole query: OR over its stages of (category AND
 /// condition). `event_category_field` is the rule's (default `event.category`).
@@ -58,6 +86,21 @@ pub fn pushdown(query: &Query, event_category_field: &str) -> Filter {
 
 /// The filter of one `category where condition`.
 pub fn stage_filter(q: &EventQuery, event_category_field: &str) -> Filter {
+    stage_filter_with(q, event_category_field, &mut None)
+}
+
+/// [`stage_filter`], with the parts of the condition that became
+/// match-all and why, in query order.
+pub fn stage_filter_explained(
+    q: &EventQuery,
+    event_category_field: &str,
+) -> (Filter, Vec<Unpushed>) {
+    let mut out = Vec::new();
+    let filter = stage_filter_with(q, event_category_field, &mut Some(&mut out));
+    (filter, out)
+}
+
+fn stage_filter_with(q: &EventQuery, event_category_field: &str, notes: &mut Notes<'_>) -> Filter {
     let category = match &q.category {
         Category::Any(_) => Filter::MatchAll,
         // Elasticsearch matches the category with a case-sensitive term.
@@ -67,17 +110,17 @@ pub fn stage_filter(q: &EventQuery, event_category_field: &str) -> Filter {
             case_insensitive: false,
         },
     };
-    Filter::and(vec![category, when_true(&q.condition)])
+    Filter::and(vec![category, translate(&q.condition, false, notes)])
 }
 
 /// A superset of the documents where `e` is true.
 pub fn when_true(e: &Expr) -> Filter {
-    translate(e, false)
+    translate(e, false, &mut None)
 }
 
 /// A superset of the documents where `not e` is true.
 pub fn when_negated(e: &Expr) -> Filter {
-    translate(e, true)
+    translate(e, true, &mut None)
 }
 
 /// `negated`: translate `not e`. Negation is pushed down the way
@@ -85,67 +128,97 @@ pub fn when_negated(e: &Expr) -> Filter {
 /// double negation, a negated range becomes the opposite range); a negated
 /// leaf test is a `must_not`, true where the field is missing, so it
 /// translates to match-all rather than to anything that needs the field.
-fn translate(e: &Expr, negated: bool) -> Filter {
+fn translate(e: &Expr, negated: bool, notes: &mut Notes<'_>) -> Filter {
     match &e.kind {
-        ExprKind::Not(inner) => translate(inner, !negated),
+        ExprKind::Not(inner) => {
+            let before = notes.as_ref().map_or(0, |n| n.len());
+            let filter = translate(inner, !negated, notes);
+            // What `not x` fails on is the whole `not x`, as written.
+            if let Some(out) = notes.as_deref_mut() {
+                for u in out.iter_mut().skip(before) {
+                    if u.span == inner.span {
+                        u.span = e.span;
+                    }
+                }
+            }
+            filter
+        }
         ExprKind::And(a, b) if !negated => {
-            Filter::and(vec![translate(a, false), translate(b, false)])
+            Filter::and(vec![translate(a, false, notes), translate(b, false, notes)])
         }
-        ExprKind::And(a, b) => Filter::or(vec![translate(a, true), translate(b, true)]),
+        ExprKind::And(a, b) => {
+            Filter::or(vec![translate(a, true, notes), translate(b, true, notes)])
+        }
         ExprKind::Or(a, b) if !negated => {
-            Filter::or(vec![translate(a, false), translate(b, false)])
+            Filter::or(vec![translate(a, false, notes), translate(b, false, notes)])
         }
-        ExprKind::Or(a, b) => Filter::and(vec![translate(a, true), translate(b, true)]),
-        ExprKind::Compare { op, lhs, rhs } => compare(*op, lhs, rhs, negated),
+        ExprKind::Or(a, b) => {
+            Filter::and(vec![translate(a, true, notes), translate(b, true, notes)])
+        }
+        ExprKind::Compare { op, lhs, rhs } => {
+            compare(*op, lhs, rhs, negated).unwrap_or_else(|reason| note(notes, e, reason))
+        }
         ExprKind::In {
             expr,
             list,
             negated: not_in,
             insensitive,
-        } if negated == *not_in => in_list(expr, list, *insensitive),
+        } if negated == *not_in => {
+            in_list(expr, list, *insensitive).unwrap_or_else(|reason| note(notes, e, reason))
+        }
         ExprKind::Match {
             op,
             insensitive,
             expr,
             patterns,
-        } if !negated => match_patterns(*op, *insensitive, expr, patterns),
+        } if !negated => match_patterns(*op, *insensitive, expr, patterns)
+            .unwrap_or_else(|reason| note(notes, e, reason)),
         ExprKind::Call {
             name,
             insensitive,
             args,
-        } if !negated => string_function(name, *insensitive, args),
-        // Other functions, arithmetic, literals, negated `in` / `:` /
-        // functions (a `must_not`): anything.
-        _ => Filter::MatchAll,
+        } if !negated => string_function(name, *insensitive, args)
+            .unwrap_or_else(|reason| note(notes, e, reason)),
+        // Negated `in` / `:` / functions (a `must_not`): anything.
+        ExprKind::In { .. } | ExprKind::Match { .. } | ExprKind::Call { .. } => note(
+            notes,
+            e,
+            "a negated test is true where the field is missing (a must_not), so no filter can \
+             require anything of the event",
+        ),
+        // Arithmetic, a bare field or literal as a condition: anything.
+        _ => note(notes, e, "not a test of a field against constants"),
     }
 }
 
 /// `startsWith`, `endsWith`, `stringContains` of a field and a constant run
 /// as queries in Elasticsearch; they are wildcards `p*`, `*p`, `*p*`.
-fn string_function(name: &str, insensitive: bool, args: &[Expr]) -> Filter {
+fn string_function(name: &str, insensitive: bool, args: &[Expr]) -> Result<Filter, &'static str> {
     let shape = match name.to_ascii_lowercase().as_str() {
         "startswith" => |p: &str| format!("{p}*"),
         "endswith" => |p: &str| format!("*{p}"),
         "stringcontains" => |p: &str| format!("*{p}*"),
-        _ => return Filter::MatchAll,
+        _ => return Err("a function detectd evaluates itself (no query means the same)"),
     };
     let [subject, pattern] = args else {
-        return Filter::MatchAll;
+        return Err("the function does not take a field and one constant");
     };
     let (Operand::Field(field), ExprKind::Literal(Literal::String(p))) =
         (operand(subject), &pattern.kind)
     else {
-        return Filter::MatchAll;
+        return Err("the function does not take a field and one constant");
     };
     // A literal `*`, `?` or `\` would be a wildcard metacharacter.
     if p.contains(['*', '?', '\\']) {
-        return Filter::MatchAll;
+        return Err(
+            "the constant holds `*`, `?` or `\\`, which a wildcard query would read as a pattern",
+        );
     }
-    Filter::Wildcard {
+    Ok(Filter::Wildcard {
         field: field.to_string(),
         pattern: shape(p),
         case_insensitive: insensitive,
-    }
+    })
 }
 
 /// A literal operand, with unary minus folded into numbers.
@@ -186,13 +259,16 @@ fn exists(field: &str) -> Filter {
     }
 }
 
+const NOT_EQUAL: &str =
+    "`!=` is true where the field is missing (a must_not), so no filter can require anything of the event";
+
 /// `lhs op rhs`, or `not (lhs op rhs)` when `negated`.
-fn compare(op: CmpOp, lhs: &Expr, rhs: &Expr, negated: bool) -> Filter {
+fn compare(op: CmpOp, lhs: &Expr, rhs: &Expr, negated: bool) -> Result<Filter, &'static str> {
     // Put the field on the left: `135 == port` is `port == 135`, `5 < x` is `x > 5`.
     let (field, value, op) = match (operand(lhs), operand(rhs)) {
         (Operand::Field(f), other) => (f, other, op),
         (other, Operand::Field(f)) => (f, other, op.flipped()),
-        _ => return Filter::MatchAll,
+        _ => return Err("compares expressions, not a field with a constant"),
     };
     // `not (a < 1)` is `a >= 1`; `not (a == 1)` is `a != 1`, a `must_not`.
     let op = if negated {
@@ -210,29 +286,33 @@ fn compare(op: CmpOp, lhs: &Expr, rhs: &Expr, negated: bool) -> Filter {
     let value = match value {
         // `f != null` needs a value; `f == null` holds where it is missing,
         // which no positive filter can say.
-        Operand::Null if op == CmpOp::Ne => return exists(field),
+        Operand::Null if op == CmpOp::Ne => return Ok(exists(field)),
+        Operand::Null => return Err(
+            "a comparison with null holds where the field is missing, which no filter can require",
+        ),
         Operand::Value(v) => v,
-        // `f == null`, comparisons with null, field against field,
-        // arithmetic, functions: not translatable.
-        _ => return Filter::MatchAll,
+        // field against field, arithmetic, functions: not translatable.
+        Operand::Field(_) | Operand::Other => {
+            return Err("compares a field with an expression, not with a constant")
+        }
     };
     let range = |bounds: Bounds| match &value {
         // Ranges over booleans are not worth translating; stay sound.
-        Scalar::Bool(_) => Filter::MatchAll,
-        _ => Filter::Range {
+        Scalar::Bool(_) => Err("a range over booleans"),
+        _ => Ok(Filter::Range {
             field: field.to_string(),
             bounds,
-        },
+        }),
     };
     let v = || Some(value.clone());
     match op {
-        CmpOp::Eq => Filter::Term {
+        CmpOp::Eq => Ok(Filter::Term {
             field: field.to_string(),
             value: value.clone(),
             case_insensitive: false,
-        },
+        }),
         // `!=` is `must_not` of `==`: true where the field is missing.
-        CmpOp::Ne => Filter::MatchAll,
+        CmpOp::Ne => Err(NOT_EQUAL),
         CmpOp::Lt => range(Bounds {
             lt: v(),
             ..Bounds::default()
@@ -253,24 +333,24 @@ fn compare(op: CmpOp, lhs: &Expr, rhs: &Expr, negated: bool) -> Filter {
 }
 
 /// `f in (list)` / `f in~ (list)`.
-fn in_list(expr: &Expr, list: &[Expr], insensitive: bool) -> Filter {
+fn in_list(expr: &Expr, list: &[Expr], insensitive: bool) -> Result<Filter, &'static str> {
     let Operand::Field(field) = operand(expr) else {
-        return Filter::MatchAll;
+        return Err("`in` over an expression, not a field");
     };
     let mut values = Vec::with_capacity(list.len());
     for item in list {
         match operand(item) {
             Operand::Value(v) => values.push(v),
             // A null or an expression in the list: leave it to the evaluator.
-            _ => return Filter::MatchAll,
+            _ => return Err("the list holds null or an expression"),
         }
     }
     if values.is_empty() {
-        return Filter::MatchAll;
+        return Err("an empty list");
     }
     if insensitive {
         // `terms` has no case_insensitive flag: one term per value.
-        return Filter::or(
+        return Ok(Filter::or(
             values
                 .into_iter()
                 .map(|v| Filter::Term {
@@ -279,32 +359,42 @@ fn in_list(expr: &Expr, list: &[Expr], insensitive: bool) -> Filter {
                     value: v,
                 })
                 .collect(),
-        );
+        ));
     }
-    Filter::Terms {
+    Ok(Filter::Terms {
         field: field.to_string(),
         values,
-    }
+    })
 }
 
 /// `f : p`, `f like p`, `f regex p` (each with pattern lists).
-fn match_patterns(op: MatchOp, insensitive: bool, expr: &Expr, patterns: &[Expr]) -> Filter {
+fn match_patterns(
+    op: MatchOp,
+    insensitive: bool,
+    expr: &Expr,
+    patterns: &[Expr],
+) -> Result<Filter, &'static str> {
     let Operand::Field(field) = operand(expr) else {
-        return Filter::MatchAll;
+        return Err("a pattern match on an expression, not a field");
     };
     let case_insensitive = insensitive || op == MatchOp::Colon;
-    if op == MatchOp::Regex || patterns.is_empty() {
-        return Filter::MatchAll;
+    if op == MatchOp::Regex {
+        return Err(
+            "regular expressions are matched by detectd (Lucene's regexp query is not asked)",
+        );
+    }
+    if patterns.is_empty() {
+        return Err("no patterns");
     }
     let mut parts = Vec::with_capacity(patterns.len());
     for p in patterns {
         let ExprKind::Literal(Literal::String(pattern)) = &p.kind else {
-            return Filter::MatchAll;
+            return Err("a pattern that is not a string constant");
         };
         // How an escaped `*` behaves differs between EQL and the wildcard
         // query; rather than guess, let the evaluator decide.
         if pattern.contains('\\') {
-            return Filter::MatchAll;
+            return Err("a pattern with an escape (`\\`), which EQL and the wildcard query read differently");
         }
         if pattern.contains(['*', '?']) {
             parts.push(Filter::Wildcard {
@@ -320,7 +410,7 @@ fn match_patterns(op: MatchOp, insensitive: bool, expr: &Expr, patterns: &[Expr]
             });
         }
     }
-    Filter::or(parts)
+    Ok(Filter::or(parts))
 }
 
 /// Every field the query reads: conditions, join keys, function arguments,
@@ -362,7 +452,8 @@ pub fn referenced_fields(query: &Query, event_category_field: &str) -> BTreeSet<
     out
 }
 
-fn expr_fields(e: &Expr, out: &mut BTreeSet<String>) {
+/// Every field an expression reads.
+pub fn expr_fields(e: &Expr, out: &mut BTreeSet<String>) {
     match &e.kind {
         ExprKind::Literal(_) => {}
         ExprKind::Field(f) => {

@@ -509,3 +509,42 @@ proptest! {
 fn query_text(q: &Query) -> String {
     format!("{q}")
 }
+
+/// `explain` shows what became match-all and why: the parts are the
+/// query's own text, the reasons those of the translation.
+#[test]
+fn explained_stage_filters_name_what_is_not_pushed_down_and_why() {
+    let text = r#"network where process.name : "powershell.exe" and destination.port == 135 and not destination.address in ("127.0.0.1", "::1") and length(process.args) > 2 and process.pid != 4 and process.title regex "a.*""#;
+    let query = crate::eql::parse(text).unwrap();
+    let QueryBody::Event(stage) = &query.body else {
+        panic!("an event query")
+    };
+    let (filter, unpushed) = stage_filter_explained(stage, "event.category");
+    assert_eq!(
+        filter,
+        stage_filter(stage, "event.category"),
+        "the same filter"
+    );
+    let parts: Vec<(&str, &str)> = unpushed
+        .iter()
+        .map(|u| (&text[u.span.start as usize..u.span.end as usize], u.reason))
+        .collect();
+    assert_eq!(parts.len(), 4, "{parts:?}");
+    assert_eq!(
+        parts[0].0,
+        r#"not destination.address in ("127.0.0.1", "::1")"#
+    );
+    assert!(parts[0].1.contains("negated"), "{parts:?}");
+    assert_eq!(parts[1].0, "length(process.args) > 2");
+    assert!(parts[1].1.contains("expression"), "{parts:?}");
+    assert_eq!(parts[2].0, "process.pid != 4");
+    assert!(parts[2].1.starts_with("`!=`"), "{parts:?}");
+    assert_eq!(parts[3].0, r#"process.title regex "a.*""#);
+    assert!(parts[3].1.contains("regular expressions"), "{parts:?}");
+    // what is pushed down stays: the category, the name, the port
+    let fields = filter.fields();
+    assert_eq!(
+        fields.into_iter().collect::<Vec<_>>(),
+        ["destination.port", "event.category", "process.name"]
+    );
+}

@@ -21,7 +21,7 @@ use crate::source::{EventSource, Exact, FetchRequest};
 
 /// One rule's detector for a run: its kind's, and what narrows the events
 /// of every kind (filters, exceptions).
-pub(super) struct Detector<'r> {
+pub(crate) struct Detector<'r> {
     kind: Kind<'r>,
     constraints: Option<Exact>,
 }
@@ -36,7 +36,7 @@ impl<'r> Detector<'r> {
     /// The detector of `rule` for a run at `now` (exception items expire);
     /// a query that cannot run at all (an EQL query that does not compile)
     /// is an error here, before any search.
-    pub(super) fn new(
+    pub(crate) fn new(
         rule: &'r Rule,
         settings: &RunnerSettings,
         now: DateTime<Utc>,
@@ -52,7 +52,7 @@ impl<'r> Detector<'r> {
     }
 
     /// How far a window's search reaches before the window.
-    pub(super) fn reach(&self) -> Reach {
+    pub(crate) fn reach(&self) -> Reach {
         match &self.kind {
             Kind::Eql(d) => d.reach(),
             Kind::Query(_) => Reach::NONE,
@@ -70,7 +70,7 @@ impl<'r> Detector<'r> {
 
     /// `base` (indices, range, time filter, page size) narrowed to what
     /// this detector reads, with the rule's filters and exceptions.
-    pub(super) fn request(&self, base: FetchRequest) -> FetchRequest {
+    pub(crate) fn request(&self, base: FetchRequest) -> FetchRequest {
         let mut request = match &self.kind {
             Kind::Eql(d) => d.request(base),
             Kind::Query(d) => d.request(base),
@@ -118,14 +118,14 @@ pub(super) struct Candidate {
 
 /// How far a window's search reaches before the window start.
 #[derive(Clone, Copy, Debug)]
-pub(super) struct Reach {
+pub(crate) struct Reach {
     /// Before the earliest last event offered: room for the first events of
     /// a sequence (`maxspan`, or the unbounded lookback).
-    pub(super) before: TimeDelta,
+    pub(crate) before: TimeDelta,
     /// Before the checkpoint: sequences a trailing missing-event stage left
     /// undecided in the previous run (last event within `maxspan` of its
     /// window end).
-    pub(super) undecided: TimeDelta,
+    pub(crate) undecided: TimeDelta,
 }
 
 impl Reach {

@@ -247,37 +247,138 @@ pub fn adapt(filter: &Filter, types: &FieldTypes) -> Filter {
                 }
             }
         }
-        leaf => adapt_leaf(leaf, types).unwrap_or(Filter::MatchAll),
+        leaf => leaf_verdict(leaf, types).unwrap_or(Filter::MatchAll),
     }
 }
 
-/// The leaf as the cluster can answer it exactly, or `None`.
-fn adapt_leaf(leaf: &Filter, types: &FieldTypes) -> Option<Filter> {
-    let field = leaf_field(leaf)?;
+/// Why a leaf is widened to match-all (for `detectd explain`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Widening {
+    /// Not a leaf (a `bool` or match-all).
+    NotALeaf,
+    /// Under a `nested` object, which plain queries do not see.
+    Nested { field: String },
+    /// `text` without a `keyword` sub-field.
+    TextWithoutKeyword { field: String },
+    /// Mapped, but not searchable in some index.
+    NotSearchable { field: String },
+    /// No searched index maps the field.
+    Unmapped { field: String },
+    /// Mapped with types on which the leaf would answer differently.
+    Mismatch {
+        field: String,
+        types: Vec<String>,
+        what: String,
+    },
+}
+
+impl std::fmt::Display for Widening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Widening::NotALeaf => f.write_str("not a leaf"),
+            Widening::Nested { field } => write!(
+                f,
+                "`{field}` is inside a `nested` object, which plain queries do not see"
+            ),
+            Widening::TextWithoutKeyword { field } => write!(
+                f,
+                "`{field}` is mapped as text (analyzed) and has no `keyword` sub-field"
+            ),
+            Widening::NotSearchable { field } => {
+                write!(
+                    f,
+                    "`{field}` is not searchable in some index (`index: false`)"
+                )
+            }
+            Widening::Unmapped { field } => {
+                write!(f, "`{field}` is not mapped in the searched indices")
+            }
+            Widening::Mismatch { field, types, what } if types.len() > 1 => write!(
+                f,
+                "`{field}` is mapped differently across the indices ({}): {what}",
+                types.join(", ")
+            ),
+            Widening::Mismatch { field, types, what } => {
+                write!(f, "`{field}` is mapped as {}: {what}", types.join(", "))
+            }
+        }
+    }
+}
+
+/// The leaf as the cluster can answer it exactly, or why it cannot (the
+/// leaf is then widened to match-all: `detectd explain` shows the reason).
+pub fn leaf_verdict(leaf: &Filter, types: &FieldTypes) -> Result<Filter, Widening> {
+    let Some(field) = leaf_field(leaf) else {
+        return Err(Widening::NotALeaf);
+    };
     // Fields under a `nested` object only match inside a `nested` query;
     // the evaluator reads them from `_source`, so leave them to it.
     if types.under_nested(field) {
-        return None;
+        return Err(Widening::Nested {
+            field: field.to_string(),
+        });
     }
     let family = types.family(field);
     if matches!(family, Family::Text | Family::KeywordText) {
         if matches!(leaf, Filter::Exists { .. }) {
-            return Some(leaf.clone());
+            return Ok(leaf.clone());
         }
         // A text field is only usable through a keyword sub-field.
         let sub = format!("{field}.keyword");
-        if types.family(&sub) != Family::Keyword || !fits(leaf, Family::Keyword) {
-            return None;
+        if types.family(&sub) != Family::Keyword {
+            return Err(Widening::TextWithoutKeyword {
+                field: field.to_string(),
+            });
+        }
+        if !fits(leaf, Family::Keyword) {
+            return Err(mismatch(leaf, &sub, types));
         }
         let renamed = rename(leaf, &sub);
         if family == Family::Text {
-            return Some(renamed);
+            return Ok(renamed);
         }
         // Keyword in some indices, text (with a keyword sub-field) in
         // others: each index answers exactly through one of the two.
-        return Some(Filter::or(vec![leaf.clone(), renamed]));
+        return Ok(Filter::or(vec![leaf.clone(), renamed]));
     }
-    fits(leaf, family).then(|| leaf.clone())
+    if fits(leaf, family) {
+        Ok(leaf.clone())
+    } else {
+        let field = field.to_string();
+        Err(match family {
+            Family::Unmapped if types.types.contains_key(&field) => {
+                Widening::NotSearchable { field }
+            }
+            Family::Unmapped => Widening::Unmapped { field },
+            _ => mismatch(leaf, &field, types),
+        })
+    }
+}
+
+/// Why a leaf does not mean on `field`'s mapping what it means in memory.
+fn mismatch(leaf: &Filter, field: &str, types: &FieldTypes) -> Widening {
+    let mapped: Vec<String> = types
+        .types
+        .get(field)
+        .map(|c| c.types.iter().cloned().collect())
+        .unwrap_or_default();
+    let what = match leaf {
+        Filter::Wildcard { .. } => "a wildcard query needs a keyword field".to_string(),
+        Filter::Range { .. } => {
+            "a range over its values would not compare as detectd does".to_string()
+        }
+        Filter::Term { value, .. } => format!(
+            "the term {} would not compare as detectd does",
+            value.to_json()
+        ),
+        Filter::Terms { .. } => "the terms would not compare as detectd does".to_string(),
+        _ => "the query would not mean what it means in detectd".to_string(),
+    };
+    Widening::Mismatch {
+        field: field.to_string(),
+        types: mapped,
+        what,
+    }
 }
 
 /// Whether a leaf means on a field of this family what it means in memory.
@@ -453,6 +554,15 @@ pub fn search_query(range: &TimeRange, tf: &TimeFilter, filter: &Filter) -> Valu
     json!({ "bool": { "filter": clauses } })
 }
 
+/// The type the tiebreaker's sort is given for unmapped indices: the one
+/// type every index maps it with; `long` when no index maps it (any type
+/// makes the sort valid, all values missing); none when they disagree.
+pub fn tiebreaker_type(types: &FieldTypes, tiebreaker: &str) -> Option<String> {
+    types
+        .single_type(tiebreaker)
+        .or_else(|| (!types.is_mapped(tiebreaker)).then(|| "long".to_string()))
+}
+
 /// How hits are ordered and paged: timestamp, tiebreaker (missing last),
 /// then a unique per-document key.
 pub fn sort(
@@ -491,6 +601,49 @@ mod tests {
             value: v,
             case_insensitive: ci,
         }
+    }
+
+    #[test]
+    fn a_widened_leaf_says_why() {
+        let types = FieldTypes::default()
+            .with("process.name", &["keyword"])
+            .with("msg", &["text"])
+            .with("port", &["keyword"])
+            .with("mixed", &["keyword", "long"])
+            .with("obj", &["nested"])
+            .with("pid", &["long"]);
+        let s = |v: &str| Scalar::String(v.into());
+        let why = |leaf: Filter| leaf_verdict(&leaf, &types).unwrap_err().to_string();
+        assert!(leaf_verdict(&term("process.name", s("a"), true), &types).is_ok());
+        assert_eq!(
+            why(term("user.name", s("a"), false)),
+            "`user.name` is not mapped in the searched indices"
+        );
+        assert_eq!(
+            why(term("msg", s("a"), false)),
+            "`msg` is mapped as text (analyzed) and has no `keyword` sub-field"
+        );
+        assert_eq!(
+            why(term("port", Scalar::Int(135), false)),
+            "`port` is mapped as keyword: the term 135 would not compare as detectd does"
+        );
+        assert!(why(term("mixed", s("a"), false))
+            .contains("mapped differently across the indices (keyword, long)"));
+        assert!(why(term("obj.x", s("a"), false)).contains("inside a `nested` object"));
+        let wild = Filter::Wildcard {
+            field: "pid".into(),
+            pattern: "4*".into(),
+            case_insensitive: false,
+        };
+        assert_eq!(
+            why(wild),
+            "`pid` is mapped as long: a wildcard query needs a keyword field"
+        );
+        // adapt widens exactly the leaves leaf_verdict refuses
+        assert_eq!(
+            adapt(&term("port", Scalar::Int(135), false), &types),
+            Filter::MatchAll
+        );
     }
 
     #[test]

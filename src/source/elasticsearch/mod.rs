@@ -57,6 +57,8 @@ pub struct SearchPlan {
     /// data streams) the patterns resolved to, or the patterns that match
     /// something when that list is too long for a URL.
     pub targets: Vec<String>,
+    /// The field types the pushdown filter was adapted to.
+    pub types: FieldTypes,
     pub warnings: Vec<String>,
     pub query: Value,
     pub sort: Value,
@@ -160,13 +162,10 @@ impl ElasticsearchSource {
                 }
             }
         }
-        let tiebreaker_type = request.tiebreaker_field.as_deref().and_then(|tb| {
-            // Unmapped everywhere: any type makes the sort valid (all
-            // values missing); mapped with conflicting types: none fits.
-            types
-                .single_type(tb)
-                .or_else(|| (!types.is_mapped(tb)).then(|| "long".to_string()))
-        });
+        let tiebreaker_type = request
+            .tiebreaker_field
+            .as_deref()
+            .and_then(|tb| dsl::tiebreaker_type(&types, tb));
         let sort = dsl::sort(
             &request.timestamp_field,
             request.tiebreaker_field.as_deref(),
@@ -180,6 +179,7 @@ impl ElasticsearchSource {
         };
         Ok(SearchPlan {
             targets,
+            types,
             warnings,
             query,
             sort,

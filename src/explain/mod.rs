@@ -1,0 +1,531 @@
+//! `detectd explain RULE_FILE`: a rule as detectd understands it — its
+//! type, indices and schedule, the next window with its date math
+//! resolved, how far a sequence's search reaches back, the query DSL a run
+//! sends (which parts fall back to match-all and why), the fields fetched,
+//! the alert id recipe — and, with `--event FILE`, which stage or clause
+//! each event fails and why ([`event`]).
+//!
+//! Nothing is decided here: the windows are the runner's
+//! (`runner::timing`, `anchor`, `window_search`, the `Detector`), the pushdown and
+//! why a part is not pushed down come from `eql::pushdown`
+//! (`stage_filter_explained`), the DSL and why a leaf is widened from the
+//! source (`dsl::adapt`, `leaf_verdict`, `search_query`, `sort`; with a
+//! cluster `ElasticsearchSource::plan` itself), the ids from the alert
+//! recipes (`runner::match_ids`), the first-run offset from the scheduler,
+//! and `--event` evaluates with the compiled plan a run uses. What this
+//! module adds is the wording. Offline, field types are ECS's (the field
+//! map Kibana's alerts use); with a cluster, the cluster's.
+
+pub mod event;
+pub mod input;
+mod search;
+mod text;
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::eql::ast::{EventQuery, QueryBody};
+use crate::eql::compile::{compile, PlanKind};
+use crate::eql::schema::Schema;
+use crate::eql::EqlError;
+use crate::offline::mappings::InputSchemas;
+use crate::rule::{EqlRule, Rule};
+use crate::runner::{Detector, RunnerSettings};
+use crate::schedule::window::plan_windows;
+use crate::source::elasticsearch::ElasticsearchSource;
+use crate::source::{Mappings, SourceError};
+use text::{iso, offset_text, span_text};
+
+pub use event::explain_events;
+pub use input::{read_events, EventInput, EventsError};
+
+/// What the explanation assumes of the run and the daemon.
+#[derive(Clone, Debug)]
+pub struct ExplainOptions {
+    /// When the run is taken to happen (`--now`, default the clock).
+    pub now: DateTime<Utc>,
+    /// Kibana space, part of event alert ids.
+    pub space_id: String,
+    /// The run's settings (catch-up horizon, lookback of unbounded sequences).
+    pub runner: RunnerSettings,
+}
+
+impl ExplainOptions {
+    pub fn at(now: DateTime<Utc>) -> ExplainOptions {
+        ExplainOptions {
+            now,
+            space_id: crate::config::DEFAULT_SPACE_ID.to_string(),
+            runner: RunnerSettings::default(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExplainError {
+    #[error("the query does not compile: {0}")]
+    Compile(EqlError),
+    /// The query does not compile for the mapping of an event's index.
+    #[error("the query does not compile {0}")]
+    CompileForMapping(String),
+    #[error("asking the cluster: {0}")]
+    Source(#[from] SourceError),
+    /// `explain` covers EQL rules; other types are refused by name.
+    #[error("explain covers EQL rules; {0} rules are not explained yet (`detectd check` validates them, `detectd hunt` runs them offline)")]
+    NotEql(&'static str),
+    /// The rule cannot run (its exceptions do not build).
+    #[error("{0}")]
+    Run(crate::runner::RunError),
+}
+
+/// The EQL part of `rule`, or why it is not explained.
+fn eql_of(rule: &Rule) -> Result<&EqlRule, ExplainError> {
+    rule.eql().ok_or(ExplainError::NotEql(rule.rule_type()))
+}
+
+/// An explanation, and what the cluster said that `--event` uses.
+#[derive(Clone, Debug)]
+pub struct Explained {
+    pub text: String,
+    /// With a cluster: the mappings of the indices the search covers.
+    pub mappings: Option<Arc<Mappings>>,
+}
+
+/// The explanation of `rule` (loaded from `origin`): offline, or with the
+/// cluster behind `source` resolving the indices and field types.
+pub async fn explain(
+    rule: &Rule,
+    origin: &str,
+    opts: &ExplainOptions,
+    source: Option<&ElasticsearchSource>,
+) -> Result<Explained, ExplainError> {
+    let eql = eql_of(rule)?;
+    let options = crate::hunt::compile_options(eql);
+    let plan = compile(&eql.query, &Schema::default(), &options).map_err(ExplainError::Compile)?;
+    let mut out = String::new();
+    header(&mut out, rule, eql, origin, &plan);
+    let next = next_run(&mut out, rule, opts, &plan)?;
+    let mappings = search::section(&mut out, rule, &next, source, &options).await?;
+    ids(&mut out, rule, opts, plan.kind);
+    Ok(Explained {
+        text: out,
+        mappings,
+    })
+}
+
+/// The stages of a query as written: (label, event query).
+fn stages(body: &QueryBody) -> Vec<(String, &EventQuery)> {
+    match body {
+        QueryBody::Event(q) => vec![("event".to_string(), q)],
+        QueryBody::Sequence(seq) => {
+            let mut out: Vec<(String, &EventQuery)> = seq
+                .stages
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let mut label = format!("stage {}", i + 1);
+                    if s.missing {
+                        label.push_str(" (missing)");
+                    }
+                    if let Some(runs) = s.runs {
+                        label.push_str(&format!(" (runs={})", runs.count));
+                    }
+                    (label, &s.query)
+                })
+                .collect();
+            if let Some(until) = &seq.until {
+                out.push(("until".to_string(), &until.query));
+            }
+            out
+        }
+        QueryBody::Sample(sample) => sample
+            .filters
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (format!("filter {}", i + 1), &f.query))
+            .collect(),
+    }
+}
+
+fn header(
+    out: &mut String,
+    rule: &Rule,
+    eql: &EqlRule,
+    origin: &str,
+    plan: &crate::eql::compile::Plan,
+) {
+    let q = &eql.query;
+    let shape = match &q.body {
+        QueryBody::Event(_) => "eql, an event query: one alert per matching event".to_string(),
+        QueryBody::Sequence(seq) => {
+            let n = seq.stages.len();
+            let mut s = format!(
+                "eql, a sequence of {n} stage{}: one shell alert and a building block per event",
+                if n == 1 { "" } else { "s" }
+            );
+            let missing = seq.stages.iter().filter(|s| s.missing).count();
+            if missing > 0 {
+                s.push_str(&format!(
+                    " ({missing} missing-event stage{})",
+                    if missing == 1 { "" } else { "s" }
+                ));
+            }
+            if !seq.by.is_empty() {
+                let keys: Vec<&str> = seq.by.iter().map(|k| span_text(rule, k.span)).collect();
+                s.push_str(&format!(", by {}", keys.join(", ")));
+            }
+            match seq.maxspan {
+                Some(m) => s.push_str(&format!(", maxspan {m}")),
+                None => s.push_str(", no maxspan"),
+            }
+            if seq.until.is_some() {
+                s.push_str(", with until");
+            }
+            s
+        }
+        QueryBody::Sample(sample) => {
+            let keys: Vec<&str> = sample.by.iter().map(|k| span_text(rule, k.span)).collect();
+            format!(
+                "eql, a sample of {} filters by {}: one shell alert and a building block per event",
+                sample.filters.len(),
+                keys.join(", ")
+            )
+        }
+    };
+    let _ = writeln!(out, "{}", rule.name);
+    let row = |out: &mut String, k: &str, v: &str| {
+        let _ = writeln!(out, "  {k:<13}{v}");
+    };
+    row(out, "rule_id", &rule.rule_id);
+    row(out, "file", origin);
+    row(out, "type", &shape);
+    if !q.pipes.is_empty() {
+        let pipes: Vec<String> = q.pipes.iter().map(|p| p.to_string()).collect();
+        row(out, "pipes", &pipes.join(", "));
+    }
+    if rule.building_block_type.is_some() {
+        row(
+            out,
+            "building",
+            "a building-block rule: Kibana hides its alerts unless asked",
+        );
+    }
+    if !rule.enabled {
+        row(
+            out,
+            "enabled",
+            "false: loaded but not scheduled (`run` skips it)",
+        );
+    }
+    row(out, "indices", &rule.index.join(", "));
+    let s = &rule.schedule;
+    let width = s.lookback();
+    let overlap = s.additional_lookback();
+    row(
+        out,
+        "schedule",
+        &format!(
+            "every {}, over from = {}, to = {}: windows of {}{}",
+            text::duration(s.interval),
+            s.from,
+            s.to,
+            text::duration(width),
+            if overlap.is_zero() {
+                String::new()
+            } else {
+                format!(", each {} into the previous run's", text::duration(overlap))
+            }
+        ),
+    );
+    row(
+        out,
+        "max_signals",
+        &format!(
+            "{}: at most {} new {} per window, oldest first",
+            rule.max_signals,
+            rule.max_signals,
+            if plan.kind == PlanKind::Event {
+                "alerts"
+            } else {
+                "shells (their building blocks ride along)"
+            }
+        ),
+    );
+    let fields = plan.fields();
+    let time_filter = crate::source::TimeFilter::kibana(
+        rule.timestamp_override.as_deref(),
+        rule.timestamp_override_fallback_disabled,
+    );
+    let ordering = fields.timestamp_name().unwrap_or("@timestamp");
+    let mut f = format!("`{ordering}` orders events");
+    match &time_filter.fallback {
+        None => f.push_str(&format!(", `{}` selects the window", time_filter.primary)),
+        Some(fb) => f.push_str(&format!(
+            ", `{}` selects the window (`{fb}` where it is missing: timestamp_override)",
+            time_filter.primary
+        )),
+    }
+    let category = eql
+        .event_category_override
+        .as_deref()
+        .unwrap_or("event.category");
+    f.push_str(&format!(", `{category}` is the category"));
+    match &eql.tiebreaker_field {
+        Some(tb) => f.push_str(&format!(", `{tb}` breaks ties")),
+        None => f.push_str(", no tiebreaker"),
+    }
+    row(out, "fields", &f);
+}
+
+/// What the next window is: the runner's windows for a run at `now` whose
+/// previous run was on time.
+pub(crate) struct NextRun {
+    pub(crate) search: crate::runner::WindowSearch,
+}
+
+fn next_run(
+    out: &mut String,
+    rule: &Rule,
+    opts: &ExplainOptions,
+    plan: &crate::eql::compile::Plan,
+) -> Result<NextRun, ExplainError> {
+    let timing = crate::runner::timing(rule, &opts.runner);
+    let anchor = crate::runner::anchor(rule, opts.now);
+    let previous = anchor - timing.interval;
+    let windows = plan_windows(timing, Some(previous), anchor);
+    let window = windows
+        .windows
+        .last()
+        .copied()
+        .unwrap_or(crate::schedule::window::Window {
+            start: anchor - timing.width,
+            end: anchor,
+        });
+    // The run's own detector: its reach and what it narrows the search to.
+    let detector = Detector::new(rule, &opts.runner, opts.now).map_err(ExplainError::Run)?;
+    let reach = detector.reach();
+    let mut search =
+        crate::runner::window_search(rule, &opts.runner, reach, window, Some(previous));
+    search.request = detector.request(search.request);
+    let _ = writeln!(
+        out,
+        "\nNext run: at {} (on time: the previous run was {} earlier)",
+        iso(&opts.now),
+        text::duration(rule.schedule.interval)
+    );
+    let row = |out: &mut String, k: &str, v: &str| {
+        let _ = writeln!(out, "  {k:<13}{v}");
+    };
+    row(
+        out,
+        "window",
+        &format!(
+            "{} .. {}  (from = {}, to = {}, both bounds inclusive)",
+            iso(&window.start),
+            iso(&window.end),
+            rule.schedule.from,
+            rule.schedule.to
+        ),
+    );
+    let fetched_from = search.request.range.from;
+    let reach_text = if plan.kind != PlanKind::Sequence {
+        "the window itself: matching needs nothing before it".to_string()
+    } else {
+        let maxspan = match rule.eql().map(|e| &e.query.body) {
+            Some(QueryBody::Sequence(seq)) => seq.maxspan,
+            _ => None,
+        };
+        let why = match maxspan {
+            Some(m) => format!("back by maxspan {m}"),
+            None => format!(
+                "back by {} (a sequence without maxspan: unbounded_sequence_lookback)",
+                text::duration(opts.runner.unbounded_sequence_lookback)
+            ),
+        };
+        format!(
+            "{} .. {}  ({why}, so a sequence ending in the window is found whole)",
+            iso(&fetched_from),
+            iso(&window.end)
+        )
+    };
+    row(out, "search range", &reach_text);
+    let offered = if plan.kind == PlanKind::Event {
+        format!(
+            "events at or after {}; those the previous window also saw come back as duplicates by id",
+            iso(&search.offer_from)
+        )
+    } else {
+        let mut s = format!(
+            "matches whose last event is at or after {}",
+            iso(&search.offer_from)
+        );
+        if reach.undecided > chrono::TimeDelta::zero() {
+            s.push_str(
+                " (a trailing missing-event stage is decided once maxspan has passed: what the \
+                 previous run could not decide is offered again)",
+            );
+        }
+        s
+    };
+    row(out, "offered", &offered);
+    let offset = crate::daemon::scheduler::jitter_offset(&rule.rule_id, rule.schedule.interval);
+    row(
+        out,
+        "first run",
+        &format!(
+            "{} after the daemon starts with schedule.first_run = \"spread\" (the default: an offset \
+             from the rule_id), at start with \"now\"; then every {}",
+            offset_text(offset),
+            text::duration(rule.schedule.interval)
+        ),
+    );
+    row(
+        out,
+        "catch-up",
+        &format!(
+            "after downtime, one window per {} since the checkpoint, back to at most {} \
+             (catch_up_horizon); older time is recorded as a gap",
+            text::duration(rule.schedule.interval),
+            text::duration(opts.runner.catch_up_horizon)
+        ),
+    );
+    Ok(NextRun { search })
+}
+
+fn ids(out: &mut String, rule: &Rule, opts: &ExplainOptions, kind: PlanKind) {
+    let _ = writeln!(
+        out,
+        "\nAlert ids (Kibana's recipes, src/alert/ids.rs: a match always gets the same ids, so a \
+         match seen by two runs is written once)"
+    );
+    let row = |out: &mut String, k: &str, v: &str| {
+        let _ = writeln!(out, "  {k:<17}{v}");
+    };
+    let uuid = rule.uuid();
+    row(
+        out,
+        "rule uuid",
+        &match &rule.kibana_id {
+            Some(_) => format!("{uuid} (the Kibana rule's id)"),
+            None => format!("{uuid} (the rule_id: no Kibana rule id, [metadata] kibana_rule_id)"),
+        },
+    );
+    if kind == PlanKind::Event {
+        row(
+            out,
+            "event alert",
+            &format!(
+                "sha256(_index ‖ _id ‖ \"undefined\" ‖ \"{}:{uuid}\")",
+                opts.space_id
+            ),
+        );
+    } else {
+        row(
+            out,
+            "building block i",
+            "sha256(ev1._id ‖ ev1._index ‖ uuid ‖ ev2._id ‖ ev2._index ‖ uuid ‖ … ‖ i), i from 0",
+        );
+        row(
+            out,
+            "shell",
+            "sha256(ev1._id ‖ ev1._index ‖ bb0 ‖ \"\" ‖ ev2._id ‖ ev2._index ‖ bb1 ‖ \"\" ‖ … ‖ uuid)",
+        );
+    }
+    row(
+        out,
+        "written to",
+        &format!(
+            "{} (`_bulk` create, require_alias)",
+            opts.runner.alerts_index
+        ),
+    );
+}
+
+/// What explaining a rule file came to, for the exit code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileVerdict {
+    /// Every rule of the file explained.
+    Explained,
+    /// The file is invalid, or holds no rule detectd runs (the diagnostics
+    /// are in the output).
+    NotExplained,
+}
+
+/// Explains every rule of a rule file (a TOML rule, or each rule line of a
+/// Kibana export) into `out`, and with `events` what they do against it;
+/// the file's errors, or why it is skipped, otherwise. The events are
+/// evaluated with `schemas` (`--mapping`); without any, with the cluster's
+/// mappings of their indices when there is a cluster.
+pub async fn explain_file(
+    path: &std::path::Path,
+    opts: &ExplainOptions,
+    source: Option<&ElasticsearchSource>,
+    events: Option<(&[EventInput], &InputSchemas)>,
+    out: &mut String,
+) -> Result<FileVerdict, ExplainError> {
+    let mut verdict = FileVerdict::Explained;
+    let mut explained = 0usize;
+    for file in crate::rule::load_rules_file(path) {
+        match &file.outcome {
+            crate::rule::LoadOutcome::Loaded { rule, warnings } => {
+                out.push_str(&crate::rule::render_errors(&file, warnings));
+                if explained > 0 {
+                    out.push('\n');
+                }
+                let explained_rule = match explain(rule, &file.location(), opts, source).await {
+                    Ok(e) => e,
+                    Err(e @ ExplainError::NotEql(_)) => {
+                        let _ = writeln!(out, "{}: note: {e}", file.location());
+                        verdict = FileVerdict::NotExplained;
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
+                out.push_str(&explained_rule.text);
+                if let Some((events, schemas)) = events {
+                    let from_cluster;
+                    let schemas = match &explained_rule.mappings {
+                        Some(m) if schemas.is_empty() => {
+                            from_cluster = InputSchemas {
+                                per_input: m
+                                    .iter()
+                                    .map(|(i, s)| (i.to_string(), s.clone()))
+                                    .collect(),
+                                fallback: Schema::default(),
+                            };
+                            &from_cluster
+                        }
+                        _ => schemas,
+                    };
+                    out.push_str(&explain_events(rule, events, schemas, opts)?);
+                }
+                explained += 1;
+            }
+            crate::rule::LoadOutcome::Skipped { reason, .. } => {
+                let _ = writeln!(out, "{}: note: skipped: {reason}", file.location());
+            }
+            crate::rule::LoadOutcome::Failed(errors) => {
+                out.push_str(&crate::rule::render_errors(&file, errors));
+                verdict = FileVerdict::NotExplained;
+            }
+        }
+    }
+    if explained == 0 {
+        verdict = FileVerdict::NotExplained;
+    }
+    Ok(verdict)
+}
+
+/// The cluster's event source for `settings` (its URLs and credentials):
+/// what resolves the indices and field types of an explanation.
+pub async fn cluster_source(
+    settings: &crate::config::Settings,
+) -> Result<ElasticsearchSource, crate::cluster::ClusterError> {
+    let cluster = crate::cluster::Cluster::connect_with(
+        &settings.cluster,
+        crate::cluster::RetryPolicy::default(),
+    )
+    .await?;
+    Ok(ElasticsearchSource::new(cluster))
+}
