@@ -81,7 +81,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 
 pub use alerts::alert_rule;
-pub use record::{ExecutionRecord, RunStatus, WindowRange};
+pub use record::{ExecutionIds, ExecutionRecord, RunStatus, WindowRange};
 pub use replay::{replay_dead_letters, ReplayError, ReplayReport};
 pub use report::MAX_SIGNALS_WARNING;
 pub use run::{RunError, Runner, RunnerSettings};
