@@ -477,8 +477,8 @@ fn hunt(args: HuntArgs) -> anyhow::Result<ExitCode> {
             .map(|a| detectd::offline::mappings::MappingArg::parse(a))
             .collect(),
     };
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    // Not `stdout().lock()`: the runner's sink must be `Send`, a lock is not.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
     let stderr = std::io::stderr();
     let summary = detectd::hunt::hunt(
         &args.rules,

@@ -75,10 +75,7 @@ impl AlertFields<'_> {
             rule.building_block_type.clone().map(Value::from),
         );
         set("kibana.alert.severity", Some(json!(self.shown.severity)));
-        set(
-            "kibana.alert.risk_score",
-            Some(self.shown.risk_score.clone()),
-        );
+        set("kibana.alert.risk_score", Some(self.shown.risk_score.clone()));
         set(
             "kibana.alert.rule.parameters",
             Some(Value::Object(rule.parameters.clone())),

@@ -176,14 +176,7 @@ fn js_number(s: &str) -> Option<f64> {
     if t.is_empty() {
         return Some(0.0);
     }
-    for (prefix, radix) in [
-        ("0x", 16),
-        ("0X", 16),
-        ("0o", 8),
-        ("0O", 8),
-        ("0b", 2),
-        ("0B", 2),
-    ] {
+    for (prefix, radix) in [("0x", 16), ("0X", 16), ("0o", 8), ("0O", 8), ("0b", 2), ("0B", 2)] {
         if let Some(digits) = t.strip_prefix(prefix) {
             return u64::from_str_radix(digits, radix).ok().map(|n| n as f64);
         }
@@ -194,9 +187,7 @@ fn js_number(s: &str) -> Option<f64> {
         _ => {}
     }
     // Rust reads "inf" and "nan", JavaScript does not.
-    if t.chars()
-        .any(|c| c.is_ascii_alphabetic() && c != 'e' && c != 'E')
-    {
+    if t.chars().any(|c| c.is_ascii_alphabetic() && c != 'e' && c != 'E') {
         return None;
     }
     t.parse::<f64>().ok()
@@ -286,10 +277,7 @@ mod tests {
         assert_eq!(risk(json!({"event": {"risk_score": 47.5}})), json!(47.5));
         assert_eq!(risk(json!({"event": {"risk_score": "88"}})), json!(88));
         assert_eq!(risk(json!({"event": {"risk_score": " 0x10 "}})), json!(16));
-        assert_eq!(
-            risk(json!({"event": {"risk_score": [5, "99", 101, -1]}})),
-            json!(99)
-        );
+        assert_eq!(risk(json!({"event": {"risk_score": [5, "99", 101, -1]}})), json!(99));
         assert_eq!(risk(json!({"event": {"risk_score": 101}})), json!(21));
         assert_eq!(risk(json!({"event": {"risk_score": "high"}})), json!(21));
         assert_eq!(risk(json!({"event": {"risk_score": "inf"}})), json!(21));
@@ -306,10 +294,7 @@ mod tests {
             ..Overrides::default()
         };
         let name = |source: Value| apply(&o, source).name;
-        assert_eq!(
-            name(json!({"rule": {"name": "From the event"}})),
-            "From the event"
-        );
+        assert_eq!(name(json!({"rule": {"name": "From the event"}})), "From the event");
         assert_eq!(name(json!({"rule.name": "Dotted"})), "Dotted");
         assert_eq!(name(json!({"rule": {"name": ["a", "b"]}})), "Rule");
         assert_eq!(name(json!({"rule": {"name": 7}})), "Rule");

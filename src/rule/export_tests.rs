@@ -124,10 +124,7 @@ fn an_exported_rule_loads_with_its_kibana_identity() {
     assert!(rule.enabled);
     assert_eq!(rule.tags, vec!["Test"]);
     assert_eq!(rule.max_signals, 100);
-    assert_eq!(
-        rule.query_text(),
-        "process where process.name == \"cmd.exe\""
-    );
+    assert_eq!(rule.query_text(), "process where process.name == \"cmd.exe\"");
 
     // Kibana's params only: not the rule object's own attributes
     let keys: Vec<&str> = rule.parameters.keys().map(String::as_str).collect();

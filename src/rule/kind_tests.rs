@@ -75,9 +75,7 @@ fn a_saved_query_rule_runs_the_query_it_carries() {
     };
     assert_eq!(q.saved_id.as_deref(), Some("saved-1"));
 
-    let e = failed(&query_rule(
-        "type = \"saved_query\"\nsaved_id = \"saved-1\"\n",
-    ));
+    let e = failed(&query_rule("type = \"saved_query\"\nsaved_id = \"saved-1\"\n"));
     assert_eq!(e.len(), 1, "{e:?}");
     assert!(e[0].2.contains("cannot read the saved query"), "{e:?}");
     let e = failed(&query_rule("type = \"saved_query\"\nquery = 'a:b'\n"));
@@ -98,9 +96,7 @@ fn a_kql_error_points_into_the_query() {
 
 #[test]
 fn languages_belong_to_their_types() {
-    let e = failed(&query_rule(
-        "type = \"query\"\nlanguage = \"eql\"\nquery = 'a:b'\n",
-    ));
+    let e = failed(&query_rule("type = \"query\"\nlanguage = \"eql\"\nquery = 'a:b'\n"));
     assert!(
         e[0].2
             .contains("expected language \"kuery\" or \"lucene\" for a query rule, found \"eql\""),

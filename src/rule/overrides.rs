@@ -32,7 +32,9 @@ impl Fields<'_> {
             .next()
             .map(|(field, ..)| field);
         // An empty override is Kibana's "none" (the rule form writes "").
-        let rule_name_field = self.string("rule_name_override").filter(|f| !f.is_empty());
+        let rule_name_field = self
+            .string("rule_name_override")
+            .filter(|f| !f.is_empty());
         Overrides {
             severity_mapping,
             risk_score_field,
@@ -80,10 +82,7 @@ fn mapping_entry(
     let string = |k: &str| -> Result<String, String> {
         match t.get(k) {
             Some(Value::String(s)) => Ok(s.clone()),
-            Some(other) => Err(format!(
-                "expected `{k}` a string, found {}",
-                other.type_str()
-            )),
+            Some(other) => Err(format!("expected `{k}` a string, found {}", other.type_str())),
             None => Err(format!("missing `{k}`")),
         }
     };

@@ -100,14 +100,8 @@ fn scheduling_and_optional_fields_are_typed() {
     assert_eq!(rule.schedule.interval, Duration::from_secs(3600));
     assert_eq!(rule.max_signals, 1000);
     assert_eq!(rule.timestamp_override.as_deref(), Some("event.ingested"));
-    assert_eq!(
-        rule.eql().unwrap().event_category_override.as_deref(),
-        Some("event.type")
-    );
-    assert_eq!(
-        rule.eql().unwrap().tiebreaker_field.as_deref(),
-        Some("event.sequence")
-    );
+    assert_eq!(rule.eql().unwrap().event_category_override.as_deref(), Some("event.type"));
+    assert_eq!(rule.eql().unwrap().tiebreaker_field.as_deref(), Some("event.sequence"));
     assert_eq!(rule.building_block_type, Some(BuildingBlockType::Default));
     assert_eq!(rule.tags, vec!["a", "b"]);
     assert_eq!(rule.version, Some(4));

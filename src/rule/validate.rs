@@ -134,9 +134,7 @@ pub(super) fn validate_rule(mut f: Fields<'_>, metadata: Metadata, origin: Origi
     let description = f.required_string("description");
     let enabled = f.bool("enabled").unwrap_or(true);
     let kind = match rule_type.as_deref() {
-        Some("query") | Some("saved_query") => {
-            f.query_kind(rule_type.as_deref() == Some("saved_query"))
-        }
+        Some("query") | Some("saved_query") => f.query_kind(rule_type.as_deref() == Some("saved_query")),
         _ => f.eql_kind(),
     };
     let index = f.index();
@@ -187,15 +185,7 @@ pub(super) fn validate_rule(mut f: Fields<'_>, metadata: Metadata, origin: Origi
     let warnings = errors;
     // With no errors, every required field is present: each `None` below
     // would have pushed an error above.
-    match (
-        rule_id,
-        name,
-        description,
-        kind,
-        schedule,
-        severity,
-        risk_score,
-    ) {
+    match (rule_id, name, description, kind, schedule, severity, risk_score) {
         (
             Some(rule_id),
             Some(name),
@@ -208,36 +198,36 @@ pub(super) fn validate_rule(mut f: Fields<'_>, metadata: Metadata, origin: Origi
             rule: Box::new(Rule {
                 kind,
                 common: RuleCommon {
-                    rule_id,
-                    name,
-                    enabled,
-                    description,
-                    index,
-                    schedule,
-                    max_signals,
-                    severity,
-                    risk_score,
-                    timestamp_override,
-                    timestamp_override_fallback_disabled,
-                    overrides,
-                    building_block_type,
-                    tags,
-                    threat,
-                    author,
-                    license,
-                    references,
-                    false_positives,
-                    note,
-                    setup,
-                    version,
-                    kibana_id: identity.kibana_id,
-                    revision: identity.revision,
-                    created_at: identity.created_at,
-                    created_by: identity.created_by,
-                    updated_at: identity.updated_at,
-                    updated_by: identity.updated_by,
-                    metadata,
-                    parameters,
+                rule_id,
+                name,
+                enabled,
+                description,
+                index,
+                schedule,
+                max_signals,
+                severity,
+                risk_score,
+                timestamp_override,
+                timestamp_override_fallback_disabled,
+                overrides,
+                building_block_type,
+                tags,
+                threat,
+                author,
+                license,
+                references,
+                false_positives,
+                note,
+                setup,
+                version,
+                kibana_id: identity.kibana_id,
+                revision: identity.revision,
+                created_at: identity.created_at,
+                created_by: identity.created_by,
+                updated_at: identity.updated_at,
+                updated_by: identity.updated_by,
+                metadata,
+                parameters,
                 },
             }),
             warnings,

@@ -94,21 +94,14 @@ async fn a_kql_rule_alerts_once_per_matching_event() {
     let two = r.execute(&rule, t0() + Duration::minutes(10)).await;
     // The 10-minute run's window (now-6m) reaches back over minute 4..10:
     // e5 is new, nothing before it matches again.
-    assert_eq!(
-        (two.alerts_created, two.alerts_duplicate),
-        (1, 0),
-        "{two:?}"
-    );
+    assert_eq!((two.alerts_created, two.alerts_duplicate), (1, 0), "{two:?}");
     let all = alerts(&r);
     assert_eq!(users(&all), vec!["admin", "admin-backup"]);
     let a = &all[0];
     assert_eq!(a["kibana.alert.rule.rule_type_id"], json!("siem.queryRule"));
     assert_eq!(a["kibana.alert.rule.category"], json!("Custom Query Rule"));
     assert_eq!(a["kibana.alert.rule.type"], json!("query"));
-    assert_eq!(
-        a["kibana.alert.rule.parameters"]["language"],
-        json!("kuery")
-    );
+    assert_eq!(a["kibana.alert.rule.parameters"]["language"], json!("kuery"));
     assert_eq!(a["kibana.alert.depth"], json!(1));
     assert!(a.get("kibana.alert.group.id").is_none());
     assert_eq!(
@@ -126,11 +119,7 @@ async fn overlapping_windows_dedup_query_alerts() {
     assert_eq!(one.alerts_created, 4, "{one:?}");
     // The next window starts at minute 4: e4 again (a duplicate), e5 new.
     let two = r.execute(&rule, t0() + Duration::minutes(10)).await;
-    assert_eq!(
-        (two.alerts_created, two.alerts_duplicate),
-        (1, 1),
-        "{two:?}"
-    );
+    assert_eq!((two.alerts_created, two.alerts_duplicate), (1, 1), "{two:?}");
     assert_eq!(alerts(&r).len(), 5);
 }
 
@@ -146,10 +135,7 @@ async fn a_lucene_rule_uses_query_string_semantics() {
     assert_eq!(rec.status, RunStatus::Succeeded, "{rec:?}");
     let all = alerts(&r);
     assert_eq!(users(&all), vec!["admin-backup"], "{rec:?}");
-    assert_eq!(
-        all[0]["kibana.alert.rule.parameters"]["language"],
-        json!("lucene")
-    );
+    assert_eq!(all[0]["kibana.alert.rule.parameters"]["language"], json!("lucene"));
 }
 
 #[tokio::test]

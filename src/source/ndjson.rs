@@ -246,9 +246,13 @@ impl EventSource for NdjsonSource {
                     Some(f) => format!("`{}` (or `{f}`)", request.time_filter.primary),
                     None => format!("`{}`", request.time_filter.primary),
                 };
+                let more = match untimed - 1 {
+                    0 => String::new(),
+                    n => format!(" (and {n} more events of {})", input.name),
+                };
                 warnings.push(format!(
-                    "{}:{first_untimed}: {untimed} events (the first on this line) have no usable \
-                     time in {fields}: no time range contains them, they were not searched",
+                    "{}:{first_untimed}: skipped: no usable time in {fields}: no time range \
+                     contains the event{more}",
                     input.name
                 ));
             }
@@ -439,8 +443,7 @@ mod tests {
         let stream = src.fetch(req).await.unwrap();
         assert_eq!(
             stream.warnings(),
-            ["b.ndjson:1: 1 events (the first on this line) have no usable time in `@timestamp`: \
-              no time range contains them, they were not searched"]
+            ["b.ndjson:1: skipped: no usable time in `@timestamp`: no time range contains the event"]
         );
         let docs = stream.collect().await.unwrap();
         let got: Vec<(&str, &str, Value)> = docs

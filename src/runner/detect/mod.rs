@@ -27,7 +27,10 @@ pub(super) enum Detector<'r> {
 impl<'r> Detector<'r> {
     /// The detector of `rule`; a query that cannot run at all (an EQL
     /// query that does not compile) is an error here, before any search.
-    pub(super) fn new(rule: &'r Rule, settings: &RunnerSettings) -> Result<Detector<'r>, RunError> {
+    pub(super) fn new(
+        rule: &'r Rule,
+        settings: &RunnerSettings,
+    ) -> Result<Detector<'r>, RunError> {
         Ok(match &rule.kind {
             RuleKind::Eql(eql) => Detector::Eql(eql::EqlDetector::new(eql, settings)?),
             RuleKind::Query(q) => Detector::Query(query::QueryDetector::new(q)),
@@ -70,7 +73,10 @@ impl<'r> Detector<'r> {
         record: &mut ExecutionRecord,
     ) -> Result<Vec<Candidate>, RunError> {
         match self {
-            Detector::Eql(d) => d.matches(source, request, window, offer_from, record).await,
+            Detector::Eql(d) => {
+                d.matches(source, request, window, offer_from, record)
+                    .await
+            }
             Detector::Query(d) => d.matches(source, request, record).await,
         }
     }
