@@ -93,3 +93,146 @@ where
             .await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, SecondsFormat, TimeZone};
+    use serde_json::Value;
+
+    use super::*;
+    use crate::rule::{load_str, LoadOutcome};
+    use crate::runner::{ExecutionIds, RunStatus, RunnerSettings};
+    use crate::sink::memory::MemorySink;
+    use crate::source::memory::MemorySource;
+    use crate::source::Document;
+    use crate::state::MemoryStateStore;
+
+    const FOUNDING: &str = include_str!("../../../rules/execution_scheduled_task_powershell.toml");
+    const ALERTS: &str = ".alerts-security.alerts-default";
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).unwrap()
+    }
+
+    fn founding(max_signals: u32) -> Rule {
+        let text = FOUNDING.replace("max_signals = 100", &format!("max_signals = {max_signals}"));
+        match load_str(&text) {
+            LoadOutcome::Loaded { rule, .. } => *rule,
+            other => panic!("rule does not load: {other:?}"),
+        }
+    }
+
+    /// The attack on host `tag`: the library load at `at`, the RPC call 2 s
+    /// later.
+    fn attack(tag: &str, at: DateTime<Utc>) -> Vec<Document> {
+        let iso = |t: DateTime<Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
+        vec![
+            Document {
+                index: "logs-endpoint.events.library-default".into(),
+                id: format!("{tag}-lib"),
+                source: crate::synth::founding_library(&iso(at), tag, tag, "powershell.exe"),
+            },
+            Document {
+                index: "logs-endpoint.events.network-default".into(),
+                id: format!("{tag}-net"),
+                source: crate::synth::founding_network(
+                    &iso(at + Duration::seconds(2)),
+                    tag,
+                    tag,
+                    "powershell.exe",
+                    "10.0.0.5",
+                    135,
+                ),
+            },
+        ]
+    }
+
+    type MemRunner = Runner<MemorySource, MemorySink, MemoryStateStore>;
+
+    fn runner(docs: Vec<Document>) -> MemRunner {
+        Runner::new(
+            MemorySource::new(docs),
+            MemorySink::new(),
+            MemoryStateStore::new(),
+            RunnerSettings::default(),
+        )
+    }
+
+    /// The hosts of the sequences alerted (their shells), sorted.
+    fn hosts(r: &MemRunner) -> Vec<String> {
+        let mut out: Vec<String> = r
+            .sink()
+            .alerts(ALERTS)
+            .values()
+            .filter(|a| a.get("kibana.alert.group.index").is_none())
+            .map(|a| a["host"]["id"].as_str().unwrap_or("?").to_string())
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[tokio::test]
+    async fn all_time_finds_every_attack_and_keeps_no_checkpoint() {
+        // a year before `now`, and a day after it: far outside any window
+        // of the rule's schedule
+        let mut docs = attack("old", t0() - Duration::days(365));
+        docs.extend(attack("future", t0() + Duration::days(1)));
+        let r = runner(docs).with_execution_ids(ExecutionIds::Derived);
+        let rule = founding(100);
+        let rec = r.run_range(&rule, Window::ALL, t0()).await;
+        assert_eq!(rec.status, RunStatus::Succeeded, "{rec:?}");
+        assert_eq!(rec.alerts_created, 6);
+        assert_eq!(hosts(&r), ["future", "old"]);
+        assert_eq!(
+            rec.windows,
+            [WindowRange {
+                start: Window::ALL.start,
+                end: Window::ALL.end
+            }]
+        );
+        assert_eq!(
+            rec.execution_id,
+            ExecutionIds::Derived.make(&rule.rule_id, t0())
+        );
+        assert!(r.state().get(&rule.rule_id).is_none(), "no checkpoint");
+        assert_eq!(r.state().executions(), [rec.clone()], "the record is kept");
+        let all: Vec<Value> = r.sink().alerts(ALERTS).into_values().collect();
+        assert!(all
+            .iter()
+            .all(|a| a["kibana.alert.rule.execution.uuid"] == rec.execution_id.as_str()));
+
+        // the same range again: everything is a duplicate
+        let again = r.run_range(&rule, Window::ALL, t0()).await;
+        assert_eq!((again.alerts_created, again.alerts_duplicate), (0, 6));
+    }
+
+    #[tokio::test]
+    async fn a_range_reaches_back_for_sequences_and_caps_like_a_window() {
+        let start = t0() - Duration::hours(2);
+        let end = t0() - Duration::hours(1);
+        let mut docs = attack("before", start - Duration::minutes(1));
+        // begins 1 s before the range, ends inside it: found whole
+        docs.extend(attack("straddling", start - Duration::seconds(1)));
+        docs.extend(attack("inside-1", start + Duration::minutes(10)));
+        docs.extend(attack("inside-2", start + Duration::minutes(20)));
+        docs.extend(attack("after", end + Duration::seconds(1)));
+        let r = runner(docs);
+        let rec = r
+            .run_range(&founding(100), Window { start, end }, t0())
+            .await;
+        assert_eq!(rec.status, RunStatus::Succeeded, "{rec:?}");
+        assert_eq!(hosts(&r), ["inside-1", "inside-2", "straddling"]);
+
+        // max_signals cuts the range like a scheduled window: oldest first
+        let r = runner(
+            attack("a", start + Duration::minutes(1))
+                .into_iter()
+                .chain(attack("b", start + Duration::minutes(2)))
+                .collect(),
+        );
+        let rec = r.run_range(&founding(1), Window { start, end }, t0()).await;
+        assert_eq!(rec.status, RunStatus::PartialFailure, "{rec:?}");
+        assert_eq!(rec.alerts_capped, 1);
+        assert_eq!(hosts(&r), ["a"]);
+    }
+}
