@@ -18,6 +18,7 @@ pub mod hunt;
 pub mod kql;
 pub mod offline;
 pub mod rule;
+pub mod ruletest;
 pub mod runner;
 pub mod schedule;
 pub mod sink;

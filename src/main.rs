@@ -50,6 +50,24 @@ enum Command {
     /// <alert>}: the document `run` would write. Exit 0, or 1 if a rule
     /// file is invalid, 2 if the files cannot be read.
     Hunt(HuntArgs),
+    /// Run the rules' test cases (`<rule>.tests.toml` beside each rule) and
+    /// compare their alerts with what each case expects.
+    ///
+    /// Each case's events go through the same runner as `run` and `hunt`.
+    /// Prints one line per case, a diff for each failure, the rules without
+    /// tests, and a summary. Exit 0 when every case passes, 1 when one
+    /// fails (or a tests or rule file is broken, or with --require-tests a
+    /// rule has no tests).
+    Test(TestArgs),
+}
+
+#[derive(clap::Args)]
+struct TestArgs {
+    /// Rule files, their tests files, or folders. Default: rules/
+    paths: Vec<PathBuf>,
+    /// A rule without tests fails the command.
+    #[arg(long)]
+    require_tests: bool,
 }
 
 #[derive(clap::Args)]
@@ -208,6 +226,7 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate(args),
         Command::Run(args) => run(args),
         Command::Hunt(args) => hunt(args),
+        Command::Test(args) => test(args),
         Command::DeadLetters(args) => dead_letters(args),
     };
     match result {
@@ -495,5 +514,23 @@ fn hunt(args: HuntArgs) -> anyhow::Result<ExitCode> {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from("rules")]
+    } else {
+        args.paths
+    };
+    let opts = detectd::ruletest::TestOptions {
+        require_tests: args.require_tests,
+    };
+    let stdout = std::io::stdout();
+    let summary = detectd::ruletest::run_tests(&paths, &opts, &mut stdout.lock())?;
+    Ok(if summary.ok(&opts) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }

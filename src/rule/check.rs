@@ -48,6 +48,16 @@ impl FileOutcome {
     }
 }
 
+/// Files named `<rule>.tests.toml` hold the tests of the rule file beside
+/// them (`detectd test`), not a rule: folders are walked without them.
+pub const TESTS_SUFFIX: &str = ".tests.toml";
+
+/// Whether `path` names a rule's tests file rather than a rule.
+pub fn is_tests_path(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().ends_with(TESTS_SUFFIX))
+}
+
 /// Whether `path` names a Kibana rule export rather than a TOML rule.
 fn is_export_path(path: &Path) -> bool {
     path.extension().is_some_and(|x| x == "ndjson")
@@ -186,10 +196,10 @@ fn io_failure(path: &Path, message: &str) -> FileOutcome {
 
 /// Every rule under `paths`: a file is taken as given (`*.ndjson` as a
 /// Kibana export, anything else as TOML), a folder is walked for `*.toml`
-/// and `*.ndjson` (sorted). A path that does not exist becomes a failed
-/// outcome for that path. A `rule_id` or Kibana id ([`Rule::uuid`]) seen in
-/// an earlier rule makes the later one fail, since alert ids and
-/// checkpoints are keyed by them.
+/// and `*.ndjson` (sorted), leaving out rule tests (`*.tests.toml`). A
+/// path that does not exist becomes a failed outcome for that path. A
+/// `rule_id` or Kibana id ([`Rule::uuid`]) seen in an earlier rule makes
+/// the later one fail, since alert ids and checkpoints are keyed by them.
 ///
 /// [`Rule::uuid`]: super::Rule::uuid
 pub fn load_paths(paths: &[PathBuf]) -> Vec<FileOutcome> {
@@ -211,7 +221,8 @@ pub fn load_paths(paths: &[PathBuf]) -> Vec<FileOutcome> {
                             let rules = entry
                                 .path()
                                 .extension()
-                                .is_some_and(|x| x == "toml" || x == "ndjson");
+                                .is_some_and(|x| x == "toml" || x == "ndjson")
+                                && !is_tests_path(entry.path());
                             if entry.file_type().is_file() && rules {
                                 out.extend(load_rules_file(entry.path()));
                             }
