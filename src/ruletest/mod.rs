@@ -39,8 +39,11 @@
 //!
 //! Events are NDJSON, one event per line, numbered from 1 (blank lines
 //! count): inline in `events`, or in `events_file` (relative to the tests
-//! file). A line that is not a JSON object fails the case. The rule sees
-//! every event, whatever its `index` patterns, over all time (as `hunt`).
+//! file; name it `*.tests.ndjson` when it sits among the rules, or it is
+//! read as a Kibana export). A line that is not a JSON object fails the
+//! case. The rule sees every event, whatever its `index` patterns, over
+//! all time (as `hunt`); an event without a usable time in the rule's time
+//! field is in no range, and the case says so in a warning.
 //!
 //! A case expects at least one of:
 //!
