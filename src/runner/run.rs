@@ -177,7 +177,7 @@ where
             TimeDelta::from_std(clock.elapsed()).unwrap_or_default(),
         );
         tracing::debug!(rule_id = %record.rule_id, "storing the execution record");
-        if let Err(e) = self.state.record_execution(&record).await {
+        if let Err(e) = self.state.record_execution(record).await {
             tracing::warn!(
                 rule_id = %record.rule_id,
                 execution_id = %record.execution_id,

@@ -195,7 +195,11 @@ mod tests {
             ExecutionIds::Derived.make(&rule.rule_id, t0())
         );
         assert!(r.state().get(&rule.rule_id).is_none(), "no checkpoint");
-        assert_eq!(r.state().executions(), [rec.clone()], "the record is kept");
+        assert_eq!(
+            r.state().executions(),
+            std::slice::from_ref(&rec),
+            "the record is kept"
+        );
         let all: Vec<Value> = r.sink().alerts(ALERTS).into_values().collect();
         assert!(all
             .iter()
