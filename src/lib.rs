@@ -22,6 +22,7 @@ pub mod kql;
 pub mod offline;
 pub mod querydsl;
 pub mod rule;
+pub mod ruletest;
 pub mod runner;
 pub mod schedule;
 pub mod sink;

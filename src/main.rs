@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use detectd::offline::filter_query::FilterLanguage;
 
 #[derive(Parser)]
 #[command(
@@ -66,6 +67,28 @@ enum Command {
     /// <alert>}: the document `run` would write. Exit 0, or 1 if a rule
     /// file is invalid, 2 if the files cannot be read.
     Hunt(HuntArgs),
+    /// Run the rules' test cases (`<rule>.tests.toml` beside each rule) and
+    /// compare their alerts with what each case expects.
+    ///
+    /// Each case's events go through the same runner as `run` and `hunt`.
+    /// Prints one line per case, a diff for each failure, the rules without
+    /// tests, and a summary. Exit 0 when every case passes, 1 when one
+    /// fails (or a tests or rule file is broken, or with --require-tests a
+    /// rule has no tests).
+    Test(TestArgs),
+}
+
+#[derive(clap::Args)]
+struct TestArgs {
+    /// Rule files, their tests files, or folders. Default: rules/
+    paths: Vec<PathBuf>,
+    /// A rule without tests fails the command.
+    #[arg(long)]
+    require_tests: bool,
+    /// Exception list files or folders the rules' `exceptions_list` is
+    /// resolved from (repeat for more), as `run --exceptions`.
+    #[arg(long, value_name = "DIR")]
+    exceptions: Vec<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -167,6 +190,10 @@ struct HuntArgs {
     /// file, or with NAME= for the events file named NAME; repeatable.
     #[arg(long, value_name = "[NAME=]FILE")]
     mapping: Vec<String>,
+    /// Exception list files or folders the rules' `exceptions_list` is
+    /// resolved from (repeat for more), as `run --exceptions`.
+    #[arg(long, value_name = "DIR")]
+    exceptions: Vec<PathBuf>,
     /// NDJSON event files.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
@@ -184,6 +211,10 @@ struct QueryArgs {
     /// repeatable.
     #[arg(long, value_name = "[NAME=]FILE")]
     mapping: Vec<String>,
+    /// The query language: EQL, or KQL / Lucene as query rules use them
+    /// (the same answer shape as an EQL event query).
+    #[arg(long, value_enum, default_value_t = Language::Eql)]
+    language: Language,
     /// Field holding the event time (a date, also without a mapping).
     #[arg(long, default_value = "@timestamp")]
     timestamp_field: String,
@@ -217,6 +248,13 @@ struct QueryArgs {
     /// The EQL query.
     #[arg(required_unless_present = "query_file")]
     query: Option<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Language {
+    Eql,
+    Kql,
+    Lucene,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -256,6 +294,7 @@ fn main() -> ExitCode {
         Command::Run(args) => run(args),
         Command::Hunt(args) => hunt(args),
         Command::Explain(args) => explain(args),
+        Command::Test(args) => test(args),
         Command::DeadLetters(args) => dead_letters(args),
     };
     match result {
@@ -285,6 +324,14 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         (Some(q), None) => (q.clone(), "<query>".to_string()),
         (None, None) => anyhow::bail!("no query given"),
     };
+    let language = match args.language {
+        Language::Eql => None,
+        Language::Kql => Some(FilterLanguage::Kql),
+        Language::Lucene => Some(FilterLanguage::Lucene),
+    };
+    if let Some(language) = language {
+        return filter_query(args, language, &query, &origin);
+    }
     let ast = match detectd::eql::parse(&query) {
         Ok(ast) => ast,
         Err(e) => return query_errors(&origin, &query, &[e]),
@@ -323,21 +370,15 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
 
     let opts = search::SearchOptions {
         size: args.size,
-        result_position: match args.result_position {
-            ResultPosition::Head => search::ResultPosition::Head,
-            ResultPosition::Tail => search::ResultPosition::Tail,
-        },
+        result_position: args.result_position.into(),
         max_samples_per_key: args.max_samples_per_key.unwrap_or(1),
         limits: detectd::eql::sequence::Limits {
             max_pending: args.max_pending,
         },
     };
-    let mut bad_lines = 0u64;
+    let mut bad_lines = BadLineWarnings::default();
     let outcome = detectd::offline::run_query(&plans, &inputs, &opts, args.sorted, |bad| {
-        bad_lines += 1;
-        if bad_lines <= MAX_BAD_LINE_WARNINGS {
-            eprintln!("detectd: warning: {bad}");
-        }
+        bad_lines.note(&bad)
     })?;
     if outcome.dropped_partial_sequences > 0 {
         eprintln!(
@@ -346,19 +387,101 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
             outcome.dropped_partial_sequences, opts.limits.max_pending
         );
     }
-    let response = outcome.response;
-    if bad_lines > MAX_BAD_LINE_WARNINGS {
-        eprintln!(
-            "detectd: warning: {} more lines skipped",
-            bad_lines - MAX_BAD_LINE_WARNINGS
-        );
+    bad_lines.finish();
+    print_response(&outcome.response)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `query --language kql|lucene`: the query as a query rule's, over the
+/// events, in the shape of an EQL event query's answer.
+fn filter_query(
+    args: QueryArgs,
+    language: FilterLanguage,
+    query: &str,
+    origin: &str,
+) -> anyhow::Result<ExitCode> {
+    use detectd::offline::filter_query::{
+        run_filter_query, FilterQuery, FilterQueryError, FilterQueryOptions,
+    };
+    use detectd::offline::mappings::MappingArg;
+    use detectd::offline::Input;
+
+    let inputs: Vec<Input> = if args.events.is_empty() {
+        vec![Input::Stdin]
+    } else {
+        args.events.into_iter().map(Input::File).collect()
+    };
+    let names: Vec<String> = inputs.iter().map(Input::name).collect();
+    let mapping_args: Vec<MappingArg> = args.mapping.iter().map(|a| MappingArg::parse(a)).collect();
+    let schemas = detectd::offline::mappings::load(&mapping_args, &names)?;
+    let types = schemas.mappings().field_types();
+    let compiled = match FilterQuery::compile(query, language, types.as_ref()) {
+        Ok(q) => q,
+        Err(FilterQueryError::Query { message, span }) => {
+            match span {
+                Some(span) => eprint!(
+                    "{}",
+                    detectd::diagnostic::render(origin, query, span, &message)
+                ),
+                None => eprintln!("{origin}: error: {message}"),
+            }
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let opts = FilterQueryOptions {
+        timestamp_field: args.timestamp_field,
+        tiebreaker_field: args.tiebreaker_field,
+        size: args.size,
+        result_position: args.result_position.into(),
+        now: chrono::Utc::now(),
+    };
+    let mut bad_lines = BadLineWarnings::default();
+    let response = run_filter_query(&compiled, &inputs, &opts, |bad| bad_lines.note(&bad))?;
+    bad_lines.finish();
+    print_response(&response)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+impl From<ResultPosition> for detectd::eql::search::ResultPosition {
+    fn from(p: ResultPosition) -> Self {
+        match p {
+            ResultPosition::Head => detectd::eql::search::ResultPosition::Head,
+            ResultPosition::Tail => detectd::eql::search::ResultPosition::Tail,
+        }
     }
+}
+
+/// Bad input lines: a warning each up to [`MAX_BAD_LINE_WARNINGS`], then
+/// a count.
+#[derive(Default)]
+struct BadLineWarnings(u64);
+
+impl BadLineWarnings {
+    fn note(&mut self, bad: &detectd::source::files::BadLine) {
+        self.0 += 1;
+        if self.0 <= MAX_BAD_LINE_WARNINGS {
+            eprintln!("detectd: warning: {bad}");
+        }
+    }
+
+    fn finish(self) {
+        if self.0 > MAX_BAD_LINE_WARNINGS {
+            eprintln!(
+                "detectd: warning: {} more lines skipped",
+                self.0 - MAX_BAD_LINE_WARNINGS
+            );
+        }
+    }
+}
+
+/// The answer on stdout, pretty JSON as Elasticsearch's EQL API prints it.
+fn print_response(response: &detectd::eql::search::SearchResponse) -> anyhow::Result<()> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    serde_json::to_writer_pretty(&mut out, &response)?;
+    serde_json::to_writer_pretty(&mut out, response)?;
     out.write_all(b"\n")?;
     out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }
 
 /// Prints query errors with line, column and a caret; exit code 1.
@@ -598,9 +721,10 @@ fn hunt(args: HuntArgs) -> anyhow::Result<ExitCode> {
             .iter()
             .map(|a| detectd::offline::mappings::MappingArg::parse(a))
             .collect(),
+        exceptions: args.exceptions,
     };
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    // Not `stdout().lock()`: the runner's sink must be `Send`, a lock is not.
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());
     let stderr = std::io::stderr();
     let summary = detectd::hunt::hunt(
         &args.rules,
@@ -609,13 +733,38 @@ fn hunt(args: HuntArgs) -> anyhow::Result<ExitCode> {
         &mut out,
         &mut stderr.lock(),
     )?;
+    let file_errors = match summary.exception_file_errors {
+        0 => String::new(),
+        n => format!(", {n} exception file errors"),
+    };
     eprintln!(
-        "{} rules run, {} alerts, {} failed, {} skipped",
+        "{} rules run, {} alerts, {} failed, {} skipped{file_errors}",
         summary.rules_run, summary.alerts, summary.rules_failed, summary.rules_skipped
     );
-    Ok(if summary.rules_failed > 0 {
-        ExitCode::from(1)
+    Ok(
+        if summary.rules_failed > 0 || summary.exception_file_errors > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
+}
+
+fn test(args: TestArgs) -> anyhow::Result<ExitCode> {
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from("rules")]
     } else {
+        args.paths
+    };
+    let opts = detectd::ruletest::TestOptions {
+        require_tests: args.require_tests,
+        exceptions: args.exceptions,
+    };
+    let stdout = std::io::stdout();
+    let summary = detectd::ruletest::run_tests(&paths, &opts, &mut stdout.lock())?;
+    Ok(if summary.ok(&opts) {
         ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
     })
 }

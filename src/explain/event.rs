@@ -46,7 +46,7 @@ pub fn explain_events(
     opts: &ExplainOptions,
 ) -> Result<String, ExplainError> {
     let eql = super::eql_of(rule)?;
-    let options = crate::hunt::compile_options(eql);
+    let options = eql.compile_options();
     let plans = PlanSet::compile(
         &eql.query,
         &options,

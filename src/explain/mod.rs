@@ -101,7 +101,7 @@ pub async fn explain(
     source: Option<&ElasticsearchSource>,
 ) -> Result<Explained, ExplainError> {
     let eql = eql_of(rule)?;
-    let options = crate::hunt::compile_options(eql);
+    let options = eql.compile_options();
     let plan = compile(&eql.query, &Schema::default(), &options).map_err(ExplainError::Compile)?;
     let mut out = String::new();
     header(&mut out, rule, eql, origin, &plan);
@@ -487,13 +487,9 @@ pub async fn explain_file(
                     let from_cluster;
                     let schemas = match &explained_rule.mappings {
                         Some(m) if schemas.is_empty() => {
-                            from_cluster = InputSchemas {
-                                per_input: m
-                                    .iter()
-                                    .map(|(i, s)| (i.to_string(), s.clone()))
-                                    .collect(),
-                                fallback: Schema::default(),
-                            };
+                            from_cluster = InputSchemas::of_schemas(
+                                m.iter().map(|(i, s)| (i.to_string(), s.clone())).collect(),
+                            );
                             &from_cluster
                         }
                         _ => schemas,

@@ -14,15 +14,22 @@
 //! (and `--mapping FILE` always) all of them, merged. Lines starting with
 //! `#` are comments, as in Elasticsearch's own QA mapping files.
 //!
+//! Besides each file's EQL [`Schema`], the same mappings give its field
+//! types for the query rules' KQL ([`InputSchemas::mappings`], what the
+//! NDJSON source of `hunt` hands to a rule run), merged the same way.
+//!
 //! What this does not do: read mappings from a cluster (that is
 //! `source::mappings`), or compile queries (`eql::compile::PlanSet`).
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use crate::eql::schema::Schema;
+use crate::filter::FieldTypes;
+use crate::source::Mappings;
 
 /// One `--mapping` argument.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,12 +85,41 @@ pub enum MappingFileError {
 pub struct InputSchemas {
     pub per_input: Vec<(String, Arc<Schema>)>,
     pub fallback: Schema,
+    /// Each input's mapping as JSON (`{"properties": ...}`, merged like
+    /// the schemas), for its field types; in the order of `per_input`.
+    properties: Vec<Value>,
 }
 
 impl InputSchemas {
+    /// Schemas by input name, known without their mapping JSON (the
+    /// cluster's, for EQL evaluation): [`InputSchemas::mappings`] gives no
+    /// field types for them.
+    pub fn of_schemas(per_input: Vec<(String, Arc<Schema>)>) -> InputSchemas {
+        let properties = per_input.iter().map(|_| empty_mapping()).collect();
+        InputSchemas {
+            per_input,
+            fallback: Schema::default(),
+            properties,
+        }
+    }
+
     /// Whether any mapping was given.
     pub fn is_empty(&self) -> bool {
         !self.fallback.has_mapping() && self.per_input.iter().all(|(_, s)| !s.has_mapping())
+    }
+
+    /// The mappings of the inputs that have one, by name, as a source hands
+    /// them to a rule run (the others are typed from their JSON).
+    pub fn mappings(&self) -> Mappings {
+        let mut by_index = HashMap::new();
+        let mut types = HashMap::new();
+        for ((name, schema), properties) in self.per_input.iter().zip(&self.properties) {
+            if schema.has_mapping() {
+                by_index.insert(name.clone(), schema.clone());
+                types.insert(name.clone(), Arc::new(FieldTypes::from_mapping(properties)));
+            }
+        }
+        Mappings::from_parts(by_index, types)
     }
 }
 
@@ -92,7 +128,8 @@ impl InputSchemas {
 /// `inputs`.
 pub fn load(args: &[MappingArg], inputs: &[String]) -> Result<InputSchemas, MappingFileError> {
     let mut general = Schema::default();
-    let mut named: Vec<(&str, Schema)> = Vec::new();
+    let mut general_json = empty_mapping();
+    let mut named: Vec<(&str, Schema, Value)> = Vec::new();
     // Names first: a typo is reported before any file is read.
     for arg in args {
         if let Some(name) = arg.name.as_ref().filter(|n| !inputs.contains(n)) {
@@ -110,29 +147,90 @@ pub fn load(args: &[MappingArg], inputs: &[String]) -> Result<InputSchemas, Mapp
     for arg in args {
         let file = MappingFile::read(&arg.path)?;
         match &arg.name {
-            None => general.merge(&file.merged()),
-            Some(name) => named.push((name, file.for_index(name))),
+            None => {
+                let (schema, json) = file.merged();
+                general.merge(&schema);
+                merge_json(&mut general_json, &json);
+            }
+            Some(name) => {
+                let (schema, json) = file.for_index(name);
+                named.push((name, schema, json));
+            }
         }
     }
     let mut per_input = Vec::with_capacity(inputs.len());
+    let mut properties = Vec::with_capacity(inputs.len());
     for input in inputs {
         let mut schema = Schema::default();
-        for (_, s) in named.iter().filter(|(n, _)| n == input) {
+        let mut json = empty_mapping();
+        for (_, s, j) in named.iter().filter(|(n, _, _)| n == input) {
             schema.merge(s);
+            merge_json(&mut json, j);
         }
         schema.merge(&general);
+        merge_json(&mut json, &general_json);
         per_input.push((input.clone(), Arc::new(schema)));
+        properties.push(json);
     }
     Ok(InputSchemas {
         per_input,
         fallback: general,
+        properties,
     })
 }
 
-/// The mappings in one file: anonymous, or by index name.
+/// `{"properties": {}}`.
+fn empty_mapping() -> Value {
+    let mut m = Map::new();
+    m.insert("properties".into(), Value::Object(Map::new()));
+    Value::Object(m)
+}
+
+/// Adds the fields of mapping `other` (`{"properties": ...}`) to `into`:
+/// where both declare a field, the first declaration wins, as
+/// [`Schema::merge`] has it; objects declared by both get the fields of
+/// each.
+fn merge_json(into: &mut Value, other: &Value) {
+    let (Some(mine), Some(theirs)) = (
+        into.get_mut("properties").and_then(Value::as_object_mut),
+        other.get("properties").and_then(Value::as_object),
+    ) else {
+        return;
+    };
+    for (name, def) in theirs {
+        match mine.get_mut(name) {
+            None => {
+                mine.insert(name.clone(), def.clone());
+            }
+            Some(existing) => {
+                let both_objects = existing.get("properties").is_some_and(Value::is_object)
+                    && def.get("properties").is_some_and(Value::is_object);
+                if both_objects {
+                    merge_json(existing, def);
+                }
+            }
+        }
+    }
+}
+
+/// A mapping as `{"properties": ...}` (unwrapped from `{"mappings": ...}`).
+fn properties_of(mapping: &Value) -> Value {
+    let root = mapping.get("mappings").unwrap_or(mapping);
+    let mut m = Map::new();
+    m.insert(
+        "properties".into(),
+        root.get("properties")
+            .cloned()
+            .unwrap_or_else(|| Value::Object(Map::new())),
+    );
+    Value::Object(m)
+}
+
+/// The mappings in one file: anonymous, or by index name; each as a
+/// schema and as its JSON (`{"properties": ...}`).
 #[derive(Debug)]
 struct MappingFile {
-    indices: Vec<(Option<String>, Schema)>,
+    indices: Vec<(Option<String>, Schema, Value)>,
 }
 
 impl MappingFile {
@@ -168,7 +266,7 @@ impl MappingFile {
         };
         if object.contains_key("properties") || object.contains_key("mappings") {
             return Ok(MappingFile {
-                indices: vec![(None, schema(&json)?)],
+                indices: vec![(None, schema(&json)?, properties_of(&json))],
             });
         }
         // `GET <index>/_mapping`: one `{"mappings": ...}` per index.
@@ -184,6 +282,7 @@ impl MappingFile {
             indices.push((
                 Some(index.clone()),
                 schema(body).map_err(|e| format!("index `{index}`: {e}"))?,
+                properties_of(body),
             ));
         }
         if indices.is_empty() {
@@ -193,22 +292,24 @@ impl MappingFile {
     }
 
     /// Every index's mapping merged (the first declaration of a field wins).
-    fn merged(&self) -> Schema {
+    fn merged(&self) -> (Schema, Value) {
         let mut out = Schema::default();
-        for (_, s) in &self.indices {
+        let mut json = empty_mapping();
+        for (_, s, j) in &self.indices {
             out.merge(s);
+            merge_json(&mut json, j);
         }
-        out
+        (out, json)
     }
 
     /// Index `name`'s mapping if the file has it, else all of them merged.
-    fn for_index(&self, name: &str) -> Schema {
+    fn for_index(&self, name: &str) -> (Schema, Value) {
         match self
             .indices
             .iter()
-            .find(|(n, _)| n.as_deref() == Some(name))
+            .find(|(n, _, _)| n.as_deref() == Some(name))
         {
-            Some((_, s)) => s.clone(),
+            Some((_, s, j)) => (s.clone(), j.clone()),
             None => self.merged(),
         }
     }
@@ -229,6 +330,7 @@ fn kind(v: &Value) -> &'static str {
 mod tests {
     use super::*;
     use crate::eql::schema::FieldType;
+    use serde_json::json;
 
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let p = dir.join(name);
@@ -261,22 +363,28 @@ mod tests {
     #[test]
     fn reads_the_three_shapes() {
         let bare = MappingFile::parse(r#"{"properties": {"a": {"type": "ip"}}}"#).unwrap();
-        assert_eq!(bare.merged().resolve("a").ty, FieldType::Ip);
+        assert_eq!(bare.merged().0.resolve("a").ty, FieldType::Ip);
         let wrapped = MappingFile::parse(
             "# comment\n{\"mappings\": {\"properties\": {\"a\": {\"type\": \"long\"}}}}",
         )
         .unwrap();
-        assert_eq!(wrapped.merged().resolve("a").ty, FieldType::Long);
+        assert_eq!(wrapped.merged().0.resolve("a").ty, FieldType::Long);
         let api = MappingFile::parse(
             r#"{"logs-1": {"mappings": {"properties": {"a": {"type": "ip"}}}},
                 "logs-2": {"mappings": {"properties": {"a": {"type": "keyword"}, "b": {"type": "long"}}}}}"#,
         )
         .unwrap();
-        assert_eq!(api.for_index("logs-2").resolve("a").ty, FieldType::Keyword);
-        assert_eq!(api.for_index("logs-1").resolve("b").ty, FieldType::Dynamic);
+        assert_eq!(
+            api.for_index("logs-2").0.resolve("a").ty,
+            FieldType::Keyword
+        );
+        assert_eq!(
+            api.for_index("logs-1").0.resolve("b").ty,
+            FieldType::Dynamic
+        );
         // another name: all of them, the first declaration winning
-        assert_eq!(api.for_index("other").resolve("a").ty, FieldType::Ip);
-        assert_eq!(api.for_index("other").resolve("b").ty, FieldType::Long);
+        assert_eq!(api.for_index("other").0.resolve("a").ty, FieldType::Ip);
+        assert_eq!(api.for_index("other").0.resolve("b").ty, FieldType::Long);
     }
 
     #[test]
@@ -353,5 +461,33 @@ mod tests {
             "{err}"
         );
         assert!(load(&[], &inputs).unwrap().is_empty());
+        assert!(load(&[], &inputs).unwrap().mappings().is_empty());
+        // the field types follow the same choice of mappings
+        let m = s.mappings();
+        assert_eq!(m.get("two.ndjson").unwrap().resolve("a").ty, FieldType::Ip);
+        let types = m
+            .filtered(|i| i == "two.ndjson")
+            .field_types()
+            .expect("types");
+        assert_eq!(types.single_type("a"), Some("ip"));
+        assert_eq!(types.single_type("b"), Some("long"));
+        let types = m.filtered(|i| i == "one.ndjson").field_types().unwrap();
+        assert_eq!(types.single_type("a"), Some("long"));
+    }
+
+    #[test]
+    fn merged_json_keeps_the_first_declaration_and_unites_objects() {
+        let mut a = json!({"properties": {"x": {"type": "ip"},
+            "o": {"properties": {"p": {"type": "long"}}}}});
+        merge_json(
+            &mut a,
+            &json!({"properties": {"x": {"type": "keyword"}, "y": {"type": "long"},
+                "o": {"properties": {"p": {"type": "keyword"}, "q": {"type": "ip"}}}}}),
+        );
+        assert_eq!(
+            a,
+            json!({"properties": {"x": {"type": "ip"}, "y": {"type": "long"},
+                "o": {"properties": {"p": {"type": "long"}, "q": {"type": "ip"}}}}})
+        );
     }
 }

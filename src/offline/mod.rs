@@ -11,6 +11,7 @@
 //! compiled for that file's `--mapping`, see [`mappings`]), as Elasticsearch
 //! evaluates each index with its own mapping.
 
+pub mod filter_query;
 pub mod mappings;
 
 use std::fs::File;

@@ -48,6 +48,29 @@ impl FileOutcome {
     }
 }
 
+/// Files named `<rule>.tests.toml` hold the tests of the rule file beside
+/// them (`detectd test`), not a rule: folders are walked without them.
+pub const TESTS_SUFFIX: &str = ".tests.toml";
+
+/// Events files of rule tests kept among the rules are named
+/// `<anything>.tests.ndjson`, so that they are not read as Kibana exports.
+pub const TEST_EVENTS_SUFFIX: &str = ".tests.ndjson";
+
+/// Whether `path` names a rule's tests file rather than a rule.
+pub fn is_tests_path(path: &Path) -> bool {
+    path.file_name()
+        .is_some_and(|n| n.to_string_lossy().ends_with(TESTS_SUFFIX))
+}
+
+/// Whether a folder walk leaves `path` out as part of rule tests (a tests
+/// file, or the events of one).
+fn is_test_data(path: &Path) -> bool {
+    is_tests_path(path)
+        || path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().ends_with(TEST_EVENTS_SUFFIX))
+}
+
 /// Whether `path` names a Kibana rule export rather than a TOML rule.
 fn is_export_path(path: &Path) -> bool {
     path.extension().is_some_and(|x| x == "ndjson")
@@ -188,10 +211,11 @@ fn io_failure(path: &Path, message: &str) -> FileOutcome {
 
 /// Every rule under `paths`: a file is taken as given (`*.ndjson` as a
 /// Kibana export, anything else as TOML), a folder is walked for `*.toml`
-/// and `*.ndjson` (sorted). A path that does not exist becomes a failed
-/// outcome for that path. A `rule_id` or Kibana id ([`Rule::uuid`]) seen in
-/// an earlier rule makes the later one fail, since alert ids and
-/// checkpoints are keyed by them.
+/// and `*.ndjson` (sorted), leaving out rule tests (`*.tests.toml`,
+/// `*.tests.ndjson`). A path that does not exist becomes a failed outcome
+/// for that path. A `rule_id` or Kibana id ([`Rule::uuid`]) seen in an
+/// earlier rule makes the later one fail, since alert ids and checkpoints
+/// are keyed by them.
 ///
 /// [`Rule::uuid`]: super::Rule::uuid
 pub fn load_paths(paths: &[PathBuf]) -> Vec<FileOutcome> {
@@ -213,7 +237,8 @@ pub fn load_paths(paths: &[PathBuf]) -> Vec<FileOutcome> {
                             let rules = entry
                                 .path()
                                 .extension()
-                                .is_some_and(|x| x == "toml" || x == "ndjson");
+                                .is_some_and(|x| x == "toml" || x == "ndjson")
+                                && !is_test_data(entry.path());
                             if entry.file_type().is_file() && rules {
                                 out.extend(load_rules_file(entry.path()));
                             }

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::datemath::DateMath;
 use crate::eql::ast;
+use crate::eql::compile::CompileOptions;
 
 /// Kibana's defaults for absent scheduling fields
 /// (`common_attributes.schema.yaml`, `DEFAULT_MAX_SIGNALS`).
@@ -110,6 +111,23 @@ impl EqlRule {
     /// (`isEqlSequenceQuery`); the parsed body says the same.
     pub fn is_sequence(&self) -> bool {
         matches!(self.query.body, ast::QueryBody::Sequence(_))
+    }
+
+    /// The fields the query reads time, order and category from: the
+    /// rule's overrides, Elasticsearch's EQL defaults otherwise.
+    pub fn compile_options(&self) -> CompileOptions {
+        let defaults = CompileOptions::default();
+        CompileOptions {
+            timestamp_field: self
+                .timestamp_field
+                .clone()
+                .unwrap_or(defaults.timestamp_field),
+            tiebreaker_field: self.tiebreaker_field.clone(),
+            event_category_field: self
+                .event_category_override
+                .clone()
+                .unwrap_or(defaults.event_category_field),
+        }
     }
 }
 

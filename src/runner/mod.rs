@@ -85,7 +85,7 @@ use chrono::{DateTime, Utc};
 pub use alerts::alert_rule;
 pub(crate) use alerts::match_ids;
 pub(crate) use detect::Detector;
-pub use record::{ExecutionRecord, RunStatus, WindowRange};
+pub use record::{ExecutionIds, ExecutionRecord, RunStatus, WindowRange};
 pub use replay::{replay_dead_letters, ReplayError, ReplayReport};
 pub use report::MAX_SIGNALS_WARNING;
 pub(crate) use run::{anchor, timing, window_search, WindowSearch};

@@ -3,6 +3,37 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// How a run's `execution_id` (also the alerts' `kibana.alert.rule.execution.uuid`)
+/// is made.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ExecutionIds {
+    /// A random UUID per run, as Kibana makes them: the daemon.
+    #[default]
+    Random,
+    /// A UUID-shaped hash of the rule id and the run's `now`, so the same
+    /// run over the same events gives the same bytes (`hunt`, `test`).
+    Derived,
+}
+
+impl ExecutionIds {
+    /// The execution id of a run of `rule_id` at `now`.
+    pub fn make(self, rule_id: &str, now: DateTime<Utc>) -> String {
+        match self {
+            ExecutionIds::Random => uuid::Uuid::new_v4().to_string(),
+            ExecutionIds::Derived => {
+                let mut h = Sha256::new();
+                h.update(rule_id.as_bytes());
+                h.update(now.to_rfc3339().as_bytes());
+                let mut bytes = [0u8; 16];
+                bytes.copy_from_slice(&h.finalize()[..16]);
+                // the hex of the hash's first 16 bytes in UUID groups
+                uuid::Uuid::from_bytes(bytes).hyphenated().to_string()
+            }
+        }
+    }
+}
 
 /// Kibana's run statuses (`reference/kibana-eql-rules.md` §5.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -95,5 +126,31 @@ impl ExecutionRecord {
             gap: None,
             error: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_ids_are_stable_per_rule_and_time_and_random_ones_are_not() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        let now = t("2024-05-01T10:00:00Z");
+        let a = ExecutionIds::Derived.make("r1", now);
+        assert_eq!(a, ExecutionIds::Derived.make("r1", now));
+        assert_ne!(a, ExecutionIds::Derived.make("r2", now));
+        assert_ne!(
+            a,
+            ExecutionIds::Derived.make("r1", t("2024-05-01T10:00:01Z"))
+        );
+        assert_eq!(
+            uuid::Uuid::parse_str(&a).unwrap().hyphenated().to_string(),
+            a
+        );
+        assert_ne!(
+            ExecutionIds::Random.make("r1", now),
+            ExecutionIds::Random.make("r1", now)
+        );
     }
 }

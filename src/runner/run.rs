@@ -9,7 +9,7 @@ use tracing::Instrument;
 
 use super::alerts::{alert_rule, group_ids};
 use super::detect::{Candidate, Detector, Reach};
-use super::record::{ExecutionRecord, RunStatus, WindowRange};
+use super::record::{ExecutionIds, ExecutionRecord, RunStatus, WindowRange};
 use super::report::{gap_warning, MAX_SIGNALS_WARNING};
 use super::RuleExecutor;
 use crate::alert::{self, Alert, AlertContext, AlertRule, SourceEvent};
@@ -22,6 +22,8 @@ use crate::schedule::window::{plan_windows, Timing, Window};
 use crate::sink::{AlertSink, ItemFailure, SinkError};
 use crate::source::{DocRef, EventSource, FetchRequest, SourceError, TimeFilter, TimeRange};
 use crate::state::{CapCut, Checkpoint, DeadLetter, PendingWindow, StateError, StateStore};
+
+mod range;
 
 /// How runs are carried out, the same for every rule.
 #[derive(Clone, Debug, PartialEq)]
@@ -94,6 +96,7 @@ pub struct Runner<S, K, T> {
     sink: K,
     state: T,
     settings: RunnerSettings,
+    execution_ids: ExecutionIds,
 }
 
 impl<S, K, T> Runner<S, K, T>
@@ -108,7 +111,15 @@ where
             sink,
             state,
             settings,
+            execution_ids: ExecutionIds::default(),
         }
+    }
+
+    /// The runner with another way of making execution ids (random by
+    /// default).
+    pub fn with_execution_ids(mut self, ids: ExecutionIds) -> Self {
+        self.execution_ids = ids;
+        self
     }
 
     pub fn source(&self) -> &S {
@@ -133,7 +144,7 @@ where
         let mut record = ExecutionRecord::started(
             &rule.rule_id,
             &rule.name,
-            uuid::Uuid::new_v4().to_string(),
+            self.execution_ids.make(&rule.rule_id, now),
             now,
         );
         // The span ties what the sink and the cluster client log (bulk
@@ -142,6 +153,19 @@ where
             .run_windows(rule, now, &mut record)
             .instrument(tracing::debug_span!("rule_run", rule_id = %rule.rule_id))
             .await;
+        self.finish(&mut record, outcome, now, clock).await;
+        record
+    }
+
+    /// Sets the status, error and end time of a run's record from its
+    /// outcome, and stores it.
+    async fn finish(
+        &self,
+        record: &mut ExecutionRecord,
+        outcome: Result<(), RunError>,
+        now: DateTime<Utc>,
+        clock: Instant,
+    ) {
         record.status = match &outcome {
             Err(e) => {
                 record.error = Some(e.to_string());
@@ -155,7 +179,7 @@ where
             TimeDelta::from_std(clock.elapsed()).unwrap_or_default(),
         );
         tracing::debug!(rule_id = %record.rule_id, "storing the execution record");
-        if let Err(e) = self.state.record_execution(&record).await {
+        if let Err(e) = self.state.record_execution(record).await {
             tracing::warn!(
                 rule_id = %record.rule_id,
                 execution_id = %record.execution_id,
@@ -165,7 +189,6 @@ where
         }
         // The run's log line is written by its caller (the daemon's
         // `log::run_finished`), the one place that defines it.
-        record
     }
 
     async fn run_windows(
@@ -203,19 +226,7 @@ where
         }
 
         let reach = detector.reach();
-        let grouped = detector.grouped();
-        let scope = AlertScope {
-            rule,
-            alert_rule: alert_rule(rule, now),
-            ctx: AlertContext {
-                now,
-                space_id: self.settings.space_id.clone(),
-                execution_uuid: record.execution_id.clone(),
-                kibana_version: self.settings.kibana_version.clone(),
-                public_base_url: self.settings.public_base_url.clone(),
-            },
-            grouped,
-        };
+        let scope = self.alert_scope(rule, &detector, now, record);
         let mut previous_end = covered;
         // Ids acknowledged by earlier windows of this run: catch-up windows
         // overlap, and a sink's search may not show its last writes yet.
@@ -282,6 +293,30 @@ where
         Ok(())
     }
 
+    /// What every alert of a run of `rule` at `now` is built from.
+    fn alert_scope<'r>(
+        &self,
+        rule: &'r Rule,
+        detector: &Detector<'_>,
+        now: DateTime<Utc>,
+        record: &ExecutionRecord,
+    ) -> AlertScope<'r> {
+        AlertScope {
+            rule,
+            alert_rule: alert_rule(rule, now),
+            ctx: AlertContext {
+                now,
+                space_id: self.settings.space_id.clone(),
+                execution_uuid: record.execution_id.clone(),
+                kibana_version: self.settings.kibana_version.clone(),
+                public_base_url: self.settings.public_base_url.clone(),
+            },
+            grouped: detector.grouped(),
+        }
+    }
+
+    /// The search of one window over `range`: the rule's indices and time
+    /// fields, narrowed by its detector.
     /// Dedup, cap, read sources, build and write the alerts of one window.
     async fn alert_window(
         &self,
@@ -637,22 +672,33 @@ pub(crate) fn window_search(
     // (ending within `maxspan` before its end).
     let offer_from = window.start.min(sub(new_start, reach.undecided));
     let fetch_from = sub(offer_from, reach.before);
-    let mut request = FetchRequest::new(
-        rule.index.clone(),
-        TimeRange {
-            from: fetch_from,
-            to: window.end,
-        },
-    );
+    WindowSearch {
+        offer_from,
+        request: base_request(
+            rule,
+            settings,
+            TimeRange {
+                from: fetch_from,
+                to: window.end,
+            },
+        ),
+    }
+}
+
+/// The search of `range` over the rule's indices, before its detector
+/// narrows it: Kibana's time filter, the page size.
+pub(super) fn base_request(
+    rule: &Rule,
+    settings: &RunnerSettings,
+    range: TimeRange,
+) -> FetchRequest {
+    let mut request = FetchRequest::new(rule.index.clone(), range);
     request.time_filter = TimeFilter::kibana(
         rule.timestamp_override.as_deref(),
         rule.timestamp_override_fallback_disabled,
     );
     request.page_size = settings.page_size;
-    WindowSearch {
-        offer_from,
-        request,
-    }
+    request
 }
 
 /// Ten years: longer spans are clamped (keeps date arithmetic in range).

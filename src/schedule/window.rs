@@ -28,6 +28,15 @@ pub struct Window {
     pub end: DateTime<Utc>,
 }
 
+impl Window {
+    /// Every time there is: a range run over it (`hunt`, `test`) sees every
+    /// event that has a time at all.
+    pub const ALL: Window = Window {
+        start: DateTime::<Utc>::MIN_UTC,
+        end: DateTime::<Utc>::MAX_UTC,
+    };
+}
+
 /// Time that no window covers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Gap {

@@ -1,5 +1,7 @@
 //! Where alerts go: Elasticsearch / OpenSearch through `_bulk` `create`,
-//! into Kibana's alerts alias (`alerts_index` finds or creates its layout).
+//! into Kibana's alerts alias (`alerts_index` finds or creates its layout);
+//! NDJSON printed for `detectd hunt` (`ndjson`), memory for tests and
+//! `detectd test`.
 //!
 //! [`AlertSink`] is the seam a rule run writes through; the report says, per
 //! alert id, whether it was created, already existed (a duplicate from an
@@ -10,6 +12,7 @@
 pub mod alerts_index;
 pub mod elasticsearch;
 pub mod memory;
+pub mod ndjson;
 
 use std::collections::HashSet;
 use std::future::Future;

@@ -58,6 +58,15 @@ impl Mappings {
         }
     }
 
+    /// Each index's schema, and its field types for the shared filter tree
+    /// (both read from the same mapping).
+    pub fn from_parts(
+        by_index: HashMap<String, Arc<Schema>>,
+        types: HashMap<String, Arc<FieldTypes>>,
+    ) -> Mappings {
+        Mappings { by_index, types }
+    }
+
     /// The field types of every index together, as Kibana's data view
     /// unites them; `None` when no mapping was read.
     pub fn field_types(&self) -> Option<FieldTypes> {

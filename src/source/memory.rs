@@ -1,22 +1,20 @@
 //! An in-memory [`EventSource`] for tests of a whole rule run without a
 //! cluster. It applies the same request a cluster would: index names (exact
-//! or `*` patterns), the inclusive time range with the override fallback,
-//! the pushdown filter (evaluated with [`Filter::matches`](crate::eql::pushdown::Filter::matches)), ordering by
-//! timestamp then tiebreaker then insertion order, and the projection.
+//! or `*` patterns), then what `select` evaluates on each document (the
+//! inclusive time range with the override fallback, the pushdown filter,
+//! the exact clause, ordering by timestamp then tiebreaker then insertion
+//! order, and the projection).
 //!
 //! Mappings ([`MemorySource::with_mappings`]) are handed to the stream like
-//! the cluster source does, for the indices the request covers. Documents of
-//! a mapped index are not filtered by the pushdown: `Filter::matches` reads
-//! `_source` without a mapping (no `constant_keyword`, alias, `null_value`),
-//! which only the cluster answers with the mapping.
-
-use chrono::{DateTime, Utc};
-use serde_json::Value;
+//! the cluster source does, for the indices the request covers.
 
 use std::sync::Arc;
 
+use super::select::{Selector, Verdict};
 use super::{DocRef, Document, EventSource, EventStream, FetchRequest, Mappings, SourceError};
-use crate::eql::pushdown::{field_values, wildcard_match};
+use crate::eql::pushdown::wildcard_match;
+
+pub use super::select::timestamp_millis;
 
 /// Documents held in memory, in insertion order.
 #[derive(Clone, Debug, Default)]
@@ -40,46 +38,8 @@ impl MemorySource {
     }
 }
 
-/// A timestamp as Elasticsearch reads a date: an ISO string or epoch millis.
-pub fn timestamp_millis(v: &Value) -> Option<i64> {
-    match v {
-        Value::Number(n) => n.as_i64().or_else(|| n.as_f64().map(|f| f as i64)),
-        Value::String(s) => DateTime::parse_from_rfc3339(s)
-            .ok()
-            .map(|d| d.with_timezone(&Utc).timestamp_millis())
-            .or_else(|| s.parse::<i64>().ok()),
-        _ => None,
-    }
-}
-
-fn first_millis(doc: &Value, field: &str) -> Option<i64> {
-    field_values(doc, field)
-        .into_iter()
-        .find_map(timestamp_millis)
-}
-
-fn project(source: &Value, fields: &[String]) -> Value {
-    let mut out = serde_json::Map::new();
-    for f in fields {
-        let vals = field_values(source, f);
-        match vals.len() {
-            0 => {}
-            1 => {
-                out.insert(f.clone(), vals[0].clone());
-            }
-            _ => {
-                out.insert(f.clone(), Value::Array(vals.into_iter().cloned().collect()));
-            }
-        }
-    }
-    Value::Object(out)
-}
-
 impl EventSource for MemorySource {
     async fn fetch(&self, request: FetchRequest) -> Result<EventStream, SourceError> {
-        let from = request.range.from.timestamp_millis();
-        let to = request.range.to.timestamp_millis();
-        let in_range = |ms: Option<i64>| ms.is_some_and(|m| from <= m && m <= to);
         let mut warnings = Vec::new();
         for pattern in &request.indices {
             if !self
@@ -97,83 +57,26 @@ impl EventSource for MemorySource {
                 .any(|p| wildcard_match(p, index, false))
         };
         let mappings = self.mappings.filtered(covered);
-        // What events must match exactly, evaluated here as the cluster
-        // would select them (unmapped fields typed from their values).
-        let exact = match &request.exact {
-            None => None,
-            Some(exact) => {
-                let types = mappings.field_types();
-                let filter = exact.lower(types.as_ref()).map_err(SourceError::Query)?;
-                let matcher = crate::filter::eval::compile(
-                    &filter,
-                    &types.unwrap_or_default(),
-                    &crate::filter::eval::EvalOptions {
-                        unmapped: crate::filter::eval::Unmapped::Dynamic,
-                    },
-                )
-                .map_err(|e| SourceError::Query(e.to_string()))?;
-                Some(matcher)
-            }
-        };
-        let source_fields = request
-            .source_fields
-            .as_ref()
-            .map(|f| mappings.source_fields(f));
-        let mut hits: Vec<(i64, Option<Value>, usize, Document)> = Vec::new();
+        // Date math in the exact clause is relative to the window end, the
+        // run's `now` on a scheduled run.
+        let selector = Selector::new(&request, &mappings, request.range.to)?;
+        let mut hits = Vec::new();
         for (pos, d) in self.docs.iter().enumerate() {
-            if !request
-                .indices
-                .iter()
-                .any(|p| wildcard_match(p, &d.index, false))
-            {
+            if !covered(&d.index) {
                 continue;
             }
-            let primary = first_millis(&d.source, &request.time_filter.primary);
-            let ok = in_range(primary)
-                || (primary.is_none()
-                    && field_values(&d.source, &request.time_filter.primary).is_empty()
-                    && request
-                        .time_filter
-                        .fallback
-                        .as_deref()
-                        .is_some_and(|f| in_range(first_millis(&d.source, f))));
-            let mapped = mappings.get(&d.index).is_some();
-            if !ok || (!mapped && !request.filter.matches(&d.source)) {
+            let Verdict::Selected(key) = selector.judge(&d.index, &d.source) else {
                 continue;
-            }
-            if exact
-                .as_ref()
-                .is_some_and(|m| !m.matches(&d.source, request.range.to))
-            {
-                continue;
-            }
-            // A document in the range without the ordering field is still
-            // returned, as Elasticsearch's sort puts missing values last;
-            // what to do with it is the matcher's business.
-            let ts = first_millis(&d.source, &request.timestamp_field).unwrap_or(i64::MAX);
-            let tb = request
-                .tiebreaker_field
-                .as_deref()
-                .and_then(|f| field_values(&d.source, f).first().map(|v| (*v).clone()));
+            };
             let mut doc = d.clone();
-            if let Some(fields) = &source_fields {
-                doc.source = project(&d.source, fields);
+            if let Some(projected) = selector.project(&d.source) {
+                doc.source = projected;
             }
-            hits.push((ts, tb, pos, doc));
+            hits.push((key, pos, doc));
         }
-        // Missing tiebreakers sort last, as in Elasticsearch.
-        hits.sort_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then_with(|| match (&a.1, &b.1) {
-                    (Some(x), Some(y)) => cmp_json(x, y),
-                    (Some(_), None) => std::cmp::Ordering::Less,
-                    (None, Some(_)) => std::cmp::Ordering::Greater,
-                    (None, None) => std::cmp::Ordering::Equal,
-                })
-                .then(a.2.cmp(&b.2))
-        });
+        hits.sort_by(|a, b| a.0.cmp_at(a.1, &b.0, b.1));
         Ok(
-            EventStream::from_documents(warnings, hits.into_iter().map(|h| h.3).collect())
+            EventStream::from_documents(warnings, hits.into_iter().map(|h| h.2).collect())
                 .with_mappings(Arc::new(mappings)),
         )
     }
@@ -191,23 +94,14 @@ impl EventSource for MemorySource {
     }
 }
 
-fn cmp_json(a: &Value, b: &Value) -> std::cmp::Ordering {
-    match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x
-            .as_f64()
-            .partial_cmp(&y.as_f64())
-            .unwrap_or(std::cmp::Ordering::Equal),
-        (Value::String(x), Value::String(y)) => x.cmp(y),
-        _ => a.to_string().cmp(&b.to_string()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::eql::pushdown::{Filter, Scalar};
     use crate::source::{TimeFilter, TimeRange};
+    use chrono::{DateTime, Utc};
     use serde_json::json;
+    use serde_json::Value;
 
     fn doc(index: &str, id: &str, source: Value) -> Document {
         Document {

@@ -1,5 +1,6 @@
-//! Where events come from: NDJSON files for offline runs, Elasticsearch /
-//! OpenSearch for the daemon, and memory for tests.
+//! Where events come from: NDJSON files for offline runs (`ndjson`),
+//! Elasticsearch / OpenSearch for the daemon, and memory for tests; the
+//! sources without a cluster share what a request selects (`select`).
 //!
 //! [`EventSource`] is the seam a rule run talks to: one [`FetchRequest`] per
 //! window (index patterns, time range, pushdown filter, projection) gives an
@@ -14,6 +15,8 @@ pub mod elasticsearch;
 pub mod files;
 pub mod mappings;
 pub mod memory;
+pub mod ndjson;
+pub mod select;
 
 use std::future::Future;
 
@@ -202,6 +205,9 @@ pub enum SourceError {
     /// The rule's query cannot be translated or evaluated for these indices.
     #[error("the query cannot run: {0}")]
     Query(String),
+    /// An events file could not be read again (`ndjson`).
+    #[error("reading {path}: {reason}")]
+    File { path: String, reason: String },
 }
 
 /// A window's events, in order, delivered a page at a time through a

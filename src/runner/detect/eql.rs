@@ -33,14 +33,7 @@ impl<'r> EqlDetector<'r> {
         eql: &'r EqlRule,
         settings: &RunnerSettings,
     ) -> Result<EqlDetector<'r>, RunError> {
-        let options = CompileOptions {
-            timestamp_field: eql
-                .timestamp_field
-                .clone()
-                .unwrap_or_else(|| "@timestamp".to_string()),
-            tiebreaker_field: eql.tiebreaker_field.clone(),
-            event_category_field: category_field(eql),
-        };
+        let options = eql.compile_options();
         let plan = compile(&eql.query, &Schema::default(), &options).map_err(RunError::Compile)?;
         let reach = reach_of(&plan, settings);
         Ok(EqlDetector {
@@ -167,13 +160,6 @@ impl<'r> EqlDetector<'r> {
         out.sort_by_key(|c| c.order);
         Ok(out)
     }
-}
-
-/// The field `process where ...` reads the category from.
-fn category_field(eql: &EqlRule) -> String {
-    eql.event_category_override
-        .clone()
-        .unwrap_or_else(|| "event.category".to_string())
 }
 
 /// How far a sequence's windows reach back (see `runner`'s module doc):

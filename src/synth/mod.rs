@@ -7,6 +7,11 @@
 //! (`sequence by host.id, process.entity_id with maxspan=5s [library where
 //! dll.name : "taskschd.dll" ...] [network where ... destination.port == 135
 //! ...]`) detects. The same seed always gives the same stream.
+//!
+//! [`kql_events`] makes, for a KQL query, documents that make its leaves
+//! true: what the corpus tests run the KQL rules of the public corpus on.
+
+pub mod kql_events;
 
 use serde_json::{json, Value};
 
