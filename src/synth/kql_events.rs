@@ -3,11 +3,13 @@
 //! the cluster, `hunt` over the corpus's query rules).
 //!
 //! Per query: one document per leaf holding that leaf's value, one holding
-//! every leaf's value (several values of one field as an array), and one
-//! with none. A leaf's value is made to fit the field's type: ECS-style
-//! guesses by field name ([`ecs_guess`]) when no mapping is known, as the
-//! public corpus ships none. Negated leaves get their value too, so some
-//! documents of a query are meant not to match it.
+//! every leaf's value (several values of one field as an array), a
+//! witness meant to match (every clause of an `and`, the first of an `or`,
+//! nothing under a `not`), and one with none. A leaf's value is made to fit
+//! the field's type: ECS-style guesses by field name ([`ecs_guess`]) when
+//! no mapping is known, as the public corpus ships none. Negated leaves get
+//! their value in the other documents, so some of them are meant not to
+//! match.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -73,17 +75,33 @@ pub struct Leaf {
     op: Option<RangeOp>,
 }
 
+impl Leaf {
+    /// Whether the generator may fail to make this leaf true: a field-name
+    /// pattern (the mapping may hold no field it matches) or a range on a
+    /// field guessed `keyword` (`> 0.98` compares as text there).
+    pub fn is_guesswork(&self) -> bool {
+        match &self.field {
+            Some(f) => f.contains('*') || (self.op.is_some() && ecs_guess(f) == "keyword"),
+            None => false,
+        }
+    }
+}
+
 /// The leaves of a query, and the nested paths it uses.
 #[derive(Clone, Debug, Default)]
 pub struct QueryLeaves {
     pub leaves: Vec<Leaf>,
     pub nested: BTreeSet<String>,
+    /// Which leaves the witness holds (indices into `leaves`).
+    witness: Vec<usize>,
 }
 
 impl QueryLeaves {
     pub fn of(node: &Node) -> QueryLeaves {
         let mut out = QueryLeaves::default();
         collect(node, None, &mut out.leaves, &mut out.nested);
+        let mut next = 0;
+        witness(node, true, &mut next, &mut out.witness);
         out
     }
 
@@ -108,7 +126,8 @@ impl QueryLeaves {
     ) -> Vec<Map<String, Value>> {
         let mut docs = Vec::new();
         let mut all = Map::new();
-        for l in &self.leaves {
+        let mut witness = Map::new();
+        for (i, l) in self.leaves.iter().enumerate() {
             let field = match &l.field {
                 Some(f) if f.contains('*') => {
                     let pattern: String = match kql::parse_literal(f).map(|x| x.value) {
@@ -142,9 +161,13 @@ impl QueryLeaves {
             let mut one = Map::new();
             put(&mut one, &source, v.clone(), nested);
             docs.push(one);
+            if self.witness.contains(&i) {
+                put(&mut witness, &source, v.clone(), nested);
+            }
             put(&mut all, &source, v, nested);
         }
         docs.push(all);
+        docs.push(witness);
         docs.push(Map::new());
         docs
     }
@@ -188,6 +211,29 @@ fn collect(node: &Node, prefix: Option<&str>, out: &mut Vec<Leaf>, nested: &mut 
             value: None,
             op: None,
         }),
+    }
+}
+
+/// The leaves (numbered in the order of [`collect`]) a document holds to
+/// make `node` true: all clauses of an `and`, the first of an `or`, none
+/// under a `not` (a missing field makes a leaf false); `next` counts the
+/// leaves walked.
+fn witness(node: &Node, wanted: bool, next: &mut usize, out: &mut Vec<usize>) {
+    match node {
+        Node::And { clauses, .. } | Node::Or { clauses, .. } => {
+            let first_only = matches!(node, Node::Or { .. });
+            for (i, c) in clauses.iter().enumerate() {
+                witness(c, wanted && (!first_only || i == 0), next, out);
+            }
+        }
+        Node::Not { inner, .. } => witness(inner, false, next, out),
+        Node::Nested { query, .. } => witness(query, wanted, next, out),
+        Node::Is { .. } | Node::Range { .. } | Node::Exists { .. } => {
+            if wanted {
+                out.push(*next);
+            }
+            *next += 1;
+        }
     }
 }
 
@@ -335,7 +381,7 @@ mod tests {
         let mapping = mapping(&types, &leaves.nested);
         let field_types = FieldTypes::from_mapping(&mapping);
         let docs = leaves.documents(&field_types, &leaves.nested, Utc::now());
-        assert_eq!(docs.len(), 5 + 2);
+        assert_eq!(docs.len(), 5 + 3);
         assert_eq!(
             Value::Object(docs[2].clone()),
             json!({"process": {"name": "pwsh"}})
@@ -347,7 +393,29 @@ mod tests {
         let all = Value::Object(docs[5].clone());
         assert_eq!(all["process"]["name"], json!(["cmd.exe", "pwsh"]));
         assert_eq!(all["user"]["name"], "root");
-        assert!(docs[6].is_empty());
+        // the witness: every `and` clause, the first `or` value, no `not`
+        assert_eq!(
+            Value::Object(docs[6].clone()),
+            json!({"event": {"category": "process"}, "process": {"name": "cmd.exe"},
+                   "destination": {"port": 1025}})
+        );
+        let filter = kql::lower(
+            &node,
+            Some(&field_types),
+            &kql::KqlOptions::detection_rules(),
+        )
+        .unwrap();
+        let matcher = crate::filter::eval::compile(
+            &filter,
+            &field_types,
+            &crate::filter::eval::EvalOptions::default(),
+        )
+        .unwrap();
+        let matching: Vec<usize> = (0..docs.len())
+            .filter(|i| matcher.matches(&Value::Object(docs[*i].clone()), Utc::now()))
+            .collect();
+        assert_eq!(matching, [6], "only the witness matches the whole query");
+        assert!(docs[7].is_empty());
     }
 
     #[test]
