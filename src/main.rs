@@ -312,8 +312,6 @@ const MAX_BAD_LINE_WARNINGS: u64 = 20;
 fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
     use anyhow::Context;
     use detectd::eql::{compile, search};
-    use detectd::offline::mappings::MappingArg;
-    use detectd::offline::Input;
 
     let (query, origin) = match (&args.query, &args.query_file) {
         (_, Some(path)) => (
@@ -345,14 +343,7 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         tiebreaker_field: args.tiebreaker_field,
         event_category_field: args.event_category_field,
     };
-    let inputs: Vec<Input> = if args.events.is_empty() {
-        vec![Input::Stdin]
-    } else {
-        args.events.into_iter().map(Input::File).collect()
-    };
-    let names: Vec<String> = inputs.iter().map(Input::name).collect();
-    let mapping_args: Vec<MappingArg> = args.mapping.iter().map(|a| MappingArg::parse(a)).collect();
-    let schemas = detectd::offline::mappings::load(&mapping_args, &names)?;
+    let (inputs, schemas) = query_inputs(args.events, &args.mapping)?;
     let plans = match compile::PlanSet::compile(
         &ast,
         &options,
@@ -392,6 +383,29 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The events files of `query` (standard input when none) and their
+/// `--mapping`s.
+fn query_inputs(
+    events: Vec<PathBuf>,
+    mapping: &[String],
+) -> anyhow::Result<(
+    Vec<detectd::offline::Input>,
+    detectd::offline::mappings::InputSchemas,
+)> {
+    use detectd::offline::mappings::MappingArg;
+    use detectd::offline::Input;
+
+    let inputs: Vec<Input> = if events.is_empty() {
+        vec![Input::Stdin]
+    } else {
+        events.into_iter().map(Input::File).collect()
+    };
+    let names: Vec<String> = inputs.iter().map(Input::name).collect();
+    let mapping_args: Vec<MappingArg> = mapping.iter().map(|a| MappingArg::parse(a)).collect();
+    let schemas = detectd::offline::mappings::load(&mapping_args, &names)?;
+    Ok((inputs, schemas))
+}
+
 /// `query --language kql|lucene`: the query as a query rule's, over the
 /// events, in the shape of an EQL event query's answer.
 fn filter_query(
@@ -403,17 +417,8 @@ fn filter_query(
     use detectd::offline::filter_query::{
         run_filter_query, FilterQuery, FilterQueryError, FilterQueryOptions,
     };
-    use detectd::offline::mappings::MappingArg;
-    use detectd::offline::Input;
 
-    let inputs: Vec<Input> = if args.events.is_empty() {
-        vec![Input::Stdin]
-    } else {
-        args.events.into_iter().map(Input::File).collect()
-    };
-    let names: Vec<String> = inputs.iter().map(Input::name).collect();
-    let mapping_args: Vec<MappingArg> = args.mapping.iter().map(|a| MappingArg::parse(a)).collect();
-    let schemas = detectd::offline::mappings::load(&mapping_args, &names)?;
+    let (inputs, schemas) = query_inputs(args.events, &args.mapping)?;
     let types = schemas.mappings().field_types();
     let compiled = match FilterQuery::compile(query, language, types.as_ref()) {
         Ok(q) => q,

@@ -14,6 +14,7 @@ use std::path::PathBuf;
 
 use detectd::filter::{compile, to_dsl, EvalOptions, FieldTypes};
 use detectd::kql::{self, KqlOptions, LitValue, Node};
+use detectd::synth::kql_events::ecs_guess;
 
 fn corpus_dir() -> Option<PathBuf> {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -88,52 +89,6 @@ fn field_names(
         Node::Is { field, .. } | Node::Range { field, .. } | Node::Exists { field, .. } => {
             out.extend(name(field))
         }
-    }
-}
-
-/// An ECS-style type for a field name (a guess: the corpus has no mapping).
-fn ecs_guess(name: &str) -> &'static str {
-    let last = name.rsplit('.').next().unwrap_or(name);
-    if name == "@timestamp"
-        || matches!(last, "created" | "start" | "end" | "ingested" | "timestamp")
-        || last.ends_with("_time")
-    {
-        "date"
-    } else if last == "ip" || name.ends_with(".ip") || last.ends_with("_ip") {
-        "ip"
-    } else if matches!(
-        last,
-        "port"
-            | "pid"
-            | "ppid"
-            | "bytes"
-            | "packets"
-            | "exit_code"
-            | "size"
-            | "count"
-            | "sequence"
-            | "severity"
-            | "uid_int"
-    ) {
-        "long"
-    } else if name == "message"
-        || last == "text"
-        || last.ends_with("_text")
-        || name == "error.message"
-    {
-        "match_only_text"
-    } else if matches!(
-        name,
-        "process.command_line"
-            | "process.parent.command_line"
-            | "url.full"
-            | "url.original"
-            | "registry.data.strings"
-            | "file.path.caseless"
-    ) {
-        "wildcard"
-    } else {
-        "keyword"
     }
 }
 

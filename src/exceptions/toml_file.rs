@@ -12,13 +12,14 @@
 use std::path::Path;
 
 use serde::Deserialize;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use toml::Spanned;
 
 use super::error::{LoadError, LoadErrorKind};
 use super::json;
 use super::model::Origin;
 use super::Parsed;
+use crate::rule::raw::toml_to_json;
 
 /// The same file with only the spans of its tables, for line numbers.
 #[derive(Deserialize)]
@@ -94,7 +95,7 @@ pub(super) fn parse(text: &str, file: &Path) -> Parsed {
         let container_line = skel
             .and_then(|s| s.get_ref().container.as_ref())
             .map_or(here, |c| line_of(c.span().start));
-        let container = match exception.get("container").map(to_json) {
+        let container = match exception.get("container").map(toml_to_json) {
             Some(Value::Object(c)) => c,
             other => {
                 let found = other
@@ -152,7 +153,7 @@ pub(super) fn parse(text: &str, file: &Path) -> Parsed {
                 file: file.to_path_buf(),
                 line: item_line,
             };
-            let parsed = match to_json(item) {
+            let parsed = match toml_to_json(item) {
                 Value::Object(o) => json::item(&o, Some(&list.key), origin),
                 other => {
                     out.errors.push(err(
@@ -210,23 +211,4 @@ fn entry_line(item: Option<&SkelItem>, pointer: &str) -> Option<usize> {
                 .map(|e| e.span().start)
         });
     Some(inner.unwrap_or(entry.span().start))
-}
-
-/// A TOML value as JSON; dates as their RFC 3339 text.
-fn to_json(v: &toml::Value) -> Value {
-    match v {
-        toml::Value::String(s) => Value::String(s.clone()),
-        toml::Value::Integer(i) => Value::from(*i),
-        toml::Value::Float(f) => {
-            serde_json::Number::from_f64(*f).map_or(Value::Null, Value::Number)
-        }
-        toml::Value::Boolean(b) => Value::Bool(*b),
-        toml::Value::Datetime(d) => Value::String(d.to_string()),
-        toml::Value::Array(a) => Value::Array(a.iter().map(to_json).collect()),
-        toml::Value::Table(t) => Value::Object(
-            t.iter()
-                .map(|(k, v)| (k.clone(), to_json(v)))
-                .collect::<Map<_, _>>(),
-        ),
-    }
 }

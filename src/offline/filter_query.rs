@@ -17,20 +17,16 @@
 //! tiebreaker, then their place in the input; `size` and `result_position`
 //! cut them as for an EQL event query.
 
-use std::fs::File;
-use std::io::{self, BufReader};
-use std::path::Path;
-
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{io_error, with_path, Input, OfflineError};
+use super::{read_lines, Input, OfflineError};
 use crate::eql::search::{self, HitEvent, Hits, ResultPosition, SearchResponse, Total};
 use crate::filter::eval::{self, EvalOptions, Matcher, Unmapped};
 use crate::filter::{FieldTypes, Filter};
 use crate::kql::lucene::{self, LuceneOptions};
 use crate::kql::{self, KqlOptions};
-use crate::source::files::{for_each_line, BadLine};
+use crate::source::files::BadLine;
 use crate::source::select::SortKey;
 
 /// The language of a query other than EQL.
@@ -146,17 +142,7 @@ pub fn run_filter_query(
             }
             Ok(())
         };
-        match input {
-            Input::File(path) => {
-                let file = File::open(path).map_err(|source| io_error(path, source))?;
-                for_each_line(BufReader::with_capacity(1 << 16, file), &mut on_line)
-                    .map_err(|e| with_path(e, path))?;
-            }
-            Input::Stdin => {
-                for_each_line(io::stdin().lock(), &mut on_line)
-                    .map_err(|e| with_path(e, Path::new("<stdin>")))?;
-            }
-        }
+        read_lines(input, &mut on_line)?;
     }
     found.sort_by(|(ka, pa, _), (kb, pb, _)| ka.cmp_at(*pa, kb, *pb));
     let total = found.len();
@@ -186,6 +172,8 @@ fn unreadable(index: &str, line: u64, reason: String) -> BadLine {
 
 #[cfg(test)]
 mod tests {
+    use std::path::Path;
+
     use super::*;
     use serde_json::json;
 

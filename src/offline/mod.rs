@@ -265,17 +265,7 @@ fn pass(
             }
             Ok(())
         };
-        match input {
-            Input::File(path) => {
-                let file = File::open(path).map_err(|source| io_error(path, source))?;
-                for_each_line(BufReader::with_capacity(1 << 16, file), &mut on_line)
-                    .map_err(|e| with_path(e, path))?;
-            }
-            Input::Stdin => {
-                for_each_line(io::stdin().lock(), &mut on_line)
-                    .map_err(|e| with_path(e, Path::new("<stdin>")))?;
-            }
-        }
+        read_lines(input, &mut on_line)?;
     }
 
     buffered.sort_by(|a, b| a.0.cmp(&b.0));
@@ -327,6 +317,23 @@ fn show(
         source,
         missing: false,
     })
+}
+
+/// Calls `on_line(line number, byte offset, bytes)` for every line of
+/// `input` that is not blank (see `for_each_line`).
+fn read_lines(
+    input: &Input,
+    on_line: &mut impl FnMut(u64, u64, &[u8]) -> Result<(), OfflineError>,
+) -> Result<(), OfflineError> {
+    match input {
+        Input::File(path) => {
+            let file = File::open(path).map_err(|source| io_error(path, source))?;
+            for_each_line(BufReader::with_capacity(1 << 16, file), on_line)
+                .map_err(|e| with_path(e, path))
+        }
+        Input::Stdin => for_each_line(io::stdin().lock(), on_line)
+            .map_err(|e| with_path(e, Path::new("<stdin>"))),
+    }
 }
 
 fn io_error(path: &Path, source: io::Error) -> OfflineError {

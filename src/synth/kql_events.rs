@@ -59,6 +59,7 @@ pub fn ecs_guess(name: &str) -> &'static str {
             | "url.full"
             | "url.original"
             | "registry.data.strings"
+            | "file.path.caseless"
     ) {
         "wildcard"
     } else {
