@@ -168,6 +168,10 @@ struct ExplainArgs {
     /// Kibana space id (part of event alert ids).
     #[arg(long, default_value = "default")]
     space_id: String,
+    /// Exception list files or folders the rule's `exceptions_list` is
+    /// resolved from (repeat for more), as `run --exceptions`.
+    #[arg(long, value_name = "DIR")]
+    exceptions: Vec<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -648,6 +652,7 @@ fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     };
     let mut opts = ExplainOptions::at(now);
     opts.space_id = args.space_id;
+    opts.exceptions = args.exceptions;
     let events = match &args.event {
         Some(path) => Some(explain::read_events(path)?),
         None => None,

@@ -404,18 +404,6 @@ fn explain_exit_codes() {
     let out = detectd(&["explain", broken.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(stdout(&out).contains("error:"), "the diagnostics: {out:?}");
-    let kql = dir.path().join("kql.toml");
-    // A query rule loads but is not explained: a note naming its type.
-    let text = "[rule]\nrule_id = \"q\"\nname = \"n\"\ndescription = \"d\"\ntype = \"query\"\n\
-                index = [\"logs-*\"]\nseverity = \"low\"\nrisk_score = 21\n\
-                query = 'process.name: \"cmd.exe\"'\n";
-    std::fs::write(&kql, text).unwrap();
-    let out = detectd(&["explain", kql.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert!(
-        stdout(&out).contains("note: explain covers EQL rules; query rules are not explained yet"),
-        "{out:?}"
-    );
     let out = detectd(&["explain", FOUNDING, "--event", "/nonexistent/events.ndjson"]);
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     let bad = dir.path().join("bad.ndjson");
@@ -580,4 +568,195 @@ fn explain_event_uses_the_mapping_given() {
         String::from_utf8_lossy(&out.stderr).contains("no events file is named `nope`"),
         "{out:?}"
     );
+}
+
+/// A query rule is explained as a run would search for it: its query,
+/// filters and exception lists in the header, the KQL translated into the
+/// search's `query` (offline for ECS's field types), the event alert id
+/// recipe; with `--event`, which events the query, filters and exceptions
+/// select, with their alert ids.
+#[test]
+fn explain_a_query_rule_with_filters_and_exceptions() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("logons.toml");
+    std::fs::write(
+        &rule,
+        "[rule]\nrule_id = \"failed-admin-logons\"\nname = \"Failed admin logons\"\n\
+         description = \"d\"\ntype = \"query\"\nlanguage = \"kuery\"\n\
+         index = [\"logs-system.auth-*\"]\nseverity = \"low\"\nrisk_score = 21\n\
+         query = 'event.category:authentication and user.name:admin*'\n\
+         [[rule.filters]]\n[rule.filters.meta]\nnegate = false\ndisabled = false\n\
+         [rule.filters.query.match_phrase]\n\"event.outcome\" = \"failure\"\n\
+         [[rule.exceptions_list]]\nid = \"x\"\nlist_id = \"svc\"\n\
+         namespace_type = \"single\"\ntype = \"detection\"\n",
+    )
+    .unwrap();
+    let lists = dir.path().join("lists");
+    std::fs::create_dir(&lists).unwrap();
+    std::fs::write(
+        lists.join("svc.ndjson"),
+        serde_json::json!({"list_id": "svc", "id": "svc", "name": "Service accounts",
+                           "description": "d", "namespace_type": "single", "type": "detection",
+                           "os_types": [], "tags": []})
+        .to_string()
+            + "\n"
+            + &serde_json::json!({"item_id": "adminsvc", "list_id": "svc", "name": "adminsvc",
+                                  "description": "d", "namespace_type": "single", "type": "simple",
+                                  "os_types": [], "tags": [], "comments": [],
+                                  "entries": [{"field": "user.name", "operator": "included",
+                                               "type": "match", "value": "admin-svc"}]})
+            .to_string()
+            + "\n",
+    )
+    .unwrap();
+    // without its list the rule does not load, as in `run`: the error
+    // names the list and the flag
+    let out = detectd(&["explain", rule.to_str().unwrap(), "--now", NOW]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let text = stdout(&out);
+    assert!(
+        text.contains("svc") && text.contains("--exceptions"),
+        "{text}"
+    );
+
+    let lists_arg = lists.to_str().unwrap();
+    let rule_arg = rule.to_str().unwrap();
+    let out = detectd(&["explain", rule_arg, "--now", NOW, "--exceptions", lists_arg]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for expected in [
+        "  type         query, KQL, translated for the indices' field types as Kibana does: one alert per matching event\n",
+        "  query        event.category:authentication and user.name:admin*\n",
+        "  filters      1 Kibana filter, placed as Kibana's buildQueryFromFilters places them",
+        "  exceptions   `svc` (single) (1 item): an event an item describes does not alert\n",
+        "  pushdown     none: the query is the search's own filter",
+        // the KQL for ECS's types: `user.name` is a keyword, a wildcard query
+        "\"wildcard\":{\"user.name\":{\"value\":\"admin*\"}}",
+        // the filter and the exception, in the same search
+        "\"match_phrase\":{\"event.outcome\":\"failure\"}",
+        "\"admin-svc\"",
+        "  event alert      sha256(_index ‖ _id ‖ \"undefined\" ‖ \"default:failed-admin-logons\")\n",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+
+    let events = dir.path().join("events.ndjson");
+    let logon = |user: &str, outcome: &str| {
+        serde_json::json!({"@timestamp": "2024-05-01T09:58:00Z",
+                           "event": {"category": "authentication", "outcome": outcome},
+                           "user": {"name": user}})
+        .to_string()
+    };
+    std::fs::write(
+        &events,
+        [
+            logon("admin", "failure"),
+            logon("admin", "success"),
+            logon("admin-svc", "failure"),
+            logon("alice", "failure"),
+        ]
+        .join("\n")
+            + "\n",
+    )
+    .unwrap();
+    let events_arg = events.to_str().unwrap();
+    let out = detectd(&[
+        "explain",
+        rule_arg,
+        "--now",
+        NOW,
+        "--exceptions",
+        lists_arg,
+        "--event",
+        events_arg,
+    ]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let verdicts: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Events (4"))
+        .skip(1)
+        .take(4)
+        .collect();
+    assert_eq!(verdicts.len(), 4, "{text}");
+    assert!(verdicts[0].contains(", matches: alert "), "{text}");
+    for v in &verdicts[1..] {
+        assert!(v.contains(", no match: "), "{text}");
+    }
+    assert!(text.contains("1 of 4 events alert"), "{text}");
+    // the id is the one `hunt` gives the same event
+    let id = verdicts[0].rsplit("alert ").next().unwrap();
+    let rules_dir = dir.path().join("rules");
+    std::fs::create_dir(&rules_dir).unwrap();
+    std::fs::copy(&rule, rules_dir.join("logons.toml")).unwrap();
+    let hunt = detectd(&[
+        "hunt",
+        "--rules",
+        rules_dir.to_str().unwrap(),
+        "--exceptions",
+        lists_arg,
+        "--now",
+        NOW,
+        events_arg,
+    ]);
+    let hunted = String::from_utf8_lossy(&hunt.stdout);
+    assert_eq!(hunted.lines().count(), 1, "{hunted}");
+    assert!(
+        hunted.contains(&format!("\"_id\":\"{id}\"")),
+        "{id} vs {hunted}"
+    );
+}
+
+/// An EQL rule's filters and exceptions in `--event`: each event is kept
+/// or removed before any stage, and what is removed does not alert.
+#[test]
+fn explain_event_shows_what_an_eql_rules_filters_remove() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("cmd.toml");
+    std::fs::write(
+        &rule,
+        "[rule]\nrule_id = \"cmd\"\nname = \"cmd\"\ndescription = \"d\"\ntype = \"eql\"\n\
+         language = \"eql\"\nindex = [\"logs-*\"]\nseverity = \"low\"\nrisk_score = 21\n\
+         query = 'process where process.name == \"cmd.exe\"'\n\
+         [[rule.filters]]\n[rule.filters.meta]\nnegate = true\ndisabled = false\n\
+         [rule.filters.query.match_phrase]\n\"host.name\" = \"build-01\"\n",
+    )
+    .unwrap();
+    let events = dir.path().join("events.ndjson");
+    let cmd = |host: &str| {
+        serde_json::json!({"@timestamp": "2024-05-01T09:58:00Z", "event": {"category": "process"},
+                           "process": {"name": "cmd.exe"}, "host": {"name": host}})
+        .to_string()
+    };
+    std::fs::write(&events, format!("{}\n{}\n", cmd("ws-1"), cmd("build-01"))).unwrap();
+    let out = detectd(&[
+        "explain",
+        rule.to_str().unwrap(),
+        "--now",
+        NOW,
+        "--event",
+        events.to_str().unwrap(),
+    ]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("  filters      1 Kibana filter"), "{text}");
+    let constraints: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("constraints"))
+        .collect();
+    assert_eq!(constraints.len(), 2, "{text}");
+    assert!(constraints[0].contains("kept"), "{text}");
+    assert!(constraints[1].contains("removed"), "{text}");
+    // the search carries the negated filter
+    assert!(
+        text.contains("\"must_not\"") && text.contains("build-01"),
+        "{text}"
+    );
+    // what the filter removed is not among the alerts shown
+    let alerts: Vec<&str> = text
+        .lines()
+        .filter(|l| l.trim_start().starts_with("alert "))
+        .collect();
+    assert_eq!(alerts.len(), 1, "{text}");
+    assert!(alerts[0].contains("events.ndjson:1 "), "{text}");
 }

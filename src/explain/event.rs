@@ -45,7 +45,10 @@ pub fn explain_events(
     schemas: &InputSchemas,
     opts: &ExplainOptions,
 ) -> Result<String, ExplainError> {
-    let eql = super::eql_of(rule)?;
+    let Some(eql) = rule.eql() else {
+        return super::exact::query_events(rule, events, schemas, opts);
+    };
+    let constraints = super::exact::exact_matcher(rule, schemas, opts)?;
     let options = eql.compile_options();
     let plans = PlanSet::compile(
         &eql.query,
@@ -98,9 +101,28 @@ pub fn explain_events(
                 judge.verdict(q, stage, names, &input.doc, &event)
             );
         }
+        if let Some(m) = &constraints {
+            let verdict = if m.matches(&input.doc.source, opts.now) {
+                "kept: the rule's filters and exceptions let it through"
+            } else {
+                "removed: a filter or an exception of the rule rules it out, before any stage"
+            };
+            let _ = writeln!(out, "    {:<13}{verdict}", "constraints");
+        }
         parsed.push(event);
     }
-    matcher(&mut out, rule, &plans, events, &parsed, opts);
+    // What the filters and exceptions remove never reaches the matcher.
+    let (events, parsed): (Vec<EventInput>, Vec<Event>) = events
+        .iter()
+        .cloned()
+        .zip(parsed)
+        .filter(|(e, _)| {
+            constraints
+                .as_ref()
+                .is_none_or(|m| m.matches(&e.doc.source, opts.now))
+        })
+        .unzip();
+    matcher(&mut out, rule, &plans, &events, &parsed, opts);
     Ok(out)
 }
 

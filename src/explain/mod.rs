@@ -1,22 +1,27 @@
 //! `detectd explain RULE_FILE`: a rule as detectd understands it — its
-//! type, indices and schedule, the next window with its date math
-//! resolved, how far a sequence's search reaches back, the query DSL a run
-//! sends (which parts fall back to match-all and why), the fields fetched,
-//! the alert id recipe — and, with `--event FILE`, which stage or clause
-//! each event fails and why ([`event`]).
+//! type, indices and schedule, its query (a query rule's), filters and
+//! exception lists, the next window with its date math resolved, how far a
+//! sequence's search reaches back, the query DSL a run sends (which parts
+//! of an EQL query fall back to match-all and why; a query rule's KQL
+//! translated for the field types), the fields fetched, the alert id
+//! recipe — and, with `--event FILE`, which stage or clause each event
+//! fails and why ([`event`]), or whether a query rule selects it
+//! ([`exact`]).
 //!
 //! Nothing is decided here: the windows are the runner's
-//! (`runner::timing`, `anchor`, `window_search`, the `Detector`), the pushdown and
-//! why a part is not pushed down come from `eql::pushdown`
-//! (`stage_filter_explained`), the DSL and why a leaf is widened from the
-//! source (`dsl::adapt`, `leaf_verdict`, `search_query`, `sort`; with a
-//! cluster `ElasticsearchSource::plan` itself), the ids from the alert
-//! recipes (`runner::match_ids`), the first-run offset from the scheduler,
-//! and `--event` evaluates with the compiled plan a run uses. What this
-//! module adds is the wording. Offline, field types are ECS's (the field
-//! map Kibana's alerts use); with a cluster, the cluster's.
+//! (`runner::timing`, `anchor`, `window_search`, the `Detector` and its
+//! request), the pushdown and why a part is not pushed down come from
+//! `eql::pushdown` (`stage_filter_explained`), the DSL and why a leaf is
+//! widened from the source (`dsl::adapt`, `leaf_verdict`, `search_query`,
+//! `add_exact`, `sort`; with a cluster `ElasticsearchSource::plan`
+//! itself), the ids from the alert recipes (`runner::match_ids`), the
+//! first-run offset from the scheduler, and `--event` evaluates with the
+//! compiled plan and the exact clause a run uses. What this module adds is
+//! the wording. Offline, field types are ECS's (the field map Kibana's
+//! alerts use); with a cluster, the cluster's.
 
 pub mod event;
+mod exact;
 pub mod input;
 mod search;
 mod text;
@@ -31,12 +36,12 @@ use crate::eql::compile::{compile, PlanKind};
 use crate::eql::schema::Schema;
 use crate::eql::EqlError;
 use crate::offline::mappings::InputSchemas;
-use crate::rule::{EqlRule, Rule};
+use crate::rule::{EqlRule, QueryLanguage, Rule, RuleKind};
 use crate::runner::{Detector, RunnerSettings};
 use crate::schedule::window::plan_windows;
 use crate::source::elasticsearch::ElasticsearchSource;
 use crate::source::{Mappings, SourceError};
-use text::{iso, offset_text, span_text};
+use text::{iso, offset_text, one_line, span_text};
 
 pub use event::explain_events;
 pub use input::{read_events, EventInput, EventsError};
@@ -50,6 +55,8 @@ pub struct ExplainOptions {
     pub space_id: String,
     /// The run's settings (catch-up horizon, lookback of unbounded sequences).
     pub runner: RunnerSettings,
+    /// Exception list files or folders (`--exceptions`), as `run` has them.
+    pub exceptions: Vec<std::path::PathBuf>,
 }
 
 impl ExplainOptions {
@@ -58,6 +65,7 @@ impl ExplainOptions {
             now,
             space_id: crate::config::DEFAULT_SPACE_ID.to_string(),
             runner: RunnerSettings::default(),
+            exceptions: Vec::new(),
         }
     }
 }
@@ -71,17 +79,9 @@ pub enum ExplainError {
     CompileForMapping(String),
     #[error("asking the cluster: {0}")]
     Source(#[from] SourceError),
-    /// `explain` covers EQL rules; other types are refused by name.
-    #[error("explain covers EQL rules; {0} rules are not explained yet (`detectd check` validates them, `detectd hunt` runs them offline)")]
-    NotEql(&'static str),
     /// The rule cannot run (its exceptions do not build).
     #[error("{0}")]
     Run(crate::runner::RunError),
-}
-
-/// The EQL part of `rule`, or why it is not explained.
-fn eql_of(rule: &Rule) -> Result<&EqlRule, ExplainError> {
-    rule.eql().ok_or(ExplainError::NotEql(rule.rule_type()))
 }
 
 /// An explanation, and what the cluster said that `--event` uses.
@@ -100,14 +100,26 @@ pub async fn explain(
     opts: &ExplainOptions,
     source: Option<&ElasticsearchSource>,
 ) -> Result<Explained, ExplainError> {
-    let eql = eql_of(rule)?;
-    let options = eql.compile_options();
-    let plan = compile(&eql.query, &Schema::default(), &options).map_err(ExplainError::Compile)?;
     let mut out = String::new();
-    header(&mut out, rule, eql, origin, &plan);
-    let next = next_run(&mut out, rule, opts, &plan)?;
-    let mappings = search::section(&mut out, rule, &next, source, &options).await?;
-    ids(&mut out, rule, opts, plan.kind);
+    let (kind, options) = match rule.eql() {
+        Some(eql) => {
+            let options = eql.compile_options();
+            let plan =
+                compile(&eql.query, &Schema::default(), &options).map_err(ExplainError::Compile)?;
+            header(&mut out, rule, origin, Some((eql, &plan)));
+            (plan.kind, Some(options))
+        }
+        // A query rule's match is one event, as an EQL event query's.
+        None => {
+            header(&mut out, rule, origin, None);
+            (PlanKind::Event, None)
+        }
+    };
+    // The run's own detector: its reach and what it narrows the search to.
+    let detector = Detector::new(rule, &opts.runner, opts.now).map_err(ExplainError::Run)?;
+    let next = next_run(&mut out, rule, opts, kind, &detector);
+    let mappings = search::section(&mut out, rule, &next, source, options.as_ref()).await?;
+    ids(&mut out, rule, opts, kind);
     Ok(Explained {
         text: out,
         mappings,
@@ -148,15 +160,9 @@ fn stages(body: &QueryBody) -> Vec<(String, &EventQuery)> {
     }
 }
 
-fn header(
-    out: &mut String,
-    rule: &Rule,
-    eql: &EqlRule,
-    origin: &str,
-    plan: &crate::eql::compile::Plan,
-) {
-    let q = &eql.query;
-    let shape = match &q.body {
+/// What an EQL query is: one event, a sequence, a sample.
+fn eql_shape(rule: &Rule, q: &crate::eql::ast::Query) -> String {
+    match &q.body {
         QueryBody::Event(_) => "eql, an event query: one alert per matching event".to_string(),
         QueryBody::Sequence(seq) => {
             let n = seq.stages.len();
@@ -192,7 +198,37 @@ fn header(
                 keys.join(", ")
             )
         }
+    }
+}
+
+/// What a query rule is: its type and language.
+fn query_shape(rule: &Rule) -> String {
+    let language = match &rule.kind {
+        RuleKind::Query(q) => match q.language {
+            QueryLanguage::Kql(_) => "KQL, translated for the indices' field types as Kibana does",
+            QueryLanguage::Lucene => "Lucene, sent as Kibana sends it (query_string)",
+        },
+        RuleKind::Eql(_) => "EQL",
     };
+    format!(
+        "{}, {language}: one alert per matching event",
+        rule.rule_type()
+    )
+}
+
+/// The rule's header; `eql` is the EQL part and its plan (none for a
+/// query rule).
+fn header(
+    out: &mut String,
+    rule: &Rule,
+    origin: &str,
+    eql: Option<(&EqlRule, &crate::eql::compile::Plan)>,
+) {
+    let shape = match eql {
+        Some((e, _)) => eql_shape(rule, &e.query),
+        None => query_shape(rule),
+    };
+    let kind = eql.map_or(PlanKind::Event, |(_, plan)| plan.kind);
     let _ = writeln!(out, "{}", rule.name);
     let row = |out: &mut String, k: &str, v: &str| {
         let _ = writeln!(out, "  {k:<13}{v}");
@@ -200,9 +236,19 @@ fn header(
     row(out, "rule_id", &rule.rule_id);
     row(out, "file", origin);
     row(out, "type", &shape);
-    if !q.pipes.is_empty() {
-        let pipes: Vec<String> = q.pipes.iter().map(|p| p.to_string()).collect();
-        row(out, "pipes", &pipes.join(", "));
+    match (eql, &rule.kind) {
+        (Some((e, _)), _) if !e.query.pipes.is_empty() => {
+            let pipes: Vec<String> = e.query.pipes.iter().map(|p| p.to_string()).collect();
+            row(out, "pipes", &pipes.join(", "));
+        }
+        (None, RuleKind::Query(q)) => {
+            let text = match one_line(&q.text) {
+                t if t.trim().is_empty() => "(empty: every event matches)".to_string(),
+                t => t,
+            };
+            row(out, "query", &text);
+        }
+        _ => {}
     }
     if rule.building_block_type.is_some() {
         row(
@@ -245,19 +291,22 @@ fn header(
             "{}: at most {} new {} per window, oldest first",
             rule.max_signals,
             rule.max_signals,
-            if plan.kind == PlanKind::Event {
+            if kind == PlanKind::Event {
                 "alerts"
             } else {
                 "shells (their building blocks ride along)"
             }
         ),
     );
-    let fields = plan.fields();
     let time_filter = crate::source::TimeFilter::kibana(
         rule.timestamp_override.as_deref(),
         rule.timestamp_override_fallback_disabled,
     );
-    let ordering = fields.timestamp_name().unwrap_or("@timestamp");
+    // A query rule's search is sorted by the time it selects on.
+    let ordering = match eql {
+        Some((_, plan)) => plan.fields().timestamp_name().unwrap_or("@timestamp"),
+        None => time_filter.primary.as_str(),
+    };
     let mut f = format!("`{ordering}` orders events");
     match &time_filter.fallback {
         None => f.push_str(&format!(", `{}` selects the window", time_filter.primary)),
@@ -266,16 +315,58 @@ fn header(
             time_filter.primary
         )),
     }
-    let category = eql
-        .event_category_override
-        .as_deref()
-        .unwrap_or("event.category");
-    f.push_str(&format!(", `{category}` is the category"));
-    match &eql.tiebreaker_field {
-        Some(tb) => f.push_str(&format!(", `{tb}` breaks ties")),
-        None => f.push_str(", no tiebreaker"),
+    if let Some((e, _)) = eql {
+        let category = e
+            .event_category_override
+            .as_deref()
+            .unwrap_or("event.category");
+        f.push_str(&format!(", `{category}` is the category"));
+        match &e.tiebreaker_field {
+            Some(tb) => f.push_str(&format!(", `{tb}` breaks ties")),
+            None => f.push_str(", no tiebreaker"),
+        }
     }
     row(out, "fields", &f);
+    constraint_rows(out, rule, kind);
+}
+
+/// The rule's Kibana filters and exception lists, when it has any.
+fn constraint_rows(out: &mut String, rule: &Rule, kind: PlanKind) {
+    let row = |out: &mut String, k: &str, v: &str| {
+        let _ = writeln!(out, "  {k:<13}{v}");
+    };
+    if !rule.filters.is_empty() {
+        let n = rule.filters.len();
+        row(
+            out,
+            "filters",
+            &format!(
+                "{n} Kibana filter{}, placed as Kibana's buildQueryFromFilters places them \
+                 (in the search's `query` below)",
+                if n == 1 { "" } else { "s" }
+            ),
+        );
+    }
+    if !rule.exceptions_list.is_empty() {
+        let lists: Vec<String> = rule
+            .exceptions
+            .lists()
+            .map(|l| {
+                let n = l.items.len();
+                format!("{} ({n} item{})", l.key, if n == 1 { "" } else { "s" })
+            })
+            .collect();
+        let effect = if kind == PlanKind::Event {
+            "an event an item describes does not alert"
+        } else {
+            "an event an item describes is removed before matching, as Kibana removes it"
+        };
+        row(
+            out,
+            "exceptions",
+            &format!("{}: {effect}", lists.join(", ")),
+        );
+    }
 }
 
 /// What the next window is: the runner's windows for a run at `now` whose
@@ -288,8 +379,9 @@ fn next_run(
     out: &mut String,
     rule: &Rule,
     opts: &ExplainOptions,
-    plan: &crate::eql::compile::Plan,
-) -> Result<NextRun, ExplainError> {
+    kind: PlanKind,
+    detector: &Detector<'_>,
+) -> NextRun {
     let timing = crate::runner::timing(rule, &opts.runner);
     let anchor = crate::runner::anchor(rule, opts.now);
     let previous = anchor - timing.interval;
@@ -302,8 +394,6 @@ fn next_run(
             start: anchor - timing.width,
             end: anchor,
         });
-    // The run's own detector: its reach and what it narrows the search to.
-    let detector = Detector::new(rule, &opts.runner, opts.now).map_err(ExplainError::Run)?;
     let reach = detector.reach();
     let mut search =
         crate::runner::window_search(rule, &opts.runner, reach, window, Some(previous));
@@ -329,7 +419,7 @@ fn next_run(
         ),
     );
     let fetched_from = search.request.range.from;
-    let reach_text = if plan.kind != PlanKind::Sequence {
+    let reach_text = if kind != PlanKind::Sequence {
         "the window itself: matching needs nothing before it".to_string()
     } else {
         let maxspan = match rule.eql().map(|e| &e.query.body) {
@@ -350,7 +440,7 @@ fn next_run(
         )
     };
     row(out, "search range", &reach_text);
-    let offered = if plan.kind == PlanKind::Event {
+    let offered = if kind == PlanKind::Event {
         format!(
             "events at or after {}; those the previous window also saw come back as duplicates by id",
             iso(&search.offer_from)
@@ -390,7 +480,7 @@ fn next_run(
             text::duration(opts.runner.catch_up_horizon)
         ),
     );
-    Ok(NextRun { search })
+    NextRun { search }
 }
 
 fn ids(out: &mut String, rule: &Rule, opts: &ExplainOptions, kind: PlanKind) {
@@ -466,22 +556,20 @@ pub async fn explain_file(
 ) -> Result<FileVerdict, ExplainError> {
     let mut verdict = FileVerdict::Explained;
     let mut explained = 0usize;
-    for file in crate::rule::load_rules_file(path) {
+    // Loaded as `run` loads it: with its exception lists.
+    let loaded = crate::rule::load_with_lists(&[path.to_path_buf()], &opts.exceptions, opts.now);
+    for e in &loaded.list_errors {
+        let _ = writeln!(out, "{e}");
+        verdict = FileVerdict::NotExplained;
+    }
+    for file in loaded.files {
         match &file.outcome {
             crate::rule::LoadOutcome::Loaded { rule, warnings } => {
                 out.push_str(&crate::rule::render_errors(&file, warnings));
                 if explained > 0 {
                     out.push('\n');
                 }
-                let explained_rule = match explain(rule, &file.location(), opts, source).await {
-                    Ok(e) => e,
-                    Err(e @ ExplainError::NotEql(_)) => {
-                        let _ = writeln!(out, "{}: note: {e}", file.location());
-                        verdict = FileVerdict::NotExplained;
-                        continue;
-                    }
-                    Err(e) => return Err(e),
-                };
+                let explained_rule = explain(rule, &file.location(), opts, source).await?;
                 out.push_str(&explained_rule.text);
                 if let Some((events, schemas)) = events {
                     let from_cluster;

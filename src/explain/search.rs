@@ -20,7 +20,7 @@ use crate::eql::pushdown::{stage_filter_explained, Filter};
 use crate::rule::Rule;
 use crate::source::elasticsearch::dsl::{self, FieldTypes};
 use crate::source::elasticsearch::ElasticsearchSource;
-use crate::source::{FetchRequest, Mappings};
+use crate::source::{FetchRequest, Mappings, SourceError};
 
 /// What the request comes to: as the source renders it.
 struct Rendered {
@@ -39,7 +39,7 @@ pub(super) async fn section(
     rule: &Rule,
     next: &NextRun,
     source: Option<&ElasticsearchSource>,
-    options: &CompileOptions,
+    options: Option<&CompileOptions>,
 ) -> Result<Option<Arc<Mappings>>, ExplainError> {
     let request = &next.search.request;
     let mut mappings = None;
@@ -50,7 +50,7 @@ pub(super) async fn section(
                  --elasticsearch-url reads the cluster's mappings",
                 crate::alert::fieldmap::ECS_VERSION
             ),
-            offline(request),
+            offline(request)?,
         ),
         Some(source) => {
             let info = source.cluster().info();
@@ -73,7 +73,7 @@ pub(super) async fn section(
         }
     };
     let _ = writeln!(out, "\nSearch ({heading})");
-    let category = &options.event_category_field;
+    let category = options.map_or("event.category", |o| o.event_category_field.as_str());
     let mut match_all_stages = Vec::new();
     let written = rule
         .eql()
@@ -124,7 +124,11 @@ pub(super) async fn section(
             }
         }
     }
-    let whole = if request.filter.is_match_all() || match_all_stages.len() == stages_count(rule) {
+    let whole = if rule.eql().is_none() {
+        "none: the query is the search's own filter (the last clause of `query`), every event \
+         the cluster returns is an alert"
+            .to_string()
+    } else if request.filter.is_match_all() || match_all_stages.len() == stages_count(rule) {
         "match_all: the cluster is asked for every event of the window".to_string()
     } else if !match_all_stages.is_empty() {
         format!(
@@ -145,6 +149,21 @@ pub(super) async fn section(
         let _ = writeln!(out, "  {k:<13}{v}");
     };
     row(out, "pushdown", &whole);
+    if request.exact.is_some() && rule.eql().is_some() {
+        row(
+            out,
+            "exact",
+            "the rule's filters and exceptions, as Kibana adds them (the last clause of `query`): \
+             an event they rule out never reaches the matcher",
+        );
+    } else if !rule.filters.is_empty() || !rule.exceptions_list.is_empty() {
+        row(
+            out,
+            "exact",
+            "the query with the rule's filters and exceptions, as Kibana adds them (the last \
+             clause of `query`)",
+        );
+    }
     row(
         out,
         "indices",
@@ -180,10 +199,16 @@ fn stages_count(rule: &Rule) -> usize {
 }
 
 /// The request as the source renders it, with ECS's field types.
-fn offline(request: &FetchRequest) -> Rendered {
+fn offline(request: &FetchRequest) -> Result<Rendered, ExplainError> {
     let types = ecs_types(request);
     let filter = dsl::adapt(&request.filter, &types);
-    let query = dsl::search_query(&request.range, &request.time_filter, &filter);
+    let mut query = dsl::search_query(&request.range, &request.time_filter, &filter);
+    if let Some(exact) = &request.exact {
+        let exact = exact
+            .lower(Some(&all_ecs_types()))
+            .map_err(|e| ExplainError::Source(SourceError::Query(e)))?;
+        dsl::add_exact(&mut query, &exact);
+    }
     let tiebreaker_type = request
         .tiebreaker_field
         .as_deref()
@@ -200,14 +225,33 @@ fn offline(request: &FetchRequest) -> Rendered {
         None => Value::Bool(true),
         Some(fields) => json!({ "includes": fields }),
     };
-    Rendered {
+    Ok(Rendered {
         targets: request.indices.clone(),
         types,
         warnings: Vec::new(),
         query,
         sort,
         source,
+    })
+}
+
+/// Every ECS field with its type: what an exact clause (a query rule's
+/// KQL, filters, exceptions) is translated for offline, as Kibana
+/// translates it for a data view over ECS indices.
+fn all_ecs_types() -> crate::filter::FieldTypes {
+    let mut types = crate::filter::FieldTypes::default();
+    for field in crate::alert::fieldmap::ecs().iter() {
+        if !matches!(field.field_type(), "" | "object") {
+            types = types.with(field.name, &[field.field_type()]);
+        }
     }
+    for name in ECS_CONSTANT_KEYWORDS {
+        types = types.with(name, &["constant_keyword"]);
+    }
+    for name in crate::alert::fieldmap::ecs_nested() {
+        types = types.with(name, &["nested"]);
+    }
+    types
 }
 
 /// ECS fields Kibana's alerts field map leaves out because they are

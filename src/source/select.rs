@@ -24,7 +24,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::{FetchRequest, Mappings, SourceError};
-use crate::eql::pushdown::field_values;
+use crate::eql::pushdown::{field_values, field_values_with_nulls};
 use crate::filter::eval::{self, EvalOptions, Matcher, Unmapped};
 
 /// A timestamp as Elasticsearch reads a date: an ISO string or epoch millis.
@@ -195,7 +195,8 @@ impl<'r> Selector<'r> {
         let fields = self.source_fields.as_ref()?;
         let mut out = serde_json::Map::new();
         for f in fields {
-            let vals = field_values(source, f);
+            // explicit nulls too: a mapping's `null_value` gives them a value
+            let vals = field_values_with_nulls(source, f);
             match vals.len() {
                 0 => {}
                 1 => {

@@ -215,21 +215,30 @@ impl Filter {
 /// flattened (any value can match).
 pub fn field_values<'a>(doc: &'a Value, path: &str) -> Vec<&'a Value> {
     let mut out = Vec::new();
-    collect_path(doc, path, &mut out);
+    collect_path(doc, path, false, &mut out);
     out
 }
 
-fn collect_path<'a>(v: &'a Value, path: &str, out: &mut Vec<&'a Value>) {
+/// Like [`field_values`], with explicit `null`s kept (also in arrays): what
+/// a projection of `_source` must carry, since a mapping's `null_value`
+/// gives an explicit null a value.
+pub fn field_values_with_nulls<'a>(doc: &'a Value, path: &str) -> Vec<&'a Value> {
+    let mut out = Vec::new();
+    collect_path(doc, path, true, &mut out);
+    out
+}
+
+fn collect_path<'a>(v: &'a Value, path: &str, nulls: bool, out: &mut Vec<&'a Value>) {
     match v {
-        Value::Array(items) => items.iter().for_each(|i| collect_path(i, path, out)),
+        Value::Array(items) => items.iter().for_each(|i| collect_path(i, path, nulls, out)),
         Value::Object(map) => {
             if let Some(leaf) = map.get(path) {
-                collect_leaf(leaf, out);
+                collect_leaf(leaf, nulls, out);
             }
             // Every split point `head.rest` where `head` is a key.
             for (i, _) in path.match_indices('.') {
                 if let Some(child) = map.get(&path[..i]) {
-                    collect_path(child, &path[i + 1..], out);
+                    collect_path(child, &path[i + 1..], nulls, out);
                 }
             }
         }
@@ -237,10 +246,11 @@ fn collect_path<'a>(v: &'a Value, path: &str, out: &mut Vec<&'a Value>) {
     }
 }
 
-fn collect_leaf<'a>(v: &'a Value, out: &mut Vec<&'a Value>) {
+fn collect_leaf<'a>(v: &'a Value, nulls: bool, out: &mut Vec<&'a Value>) {
     match v {
+        Value::Null if nulls => out.push(v),
         Value::Null | Value::Object(_) => {}
-        Value::Array(items) => items.iter().for_each(|i| collect_leaf(i, out)),
+        Value::Array(items) => items.iter().for_each(|i| collect_leaf(i, nulls, out)),
         scalar => out.push(scalar),
     }
 }

@@ -554,6 +554,21 @@ pub fn search_query(range: &TimeRange, tf: &TimeFilter, filter: &Filter) -> Valu
     json!({ "bool": { "filter": clauses } })
 }
 
+/// Adds a request's exact clause, already translated for the indices'
+/// field types, to the filters of `query` (a [`search_query`]); a clause
+/// that matches everything adds nothing.
+pub fn add_exact(query: &mut Value, exact: &crate::filter::Filter) {
+    if matches!(exact, crate::filter::Filter::MatchAll) {
+        return;
+    }
+    if let Some(clauses) = query
+        .pointer_mut("/bool/filter")
+        .and_then(Value::as_array_mut)
+    {
+        clauses.push(crate::filter::to_dsl(exact));
+    }
+}
+
 /// The type the tiebreaker's sort is given for unmapped indices: the one
 /// type every index maps it with; `long` when no index maps it (any type
 /// makes the sort valid, all values missing); none when they disagree.

@@ -153,14 +153,7 @@ impl ElasticsearchSource {
             let exact = exact
                 .lower(mappings.field_types().as_ref())
                 .map_err(SourceError::Query)?;
-            if !matches!(exact, crate::filter::Filter::MatchAll) {
-                if let Some(clauses) = query
-                    .pointer_mut("/bool/filter")
-                    .and_then(Value::as_array_mut)
-                {
-                    clauses.push(crate::filter::to_dsl(&exact));
-                }
-            }
+            dsl::add_exact(&mut query, &exact);
         }
         let tiebreaker_type = request
             .tiebreaker_field
