@@ -19,6 +19,7 @@ pub mod filter;
 pub mod hunt;
 pub mod kibana_filter;
 pub mod kql;
+pub mod notify;
 pub mod offline;
 pub mod querydsl;
 pub mod rule;

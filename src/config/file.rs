@@ -33,6 +33,12 @@ pub struct RawConfig {
     pub state: RawState,
     pub server: RawServer,
     pub log: RawLog,
+    /// `[notify]`: delivery retries (see `notify::config`).
+    pub notify: crate::notify::config::RawNotify,
+    /// `[[outputs]]`: where notifications go.
+    pub outputs: Vec<crate::notify::config::RawOutput>,
+    /// `[[routes]]`: which alerts go to which outputs.
+    pub routes: Vec<crate::notify::config::RawRoute>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

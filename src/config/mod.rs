@@ -184,6 +184,8 @@ pub struct Settings {
     pub log_format: LogFormat,
     /// A `tracing` filter directive (`RUST_LOG` wins over it when set).
     pub log_level: String,
+    /// Outputs, routes and delivery of notifications (none by default).
+    pub notify: crate::notify::NotifySettings,
 }
 
 impl Settings {
@@ -226,7 +228,7 @@ impl Settings {
         };
         let result = match raw {
             Err(e) => Err(vec![e]),
-            Ok(raw) => validate(raw, env, flags),
+            Ok(raw) => validate(raw, file.as_ref().map(|(_, t)| t.as_str()), env, flags),
         };
         result.map_err(|errors| ConfigErrors { file, errors })
     }
@@ -234,6 +236,7 @@ impl Settings {
 
 fn validate(
     raw: RawConfig,
+    text: Option<&str>,
     env: ClusterSettings,
     flags: Overrides,
 ) -> Result<Settings, Vec<ConfigError>> {
@@ -532,6 +535,16 @@ fn validate(
         }
     };
 
+    // Secrets of outputs come from the process environment (`*_env`).
+    let notify = crate::notify::config::validate(
+        raw.notify,
+        raw.outputs,
+        raw.routes,
+        text,
+        &|var| std::env::var(var).ok(),
+        &mut errors,
+    );
+
     match cluster {
         Some(cluster) if errors.is_empty() => Ok(Settings {
             rules,
@@ -549,6 +562,7 @@ fn validate(
             listen,
             log_format,
             log_level,
+            notify,
         }),
         _ => Err(errors),
     }

@@ -2,7 +2,10 @@
 //! or a local directory, as one type so the runner and the commands need
 //! not be generic over it.
 
-use super::{Checkpoint, ClusterStateStore, DeadLetter, FileStateStore, StateError, StateStore};
+use super::{
+    Checkpoint, ClusterStateStore, DeadLetter, FileStateStore, OutboxEntry, StateError, StateStore,
+    ThrottleMark,
+};
 use crate::runner::ExecutionRecord;
 
 #[derive(Debug)]
@@ -51,6 +54,48 @@ impl StateStore for AnyStateStore {
         match self {
             AnyStateStore::Cluster(s) => s.remove_dead_letters(alert_ids).await,
             AnyStateStore::File(s) => s.remove_dead_letters(alert_ids).await,
+        }
+    }
+
+    async fn outbox_add(&self, entries: &[OutboxEntry]) -> Result<Vec<String>, StateError> {
+        match self {
+            AnyStateStore::Cluster(s) => s.outbox_add(entries).await,
+            AnyStateStore::File(s) => s.outbox_add(entries).await,
+        }
+    }
+
+    async fn outbox_get(&self, ids: &[String]) -> Result<Vec<OutboxEntry>, StateError> {
+        match self {
+            AnyStateStore::Cluster(s) => s.outbox_get(ids).await,
+            AnyStateStore::File(s) => s.outbox_get(ids).await,
+        }
+    }
+
+    async fn outbox_pending(&self) -> Result<Vec<OutboxEntry>, StateError> {
+        match self {
+            AnyStateStore::Cluster(s) => s.outbox_pending().await,
+            AnyStateStore::File(s) => s.outbox_pending().await,
+        }
+    }
+
+    async fn outbox_update(&self, entries: &[OutboxEntry]) -> Result<(), StateError> {
+        match self {
+            AnyStateStore::Cluster(s) => s.outbox_update(entries).await,
+            AnyStateStore::File(s) => s.outbox_update(entries).await,
+        }
+    }
+
+    async fn throttle_marks(&self, keys: &[String]) -> Result<Vec<ThrottleMark>, StateError> {
+        match self {
+            AnyStateStore::Cluster(s) => s.throttle_marks(keys).await,
+            AnyStateStore::File(s) => s.throttle_marks(keys).await,
+        }
+    }
+
+    async fn save_throttle_marks(&self, marks: &[ThrottleMark]) -> Result<(), StateError> {
+        match self {
+            AnyStateStore::Cluster(s) => s.save_throttle_marks(marks).await,
+            AnyStateStore::File(s) => s.save_throttle_marks(marks).await,
         }
     }
 }

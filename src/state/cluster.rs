@@ -4,11 +4,20 @@
 //! with `refresh=wait_for` so a checkpoint is visible (and durable) before
 //! the run goes on. Index names and templates are `sink::elasticsearch`'s
 //! [`IndexNames`] and `install_templates`.
+//!
+//! The notification outbox is the index `<state index>-outbox`: one
+//! document per message (id = entry id, added with `create` so an id
+//! already there is kept) and one per throttle mark (id `throttle:<key>`).
+//! Its message bodies are stored as JSON text, so no mapping of alert
+//! fields grows in it.
 
 use elasticsearch::http::Method;
 use serde_json::Value;
 
-use super::{execution_document, Checkpoint, DeadLetter, StateError, StateStore};
+use super::outbox::sort_entries;
+use super::{
+    execution_document, Checkpoint, DeadLetter, OutboxEntry, StateError, StateStore, ThrottleMark,
+};
 use crate::cluster::{encode_path_part, Cluster, ClusterError};
 use crate::runner::ExecutionRecord;
 use crate::sink::elasticsearch::IndexNames;
@@ -22,6 +31,8 @@ pub struct ClusterStateStore {
     executions: String,
     /// The dead-letters index.
     dead_letters: String,
+    /// The notification outbox index.
+    outbox: String,
 }
 
 impl ClusterStateStore {
@@ -32,7 +43,54 @@ impl ClusterStateStore {
             state: names.state.clone(),
             executions: names.executions.clone(),
             dead_letters: names.dead_letters.clone(),
+            outbox: format!("{}-outbox", names.state),
         }
+    }
+
+    /// `_mget` of these ids in the outbox index: the `_source` of each
+    /// document found (a missing index finds none).
+    async fn outbox_sources(&self, ids: &[String]) -> Result<Vec<Value>, StateError> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let path = format!("/{}/_mget", encode_path_part(&self.outbox));
+        let body = serde_json::json!({ "ids": ids });
+        let response = match self
+            .cluster
+            .request_json(Method::Post, &path, &[], Some(&body))
+            .await
+        {
+            Ok(r) => r,
+            Err(ClusterError::Status { status: 404, .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(docs) = response.get("docs").and_then(Value::as_array) else {
+            return Err(bad_response(
+                "POST",
+                path,
+                format!(
+                    "expected `docs`, found {}",
+                    crate::cluster::snippet(response.to_string().as_bytes())
+                ),
+            ));
+        };
+        Ok(docs
+            .iter()
+            .filter(|d| d.get("found").and_then(Value::as_bool) == Some(true))
+            .filter_map(|d| d.get("_source").cloned())
+            .collect())
+    }
+
+    fn outbox_lines(&self, docs: &[(String, Value)], op: &str) -> Vec<u8> {
+        let mut lines = Vec::new();
+        for (id, doc) in docs {
+            let action = serde_json::json!({ op: {"_index": self.outbox, "_id": id} });
+            lines.extend(serde_json::to_vec(&action).unwrap_or_default());
+            lines.push(b'\n');
+            lines.extend(serde_json::to_vec(doc).unwrap_or_default());
+            lines.push(b'\n');
+        }
+        lines
     }
 
     /// `_bulk` of one action per id (an `index` with a document, or a
@@ -247,6 +305,176 @@ impl StateStore for ClusterStateStore {
         }
         self.bulk(lines, "removing dead letters").await
     }
+
+    async fn outbox_add(&self, entries: &[OutboxEntry]) -> Result<Vec<String>, StateError> {
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let docs: Vec<(String, Value)> = entries
+            .iter()
+            .map(|e| (e.id.clone(), serde_json::to_value(e).unwrap_or(Value::Null)))
+            .collect();
+        let lines = self.outbox_lines(&docs, "create");
+        let raw = self
+            .cluster
+            .send_raw(
+                Method::Post,
+                "/_bulk",
+                &[("refresh", "wait_for")],
+                Some(lines),
+                Some("application/x-ndjson"),
+            )
+            .await?;
+        let body = crate::cluster::check_json(Method::Post, "/_bulk", &raw)?;
+        let items = body.get("items").and_then(Value::as_array);
+        let Some(items) = items.filter(|i| i.len() == entries.len()) else {
+            return Err(bad_response(
+                "POST",
+                "/_bulk".into(),
+                format!(
+                    "expected one `items` entry per outbox entry, found {}",
+                    crate::cluster::snippet(body.to_string().as_bytes())
+                ),
+            ));
+        };
+        let mut added = Vec::new();
+        for (entry, item) in entries.iter().zip(items) {
+            let status = item
+                .pointer("/create/status")
+                .and_then(Value::as_u64)
+                .unwrap_or(0);
+            match status {
+                200..=299 => added.push(entry.id.clone()),
+                // already there: kept as it is, which is the point
+                409 => {}
+                _ => {
+                    return Err(bad_response(
+                        "POST",
+                        "/_bulk".into(),
+                        format!(
+                            "adding outbox entries refused: {}",
+                            crate::cluster::snippet(item.to_string().as_bytes())
+                        ),
+                    ))
+                }
+            }
+        }
+        Ok(added)
+    }
+
+    async fn outbox_get(&self, ids: &[String]) -> Result<Vec<OutboxEntry>, StateError> {
+        let sources = self.outbox_sources(ids).await?;
+        sources
+            .into_iter()
+            .map(|s| parse_entry(s, &self.outbox))
+            .collect()
+    }
+
+    async fn outbox_pending(&self) -> Result<Vec<OutboxEntry>, StateError> {
+        let path = format!("/{}/_search", encode_path_part(&self.outbox));
+        // `status` is mapped dynamically (text with a keyword subfield):
+        // a term on the text field matches its one lower-case token.
+        let body = serde_json::json!({
+            "size": OUTBOX_PAGE,
+            "query": {"term": {"status": "pending"}},
+        });
+        let response = match self
+            .cluster
+            .request_json(
+                Method::Post,
+                &path,
+                &[("ignore_unavailable", "true"), ("allow_no_indices", "true")],
+                Some(&body),
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(ClusterError::Status { status: 404, .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(e.into()),
+        };
+        let Some(hits) = response.pointer("/hits/hits").and_then(Value::as_array) else {
+            return Err(bad_response(
+                "POST",
+                path,
+                format!(
+                    "expected `hits.hits`, found {}",
+                    crate::cluster::snippet(response.to_string().as_bytes())
+                ),
+            ));
+        };
+        let mut out = hits
+            .iter()
+            .map(|h| parse_entry(h.get("_source").cloned().unwrap_or(Value::Null), &self.outbox))
+            .collect::<Result<Vec<_>, _>>()?;
+        sort_entries(&mut out);
+        Ok(out)
+    }
+
+    async fn outbox_update(&self, entries: &[OutboxEntry]) -> Result<(), StateError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let docs: Vec<(String, Value)> = entries
+            .iter()
+            .map(|e| (e.id.clone(), serde_json::to_value(e).unwrap_or(Value::Null)))
+            .collect();
+        self.bulk(self.outbox_lines(&docs, "index"), "updating outbox entries")
+            .await
+    }
+
+    async fn throttle_marks(&self, keys: &[String]) -> Result<Vec<ThrottleMark>, StateError> {
+        let ids: Vec<String> = keys.iter().map(|k| format!("throttle:{k}")).collect();
+        let sources = self.outbox_sources(&ids).await?;
+        sources
+            .into_iter()
+            .map(|s| {
+                serde_json::from_value(s.clone()).map_err(|e| {
+                    bad_response(
+                        "POST",
+                        format!("/{}/_mget", self.outbox),
+                        format!(
+                            "expected a throttle mark, found {} ({e})",
+                            crate::cluster::snippet(s.to_string().as_bytes())
+                        ),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    async fn save_throttle_marks(&self, marks: &[ThrottleMark]) -> Result<(), StateError> {
+        if marks.is_empty() {
+            return Ok(());
+        }
+        let docs: Vec<(String, Value)> = marks
+            .iter()
+            .map(|m| {
+                (
+                    format!("throttle:{}", m.key),
+                    serde_json::to_value(m).unwrap_or(Value::Null),
+                )
+            })
+            .collect();
+        self.bulk(self.outbox_lines(&docs, "index"), "storing throttle marks")
+            .await
+    }
+}
+
+/// Pending outbox entries read in one search: more than this many waiting
+/// means the outputs are far behind; the rest are read once these are out.
+const OUTBOX_PAGE: usize = 10_000;
+
+fn parse_entry(source: Value, index: &str) -> Result<OutboxEntry, StateError> {
+    serde_json::from_value(source.clone()).map_err(|e| {
+        bad_response(
+            "POST",
+            format!("/{index}/_search"),
+            format!(
+                "expected an outbox entry, found {} ({e})",
+                crate::cluster::snippet(source.to_string().as_bytes())
+            ),
+        )
+    })
 }
 
 /// Dead letters read per search page.

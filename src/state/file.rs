@@ -2,8 +2,9 @@
 //! rewritten whole through a temporary file, fsynced, then renamed over the
 //! old one, so a crash leaves either the old or the new file, never half of
 //! one), `executions.ndjson` (one record per line, appended and fsynced)
-//! and `dead-letters.json` (refused alerts by alert id, rewritten whole like
-//! the checkpoints).
+//! `dead-letters.json` (refused alerts by alert id, rewritten whole like
+//! the checkpoints), `outbox.json` (notification messages by id) and
+//! `throttle.json` (throttle marks by key), rewritten whole the same way.
 //!
 //! For `detectd hunt` and for users without write access to the cluster.
 //! One process per directory: the store serialises its own writes but does
@@ -18,14 +19,18 @@ use std::sync::{Mutex, PoisonError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::outbox::sort_entries;
 use super::{
-    execution_document, sort_dead_letters, Checkpoint, DeadLetter, StateError, StateStore,
+    execution_document, sort_dead_letters, Checkpoint, DeadLetter, OutboxEntry, OutboxStatus,
+    StateError, StateStore, ThrottleMark,
 };
 use crate::runner::ExecutionRecord;
 
 const CHECKPOINTS: &str = "checkpoints.json";
 const EXECUTIONS: &str = "executions.ndjson";
 const DEAD_LETTERS: &str = "dead-letters.json";
+const OUTBOX: &str = "outbox.json";
+const THROTTLE: &str = "throttle.json";
 
 #[derive(Debug)]
 pub struct FileStateStore {
@@ -107,6 +112,12 @@ impl FileStateStore {
     }
 }
 
+impl FileStateStore {
+    fn read_outbox(&self) -> Result<BTreeMap<String, OutboxEntry>, StateError> {
+        self.read_map(OUTBOX, "outbox entries by id")
+    }
+}
+
 impl StateStore for FileStateStore {
     async fn checkpoint(&self, rule_id: &str) -> Result<Option<Checkpoint>, StateError> {
         let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
@@ -161,6 +172,63 @@ impl StateStore for FileStateStore {
             return Ok(());
         }
         self.write_map(DEAD_LETTERS, &all)
+    }
+
+    async fn outbox_add(&self, entries: &[OutboxEntry]) -> Result<Vec<String>, StateError> {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all = self.read_outbox()?;
+        let mut added = Vec::new();
+        for e in entries {
+            if !all.contains_key(&e.id) {
+                all.insert(e.id.clone(), e.clone());
+                added.push(e.id.clone());
+            }
+        }
+        if !added.is_empty() {
+            self.write_map(OUTBOX, &all)?;
+        }
+        Ok(added)
+    }
+
+    async fn outbox_get(&self, ids: &[String]) -> Result<Vec<OutboxEntry>, StateError> {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all = self.read_outbox()?;
+        Ok(ids.iter().filter_map(|id| all.remove(id)).collect())
+    }
+
+    async fn outbox_pending(&self) -> Result<Vec<OutboxEntry>, StateError> {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut out: Vec<OutboxEntry> = self
+            .read_outbox()?
+            .into_values()
+            .filter(|e| e.status == OutboxStatus::Pending)
+            .collect();
+        sort_entries(&mut out);
+        Ok(out)
+    }
+
+    async fn outbox_update(&self, entries: &[OutboxEntry]) -> Result<(), StateError> {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all = self.read_outbox()?;
+        for e in entries {
+            all.insert(e.id.clone(), e.clone());
+        }
+        self.write_map(OUTBOX, &all)
+    }
+
+    async fn throttle_marks(&self, keys: &[String]) -> Result<Vec<ThrottleMark>, StateError> {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all: BTreeMap<String, ThrottleMark> = self.read_map(THROTTLE, "throttle marks")?;
+        Ok(keys.iter().filter_map(|k| all.remove(k)).collect())
+    }
+
+    async fn save_throttle_marks(&self, marks: &[ThrottleMark]) -> Result<(), StateError> {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all: BTreeMap<String, ThrottleMark> = self.read_map(THROTTLE, "throttle marks")?;
+        for m in marks {
+            all.insert(m.key.clone(), m.clone());
+        }
+        self.write_map(THROTTLE, &all)
     }
 }
 
@@ -279,5 +347,58 @@ mod tests {
         let store = FileStateStore::open(dir.path()).unwrap();
         let err = store.checkpoint("r1").await.unwrap_err();
         assert!(err.to_string().contains("expected a json object"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_outbox_keeps_an_entry_added_twice_as_first_stored_and_survives_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStateStore::open(dir.path()).unwrap();
+        let entry = |status: OutboxStatus, attempts: u32| OutboxEntry {
+            id: "r/g1@hook".into(),
+            key: "r/g1".into(),
+            route: "r".into(),
+            output: "hook".into(),
+            rule_id: "rule".into(),
+            window_end: t(300),
+            created_at: t(10),
+            status,
+            attempts,
+            next_attempt_at: None,
+            sent_at: None,
+            last_error: None,
+            message: "{}".into(),
+        };
+        let added = store
+            .outbox_add(&[entry(OutboxStatus::Pending, 0)])
+            .await
+            .unwrap();
+        assert_eq!(added, vec!["r/g1@hook".to_string()]);
+        store
+            .outbox_update(&[entry(OutboxStatus::Sent, 1)])
+            .await
+            .unwrap();
+        // a window searched again adds the same id: the sent entry stays sent
+        let again = FileStateStore::open(dir.path()).unwrap();
+        assert!(again
+            .outbox_add(&[entry(OutboxStatus::Pending, 0)])
+            .await
+            .unwrap()
+            .is_empty());
+        assert!(again.outbox_pending().await.unwrap().is_empty());
+        let stored = again.outbox_get(&["r/g1@hook".into()]).await.unwrap();
+        assert_eq!(stored, vec![entry(OutboxStatus::Sent, 1)]);
+        let mark = ThrottleMark {
+            key: "r/host-1".into(),
+            at: t(5),
+        };
+        again.save_throttle_marks(&[mark.clone()]).await.unwrap();
+        assert_eq!(
+            FileStateStore::open(dir.path())
+                .unwrap()
+                .throttle_marks(&["r/host-1".into(), "r/other".into()])
+                .await
+                .unwrap(),
+            vec![mark]
+        );
     }
 }

@@ -3,7 +3,11 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
-use super::{sort_dead_letters, Checkpoint, DeadLetter, StateError, StateStore};
+use super::outbox::sort_entries;
+use super::{
+    sort_dead_letters, Checkpoint, DeadLetter, OutboxEntry, OutboxStatus, StateError, StateStore,
+    ThrottleMark,
+};
 use crate::runner::ExecutionRecord;
 
 #[derive(Debug, Default)]
@@ -11,6 +15,8 @@ pub struct MemoryStateStore {
     checkpoints: Mutex<HashMap<String, Checkpoint>>,
     executions: Mutex<Vec<ExecutionRecord>>,
     dead_letters: Mutex<HashMap<String, DeadLetter>>,
+    outbox: Mutex<HashMap<String, OutboxEntry>>,
+    throttle: Mutex<HashMap<String, ThrottleMark>>,
 }
 
 impl MemoryStateStore {
@@ -41,6 +47,21 @@ impl MemoryStateStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(checkpoint.rule_id.clone(), checkpoint);
+    }
+}
+
+impl MemoryStateStore {
+    /// Every outbox entry in any status, oldest first (tests look at them).
+    pub fn outbox(&self) -> Vec<OutboxEntry> {
+        let mut out: Vec<OutboxEntry> = self
+            .outbox
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        sort_entries(&mut out);
+        out
     }
 }
 
@@ -92,6 +113,54 @@ impl StateStore for MemoryStateStore {
             .unwrap_or_else(PoisonError::into_inner);
         for id in alert_ids {
             all.remove(id);
+        }
+        Ok(())
+    }
+
+    async fn outbox_add(&self, entries: &[OutboxEntry]) -> Result<Vec<String>, StateError> {
+        let mut all = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut added = Vec::new();
+        for e in entries {
+            if !all.contains_key(&e.id) {
+                all.insert(e.id.clone(), e.clone());
+                added.push(e.id.clone());
+            }
+        }
+        Ok(added)
+    }
+
+    async fn outbox_get(&self, ids: &[String]) -> Result<Vec<OutboxEntry>, StateError> {
+        let all = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(ids.iter().filter_map(|id| all.get(id).cloned()).collect())
+    }
+
+    async fn outbox_pending(&self) -> Result<Vec<OutboxEntry>, StateError> {
+        let mut out: Vec<OutboxEntry> = self
+            .outbox()
+            .into_iter()
+            .filter(|e| e.status == OutboxStatus::Pending)
+            .collect();
+        sort_entries(&mut out);
+        Ok(out)
+    }
+
+    async fn outbox_update(&self, entries: &[OutboxEntry]) -> Result<(), StateError> {
+        let mut all = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
+        for e in entries {
+            all.insert(e.id.clone(), e.clone());
+        }
+        Ok(())
+    }
+
+    async fn throttle_marks(&self, keys: &[String]) -> Result<Vec<ThrottleMark>, StateError> {
+        let all = self.throttle.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(keys.iter().filter_map(|k| all.get(k).cloned()).collect())
+    }
+
+    async fn save_throttle_marks(&self, marks: &[ThrottleMark]) -> Result<(), StateError> {
+        let mut all = self.throttle.lock().unwrap_or_else(PoisonError::into_inner);
+        for m in marks {
+            all.insert(m.key.clone(), m.clone());
         }
         Ok(())
     }

@@ -24,8 +24,10 @@ pub mod cluster;
 pub mod dead_letter;
 pub mod file;
 pub mod memory;
+pub mod outbox;
 
 use std::future::Future;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -37,6 +39,7 @@ pub use cluster::ClusterStateStore;
 pub use dead_letter::DeadLetter;
 pub use file::FileStateStore;
 pub use memory::MemoryStateStore;
+pub use outbox::{OutboxEntry, OutboxStatus, ThrottleMark};
 
 /// Where a rule stands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,6 +86,8 @@ pub enum StateError {
     File { path: String, reason: String },
     #[error("stored state for rule `{rule_id}`: expected a checkpoint document, found {found}")]
     BadDocument { rule_id: String, found: String },
+    #[error("this state store keeps no notification outbox")]
+    NoOutbox,
 }
 
 /// Checkpoints and execution records of rule runs.
@@ -121,6 +126,113 @@ pub trait StateStore: Send + Sync {
         &self,
         alert_ids: &[String],
     ) -> impl Future<Output = Result<(), StateError>> + Send;
+
+    // The notification outbox (see `outbox`). The defaults keep none, so a
+    // store made for one test need not implement it; a run with routes
+    // over such a store fails instead of losing its messages.
+
+    /// Adds the entries whose ids are not stored yet (an entry already
+    /// there, in any status, is kept as it is) and returns the ids added;
+    /// durable when this returns `Ok`.
+    fn outbox_add(
+        &self,
+        entries: &[OutboxEntry],
+    ) -> impl Future<Output = Result<Vec<String>, StateError>> + Send {
+        let _ = entries;
+        async { Err(StateError::NoOutbox) }
+    }
+
+    /// The stored entries of these ids (unknown ids are left out).
+    fn outbox_get(
+        &self,
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<OutboxEntry>, StateError>> + Send {
+        let _ = ids;
+        async { Err(StateError::NoOutbox) }
+    }
+
+    /// Every `pending` entry, oldest first.
+    fn outbox_pending(&self) -> impl Future<Output = Result<Vec<OutboxEntry>, StateError>> + Send {
+        async { Err(StateError::NoOutbox) }
+    }
+
+    /// Replaces these entries (after an attempt); durable when this returns `Ok`.
+    fn outbox_update(
+        &self,
+        entries: &[OutboxEntry],
+    ) -> impl Future<Output = Result<(), StateError>> + Send {
+        let _ = entries;
+        async { Err(StateError::NoOutbox) }
+    }
+
+    /// The throttle marks of these keys (unknown keys are left out).
+    fn throttle_marks(
+        &self,
+        keys: &[String],
+    ) -> impl Future<Output = Result<Vec<ThrottleMark>, StateError>> + Send {
+        let _ = keys;
+        async { Err(StateError::NoOutbox) }
+    }
+
+    /// Stores throttle marks, replacing those of the same keys.
+    fn save_throttle_marks(
+        &self,
+        marks: &[ThrottleMark],
+    ) -> impl Future<Output = Result<(), StateError>> + Send {
+        let _ = marks;
+        async { Err(StateError::NoOutbox) }
+    }
+}
+
+/// A store shared by the runner and the delivery worker.
+impl<T: StateStore> StateStore for Arc<T> {
+    async fn checkpoint(&self, rule_id: &str) -> Result<Option<Checkpoint>, StateError> {
+        (**self).checkpoint(rule_id).await
+    }
+
+    async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StateError> {
+        (**self).save_checkpoint(checkpoint).await
+    }
+
+    async fn record_execution(&self, record: &ExecutionRecord) -> Result<(), StateError> {
+        (**self).record_execution(record).await
+    }
+
+    async fn save_dead_letters(&self, letters: &[DeadLetter]) -> Result<(), StateError> {
+        (**self).save_dead_letters(letters).await
+    }
+
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StateError> {
+        (**self).dead_letters().await
+    }
+
+    async fn remove_dead_letters(&self, alert_ids: &[String]) -> Result<(), StateError> {
+        (**self).remove_dead_letters(alert_ids).await
+    }
+
+    async fn outbox_add(&self, entries: &[OutboxEntry]) -> Result<Vec<String>, StateError> {
+        (**self).outbox_add(entries).await
+    }
+
+    async fn outbox_get(&self, ids: &[String]) -> Result<Vec<OutboxEntry>, StateError> {
+        (**self).outbox_get(ids).await
+    }
+
+    async fn outbox_pending(&self) -> Result<Vec<OutboxEntry>, StateError> {
+        (**self).outbox_pending().await
+    }
+
+    async fn outbox_update(&self, entries: &[OutboxEntry]) -> Result<(), StateError> {
+        (**self).outbox_update(entries).await
+    }
+
+    async fn throttle_marks(&self, keys: &[String]) -> Result<Vec<ThrottleMark>, StateError> {
+        (**self).throttle_marks(keys).await
+    }
+
+    async fn save_throttle_marks(&self, marks: &[ThrottleMark]) -> Result<(), StateError> {
+        (**self).save_throttle_marks(marks).await
+    }
 }
 
 /// Oldest refusal first, then by id: the order [`StateStore::dead_letters`] promises.

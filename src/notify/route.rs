@@ -1,0 +1,177 @@
+//! Which route takes which alert group: a route matches on the rule (ids,
+//! tags, type) and on the group's head alert (its severity and risk score,
+//! which severity and risk overrides may have changed from the rule's).
+//! Every condition given must hold; a condition not given holds always.
+
+use serde_json::Value;
+
+use super::config::{NotifySettings, RouteSettings};
+use super::message::{field, text};
+use crate::rule::{Rule, Severity};
+
+/// The routes of the settings, in the order written.
+#[derive(Clone, Debug, Default)]
+pub struct Router {
+    routes: Vec<RouteSettings>,
+}
+
+impl Router {
+    pub fn new(settings: &NotifySettings) -> Router {
+        Router {
+            routes: settings.routes.clone(),
+        }
+    }
+
+    pub fn routes(&self) -> &[RouteSettings] {
+        &self.routes
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.routes.is_empty()
+    }
+}
+
+/// Whether `route` takes a group of `rule` whose head alert is `head`.
+pub fn matches(route: &RouteSettings, rule: &Rule, head: &Value) -> bool {
+    if !route.rule_ids.is_empty() && !route.rule_ids.contains(&rule.rule_id) {
+        return false;
+    }
+    if !route.tags.is_empty() && !route.tags.iter().any(|t| rule.tags.contains(t)) {
+        return false;
+    }
+    if !route.rule_types.is_empty() && !route.rule_types.iter().any(|t| t == rule.rule_type()) {
+        return false;
+    }
+    if let Some(min) = route.min_severity {
+        let severity = text(head, "kibana.alert.severity")
+            .and_then(|s| Severity::parse(&s))
+            .unwrap_or(rule.severity);
+        if severity < min {
+            return false;
+        }
+    }
+    if let Some(min) = route.min_risk_score {
+        let risk = field(head, "kibana.alert.risk_score")
+            .and_then(Value::as_f64)
+            .unwrap_or(f64::from(rule.risk_score));
+        if risk < f64::from(min) {
+            return false;
+        }
+    }
+    true
+}
+
+/// The throttle key of a group: the route, the rule and the values of the
+/// route's `group_by` fields on the head alert (empty when absent), so
+/// `group_by = ["host.name"]` throttles each host on its own.
+pub fn throttle_key(route: &RouteSettings, rule: &Rule, head: Option<&Value>) -> String {
+    let mut key = format!("{}/{}", route.name, rule.rule_id);
+    for f in &route.group_by {
+        key.push('|');
+        if let Some(v) = head.and_then(|h| text(h, f)) {
+            key.push_str(&v);
+        }
+    }
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notify::config::RouteMode;
+    use crate::rule::{load_str, LoadOutcome};
+    use serde_json::json;
+
+    fn rule() -> Rule {
+        match load_str(include_str!("../../rules/execution_scheduled_task_powershell.toml")) {
+            LoadOutcome::Loaded { rule, .. } => *rule,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn route() -> RouteSettings {
+        RouteSettings {
+            name: "r".into(),
+            outputs: vec!["o".into()],
+            rule_ids: vec![],
+            tags: vec![],
+            min_severity: None,
+            min_risk_score: None,
+            rule_types: vec![],
+            mode: RouteMode::Group,
+            throttle: None,
+            group_by: vec![],
+        }
+    }
+
+    #[test]
+    fn every_condition_given_must_hold() {
+        let rule = rule();
+        let head = json!({"kibana.alert.severity": "medium", "kibana.alert.risk_score": 47});
+        assert!(matches(&route(), &rule, &head));
+        let by_id = RouteSettings {
+            rule_ids: vec!["other".into()],
+            ..route()
+        };
+        assert!(!matches(&by_id, &rule, &head));
+        let by_own_id = RouteSettings {
+            rule_ids: vec![rule.rule_id.clone()],
+            ..route()
+        };
+        assert!(matches(&by_own_id, &rule, &head));
+        let by_tag = RouteSettings {
+            tags: vec!["no such tag".into(), rule.tags[0].clone()],
+            ..route()
+        };
+        assert!(matches(&by_tag, &rule, &head));
+        let by_missing_tag = RouteSettings {
+            tags: vec!["no such tag".into()],
+            ..route()
+        };
+        assert!(!matches(&by_missing_tag, &rule, &head));
+        let by_type = RouteSettings {
+            rule_types: vec!["query".into()],
+            ..route()
+        };
+        assert!(!matches(&by_type, &rule, &head));
+        let eql = RouteSettings {
+            rule_types: vec!["eql".into()],
+            ..route()
+        };
+        assert!(matches(&eql, &rule, &head));
+    }
+
+    #[test]
+    fn severity_and_risk_are_the_alerts_not_only_the_rules() {
+        let rule = rule();
+        let high = RouteSettings {
+            min_severity: Some(Severity::High),
+            ..route()
+        };
+        assert!(!matches(&high, &rule, &json!({"kibana.alert.severity": "medium"})));
+        assert!(matches(&high, &rule, &json!({"kibana.alert.severity": "critical"})));
+        let risky = RouteSettings {
+            min_risk_score: Some(70),
+            ..route()
+        };
+        assert!(!matches(&risky, &rule, &json!({"kibana.alert.risk_score": 69})));
+        assert!(matches(&risky, &rule, &json!({"kibana.alert.risk_score": 70})));
+    }
+
+    #[test]
+    fn the_throttle_key_takes_the_group_by_values() {
+        let rule = rule();
+        let r = RouteSettings {
+            group_by: vec!["host.name".into()],
+            ..route()
+        };
+        let a = throttle_key(&r, &rule, Some(&json!({"host": {"name": "ws-1"}})));
+        let b = throttle_key(&r, &rule, Some(&json!({"host": {"name": "ws-2"}})));
+        assert_ne!(a, b);
+        assert!(a.ends_with("|ws-1"), "{a}");
+        assert_eq!(
+            throttle_key(&route(), &rule, None),
+            format!("r/{}", rule.rule_id)
+        );
+    }
+}
