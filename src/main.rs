@@ -52,6 +52,12 @@ enum Command {
     /// removes those written (or already there). Exit 0, or 1 when dead
     /// letters remain after a replay, 2 on errors.
     DeadLetters(DeadLettersArgs),
+    /// Notifications: `test --output NAME` sends a sample alert message
+    /// through one configured output, so a route can be checked end to end.
+    ///
+    /// Exit 0 when the output acknowledged it, 1 when it did not, 2 on a
+    /// configuration error or an unknown output.
+    Notify(NotifyArgs),
     /// Show a rule as detectd understands it: type, indices, the next
     /// window, the query DSL a run sends (what falls back to match-all, and
     /// why), the fields fetched, the alert ids; with --event, which stage or
@@ -133,6 +139,25 @@ struct DeadLettersArgs {
     /// Cluster URL (repeat for more nodes); wins over ELASTICSEARCH_URL.
     #[arg(long, value_name = "URL", global = true)]
     elasticsearch_url: Vec<String>,
+}
+
+#[derive(clap::Args)]
+struct NotifyArgs {
+    #[command(subcommand)]
+    action: NotifyAction,
+    /// The config file (default: detectd.toml when it exists).
+    #[arg(long, short = 'c', value_name = "FILE", global = true)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum NotifyAction {
+    /// Send a sample message (a made-up sequence alert) to one output.
+    Test {
+        /// The `name` of an [[outputs]] table.
+        #[arg(long, value_name = "NAME")]
+        output: String,
+    },
 }
 
 #[derive(Subcommand, Clone, Copy)]
@@ -300,6 +325,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => explain(args),
         Command::Test(args) => test(args),
         Command::DeadLetters(args) => dead_letters(args),
+        Command::Notify(args) => notify(args),
     };
     match result {
         Ok(code) => code,
@@ -549,6 +575,54 @@ fn config_path(given: Option<PathBuf>) -> Option<PathBuf> {
         let default = PathBuf::from("detectd.toml");
         default.exists().then_some(default)
     })
+}
+
+fn notify(args: NotifyArgs) -> anyhow::Result<ExitCode> {
+    use detectd::config::{Overrides, Settings};
+
+    let settings = match Settings::load(config_path(args.config).as_deref(), Overrides::default())
+    {
+        Ok(s) => s,
+        Err(e) => {
+            eprint!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let NotifyAction::Test { output } = args.action;
+    let Some(o) = settings.notify.output(&output) else {
+        let names: Vec<&str> = settings
+            .notify
+            .outputs
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect();
+        eprintln!(
+            "detectd: no output named {output:?}: expected one of [{}]",
+            names.join(", ")
+        );
+        return Ok(ExitCode::from(2));
+    };
+    let out = detectd::notify::Output::new(o, settings.notify.delivery.timeout)?;
+    // A key of its own per test, so a receiver that drops repeats still
+    // shows each test.
+    let key = format!("test/{}", uuid::Uuid::new_v4());
+    let message = detectd::notify::message::sample(&key);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    match runtime.block_on(out.send(&message)) {
+        Ok(()) => {
+            eprintln!(
+                "sent a sample message to output {output:?} ({}), idempotency key {key}",
+                o.kind.name()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("detectd: output {output:?} ({}): {e}", o.kind.name());
+            Ok(ExitCode::from(1))
+        }
+    }
 }
 
 fn dead_letters(args: DeadLettersArgs) -> anyhow::Result<ExitCode> {

@@ -60,6 +60,20 @@ pub struct Health {
     failing: Mutex<BTreeMap<String, String>>,
     /// Alerts kept as dead letters since start.
     dead_lettered: AtomicU64,
+    /// Notification delivery, once its worker has made a pass.
+    notifications: Mutex<Option<Notifications>>,
+}
+
+/// What `/healthz` says of notifications.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct Notifications {
+    pending: u64,
+    sent: u64,
+    failed: u64,
+    given_up: u64,
+    /// Outputs whose last pass failed.
+    failing: Vec<String>,
+    last_error: Option<String>,
 }
 
 impl Default for Health {
@@ -69,6 +83,7 @@ impl Default for Health {
             rules_loaded: AtomicUsize::new(0),
             failing: Mutex::new(BTreeMap::new()),
             dead_lettered: AtomicU64::new(0),
+            notifications: Mutex::new(None),
         }
     }
 }
@@ -99,6 +114,23 @@ impl Health {
             .fetch_add(record.alerts_dead_lettered, Ordering::Relaxed);
     }
 
+    /// Takes in one pass of the notification worker and its totals.
+    pub fn observe_delivery(
+        &self,
+        report: &crate::notify::TickReport,
+        stats: &crate::notify::DeliveryStats,
+    ) {
+        let n = Notifications {
+            pending: stats.pending.load(Ordering::Relaxed),
+            sent: stats.sent.load(Ordering::Relaxed),
+            failed: stats.failed.load(Ordering::Relaxed),
+            given_up: stats.given_up.load(Ordering::Relaxed),
+            failing: report.failed.keys().cloned().collect(),
+            last_error: stats.last_error(),
+        };
+        *self.notifications.lock().unwrap_or_else(|p| p.into_inner()) = Some(n);
+    }
+
     /// Forgets a rule that is no longer loaded.
     pub fn forget_rule(&self, rule_id: &str) {
         self.failing
@@ -124,6 +156,26 @@ impl Health {
                  letters: `detectd dead-letters list` shows them, `detectd dead-letters replay` \
                  writes them again once the cause is fixed"
             ));
+        }
+        let notifications = self
+            .notifications
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some(n) = notifications {
+            let last = n.last_error.as_deref().unwrap_or("none recorded");
+            if !n.failing.is_empty() {
+                out.push(format!(
+                    "notification outputs failing (their messages are retried): {}; last error: {last}",
+                    n.failing.join(", ")
+                ));
+            }
+            if n.given_up > 0 {
+                out.push(format!(
+                    "{} notifications were given up since start (see the logs); last error: {last}",
+                    n.given_up
+                ));
+            }
         }
         out
     }
@@ -152,6 +204,29 @@ impl Health {
             reasons.push("no rules loaded".to_string());
         }
         let degraded = self.degradations();
+        let (status, mut body) = self.body(cluster_text, rules, reasons, degraded);
+        let notifications = self
+            .notifications
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let (Some(n), Some(o)) = (notifications, body.as_object_mut()) {
+            o.insert(
+                "notifications".into(),
+                json!({"pending": n.pending, "sent": n.sent, "failed": n.failed,
+                       "given_up": n.given_up}),
+            );
+        }
+        (status, body)
+    }
+
+    fn body(
+        &self,
+        cluster_text: String,
+        rules: usize,
+        mut reasons: Vec<String>,
+        degraded: Vec<String>,
+    ) -> (u16, Value) {
         if reasons.is_empty() && degraded.is_empty() {
             (
                 200,

@@ -47,7 +47,14 @@ impl From<RunStatus> for StatusLabel {
     }
 }
 
+/// A notification output's name (bounded: the outputs of the config).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutputLabels {
+    pub output: String,
+}
+
 type PerRule = Family<RuleLabels, Counter>;
+type PerOutput = Family<OutputLabels, Counter>;
 
 fn duration_histogram() -> Histogram {
     // 50 ms .. ~7 min: a quick event rule up to a long catch-up run.
@@ -69,6 +76,10 @@ pub struct Metrics {
     gap_seconds: Family<RuleLabels, Gauge<f64, AtomicU64>>,
     rules_loaded: Gauge,
     start_delay: Histogram,
+    notifications_sent: PerOutput,
+    notifications_failed: PerOutput,
+    notifications_given_up: PerOutput,
+    notifications_pending: Family<OutputLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -96,6 +107,30 @@ impl Metrics {
         // 1 ms .. ~4 min: waiting for a permit, up to a whole missed interval.
         let start_delay = Histogram::new(exponential_buckets(0.001, 4.0, 10));
 
+        let notifications_sent = PerOutput::default();
+        let notifications_failed = PerOutput::default();
+        let notifications_given_up = PerOutput::default();
+        let notifications_pending = Family::<OutputLabels, Gauge>::default();
+        registry.register(
+            "detectd_notifications_sent",
+            "Notifications an output acknowledged",
+            notifications_sent.clone(),
+        );
+        registry.register(
+            "detectd_notification_failures",
+            "Notification attempts that failed and will be retried",
+            notifications_failed.clone(),
+        );
+        registry.register(
+            "detectd_notifications_given_up",
+            "Notifications given up (refused, or not delivered within notify.give_up_after)",
+            notifications_given_up.clone(),
+        );
+        registry.register(
+            "detectd_notifications_pending",
+            "Notifications waiting for their window's checkpoint or their next attempt",
+            notifications_pending.clone(),
+        );
         registry.register(
             "detectd_rule_runs",
             "Rule runs, by rule and run status",
@@ -170,6 +205,29 @@ impl Metrics {
             gap_seconds,
             rules_loaded,
             start_delay,
+            notifications_sent,
+            notifications_failed,
+            notifications_given_up,
+            notifications_pending,
+        }
+    }
+
+    /// Records one pass of the notification worker.
+    pub fn observe_delivery(&self, report: &crate::notify::TickReport) {
+        let label = |o: &String| OutputLabels { output: o.clone() };
+        for (o, n) in &report.sent {
+            self.notifications_sent.get_or_create(&label(o)).inc_by(*n);
+        }
+        for (o, n) in &report.failed {
+            self.notifications_failed.get_or_create(&label(o)).inc_by(*n);
+        }
+        for (o, n) in &report.given_up {
+            self.notifications_given_up.get_or_create(&label(o)).inc_by(*n);
+        }
+        for (o, n) in &report.pending {
+            self.notifications_pending
+                .get_or_create(&label(o))
+                .set(i64::try_from(*n).unwrap_or(i64::MAX));
         }
     }
 

@@ -5,12 +5,17 @@
 //! [`Daemon::run`] with the process signals and the system clock.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
+
+use chrono::Utc;
+use tokio_util::sync::CancellationToken;
 
 use super::connect::{self, Attempt, STARTUP_BACKOFF};
 use super::http::{Endpoints, Server};
 use super::{log, ClusterProbe, Daemon, DaemonOptions, Mode, Outcome, Signals, SystemClock};
 use crate::cluster::{Cluster, ClusterError, RetryPolicy};
 use crate::config::{Settings, StateBackend};
+use crate::notify::{Deliverer, TickReport};
 use crate::runner::{Runner, RunnerSettings};
 use crate::sink::alerts_index::{AlertsIndexError, BootstrapSpec};
 use crate::sink::elasticsearch::{install_templates, BulkSettings, ElasticsearchSink, IndexNames};
@@ -38,6 +43,8 @@ pub enum StartError {
     AlertsIndex(#[source] AlertsIndexError),
     #[error("cannot open the state store: {0}")]
     State(#[source] StateError),
+    #[error("cannot set up notifications: {0}")]
+    Notify(#[source] crate::notify::deliver::DeliverError),
 }
 
 /// Runs `detectd run`. In daemon mode `/healthz` and `/metrics` are served
@@ -158,7 +165,9 @@ async fn run(
     signals: Signals,
     endpoints: Option<Endpoints>,
 ) -> Result<Outcome, StartError> {
-    let executor = executor(settings, &cluster)?;
+    let state = Arc::new(state_store(settings, &cluster)?);
+    let executor = executor(settings, &cluster, state.clone())?;
+    let notify = Notifications::start(settings, state, mode, endpoints.as_ref())?;
     let options = DaemonOptions::from_settings(settings);
     // Runs get threads of their own (one per concurrent run): matching is
     // CPU work, and the daemon's runtime must stay free for the schedule,
@@ -175,6 +184,9 @@ async fn run(
         daemon = daemon.with_endpoints(endpoints);
     }
     let outcome = daemon.run(mode, signals).await;
+    if let Some(n) = notify {
+        n.stop().await;
+    }
     // Every run has finished (the daemon waited for them); dropping a
     // runtime inside another one is not allowed, so let it go in the background.
     runs.shutdown_background();
@@ -197,7 +209,11 @@ fn signals() -> Result<Signals, StartError> {
 /// The one place the rule executor is built from the settings and the
 /// cluster: the [`Runner`] over the cluster's events and alerts index, with
 /// its state in the cluster or in a local directory.
-fn executor(settings: &Settings, cluster: &Cluster) -> Result<Executor, StartError> {
+fn executor(
+    settings: &Settings,
+    cluster: &Cluster,
+    state: Arc<AnyStateStore>,
+) -> Result<Executor, StartError> {
     let source = ElasticsearchSource::new(cluster.clone());
     let sink = alerts_sink(settings, cluster);
     let runner_settings = RunnerSettings {
@@ -211,8 +227,72 @@ fn executor(settings: &Settings, cluster: &Cluster) -> Result<Executor, StartErr
         public_base_url: settings.kibana.public_base_url.clone(),
         ..RunnerSettings::default()
     };
-    let state = state_store(settings, cluster)?;
-    Ok(Runner::new(source, sink, state, runner_settings))
+    let router = Arc::new(crate::notify::Router::new(&settings.notify));
+    Ok(Runner::new(source, sink, state, runner_settings).with_router(router))
+}
+
+/// The notification worker beside the daemon (daemon mode), or one pass
+/// after the runs (`--once`: what fails stays pending for the next start).
+struct Notifications {
+    deliverer: Option<Deliverer<Arc<AnyStateStore>>>,
+    task: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
+}
+
+impl Notifications {
+    fn start(
+        settings: &Settings,
+        state: Arc<AnyStateStore>,
+        mode: Mode,
+        endpoints: Option<&Endpoints>,
+    ) -> Result<Option<Notifications>, StartError> {
+        if settings.notify.is_empty() {
+            return Ok(None);
+        }
+        let deliverer = Deliverer::new(state, &settings.notify).map_err(StartError::Notify)?;
+        tracing::info!(
+            outputs = settings.notify.outputs.len(),
+            routes = settings.notify.routes.len(),
+            "notifications on"
+        );
+        if mode == Mode::Once {
+            return Ok(Some(Notifications {
+                deliverer: Some(deliverer),
+                task: None,
+            }));
+        }
+        let cancel = CancellationToken::new();
+        let stats = deliverer.stats();
+        let endpoints = endpoints.cloned();
+        let task = tokio::spawn(deliverer.run(cancel.clone(), Utc::now, move |report| {
+            if let Some(e) = &endpoints {
+                e.metrics.observe_delivery(report);
+                e.health.observe_delivery(report, &stats);
+            }
+        }));
+        Ok(Some(Notifications {
+            deliverer: None,
+            task: Some((cancel, task)),
+        }))
+    }
+
+    async fn stop(self) {
+        if let Some(d) = self.deliverer {
+            match d.tick(Utc::now()).await {
+                Ok(r) => tracing::info!(
+                    sent = TickReport::total(&r.sent),
+                    failed = TickReport::total(&r.failed),
+                    given_up = TickReport::total(&r.given_up),
+                    pending = TickReport::total(&r.pending),
+                    "notifications delivered"
+                ),
+                Err(e) => tracing::warn!(error = %e, "notifications not delivered"),
+            }
+        }
+        if let Some((cancel, task)) = self.task {
+            cancel.cancel();
+            let _ = task.await;
+        }
+    }
 }
 
 /// The state store `state.backend` chooses.
@@ -242,4 +322,4 @@ fn index_names(settings: &Settings) -> IndexNames {
 }
 
 /// The runner over the cluster, with the state backend of the settings.
-type Executor = Runner<ElasticsearchSource, ElasticsearchSink, AnyStateStore>;
+type Executor = Runner<ElasticsearchSource, ElasticsearchSink, Arc<AnyStateStore>>;

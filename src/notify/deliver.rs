@@ -152,6 +152,11 @@ impl<T: StateStore + Clone + 'static> Deliverer<T> {
     pub async fn tick(&self, now: DateTime<Utc>) -> Result<TickReport, DeliverError> {
         let pending = self.state.outbox_pending().await?;
         let mut report = TickReport::default();
+        // Every output has a pending count, 0 included, so a gauge that
+        // went up comes down again.
+        for name in self.outputs.keys() {
+            report.pending.insert(name.clone(), 0);
+        }
         let give_up = TimeDelta::from_std(self.settings.give_up_after).unwrap_or(TimeDelta::MAX);
         let mut covered: HashMap<String, Option<DateTime<Utc>>> = HashMap::new();
         let mut batches: BTreeMap<String, Batch> = BTreeMap::new();

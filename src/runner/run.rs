@@ -97,6 +97,8 @@ pub struct Runner<S, K, T> {
     state: T,
     settings: RunnerSettings,
     execution_ids: ExecutionIds,
+    /// Routes of notifications: new alert groups go to the state's outbox.
+    router: Option<Arc<crate::notify::Router>>,
 }
 
 impl<S, K, T> Runner<S, K, T>
@@ -112,7 +114,16 @@ where
             state,
             settings,
             execution_ids: ExecutionIds::default(),
+            router: None,
         }
+    }
+
+    /// The runner with notification routes: each window adds the messages
+    /// of its new alert groups to the state store's outbox before writing
+    /// them (see `notify::outbox`).
+    pub fn with_router(mut self, router: Arc<crate::notify::Router>) -> Self {
+        self.router = Some(router).filter(|r| !r.is_empty());
+        self
     }
 
     /// The runner with another way of making execution ids (random by
@@ -470,6 +481,8 @@ where
             .collect();
 
         let mut alerts: Vec<Alert> = Vec::new();
+        // New groups (head id, their alerts in `alerts`) to announce.
+        let mut new_groups: Vec<(&str, std::ops::Range<usize>)> = Vec::new();
         let mut vanished = 0usize;
         for (c, fresh, head_id) in &chosen {
             let events: Option<Vec<Option<&SourceEvent>>> = c
@@ -501,11 +514,17 @@ where
             // the ids: those alerts were not looked up, the `create`s say
             // whether they exist.
             let as_expected = built.first().is_some_and(|head| head.id == *head_id);
+            let start = alerts.len();
             alerts.extend(
                 built
                     .into_iter()
                     .filter(|a| !as_expected || fresh.contains(&a.id)),
             );
+            // A group whose head already existed only gets building blocks
+            // a failed write left out: it was announced with its head.
+            if as_expected && fresh.contains(head_id) {
+                new_groups.push((head_id.as_str(), start..alerts.len()));
+            }
         }
         if vanished > 0 {
             record.warnings.push(format!(
@@ -514,6 +533,33 @@ where
         }
         if alerts.is_empty() {
             return Ok(());
+        }
+        if let Some(router) = &self.router {
+            let groups: Vec<crate::notify::Group<'_>> = new_groups
+                .iter()
+                .map(|(id, range)| crate::notify::Group {
+                    id,
+                    alerts: alerts[range.clone()].iter().map(|a| &a.source).collect(),
+                })
+                .collect();
+            // Before the write: a message is sent only once the window's
+            // checkpoint is stored, and a crash between the write and the
+            // checkpoint must not leave written alerts without messages.
+            let added = crate::notify::enqueue(
+                router,
+                &self.state,
+                rule,
+                attempt.window.end,
+                ctx.now,
+                &groups,
+            )
+            .await?;
+            tracing::debug!(
+                rule_id = %rule.rule_id,
+                pending = added.pending,
+                throttled = added.throttled,
+                "notifications added to the outbox"
+            );
         }
         tracing::debug!(
             rule_id = %rule.rule_id,
