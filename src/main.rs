@@ -580,8 +580,7 @@ fn config_path(given: Option<PathBuf>) -> Option<PathBuf> {
 fn notify(args: NotifyArgs) -> anyhow::Result<ExitCode> {
     use detectd::config::{Overrides, Settings};
 
-    let settings = match Settings::load(config_path(args.config).as_deref(), Overrides::default())
-    {
+    let settings = match Settings::load(config_path(args.config).as_deref(), Overrides::default()) {
         Ok(s) => s,
         Err(e) => {
             eprint!("{e}");

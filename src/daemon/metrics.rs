@@ -219,10 +219,14 @@ impl Metrics {
             self.notifications_sent.get_or_create(&label(o)).inc_by(*n);
         }
         for (o, n) in &report.failed {
-            self.notifications_failed.get_or_create(&label(o)).inc_by(*n);
+            self.notifications_failed
+                .get_or_create(&label(o))
+                .inc_by(*n);
         }
         for (o, n) in &report.given_up {
-            self.notifications_given_up.get_or_create(&label(o)).inc_by(*n);
+            self.notifications_given_up
+                .get_or_create(&label(o))
+                .inc_by(*n);
         }
         for (o, n) in &report.pending {
             self.notifications_pending

@@ -182,8 +182,7 @@ impl<T: StateStore + Clone + 'static> Deliverer<T> {
                     settled.push(Attempted {
                         entry,
                         outcome: Outcome::GivenUp(
-                            "its window was never committed (the rule's runs keep failing?)"
-                                .into(),
+                            "its window was never committed (the rule's runs keep failing?)".into(),
                         ),
                     });
                 } else {
@@ -237,9 +236,7 @@ impl<T: StateStore + Clone + 'static> Deliverer<T> {
                     tracing::info!(output = %output, key = %entry.key, rule_id = %entry.rule_id,
                         attempts = entry.attempts, "notification sent");
                 }
-                Outcome::Failed(why)
-                    if now.signed_duration_since(entry.created_at) < give_up =>
-                {
+                Outcome::Failed(why) if now.signed_duration_since(entry.created_at) < give_up => {
                     entry.attempts += 1;
                     let wait = self.backoff(entry.attempts);
                     entry.next_attempt_at = Some(now + wait);

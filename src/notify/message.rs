@@ -107,7 +107,11 @@ pub fn alert_view(group: &Group<'_>) -> Value {
     };
     // A shell carries only what its events share: fall back to the first
     // event's host and user.
-    let from_events = |k: &str| events.iter().find_map(|e| e.get(k).filter(|v| !v.is_null()).cloned());
+    let from_events = |k: &str| {
+        events
+            .iter()
+            .find_map(|e| e.get(k).filter(|v| !v.is_null()).cloned())
+    };
     let host = match first_text(head, &["host.name", "host.hostname", "host.id"]) {
         Value::Null => from_events("host").unwrap_or(Value::Null),
         v => v,
@@ -144,7 +148,14 @@ fn rule_view(rule: &Rule) -> Value {
     })
 }
 
-fn message(key: &str, route: &str, mode: &str, rule: Value, alerts: Vec<Value>, count: usize) -> Value {
+fn message(
+    key: &str,
+    route: &str,
+    mode: &str,
+    rule: Value,
+    alerts: Vec<Value>,
+    count: usize,
+) -> Value {
     let first = alerts.first().cloned().unwrap_or(Value::Null);
     let kibana_url = first.get("url").cloned().unwrap_or(Value::Null);
     let mut m = Map::new();
@@ -162,7 +173,14 @@ fn message(key: &str, route: &str, mode: &str, rule: Value, alerts: Vec<Value>, 
 
 /// The message of one group.
 pub fn group_message(key: &str, route: &str, rule: &Rule, group: &Group<'_>) -> Value {
-    message(key, route, "group", rule_view(rule), vec![alert_view(group)], 1)
+    message(
+        key,
+        route,
+        "group",
+        rule_view(rule),
+        vec![alert_view(group)],
+        1,
+    )
 }
 
 /// The message of a window's groups.

@@ -83,7 +83,9 @@ mod tests {
     use serde_json::json;
 
     fn rule() -> Rule {
-        match load_str(include_str!("../../rules/execution_scheduled_task_powershell.toml")) {
+        match load_str(include_str!(
+            "../../rules/execution_scheduled_task_powershell.toml"
+        )) {
             LoadOutcome::Loaded { rule, .. } => *rule,
             other => panic!("{other:?}"),
         }
@@ -148,14 +150,30 @@ mod tests {
             min_severity: Some(Severity::High),
             ..route()
         };
-        assert!(!matches(&high, &rule, &json!({"kibana.alert.severity": "medium"})));
-        assert!(matches(&high, &rule, &json!({"kibana.alert.severity": "critical"})));
+        assert!(!matches(
+            &high,
+            &rule,
+            &json!({"kibana.alert.severity": "medium"})
+        ));
+        assert!(matches(
+            &high,
+            &rule,
+            &json!({"kibana.alert.severity": "critical"})
+        ));
         let risky = RouteSettings {
             min_risk_score: Some(70),
             ..route()
         };
-        assert!(!matches(&risky, &rule, &json!({"kibana.alert.risk_score": 69})));
-        assert!(matches(&risky, &rule, &json!({"kibana.alert.risk_score": 70})));
+        assert!(!matches(
+            &risky,
+            &rule,
+            &json!({"kibana.alert.risk_score": 69})
+        ));
+        assert!(matches(
+            &risky,
+            &rule,
+            &json!({"kibana.alert.risk_score": 70})
+        ));
     }
 
     #[test]

@@ -15,8 +15,7 @@ use super::config::OutputKind;
 use super::message;
 
 /// The default one-line title: the rule, and how many alerts a summary has.
-pub const DEFAULT_TITLE: &str =
-    "{{ rule.name }}{% if count > 1 %} ({{ count }} alerts){% endif %}";
+pub const DEFAULT_TITLE: &str = "{{ rule.name }}{% if count > 1 %} ({{ count }} alerts){% endif %}";
 
 /// The default text: each alert's reason, severity, host and user, the
 /// events of a sequence one per line, and the Kibana link when known.
@@ -174,21 +173,23 @@ mod tests {
         assert_eq!(title, "detectd sample rule");
         assert!(text.contains("sample reason"), "{text}");
         assert!(text.contains("host ws-1"), "{text}");
-        assert!(text.contains("1. 2024-05-01T09:55:00Z library load powershell.exe"), "{text}");
+        assert!(
+            text.contains("1. 2024-05-01T09:55:00Z library load powershell.exe"),
+            "{text}"
+        );
         assert!(text.contains("2. 2024-05-01T09:55:02Z network"), "{text}");
     }
 
     #[test]
     fn a_syntax_error_names_its_template_and_line() {
-        let t = Templates::for_kind(
-            &slack(),
-            None,
-            Some("fine\n{{ rule.name\n".into()),
-            None,
-        );
+        let t = Templates::for_kind(&slack(), None, Some("fine\n{{ rule.name\n".into()), None);
         let e = check(&t, &slack()).unwrap_err();
         assert_eq!((e.template, e.line), ("text", 2), "{e}");
-        assert!(e.to_string().starts_with("template `text`, line 2: syntax error"), "{e}");
+        assert!(
+            e.to_string()
+                .starts_with("template `text`, line 2: syntax error"),
+            "{e}"
+        );
     }
 
     #[test]
@@ -201,13 +202,19 @@ mod tests {
 
     #[test]
     fn a_body_must_render_to_json() {
-        let hook = OutputKind::File {
-            path: "x".into(),
-        };
-        let bad = Templates::for_kind(&hook, None, None, Some("{\"rule\": {{ rule.name }}}".into()));
+        let hook = OutputKind::File { path: "x".into() };
+        let bad = Templates::for_kind(
+            &hook,
+            None,
+            None,
+            Some("{\"rule\": {{ rule.name }}}".into()),
+        );
         let e = check(&bad, &hook).unwrap_err();
         assert_eq!(e.template, "body");
-        assert!(e.detail.contains("expected the body to render to JSON"), "{e}");
+        assert!(
+            e.detail.contains("expected the body to render to JSON"),
+            "{e}"
+        );
         let good = Templates::for_kind(
             &hook,
             None,

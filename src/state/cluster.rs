@@ -404,7 +404,12 @@ impl StateStore for ClusterStateStore {
         };
         let mut out = hits
             .iter()
-            .map(|h| parse_entry(h.get("_source").cloned().unwrap_or(Value::Null), &self.outbox))
+            .map(|h| {
+                parse_entry(
+                    h.get("_source").cloned().unwrap_or(Value::Null),
+                    &self.outbox,
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         sort_entries(&mut out);
         Ok(out)

@@ -32,7 +32,8 @@ pub fn body(message: &Value, title: &str, text: &str) -> Value {
         ],
     });
     if let Some(url) = message["kibana_url"].as_str() {
-        card["actions"] = json!([{"type": "Action.OpenUrl", "title": "Open in Kibana", "url": url}]);
+        card["actions"] =
+            json!([{"type": "Action.OpenUrl", "title": "Open in Kibana", "url": url}]);
     }
     json!({
         "type": "message",
