@@ -1,0 +1,627 @@
+//! Notifications end to end without a cluster: rule runs over the memory
+//! source and sink, the outbox in the memory or file state store, the
+//! delivery worker sending to a real local HTTP receiver.
+//!
+//! What must hold: one message per alert group (a sequence is one), each
+//! delivered once although the receiver was down for three runs, after a
+//! restart, or after a crash between the alerts and the checkpoint; every
+//! message carries its idempotency key; Slack, Teams and PagerDuty get
+//! their own body shapes; throttle and summary routes as configured.
+
+#[path = "common/receiver.rs"]
+mod receiver;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, SecondsFormat, TimeZone, Utc};
+use detectd::config::cluster::ClusterSettings;
+use detectd::config::{Overrides, Settings};
+use detectd::notify::{Deliverer, NotifySettings, Router};
+use detectd::rule::{load_str, LoadOutcome, Rule};
+use detectd::runner::{ExecutionRecord, RunStatus, Runner, RunnerSettings};
+use detectd::sink::memory::MemorySink;
+use detectd::source::memory::MemorySource;
+use detectd::source::Document;
+use detectd::state::{
+    Checkpoint, DeadLetter, FileStateStore, MemoryStateStore, OutboxEntry, OutboxStatus,
+    StateError, StateStore, ThrottleMark,
+};
+use receiver::{Received, Receiver};
+use serde_json::Value;
+
+const FOUNDING: &str = include_str!("../rules/execution_scheduled_task_powershell.toml");
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).unwrap()
+}
+
+fn iso(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn load(text: &str) -> Rule {
+    match load_str(text) {
+        LoadOutcome::Loaded { rule, .. } => *rule,
+        other => panic!("rule does not load: {other:?}"),
+    }
+}
+
+/// The founding rule: a two-event sequence.
+fn sequence_rule() -> Rule {
+    load(FOUNDING)
+}
+
+/// An event rule over the same events: every taskschd.dll load.
+fn event_rule() -> Rule {
+    let start = FOUNDING.find("query = '''").unwrap();
+    let end = FOUNDING[start + 11..].find("'''").unwrap() + start + 14;
+    let mut text = FOUNDING.to_string();
+    text.replace_range(
+        start..end,
+        "query = '''\nlibrary where dll.name : \"taskschd.dll\"\n'''",
+    );
+    let text = text.replace(
+        "rule_id = \"5cd55388-a19c-47c7-8ec4-f41656c2fded\"",
+        "rule_id = \"00000000-0000-4000-8000-00000000e1e1\"",
+    );
+    load(&text)
+}
+
+/// The attack on `host` at `at`: a library load, then 2 s later the RPC call.
+fn attack(host: &str, at: DateTime<Utc>) -> Vec<Document> {
+    vec![
+        Document {
+            index: "logs-endpoint.events.library-default".into(),
+            id: format!("{host}-lib"),
+            source: detectd::synth::founding_library(&iso(at), host, host, "powershell.exe"),
+        },
+        Document {
+            index: "logs-endpoint.events.network-default".into(),
+            id: format!("{host}-net"),
+            source: detectd::synth::founding_network(
+                &iso(at + Duration::seconds(2)),
+                host,
+                host,
+                "powershell.exe",
+                "10.0.0.5",
+                135,
+            ),
+        },
+    ]
+}
+
+/// The notification settings of a config file's text.
+fn notify_settings(text: &str) -> NotifySettings {
+    Settings::from_layers(
+        Some((PathBuf::from("detectd.toml"), text.to_string())),
+        ClusterSettings::default(),
+        Overrides::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+    .notify
+}
+
+/// A webhook output at the receiver and one route to it, plus `route_extra`
+/// (throttle, mode...).
+fn webhook_config(r: &Receiver, route_extra: &str) -> String {
+    format!(
+        r#"
+[notify]
+retry_initial = "1s"
+retry_max = "1m"
+
+[[outputs]]
+name = "hook"
+kind = "webhook"
+url = "{}"
+
+[[routes]]
+name = "all"
+outputs = ["hook"]
+{route_extra}
+"#,
+        r.url("/hook")
+    )
+}
+
+type Run<T> = Runner<MemorySource, MemorySink, T>;
+
+fn runner<T: StateStore>(docs: Vec<Document>, state: T, settings: &NotifySettings) -> Run<T> {
+    Runner::new(
+        MemorySource::new(docs),
+        MemorySink::new(),
+        state,
+        RunnerSettings::default(),
+    )
+    .with_router(Arc::new(Router::new(settings)))
+}
+
+/// The idempotency keys of what the receiver answered 200 to, with counts.
+fn delivered_keys(r: &Receiver) -> BTreeMap<String, usize> {
+    let mut keys = BTreeMap::new();
+    for req in r.delivered() {
+        let key = req.body["idempotency_key"].as_str().unwrap().to_string();
+        assert_eq!(
+            req.headers.get("idempotency-key"),
+            Some(&key),
+            "the header and the body carry the same key"
+        );
+        *keys.entry(key).or_default() += 1;
+    }
+    keys
+}
+
+/// The ids of the head alerts (event alerts and shells) the sink holds.
+fn head_ids(sink: &MemorySink) -> BTreeSet<String> {
+    sink.alerts(".alerts-security.alerts-default")
+        .into_iter()
+        .filter(|(_, a)| a.get("kibana.alert.building_block_type").is_none())
+        .map(|(id, _)| id)
+        .collect()
+}
+
+#[tokio::test]
+async fn one_message_per_alert_group_for_a_sequence_rule_and_an_event_rule() {
+    let r = Receiver::start().await;
+    let settings = notify_settings(&webhook_config(&r, ""));
+    let at = t0() - Duration::minutes(4);
+    let mut docs = attack("h1", at);
+    docs.extend(attack("h2", at + Duration::seconds(30)));
+    let state = Arc::new(MemoryStateStore::new());
+    let run = runner(docs, state.clone(), &settings);
+    for rule in [sequence_rule(), event_rule()] {
+        let rec = run.run(&rule, t0()).await;
+        assert_eq!(rec.status, RunStatus::Succeeded, "{rec:?}");
+    }
+    // 2 sequences (3 alerts each) and 2 event alerts: 4 groups
+    let heads = head_ids(run.sink());
+    assert_eq!(heads.len(), 4, "{heads:?}");
+    let worker = Deliverer::new(state.clone(), &settings).unwrap();
+    let report = worker.tick(t0()).await.unwrap();
+    assert_eq!(report.sent.get("hook"), Some(&4), "{report:?}");
+
+    let keys = delivered_keys(&r);
+    let expected: BTreeSet<String> = heads.iter().map(|id| format!("all/{id}")).collect();
+    assert_eq!(keys.keys().cloned().collect::<BTreeSet<_>>(), expected);
+    assert!(keys.values().all(|n| *n == 1), "{keys:?}");
+    // a sequence's message lists its two events in order
+    let seq: Vec<Received> = r
+        .delivered()
+        .into_iter()
+        .filter(|q| {
+            q.body["rule"]["type"] == "eql"
+                && q.body["alert"]["events"].as_array().unwrap().len() == 2
+        })
+        .collect();
+    assert_eq!(seq.len(), 2, "two sequence messages with two events each");
+    assert_eq!(seq[0].body["alert"]["events"][0]["category"], "library");
+    assert_eq!(seq[0].body["alert"]["events"][1]["category"], "network");
+    assert!(
+        seq[0].body["text"].as_str().unwrap().contains("1. "),
+        "{}",
+        seq[0].body["text"]
+    );
+
+    // The next runs find the same alerts again (overlapping windows): no
+    // new group, no new message.
+    for rule in [sequence_rule(), event_rule()] {
+        run.run(&rule, t0() + Duration::minutes(5)).await;
+    }
+    worker.tick(t0() + Duration::minutes(5)).await.unwrap();
+    assert_eq!(r.delivered().len(), 4);
+    assert!(state
+        .outbox()
+        .iter()
+        .all(|e| e.status == OutboxStatus::Sent && e.attempts == 1));
+}
+
+#[tokio::test]
+async fn a_receiver_down_for_three_runs_then_up_gets_each_message_once() {
+    let r = Receiver::start().await;
+    r.set_down(true);
+    let settings = notify_settings(&webhook_config(&r, ""));
+    let rule = sequence_rule();
+    let mut docs = Vec::new();
+    for (i, host) in ["h1", "h2", "h3"].iter().enumerate() {
+        docs.extend(attack(host, t0() + Duration::minutes(5 * i as i64 - 4)));
+    }
+    let state = Arc::new(MemoryStateStore::new());
+    let run = runner(docs, state.clone(), &settings);
+    let worker = Deliverer::new(state.clone(), &settings).unwrap();
+    for i in 0..3 {
+        let now = t0() + Duration::minutes(5 * i);
+        let rec = run.run(&rule, now).await;
+        // the output being down never holds up a run
+        assert_eq!(rec.status, RunStatus::Succeeded, "{rec:?}");
+        assert_eq!(rec.alerts_created, 3, "run {i}: {rec:?}");
+        let report = worker.tick(now).await.unwrap();
+        assert!(report.sent.is_empty(), "{report:?}");
+        assert_eq!(report.failed.get("hook"), Some(&1), "run {i}: {report:?}");
+    }
+    assert_eq!(r.delivered().len(), 0);
+    assert_eq!(r.all().len(), 3, "one failed attempt per pass");
+    let pending = state.outbox_pending().await.unwrap();
+    assert_eq!(pending.len(), 3);
+    // the oldest was tried in each pass; after its failure the others wait
+    // their turn rather than hammer an output that is down
+    assert_eq!(pending[0].attempts, 3);
+    assert!(pending[0]
+        .last_error
+        .as_deref()
+        .is_some_and(|e| e.contains("answered 503")));
+    assert!(pending[1..].iter().all(|e| e.attempts == 0));
+
+    r.set_down(false);
+    let report = worker.tick(t0() + Duration::minutes(15)).await.unwrap();
+    assert_eq!(report.sent.get("hook"), Some(&3), "{report:?}");
+    worker.tick(t0() + Duration::minutes(20)).await.unwrap();
+    let keys = delivered_keys(&r);
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert!(keys.values().all(|n| *n == 1), "{keys:?}");
+}
+
+#[tokio::test]
+async fn a_restart_with_pending_messages_delivers_them_once() {
+    let r = Receiver::start().await;
+    r.set_down(true);
+    let settings = notify_settings(&webhook_config(&r, ""));
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let state = Arc::new(FileStateStore::open(dir.path()).unwrap());
+        let run = runner(
+            attack("h1", t0() - Duration::minutes(4)),
+            state.clone(),
+            &settings,
+        );
+        let rec = run.run(&sequence_rule(), t0()).await;
+        assert_eq!(rec.alerts_created, 3, "{rec:?}");
+        let worker = Deliverer::new(state.clone(), &settings).unwrap();
+        worker.tick(t0()).await.unwrap();
+        assert_eq!(r.delivered().len(), 0);
+        // the process goes away here with its message pending
+    }
+    r.set_down(false);
+    let state = Arc::new(FileStateStore::open(dir.path()).unwrap());
+    assert_eq!(state.outbox_pending().await.unwrap().len(), 1);
+    let worker = Deliverer::new(state.clone(), &settings).unwrap();
+    let report = worker.tick(t0() + Duration::minutes(1)).await.unwrap();
+    assert_eq!(report.sent.get("hook"), Some(&1), "{report:?}");
+    // and again after another restart: nothing left to send
+    let worker = Deliverer::new(
+        Arc::new(FileStateStore::open(dir.path()).unwrap()),
+        &settings,
+    )
+    .unwrap();
+    worker.tick(t0() + Duration::minutes(2)).await.unwrap();
+    assert_eq!(
+        delivered_keys(&r).values().copied().collect::<Vec<_>>(),
+        vec![1]
+    );
+}
+
+/// A memory store whose next `armed` checkpoints (without a pending
+/// window) fail, as when the process dies after writing the alerts.
+struct CrashAtCheckpoint {
+    inner: MemoryStateStore,
+    armed: AtomicUsize,
+}
+
+impl StateStore for CrashAtCheckpoint {
+    async fn checkpoint(&self, rule_id: &str) -> Result<Option<Checkpoint>, StateError> {
+        self.inner.checkpoint(rule_id).await
+    }
+    async fn save_checkpoint(&self, c: &Checkpoint) -> Result<(), StateError> {
+        if c.pending.is_none() && self.armed.load(Ordering::SeqCst) > 0 {
+            self.armed.fetch_sub(1, Ordering::SeqCst);
+            return Err(StateError::File {
+                path: "checkpoints.json".into(),
+                reason: "killed before the checkpoint".into(),
+            });
+        }
+        self.inner.save_checkpoint(c).await
+    }
+    async fn record_execution(&self, r: &ExecutionRecord) -> Result<(), StateError> {
+        self.inner.record_execution(r).await
+    }
+    async fn save_dead_letters(&self, l: &[DeadLetter]) -> Result<(), StateError> {
+        self.inner.save_dead_letters(l).await
+    }
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StateError> {
+        self.inner.dead_letters().await
+    }
+    async fn remove_dead_letters(&self, ids: &[String]) -> Result<(), StateError> {
+        self.inner.remove_dead_letters(ids).await
+    }
+    async fn outbox_add(&self, e: &[OutboxEntry]) -> Result<Vec<String>, StateError> {
+        self.inner.outbox_add(e).await
+    }
+    async fn outbox_get(&self, ids: &[String]) -> Result<Vec<OutboxEntry>, StateError> {
+        self.inner.outbox_get(ids).await
+    }
+    async fn outbox_pending(&self) -> Result<Vec<OutboxEntry>, StateError> {
+        self.inner.outbox_pending().await
+    }
+    async fn outbox_update(&self, e: &[OutboxEntry]) -> Result<(), StateError> {
+        self.inner.outbox_update(e).await
+    }
+    async fn throttle_marks(&self, k: &[String]) -> Result<Vec<ThrottleMark>, StateError> {
+        self.inner.throttle_marks(k).await
+    }
+    async fn save_throttle_marks(&self, m: &[ThrottleMark]) -> Result<(), StateError> {
+        self.inner.save_throttle_marks(m).await
+    }
+}
+
+#[tokio::test]
+async fn a_crash_between_the_alerts_and_the_checkpoint_sends_nothing_early_and_each_message_once() {
+    let r = Receiver::start().await;
+    let settings = notify_settings(&webhook_config(&r, ""));
+    let state = Arc::new(CrashAtCheckpoint {
+        inner: MemoryStateStore::new(),
+        armed: AtomicUsize::new(1),
+    });
+    let mut docs = attack("h1", t0() - Duration::minutes(4));
+    docs.extend(attack("h2", t0() - Duration::minutes(3)));
+    let run = runner(docs, state.clone(), &settings);
+    // the first run writes its alerts and dies before its checkpoint
+    let rec = run.run(&sequence_rule(), t0()).await;
+    assert_eq!(rec.status, RunStatus::Failed, "{rec:?}");
+    assert_eq!(rec.alerts_created, 6);
+    let worker = Deliverer::new(state.clone(), &settings).unwrap();
+    let report = worker.tick(t0()).await.unwrap();
+    // the window is not committed: its messages wait
+    assert!(report.sent.is_empty(), "{report:?}");
+    assert_eq!(report.pending.get("hook"), Some(&2));
+    assert!(r.all().is_empty());
+
+    // the next attempt searches the same window: same alerts, same ids
+    let rec = run.run(&sequence_rule(), t0()).await;
+    assert_eq!(rec.status, RunStatus::Succeeded, "{rec:?}");
+    assert_eq!((rec.alerts_created, rec.alerts_duplicate), (0, 6));
+    assert_eq!(state.inner.outbox().len(), 2, "no second copy of an entry");
+    worker.tick(t0() + Duration::seconds(10)).await.unwrap();
+    let keys = delivered_keys(&r);
+    let expected: BTreeSet<String> = head_ids(run.sink())
+        .into_iter()
+        .map(|id| format!("all/{id}"))
+        .collect();
+    assert_eq!(keys.keys().cloned().collect::<BTreeSet<_>>(), expected);
+    assert!(keys.values().all(|n| *n == 1), "{keys:?}");
+}
+
+#[tokio::test]
+async fn slack_teams_and_pagerduty_get_their_body_shapes() {
+    let r = Receiver::start().await;
+    let text = format!(
+        r#"
+[kibana]
+public_base_url = "https://kibana.example"
+
+[[outputs]]
+name = "chat"
+kind = "slack"
+url = "{}"
+
+[[outputs]]
+name = "room"
+kind = "teams"
+url = "{}"
+
+[[outputs]]
+name = "pager"
+kind = "pagerduty"
+url = "{}"
+routing_key = "test-routing-key"
+
+[[routes]]
+name = "oncall"
+outputs = ["chat", "room", "pager"]
+"#,
+        r.url("/slack"),
+        r.url("/teams"),
+        r.url("/pd")
+    );
+    let settings = notify_settings(&text);
+    let state = Arc::new(MemoryStateStore::new());
+    let run = Runner::new(
+        MemorySource::new(attack("h1", t0() - Duration::minutes(4))),
+        MemorySink::new(),
+        state.clone(),
+        RunnerSettings {
+            public_base_url: Some("https://kibana.example".into()),
+            ..RunnerSettings::default()
+        },
+    )
+    .with_router(Arc::new(Router::new(&settings)));
+    run.run(&sequence_rule(), t0()).await;
+    let shell = head_ids(run.sink()).into_iter().next().unwrap();
+    let key = format!("oncall/{shell}");
+    let worker = Deliverer::new(state.clone(), &settings).unwrap();
+    worker.tick(t0()).await.unwrap();
+    let by_path: BTreeMap<String, Value> = r
+        .delivered()
+        .into_iter()
+        .map(|q| (q.path, q.body))
+        .collect();
+    assert_eq!(by_path.len(), 3, "{by_path:?}");
+
+    let slack = &by_path["/slack"];
+    assert_eq!(slack["blocks"][0]["type"], "header");
+    assert_eq!(
+        slack["blocks"][0]["text"]["text"],
+        "Outbound Scheduled Task Activity via PowerShell"
+    );
+    assert!(slack["text"].as_str().unwrap().contains("ws-h1"), "{slack}");
+    let button = slack["blocks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["type"] == "actions")
+        .expect("a Kibana button");
+    assert!(button["elements"][0]["url"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://kibana.example/"));
+
+    let teams = &by_path["/teams"];
+    assert_eq!(teams["type"], "message");
+    let attachment = &teams["attachments"][0];
+    assert_eq!(
+        attachment["contentType"],
+        "application/vnd.microsoft.card.adaptive"
+    );
+    assert_eq!(attachment["content"]["type"], "AdaptiveCard");
+    assert_eq!(attachment["content"]["body"][1]["type"], "FactSet");
+    assert_eq!(
+        attachment["content"]["actions"][0]["type"],
+        "Action.OpenUrl"
+    );
+
+    let pd = &by_path["/pd"];
+    assert_eq!(pd["routing_key"], "test-routing-key");
+    assert_eq!(pd["event_action"], "trigger");
+    assert_eq!(pd["dedup_key"], key.as_str());
+    // the founding rule is medium: PagerDuty's warning
+    assert_eq!(pd["payload"]["severity"], "warning");
+    assert_eq!(pd["payload"]["source"], "ws-h1");
+    assert_eq!(
+        pd["payload"]["custom_details"]["alerts"][0]["events"]
+            .as_array()
+            .unwrap()
+            .len(),
+        2
+    );
+    for q in r.delivered() {
+        assert_eq!(q.headers.get("idempotency-key"), Some(&key), "{}", q.path);
+    }
+}
+
+#[tokio::test]
+async fn a_throttled_route_lets_one_message_through_per_window_of_quiet() {
+    let r = Receiver::start().await;
+    let settings = notify_settings(&webhook_config(&r, "throttle = \"1h\""));
+    let mut docs = attack("h1", t0() - Duration::minutes(4));
+    docs.extend(attack("h2", t0() - Duration::minutes(3)));
+    docs.extend(attack("h3", t0() + Duration::minutes(1)));
+    docs.extend(attack("h4", t0() + Duration::minutes(61)));
+    let state = Arc::new(MemoryStateStore::new());
+    let run = runner(docs, state.clone(), &settings);
+    let worker = Deliverer::new(state.clone(), &settings).unwrap();
+    let mut throttled = 0;
+    for now in [
+        t0(),
+        t0() + Duration::minutes(5),
+        // a long quiet gap: the catch-up windows find h4
+        t0() + Duration::minutes(65),
+    ] {
+        let rec = run.run(&sequence_rule(), now).await;
+        assert_eq!(rec.status, RunStatus::Succeeded, "{rec:?}");
+        worker.tick(now).await.unwrap();
+        throttled = state
+            .outbox()
+            .iter()
+            .filter(|e| e.status == OutboxStatus::Throttled)
+            .count();
+    }
+    // h1 goes out, h2 (same run) and h3 (5 min later) are throttled, h4
+    // comes more than an hour after h1's message
+    assert_eq!(throttled, 2);
+    let hosts: Vec<String> = r
+        .delivered()
+        .iter()
+        .map(|q| q.body["alert"]["host"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(hosts, ["ws-h1", "ws-h4"]);
+}
+
+#[tokio::test]
+async fn a_throttle_grouped_by_host_throttles_each_host_on_its_own() {
+    let r = Receiver::start().await;
+    let settings = notify_settings(&webhook_config(
+        &r,
+        "throttle = \"1h\"\ngroup_by = [\"host.name\"]",
+    ));
+    let mut docs = attack("h1", t0() - Duration::minutes(4));
+    docs.extend(attack("h2", t0() - Duration::minutes(3)));
+    let state = Arc::new(MemoryStateStore::new());
+    let run = runner(docs, state.clone(), &settings);
+    run.run(&sequence_rule(), t0()).await;
+    Deliverer::new(state.clone(), &settings)
+        .unwrap()
+        .tick(t0())
+        .await
+        .unwrap();
+    assert_eq!(r.delivered().len(), 2);
+}
+
+#[tokio::test]
+async fn a_summary_route_sends_one_message_per_run_with_every_group() {
+    let r = Receiver::start().await;
+    let settings = notify_settings(&webhook_config(&r, "mode = \"summary\""));
+    let mut docs = attack("h1", t0() - Duration::minutes(4));
+    docs.extend(attack("h2", t0() - Duration::minutes(3)));
+    docs.extend(attack("h3", t0() - Duration::minutes(2)));
+    let state = Arc::new(MemoryStateStore::new());
+    let run = runner(docs, state.clone(), &settings);
+    let rec = run.run(&sequence_rule(), t0()).await;
+    assert_eq!(rec.alerts_created, 9);
+    Deliverer::new(state.clone(), &settings)
+        .unwrap()
+        .tick(t0())
+        .await
+        .unwrap();
+    let got = r.delivered();
+    assert_eq!(got.len(), 1);
+    let body = &got[0].body;
+    assert_eq!(body["mode"], "summary");
+    assert_eq!(body["count"], 3);
+    assert_eq!(body["alerts"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        body["title"],
+        "Outbound Scheduled Task Activity via PowerShell (3 alerts)"
+    );
+    assert_eq!(
+        body["idempotency_key"],
+        format!(
+            "all/{}/{}",
+            sequence_rule().rule_id,
+            t0().timestamp_millis()
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_file_output_appends_one_ndjson_line_per_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out/notifications.ndjson");
+    let settings = notify_settings(&format!(
+        "[[outputs]]\nname = \"lines\"\nkind = \"file\"\npath = {:?}\n\n[[routes]]\nname = \"r\"\noutputs = [\"lines\"]\n",
+        path.display().to_string()
+    ));
+    let mut docs = attack("h1", t0() - Duration::minutes(4));
+    docs.extend(attack("h2", t0() - Duration::minutes(3)));
+    let state = Arc::new(MemoryStateStore::new());
+    let run = runner(docs, state.clone(), &settings);
+    run.run(&sequence_rule(), t0()).await;
+    Deliverer::new(state.clone(), &settings)
+        .unwrap()
+        .tick(t0())
+        .await
+        .unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    for l in &lines {
+        assert!(l["idempotency_key"].as_str().unwrap().starts_with("r/"));
+        assert!(
+            l["text"].as_str().unwrap().contains("powershell.exe"),
+            "{l}"
+        );
+    }
+}
