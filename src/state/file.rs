@@ -391,7 +391,10 @@ mod tests {
             key: "r/host-1".into(),
             at: t(5),
         };
-        again.save_throttle_marks(std::slice::from_ref(&mark)).await.unwrap();
+        again
+            .save_throttle_marks(std::slice::from_ref(&mark))
+            .await
+            .unwrap();
         assert_eq!(
             FileStateStore::open(dir.path())
                 .unwrap()
