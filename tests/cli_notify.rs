@@ -1,5 +1,7 @@
 //! `detectd notify test`: a sample message through a configured output.
 
+#[path = "common/process.rs"]
+mod process;
 #[path = "common/receiver.rs"]
 mod receiver;
 
@@ -118,4 +120,116 @@ fn notify_test_of_an_unreachable_output_is_exit_1_without_the_url() {
         "{stderr}"
     );
     assert!(!stderr.contains("s3cret"), "{stderr}");
+}
+
+/// `run --once` twice against the cluster at `ELASTICSEARCH_URL`, with the
+/// state (and so the outbox) in the cluster: each alert group's message is
+/// delivered once, the second run finds the same alerts and sends nothing.
+#[test]
+fn run_once_with_the_cluster_outbox_sends_each_group_once_across_runs() {
+    let Some(url) = process::cluster_url() else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let r = rt.block_on(Receiver::start());
+    let tag = format!("{}-{}", std::process::id(), process::free_port());
+    let events_index = format!("it-notify-events-{tag}");
+    let rule_id = format!("it-notify-{tag}");
+    let at = chrono::Utc::now() - chrono::Duration::minutes(3);
+    let mut bulk = String::new();
+    for (i, host) in ["n1", "n2"].iter().enumerate() {
+        let t = at + chrono::Duration::seconds(10 * i as i64);
+        let iso = |t: chrono::DateTime<chrono::Utc>| {
+            t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
+        for doc in [
+            detectd::synth::founding_library(&iso(t), host, host, "powershell.exe"),
+            detectd::synth::founding_network(
+                &iso(t + chrono::Duration::seconds(2)),
+                host,
+                host,
+                "powershell.exe",
+                "10.0.0.5",
+                135,
+            ),
+        ] {
+            bulk.push_str(&format!(
+                "{{\"index\":{{\"_index\":\"{events_index}\"}}}}\n{doc}\n"
+            ));
+        }
+    }
+    let client = reqwest::Client::new();
+    let http = |method: &str, path: &str, body: Option<String>| -> serde_json::Value {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = client
+            .request(method, format!("{url}{path}"))
+            .header("content-type", "application/x-ndjson");
+        if let Some(b) = body {
+            req = req.body(b);
+        }
+        rt.block_on(async {
+            let bytes = req.send().await.unwrap().bytes().await.unwrap();
+            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)
+        })
+    };
+    let loaded = http("POST", "/_bulk?refresh=true", Some(bulk));
+    assert_eq!(loaded["errors"], false, "{loaded}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let seed = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("rules/execution_scheduled_task_powershell.toml"),
+    )
+    .unwrap()
+    .replace(
+        "index = [\"winlogbeat-*\", \"logs-endpoint.events.*\", \"logs-windows.*\"]",
+        &format!("index = [\"{events_index}\"]"),
+    )
+    .replace("5cd55388-a19c-47c7-8ec4-f41656c2fded", &rule_id);
+    std::fs::write(rules.join("seed.toml"), seed).unwrap();
+    let state_index = format!("it-notify-state-{tag}");
+    let config = dir.path().join("detectd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "rules = [{rules:?}]\nspace_id = \"it-notify-{tag}\"\n\
+             [elasticsearch]\nurls = [{url:?}]\n\
+             [indices]\nstate = \"{state_index}\"\nexecutions = \"it-notify-exec-{tag}\"\n\
+             [schedule]\nfirst_run = \"now\"\n\
+             [[outputs]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{hook}\"\n\
+             [[routes]]\nname = \"all\"\noutputs = [\"hook\"]\n",
+            rules = rules.display().to_string(),
+            hook = r.url("/hook"),
+        ),
+    )
+    .unwrap();
+    for round in 0..2 {
+        let out = detectd()
+            .args(["run", "--once", "--config"])
+            .arg(&config)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "round {round}: {stderr}");
+        let keys: Vec<String> = r
+            .delivered()
+            .iter()
+            .map(|q| q.body["idempotency_key"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(keys.len(), 2, "round {round}: {keys:?}\n{stderr}");
+        assert!(keys.iter().all(|k| k.starts_with("all/")), "{keys:?}");
+        assert_ne!(keys[0], keys[1]);
+    }
+    let outbox = http(
+        "POST",
+        &format!("/{state_index}-outbox/_search"),
+        Some("{\"query\": {\"term\": {\"status\": \"sent\"}}}".into()),
+    );
+    assert_eq!(
+        outbox["hits"]["hits"].as_array().map(Vec::len),
+        Some(2),
+        "{outbox}"
+    );
 }
