@@ -315,4 +315,43 @@ mod tests {
         assert_eq!(code, 503);
         assert_eq!(body["reasons"].as_array().map(Vec::len), Some(2));
     }
+
+    #[test]
+    fn notifications_show_their_counts_and_degrade_while_an_output_fails() {
+        use crate::notify::{DeliveryStats, TickReport};
+        let h = Health::default();
+        h.set_cluster(Ok(()));
+        h.set_rules_loaded(1);
+        assert!(
+            h.report().1.get("notifications").is_none(),
+            "off: not shown"
+        );
+        let stats = DeliveryStats::default();
+        stats.sent.store(4, Ordering::Relaxed);
+        stats.pending.store(2, Ordering::Relaxed);
+        let mut report = TickReport::default();
+        report.sent.insert("hook".into(), 4);
+        h.observe_delivery(&report, &stats);
+        let (code, body) = h.report();
+        assert_eq!((code, &body["status"]), (200, &json!("ok")));
+        assert_eq!(
+            body["notifications"],
+            json!({"pending": 2, "sent": 4, "failed": 0, "given_up": 0})
+        );
+        report.failed.insert("pager".into(), 1);
+        stats.failed.store(1, Ordering::Relaxed);
+        stats.given_up.store(1, Ordering::Relaxed);
+        h.observe_delivery(&report, &stats);
+        let (code, body) = h.report();
+        assert_eq!((code, &body["status"]), (200, &json!("degraded")));
+        let reasons = body["reasons"].to_string();
+        assert!(
+            reasons.contains("notification outputs failing (their messages are retried): pager"),
+            "{reasons}"
+        );
+        assert!(
+            reasons.contains("1 notifications were given up since start"),
+            "{reasons}"
+        );
+    }
 }

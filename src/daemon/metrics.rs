@@ -392,4 +392,34 @@ pub(crate) mod tests {
         m.forget_rule("r1");
         assert!(!m.encode().contains("rule_id=\"r1\""));
     }
+
+    #[test]
+    fn delivery_counts_by_output_and_a_pending_gauge_that_comes_down() {
+        let m = Metrics::new();
+        let mut report = crate::notify::TickReport::default();
+        report.sent.insert("hook".into(), 3);
+        report.failed.insert("pager".into(), 2);
+        report.pending.insert("pager".into(), 5);
+        report.pending.insert("hook".into(), 0);
+        m.observe_delivery(&report);
+        m.observe_delivery(&report);
+        let text = m.encode();
+        assert!(
+            text.contains("detectd_notifications_sent_total{output=\"hook\"} 6"),
+            "{text}"
+        );
+        assert!(
+            text.contains("detectd_notification_failures_total{output=\"pager\"} 4"),
+            "{text}"
+        );
+        assert!(
+            text.contains("detectd_notifications_pending{output=\"pager\"} 5"),
+            "{text}"
+        );
+        report.pending.insert("pager".into(), 0);
+        m.observe_delivery(&report);
+        assert!(m
+            .encode()
+            .contains("detectd_notifications_pending{output=\"pager\"} 0"));
+    }
 }
