@@ -122,17 +122,10 @@ fn notify_test_of_an_unreachable_output_is_exit_1_without_the_url() {
     assert!(!stderr.contains("s3cret"), "{stderr}");
 }
 
-/// `run --once` twice against the cluster at `ELASTICSEARCH_URL`, with the
-/// state (and so the outbox) in the cluster: each alert group's message is
-/// delivered once, the second run finds the same alerts and sends nothing.
-#[test]
-fn run_once_with_the_cluster_outbox_sends_each_group_once_across_runs() {
-    let Some(url) = process::cluster_url() else {
-        return;
-    };
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let r = rt.block_on(Receiver::start());
-    let tag = format!("{}-{}", std::process::id(), process::free_port());
+/// Events with two founding-rule attacks 3 minutes ago in a fresh index of
+/// the cluster, and a rules folder with the founding rule reading it:
+/// the temporary folder and the rules folder.
+fn seed_cluster(rt: &tokio::runtime::Runtime, url: &str, tag: &str) -> (tempfile::TempDir, String) {
     let events_index = format!("it-notify-events-{tag}");
     let rule_id = format!("it-notify-{tag}");
     let at = chrono::Utc::now() - chrono::Duration::minutes(3);
@@ -158,21 +151,7 @@ fn run_once_with_the_cluster_outbox_sends_each_group_once_across_runs() {
             ));
         }
     }
-    let client = reqwest::Client::new();
-    let http = |method: &str, path: &str, body: Option<String>| -> serde_json::Value {
-        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut req = client
-            .request(method, format!("{url}{path}"))
-            .header("content-type", "application/x-ndjson");
-        if let Some(b) = body {
-            req = req.body(b);
-        }
-        rt.block_on(async {
-            let bytes = req.send().await.unwrap().bytes().await.unwrap();
-            serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)
-        })
-    };
-    let loaded = http("POST", "/_bulk?refresh=true", Some(bulk));
+    let loaded = http(rt, url, "POST", "/_bulk?refresh=true", Some(bulk));
     assert_eq!(loaded["errors"], false, "{loaded}");
 
     let dir = tempfile::tempdir().unwrap();
@@ -189,6 +168,42 @@ fn run_once_with_the_cluster_outbox_sends_each_group_once_across_runs() {
     )
     .replace("5cd55388-a19c-47c7-8ec4-f41656c2fded", &rule_id);
     std::fs::write(rules.join("seed.toml"), seed).unwrap();
+    let rules = rules.display().to_string();
+    (dir, rules)
+}
+
+fn http(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    method: &str,
+    path: &str,
+    body: Option<String>,
+) -> serde_json::Value {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut req = reqwest::Client::new()
+        .request(method, format!("{url}{path}"))
+        .header("content-type", "application/x-ndjson");
+    if let Some(b) = body {
+        req = req.body(b);
+    }
+    rt.block_on(async {
+        let bytes = req.send().await.unwrap().bytes().await.unwrap();
+        serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null)
+    })
+}
+
+/// `run --once` twice against the cluster at `ELASTICSEARCH_URL`, with the
+/// state (and so the outbox) in the cluster: each alert group's message is
+/// delivered once, the second run finds the same alerts and sends nothing.
+#[test]
+fn run_once_with_the_cluster_outbox_sends_each_group_once_across_runs() {
+    let Some(url) = process::cluster_url() else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let r = rt.block_on(Receiver::start());
+    let tag = format!("{}-{}", std::process::id(), process::free_port());
+    let (dir, rules) = seed_cluster(&rt, &url, &tag);
     let state_index = format!("it-notify-state-{tag}");
     let config = dir.path().join("detectd.toml");
     std::fs::write(
@@ -200,7 +215,6 @@ fn run_once_with_the_cluster_outbox_sends_each_group_once_across_runs() {
              [schedule]\nfirst_run = \"now\"\n\
              [[outputs]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{hook}\"\n\
              [[routes]]\nname = \"all\"\noutputs = [\"hook\"]\n",
-            rules = rules.display().to_string(),
             hook = r.url("/hook"),
         ),
     )
@@ -223,6 +237,8 @@ fn run_once_with_the_cluster_outbox_sends_each_group_once_across_runs() {
         assert_ne!(keys[0], keys[1]);
     }
     let outbox = http(
+        &rt,
+        &url,
         "POST",
         &format!("/{state_index}-outbox/_search"),
         Some("{\"query\": {\"term\": {\"status\": \"sent\"}}}".into()),
@@ -232,4 +248,99 @@ fn run_once_with_the_cluster_outbox_sends_each_group_once_across_runs() {
         Some(2),
         "{outbox}"
     );
+}
+
+/// The daemon against the cluster, its output down at first: the worker
+/// retries beside the runs, delivers once the receiver is up, and shows it
+/// on /healthz and /metrics; SIGTERM stops it.
+#[test]
+fn the_daemon_delivers_after_its_output_comes_back_and_reports_it() {
+    use std::time::Duration;
+    let Some(url) = process::cluster_url() else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let r = rt.block_on(Receiver::start());
+    r.set_down(true);
+    let tag = format!("{}-{}", std::process::id(), process::free_port());
+    let (dir, rules) = seed_cluster(&rt, &url, &tag);
+    let port = process::free_port();
+    let config = dir.path().join("detectd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "rules = [{rules:?}]\nspace_id = \"it-notifyd-{tag}\"\n\
+             [elasticsearch]\nurls = [{url:?}]\n\
+             [indices]\nstate = \"it-notifyd-state-{tag}\"\nexecutions = \"it-notifyd-exec-{tag}\"\n\
+             [schedule]\nfirst_run = \"now\"\n[server]\nlisten = \"127.0.0.1:{port}\"\n\
+             [log]\nformat = \"json\"\n\
+             [notify]\npoll_interval = \"1s\"\nretry_initial = \"1s\"\nretry_max = \"2s\"\n\
+             [[outputs]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{hook}?token=d-s3cret\"\n\
+             [[routes]]\nname = \"all\"\noutputs = [\"hook\"]\n",
+            hook = r.url("/hook"),
+        ),
+    )
+    .unwrap();
+    let log_path = dir.path().join("detectd.log");
+    let mut child = detectd()
+        .args(["run", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let failing = process::until(Duration::from_secs(30), || {
+        let (_, body) = process::get(port, "/healthz")?;
+        body.contains("notification outputs failing")
+            .then_some(body)
+    });
+    let Some(failing) = failing else {
+        let _ = child.kill();
+        panic!("no failing output on /healthz; log:\n{}", log());
+    };
+    assert!(failing.contains("\"degraded\""), "{failing}");
+    assert!(!failing.contains("s3cret"), "{failing}");
+
+    r.set_down(false);
+    let sent = process::until(Duration::from_secs(30), || {
+        let (_, body) = process::get(port, "/healthz")?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (v["notifications"]["sent"] == 2).then_some(v)
+    });
+    let Some(health) = sent else {
+        let _ = child.kill();
+        panic!("not delivered; log:\n{}", log());
+    };
+    assert_eq!(health["notifications"]["pending"], 0, "{health}");
+    let (_, metrics) = process::get(port, "/metrics").unwrap();
+    assert!(
+        metrics.contains("detectd_notifications_sent_total{output=\"hook\"} 2"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("detectd_notifications_pending{output=\"hook\"} 0"),
+        "{metrics}"
+    );
+    process::signal(&child, libc::SIGTERM);
+    let status = process::until(Duration::from_secs(30), || child.try_wait().unwrap());
+    let status = status.unwrap_or_else(|| {
+        let _ = child.kill();
+        panic!("did not stop; log:\n{}", log())
+    });
+    assert_eq!(status.code(), Some(0), "{}", log());
+    let keys: std::collections::BTreeSet<String> = r
+        .delivered()
+        .iter()
+        .map(|q| q.body["idempotency_key"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!((keys.len(), r.delivered().len()), (2, 2));
+    assert!(
+        log().contains("notification not delivered, will retry"),
+        "{}",
+        log()
+    );
+    assert!(log().contains("\"notification sent\""), "{}", log());
+    assert!(!log().contains("s3cret"), "{}", log());
 }
