@@ -4,7 +4,8 @@
 //! one), `executions.ndjson` (one record per line, appended and fsynced)
 //! `dead-letters.json` (refused alerts by alert id, rewritten whole like
 //! the checkpoints), `outbox.json` (notification messages by id) and
-//! `throttle.json` (throttle marks by key), rewritten whole the same way.
+//! `throttle.json` (throttle marks by key), rewritten whole the same way
+//! (settled outbox entries are dropped a week after, see `OUTBOX_RETENTION`).
 //!
 //! For `detectd hunt` and for users without write access to the cluster.
 //! One process per directory: the store serialises its own writes but does
@@ -118,6 +119,26 @@ impl FileStateStore {
     }
 }
 
+/// How long settled outbox entries (sent, given up, throttled) are kept:
+/// far longer than any window is searched again, so a window retried after
+/// a crash still finds its entries and adds no second message.
+pub const OUTBOX_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
+/// Drops settled entries created `OUTBOX_RETENTION` before the newest of
+/// `updated` (the worker's clock, not this store's: the file is rewritten
+/// whole on every update and would otherwise grow with every message).
+fn prune_outbox(all: &mut BTreeMap<String, OutboxEntry>, updated: &[OutboxEntry]) {
+    let Some(newest) = updated
+        .iter()
+        .map(|e| e.sent_at.unwrap_or(e.created_at))
+        .max()
+    else {
+        return;
+    };
+    let cutoff = newest - OUTBOX_RETENTION;
+    all.retain(|_, e| e.status == OutboxStatus::Pending || e.created_at >= cutoff);
+}
+
 impl StateStore for FileStateStore {
     async fn checkpoint(&self, rule_id: &str) -> Result<Option<Checkpoint>, StateError> {
         let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
@@ -208,11 +229,17 @@ impl StateStore for FileStateStore {
     }
 
     async fn outbox_update(&self, entries: &[OutboxEntry]) -> Result<(), StateError> {
+        // The worker calls this after every pass, most with nothing done:
+        // no rewrite (and fsync) of the whole file for those.
+        if entries.is_empty() {
+            return Ok(());
+        }
         let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
         let mut all = self.read_outbox()?;
         for e in entries {
             all.insert(e.id.clone(), e.clone());
         }
+        prune_outbox(&mut all, entries);
         self.write_map(OUTBOX, &all)
     }
 
@@ -403,5 +430,49 @@ mod tests {
                 .unwrap(),
             vec![mark]
         );
+    }
+
+    #[tokio::test]
+    async fn settled_outbox_entries_are_dropped_a_week_after_and_pending_ones_never() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileStateStore::open(dir.path()).unwrap();
+        let entry = |id: &str, status: OutboxStatus, created: i64| OutboxEntry {
+            id: id.into(),
+            key: id.into(),
+            route: "r".into(),
+            output: "o".into(),
+            rule_id: "rule".into(),
+            window_end: t(created),
+            created_at: t(created),
+            status,
+            attempts: 0,
+            next_attempt_at: None,
+            sent_at: None,
+            last_error: None,
+            message: "{}".into(),
+        };
+        let week = 7 * 24 * 3600;
+        store
+            .outbox_add(&[
+                entry("old-sent", OutboxStatus::Sent, 0),
+                entry("old-pending", OutboxStatus::Pending, 0),
+                entry("recent-sent", OutboxStatus::Sent, week),
+            ])
+            .await
+            .unwrap();
+        // an update a week and a second after the first entries
+        store
+            .outbox_update(&[entry("new", OutboxStatus::Sent, week + 1)])
+            .await
+            .unwrap();
+        let ids = ["old-sent", "old-pending", "recent-sent", "new"].map(String::from);
+        let kept: Vec<String> = store
+            .outbox_get(&ids)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(kept, ["old-pending", "recent-sent", "new"]);
     }
 }
