@@ -10,6 +10,8 @@
 
 #[path = "common/receiver.rs"]
 mod receiver;
+#[path = "common/smtp.rs"]
+mod smtp;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -31,6 +33,7 @@ use detectd::state::{
 };
 use receiver::{Received, Receiver};
 use serde_json::Value;
+use smtp::SmtpServer;
 
 const FOUNDING: &str = include_str!("../rules/execution_scheduled_task_powershell.toml");
 
@@ -743,4 +746,73 @@ async fn one_output_down_does_not_hold_up_another() {
     assert_eq!(report.failed.get("down"), Some(&1), "{report:?}");
     assert_eq!(report.pending.get("down"), Some(&2), "{report:?}");
     assert_eq!(up.delivered().len(), 2);
+}
+
+#[tokio::test]
+async fn email_goes_through_smtp_once_with_the_key_as_message_id_after_a_refusal() {
+    let smtp = SmtpServer::start().await;
+    smtp.set_down(true);
+    let settings = notify_settings(&format!(
+        r#"
+[notify]
+retry_initial = "1s"
+
+[[outputs]]
+name = "mail"
+kind = "email"
+host = "127.0.0.1"
+port = {}
+tls = "none"
+username = "detectd"
+password = "smtp-s3cret"
+from = "detectd <detectd@example.com>"
+to = ["soc@example.com", "oncall@example.com"]
+
+[[routes]]
+name = "all"
+outputs = ["mail"]
+"#,
+        smtp.port()
+    ));
+    let state = Arc::new(MemoryStateStore::new());
+    let run = runner(
+        attack("h1", t0() - Duration::minutes(4)),
+        state.clone(),
+        &settings,
+    );
+    run.run(&sequence_rule(), t0()).await;
+    let worker = Deliverer::new(state.clone(), &settings).unwrap();
+    // a 4xx of SMTP is temporary: retried
+    let report = worker.tick(t0()).await.unwrap();
+    assert_eq!(report.failed.get("mail"), Some(&1), "{report:?}");
+    let error = state.outbox()[0].last_error.clone().unwrap();
+    assert!(error.starts_with("SMTP: "), "{error}");
+    assert!(!error.contains("s3cret"), "{error}");
+    smtp.set_down(false);
+    let report = worker.tick(t0() + Duration::minutes(1)).await.unwrap();
+    assert_eq!(report.sent.get("mail"), Some(&1), "{report:?}");
+    worker.tick(t0() + Duration::minutes(2)).await.unwrap();
+
+    let mails = smtp.mails();
+    assert_eq!(mails.len(), 1);
+    let mail = &mails[0];
+    assert_eq!(mail.from, "<detectd@example.com>");
+    assert_eq!(mail.to, ["<soc@example.com>", "<oncall@example.com>"]);
+    assert_eq!(
+        mail.auth,
+        Some(("detectd".to_string(), "smtp-s3cret".to_string()))
+    );
+    assert_eq!(
+        mail.header("Subject").as_deref(),
+        Some("Outbound Scheduled Task Activity via PowerShell")
+    );
+    let key = &state.outbox()[0].key;
+    assert_eq!(
+        mail.header("Message-ID"),
+        Some(detectd::notify::output::email::message_id(key))
+    );
+    // quoted-printable: undo its soft line breaks
+    let body = mail.data.replace("=\n", "");
+    assert!(body.contains("host ws-h1, user alice"), "{body}");
+    assert!(body.contains(&format!("idempotency key {key}")), "{body}");
 }

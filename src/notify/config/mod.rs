@@ -73,6 +73,19 @@ pub struct RawOutput {
     pub routing_key_file: Option<Spanned<PathBuf>>,
     /// `file`: the NDJSON file messages are appended to.
     pub path: Option<Spanned<PathBuf>>,
+    /// `email`: the SMTP server, its port (default by `tls`: 587, 465, 25)
+    /// and `tls`: `starttls` (default), `tls` or `none`.
+    pub host: Option<Spanned<String>>,
+    pub port: Option<Spanned<i64>>,
+    pub tls: Option<Spanned<String>>,
+    /// `email`: login, with the password inline, `password_env` or `password_file`.
+    pub username: Option<Spanned<String>>,
+    pub password: Option<Spanned<String>>,
+    pub password_env: Option<Spanned<String>>,
+    pub password_file: Option<Spanned<PathBuf>>,
+    /// `email`: the sender and the recipients (`"SOC <soc@example.com>"`).
+    pub from: Option<Spanned<String>>,
+    pub to: Option<Spanned<Vec<String>>>,
     /// Templates: a one-line title, a text, and (webhook) the whole body.
     pub title: Option<Spanned<String>>,
     pub text: Option<Spanned<String>>,
@@ -142,6 +155,29 @@ pub enum OutputKind {
     File {
         path: PathBuf,
     },
+    Email(EmailSettings),
+}
+
+/// How an email output reaches its SMTP server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SmtpTls {
+    /// Plain connection upgraded with STARTTLS (required), port 587.
+    StartTls,
+    /// TLS from the first byte (SMTPS), port 465.
+    Tls,
+    /// No encryption: a local relay only, port 25.
+    None,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmailSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: SmtpTls,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub from: String,
+    pub to: Vec<String>,
 }
 
 impl OutputKind {
@@ -152,6 +188,7 @@ impl OutputKind {
             OutputKind::Teams { .. } => "teams",
             OutputKind::PagerDuty { .. } => "pagerduty",
             OutputKind::File { .. } => "file",
+            OutputKind::Email(_) => "email",
         }
     }
 }

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use toml::Spanned;
 
-use super::{name_of, sp, OutputKind, OutputSettings, RawOutput, PAGERDUTY_URL};
+use super::{
+    name_of, sp, EmailSettings, OutputKind, OutputSettings, RawOutput, SmtpTls, PAGERDUTY_URL,
+};
 use crate::config::cluster::Secret;
 use crate::config::ConfigError;
 use crate::eql::Span;
@@ -136,18 +138,27 @@ fn unused(raw: &RawOutput, kind: &str, errors: &mut Vec<ConfigError>) {
         if span.is_some() {
             errors.push(ConfigError {
                 span,
-                message: format!("`{key}` is not a setting of a {kind} output"),
+                message: format!("`{key}` is not a setting of {kind} outputs"),
             });
         }
     }
     for (key, span) in [
         ("url_env", raw.url_env.as_ref().and_then(sp)),
         ("url_file", raw.url_file.as_ref().and_then(sp)),
+        ("host", raw.host.as_ref().and_then(sp)),
+        ("port", raw.port.as_ref().and_then(sp)),
+        ("tls", raw.tls.as_ref().and_then(sp)),
+        ("username", raw.username.as_ref().and_then(sp)),
+        ("password", raw.password.as_ref().and_then(sp)),
+        ("password_env", raw.password_env.as_ref().and_then(sp)),
+        ("password_file", raw.password_file.as_ref().and_then(sp)),
+        ("from", raw.from.as_ref().and_then(sp)),
+        ("to", raw.to.as_ref().and_then(sp)),
     ] {
         if span.is_some() {
             errors.push(ConfigError {
                 span,
-                message: format!("`{key}` is not a setting of a {kind} output"),
+                message: format!("`{key}` is not a setting of {kind} outputs"),
             });
         }
     }
@@ -165,7 +176,7 @@ pub(super) fn output(
     let Some(kind_text) = raw.kind.take() else {
         errors.push(ConfigError {
             span: table_span,
-            message: "output without `kind`: expected \"webhook\", \"slack\", \"teams\", \"pagerduty\" or \"file\"".into(),
+            message: "output without `kind`: expected \"webhook\", \"slack\", \"teams\", \"pagerduty\", \"email\" or \"file\"".into(),
         });
         return None;
     };
@@ -283,11 +294,16 @@ pub(super) fn output(
                 path: path.into_inner(),
             }
         }
+        "email" => {
+            let email = email(&mut raw, env, errors, kind_span);
+            unused(&raw, "email", errors);
+            OutputKind::Email(email?)
+        }
         other => {
             errors.push(ConfigError {
                 span: kind_span,
                 message: format!(
-                    "invalid output kind {other:?}: expected \"webhook\", \"slack\", \"teams\", \"pagerduty\" or \"file\""
+                    "invalid output kind {other:?}: expected \"webhook\", \"slack\", \"teams\", \"pagerduty\", \"email\" or \"file\""
                 ),
             });
             return None;
@@ -356,4 +372,144 @@ fn template_error(
         span,
         message: format!("{e}"),
     }
+}
+
+/// An email output's server, login and addresses.
+fn email(
+    raw: &mut RawOutput,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<ConfigError>,
+    kind_span: Option<Span>,
+) -> Option<EmailSettings> {
+    let mut ok = true;
+    let mut fail = |span: Option<Span>, message: String| {
+        errors.push(ConfigError { span, message });
+        ok = false;
+    };
+    let host = match raw.host.take() {
+        Some(h) if !h.get_ref().trim().is_empty() => h.into_inner(),
+        Some(h) => {
+            fail(
+                sp(&h),
+                "invalid host: expected the SMTP server's name".into(),
+            );
+            String::new()
+        }
+        None => {
+            fail(
+                kind_span,
+                "email output without `host`: expected the SMTP server's name".into(),
+            );
+            String::new()
+        }
+    };
+    let tls = match raw.tls.take() {
+        None => SmtpTls::StartTls,
+        Some(t) => match t.get_ref().as_str() {
+            "starttls" => SmtpTls::StartTls,
+            "tls" => SmtpTls::Tls,
+            "none" => SmtpTls::None,
+            other => {
+                fail(
+                    sp(&t),
+                    format!("invalid tls {other:?}: expected \"starttls\", \"tls\" or \"none\""),
+                );
+                SmtpTls::StartTls
+            }
+        },
+    };
+    let port = match raw.port.take() {
+        None => match tls {
+            SmtpTls::StartTls => 587,
+            SmtpTls::Tls => 465,
+            SmtpTls::None => 25,
+        },
+        Some(p) => match u16::try_from(*p.get_ref()) {
+            Ok(v) if v > 0 => v,
+            _ => {
+                fail(
+                    sp(&p),
+                    format!("invalid port {}: expected 1 to 65535", p.get_ref()),
+                );
+                0
+            }
+        },
+    };
+    let mailbox = |text: &str| text.parse::<lettre::message::Mailbox>().is_ok();
+    let from = match raw.from.take() {
+        Some(f) if mailbox(f.get_ref()) => f.into_inner(),
+        Some(f) => {
+            fail(
+                sp(&f),
+                format!(
+                    "invalid from {:?}: expected an address like \"SOC <soc@example.com>\"",
+                    f.get_ref()
+                ),
+            );
+            String::new()
+        }
+        None => {
+            fail(
+                kind_span,
+                "email output without `from`: expected the sender's address".into(),
+            );
+            String::new()
+        }
+    };
+    let to = match raw.to.take() {
+        Some(t) if !t.get_ref().is_empty() => {
+            for a in t.get_ref().iter().filter(|a| !mailbox(a)) {
+                fail(
+                    sp(&t),
+                    format!(
+                        "invalid address {a:?} in to: expected an address like \"soc@example.com\""
+                    ),
+                );
+            }
+            t.into_inner()
+        }
+        _ => {
+            fail(
+                kind_span,
+                "email output without `to`: expected at least one recipient".into(),
+            );
+            Vec::new()
+        }
+    };
+    let username = raw.username.take().map(Spanned::into_inner);
+    let has_password =
+        raw.password.is_some() || raw.password_env.is_some() || raw.password_file.is_some();
+    let password = if username.is_some() || has_password {
+        let p = secret(
+            "password",
+            raw.password.take(),
+            raw.password_env.take(),
+            raw.password_file.take(),
+            env,
+            errors,
+            kind_span,
+        );
+        if p.is_none() {
+            ok = false;
+        }
+        if username.is_none() {
+            errors.push(ConfigError {
+                span: kind_span,
+                message: "email output with a password but no `username`: expected both".into(),
+            });
+            ok = false;
+        }
+        p
+    } else {
+        None
+    };
+    ok.then_some(EmailSettings {
+        host,
+        port,
+        tls,
+        username,
+        password,
+        from,
+        to,
+    })
 }

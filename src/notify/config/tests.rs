@@ -238,7 +238,7 @@ fn keys_of_another_kind_and_unknown_keys_are_errors() {
     )
     .unwrap_err();
     assert!(
-        e.contains("`routing_key` is not a setting of a slack output"),
+        e.contains("`routing_key` is not a setting of slack outputs"),
         "{e}"
     );
     let e = load(
@@ -258,4 +258,50 @@ fn names_are_unique_and_usable_in_ids() {
     .unwrap_err();
     assert!(e.contains("invalid output name \"a b\""), "{e}");
     assert!(e.contains("two outputs are named \"f\""), "{e}");
+}
+
+#[test]
+fn email_takes_a_server_addresses_and_a_login_with_defaults_by_tls() {
+    let text = "[[outputs]]\nname = \"m\"\nkind = \"email\"\nhost = \"smtp.example.com\"\nusername = \"detectd\"\npassword_env = \"SMTP_PW\"\nfrom = \"SOC <soc@example.com>\"\nto = [\"a@example.com\"]\n";
+    let s = load(text, &[("SMTP_PW", "pw-s3cret")]).unwrap_or_else(|e| panic!("{e}"));
+    match &s.outputs[0].kind {
+        OutputKind::Email(e) => {
+            assert_eq!((e.port, e.tls), (587, SmtpTls::StartTls));
+            assert_eq!(e.password.as_ref().map(|p| p.expose()), Some("pw-s3cret"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(!format!("{s:?}").contains("pw-s3cret"));
+    let tls = load(
+        "[[outputs]]\nname = \"m\"\nkind = \"email\"\nhost = \"h\"\ntls = \"tls\"\nfrom = \"a@b.c\"\nto = [\"d@e.f\"]\n",
+        &[],
+    )
+    .unwrap();
+    match &tls.outputs[0].kind {
+        OutputKind::Email(e) => assert_eq!(
+            (e.port, e.tls, e.password.is_none()),
+            (465, SmtpTls::Tls, true)
+        ),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn email_errors_name_what_is_missing_or_malformed() {
+    let e = load(
+        "[[outputs]]\nname = \"m\"\nkind = \"email\"\ntls = \"ssl\"\nfrom = \"not an address\"\nto = [\"ok@example.com\", \"nope\"]\npassword = \"pw-s3cret\"\nurl = \"https://x\"\n",
+        &[],
+    )
+    .unwrap_err();
+    for expected in [
+        "email output without `host`",
+        "invalid tls \"ssl\": expected \"starttls\", \"tls\" or \"none\"",
+        "invalid from \"not an address\"",
+        "invalid address \"nope\" in to",
+        "email output with a password but no `username`",
+        "`url` is not a setting of email outputs",
+    ] {
+        assert!(e.contains(expected), "{expected} not in {e}");
+    }
+    assert!(!e.contains("pw-s3cret"), "{e}");
 }

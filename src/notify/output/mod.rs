@@ -7,6 +7,7 @@
 //! `idempotency_key`, the file line's `idempotency_key`). Errors never show
 //! a URL or a header value: either may hold a token.
 
+pub mod email;
 pub mod file;
 pub mod pagerduty;
 pub mod slack;
@@ -37,6 +38,8 @@ pub enum DeliveryError {
     Timeout(Duration),
     #[error("appending to {path}: {reason}")]
     File { path: String, reason: String },
+    #[error("SMTP: {reason}")]
+    Smtp { permanent: bool, reason: String },
 }
 
 impl DeliveryError {
@@ -49,6 +52,8 @@ impl DeliveryError {
                 (400..500).contains(status) && *status != 408 && *status != 429
             }
             DeliveryError::Template(_) | DeliveryError::Message(_) => true,
+            // a 5xx reply: the server refused the mail itself
+            DeliveryError::Smtp { permanent, .. } => *permanent,
             _ => false,
         }
     }
@@ -65,6 +70,12 @@ pub enum Request {
     },
     /// One NDJSON line.
     Line { path: PathBuf, line: Value },
+    /// One mail: subject, plain text, `Message-ID` from the key.
+    Mail {
+        subject: String,
+        text: String,
+        key: String,
+    },
 }
 
 /// A configured output, its templates compiled.
@@ -152,6 +163,11 @@ impl Output {
                 path: path.clone(),
                 line: file::line(message, &key, &title, &text),
             },
+            OutputKind::Email(_) => Request::Mail {
+                subject: title,
+                text,
+                key,
+            },
         })
     }
 
@@ -196,6 +212,15 @@ impl Output {
                     Err(DeliveryError::Status { method, status })
                 }
             }
+            Request::Mail { subject, text, key } => {
+                let OutputKind::Email(settings) = &self.kind else {
+                    return Err(DeliveryError::Message(
+                        "a mail for an output that sends none".into(),
+                    ));
+                };
+                let mail = email::mail(settings, &key, &subject, &text)?;
+                email::send(settings, mail, self.timeout).await
+            }
             Request::Line { path, line } => {
                 let _guard = self.file.lock().await;
                 file::append(&path, &line).map_err(|e| DeliveryError::File {
@@ -209,7 +234,7 @@ impl Output {
 
 /// An error and its causes, `: `-joined (reqwest's top line alone says
 /// only "error sending request").
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {
