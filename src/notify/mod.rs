@@ -1,6 +1,6 @@
 //! Notifications: alert groups reach people and tools through outputs
-//! (webhook, Slack, Teams, PagerDuty, an NDJSON file), none lost, none
-//! repeated that a receiver cannot recognise.
+//! (webhook, Slack, Teams, PagerDuty, email, an NDJSON file), none lost,
+//! none repeated that a receiver cannot recognise.
 //!
 //! The flow follows the data: `config` (the `[[outputs]]`, `[[routes]]`
 //! and `[notify]` tables, validated once) -> `route` (which route takes a
@@ -10,7 +10,7 @@
 //! checkpoints have committed, retries, records) -> `output` (one request
 //! per kind) with `template` rendering the text.
 //!
-//! Not here: alerts about detectd itself, email, several instances
+//! Not here: alerts about detectd itself, several instances
 //! sharing one outbox (each entry is sent by whichever worker reads it).
 
 pub mod config;

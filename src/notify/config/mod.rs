@@ -56,7 +56,7 @@ pub struct RawNotify {
 #[serde(default, deny_unknown_fields)]
 pub struct RawOutput {
     pub name: Option<Spanned<String>>,
-    /// `webhook`, `slack`, `teams`, `pagerduty` or `file`.
+    /// `webhook`, `slack`, `teams`, `pagerduty`, `email` or `file`.
     pub kind: Option<Spanned<String>>,
     pub url: Option<Spanned<String>>,
     pub url_env: Option<Spanned<String>>,
