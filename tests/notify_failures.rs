@@ -14,8 +14,10 @@ use std::sync::Arc;
 
 use chrono::Duration;
 use detectd::notify::{Deliverer, NotifySettings};
-use detectd::runner::RunStatus;
-use detectd::state::{MemoryStateStore, OutboxStatus};
+use detectd::runner::{ExecutionRecord, RunStatus};
+use detectd::state::{
+    Checkpoint, DeadLetter, MemoryStateStore, OutboxStatus, StateError, StateStore,
+};
 use notify_fixture::*;
 use receiver::Receiver;
 use smtp::SmtpServer;
@@ -206,4 +208,62 @@ outputs = ["mail"]
     let body = mail.data.replace("=\n", "");
     assert!(body.contains("host ws-h1, user alice"), "{body}");
     assert!(body.contains(&format!("idempotency key {key}")), "{body}");
+}
+
+/// A state store that keeps no outbox (the trait's defaults).
+struct NoOutbox(MemoryStateStore);
+
+impl StateStore for NoOutbox {
+    async fn checkpoint(&self, rule_id: &str) -> Result<Option<Checkpoint>, StateError> {
+        self.0.checkpoint(rule_id).await
+    }
+    async fn save_checkpoint(&self, c: &Checkpoint) -> Result<(), StateError> {
+        self.0.save_checkpoint(c).await
+    }
+    async fn record_execution(&self, r: &ExecutionRecord) -> Result<(), StateError> {
+        self.0.record_execution(r).await
+    }
+    async fn save_dead_letters(&self, l: &[DeadLetter]) -> Result<(), StateError> {
+        self.0.save_dead_letters(l).await
+    }
+    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StateError> {
+        self.0.dead_letters().await
+    }
+    async fn remove_dead_letters(&self, ids: &[String]) -> Result<(), StateError> {
+        self.0.remove_dead_letters(ids).await
+    }
+}
+
+#[tokio::test]
+async fn a_run_whose_messages_cannot_be_stored_writes_no_alerts_and_keeps_its_window() {
+    let settings = hook_at("http://127.0.0.1:9/hook");
+    let state = Arc::new(NoOutbox(MemoryStateStore::new()));
+    let run = runner(
+        attack("h1", t0() - Duration::minutes(4)),
+        state.clone(),
+        &settings,
+    );
+    let rec = run.run(&sequence_rule(), t0()).await;
+    assert_eq!(rec.status, RunStatus::Failed, "{rec:?}");
+    assert!(
+        rec.error
+            .as_deref()
+            .is_some_and(|e| e.contains("keeps no notification outbox")),
+        "{rec:?}"
+    );
+    assert_eq!(rec.alerts_created, 0);
+    assert!(head_ids(run.sink()).is_empty());
+    assert!(
+        state.0.get(&sequence_rule().rule_id).is_none(),
+        "no checkpoint"
+    );
+    // without routes the same store runs as before
+    let plain = detectd::runner::Runner::new(
+        detectd::source::memory::MemorySource::new(attack("h1", t0() - Duration::minutes(4))),
+        detectd::sink::memory::MemorySink::new(),
+        NoOutbox(MemoryStateStore::new()),
+        detectd::runner::RunnerSettings::default(),
+    );
+    let rec = plain.run(&sequence_rule(), t0()).await;
+    assert_eq!((rec.status, rec.alerts_created), (RunStatus::Succeeded, 3));
 }

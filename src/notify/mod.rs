@@ -5,8 +5,8 @@
 //! The flow follows the data: `config` (the `[[outputs]]`, `[[routes]]`
 //! and `[notify]` tables, validated once) -> `route` (which route takes a
 //! group) -> `message` (what a template sees) -> `outbox` (a run adds its
-//! messages to the state store's outbox in the same window step that
-//! commits its checkpoint) -> `deliver` (a worker sends what the
+//! messages to the state store's outbox before it writes the window's
+//! alerts and commits its checkpoint) -> `deliver` (a worker sends what the
 //! checkpoints have committed, retries, records) -> `output` (one request
 //! per kind) with `template` rendering the text.
 //!
