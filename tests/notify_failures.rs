@@ -197,7 +197,7 @@ outputs = ["mail"]
     );
     assert_eq!(
         mail.header("Subject").as_deref(),
-        Some("Outbound Scheduled Task Activity via PowerShell")
+        Some("[detectd] medium: Outbound Scheduled Task Activity via PowerShell")
     );
     let key = &state.outbox()[0].key;
     assert_eq!(

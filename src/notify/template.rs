@@ -17,6 +17,15 @@ use super::message;
 /// The default one-line title: the rule, and how many alerts a summary has.
 pub const DEFAULT_TITLE: &str = "{{ rule.name }}{% if count > 1 %} ({{ count }} alerts){% endif %}";
 
+/// PagerDuty's default summary: an incident list shows the host at once.
+pub const DEFAULT_PAGERDUTY_TITLE: &str =
+    "{{ rule.name }}{% if alert.host %} on {{ alert.host }}{% endif %}\
+{% if count > 1 %} ({{ count }} alerts){% endif %}";
+
+/// Email's default subject: tagged and with the severity, for mail filters.
+pub const DEFAULT_EMAIL_TITLE: &str = "[detectd] {{ alert.severity }}: {{ rule.name }}\
+{% if count > 1 %} ({{ count }} alerts){% endif %}";
+
 /// The default text: each alert's reason, severity, host and user, the
 /// events of a sequence one per line, and the Kibana link when known.
 pub const DEFAULT_TEXT: &str = "\
@@ -41,15 +50,20 @@ pub struct Templates {
 }
 
 impl Templates {
-    /// The sources written, with the defaults for the rest.
+    /// The sources written, with the kind's defaults for the rest.
     pub fn for_kind(
-        _kind: &OutputKind,
+        kind: &OutputKind,
         title: Option<String>,
         text: Option<String>,
         body: Option<String>,
     ) -> Templates {
+        let default_title = match kind {
+            OutputKind::PagerDuty { .. } => DEFAULT_PAGERDUTY_TITLE,
+            OutputKind::Email(_) => DEFAULT_EMAIL_TITLE,
+            _ => DEFAULT_TITLE,
+        };
         Templates {
-            title: title.unwrap_or_else(|| DEFAULT_TITLE.to_string()),
+            title: title.unwrap_or_else(|| default_title.to_string()),
             text: text.unwrap_or_else(|| DEFAULT_TEXT.to_string()),
             body,
         }
@@ -226,5 +240,33 @@ mod tests {
             c.body(&message::sample("k")).unwrap(),
             Some(serde_json::json!({"rule": "detectd sample rule", "n": 1}))
         );
+    }
+
+    #[test]
+    fn pagerduty_and_email_have_titles_of_their_own() {
+        let sample = message::sample("k");
+        let title = |kind: &OutputKind| {
+            Compiled::new(&Templates::for_kind(kind, None, None, None))
+                .unwrap()
+                .title_text(&sample)
+                .unwrap()
+                .0
+        };
+        let pd = OutputKind::PagerDuty {
+            url: "https://x".into(),
+            routing_key: Secret::new("k"),
+        };
+        assert_eq!(title(&pd), "detectd sample rule on ws-1");
+        let email = OutputKind::Email(crate::notify::config::EmailSettings {
+            host: "h".into(),
+            port: 25,
+            tls: crate::notify::config::SmtpTls::None,
+            username: None,
+            password: None,
+            from: "a@b.c".into(),
+            to: vec!["d@e.f".into()],
+        });
+        assert_eq!(title(&email), "[detectd] high: detectd sample rule");
+        assert_eq!(title(&slack()), "detectd sample rule");
     }
 }
