@@ -22,7 +22,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio_util::sync::CancellationToken;
 
 use super::config::{DeliverySettings, NotifySettings};
+use super::incident::{announce, Incident};
 use super::output::{DeliveryError, Output};
+use super::route::Router;
 use crate::state::{OutboxEntry, OutboxStatus, StateError, StateStore};
 
 /// What one pass did, per output.
@@ -90,6 +92,8 @@ pub struct Deliverer<T> {
     outputs: HashMap<String, Arc<Output>>,
     settings: DeliverySettings,
     stats: Arc<DeliveryStats>,
+    /// For the alerts about given-up messages.
+    router: Router,
 }
 
 /// One output's due entries, sent in order.
@@ -131,6 +135,7 @@ impl<T: StateStore + Clone + 'static> Deliverer<T> {
             outputs,
             settings: settings.delivery.clone(),
             stats: Arc::new(DeliveryStats::default()),
+            router: Router::new(settings),
         })
     }
 
@@ -171,11 +176,13 @@ impl<T: StateStore + Clone + 'static> Deliverer<T> {
                 });
                 continue;
             };
-            if !covered.contains_key(&entry.rule_id) {
+            if !entry.about_detectd && !covered.contains_key(&entry.rule_id) {
                 let c = self.state.checkpoint(&entry.rule_id).await?;
                 covered.insert(entry.rule_id.clone(), c.map(|c| c.covered_until));
             }
-            let committed = covered[&entry.rule_id].is_some_and(|c| c >= entry.window_end);
+            // An alert about detectd announces no alerts: nothing to wait for.
+            let committed = entry.about_detectd
+                || covered[&entry.rule_id].is_some_and(|c| c >= entry.window_end);
             let expired = now.signed_duration_since(entry.created_at) >= give_up;
             if !committed {
                 if expired {
@@ -261,8 +268,35 @@ impl<T: StateStore + Clone + 'static> Deliverer<T> {
             updates.push(entry);
         }
         self.state.outbox_update(&updates).await?;
+        self.announce_given_up(&updates, now).await;
         self.stats.add(&report);
         Ok(report)
+    }
+
+    /// Tells the `kind = "detectd"` routes of the messages just given up,
+    /// after their record (a crash in between announces nothing, rather
+    /// than a message that may still be sent). A given-up alert about
+    /// detectd is not announced: an output that is down would otherwise
+    /// feed on its own failures.
+    async fn announce_given_up(&self, updates: &[OutboxEntry], now: DateTime<Utc>) {
+        if !self.router.watches_detectd() {
+            return;
+        }
+        for e in updates
+            .iter()
+            .filter(|e| e.status == OutboxStatus::GivenUp && !e.about_detectd)
+        {
+            let incident = Incident::DeliveryGivenUp {
+                entry: e.id.clone(),
+                output: e.output.clone(),
+                rule_id: e.rule_id.clone(),
+                error: e.last_error.clone().unwrap_or_default(),
+            };
+            if let Err(err) = announce(&self.router, &self.state, &incident, now).await {
+                tracing::warn!(key = %e.key, error = %err,
+                    "cannot add the alert about a given-up notification");
+            }
+        }
     }
 
     fn set_last_error(&self, output: &str, why: &str) {

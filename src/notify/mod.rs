@@ -10,20 +10,29 @@
 //! checkpoints have committed, retries, records) -> `output` (one request
 //! per kind) with `template` rendering the text.
 //!
-//! Not here: alerts about detectd itself, several instances
+//! Beside them, `incident` and `watch`: alerts about detectd itself (a
+//! rule failing, a gap, a message given up) through the same outbox.
+//!
+//! Not here: several instances
 //! sharing one outbox (each entry is sent by whichever worker reads it).
 
 pub mod config;
 pub mod deliver;
+pub mod incident;
 pub mod message;
 pub mod outbox;
 pub mod output;
 pub mod route;
 pub mod template;
+pub mod watch;
 
-pub use config::{NotifySettings, OutputKind, OutputSettings, RouteMode, RouteSettings};
+pub use config::{
+    NotifySettings, OutputKind, OutputSettings, RouteKind, RouteMode, RouteSettings,
+};
 pub use deliver::{Deliverer, DeliveryStats, TickReport};
 pub use message::Group;
 pub use outbox::{enqueue, EnqueueReport};
 pub use output::{DeliveryError, Output};
+pub use incident::{announce, Incident};
 pub use route::Router;
+pub use watch::Watch;

@@ -170,6 +170,7 @@ pub async fn enqueue<T: StateStore>(
                 sent_at: None,
                 last_error: None,
                 message: w.message.clone(),
+                about_detectd: false,
             });
         }
     }

@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use super::config::{NotifySettings, RouteSettings};
+use super::config::{NotifySettings, RouteKind, RouteSettings, DEFAULT_RULE_FAILURES};
 use super::message::{field, text};
 use crate::rule::{Rule, Severity};
 
@@ -13,13 +13,29 @@ use crate::rule::{Rule, Severity};
 #[derive(Clone, Debug, Default)]
 pub struct Router {
     routes: Vec<RouteSettings>,
+    rule_failures: u32,
 }
 
 impl Router {
     pub fn new(settings: &NotifySettings) -> Router {
         Router {
             routes: settings.routes.clone(),
+            rule_failures: settings.rule_failures,
         }
+    }
+
+    /// Failed runs in a row before a rule's failure is announced.
+    pub fn rule_failures(&self) -> u32 {
+        if self.rule_failures == 0 {
+            DEFAULT_RULE_FAILURES
+        } else {
+            self.rule_failures
+        }
+    }
+
+    /// Whether some route takes alerts about detectd itself.
+    pub fn watches_detectd(&self) -> bool {
+        self.routes.iter().any(|r| r.kind == RouteKind::Detectd)
     }
 
     pub fn routes(&self) -> &[RouteSettings] {
@@ -33,6 +49,9 @@ impl Router {
 
 /// Whether `route` takes a group of `rule` whose head alert is `head`.
 pub fn matches(route: &RouteSettings, rule: &Rule, head: &Value) -> bool {
+    if route.kind != RouteKind::Alert {
+        return false;
+    }
     if !route.rule_ids.is_empty() && !route.rule_ids.contains(&rule.rule_id) {
         return false;
     }
@@ -103,6 +122,8 @@ mod tests {
             mode: RouteMode::Group,
             throttle: None,
             group_by: vec![],
+            kind: RouteKind::Alert,
+            events: vec![],
         }
     }
 

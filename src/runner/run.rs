@@ -99,6 +99,8 @@ pub struct Runner<S, K, T> {
     execution_ids: ExecutionIds,
     /// Routes of notifications: new alert groups go to the state's outbox.
     router: Option<Arc<crate::notify::Router>>,
+    /// Alerts about detectd itself, when a route takes them.
+    watch: Option<Arc<crate::notify::Watch>>,
 }
 
 impl<S, K, T> Runner<S, K, T>
@@ -115,6 +117,7 @@ where
             settings,
             execution_ids: ExecutionIds::default(),
             router: None,
+            watch: None,
         }
     }
 
@@ -122,6 +125,7 @@ where
     /// of its new alert groups to the state store's outbox before writing
     /// them (see `notify::outbox`).
     pub fn with_router(mut self, router: Arc<crate::notify::Router>) -> Self {
+        self.watch = crate::notify::Watch::new(router.clone()).map(Arc::new);
         self.router = Some(router).filter(|r| !r.is_empty());
         self
     }
@@ -197,6 +201,9 @@ where
                 error = %e,
                 "cannot store the execution record"
             );
+        }
+        if let Some(watch) = &self.watch {
+            watch.observe(&self.state, record, now).await;
         }
         // The run's log line is written by its caller (the daemon's
         // `log::run_finished`), the one place that defines it.

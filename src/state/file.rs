@@ -394,6 +394,7 @@ mod tests {
             sent_at: None,
             last_error: None,
             message: "{}".into(),
+            about_detectd: false,
         };
         let added = store
             .outbox_add(&[entry(OutboxStatus::Pending, 0)])
@@ -450,6 +451,7 @@ mod tests {
             sent_at: None,
             last_error: None,
             message: "{}".into(),
+            about_detectd: false,
         };
         let week = 7 * 24 * 3600;
         store

@@ -71,6 +71,11 @@ pub struct OutboxEntry {
     /// the cluster backend never maps alert fields of many rules into one
     /// index).
     pub message: String,
+    /// An alert about detectd itself (`notify::incident`): deliverable at
+    /// once (there is no window to wait for) and never announced as given
+    /// up, so a broken output cannot feed on its own failures.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub about_detectd: bool,
 }
 
 impl OutboxEntry {

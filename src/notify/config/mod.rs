@@ -31,6 +31,7 @@ pub const DEFAULT_RETRY_MAX: Duration = Duration::from_secs(10 * 60);
 pub const DEFAULT_GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
+pub const DEFAULT_RULE_FAILURES: u32 = 3;
 /// PagerDuty's Events API v2 endpoint.
 pub const PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 
@@ -48,6 +49,9 @@ pub struct RawNotify {
     pub timeout: Option<Spanned<String>>,
     /// How often the worker looks for messages to send.
     pub poll_interval: Option<Spanned<String>>,
+    /// Failed runs in a row of one rule before a `kind = "detectd"` route
+    /// hears of it.
+    pub rule_failures: Option<Spanned<i64>>,
 }
 
 /// One `[[outputs]]` table as written; which keys a kind takes is checked
@@ -108,6 +112,10 @@ pub struct RawRoute {
     pub throttle: Option<Spanned<String>>,
     /// Alert fields whose values, with the rule id, make the throttle key.
     pub group_by: Option<Vec<String>>,
+    /// `alert` (default): alert groups; `detectd`: alerts about detectd itself.
+    pub kind: Option<Spanned<String>>,
+    /// `kind = "detectd"`: the events taken (empty: all), see `notify::incident`.
+    pub events: Option<Spanned<Vec<String>>>,
 }
 
 /// How pending messages are retried.
@@ -211,6 +219,15 @@ pub enum RouteMode {
     Summary,
 }
 
+/// What a route takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RouteKind {
+    /// Alert groups of rule runs.
+    Alert,
+    /// Alerts about detectd itself (`notify::incident`), never alert groups.
+    Detectd,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RouteSettings {
     pub name: String,
@@ -226,6 +243,9 @@ pub struct RouteSettings {
     pub mode: RouteMode,
     pub throttle: Option<Duration>,
     pub group_by: Vec<String>,
+    pub kind: RouteKind,
+    /// `RouteKind::Detectd`: the incident events taken; empty: all.
+    pub events: Vec<String>,
 }
 
 /// Validated notification settings; empty when nothing is configured.
@@ -234,6 +254,8 @@ pub struct NotifySettings {
     pub outputs: Vec<OutputSettings>,
     pub routes: Vec<RouteSettings>,
     pub delivery: DeliverySettings,
+    /// Failed runs in a row before a rule's failure is announced.
+    pub rule_failures: u32,
 }
 
 impl NotifySettings {
@@ -291,6 +313,23 @@ pub fn validate(
         poll_interval: duration(notify.poll_interval, DEFAULT_POLL_INTERVAL, "poll_interval"),
     };
 
+    let rule_failures = match notify.rule_failures {
+        None => DEFAULT_RULE_FAILURES,
+        Some(n) => match u32::try_from(*n.get_ref()) {
+            Ok(v) if v >= 1 => v,
+            _ => {
+                errors.push(ConfigError {
+                    span: sp(&n),
+                    message: format!(
+                        "invalid notify.rule_failures {}: expected 1 or more",
+                        n.get_ref()
+                    ),
+                });
+                DEFAULT_RULE_FAILURES
+            }
+        },
+    };
+
     let mut out = Vec::new();
     let mut names = HashSet::new();
     for raw in outputs {
@@ -321,6 +360,7 @@ pub fn validate(
         outputs: out,
         routes: routes_out,
         delivery,
+        rule_failures,
     }
 }
 

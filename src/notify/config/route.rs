@@ -3,7 +3,8 @@
 
 use std::collections::HashSet;
 
-use super::{name_of, sp, RawRoute, RouteMode, RouteSettings};
+use super::{name_of, sp, RawRoute, RouteKind, RouteMode, RouteSettings};
+use crate::notify::incident::EVENTS;
 use crate::config::ConfigError;
 use crate::rule::{parse_duration, Severity};
 
@@ -126,6 +127,43 @@ pub(super) fn route(
                 None
             }
         });
+    let kind = match raw.kind {
+        None => RouteKind::Alert,
+        Some(k) => match k.get_ref().as_str() {
+            "alert" => RouteKind::Alert,
+            "detectd" => RouteKind::Detectd,
+            other => {
+                errors.push(ConfigError {
+                    span: sp(&k),
+                    message: format!("invalid kind {other:?}: expected \"alert\" or \"detectd\""),
+                });
+                RouteKind::Alert
+            }
+        },
+    };
+    let events = match raw.events {
+        None => Vec::new(),
+        Some(e) => {
+            for ev in e.get_ref() {
+                if !EVENTS.contains(&ev.as_str()) {
+                    errors.push(ConfigError {
+                        span: sp(&e),
+                        message: format!(
+                            "invalid event {ev:?}: expected one of {}",
+                            EVENTS.join(", ")
+                        ),
+                    });
+                }
+            }
+            if kind != RouteKind::Detectd {
+                errors.push(ConfigError {
+                    span: sp(&e),
+                    message: "`events` without `kind = \"detectd\"`: events are alerts about detectd itself".into(),
+                });
+            }
+            e.into_inner()
+        }
+    };
     Some(RouteSettings {
         name: name?,
         outputs: route_outputs,
@@ -137,5 +175,7 @@ pub(super) fn route(
         mode,
         throttle,
         group_by: raw.group_by.unwrap_or_default(),
+        kind,
+        events,
     })
 }
