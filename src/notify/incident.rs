@@ -27,12 +27,7 @@ use super::route::Router;
 use crate::state::{OutboxEntry, OutboxStatus, StateError, StateStore};
 
 /// The events a `kind = "detectd"` route may choose.
-pub const EVENTS: &[&str] = &[
-    "rule_failing",
-    "rule_recovered",
-    "gap",
-    "delivery_given_up",
-];
+pub const EVENTS: &[&str] = &["rule_failing", "rule_recovered", "gap", "delivery_given_up"];
 
 /// Something about detectd worth a message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -152,7 +147,10 @@ impl Incident {
                 since.to_rfc3339()
             ),
             Incident::Gap {
-                rule_id, start, end, ..
+                rule_id,
+                start,
+                end,
+                ..
             } => format!(
                 "rule {rule_id} did not search from {} to {}: events of that time raise no alerts",
                 start.to_rfc3339(),
@@ -184,7 +182,10 @@ impl Incident {
                 ..
             } => json!({"rule_id": rule_id, "since": since.to_rfc3339(), "runs": runs}),
             Incident::Gap {
-                rule_id, start, end, ..
+                rule_id,
+                start,
+                end,
+                ..
             } => json!({"rule_id": rule_id, "start": start.to_rfc3339(),
                 "end": end.to_rfc3339()}),
             Incident::DeliveryGivenUp {

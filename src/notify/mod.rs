@@ -26,13 +26,11 @@ pub mod route;
 pub mod template;
 pub mod watch;
 
-pub use config::{
-    NotifySettings, OutputKind, OutputSettings, RouteKind, RouteMode, RouteSettings,
-};
+pub use config::{NotifySettings, OutputKind, OutputSettings, RouteKind, RouteMode, RouteSettings};
 pub use deliver::{Deliverer, DeliveryStats, TickReport};
+pub use incident::{announce, Incident};
 pub use message::Group;
 pub use outbox::{enqueue, EnqueueReport};
 pub use output::{DeliveryError, Output};
-pub use incident::{announce, Incident};
 pub use route::Router;
 pub use watch::Watch;

@@ -44,7 +44,12 @@ impl Watch {
     }
 
     /// Looks at one finished run (its record complete) at `now`.
-    pub async fn observe<T: StateStore>(&self, state: &T, record: &ExecutionRecord, now: DateTime<Utc>) {
+    pub async fn observe<T: StateStore>(
+        &self,
+        state: &T,
+        record: &ExecutionRecord,
+        now: DateTime<Utc>,
+    ) {
         let mut incidents = Vec::new();
         if let Some(gap) = &record.gap {
             incidents.push(Incident::Gap {
@@ -77,12 +82,14 @@ impl Watch {
         let mut streaks = self.streaks.lock().unwrap_or_else(PoisonError::into_inner);
         if record.status != RunStatus::Failed {
             let ended = streaks.remove(&record.rule_id);
-            let recovered = ended.filter(|s| s.announced).map(|s| Incident::RuleRecovered {
-                rule_id: record.rule_id.clone(),
-                rule_name: record.rule_name.clone(),
-                since: s.since,
-                runs: s.runs,
-            });
+            let recovered = ended
+                .filter(|s| s.announced)
+                .map(|s| Incident::RuleRecovered {
+                    rule_id: record.rule_id.clone(),
+                    rule_name: record.rule_name.clone(),
+                    since: s.since,
+                    runs: s.runs,
+                });
             return (None, recovered);
         }
         let streak = streaks.entry(record.rule_id.clone()).or_insert(Streak {
@@ -91,13 +98,14 @@ impl Watch {
             announced: false,
         });
         streak.runs = streak.runs.saturating_add(1);
-        let failing = (streak.runs >= threshold && !streak.announced).then(|| Incident::RuleFailing {
-            rule_id: record.rule_id.clone(),
-            rule_name: record.rule_name.clone(),
-            since: streak.since,
-            runs: streak.runs,
-            error: record.error.clone().unwrap_or_else(|| "failed".into()),
-        });
+        let failing =
+            (streak.runs >= threshold && !streak.announced).then(|| Incident::RuleFailing {
+                rule_id: record.rule_id.clone(),
+                rule_name: record.rule_name.clone(),
+                since: streak.since,
+                runs: streak.runs,
+                error: record.error.clone().unwrap_or_else(|| "failed".into()),
+            });
         (failing, None)
     }
 

@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 
 use super::{name_of, sp, RawRoute, RouteKind, RouteMode, RouteSettings};
-use crate::notify::incident::EVENTS;
 use crate::config::ConfigError;
+use crate::notify::incident::EVENTS;
 use crate::rule::{parse_duration, Severity};
 
 const RULE_TYPES: &[&str] = &[

@@ -305,3 +305,69 @@ fn email_errors_name_what_is_missing_or_malformed() {
     }
     assert!(!e.contains("pw-s3cret"), "{e}");
 }
+
+#[test]
+fn detectd_routes_take_a_kind_events_and_a_failure_threshold() {
+    let text = r#"
+[notify]
+rule_failures = 5
+
+[[outputs]]
+name = "lines"
+kind = "file"
+path = "x"
+
+[[routes]]
+name = "ops"
+kind = "detectd"
+events = ["rule_failing", "gap"]
+outputs = ["lines"]
+
+[[routes]]
+name = "alerts"
+outputs = ["lines"]
+"#;
+    let s = load(text, &[]).unwrap();
+    assert_eq!(s.rule_failures, 5);
+    assert_eq!(s.routes[0].kind, RouteKind::Detectd);
+    assert_eq!(s.routes[0].events, ["rule_failing", "gap"]);
+    assert_eq!(s.routes[1].kind, RouteKind::Alert);
+    assert_eq!(
+        load(
+            "[[outputs]]\nname = \"l\"\nkind = \"file\"\npath = \"x\"\n",
+            &[]
+        )
+        .unwrap()
+        .rule_failures,
+        DEFAULT_RULE_FAILURES
+    );
+
+    let bad = r#"
+[notify]
+rule_failures = 0
+
+[[outputs]]
+name = "lines"
+kind = "file"
+path = "x"
+
+[[routes]]
+name = "ops"
+kind = "ops"
+outputs = ["lines"]
+
+[[routes]]
+name = "ev"
+events = ["rule_slow"]
+outputs = ["lines"]
+"#;
+    let e = load(bad, &[]).unwrap_err();
+    for expected in [
+        "invalid notify.rule_failures 0: expected 1 or more",
+        "invalid kind \"ops\": expected \"alert\" or \"detectd\"",
+        "invalid event \"rule_slow\": expected one of rule_failing",
+        "`events` without `kind = \"detectd\"`",
+    ] {
+        assert!(e.contains(expected), "{expected} not in {e}");
+    }
+}
