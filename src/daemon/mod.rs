@@ -15,6 +15,7 @@ pub mod health;
 pub mod http;
 pub mod log;
 pub mod metrics;
+pub mod outage;
 pub mod rule_table;
 pub mod rules;
 pub mod scheduler;

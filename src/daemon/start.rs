@@ -12,7 +12,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::connect::{self, Attempt, STARTUP_BACKOFF};
 use super::http::{Endpoints, Server};
-use super::{log, ClusterProbe, Daemon, DaemonOptions, Mode, Outcome, Signals, SystemClock};
+use super::outage::OutageWatch;
+use super::{log, ClusterProbe, Daemon, DaemonOptions, Mode, Outcome, Probe, Signals, SystemClock};
 use crate::cluster::{Cluster, ClusterError, RetryPolicy};
 use crate::config::{Settings, StateBackend};
 use crate::notify::{Deliverer, TickReport};
@@ -167,7 +168,7 @@ async fn run(
 ) -> Result<Outcome, StartError> {
     let state = Arc::new(state_store(settings, &cluster)?);
     let executor = executor(settings, &cluster, state.clone())?;
-    let notify = Notifications::start(settings, state, mode, endpoints.as_ref())?;
+    let notify = Notifications::start(settings, state.clone(), mode, endpoints.as_ref())?;
     let options = DaemonOptions::from_settings(settings);
     // Runs get threads of their own (one per concurrent run): matching is
     // CPU work, and the daemon's runtime must stay free for the schedule,
@@ -178,8 +179,20 @@ async fn run(
         .enable_all()
         .build()
         .map_err(StartError::Runtime)?;
-    let mut daemon = Daemon::new(options, executor, ClusterProbe(cluster), SystemClock)
-        .with_runs_on(runs.handle().clone());
+    let router = Arc::new(crate::notify::Router::new(&settings.notify));
+    let probe: Box<dyn Probe> = if router.watches_detectd() {
+        Box::new(OutageWatch::new(
+            ClusterProbe(cluster),
+            state,
+            router,
+            settings.notify.cluster_unreachable,
+            Utc::now,
+        ))
+    } else {
+        Box::new(ClusterProbe(cluster))
+    };
+    let mut daemon =
+        Daemon::new(options, executor, probe, SystemClock).with_runs_on(runs.handle().clone());
     if let Some(endpoints) = &endpoints {
         daemon = daemon.with_endpoints(endpoints);
     }

@@ -15,9 +15,9 @@
 //! templates render it, plus `kind = "detectd"`, `event` and `detectd` (the
 //! incident's own fields) for templates that want them.
 //!
-//! Not here: the cluster unreachable for a time (its outbox, in the cluster
-//! backend, is unreachable too), and failure streaks across restarts (a
-//! streak is counted in memory: a restart starts it again).
+//! The cluster unreachable longer than a threshold is watched by
+//! `daemon::outage`. Not here: failure streaks across restarts (a streak is
+//! counted in memory: a restart starts it again).
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -54,6 +54,14 @@ pub enum Incident {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     },
+    /// The cluster has not answered since `since`, for longer than
+    /// `notify.cluster_unreachable`.
+    ClusterUnreachable { since: DateTime<Utc>, error: String },
+    /// An announced outage ended at `until`.
+    ClusterReachable {
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+    },
     /// A message that will never be delivered.
     DeliveryGivenUp {
         /// The given-up entry's id (`<key>@<output>`).
@@ -71,6 +79,8 @@ impl Incident {
             Incident::RuleRecovered { .. } => "rule_recovered",
             Incident::Gap { .. } => "gap",
             Incident::DeliveryGivenUp { .. } => "delivery_given_up",
+            Incident::ClusterUnreachable { .. } => "cluster_unreachable",
+            Incident::ClusterReachable { .. } => "cluster_reachable",
         }
     }
 
@@ -80,6 +90,7 @@ impl Incident {
             | Incident::RuleRecovered { rule_id, .. }
             | Incident::Gap { rule_id, .. }
             | Incident::DeliveryGivenUp { rule_id, .. } => rule_id,
+            Incident::ClusterUnreachable { .. } | Incident::ClusterReachable { .. } => "",
         }
     }
 
@@ -96,14 +107,19 @@ impl Incident {
                 format!("{rule_id}/{}", start.timestamp_millis())
             }
             Incident::DeliveryGivenUp { entry, .. } => entry.clone(),
+            // The first failed check: the same for the whole outage.
+            Incident::ClusterUnreachable { since, .. }
+            | Incident::ClusterReachable { since, .. } => since.timestamp_millis().to_string(),
         }
     }
 
     fn severity(&self) -> &'static str {
         match self {
-            Incident::RuleFailing { .. } | Incident::Gap { .. } => "high",
+            Incident::RuleFailing { .. }
+            | Incident::Gap { .. }
+            | Incident::ClusterUnreachable { .. } => "high",
             Incident::DeliveryGivenUp { .. } => "medium",
-            Incident::RuleRecovered { .. } => "low",
+            Incident::RuleRecovered { .. } | Incident::ClusterReachable { .. } => "low",
         }
     }
 
@@ -121,6 +137,8 @@ impl Incident {
             Incident::DeliveryGivenUp { output, .. } => {
                 format!("detectd: a notification to output {output:?} was given up")
             }
+            Incident::ClusterUnreachable { .. } => "detectd: the cluster is unreachable".into(),
+            Incident::ClusterReachable { .. } => "detectd: the cluster answers again".into(),
         }
     }
 
@@ -162,6 +180,15 @@ impl Incident {
                 error,
                 ..
             } => format!("message {entry} to output {output} was given up: {error}"),
+            Incident::ClusterUnreachable { since, error } => format!(
+                "the cluster has not answered since {}: no rule runs until it does; last error: {error}",
+                since.to_rfc3339()
+            ),
+            Incident::ClusterReachable { since, until } => format!(
+                "the cluster answers again: unreachable from {} to {}",
+                since.to_rfc3339(),
+                until.to_rfc3339()
+            ),
         }
     }
 
@@ -194,6 +221,12 @@ impl Incident {
                 rule_id,
                 error,
             } => json!({"rule_id": rule_id, "entry": entry, "output": output, "error": error}),
+            Incident::ClusterUnreachable { since, error } => {
+                json!({"since": since.to_rfc3339(), "error": error})
+            }
+            Incident::ClusterReachable { since, until } => {
+                json!({"since": since.to_rfc3339(), "until": until.to_rfc3339()})
+            }
         }
     }
 }

@@ -32,6 +32,7 @@ pub const DEFAULT_GIVE_UP_AFTER: Duration = Duration::from_secs(24 * 3600);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(5);
 pub const DEFAULT_RULE_FAILURES: u32 = 3;
+pub const DEFAULT_CLUSTER_UNREACHABLE: Duration = Duration::from_secs(5 * 60);
 /// PagerDuty's Events API v2 endpoint.
 pub const PAGERDUTY_URL: &str = "https://events.pagerduty.com/v2/enqueue";
 
@@ -52,6 +53,9 @@ pub struct RawNotify {
     /// Failed runs in a row of one rule before a `kind = "detectd"` route
     /// hears of it.
     pub rule_failures: Option<Spanned<i64>>,
+    /// How long the cluster may not answer before a `kind = "detectd"`
+    /// route hears of it.
+    pub cluster_unreachable: Option<Spanned<String>>,
 }
 
 /// One `[[outputs]]` table as written; which keys a kind takes is checked
@@ -256,6 +260,8 @@ pub struct NotifySettings {
     pub delivery: DeliverySettings,
     /// Failed runs in a row before a rule's failure is announced.
     pub rule_failures: u32,
+    /// How long the cluster may not answer before it is announced.
+    pub cluster_unreachable: Duration,
 }
 
 impl NotifySettings {
@@ -312,6 +318,11 @@ pub fn validate(
         timeout: duration(notify.timeout, DEFAULT_TIMEOUT, "timeout"),
         poll_interval: duration(notify.poll_interval, DEFAULT_POLL_INTERVAL, "poll_interval"),
     };
+    let cluster_unreachable = duration(
+        notify.cluster_unreachable,
+        DEFAULT_CLUSTER_UNREACHABLE,
+        "cluster_unreachable",
+    );
 
     let rule_failures = match notify.rule_failures {
         None => DEFAULT_RULE_FAILURES,
@@ -361,6 +372,7 @@ pub fn validate(
         routes: routes_out,
         delivery,
         rule_failures,
+        cluster_unreachable,
     }
 }
 
