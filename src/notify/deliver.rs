@@ -9,7 +9,9 @@
 //! only add entries). After a failure an output's other messages wait for
 //! the next pass. A failure waits `retry_initial`, doubled per attempt up
 //! to `retry_max`; a message still not delivered `give_up_after` its run,
-//! or refused for its content (a 4xx), is given up and logged.
+//! or refused for its content (a 4xx), is given up and logged, and
+//! announced to the `kind = "detectd"` routes (`notify::incident`). Those
+//! alerts about detectd itself wait for no checkpoint.
 //!
 //! A crash between a send and its record sends the message again on the
 //! next pass: the idempotency key it carries lets the receiver drop it.
