@@ -1,8 +1,9 @@
 //! Alerts about detectd itself, through a real runner, the outbox, the
 //! delivery worker and a local HTTP receiver: a rule failing runs in a row
 //! gives one message (and one when it runs again), a gap one, a given-up
-//! message one on another route and none about itself; routes of alerts
-//! never get them, nor routes of detectd alert groups.
+//! message one on another route and none about itself; routes of alert
+//! groups never get them; an incident seen again after a restart (a file
+//! outbox) adds nothing.
 
 #[path = "common/notify_fixture.rs"]
 mod notify_fixture;
@@ -303,4 +304,40 @@ async fn a_given_up_message_gives_one_message_on_another_route_and_none_about_it
     );
     assert!(outbox.iter().all(|e| e.status == OutboxStatus::GivenUp));
     assert_eq!(outbox.iter().filter(|e| e.about_detectd).count(), 1);
+}
+
+#[tokio::test]
+async fn an_incident_seen_again_after_a_restart_adds_nothing_to_a_file_outbox() {
+    let r = Receiver::start().await;
+    let settings = config(&r, &r.url("/alerts"), "");
+    let dir = tempfile::tempdir().unwrap();
+    let rule = sequence_rule();
+    let router = Arc::new(detectd::notify::Router::new(&settings));
+    let mut rec = ExecutionRecord::started(&rule.rule_id, &rule.name, "e1".into(), t0());
+    rec.gap = Some(detectd::runner::WindowRange {
+        start: t0() - Duration::hours(5),
+        end: t0() - Duration::hours(1),
+    });
+    let first = detectd::state::FileStateStore::open(dir.path()).unwrap();
+    detectd::notify::Watch::new(router.clone())
+        .unwrap()
+        .observe(&first, &rec, t0())
+        .await;
+    drop(first);
+    // a restarted process: a new store on the same directory, a new watch,
+    // the same gap (its window was not committed) a run later
+    let again = Arc::new(detectd::state::FileStateStore::open(dir.path()).unwrap());
+    rec.gap = Some(detectd::runner::WindowRange {
+        start: t0() - Duration::hours(5),
+        end: t0() - Duration::minutes(55),
+    });
+    detectd::notify::Watch::new(router)
+        .unwrap()
+        .observe(&*again, &rec, t0() + Duration::minutes(5))
+        .await;
+    let pending = again.outbox_pending().await.unwrap();
+    assert_eq!(pending.len(), 1, "{pending:?}");
+    let worker = Deliverer::new(again, &settings).unwrap();
+    worker.tick(t0() + Duration::minutes(5)).await.unwrap();
+    assert_eq!(ops_events(&r), ["gap"]);
 }
