@@ -263,6 +263,8 @@ struct Setup {
     config: PathBuf,
     logs: PathBuf,
     runs: usize,
+    /// The file output every alert group is announced to.
+    notifications: PathBuf,
 }
 
 impl Setup {
@@ -287,12 +289,19 @@ impl Setup {
             None => "[state]\nbackend = \"cluster\"\n".to_string(),
         };
         let config = dir.join("detectd.toml");
+        let notifications = dir.join("notifications.ndjson");
+        // Every alert group to a file output, one line per message sent.
+        let notify = format!(
+            "[[outputs]]\nname = \"groups\"\nkind = \"file\"\npath = {:?}\n\
+             [[routes]]\nname = {ROUTE:?}\noutputs = [\"groups\"]\n",
+            notifications.display().to_string()
+        );
         std::fs::write(
             &config,
             format!(
                 "rules = [{rules:?}]\nspace_id = {space:?}\n[elasticsearch]\nurls = [{url:?}]\n\
                  [indices]\nstate = {:?}\nexecutions = {:?}\ndead_letters = {:?}\n{state}\
-                 [log]\nformat = \"json\"\nlevel = \"info,detectd=debug\"\n",
+                 [log]\nformat = \"json\"\nlevel = \"info,detectd=debug\"\n{notify}",
                 names.state,
                 names.executions,
                 names.dead_letters,
@@ -308,6 +317,22 @@ impl Setup {
             config,
             logs: dir,
             runs: 0,
+            notifications,
+        }
+    }
+
+    /// The idempotency keys of the messages sent, in the order sent.
+    fn messages(&self) -> Vec<String> {
+        match std::fs::read_to_string(&self.notifications) {
+            Ok(text) => text
+                .lines()
+                .map(|l| {
+                    let v: Value = serde_json::from_str(l).expect("a whole message line");
+                    v["idempotency_key"].as_str().unwrap().to_string()
+                })
+                .collect(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => panic!("reading {}: {e}", self.notifications.display()),
         }
     }
 
@@ -453,6 +478,36 @@ impl Setup {
 /// The binary under test: cargo's, or `DETECTD_BIN` (a release build, or a
 /// copy that another build into a shared target directory cannot replace
 /// while the test runs).
+/// The route every alert group is announced on.
+const ROUTE: &str = "all";
+
+/// The idempotency keys the alert groups of `docs` are announced with: one
+/// per shell or event alert (building blocks ride with their shell).
+fn group_keys(docs: &BTreeMap<String, Value>) -> BTreeSet<String> {
+    docs.iter()
+        .filter(|(_, d)| d.get("kibana.alert.building_block_type").is_none())
+        .map(|(id, _)| format!("{ROUTE}/{id}"))
+        .collect()
+}
+
+/// Checks the messages of a run against its alert groups: each group has
+/// a message, no message is for anything else; returns how many messages
+/// repeat a key already sent (what the receiver drops by its key).
+fn check_messages(name: &str, setup: &Setup, docs: &BTreeMap<String, Value>) -> usize {
+    let sent = setup.messages();
+    let keys: BTreeSet<String> = sent.iter().cloned().collect();
+    let expected = group_keys(docs);
+    let missing: Vec<&String> = expected.difference(&keys).collect();
+    let extra: Vec<&String> = keys.difference(&expected).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{name}: {} alert groups without a message {missing:?}, {} messages for no group {extra:?}",
+        missing.len(),
+        extra.len()
+    );
+    sent.len() - keys.len()
+}
+
 fn detectd_bin() -> PathBuf {
     std::env::var_os("DETECTD_BIN")
         .map(PathBuf::from)
@@ -777,6 +832,11 @@ fn sigkill_at_random_points_then_restart_writes_exactly_the_clean_runs_alerts() 
         .map(|c| c.unwrap().unwrap())
         .collect();
     assert_same_alerts("clean run", &clean_docs, &clean_ids, &clean_docs);
+    assert_eq!(
+        check_messages("clean run", &clean, &clean_docs),
+        0,
+        "the clean run sent a message twice"
+    );
     // read: its alerts layout makes room for the trials' (the same space)
     clean.delete(&es);
     let by_rule = |rule: &str| {
@@ -800,6 +860,7 @@ fn sigkill_at_random_points_then_restart_writes_exactly_the_clean_runs_alerts() 
     let delay_limit = clean_duration.as_millis() as u64;
     let (mut kills, mut attempts, mut mid_run, mut trial) = (0usize, 0usize, 0usize, 0usize);
     let mut phases_seen: BTreeMap<&'static str, usize> = BTreeMap::new();
+    let (mut groups_announced, mut repeats) = (0usize, 0usize);
     while kills < KILLS {
         trial += 1;
         let mut setup = Setup::new(
@@ -853,6 +914,11 @@ fn sigkill_at_random_points_then_restart_writes_exactly_the_clean_runs_alerts() 
         let (ids, docs) = setup.alerts(&es);
         let name = format!("trial {trial} ({} state)", setup.backend());
         assert_same_alerts(&name, &clean_docs, &ids, &docs);
+        // every alert group announced; a repeat carries the key of a
+        // message already sent (a kill between a send and its record)
+        let repeated = check_messages(&name, &setup, &docs);
+        groups_announced += group_keys(&docs).len();
+        repeats += repeated;
         let torn = setup.torn_execution_lines();
         assert!(torn.is_empty(), "{name}: torn execution records {torn:?}");
         for (clean_cp, cp) in clean_checkpoints
@@ -881,6 +947,10 @@ fn sigkill_at_random_points_then_restart_writes_exactly_the_clean_runs_alerts() 
         setup.delete(&es);
     }
     eprintln!("kills inside a rule run: {mid_run}/{KILLS}; phases: {phases_seen:?}");
+    eprintln!(
+        "notifications over the {trial} trials: {groups_announced} alert groups, 0 without a \
+         message, {repeats} repeated messages (each with the key of one already sent)"
+    );
     assert!(
         mid_run >= MIN_MID_RUN_KILLS,
         "only {mid_run} of {KILLS} kills landed inside a rule run: {phases_seen:?}"
