@@ -55,30 +55,47 @@ impl ClusterStateStore {
         }
         let path = format!("/{}/_mget", encode_path_part(&self.outbox));
         let body = serde_json::json!({ "ids": ids });
-        let response = match self
-            .cluster
-            .request_json(Method::Post, &path, &[], Some(&body))
-            .await
-        {
-            Ok(r) => r,
-            Err(ClusterError::Status { status: 404, .. }) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
-        let Some(docs) = response.get("docs").and_then(Value::as_array) else {
-            return Err(bad_response(
-                "POST",
-                path,
-                format!(
-                    "expected `docs`, found {}",
-                    crate::cluster::snippet(response.to_string().as_bytes())
-                ),
-            ));
+        let Some(docs) = self.post_for_array(&path, &[], &body, "/docs").await? else {
+            return Ok(Vec::new());
         };
         Ok(docs
             .iter()
             .filter(|d| d.get("found").and_then(Value::as_bool) == Some(true))
             .filter_map(|d| d.get("_source").cloned())
             .collect())
+    }
+
+    /// POSTs `body` to `path` and takes the array at `pointer` (`/docs`,
+    /// `/hits/hits`) out of the answer; `None` when the index does not
+    /// exist (404), an error naming what was expected otherwise.
+    async fn post_for_array(
+        &self,
+        path: &str,
+        params: &[(&str, &str)],
+        body: &Value,
+        pointer: &str,
+    ) -> Result<Option<Vec<Value>>, StateError> {
+        let mut response = match self
+            .cluster
+            .request_json(Method::Post, path, params, Some(body))
+            .await
+        {
+            Ok(r) => r,
+            Err(ClusterError::Status { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(Value::Array(items)) = response.pointer_mut(pointer) {
+            return Ok(Some(std::mem::take(items)));
+        }
+        Err(bad_response(
+            "POST",
+            path.to_string(),
+            format!(
+                "expected `{}`, found {}",
+                pointer.trim_start_matches('/').replace('/', "."),
+                crate::cluster::snippet(response.to_string().as_bytes())
+            ),
+        ))
     }
 
     fn outbox_lines(&self, docs: &[(String, Value)], op: &str) -> Vec<u8> {
@@ -244,32 +261,14 @@ impl StateStore for ClusterStateStore {
             if let Some(a) = &after {
                 body["search_after"] = a.clone();
             }
-            let response = match self
-                .cluster
-                .request_json(
-                    Method::Post,
-                    &path,
-                    &[("ignore_unavailable", "true"), ("allow_no_indices", "true")],
-                    Some(&body),
-                )
-                .await
-            {
-                Ok(r) => r,
-                // No dead-letters index yet: none.
-                Err(ClusterError::Status { status: 404, .. }) => return Ok(out),
-                Err(e) => return Err(e.into()),
+            // No dead-letters index yet: none.
+            let Some(hits) = self
+                .post_for_array(&path, SEARCH_MISSING_OK, &body, "/hits/hits")
+                .await?
+            else {
+                return Ok(out);
             };
-            let Some(hits) = response.pointer("/hits/hits").and_then(Value::as_array) else {
-                return Err(bad_response(
-                    "POST",
-                    path,
-                    format!(
-                        "expected `hits.hits`, found {}",
-                        crate::cluster::snippet(response.to_string().as_bytes())
-                    ),
-                ));
-            };
-            for hit in hits {
+            for hit in &hits {
                 let source = hit.get("_source").cloned().unwrap_or(Value::Null);
                 let letter: DeadLetter = serde_json::from_value(source.clone()).map_err(|e| {
                     bad_response(
@@ -378,29 +377,11 @@ impl StateStore for ClusterStateStore {
             "size": OUTBOX_PAGE,
             "query": {"term": {"status": "pending"}},
         });
-        let response = match self
-            .cluster
-            .request_json(
-                Method::Post,
-                &path,
-                &[("ignore_unavailable", "true"), ("allow_no_indices", "true")],
-                Some(&body),
-            )
-            .await
-        {
-            Ok(r) => r,
-            Err(ClusterError::Status { status: 404, .. }) => return Ok(Vec::new()),
-            Err(e) => return Err(e.into()),
-        };
-        let Some(hits) = response.pointer("/hits/hits").and_then(Value::as_array) else {
-            return Err(bad_response(
-                "POST",
-                path,
-                format!(
-                    "expected `hits.hits`, found {}",
-                    crate::cluster::snippet(response.to_string().as_bytes())
-                ),
-            ));
+        let Some(hits) = self
+            .post_for_array(&path, SEARCH_MISSING_OK, &body, "/hits/hits")
+            .await?
+        else {
+            return Ok(Vec::new());
         };
         let mut out = hits
             .iter()
@@ -500,6 +481,11 @@ fn written(response: Value, method: &'static str, path: String) -> Result<(), St
         ),
     ))
 }
+
+/// Search parameters for an index that may not exist yet (it then finds
+/// nothing rather than failing).
+const SEARCH_MISSING_OK: &[(&str, &str)] =
+    &[("ignore_unavailable", "true"), ("allow_no_indices", "true")];
 
 fn bad_response(method: &'static str, path: String, reason: String) -> StateError {
     StateError::Cluster(ClusterError::BadResponse {
