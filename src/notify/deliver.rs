@@ -13,8 +13,12 @@
 //! announced to the `kind = "detectd"` routes (`notify::incident`). Those
 //! alerts about detectd itself wait for no checkpoint.
 //!
-//! A crash between a send and its record sends the message again on the
-//! next pass: the idempotency key it carries lets the receiver drop it.
+//! Each message sent is recorded at once ([`StateStore::outbox_record`]:
+//! no refresh on the cluster, an append on files), so a crash resends at
+//! most the messages in flight at that moment, one per output; the pass's
+//! closing update writes every outcome again and makes them visible to the
+//! next pass. A crash between a send and its record sends the message
+//! again: the idempotency key it carries lets the receiver drop it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -217,7 +221,7 @@ impl<T: StateStore + Clone + 'static> Deliverer<T> {
         // only its own batch.
         let mut tasks = tokio::task::JoinSet::new();
         for (_, batch) in batches {
-            tasks.spawn(send_batch(batch));
+            tasks.spawn(send_batch(batch, self.state.clone(), now));
         }
         while let Some(done) = tasks.join_next().await {
             match done {
@@ -237,10 +241,7 @@ impl<T: StateStore + Clone + 'static> Deliverer<T> {
             let not_tried = matches!(outcome, Outcome::GivenUp(_));
             match outcome {
                 Outcome::Sent => {
-                    entry.status = OutboxStatus::Sent;
-                    entry.attempts += 1;
-                    entry.sent_at = Some(now);
-                    entry.next_attempt_at = None;
+                    mark_sent(&mut entry, now);
                     *report.sent.entry(output.clone()).or_default() += 1;
                     tracing::info!(output = %output, key = %entry.key, rule_id = %entry.rule_id,
                         attempts = entry.attempts, "notification sent");
@@ -330,9 +331,22 @@ impl<T: StateStore + Clone + 'static> Deliverer<T> {
     }
 }
 
-/// Sends a batch in order until the first failure; returns the attempts
-/// and the entries not tried.
-async fn send_batch(batch: Batch) -> (Vec<Attempted>, Vec<OutboxEntry>) {
+/// What an entry becomes once its output acknowledged it.
+fn mark_sent(entry: &mut OutboxEntry, now: DateTime<Utc>) {
+    entry.status = OutboxStatus::Sent;
+    entry.attempts += 1;
+    entry.sent_at = Some(now);
+    entry.next_attempt_at = None;
+}
+
+/// Sends a batch in order until the first failure, recording each message
+/// sent before the next is tried; returns the attempts and the entries not
+/// tried.
+async fn send_batch<T: StateStore>(
+    batch: Batch,
+    state: T,
+    now: DateTime<Utc>,
+) -> (Vec<Attempted>, Vec<OutboxEntry>) {
     let mut attempted = Vec::new();
     let mut rest = batch.entries.into_iter();
     for entry in rest.by_ref() {
@@ -344,6 +358,15 @@ async fn send_batch(batch: Batch) -> (Vec<Attempted>, Vec<OutboxEntry>) {
                 Err(e) => Outcome::Failed(e.to_string()),
             },
         };
+        if matches!(outcome, Outcome::Sent) {
+            let mut sent = entry.clone();
+            mark_sent(&mut sent, now);
+            // Not fatal: the pass's closing update writes it again.
+            if let Err(e) = state.outbox_record(std::slice::from_ref(&sent)).await {
+                tracing::warn!(key = %entry.key, error = %e,
+                    "cannot record a notification just sent; the pass's update will");
+            }
+        }
         let failed = matches!(outcome, Outcome::Failed(_));
         attempted.push(Attempted { entry, outcome });
         if failed {

@@ -85,6 +85,13 @@ impl StateStore for AnyStateStore {
         }
     }
 
+    async fn outbox_record(&self, entries: &[OutboxEntry]) -> Result<(), StateError> {
+        match self {
+            AnyStateStore::Cluster(s) => s.outbox_record(entries).await,
+            AnyStateStore::File(s) => s.outbox_record(entries).await,
+        }
+    }
+
     async fn throttle_marks(&self, keys: &[String]) -> Result<Vec<ThrottleMark>, StateError> {
         match self {
             AnyStateStore::Cluster(s) => s.throttle_marks(keys).await,

@@ -114,12 +114,18 @@ impl ClusterStateStore {
     /// `delete`), refreshed before it returns; every item must succeed
     /// (a delete of an unknown id, 404, counts as done).
     async fn bulk(&self, lines: Vec<u8>, what: &str) -> Result<(), StateError> {
+        self.bulk_with(lines, what, "wait_for").await
+    }
+
+    /// [`Self::bulk`] with the `refresh` parameter given: `"false"` is
+    /// durable on return (the translog) without waiting for a refresh.
+    async fn bulk_with(&self, lines: Vec<u8>, what: &str, refresh: &str) -> Result<(), StateError> {
         let raw = self
             .cluster
             .send_raw(
                 Method::Post,
                 "/_bulk",
-                &[("refresh", "wait_for")],
+                &[("refresh", refresh)],
                 Some(lines),
                 Some("application/x-ndjson"),
             )
@@ -153,6 +159,23 @@ impl ClusterStateStore {
             }
         }
         Ok(())
+    }
+
+    async fn index_outbox_entries(
+        &self,
+        entries: &[OutboxEntry],
+        refresh: &str,
+    ) -> Result<(), StateError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let docs: Vec<(String, Value)> = entries
+            .iter()
+            .map(|e| (e.id.clone(), serde_json::to_value(e).unwrap_or(Value::Null)))
+            .collect();
+        let lines = self.outbox_lines(&docs, "index");
+        self.bulk_with(lines, "updating outbox entries", refresh)
+            .await
     }
 
     fn doc_path(&self, rule_id: &str) -> String {
@@ -397,15 +420,14 @@ impl StateStore for ClusterStateStore {
     }
 
     async fn outbox_update(&self, entries: &[OutboxEntry]) -> Result<(), StateError> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let docs: Vec<(String, Value)> = entries
-            .iter()
-            .map(|e| (e.id.clone(), serde_json::to_value(e).unwrap_or(Value::Null)))
-            .collect();
-        self.bulk(self.outbox_lines(&docs, "index"), "updating outbox entries")
-            .await
+        self.index_outbox_entries(entries, "wait_for").await
+    }
+
+    /// No refresh: one message just sent costs no wait for the next
+    /// refresh; the pass's closing `outbox_update` (which writes the same
+    /// entries again) makes them visible to the next search.
+    async fn outbox_record(&self, entries: &[OutboxEntry]) -> Result<(), StateError> {
+        self.index_outbox_entries(entries, "false").await
     }
 
     async fn throttle_marks(&self, keys: &[String]) -> Result<Vec<ThrottleMark>, StateError> {

@@ -6,6 +6,10 @@
 //! the checkpoints), `outbox.json` (notification messages by id) and
 //! `throttle.json` (throttle marks by key), rewritten whole the same way
 //! (settled outbox entries are dropped a week after, see `OUTBOX_RETENTION`).
+//! The outcome of each delivery attempt is appended to
+//! `outbox.journal.ndjson` (fsynced), read over `outbox.json` and folded
+//! into it at the next rewrite, so recording a message just sent costs one
+//! short append rather than a rewrite of every message.
 //!
 //! For `detectd hunt` and for users without write access to the cluster.
 //! One process per directory: the store serialises its own writes but does
@@ -32,6 +36,9 @@ const EXECUTIONS: &str = "executions.ndjson";
 const DEAD_LETTERS: &str = "dead-letters.json";
 const OUTBOX: &str = "outbox.json";
 const THROTTLE: &str = "throttle.json";
+const OUTBOX_JOURNAL: &str = "outbox.journal.ndjson";
+/// A journal past this size is folded into `outbox.json` at the next record.
+const JOURNAL_FOLD_BYTES: u64 = 1 << 20;
 
 #[derive(Debug)]
 pub struct FileStateStore {
@@ -114,8 +121,72 @@ impl FileStateStore {
 }
 
 impl FileStateStore {
+    /// `outbox.json` with the journal's later versions of its entries.
     fn read_outbox(&self) -> Result<BTreeMap<String, OutboxEntry>, StateError> {
-        self.read_map(OUTBOX, "outbox entries by id")
+        let mut all: BTreeMap<String, OutboxEntry> =
+            self.read_map(OUTBOX, "outbox entries by id")?;
+        for e in self.read_journal()? {
+            all.insert(e.id.clone(), e);
+        }
+        Ok(all)
+    }
+
+    /// The journal's entries in the order appended. A last line cut short
+    /// (a crash during its append) was never acknowledged and is ignored;
+    /// any other bad line is an error.
+    fn read_journal(&self) -> Result<Vec<OutboxEntry>, StateError> {
+        let path = self.dir.join(OUTBOX_JOURNAL);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(file_error(&path, e)),
+        };
+        let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        bytes[..complete]
+            .split(|&b| b == b'\n')
+            .enumerate()
+            .filter(|(_, line)| !line.is_empty())
+            .map(|(n, line)| {
+                serde_json::from_slice(line).map_err(|e| {
+                    file_error(
+                        &path,
+                        format!("line {}: expected an outbox entry: {e}", n + 1),
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Appends entries to the journal, fsynced; returns its size after.
+    fn append_journal(&self, entries: &[OutboxEntry]) -> Result<u64, StateError> {
+        let path = self.dir.join(OUTBOX_JOURNAL);
+        let mut lines = Vec::new();
+        for e in entries {
+            serde_json::to_writer(&mut lines, e).map_err(|e| file_error(&path, e))?;
+            lines.push(b'\n');
+        }
+        let append = || -> std::io::Result<u64> {
+            let mut f = OpenOptions::new().create(true).append(true).open(&path)?;
+            f.write_all(&lines)?;
+            f.sync_data()?;
+            Ok(f.metadata()?.len())
+        };
+        append().map_err(|e| file_error(&path, e))
+    }
+
+    /// Rewrites `outbox.json` whole (settled entries past retention
+    /// dropped), then empties the journal it now contains. A crash in
+    /// between leaves a journal whose entries are already in the file:
+    /// read again, they change nothing.
+    fn write_outbox(&self, all: &mut BTreeMap<String, OutboxEntry>) -> Result<(), StateError> {
+        prune_outbox(all);
+        self.write_map(OUTBOX, all)?;
+        let path = self.dir.join(OUTBOX_JOURNAL);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(file_error(&path, e)),
+        }
     }
 }
 
@@ -124,12 +195,13 @@ impl FileStateStore {
 /// a crash still finds its entries and adds no second message.
 pub const OUTBOX_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(7);
 
-/// Drops settled entries created `OUTBOX_RETENTION` before the newest of
-/// `updated` (the worker's clock, not this store's: the file is rewritten
-/// whole on every update and would otherwise grow with every message).
-fn prune_outbox(all: &mut BTreeMap<String, OutboxEntry>, updated: &[OutboxEntry]) {
-    let Some(newest) = updated
-        .iter()
+/// Drops settled entries created `OUTBOX_RETENTION` before the newest
+/// time the outbox knows (a send or an addition: the clock of the runs and
+/// the worker, not this store's; the file is rewritten whole and would
+/// otherwise grow with every message).
+fn prune_outbox(all: &mut BTreeMap<String, OutboxEntry>) {
+    let Some(newest) = all
+        .values()
         .map(|e| e.sent_at.unwrap_or(e.created_at))
         .max()
     else {
@@ -206,7 +278,7 @@ impl StateStore for FileStateStore {
             }
         }
         if !added.is_empty() {
-            self.write_map(OUTBOX, &all)?;
+            self.write_outbox(&mut all)?;
         }
         Ok(added)
     }
@@ -239,8 +311,19 @@ impl StateStore for FileStateStore {
         for e in entries {
             all.insert(e.id.clone(), e.clone());
         }
-        prune_outbox(&mut all, entries);
-        self.write_map(OUTBOX, &all)
+        self.write_outbox(&mut all)
+    }
+
+    async fn outbox_record(&self, entries: &[OutboxEntry]) -> Result<(), StateError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.append_journal(entries)? > JOURNAL_FOLD_BYTES {
+            let mut all = self.read_outbox()?;
+            self.write_outbox(&mut all)?;
+        }
+        Ok(())
     }
 
     async fn throttle_marks(&self, keys: &[String]) -> Result<Vec<ThrottleMark>, StateError> {
@@ -256,225 +339,5 @@ impl StateStore for FileStateStore {
             all.insert(m.key.clone(), m.clone());
         }
         self.write_map(THROTTLE, &all)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::{DateTime, Utc};
-
-    fn t(s: i64) -> DateTime<Utc> {
-        DateTime::from_timestamp(1_700_000_000 + s, 0).unwrap()
-    }
-
-    #[tokio::test]
-    async fn checkpoints_survive_reopening_and_are_replaced_whole() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FileStateStore::open(dir.path().join("state")).unwrap();
-        assert_eq!(store.checkpoint("r1").await.unwrap(), None);
-        for (rule, at) in [("r1", 10), ("r2", 20), ("r1", 30)] {
-            store
-                .save_checkpoint(&Checkpoint {
-                    rule_id: rule.into(),
-                    covered_until: t(at),
-                    updated_at: t(at),
-                    pending: None,
-                })
-                .await
-                .unwrap();
-        }
-        let again = FileStateStore::open(dir.path().join("state")).unwrap();
-        assert_eq!(
-            again.checkpoint("r1").await.unwrap().unwrap().covered_until,
-            t(30)
-        );
-        assert_eq!(
-            again.checkpoint("r2").await.unwrap().unwrap().covered_until,
-            t(20)
-        );
-        assert!(!dir.path().join("state/checkpoints.json.tmp").exists());
-        let text = fs::read_to_string(dir.path().join("state/checkpoints.json")).unwrap();
-        assert!(text.contains("\"checkpoint\""), "{text}");
-    }
-
-    #[tokio::test]
-    async fn a_pending_window_is_kept_and_a_file_without_one_still_reads() {
-        let dir = tempfile::tempdir().unwrap();
-        // as written before checkpoints could carry a pending window
-        fs::write(
-            dir.path().join(CHECKPOINTS),
-            br#"{"r1": {"rule_id": "r1", "checkpoint": "2023-11-14T22:13:20Z", "updated_at": "2023-11-14T22:13:20Z"}}"#,
-        )
-        .unwrap();
-        let store = FileStateStore::open(dir.path()).unwrap();
-        let old = store.checkpoint("r1").await.unwrap().unwrap();
-        assert_eq!((old.covered_until, old.pending.clone()), (t(0), None));
-        let pending = super::super::PendingWindow {
-            window_end: t(300),
-            cap_cut: super::super::CapCut {
-                last_event_ms: 1_700_000_000_123,
-                alert_id: "abc".into(),
-            },
-        };
-        store
-            .save_checkpoint(&Checkpoint {
-                pending: Some(pending.clone()),
-                ..old
-            })
-            .await
-            .unwrap();
-        let again = FileStateStore::open(dir.path()).unwrap();
-        let read = again.checkpoint("r1").await.unwrap().unwrap();
-        assert_eq!(read.pending, Some(pending));
-    }
-
-    #[tokio::test]
-    async fn dead_letters_are_kept_replaced_by_id_and_removed() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FileStateStore::open(dir.path()).unwrap();
-        assert!(store.dead_letters().await.unwrap().is_empty());
-        let letter = |id: &str, at: i64, attempts: u32| DeadLetter {
-            alert_id: id.into(),
-            index: ".alerts-security.alerts-default".into(),
-            rule_id: "r1".into(),
-            execution_id: "e1".into(),
-            refused_at: t(at),
-            status: 400,
-            reason: "mapper_parsing_exception: failed to parse".into(),
-            attempts,
-            alert: serde_json::json!({"host": "ws-1"}),
-        };
-        store
-            .save_dead_letters(&[letter("b", 20, 1), letter("a", 10, 1)])
-            .await
-            .unwrap();
-        store
-            .save_dead_letters(&[letter("b", 30, 2)])
-            .await
-            .unwrap();
-        let again = FileStateStore::open(dir.path()).unwrap();
-        let all = again.dead_letters().await.unwrap();
-        assert_eq!(all, vec![letter("a", 10, 1), letter("b", 30, 2)]);
-        again
-            .remove_dead_letters(&["a".into(), "unknown".into()])
-            .await
-            .unwrap();
-        assert_eq!(
-            again.dead_letters().await.unwrap(),
-            vec![letter("b", 30, 2)]
-        );
-        assert!(!dir.path().join("dead-letters.json.tmp").exists());
-    }
-
-    #[tokio::test]
-    async fn a_corrupt_file_is_an_error_not_a_fresh_start() {
-        let dir = tempfile::tempdir().unwrap();
-        fs::write(dir.path().join(CHECKPOINTS), b"{not json").unwrap();
-        let store = FileStateStore::open(dir.path()).unwrap();
-        let err = store.checkpoint("r1").await.unwrap_err();
-        assert!(err.to_string().contains("expected a json object"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn the_outbox_keeps_an_entry_added_twice_as_first_stored_and_survives_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FileStateStore::open(dir.path()).unwrap();
-        let entry = |status: OutboxStatus, attempts: u32| OutboxEntry {
-            id: "r/g1@hook".into(),
-            key: "r/g1".into(),
-            route: "r".into(),
-            output: "hook".into(),
-            rule_id: "rule".into(),
-            window_end: t(300),
-            created_at: t(10),
-            status,
-            attempts,
-            next_attempt_at: None,
-            sent_at: None,
-            last_error: None,
-            message: "{}".into(),
-            about_detectd: false,
-        };
-        let added = store
-            .outbox_add(&[entry(OutboxStatus::Pending, 0)])
-            .await
-            .unwrap();
-        assert_eq!(added, vec!["r/g1@hook".to_string()]);
-        store
-            .outbox_update(&[entry(OutboxStatus::Sent, 1)])
-            .await
-            .unwrap();
-        // a window searched again adds the same id: the sent entry stays sent
-        let again = FileStateStore::open(dir.path()).unwrap();
-        assert!(again
-            .outbox_add(&[entry(OutboxStatus::Pending, 0)])
-            .await
-            .unwrap()
-            .is_empty());
-        assert!(again.outbox_pending().await.unwrap().is_empty());
-        let stored = again.outbox_get(&["r/g1@hook".into()]).await.unwrap();
-        assert_eq!(stored, vec![entry(OutboxStatus::Sent, 1)]);
-        let mark = ThrottleMark {
-            key: "r/host-1".into(),
-            at: t(5),
-        };
-        again
-            .save_throttle_marks(std::slice::from_ref(&mark))
-            .await
-            .unwrap();
-        assert_eq!(
-            FileStateStore::open(dir.path())
-                .unwrap()
-                .throttle_marks(&["r/host-1".into(), "r/other".into()])
-                .await
-                .unwrap(),
-            vec![mark]
-        );
-    }
-
-    #[tokio::test]
-    async fn settled_outbox_entries_are_dropped_a_week_after_and_pending_ones_never() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = FileStateStore::open(dir.path()).unwrap();
-        let entry = |id: &str, status: OutboxStatus, created: i64| OutboxEntry {
-            id: id.into(),
-            key: id.into(),
-            route: "r".into(),
-            output: "o".into(),
-            rule_id: "rule".into(),
-            window_end: t(created),
-            created_at: t(created),
-            status,
-            attempts: 0,
-            next_attempt_at: None,
-            sent_at: None,
-            last_error: None,
-            message: "{}".into(),
-            about_detectd: false,
-        };
-        let week = 7 * 24 * 3600;
-        store
-            .outbox_add(&[
-                entry("old-sent", OutboxStatus::Sent, 0),
-                entry("old-pending", OutboxStatus::Pending, 0),
-                entry("recent-sent", OutboxStatus::Sent, week),
-            ])
-            .await
-            .unwrap();
-        // an update a week and a second after the first entries
-        store
-            .outbox_update(&[entry("new", OutboxStatus::Sent, week + 1)])
-            .await
-            .unwrap();
-        let ids = ["old-sent", "old-pending", "recent-sent", "new"].map(String::from);
-        let kept: Vec<String> = store
-            .outbox_get(&ids)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.id)
-            .collect();
-        assert_eq!(kept, ["old-pending", "recent-sent", "new"]);
     }
 }

@@ -23,6 +23,8 @@ pub mod backend;
 pub mod cluster;
 pub mod dead_letter;
 pub mod file;
+#[cfg(test)]
+mod file_tests;
 pub mod memory;
 pub mod outbox;
 
@@ -165,6 +167,19 @@ pub trait StateStore: Send + Sync {
         async { Err(StateError::NoOutbox) }
     }
 
+    /// Records the outcome of one attempt as soon as it is known (a message
+    /// just sent), so that a crash right after resends as little as it
+    /// can: durable when this returns `Ok`, but a store may make it visible
+    /// to [`StateStore::outbox_pending`] only at the next
+    /// [`StateStore::outbox_update`] (the cluster skips the refresh here,
+    /// the file store appends to a journal instead of rewriting).
+    fn outbox_record(
+        &self,
+        entries: &[OutboxEntry],
+    ) -> impl Future<Output = Result<(), StateError>> + Send {
+        self.outbox_update(entries)
+    }
+
     /// The throttle marks of these keys (unknown keys are left out).
     fn throttle_marks(
         &self,
@@ -224,6 +239,10 @@ impl<T: StateStore> StateStore for Arc<T> {
 
     async fn outbox_update(&self, entries: &[OutboxEntry]) -> Result<(), StateError> {
         (**self).outbox_update(entries).await
+    }
+
+    async fn outbox_record(&self, entries: &[OutboxEntry]) -> Result<(), StateError> {
+        (**self).outbox_record(entries).await
     }
 
     async fn throttle_marks(&self, keys: &[String]) -> Result<Vec<ThrottleMark>, StateError> {
