@@ -31,7 +31,10 @@ use super::config::{DeliverySettings, NotifySettings};
 use super::incident::{announce, Incident};
 use super::output::{DeliveryError, Output};
 use super::route::Router;
-use crate::state::{OutboxEntry, OutboxStatus, StateError, StateStore};
+use crate::state::{OutboxEntry, OutboxStatus, StateError, StateStore, OUTBOX_RETENTION};
+
+/// How often the running worker prunes settled entries.
+pub const PRUNE_EVERY: TimeDelta = TimeDelta::hours(1);
 
 /// What one pass did, per output.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -310,7 +313,18 @@ impl<T: StateStore + Clone + 'static> Deliverer<T> {
             .unwrap_or_else(PoisonError::into_inner) = Some(format!("output `{output}`: {why}"));
     }
 
-    /// Passes every `poll_interval` until `cancel`; `observe` sees each
+    /// Drops settled entries older than [`OUTBOX_RETENTION`] at `now`
+    /// (a failure is logged: the next prune tries again).
+    pub async fn prune(&self, now: DateTime<Utc>) {
+        match self.state.outbox_prune(now - OUTBOX_RETENTION).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(dropped = n, "settled notifications past retention pruned"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune the outbox, will retry"),
+        }
+    }
+
+    /// Passes every `poll_interval` until `cancel`, pruning the outbox at
+    /// the first pass and every [`PRUNE_EVERY`] after; `observe` sees each
     /// pass's report (metrics, health).
     pub async fn run(
         self,
@@ -318,8 +332,14 @@ impl<T: StateStore + Clone + 'static> Deliverer<T> {
         now: impl Fn() -> DateTime<Utc> + Send,
         observe: impl Fn(&TickReport) + Send,
     ) {
+        let mut pruned_at: Option<DateTime<Utc>> = None;
         loop {
-            match self.tick(now()).await {
+            let at = now();
+            if pruned_at.is_none_or(|p| at.signed_duration_since(p) >= PRUNE_EVERY) {
+                self.prune(at).await;
+                pruned_at = Some(at);
+            }
+            match self.tick(at).await {
                 Ok(report) => observe(&report),
                 Err(e) => tracing::warn!(error = %e, "delivery pass failed, will retry"),
             }

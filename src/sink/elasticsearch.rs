@@ -470,6 +470,14 @@ impl Default for IndexNames {
     }
 }
 
+impl IndexNames {
+    /// The notification outbox: messages and throttle marks, next to the
+    /// checkpoints (`state::cluster`).
+    pub fn outbox(&self) -> String {
+        format!("{}-outbox", self.state)
+    }
+}
+
 /// What [`install_templates`] did.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct TemplateReport {
@@ -567,7 +575,37 @@ pub async fn install_templates(
             }
         }
     });
+    // Messages are stored as JSON text and never searched: not mapped.
+    let outbox = json!({
+        "index_patterns": [names.outbox()],
+        "priority": 200,
+        "_meta": meta,
+        "template": {
+            "settings": { "number_of_shards": 1, "auto_expand_replicas": "0-1" },
+            "mappings": {
+                "dynamic": false,
+                "properties": {
+                    "id": { "type": "keyword" },
+                    "key": { "type": "keyword" },
+                    "route": { "type": "keyword" },
+                    "output": { "type": "keyword" },
+                    "rule_id": { "type": "keyword" },
+                    "window_end": { "type": "date" },
+                    "created_at": { "type": "date" },
+                    "status": { "type": "keyword" },
+                    "attempts": { "type": "integer" },
+                    "next_attempt_at": { "type": "date" },
+                    "sent_at": { "type": "date" },
+                    "last_error": { "type": "text" },
+                    "message": { "type": "object", "enabled": false },
+                    "about_detectd": { "type": "boolean" },
+                    "at": { "type": "date" }
+                }
+            }
+        }
+    });
     let templates = vec![
+        (format!("{}-template", names.outbox()), outbox),
         (format!("{}-template", names.state), state),
         (format!("{}-template", names.executions), executions),
         (format!("{}-template", names.dead_letters), dead_letters),

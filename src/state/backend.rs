@@ -92,6 +92,13 @@ impl StateStore for AnyStateStore {
         }
     }
 
+    async fn outbox_prune(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64, StateError> {
+        match self {
+            AnyStateStore::Cluster(s) => s.outbox_prune(before).await,
+            AnyStateStore::File(s) => s.outbox_prune(before).await,
+        }
+    }
+
     async fn throttle_marks(&self, keys: &[String]) -> Result<Vec<ThrottleMark>, StateError> {
         match self {
             AnyStateStore::Cluster(s) => s.throttle_marks(keys).await,

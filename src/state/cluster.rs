@@ -16,7 +16,8 @@ use serde_json::Value;
 
 use super::outbox::sort_entries;
 use super::{
-    execution_document, Checkpoint, DeadLetter, OutboxEntry, StateError, StateStore, ThrottleMark,
+    execution_document, Checkpoint, DeadLetter, OutboxEntry, OutboxStatus, StateError, StateStore,
+    ThrottleMark,
 };
 use crate::cluster::{encode_path_part, Cluster, ClusterError};
 use crate::runner::ExecutionRecord;
@@ -43,7 +44,7 @@ impl ClusterStateStore {
             state: names.state.clone(),
             executions: names.executions.clone(),
             dead_letters: names.dead_letters.clone(),
-            outbox: format!("{}-outbox", names.state),
+            outbox: names.outbox(),
         }
     }
 
@@ -394,8 +395,9 @@ impl StateStore for ClusterStateStore {
 
     async fn outbox_pending(&self) -> Result<Vec<OutboxEntry>, StateError> {
         let path = format!("/{}/_search", encode_path_part(&self.outbox));
-        // `status` is mapped dynamically (text with a keyword subfield):
-        // a term on the text field matches its one lower-case token.
+        // `status` is a keyword (the outbox template), or text with a
+        // keyword subfield in an outbox made before the template: a term
+        // on it matches the one lower-case token either way.
         let body = serde_json::json!({
             "size": OUTBOX_PAGE,
             "query": {"term": {"status": "pending"}},
@@ -428,6 +430,48 @@ impl StateStore for ClusterStateStore {
     /// entries again) makes them visible to the next search.
     async fn outbox_record(&self, entries: &[OutboxEntry]) -> Result<(), StateError> {
         self.index_outbox_entries(entries, "false").await
+    }
+
+    /// One `_delete_by_query` (throttle marks have no `status`: kept).
+    async fn outbox_prune(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64, StateError> {
+        let path = format!("/{}/_delete_by_query", encode_path_part(&self.outbox));
+        let settled = [
+            OutboxStatus::Sent,
+            OutboxStatus::GivenUp,
+            OutboxStatus::Throttled,
+        ]
+        .map(OutboxStatus::as_str);
+        let body = serde_json::json!({ "query": { "bool": { "filter": [
+            { "terms": { "status": settled } },
+            { "range": { "created_at": { "lt": before } } },
+        ] } } });
+        let response = match self
+            .cluster
+            .request_json(
+                Method::Post,
+                &path,
+                &[("conflicts", "proceed")],
+                Some(&body),
+            )
+            .await
+        {
+            Ok(r) => r,
+            Err(ClusterError::Status { status: 404, .. }) => return Ok(0),
+            Err(e) => return Err(e.into()),
+        };
+        response
+            .get("deleted")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| {
+                bad_response(
+                    "POST",
+                    path,
+                    format!(
+                        "expected `deleted`, found {}",
+                        crate::cluster::snippet(response.to_string().as_bytes())
+                    ),
+                )
+            })
     }
 
     async fn throttle_marks(&self, keys: &[String]) -> Result<Vec<ThrottleMark>, StateError> {

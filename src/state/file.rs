@@ -27,7 +27,7 @@ use serde::Serialize;
 use super::outbox::sort_entries;
 use super::{
     execution_document, sort_dead_letters, Checkpoint, DeadLetter, OutboxEntry, OutboxStatus,
-    StateError, StateStore, ThrottleMark,
+    StateError, StateStore, ThrottleMark, OUTBOX_RETENTION,
 };
 use crate::runner::ExecutionRecord;
 
@@ -190,11 +190,6 @@ impl FileStateStore {
     }
 }
 
-/// How long settled outbox entries (sent, given up, throttled) are kept:
-/// far longer than any window is searched again, so a window retried after
-/// a crash still finds its entries and adds no second message.
-pub const OUTBOX_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(7);
-
 /// Drops settled entries created `OUTBOX_RETENTION` before the newest
 /// time the outbox knows (a send or an addition: the clock of the runs and
 /// the worker, not this store's; the file is rewritten whole and would
@@ -208,7 +203,7 @@ fn prune_outbox(all: &mut BTreeMap<String, OutboxEntry>) {
         return;
     };
     let cutoff = newest - OUTBOX_RETENTION;
-    all.retain(|_, e| e.status == OutboxStatus::Pending || e.created_at >= cutoff);
+    all.retain(|_, e| !e.settled_before(cutoff));
 }
 
 impl StateStore for FileStateStore {
@@ -324,6 +319,18 @@ impl StateStore for FileStateStore {
             self.write_outbox(&mut all)?;
         }
         Ok(())
+    }
+
+    async fn outbox_prune(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64, StateError> {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all = self.read_outbox()?;
+        let n = all.len();
+        all.retain(|_, e| !e.settled_before(before));
+        let dropped = (n - all.len()) as u64;
+        if dropped > 0 {
+            self.write_outbox(&mut all)?;
+        }
+        Ok(dropped)
     }
 
     async fn throttle_marks(&self, keys: &[String]) -> Result<Vec<ThrottleMark>, StateError> {

@@ -331,3 +331,39 @@ async fn a_journal_line_cut_short_by_a_crash_is_ignored_and_a_bad_line_before_th
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn pruning_drops_settled_entries_created_before_the_cutoff_and_never_pending_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStateStore::open(dir.path()).unwrap();
+    let at = |id: &str, status: OutboxStatus, created: i64| OutboxEntry {
+        created_at: t(created),
+        ..sample(id, status, 0)
+    };
+    store
+        .outbox_add(&[
+            at("old-sent", OutboxStatus::Sent, 0),
+            at("old-given-up", OutboxStatus::GivenUp, 0),
+            at("old-pending", OutboxStatus::Pending, 0),
+            at("new-sent", OutboxStatus::Sent, 100),
+        ])
+        .await
+        .unwrap();
+    // a record in the journal is pruned as well
+    store
+        .outbox_record(&[at("old-pending", OutboxStatus::Sent, 0)])
+        .await
+        .unwrap();
+    assert_eq!(store.outbox_prune(t(50)).await.unwrap(), 3);
+    assert_eq!(store.outbox_prune(t(50)).await.unwrap(), 0);
+    let ids = ["old-sent", "old-given-up", "old-pending", "new-sent"].map(String::from);
+    let kept: Vec<String> = FileStateStore::open(dir.path())
+        .unwrap()
+        .outbox_get(&ids)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.id)
+        .collect();
+    assert_eq!(kept, ["new-sent"]);
+}

@@ -152,6 +152,13 @@ impl StateStore for MemoryStateStore {
         Ok(())
     }
 
+    async fn outbox_prune(&self, before: chrono::DateTime<chrono::Utc>) -> Result<u64, StateError> {
+        let mut all = self.outbox.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = all.len();
+        all.retain(|_, e| !e.settled_before(before));
+        Ok((n - all.len()) as u64)
+    }
+
     async fn throttle_marks(&self, keys: &[String]) -> Result<Vec<ThrottleMark>, StateError> {
         let all = self.throttle.lock().unwrap_or_else(PoisonError::into_inner);
         Ok(keys.iter().filter_map(|k| all.get(k).cloned()).collect())

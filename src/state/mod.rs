@@ -41,7 +41,7 @@ pub use cluster::ClusterStateStore;
 pub use dead_letter::DeadLetter;
 pub use file::FileStateStore;
 pub use memory::MemoryStateStore;
-pub use outbox::{OutboxEntry, OutboxStatus, ThrottleMark};
+pub use outbox::{OutboxEntry, OutboxStatus, ThrottleMark, OUTBOX_RETENTION};
 
 /// Where a rule stands.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -180,6 +180,17 @@ pub trait StateStore: Send + Sync {
         self.outbox_update(entries)
     }
 
+    /// Drops settled entries created before `before`; returns how many.
+    /// Pending ones are never dropped. The default keeps everything (a
+    /// store that prunes as it writes, or keeps nothing for long).
+    fn outbox_prune(
+        &self,
+        before: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64, StateError>> + Send {
+        let _ = before;
+        async { Ok(0) }
+    }
+
     /// The throttle marks of these keys (unknown keys are left out).
     fn throttle_marks(
         &self,
@@ -243,6 +254,10 @@ impl<T: StateStore> StateStore for Arc<T> {
 
     async fn outbox_record(&self, entries: &[OutboxEntry]) -> Result<(), StateError> {
         (**self).outbox_record(entries).await
+    }
+
+    async fn outbox_prune(&self, before: DateTime<Utc>) -> Result<u64, StateError> {
+        (**self).outbox_prune(before).await
     }
 
     async fn throttle_marks(&self, keys: &[String]) -> Result<Vec<ThrottleMark>, StateError> {

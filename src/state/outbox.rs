@@ -93,6 +93,19 @@ pub struct ThrottleMark {
     pub at: DateTime<Utc>,
 }
 
+/// How long settled outbox entries (sent, given up, throttled) are kept:
+/// far longer than any window is searched again, so a window retried after
+/// a crash still finds its entries and adds no second message. The delivery
+/// worker prunes older ones ([`super::StateStore::outbox_prune`]).
+pub const OUTBOX_RETENTION: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
+impl OutboxEntry {
+    /// Settled (no longer pending) and created before `before`: prunable.
+    pub fn settled_before(&self, before: DateTime<Utc>) -> bool {
+        self.status != OutboxStatus::Pending && self.created_at < before
+    }
+}
+
 /// Pending entries in the order they are delivered: oldest first, then by id.
 pub(crate) fn sort_entries(entries: &mut [OutboxEntry]) {
     entries.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
