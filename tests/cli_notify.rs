@@ -1,5 +1,7 @@
 //! `detectd notify test`: a sample message through a configured output.
 
+#[path = "common/fault_proxy.rs"]
+mod fault_proxy;
 #[path = "common/process.rs"]
 mod process;
 #[path = "common/receiver.rs"]
@@ -343,4 +345,102 @@ fn the_daemon_delivers_after_its_output_comes_back_and_reports_it() {
     );
     assert!(log().contains("\"notification sent\""), "{}", log());
     assert!(!log().contains("s3cret"), "{}", log());
+}
+
+/// The daemon's cluster cut off (a proxy that resets every connection) for
+/// longer than `notify.cluster_unreachable`: the `kind = "detectd"` route
+/// gets one `cluster_unreachable` message while it lasts and one
+/// `cluster_reachable` when it ends. State in files, so the outbox stays
+/// writable during the outage.
+#[test]
+fn the_daemon_announces_a_cluster_outage_and_its_end() {
+    use std::time::Duration;
+    let Some(url) = process::cluster_url() else {
+        return;
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let proxy = rt.block_on(fault_proxy::FaultProxy::start(&url)).unwrap();
+    let tag = format!("{}-{}", std::process::id(), process::free_port());
+    let (dir, rules) = seed_cluster(&rt, &url, &tag);
+    let port = process::free_port();
+    let ops = dir.path().join("ops.ndjson");
+    let config = dir.path().join("detectd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "rules = [{rules:?}]\nspace_id = \"it-outage-{tag}\"\n\
+             [elasticsearch]\nurls = [{proxy:?}]\n\
+             [state]\nbackend = \"file\"\npath = {state:?}\n\
+             [schedule]\nhealth_check_interval = \"1s\"\n\
+             [server]\nlisten = \"127.0.0.1:{port}\"\n\
+             [notify]\npoll_interval = \"1s\"\ncluster_unreachable = \"2s\"\n\
+             [[outputs]]\nname = \"ops\"\nkind = \"file\"\npath = {ops:?}\n\
+             [[routes]]\nname = \"ops\"\nkind = \"detectd\"\noutputs = [\"ops\"]\n",
+            proxy = proxy.url(),
+            state = dir.path().join("state"),
+        ),
+    )
+    .unwrap();
+    let log_path = dir.path().join("detectd.log");
+    let mut child = detectd()
+        .args(["run", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        // the proxy, not the cluster the variable names
+        .env_remove("ELASTICSEARCH_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let log = || std::fs::read_to_string(&log_path).unwrap_or_default();
+    let events = || -> Vec<String> {
+        std::fs::read_to_string(&ops)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .map(|v| v["event"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    let up = process::until(Duration::from_secs(30), || {
+        let (status, _) = process::get(port, "/healthz")?;
+        (status == 200).then_some(())
+    });
+    if up.is_none() {
+        let _ = child.kill();
+        panic!("never healthy; log:\n{}", log());
+    }
+    // new connections and requests on pooled ones alike
+    proxy.set_down(true);
+    proxy.inject(fault_proxy::FaultRule::new("*", fault_proxy::Fault::Reset).always());
+    let announced = process::until(Duration::from_secs(30), || {
+        events()
+            .iter()
+            .any(|e| e == "cluster_unreachable")
+            .then_some(())
+    });
+    if announced.is_none() {
+        let _ = child.kill();
+        panic!("no cluster_unreachable message; log:\n{}", log());
+    }
+    // the outage goes on: still one message, not one per check
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(events(), ["cluster_unreachable"], "{}", log());
+    proxy.set_down(false);
+    proxy.clear_faults();
+    let ended = process::until(Duration::from_secs(30), || {
+        (events().len() == 2).then_some(())
+    });
+    process::signal(&child, libc::SIGTERM);
+    let _ = process::until(Duration::from_secs(30), || child.try_wait().unwrap());
+    let _ = child.kill();
+    assert!(
+        ended.is_some(),
+        "no cluster_reachable message; log:\n{}",
+        log()
+    );
+    assert_eq!(events(), ["cluster_unreachable", "cluster_reachable"]);
+    assert!(
+        proxy.refused() + proxy.injected("reset") > 0,
+        "the proxy never cut anything off"
+    );
 }
