@@ -575,3 +575,45 @@ async fn a_file_output_appends_one_ndjson_line_per_message() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_rules_own_actions_route_its_groups_without_any_configured_route() {
+    let r = Receiver::start().await;
+    // an output, no [[routes]]
+    let settings = notify_settings(&format!(
+        "[[outputs]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"{}\"\n",
+        r.url("/hook")
+    ));
+    assert!(settings.routes.is_empty());
+    let at = FOUNDING.find("[[rule.threat]]").unwrap();
+    let mut text = FOUNDING.to_string();
+    text.insert_str(
+        at,
+        "[[rule.actions]]\noutputs = [\"hook\"]\n\n[[rule.actions]]\noutputs = [\"hook\"]\nmode = \"summary\"\n\n",
+    );
+    let with_actions = load(&text);
+    let mut docs = attack("h1", t0() - Duration::minutes(4));
+    docs.extend(attack("h2", t0() - Duration::minutes(3)));
+    let state = Arc::new(MemoryStateStore::new());
+    let run = runner(docs, state.clone(), &settings);
+    // the same events through a rule without actions: nothing to send
+    let other = event_rule();
+    assert_eq!(run.run(&other, t0()).await.status, RunStatus::Succeeded);
+    let rec = run.run(&with_actions, t0()).await;
+    assert_eq!(rec.alerts_created, 6, "{rec:?}");
+    let worker = Deliverer::new(state.clone(), &settings).unwrap();
+    let report = worker.tick(t0()).await.unwrap();
+    // one message per group from the first action, one summary from the second
+    assert_eq!(report.sent.get("hook"), Some(&3), "{report:?}");
+    let rule_id = &with_actions.rule_id;
+    let keys: BTreeSet<String> = delivered_keys(&r).into_keys().collect();
+    let per_group = keys
+        .iter()
+        .filter(|k| k.starts_with(&format!("{rule_id}/actions/1/")))
+        .count();
+    let summaries = keys
+        .iter()
+        .filter(|k| k.starts_with(&format!("{rule_id}/actions/2/")))
+        .count();
+    assert_eq!((per_group, summaries), (2, 1), "{keys:?}");
+}

@@ -88,6 +88,8 @@ pub struct DaemonOptions {
     pub concurrency: usize,
     pub first_run: FirstRun,
     pub health_check_interval: Duration,
+    /// The configured notification outputs, which rule actions may name.
+    pub outputs: std::collections::BTreeSet<String>,
 }
 
 impl DaemonOptions {
@@ -98,6 +100,7 @@ impl DaemonOptions {
             concurrency: s.concurrency,
             first_run: s.first_run,
             health_check_interval: s.health_check_interval,
+            outputs: s.notify.outputs.iter().map(|o| o.name.clone()).collect(),
         }
     }
 }
@@ -355,8 +358,9 @@ where
         // reactor, so /healthz and running rules are not held up.
         let paths = self.options.rules.clone();
         let exceptions = self.options.exceptions.clone();
+        let outputs = self.options.outputs.clone();
         let previous = previous.clone();
-        let load = move || RuleSet::load(&paths, &exceptions, &previous);
+        let load = move || RuleSet::load(&paths, &exceptions, &outputs, &previous);
         let (set, report) = match tokio::task::spawn_blocking(load).await {
             Ok(loaded) => loaded,
             Err(e) => {

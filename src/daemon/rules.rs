@@ -6,7 +6,7 @@
 //! now keeps its previous version running: a typo saved into a rule must
 //! not silently switch the detection off.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -43,10 +43,13 @@ pub struct LoadReport {
 impl RuleSet {
     /// Loads every rule under `paths` with its exception lists (from
     /// `exceptions` and the rule exports); `previous` is the set running
-    /// now (empty on start-up). Logs every diagnostic.
+    /// now (empty on start-up). A rule whose `[[rule.actions]]` name an
+    /// output not in `outputs` (the configured ones) is refused like a
+    /// broken file. Logs every diagnostic.
     pub fn load(
         paths: &[PathBuf],
         exceptions: &[PathBuf],
+        outputs: &BTreeSet<String>,
         previous: &RuleSet,
     ) -> (RuleSet, LoadReport) {
         let mut set = RuleSet::default();
@@ -62,6 +65,20 @@ impl RuleSet {
             let path = file.location();
             let origin: Origin = (file.path.clone(), file.line);
             match &file.outcome {
+                LoadOutcome::Loaded { rule, .. } if unknown_outputs(rule, outputs).is_some() => {
+                    report.failed += 1;
+                    let old = previous.by_path.get(&origin);
+                    tracing::error!(
+                        path = %path,
+                        rule_id = %rule.rule_id,
+                        unknown_outputs = ?unknown_outputs(rule, outputs).unwrap_or_default(),
+                        keeps_previous_version = old.is_some(),
+                        "rule actions name outputs that detectd.toml does not define ([[outputs]] name = ...)"
+                    );
+                    if let Some(old) = old {
+                        kept.push((origin, old.clone()));
+                    }
+                }
                 LoadOutcome::Loaded { rule, warnings } => {
                     if !warnings.is_empty() {
                         tracing::warn!(
@@ -131,6 +148,17 @@ impl RuleSet {
     }
 }
 
+/// The outputs `rule`'s actions name that are not in `outputs`, if any.
+fn unknown_outputs(rule: &Rule, outputs: &BTreeSet<String>) -> Option<Vec<String>> {
+    let unknown: BTreeSet<&String> = rule
+        .actions
+        .iter()
+        .flat_map(|a| &a.outputs)
+        .filter(|o| !outputs.contains(*o))
+        .collect();
+    (!unknown.is_empty()).then(|| unknown.into_iter().cloned().collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,7 +174,12 @@ mod tests {
             include_str!("../../tests/fixtures/kibana_export.ndjson"),
         )
         .unwrap();
-        let (set, report) = RuleSet::load(&[dir.path().to_path_buf()], &[], &RuleSet::default());
+        let (set, report) = RuleSet::load(
+            &[dir.path().to_path_buf()],
+            &[],
+            &BTreeSet::new(),
+            &RuleSet::default(),
+        );
         assert_eq!(report.failed, 0, "{report:?}");
         let names: Vec<&str> = set.by_path.values().map(|r| r.name.as_str()).collect();
         assert_eq!(report.loaded, names.len());
@@ -156,5 +189,38 @@ mod tests {
             .by_path
             .keys()
             .all(|(path, line)| path.ends_with("export.ndjson") && line.is_some()));
+    }
+
+    #[test]
+    fn a_rule_whose_actions_name_an_unknown_output_is_refused_and_a_reload_keeps_its_previous_version(
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let founding = include_str!("../../rules/execution_scheduled_task_powershell.toml");
+        let at = founding.find("[[rule.threat]]").unwrap();
+        let with_output = |name: &str| {
+            let mut text = founding.to_string();
+            text.insert_str(at, &format!("[[rule.actions]]\noutputs = [\"{name}\"]\n\n"));
+            text
+        };
+        let file = dir.path().join("rule.toml");
+        let outputs: BTreeSet<String> = ["hook".to_string()].into();
+        let paths = [dir.path().to_path_buf()];
+
+        std::fs::write(&file, with_output("slack")).unwrap();
+        let (set, report) = RuleSet::load(&paths, &[], &outputs, &RuleSet::default());
+        assert_eq!((report.loaded, report.failed), (0, 1), "{report:?}");
+        assert!(set.is_empty());
+
+        std::fs::write(&file, with_output("hook")).unwrap();
+        let (set, report) = RuleSet::load(&paths, &[], &outputs, &RuleSet::default());
+        assert_eq!((report.loaded, report.failed), (1, 0), "{report:?}");
+
+        // a reload that now names an unknown output keeps the running version
+        std::fs::write(&file, with_output("slack")).unwrap();
+        let (again, report) = RuleSet::load(&paths, &[], &outputs, &set);
+        assert_eq!((report.failed, report.kept_previous), (1, 1), "{report:?}");
+        let kept: Vec<_> = again.enabled().collect();
+        assert_eq!(kept.len(), 1);
+        assert_eq!(kept[0].actions[0].outputs, ["hook"]);
     }
 }

@@ -171,6 +171,7 @@ fn options(dir: &Path, concurrency: usize, jitter: bool) -> DaemonOptions {
             FirstRun::Now
         },
         health_check_interval: Duration::from_secs(30),
+        outputs: Default::default(),
     }
 }
 

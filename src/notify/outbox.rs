@@ -52,11 +52,12 @@ pub async fn enqueue<T: StateStore>(
     now: DateTime<Utc>,
     groups: &[Group<'_>],
 ) -> Result<EnqueueReport, StateError> {
-    if router.is_empty() || groups.is_empty() {
+    let routes = router.routes_for(rule);
+    if routes.is_empty() || groups.is_empty() {
         return Ok(EnqueueReport::default());
     }
     let mut wanted: Vec<Wanted<'_>> = Vec::new();
-    for route in router.routes() {
+    for route in routes.iter().map(|r| r.as_ref()) {
         let taken: Vec<&Group<'_>> = groups
             .iter()
             .filter(|g| g.alerts.first().is_some_and(|h| matches(route, rule, h)))

@@ -2,17 +2,24 @@
 //! tags, type) and on the group's head alert (its severity and risk score,
 //! which severity and risk overrides may have changed from the rule's).
 //! Every condition given must hold; a condition not given holds always.
+//! A rule's own `[[rule.actions]]` are routes too, each taking only that
+//! rule's groups ([`Router::routes_for`]).
+
+use std::borrow::Cow;
+use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::config::{NotifySettings, RouteKind, RouteSettings, DEFAULT_RULE_FAILURES};
+use super::config::{NotifySettings, RouteKind, RouteMode, RouteSettings, DEFAULT_RULE_FAILURES};
 use super::message::{field, text};
-use crate::rule::{Rule, Severity};
+use crate::rule::{Rule, RuleAction, Severity};
 
 /// The routes of the settings, in the order written.
 #[derive(Clone, Debug, Default)]
 pub struct Router {
     routes: Vec<RouteSettings>,
+    /// The configured outputs, which rule actions may name.
+    outputs: BTreeSet<String>,
     rule_failures: u32,
 }
 
@@ -20,8 +27,21 @@ impl Router {
     pub fn new(settings: &NotifySettings) -> Router {
         Router {
             routes: settings.routes.clone(),
+            outputs: settings.outputs.iter().map(|o| o.name.clone()).collect(),
             rule_failures: settings.rule_failures,
         }
+    }
+
+    /// The routes that may take `rule`'s groups: the configured ones, then
+    /// the rule's own actions, named `<rule_id>/actions/<n>` (1-based), a
+    /// name that is part of their messages' idempotency keys.
+    pub fn routes_for<'a>(&'a self, rule: &Rule) -> Vec<Cow<'a, RouteSettings>> {
+        let mut routes: Vec<Cow<'a, RouteSettings>> =
+            self.routes.iter().map(Cow::Borrowed).collect();
+        for (i, action) in rule.actions.iter().enumerate() {
+            routes.push(Cow::Owned(action_route(rule, i, action)));
+        }
+        routes
     }
 
     /// Failed runs in a row before a rule's failure is announced.
@@ -42,8 +62,31 @@ impl Router {
         &self.routes
     }
 
+    /// No routes and no outputs a rule's actions could name.
     pub fn is_empty(&self) -> bool {
-        self.routes.is_empty()
+        self.routes.is_empty() && self.outputs.is_empty()
+    }
+}
+
+/// The route of a rule's action `i` (0-based).
+fn action_route(rule: &Rule, i: usize, action: &RuleAction) -> RouteSettings {
+    RouteSettings {
+        name: format!("{}/actions/{}", rule.rule_id, i + 1),
+        outputs: action.outputs.clone(),
+        rule_ids: vec![rule.rule_id.clone()],
+        tags: Vec::new(),
+        min_severity: action.min_severity,
+        min_risk_score: action.min_risk_score,
+        rule_types: Vec::new(),
+        mode: if action.summary {
+            RouteMode::Summary
+        } else {
+            RouteMode::Group
+        },
+        throttle: action.throttle,
+        group_by: action.group_by.clone(),
+        kind: RouteKind::Alert,
+        events: Vec::new(),
     }
 }
 

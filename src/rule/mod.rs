@@ -12,6 +12,7 @@
 //! daemon. Compiling the query against a field schema is not done here;
 //! that belongs to the run pipeline.
 
+mod actions;
 pub mod check;
 mod constraints;
 pub mod datemath;
@@ -29,6 +30,7 @@ mod raw_json;
 pub mod rule;
 pub mod validate;
 
+pub use actions::RuleAction;
 pub use check::{
     check_paths, check_paths_with, load_export_file, load_file, load_paths, load_rules_file,
     render_errors, CheckSummary, FileOutcome, TypeCounts,

@@ -207,6 +207,9 @@ pub struct RuleCommon {
     pub updated_at: Option<String>,
     pub updated_by: Option<String>,
     pub metadata: Metadata,
+    /// `[[rule.actions]]`: notifications the rule asks for itself
+    /// (see `rule::actions`).
+    pub actions: Vec<super::RuleAction>,
     /// The rule's parameters for `kibana.alert.rule.parameters`. From a
     /// TOML file: the `[rule]` table as written. From a Kibana export: the
     /// keys Kibana keeps in the rule's params (see `keys::KIBANA_PARAMS`),

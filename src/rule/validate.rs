@@ -161,6 +161,7 @@ pub(super) fn validate_rule(mut f: Fields<'_>, metadata: Metadata, origin: Origi
     let note = f.string("note");
     let setup = f.string("setup");
     let version = f.version();
+    let actions = f.actions();
     let identity = match origin {
         Origin::Toml { kibana_id } => Identity {
             kibana_id,
@@ -172,9 +173,11 @@ pub(super) fn validate_rule(mut f: Fields<'_>, metadata: Metadata, origin: Origi
     f.unknown_fields();
 
     let parameters: toml::Table = match f.format {
+        // Actions are the rule object's, not its params (as in Kibana).
         Format::Toml => f
             .table
             .iter()
+            .filter(|(k, _)| k.as_str() != "actions")
             .map(|(k, v)| (k.clone(), v.get_ref().clone()))
             .collect(),
         // An export holds the whole rule object; Kibana's alerts carry
@@ -242,6 +245,7 @@ pub(super) fn validate_rule(mut f: Fields<'_>, metadata: Metadata, origin: Origi
                     updated_at: identity.updated_at,
                     updated_by: identity.updated_by,
                     metadata,
+                    actions,
                     parameters,
                 },
             }),
