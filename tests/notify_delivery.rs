@@ -617,3 +617,40 @@ async fn a_rules_own_actions_route_its_groups_without_any_configured_route() {
         .count();
     assert_eq!((per_group, summaries), (2, 1), "{keys:?}");
 }
+
+#[tokio::test]
+async fn two_workers_over_one_outbox_each_send_their_share_and_no_message_twice() {
+    let r = Receiver::start().await;
+    let settings = notify_settings(&webhook_config(&r, ""));
+    let at = t0() - Duration::minutes(4);
+    let mut docs = attack("h1", at);
+    docs.extend(attack("h2", at + Duration::seconds(30)));
+    let state = Arc::new(MemoryStateStore::new());
+    let run = runner(docs, state.clone(), &settings);
+    let (seq, event) = (sequence_rule(), event_rule());
+    for rule in [&seq, &event] {
+        assert_eq!(run.run(rule, t0()).await.status, RunStatus::Succeeded);
+    }
+    // each instance holds the lease of one rule
+    let owner_of = |rule_id: String| -> detectd::notify::deliver::Share {
+        Arc::new(move |e: &OutboxEntry| e.rule_id == rule_id)
+    };
+    let a = Deliverer::new(state.clone(), &settings)
+        .unwrap()
+        .with_share(owner_of(seq.rule_id.clone()));
+    let b = Deliverer::new(state.clone(), &settings)
+        .unwrap()
+        .with_share(owner_of(event.rule_id.clone()));
+    let (ra, rb) = tokio::join!(a.tick(t0()), b.tick(t0()));
+    let (ra, rb) = (ra.unwrap(), rb.unwrap());
+    assert_eq!(ra.sent.get("hook"), Some(&2), "{ra:?}");
+    assert_eq!(rb.sent.get("hook"), Some(&2), "{rb:?}");
+    // the other's entries are neither counted nor touched
+    assert_eq!(ra.pending.get("hook"), Some(&0), "{ra:?}");
+    assert_eq!(delivered_keys(&r).len(), 4);
+    assert!(delivered_keys(&r).values().all(|n| *n == 1));
+    assert!(state
+        .outbox()
+        .iter()
+        .all(|e| e.status == OutboxStatus::Sent));
+}

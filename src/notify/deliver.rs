@@ -103,7 +103,14 @@ pub struct Deliverer<T> {
     stats: Arc<DeliveryStats>,
     /// For the alerts about given-up messages.
     router: Router,
+    /// Which entries this instance sends (see [`Deliverer::with_share`]).
+    share: Share,
 }
+
+/// Whether this instance sends an entry: with several instances, each sends
+/// those of the rules it holds a lease for (`coord`), so a message is not
+/// sent by two; alone, it sends every one.
+pub type Share = Arc<dyn Fn(&OutboxEntry) -> bool + Send + Sync>;
 
 /// One output's due entries, sent in order.
 struct Batch {
@@ -145,7 +152,15 @@ impl<T: StateStore + Clone + 'static> Deliverer<T> {
             settings: settings.delivery.clone(),
             stats: Arc::new(DeliveryStats::default()),
             router: Router::new(settings),
+            share: Arc::new(|_| true),
         })
+    }
+
+    /// Sends only the entries `share` says are this instance's; the others
+    /// are left as they are (not counted, not given up) for their instance.
+    pub fn with_share(mut self, share: Share) -> Self {
+        self.share = share;
+        self
     }
 
     pub fn stats(&self) -> Arc<DeliveryStats> {
@@ -175,7 +190,7 @@ impl<T: StateStore + Clone + 'static> Deliverer<T> {
         let mut covered: HashMap<String, Option<DateTime<Utc>>> = HashMap::new();
         let mut batches: BTreeMap<String, Batch> = BTreeMap::new();
         let mut settled: Vec<Attempted> = Vec::new();
-        for entry in pending {
+        for entry in pending.into_iter().filter(|e| (self.share)(e)) {
             let Some(output) = self.outputs.get(&entry.output) else {
                 // Removed from the config since the run: nothing can send it.
                 let why = format!("output `{}` is no longer configured", entry.output);
