@@ -88,6 +88,8 @@ pub struct DaemonOptions {
     pub concurrency: usize,
     pub first_run: FirstRun,
     pub health_check_interval: Duration,
+    /// `[[schedule.cron]]`: cron schedules given to rules by id or tag.
+    pub cron: crate::config::cron::CronOverrides,
 }
 
 impl DaemonOptions {
@@ -98,6 +100,7 @@ impl DaemonOptions {
             concurrency: s.concurrency,
             first_run: s.first_run,
             health_check_interval: s.health_check_interval,
+            cron: s.cron.clone(),
         }
     }
 }
@@ -257,6 +260,21 @@ where
             chrono::Duration::from_std(now.saturating_duration_since(at)).unwrap_or_default();
         self.clock.now() + ahead - behind
     }
+
+    /// The point on tokio's clock of the wall time `at` (a cron fire), by
+    /// the daemon's clock. A wall time beyond what tokio can hold (a
+    /// schedule with no next fire) is taken as about 30 years off.
+    fn instant_of(&self, at: DateTime<Utc>) -> tokio::time::Instant {
+        let now = tokio::time::Instant::now();
+        let ahead = at - self.clock.now();
+        match ahead.to_std() {
+            Ok(ahead) => now + ahead.min(std::time::Duration::from_secs(30 * 365 * 86_400)),
+            Err(_) => {
+                let behind = (-ahead).to_std().unwrap_or_default();
+                now.checked_sub(behind).unwrap_or(now)
+            }
+        }
+    }
 }
 
 fn panicked_record(
@@ -356,7 +374,8 @@ where
         let paths = self.options.rules.clone();
         let exceptions = self.options.exceptions.clone();
         let previous = previous.clone();
-        let load = move || RuleSet::load(&paths, &exceptions, &previous);
+        let cron = self.options.cron.clone();
+        let load = move || RuleSet::load(&paths, &exceptions, &cron, &previous);
         let (set, report) = match tokio::task::spawn_blocking(load).await {
             Ok(loaded) => loaded,
             Err(e) => {
@@ -523,5 +542,7 @@ async fn probe_loop(
     }
 }
 
+#[cfg(test)]
+mod cron_tests;
 #[cfg(test)]
 mod tests;

@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::config::cron::CronOverrides;
 use crate::rule::{load_with_lists, render_errors, LoadOutcome, Rule};
 
 /// Where a rule came from: its file, and for a Kibana export (several
@@ -42,11 +43,13 @@ pub struct LoadReport {
 
 impl RuleSet {
     /// Loads every rule under `paths` with its exception lists (from
-    /// `exceptions` and the rule exports); `previous` is the set running
-    /// now (empty on start-up). Logs every diagnostic.
+    /// `exceptions` and the rule exports) and the cron schedules `cron`
+    /// gives them; `previous` is the set running now (empty on start-up).
+    /// Logs every diagnostic.
     pub fn load(
         paths: &[PathBuf],
         exceptions: &[PathBuf],
+        cron: &CronOverrides,
         previous: &RuleSet,
     ) -> (RuleSet, LoadReport) {
         let mut set = RuleSet::default();
@@ -71,7 +74,9 @@ impl RuleSet {
                         );
                     }
                     report.loaded += 1;
-                    set.by_path.insert(origin, Arc::new((**rule).clone()));
+                    let mut rule = (**rule).clone();
+                    cron.apply(&mut rule);
+                    set.by_path.insert(origin, Arc::new(rule));
                 }
                 LoadOutcome::Skipped {
                     rule_id,
@@ -146,7 +151,12 @@ mod tests {
             include_str!("../../tests/fixtures/kibana_export.ndjson"),
         )
         .unwrap();
-        let (set, report) = RuleSet::load(&[dir.path().to_path_buf()], &[], &RuleSet::default());
+        let (set, report) = RuleSet::load(
+            &[dir.path().to_path_buf()],
+            &[],
+            &CronOverrides::default(),
+            &RuleSet::default(),
+        );
         assert_eq!(report.failed, 0, "{report:?}");
         let names: Vec<&str> = set.by_path.values().map(|r| r.name.as_str()).collect();
         assert_eq!(report.loaded, names.len());

@@ -14,6 +14,7 @@
 
 pub mod check;
 mod constraints;
+mod cron;
 pub mod datemath;
 pub mod error;
 pub mod export;

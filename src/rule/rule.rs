@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::datemath::DateMath;
 use crate::eql::ast;
 use crate::eql::compile::CompileOptions;
+use crate::schedule::cron::CronSchedule;
 
 /// Kibana's defaults for absent scheduling fields
 /// (`common_attributes.schema.yaml`, `DEFAULT_MAX_SIGNALS`).
@@ -227,11 +228,17 @@ impl RuleCommon {
 }
 
 /// When and over what window a rule runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Schedule {
+    /// How often the rule runs. For a cron rule, the shortest time between
+    /// two of its fires ([`CronSchedule::shortest_gap`]): it plays the
+    /// interval's part in catch-up, look-back and the alert's fields.
     pub interval: Duration,
     pub from: DateMath,
     pub to: DateMath,
+    /// `[rule] cron` (or a `[[schedule.cron]]` entry of `detectd.toml`):
+    /// the rule runs at these times instead of every `interval`.
+    pub cron: Option<CronSchedule>,
 }
 
 impl Schedule {
@@ -245,6 +252,16 @@ impl Schedule {
     /// Look-back beyond the interval, which overlaps the previous run.
     pub fn additional_lookback(&self) -> Duration {
         self.lookback().saturating_sub(self.interval)
+    }
+
+    /// The schedule with `cron` instead of its interval (a
+    /// `[[schedule.cron]]` entry of the config applied to the rule).
+    pub fn with_cron(&self, cron: CronSchedule) -> Schedule {
+        Schedule {
+            interval: cron.shortest_gap(),
+            cron: Some(cron),
+            ..self.clone()
+        }
     }
 }
 
