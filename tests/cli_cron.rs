@@ -43,7 +43,7 @@ fn a_bad_cron_expression_is_reported_at_load_with_a_caret() {
     );
     assert!(stdout.contains("found `*/5 25 * * MON-FRI`"), "{stdout}");
     assert!(
-        stdout.contains("7 | cron = \"*/5 25 * * MON-FRI\"\n  |        ^^^^^^^^^^^^^^^^^^^^^"),
+        stdout.contains("7 | cron = \"*/5 25 * * MON-FRI\"\n  |        ^^^^^^^^^^^^^^^^^^^^\n"),
         "{stdout}"
     );
     assert!(stdout.ends_with("0 rules ok, 1 failed\n"), "{stdout}");
