@@ -175,6 +175,26 @@ expression = \"5 * * * *\"
         assert_eq!(r.schedule.interval, std::time::Duration::from_secs(300));
     }
 
+    /// The example file's commented entry, uncommented, is valid.
+    #[test]
+    fn the_example_files_entry_loads() {
+        let example = include_str!("../../detectd.example.toml");
+        let start = example.find("# [[schedule.cron]]").unwrap();
+        let block: String = example[start..]
+            .lines()
+            .take_while(|l| l.starts_with("# "))
+            .map(|l| format!("{}\n", &l[2..]))
+            .collect();
+        assert!(block.contains("expression"), "{block}");
+        let s = settings(&block).unwrap();
+        let mut r = rule("any", &["Use Case: Business Hours"]);
+        s.cron.apply(&mut r);
+        assert_eq!(
+            r.schedule.cron.unwrap().to_string(),
+            "*/5 9-17 * * MON-FRI Europe/Berlin"
+        );
+    }
+
     #[test]
     fn no_entries_by_default() {
         assert!(Settings::defaults().cron.is_empty());
