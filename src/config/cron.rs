@@ -190,7 +190,7 @@ expression = \"5 * * * *\"
         let mut r = rule("any", &["Use Case: Business Hours"]);
         s.cron.apply(&mut r);
         assert_eq!(
-            r.schedule.cron.unwrap().to_string(),
+            r.schedule.cron.as_ref().unwrap().to_string(),
             "*/5 9-17 * * MON-FRI Europe/Berlin"
         );
     }
