@@ -702,7 +702,7 @@ pub(crate) fn timing(rule: &Rule, settings: &RunnerSettings, now: DateTime<Utc>)
             .previous_before(now + TimeDelta::nanoseconds(1))
             .unwrap_or(now);
         if let Some(previous) = cron.previous_before(this_fire) {
-            horizon = horizon + (now - previous).max(TimeDelta::zero());
+            horizon += (now - previous).max(TimeDelta::zero());
         }
     }
     Timing {

@@ -17,6 +17,7 @@
 //! winter alike.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -31,9 +32,13 @@ use croner::Cron;
 const GAP_SAMPLE_FIRES: usize = 400;
 const GAP_SAMPLE_SPAN: chrono::TimeDelta = chrono::TimeDelta::days(400);
 
-/// A validated cron schedule in its timezone.
+/// A validated cron schedule in its timezone. Shared, not copied, by the
+/// clones of its rule.
 #[derive(Clone, Debug)]
-pub struct CronSchedule {
+pub struct CronSchedule(Arc<Parsed>);
+
+#[derive(Debug)]
+struct Parsed {
     expression: String,
     timezone: Tz,
     cron: Cron,
@@ -79,29 +84,49 @@ impl CronSchedule {
             .build()
             .parse(expression)
             .map_err(|e| syntax(e.to_string().trim_end_matches('.').to_string()))?;
-        let mut schedule = CronSchedule {
+        let mut parsed = Parsed {
             expression: expression.to_string(),
             timezone,
             cron,
             shortest_gap: Duration::ZERO,
         };
-        schedule.shortest_gap = schedule
+        parsed.shortest_gap = parsed
             .sample_shortest_gap()
             .ok_or_else(|| CronError::NeverFires(expression.to_string()))?;
-        Ok(schedule)
+        Ok(CronSchedule(Arc::new(parsed)))
     }
 
     pub fn expression(&self) -> &str {
-        &self.expression
+        &self.0.expression
     }
 
     pub fn timezone(&self) -> Tz {
-        self.timezone
+        self.0.timezone
     }
 
     /// The first fire strictly after `after`; `None` only if the pattern
     /// matches no date within croner's search limit (refused at parse).
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.0.next_after(after)
+    }
+
+    /// The last fire strictly before `before`.
+    pub fn previous_before(&self, before: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        self.0.previous_before(before)
+    }
+
+    /// The shortest time between two consecutive fires (5 minutes for
+    /// `*/5 9-17 * * MON-FRI`): what an interval rule's `interval` is to
+    /// its runs, so it serves where the interval does (the stride of
+    /// catch-up windows, the additional look-back, the alert's
+    /// `kibana.alert.rule.interval`).
+    pub fn shortest_gap(&self) -> Duration {
+        self.0.shortest_gap
+    }
+}
+
+impl Parsed {
+    fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         // Fires are whole seconds, but croner keeps the fraction of the
         // time it starts from (11:03:00.5 would give 12:00:00.5): start
         // from the whole second, which no fire after `after` is at.
@@ -112,8 +137,7 @@ impl CronSchedule {
             .map(|t| t.with_timezone(&Utc))
     }
 
-    /// The last fire strictly before `before`.
-    pub fn previous_before(&self, before: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    fn previous_before(&self, before: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let second = whole_second(before);
         // 10:00:00 is before 10:00:00.5 but not before 10:00:00
         let inclusive = second < before;
@@ -121,15 +145,6 @@ impl CronSchedule {
             .find_previous_occurrence(&second.with_timezone(&self.timezone), inclusive)
             .ok()
             .map(|t| t.with_timezone(&Utc))
-    }
-
-    /// The shortest time between two consecutive fires (5 minutes for
-    /// `*/5 9-17 * * MON-FRI`): what an interval rule's `interval` is to
-    /// its runs, so it serves where the interval does (the stride of
-    /// catch-up windows, the additional look-back, the alert's
-    /// `kibana.alert.rule.interval`).
-    pub fn shortest_gap(&self) -> Duration {
-        self.shortest_gap
     }
 
     /// Found over a fixed stretch of fires from a fixed date, so the same
@@ -162,7 +177,7 @@ fn whole_second(t: DateTime<Utc>) -> DateTime<Utc> {
 /// that changes neither keeps the rule's task (and its timing).
 impl PartialEq for CronSchedule {
     fn eq(&self, other: &Self) -> bool {
-        self.expression == other.expression && self.timezone == other.timezone
+        self.0.expression == other.0.expression && self.0.timezone == other.0.timezone
     }
 }
 
@@ -172,9 +187,9 @@ impl Eq for CronSchedule {}
 /// `*/5 9-17 * * MON-FRI Europe/Berlin`.
 impl fmt::Display for CronSchedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.expression)?;
-        if self.timezone != Tz::UTC {
-            write!(f, " {}", self.timezone.name())?;
+        f.write_str(&self.0.expression)?;
+        if self.0.timezone != Tz::UTC {
+            write!(f, " {}", self.0.timezone.name())?;
         }
         Ok(())
     }
