@@ -263,6 +263,40 @@ mod tests {
         assert_eq!(c.to_string(), "0 9 * * * Europe/Berlin");
     }
 
+    /// What croner does on daylight-saving days, pinned: a time the
+    /// spring change skips fires at the first time after it; a time the
+    /// autumn change repeats fires once, in its first pass, and fires of
+    /// the repeated hour's second pass are left out (the next run's
+    /// catch-up covers that time, as any time between two fires).
+    #[test]
+    fn daylight_saving_days_in_berlin() {
+        let daily = CronSchedule::parse("30 2 * * *", Some("Europe/Berlin")).unwrap();
+        // 2026-03-29: 02:00 CET jumps to 03:00 CEST
+        assert_eq!(
+            daily.next_after(utc("2026-03-28T12:00:00Z")),
+            Some(utc("2026-03-29T01:00:00Z")),
+            "03:00 CEST, the first time after 02:30"
+        );
+        // 2026-10-25: 03:00 CEST falls back to 02:00 CET
+        assert_eq!(
+            daily.next_after(utc("2026-10-24T12:00:00Z")),
+            Some(utc("2026-10-25T00:30:00Z"))
+        );
+        assert_eq!(
+            daily.next_after(utc("2026-10-25T00:30:00Z")),
+            Some(utc("2026-10-26T01:30:00Z")),
+            "not again at 02:30 CET"
+        );
+        // the shortest gap is the spring day's (2025-03-30 in the sample)
+        assert_eq!(daily.shortest_gap(), Duration::from_secs(23 * 3600 + 1800));
+        let half_hourly = CronSchedule::parse("*/30 * * * *", Some("Europe/Berlin")).unwrap();
+        assert_eq!(
+            half_hourly.next_after(utc("2026-10-25T00:30:00Z")),
+            Some(utc("2026-10-25T02:00:00Z")),
+            "02:00 and 02:30 CET, the second pass, are left out"
+        );
+    }
+
     #[test]
     fn day_of_month_or_day_of_week_as_in_vixie_cron() {
         // the 1st of the month OR a Monday
