@@ -37,29 +37,6 @@ fn secs(fake: &Fake, id: &str) -> Vec<u64> {
     fake.starts(id).iter().map(|d| d.as_secs()).collect()
 }
 
-/// Waits, in real time with the paused clock standing still, until
-/// `done`. Rules are loaded on a blocking thread; a test that only sleeps
-/// on the paused clock can find the clock advanced past its sleep before
-/// the load is done (seen as a flaky empty log with a 1 ms sleep).
-async fn until(what: &str, done: impl Fn() -> bool) {
-    for _ in 0..10_000 {
-        if done() {
-            // and what the daemon does right after (the start-up lines)
-            for _ in 0..10 {
-                tokio::task::yield_now().await;
-            }
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(1));
-        tokio::task::yield_now().await;
-    }
-    panic!("not within 10 s: {what}");
-}
-
-async fn until_scheduled(table: &RuleTable) {
-    until("the rules are scheduled", || !table.rows().is_empty()).await;
-}
-
 fn cron_rule(id: &str, cron: &str) -> Rule {
     let text =
         rule_toml(id, "5m", "").replace("interval = \"5m\"\n", &format!("cron = \"{cron}\"\n"));
@@ -77,7 +54,7 @@ async fn a_cron_rule_runs_at_its_fires_not_spread() {
     // first_run = "spread" is about interval rules: a cron rule is not spread
     let (stop, _reload, task, _, table) =
         start_with_table(options(dir.path(), 4, true), &fake, Mode::Daemon);
-    until_scheduled(&table).await;
+    wait(Duration::from_millis(1)).await;
     let row = &table.rows()[0];
     assert_eq!(row.next_run, Some(at(10, 5)));
     assert_eq!(row.cron.as_deref(), Some("5 * * * *"));
@@ -92,8 +69,11 @@ async fn a_cron_rule_runs_at_its_fires_not_spread() {
 }
 
 /// The start-up line is written from the rule table's rows; tested
-/// without a daemon (log lines captured across a whole daemon run in
-/// parallel tests were seen to go missing).
+/// without a daemon: asserted inside a daemon test, the line went missing
+/// from the capture in about one run of three with the other daemon tests
+/// in parallel ("rules loaded" before it was captured), which looks like
+/// `tracing`'s per-callsite interest cache racing with the subscribers
+/// other tests set, not like the daemon (the table had the row).
 #[test]
 fn the_start_up_line_of_a_cron_rule_names_its_schedule_and_next_fire() {
     let (logs, _guard) = capture_logs();
@@ -122,7 +102,7 @@ async fn business_hours_in_a_timezone_skip_nights_and_the_weekend() {
     let fake = Fake::new(&[]);
     let (stop, _reload, task, _, table) =
         start_with_table(options(dir.path(), 4, false), &fake, Mode::Daemon);
-    until_scheduled(&table).await;
+    wait(Duration::from_millis(1)).await;
     wait(6 * 24 * 60 * MIN).await; // Wednesday 10:00 to Tuesday 10:00 UTC
     let day = |d: u32, h: u32| Utc.with_ymd_and_hms(2024, 5, d, h, 0, 0).unwrap();
     assert_eq!(
@@ -152,7 +132,7 @@ async fn fires_missed_while_a_run_overruns_give_one_run_not_a_pile_up() {
     let fake = Fake::new(&[("burst", Duration::from_secs(150))]);
     let (stop, _reload, task, _, table) =
         start_with_table(options(dir.path(), 4, false), &fake, Mode::Daemon);
-    until_scheduled(&table).await;
+    wait(Duration::from_millis(1)).await;
     wait(70 * MIN).await; // to 11:10
     assert_eq!(fake.overlaps.load(Ordering::SeqCst), 0);
     // 10:01 (the first fire after start) runs to 10:03:30, past the 10:02
@@ -175,7 +155,7 @@ async fn a_reload_keeps_an_unchanged_cron_schedule_and_applies_a_changed_one() {
     let fake = Fake::new(&[]);
     let (stop, reload, task, _, table) =
         start_with_table(options(dir.path(), 4, false), &fake, Mode::Daemon);
-    until_scheduled(&table).await;
+    wait(Duration::from_millis(1)).await;
     wait(25 * MIN).await;
     reload.send(()).await.unwrap();
     wait(20 * MIN).await; // 10:45
@@ -183,10 +163,8 @@ async fn a_reload_keeps_an_unchanged_cron_schedule_and_applies_a_changed_one() {
 
     write_cron_rule(dir.path(), "r", "*/15 * * * *", "");
     reload.send(()).await.unwrap();
-    until("the new schedule is applied", || {
-        table.rows()[0].cron.as_deref() == Some("*/15 * * * *")
-    })
-    .await;
+    wait(Duration::from_millis(1)).await;
+    assert_eq!(table.rows()[0].cron.as_deref(), Some("*/15 * * * *"));
     wait(35 * MIN).await; // 11:20
     assert_eq!(
         secs(&fake, "r"),
@@ -218,7 +196,7 @@ async fn a_config_entry_gives_a_tagged_rule_a_cron_schedule() {
     opts.cron = settings.cron;
     let fake = Fake::new(&[]);
     let (stop, _reload, task, _, table) = start_with_table(opts, &fake, Mode::Daemon);
-    until_scheduled(&table).await;
+    wait(Duration::from_millis(1)).await;
     wait(2 * 60 * MIN).await; // to 12:00
     assert_eq!(
         nows(&fake, "tagged"),
