@@ -4,8 +4,10 @@
 //! schedule means for runs and windows is `schedule::cron`'s and the
 //! daemon scheduler's.
 
+use super::datemath::DateMath;
 use super::error::RuleErrorKind;
 use super::fields::Fields;
+use crate::eql::Span;
 use crate::schedule::cron::{CronError, CronSchedule};
 
 /// detectd's schedule keys of `[rule]`: known (no typo warning), and left
@@ -20,7 +22,47 @@ pub(super) enum CronField {
     Valid(CronSchedule),
 }
 
+/// Kibana's default additional look-back (`from = "now-6m"` beside the
+/// default `interval = "5m"`).
+const DEFAULT_ADDITIONAL_LOOKBACK_MS: i64 = 60_000;
+
 impl Fields<'_> {
+    /// A cron rule's `from`: by default the shortest gap between fires
+    /// plus Kibana's minute of additional look-back (`now-61m` for an
+    /// hourly cron), since `now-6m` would leave most of each hour
+    /// unsearched; a `from` as written must reach back at least that gap.
+    pub(super) fn cron_from(
+        &mut self,
+        cron: &CronSchedule,
+        from: DateMath,
+        from_span: Option<Span>,
+        to: DateMath,
+    ) -> Option<DateMath> {
+        let gap_ms = i64::try_from(cron.shortest_gap().as_millis()).unwrap_or(i64::MAX);
+        let Some(span) = from_span else {
+            let width = gap_ms.saturating_add(DEFAULT_ADDITIONAL_LOOKBACK_MS);
+            return Some(DateMath::from_offset_ms(
+                to.offset_ms().saturating_sub(width),
+            ));
+        };
+        if to.offset_ms().saturating_sub(from.offset_ms()) < gap_ms {
+            let gap = DateMath::from_offset_ms(-gap_ms);
+            let gap = gap.to_string();
+            self.error(
+                RuleErrorKind::Value,
+                span,
+                format!(
+                    "expected `from` to reach back at least the shortest time between two fires \
+                     of `cron` ({}), found from = \"{from}\" and to = \"{to}\": each run would \
+                     leave time unsearched",
+                    gap.trim_start_matches("now-")
+                ),
+            );
+            return None;
+        }
+        Some(from)
+    }
+
     pub(super) fn cron(&mut self) -> CronField {
         let has_timezone = self.table.contains_key("cron_timezone");
         let timezone = self.string_spanned("cron_timezone");
@@ -104,6 +146,40 @@ mod tests {
         // Kibana has no such params: alerts do not carry them
         assert!(!rule.parameters.contains_key("cron"));
         assert!(!rule.parameters.contains_key("cron_timezone"));
+    }
+
+    #[test]
+    fn a_cron_rule_searches_its_gap_plus_a_minute_by_default() {
+        let rule = loaded("cron = \"5 * * * *\"\n");
+        assert_eq!(rule.schedule.from.to_string(), "now-61m");
+        assert_eq!(rule.schedule.lookback(), Duration::from_secs(61 * 60));
+        assert_eq!(rule.schedule.additional_lookback(), Duration::from_secs(60));
+        // a `from` that reaches back far enough is kept
+        let rule = loaded("cron = \"5 * * * *\"\nfrom = \"now-2h\"\n");
+        assert_eq!(rule.schedule.from.to_string(), "now-2h");
+    }
+
+    #[test]
+    fn a_from_shorter_than_the_gap_between_fires_is_an_error() {
+        assert_eq!(
+            errors("cron = \"5 * * * *\"\nfrom = \"now-6m\"\n"),
+            vec![
+                "expected `from` to reach back at least the shortest time between two fires of \
+                 `cron` (1h), found from = \"now-6m\" and to = \"now\": each run would leave \
+                 time unsearched"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_config_cron_keeps_the_rules_additional_look_back() {
+        // the founding rule's shape: every 5m over now-9m, 4m of look-back
+        let rule = loaded("interval = \"5m\"\nfrom = \"now-9m\"\n");
+        let hourly = crate::schedule::cron::CronSchedule::parse("5 * * * *", None).unwrap();
+        let s = rule.schedule.with_cron(hourly);
+        assert_eq!(s.interval, Duration::from_secs(3600));
+        assert_eq!(s.from.to_string(), "now-64m");
+        assert_eq!(s.additional_lookback(), Duration::from_secs(4 * 60));
     }
 
     #[test]

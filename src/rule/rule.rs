@@ -255,12 +255,22 @@ impl Schedule {
     }
 
     /// The schedule with `cron` instead of its interval (a
-    /// `[[schedule.cron]]` entry of the config applied to the rule).
+    /// `[[schedule.cron]]` entry of the config applied to the rule). The
+    /// additional look-back stays, and `from` moves with the new interval:
+    /// Kibana's rule form keeps the two apart the same way ("Runs every"
+    /// and "Additional look-back time", security_solution
+    /// `rule_creation_ui/components/step_schedule_rule/schema.tsx`), so a
+    /// corpus rule (`5m`, `now-9m`) on an hourly cron searches `now-64m`
+    /// and its windows still meet.
     pub fn with_cron(&self, cron: CronSchedule) -> Schedule {
+        let interval = cron.shortest_gap();
+        let width = interval.saturating_add(self.additional_lookback());
+        let width_ms = i64::try_from(width.as_millis()).unwrap_or(i64::MAX);
         Schedule {
-            interval: cron.shortest_gap(),
+            interval,
+            from: DateMath::from_offset_ms(self.to.offset_ms().saturating_sub(width_ms)),
+            to: self.to,
             cron: Some(cron),
-            ..self.clone()
         }
     }
 }

@@ -559,6 +559,10 @@ impl Fields<'_> {
             );
             return None;
         }
+        let from = match &cron {
+            Some(cron) => self.cron_from(cron, from, from_span, to)?,
+            None => from,
+        };
         ok.then_some(Schedule {
             interval,
             from,
