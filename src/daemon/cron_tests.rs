@@ -69,16 +69,20 @@ async fn a_cron_rule_runs_at_its_fires_not_spread() {
 }
 
 /// The start-up line is written from the rule table's rows; tested
-/// without a daemon: asserted inside a daemon test, the line went missing
-/// from the capture in about one run of three with the other daemon tests
-/// in parallel ("rules loaded" before it was captured), which looks like
-/// `tracing`'s per-callsite interest cache racing with the subscribers
-/// other tests set, not like the daemon (the table had the row).
+/// without a daemon. Asserted inside a daemon test, the line went missing
+/// from the capture in about one full `cargo test --lib` run of three
+/// ("rules loaded" just before it was captured, the table had the row),
+/// and here too until the interest cache is rebuilt right before the line:
+/// `tracing` caches per callsite whether anyone listens, and the other
+/// daemon tests hit this callsite on threads with no subscriber. That is
+/// test plumbing, not the daemon.
 #[test]
 fn the_start_up_line_of_a_cron_rule_names_its_schedule_and_next_fire() {
     let (logs, _guard) = capture_logs();
     let table = RuleTable::default();
     table.schedule(&cron_rule("hourly", "5 * * * *"), at(10, 5));
+    // see above: ask every callsite again, now this thread has a subscriber
+    tracing::callsite::rebuild_interest_cache();
     log::rules_scheduled(&table.rows(), at(10, 0), FirstRun::Spread);
     let lines = logs.lines("rule scheduled");
     assert_eq!(lines.len(), 1, "{lines:?}");
