@@ -262,13 +262,12 @@ where
     }
 
     /// The point on tokio's clock of the wall time `at` (a cron fire), by
-    /// the daemon's clock. A wall time beyond what tokio can hold (a
-    /// schedule with no next fire) is taken as about 30 years off.
+    /// the daemon's clock; at most [`scheduler::FAR_AHEAD`] away.
     fn instant_of(&self, at: DateTime<Utc>) -> tokio::time::Instant {
         let now = tokio::time::Instant::now();
         let ahead = at - self.clock.now();
         match ahead.to_std() {
-            Ok(ahead) => now + ahead.min(std::time::Duration::from_secs(30 * 365 * 86_400)),
+            Ok(ahead) => now + ahead.min(scheduler::FAR_AHEAD),
             Err(_) => {
                 let behind = (-ahead).to_std().unwrap_or_default();
                 now.checked_sub(behind).unwrap_or(now)

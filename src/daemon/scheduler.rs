@@ -77,6 +77,11 @@ pub fn next_fire(epoch: Instant, now: Instant, offset: Duration, interval: Durat
     first + interval.saturating_mul(steps)
 }
 
+/// How far ahead a cron fire is waited for at most: about 30 years, far
+/// less than tokio's `Instant` can add (a fire at `DateTime::MAX_UTC`, a
+/// schedule that never fires again, would overflow it).
+pub(super) const FAR_AHEAD: Duration = Duration::from_secs(30 * 365 * 86_400);
+
 struct Scheduled {
     rule: Arc<Rule>,
     cancel: CancellationToken,
@@ -286,6 +291,7 @@ fn next_cron_fire(
     let following = cron.next_after(due).unwrap_or(never);
     if following > wall {
         let ahead = (following - wall).to_std().unwrap_or_default();
+        let ahead = ahead.min(FAR_AHEAD);
         return (following, now + ahead);
     }
     let last_missed = cron
