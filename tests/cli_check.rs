@@ -100,9 +100,20 @@ fn a_kibana_export_checks_rule_by_rule_with_notes_at_their_lines() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}");
+    // the rule with a Slack connector action is told its action will not run
+    let (warning, rest) = stdout
+        .split_once("\ntests/fixtures/kibana_export.ndjson:5:")
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(
+        warning.starts_with(
+            "tests/fixtures/kibana_export.ndjson:4:955: warning: 1 Kibana connector action(s): \
+             detectd cannot call Kibana's connectors"
+        ),
+        "{warning}"
+    );
     assert_eq!(
-        stdout,
-        "tests/fixtures/kibana_export.ndjson:5: note: skipped: 1 exception list and 1 exception \
+        rest,
+        " note: skipped: 1 exception list and 1 exception \
          list item of a Kibana export: not rules: the exception lists the rules' \
          `exceptions_list` can name\n\
          tests/fixtures/kibana_export.ndjson:7: note: skipped: 1 action connector of a Kibana \

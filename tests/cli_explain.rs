@@ -760,3 +760,31 @@ fn explain_event_shows_what_an_eql_rules_filters_remove() {
     assert_eq!(alerts.len(), 1, "{text}");
     assert!(alerts[0].contains("events.ndjson:1 "), "{text}");
 }
+
+#[test]
+fn explain_a_cron_rule_names_its_schedule_and_next_fire() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("business_hours.toml");
+    let text = std::fs::read_to_string(root().join(FOUNDING))
+        .unwrap()
+        .replace(
+            "interval = \"5m\"",
+            "cron = \"*/5 9-17 * * MON-FRI\"\ncron_timezone = \"Europe/Berlin\"",
+        );
+    std::fs::write(&path, text).unwrap();
+    // Wednesday 2024-05-01 10:00 UTC is 12:00 in Berlin: on time, the
+    // previous fire was 5 minutes before
+    let out = detectd(&["explain", path.to_str().unwrap(), "--now", NOW]);
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    for part in [
+        "Next run: at 2024-05-01T10:00:00.000Z (on time: the previous run was 5m earlier)",
+        "schedule     cron `*/5 9-17 * * MON-FRI` in Europe/Berlin: runs at its fires (next after \
+         2024-05-01T10:00:00.000Z: 2024-05-01T10:05:00.000Z)",
+        "catch-up     each run covers the time since the checkpoint, one window per 5m: the time \
+         between two fires is caught up, not a gap",
+    ] {
+        assert!(text.contains(part), "missing {part:?} in:\n{text}");
+    }
+    assert!(!text.contains("first run"), "{text}");
+}

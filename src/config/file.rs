@@ -82,6 +82,8 @@ pub struct RawSchedule {
     pub catch_up_horizon: Option<Spanned<String>>,
     /// How often `/healthz` asks the cluster whether it is there.
     pub health_check_interval: Option<Spanned<String>>,
+    /// `[[schedule.cron]]`: cron schedules for rules by id or tag.
+    pub cron: Vec<Spanned<super::cron::RawCron>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

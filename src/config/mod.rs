@@ -8,6 +8,7 @@
 //! repository root documents every setting and its default.
 
 pub mod cluster;
+pub mod cron;
 pub mod file;
 
 use std::fmt;
@@ -179,6 +180,8 @@ pub struct Settings {
     pub first_run: FirstRun,
     pub catch_up_horizon: Duration,
     pub health_check_interval: Duration,
+    /// `[[schedule.cron]]`: cron schedules for rules by id or tag.
+    pub cron: cron::CronOverrides,
     pub state: StateBackend,
     pub listen: SocketAddr,
     pub log_format: LogFormat,
@@ -431,6 +434,9 @@ fn validate(
         "health_check_interval",
     );
 
+    let mut cron_errors = Vec::new();
+    let cron = cron::validate(raw.schedule.cron, &mut cron_errors);
+
     let state = match raw.state.backend.as_ref().map(|b| b.get_ref().as_str()) {
         None | Some("cluster") => {
             if let Some(path) = &raw.state.path {
@@ -535,6 +541,7 @@ fn validate(
         }
     };
 
+    errors.extend(cron_errors);
     // Secrets of outputs come from the process environment (`*_env`).
     let notify = crate::notify::config::validate(
         raw.notify,
@@ -558,6 +565,7 @@ fn validate(
             first_run,
             catch_up_horizon,
             health_check_interval,
+            cron,
             state,
             listen,
             log_format,

@@ -148,6 +148,7 @@ pub fn rules_scheduled(rows: &[RuleRow], now: DateTime<Utc>, first_run: FirstRun
                 rule_id = %row.rule_id,
                 name = %row.name,
                 interval = %row.interval,
+                cron = row.cron.as_deref(),
                 next_run = %time_text(next),
                 next_run_in = %until_text(*next - now),
                 first_run = first_run.as_str(),

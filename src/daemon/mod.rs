@@ -90,6 +90,8 @@ pub struct DaemonOptions {
     pub health_check_interval: Duration,
     /// The configured notification outputs, which rule actions may name.
     pub outputs: std::collections::BTreeSet<String>,
+    /// `[[schedule.cron]]`: cron schedules given to rules by id or tag.
+    pub cron: crate::config::cron::CronOverrides,
 }
 
 impl DaemonOptions {
@@ -101,6 +103,7 @@ impl DaemonOptions {
             first_run: s.first_run,
             health_check_interval: s.health_check_interval,
             outputs: s.notify.outputs.iter().map(|o| o.name.clone()).collect(),
+            cron: s.cron.clone(),
         }
     }
 }
@@ -260,6 +263,20 @@ where
             chrono::Duration::from_std(now.saturating_duration_since(at)).unwrap_or_default();
         self.clock.now() + ahead - behind
     }
+
+    /// The point on tokio's clock of the wall time `at` (a cron fire), by
+    /// the daemon's clock; at most [`scheduler::FAR_AHEAD`] away.
+    fn instant_of(&self, at: DateTime<Utc>) -> tokio::time::Instant {
+        let now = tokio::time::Instant::now();
+        let ahead = at - self.clock.now();
+        match ahead.to_std() {
+            Ok(ahead) => now + ahead.min(scheduler::FAR_AHEAD),
+            Err(_) => {
+                let behind = (-ahead).to_std().unwrap_or_default();
+                now.checked_sub(behind).unwrap_or(now)
+            }
+        }
+    }
 }
 
 fn panicked_record(
@@ -360,7 +377,8 @@ where
         let exceptions = self.options.exceptions.clone();
         let outputs = self.options.outputs.clone();
         let previous = previous.clone();
-        let load = move || RuleSet::load(&paths, &exceptions, &outputs, &previous);
+        let cron = self.options.cron.clone();
+        let load = move || RuleSet::load(&paths, &exceptions, &cron, &outputs, &previous);
         let (set, report) = match tokio::task::spawn_blocking(load).await {
             Ok(loaded) => loaded,
             Err(e) => {
@@ -527,5 +545,7 @@ async fn probe_loop(
     }
 }
 
+#[cfg(test)]
+mod cron_tests;
 #[cfg(test)]
 mod tests;

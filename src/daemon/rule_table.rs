@@ -24,8 +24,13 @@ use crate::runner::{ExecutionRecord, RunStatus};
 pub struct RuleRow {
     pub rule_id: String,
     pub name: String,
-    /// The rule's `interval`, as `5m`, `90s`, `1h`.
+    /// The rule's `interval`, as `5m`, `90s`, `1h` (a cron rule's shortest
+    /// gap between fires).
     pub interval: String,
+    /// A cron rule's schedule (`*/5 9-17 * * MON-FRI Europe/Berlin`): it
+    /// runs at these times rather than every `interval`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cron: Option<String>,
     /// `scheduled` (not run yet), `running`, or the last run's status
     /// (`succeeded`, `partial failure`, `failed`).
     pub status: String,
@@ -83,6 +88,7 @@ impl RuleTable {
                 .or_insert_with(|| new_row(rule));
             row.name = rule.name.clone();
             row.interval = duration_text(rule.schedule.interval);
+            row.cron = cron_text(rule);
             row.next_run = Some(next_run);
         });
     }
@@ -171,12 +177,17 @@ fn new_row(rule: &Rule) -> RuleRow {
         rule_id: rule.rule_id.clone(),
         name: rule.name.clone(),
         interval: duration_text(rule.schedule.interval),
+        cron: cron_text(rule),
         status: "scheduled".to_string(),
         next_run: None,
         running_since: None,
         last_run: None,
         last_error: None,
     }
+}
+
+fn cron_text(rule: &Rule) -> Option<String> {
+    rule.schedule.cron.as_ref().map(|c| c.to_string())
 }
 
 /// `5m`, `90s`, `1h`, `1d`, `1500ms`: the largest unit that divides it, as

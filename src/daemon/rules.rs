@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::config::cron::CronOverrides;
 use crate::rule::{load_with_lists, render_errors, LoadOutcome, Rule};
 
 /// Where a rule came from: its file, and for a Kibana export (several
@@ -42,13 +43,15 @@ pub struct LoadReport {
 
 impl RuleSet {
     /// Loads every rule under `paths` with its exception lists (from
-    /// `exceptions` and the rule exports); `previous` is the set running
-    /// now (empty on start-up). A rule whose `[[rule.actions]]` name an
-    /// output not in `outputs` (the configured ones) is refused like a
-    /// broken file. Logs every diagnostic.
+    /// `exceptions` and the rule exports) and the cron schedules `cron`
+    /// gives them; `previous` is the set running now (empty on start-up).
+    /// A rule whose `[[rule.actions]]` name an output not in `outputs` (the
+    /// configured ones) is refused like a broken file. Logs every
+    /// diagnostic.
     pub fn load(
         paths: &[PathBuf],
         exceptions: &[PathBuf],
+        cron: &CronOverrides,
         outputs: &BTreeSet<String>,
         previous: &RuleSet,
     ) -> (RuleSet, LoadReport) {
@@ -88,7 +91,9 @@ impl RuleSet {
                         );
                     }
                     report.loaded += 1;
-                    set.by_path.insert(origin, Arc::new((**rule).clone()));
+                    let mut rule = (**rule).clone();
+                    cron.apply(&mut rule);
+                    set.by_path.insert(origin, Arc::new(rule));
                 }
                 LoadOutcome::Skipped {
                     rule_id,
@@ -177,6 +182,7 @@ mod tests {
         let (set, report) = RuleSet::load(
             &[dir.path().to_path_buf()],
             &[],
+            &CronOverrides::default(),
             &BTreeSet::new(),
             &RuleSet::default(),
         );
@@ -207,17 +213,29 @@ mod tests {
         let paths = [dir.path().to_path_buf()];
 
         std::fs::write(&file, with_output("slack")).unwrap();
-        let (set, report) = RuleSet::load(&paths, &[], &outputs, &RuleSet::default());
+        let (set, report) = RuleSet::load(
+            &paths,
+            &[],
+            &CronOverrides::default(),
+            &outputs,
+            &RuleSet::default(),
+        );
         assert_eq!((report.loaded, report.failed), (0, 1), "{report:?}");
         assert!(set.is_empty());
 
         std::fs::write(&file, with_output("hook")).unwrap();
-        let (set, report) = RuleSet::load(&paths, &[], &outputs, &RuleSet::default());
+        let (set, report) = RuleSet::load(
+            &paths,
+            &[],
+            &CronOverrides::default(),
+            &outputs,
+            &RuleSet::default(),
+        );
         assert_eq!((report.loaded, report.failed), (1, 0), "{report:?}");
 
         // a reload that now names an unknown output keeps the running version
         std::fs::write(&file, with_output("slack")).unwrap();
-        let (again, report) = RuleSet::load(&paths, &[], &outputs, &set);
+        let (again, report) = RuleSet::load(&paths, &[], &CronOverrides::default(), &outputs, &set);
         assert_eq!((report.failed, report.kept_previous), (1, 1), "{report:?}");
         let kept: Vec<_> = again.enabled().collect();
         assert_eq!(kept.len(), 1);

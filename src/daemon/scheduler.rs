@@ -1,21 +1,42 @@
-//! When rules run: one task per rule firing on its interval, start-up
-//! jitter, a global concurrency limit, single flight per rule.
+//! When rules run: one task per rule firing on its interval or its cron
+//! schedule, start-up jitter, a global concurrency limit, single flight per
+//! rule.
 //!
-//! A plain tokio loop rather than `tokio-cron-scheduler`: detection rules
-//! have fixed intervals (`5m`), not cron expressions, and the loop gives
-//! what a cron scheduler does not: it runs on tokio's clock, so tests drive
-//! it with `tokio::time::pause()` / `advance()`; single flight falls out of
-//! awaiting the run inside the loop (a cron job fires again while the last
-//! run is still going); and shutdown is one cancellation token plus a task
-//! tracker, with runs already started left to finish.
+//! A plain tokio loop rather than `tokio-cron-scheduler`, also for cron
+//! rules. Its 0.15 source shows why it cannot be the timer here:
+//! - its ticker sleeps 500 ms at a time and compares each job's next tick
+//!   with `chrono::Utc::now()` (`scheduler.rs`), the system clock, which
+//!   `tokio::time::pause()` / `advance()` do not move: a paused-clock test
+//!   would never see a cron job fire (or see it at real time), and fires
+//!   are up to half a second late;
+//! - every activation is `tokio::spawn`ed on its own (`job/runner.rs`)
+//!   without waiting for the job's previous run: no single flight, and a
+//!   lock taken inside the job would queue missed fires (a pile-up) rather
+//!   than collapse them;
+//! - a timezone is turned into a fixed UTC offset when the job is created
+//!   (`Job::new_tz`), so `9-17` in `Europe/Berlin` slips an hour at the next
+//!   daylight-saving change;
+//! - its spawned tasks sit outside the daemon's task tracker, so shutdown
+//!   could not wait for a run it started.
 //!
-//! Each rule fires on a grid `epoch + offset + k * interval`, where the
-//! offset is derived from the rule id (so the same on every start and
+//! So cron rules use the parser it is built on (`croner`, in
+//! `schedule::cron`) for the next fire time, computed from the daemon's
+//! [`Clock`], and wait for it with `tokio::time::sleep_until` in the same
+//! loop as interval rules: it runs on tokio's clock, so tests drive it with
+//! `tokio::time::pause()` / `advance()`; single flight falls out of
+//! awaiting the run inside the loop; and shutdown is one cancellation token
+//! plus a task tracker, with runs already started left to finish.
+//!
+//! An interval rule fires on a grid `epoch + offset + k * interval`, where
+//! the offset is derived from the rule id (so the same on every start and
 //! spread evenly over the interval; zero with `schedule.first_run = "now"`)
-//! and `epoch` is the daemon's start. Every grid point the scheduler picks
-//! is written, in wall time, to the [`RuleTable`](super::RuleTable). A
-//! run that overruns its interval is followed by the next one right after
-//! it ends; missed ticks are not queued, so runs never pile up.
+//! and `epoch` is the daemon's start. A cron rule fires at its cron times
+//! exactly, neither spread nor run at start (`first_run` is about interval
+//! rules; the first cron run's catch-up covers the time since the
+//! checkpoint). Every fire time the scheduler picks is written, in wall
+//! time, to the [`RuleTable`](super::RuleTable). A run that overruns its
+//! interval, or the next cron fire, is followed by the next one right after
+//! it ends; missed ticks or fires are not queued, so runs never pile up.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -31,6 +52,7 @@ use super::{Clock, Shared};
 use crate::config::FirstRun;
 use crate::rule::Rule;
 use crate::runner::{ExecutionRecord, RuleExecutor};
+use crate::schedule::cron::CronSchedule;
 
 /// Where in its interval a rule fires: a stable hash of the rule id modulo
 /// the interval, so 1000 rules spread evenly rather than firing at once.
@@ -54,6 +76,11 @@ pub fn next_fire(epoch: Instant, now: Instant, offset: Duration, interval: Durat
     let steps = u32::try_from(steps).unwrap_or(u32::MAX);
     first + interval.saturating_mul(steps)
 }
+
+/// How far ahead a cron fire is waited for at most: about 30 years, far
+/// less than tokio's `Instant` can add (a fire at `DateTime::MAX_UTC`, a
+/// schedule that never fires again, would overflow it).
+pub(super) const FAR_AHEAD: Duration = Duration::from_secs(30 * 365 * 86_400);
 
 struct Scheduled {
     rule: Arc<Rule>,
@@ -132,13 +159,23 @@ where
         let now = Instant::now();
         let epoch = *self.epoch.get_or_insert(now);
         for rule in new {
-            let interval = rule.schedule.interval;
-            let offset = match self.first_run {
-                FirstRun::Spread => jitter_offset(&rule.rule_id, interval),
-                FirstRun::Now => Duration::ZERO,
+            let (first, first_wall) = match &rule.schedule.cron {
+                Some(cron) => {
+                    let wall = cron
+                        .next_after(self.shared.clock.now())
+                        .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+                    (self.shared.instant_of(wall), wall)
+                }
+                None => {
+                    let interval = rule.schedule.interval;
+                    let offset = match self.first_run {
+                        FirstRun::Spread => jitter_offset(&rule.rule_id, interval),
+                        FirstRun::Now => Duration::ZERO,
+                    };
+                    let first = next_fire(epoch, now, offset, interval);
+                    (first, self.shared.wall_time(first))
+                }
             };
-            let first = next_fire(epoch, now, offset, interval);
-            let first_wall = self.shared.wall_time(first);
             self.shared.rules.schedule(rule, first_wall);
             self.planned.insert(rule.rule_id.clone(), first_wall);
             let cancel = self.root.child_token();
@@ -153,7 +190,7 @@ where
                 self.tracker.clone(),
                 rule.clone(),
                 flight,
-                first,
+                (first, first_wall),
                 cancel.clone(),
             ));
             self.tasks.insert(
@@ -178,21 +215,32 @@ async fn rule_loop<E, C>(
     tracker: TaskTracker,
     rule: Arc<Rule>,
     flight: Arc<Mutex<()>>,
-    mut next: Instant,
+    (mut next, first_wall): (Instant, chrono::DateTime<chrono::Utc>),
     cancel: CancellationToken,
 ) where
     E: RuleExecutor + 'static,
     C: Clock,
 {
     let interval = rule.schedule.interval;
-    // `due` is the grid point the run belongs to; `next` when it can start
-    // (later than `due` after an overrun). Their difference is lateness.
+    let cron = rule.schedule.cron.as_ref();
+    // `due` is the grid point (or cron fire) the run belongs to; `next` when
+    // it can start (later than `due` after an overrun). Their difference is
+    // lateness. A cron rule also keeps its fire in wall time: the fire
+    // itself, not one read back from `next` (two clock readings apart, it
+    // could fall just before the fire and pick the same fire again).
     let mut due = next;
+    let mut due_wall = first_wall;
     loop {
         tokio::select! {
             biased;
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep_until(next) => {}
+        }
+        if cron.is_some() && shared.clock.now() < due_wall {
+            // The wall clock was set back while we slept: the fire is a
+            // wall time, so wait for it again.
+            next = shared.instant_of(due_wall);
+            continue;
         }
         let Some(record) = run_guarded(&shared, &tracker, &rule, &flight, &cancel, due).await
         else {
@@ -200,20 +248,56 @@ async fn rule_loop<E, C>(
         };
         drop(record);
         let now = Instant::now();
-        next += interval;
-        due = next;
-        if next < now {
-            // Overran: go again right away, once, rather than catching up
-            // every missed tick (the runner's catch-up covers the time).
-            next = now;
-        }
+        // When the next run is due in wall time, for the rule table.
+        let next_wall = match cron {
+            None => {
+                next += interval;
+                due = next;
+                if next < now {
+                    // Overran: go again right away, once, rather than
+                    // catching up every missed tick (the runner's catch-up
+                    // covers the time).
+                    next = now;
+                }
+                shared.wall_time(next)
+            }
+            Some(cron) => {
+                let wall = shared.clock.now();
+                (due_wall, next) = next_cron_fire(cron, due_wall, wall, now);
+                due = shared.instant_of(due_wall);
+                // the fire itself, not a reading of `next` a tick off
+                due_wall.max(wall)
+            }
+        };
         // A replaced rule's old task must not overwrite its successor's.
         if !cancel.is_cancelled() {
-            shared
-                .rules
-                .set_next_run(&rule.rule_id, shared.wall_time(next));
+            shared.rules.set_next_run(&rule.rule_id, next_wall);
         }
     }
+}
+
+/// After a cron run that belonged to the fire `due` and ended at `wall`
+/// (`now` on tokio's clock): the fire the next run belongs to, and when it
+/// starts. Fires missed while the run overran collapse into one run right
+/// away, which belongs to the last of them (the runner's catch-up covers
+/// the time); otherwise the next fire, at its time.
+fn next_cron_fire(
+    cron: &CronSchedule,
+    due: chrono::DateTime<chrono::Utc>,
+    wall: chrono::DateTime<chrono::Utc>,
+    now: Instant,
+) -> (chrono::DateTime<chrono::Utc>, Instant) {
+    let never = chrono::DateTime::<chrono::Utc>::MAX_UTC;
+    let following = cron.next_after(due).unwrap_or(never);
+    if following > wall {
+        let ahead = (following - wall).to_std().unwrap_or_default();
+        let ahead = ahead.min(FAR_AHEAD);
+        return (following, now + ahead);
+    }
+    let last_missed = cron
+        .previous_before(wall + chrono::TimeDelta::nanoseconds(1))
+        .unwrap_or(following);
+    (last_missed, now)
 }
 
 /// One run under the rule's flight lock and a concurrency permit; `None`

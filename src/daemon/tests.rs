@@ -13,26 +13,26 @@ use tokio::time::Instant;
 use super::*;
 use crate::runner::record::WindowRange;
 
-const MIN: Duration = Duration::from_secs(60);
+pub(super) const MIN: Duration = Duration::from_secs(60);
 
-fn t0() -> DateTime<Utc> {
+pub(super) fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).unwrap()
 }
 
 /// One call of the fake executor.
 #[derive(Clone, Debug)]
-struct Call {
-    rule_id: String,
+pub(super) struct Call {
+    pub(super) rule_id: String,
     /// Offsets from the test's start on tokio's clock.
-    start: Duration,
-    end: Duration,
+    pub(super) start: Duration,
+    pub(super) end: Duration,
     /// The `now` the run was given.
-    now: DateTime<Utc>,
+    pub(super) now: DateTime<Utc>,
 }
 
 /// Sleeps (on tokio's clock) for the rule's configured duration, notes the
 /// call and checks that no rule runs twice at once.
-struct Fake {
+pub(super) struct Fake {
     epoch: Instant,
     durations: HashMap<String, Duration>,
     failing: Vec<String>,
@@ -40,11 +40,11 @@ struct Fake {
     running: StdMutex<HashMap<String, usize>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
-    overlaps: AtomicUsize,
+    pub(super) overlaps: AtomicUsize,
 }
 
 impl Fake {
-    fn new(durations: &[(&str, Duration)]) -> Arc<Fake> {
+    pub(super) fn new(durations: &[(&str, Duration)]) -> Arc<Fake> {
         Arc::new(Fake {
             epoch: Instant::now(),
             durations: durations.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
@@ -57,11 +57,11 @@ impl Fake {
         })
     }
 
-    fn calls(&self) -> Vec<Call> {
+    pub(super) fn calls(&self) -> Vec<Call> {
         self.calls.lock().unwrap().clone()
     }
 
-    fn starts(&self, rule_id: &str) -> Vec<Duration> {
+    pub(super) fn starts(&self, rule_id: &str) -> Vec<Duration> {
         self.calls()
             .into_iter()
             .filter(|c| c.rule_id == rule_id)
@@ -71,7 +71,7 @@ impl Fake {
 }
 
 /// The daemon owns its executor; tests keep a handle on the same fake.
-struct Handle(Arc<Fake>);
+pub(super) struct Handle(Arc<Fake>);
 
 impl RuleExecutor for Handle {
     async fn execute(&self, rule: &Rule, now: DateTime<Utc>) -> ExecutionRecord {
@@ -145,7 +145,7 @@ impl Probe for Reachable {
     }
 }
 
-fn rule_toml(id: &str, interval: &str, extra: &str) -> String {
+pub(super) fn rule_toml(id: &str, interval: &str, extra: &str) -> String {
     format!(
         "[metadata]\ncreation_date = \"2020/12/15\"\n\n[rule]\n\
          rule_id = \"{id}\"\nname = \"Rule {id}\"\ndescription = \"A test\"\n\
@@ -155,12 +155,12 @@ fn rule_toml(id: &str, interval: &str, extra: &str) -> String {
     )
 }
 
-fn write_rule(dir: &Path, id: &str, interval: &str) {
+pub(super) fn write_rule(dir: &Path, id: &str, interval: &str) {
     std::fs::write(dir.join(format!("{id}.toml")), rule_toml(id, interval, "")).unwrap();
 }
 
 /// `jitter`: `first_run = "spread"` (else `"now"`).
-fn options(dir: &Path, concurrency: usize, jitter: bool) -> DaemonOptions {
+pub(super) fn options(dir: &Path, concurrency: usize, jitter: bool) -> DaemonOptions {
     DaemonOptions {
         rules: vec![dir.to_path_buf()],
         exceptions: Vec::new(),
@@ -172,10 +172,11 @@ fn options(dir: &Path, concurrency: usize, jitter: bool) -> DaemonOptions {
         },
         health_check_interval: Duration::from_secs(30),
         outputs: Default::default(),
+        cron: Default::default(),
     }
 }
 
-type Started = (
+pub(super) type Started = (
     tokio::sync::oneshot::Sender<()>,
     mpsc::Sender<()>,
     tokio::task::JoinHandle<Outcome>,
@@ -184,13 +185,13 @@ type Started = (
 
 /// Starts the daemon on its own task; returns the shutdown trigger, the
 /// reload sender and the task.
-fn start(opts: DaemonOptions, fake: &Arc<Fake>, mode: Mode) -> Started {
+pub(super) fn start(opts: DaemonOptions, fake: &Arc<Fake>, mode: Mode) -> Started {
     let (stop, reload, task, metrics, _) = start_with_table(opts, fake, mode);
     (stop, reload, task, metrics)
 }
 
 /// [`Started`] and the rule table `/rules` shows.
-type StartedWithTable = (
+pub(super) type StartedWithTable = (
     tokio::sync::oneshot::Sender<()>,
     mpsc::Sender<()>,
     tokio::task::JoinHandle<Outcome>,
@@ -199,7 +200,11 @@ type StartedWithTable = (
 );
 
 /// [`start`], also giving the rule table `/rules` shows.
-fn start_with_table(opts: DaemonOptions, fake: &Arc<Fake>, mode: Mode) -> StartedWithTable {
+pub(super) fn start_with_table(
+    opts: DaemonOptions,
+    fake: &Arc<Fake>,
+    mode: Mode,
+) -> StartedWithTable {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let (signals, reload) = Signals::new(async move {
         let _ = stop_rx.await;
@@ -216,7 +221,7 @@ fn start_with_table(opts: DaemonOptions, fake: &Arc<Fake>, mode: Mode) -> Starte
     (stop_tx, reload, task, metrics, table)
 }
 
-async fn wait(d: Duration) {
+pub(super) async fn wait(d: Duration) {
     tokio::time::sleep(d).await;
 }
 
@@ -602,7 +607,7 @@ async fn start_up_time_does_not_push_the_first_runs_back() {
 
 /// A log sink in memory, for the lines the daemon writes.
 #[derive(Clone, Default)]
-struct Capture(Arc<StdMutex<Vec<u8>>>);
+pub(super) struct Capture(Arc<StdMutex<Vec<u8>>>);
 
 impl std::io::Write for Capture {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -623,7 +628,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
 
 impl Capture {
     /// The JSON lines with this message.
-    fn lines(&self, message: &str) -> Vec<serde_json::Value> {
+    pub(super) fn lines(&self, message: &str) -> Vec<serde_json::Value> {
         String::from_utf8(self.0.lock().unwrap().clone())
             .unwrap()
             .lines()
@@ -635,7 +640,7 @@ impl Capture {
 
 /// Captures the daemon's JSON log lines on this thread (the tests'
 /// runtime is single-threaded, so the daemon's tasks log here too).
-fn capture_logs() -> (Capture, tracing::subscriber::DefaultGuard) {
+pub(super) fn capture_logs() -> (Capture, tracing::subscriber::DefaultGuard) {
     let capture = Capture::default();
     let sub = log::subscriber(
         crate::config::LogFormat::Json,
@@ -647,7 +652,7 @@ fn capture_logs() -> (Capture, tracing::subscriber::DefaultGuard) {
     (capture, guard)
 }
 
-fn iso(t: DateTime<Utc>) -> String {
+pub(super) fn iso(t: DateTime<Utc>) -> String {
     rule_table::time_text(&t)
 }
 

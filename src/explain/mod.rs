@@ -382,9 +382,16 @@ fn next_run(
     kind: PlanKind,
     detector: &Detector<'_>,
 ) -> NextRun {
-    let timing = crate::runner::timing(rule, &opts.runner);
+    let timing = crate::runner::timing(rule, &opts.runner, opts.now);
     let anchor = crate::runner::anchor(rule, opts.now);
-    let previous = anchor - timing.interval;
+    // On time: the interval before, or a cron rule's previous fire.
+    let since_previous = match &rule.schedule.cron {
+        Some(cron) => cron
+            .previous_before(opts.now)
+            .map_or(timing.interval, |p| opts.now - p),
+        None => timing.interval,
+    };
+    let previous = anchor - since_previous;
     let windows = plan_windows(timing, Some(previous), anchor);
     let window = windows
         .windows
@@ -402,7 +409,7 @@ fn next_run(
         out,
         "\nNext run: at {} (on time: the previous run was {} earlier)",
         iso(&opts.now),
-        text::duration(rule.schedule.interval)
+        text::duration(since_previous.to_std().unwrap_or_default())
     );
     let row = |out: &mut String, k: &str, v: &str| {
         let _ = writeln!(out, "  {k:<13}{v}");
@@ -459,27 +466,60 @@ fn next_run(
         s
     };
     row(out, "offered", &offered);
-    let offset = crate::daemon::scheduler::jitter_offset(&rule.rule_id, rule.schedule.interval);
-    row(
-        out,
-        "first run",
-        &format!(
-            "{} after the daemon starts with schedule.first_run = \"spread\" (the default: an offset \
-             from the rule_id), at start with \"now\"; then every {}",
-            offset_text(offset),
-            text::duration(rule.schedule.interval)
-        ),
-    );
-    row(
-        out,
-        "catch-up",
-        &format!(
-            "after downtime, one window per {} since the checkpoint, back to at most {} \
-             (catch_up_horizon); older time is recorded as a gap",
-            text::duration(rule.schedule.interval),
-            text::duration(opts.runner.catch_up_horizon)
-        ),
-    );
+    match &rule.schedule.cron {
+        Some(cron) => {
+            let next = cron
+                .next_after(opts.now)
+                .map_or_else(|| "never".to_string(), |t| iso(&t));
+            row(
+                out,
+                "schedule",
+                &format!(
+                    "cron `{}` in {}: runs at its fires (next after {}: {next}), not at start \
+                     and not spread by schedule.first_run; at most {} apart",
+                    cron.expression(),
+                    cron.timezone().name(),
+                    iso(&opts.now),
+                    text::duration(rule.schedule.interval)
+                ),
+            );
+            row(
+                out,
+                "catch-up",
+                &format!(
+                    "each run covers the time since the checkpoint, one window per {}: the time \
+                     between two fires is caught up, not a gap; downtime beyond that goes back \
+                     at most {} (catch_up_horizon), older time is recorded as a gap",
+                    text::duration(rule.schedule.interval),
+                    text::duration(opts.runner.catch_up_horizon)
+                ),
+            );
+        }
+        None => {
+            let offset =
+                crate::daemon::scheduler::jitter_offset(&rule.rule_id, rule.schedule.interval);
+            row(
+                out,
+                "first run",
+                &format!(
+                    "{} after the daemon starts with schedule.first_run = \"spread\" (the default: \
+                     an offset from the rule_id), at start with \"now\"; then every {}",
+                    offset_text(offset),
+                    text::duration(rule.schedule.interval)
+                ),
+            );
+            row(
+                out,
+                "catch-up",
+                &format!(
+                    "after downtime, one window per {} since the checkpoint, back to at most {} \
+                     (catch_up_horizon); older time is recorded as a gap",
+                    text::duration(rule.schedule.interval),
+                    text::duration(opts.runner.catch_up_horizon)
+                ),
+            );
+        }
+    }
     NextRun { search }
 }
 

@@ -76,6 +76,11 @@ impl DateMath {
         Ok(DateMath { offset_ms })
     }
 
+    /// `now` shifted by `offset_ms` (negative = in the past).
+    pub fn from_offset_ms(offset_ms: i64) -> DateMath {
+        DateMath { offset_ms }
+    }
+
     /// Signed offset from `now` in milliseconds (negative = in the past).
     pub fn offset_ms(self) -> i64 {
         self.offset_ms

@@ -38,6 +38,9 @@ const KNOWN_RULE_FIELDS: &[&str] = &[
     "alert_suppression",
     "author",
     "building_block_type",
+    // detectd's cron schedule (`rule::cron`), not Kibana's
+    "cron",
+    "cron_timezone",
     "data_view_id",
     "description",
     "enabled",

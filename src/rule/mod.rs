@@ -15,6 +15,7 @@
 mod actions;
 pub mod check;
 mod constraints;
+mod cron;
 pub mod datemath;
 pub mod error;
 pub mod export;

@@ -13,6 +13,7 @@ use serde::Deserialize;
 use super::datemath::DateMath;
 use crate::eql::ast;
 use crate::eql::compile::CompileOptions;
+use crate::schedule::cron::CronSchedule;
 
 /// Kibana's defaults for absent scheduling fields
 /// (`common_attributes.schema.yaml`, `DEFAULT_MAX_SIGNALS`).
@@ -230,11 +231,17 @@ impl RuleCommon {
 }
 
 /// When and over what window a rule runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Schedule {
+    /// How often the rule runs. For a cron rule, the shortest time between
+    /// two of its fires ([`CronSchedule::shortest_gap`]): it plays the
+    /// interval's part in catch-up, look-back and the alert's fields.
     pub interval: Duration,
     pub from: DateMath,
     pub to: DateMath,
+    /// `[rule] cron` (or a `[[schedule.cron]]` entry of `detectd.toml`):
+    /// the rule runs at these times instead of every `interval`.
+    pub cron: Option<CronSchedule>,
 }
 
 impl Schedule {
@@ -248,6 +255,26 @@ impl Schedule {
     /// Look-back beyond the interval, which overlaps the previous run.
     pub fn additional_lookback(&self) -> Duration {
         self.lookback().saturating_sub(self.interval)
+    }
+
+    /// The schedule with `cron` instead of its interval (a
+    /// `[[schedule.cron]]` entry of the config applied to the rule). The
+    /// additional look-back stays, and `from` moves with the new interval:
+    /// Kibana's rule form keeps the two apart the same way ("Runs every"
+    /// and "Additional look-back time", security_solution
+    /// `rule_creation_ui/components/step_schedule_rule/schema.tsx`), so a
+    /// corpus rule (`5m`, `now-9m`) on an hourly cron searches `now-64m`
+    /// and its windows still meet.
+    pub fn with_cron(&self, cron: CronSchedule) -> Schedule {
+        let interval = cron.shortest_gap();
+        let width = interval.saturating_add(self.additional_lookback());
+        let width_ms = i64::try_from(width.as_millis()).unwrap_or(i64::MAX);
+        Schedule {
+            interval,
+            from: DateMath::from_offset_ms(self.to.offset_ms().saturating_sub(width_ms)),
+            to: self.to,
+            cron: Some(cron),
+        }
     }
 }
 

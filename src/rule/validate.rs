@@ -9,6 +9,7 @@
 
 use toml::Value;
 
+use super::cron::{CronField, CRON_KEYS};
 use super::datemath::{parse_duration, DateMath};
 use super::error::{RuleError, RuleErrorKind};
 use super::fields::{Fields, Format};
@@ -177,7 +178,7 @@ pub(super) fn validate_rule(mut f: Fields<'_>, metadata: Metadata, origin: Origi
         Format::Toml => f
             .table
             .iter()
-            .filter(|(k, _)| k.as_str() != "actions")
+            .filter(|(k, _)| k.as_str() != "actions" && !CRON_KEYS.contains(&k.as_str()))
             .map(|(k, v)| (k.clone(), v.get_ref().clone()))
             .collect(),
         // An export holds the whole rule object; Kibana's alerts carry
@@ -499,7 +500,25 @@ impl Fields<'_> {
 
     fn schedule(&mut self) -> Option<Schedule> {
         let mut ok = true;
+        let cron = match self.cron() {
+            CronField::Absent => None,
+            CronField::Valid(c) => Some(c),
+            CronField::Invalid => {
+                ok = false;
+                None
+            }
+        };
         let interval = match self.string_spanned("interval") {
+            // a cron rule's interval is its shortest gap between fires
+            Some((_, span)) if cron.is_some() => {
+                self.error(
+                    RuleErrorKind::Value,
+                    span,
+                    "expected either `interval` or `cron`, found both".to_string(),
+                );
+                None
+            }
+            None if cron.is_some() => cron.as_ref().map(|c| c.shortest_gap()),
             Some((s, span)) => match parse_duration(&s) {
                 Ok(d) => Some(d),
                 Err(e) => {
@@ -543,7 +562,16 @@ impl Fields<'_> {
             );
             return None;
         }
-        ok.then_some(Schedule { interval, from, to })
+        let from = match &cron {
+            Some(cron) => self.cron_from(cron, from, from_span, to)?,
+            None => from,
+        };
+        ok.then_some(Schedule {
+            interval,
+            from,
+            to,
+            cron,
+        })
     }
 
     fn max_signals(&mut self) -> u32 {

@@ -167,6 +167,11 @@ fn kibana_parameters(rule: &Rule, table: &Map<String, Value>) -> Map<String, Val
     KIBANA_PARAMS
         .iter()
         .filter_map(|key| {
+            // A cron rule's `from` may not be the file's (`rule::cron`,
+            // `Schedule::with_cron`): say what the run searched.
+            if *key == "from" && rule.schedule.cron.is_some() {
+                return Some((key.to_string(), json!(rule.schedule.from.to_string())));
+            }
             let v = table.get(*key).cloned().or_else(|| default(key))?;
             Some((key.to_string(), v))
         })
@@ -238,6 +243,17 @@ mod tests {
         assert_eq!(a.parameters["max_signals"], json!(100));
         assert_eq!(a.parameters["from"], json!("now-9m"));
         assert_eq!(a.parameters["query"], json!(rule.query_text()));
+    }
+
+    #[test]
+    fn a_cron_rule_says_its_shortest_gap_and_the_from_it_searches() {
+        let mut rule = founding_toml();
+        let hourly = crate::schedule::cron::CronSchedule::parse("5 * * * *", None).unwrap();
+        rule.schedule = rule.schedule.with_cron(hourly);
+        let a = alert_rule(&rule, now());
+        assert_eq!(a.interval, "1h");
+        // the rule's 4 minutes of additional look-back kept
+        assert_eq!(a.parameters["from"], json!("now-64m"));
     }
 
     #[test]

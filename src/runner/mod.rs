@@ -72,6 +72,8 @@ mod run;
 #[cfg(test)]
 mod constraint_tests;
 #[cfg(test)]
+mod cron_tests;
+#[cfg(test)]
 mod mapping_tests;
 #[cfg(test)]
 mod query_tests;

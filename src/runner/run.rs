@@ -220,7 +220,7 @@ where
         // for Kibana to create the alerts index): the windows stay due.
         self.sink.prepare(&self.settings.alerts_index).await?;
 
-        let timing = timing(rule, &self.settings);
+        let timing = timing(rule, &self.settings, now);
         let anchor = anchor(rule, now);
         let checkpoint = self.state.checkpoint(&rule.rule_id).await?;
         let covered = checkpoint.as_ref().map(|c| c.covered_until);
@@ -683,13 +683,32 @@ struct Attempt<'a> {
     retried_cut: Option<&'a CapCut>,
 }
 
-/// A rule's timing for [`plan_windows`]: its interval, the width of its
-/// windows (`to - from`) and the catch-up horizon.
-pub(crate) fn timing(rule: &Rule, settings: &RunnerSettings) -> Timing {
+/// A rule's timing for [`plan_windows`] of a run at `now`: its interval,
+/// the width of its windows (`to - from`) and the catch-up horizon.
+///
+/// A cron rule's quiet time is not downtime: a business-hours rule
+/// (`*/5 9-17 * * MON-FRI`) last ran on Friday at 17:55, and its first run
+/// on Monday covers the weekend from its checkpoint, window by window as
+/// any catch-up, with no gap. So its horizon reaches back to the fire
+/// before this run's, plus the configured horizon for downtime before
+/// that. (Kibana has no cron schedules; for its interval rules a missed
+/// run is a gap.)
+pub(crate) fn timing(rule: &Rule, settings: &RunnerSettings, now: DateTime<Utc>) -> Timing {
+    let mut horizon = delta(settings.catch_up_horizon);
+    if let Some(cron) = &rule.schedule.cron {
+        // `now` is this run's fire or just after it: the fire before that
+        // is where the previous run's checkpoint is, when it ran on time.
+        let this_fire = cron
+            .previous_before(now + TimeDelta::nanoseconds(1))
+            .unwrap_or(now);
+        if let Some(previous) = cron.previous_before(this_fire) {
+            horizon += (now - previous).max(TimeDelta::zero());
+        }
+    }
     Timing {
         interval: delta(rule.schedule.interval),
         width: delta(rule.schedule.lookback()),
-        horizon: delta(settings.catch_up_horizon),
+        horizon,
     }
 }
 

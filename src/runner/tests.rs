@@ -17,8 +17,9 @@ use crate::source::memory::MemorySource;
 use crate::source::Document;
 use crate::state::{Checkpoint, MemoryStateStore, StateError, StateStore};
 
-const FOUNDING: &str = include_str!("../../rules/execution_scheduled_task_powershell.toml");
-const ALERTS: &str = ".alerts-security.alerts-default";
+pub(super) const FOUNDING: &str =
+    include_str!("../../rules/execution_scheduled_task_powershell.toml");
+pub(super) const ALERTS: &str = ".alerts-security.alerts-default";
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).unwrap()
@@ -28,7 +29,7 @@ fn iso(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-fn load(text: &str) -> Rule {
+pub(super) fn load(text: &str) -> Rule {
     match load_str(text) {
         LoadOutcome::Loaded { rule, .. } => *rule,
         other => panic!("rule does not load: {other:?}"),
@@ -81,7 +82,7 @@ fn network(
 }
 
 /// A library load then, `gap` later, the RPC connection: the attack.
-fn attack(tag: &str, at: DateTime<Utc>, gap: Duration) -> Vec<Document> {
+pub(super) fn attack(tag: &str, at: DateTime<Utc>, gap: Duration) -> Vec<Document> {
     vec![
         library(&format!("{tag}-lib"), at, tag, tag, "powershell.exe"),
         network(
@@ -96,7 +97,7 @@ fn attack(tag: &str, at: DateTime<Utc>, gap: Duration) -> Vec<Document> {
     ]
 }
 
-type MemRunner = Runner<MemorySource, MemorySink, MemoryStateStore>;
+pub(super) type MemRunner = Runner<MemorySource, MemorySink, MemoryStateStore>;
 
 fn runner(docs: Vec<Document>) -> MemRunner {
     Runner::new(
@@ -115,7 +116,7 @@ fn alerts(
     sink.alerts(ALERTS).into_values().collect()
 }
 
-fn shells(all: &[Value]) -> Vec<&Value> {
+pub(super) fn shells(all: &[Value]) -> Vec<&Value> {
     all.iter()
         .filter(|a| a.get("kibana.alert.group.index").is_none())
         .collect()
