@@ -170,106 +170,50 @@ async fn a_restart_with_pending_messages_delivers_them_once() {
     );
 }
 
-/// A file store whose pass-closing `outbox_update` fails, as when the
-/// process dies after its sends but before the pass writes their outcomes.
-struct CrashAtUpdate(FileStateStore);
+/// A store that dies where a test says: its next `checkpoints` checkpoint
+/// writes (those without a pending window) fail, as when the process dies
+/// after writing the alerts; with `updates` every pass-closing
+/// `outbox_update` fails, as when it dies after its sends but before the
+/// pass writes their outcomes.
+struct Crashing<T> {
+    inner: T,
+    checkpoints: AtomicUsize,
+    updates: bool,
+}
 
-impl StateStore for CrashAtUpdate {
-    async fn checkpoint(&self, rule_id: &str) -> Result<Option<Checkpoint>, StateError> {
-        self.0.checkpoint(rule_id).await
+impl<T> Crashing<T> {
+    fn at_checkpoints(inner: T, n: usize) -> Self {
+        Crashing {
+            inner,
+            checkpoints: AtomicUsize::new(n),
+            updates: false,
+        }
     }
-    async fn save_checkpoint(&self, c: &Checkpoint) -> Result<(), StateError> {
-        self.0.save_checkpoint(c).await
-    }
-    async fn record_execution(&self, r: &ExecutionRecord) -> Result<(), StateError> {
-        self.0.record_execution(r).await
-    }
-    async fn save_dead_letters(&self, l: &[DeadLetter]) -> Result<(), StateError> {
-        self.0.save_dead_letters(l).await
-    }
-    async fn dead_letters(&self) -> Result<Vec<DeadLetter>, StateError> {
-        self.0.dead_letters().await
-    }
-    async fn remove_dead_letters(&self, ids: &[String]) -> Result<(), StateError> {
-        self.0.remove_dead_letters(ids).await
-    }
-    async fn outbox_add(&self, e: &[OutboxEntry]) -> Result<Vec<String>, StateError> {
-        self.0.outbox_add(e).await
-    }
-    async fn outbox_get(&self, ids: &[String]) -> Result<Vec<OutboxEntry>, StateError> {
-        self.0.outbox_get(ids).await
-    }
-    async fn outbox_pending(&self) -> Result<Vec<OutboxEntry>, StateError> {
-        self.0.outbox_pending().await
-    }
-    async fn outbox_update(&self, _: &[OutboxEntry]) -> Result<(), StateError> {
-        Err(StateError::File {
-            path: "outbox.json".into(),
-            reason: "killed before the pass's update".into(),
-        })
-    }
-    async fn outbox_record(&self, e: &[OutboxEntry]) -> Result<(), StateError> {
-        self.0.outbox_record(e).await
-    }
-    async fn throttle_marks(&self, k: &[String]) -> Result<Vec<ThrottleMark>, StateError> {
-        self.0.throttle_marks(k).await
-    }
-    async fn save_throttle_marks(&self, m: &[ThrottleMark]) -> Result<(), StateError> {
-        self.0.save_throttle_marks(m).await
+
+    fn at_updates(inner: T) -> Self {
+        Crashing {
+            inner,
+            checkpoints: AtomicUsize::new(0),
+            updates: true,
+        }
     }
 }
 
-#[tokio::test]
-async fn each_message_is_recorded_as_sent_at_once_so_a_crash_before_the_pass_ends_resends_none() {
-    let r = Receiver::start().await;
-    let settings = notify_settings(&webhook_config(&r, ""));
-    let dir = tempfile::tempdir().unwrap();
-    let mut docs = Vec::new();
-    for (i, host) in ["h1", "h2", "h3"].iter().enumerate() {
-        docs.extend(attack(
-            host,
-            t0() - Duration::minutes(4) + Duration::seconds(i as i64),
-        ));
+fn killed(path: &str, before: &str) -> StateError {
+    StateError::File {
+        path: path.into(),
+        reason: format!("killed before {before}"),
     }
-    {
-        let state = Arc::new(CrashAtUpdate(FileStateStore::open(dir.path()).unwrap()));
-        let run = runner(docs, state.clone(), &settings);
-        let rec = run.run(&sequence_rule(), t0()).await;
-        assert_eq!(rec.alerts_created, 9, "{rec:?}");
-        let worker = Deliverer::new(state.clone(), &settings).unwrap();
-        // the three are sent; the pass then dies writing their outcomes
-        assert!(worker.tick(t0()).await.is_err());
-        assert_eq!(r.delivered().len(), 3);
-    }
-    let state = Arc::new(FileStateStore::open(dir.path()).unwrap());
-    assert!(state.outbox_pending().await.unwrap().is_empty());
-    let worker = Deliverer::new(state.clone(), &settings).unwrap();
-    let report = worker.tick(t0() + Duration::minutes(1)).await.unwrap();
-    assert!(report.sent.is_empty(), "{report:?}");
-    assert_eq!(
-        delivered_keys(&r).values().copied().collect::<Vec<_>>(),
-        vec![1, 1, 1]
-    );
 }
 
-/// A memory store whose next `armed` checkpoints (without a pending
-/// window) fail, as when the process dies after writing the alerts.
-struct CrashAtCheckpoint {
-    inner: MemoryStateStore,
-    armed: AtomicUsize,
-}
-
-impl StateStore for CrashAtCheckpoint {
+impl<T: StateStore> StateStore for Crashing<T> {
     async fn checkpoint(&self, rule_id: &str) -> Result<Option<Checkpoint>, StateError> {
         self.inner.checkpoint(rule_id).await
     }
     async fn save_checkpoint(&self, c: &Checkpoint) -> Result<(), StateError> {
-        if c.pending.is_none() && self.armed.load(Ordering::SeqCst) > 0 {
-            self.armed.fetch_sub(1, Ordering::SeqCst);
-            return Err(StateError::File {
-                path: "checkpoints.json".into(),
-                reason: "killed before the checkpoint".into(),
-            });
+        if c.pending.is_none() && self.checkpoints.load(Ordering::SeqCst) > 0 {
+            self.checkpoints.fetch_sub(1, Ordering::SeqCst);
+            return Err(killed("checkpoints.json", "the checkpoint"));
         }
         self.inner.save_checkpoint(c).await
     }
@@ -295,7 +239,13 @@ impl StateStore for CrashAtCheckpoint {
         self.inner.outbox_pending().await
     }
     async fn outbox_update(&self, e: &[OutboxEntry]) -> Result<(), StateError> {
+        if self.updates {
+            return Err(killed("outbox.json", "the pass's update"));
+        }
         self.inner.outbox_update(e).await
+    }
+    async fn outbox_record(&self, e: &[OutboxEntry]) -> Result<(), StateError> {
+        self.inner.outbox_record(e).await
     }
     async fn throttle_marks(&self, k: &[String]) -> Result<Vec<ThrottleMark>, StateError> {
         self.inner.throttle_marks(k).await
@@ -306,13 +256,45 @@ impl StateStore for CrashAtCheckpoint {
 }
 
 #[tokio::test]
+async fn each_message_is_recorded_as_sent_at_once_so_a_crash_before_the_pass_ends_resends_none() {
+    let r = Receiver::start().await;
+    let settings = notify_settings(&webhook_config(&r, ""));
+    let dir = tempfile::tempdir().unwrap();
+    let mut docs = Vec::new();
+    for (i, host) in ["h1", "h2", "h3"].iter().enumerate() {
+        docs.extend(attack(
+            host,
+            t0() - Duration::minutes(4) + Duration::seconds(i as i64),
+        ));
+    }
+    {
+        let state = Arc::new(Crashing::at_updates(
+            FileStateStore::open(dir.path()).unwrap(),
+        ));
+        let run = runner(docs, state.clone(), &settings);
+        let rec = run.run(&sequence_rule(), t0()).await;
+        assert_eq!(rec.alerts_created, 9, "{rec:?}");
+        let worker = Deliverer::new(state.clone(), &settings).unwrap();
+        // the three are sent; the pass then dies writing their outcomes
+        assert!(worker.tick(t0()).await.is_err());
+        assert_eq!(r.delivered().len(), 3);
+    }
+    let state = Arc::new(FileStateStore::open(dir.path()).unwrap());
+    assert!(state.outbox_pending().await.unwrap().is_empty());
+    let worker = Deliverer::new(state.clone(), &settings).unwrap();
+    let report = worker.tick(t0() + Duration::minutes(1)).await.unwrap();
+    assert!(report.sent.is_empty(), "{report:?}");
+    assert_eq!(
+        delivered_keys(&r).values().copied().collect::<Vec<_>>(),
+        vec![1, 1, 1]
+    );
+}
+
+#[tokio::test]
 async fn a_crash_between_the_alerts_and_the_checkpoint_sends_nothing_early_and_each_message_once() {
     let r = Receiver::start().await;
     let settings = notify_settings(&webhook_config(&r, ""));
-    let state = Arc::new(CrashAtCheckpoint {
-        inner: MemoryStateStore::new(),
-        armed: AtomicUsize::new(1),
-    });
+    let state = Arc::new(Crashing::at_checkpoints(MemoryStateStore::new(), 1));
     let mut docs = attack("h1", t0() - Duration::minutes(4));
     docs.extend(attack("h2", t0() - Duration::minutes(3)));
     let run = runner(docs, state.clone(), &settings);

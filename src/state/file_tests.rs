@@ -126,18 +126,8 @@ async fn the_outbox_keeps_an_entry_added_twice_as_first_stored_and_survives_reop
     let entry = |status: OutboxStatus, attempts: u32| OutboxEntry {
         id: "r/g1@hook".into(),
         key: "r/g1".into(),
-        route: "r".into(),
         output: "hook".into(),
-        rule_id: "rule".into(),
-        window_end: t(300),
-        created_at: t(10),
-        status,
-        attempts,
-        next_attempt_at: None,
-        sent_at: None,
-        last_error: None,
-        message: "{}".into(),
-        about_detectd: false,
+        ..sample("r/g1@hook", status, attempts)
     };
     let added = store
         .outbox_add(&[entry(OutboxStatus::Pending, 0)])
@@ -181,20 +171,9 @@ async fn settled_outbox_entries_are_dropped_a_week_after_and_pending_ones_never(
     let dir = tempfile::tempdir().unwrap();
     let store = FileStateStore::open(dir.path()).unwrap();
     let entry = |id: &str, status: OutboxStatus, created: i64| OutboxEntry {
-        id: id.into(),
-        key: id.into(),
-        route: "r".into(),
-        output: "o".into(),
-        rule_id: "rule".into(),
         window_end: t(created),
         created_at: t(created),
-        status,
-        attempts: 0,
-        next_attempt_at: None,
-        sent_at: None,
-        last_error: None,
-        message: "{}".into(),
-        about_detectd: false,
+        ..sample(id, status, 0)
     };
     let week = 7 * 24 * 3600;
     store
