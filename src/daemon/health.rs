@@ -69,6 +69,8 @@ pub struct Health {
     dead_lettered: AtomicU64,
     /// Notification delivery, once its worker has made a pass.
     notifications: Mutex<Option<Notifications>>,
+    /// This instance among several, once it has had a heartbeat.
+    instance: Mutex<Option<crate::coord::CoordView>>,
 }
 
 /// What `/healthz` says of notifications.
@@ -91,6 +93,7 @@ impl Default for Health {
             failing: Mutex::new(BTreeMap::new()),
             dead_lettered: AtomicU64::new(0),
             notifications: Mutex::new(None),
+            instance: Mutex::new(None),
         }
     }
 }
@@ -102,6 +105,11 @@ impl Health {
             Err(e) => ClusterState::Unreachable(e),
         };
         *self.cluster.lock().unwrap_or_else(|p| p.into_inner()) = state;
+    }
+
+    /// What the last heartbeat saw of the instances and this one's leases.
+    pub fn set_instance(&self, view: crate::coord::CoordView) {
+        *self.instance.lock().unwrap_or_else(|p| p.into_inner()) = Some(view);
     }
 
     pub fn set_rules_loaded(&self, n: usize) {
@@ -223,6 +231,14 @@ impl Health {
                 json!({"pending": n.pending, "sent": n.sent, "failed": n.failed,
                        "given_up": n.given_up}),
             );
+        }
+        let instance = self
+            .instance
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let (Some(v), Some(o)) = (instance, body.as_object_mut()) {
+            o.insert("instance".into(), serde_json::to_value(v).unwrap_or(Value::Null));
         }
         (status, body)
     }

@@ -80,6 +80,11 @@ pub struct Metrics {
     notifications_failed: PerOutput,
     notifications_given_up: PerOutput,
     notifications_pending: Family<OutputLabels, Gauge>,
+    instances_live: Gauge,
+    rules_assigned: Gauge,
+    leases_held: Gauge,
+    leases_lost: Counter,
+    coordination_requests: Counter,
 }
 
 impl Default for Metrics {
@@ -191,7 +196,42 @@ impl Metrics {
             "How late runs started after their scheduled time (waiting for a concurrency permit or an overrunning previous run)",
             start_delay.clone(),
         );
+        let instances_live = Gauge::default();
+        let rules_assigned = Gauge::default();
+        let leases_held = Gauge::default();
+        let leases_lost = Counter::default();
+        let coordination_requests = Counter::default();
+        registry.register(
+            "detectd_instances_live",
+            "Instances seen within the lease time at the last heartbeat (this one included)",
+            instances_live.clone(),
+        );
+        registry.register(
+            "detectd_instance_rules_assigned",
+            "Rules the last heartbeat assigned to this instance",
+            rules_assigned.clone(),
+        );
+        registry.register(
+            "detectd_instance_leases_held",
+            "Rule leases this instance holds and that are valid",
+            leases_held.clone(),
+        );
+        registry.register(
+            "detectd_instance_leases_lost",
+            "Rule leases taken from this instance by another one (a refused renewal or checkpoint)",
+            leases_lost.clone(),
+        );
+        registry.register(
+            "detectd_coordination_requests",
+            "Cluster requests spent on heartbeats, membership and leases",
+            coordination_requests.clone(),
+        );
         Metrics {
+            instances_live,
+            rules_assigned,
+            leases_held,
+            leases_lost,
+            coordination_requests,
             registry,
             runs,
             run_duration,
@@ -281,6 +321,19 @@ impl Metrics {
             .map(|g| (g.end - g.start).num_milliseconds().max(0) as f64 / 1000.0)
             .unwrap_or(0.0);
         self.gap_seconds.get_or_create(&rule).set(gap);
+    }
+
+    /// What the last heartbeat saw (see `coord`).
+    pub fn observe_instance(&self, view: &crate::coord::CoordView) {
+        self.instances_live.set(view.live_instances.len() as i64);
+        self.rules_assigned.set(view.rules_assigned as i64);
+        self.leases_held.set(view.leases_valid as i64);
+        let lost = view.leases_lost.saturating_sub(self.leases_lost.get());
+        self.leases_lost.inc_by(lost);
+        let requests = view
+            .requests
+            .saturating_sub(self.coordination_requests.get());
+        self.coordination_requests.inc_by(requests);
     }
 
     pub fn set_rules_loaded(&self, n: usize) {

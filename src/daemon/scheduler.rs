@@ -194,11 +194,27 @@ async fn rule_loop<E, C>(
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep_until(next) => {}
         }
-        let Some(record) = run_guarded(&shared, &tracker, &rule, &flight, &cancel, due).await
-        else {
-            return;
+        // Several instances: run only where the rule is assigned and its
+        // lease held; elsewhere the tick passes (the owner's checkpoint
+        // says what is covered, so no window is lost to a skipped tick).
+        let permit = match &shared.coord {
+            None => None,
+            Some(coord) => match coord.may_run(&rule.rule_id) {
+                Some(p) => Some(p),
+                None => {
+                    tracing::debug!(rule_id = %rule.rule_id, owner = ?coord.owner(&rule.rule_id), "not this instance's rule now");
+                    None
+                }
+            },
         };
-        drop(record);
+        if shared.coord.is_none() || permit.is_some() {
+            let Some(record) = run_guarded(&shared, &tracker, &rule, &flight, &cancel, due).await
+            else {
+                return;
+            };
+            drop(record);
+        }
+        drop(permit);
         let now = Instant::now();
         next += interval;
         due = next;

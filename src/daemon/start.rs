@@ -16,6 +16,7 @@ use super::outage::OutageWatch;
 use super::{log, ClusterProbe, Daemon, DaemonOptions, Mode, Outcome, Probe, Signals, SystemClock};
 use crate::cluster::{Cluster, ClusterError, RetryPolicy};
 use crate::config::{Settings, StateBackend};
+use crate::coord::{Coordinator, Timing};
 use crate::notify::{Deliverer, TickReport};
 use crate::runner::{Runner, RunnerSettings};
 use crate::sink::alerts_index::{AlertsIndexError, BootstrapSpec};
@@ -46,6 +47,8 @@ pub enum StartError {
     State(#[source] StateError),
     #[error("cannot set up notifications: {0}")]
     Notify(#[source] crate::notify::deliver::DeliverError),
+    #[error("{0}")]
+    StateLocked(#[source] crate::coord::LockError),
 }
 
 /// Runs `detectd run`. In daemon mode `/healthz` and `/metrics` are served
@@ -166,7 +169,25 @@ async fn run(
     signals: Signals,
     endpoints: Option<Endpoints>,
 ) -> Result<Outcome, StartError> {
-    let state = Arc::new(state_store(settings, &cluster)?);
+    // The local backend is one instance's: hold its directory for the
+    // whole run. The cluster backend coordinates instances (daemon mode;
+    // `--once` runs every rule once, as asked, without leases).
+    let _lock = match &settings.state {
+        StateBackend::File(dir) => Some(
+            crate::coord::StateDirLock::acquire(dir).map_err(StartError::StateLocked)?,
+        ),
+        StateBackend::Cluster => None,
+    };
+    let coord = match (&settings.state, mode) {
+        (StateBackend::Cluster, Mode::Daemon) => Some(coordinator(settings, &cluster)),
+        _ => None,
+    };
+    let state = Arc::new(match &coord {
+        Some(c) => AnyStateStore::Cluster(
+            ClusterStateStore::new(cluster.clone(), &index_names(settings)).with_fence(c.clone()),
+        ),
+        None => state_store(settings, &cluster)?,
+    });
     let executor = executor(settings, &cluster, state.clone())?;
     let notify = Notifications::start(settings, state.clone(), mode, endpoints.as_ref())?;
     let options = DaemonOptions::from_settings(settings);
@@ -195,6 +216,9 @@ async fn run(
         Daemon::new(options, executor, probe, SystemClock).with_runs_on(runs.handle().clone());
     if let Some(endpoints) = &endpoints {
         daemon = daemon.with_endpoints(endpoints);
+    }
+    if let Some(coord) = coord {
+        daemon = daemon.with_coordinator(coord);
     }
     let outcome = daemon.run(mode, signals).await;
     if let Some(n) = notify {
@@ -326,7 +350,32 @@ pub(crate) fn state_store(
     })
 }
 
-fn index_names(settings: &Settings) -> IndexNames {
+/// This instance among the others sharing the cluster state.
+fn coordinator(settings: &Settings, cluster: &Cluster) -> Arc<Coordinator> {
+    let id = settings
+        .instance
+        .id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    tracing::info!(
+        instance_id = %id,
+        heartbeat_secs = settings.instance.heartbeat.as_secs_f64(),
+        lease_secs = settings.instance.lease.as_secs_f64(),
+        "coordinating with other instances through the cluster"
+    );
+    let store = ClusterStateStore::new(cluster.clone(), &index_names(settings));
+    Arc::new(Coordinator::new(
+        id,
+        Timing {
+            heartbeat: settings.instance.heartbeat,
+            lease: settings.instance.lease,
+        },
+        store,
+        Arc::new(Utc::now),
+    ))
+}
+
+pub(crate) fn index_names(settings: &Settings) -> IndexNames {
     IndexNames {
         state: settings.indices.state.clone(),
         executions: settings.indices.executions.clone(),

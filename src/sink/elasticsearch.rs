@@ -507,7 +507,11 @@ pub async fn install_templates(
                     "checkpoint": { "type": "date" },
                     "tiebreaker": { "type": "keyword" },
                     "updated_at": { "type": "date" },
-                    "pending": { "type": "object", "enabled": false }
+                    "pending": { "type": "object", "enabled": false },
+                    "lease": { "properties": {
+                        "owner": { "type": "keyword" },
+                        "epoch": { "type": "long" },
+                        "expires_at": { "type": "date" } } }
                 }
             }
         }
