@@ -184,7 +184,9 @@ async fn run(
     };
     let state = Arc::new(match &coord {
         Some(c) => AnyStateStore::Cluster(
-            ClusterStateStore::new(cluster.clone(), &index_names(settings)).with_fence(c.clone()),
+            ClusterStateStore::new(cluster.clone(), &index_names(settings))
+                .with_fence(c.clone())
+                .with_instance_id(c.instance_id()),
         ),
         None => state_store(settings, &cluster)?,
     });

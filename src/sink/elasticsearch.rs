@@ -527,6 +527,7 @@ pub async fn install_templates(
                 "properties": {
                     "@timestamp": { "type": "date" },
                     "rule_id": { "type": "keyword" },
+                    "instance_id": { "type": "keyword" },
                     "status": { "type": "keyword" },
                     "window": { "properties": {
                         "from": { "type": "date" }, "to": { "type": "date" } } },

@@ -30,6 +30,8 @@ pub struct ClusterStateStore {
     /// Set when several instances share the state: checkpoints are then
     /// written under the rule's lease (see `lease`).
     fence: Option<Arc<dyn CheckpointFence>>,
+    /// Stamped on execution records as `instance_id` (several instances).
+    instance_id: Option<String>,
     /// The state index (checkpoints).
     state: String,
     /// The executions index.
@@ -46,6 +48,7 @@ impl ClusterStateStore {
         ClusterStateStore {
             cluster,
             fence: None,
+            instance_id: None,
             state: names.state.clone(),
             executions: names.executions.clone(),
             dead_letters: names.dead_letters.clone(),
@@ -56,6 +59,13 @@ impl ClusterStateStore {
     /// The store whose checkpoints `fence` writes (under a lease).
     pub fn with_fence(mut self, fence: Arc<dyn CheckpointFence>) -> ClusterStateStore {
         self.fence = Some(fence);
+        self
+    }
+
+    /// The store that stamps `instance_id` on the execution records it
+    /// writes, so a run can be traced to the instance that made it.
+    pub fn with_instance_id(mut self, id: &str) -> ClusterStateStore {
+        self.instance_id = Some(id.to_string());
         self
     }
 
@@ -262,14 +272,13 @@ impl StateStore for ClusterStateStore {
 
     async fn record_execution(&self, record: &ExecutionRecord) -> Result<(), StateError> {
         let path = format!("/{}/_doc", encode_path_part(&self.executions));
+        let mut doc = execution_document(record);
+        if let Some(id) = &self.instance_id {
+            doc["instance_id"] = Value::from(id.as_str());
+        }
         let response = self
             .cluster
-            .request_json(
-                Method::Post,
-                &path,
-                &[("refresh", "wait_for")],
-                Some(&execution_document(record)),
-            )
+            .request_json(Method::Post, &path, &[("refresh", "wait_for")], Some(&doc))
             .await?;
         written(response, "POST", path)
     }

@@ -91,7 +91,7 @@ impl ClusterStateStore {
             return Ok(Vec::new());
         }
         let path = format!("/{}/_mget", encode_path_part(self.state_index()));
-        let body = serde_json::json!({ "ids": rule_ids, "_source": ["lease"] });
+        let body = serde_json::json!({ "ids": rule_ids });
         let docs = self
             .post_for_array(&path, &[], &body, "/docs")
             .await?
