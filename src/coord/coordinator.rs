@@ -238,7 +238,9 @@ impl Coordinator {
         if let Err(e) = self.refresh_view(wall).await {
             tracing::warn!(instance_id = %self.me, error = %e, "instances not read, keeping the last view");
         }
-        if let Err(e) = self.work_leases(wall).await {
+        // The leases' expiry is counted from when their write is sent, not
+        // from the start of the tick: the view may have taken a while.
+        if let Err(e) = self.work_leases().await {
             tracing::warn!(instance_id = %self.me, error = %e, "leases not written; unrenewed leases run out");
         }
     }
@@ -273,7 +275,12 @@ impl Coordinator {
         self.registry.beat(&beat).await?;
         self.inner().last_beat = Some(sent);
         self.count(1);
-        let beats = live(self.registry.heartbeats().await?, wall);
+        let mut beats = self.registry.heartbeats().await?;
+        // This instance is live whether or not the index shows its
+        // heartbeat yet (it is refreshed about once a second).
+        beats.retain(|b| b.instance_id != self.me);
+        beats.push(beat);
+        let beats = live(beats, wall);
         let unknown: Vec<String> = {
             let inner = self.inner();
             let mut u: Vec<String> = beats
@@ -318,7 +325,7 @@ impl Coordinator {
         Ok(())
     }
 
-    async fn work_leases(&self, wall: DateTime<Utc>) -> Result<(), StateError> {
+    async fn work_leases(&self) -> Result<(), StateError> {
         let (mine, wanted) = {
             let inner = self.inner();
             let mine: HashSet<String> = inner
@@ -349,6 +356,10 @@ impl Coordinator {
                 }
             }
         }
+        // Taken after the reads: what is written expires a lease time after
+        // `wall`, and is valid here until `sent` plus a lease time.
+        let sent = Instant::now();
+        let wall = (self.wall)();
         let (renewals, takes) = {
             let inner = self.inner();
             (
@@ -367,7 +378,6 @@ impl Coordinator {
         if writes.is_empty() {
             return Ok(());
         }
-        let sent = Instant::now();
         self.count(1);
         let outcomes = self.store.write_leases(&writes).await;
         let mut inner = self.inner();

@@ -117,8 +117,7 @@ impl LeaseTable {
     }
 
     /// What to write at a heartbeat for the leases held: renewals of those
-    /// still `mine`, releases (expiry now) of the others that no run is
-    /// using. Rules in `busy` (a checkpoint is being written) are left for
+    /// still `mine` or in use by a run, releases (expiry now) of the others. Rules in `busy` (a checkpoint is being written) are left for
     /// the next heartbeat.
     pub fn plan_renewals(
         &self,
@@ -134,7 +133,9 @@ impl LeaseTable {
             if busy.contains(id) {
                 continue;
             }
-            if mine.contains(id) {
+            // A rule no longer assigned here keeps its lease while its run
+            // is in flight (the run commits under it), then lets it go.
+            if mine.contains(id) || held.running {
                 out.renew.push(LeaseWrite {
                     rule_id: id.clone(),
                     lease: self.extended(held, wall),
@@ -269,8 +270,10 @@ mod tests {
         let mut t = LeaseTable::new("me", LEASE);
         t.written("r", lease("me", 4, 30), v(8), Instant::now());
         t.set_running("r", true);
+        // kept (renewed) under the run, so the run can commit
         let plan = t.plan_renewals(&HashSet::new(), &HashSet::new(), wall(5));
-        assert!(plan.renew.is_empty() && plan.release.is_empty());
+        assert!(plan.release.is_empty());
+        assert_eq!(plan.renew.len(), 1);
         t.set_running("r", false);
         let plan = t.plan_renewals(&HashSet::new(), &HashSet::new(), wall(5));
         assert_eq!(plan.release.len(), 1);

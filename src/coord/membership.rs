@@ -102,7 +102,8 @@ impl Registry {
             .map(drop)
     }
 
-    /// Writes the heartbeat, visible to searches when this returns.
+    /// Writes the heartbeat. Not refreshed: the others see it at the
+    /// index's next refresh (1 s by default), well within a lease time.
     pub async fn beat(&self, beat: &Heartbeat) -> Result<(), ClusterError> {
         let mut body = serde_json::to_value(beat).unwrap_or(Value::Null);
         body["kind"] = Value::from("instance");
@@ -110,7 +111,7 @@ impl Registry {
             .request_json(
                 Method::Put,
                 &self.doc_path(&format!("instance-{}", beat.instance_id)),
-                &[("refresh", "wait_for")],
+                &[],
                 Some(&body),
             )
             .await

@@ -498,7 +498,9 @@ where
             );
             tracker.spawn(async move {
                 let flight = Arc::new(Mutex::new(()));
-                scheduler::run_guarded(&shared, &tracker2, &rule, &flight, &cancel, due).await
+                scheduler::run_guarded(&shared, &tracker2, &rule, &flight, &cancel, due)
+                    .await
+                    .flatten()
             });
         }
         tracker.close();
@@ -539,11 +541,15 @@ async fn coordinate(
     metrics: Arc<Metrics>,
     cancel: CancellationToken,
 ) {
-    let every = coord.timing().heartbeat;
+    // A heartbeat period from the start of one tick to the next (not from
+    // its end): a slow tick does not stretch the time between renewals.
+    let mut every = tokio::time::interval(coord.timing().heartbeat);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(every) => {}
+            _ = every.tick() => {}
         }
         tokio::select! {
             _ = cancel.cancelled() => return,

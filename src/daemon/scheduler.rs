@@ -194,27 +194,11 @@ async fn rule_loop<E, C>(
             _ = cancel.cancelled() => return,
             _ = tokio::time::sleep_until(next) => {}
         }
-        // Several instances: run only where the rule is assigned and its
-        // lease held; elsewhere the tick passes (the owner's checkpoint
-        // says what is covered, so no window is lost to a skipped tick).
-        let permit = match &shared.coord {
-            None => None,
-            Some(coord) => match coord.may_run(&rule.rule_id) {
-                Some(p) => Some(p),
-                None => {
-                    tracing::debug!(rule_id = %rule.rule_id, owner = ?coord.owner(&rule.rule_id), "not this instance's rule now");
-                    None
-                }
-            },
+        let Some(record) = run_guarded(&shared, &tracker, &rule, &flight, &cancel, due).await
+        else {
+            return;
         };
-        if shared.coord.is_none() || permit.is_some() {
-            let Some(record) = run_guarded(&shared, &tracker, &rule, &flight, &cancel, due).await
-            else {
-                return;
-            };
-            drop(record);
-        }
-        drop(permit);
+        drop(record);
         let now = Instant::now();
         next += interval;
         due = next;
@@ -233,7 +217,8 @@ async fn rule_loop<E, C>(
 }
 
 /// One run under the rule's flight lock and a concurrency permit; `None`
-/// if cancelled before it started. Once started, the run finishes even if
+/// if cancelled before it started, `Some(None)` if another instance owns
+/// the rule now. Once started, the run finishes even if
 /// the daemon shuts down meanwhile (its writes and checkpoint matter).
 /// `due` is when the schedule wanted it to start: waiting for the lock or
 /// a permit past it is the run's start delay.
@@ -244,7 +229,7 @@ pub(super) async fn run_guarded<E, C>(
     flight: &Arc<Mutex<()>>,
     cancel: &CancellationToken,
     due: Instant,
-) -> Option<ExecutionRecord>
+) -> Option<Option<ExecutionRecord>>
 where
     E: RuleExecutor + 'static,
     C: Clock,
@@ -259,7 +244,21 @@ where
         _ = cancel.cancelled() => return None,
         p = acquire(&shared.limit) => p,
     };
-    Some(shared.execute(tracker, rule.clone(), due).await)
+    // Several instances: run only where the rule is assigned and its lease
+    // held, asked once the run could start (a run queued for a permit must
+    // not keep a lease from moving). Elsewhere the tick passes: the owner's
+    // checkpoint says what is covered, so a skipped tick loses no window.
+    let _lease = match &shared.coord {
+        None => None,
+        Some(coord) => match coord.may_run(&rule.rule_id) {
+            Some(p) => Some(p),
+            None => {
+                tracing::debug!(rule_id = %rule.rule_id, owner = ?coord.owner(&rule.rule_id), "not this instance's rule now");
+                return Some(None);
+            }
+        },
+    };
+    Some(Some(shared.execute(tracker, rule.clone(), due).await))
 }
 
 async fn acquire(limit: &Arc<Semaphore>) -> Option<tokio::sync::OwnedSemaphorePermit> {
