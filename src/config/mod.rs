@@ -457,7 +457,11 @@ fn validate(
         "health_check_interval",
     );
 
-    let heartbeat = duration(raw.instance.heartbeat, DEFAULT_HEARTBEAT, "instance.heartbeat");
+    let heartbeat = duration(
+        raw.instance.heartbeat,
+        DEFAULT_HEARTBEAT,
+        "instance.heartbeat",
+    );
     let lease_span = raw.instance.lease.as_ref().and_then(span);
     let lease = duration(raw.instance.lease, DEFAULT_LEASE, "instance.lease");
     let instance_id = raw.instance.id.and_then(|id| {

@@ -108,14 +108,8 @@ pub fn assign(live: &[Candidate]) -> HashMap<String, String> {
     for (rule_id, fp) in rules.iter() {
         let owner = live
             .iter()
-            .filter(|c| {
-                c.rules
-                    .as_ref()
-                    .is_some_and(|r| r.get(rule_id) == Some(fp))
-            })
-            .max_by(|a, b| {
-                (weight(&a.id, rule_id), &a.id).cmp(&(weight(&b.id, rule_id), &b.id))
-            });
+            .filter(|c| c.rules.as_ref().is_some_and(|r| r.get(rule_id) == Some(fp)))
+            .max_by(|a, b| (weight(&a.id, rule_id), &a.id).cmp(&(weight(&b.id, rule_id), &b.id)));
         if let Some(owner) = owner {
             owners.insert(rule_id.clone(), owner.id.clone());
         }
@@ -154,7 +148,11 @@ mod tests {
     #[test]
     fn every_rule_has_one_owner_and_the_spread_is_even() {
         let r = rules(1000, "a");
-        let live = [member("i1", 0, &r), member("i2", 1, &r), member("i3", 2, &r)];
+        let live = [
+            member("i1", 0, &r),
+            member("i2", 1, &r),
+            member("i3", 2, &r),
+        ];
         let owners = assign(&live);
         assert_eq!(owners.len(), 1000);
         for id in ["i1", "i2", "i3"] {
@@ -166,15 +164,27 @@ mod tests {
     #[test]
     fn the_order_of_the_view_does_not_matter() {
         let r = rules(200, "a");
-        let a = [member("i1", 0, &r), member("i2", 1, &r), member("i3", 2, &r)];
-        let b = [member("i3", 2, &r), member("i1", 0, &r), member("i2", 1, &r)];
+        let a = [
+            member("i1", 0, &r),
+            member("i2", 1, &r),
+            member("i3", 2, &r),
+        ];
+        let b = [
+            member("i3", 2, &r),
+            member("i1", 0, &r),
+            member("i2", 1, &r),
+        ];
         assert_eq!(assign(&a), assign(&b));
     }
 
     #[test]
     fn a_joining_instance_takes_only_its_share_and_a_leaving_one_gives_only_its_own() {
         let r = rules(1000, "a");
-        let three = [member("i1", 0, &r), member("i2", 0, &r), member("i3", 0, &r)];
+        let three = [
+            member("i1", 0, &r),
+            member("i2", 0, &r),
+            member("i3", 0, &r),
+        ];
         let four = [
             member("i1", 0, &r),
             member("i2", 0, &r),

@@ -167,9 +167,7 @@ impl Coordinator {
 
     /// The rules this instance has loaded (at start and after a reload).
     pub fn set_rules<'a>(&self, rules: impl Iterator<Item = &'a Arc<Rule>>) {
-        let fps: RuleFingerprints = rules
-            .map(|r| (r.rule_id.clone(), fingerprint(r)))
-            .collect();
+        let fps: RuleFingerprints = rules.map(|r| (r.rule_id.clone(), fingerprint(r))).collect();
         let hash = rules_hash(&fps);
         let mut inner = self.inner();
         if inner.rules.hash == hash && inner.rules.published {
@@ -345,7 +343,12 @@ impl Coordinator {
         };
         // The write locks of every lease held and not being committed now:
         // held across the bulk, so no checkpoint write crosses it.
-        let held: Vec<String> = self.inner().table.held().map(|(id, _)| id.clone()).collect();
+        let held: Vec<String> = self
+            .inner()
+            .table
+            .held()
+            .map(|(id, _)| id.clone())
+            .collect();
         let mut guards = Vec::new();
         let mut busy = HashSet::new();
         for id in held {

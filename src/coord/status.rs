@@ -33,11 +33,7 @@ pub struct Status {
 /// here (and says so).
 const STATUS_PAGE: usize = 10_000;
 
-async fn search(
-    cluster: &Cluster,
-    index: &str,
-    body: Value,
-) -> Result<Vec<Value>, ClusterError> {
+async fn search(cluster: &Cluster, index: &str, body: Value) -> Result<Vec<Value>, ClusterError> {
     let path = format!("/{}/_search", encode_path_part(index));
     let params = [("ignore_unavailable", "true"), ("allow_no_indices", "true")];
     match cluster
@@ -166,7 +162,10 @@ impl Status {
                 Some(l) if l.expires_at > now => (
                     l.owner.clone(),
                     l.epoch.to_string(),
-                    format!("{:.1}s", (l.expires_at - now).num_milliseconds() as f64 / 1000.0),
+                    format!(
+                        "{:.1}s",
+                        (l.expires_at - now).num_milliseconds() as f64 / 1000.0
+                    ),
                 ),
                 Some(l) => (
                     format!("({} expired)", l.owner),

@@ -238,7 +238,10 @@ impl Health {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         if let (Some(v), Some(o)) = (instance, body.as_object_mut()) {
-            o.insert("instance".into(), serde_json::to_value(v).unwrap_or(Value::Null));
+            o.insert(
+                "instance".into(),
+                serde_json::to_value(v).unwrap_or(Value::Null),
+            );
         }
         (status, body)
     }

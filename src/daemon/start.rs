@@ -56,6 +56,15 @@ pub enum StartError {
 /// signal); `--once` serves nothing and fails at once instead.
 pub async fn start(settings: Settings, mode: Mode) -> Result<Outcome, StartError> {
     log::settings(&settings);
+    // The local backend is one instance's: its directory is held for the
+    // whole run, from before the cluster is reached, so a second instance
+    // on it stops at once with the reason.
+    let _lock = match &settings.state {
+        StateBackend::File(dir) => {
+            Some(crate::coord::StateDirLock::acquire(dir).map_err(StartError::StateLocked)?)
+        }
+        StateBackend::Cluster => None,
+    };
     let mut signals = signals()?;
     if mode == Mode::Once {
         let cluster = prepare(&settings, RetryPolicy::default())
@@ -169,15 +178,8 @@ async fn run(
     signals: Signals,
     endpoints: Option<Endpoints>,
 ) -> Result<Outcome, StartError> {
-    // The local backend is one instance's: hold its directory for the
-    // whole run. The cluster backend coordinates instances (daemon mode;
-    // `--once` runs every rule once, as asked, without leases).
-    let _lock = match &settings.state {
-        StateBackend::File(dir) => Some(
-            crate::coord::StateDirLock::acquire(dir).map_err(StartError::StateLocked)?,
-        ),
-        StateBackend::Cluster => None,
-    };
+    // The cluster backend coordinates instances in daemon mode; `--once`
+    // runs every rule once, as asked, without leases.
     let coord = match (&settings.state, mode) {
         (StateBackend::Cluster, Mode::Daemon) => Some(coordinator(settings, &cluster)),
         _ => None,

@@ -572,8 +572,33 @@ pub async fn install_templates(
             }
         }
     });
+    // Heartbeats and rule sets of the instances (`coord::membership`): a
+    // rule set is stored, not mapped (a thousand rule ids would be a
+    // thousand fields).
+    let instances_index = format!("{}-instances", names.state);
+    let instances = json!({
+        "index_patterns": [instances_index],
+        "priority": 200,
+        "_meta": meta,
+        "template": {
+            "settings": { "number_of_shards": 1, "auto_expand_replicas": "0-1" },
+            "mappings": {
+                "dynamic_templates": keyword_strings,
+                "properties": {
+                    "kind": { "type": "keyword" },
+                    "instance_id": { "type": "keyword" },
+                    "rules_hash": { "type": "keyword" },
+                    "last_seen": { "type": "date" },
+                    "started_at": { "type": "date" },
+                    "rules_loaded_at": { "type": "date" },
+                    "rules": { "type": "object", "enabled": false }
+                }
+            }
+        }
+    });
     let templates = vec![
         (format!("{}-template", names.state), state),
+        (format!("{instances_index}-template"), instances),
         (format!("{}-template", names.executions), executions),
         (format!("{}-template", names.dead_letters), dead_letters),
     ];

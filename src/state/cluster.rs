@@ -18,7 +18,8 @@ use serde_json::Value;
 
 use super::outbox::sort_entries;
 use super::{
-    execution_document, Checkpoint, CheckpointFence, DeadLetter, OutboxEntry, StateError, StateStore, ThrottleMark,
+    execution_document, Checkpoint, CheckpointFence, DeadLetter, OutboxEntry, StateError,
+    StateStore, ThrottleMark,
 };
 use crate::cluster::{encode_path_part, Cluster, ClusterError};
 use crate::runner::ExecutionRecord;

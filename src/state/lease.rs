@@ -97,7 +97,10 @@ impl ClusterStateStore {
             .await?
             .unwrap_or_default();
         let mut out = Vec::with_capacity(rule_ids.len());
-        for (id, doc) in rule_ids.iter().zip(docs.iter().chain(std::iter::repeat(&Value::Null))) {
+        for (id, doc) in rule_ids
+            .iter()
+            .zip(docs.iter().chain(std::iter::repeat(&Value::Null)))
+        {
             let found = doc.get("found").and_then(Value::as_bool) == Some(true);
             let version = if found { Versioned::of(doc) } else { None };
             let lease = doc
@@ -207,18 +210,19 @@ impl ClusterStateStore {
             .await
         {
             Ok(r) => r,
-            Err(ClusterError::Status { status: 409, .. }) => {
-                return Err(StateError::LeaseLost {
-                    rule_id: checkpoint.rule_id.clone(),
-                    why: format!(
-                        "its state document changed since epoch {} (another instance took the lease)",
-                        lease.epoch
-                    ),
-                })
-            }
+            Err(ClusterError::Status { status: 409, .. }) => return Err(StateError::LeaseLost {
+                rule_id: checkpoint.rule_id.clone(),
+                why: format!(
+                    "its state document changed since epoch {} (another instance took the lease)",
+                    lease.epoch
+                ),
+            }),
             Err(e) => return Err(e.into()),
         };
-        match (response.get("result").and_then(Value::as_str), Versioned::of(&response)) {
+        match (
+            response.get("result").and_then(Value::as_str),
+            Versioned::of(&response),
+        ) {
             (Some(_), Some(v)) => Ok(v),
             _ => Err(StateError::Cluster(ClusterError::BadResponse {
                 method: "PUT",
