@@ -500,7 +500,7 @@ fn three_instances_share_the_rules_fail_over_fence_a_paused_one_and_take_in_a_ne
         // Fail-over after the SIGKILL: the rules c ran go on elsewhere.
         let next = rs.iter().find(|r| r.started > killed && committed(r));
         let next = next.unwrap_or_else(|| panic!("{rule}: no run after the SIGKILL"));
-        let last_before = rs.iter().filter(|r| r.started < killed).last();
+        let last_before = rs.iter().rfind(|r| r.started < killed);
         if last_before.is_some_and(|r| r.instance == "inst-c") {
             worst_failover = worst_failover.max(next.started - killed);
         }

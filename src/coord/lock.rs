@@ -5,7 +5,7 @@
 //! it when the process dies, even by SIGKILL), and a second one refuses to
 //! start.
 
-use std::fs::{File, OpenOptions, TryLockError};
+use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -47,21 +47,43 @@ impl StateDirLock {
             .write(true)
             .open(&path)
             .map_err(io)?;
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(TryLockError::WouldBlock) => {
-                return Err(LockError::Held {
-                    dir: dir.display().to_string(),
-                    path: path.display().to_string(),
-                })
-            }
-            Err(TryLockError::Error(e)) => return Err(io(e)),
+        if !try_lock(&file).map_err(io)? {
+            return Err(LockError::Held {
+                dir: dir.display().to_string(),
+                path: path.display().to_string(),
+            });
         }
         // Who holds it, for a person looking at the directory.
         let _ = file.set_len(0);
         let _ = writeln!(file, "pid {}", std::process::id());
         Ok(StateDirLock { _file: file, path })
     }
+}
+
+/// An exclusive, non-blocking `flock(2)`: `false` if another process
+/// holds it. (`File::try_lock` does the same from Rust 1.89 on, above this
+/// crate's minimum version.)
+#[cfg(unix)]
+fn try_lock(file: &File) -> std::io::Result<bool> {
+    use std::os::unix::io::AsRawFd;
+    // SAFETY: flock(2) on a descriptor `file` keeps open for the call; no
+    // memory is passed.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+        Ok(false)
+    } else {
+        Err(e)
+    }
+}
+
+/// Elsewhere no lock is taken (detectd runs on unix systems).
+#[cfg(not(unix))]
+fn try_lock(_file: &File) -> std::io::Result<bool> {
+    Ok(true)
 }
 
 #[cfg(test)]

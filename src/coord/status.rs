@@ -154,8 +154,8 @@ impl Status {
         let _ = writeln!(out, "rules: {}", self.rules.len());
         let _ = writeln!(
             out,
-            "  {:<40} {:<38} {:>6} {:>12} {:<25} {:<25} {}",
-            "RULE", "OWNER", "EPOCH", "LEASE_LEFT", "CHECKPOINT", "LAST_RUN", "STATUS"
+            "  {:<40} {:<38} {:>6} {:>12} {:<25} {:<25} STATUS",
+            "RULE", "OWNER", "EPOCH", "LEASE_LEFT", "CHECKPOINT", "LAST_RUN"
         );
         for r in &self.rules {
             let (owner, epoch, left) = match &r.lease {

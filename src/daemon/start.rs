@@ -185,11 +185,11 @@ async fn run(
         _ => None,
     };
     let state = Arc::new(match &coord {
-        Some(c) => AnyStateStore::Cluster(
+        Some(c) => AnyStateStore::Cluster(Box::new(
             ClusterStateStore::new(cluster.clone(), &index_names(settings))
                 .with_fence(c.clone())
                 .with_instance_id(c.instance_id()),
-        ),
+        )),
         None => state_store(settings, &cluster)?,
     });
     let executor = executor(settings, &cluster, state.clone())?;
@@ -342,10 +342,10 @@ pub(crate) fn state_store(
     cluster: &Cluster,
 ) -> Result<AnyStateStore, StartError> {
     Ok(match &settings.state {
-        StateBackend::Cluster => AnyStateStore::Cluster(ClusterStateStore::new(
+        StateBackend::Cluster => AnyStateStore::Cluster(Box::new(ClusterStateStore::new(
             cluster.clone(),
             &index_names(settings),
-        )),
+        ))),
         StateBackend::File(dir) => {
             let state = FileStateStore::open(dir).map_err(StartError::State)?;
             tracing::info!(dir = %dir.display(), "state kept in a local directory");

@@ -210,13 +210,15 @@ impl ClusterStateStore {
             .await
         {
             Ok(r) => r,
-            Err(ClusterError::Status { status: 409, .. }) => return Err(StateError::LeaseLost {
-                rule_id: checkpoint.rule_id.clone(),
-                why: format!(
+            Err(ClusterError::Status { status: 409, .. }) => {
+                return Err(StateError::LeaseLost {
+                    rule_id: checkpoint.rule_id.clone(),
+                    why: format!(
                     "its state document changed since epoch {} (another instance took the lease)",
                     lease.epoch
                 ),
-            }),
+                })
+            }
             Err(e) => return Err(e.into()),
         };
         match (
