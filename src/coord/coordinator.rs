@@ -20,8 +20,9 @@ use chrono::{DateTime, Utc};
 use tokio::time::Instant;
 
 use super::assign::{assign, fingerprint, rules_hash, Candidate, RuleFingerprints};
+use super::backend::{Backend, ClusterBackend};
 use super::lease::LeaseTable;
-use super::membership::{live, millis, Heartbeat, Registry};
+use super::membership::{live, millis, Heartbeat};
 use crate::rule::Rule;
 use crate::state::{
     Checkpoint, CheckpointFence, ClusterStateStore, LeaseOutcome, LeaseWrite, StateError,
@@ -78,8 +79,7 @@ pub struct Coordinator {
     version: String,
     started_at: DateTime<Utc>,
     timing: Timing,
-    store: ClusterStateStore,
-    registry: Registry,
+    backend: Arc<dyn Backend>,
     wall: WallClock,
     inner: Mutex<Inner>,
     /// One lock per rule: a checkpoint write and a lease write of the
@@ -108,21 +108,29 @@ impl Drop for RunPermit {
 }
 
 impl Coordinator {
+    /// Over the cluster state of `store` (its indices).
     pub fn new(
         me: String,
         timing: Timing,
         store: ClusterStateStore,
         wall: WallClock,
     ) -> Coordinator {
-        let registry = Registry::new(store.cluster().clone(), store.state_index());
+        Coordinator::with_backend(me, timing, Arc::new(ClusterBackend::new(&store)), wall)
+    }
+
+    pub fn with_backend(
+        me: String,
+        timing: Timing,
+        backend: Arc<dyn Backend>,
+        wall: WallClock,
+    ) -> Coordinator {
         let now = wall();
         let empty = Arc::new(RuleFingerprints::new());
         Coordinator {
             version: env!("CARGO_PKG_VERSION").to_string(),
             started_at: now,
             timing,
-            store: store.unfenced(),
-            registry,
+            backend,
             wall,
             inner: Mutex::new(Inner {
                 rules: RuleSetInfo {
@@ -199,6 +207,18 @@ impl Coordinator {
         })
     }
 
+    /// Whether [`Coordinator::may_run`] would let `rule_id` run now.
+    pub fn holds(&self, rule_id: &str) -> bool {
+        let inner = self.inner();
+        inner.owners.get(rule_id).is_some_and(|o| *o == self.me)
+            && inner.table.is_valid(rule_id, Instant::now())
+    }
+
+    /// Holds a valid lease of `rule_id` (assigned here or not).
+    pub fn lease_valid(&self, rule_id: &str) -> bool {
+        self.inner().table.is_valid(rule_id, Instant::now())
+    }
+
     /// The owner of `rule_id` by the last view (`None`: nobody runs it).
     pub fn owner(&self, rule_id: &str) -> Option<String> {
         self.inner().owners.get(rule_id).cloned()
@@ -262,7 +282,7 @@ impl Coordinator {
         };
         if let Some((hash, rules)) = publish {
             self.count(1);
-            self.registry.publish_rules(&hash, &rules).await?;
+            self.backend.publish_rules(&hash, &rules).await?;
             let mut inner = self.inner();
             if inner.rules.hash == hash {
                 inner.rules.published = true;
@@ -270,10 +290,10 @@ impl Coordinator {
         }
         let sent = Instant::now();
         self.count(1);
-        self.registry.beat(&beat).await?;
+        self.backend.beat(&beat).await?;
         self.inner().last_beat = Some(sent);
         self.count(1);
-        let mut beats = self.registry.heartbeats().await?;
+        let mut beats = self.backend.heartbeats().await?;
         // This instance is live whether or not the index shows its
         // heartbeat yet (it is refreshed about once a second).
         beats.retain(|b| b.instance_id != self.me);
@@ -294,7 +314,7 @@ impl Coordinator {
             HashMap::new()
         } else {
             self.count(1);
-            self.registry.rule_sets(&unknown).await?
+            self.backend.rule_sets(&unknown).await?
         };
         let mut inner = self.inner();
         inner.rule_sets.extend(fetched);
@@ -339,7 +359,7 @@ impl Coordinator {
             Vec::new()
         } else {
             self.count(1);
-            self.store.leases(&wanted).await?
+            self.backend.leases(&wanted).await?
         };
         // The write locks of every lease held and not being committed now:
         // held across the bulk, so no checkpoint write crosses it.
@@ -382,7 +402,7 @@ impl Coordinator {
             return Ok(());
         }
         self.count(1);
-        let outcomes = self.store.write_leases(&writes).await;
+        let outcomes = self.backend.write_leases(&writes).await;
         let mut inner = self.inner();
         let outcomes = match outcomes {
             Ok(o) => o,
@@ -445,22 +465,21 @@ impl Coordinator {
         };
         if !writes.is_empty() {
             self.count(1);
-            if let Err(e) = self.store.write_leases(&writes).await {
+            if let Err(e) = self.backend.write_leases(&writes).await {
                 tracing::warn!(error = %e, "leases not released; they run out after the lease time");
             }
         }
         self.count(1);
-        if let Err(e) = self.registry.leave(&self.me).await {
+        if let Err(e) = self.backend.leave(&self.me).await {
             tracing::warn!(error = %e, "heartbeat not removed");
         }
         tracing::info!(instance_id = %self.me, released = writes.len(), "left the instances");
     }
 
-    async fn save_fenced(
-        &self,
-        store: &ClusterStateStore,
-        checkpoint: &Checkpoint,
-    ) -> Result<(), StateError> {
+    /// Writes `checkpoint` only while this instance holds the rule's
+    /// lease, and only if nobody wrote the rule's document since; the
+    /// commit renews the lease.
+    pub async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StateError> {
         let rule_id = &checkpoint.rule_id;
         let lock = self.write_lock(rule_id);
         let _guard = lock.lock().await;
@@ -473,9 +492,9 @@ impl Coordinator {
                 why: "this instance's lease ran out or was released".to_string(),
             });
         };
-        match store
-            .unfenced()
-            .save_checkpoint_fenced(checkpoint, &lease, version)
+        match self
+            .backend
+            .save_checkpoint(checkpoint, &lease, version)
             .await
         {
             Ok(v) => {
@@ -500,6 +519,8 @@ impl CheckpointFence for Coordinator {
         checkpoint: &'a Checkpoint,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StateError>> + Send + 'a>>
     {
-        Box::pin(self.save_fenced(store, checkpoint))
+        // The backend writes to the same state index as `store`.
+        let _ = store;
+        Box::pin(Coordinator::save_checkpoint(self, checkpoint))
     }
 }

@@ -10,11 +10,16 @@
 //! sure of it.
 
 pub mod assign;
+pub mod backend;
 pub mod coordinator;
 pub mod lease;
 pub mod lock;
 pub mod membership;
 pub mod status;
 
+#[cfg(test)]
+mod tests;
+
+pub use backend::{Backend, ClusterBackend};
 pub use coordinator::{CoordView, Coordinator, RunPermit, Timing, WallClock};
 pub use lock::{LockError, StateDirLock};
