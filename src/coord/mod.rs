@@ -18,7 +18,9 @@ pub mod membership;
 pub mod status;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod memory;
+#[cfg(test)]
+pub(crate) mod tests;
 
 pub use backend::{Backend, ClusterBackend};
 pub use coordinator::{CoordView, Coordinator, RunPermit, Timing, WallClock};

@@ -3,197 +3,21 @@
 //! rolling upgrade, with the invariant that no two instances ever hold a
 //! valid lease of the same rule at the same time.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-
-use super::assign::RuleFingerprints;
-use super::backend::{Backend, BoxFuture};
-use super::membership::Heartbeat;
+use super::memory::World;
 use super::{Coordinator, Timing};
-use crate::cluster::ClusterError;
 use crate::rule::{load_str, LoadOutcome, Rule};
-use crate::state::{
-    Checkpoint, LeaseDoc, LeaseOutcome, LeaseWrite, StateError, StoredLease, Versioned,
-};
+use crate::state::{Checkpoint, StateError};
 
 const TIMING: Timing = Timing {
     heartbeat: Duration::from_secs(10),
     lease: Duration::from_secs(30),
 };
 
-struct Doc {
-    version: Versioned,
-    lease: Option<LeaseDoc>,
-    checkpoint: Option<DateTime<Utc>>,
-}
-
-/// The cluster's documents, shared by every instance.
-#[derive(Default)]
-struct Cluster {
-    beats: HashMap<String, Heartbeat>,
-    rule_sets: HashMap<String, Arc<RuleFingerprints>>,
-    docs: HashMap<String, Doc>,
-    seq_no: u64,
-}
-
-impl Cluster {
-    fn next(&mut self) -> Versioned {
-        self.seq_no += 1;
-        Versioned {
-            seq_no: self.seq_no,
-            primary_term: 1,
-        }
-    }
-}
-
-/// One instance's connection: `down` makes every request fail with a 503.
-#[derive(Clone)]
-struct Link {
-    cluster: Arc<Mutex<Cluster>>,
-    down: Arc<AtomicBool>,
-}
-
-fn unavailable() -> ClusterError {
-    ClusterError::Status {
-        method: "POST",
-        path: "/".into(),
-        status: 503,
-        reason: "unavailable".into(),
-    }
-}
-
-impl Link {
-    fn with<T>(&self, f: impl FnOnce(&mut Cluster) -> T) -> Result<T, ClusterError> {
-        if self.down.load(Ordering::SeqCst) {
-            return Err(unavailable());
-        }
-        Ok(f(&mut self.cluster.lock().unwrap()))
-    }
-}
-
-impl Backend for Link {
-    fn publish_rules<'a>(
-        &'a self,
-        hash: &'a str,
-        rules: &'a RuleFingerprints,
-    ) -> BoxFuture<'a, Result<(), ClusterError>> {
-        let r = self.with(|c| {
-            c.rule_sets
-                .insert(hash.to_string(), Arc::new(rules.clone()));
-        });
-        Box::pin(async move { r })
-    }
-
-    fn beat<'a>(&'a self, beat: &'a Heartbeat) -> BoxFuture<'a, Result<(), ClusterError>> {
-        let r = self.with(|c| {
-            c.beats.insert(beat.instance_id.clone(), beat.clone());
-        });
-        Box::pin(async move { r })
-    }
-
-    fn leave<'a>(&'a self, instance_id: &'a str) -> BoxFuture<'a, Result<(), ClusterError>> {
-        let r = self.with(|c| {
-            c.beats.remove(instance_id);
-        });
-        Box::pin(async move { r })
-    }
-
-    fn heartbeats(&self) -> BoxFuture<'_, Result<Vec<Heartbeat>, ClusterError>> {
-        let r = self.with(|c| c.beats.values().cloned().collect());
-        Box::pin(async move { r })
-    }
-
-    fn rule_sets<'a>(
-        &'a self,
-        hashes: &'a [String],
-    ) -> BoxFuture<'a, Result<HashMap<String, Arc<RuleFingerprints>>, ClusterError>> {
-        let r = self.with(|c| {
-            hashes
-                .iter()
-                .filter_map(|h| c.rule_sets.get(h).map(|r| (h.clone(), r.clone())))
-                .collect()
-        });
-        Box::pin(async move { r })
-    }
-
-    fn leases<'a>(
-        &'a self,
-        rule_ids: &'a [String],
-    ) -> BoxFuture<'a, Result<Vec<StoredLease>, StateError>> {
-        let r = self
-            .with(|c| {
-                rule_ids
-                    .iter()
-                    .map(|id| StoredLease {
-                        rule_id: id.clone(),
-                        version: c.docs.get(id).map(|d| d.version),
-                        lease: c.docs.get(id).and_then(|d| d.lease.clone()),
-                    })
-                    .collect()
-            })
-            .map_err(StateError::from);
-        Box::pin(async move { r })
-    }
-
-    fn write_leases<'a>(
-        &'a self,
-        writes: &'a [LeaseWrite],
-    ) -> BoxFuture<'a, Result<Vec<LeaseOutcome>, StateError>> {
-        let r = self
-            .with(|c| {
-                writes
-                    .iter()
-                    .map(|w| {
-                        let current = c.docs.get(&w.rule_id).map(|d| d.version);
-                        if current != w.version {
-                            return LeaseOutcome::Conflict;
-                        }
-                        let version = c.next();
-                        let doc = c.docs.entry(w.rule_id.clone()).or_insert(Doc {
-                            version,
-                            lease: None,
-                            checkpoint: None,
-                        });
-                        doc.version = version;
-                        doc.lease = Some(w.lease.clone());
-                        LeaseOutcome::Written(version)
-                    })
-                    .collect()
-            })
-            .map_err(StateError::from);
-        Box::pin(async move { r })
-    }
-
-    fn save_checkpoint<'a>(
-        &'a self,
-        checkpoint: &'a Checkpoint,
-        lease: &'a LeaseDoc,
-        version: Versioned,
-    ) -> BoxFuture<'a, Result<Versioned, StateError>> {
-        let r = self.with(|c| {
-            let current = c.docs.get(&checkpoint.rule_id).map(|d| d.version);
-            if current != Some(version) {
-                return Err(StateError::LeaseLost {
-                    rule_id: checkpoint.rule_id.clone(),
-                    why: "version conflict".into(),
-                });
-            }
-            let v = c.next();
-            let doc = c.docs.get_mut(&checkpoint.rule_id).expect("checked above");
-            doc.version = v;
-            doc.lease = Some(lease.clone());
-            doc.checkpoint = Some(checkpoint.covered_until);
-            Ok(v)
-        });
-        Box::pin(async move { r.map_err(StateError::from).and_then(|r| r) })
-    }
-}
-
-fn rule(i: usize, query: &str) -> Arc<Rule> {
+pub(crate) fn rule(i: usize, query: &str) -> Arc<Rule> {
     let text = format!(
         "[rule]\nauthor = [\"t\"]\ndescription = \"d\"\nfrom = \"now-6m\"\ninterval = \"5m\"\n\
          index = [\"x\"]\nlanguage = \"eql\"\nlicense = \"Apache-2.0\"\nname = \"r{i}\"\n\
@@ -208,44 +32,6 @@ fn rule(i: usize, query: &str) -> Arc<Rule> {
 
 fn rules(n: usize) -> Vec<Arc<Rule>> {
     (0..n).map(|i| rule(i, "process where true")).collect()
-}
-
-struct World {
-    cluster: Arc<Mutex<Cluster>>,
-    start: tokio::time::Instant,
-    base: DateTime<Utc>,
-}
-
-impl World {
-    fn new() -> World {
-        World {
-            cluster: Arc::default(),
-            start: tokio::time::Instant::now(),
-            base: DateTime::from_timestamp(1_700_000_000, 0).unwrap(),
-        }
-    }
-
-    /// An instance over the shared documents, on tokio's clock, and the
-    /// switch that cuts it off.
-    fn instance(&self, id: &str, rules: &[Arc<Rule>]) -> (Arc<Coordinator>, Arc<AtomicBool>) {
-        let down = Arc::new(AtomicBool::new(false));
-        let link = Link {
-            cluster: self.cluster.clone(),
-            down: down.clone(),
-        };
-        let (start, base) = (self.start, self.base);
-        let wall = Arc::new(move || {
-            base + chrono::Duration::from_std(start.elapsed()).unwrap_or_default()
-        });
-        let c = Arc::new(Coordinator::with_backend(
-            id.to_string(),
-            TIMING,
-            Arc::new(link),
-            wall,
-        ));
-        c.set_rules(rules.iter());
-        (c, down)
-    }
 }
 
 /// No rule has a valid lease on two instances.
@@ -290,9 +76,9 @@ async fn converged(cs: &[&Arc<Coordinator>], rules: &[Arc<Rule>]) -> usize {
 async fn three_instances_hold_every_rule_once_between_them() {
     let w = World::new();
     let rules = rules(30);
-    let (a, _) = w.instance("a", &rules);
-    let (b, _) = w.instance("b", &rules);
-    let (c, _) = w.instance("c", &rules);
+    let (a, _) = w.instance("a", TIMING, &rules);
+    let (b, _) = w.instance("b", TIMING, &rules);
+    let (c, _) = w.instance("c", TIMING, &rules);
     let rounds = converged(&[&a, &b, &c], &rules).await;
     assert!(rounds <= 3, "{rounds} heartbeats");
     for r in &rules {
@@ -313,9 +99,9 @@ async fn three_instances_hold_every_rule_once_between_them() {
 async fn a_dead_instances_rules_move_once_its_lease_has_run_out() {
     let w = World::new();
     let rules = rules(30);
-    let (a, _) = w.instance("a", &rules);
-    let (b, _) = w.instance("b", &rules);
-    let (c, _) = w.instance("c", &rules);
+    let (a, _) = w.instance("a", TIMING, &rules);
+    let (b, _) = w.instance("b", TIMING, &rules);
+    let (c, _) = w.instance("c", TIMING, &rules);
     converged(&[&a, &b, &c], &rules).await;
     let of_c: Vec<String> = rules
         .iter()
@@ -348,8 +134,8 @@ async fn a_dead_instances_rules_move_once_its_lease_has_run_out() {
 async fn a_paused_instance_cannot_commit_once_its_lease_is_taken() {
     let w = World::new();
     let rules = rules(20);
-    let (a, _) = w.instance("a", &rules);
-    let (b, _) = w.instance("b", &rules);
+    let (a, _) = w.instance("a", TIMING, &rules);
+    let (b, _) = w.instance("b", TIMING, &rules);
     converged(&[&a, &b], &rules).await;
     let id = rules
         .iter()
@@ -386,14 +172,14 @@ async fn a_paused_instance_cannot_commit_once_its_lease_is_taken() {
 async fn a_joining_instance_takes_its_share_once_the_runs_in_flight_are_over() {
     let w = World::new();
     let rules = rules(40);
-    let (a, _) = w.instance("a", &rules);
+    let (a, _) = w.instance("a", TIMING, &rules);
     converged(&[&a], &rules).await;
     // a run in flight on every rule of a
     let permits: Vec<_> = rules
         .iter()
         .map(|r| a.may_run(&r.rule_id).unwrap())
         .collect();
-    let (d, _) = w.instance("d", &rules);
+    let (d, _) = w.instance("d", TIMING, &rules);
     for _ in 0..3 {
         heartbeat(&[&a, &d], &[&a, &d], &rules).await;
     }
@@ -417,8 +203,8 @@ async fn a_joining_instance_takes_its_share_once_the_runs_in_flight_are_over() {
 async fn an_instance_cut_off_from_the_cluster_stops_running_when_its_leases_run_out() {
     let w = World::new();
     let rules = rules(20);
-    let (a, a_down) = w.instance("a", &rules);
-    let (b, _) = w.instance("b", &rules);
+    let (a, a_down) = w.instance("a", TIMING, &rules);
+    let (b, _) = w.instance("b", TIMING, &rules);
     converged(&[&a, &b], &rules).await;
     let mine = held(&a, &rules);
     assert!(mine > 0);
@@ -445,13 +231,13 @@ async fn an_instance_cut_off_from_the_cluster_stops_running_when_its_leases_run_
 async fn in_a_rolling_upgrade_the_newest_rule_set_decides_without_flip_flop() {
     let w = World::new();
     let old = rules(10);
-    let (a, _) = w.instance("a", &old);
-    let (b, _) = w.instance("b", &old);
+    let (a, _) = w.instance("a", TIMING, &old);
+    let (b, _) = w.instance("b", TIMING, &old);
     converged(&[&a, &b], &old).await;
     // the new version changes r00's query and drops r09
     let mut new = rules(9);
     new[0] = rule(0, "process where process.name == \"x.exe\"");
-    let (n, _) = w.instance("n", &new);
+    let (n, _) = w.instance("n", TIMING, &new);
     let all: Vec<Arc<Rule>> = old.iter().chain(new.iter().take(1)).cloned().collect();
     let mut owners_over_time = Vec::new();
     for _ in 0..6 {

@@ -280,6 +280,30 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_instance_among_several_shows_its_leases() {
+        let h = Health::default();
+        h.set_cluster(Ok(()));
+        h.set_rules_loaded(3);
+        assert!(h.report().1.get("instance").is_none(), "before a heartbeat");
+        h.set_instance(crate::coord::CoordView {
+            instance_id: "i1".into(),
+            live_instances: vec!["i1".into(), "i2".into()],
+            rules_assigned: 2,
+            leases_valid: 2,
+            leases: vec!["a".into(), "b".into()],
+            leases_lost: 1,
+            requests: 9,
+            last_heartbeat_age_secs: Some(0.5),
+        });
+        let (code, body) = h.report();
+        assert_eq!(code, 200);
+        assert_eq!(body["instance"]["instance_id"], "i1");
+        assert_eq!(body["instance"]["live_instances"], json!(["i1", "i2"]));
+        assert_eq!(body["instance"]["leases"], json!(["a", "b"]));
+        assert_eq!(body["instance"]["leases_lost"], 1);
+    }
+
+    #[test]
     fn healthy_only_with_a_reachable_cluster_and_rules() {
         let h = Health::default();
         assert_eq!(h.report().0, 503, "nothing checked yet");

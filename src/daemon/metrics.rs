@@ -415,6 +415,33 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn the_instances_view_becomes_gauges_and_counters() {
+        let m = Metrics::new();
+        let mut view = crate::coord::CoordView {
+            instance_id: "i1".into(),
+            live_instances: vec!["i1".into(), "i2".into(), "i3".into()],
+            rules_assigned: 5,
+            leases_valid: 4,
+            leases_lost: 2,
+            requests: 30,
+            ..Default::default()
+        };
+        m.observe_instance(&view);
+        view.requests = 33;
+        m.observe_instance(&view);
+        let text = m.encode();
+        for line in [
+            "detectd_instances_live 3",
+            "detectd_instance_rules_assigned 5",
+            "detectd_instance_leases_held 4",
+            "detectd_instance_leases_lost_total 2",
+            "detectd_coordination_requests_total 33",
+        ] {
+            assert!(text.contains(line), "{line} not in\n{text}");
+        }
+    }
+
+    #[test]
     fn a_record_updates_every_metric_once() {
         let m = Metrics::new();
         m.observe(

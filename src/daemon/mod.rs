@@ -591,4 +591,6 @@ async fn probe_loop(
 }
 
 #[cfg(test)]
+mod instance_tests;
+#[cfg(test)]
 mod tests;

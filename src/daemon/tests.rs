@@ -15,24 +15,24 @@ use crate::runner::record::WindowRange;
 
 const MIN: Duration = Duration::from_secs(60);
 
-fn t0() -> DateTime<Utc> {
+pub(super) fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 5, 1, 10, 0, 0).unwrap()
 }
 
 /// One call of the fake executor.
 #[derive(Clone, Debug)]
-struct Call {
-    rule_id: String,
+pub(super) struct Call {
+    pub(super) rule_id: String,
     /// Offsets from the test's start on tokio's clock.
-    start: Duration,
-    end: Duration,
+    pub(super) start: Duration,
+    pub(super) end: Duration,
     /// The `now` the run was given.
     now: DateTime<Utc>,
 }
 
 /// Sleeps (on tokio's clock) for the rule's configured duration, notes the
 /// call and checks that no rule runs twice at once.
-struct Fake {
+pub(super) struct Fake {
     epoch: Instant,
     durations: HashMap<String, Duration>,
     failing: Vec<String>,
@@ -40,11 +40,11 @@ struct Fake {
     running: StdMutex<HashMap<String, usize>>,
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
-    overlaps: AtomicUsize,
+    pub(super) overlaps: AtomicUsize,
 }
 
 impl Fake {
-    fn new(durations: &[(&str, Duration)]) -> Arc<Fake> {
+    pub(super) fn new(durations: &[(&str, Duration)]) -> Arc<Fake> {
         Arc::new(Fake {
             epoch: Instant::now(),
             durations: durations.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
@@ -57,7 +57,7 @@ impl Fake {
         })
     }
 
-    fn calls(&self) -> Vec<Call> {
+    pub(super) fn calls(&self) -> Vec<Call> {
         self.calls.lock().unwrap().clone()
     }
 
@@ -71,7 +71,7 @@ impl Fake {
 }
 
 /// The daemon owns its executor; tests keep a handle on the same fake.
-struct Handle(Arc<Fake>);
+pub(super) struct Handle(pub(super) Arc<Fake>);
 
 impl RuleExecutor for Handle {
     async fn execute(&self, rule: &Rule, now: DateTime<Utc>) -> ExecutionRecord {
@@ -137,7 +137,7 @@ impl RuleExecutor for Handle {
     }
 }
 
-struct Reachable;
+pub(super) struct Reachable;
 
 impl Probe for Reachable {
     fn check(&self) -> BoxFuture<'_, Result<(), String>> {
@@ -145,7 +145,7 @@ impl Probe for Reachable {
     }
 }
 
-fn rule_toml(id: &str, interval: &str, extra: &str) -> String {
+pub(super) fn rule_toml(id: &str, interval: &str, extra: &str) -> String {
     format!(
         "[metadata]\ncreation_date = \"2020/12/15\"\n\n[rule]\n\
          rule_id = \"{id}\"\nname = \"Rule {id}\"\ndescription = \"A test\"\n\
@@ -155,12 +155,12 @@ fn rule_toml(id: &str, interval: &str, extra: &str) -> String {
     )
 }
 
-fn write_rule(dir: &Path, id: &str, interval: &str) {
+pub(super) fn write_rule(dir: &Path, id: &str, interval: &str) {
     std::fs::write(dir.join(format!("{id}.toml")), rule_toml(id, interval, "")).unwrap();
 }
 
 /// `jitter`: `first_run = "spread"` (else `"now"`).
-fn options(dir: &Path, concurrency: usize, jitter: bool) -> DaemonOptions {
+pub(super) fn options(dir: &Path, concurrency: usize, jitter: bool) -> DaemonOptions {
     DaemonOptions {
         rules: vec![dir.to_path_buf()],
         exceptions: Vec::new(),
