@@ -161,20 +161,22 @@ fn until_shared(instances: &[&Instance], what: &str) -> Duration {
     start.elapsed()
 }
 
-/// Times in microseconds: a run's last window may end microseconds after
-/// the one before (it ends at the time of the run).
-fn us(t: DateTime<Utc>) -> i64 {
-    t.timestamp_micros()
+/// Times in nanoseconds, as detectd stores them: a run's last window may
+/// end a few microseconds after the one before (it ends at the time of the
+/// run).
+fn ns(t: DateTime<Utc>) -> i64 {
+    t.timestamp_nanos_opt().expect("a time before 2262")
 }
 
-fn at(us: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(us).unwrap()
+fn at(ns: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_nanos(ns)
 }
 
-const MS: i64 = 1_000;
+/// Nanoseconds in a millisecond.
+const MS: i64 = 1_000_000;
 
 fn date(v: &Value) -> i64 {
-    us(serde_json::from_value::<DateTime<Utc>>(v.clone()).unwrap())
+    ns(serde_json::from_value::<DateTime<Utc>>(v.clone()).unwrap())
 }
 
 /// A run as the executions index holds it.
@@ -228,7 +230,7 @@ fn three_instances_share_the_rules_fail_over_fence_a_paused_one_and_take_in_a_ne
     write_rules(&rules, &events, "5s");
 
     // Every rule starts from a checkpoint at t0; the events come after it.
-    let t0 = us(Utc::now());
+    let t0 = ns(Utc::now());
     es.rt
         .block_on(install_templates(&es.cluster, &names))
         .unwrap();
@@ -266,25 +268,25 @@ fn three_instances_share_the_rules_fail_over_fence_a_paused_one_and_take_in_a_ne
     // SIGKILL: c's rules move to a and b.
     c.child.kill().unwrap();
     c.child.wait().unwrap();
-    let killed = us(Utc::now());
+    let killed = ns(Utc::now());
     let took = until_shared(&[&a, &b], "after the SIGKILL");
     eprintln!("after the SIGKILL a and b hold every lease after {took:?}");
     std::thread::sleep(Duration::from_millis((INTERVAL_MS + 2_000) as u64));
 
     // SIGSTOP b past its lease: a takes everything; b resumed cannot commit.
     signal(&b.child, libc::SIGSTOP);
-    let stopped = us(Utc::now());
+    let stopped = ns(Utc::now());
     std::thread::sleep(Duration::from_millis((LEASE_MS + 3_000) as u64));
     let a_alone = leases(&a);
     signal(&b.child, libc::SIGCONT);
-    let resumed = us(Utc::now());
+    let resumed = ns(Utc::now());
     eprintln!("while b was stopped a held {a_alone:?} leases");
     let took = until_shared(&[&a, &b], "after the SIGCONT");
     eprintln!("after the SIGCONT a and b share the leases again after {took:?}");
 
     // A fourth instance joins and takes its share.
     let mut d = spawn(dir, "inst-d", &cfg("inst-d"));
-    let joined = us(Utc::now());
+    let joined = ns(Utc::now());
     let took = until_shared(&[&a, &b, &d], "after d joined");
     eprintln!("d holds its share after {took:?}");
 
