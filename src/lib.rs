@@ -9,6 +9,7 @@
 pub mod alert;
 pub mod cluster;
 pub mod config;
+pub mod coord;
 pub mod daemon;
 pub mod dead_letters;
 pub mod diagnostic;

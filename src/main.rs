@@ -52,6 +52,13 @@ enum Command {
     /// removes those written (or already there). Exit 0, or 1 when dead
     /// letters remain after a replay, 2 on errors.
     DeadLetters(DeadLettersArgs),
+    /// The instances sharing the cluster state, and for each rule the
+    /// instance holding its lease, how long the lease has left, its
+    /// checkpoint and its last run.
+    ///
+    /// Uses the same settings as `run` (--config, ELASTICSEARCH_*). Exit 0,
+    /// 2 on a configuration error or when the cluster cannot be read.
+    Status(StatusArgs),
     /// Notifications: `test --output NAME` sends a sample alert message
     /// through one configured output, so a route can be checked end to end.
     ///
@@ -138,6 +145,16 @@ struct DeadLettersArgs {
     config: Option<PathBuf>,
     /// Cluster URL (repeat for more nodes); wins over ELASTICSEARCH_URL.
     #[arg(long, value_name = "URL", global = true)]
+    elasticsearch_url: Vec<String>,
+}
+
+#[derive(clap::Args)]
+struct StatusArgs {
+    /// The config file (default: detectd.toml when it exists).
+    #[arg(long, short = 'c', value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Cluster URL (repeat for more nodes); wins over ELASTICSEARCH_URL.
+    #[arg(long, value_name = "URL")]
     elasticsearch_url: Vec<String>,
 }
 
@@ -325,6 +342,7 @@ fn main() -> ExitCode {
         Command::Explain(args) => explain(args),
         Command::Test(args) => test(args),
         Command::DeadLetters(args) => dead_letters(args),
+        Command::Status(args) => status(args),
         Command::Notify(args) => notify(args),
     };
     match result {
@@ -668,6 +686,47 @@ fn dead_letters(args: DeadLettersArgs) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::SUCCESS
             })
+        }
+    }
+}
+
+fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
+    use detectd::config::{cluster::ClusterSettings, Overrides, Settings};
+
+    let flags = Overrides {
+        cluster: ClusterSettings {
+            urls: (!args.elasticsearch_url.is_empty()).then_some(args.elasticsearch_url),
+            ..ClusterSettings::default()
+        },
+        ..Overrides::default()
+    };
+    let settings = match Settings::load(config_path(args.config).as_deref(), flags) {
+        Ok(s) => s,
+        Err(e) => {
+            eprint!("{e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let read = runtime.block_on(async {
+        let cluster = detectd::cluster::Cluster::connect(&settings.cluster).await?;
+        detectd::coord::status::Status::read(
+            &cluster,
+            &settings.indices.state,
+            &settings.indices.executions,
+        )
+        .await
+    });
+    match read {
+        Ok(status) => {
+            print!("{}", status.render(chrono::Utc::now()));
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("detectd: cannot read the status: {e}");
+            Ok(ExitCode::from(2))
         }
     }
 }

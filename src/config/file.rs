@@ -31,6 +31,8 @@ pub struct RawConfig {
     pub kibana: RawKibana,
     pub schedule: RawSchedule,
     pub state: RawState,
+    /// `[instance]`: this process among several (see `coord`).
+    pub instance: RawInstance,
     pub server: RawServer,
     pub log: RawLog,
     /// `[notify]`: delivery retries (see `notify::config`).
@@ -93,6 +95,17 @@ pub struct RawState {
     pub backend: Option<Spanned<String>>,
     /// The state directory when `backend = "file"`.
     pub path: Option<Spanned<PathBuf>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawInstance {
+    /// This instance's id among several (default: a new uuid per process).
+    pub id: Option<Spanned<String>>,
+    /// How often the instance says it is alive and renews its leases.
+    pub heartbeat: Option<Spanned<String>>,
+    /// How long a lease (and a heartbeat) holds without renewal.
+    pub lease: Option<Spanned<String>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

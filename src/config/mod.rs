@@ -37,6 +37,10 @@ pub const DEFAULT_CONCURRENCY: usize = 4;
 pub const MAX_CONCURRENCY: usize = 1024;
 pub const DEFAULT_CATCH_UP_HORIZON: Duration = Duration::from_secs(24 * 60 * 60);
 pub const DEFAULT_HEALTH_CHECK_INTERVAL: Duration = Duration::from_secs(30);
+/// How often an instance heartbeats and renews its leases (`instance.heartbeat`).
+pub const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
+/// How long a lease or heartbeat holds (`instance.lease`).
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 pub const DEFAULT_STATE_DIR: &str = "detectd-state";
 /// 9108 sits in the Prometheus exporter port range and is not a cluster
 /// port; loopback only by default, since the endpoints need no auth.
@@ -183,12 +187,34 @@ pub struct Settings {
     /// `[[schedule.cron]]`: cron schedules for rules by id or tag.
     pub cron: cron::CronOverrides,
     pub state: StateBackend,
+    /// This process among several instances (`[instance]`).
+    pub instance: InstanceSettings,
     pub listen: SocketAddr,
     pub log_format: LogFormat,
     /// A `tracing` filter directive (`RUST_LOG` wins over it when set).
     pub log_level: String,
     /// Outputs, routes and delivery of notifications (none by default).
     pub notify: crate::notify::NotifySettings,
+}
+
+/// `[instance]`: who this process is among several, and its lease timing.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceSettings {
+    /// Configured id; `None`: a new uuid per process.
+    pub id: Option<String>,
+    pub heartbeat: Duration,
+    /// At least twice the heartbeat, so one lost heartbeat loses no lease.
+    pub lease: Duration,
+}
+
+impl Default for InstanceSettings {
+    fn default() -> Self {
+        InstanceSettings {
+            id: None,
+            heartbeat: DEFAULT_HEARTBEAT,
+            lease: DEFAULT_LEASE,
+        }
+    }
 }
 
 impl Settings {
@@ -436,6 +462,49 @@ fn validate(
 
     let mut cron_errors = Vec::new();
     let cron = cron::validate(raw.schedule.cron, &mut cron_errors);
+    let heartbeat = duration(
+        raw.instance.heartbeat,
+        DEFAULT_HEARTBEAT,
+        "instance.heartbeat",
+    );
+    let lease_span = raw.instance.lease.as_ref().and_then(span);
+    let lease = duration(raw.instance.lease, DEFAULT_LEASE, "instance.lease");
+    let instance_id = raw.instance.id.and_then(|id| {
+        let ok = !id.get_ref().is_empty()
+            && id.get_ref().len() <= 128
+            && id
+                .get_ref()
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if ok {
+            Some(id.into_inner())
+        } else {
+            err(
+                span(&id),
+                format!(
+                    "invalid instance.id {:?}: expected 1 to 128 letters, digits, `-`, `_` or `.`",
+                    id.get_ref()
+                ),
+            );
+            None
+        }
+    });
+    if heartbeat.is_zero() || lease < heartbeat * 2 {
+        err(
+            lease_span,
+            format!(
+                "instance.lease {} s is less than twice instance.heartbeat {} s: expected a \
+                 lease that outlives a lost heartbeat",
+                lease.as_secs_f64(),
+                heartbeat.as_secs_f64()
+            ),
+        );
+    }
+    let instance = InstanceSettings {
+        id: instance_id,
+        heartbeat,
+        lease,
+    };
 
     let state = match raw.state.backend.as_ref().map(|b| b.get_ref().as_str()) {
         None | Some("cluster") => {
@@ -567,6 +636,7 @@ fn validate(
             health_check_interval,
             cron,
             state,
+            instance,
             listen,
             log_format,
             log_level,

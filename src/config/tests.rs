@@ -57,6 +57,9 @@ fn example_file_sets_every_setting() {
         "listen =",
         "format =",
         "level =",
+        "id =",
+        "heartbeat =",
+        "lease =",
     ] {
         assert!(text.contains(key), "the example does not document {key}");
     }
@@ -384,6 +387,40 @@ fn first_run_is_spread_or_now_and_startup_jitter_is_its_old_name() {
     let e = first_run(both).unwrap_err();
     assert!(
         e.errors[0].message.contains("both set") && e.to_string().contains("detectd.toml:3:"),
+        "{e}"
+    );
+}
+
+#[test]
+fn instance_settings_default_to_a_heartbeat_of_10_s_and_a_lease_of_30_s() {
+    let s = Settings::defaults();
+    assert_eq!(s.instance, InstanceSettings::default());
+    assert_eq!(s.instance.id, None);
+    assert_eq!(s.instance.heartbeat, Duration::from_secs(10));
+    assert_eq!(s.instance.lease, Duration::from_secs(30));
+    let s = with_file(
+        "[instance]\nid = \"host-1.dc\"\nheartbeat = \"2s\"\nlease = \"5s\"\n",
+        ClusterSettings::default(),
+        Overrides::default(),
+    )
+    .unwrap();
+    assert_eq!(s.instance.id.as_deref(), Some("host-1.dc"));
+    assert_eq!(s.instance.heartbeat, Duration::from_secs(2));
+    assert_eq!(s.instance.lease, Duration::from_secs(5));
+}
+
+#[test]
+fn a_lease_shorter_than_two_heartbeats_and_a_bad_instance_id_are_errors() {
+    let e = with_file(
+        "[instance]\nid = \"a b\"\nheartbeat = \"10s\"\nlease = \"15s\"\n",
+        ClusterSettings::default(),
+        Overrides::default(),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("invalid instance.id \"a b\""), "{e}");
+    assert!(
+        e.contains("instance.lease 15 s is less than twice instance.heartbeat 10 s"),
         "{e}"
     );
 }

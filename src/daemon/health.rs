@@ -69,6 +69,8 @@ pub struct Health {
     dead_lettered: AtomicU64,
     /// Notification delivery, once its worker has made a pass.
     notifications: Mutex<Option<Notifications>>,
+    /// This instance among several, once it has had a heartbeat.
+    instance: Mutex<Option<crate::coord::CoordView>>,
 }
 
 /// What `/healthz` says of notifications.
@@ -91,6 +93,7 @@ impl Default for Health {
             failing: Mutex::new(BTreeMap::new()),
             dead_lettered: AtomicU64::new(0),
             notifications: Mutex::new(None),
+            instance: Mutex::new(None),
         }
     }
 }
@@ -102,6 +105,11 @@ impl Health {
             Err(e) => ClusterState::Unreachable(e),
         };
         *self.cluster.lock().unwrap_or_else(|p| p.into_inner()) = state;
+    }
+
+    /// What the last heartbeat saw of the instances and this one's leases.
+    pub fn set_instance(&self, view: crate::coord::CoordView) {
+        *self.instance.lock().unwrap_or_else(|p| p.into_inner()) = Some(view);
     }
 
     pub fn set_rules_loaded(&self, n: usize) {
@@ -224,6 +232,17 @@ impl Health {
                        "given_up": n.given_up}),
             );
         }
+        let instance = self
+            .instance
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let (Some(v), Some(o)) = (instance, body.as_object_mut()) {
+            o.insert(
+                "instance".into(),
+                serde_json::to_value(v).unwrap_or(Value::Null),
+            );
+        }
         (status, body)
     }
 
@@ -259,6 +278,30 @@ impl Health {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_instance_among_several_shows_its_leases() {
+        let h = Health::default();
+        h.set_cluster(Ok(()));
+        h.set_rules_loaded(3);
+        assert!(h.report().1.get("instance").is_none(), "before a heartbeat");
+        h.set_instance(crate::coord::CoordView {
+            instance_id: "i1".into(),
+            live_instances: vec!["i1".into(), "i2".into()],
+            rules_assigned: 2,
+            leases_valid: 2,
+            leases: vec!["a".into(), "b".into()],
+            leases_lost: 1,
+            requests: 9,
+            last_heartbeat_age_secs: Some(0.5),
+        });
+        let (code, body) = h.report();
+        assert_eq!(code, 200);
+        assert_eq!(body["instance"]["instance_id"], "i1");
+        assert_eq!(body["instance"]["live_instances"], json!(["i1", "i2"]));
+        assert_eq!(body["instance"]["leases"], json!(["a", "b"]));
+        assert_eq!(body["instance"]["leases_lost"], 1);
+    }
 
     #[test]
     fn healthy_only_with_a_reachable_cluster_and_rules() {

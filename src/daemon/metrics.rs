@@ -80,6 +80,11 @@ pub struct Metrics {
     notifications_failed: PerOutput,
     notifications_given_up: PerOutput,
     notifications_pending: Family<OutputLabels, Gauge>,
+    instances_live: Gauge,
+    rules_assigned: Gauge,
+    leases_held: Gauge,
+    leases_lost: Counter,
+    coordination_requests: Counter,
 }
 
 impl Default for Metrics {
@@ -191,7 +196,42 @@ impl Metrics {
             "How late runs started after their scheduled time (waiting for a concurrency permit or an overrunning previous run)",
             start_delay.clone(),
         );
+        let instances_live = Gauge::default();
+        let rules_assigned = Gauge::default();
+        let leases_held = Gauge::default();
+        let leases_lost = Counter::default();
+        let coordination_requests = Counter::default();
+        registry.register(
+            "detectd_instances_live",
+            "Instances seen within the lease time at the last heartbeat (this one included)",
+            instances_live.clone(),
+        );
+        registry.register(
+            "detectd_instance_rules_assigned",
+            "Rules the last heartbeat assigned to this instance",
+            rules_assigned.clone(),
+        );
+        registry.register(
+            "detectd_instance_leases_held",
+            "Rule leases this instance holds and that are valid",
+            leases_held.clone(),
+        );
+        registry.register(
+            "detectd_instance_leases_lost",
+            "Rule leases taken from this instance by another one (a refused renewal or checkpoint)",
+            leases_lost.clone(),
+        );
+        registry.register(
+            "detectd_coordination_requests",
+            "Cluster requests spent on heartbeats, membership and leases",
+            coordination_requests.clone(),
+        );
         Metrics {
+            instances_live,
+            rules_assigned,
+            leases_held,
+            leases_lost,
+            coordination_requests,
             registry,
             runs,
             run_duration,
@@ -283,6 +323,19 @@ impl Metrics {
         self.gap_seconds.get_or_create(&rule).set(gap);
     }
 
+    /// What the last heartbeat saw (see `coord`).
+    pub fn observe_instance(&self, view: &crate::coord::CoordView) {
+        self.instances_live.set(view.live_instances.len() as i64);
+        self.rules_assigned.set(view.rules_assigned as i64);
+        self.leases_held.set(view.leases_valid as i64);
+        let lost = view.leases_lost.saturating_sub(self.leases_lost.get());
+        self.leases_lost.inc_by(lost);
+        let requests = view
+            .requests
+            .saturating_sub(self.coordination_requests.get());
+        self.coordination_requests.inc_by(requests);
+    }
+
     pub fn set_rules_loaded(&self, n: usize) {
         self.rules_loaded.set(n as i64);
     }
@@ -358,6 +411,33 @@ pub(crate) mod tests {
                 end: t,
             }),
             error: None,
+        }
+    }
+
+    #[test]
+    fn the_instances_view_becomes_gauges_and_counters() {
+        let m = Metrics::new();
+        let mut view = crate::coord::CoordView {
+            instance_id: "i1".into(),
+            live_instances: vec!["i1".into(), "i2".into(), "i3".into()],
+            rules_assigned: 5,
+            leases_valid: 4,
+            leases_lost: 2,
+            requests: 30,
+            ..Default::default()
+        };
+        m.observe_instance(&view);
+        view.requests = 33;
+        m.observe_instance(&view);
+        let text = m.encode();
+        for line in [
+            "detectd_instances_live 3",
+            "detectd_instance_rules_assigned 5",
+            "detectd_instance_leases_held 4",
+            "detectd_instance_leases_lost_total 2",
+            "detectd_coordination_requests_total 33",
+        ] {
+            assert!(text.contains(line), "{line} not in\n{text}");
         }
     }
 

@@ -197,6 +197,9 @@ pub struct Shared<E, C> {
     /// busy matching events on a CPU never holds up the scheduler, signals
     /// or `/healthz`; `None` runs them beside the scheduler (tests).
     runs_on: Option<tokio::runtime::Handle>,
+    /// Several instances over the cluster: a rule runs only where it is
+    /// assigned and its lease is held (see `coord`); `None` runs them all.
+    coord: Option<Arc<crate::coord::Coordinator>>,
 }
 
 impl<E, C> Shared<E, C>
@@ -321,6 +324,7 @@ where
                 runs: AtomicU64::new(0),
                 failed: AtomicU64::new(0),
                 runs_on: None,
+                coord: None,
             }),
             probe: Arc::new(probe),
             health,
@@ -332,6 +336,15 @@ where
     pub fn with_runs_on(mut self, runtime: tokio::runtime::Handle) -> Self {
         if let Some(shared) = Arc::get_mut(&mut self.shared) {
             shared.runs_on = Some(runtime);
+        }
+        self
+    }
+
+    /// Runs each rule only while `coord` says this instance owns it, and
+    /// keeps its heartbeat going. Call before [`Daemon::run`].
+    pub fn with_coordinator(mut self, coord: Arc<crate::coord::Coordinator>) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.coord = Some(coord);
         }
         self
     }
@@ -414,6 +427,23 @@ where
 
         let tracker = TaskTracker::new();
         let (mut set, mut report) = self.load(&RuleSet::default()).await;
+        // The first heartbeat before the first runs, so that leases are
+        // there when they are due.
+        if let Some(coord) = &self.shared.coord {
+            coord.set_rules(set.enabled());
+            coord.tick().await;
+            let view = coord.view();
+            self.shared.metrics.observe_instance(&view);
+            self.health.set_instance(view);
+        }
+        let heartbeat = self.shared.coord.clone().map(|coord| {
+            tokio::spawn(coordinate(
+                coord,
+                self.health.clone(),
+                self.shared.metrics.clone(),
+                aux.clone(),
+            ))
+        });
         let mut scheduler =
             Scheduler::new(self.shared.clone(), self.options.first_run, tracker.clone());
         scheduler.apply(set.enabled());
@@ -423,6 +453,9 @@ where
                 _ = &mut signals.shutdown => break,
                 Some(()) = signals.reload.recv() => {
                     (set, report) = self.load(&set).await;
+                    if let Some(coord) = &self.shared.coord {
+                        coord.set_rules(set.enabled());
+                    }
                     for gone in scheduler.apply(set.enabled()) {
                         self.shared.metrics.forget_rule(&gone);
                         self.health.forget_rule(&gone);
@@ -437,6 +470,10 @@ where
         tracker.wait().await;
         aux.cancel();
         let _ = probing.await;
+        if let (Some(coord), Some(task)) = (&self.shared.coord, heartbeat) {
+            let _ = task.await;
+            coord.leave().await;
+        }
         let outcome = self.outcome(report, 0);
         tracing::info!(
             runs = outcome.runs,
@@ -483,7 +520,9 @@ where
             );
             tracker.spawn(async move {
                 let flight = Arc::new(Mutex::new(()));
-                scheduler::run_guarded(&shared, &tracker2, &rule, &flight, &cancel, due).await
+                scheduler::run_guarded(&shared, &tracker2, &rule, &flight, &cancel, due)
+                    .await
+                    .flatten()
             });
         }
         tracker.close();
@@ -513,6 +552,34 @@ where
             rule_files_failed: report.failed,
             not_started,
         }
+    }
+}
+
+/// The heartbeat of this instance among several: one every heartbeat
+/// period until cancelled, each shown on `/healthz` and `/metrics`.
+async fn coordinate(
+    coord: Arc<crate::coord::Coordinator>,
+    health: Arc<Health>,
+    metrics: Arc<Metrics>,
+    cancel: CancellationToken,
+) {
+    // A heartbeat period from the start of one tick to the next (not from
+    // its end): a slow tick does not stretch the time between renewals.
+    let mut every = tokio::time::interval(coord.timing().heartbeat);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = coord.tick() => {}
+        }
+        let view = coord.view();
+        metrics.observe_instance(&view);
+        health.set_instance(view);
     }
 }
 
@@ -547,5 +614,7 @@ async fn probe_loop(
 
 #[cfg(test)]
 mod cron_tests;
+#[cfg(test)]
+mod instance_tests;
 #[cfg(test)]
 mod tests;

@@ -301,7 +301,8 @@ fn next_cron_fire(
 }
 
 /// One run under the rule's flight lock and a concurrency permit; `None`
-/// if cancelled before it started. Once started, the run finishes even if
+/// if cancelled before it started, `Some(None)` if another instance owns
+/// the rule now. Once started, the run finishes even if
 /// the daemon shuts down meanwhile (its writes and checkpoint matter).
 /// `due` is when the schedule wanted it to start: waiting for the lock or
 /// a permit past it is the run's start delay.
@@ -312,7 +313,7 @@ pub(super) async fn run_guarded<E, C>(
     flight: &Arc<Mutex<()>>,
     cancel: &CancellationToken,
     due: Instant,
-) -> Option<ExecutionRecord>
+) -> Option<Option<ExecutionRecord>>
 where
     E: RuleExecutor + 'static,
     C: Clock,
@@ -327,7 +328,21 @@ where
         _ = cancel.cancelled() => return None,
         p = acquire(&shared.limit) => p,
     };
-    Some(shared.execute(tracker, rule.clone(), due).await)
+    // Several instances: run only where the rule is assigned and its lease
+    // held, asked once the run could start (a run queued for a permit must
+    // not keep a lease from moving). Elsewhere the tick passes: the owner's
+    // checkpoint says what is covered, so a skipped tick loses no window.
+    let _lease = match &shared.coord {
+        None => None,
+        Some(coord) => match coord.may_run(&rule.rule_id) {
+            Some(p) => Some(p),
+            None => {
+                tracing::debug!(rule_id = %rule.rule_id, owner = ?coord.owner(&rule.rule_id), "not this instance's rule now");
+                return Some(None);
+            }
+        },
+    };
+    Some(Some(shared.execute(tracker, rule.clone(), due).await))
 }
 
 async fn acquire(limit: &Arc<Semaphore>) -> Option<tokio::sync::OwnedSemaphorePermit> {

@@ -16,6 +16,7 @@ use super::outage::OutageWatch;
 use super::{log, ClusterProbe, Daemon, DaemonOptions, Mode, Outcome, Probe, Signals, SystemClock};
 use crate::cluster::{Cluster, ClusterError, RetryPolicy};
 use crate::config::{Settings, StateBackend};
+use crate::coord::{Coordinator, Timing};
 use crate::notify::{Deliverer, TickReport};
 use crate::runner::{Runner, RunnerSettings};
 use crate::sink::alerts_index::{AlertsIndexError, BootstrapSpec};
@@ -46,6 +47,8 @@ pub enum StartError {
     State(#[source] StateError),
     #[error("cannot set up notifications: {0}")]
     Notify(#[source] crate::notify::deliver::DeliverError),
+    #[error("{0}")]
+    StateLocked(#[source] crate::coord::LockError),
 }
 
 /// Runs `detectd run`. In daemon mode `/healthz` and `/metrics` are served
@@ -53,6 +56,15 @@ pub enum StartError {
 /// signal); `--once` serves nothing and fails at once instead.
 pub async fn start(settings: Settings, mode: Mode) -> Result<Outcome, StartError> {
     log::settings(&settings);
+    // The local backend is one instance's: its directory is held for the
+    // whole run, from before the cluster is reached, so a second instance
+    // on it stops at once with the reason.
+    let _lock = match &settings.state {
+        StateBackend::File(dir) => {
+            Some(crate::coord::StateDirLock::acquire(dir).map_err(StartError::StateLocked)?)
+        }
+        StateBackend::Cluster => None,
+    };
     let mut signals = signals()?;
     if mode == Mode::Once {
         let cluster = prepare(&settings, RetryPolicy::default())
@@ -166,9 +178,28 @@ async fn run(
     signals: Signals,
     endpoints: Option<Endpoints>,
 ) -> Result<Outcome, StartError> {
-    let state = Arc::new(state_store(settings, &cluster)?);
+    // The cluster backend coordinates instances in daemon mode; `--once`
+    // runs every rule once, as asked, without leases.
+    let coord = match (&settings.state, mode) {
+        (StateBackend::Cluster, Mode::Daemon) => Some(coordinator(settings, &cluster)),
+        _ => None,
+    };
+    let state = Arc::new(match &coord {
+        Some(c) => AnyStateStore::Cluster(Box::new(
+            ClusterStateStore::new(cluster.clone(), &index_names(settings))
+                .with_fence(c.clone())
+                .with_instance_id(c.instance_id()),
+        )),
+        None => state_store(settings, &cluster)?,
+    });
     let executor = executor(settings, &cluster, state.clone())?;
-    let notify = Notifications::start(settings, state.clone(), mode, endpoints.as_ref())?;
+    let notify = Notifications::start(
+        settings,
+        state.clone(),
+        mode,
+        endpoints.as_ref(),
+        coord.clone(),
+    )?;
     let options = DaemonOptions::from_settings(settings);
     // Runs get threads of their own (one per concurrent run): matching is
     // CPU work, and the daemon's runtime must stay free for the schedule,
@@ -195,6 +226,9 @@ async fn run(
         Daemon::new(options, executor, probe, SystemClock).with_runs_on(runs.handle().clone());
     if let Some(endpoints) = &endpoints {
         daemon = daemon.with_endpoints(endpoints);
+    }
+    if let Some(coord) = coord {
+        daemon = daemon.with_coordinator(coord);
     }
     let outcome = daemon.run(mode, signals).await;
     if let Some(n) = notify {
@@ -251,17 +285,36 @@ struct Notifications {
     task: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
 }
 
+/// With several instances, which outbox entries this one sends: those of
+/// the rules it holds a lease of, and those that belong to no running rule
+/// (alerts about detectd itself, rules no instance runs any more) if it is
+/// the first live instance. A hand-over between two passes may send one
+/// message from both: its idempotency key lets the receiver drop it.
+fn outbox_share(coord: Arc<Coordinator>) -> crate::notify::deliver::Share {
+    Arc::new(move |entry: &crate::state::OutboxEntry| {
+        if entry.about_detectd || coord.owner(&entry.rule_id).is_none() {
+            coord.is_leader()
+        } else {
+            coord.holds(&entry.rule_id)
+        }
+    })
+}
+
 impl Notifications {
     fn start(
         settings: &Settings,
         state: Arc<AnyStateStore>,
         mode: Mode,
         endpoints: Option<&Endpoints>,
+        coord: Option<Arc<Coordinator>>,
     ) -> Result<Option<Notifications>, StartError> {
         if settings.notify.is_empty() {
             return Ok(None);
         }
-        let deliverer = Deliverer::new(state, &settings.notify).map_err(StartError::Notify)?;
+        let mut deliverer = Deliverer::new(state, &settings.notify).map_err(StartError::Notify)?;
+        if let Some(coord) = coord {
+            deliverer = deliverer.with_share(outbox_share(coord));
+        }
         tracing::info!(
             outputs = settings.notify.outputs.len(),
             routes = settings.notify.routes.len(),
@@ -314,10 +367,10 @@ pub(crate) fn state_store(
     cluster: &Cluster,
 ) -> Result<AnyStateStore, StartError> {
     Ok(match &settings.state {
-        StateBackend::Cluster => AnyStateStore::Cluster(ClusterStateStore::new(
+        StateBackend::Cluster => AnyStateStore::Cluster(Box::new(ClusterStateStore::new(
             cluster.clone(),
             &index_names(settings),
-        )),
+        ))),
         StateBackend::File(dir) => {
             let state = FileStateStore::open(dir).map_err(StartError::State)?;
             tracing::info!(dir = %dir.display(), "state kept in a local directory");
@@ -326,7 +379,32 @@ pub(crate) fn state_store(
     })
 }
 
-fn index_names(settings: &Settings) -> IndexNames {
+/// This instance among the others sharing the cluster state.
+fn coordinator(settings: &Settings, cluster: &Cluster) -> Arc<Coordinator> {
+    let id = settings
+        .instance
+        .id
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    tracing::info!(
+        instance_id = %id,
+        heartbeat_secs = settings.instance.heartbeat.as_secs_f64(),
+        lease_secs = settings.instance.lease.as_secs_f64(),
+        "coordinating with other instances through the cluster"
+    );
+    let store = ClusterStateStore::new(cluster.clone(), &index_names(settings));
+    Arc::new(Coordinator::new(
+        id,
+        Timing {
+            heartbeat: settings.instance.heartbeat,
+            lease: settings.instance.lease,
+        },
+        store,
+        Arc::new(Utc::now),
+    ))
+}
+
+pub(crate) fn index_names(settings: &Settings) -> IndexNames {
     IndexNames {
         state: settings.indices.state.clone(),
         executions: settings.indices.executions.clone(),

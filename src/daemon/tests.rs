@@ -71,7 +71,7 @@ impl Fake {
 }
 
 /// The daemon owns its executor; tests keep a handle on the same fake.
-pub(super) struct Handle(Arc<Fake>);
+pub(super) struct Handle(pub(super) Arc<Fake>);
 
 impl RuleExecutor for Handle {
     async fn execute(&self, rule: &Rule, now: DateTime<Utc>) -> ExecutionRecord {
@@ -137,7 +137,7 @@ impl RuleExecutor for Handle {
     }
 }
 
-struct Reachable;
+pub(super) struct Reachable;
 
 impl Probe for Reachable {
     fn check(&self) -> BoxFuture<'_, Result<(), String>> {
@@ -586,6 +586,7 @@ async fn start_up_time_does_not_push_the_first_runs_back() {
         runs: AtomicU64::new(0),
         failed: AtomicU64::new(0),
         runs_on: None,
+        coord: None,
     });
     let tracker = TaskTracker::new();
     let mut scheduler = Scheduler::new(shared, FirstRun::Now, tracker.clone());

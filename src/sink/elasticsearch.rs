@@ -502,111 +502,129 @@ pub async fn install_templates(
         "mapping": { "type": "keyword", "ignore_above": 1024 }
     } }]);
     let meta = json!({ "managed_by": "detectd", "version": TEMPLATE_VERSION });
-    let state = json!({
-        "index_patterns": [names.state],
-        "priority": 200,
-        "_meta": meta,
-        "template": {
-            "settings": { "number_of_shards": 1, "auto_expand_replicas": "0-1" },
-            "mappings": {
-                "dynamic_templates": keyword_strings,
-                "properties": {
-                    "rule_id": { "type": "keyword" },
-                    "checkpoint": { "type": "date" },
-                    "tiebreaker": { "type": "keyword" },
-                    "updated_at": { "type": "date" },
-                    "pending": { "type": "object", "enabled": false }
-                }
+    // Every template: one shard, a replica where there is a node for it,
+    // detectd's `_meta`; only the patterns and mappings differ.
+    let template = |pattern: String, mappings: Value| {
+        json!({
+            "index_patterns": [pattern],
+            "priority": 200,
+            "_meta": meta,
+            "template": {
+                "settings": { "number_of_shards": 1, "auto_expand_replicas": "0-1" },
+                "mappings": mappings
             }
-        }
-    });
-    let executions = json!({
-        "index_patterns": [format!("{}*", names.executions)],
-        "priority": 200,
-        "_meta": meta,
-        "template": {
-            "settings": { "number_of_shards": 1, "auto_expand_replicas": "0-1" },
-            "mappings": {
-                "dynamic_templates": keyword_strings,
-                "properties": {
-                    "@timestamp": { "type": "date" },
-                    "rule_id": { "type": "keyword" },
-                    "status": { "type": "keyword" },
-                    "window": { "properties": {
-                        "from": { "type": "date" }, "to": { "type": "date" } } },
-                    "events_fetched": { "type": "long" },
-                    "events_skipped": { "type": "long" },
-                    "alerts": { "properties": {
-                        "created": { "type": "long" },
-                        "duplicate": { "type": "long" },
-                        "capped": { "type": "long" },
-                        "failed": { "type": "long" },
-                        "dead_lettered": { "type": "long" } } },
-                    "search_duration_ms": { "type": "long" },
-                    "index_duration_ms": { "type": "long" },
-                    "warnings": { "type": "keyword" },
-                    "gap": { "properties": {
-                        "from": { "type": "date" }, "to": { "type": "date" } } }
-                }
+        })
+    };
+    let state = template(
+        names.state.clone(),
+        json!({
+            "dynamic_templates": keyword_strings,
+            "properties": {
+                "rule_id": { "type": "keyword" },
+                "checkpoint": { "type": "date" },
+                "tiebreaker": { "type": "keyword" },
+                "updated_at": { "type": "date" },
+                "pending": { "type": "object", "enabled": false },
+                "lease": { "properties": {
+                    "owner": { "type": "keyword" },
+                    "epoch": { "type": "long" },
+                    "expires_at": { "type": "date" } } }
             }
-        }
-    });
+        }),
+    );
+    let executions = template(
+        format!("{}*", names.executions),
+        json!({
+            "dynamic_templates": keyword_strings,
+            "properties": {
+                "@timestamp": { "type": "date" },
+                "rule_id": { "type": "keyword" },
+                "instance_id": { "type": "keyword" },
+                "status": { "type": "keyword" },
+                "window": { "properties": {
+                    "from": { "type": "date" }, "to": { "type": "date" } } },
+                "events_fetched": { "type": "long" },
+                "events_skipped": { "type": "long" },
+                "alerts": { "properties": {
+                    "created": { "type": "long" },
+                    "duplicate": { "type": "long" },
+                    "capped": { "type": "long" },
+                    "failed": { "type": "long" },
+                    "dead_lettered": { "type": "long" } } },
+                "search_duration_ms": { "type": "long" },
+                "index_duration_ms": { "type": "long" },
+                "warnings": { "type": "keyword" },
+                "gap": { "properties": {
+                    "from": { "type": "date" }, "to": { "type": "date" } } }
+            }
+        }),
+    );
     // The refused alert is kept as stored data only: it was refused for
     // its shape, so it must not be mapped again here.
-    let dead_letters = json!({
-        "index_patterns": [names.dead_letters],
-        "priority": 200,
-        "_meta": meta,
-        "template": {
-            "settings": { "number_of_shards": 1, "auto_expand_replicas": "0-1" },
-            "mappings": {
-                "dynamic": false,
-                "properties": {
-                    "alert_id": { "type": "keyword" },
-                    "index": { "type": "keyword" },
-                    "rule_id": { "type": "keyword" },
-                    "execution_id": { "type": "keyword" },
-                    "refused_at": { "type": "date" },
-                    "status": { "type": "integer" },
-                    "reason": { "type": "text" },
-                    "attempts": { "type": "integer" },
-                    "alert": { "type": "object", "enabled": false }
-                }
+    let dead_letters = template(
+        names.dead_letters.clone(),
+        json!({
+            "dynamic": false,
+            "properties": {
+                "alert_id": { "type": "keyword" },
+                "index": { "type": "keyword" },
+                "rule_id": { "type": "keyword" },
+                "execution_id": { "type": "keyword" },
+                "refused_at": { "type": "date" },
+                "status": { "type": "integer" },
+                "reason": { "type": "text" },
+                "attempts": { "type": "integer" },
+                "alert": { "type": "object", "enabled": false }
             }
-        }
-    });
+        }),
+    );
     // Messages are stored as JSON text and never searched: not mapped.
-    let outbox = json!({
-        "index_patterns": [names.outbox()],
-        "priority": 200,
-        "_meta": meta,
-        "template": {
-            "settings": { "number_of_shards": 1, "auto_expand_replicas": "0-1" },
-            "mappings": {
-                "dynamic": false,
-                "properties": {
-                    "id": { "type": "keyword" },
-                    "key": { "type": "keyword" },
-                    "route": { "type": "keyword" },
-                    "output": { "type": "keyword" },
-                    "rule_id": { "type": "keyword" },
-                    "window_end": { "type": "date" },
-                    "created_at": { "type": "date" },
-                    "status": { "type": "keyword" },
-                    "attempts": { "type": "integer" },
-                    "next_attempt_at": { "type": "date" },
-                    "sent_at": { "type": "date" },
-                    "last_error": { "type": "text" },
-                    "message": { "type": "object", "enabled": false },
-                    "about_detectd": { "type": "boolean" },
-                    "at": { "type": "date" }
-                }
+    let outbox = template(
+        names.outbox(),
+        json!({
+            "dynamic": false,
+            "properties": {
+                "id": { "type": "keyword" },
+                "key": { "type": "keyword" },
+                "route": { "type": "keyword" },
+                "output": { "type": "keyword" },
+                "rule_id": { "type": "keyword" },
+                "window_end": { "type": "date" },
+                "created_at": { "type": "date" },
+                "status": { "type": "keyword" },
+                "attempts": { "type": "integer" },
+                "next_attempt_at": { "type": "date" },
+                "sent_at": { "type": "date" },
+                "last_error": { "type": "text" },
+                "message": { "type": "object", "enabled": false },
+                "about_detectd": { "type": "boolean" },
+                "at": { "type": "date" }
             }
-        }
-    });
+        }),
+    );
+    // Heartbeats and rule sets of the instances (`coord::membership`): a
+    // rule set is stored, not mapped (a thousand rule ids would be a
+    // thousand fields).
+    let instances_index = format!("{}-instances", names.state);
+    let instances = template(
+        instances_index.clone(),
+        json!({
+            "dynamic_templates": keyword_strings,
+            "properties": {
+                "kind": { "type": "keyword" },
+                "instance_id": { "type": "keyword" },
+                "rules_hash": { "type": "keyword" },
+                "last_seen": { "type": "date" },
+                "started_at": { "type": "date" },
+                "rules_loaded_at": { "type": "date" },
+                "rules": { "type": "object", "enabled": false }
+            }
+        }),
+    );
     let templates = vec![
-        (format!("{}-template", names.outbox()), outbox),
         (format!("{}-template", names.state), state),
+        (format!("{}-template", names.outbox()), outbox),
+        (format!("{instances_index}-template"), instances),
         (format!("{}-template", names.executions), executions),
         (format!("{}-template", names.dead_letters), dead_letters),
     ];

@@ -10,7 +10,8 @@ use crate::runner::ExecutionRecord;
 
 #[derive(Debug)]
 pub enum AnyStateStore {
-    Cluster(ClusterStateStore),
+    // Boxed: the cluster store is several times the size of the file one.
+    Cluster(Box<ClusterStateStore>),
     File(FileStateStore),
 }
 

@@ -11,13 +11,15 @@
 //! Its message bodies are stored as JSON text, so no mapping of alert
 //! fields grows in it.
 
+use std::sync::Arc;
+
 use elasticsearch::http::Method;
 use serde_json::Value;
 
 use super::outbox::sort_entries;
 use super::{
-    execution_document, Checkpoint, DeadLetter, OutboxEntry, OutboxStatus, StateError, StateStore,
-    ThrottleMark,
+    execution_document, Checkpoint, CheckpointFence, DeadLetter, OutboxEntry, OutboxStatus,
+    StateError, StateStore, ThrottleMark,
 };
 use crate::cluster::{encode_path_part, Cluster, ClusterError};
 use crate::runner::ExecutionRecord;
@@ -26,6 +28,11 @@ use crate::sink::elasticsearch::IndexNames;
 #[derive(Clone, Debug)]
 pub struct ClusterStateStore {
     cluster: Cluster,
+    /// Set when several instances share the state: checkpoints are then
+    /// written under the rule's lease (see `lease`).
+    fence: Option<Arc<dyn CheckpointFence>>,
+    /// Stamped on execution records as `instance_id` (several instances).
+    instance_id: Option<String>,
     /// The state index (checkpoints).
     state: String,
     /// The executions index.
@@ -41,11 +48,48 @@ impl ClusterStateStore {
     pub fn new(cluster: Cluster, names: &IndexNames) -> ClusterStateStore {
         ClusterStateStore {
             cluster,
+            fence: None,
+            instance_id: None,
             state: names.state.clone(),
             executions: names.executions.clone(),
             dead_letters: names.dead_letters.clone(),
             outbox: names.outbox(),
         }
+    }
+
+    /// The store whose checkpoints `fence` writes (under a lease).
+    pub fn with_fence(mut self, fence: Arc<dyn CheckpointFence>) -> ClusterStateStore {
+        self.fence = Some(fence);
+        self
+    }
+
+    /// The store that stamps `instance_id` on the execution records it
+    /// writes, so a run can be traced to the instance that made it.
+    pub fn with_instance_id(mut self, id: &str) -> ClusterStateStore {
+        self.instance_id = Some(id.to_string());
+        self
+    }
+
+    /// The same store without its fence: what a fence itself writes with.
+    pub fn unfenced(&self) -> ClusterStateStore {
+        ClusterStateStore {
+            fence: None,
+            ..self.clone()
+        }
+    }
+
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// The state index (checkpoints and leases).
+    pub fn state_index(&self) -> &str {
+        &self.state
+    }
+
+    /// The executions index.
+    pub fn executions_index(&self) -> &str {
+        &self.executions
     }
 
     /// `_mget` of these ids in the outbox index: the `_source` of each
@@ -69,7 +113,7 @@ impl ClusterStateStore {
     /// POSTs `body` to `path` and takes the array at `pointer` (`/docs`,
     /// `/hits/hits`) out of the answer; `None` when the index does not
     /// exist (404), an error naming what was expected otherwise.
-    async fn post_for_array(
+    pub(super) async fn post_for_array(
         &self,
         path: &str,
         params: &[(&str, &str)],
@@ -179,7 +223,7 @@ impl ClusterStateStore {
             .await
     }
 
-    fn doc_path(&self, rule_id: &str) -> String {
+    pub(super) fn doc_path(&self, rule_id: &str) -> String {
         format!(
             "/{}/_doc/{}",
             encode_path_part(&self.state),
@@ -219,6 +263,11 @@ impl StateStore for ClusterStateStore {
             }
         }
         let source = body.get("_source").cloned().unwrap_or(Value::Null);
+        // A document holding only a lease: taken before the rule's first
+        // acknowledged window.
+        if source.get("checkpoint").is_none() && source.get("lease").is_some() {
+            return Ok(None);
+        }
         serde_json::from_value(source.clone())
             .map(Some)
             .map_err(|e| StateError::BadDocument {
@@ -231,6 +280,9 @@ impl StateStore for ClusterStateStore {
     }
 
     async fn save_checkpoint(&self, checkpoint: &Checkpoint) -> Result<(), StateError> {
+        if let Some(fence) = &self.fence {
+            return fence.save(self, checkpoint).await;
+        }
         let body = serde_json::to_value(checkpoint).unwrap_or(Value::Null);
         let path = self.doc_path(&checkpoint.rule_id);
         let response = self
@@ -244,14 +296,13 @@ impl StateStore for ClusterStateStore {
 
     async fn record_execution(&self, record: &ExecutionRecord) -> Result<(), StateError> {
         let path = format!("/{}/_doc", encode_path_part(&self.executions));
+        let mut doc = execution_document(record);
+        if let Some(id) = &self.instance_id {
+            doc["instance_id"] = Value::from(id.as_str());
+        }
         let response = self
             .cluster
-            .request_json(
-                Method::Post,
-                &path,
-                &[("refresh", "wait_for")],
-                Some(&execution_document(record)),
-            )
+            .request_json(Method::Post, &path, &[("refresh", "wait_for")], Some(&doc))
             .await?;
         written(response, "POST", path)
     }

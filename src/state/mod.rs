@@ -25,6 +25,7 @@ pub mod dead_letter;
 pub mod file;
 #[cfg(test)]
 mod file_tests;
+pub mod lease;
 pub mod memory;
 pub mod outbox;
 
@@ -40,6 +41,7 @@ pub use backend::AnyStateStore;
 pub use cluster::ClusterStateStore;
 pub use dead_letter::DeadLetter;
 pub use file::FileStateStore;
+pub use lease::{LeaseDoc, LeaseOutcome, LeaseWrite, StoredLease, Versioned};
 pub use memory::MemoryStateStore;
 pub use outbox::{OutboxEntry, OutboxStatus, ThrottleMark, OUTBOX_RETENTION};
 
@@ -90,6 +92,21 @@ pub enum StateError {
     BadDocument { rule_id: String, found: String },
     #[error("this state store keeps no notification outbox")]
     NoOutbox,
+    #[error("lease of rule `{rule_id}` lost, checkpoint not written: {why}")]
+    LeaseLost { rule_id: String, why: String },
+}
+
+/// Writes a rule's checkpoint under its lease, when several instances
+/// share the cluster state (`coord` implements it): the store hands every
+/// checkpoint to it instead of writing it unconditionally.
+pub trait CheckpointFence: Send + Sync + std::fmt::Debug {
+    /// Writes `checkpoint` with `store` (unfenced) only while this
+    /// instance holds the rule's lease.
+    fn save<'a>(
+        &'a self,
+        store: &'a ClusterStateStore,
+        checkpoint: &'a Checkpoint,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<(), StateError>> + Send + 'a>>;
 }
 
 /// Checkpoints and execution records of rule runs.
