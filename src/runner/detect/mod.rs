@@ -8,7 +8,9 @@
 mod constraints;
 mod eql;
 mod query;
+mod threshold;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -30,6 +32,7 @@ enum Kind<'r> {
     // One detector per run: its size does not matter.
     Eql(Box<eql::EqlDetector<'r>>),
     Query(query::QueryDetector<'r>),
+    Threshold(threshold::ThresholdDetector<'r>),
 }
 
 impl<'r> Detector<'r> {
@@ -44,6 +47,7 @@ impl<'r> Detector<'r> {
         let kind = match &rule.kind {
             RuleKind::Eql(eql) => Kind::Eql(Box::new(eql::EqlDetector::new(eql, settings)?)),
             RuleKind::Query(q) => Kind::Query(query::QueryDetector::new(q)),
+            RuleKind::Threshold(t) => Kind::Threshold(threshold::ThresholdDetector::new(t)),
         };
         Ok(Detector {
             kind,
@@ -55,7 +59,7 @@ impl<'r> Detector<'r> {
     pub(crate) fn reach(&self) -> Reach {
         match &self.kind {
             Kind::Eql(d) => d.reach(),
-            Kind::Query(_) => Reach::NONE,
+            Kind::Query(_) | Kind::Threshold(_) => Reach::NONE,
         }
     }
 
@@ -64,7 +68,7 @@ impl<'r> Detector<'r> {
     pub(super) fn grouped(&self) -> bool {
         match &self.kind {
             Kind::Eql(d) => d.grouped(),
-            Kind::Query(_) => false,
+            Kind::Query(_) | Kind::Threshold(_) => false,
         }
     }
 
@@ -74,23 +78,31 @@ impl<'r> Detector<'r> {
         let mut request = match &self.kind {
             Kind::Eql(d) => d.request(base),
             Kind::Query(d) => d.request(base),
+            Kind::Threshold(d) => d.request(base),
         };
         request.exact = Exact::both(request.exact.take(), self.constraints.clone());
         request
     }
 
-    /// The window's matches to offer, oldest first.
+    /// The window's matches to offer, oldest first. `history` is the
+    /// threshold history (see `Checkpoint::threshold_history`); other
+    /// kinds ignore it.
     pub(super) async fn matches<S: EventSource>(
         &self,
         source: &S,
         request: FetchRequest,
         window: Window,
         offer_from: DateTime<Utc>,
+        history: &HashMap<String, i64>,
         record: &mut ExecutionRecord,
     ) -> Result<Vec<Candidate>, RunError> {
         match &self.kind {
             Kind::Eql(d) => d.matches(source, request, window, offer_from, record).await,
             Kind::Query(d) => d.matches(source, request, record).await,
+            Kind::Threshold(d) => {
+                d.matches(source, request, window.end, history, record)
+                    .await
+            }
         }
     }
 }
@@ -106,7 +118,8 @@ pub(super) struct Hit {
     pub(super) position: usize,
 }
 
-/// One match: an event, or a sequence / sample (`None` = missing event).
+/// One match: an event, or a sequence / sample (`None` = missing event),
+/// or a threshold group (no events: its alert is built from the group).
 #[derive(Debug)]
 pub(super) struct Candidate {
     /// (timestamp, position) of the last event: the cap keeps the oldest
@@ -114,6 +127,7 @@ pub(super) struct Candidate {
     /// every time the window is searched).
     pub(super) order: (i64, usize),
     pub(super) events: Vec<Option<Hit>>,
+    pub(super) threshold: Option<Box<crate::alert::threshold::ThresholdBucket>>,
 }
 
 /// How far a window's search reaches before the window start.

@@ -10,7 +10,7 @@
 //! offered when its last event is in the range, a trailing missing-event
 //! stage is decided at the range's end, as in a scheduled window.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -78,9 +78,18 @@ where
                 to: window.end,
             },
         ));
+        // One window, nothing committed: no threshold history either.
+        let history = HashMap::new();
         let search_clock = Instant::now();
         let matched = detector
-            .matches(&self.source, request, window, window.start, record)
+            .matches(
+                &self.source,
+                request,
+                window,
+                window.start,
+                &history,
+                record,
+            )
             .await;
         record.search_duration_ms += super::millis(search_clock.elapsed());
         let candidates = matched?;
@@ -88,9 +97,11 @@ where
             window,
             covered: None,
             retried_cut: None,
+            history: &history,
         };
         self.alert_window(&scope, candidates, &attempt, &mut HashSet::new(), record)
             .await
+            .map(|_| ())
     }
 }
 
