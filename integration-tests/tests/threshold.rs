@@ -98,8 +98,17 @@ impl Fixture {
     }
 
     fn runner(&self) -> Runner<ElasticsearchSource, ElasticsearchSink, ClusterStateStore> {
+        self.runner_with(true)
+    }
+
+    /// A runner whose threshold counts are aggregations on the cluster
+    /// (`aggregate`), or counted from the fetched events.
+    fn runner_with(
+        &self,
+        aggregate: bool,
+    ) -> Runner<ElasticsearchSource, ElasticsearchSink, ClusterStateStore> {
         Runner::new(
-            ElasticsearchSource::new(self.cluster.clone()),
+            ElasticsearchSource::new(self.cluster.clone()).with_aggregations(aggregate),
             ElasticsearchSink::new(
                 self.cluster.clone(),
                 BulkSettings {
@@ -144,6 +153,15 @@ impl Fixture {
             .collect()
     }
 
+    /// Alerts and state gone, templates back: as before the first run.
+    async fn reset(&self) {
+        delete_detectd_indices(&self.cluster, &self.names).await;
+        self.alerts.delete(&self.cluster).await;
+        install_templates(&self.cluster, &self.names)
+            .await
+            .expect("install templates");
+    }
+
     async fn cleanup(&self) {
         delete_indices(&self.cluster, &[&self.events]).await;
         delete_detectd_indices(&self.cluster, &self.names).await;
@@ -179,6 +197,8 @@ async fn a_group_at_the_value_alerts_in_kibanas_shape_and_one_below_does_not() {
     let rec = fx.runner().run(&rule, now).await;
     assert_ok(&rec);
     assert_eq!(rec.alerts_created, 1, "{rec:#?}");
+    // Counted by the cluster: no event was fetched.
+    assert_eq!(rec.events_fetched, 0, "{rec:#?}");
     let alerts = fx.alerts().await;
     assert_eq!(alerts.len(), 1);
     let (id, a) = &alerts[0];
@@ -285,5 +305,94 @@ async fn catch_up_alerts_once_per_interval_and_never_twice() {
         (0, 0),
         "{again:#?}"
     );
+    fx.cleanup().await;
+}
+
+/// The aggregation on the cluster and the count of fetched events agree:
+/// the same alerts (ids, results, times) over two fields, an event with two
+/// users (one group per value), events without a field, a cardinality, a
+/// time from `timestamp_override` with `@timestamp` as fallback, and a
+/// second, overlapping run that must exclude what the first alerted.
+#[tokio::test]
+async fn the_pushed_down_count_and_the_local_count_agree() {
+    let mut docs: Vec<Value> = Vec::new();
+    for (m, user, ip) in [
+        (1, json!("u1"), "10.0.0.1"),
+        (2, json!("u2"), "10.0.0.1"),
+        (3, json!(["u1", "u3"]), "10.0.0.1"),
+        (4, json!("u1"), "10.0.0.2"),
+        (6, json!("u4"), "10.0.0.1"),
+        (7, json!("u5"), "10.0.0.1"),
+        (8, json!("u1"), "10.0.0.1"),
+        (9, json!("u1"), "10.0.0.2"),
+    ] {
+        let mut d = logon(m, "x", ip, "failure");
+        d["user"]["name"] = user;
+        // Half the events carry `event.ingested` a minute after the event.
+        if m % 2 == 0 {
+            d["event"]["ingested"] = json!(at(m + 1));
+        }
+        docs.push(d);
+    }
+    docs.push(
+        json!({"@timestamp": at(2), "event": {"outcome": "failure"}, "source": {"ip": "10.0.0.1"}}),
+    );
+    let Some(fx) = Fixture::new("threshold_pushdown_agrees", docs).await else {
+        return;
+    };
+    let mut rule = fx.rule(
+        "field = [\"source.ip\", \"host.name\"]\nvalue = 2\n\n\
+         [[rule.threshold.cardinality]]\nfield = \"user.name\"\nvalue = 2\n",
+    );
+    rule.common.timestamp_override = Some("event.ingested".into());
+    let mut seen = Vec::new();
+    for aggregate in [true, false] {
+        fx.reset().await;
+        let runner = fx.runner_with(aggregate);
+        let one = runner.run(&rule, t0() + Duration::minutes(5)).await;
+        let two = runner.run(&rule, t0() + Duration::minutes(10)).await;
+        assert_ok(&one);
+        assert_ok(&two);
+        assert_eq!(one.events_fetched == 0, aggregate, "{one:#?}");
+        let alerts: Vec<(String, Value, Value)> = fx
+            .alerts()
+            .await
+            .into_iter()
+            .map(|(id, a)| {
+                (
+                    id,
+                    a["kibana.alert.threshold_result"].clone(),
+                    a["kibana.alert.original_time"].clone(),
+                )
+            })
+            .collect();
+        seen.push(alerts);
+    }
+    // Hand-counted: 10.0.0.1/ws-1 has events at 1, 2 (ingested 3), 3 and,
+    // without a host, one at 2 (in no group). First run (window -4..+5):
+    // 3 events, users u1, u2, u3 (the event at 3 has two). Second run
+    // (window +1..+10): only events after +3 count: 6 (ingested 7), 7,
+    // 8 (ingested 9): 3 events, users u4, u5, u1. 10.0.0.2 has two events
+    // of one user: below the cardinality each time.
+    let expected = vec![
+        (
+            json!({"cardinality": [{"field": "user.name", "value": 3}], "count": 3,
+                   "from": at(1), "terms": [{"field": "source.ip", "value": "10.0.0.1"},
+                                            {"field": "host.name", "value": "ws-1"}]}),
+            json!(at(3)),
+        ),
+        (
+            json!({"cardinality": [{"field": "user.name", "value": 3}], "count": 3,
+                   "from": at(7), "terms": [{"field": "source.ip", "value": "10.0.0.1"},
+                                            {"field": "host.name", "value": "ws-1"}]}),
+            json!(at(9)),
+        ),
+    ];
+    let got: Vec<(Value, Value)> = seen[0]
+        .iter()
+        .map(|(_, r, t)| (r.clone(), t.clone()))
+        .collect();
+    assert_eq!(got, expected);
+    assert_eq!(seen[0], seen[1], "pushed down vs local");
     fx.cleanup().await;
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tracing::Instrument;
 
 use super::alerts::{alert_rule, group_ids};
-use super::detect::{Candidate, Detector, Reach};
+use super::detect::{Candidate, Detector, History, Reach};
 use super::record::{ExecutionIds, ExecutionRecord, RunStatus, WindowRange};
 use super::report::{gap_warning, MAX_SIGNALS_WARNING};
 use super::RuleExecutor;
@@ -226,14 +226,9 @@ where
         let checkpoint = self.state.checkpoint(&rule.rule_id).await?;
         let covered = checkpoint.as_ref().map(|c| c.covered_until);
         // A threshold rule's alerted groups (`Checkpoint::threshold_history`).
-        let mut history: HashMap<String, i64> = checkpoint
+        let mut history = checkpoint
             .as_ref()
-            .map(|c| {
-                c.threshold_history
-                    .iter()
-                    .map(|m| (m.terms.clone(), m.last))
-                    .collect()
-            })
+            .map(|c| threshold::loaded(&c.threshold_history))
             .unwrap_or_default();
         // A capped window the last run wrote but did not commit (it died).
         let mut pending = checkpoint.and_then(|c| c.pending);
@@ -713,7 +708,7 @@ struct Attempt<'a> {
     retried_cut: Option<&'a CapCut>,
     /// The threshold history before this window (kept in a capped
     /// window's pending checkpoint).
-    history: &'a HashMap<String, i64>,
+    history: &'a History,
 }
 
 /// A rule's timing for [`plan_windows`] of a run at `now`: its interval,

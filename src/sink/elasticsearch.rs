@@ -515,7 +515,8 @@ pub async fn install_templates(
                     "checkpoint": { "type": "date" },
                     "tiebreaker": { "type": "keyword" },
                     "updated_at": { "type": "date" },
-                    "pending": { "type": "object", "enabled": false }
+                    "pending": { "type": "object", "enabled": false },
+                    "threshold_history": { "type": "object", "enabled": false }
                 }
             }
         }

@@ -74,9 +74,21 @@ pub struct Checkpoint {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ThresholdMark {
     /// SHA-256 of the group's terms (field and value, in field order).
-    pub terms: String,
+    pub key: String,
+    /// The group's terms: a search excludes the group's counted events by
+    /// them (Kibana's history keeps them for the same reason).
+    pub terms: Vec<ThresholdTerm>,
     /// Epoch milliseconds of the last event the group's alert counted.
     pub last: i64,
+}
+
+/// One field of a group. The value is kept as JSON text: a string in every
+/// state document whatever the field's type, so a dynamically mapped state
+/// index never sees one field with two types.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThresholdTerm {
+    pub field: String,
+    pub value: String,
 }
 
 /// A window whose matches `max_signals` cut, written but not committed.

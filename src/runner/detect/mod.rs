@@ -10,7 +10,8 @@ mod eql;
 mod query;
 mod threshold;
 
-use std::collections::HashMap;
+pub(super) use threshold::{History, Seen};
+
 use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -93,7 +94,7 @@ impl<'r> Detector<'r> {
         request: FetchRequest,
         window: Window,
         offer_from: DateTime<Utc>,
-        history: &HashMap<String, i64>,
+        history: &History,
         record: &mut ExecutionRecord,
     ) -> Result<Vec<Candidate>, RunError> {
         match &self.kind {

@@ -9,14 +9,16 @@
 //! `max` of the time field; a group alerts when its count is `>= value`
 //! and, with a `cardinality`, its distinct values are `>= value` too.
 //!
-//! Only the time, threshold and cardinality fields are read, so the search
-//! moves little and the same detector runs offline (`hunt`); pushing the
-//! aggregation down to the cluster is not done yet.
+//! A source that aggregates (a cluster) is asked for the counts
+//! ([`EventSource::count_groups`], Kibana's aggregation: see
+//! `source::elasticsearch::groups`); other sources (`hunt`'s files, memory)
+//! give the events, reading only the time, threshold and cardinality
+//! fields, and they are counted here with the same meaning.
 //!
 //! Events already counted by an alert of their group are left out, as
 //! Kibana's signal history does (`get_threshold_bucket_filters.ts`: a
-//! group's events at or before its last alerted event): `history` maps a
-//! group's terms hash to the time of that event.
+//! group's events at or before its last alerted event): [`History`] maps a
+//! group's terms hash to its terms and the time of that event.
 
 use std::collections::{HashMap, HashSet};
 
@@ -30,7 +32,17 @@ use crate::alert::threshold::{terms_hash, ThresholdBucket};
 use crate::eql::pushdown::field_values;
 use crate::rule::ThresholdRule;
 use crate::source::memory::timestamp_millis;
-use crate::source::{EventSource, FetchRequest};
+use crate::source::{EventSource, Excluded, FetchRequest, Group, GroupCount};
+
+/// A threshold rule's alerted groups, by terms hash.
+pub(in crate::runner) type History = HashMap<String, Seen>;
+
+/// An alerted group: its terms, and its last counted event (epoch ms).
+#[derive(Clone, Debug, PartialEq)]
+pub(in crate::runner) struct Seen {
+    pub(in crate::runner) terms: Vec<(String, Value)>,
+    pub(in crate::runner) last: i64,
+}
 
 pub(in crate::runner) struct ThresholdDetector<'r> {
     rule: &'r ThresholdRule,
@@ -42,8 +54,8 @@ struct Tally {
     /// Events of the group at or before this time were alerted already.
     since: Option<i64>,
     count: u64,
-    min_ts: i64,
-    max_ts: i64,
+    min_ts: Option<i64>,
+    max_ts: Option<i64>,
     distinct: HashSet<String>,
 }
 
@@ -73,9 +85,71 @@ impl<'r> ThresholdDetector<'r> {
         source: &S,
         request: FetchRequest,
         window_end: DateTime<Utc>,
-        history: &HashMap<String, i64>,
+        history: &History,
         record: &mut ExecutionRecord,
     ) -> Result<Vec<Candidate>, RunError> {
+        let patterns = request.indices.clone();
+        let asked = GroupCount {
+            fields: self.rule.fields.clone(),
+            min_count: self.rule.value,
+            cardinality: self
+                .rule
+                .cardinality
+                .first()
+                .map(|c| (c.field.clone(), c.value)),
+            exclude: history
+                .values()
+                .map(|s| Excluded {
+                    terms: s.terms.clone(),
+                    last: s.last,
+                })
+                .collect(),
+        };
+        let groups = match source.count_groups(&request, &asked).await? {
+            Some(found) => {
+                note_source_warnings(&patterns, &found.warnings, record);
+                found.groups
+            }
+            None => self.count(source, request, history, record).await?,
+        };
+        let mut out: Vec<Candidate> = groups
+            .into_iter()
+            .filter(|g| reaches(g, &asked))
+            .map(|g| {
+                // No readable time (cannot happen inside a time range):
+                // the window's end stands in.
+                let end = window_end.timestamp_millis();
+                let max_ts = g.max_ts.unwrap_or(end);
+                let bucket = ThresholdBucket {
+                    cardinality: asked
+                        .cardinality
+                        .as_ref()
+                        .map(|(field, _)| (field.clone(), g.distinct.unwrap_or(0))),
+                    terms: g.terms,
+                    count: g.count,
+                    min_ts: g.min_ts.unwrap_or(max_ts),
+                    max_ts,
+                    window_end,
+                };
+                Candidate {
+                    order: (max_ts, 0),
+                    events: Vec::new(),
+                    threshold: Some(Box::new(bucket)),
+                }
+            })
+            .collect();
+        out.sort_by_key(|c| c.order);
+        Ok(out)
+    }
+
+    /// Every group of the window's events, counted here.
+    async fn count<S: EventSource>(
+        &self,
+        source: &S,
+        request: FetchRequest,
+        history: &History,
+        record: &mut ExecutionRecord,
+    ) -> Result<Vec<Group>, RunError> {
         let patterns = request.indices.clone();
         let time_fields: Vec<String> = std::iter::once(request.time_filter.primary.clone())
             .chain(request.time_filter.fallback.clone())
@@ -108,11 +182,11 @@ impl<'r> ThresholdDetector<'r> {
             for terms in groups {
                 let key: Vec<String> = terms.iter().map(|(_, v)| v.to_string()).collect();
                 let tally = tallies.entry(key).or_insert_with(|| Tally {
-                    since: history.get(&terms_hash(&terms)).copied(),
+                    since: history.get(&terms_hash(&terms)).map(|s| s.last),
                     terms,
                     count: 0,
-                    min_ts: i64::MAX,
-                    max_ts: i64::MIN,
+                    min_ts: None,
+                    max_ts: None,
                     distinct: HashSet::new(),
                 });
                 if let (Some(since), Some(ts)) = (tally.since, ts) {
@@ -122,53 +196,26 @@ impl<'r> ThresholdDetector<'r> {
                 }
                 tally.count += 1;
                 if let Some(ts) = ts {
-                    tally.min_ts = tally.min_ts.min(ts);
-                    tally.max_ts = tally.max_ts.max(ts);
+                    tally.min_ts = Some(tally.min_ts.map_or(ts, |m| m.min(ts)));
+                    tally.max_ts = Some(tally.max_ts.map_or(ts, |m| m.max(ts)));
                 }
                 tally.distinct.extend(distinct.iter().cloned());
             }
         }
-        if missing > 0 {
-            // Kibana's composite aggregation drops them too (no
-            // `missing_bucket`): said, not an error.
-            record.events_skipped += missing;
-        }
-        let mut out: Vec<Candidate> = tallies
+        // Kibana's composite aggregation drops them too (no
+        // `missing_bucket`): counted as skipped, not an error.
+        record.events_skipped += missing;
+        let with_cardinality = !self.rule.cardinality.is_empty();
+        Ok(tallies
             .into_values()
-            .filter(|t| t.count > 0 && t.count >= self.rule.value)
-            .filter(|t| {
-                self.rule
-                    .cardinality
-                    .first()
-                    .is_none_or(|c| t.distinct.len() as u64 >= c.value)
+            .map(|t| Group {
+                distinct: with_cardinality.then_some(t.distinct.len() as u64),
+                terms: t.terms,
+                count: t.count,
+                min_ts: t.min_ts,
+                max_ts: t.max_ts,
             })
-            .map(|t| {
-                let (min_ts, max_ts) = if t.max_ts == i64::MIN {
-                    (window_end.timestamp_millis(), window_end.timestamp_millis())
-                } else {
-                    (t.min_ts, t.max_ts)
-                };
-                let bucket = ThresholdBucket {
-                    cardinality: self
-                        .rule
-                        .cardinality
-                        .first()
-                        .map(|c| (c.field.clone(), t.distinct.len() as u64)),
-                    terms: t.terms,
-                    count: t.count,
-                    min_ts,
-                    max_ts,
-                    window_end,
-                };
-                Candidate {
-                    order: (max_ts, 0),
-                    events: Vec::new(),
-                    threshold: Some(Box::new(bucket)),
-                }
-            })
-            .collect();
-        out.sort_by_key(|c| c.order);
-        Ok(out)
+            .collect())
     }
 
     /// The groups an event is in: one per combination of its values of
@@ -200,4 +247,14 @@ impl<'r> ThresholdDetector<'r> {
         }
         groups
     }
+}
+
+/// Whether a group reaches the rule's count (and cardinality).
+fn reaches(group: &Group, asked: &GroupCount) -> bool {
+    group.count > 0
+        && group.count >= asked.min_count
+        && asked
+            .cardinality
+            .as_ref()
+            .is_none_or(|(_, need)| group.distinct.is_some_and(|have| have >= *need))
 }

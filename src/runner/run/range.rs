@@ -10,7 +10,7 @@
 //! offered when its last event is in the range, a trailing missing-event
 //! stage is decided at the range's end, as in a scheduled window.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use super::{base_request, sub, Attempt, RunError, Runner};
 use crate::rule::Rule;
-use crate::runner::detect::Detector;
+use crate::runner::detect::{Detector, History};
 use crate::runner::record::{ExecutionRecord, WindowRange};
 use crate::schedule::window::Window;
 use crate::sink::AlertSink;
@@ -79,7 +79,7 @@ where
             },
         ));
         // One window, nothing committed: no threshold history either.
-        let history = HashMap::new();
+        let history = History::new();
         let search_clock = Instant::now();
         let matched = detector
             .matches(

@@ -8,20 +8,21 @@
 //! can alert in the next window that still holds them. Entries older than
 //! the window's start are dropped: no later window reads those events.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 
 use crate::alert::threshold::terms_hash;
 use crate::alert::AlertRule;
-use crate::runner::detect::Candidate;
-use crate::state::ThresholdMark;
+use crate::runner::detect::{Candidate, History, Seen};
+use crate::state::{ThresholdMark, ThresholdTerm};
 
 /// A threshold match as the history sees it.
 pub(super) struct Mark {
     head: String,
-    terms: String,
-    last: i64,
+    key: String,
+    seen: Seen,
 }
 
 /// The marks of a window's threshold matches (none for other kinds).
@@ -31,8 +32,11 @@ pub(super) fn marks(candidates: &[Candidate], rule: &AlertRule, space: &str) -> 
         .filter_map(|c| c.threshold.as_deref())
         .map(|b| Mark {
             head: b.alert_id(rule, space),
-            terms: terms_hash(&b.terms),
-            last: b.max_ts,
+            key: terms_hash(&b.terms),
+            seen: Seen {
+                terms: b.terms.clone(),
+                last: b.max_ts,
+            },
         })
         .collect()
 }
@@ -40,29 +44,65 @@ pub(super) fn marks(candidates: &[Candidate], rule: &AlertRule, space: &str) -> 
 /// The history after a window starting at `start` whose alerted heads are
 /// `alerted`.
 pub(super) fn advance(
-    history: &mut HashMap<String, i64>,
+    history: &mut History,
     marks: &[Mark],
     alerted: &[String],
     start: DateTime<Utc>,
 ) {
     let alerted: HashSet<&str> = alerted.iter().map(String::as_str).collect();
     for m in marks.iter().filter(|m| alerted.contains(m.head.as_str())) {
-        let last = history.entry(m.terms.clone()).or_insert(m.last);
-        *last = (*last).max(m.last);
+        let seen = history
+            .entry(m.key.clone())
+            .or_insert_with(|| m.seen.clone());
+        seen.last = seen.last.max(m.seen.last);
     }
     let start = start.timestamp_millis();
-    history.retain(|_, last| *last >= start);
+    history.retain(|_, seen| seen.last >= start);
 }
 
 /// The history as stored, in a stable order.
-pub(super) fn stored(history: &HashMap<String, i64>) -> Vec<ThresholdMark> {
+pub(super) fn stored(history: &History) -> Vec<ThresholdMark> {
     let mut out: Vec<ThresholdMark> = history
         .iter()
-        .map(|(terms, last)| ThresholdMark {
-            terms: terms.clone(),
-            last: *last,
+        .map(|(key, seen)| ThresholdMark {
+            key: key.clone(),
+            terms: seen
+                .terms
+                .iter()
+                .map(|(field, value)| ThresholdTerm {
+                    field: field.clone(),
+                    value: value.to_string(),
+                })
+                .collect(),
+            last: seen.last,
         })
         .collect();
-    out.sort_by(|a, b| a.terms.cmp(&b.terms));
+    out.sort_by(|a, b| a.key.cmp(&b.key));
     out
+}
+
+/// The history as read from a checkpoint. A term whose value is no JSON
+/// text (a hand-edited state) is kept as that string.
+pub(super) fn loaded(marks: &[ThresholdMark]) -> History {
+    marks
+        .iter()
+        .map(|m| {
+            let terms = m
+                .terms
+                .iter()
+                .map(|t| {
+                    let value = serde_json::from_str(&t.value)
+                        .unwrap_or_else(|_| Value::String(t.value.clone()));
+                    (t.field.clone(), value)
+                })
+                .collect();
+            (
+                m.key.clone(),
+                Seen {
+                    terms,
+                    last: m.last,
+                },
+            )
+        })
+        .collect()
 }
