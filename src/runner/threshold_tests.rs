@@ -323,3 +323,30 @@ async fn the_same_window_searched_again_makes_the_same_alert() {
         "{two:?}"
     );
 }
+
+#[tokio::test]
+async fn a_hunt_counts_in_the_schedules_windows_not_over_all_time() {
+    // Over all time admin has 9 failures; in any 9-minute window only the
+    // two bursts (0, 1, 2 and 100, 101, 102) reach 3: two alerts, as the
+    // scheduled rule would have made, not one alert of 9.
+    let rule = threshold_rule("field = [\"user.name\"]\nvalue = 3\n");
+    let r = runner(
+        [0, 1, 2, 20, 40, 60, 100, 101, 102]
+            .iter()
+            .map(|m| failure(&format!("e{m}"), *m, "admin"))
+            .collect(),
+    );
+    let run = r
+        .run_range(&rule, Window::ALL, t0() + Duration::hours(5))
+        .await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!(run.alerts_created, 2, "{run:?}");
+    let got: Vec<(Value, Value)> = alerts(&r)
+        .iter()
+        .map(|a| (result(a)["count"].clone(), result(a)["from"].clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(json!(3), json!(at(0))), (json!(3), json!(at(100)))]
+    );
+}

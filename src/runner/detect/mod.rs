@@ -9,6 +9,7 @@ mod constraints;
 mod eql;
 mod query;
 mod threshold;
+mod threshold_tiles;
 
 pub(super) use threshold::{History, Seen};
 
@@ -56,6 +57,20 @@ impl<'r> Detector<'r> {
         })
     }
 
+    /// The detector of a run over a range given by the caller (`hunt`,
+    /// `test`) rather than one scheduled window: a threshold rule counts in
+    /// the windows its schedule would have run over the range.
+    pub(crate) fn for_range(mut self, rule: &Rule) -> Detector<'r> {
+        if let Kind::Threshold(d) = self.kind {
+            let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+            self.kind = Kind::Threshold(d.tiled(threshold_tiles::Tiling {
+                width_ms: ms(rule.schedule.lookback()),
+                interval_ms: ms(rule.schedule.interval),
+            }));
+        }
+        self
+    }
+
     /// How far a window's search reaches before the window.
     pub(crate) fn reach(&self) -> Reach {
         match &self.kind {
@@ -100,10 +115,7 @@ impl<'r> Detector<'r> {
         match &self.kind {
             Kind::Eql(d) => d.matches(source, request, window, offer_from, record).await,
             Kind::Query(d) => d.matches(source, request, record).await,
-            Kind::Threshold(d) => {
-                d.matches(source, request, window.end, history, record)
-                    .await
-            }
+            Kind::Threshold(d) => d.matches(source, request, window, history, record).await,
         }
     }
 }

@@ -22,15 +22,16 @@
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::super::record::ExecutionRecord;
 use super::super::run::RunError;
+use super::threshold_tiles::{tiled, Placed, Tiling};
 use super::{note_source_warnings, Candidate};
 use crate::alert::threshold::{terms_hash, ThresholdBucket};
 use crate::eql::pushdown::field_values;
 use crate::rule::ThresholdRule;
+use crate::schedule::window::Window;
 use crate::source::memory::timestamp_millis;
 use crate::source::{EventSource, Excluded, FetchRequest, Group, GroupCount};
 
@@ -46,6 +47,9 @@ pub(in crate::runner) struct Seen {
 
 pub(in crate::runner) struct ThresholdDetector<'r> {
     rule: &'r ThresholdRule,
+    /// In a range run (`hunt`, `test`): the schedule's windows over the
+    /// range (see `threshold_tiles`); `None` in a scheduled window.
+    tiling: Option<Tiling>,
 }
 
 /// One group's tally in a window.
@@ -61,7 +65,13 @@ struct Tally {
 
 impl<'r> ThresholdDetector<'r> {
     pub(super) fn new(rule: &'r ThresholdRule) -> ThresholdDetector<'r> {
-        ThresholdDetector { rule }
+        ThresholdDetector { rule, tiling: None }
+    }
+
+    /// The detector of a range run: the schedule's windows over the range.
+    pub(super) fn tiled(mut self, tiling: Tiling) -> ThresholdDetector<'r> {
+        self.tiling = Some(tiling);
+        self
     }
 
     /// The query as a query rule's exact clause, reading only the time,
@@ -84,10 +94,18 @@ impl<'r> ThresholdDetector<'r> {
         &self,
         source: &S,
         request: FetchRequest,
-        window_end: DateTime<Utc>,
+        window: Window,
         history: &History,
         record: &mut ExecutionRecord,
     ) -> Result<Vec<Candidate>, RunError> {
+        if let Some(tiling) = self.tiling {
+            let (groups, events) = self.placed(source, request, record).await?;
+            return Ok(tiled(self.rule, &groups, events, window, tiling)
+                .into_iter()
+                .map(candidate)
+                .collect());
+        }
+        let window_end = window.end;
         let patterns = request.indices.clone();
         let asked = GroupCount {
             fields: self.rule.fields.clone(),
@@ -120,7 +138,7 @@ impl<'r> ThresholdDetector<'r> {
                 // the window's end stands in.
                 let end = window_end.timestamp_millis();
                 let max_ts = g.max_ts.unwrap_or(end);
-                let bucket = ThresholdBucket {
+                candidate(ThresholdBucket {
                     cardinality: asked
                         .cardinality
                         .as_ref()
@@ -130,16 +148,72 @@ impl<'r> ThresholdDetector<'r> {
                     min_ts: g.min_ts.unwrap_or(max_ts),
                     max_ts,
                     window_end,
-                };
-                Candidate {
-                    order: (max_ts, 0),
-                    events: Vec::new(),
-                    threshold: Some(Box::new(bucket)),
-                }
+                })
             })
             .collect();
         out.sort_by_key(|c| c.order);
         Ok(out)
+    }
+
+    /// Every event of the range with its time, its groups (interned) and
+    /// its cardinality values; events without a time or a group are
+    /// skipped.
+    async fn placed<S: EventSource>(
+        &self,
+        source: &S,
+        request: FetchRequest,
+        record: &mut ExecutionRecord,
+    ) -> Result<(Vec<Vec<(String, Value)>>, Vec<Placed>), RunError> {
+        let patterns = request.indices.clone();
+        let time_fields: Vec<String> = std::iter::once(request.time_filter.primary.clone())
+            .chain(request.time_filter.fallback.clone())
+            .collect();
+        let mut events = source.fetch(request).await?;
+        note_source_warnings(&patterns, events.warnings(), record);
+        let mut interned: HashMap<Vec<String>, usize> = HashMap::new();
+        let mut groups: Vec<Vec<(String, Value)>> = Vec::new();
+        let mut out = Vec::new();
+        while let Some(doc) = events.next().await {
+            let doc = doc?;
+            record.events_fetched += 1;
+            let ts = time_fields.iter().find_map(|f| {
+                field_values(&doc.source, f)
+                    .into_iter()
+                    .find_map(timestamp_millis)
+            });
+            let of = self.groups_of(&doc.source);
+            let Some(ts) = ts.filter(|_| !of.is_empty()) else {
+                record.events_skipped += 1;
+                continue;
+            };
+            let ids = of
+                .into_iter()
+                .map(|terms| {
+                    let key: Vec<String> = terms.iter().map(|(_, v)| v.to_string()).collect();
+                    *interned.entry(key).or_insert_with(|| {
+                        groups.push(terms);
+                        groups.len() - 1
+                    })
+                })
+                .collect();
+            out.push(Placed {
+                ts,
+                groups: ids,
+                distinct: self.distinct_of(&doc.source),
+            });
+        }
+        Ok((groups, out))
+    }
+
+    fn distinct_of(&self, doc: &Value) -> Vec<String> {
+        match self.rule.cardinality.first() {
+            Some(c) => field_values(doc, &c.field)
+                .into_iter()
+                .filter(|v| !v.is_null())
+                .map(Value::to_string)
+                .collect(),
+            None => Vec::new(),
+        }
     }
 
     /// Every group of the window's events, counted here.
@@ -171,14 +245,7 @@ impl<'r> ThresholdDetector<'r> {
                 missing += 1;
                 continue;
             }
-            let distinct: Vec<String> = match self.rule.cardinality.first() {
-                Some(c) => field_values(&doc.source, &c.field)
-                    .into_iter()
-                    .filter(|v| !v.is_null())
-                    .map(Value::to_string)
-                    .collect(),
-                None => Vec::new(),
-            };
+            let distinct = self.distinct_of(&doc.source);
             for terms in groups {
                 let key: Vec<String> = terms.iter().map(|(_, v)| v.to_string()).collect();
                 let tally = tallies.entry(key).or_insert_with(|| Tally {
@@ -246,6 +313,15 @@ impl<'r> ThresholdDetector<'r> {
                 .collect();
         }
         groups
+    }
+}
+
+/// A bucket as a match, ordered by its last event.
+fn candidate(bucket: ThresholdBucket) -> Candidate {
+    Candidate {
+        order: (bucket.max_ts, 0),
+        events: Vec::new(),
+        threshold: Some(Box::new(bucket)),
     }
 }
 

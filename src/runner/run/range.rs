@@ -62,7 +62,7 @@ where
         now: DateTime<Utc>,
         record: &mut ExecutionRecord,
     ) -> Result<(), RunError> {
-        let detector = Detector::new(rule, &self.settings, now)?;
+        let detector = Detector::new(rule, &self.settings, now)?.for_range(rule);
         self.sink.prepare(&self.settings.alerts_index).await?;
         let scope = self.alert_scope(rule, &detector, now, record);
         record.windows.push(WindowRange {
