@@ -461,7 +461,11 @@ fn next_run(
         )
     };
     row(out, "search range", &reach_text);
-    let offered = if kind == PlanKind::Event {
+    let offered = if matches!(rule.kind, RuleKind::Threshold(_)) {
+        "groups of the window's events that reach the threshold (an event an earlier alert of \
+         its group counted is not counted again)"
+            .to_string()
+    } else if kind == PlanKind::Event {
         format!(
             "events at or after {}; those the previous window also saw come back as duplicates by id",
             iso(&search.offer_from)
@@ -555,7 +559,22 @@ fn ids(out: &mut String, rule: &Rule, opts: &ExplainOptions, kind: PlanKind) {
             None => format!("{uuid} (the rule_id: no Kibana rule id, [metadata] kibana_rule_id)"),
         },
     );
-    if kind == PlanKind::Event {
+    if matches!(rule.kind, RuleKind::Threshold(_)) {
+        row(
+            out,
+            "group",
+            "sha256(uuid ‖ window end (epoch ms) ‖ per field: field ‖ value): the made-up \
+             event of the group (Kibana hashes the run's start instead)",
+        );
+        row(
+            out,
+            "threshold alert",
+            &format!(
+                "sha256(indices joined by \",\" ‖ group ‖ \"undefined\" ‖ \"{}:{uuid}\")",
+                opts.space_id
+            ),
+        );
+    } else if kind == PlanKind::Event {
         row(
             out,
             "event alert",

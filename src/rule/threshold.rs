@@ -1,12 +1,13 @@
 //! A threshold rule's `[rule.threshold]`: the fields events are grouped by
 //! (0–3; none = one group of every event), the count a group must reach,
-//! and an optional distinct-value count (`cardinality`). Kibana's schema
-//! (`common/api/detection_engine/model/rule_schema/specific_attributes/threshold_attributes.schema.yaml`):
-//! `field` is a string or an array of at most 3 strings, `value` an integer
-//! >= 1, `cardinality` at most one `{field, value}` with `value >= 0`
-//! (Kibana's aggregation reads only `cardinality[0]`,
-//! `rule_types/threshold/build_threshold_aggregation.ts`). The query itself
-//! is a query rule's (KQL or Lucene), parsed by `validate`.
+//! and an optional distinct-value count (`cardinality`). As in Kibana's
+//! rule schema, `field` is a string or an array of at most 3 strings and
+//! `value` an integer of at least 1 (`""` and `[]` mean no field, as
+//! Kibana's `normalizeThresholdField` has it). `cardinality` is a list of
+//! `{field, value}` in Kibana, but its aggregation reads only the first
+//! (`rule_types/threshold/build_threshold_aggregation.ts`): detectd
+//! refuses a second rather than ignore it. The query itself is a query
+//! rule's (KQL or Lucene), parsed by `validate`.
 
 use toml::Value;
 

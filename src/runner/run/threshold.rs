@@ -106,3 +106,55 @@ pub(super) fn loaded(marks: &[ThresholdMark]) -> History {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn mark(head: &str, value: &str, last: i64) -> Mark {
+        let terms = vec![("user.name".to_string(), json!(value))];
+        Mark {
+            head: head.into(),
+            key: terms_hash(&terms),
+            seen: Seen { terms, last },
+        }
+    }
+
+    #[test]
+    fn only_alerted_groups_are_remembered_and_old_ones_dropped() {
+        let start = DateTime::<Utc>::from_timestamp_millis(1_000).unwrap();
+        let mut history = History::new();
+        let old = mark("h0", "old", 500);
+        history.insert(old.key.clone(), old.seen.clone());
+        let marks = [mark("h1", "admin", 2_000), mark("h2", "capped", 3_000)];
+        advance(&mut history, &marks, &["h1".to_string()], start);
+        // `capped` was not alerted (the cap left it out); `old` ended
+        // before the window's start
+        assert_eq!(history.len(), 1);
+        assert_eq!(history[&marks[0].key].last, 2_000);
+        // a later alert of the same group moves its time forward only
+        advance(
+            &mut history,
+            &[mark("h3", "admin", 1_500)],
+            &["h3".into()],
+            start,
+        );
+        assert_eq!(history[&marks[0].key].last, 2_000);
+    }
+
+    #[test]
+    fn the_history_survives_the_checkpoint_with_its_values_typed() {
+        let mut history = History::new();
+        for (value, last) in [(json!("admin"), 5), (json!(443), 6), (json!(true), 7)] {
+            let terms = vec![("f".to_string(), value)];
+            history.insert(terms_hash(&terms), Seen { terms, last });
+        }
+        let stored = stored(&history);
+        // every value is a string in the state document
+        assert!(stored
+            .iter()
+            .all(|m| m.terms[0].value.starts_with(['"', '4', 't'])));
+        assert_eq!(loaded(&stored), history);
+    }
+}
