@@ -72,7 +72,9 @@ fn runner(docs: Vec<Document>) -> MemRunner {
 }
 
 /// The alerts, oldest last counted event first.
-fn alerts(r: &MemRunner) -> Vec<Value> {
+fn alerts<S: crate::source::EventSource>(
+    r: &Runner<S, MemorySink, MemoryStateStore>,
+) -> Vec<Value> {
     let mut all: Vec<Value> = r.sink().alerts(ALERTS).into_values().collect();
     all.sort_by_key(|a| a["kibana.alert.original_time"].as_str().map(String::from));
     all
@@ -349,4 +351,98 @@ async fn a_hunt_counts_in_the_schedules_windows_not_over_all_time() {
         got,
         vec![(json!(3), json!(at(0))), (json!(3), json!(at(100)))]
     );
+}
+
+/// A source that says it aggregates: every group it is asked for comes
+/// back with a count of 1000 (so an alert shows where the count came
+/// from), and it remembers how many exclusions it was asked with.
+struct Aggregating {
+    inner: MemorySource,
+    asked: std::sync::Mutex<Vec<usize>>,
+}
+
+impl crate::source::EventSource for Aggregating {
+    async fn fetch(
+        &self,
+        request: crate::source::FetchRequest,
+    ) -> Result<crate::source::EventStream, crate::source::SourceError> {
+        self.inner.fetch(request).await
+    }
+
+    async fn fetch_sources(
+        &self,
+        refs: &[crate::source::DocRef],
+    ) -> Result<Vec<Document>, crate::source::SourceError> {
+        self.inner.fetch_sources(refs).await
+    }
+
+    async fn count_groups(
+        &self,
+        _request: &crate::source::FetchRequest,
+        count: &crate::source::GroupCount,
+    ) -> Result<Option<crate::source::Groups>, crate::source::SourceError> {
+        self.asked.lock().unwrap().push(count.exclude.len());
+        Ok(Some(crate::source::Groups {
+            groups: vec![crate::source::Group {
+                terms: vec![("user.name".into(), json!("admin"))],
+                count: 1000,
+                min_ts: Some((t0() + Duration::minutes(1)).timestamp_millis()),
+                max_ts: Some((t0() + Duration::minutes(2)).timestamp_millis()),
+                distinct: None,
+            }],
+            warnings: Vec::new(),
+        }))
+    }
+}
+
+#[tokio::test]
+async fn a_source_that_aggregates_counts_unless_the_history_is_too_long() {
+    let rule = threshold_rule("field = [\"user.name\"]\nvalue = 3\n");
+    let docs = vec![
+        failure("a1", 6, "admin"),
+        failure("a2", 7, "admin"),
+        failure("a3", 8, "admin"),
+    ];
+    let r = Runner::new(
+        Aggregating {
+            inner: MemorySource::new(docs),
+            asked: Default::default(),
+        },
+        MemorySink::new(),
+        MemoryStateStore::new(),
+        RunnerSettings::default(),
+    );
+    let history = |n: usize| -> Vec<crate::state::ThresholdMark> {
+        (0..n)
+            .map(|i| crate::state::ThresholdMark {
+                key: format!("k{i}"),
+                terms: vec![crate::state::ThresholdTerm {
+                    field: "user.name".into(),
+                    value: format!("\"u{i}\""),
+                }],
+                last: (t0() + Duration::minutes(4)).timestamp_millis(),
+            })
+            .collect()
+    };
+    let checkpoint = |n: usize| Checkpoint {
+        rule_id: "t-1".into(),
+        covered_until: t0(),
+        updated_at: t0(),
+        pending: None,
+        threshold_history: history(n),
+    };
+    // 1,000 alerted groups: still asked of the source, which counts 1000
+    r.state().set(checkpoint(1000));
+    let one = r.execute(&rule, t0() + Duration::minutes(5)).await;
+    assert_eq!((one.alerts_created, one.events_fetched), (1, 0), "{one:?}");
+    // 1,001: counted from the events instead (3 of them)
+    r.state().set(checkpoint(1001));
+    let two = r.execute(&rule, t0() + Duration::minutes(10)).await;
+    assert_eq!((two.alerts_created, two.events_fetched), (1, 3), "{two:?}");
+    assert_eq!(*r.source().asked.lock().unwrap(), vec![1000]);
+    let counts: Vec<Value> = alerts(&r)
+        .iter()
+        .map(|a| result(a)["count"].clone())
+        .collect();
+    assert_eq!(counts, vec![json!(1000), json!(3)]);
 }

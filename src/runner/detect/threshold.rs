@@ -35,6 +35,9 @@ use crate::schedule::window::Window;
 use crate::source::memory::timestamp_millis;
 use crate::source::{EventSource, Excluded, FetchRequest, Group, GroupCount};
 
+/// Most alerted groups excluded in an aggregation's query.
+const MAX_PUSHED_EXCLUSIONS: usize = 1_000;
+
 /// A threshold rule's alerted groups, by terms hash.
 pub(in crate::runner) type History = HashMap<String, Seen>;
 
@@ -123,7 +126,16 @@ impl<'r> ThresholdDetector<'r> {
                 })
                 .collect(),
         };
-        let groups = match source.count_groups(&request, &asked).await? {
+        // Each alerted group is a `must_not` clause of the aggregation's
+        // query; past a thousand (a search's clause limit,
+        // `indices.query.bool.max_clause_count`, is near) the events are
+        // counted here instead: slower, never refused.
+        let pushed = if asked.exclude.len() <= MAX_PUSHED_EXCLUSIONS {
+            source.count_groups(&request, &asked).await?
+        } else {
+            None
+        };
+        let groups = match pushed {
             Some(found) => {
                 note_source_warnings(&patterns, &found.warnings, record);
                 found.groups
