@@ -788,3 +788,47 @@ fn explain_a_cron_rule_names_its_schedule_and_next_fire() {
     }
     assert!(!text.contains("first run"), "{text}");
 }
+
+/// A threshold rule: its groups and value in the header, the count in the
+/// search section, the threshold id recipe, and `--event` naming the group
+/// an event is counted in (or why it is in none).
+#[test]
+fn explain_a_threshold_rule_names_its_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("spray.toml");
+    std::fs::write(
+        &rule,
+        "[rule]\nrule_id = \"spray\"\nname = \"Password spraying\"\ndescription = \"d\"\n\
+         type = \"threshold\"\nlanguage = \"kuery\"\nindex = [\"logs-*\"]\n\
+         severity = \"low\"\nrisk_score = 21\nquery = 'event.outcome:failure'\n\
+         [rule.threshold]\nfield = [\"source.ip\"]\nvalue = 25\n",
+    )
+    .unwrap();
+    let events = dir.path().join("events.ndjson");
+    std::fs::write(
+        &events,
+        "{\"@timestamp\": \"2024-05-01T10:00:00Z\", \"event\": {\"outcome\": \"failure\"}, \"source\": {\"ip\": \"10.0.0.1\"}}\n\
+         {\"@timestamp\": \"2024-05-01T10:01:00Z\", \"event\": {\"outcome\": \"failure\"}}\n",
+    )
+    .unwrap();
+    let out = detectd(&[
+        "explain",
+        rule.to_str().unwrap(),
+        "--now",
+        NOW,
+        "--event",
+        events.to_str().unwrap(),
+    ]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for expected in [
+        "  type         threshold, KQL, translated for the indices' field types as Kibana does: one alert per value of source.ip reached by at least 25 matching events\n",
+        "  pushdown     none: the query is the search's own filter (the last clause of `query`); the matching events are counted per group of source.ip",
+        "  threshold alert  sha256(indices joined by \",\" ‖ group ‖ \"undefined\" ‖ \"default:spray\")\n",
+        "matches: counted in group source.ip=\"10.0.0.1\"\n",
+        "matches the query, but is in no group (no source.ip)\n",
+        "1 of 2 events are counted; a group alerts at 25 in one window\n",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+}

@@ -421,3 +421,63 @@ fn hunt_applies_exception_lists_from_the_folder_given() {
         stderr(&out)
     );
 }
+
+/// A threshold rule offline: the same files and `--now` give the same
+/// bytes, and the alert is Kibana's threshold alert of the one group that
+/// reaches the value within one of the schedule's windows.
+#[test]
+fn hunt_runs_a_threshold_rule_in_its_schedules_windows() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("spray.toml"),
+        "[rule]\nrule_id = \"spray\"\nname = \"Password spraying\"\ndescription = \"d\"\n\
+         type = \"threshold\"\nlanguage = \"kuery\"\nindex = [\"logs-*\"]\n\
+         severity = \"low\"\nrisk_score = 21\nfrom = \"now-9m\"\ninterval = \"5m\"\n\
+         query = 'event.outcome:failure'\n\
+         [rule.threshold]\nfield = [\"source.ip\"]\nvalue = 3\n",
+    )
+    .unwrap();
+    // 10.0.0.1: three failures within two minutes; 10.0.0.2: three an
+    // hour apart (never 3 in one 9-minute window); a success does not count
+    let mut lines = String::new();
+    for (minute, ip, outcome) in [
+        (0, "10.0.0.1", "failure"),
+        (1, "10.0.0.1", "failure"),
+        (2, "10.0.0.1", "failure"),
+        (3, "10.0.0.2", "success"),
+        (0, "10.0.0.2", "failure"),
+        (60, "10.0.0.2", "failure"),
+        (120, "10.0.0.2", "failure"),
+    ] {
+        let at = format!("2024-05-01T{:02}:{:02}:00Z", 8 + minute / 60, minute % 60);
+        lines.push_str(
+            &json!({"@timestamp": at, "event": {"outcome": outcome}, "source": {"ip": ip}})
+                .to_string(),
+        );
+        lines.push('\n');
+    }
+    let events = dir.path().join("auth.ndjson");
+    std::fs::write(&events, lines).unwrap();
+    let one = hunt(&rules, &[], &[&events]);
+    assert_eq!(one.status.code(), Some(0), "{}", stderr(&one));
+    let two = hunt(&rules, &[], &[&events]);
+    assert_eq!(one.stdout, two.stdout, "same files, same --now: same bytes");
+    let docs = docs(&one);
+    assert_eq!(docs.len(), 1, "{docs:#?}");
+    let a = &docs[0]["_source"];
+    assert_eq!(
+        a["kibana.alert.rule.rule_type_id"],
+        json!("siem.thresholdRule")
+    );
+    assert_eq!(
+        a["kibana.alert.threshold_result"],
+        json!({"count": 3, "from": "2024-05-01T08:00:00.000Z",
+               "terms": [{"field": "source.ip", "value": "10.0.0.1"}]})
+    );
+    assert_eq!(
+        a["kibana.alert.original_time"],
+        json!("2024-05-01T08:02:00.000Z")
+    );
+}

@@ -63,21 +63,20 @@ fn detection_rules_other_corpus_query_rules_load() {
     let mut out = Vec::new();
     let summary = check_paths(&[corpus], &mut out).unwrap();
     let out = String::from_utf8(out).unwrap();
-    assert_eq!((summary.ok, summary.failed), (508, 0), "{out}");
-    assert_eq!(summary.skipped, 603, "{out}");
+    assert_eq!((summary.ok, summary.failed), (539, 0), "{out}");
+    assert_eq!(summary.skipped, 572, "{out}");
     for (t, n) in [
         ("new_terms", 245),
         ("esql", 212),
         ("machine_learning", 106),
-        ("threshold", 31),
         ("threat_match", 9),
     ] {
         assert_eq!(summary.not_supported.get(t), n, "{t}");
     }
     assert!(
         out.ends_with(
-            "508 rules ok, 0 failed, 603 skipped (not supported yet: new_terms 245, esql 212, \
-             machine_learning 106, threshold 31, threat_match 9)\n"
+            "539 rules ok, 0 failed, 572 skipped (not supported yet: new_terms 245, esql 212, \
+             machine_learning 106, threat_match 9)\n"
         ),
         "{}",
         out.lines().last().unwrap_or_default()
@@ -174,8 +173,8 @@ fn check_reports_all_errors_of_a_file() {
     )
     .unwrap();
     std::fs::write(
-        dir.path().join("c_threshold.toml"),
-        good.replace("type = \"eql\"", "type = \"threshold\""),
+        dir.path().join("c_new_terms.toml"),
+        good.replace("type = \"eql\"", "type = \"new_terms\""),
     )
     .unwrap();
     std::fs::write(dir.path().join("ignored.txt"), "not a rule").unwrap();
@@ -192,7 +191,7 @@ fn check_reports_all_errors_of_a_file() {
             skipped: 1,
             not_supported: {
                 let mut t = detectd::rule::TypeCounts::default();
-                t.add("threshold");
+                t.add("new_terms");
                 t
             },
             ..CheckSummary::default()
@@ -211,7 +210,7 @@ fn check_reports_all_errors_of_a_file() {
             format!("{broken}:7:8: error: invalid `from`: expected date math like `now-9m`, found `now-9`"),
             format!("{broken}:8:15: error: expected `max_signals` between 1 and 1000, found 0"),
             format!("{broken}:12:15: error: {}", headers[3].rsplit(": error: ").next().unwrap()),
-            format!("{}: note: skipped: not supported yet: threshold", dir.path().join("c_threshold.toml").display()),
+            format!("{}: note: skipped: not supported yet: new_terms", dir.path().join("c_new_terms.toml").display()),
             format!("{}: error: {}", missing.display(), headers[5].rsplit(": error: ").next().unwrap()),
         ],
         "{out}"
@@ -226,7 +225,7 @@ fn check_reports_all_errors_of_a_file() {
         "{out}"
     );
     assert!(
-        out.ends_with("1 rules ok, 2 failed, 1 skipped (not supported yet: threshold 1)\n"),
+        out.ends_with("1 rules ok, 2 failed, 1 skipped (not supported yet: new_terms 1)\n"),
         "{out}"
     );
 }

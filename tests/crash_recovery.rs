@@ -387,6 +387,7 @@ impl Setup {
             .unwrap();
         for id in rule_ids {
             let checkpoint = Checkpoint {
+                threshold_history: Vec::new(),
                 rule_id: id.clone(),
                 covered_until: c0,
                 updated_at: c0,

@@ -76,6 +76,7 @@ fn a_checkpoint_under_a_lease_taken_over_is_refused() {
         covered_until: now + chrono::Duration::seconds(by),
         updated_at: now,
         pending: None,
+        threshold_history: Vec::new(),
     };
     // x, resumed, can neither commit nor renew
     let refused =

@@ -93,6 +93,7 @@ impl Fx {
     async fn start_at(&self, rule: &Rule, at: DateTime<Utc>) {
         self.state()
             .save_checkpoint(&Checkpoint {
+                threshold_history: Vec::new(),
                 rule_id: rule.rule_id.clone(),
                 covered_until: at,
                 updated_at: at,

@@ -162,6 +162,7 @@ impl Fx {
         };
         fx.state()
             .save_checkpoint(&Checkpoint {
+                threshold_history: Vec::new(),
                 rule_id: fx.rule.rule_id.clone(),
                 covered_until: t0(),
                 updated_at: t0(),
@@ -231,6 +232,7 @@ impl Fx {
         let alerts = AlertsSpace::new("faults-ref");
         let state = MemoryStateStore::new();
         state.set(Checkpoint {
+            threshold_history: Vec::new(),
             rule_id: self.rule.rule_id.clone(),
             covered_until: t0(),
             updated_at: t0(),

@@ -463,6 +463,7 @@ async fn waiting_for_kibana_keeps_the_window_until_the_alias_exists() {
     rule.index = vec![events.clone()];
     let state = MemoryStateStore::new();
     state.set(Checkpoint {
+        threshold_history: Vec::new(),
         rule_id: rule.rule_id.clone(),
         covered_until: t0(),
         updated_at: t0(),

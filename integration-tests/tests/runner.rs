@@ -481,6 +481,7 @@ async fn downtime_is_caught_up_and_beyond_the_horizon_is_a_gap() {
     let state = ClusterStateStore::new(fx.cluster.clone(), &fx.names);
     state
         .save_checkpoint(&Checkpoint {
+            threshold_history: Vec::new(),
             rule_id: rule.rule_id.clone(),
             covered_until: t0(),
             updated_at: t0(),

@@ -153,6 +153,7 @@ async fn a_paused_instance_cannot_commit_once_its_lease_is_taken() {
         covered_until: w.base + chrono::Duration::seconds(s),
         updated_at: w.base,
         pending: None,
+        threshold_history: Vec::new(),
     };
     // b resumes: its commit is refused, a's goes through
     let refused = b.save_checkpoint(&checkpoint(1)).await;

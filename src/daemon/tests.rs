@@ -406,8 +406,8 @@ async fn once_runs_every_enabled_eql_rule_once() {
     )
     .unwrap();
     std::fs::write(
-        dir.path().join("threshold.toml"),
-        rule_toml("threshold", "5m", "").replace("type = \"eql\"", "type = \"threshold\""),
+        dir.path().join("new_terms.toml"),
+        rule_toml("new_terms", "5m", "").replace("type = \"eql\"", "type = \"new_terms\""),
     )
     .unwrap();
     std::fs::write(dir.path().join("broken.toml"), "[rule]\nrule_id = 3\n").unwrap();

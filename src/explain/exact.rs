@@ -102,6 +102,10 @@ pub(super) fn query_events(
             "no match: the query, a filter or an exception rules it out".to_string()
         } else if time.is_none() {
             "matches the query, but a run never searches it".to_string()
+        } else if let crate::rule::RuleKind::Threshold(t) = &rule.kind {
+            let (counted, verdict) = threshold_verdict(t, &doc.source);
+            alerts += usize::from(counted);
+            verdict
         } else {
             alerts += 1;
             let id = crate::runner::match_ids(
@@ -117,6 +121,16 @@ pub(super) fn query_events(
         };
         let _ = writeln!(out, "  {}  {when}, {verdict}", input.label);
     }
+    if let crate::rule::RuleKind::Threshold(t) = &rule.kind {
+        let _ = writeln!(
+            out,
+            "  {:<13}{alerts} of {} events are counted; a group alerts at {} in one window",
+            "in all",
+            events.len(),
+            t.value
+        );
+        return Ok(out);
+    }
     let _ = writeln!(
         out,
         "  {:<13}{alerts} of {} events alert (at most max_signals = {} per window)",
@@ -125,4 +139,38 @@ pub(super) fn query_events(
         rule.max_signals
     );
     Ok(out)
+}
+
+/// Whether a threshold rule counts a matching event, and in which group:
+/// an event missing a threshold field is in none.
+fn threshold_verdict(rule: &crate::rule::ThresholdRule, doc: &serde_json::Value) -> (bool, String) {
+    let mut missing = Vec::new();
+    let mut terms = Vec::new();
+    for f in &rule.fields {
+        let values: Vec<String> = field_values(doc, f)
+            .into_iter()
+            .map(|v| v.to_string())
+            .collect();
+        if values.is_empty() {
+            missing.push(f.as_str());
+        } else {
+            terms.push(format!("{f}={}", values.join("|")));
+        }
+    }
+    if !missing.is_empty() {
+        (
+            false,
+            format!(
+                "matches the query, but is in no group (no {})",
+                missing.join(", ")
+            ),
+        )
+    } else if terms.is_empty() {
+        (true, "matches: counted in the rule's one group".to_string())
+    } else {
+        (
+            true,
+            format!("matches: counted in group {}", terms.join(", ")),
+        )
+    }
 }

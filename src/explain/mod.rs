@@ -203,17 +203,30 @@ fn eql_shape(rule: &Rule, q: &crate::eql::ast::Query) -> String {
 
 /// What a query rule is: its type and language.
 fn query_shape(rule: &Rule) -> String {
-    let language = match &rule.kind {
-        RuleKind::Query(q) => match q.language {
-            QueryLanguage::Kql(_) => "KQL, translated for the indices' field types as Kibana does",
-            QueryLanguage::Lucene => "Lucene, sent as Kibana sends it (query_string)",
-        },
-        RuleKind::Eql(_) => "EQL",
+    let query = match &rule.kind {
+        RuleKind::Query(q) => Some(q),
+        RuleKind::Threshold(t) => Some(&t.query),
+        RuleKind::Eql(_) => None,
     };
-    format!(
-        "{}, {language}: one alert per matching event",
-        rule.rule_type()
-    )
+    let language = match query.map(|q| &q.language) {
+        Some(QueryLanguage::Kql(_)) => {
+            "KQL, translated for the indices' field types as Kibana does"
+        }
+        Some(QueryLanguage::Lucene) => "Lucene, sent as Kibana sends it (query_string)",
+        None => "EQL",
+    };
+    let outcome = match &rule.kind {
+        RuleKind::Threshold(t) if t.fields.is_empty() => {
+            format!("one alert when at least {} events match", t.value)
+        }
+        RuleKind::Threshold(t) => format!(
+            "one alert per value of {} reached by at least {} matching events",
+            t.fields.join(", "),
+            t.value
+        ),
+        _ => "one alert per matching event".to_string(),
+    };
+    format!("{}, {language}: {outcome}", rule.rule_type())
 }
 
 /// The rule's header; `eql` is the EQL part and its plan (none for a
@@ -241,7 +254,8 @@ fn header(
             let pipes: Vec<String> = e.query.pipes.iter().map(|p| p.to_string()).collect();
             row(out, "pipes", &pipes.join(", "));
         }
-        (None, RuleKind::Query(q)) => {
+        (None, RuleKind::Query(q))
+        | (None, RuleKind::Threshold(crate::rule::ThresholdRule { query: q, .. })) => {
             let text = match one_line(&q.text) {
                 t if t.trim().is_empty() => "(empty: every event matches)".to_string(),
                 t => t,
@@ -447,7 +461,11 @@ fn next_run(
         )
     };
     row(out, "search range", &reach_text);
-    let offered = if kind == PlanKind::Event {
+    let offered = if matches!(rule.kind, RuleKind::Threshold(_)) {
+        "groups of the window's events that reach the threshold (an event an earlier alert of \
+         its group counted is not counted again)"
+            .to_string()
+    } else if kind == PlanKind::Event {
         format!(
             "events at or after {}; those the previous window also saw come back as duplicates by id",
             iso(&search.offer_from)
@@ -541,7 +559,22 @@ fn ids(out: &mut String, rule: &Rule, opts: &ExplainOptions, kind: PlanKind) {
             None => format!("{uuid} (the rule_id: no Kibana rule id, [metadata] kibana_rule_id)"),
         },
     );
-    if kind == PlanKind::Event {
+    if matches!(rule.kind, RuleKind::Threshold(_)) {
+        row(
+            out,
+            "group",
+            "sha256(uuid ‖ window end (epoch ms) ‖ per field: field ‖ value): the made-up \
+             event of the group (Kibana hashes the run's start instead)",
+        );
+        row(
+            out,
+            "threshold alert",
+            &format!(
+                "sha256(indices joined by \",\" ‖ group ‖ \"undefined\" ‖ \"{}:{uuid}\")",
+                opts.space_id
+            ),
+        );
+    } else if kind == PlanKind::Event {
         row(
             out,
             "event alert",

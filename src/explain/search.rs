@@ -124,7 +124,20 @@ pub(super) async fn section(
             }
         }
     }
-    let whole = if rule.eql().is_none() {
+    let whole = if let crate::rule::RuleKind::Threshold(t) = &rule.kind {
+        let groups = if t.fields.is_empty() {
+            "all of them as one group".to_string()
+        } else {
+            format!("per group of {}", t.fields.join(", "))
+        };
+        format!(
+            "none: the query is the search's own filter (the last clause of `query`); the \
+             matching events are counted {groups} (on a cluster as a composite aggregation of this \
+             query, no event fetched; offline from the fields below), minus those an earlier \
+             alert of their group counted; a group of at least {} events alerts",
+            t.value
+        )
+    } else if rule.eql().is_none() {
         "none: the query is the search's own filter (the last clause of `query`), every event \
          the cluster returns is an alert"
             .to_string()

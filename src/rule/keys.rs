@@ -18,17 +18,12 @@ pub(super) const NOT_APPLIED: &[(&str, &str)] = &[(
 )];
 
 /// The Kibana rule types detectd runs.
-pub(super) const RUN_TYPES: &[&str] = &["eql", "query", "saved_query"];
+pub(super) const RUN_TYPES: &[&str] = &["eql", "query", "saved_query", "threshold"];
 
 /// Kibana's other detection rule types (the rule schema's `type` enum):
 /// valid files, noted as not supported yet.
-pub(super) const OTHER_KIBANA_TYPES: &[&str] = &[
-    "threshold",
-    "threat_match",
-    "machine_learning",
-    "new_terms",
-    "esql",
-];
+pub(super) const OTHER_KIBANA_TYPES: &[&str] =
+    &["threat_match", "machine_learning", "new_terms", "esql"];
 
 /// Every `[rule]` key of a Kibana EQL or query rule (the public rule API's
 /// snake_case parameters) and of the detection-rules TOML format; anything
@@ -75,6 +70,7 @@ const KNOWN_RULE_FIELDS: &[&str] = &[
     "severity_mapping",
     "tags",
     "threat",
+    "threshold",
     "throttle",
     "tiebreaker_field",
     "timeline_id",
@@ -161,6 +157,8 @@ pub const KIBANA_PARAMS: &[&str] = &[
     "event_category_override",
     "tiebreaker_field",
     "alert_suppression",
+    // threshold params (`typeSpecificCamelToSnake`, `threshold` case)
+    "threshold",
 ];
 
 /// Keys people put in a TOML `[rule]` for a Kibana rule's saved-object id,

@@ -29,6 +29,7 @@ pub mod raw;
 mod raw_json;
 #[allow(clippy::module_inception)]
 pub mod rule;
+mod threshold;
 pub mod validate;
 
 pub use actions::RuleAction;
@@ -44,7 +45,8 @@ pub use keys::KIBANA_PARAMS;
 pub use lists::{load_with_lists, LoadedRules};
 pub use rule::{
     BuildingBlockType, EqlRule, Metadata, QueryLanguage, QueryRule, Rule, RuleCommon, RuleKind,
-    Schedule, Severity, Technique, Threat, ThreatRef, DEFAULT_MAX_SIGNALS, MAX_SIGNALS_LIMIT,
+    Schedule, Severity, Technique, Threat, ThreatRef, ThresholdCardinality, ThresholdRule,
+    DEFAULT_MAX_SIGNALS, MAX_SIGNALS_LIMIT,
 };
 pub use validate::{load_str, LoadOutcome};
 
@@ -54,3 +56,5 @@ mod export_tests;
 mod kind_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod threshold_tests;

@@ -65,12 +65,14 @@ impl Rule {
         }
     }
 
-    /// Kibana's name of the rule's type (`eql`, `query`, `saved_query`).
+    /// Kibana's name of the rule's type (`eql`, `query`, `saved_query`,
+    /// `threshold`).
     pub fn rule_type(&self) -> &'static str {
         match &self.kind {
             RuleKind::Eql(_) => "eql",
             RuleKind::Query(q) if q.saved_id.is_some() => "saved_query",
             RuleKind::Query(_) => "query",
+            RuleKind::Threshold(_) => "threshold",
         }
     }
 
@@ -79,18 +81,41 @@ impl Rule {
         match &self.kind {
             RuleKind::Eql(e) => &e.text,
             RuleKind::Query(q) => &q.text,
+            RuleKind::Threshold(t) => &t.query.text,
         }
     }
 }
 
 /// What a rule's type adds to the common part. Kibana's other types
-/// (`threshold`, `new_terms`, ...) are not rules yet: loading them gives a
+/// (`new_terms`, `threat_match`, ...) are not rules yet: loading them gives a
 /// note ("not supported yet"), not a half-working rule.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RuleKind {
     Eql(EqlRule),
     /// `query` and `saved_query` rules: KQL or Lucene.
     Query(QueryRule),
+    /// `threshold` rules: a query's events counted per group of values.
+    Threshold(ThresholdRule),
+}
+
+/// A `threshold` rule: its query (KQL or Lucene, as a query rule's) and
+/// `[rule.threshold]` (see `rule::threshold`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct ThresholdRule {
+    pub query: QueryRule,
+    /// The fields events are grouped by (0 to 3; none: one group).
+    pub fields: Vec<String>,
+    /// The count a group must reach (`>=`), at least 1.
+    pub value: u64,
+    /// At most one: the distinct values of `field` a group must reach.
+    pub cardinality: Vec<ThresholdCardinality>,
+}
+
+/// One `[[rule.threshold.cardinality]]` entry.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThresholdCardinality {
+    pub field: String,
+    pub value: u64,
 }
 
 /// An EQL rule's query and the fields it orders and categorises by.

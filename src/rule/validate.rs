@@ -138,6 +138,7 @@ pub(super) fn validate_rule(mut f: Fields<'_>, metadata: Metadata, origin: Origi
         Some("query") | Some("saved_query") => {
             f.query_kind(rule_type.as_deref() == Some("saved_query"))
         }
+        Some("threshold") => f.threshold_kind(),
         _ => f.eql_kind(),
     };
     let index = f.index();
@@ -452,6 +453,25 @@ impl Fields<'_> {
             text: query.text,
             saved_id,
         }))
+    }
+
+    /// A threshold rule's part: its query as a query rule's (KQL or
+    /// Lucene) and `[rule.threshold]`.
+    fn threshold_kind(&mut self) -> Option<RuleKind> {
+        let query = match self.query_kind(false) {
+            Some(RuleKind::Query(q)) => Some(q),
+            _ => None,
+        };
+        // The threshold table is checked even when the query is wrong, so
+        // every error of the file is reported at once.
+        let placeholder = QueryRule {
+            language: QueryLanguage::Lucene,
+            text: String::new(),
+            saved_id: None,
+        };
+        let threshold = self.threshold(query.clone().unwrap_or(placeholder));
+        query?;
+        threshold.map(RuleKind::Threshold)
     }
 
     /// The `query` string with what maps offsets in it to the file.

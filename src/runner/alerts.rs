@@ -8,7 +8,7 @@ use super::detect::Candidate;
 use crate::alert::{ids, AlertRule};
 use crate::rule::keys::KIBANA_PARAMS;
 use crate::rule::raw::toml_to_json;
-use crate::rule::{QueryLanguage, Rule, RuleKind};
+use crate::rule::{QueryLanguage, QueryRule, Rule, RuleKind, ThresholdRule};
 
 /// The alert ids of a match, its head (event alert or shell) first: the
 /// same recipes `alert` uses to build the documents, computed without the
@@ -109,6 +109,7 @@ fn type_ids(rule: &Rule) -> (&'static str, &'static str) {
     match rule.rule_type() {
         "query" => ("siem.queryRule", "Custom Query Rule"),
         "saved_query" => ("siem.savedQueryRule", "Saved Query Rule"),
+        "threshold" => ("siem.thresholdRule", "Threshold Rule"),
         _ => ("siem.eqlRule", "Event Correlation Rule"),
     }
 }
@@ -117,7 +118,11 @@ fn type_ids(rule: &Rule) -> (&'static str, &'static str) {
 fn language(rule: &Rule) -> &'static str {
     match &rule.kind {
         RuleKind::Eql(_) => "eql",
-        RuleKind::Query(q) => match q.language {
+        RuleKind::Query(QueryRule { language, .. })
+        | RuleKind::Threshold(ThresholdRule {
+            query: QueryRule { language, .. },
+            ..
+        }) => match language {
             QueryLanguage::Kql(_) => "kuery",
             QueryLanguage::Lucene => "lucene",
         },

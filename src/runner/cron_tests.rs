@@ -37,6 +37,7 @@ fn runner_at(checkpoint: DateTime<Utc>, rule: &Rule) -> MemRunner {
         },
     );
     r.state().set(Checkpoint {
+        threshold_history: Vec::new(),
         rule_id: rule.rule_id.clone(),
         covered_until: checkpoint,
         updated_at: checkpoint,

@@ -79,6 +79,8 @@ mod mapping_tests;
 mod query_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod threshold_tests;
 
 use std::future::Future;
 

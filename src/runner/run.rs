@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tracing::Instrument;
 
 use super::alerts::{alert_rule, group_ids};
-use super::detect::{Candidate, Detector, Reach};
+use super::detect::{Candidate, Detector, History, Reach};
 use super::record::{ExecutionIds, ExecutionRecord, RunStatus, WindowRange};
 use super::report::{gap_warning, MAX_SIGNALS_WARNING};
 use super::RuleExecutor;
@@ -24,6 +24,7 @@ use crate::source::{DocRef, EventSource, FetchRequest, SourceError, TimeFilter, 
 use crate::state::{CapCut, Checkpoint, DeadLetter, PendingWindow, StateError, StateStore};
 
 mod range;
+mod threshold;
 
 /// How runs are carried out, the same for every rule.
 #[derive(Clone, Debug, PartialEq)]
@@ -224,6 +225,11 @@ where
         let anchor = anchor(rule, now);
         let checkpoint = self.state.checkpoint(&rule.rule_id).await?;
         let covered = checkpoint.as_ref().map(|c| c.covered_until);
+        // A threshold rule's alerted groups (`Checkpoint::threshold_history`).
+        let mut history = checkpoint
+            .as_ref()
+            .map(|c| threshold::loaded(&c.threshold_history))
+            .unwrap_or_default();
         // A capped window the last run wrote but did not commit (it died).
         let mut pending = checkpoint.and_then(|c| c.pending);
         let windows = plan_windows(timing, covered, anchor);
@@ -268,7 +274,7 @@ where
 
             let search_clock = Instant::now();
             let matched = detector
-                .matches(&self.source, request, window, offer_from, record)
+                .matches(&self.source, request, window, offer_from, &history, record)
                 .await;
             record.search_duration_ms += millis(search_clock.elapsed());
             let candidates = matched?;
@@ -280,13 +286,17 @@ where
             );
 
             let retried = pending.take().filter(|p| p.window_end == window.end);
+            let marks = threshold::marks(&candidates, &scope.alert_rule, &self.settings.space_id);
             let attempt = Attempt {
                 window,
                 covered: previous_end,
                 retried_cut: retried.as_ref().map(|p| &p.cap_cut),
+                history: &history,
             };
-            self.alert_window(&scope, candidates, &attempt, &mut acknowledged, record)
+            let alerted = self
+                .alert_window(&scope, candidates, &attempt, &mut acknowledged, record)
                 .await?;
+            threshold::advance(&mut history, &marks, &alerted, window.start);
             tracing::debug!(
                 rule_id = %rule.rule_id,
                 window_end = %window.end.to_rfc3339(),
@@ -299,6 +309,7 @@ where
                     covered_until: window.end,
                     updated_at: now,
                     pending: None,
+                    threshold_history: threshold::stored(&history),
                 })
                 .await?;
             tracing::debug!(
@@ -336,6 +347,8 @@ where
     /// The search of one window over `range`: the rule's indices and time
     /// fields, narrowed by its detector.
     /// Dedup, cap, read sources, build and write the alerts of one window.
+    /// Returns the head ids of the matches that are alerted (written now,
+    /// or already there); those the cap left out are not among them.
     async fn alert_window(
         &self,
         scope: &AlertScope<'_>,
@@ -343,7 +356,7 @@ where
         attempt: &Attempt<'_>,
         acknowledged: &mut HashSet<String>,
         record: &mut ExecutionRecord,
-    ) -> Result<(), RunError> {
+    ) -> Result<Vec<String>, RunError> {
         let AlertScope {
             rule,
             alert_rule,
@@ -352,12 +365,15 @@ where
         } = scope;
         let grouped = *grouped;
         if candidates.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         let mut groups: Vec<(Candidate, Vec<String>)> = candidates
             .into_iter()
             .map(|c| {
-                let ids = group_ids(&c, grouped, &self.settings.space_id, &alert_rule.uuid);
+                let ids = match &c.threshold {
+                    Some(b) => vec![b.alert_id(alert_rule, &self.settings.space_id)],
+                    None => group_ids(&c, grouped, &self.settings.space_id, &alert_rule.uuid),
+                };
                 (c, ids)
             })
             .filter(|(_, ids)| !ids.is_empty())
@@ -394,6 +410,8 @@ where
         let mut cap_cut: Option<CapCut> = None;
         // Each chosen match with its new ids and its head id.
         let mut chosen: Vec<(Candidate, HashSet<String>, String)> = Vec::new();
+        // Heads of the matches alerted before (now duplicates).
+        let mut alerted: Vec<String> = Vec::new();
         for (candidate, ids) in groups {
             let fresh: HashSet<String> = ids
                 .iter()
@@ -402,6 +420,7 @@ where
                 .collect();
             record.alerts_duplicate += (ids.len() - fresh.len()) as u64;
             if fresh.is_empty() {
+                alerted.push(ids[0].clone());
                 continue;
             }
             // A group whose head (the event alert, or the shell) exists
@@ -450,11 +469,13 @@ where
                         window_end: attempt.window.end,
                         cap_cut: cut,
                     }),
+                    threshold_history: threshold::stored(attempt.history),
                 })
                 .await?;
         }
+        alerted.extend(chosen.iter().map(|(_, _, head)| head.clone()));
         if chosen.is_empty() {
-            return Ok(());
+            return Ok(alerted);
         }
 
         // Full sources, only for the events that end up in alerts.
@@ -506,7 +527,11 @@ where
                 vanished += 1;
                 continue;
             };
-            let built = if grouped {
+            let built = if let Some(bucket) = &c.threshold {
+                alert::threshold::threshold_alert(alert_rule, ctx, bucket)
+                    .into_iter()
+                    .collect()
+            } else if grouped {
                 alert::sequence_alerts(alert_rule, ctx, &events)
             } else {
                 events
@@ -539,7 +564,7 @@ where
             ));
         }
         if alerts.is_empty() {
-            return Ok(());
+            return Ok(alerted);
         }
         if let Some(router) = &self.router {
             let groups: Vec<crate::notify::Group<'_>> = new_groups
@@ -605,7 +630,7 @@ where
                 rejected.len()
             ));
         }
-        Ok(())
+        Ok(alerted)
     }
 
     /// Keeps alerts the cluster refused as invalid documents, so the window
@@ -681,6 +706,9 @@ struct Attempt<'a> {
     /// Where an earlier attempt at this same window, which died between
     /// its bulk write and its checkpoint, cut its matches.
     retried_cut: Option<&'a CapCut>,
+    /// The threshold history before this window (kept in a capped
+    /// window's pending checkpoint).
+    history: &'a History,
 }
 
 /// A rule's timing for [`plan_windows`] of a run at `now`: its interval,

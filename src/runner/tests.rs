@@ -424,6 +424,7 @@ async fn a_capped_window_searched_again_after_a_crash_writes_no_more_than_max_si
         RunnerSettings::default(),
     );
     r.state().inner.set(Checkpoint {
+        threshold_history: Vec::new(),
         rule_id: rule.rule_id.clone(),
         covered_until: t0(),
         updated_at: t0(),
@@ -481,6 +482,7 @@ async fn downtime_is_caught_up_and_older_time_is_a_gap() {
         Duration::seconds(2),
     ));
     r.state().set(Checkpoint {
+        threshold_history: Vec::new(),
         rule_id: rule.rule_id.clone(),
         covered_until: t0(),
         updated_at: t0(),
@@ -512,6 +514,7 @@ async fn downtime_is_caught_up_and_older_time_is_a_gap() {
     );
     let now = t0() + Duration::hours(3);
     r.state().set(Checkpoint {
+        threshold_history: Vec::new(),
         rule_id: rule.rule_id.clone(),
         covered_until: t0(),
         updated_at: t0(),
@@ -844,6 +847,7 @@ async fn an_alert_that_can_neither_be_written_nor_kept_keeps_the_window() {
         RunnerSettings::default(),
     );
     r.state().0.set(Checkpoint {
+        threshold_history: Vec::new(),
         rule_id: rule.rule_id.clone(),
         covered_until: t0(),
         updated_at: t0(),

@@ -486,7 +486,7 @@ pub struct TemplateReport {
 }
 
 /// Version stamped in `_meta` of every template detectd installs.
-pub const TEMPLATE_VERSION: u64 = 2;
+pub const TEMPLATE_VERSION: u64 = 3;
 
 /// Installs the index templates of detectd's own indices (state,
 /// executions, dead letters). Safe to call at every start-up: a template PUT
@@ -525,6 +525,7 @@ pub async fn install_templates(
                 "tiebreaker": { "type": "keyword" },
                 "updated_at": { "type": "date" },
                 "pending": { "type": "object", "enabled": false },
+                "threshold_history": { "type": "object", "enabled": false },
                 "lease": { "properties": {
                     "owner": { "type": "keyword" },
                     "epoch": { "type": "long" },

@@ -13,6 +13,7 @@
 
 pub mod elasticsearch;
 pub mod files;
+pub mod groups;
 pub mod mappings;
 pub mod memory;
 pub mod ndjson;
@@ -27,6 +28,7 @@ use crate::cluster::ClusterError;
 use crate::eql::ast::Query;
 use crate::eql::pushdown::{pushdown, referenced_fields, Filter};
 pub use crate::eql::search::Document;
+pub use groups::{Excluded, Group, GroupCount, Groups};
 pub use mappings::Mappings;
 
 use std::sync::Arc;
@@ -321,6 +323,18 @@ pub trait EventSource: Send + Sync {
         &self,
         refs: &[DocRef],
     ) -> impl Future<Output = Result<Vec<Document>, SourceError>> + Send;
+
+    /// The window's events of `request` counted per group, by the source
+    /// itself (an aggregation on a cluster); `None` when this source does
+    /// not aggregate, and the caller counts the fetched events instead.
+    fn count_groups(
+        &self,
+        request: &FetchRequest,
+        count: &GroupCount,
+    ) -> impl Future<Output = Result<Option<Groups>, SourceError>> + Send {
+        let _ = (request, count);
+        async { Ok(None) }
+    }
 }
 
 #[cfg(test)]

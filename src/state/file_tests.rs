@@ -19,6 +19,7 @@ async fn checkpoints_survive_reopening_and_are_replaced_whole() {
     for (rule, at) in [("r1", 10), ("r2", 20), ("r1", 30)] {
         store
             .save_checkpoint(&Checkpoint {
+                threshold_history: Vec::new(),
                 rule_id: rule.into(),
                 covered_until: t(at),
                 updated_at: t(at),
@@ -62,6 +63,7 @@ async fn a_pending_window_is_kept_and_a_file_without_one_still_reads() {
     };
     store
         .save_checkpoint(&Checkpoint {
+            threshold_history: Vec::new(),
             pending: Some(pending.clone()),
             ..old
         })

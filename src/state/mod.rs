@@ -61,6 +61,36 @@ pub struct Checkpoint {
     /// and writes what this attempt chose, not `max_signals` more.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending: Option<PendingWindow>,
+    /// A threshold rule's alerted groups: for each, the time of the last
+    /// event an alert counted (Kibana's signal history,
+    /// `rule_types/threshold/get_threshold_signal_history.ts`). Later
+    /// windows count only a group's events after it, so overlapping
+    /// windows never alert the same events twice. Saved with
+    /// `covered_until`, in the same write: the two cannot disagree.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub threshold_history: Vec<ThresholdMark>,
+}
+
+/// One alerted group of a threshold rule (see
+/// [`Checkpoint::threshold_history`]).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThresholdMark {
+    /// SHA-256 of the group's terms (field and value, in field order).
+    pub key: String,
+    /// The group's terms: a search excludes the group's counted events by
+    /// them (Kibana's history keeps them for the same reason).
+    pub terms: Vec<ThresholdTerm>,
+    /// Epoch milliseconds of the last event the group's alert counted.
+    pub last: i64,
+}
+
+/// One field of a group. The value is kept as JSON text: a string in every
+/// state document whatever the field's type, so a dynamically mapped state
+/// index never sees one field with two types.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThresholdTerm {
+    pub field: String,
+    pub value: String,
 }
 
 /// A window whose matches `max_signals` cut, written but not committed.

@@ -138,6 +138,7 @@ impl<'r> EqlDetector<'r> {
                 .map(|h| Candidate {
                     order: (h.ts, h.position),
                     events: vec![Some(h)],
+                    threshold: None,
                 })
                 .collect(),
             Found::Sequences(found) => found
@@ -153,6 +154,7 @@ impl<'r> EqlDetector<'r> {
                     (plan.kind != PlanKind::Sequence || last.0 >= offer_ms).then_some(Candidate {
                         order: last,
                         events: s.events,
+                        threshold: None,
                     })
                 })
                 .collect(),

@@ -8,6 +8,10 @@
 mod constraints;
 mod eql;
 mod query;
+mod threshold;
+mod threshold_tiles;
+
+pub(super) use threshold::{History, Seen};
 
 use std::sync::Arc;
 
@@ -30,6 +34,7 @@ enum Kind<'r> {
     // One detector per run: its size does not matter.
     Eql(Box<eql::EqlDetector<'r>>),
     Query(query::QueryDetector<'r>),
+    Threshold(threshold::ThresholdDetector<'r>),
 }
 
 impl<'r> Detector<'r> {
@@ -44,6 +49,7 @@ impl<'r> Detector<'r> {
         let kind = match &rule.kind {
             RuleKind::Eql(eql) => Kind::Eql(Box::new(eql::EqlDetector::new(eql, settings)?)),
             RuleKind::Query(q) => Kind::Query(query::QueryDetector::new(q)),
+            RuleKind::Threshold(t) => Kind::Threshold(threshold::ThresholdDetector::new(t)),
         };
         Ok(Detector {
             kind,
@@ -51,11 +57,25 @@ impl<'r> Detector<'r> {
         })
     }
 
+    /// The detector of a run over a range given by the caller (`hunt`,
+    /// `test`) rather than one scheduled window: a threshold rule counts in
+    /// the windows its schedule would have run over the range.
+    pub(crate) fn for_range(mut self, rule: &Rule) -> Detector<'r> {
+        if let Kind::Threshold(d) = self.kind {
+            let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+            self.kind = Kind::Threshold(d.tiled(threshold_tiles::Tiling {
+                width_ms: ms(rule.schedule.lookback()),
+                interval_ms: ms(rule.schedule.interval),
+            }));
+        }
+        self
+    }
+
     /// How far a window's search reaches before the window.
     pub(crate) fn reach(&self) -> Reach {
         match &self.kind {
             Kind::Eql(d) => d.reach(),
-            Kind::Query(_) => Reach::NONE,
+            Kind::Query(_) | Kind::Threshold(_) => Reach::NONE,
         }
     }
 
@@ -64,7 +84,7 @@ impl<'r> Detector<'r> {
     pub(super) fn grouped(&self) -> bool {
         match &self.kind {
             Kind::Eql(d) => d.grouped(),
-            Kind::Query(_) => false,
+            Kind::Query(_) | Kind::Threshold(_) => false,
         }
     }
 
@@ -74,23 +94,28 @@ impl<'r> Detector<'r> {
         let mut request = match &self.kind {
             Kind::Eql(d) => d.request(base),
             Kind::Query(d) => d.request(base),
+            Kind::Threshold(d) => d.request(base),
         };
         request.exact = Exact::both(request.exact.take(), self.constraints.clone());
         request
     }
 
-    /// The window's matches to offer, oldest first.
+    /// The window's matches to offer, oldest first. `history` is the
+    /// threshold history (see `Checkpoint::threshold_history`); other
+    /// kinds ignore it.
     pub(super) async fn matches<S: EventSource>(
         &self,
         source: &S,
         request: FetchRequest,
         window: Window,
         offer_from: DateTime<Utc>,
+        history: &History,
         record: &mut ExecutionRecord,
     ) -> Result<Vec<Candidate>, RunError> {
         match &self.kind {
             Kind::Eql(d) => d.matches(source, request, window, offer_from, record).await,
             Kind::Query(d) => d.matches(source, request, record).await,
+            Kind::Threshold(d) => d.matches(source, request, window, history, record).await,
         }
     }
 }
@@ -106,7 +131,8 @@ pub(super) struct Hit {
     pub(super) position: usize,
 }
 
-/// One match: an event, or a sequence / sample (`None` = missing event).
+/// One match: an event, or a sequence / sample (`None` = missing event),
+/// or a threshold group (no events: its alert is built from the group).
 #[derive(Debug)]
 pub(super) struct Candidate {
     /// (timestamp, position) of the last event: the cap keeps the oldest
@@ -114,6 +140,7 @@ pub(super) struct Candidate {
     /// every time the window is searched).
     pub(super) order: (i64, usize),
     pub(super) events: Vec<Option<Hit>>,
+    pub(super) threshold: Option<Box<crate::alert::threshold::ThresholdBucket>>,
 }
 
 /// How far a window's search reaches before the window start.

@@ -79,6 +79,7 @@ impl<'r> QueryDetector<'r> {
                     ts,
                     position,
                 })],
+                threshold: None,
             });
         }
         out.sort_by_key(|c| c.order);

@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use super::{base_request, sub, Attempt, RunError, Runner};
 use crate::rule::Rule;
-use crate::runner::detect::Detector;
+use crate::runner::detect::{Detector, History};
 use crate::runner::record::{ExecutionRecord, WindowRange};
 use crate::schedule::window::Window;
 use crate::sink::AlertSink;
@@ -62,7 +62,7 @@ where
         now: DateTime<Utc>,
         record: &mut ExecutionRecord,
     ) -> Result<(), RunError> {
-        let detector = Detector::new(rule, &self.settings, now)?;
+        let detector = Detector::new(rule, &self.settings, now)?.for_range(rule);
         self.sink.prepare(&self.settings.alerts_index).await?;
         let scope = self.alert_scope(rule, &detector, now, record);
         record.windows.push(WindowRange {
@@ -78,9 +78,18 @@ where
                 to: window.end,
             },
         ));
+        // One window, nothing committed: no threshold history either.
+        let history = History::new();
         let search_clock = Instant::now();
         let matched = detector
-            .matches(&self.source, request, window, window.start, record)
+            .matches(
+                &self.source,
+                request,
+                window,
+                window.start,
+                &history,
+                record,
+            )
             .await;
         record.search_duration_ms += super::millis(search_clock.elapsed());
         let candidates = matched?;
@@ -88,9 +97,11 @@ where
             window,
             covered: None,
             retried_cut: None,
+            history: &history,
         };
         self.alert_window(&scope, candidates, &attempt, &mut HashSet::new(), record)
             .await
+            .map(|_| ())
     }
 }
 

@@ -22,6 +22,7 @@
 //! an event silently missing from a window is an alert silently lost.
 
 pub mod dsl;
+mod groups;
 
 use elasticsearch::http::Method;
 use serde_json::{json, Value};
@@ -31,7 +32,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::mappings::{MappingCache, Mappings};
-use super::{DocRef, Document, EventSource, EventStream, FetchRequest, SourceError};
+use super::{
+    DocRef, Document, EventSource, EventStream, FetchRequest, GroupCount, Groups, SourceError,
+};
 use crate::cluster::{snippet, Cluster, ClusterError, ConcreteIndex};
 use dsl::FieldTypes;
 
@@ -48,6 +51,9 @@ pub struct ElasticsearchSource {
     keep_alive: String,
     /// Pages buffered between the fetch task and the consumer.
     buffered_pages: usize,
+    /// Whether threshold counts are aggregations on the cluster (else the
+    /// events are fetched and counted by the detector).
+    aggregate: bool,
 }
 
 /// What a window's search will send, for logs, `--explain` and tests.
@@ -74,7 +80,15 @@ impl ElasticsearchSource {
             mappings: MappingCache::default(),
             keep_alive: "2m".to_string(),
             buffered_pages: 2,
+            aggregate: true,
         }
+    }
+
+    /// The source with threshold counts pushed down to the cluster (the
+    /// default) or counted from fetched events.
+    pub fn with_aggregations(mut self, aggregate: bool) -> ElasticsearchSource {
+        self.aggregate = aggregate;
+        self
     }
 
     /// The source with its own mapping cache settings.
@@ -234,6 +248,17 @@ impl EventSource for ElasticsearchSource {
             pager.close().await;
         });
         Ok(EventStream::from_channel(warnings, rx).with_mappings(mappings))
+    }
+
+    async fn count_groups(
+        &self,
+        request: &FetchRequest,
+        count: &GroupCount,
+    ) -> Result<Option<Groups>, SourceError> {
+        if !self.aggregate {
+            return Ok(None);
+        }
+        self.groups(request, count).await.map(Some)
     }
 
     async fn fetch_sources(&self, refs: &[DocRef]) -> Result<Vec<Document>, SourceError> {
