@@ -709,11 +709,11 @@ async fn every_garbage_answer_to_the_template_install_is_a_clear_error() {
             }
         }
     }
-    // and the healthy mock installs all four
+    // and the healthy mock installs all five
     let server = start(&MockCluster::new(None)).await;
     let cluster = connect(&server).await.unwrap();
     let report = install_templates(&cluster, &names()).await.unwrap();
-    assert_eq!(report.templates.len(), 4, "{report:?}");
+    assert_eq!(report.templates.len(), 5, "{report:?}");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 

@@ -273,7 +273,7 @@ async fn bulk_create_twice_gives_duplicates_and_templates_install_idempotently()
         dead_letters: unique_index("dead-letters"),
     };
     let t1 = install_templates(&cluster, &names).await.unwrap();
-    assert_eq!(t1.templates.len(), 4);
+    assert_eq!(t1.templates.len(), 5);
     let t2 = install_templates(&cluster, &names).await.unwrap();
     assert_eq!(t2.templates, t1.templates);
     // None of detectd's templates matches Kibana's alias names: writing one
