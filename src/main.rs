@@ -642,22 +642,32 @@ fn notify(args: NotifyArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn dead_letters(args: DeadLettersArgs) -> anyhow::Result<ExitCode> {
+/// The settings of a command that only talks to the cluster: the config
+/// file (or none) with `--elasticsearch-url` over it; an invalid config is
+/// printed and is exit code 2.
+fn cluster_command_settings(
+    config: Option<PathBuf>,
+    urls: Vec<String>,
+) -> Result<detectd::config::Settings, ExitCode> {
     use detectd::config::{cluster::ClusterSettings, Overrides, Settings};
 
     let flags = Overrides {
         cluster: ClusterSettings {
-            urls: (!args.elasticsearch_url.is_empty()).then_some(args.elasticsearch_url),
+            urls: (!urls.is_empty()).then_some(urls),
             ..ClusterSettings::default()
         },
         ..Overrides::default()
     };
-    let settings = match Settings::load(config_path(args.config).as_deref(), flags) {
+    Settings::load(config_path(config).as_deref(), flags).map_err(|e| {
+        eprint!("{e}");
+        ExitCode::from(2)
+    })
+}
+
+fn dead_letters(args: DeadLettersArgs) -> anyhow::Result<ExitCode> {
+    let settings = match cluster_command_settings(args.config, args.elasticsearch_url) {
         Ok(s) => s,
-        Err(e) => {
-            eprint!("{e}");
-            return Ok(ExitCode::from(2));
-        }
+        Err(code) => return Ok(code),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -691,21 +701,9 @@ fn dead_letters(args: DeadLettersArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn status(args: StatusArgs) -> anyhow::Result<ExitCode> {
-    use detectd::config::{cluster::ClusterSettings, Overrides, Settings};
-
-    let flags = Overrides {
-        cluster: ClusterSettings {
-            urls: (!args.elasticsearch_url.is_empty()).then_some(args.elasticsearch_url),
-            ..ClusterSettings::default()
-        },
-        ..Overrides::default()
-    };
-    let settings = match Settings::load(config_path(args.config).as_deref(), flags) {
+    let settings = match cluster_command_settings(args.config, args.elasticsearch_url) {
         Ok(s) => s,
-        Err(e) => {
-            eprint!("{e}");
-            return Ok(ExitCode::from(2));
-        }
+        Err(code) => return Ok(code),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
