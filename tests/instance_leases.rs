@@ -18,6 +18,25 @@ use process::cluster_url;
 /// The fence itself, at the store: a lease taken over moves the rule's
 /// state document on, and the old holder's checkpoint and renewal are
 /// refused by version, whatever the clocks say.
+/// detectd's indices under names of their own (`it-<what>-state-<tag>`,
+/// ...), with their templates installed.
+fn fresh_indices(es: &Es, what: &str) -> IndexNames {
+    let tag = format!(
+        "{}-{}",
+        std::process::id(),
+        Utc::now().timestamp_millis() % 1_000_000
+    );
+    let names = IndexNames {
+        state: format!("it-{what}-state-{tag}"),
+        executions: format!("it-{what}-exec-{tag}"),
+        dead_letters: format!("it-{what}-dead-{tag}"),
+    };
+    es.rt
+        .block_on(install_templates(&es.cluster, &names))
+        .unwrap();
+    names
+}
+
 #[test]
 fn a_checkpoint_under_a_lease_taken_over_is_refused() {
     use detectd::state::{
@@ -25,19 +44,7 @@ fn a_checkpoint_under_a_lease_taken_over_is_refused() {
     };
     let Some(url) = cluster_url() else { return };
     let es = Es::connect(&url);
-    let tag = format!(
-        "{}-{}",
-        std::process::id(),
-        Utc::now().timestamp_millis() % 1_000_000
-    );
-    let names = IndexNames {
-        state: format!("it-fence-state-{tag}"),
-        executions: format!("it-fence-exec-{tag}"),
-        dead_letters: format!("it-fence-dead-{tag}"),
-    };
-    es.rt
-        .block_on(install_templates(&es.cluster, &names))
-        .unwrap();
+    let names = fresh_indices(&es, "fence");
     let store = ClusterStateStore::new(es.cluster.clone(), &names);
     let now = Utc::now();
     let lease = |owner: &str, epoch: u64| LeaseDoc {
@@ -114,19 +121,7 @@ fn coordination_requests_per_minute_for_1000_rules_over_3_instances() {
     use std::sync::Arc;
     let Some(url) = cluster_url() else { return };
     let es = Es::connect(&url);
-    let tag = format!(
-        "{}-{}",
-        std::process::id(),
-        Utc::now().timestamp_millis() % 1_000_000
-    );
-    let names = IndexNames {
-        state: format!("it-coordcost-state-{tag}"),
-        executions: format!("it-coordcost-exec-{tag}"),
-        dead_letters: format!("it-coordcost-dead-{tag}"),
-    };
-    es.rt
-        .block_on(install_templates(&es.cluster, &names))
-        .unwrap();
+    let names = fresh_indices(&es, "coordcost");
     const N: usize = 1000;
     let rules: Vec<Arc<detectd::rule::Rule>> = (0..N)
         .map(|i| {
