@@ -67,20 +67,21 @@ impl RuleSet {
         for file in loaded.files {
             let path = file.location();
             let origin: Origin = (file.path.clone(), file.line);
+            let unknown = match &file.outcome {
+                LoadOutcome::Loaded { rule, .. } => unknown_outputs(rule, outputs),
+                _ => None,
+            };
             match &file.outcome {
-                LoadOutcome::Loaded { rule, .. } if unknown_outputs(rule, outputs).is_some() => {
+                LoadOutcome::Loaded { rule, .. } if unknown.is_some() => {
                     report.failed += 1;
-                    let old = previous.by_path.get(&origin);
+                    let keeps = keep_previous(previous, origin, &mut kept);
                     tracing::error!(
                         path = %path,
                         rule_id = %rule.rule_id,
-                        unknown_outputs = ?unknown_outputs(rule, outputs).unwrap_or_default(),
-                        keeps_previous_version = old.is_some(),
+                        unknown_outputs = ?unknown.unwrap_or_default(),
+                        keeps_previous_version = keeps,
                         "rule actions name outputs that detectd.toml does not define ([[outputs]] name = ...)"
                     );
-                    if let Some(old) = old {
-                        kept.push((origin, old.clone()));
-                    }
                 }
                 LoadOutcome::Loaded { rule, warnings } => {
                     if !warnings.is_empty() {
@@ -114,16 +115,13 @@ impl RuleSet {
                 }
                 LoadOutcome::Failed(errors) => {
                     report.failed += 1;
-                    let old = previous.by_path.get(&origin);
+                    let keeps = keep_previous(previous, origin, &mut kept);
                     tracing::error!(
                         path = %path,
                         diagnostics = %render_errors(&file, errors),
-                        keeps_previous_version = old.is_some(),
+                        keeps_previous_version = keeps,
                         "rule file is invalid"
                     );
-                    if let Some(old) = old {
-                        kept.push((origin, old.clone()));
-                    }
                 }
             }
         }
@@ -150,6 +148,18 @@ impl RuleSet {
 
     pub fn is_empty(&self) -> bool {
         self.by_path.is_empty()
+    }
+}
+
+/// A file that cannot be loaded now keeps the rule it had in `previous`
+/// running (added to `kept`); whether it had one.
+fn keep_previous(previous: &RuleSet, origin: Origin, kept: &mut Vec<(Origin, Arc<Rule>)>) -> bool {
+    match previous.by_path.get(&origin) {
+        Some(old) => {
+            kept.push((origin, old.clone()));
+            true
+        }
+        None => false,
     }
 }
 
