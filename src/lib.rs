@@ -14,6 +14,7 @@ pub mod daemon;
 pub mod dead_letters;
 pub mod diagnostic;
 pub mod eql;
+pub mod esql;
 pub mod exceptions;
 pub mod explain;
 pub mod filter;

@@ -114,6 +114,11 @@ pub struct SourceEvent {
 }
 
 impl SourceEvent {
+    /// The id of this event's alert (see [`event_alert`]).
+    pub fn alert_id(&self, space_id: &str, rule_uuid: &str) -> String {
+        ids::event_alert_id(self.event_ref(), space_id, rule_uuid)
+    }
+
     fn event_ref(&self) -> EventRef<'_> {
         EventRef {
             index: &self.index,

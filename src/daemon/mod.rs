@@ -92,6 +92,9 @@ pub struct DaemonOptions {
     pub outputs: std::collections::BTreeSet<String>,
     /// `[[schedule.cron]]`: cron schedules given to rules by id or tag.
     pub cron: crate::config::cron::CronOverrides,
+    /// What the cluster is, when known: rules it cannot run (ES|QL, ML on
+    /// OpenSearch) are reported at load and not scheduled.
+    pub server: Option<crate::cluster::ServerInfo>,
 }
 
 impl DaemonOptions {
@@ -104,6 +107,7 @@ impl DaemonOptions {
             health_check_interval: s.health_check_interval,
             outputs: s.notify.outputs.iter().map(|o| o.name.clone()).collect(),
             cron: s.cron.clone(),
+            server: None,
         }
     }
 }
@@ -392,19 +396,23 @@ where
         let previous = previous.clone();
         let cron = self.options.cron.clone();
         let load = move || RuleSet::load(&paths, &exceptions, &cron, &outputs, &previous);
-        let (set, report) = match tokio::task::spawn_blocking(load).await {
+        let (mut set, mut report) = match tokio::task::spawn_blocking(load).await {
             Ok(loaded) => loaded,
             Err(e) => {
                 tracing::error!(error = %e, "loading rules panicked");
                 (RuleSet::default(), LoadReport::default())
             }
         };
+        if let Some(server) = &self.options.server {
+            report.not_runnable_here = set.drop_unrunnable(server);
+        }
         let scheduled = set.enabled().count();
         tracing::info!(
             loaded = report.loaded,
             skipped = report.skipped,
             not_supported_yet = %report.not_supported,
             failed = report.failed,
+            not_runnable_here = report.not_runnable_here,
             kept_previous = report.kept_previous,
             exception_lists = report.exception_lists,
             exception_file_errors = report.exception_file_errors,

@@ -39,6 +39,8 @@ pub struct LoadReport {
     /// Exception lists loaded, and problems in exception files.
     pub exception_lists: usize,
     pub exception_file_errors: usize,
+    /// Valid rules the cluster cannot run (ES|QL or ML on OpenSearch).
+    pub not_runnable_here: usize,
 }
 
 impl RuleSet {
@@ -137,6 +139,26 @@ impl RuleSet {
         (set, report)
     }
 
+    /// Takes out the rules `server` cannot run (ES|QL and machine learning
+    /// need Elasticsearch), each logged with the reason; how many.
+    pub fn drop_unrunnable(&mut self, server: &crate::cluster::ServerInfo) -> usize {
+        let mut dropped = 0;
+        self.by_path.retain(|(path, _), rule| {
+            let Some(reason) = unrunnable(rule, server) else {
+                return true;
+            };
+            dropped += 1;
+            tracing::error!(
+                path = %path.display(),
+                rule_id = %rule.rule_id,
+                reason = %reason,
+                "rule not runnable on this cluster: not scheduled"
+            );
+            false
+        });
+        dropped
+    }
+
     /// The rules to schedule (loaded and enabled), in file order.
     pub fn enabled(&self) -> impl Iterator<Item = &Arc<Rule>> {
         self.by_path.values().filter(|r| r.enabled)
@@ -177,6 +199,58 @@ fn unknown_outputs(rule: &Rule, outputs: &BTreeSet<String>) -> Option<Vec<String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn esql_and_ml_rules_are_not_scheduled_on_opensearch_and_are_on_elasticsearch() {
+        use crate::cluster::{Distribution, ServerInfo, Version};
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["esql_by_id.toml", "ml.toml"] {
+            std::fs::copy(
+                format!("tests/fixtures/cluster_only/{name}"),
+                dir.path().join(name),
+            )
+            .unwrap();
+        }
+        std::fs::copy(
+            "rules/execution_scheduled_task_powershell.toml",
+            dir.path().join("eql.toml"),
+        )
+        .unwrap();
+        let load = || {
+            RuleSet::load(
+                &[dir.path().to_path_buf()],
+                &[],
+                &CronOverrides::default(),
+                &BTreeSet::new(),
+                &RuleSet::default(),
+            )
+            .0
+        };
+        let server = |distribution, major, minor| ServerInfo {
+            distribution,
+            version: Version::new(major, minor),
+            cluster_name: "c".into(),
+        };
+        let mut set = load();
+        assert_eq!(set.len(), 3);
+        let dropped = set.drop_unrunnable(&server(Distribution::OpenSearch, 2, 19));
+        assert_eq!(dropped, 2);
+        let left: Vec<&str> = set.enabled().map(|r| r.rule_type()).collect();
+        assert_eq!(left, ["eql"]);
+
+        let mut set = load();
+        assert_eq!(set.drop_unrunnable(&server(Distribution::Elasticsearch, 8, 15)), 0);
+        // ES|QL arrived in 8.11; machine learning has no such bound.
+        let mut set2 = load();
+        assert_eq!(set2.drop_unrunnable(&server(Distribution::Elasticsearch, 8, 9)), 1);
+        let reason = unrunnable(
+            set.enabled().find(|r| r.rule_type() == "esql").unwrap(),
+            &server(Distribution::OpenSearch, 2, 19),
+        )
+        .unwrap();
+        assert!(reason.contains("OpenSearch 2.19"), "{reason}");
+        assert!(reason.contains("8.11"), "{reason}");
+    }
 
     /// Regression: rules were kept by file, so the rules of one Kibana
     /// export overwrote each other and only its last (a disabled one) was
@@ -250,5 +324,16 @@ mod tests {
         let kept: Vec<_> = again.enabled().collect();
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].actions[0].outputs, ["hook"]);
+    }
+}
+
+/// Why `server` cannot run `rule`, if it cannot.
+pub fn unrunnable(rule: &Rule, server: &crate::cluster::ServerInfo) -> Option<String> {
+    use crate::rule::RuleKind;
+    use crate::source::elasticsearch::{esql_missing, ml_missing};
+    match &rule.kind {
+        RuleKind::Esql(_) => esql_missing(server),
+        RuleKind::MachineLearning(_) => ml_missing(server),
+        _ => None,
     }
 }

@@ -200,7 +200,10 @@ async fn run(
         endpoints.as_ref(),
         coord.clone(),
     )?;
-    let options = DaemonOptions::from_settings(settings);
+    let options = DaemonOptions {
+        server: Some(cluster.info().clone()),
+        ..DaemonOptions::from_settings(settings)
+    };
     // Runs get threads of their own (one per concurrent run): matching is
     // CPU work, and the daemon's runtime must stay free for the schedule,
     // signals and /healthz.

@@ -173,6 +173,7 @@ pub(super) fn options(dir: &Path, concurrency: usize, jitter: bool) -> DaemonOpt
         health_check_interval: Duration::from_secs(30),
         outputs: Default::default(),
         cron: Default::default(),
+        server: None,
     }
 }
 

@@ -118,6 +118,19 @@ pub async fn explain(
     // The run's own detector: its reach and what it narrows the search to.
     let detector = Detector::new(rule, &opts.runner, opts.now).map_err(ExplainError::Run)?;
     let next = next_run(&mut out, rule, opts, kind, &detector);
+    if let Some(request) = detector.cluster_request(next.window) {
+        // Elasticsearch evaluates the rule: what is sent is all there is
+        // to show (no pushdown, no local evaluation).
+        let _ = writeln!(out, "\nrequest (the next window)");
+        let text = serde_json::to_string_pretty(&request).unwrap_or_default();
+        for line in text.lines() {
+            let _ = writeln!(out, "  {line}");
+        }
+        return Ok(Explained {
+            text: out,
+            mappings: None,
+        });
+    }
     let mappings = search::section(&mut out, rule, &next, source, options.as_ref()).await?;
     ids(&mut out, rule, opts, kind);
     Ok(Explained {
@@ -207,6 +220,16 @@ fn query_shape(rule: &Rule) -> String {
         RuleKind::Query(q) => Some(q),
         RuleKind::Threshold(t) => Some(&t.query),
         RuleKind::Eql(_) => None,
+        RuleKind::Esql(e) => return esql_shape(e),
+        RuleKind::MachineLearning(m) => {
+            return format!(
+                "machine_learning, anomaly records of {} with record_score >= {}: one alert per \
+                 record (needs {})",
+                m.job_ids.join(", "),
+                m.anomaly_threshold,
+                crate::rule::NEEDS_ML
+            )
+        }
     };
     let language = match query.map(|q| &q.language) {
         Some(QueryLanguage::Kql(_)) => {
@@ -227,6 +250,29 @@ fn query_shape(rule: &Rule) -> String {
         _ => "one alert per matching event".to_string(),
     };
     format!("{}, {language}: {outcome}", rule.rule_type())
+}
+
+/// What an ES|QL rule is: Elasticsearch runs it; how its rows alert.
+fn esql_shape(e: &crate::rule::EsqlRule) -> String {
+    let rows = if e.shape.aggregating {
+        let by = if e.shape.group_by.is_empty() {
+            String::new()
+        } else {
+            format!(" by {}", e.shape.group_by.join(", "))
+        };
+        format!(
+            "aggregating (STATS{by}): one alert per row, the same row in overlapping windows \
+             once"
+        )
+    } else if e.shape.has_id() {
+        "one alert per document (METADATA _id), with the row's columns over its source".to_string()
+    } else {
+        "one alert per row (no METADATA _id: the row is the alert's source)".to_string()
+    };
+    format!(
+        "esql, run by Elasticsearch (needs {}): {rows}",
+        crate::rule::NEEDS_ESQL
+    )
 }
 
 /// The rule's header; `eql` is the EQL part and its plan (none for a
@@ -262,6 +308,7 @@ fn header(
             };
             row(out, "query", &text);
         }
+        (None, RuleKind::Esql(e)) => row(out, "query", &one_line(&e.text)),
         _ => {}
     }
     if rule.building_block_type.is_some() {
@@ -387,6 +434,7 @@ fn constraint_rows(out: &mut String, rule: &Rule, kind: PlanKind) {
 /// previous run was on time.
 pub(crate) struct NextRun {
     pub(crate) search: crate::runner::WindowSearch,
+    pub(crate) window: crate::schedule::window::Window,
 }
 
 fn next_run(
@@ -538,7 +586,7 @@ fn next_run(
             );
         }
     }
-    NextRun { search }
+    NextRun { search, window }
 }
 
 fn ids(out: &mut String, rule: &Rule, opts: &ExplainOptions, kind: PlanKind) {

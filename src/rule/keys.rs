@@ -18,12 +18,18 @@ pub(super) const NOT_APPLIED: &[(&str, &str)] = &[(
 )];
 
 /// The Kibana rule types detectd runs.
-pub(super) const RUN_TYPES: &[&str] = &["eql", "query", "saved_query", "threshold"];
+pub(super) const RUN_TYPES: &[&str] = &[
+    "eql",
+    "query",
+    "saved_query",
+    "threshold",
+    "esql",
+    "machine_learning",
+];
 
 /// Kibana's other detection rule types (the rule schema's `type` enum):
 /// valid files, noted as not supported yet.
-pub(super) const OTHER_KIBANA_TYPES: &[&str] =
-    &["threat_match", "machine_learning", "new_terms", "esql"];
+pub(super) const OTHER_KIBANA_TYPES: &[&str] = &["threat_match", "new_terms"];
 
 /// Every `[rule]` key of a Kibana EQL or query rule (the public rule API's
 /// snake_case parameters) and of the detection-rules TOML format; anything
@@ -31,6 +37,7 @@ pub(super) const OTHER_KIBANA_TYPES: &[&str] =
 const KNOWN_RULE_FIELDS: &[&str] = &[
     "actions",
     "alert_suppression",
+    "anomaly_threshold",
     "author",
     "building_block_type",
     // detectd's cron schedule (`rule::cron`), not Kibana's
@@ -49,6 +56,7 @@ const KNOWN_RULE_FIELDS: &[&str] = &[
     "investigation_fields",
     "language",
     "license",
+    "machine_learning_job_id",
     "max_signals",
     "meta",
     "name",
@@ -159,6 +167,9 @@ pub const KIBANA_PARAMS: &[&str] = &[
     "alert_suppression",
     // threshold params (`typeSpecificCamelToSnake`, `threshold` case)
     "threshold",
+    // machine_learning params (`machine_learning` case)
+    "anomaly_threshold",
+    "machine_learning_job_id",
 ];
 
 /// Keys people put in a TOML `[rule]` for a Kibana rule's saved-object id,

@@ -16,6 +16,7 @@ mod actions;
 pub mod check;
 mod constraints;
 mod cron;
+mod esql;
 pub mod datemath;
 pub mod error;
 pub mod export;
@@ -23,6 +24,7 @@ mod fields;
 mod identity;
 pub mod keys;
 pub mod lists;
+mod ml;
 mod overrides;
 pub mod position;
 pub mod raw;
@@ -44,6 +46,7 @@ pub use identity::is_uuid;
 pub use keys::KIBANA_PARAMS;
 pub use lists::{load_with_lists, LoadedRules};
 pub use rule::{
+    EsqlRule, MlRule, NEEDS_ESQL, NEEDS_ML,
     BuildingBlockType, EqlRule, Metadata, QueryLanguage, QueryRule, Rule, RuleCommon, RuleKind,
     Schedule, Severity, Technique, Threat, ThreatRef, ThresholdCardinality, ThresholdRule,
     DEFAULT_MAX_SIGNALS, MAX_SIGNALS_LIMIT,
@@ -52,6 +55,8 @@ pub use validate::{load_str, LoadOutcome};
 
 #[cfg(test)]
 mod export_tests;
+#[cfg(test)]
+mod cluster_only_tests;
 #[cfg(test)]
 mod kind_tests;
 #[cfg(test)]

@@ -73,6 +73,18 @@ impl Rule {
             RuleKind::Query(q) if q.saved_id.is_some() => "saved_query",
             RuleKind::Query(_) => "query",
             RuleKind::Threshold(_) => "threshold",
+            RuleKind::Esql(_) => "esql",
+            RuleKind::MachineLearning(_) => "machine_learning",
+        }
+    }
+
+    /// What cluster the rule needs beyond reading indices, when it needs
+    /// more: ES|QL and machine learning are Elasticsearch's alone.
+    pub fn needs(&self) -> Option<&'static str> {
+        match &self.kind {
+            RuleKind::Esql(_) => Some(NEEDS_ESQL),
+            RuleKind::MachineLearning(_) => Some(NEEDS_ML),
+            _ => None,
         }
     }
 
@@ -82,6 +94,8 @@ impl Rule {
             RuleKind::Eql(e) => &e.text,
             RuleKind::Query(q) => &q.text,
             RuleKind::Threshold(t) => &t.query.text,
+            RuleKind::Esql(e) => &e.text,
+            RuleKind::MachineLearning(_) => "",
         }
     }
 }
@@ -96,6 +110,31 @@ pub enum RuleKind {
     Query(QueryRule),
     /// `threshold` rules: a query's events counted per group of values.
     Threshold(ThresholdRule),
+    /// `esql` rules: a query Elasticsearch runs (see `rule::esql`).
+    Esql(EsqlRule),
+    /// `machine_learning` rules: anomaly records of ML jobs.
+    MachineLearning(MlRule),
+}
+
+/// What an `esql` rule needs of the cluster.
+pub const NEEDS_ESQL: &str = "Elasticsearch 8.11 or later (ES|QL)";
+
+/// What a `machine_learning` rule needs of the cluster.
+pub const NEEDS_ML: &str = "Elasticsearch with machine learning (anomaly detection jobs)";
+
+/// An `esql` rule: the query as written and its shape.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EsqlRule {
+    pub text: String,
+    pub shape: crate::esql::Shape,
+}
+
+/// A `machine_learning` rule: the jobs whose anomaly records it reads and
+/// the score a record must reach.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MlRule {
+    pub job_ids: Vec<String>,
+    pub anomaly_threshold: u32,
 }
 
 /// A `threshold` rule: its query (KQL or Lucene, as a query rule's) and

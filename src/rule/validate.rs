@@ -24,6 +24,10 @@ use super::rule::{
 };
 use crate::eql::{self, EqlError, Span};
 
+/// Where Elasticsearch's anomaly detection jobs write their records
+/// (Kibana's `mlAnomalySearch` reads `.ml-anomalies-*`).
+pub const ML_ANOMALIES_INDEX: &str = ".ml-anomalies-*";
+
 /// What loading one rule file gave.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LoadOutcome {
@@ -139,9 +143,18 @@ pub(super) fn validate_rule(mut f: Fields<'_>, metadata: Metadata, origin: Origi
             f.query_kind(rule_type.as_deref() == Some("saved_query"))
         }
         Some("threshold") => f.threshold_kind(),
+        Some("esql") => f.esql_kind(),
+        Some("machine_learning") => f.ml_kind(),
         _ => f.eql_kind(),
     };
-    let index = f.index();
+    // ES|QL rules read the indices after FROM; ML rules read anomaly
+    // records: neither has Kibana's `index`.
+    let index = match &kind {
+        Some(RuleKind::Esql(e)) => e.shape.indices.clone(),
+        Some(RuleKind::MachineLearning(_)) => vec![ML_ANOMALIES_INDEX.to_string()],
+        _ if matches!(rule_type.as_deref(), Some("esql" | "machine_learning")) => Vec::new(),
+        _ => f.index(),
+    };
     let schedule = f.schedule();
     let max_signals = f.max_signals();
     let severity = f.severity();

@@ -110,14 +110,19 @@ fn type_ids(rule: &Rule) -> (&'static str, &'static str) {
         "query" => ("siem.queryRule", "Custom Query Rule"),
         "saved_query" => ("siem.savedQueryRule", "Saved Query Rule"),
         "threshold" => ("siem.thresholdRule", "Threshold Rule"),
+        "esql" => ("siem.esqlRule", "ES|QL Rule"),
+        "machine_learning" => ("siem.mlRule", "Machine Learning Rule"),
         _ => ("siem.eqlRule", "Event Correlation Rule"),
     }
 }
 
 /// Kibana's `language` parameter of the rule.
-fn language(rule: &Rule) -> &'static str {
-    match &rule.kind {
+fn language(rule: &Rule) -> Option<&'static str> {
+    Some(match &rule.kind {
         RuleKind::Eql(_) => "eql",
+        RuleKind::Esql(_) => "esql",
+        // Kibana's ML rule schema has no `language` (nor `index`, `query`).
+        RuleKind::MachineLearning(_) => return None,
         RuleKind::Query(QueryRule { language, .. })
         | RuleKind::Threshold(ThresholdRule {
             query: QueryRule { language, .. },
@@ -126,7 +131,7 @@ fn language(rule: &Rule) -> &'static str {
             QueryLanguage::Kql(_) => "kuery",
             QueryLanguage::Lucene => "lucene",
         },
-    }
+    })
 }
 
 /// Who created and updated a rule Kibana never saw.
@@ -152,9 +157,14 @@ fn kibana_parameters(rule: &Rule, table: &Map<String, Value>) -> Map<String, Val
             "rule_source" => json!({"type": "internal"}),
             "setup" => json!(""),
             "type" => json!(rule.rule_type()),
-            "language" => json!(language(rule)),
-            "index" => json!(rule.index),
-            "query" => json!(rule.query_text()),
+            "language" => json!(language(rule)?),
+            // An ES|QL rule's indices are in its query.
+            "index" if !matches!(rule.kind, RuleKind::Esql(_) | RuleKind::MachineLearning(_)) => {
+                json!(rule.index)
+            }
+            "query" if !matches!(rule.kind, RuleKind::MachineLearning(_)) => {
+                json!(rule.query_text())
+            }
             "author"
             | "false_positives"
             | "risk_score_mapping"

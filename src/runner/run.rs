@@ -370,9 +370,14 @@ where
         let mut groups: Vec<(Candidate, Vec<String>)> = candidates
             .into_iter()
             .map(|c| {
-                let ids = match &c.threshold {
-                    Some(b) => vec![b.alert_id(alert_rule, &self.settings.space_id)],
-                    None => group_ids(&c, grouped, &self.settings.space_id, &alert_rule.uuid),
+                let ids = match (&c.threshold, &c.made) {
+                    (Some(b), _) => vec![b.alert_id(alert_rule, &self.settings.space_id)],
+                    (None, Some(m)) => {
+                        vec![m.event.alert_id(&self.settings.space_id, &alert_rule.uuid)]
+                    }
+                    (None, None) => {
+                        group_ids(&c, grouped, &self.settings.space_id, &alert_rule.uuid)
+                    }
                 };
                 (c, ids)
             })
@@ -529,6 +534,10 @@ where
             };
             let built = if let Some(bucket) = &c.threshold {
                 alert::threshold::threshold_alert(alert_rule, ctx, bucket)
+                    .into_iter()
+                    .collect()
+            } else if let Some(made) = &c.made {
+                alert::event_alert(alert_rule, ctx, &made.event)
                     .into_iter()
                     .collect()
             } else if grouped {

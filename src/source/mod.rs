@@ -11,6 +11,7 @@
 //! the search's pushdown and projection), with which the rule run evaluates
 //! each event.
 
+pub mod cluster_only;
 pub mod elasticsearch;
 pub mod files;
 pub mod groups;
@@ -28,6 +29,7 @@ use crate::cluster::ClusterError;
 use crate::eql::ast::Query;
 use crate::eql::pushdown::{pushdown, referenced_fields, Filter};
 pub use crate::eql::search::Document;
+pub use cluster_only::{Anomalies, AnomalyRequest, EsqlRows};
 pub use groups::{Excluded, Group, GroupCount, Groups};
 pub use mappings::Mappings;
 
@@ -207,6 +209,10 @@ pub enum SourceError {
     /// The rule's query cannot be translated or evaluated for these indices.
     #[error("the query cannot run: {0}")]
     Query(String),
+    /// The source cannot do what the rule needs (ES|QL or machine
+    /// learning without Elasticsearch): the text says what is needed.
+    #[error("{0}")]
+    Unsupported(String),
     /// An events file could not be read again (`ndjson`).
     #[error("reading {path}: {reason}")]
     File { path: String, reason: String },
@@ -335,6 +341,43 @@ pub trait EventSource: Send + Sync {
         let _ = (request, count);
         async { Ok(None) }
     }
+
+    /// The rows of the ES|QL `query` (its `| limit` included) over
+    /// `request`'s window: the range, time fields and exact clauses
+    /// (filters, exceptions) become the query's `filter`.
+    fn esql(
+        &self,
+        request: &FetchRequest,
+        query: &str,
+    ) -> impl Future<Output = Result<EsqlRows, SourceError>> + Send {
+        let _ = (request, query);
+        async { Err(unsupported(crate::rule::NEEDS_ESQL)) }
+    }
+
+    /// The documents with these `_id`s in `indices` (an ES|QL row names
+    /// its document by `_id` alone when the query has no `METADATA _index`).
+    fn search_ids(
+        &self,
+        indices: &[String],
+        ids: &[String],
+    ) -> impl Future<Output = Result<Vec<Document>, SourceError>> + Send {
+        let _ = (indices, ids);
+        async { Err(unsupported(crate::rule::NEEDS_ESQL)) }
+    }
+
+    /// The anomaly records a machine-learning rule reads.
+    fn anomalies(
+        &self,
+        request: &AnomalyRequest,
+    ) -> impl Future<Output = Result<Anomalies, SourceError>> + Send {
+        let _ = request;
+        async { Err(unsupported(crate::rule::NEEDS_ML)) }
+    }
+}
+
+/// The error of a source that lacks what a rule needs.
+pub fn unsupported(needs: &str) -> SourceError {
+    SourceError::Unsupported(format!("this rule needs {needs}; this source has no cluster"))
 }
 
 #[cfg(test)]

@@ -7,6 +7,8 @@
 
 mod constraints;
 mod eql;
+mod esql;
+mod ml;
 mod query;
 mod threshold;
 mod threshold_tiles;
@@ -35,6 +37,8 @@ enum Kind<'r> {
     Eql(Box<eql::EqlDetector<'r>>),
     Query(query::QueryDetector<'r>),
     Threshold(threshold::ThresholdDetector<'r>),
+    Esql(esql::EsqlDetector<'r>),
+    Ml(ml::MlDetector<'r>),
 }
 
 impl<'r> Detector<'r> {
@@ -50,6 +54,12 @@ impl<'r> Detector<'r> {
             RuleKind::Eql(eql) => Kind::Eql(Box::new(eql::EqlDetector::new(eql, settings)?)),
             RuleKind::Query(q) => Kind::Query(query::QueryDetector::new(q)),
             RuleKind::Threshold(t) => Kind::Threshold(threshold::ThresholdDetector::new(t)),
+            RuleKind::Esql(e) => Kind::Esql(esql::EsqlDetector::new(
+                e,
+                rule.max_signals,
+                rule.kibana_id.clone().unwrap_or_else(|| rule.rule_id.clone()),
+            )),
+            RuleKind::MachineLearning(m) => Kind::Ml(ml::MlDetector::new(m, rule.max_signals)),
         };
         Ok(Detector {
             kind,
@@ -75,7 +85,30 @@ impl<'r> Detector<'r> {
     pub(crate) fn reach(&self) -> Reach {
         match &self.kind {
             Kind::Eql(d) => d.reach(),
-            Kind::Query(_) | Kind::Threshold(_) => Reach::NONE,
+            Kind::Query(_) | Kind::Threshold(_) | Kind::Esql(_) | Kind::Ml(_) => Reach::NONE,
+        }
+    }
+
+    /// What a rule that Elasticsearch evaluates sends for `window` (ES|QL,
+    /// machine learning), for `explain`; `None` for rules evaluated here.
+    pub(crate) fn cluster_request(&self, window: Window) -> Option<serde_json::Value> {
+        match &self.kind {
+            Kind::Esql(d) => Some(serde_json::json!({
+                "POST /_query/async?drop_null_columns=true": {
+                    "query": d.query(),
+                    "filter": "the window's time range, the rule's filters and NOT its exceptions \
+                               (the query DSL of a query rule's search over these indices)",
+                    "wait_for_completion_timeout": "10s",
+                },
+            })),
+            Kind::Ml(d) => {
+                let request = d.anomaly_request(window, self.constraints.as_ref()).ok()?;
+                Some(serde_json::json!({
+                    "POST /.ml-anomalies-*/_search":
+                        crate::source::elasticsearch::anomaly_query(&request),
+                }))
+            }
+            _ => None,
         }
     }
 
@@ -84,7 +117,7 @@ impl<'r> Detector<'r> {
     pub(super) fn grouped(&self) -> bool {
         match &self.kind {
             Kind::Eql(d) => d.grouped(),
-            Kind::Query(_) | Kind::Threshold(_) => false,
+            Kind::Query(_) | Kind::Threshold(_) | Kind::Esql(_) | Kind::Ml(_) => false,
         }
     }
 
@@ -95,6 +128,8 @@ impl<'r> Detector<'r> {
             Kind::Eql(d) => d.request(base),
             Kind::Query(d) => d.request(base),
             Kind::Threshold(d) => d.request(base),
+            Kind::Esql(d) => d.request(base),
+            Kind::Ml(_) => base,
         };
         request.exact = Exact::both(request.exact.take(), self.constraints.clone());
         request
@@ -116,6 +151,11 @@ impl<'r> Detector<'r> {
             Kind::Eql(d) => d.matches(source, request, window, offer_from, record).await,
             Kind::Query(d) => d.matches(source, request, record).await,
             Kind::Threshold(d) => d.matches(source, request, window, history, record).await,
+            Kind::Esql(d) => d.matches(source, request, window, history, record).await,
+            Kind::Ml(d) => {
+                d.matches(source, window, self.constraints.as_ref(), record)
+                    .await
+            }
         }
     }
 }
@@ -141,6 +181,17 @@ pub(super) struct Candidate {
     pub(super) order: (i64, usize),
     pub(super) events: Vec<Option<Hit>>,
     pub(super) threshold: Option<Box<crate::alert::threshold::ThresholdBucket>>,
+    /// An event the detector made rather than fetched (an ES|QL row, an
+    /// anomaly record made to fit ECS): its alert is built from it.
+    pub(super) made: Option<Box<Made>>,
+}
+
+/// An event a detector made, and what the rule's group history keeps of
+/// it once it alerted (aggregating ES|QL rows, see `esql`).
+#[derive(Debug)]
+pub(super) struct Made {
+    pub(super) event: crate::alert::SourceEvent,
+    pub(super) mark: Option<(String, Seen)>,
 }
 
 /// How far a window's search reaches before the window start.

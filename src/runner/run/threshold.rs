@@ -25,9 +25,11 @@ pub(super) struct Mark {
     seen: Seen,
 }
 
-/// The marks of a window's threshold matches (none for other kinds).
+/// The marks of a window's threshold matches and aggregating ES|QL rows
+/// (`detect::esql`: the history is the rule's group history, whatever
+/// groups it); none for other kinds.
 pub(super) fn marks(candidates: &[Candidate], rule: &AlertRule, space: &str) -> Vec<Mark> {
-    candidates
+    let buckets = candidates
         .iter()
         .filter_map(|c| c.threshold.as_deref())
         .map(|b| Mark {
@@ -37,8 +39,19 @@ pub(super) fn marks(candidates: &[Candidate], rule: &AlertRule, space: &str) -> 
                 terms: b.terms.clone(),
                 last: b.max_ts,
             },
-        })
-        .collect()
+        });
+    let rows = candidates
+        .iter()
+        .filter_map(|c| c.made.as_deref())
+        .filter_map(|m| {
+            let (key, seen) = m.mark.as_ref()?;
+            Some(Mark {
+                head: m.event.alert_id(space, &rule.uuid),
+                key: key.clone(),
+                seen: seen.clone(),
+            })
+        });
+    buckets.chain(rows).collect()
 }
 
 /// The history after a window starting at `start` whose alerted heads are

@@ -21,8 +21,13 @@
 //! Shard failures and timed-out searches are errors, not partial results:
 //! an event silently missing from a window is an alert silently lost.
 
+mod anomalies;
 pub mod dsl;
+mod esql;
 mod groups;
+
+pub use anomalies::{anomaly_query, ml_missing};
+pub use esql::esql_missing;
 
 use elasticsearch::http::Method;
 use serde_json::{json, Value};
@@ -33,7 +38,8 @@ use std::sync::Arc;
 
 use super::mappings::{MappingCache, Mappings};
 use super::{
-    DocRef, Document, EventSource, EventStream, FetchRequest, GroupCount, Groups, SourceError,
+    Anomalies, AnomalyRequest, DocRef, Document, EventSource, EventStream, EsqlRows, FetchRequest,
+    GroupCount, Groups, SourceError,
 };
 use crate::cluster::{snippet, Cluster, ClusterError, ConcreteIndex};
 use dsl::FieldTypes;
@@ -259,6 +265,22 @@ impl EventSource for ElasticsearchSource {
             return Ok(None);
         }
         self.groups(request, count).await.map(Some)
+    }
+
+    async fn esql(&self, request: &FetchRequest, query: &str) -> Result<EsqlRows, SourceError> {
+        self.esql_rows(request, query).await
+    }
+
+    async fn search_ids(
+        &self,
+        indices: &[String],
+        ids: &[String],
+    ) -> Result<Vec<Document>, SourceError> {
+        self.documents_by_id(indices, ids).await
+    }
+
+    async fn anomalies(&self, request: &AnomalyRequest) -> Result<Anomalies, SourceError> {
+        self.anomaly_records(request).await
     }
 
     async fn fetch_sources(&self, refs: &[DocRef]) -> Result<Vec<Document>, SourceError> {
