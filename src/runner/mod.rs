@@ -70,11 +70,17 @@ mod report;
 mod run;
 
 #[cfg(test)]
+mod cluster_mock;
+#[cfg(test)]
 mod constraint_tests;
+#[cfg(test)]
+mod esql_tests;
 #[cfg(test)]
 mod cron_tests;
 #[cfg(test)]
 mod mapping_tests;
+#[cfg(test)]
+mod ml_tests;
 #[cfg(test)]
 mod query_tests;
 #[cfg(test)]

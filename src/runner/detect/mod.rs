@@ -57,7 +57,7 @@ impl<'r> Detector<'r> {
             RuleKind::Esql(e) => Kind::Esql(esql::EsqlDetector::new(
                 e,
                 rule.max_signals,
-                rule.kibana_id.clone().unwrap_or_else(|| rule.rule_id.clone()),
+                rule.uuid().to_string(),
             )),
             RuleKind::MachineLearning(m) => Kind::Ml(ml::MlDetector::new(m, rule.max_signals)),
         };
