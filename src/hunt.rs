@@ -163,6 +163,17 @@ pub fn hunt(
             writeln!(diag, "{}: note: skipped: disabled", file.location())?;
             continue;
         }
+        if let Some(needs) = rule.needs() {
+            // Elasticsearch evaluates ES|QL and reads the anomaly records
+            // of ML jobs: files have neither.
+            summary.rules_skipped += 1;
+            writeln!(
+                diag,
+                "{}: note: skipped: needs a cluster ({needs}); hunt reads files",
+                file.location()
+            )?;
+            continue;
+        }
         let record = runtime.block_on(runner.run_range(rule, Window::ALL, opts.now));
         if let Some(e) = runner.sink().take_error() {
             return Err(HuntError::Write(e));

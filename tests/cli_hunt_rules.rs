@@ -481,3 +481,28 @@ fn hunt_runs_a_threshold_rule_in_its_schedules_windows() {
         json!("2024-05-01T08:02:00.000Z")
     );
 }
+
+#[test]
+fn hunt_skips_esql_and_ml_rules_saying_they_need_a_cluster() {
+    let (dir, rules, _) = setup();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cluster_only");
+    for name in ["esql_stats.toml", "ml.toml"] {
+        std::fs::copy(fixtures.join(name), rules.join(name)).unwrap();
+    }
+    query_rule(&rules, "q.toml", "q", "kuery", "event.outcome:failure", "");
+    let file = events(dir.path(), "e.ndjson", &[logon(1, "alice", "failure")]);
+    let out = hunt(&rules, &[], &[&file]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("esql_stats.toml: note: skipped: needs a cluster (Elasticsearch 8.11 or later (ES|QL))"),
+        "{err}"
+    );
+    assert!(
+        err.contains("ml.toml: note: skipped: needs a cluster (Elasticsearch with machine learning"),
+        "{err}"
+    );
+    assert!(err.contains("2 skipped"), "{err}");
+    // The query rule beside them still runs.
+    assert_eq!(docs(&out).len(), 1, "{err}");
+}

@@ -63,27 +63,28 @@ fn detection_rules_other_corpus_query_rules_load() {
     let mut out = Vec::new();
     let summary = check_paths(&[corpus], &mut out).unwrap();
     let out = String::from_utf8(out).unwrap();
-    assert_eq!((summary.ok, summary.failed), (539, 0), "{out}");
-    assert_eq!(summary.skipped, 572, "{out}");
-    for (t, n) in [
-        ("new_terms", 245),
-        ("esql", 212),
-        ("machine_learning", 106),
-        ("threat_match", 9),
-    ] {
+    assert_eq!((summary.ok, summary.failed), (857, 0), "{out}");
+    assert_eq!(summary.skipped, 254, "{out}");
+    for (t, n) in [("new_terms", 245), ("threat_match", 9)] {
         assert_eq!(summary.not_supported.get(t), n, "{t}");
     }
+    // ES|QL and ML rules load, each with a note of the cluster it needs.
+    for (t, n) in [("esql", 212), ("machine_learning", 106)] {
+        assert_eq!(summary.need_elasticsearch.get(t), n, "{t}");
+    }
+    let needs = out.lines().filter(|l| l.contains(": note: needs Elasticsearch")).count();
+    assert_eq!(needs, 318, "{out}");
     assert!(
         out.ends_with(
-            "539 rules ok, 0 failed, 572 skipped (not supported yet: new_terms 245, esql 212, \
-             machine_learning 106, threat_match 9)\n"
+            "857 rules ok, 0 failed, 254 skipped (not supported yet: new_terms 245, \
+             threat_match 9); Elasticsearch only: esql 212, machine_learning 106\n"
         ),
         "{}",
         out.lines().last().unwrap_or_default()
     );
     // The only warnings: alert_suppression, read but not applied yet.
     let warnings: Vec<&str> = out.lines().filter(|l| l.contains(": warning: ")).collect();
-    assert_eq!(warnings.len(), 6, "{warnings:#?}");
+    assert_eq!(warnings.len(), 23, "{warnings:#?}");
     assert!(warnings.iter().all(|w| w.contains("`alert_suppression`")));
 }
 

@@ -85,6 +85,8 @@ pub struct CheckSummary {
     pub not_supported: TypeCounts,
     /// Problems in the exception files (`check --exceptions`).
     pub list_errors: usize,
+    /// The loaded rules only Elasticsearch runs (ES|QL, ML), by type.
+    pub need_elasticsearch: TypeCounts,
 }
 
 /// Rules counted by their Kibana type, shown as `threshold 12, esql 3`
@@ -365,9 +367,17 @@ pub fn check_paths_with(
     };
     for file in files {
         match &file.outcome {
-            LoadOutcome::Loaded { warnings, .. } => {
+            LoadOutcome::Loaded { warnings, rule } => {
                 summary.ok += 1;
                 write!(out, "{}", render_errors(&file, warnings))?;
+                if let Some(needs) = rule.needs() {
+                    summary.need_elasticsearch.add(rule.rule_type());
+                    writeln!(
+                        out,
+                        "{}: note: needs {needs}: not runnable on OpenSearch",
+                        file.location()
+                    )?;
+                }
             }
             LoadOutcome::Skipped {
                 reason, rule_type, ..
@@ -393,6 +403,13 @@ pub fn check_paths_with(
         if !summary.not_supported.is_empty() {
             write!(out, " (not supported yet: {})", summary.not_supported)?;
         }
+    }
+    if !summary.need_elasticsearch.is_empty() {
+        write!(
+            out,
+            "; Elasticsearch only: {}",
+            summary.need_elasticsearch
+        )?;
     }
     writeln!(out)?;
     Ok(summary)
