@@ -832,3 +832,35 @@ fn explain_a_threshold_rule_names_its_groups() {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }
 }
+
+#[test]
+fn explain_esql_and_ml_rules_shows_what_elasticsearch_is_sent() {
+    let fixture = |name: &str| {
+        root()
+            .join("tests/fixtures/cluster_only")
+            .join(name)
+            .display()
+            .to_string()
+    };
+    let out = detectd(&["explain", &fixture("esql_stats.toml"), "--now", NOW]);
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    for part in [
+        "type         esql, run by Elasticsearch (needs Elasticsearch 8.11 or later (ES|QL)): aggregating (STATS by user.name, host.name)",
+        "request (the next window)",
+        "\"POST /_query/async?drop_null_columns=true\"",
+        "| limit 301\"",
+    ] {
+        assert!(text.contains(part), "missing {part:?} in:\n{text}");
+    }
+    let out = detectd(&["explain", &fixture("ml.toml"), "--now", NOW]);
+    assert!(out.status.success(), "{out:?}");
+    let text = stdout(&out);
+    for part in [
+        "anomaly records of v3_rare_process_by_host, v3_rare_parent with record_score >= 75",
+        "\"POST /.ml-anomalies-*/_search\"",
+        "\"query\": \"job_id:v3_rare_process_by_host OR job_id:v3_rare_parent\"",
+    ] {
+        assert!(text.contains(part), "missing {part:?} in:\n{text}");
+    }
+}
