@@ -326,6 +326,7 @@ mod tests {
     fn failing_rules_and_dead_letters_degrade_without_unavailability() {
         let record = |rule: &str, status| ExecutionRecord {
             alerts_dead_lettered: 0,
+            alerts_suppressed: 0,
             ..crate::daemon::metrics::tests::record(rule, status)
         };
         let h = Health::default();

@@ -403,6 +403,7 @@ pub(crate) mod tests {
             alerts_capped: 1,
             alerts_failed: 0,
             alerts_dead_lettered: 1,
+            alerts_suppressed: 0,
             search_duration_ms: 1,
             index_duration_ms: 1,
             warnings: vec![],

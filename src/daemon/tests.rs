@@ -128,6 +128,7 @@ impl RuleExecutor for Handle {
             alerts_capped: 0,
             alerts_failed: 0,
             alerts_dead_lettered: 0,
+            alerts_suppressed: 0,
             search_duration_ms: 0,
             index_duration_ms: 0,
             warnings: vec![],

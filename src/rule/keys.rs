@@ -12,10 +12,7 @@ pub(super) const UNSUPPORTED: &[&str] = &["data_view_id"];
 
 /// Kibana settings detectd accepts but does not apply yet: the rule runs,
 /// with a warning that says what is left out.
-pub(super) const NOT_APPLIED: &[(&str, &str)] = &[(
-    "alert_suppression",
-    "alerts are not suppressed yet: every match alerts",
-)];
+pub(super) const NOT_APPLIED: &[(&str, &str)] = &[];
 
 /// The Kibana rule types detectd runs.
 pub(super) const RUN_TYPES: &[&str] = &[

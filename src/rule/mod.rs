@@ -31,6 +31,7 @@ pub mod raw;
 mod raw_json;
 #[allow(clippy::module_inception)]
 pub mod rule;
+mod suppression;
 mod threshold;
 pub mod validate;
 
@@ -45,6 +46,7 @@ pub use export::{load_export_str, ExportEntry};
 pub use identity::is_uuid;
 pub use keys::KIBANA_PARAMS;
 pub use lists::{load_with_lists, LoadedRules};
+pub use suppression::Suppression;
 pub use rule::{
     EsqlRule, MlRule, NEEDS_ESQL, NEEDS_ML,
     BuildingBlockType, EqlRule, Metadata, QueryLanguage, QueryRule, Rule, RuleCommon, RuleKind,

@@ -275,6 +275,8 @@ pub struct RuleCommon {
     /// `[[rule.actions]]`: notifications the rule asks for itself
     /// (see `rule::actions`).
     pub actions: Vec<super::RuleAction>,
+    /// `[rule.alert_suppression]` (see `rule::suppression`).
+    pub alert_suppression: Option<super::Suppression>,
     /// The rule's parameters for `kibana.alert.rule.parameters`. From a
     /// TOML file: the `[rule]` table as written. From a Kibana export: the
     /// keys Kibana keeps in the rule's params (see `keys::KIBANA_PARAMS`),

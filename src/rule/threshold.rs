@@ -185,7 +185,7 @@ impl Fields<'_> {
         Some(ThresholdCardinality { field, value })
     }
 
-    fn describe(&self, value: &Value) -> String {
+    pub(super) fn describe(&self, value: &Value) -> String {
         match value {
             Value::String(s) => format!("{s:?}"),
             other => self.type_name(other).to_string(),

@@ -177,6 +177,7 @@ pub(super) fn validate_rule(mut f: Fields<'_>, metadata: Metadata, origin: Origi
     let setup = f.string("setup");
     let version = f.version();
     let actions = f.actions();
+    let alert_suppression = f.alert_suppression(rule_type.as_deref() == Some("threshold"));
     let identity = match origin {
         Origin::Toml { kibana_id } => Identity {
             kibana_id,
@@ -261,6 +262,7 @@ pub(super) fn validate_rule(mut f: Fields<'_>, metadata: Metadata, origin: Origi
                     updated_by: identity.updated_by,
                     metadata,
                     actions,
+                    alert_suppression,
                     parameters,
                 },
             }),

@@ -68,6 +68,7 @@ pub mod record;
 pub mod replay;
 mod report;
 mod run;
+mod suppress;
 
 #[cfg(test)]
 mod cluster_mock;
@@ -83,6 +84,8 @@ mod mapping_tests;
 mod ml_tests;
 #[cfg(test)]
 mod query_tests;
+#[cfg(test)]
+mod suppression_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -87,6 +87,10 @@ pub struct ExecutionRecord {
     /// dead letters instead (`detectd dead-letters replay` writes them).
     #[serde(default)]
     pub alerts_dead_lettered: u64,
+    /// Matches that alert suppression folded into another alert (a new
+    /// one's `docs_count`, or an open one updated in place).
+    #[serde(default)]
+    pub alerts_suppressed: u64,
     pub search_duration_ms: u64,
     pub index_duration_ms: u64,
     pub warnings: Vec<String>,
@@ -120,6 +124,7 @@ impl ExecutionRecord {
             alerts_capped: 0,
             alerts_failed: 0,
             alerts_dead_lettered: 0,
+            alerts_suppressed: 0,
             search_duration_ms: 0,
             index_duration_ms: 0,
             warnings: Vec::new(),

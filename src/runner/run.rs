@@ -11,6 +11,7 @@ use super::alerts::{alert_rule, group_ids};
 use super::detect::{Candidate, Detector, History, Reach};
 use super::record::{ExecutionIds, ExecutionRecord, RunStatus, WindowRange};
 use super::report::{gap_warning, MAX_SIGNALS_WARNING};
+use super::suppress;
 use super::RuleExecutor;
 use crate::alert::{self, Alert, AlertContext, AlertRule, SourceEvent};
 use crate::eql::compile::PlanSetError;
@@ -255,6 +256,8 @@ where
         // Ids acknowledged by earlier windows of this run: catch-up windows
         // overlap, and a sink's search may not show its last writes yet.
         let mut acknowledged: HashSet<String> = HashSet::new();
+        // Suppression's open alerts written by earlier windows of this run.
+        let open = suppress::OpenAlerts::default();
         for window in windows.windows {
             tracing::debug!(
                 rule_id = %rule.rule_id,
@@ -292,6 +295,7 @@ where
                 covered: previous_end,
                 retried_cut: retried.as_ref().map(|p| &p.cap_cut),
                 history: &history,
+                open: &open,
             };
             let alerted = self
                 .alert_window(&scope, candidates, &attempt, &mut acknowledged, record)
@@ -572,14 +576,34 @@ where
                 "{vanished} matches were not alerted: their events were deleted before the alerts were written"
             ));
         }
-        if alerts.is_empty() {
+        let mut new_groups: Vec<(String, std::ops::Range<usize>)> = new_groups
+            .into_iter()
+            .map(|(id, range)| (id.to_string(), range))
+            .collect();
+        let mut updates = Vec::new();
+        if let Some(config) = &rule.alert_suppression {
+            let scope = suppress::Scope {
+                rule,
+                config,
+                index,
+                space: &self.settings.space_id,
+                now: ctx.now,
+                window_start: attempt.window.start,
+            };
+            let s = suppress::apply(&self.sink, &scope, alerts, new_groups, attempt.open).await?;
+            alerts = s.alerts;
+            new_groups = s.groups;
+            updates = s.updates;
+            record.alerts_suppressed += s.suppressed;
+        }
+        if alerts.is_empty() && updates.is_empty() {
             return Ok(alerted);
         }
         if let Some(router) = &self.router {
             let groups: Vec<crate::notify::Group<'_>> = new_groups
                 .iter()
                 .map(|(id, range)| crate::notify::Group {
-                    id,
+                    id: id.as_str(),
                     alerts: alerts[range.clone()].iter().map(|a| &a.source).collect(),
                 })
                 .collect();
@@ -616,6 +640,25 @@ where
         record.alerts_failed += report.failed.len() as u64;
         acknowledged.extend(report.created);
         acknowledged.extend(report.duplicates);
+        if !updates.is_empty() {
+            // Open alerts extended in place (suppression). A failed update
+            // keeps the window: its retry finds the matches either counted
+            // (the update landed) or not. An alert deleted meanwhile (404)
+            // takes its group's matches with it, loudly.
+            let updated = self.sink.update(&updates).await?;
+            let (gone, failed): (Vec<ItemFailure>, Vec<ItemFailure>) =
+                updated.failed.into_iter().partition(|f| f.status == 404);
+            if let Some(first) = failed.into_iter().next() {
+                return Err(RunError::WriteIncomplete { failed: 1, first });
+            }
+            if let Some(first) = gone.first() {
+                record.warnings.push(format!(
+                    "{} open alerts of suppression groups were deleted before they could be \
+                     updated, first: {first}",
+                    gone.len()
+                ));
+            }
+        }
         // An invalid document would be refused on every retry, and keeping
         // the window would stall the rule until the catch-up horizon turned
         // it into a gap: such alerts are reported, loudly, and the window
@@ -718,6 +761,8 @@ struct Attempt<'a> {
     /// The threshold history before this window (kept in a capped
     /// window's pending checkpoint).
     history: &'a History,
+    /// This run's open suppression alerts (see `suppress`).
+    open: &'a suppress::OpenAlerts,
 }
 
 /// A rule's timing for [`plan_windows`] of a run at `now`: its interval,

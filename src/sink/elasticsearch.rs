@@ -23,7 +23,7 @@ use elasticsearch::http::Method;
 use serde_json::{json, Value};
 
 use super::alerts_index::{AlertsIndex, BootstrapSpec};
-use super::{AlertSink, ItemFailure, SinkError, WriteReport};
+use super::{AlertSink, AlertUpdate, ItemFailure, OpenAlert, SinkError, WriteReport};
 use crate::alert::Alert;
 use crate::cluster::{is_retryable_status, snippet, Cluster, ClusterError, RetryPolicy};
 
@@ -386,6 +386,19 @@ impl AlertSink for ElasticsearchSink {
             todo = again.into_iter().map(|p| p.pos).collect();
         }
         Ok(report)
+    }
+
+    async fn open_alerts(
+        &self,
+        index: &str,
+        instance_ids: &[String],
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<OpenAlert>, SinkError> {
+        self.search_open_alerts(index, instance_ids, since).await
+    }
+
+    async fn update(&self, updates: &[AlertUpdate]) -> Result<WriteReport, SinkError> {
+        self.bulk_update(updates).await
     }
 
     /// An `ids` search (Kibana's `filterDuplicateAlerts` does the same), so

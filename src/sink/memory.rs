@@ -7,7 +7,9 @@ use std::sync::{Mutex, PoisonError};
 
 use serde_json::Value;
 
-use super::{AlertSink, SinkError, WriteReport};
+use chrono::{DateTime, Utc};
+
+use super::{AlertSink, AlertUpdate, OpenAlert, SinkError, WriteReport};
 use crate::alert::Alert;
 
 #[derive(Debug, Default)]
@@ -63,5 +65,74 @@ impl AlertSink for MemorySink {
                 .cloned()
                 .collect()
         }))
+    }
+
+    async fn open_alerts(
+        &self,
+        index: &str,
+        instance_ids: &[String],
+        since: DateTime<Utc>,
+    ) -> Result<Vec<OpenAlert>, SinkError> {
+        let all = self.indices.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(docs) = all.get(index) else {
+            return Ok(Vec::new());
+        };
+        let mut newest: BTreeMap<String, (String, OpenAlert)> = BTreeMap::new();
+        for (id, doc) in docs {
+            let Some(instance) = doc["kibana.alert.instance.id"].as_str() else {
+                continue;
+            };
+            let start = doc["kibana.alert.start"].as_str().unwrap_or_default();
+            let date = |v: &Value| {
+                v.as_str()
+                    .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                    .map(|t| t.with_timezone(&Utc))
+            };
+            if !instance_ids.iter().any(|i| i == instance)
+                || doc["kibana.alert.workflow_status"] == "closed"
+                || date(&doc["kibana.alert.start"]).is_none_or(|t| t < since)
+            {
+                continue;
+            }
+            let open = OpenAlert {
+                id: id.clone(),
+                index: index.to_string(),
+                instance_id: instance.to_string(),
+                end: date(&doc["kibana.alert.suppression.end"]).unwrap_or(since),
+                docs_count: doc["kibana.alert.suppression.docs_count"]
+                    .as_u64()
+                    .unwrap_or(0),
+            };
+            match newest.get(instance) {
+                Some((s, _)) if s.as_str() >= start => {}
+                _ => {
+                    newest.insert(instance.to_string(), (start.to_string(), open));
+                }
+            }
+        }
+        Ok(newest.into_values().map(|(_, o)| o).collect())
+    }
+
+    async fn update(&self, updates: &[AlertUpdate]) -> Result<WriteReport, SinkError> {
+        let mut all = self.indices.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut report = WriteReport::default();
+        for u in updates {
+            let doc = all.get_mut(&u.index).and_then(|docs| docs.get_mut(&u.id));
+            match (doc, &u.doc) {
+                (Some(Value::Object(doc)), Value::Object(changes)) => {
+                    for (k, v) in changes {
+                        doc.insert(k.clone(), v.clone());
+                    }
+                    report.created.push(u.id.clone());
+                }
+                _ => report.failed.push(super::ItemFailure {
+                    index: u.index.clone(),
+                    id: u.id.clone(),
+                    status: 404,
+                    reason: "document_missing_exception".into(),
+                }),
+            }
+        }
+        Ok(report)
     }
 }

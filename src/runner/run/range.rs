@@ -98,6 +98,7 @@ where
             covered: None,
             retried_cut: None,
             history: &history,
+            open: &super::suppress::OpenAlerts::default(),
         };
         self.alert_window(&scope, candidates, &attempt, &mut HashSet::new(), record)
             .await
