@@ -455,26 +455,37 @@ fn a_misspelt_key_is_a_warning_with_a_hint() {
     assert!(stdout.ends_with("2 rules ok, 0 failed\n"), "{stdout}");
 }
 
-/// `alert_suppression` is read but not applied yet: the rule loads and
-/// runs, and the warning says its alerts are not suppressed.
+/// `alert_suppression` is applied: a valid one loads without a word, a
+/// broken one is an error at its table that says what is expected.
 #[test]
-fn alert_suppression_is_a_warning_that_says_what_is_left_out() {
+fn alert_suppression_loads_and_a_broken_one_is_an_error_at_its_table() {
     let text = edit(
         BASE,
         Add("alert_suppression = { group_by = [\"host.name\"] }"),
     );
-    let (_dir, path, out) = check_with_good(text.as_bytes());
+    let (_dir, _path, out) = check_with_good(text.as_bytes());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
-    let (line, col) = line_col(&text, text.find("{ group_by").unwrap());
-    assert!(
-        stdout.contains(&format!(
-            "{}:{line}:{col}: warning: `alert_suppression` is not applied by detectd yet: alerts are not suppressed yet: every match alerts",
-            path.display()
-        )),
-        "{stdout}"
-    );
     assert!(stdout.ends_with("2 rules ok, 0 failed\n"), "{stdout}");
+
+    let text = edit(
+        BASE,
+        Add("alert_suppression = { group_by = [], duration = { value = 5, unit = \"d\" } }"),
+    );
+    let (_dir, path, out) = check_with_good(text.as_bytes());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let (line, col) = line_col(&text, text.find("{ group_by").unwrap());
+    for message in [
+        "error: expected 1 to 3 fields in `alert_suppression.group_by`, found 0",
+        "error: expected `alert_suppression.duration` = {value = <at least 1>, unit = \"s\" | \"m\" | \"h\"}",
+    ] {
+        assert!(
+            stdout.contains(&format!("{}:{line}:{col}: {message}", path.display())),
+            "{message} in {stdout}"
+        );
+    }
+    assert!(stdout.ends_with("1 rules ok, 1 failed\n"), "{stdout}");
 }
 
 /// A rule type Kibana has but detectd does not run yet is a note, not an
