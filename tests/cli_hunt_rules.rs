@@ -495,11 +495,15 @@ fn hunt_skips_esql_and_ml_rules_saying_they_need_a_cluster() {
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     assert!(
-        err.contains("esql_stats.toml: note: skipped: needs a cluster (Elasticsearch 8.11 or later (ES|QL))"),
+        err.contains(
+            "esql_stats.toml: note: skipped: needs a cluster (Elasticsearch 8.11 or later (ES|QL))"
+        ),
         "{err}"
     );
     assert!(
-        err.contains("ml.toml: note: skipped: needs a cluster (Elasticsearch with machine learning"),
+        err.contains(
+            "ml.toml: note: skipped: needs a cluster (Elasticsearch with machine learning"
+        ),
         "{err}"
     );
     assert!(err.contains("2 skipped"), "{err}");

@@ -72,7 +72,10 @@ fn detection_rules_other_corpus_query_rules_load() {
     for (t, n) in [("esql", 212), ("machine_learning", 106)] {
         assert_eq!(summary.need_elasticsearch.get(t), n, "{t}");
     }
-    let needs = out.lines().filter(|l| l.contains(": note: needs Elasticsearch")).count();
+    let needs = out
+        .lines()
+        .filter(|l| l.contains(": note: needs Elasticsearch"))
+        .count();
     assert_eq!(needs, 318, "{out}");
     assert!(
         out.ends_with(

@@ -177,16 +177,28 @@ async fn the_open_alert_is_extended_in_place_across_runs_a_restart_and_a_catch_u
     let rule = fx.rule("group_by = [\"host.name\"]\nduration = {value = 1, unit = \"h\"}");
     let rec = fx.runner().run(&rule, t0()).await;
     assert_ok(&rec);
-    assert_eq!((rec.alerts_created, rec.alerts_suppressed), (2, 1), "{rec:#?}");
+    assert_eq!(
+        (rec.alerts_created, rec.alerts_suppressed),
+        (2, 1),
+        "{rec:#?}"
+    );
 
     let rec = fx.runner().run(&rule, t0() + Duration::minutes(5)).await;
     assert_ok(&rec);
-    assert_eq!((rec.alerts_created, rec.alerts_suppressed), (0, 1), "{rec:#?}");
+    assert_eq!(
+        (rec.alerts_created, rec.alerts_suppressed),
+        (0, 1),
+        "{rec:#?}"
+    );
 
     let rec = fx.runner().run(&rule, t0() + Duration::minutes(20)).await;
     assert_ok(&rec);
     assert_eq!(rec.windows.len(), 3, "{rec:#?}");
-    assert_eq!((rec.alerts_created, rec.alerts_suppressed), (0, 3), "{rec:#?}");
+    assert_eq!(
+        (rec.alerts_created, rec.alerts_suppressed),
+        (0, 3),
+        "{rec:#?}"
+    );
 
     let alerts = fx.alerts().await;
     assert_eq!(alerts.len(), 2, "{alerts:#?}");

@@ -196,6 +196,17 @@ fn unknown_outputs(rule: &Rule, outputs: &BTreeSet<String>) -> Option<Vec<String
     (!unknown.is_empty()).then(|| unknown.into_iter().cloned().collect())
 }
 
+/// Why `server` cannot run `rule`, if it cannot.
+pub fn unrunnable(rule: &Rule, server: &crate::cluster::ServerInfo) -> Option<String> {
+    use crate::rule::RuleKind;
+    use crate::source::elasticsearch::{esql_missing, ml_missing};
+    match &rule.kind {
+        RuleKind::Esql(_) => esql_missing(server),
+        RuleKind::MachineLearning(_) => ml_missing(server),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,10 +250,16 @@ mod tests {
         assert_eq!(left, ["eql"]);
 
         let mut set = load();
-        assert_eq!(set.drop_unrunnable(&server(Distribution::Elasticsearch, 8, 15)), 0);
+        assert_eq!(
+            set.drop_unrunnable(&server(Distribution::Elasticsearch, 8, 15)),
+            0
+        );
         // ES|QL arrived in 8.11; machine learning has no such bound.
         let mut set2 = load();
-        assert_eq!(set2.drop_unrunnable(&server(Distribution::Elasticsearch, 8, 9)), 1);
+        assert_eq!(
+            set2.drop_unrunnable(&server(Distribution::Elasticsearch, 8, 9)),
+            1
+        );
         let reason = unrunnable(
             set.enabled().find(|r| r.rule_type() == "esql").unwrap(),
             &server(Distribution::OpenSearch, 2, 19),
@@ -324,16 +341,5 @@ mod tests {
         let kept: Vec<_> = again.enabled().collect();
         assert_eq!(kept.len(), 1);
         assert_eq!(kept[0].actions[0].outputs, ["hook"]);
-    }
-}
-
-/// Why `server` cannot run `rule`, if it cannot.
-pub fn unrunnable(rule: &Rule, server: &crate::cluster::ServerInfo) -> Option<String> {
-    use crate::rule::RuleKind;
-    use crate::source::elasticsearch::{esql_missing, ml_missing};
-    match &rule.kind {
-        RuleKind::Esql(_) => esql_missing(server),
-        RuleKind::MachineLearning(_) => ml_missing(server),
-        _ => None,
     }
 }

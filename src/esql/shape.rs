@@ -92,8 +92,8 @@ fn split_commands(query: &str) -> Result<Vec<String>, ShapeError> {
     let mut i = 0;
     while i < bytes.len() {
         let rest = &query[i..];
-        if rest.starts_with("\"\"\"") {
-            let end = rest[3..]
+        if let Some(inner) = rest.strip_prefix("\"\"\"") {
+            let end = inner
                 .find("\"\"\"")
                 .ok_or_else(|| ShapeError("unterminated \"\"\" string".into()))?;
             current.push_str(&rest[..end + 6]);

@@ -405,11 +405,7 @@ pub fn check_paths_with(
         }
     }
     if !summary.need_elasticsearch.is_empty() {
-        write!(
-            out,
-            "; Elasticsearch only: {}",
-            summary.need_elasticsearch
-        )?;
+        write!(out, "; Elasticsearch only: {}", summary.need_elasticsearch)?;
     }
     writeln!(out)?;
     Ok(summary)

@@ -80,7 +80,10 @@ fn broken_esql_and_ml_rules_say_why() {
     let e = errors(&rule(
         "type = \"esql\"\nlanguage = \"kuery\"\nindex = [\"a\"]\nquery = \"from a\"\n",
     ));
-    assert!(e.iter().any(|m| m.contains("expected language \"esql\"")), "{e:?}");
+    assert!(
+        e.iter().any(|m| m.contains("expected language \"esql\"")),
+        "{e:?}"
+    );
     assert!(e.iter().any(|m| m.contains("remove `index`")), "{e:?}");
     let e = errors(&rule("type = \"esql\"\nlanguage = \"esql\"\n"));
     assert!(e.iter().any(|m| m.contains("query")), "{e:?}");
@@ -91,5 +94,8 @@ fn broken_esql_and_ml_rules_say_why() {
     assert!(e.iter().any(|m| m.contains("job ids")), "{e:?}");
     let e = errors(&rule("type = \"machine_learning\"\n"));
     assert!(e.iter().any(|m| m.contains("anomaly_threshold")), "{e:?}");
-    assert!(e.iter().any(|m| m.contains("machine_learning_job_id")), "{e:?}");
+    assert!(
+        e.iter().any(|m| m.contains("machine_learning_job_id")),
+        "{e:?}"
+    );
 }

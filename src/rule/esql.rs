@@ -38,7 +38,11 @@ impl Fields<'_> {
         match Shape::read(&text) {
             Ok(shape) => Some(RuleKind::Esql(EsqlRule { text, shape })),
             Err(e) => {
-                self.error(RuleErrorKind::Value, span, format!("invalid ES|QL query: {e}"));
+                self.error(
+                    RuleErrorKind::Value,
+                    span,
+                    format!("invalid ES|QL query: {e}"),
+                );
                 None
             }
         }

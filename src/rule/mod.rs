@@ -16,9 +16,9 @@ mod actions;
 pub mod check;
 mod constraints;
 mod cron;
-mod esql;
 pub mod datemath;
 pub mod error;
+mod esql;
 pub mod export;
 mod fields;
 mod identity;
@@ -46,19 +46,18 @@ pub use export::{load_export_str, ExportEntry};
 pub use identity::is_uuid;
 pub use keys::KIBANA_PARAMS;
 pub use lists::{load_with_lists, LoadedRules};
-pub use suppression::Suppression;
 pub use rule::{
-    EsqlRule, MlRule, NEEDS_ESQL, NEEDS_ML,
-    BuildingBlockType, EqlRule, Metadata, QueryLanguage, QueryRule, Rule, RuleCommon, RuleKind,
-    Schedule, Severity, Technique, Threat, ThreatRef, ThresholdCardinality, ThresholdRule,
-    DEFAULT_MAX_SIGNALS, MAX_SIGNALS_LIMIT,
+    BuildingBlockType, EqlRule, EsqlRule, Metadata, MlRule, QueryLanguage, QueryRule, Rule,
+    RuleCommon, RuleKind, Schedule, Severity, Technique, Threat, ThreatRef, ThresholdCardinality,
+    ThresholdRule, DEFAULT_MAX_SIGNALS, MAX_SIGNALS_LIMIT, NEEDS_ESQL, NEEDS_ML,
 };
+pub use suppression::Suppression;
 pub use validate::{load_str, LoadOutcome};
 
 #[cfg(test)]
-mod export_tests;
-#[cfg(test)]
 mod cluster_only_tests;
+#[cfg(test)]
+mod export_tests;
 #[cfg(test)]
 mod kind_tests;
 #[cfg(test)]

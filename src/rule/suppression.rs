@@ -52,8 +52,9 @@ impl Fields<'_> {
                 .collect(),
             Some(other) => {
                 let found = self.describe(other);
-                errs.push(format!("expected field names in `alert_suppression.group_by`, found {found}"),
-                );
+                errs.push(format!(
+                    "expected field names in `alert_suppression.group_by`, found {found}"
+                ));
                 Vec::new()
             }
         };
@@ -62,13 +63,15 @@ impl Fields<'_> {
             .and_then(Value::as_array)
             .map_or(0, Vec::len);
         if listed != group_by.len() {
-            errs.push("expected field names in `alert_suppression.group_by`, found an empty or \
+            errs.push(
+                "expected field names in `alert_suppression.group_by`, found an empty or \
                  non-string entry"
                     .to_string(),
             );
         }
         if threshold && !group_by.is_empty() {
-            errs.push("a threshold rule suppresses by its threshold fields: remove \
+            errs.push(
+                "a threshold rule suppresses by its threshold fields: remove \
                  `alert_suppression.group_by`"
                     .to_string(),
             );
@@ -95,7 +98,8 @@ impl Fields<'_> {
                         Some(Duration::from_secs(u64::try_from(v).unwrap_or(0) * s))
                     }
                     _ => {
-                        errs.push("expected `alert_suppression.duration` = {value = <at least 1>, \
+                        errs.push(
+                            "expected `alert_suppression.duration` = {value = <at least 1>, \
                              unit = \"s\" | \"m\" | \"h\"}"
                                 .to_string(),
                         );
@@ -105,14 +109,14 @@ impl Fields<'_> {
             }
             Some(other) => {
                 let found = self.describe(other);
-                errs.push(format!("expected a table in `alert_suppression.duration`, found {found}"),
-                );
+                errs.push(format!(
+                    "expected a table in `alert_suppression.duration`, found {found}"
+                ));
                 None
             }
         };
         if threshold && duration.is_none() && errs.is_empty() {
-            errs.push("a threshold rule's alert_suppression needs a `duration`".to_string(),
-            );
+            errs.push("a threshold rule's alert_suppression needs a `duration`".to_string());
         }
         let suppress_missing = match table.get("missing_fields_strategy") {
             None => true,

@@ -82,10 +82,13 @@ impl Respond for MockEs {
             ("GET", p) if p.ends_with("/_mapping") => {
                 let mut out = serde_json::Map::new();
                 for i in &s.indices {
-                    out.insert(i.clone(), json!({"mappings": {"properties": {
-                        "@timestamp": {"type": "date"},
-                        "event": {"properties": {"ingested": {"type": "date"}}},
-                    }}}));
+                    out.insert(
+                        i.clone(),
+                        json!({"mappings": {"properties": {
+                            "@timestamp": {"type": "date"},
+                            "event": {"properties": {"ingested": {"type": "date"}}},
+                        }}}),
+                    );
                 }
                 ok(Value::Object(out))
             }
@@ -96,8 +99,14 @@ impl Respond for MockEs {
                     .unwrap_or_default()
                     .iter()
                     .map(|d| {
-                        match s.docs.iter().find(|(i, id, _)| d["_index"] == *i && d["_id"] == *id) {
-                            Some((i, id, src)) => json!({"_index": i, "_id": id, "found": true, "_source": src}),
+                        match s
+                            .docs
+                            .iter()
+                            .find(|(i, id, _)| d["_index"] == *i && d["_id"] == *id)
+                        {
+                            Some((i, id, src)) => {
+                                json!({"_index": i, "_id": id, "found": true, "_source": src})
+                            }
                             None => json!({"_index": d["_index"], "_id": d["_id"], "found": false}),
                         }
                     })
@@ -141,8 +150,10 @@ impl Respond for MockEs {
                     .filter(|(_, id, _)| ids.contains(&json!(id)))
                     .map(|(i, id, src)| json!({"_index": i, "_id": id, "_source": src}))
                     .collect();
-                ok(json!({"_shards": {"total": 1, "successful": 1, "failed": 0},
-                          "hits": {"hits": hits}}))
+                ok(
+                    json!({"_shards": {"total": 1, "successful": 1, "failed": 0},
+                          "hits": {"hits": hits}}),
+                )
             }
             _ => ResponseTemplate::new(404).set_body_string(format!("mock: no {method} {path}")),
         }

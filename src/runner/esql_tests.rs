@@ -35,14 +35,20 @@ fn rule(text: &str) -> Rule {
 }
 
 fn by_id_rule() -> Rule {
-    rule(include_str!("../../tests/fixtures/cluster_only/esql_by_id.toml"))
+    rule(include_str!(
+        "../../tests/fixtures/cluster_only/esql_by_id.toml"
+    ))
 }
 
 fn stats_rule() -> Rule {
-    rule(include_str!("../../tests/fixtures/cluster_only/esql_stats.toml"))
+    rule(include_str!(
+        "../../tests/fixtures/cluster_only/esql_stats.toml"
+    ))
 }
 
-fn runner(source: ElasticsearchSource) -> Runner<ElasticsearchSource, MemorySink, MemoryStateStore> {
+fn runner(
+    source: ElasticsearchSource,
+) -> Runner<ElasticsearchSource, MemorySink, MemoryStateStore> {
     Runner::new(
         source,
         MemorySink::new(),
@@ -60,9 +66,23 @@ fn table(columns: &[&str], rows: Vec<Vec<Value>>) -> Value {
 
 #[tokio::test]
 async fn rows_with_an_id_alert_as_their_documents_with_kibanas_request() {
-    let columns = ["process.name", "process.parent.name", "host.name", "_id", "_index", "_version"];
+    let columns = [
+        "process.name",
+        "process.parent.name",
+        "host.name",
+        "_id",
+        "_index",
+        "_version",
+    ];
     let row = |name: &str, id: &str| {
-        vec![json!(name), json!("nginx"), json!("web-1"), json!(id), json!(PROCESS), json!(1)]
+        vec![
+            json!(name),
+            json!("nginx"),
+            json!("web-1"),
+            json!(id),
+            json!(PROCESS),
+            json!(1),
+        ]
     };
     let (_server, mock, source) = start(State {
         indices: vec![PROCESS.into()],
@@ -97,7 +117,10 @@ async fn rows_with_an_id_alert_as_their_documents_with_kibanas_request() {
     assert_eq!(posts.len(), 1);
     assert_eq!(posts[0].query, "drop_null_columns=true");
     let q = posts[0].body["query"].as_str().unwrap();
-    assert!(q.starts_with("from logs-endpoint.events.process-* metadata _id"), "{q}");
+    assert!(
+        q.starts_with("from logs-endpoint.events.process-* metadata _id"),
+        "{q}"
+    );
     assert!(q.ends_with("\n| limit 301"), "3 x max_signals + 1: {q}");
     let filter = posts[0].body["filter"].to_string();
     assert!(filter.contains("event.ingested"), "{filter}");
@@ -108,7 +131,14 @@ async fn rows_with_an_id_alert_as_their_documents_with_kibanas_request() {
 
     let alerts = r.sink().alerts(ALERTS);
     let id = |doc: &str| {
-        event_alert_id(EventRef { index: PROCESS, id: doc }, "default", rule.uuid())
+        event_alert_id(
+            EventRef {
+                index: PROCESS,
+                id: doc,
+            },
+            "default",
+            rule.uuid(),
+        )
     };
     let e1 = &alerts[&id("e1")];
     assert_eq!(e1["kibana.alert.rule.rule_type_id"], "siem.esqlRule");
@@ -127,7 +157,11 @@ async fn rows_with_an_id_alert_as_their_documents_with_kibanas_request() {
     // The next window returns the same rows: no new alert.
     mock.0.lock().unwrap().esql = [table(&columns, vec![row("sh", "e1")])].into();
     let record = r.run(&rule, t0() + Duration::minutes(5)).await;
-    assert_eq!((record.alerts_created, record.alerts_duplicate), (0, 1), "{record:?}");
+    assert_eq!(
+        (record.alerts_created, record.alerts_duplicate),
+        (0, 1),
+        "{record:?}"
+    );
 }
 
 #[tokio::test]
@@ -156,14 +190,20 @@ async fn an_aggregating_row_is_one_alert_across_overlapping_windows_and_new_afte
     let alerts = r.sink().alerts(ALERTS);
     assert_eq!(alerts.len(), 2, "{:?}", alerts.keys());
     let counts: Vec<i64> = {
-        let mut c: Vec<i64> = alerts.values().map(|a| a["failures"].as_i64().unwrap()).collect();
+        let mut c: Vec<i64> = alerts
+            .values()
+            .map(|a| a["failures"].as_i64().unwrap())
+            .collect();
         c.sort();
         c
     };
     assert_eq!(counts, [6, 9]);
     let a = alerts.values().next().unwrap();
     assert_eq!(a["kibana.alert.rule.rule_type_id"], "siem.esqlRule");
-    assert_eq!(a["user"]["name"].as_str().or(a["user.name"].as_str()), Some("alice"));
+    assert_eq!(
+        a["user"]["name"].as_str().or(a["user.name"].as_str()),
+        Some("alice")
+    );
 
     // A window without the row, then the same row again in a window that
     // does not overlap the last one that returned it: a new alert.
@@ -172,7 +212,11 @@ async fn an_aggregating_row_is_one_alert_across_overlapping_windows_and_new_afte
     assert_eq!((record.error, record.alerts_created), (None, 0));
     mock.0.lock().unwrap().esql = [table(&columns, vec![row(9)])].into();
     let record = r.run(&rule, t0() + Duration::minutes(20)).await;
-    assert_eq!((record.error.clone(), record.alerts_created), (None, 1), "{record:?}");
+    assert_eq!(
+        (record.error.clone(), record.alerts_created),
+        (None, 1),
+        "{record:?}"
+    );
     assert_eq!(r.sink().alerts(ALERTS).len(), 3);
 }
 
@@ -187,6 +231,9 @@ async fn on_opensearch_an_esql_rule_fails_with_the_reason_and_sends_nothing() {
     let r = runner(source);
     let record = r.run(&by_id_rule(), t0()).await;
     let error = record.error.expect("an error");
-    assert!(error.contains("OpenSearch") && error.contains("ES|QL"), "{error}");
+    assert!(
+        error.contains("OpenSearch") && error.contains("ES|QL"),
+        "{error}"
+    );
     assert!(mock.seen("POST", "/_query").is_empty());
 }

@@ -72,10 +72,13 @@ async fn anomaly_records_alert_with_kibanas_search_and_job_warnings() {
     assert_eq!(record.error, None, "{record:?}");
     assert_eq!(record.alerts_created, 2);
     assert!(
-        record.warnings.iter().any(|w| w.contains("ML jobs are not started")
-            && w.contains("\"v3_rare_parent\"")
-            && w.contains("closed")
-            && !w.contains("\"v3_rare_process_by_host\"")),
+        record
+            .warnings
+            .iter()
+            .any(|w| w.contains("ML jobs are not started")
+                && w.contains("\"v3_rare_parent\"")
+                && w.contains("closed")
+                && !w.contains("\"v3_rare_process_by_host\"")),
         "{:?}",
         record.warnings
     );
@@ -103,7 +106,14 @@ async fn anomaly_records_alert_with_kibanas_search_and_job_warnings() {
     );
 
     let alerts = r.sink().alerts(ALERTS);
-    let id = event_alert_id(EventRef { index: RESULTS, id: "r1" }, "default", rule.uuid());
+    let id = event_alert_id(
+        EventRef {
+            index: RESULTS,
+            id: "r1",
+        },
+        "default",
+        rule.uuid(),
+    );
     let a = &alerts[&id];
     assert_eq!(a["kibana.alert.rule.rule_type_id"], "siem.mlRule");
     assert_eq!(a["kibana.alert.rule.category"], "Machine Learning Rule");
@@ -120,7 +130,11 @@ async fn anomaly_records_alert_with_kibanas_search_and_job_warnings() {
 
     // The next, overlapping window finds the same records: no new alert.
     let record = r.run(&rule, t0() + Duration::minutes(15)).await;
-    assert_eq!((record.alerts_created, record.alerts_duplicate), (0, 2), "{record:?}");
+    assert_eq!(
+        (record.alerts_created, record.alerts_duplicate),
+        (0, 2),
+        "{record:?}"
+    );
 }
 
 #[tokio::test]
@@ -138,6 +152,9 @@ async fn on_opensearch_an_ml_rule_fails_with_the_reason() {
     );
     let record = r.run(&ml_rule(), t0()).await;
     let error = record.error.expect("an error");
-    assert!(error.contains("OpenSearch") && error.contains("machine learning"), "{error}");
+    assert!(
+        error.contains("OpenSearch") && error.contains("machine learning"),
+        "{error}"
+    );
     assert!(mock.seen("POST", "/.ml-anomalies").is_empty());
 }

@@ -75,9 +75,9 @@ mod cluster_mock;
 #[cfg(test)]
 mod constraint_tests;
 #[cfg(test)]
-mod esql_tests;
-#[cfg(test)]
 mod cron_tests;
+#[cfg(test)]
+mod esql_tests;
 #[cfg(test)]
 mod mapping_tests;
 #[cfg(test)]

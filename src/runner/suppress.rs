@@ -52,6 +52,15 @@ struct Member {
     time: DateTime<Utc>,
 }
 
+/// A new alert's suppression fields: instance, terms, start, end, docs.
+type Mark = (
+    String,
+    Vec<(String, Value)>,
+    DateTime<Utc>,
+    DateTime<Utc>,
+    u64,
+);
+
 /// What the window's scope gives suppression.
 pub(super) struct Scope<'a> {
     pub(super) rule: &'a Rule,
@@ -90,8 +99,7 @@ pub(super) async fn apply<K: AlertSink>(
     let mut keep = vec![true; groups.len()];
     let mut updates = Vec::new();
     let mut suppressed = 0u64;
-    let mut marks: HashMap<usize, (String, Vec<(String, Value)>, DateTime<Utc>, DateTime<Utc>, u64)> =
-        HashMap::new();
+    let mut marks: HashMap<usize, Mark> = HashMap::new();
     if !members.is_empty() {
         let since = match scope.config.duration {
             Some(d) => scope.now - TimeDelta::from_std(d).unwrap_or(TimeDelta::MAX),
@@ -106,7 +114,9 @@ pub(super) async fn apply<K: AlertSink>(
             .into_iter()
             .map(|o| (o.instance_id.clone(), o))
             .collect();
-        let mut mine = open.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut mine = open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         for (instance, o) in mine.iter() {
             let newer = existing.get(instance).is_none_or(|e| e.end <= o.end);
             if newer {
@@ -168,7 +178,13 @@ pub(super) async fn apply<K: AlertSink>(
                     let docs_count = (fresh.len() - 1) as u64;
                     marks.insert(
                         first.group,
-                        (instance.clone(), first.terms.clone(), start, end, docs_count),
+                        (
+                            instance.clone(),
+                            first.terms.clone(),
+                            start,
+                            end,
+                            docs_count,
+                        ),
                     );
                     mine.insert(
                         instance.clone(),

@@ -70,7 +70,9 @@ fn runner(docs: Vec<Document>) -> Runner<MemorySource, MemorySink, MemoryStateSt
 }
 
 /// (host term, docs_count, start, end) of every alert, by start.
-fn groups(r: &Runner<MemorySource, MemorySink, MemoryStateStore>) -> Vec<(Value, u64, String, String)> {
+fn groups(
+    r: &Runner<MemorySource, MemorySink, MemoryStateStore>,
+) -> Vec<(Value, u64, String, String)> {
     let mut out: Vec<(Value, u64, String, String)> = r
         .sink()
         .alerts(ALERTS)
@@ -78,9 +80,17 @@ fn groups(r: &Runner<MemorySource, MemorySink, MemoryStateStore>) -> Vec<(Value,
         .map(|a| {
             (
                 a["kibana.alert.suppression.terms"][0]["value"].clone(),
-                a["kibana.alert.suppression.docs_count"].as_u64().unwrap_or(u64::MAX),
-                a["kibana.alert.suppression.start"].as_str().unwrap_or("").to_string(),
-                a["kibana.alert.suppression.end"].as_str().unwrap_or("").to_string(),
+                a["kibana.alert.suppression.docs_count"]
+                    .as_u64()
+                    .unwrap_or(u64::MAX),
+                a["kibana.alert.suppression.start"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+                a["kibana.alert.suppression.end"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
             )
         })
         .collect();
@@ -110,15 +120,23 @@ async fn without_a_duration_each_run_makes_one_alert_per_group() {
         ]
     );
     let a = r.sink().alerts(ALERTS).into_values().next().unwrap();
-    assert_eq!(a["kibana.alert.suppression.terms"], json!([{"field": "host.name", "value": "ws-1"}]));
-    assert!(a["kibana.alert.instance.id"].as_str().is_some_and(|s| s.len() == 64));
+    assert_eq!(
+        a["kibana.alert.suppression.terms"],
+        json!([{"field": "host.name", "value": "ws-1"}])
+    );
+    assert!(a["kibana.alert.instance.id"]
+        .as_str()
+        .is_some_and(|s| s.len() == 64));
 
     // Overlapping window: a3 was counted (at or before its alert's end),
     // a4 is new and, per run, a new alert of its own.
     let second = r.run(&rule, t0() + Duration::minutes(5)).await;
     assert_eq!(second.error, None);
     assert_eq!(second.alerts_created, 1, "{second:?}");
-    assert_eq!(groups(&r).last().unwrap(), &(json!("ws-1"), 0, at(3), at(3)));
+    assert_eq!(
+        groups(&r).last().unwrap(),
+        &(json!("ws-1"), 0, at(3), at(3))
+    );
 }
 
 #[tokio::test]
@@ -140,9 +158,17 @@ async fn with_a_duration_the_open_alert_is_extended_in_place_across_runs() {
     // index): the second finds the open alert and extends it.
     let second = r.run(&rule, t0() + Duration::minutes(5)).await;
     assert_eq!(second.error, None);
-    assert_eq!((second.alerts_created, second.alerts_suppressed), (0, 1), "{second:?}");
+    assert_eq!(
+        (second.alerts_created, second.alerts_suppressed),
+        (0, 1),
+        "{second:?}"
+    );
     let third = r.run(&rule, t0() + Duration::minutes(10)).await;
-    assert_eq!((third.alerts_created, third.alerts_suppressed), (0, 2), "{third:?}");
+    assert_eq!(
+        (third.alerts_created, third.alerts_suppressed),
+        (0, 2),
+        "{third:?}"
+    );
     let alerts = r.sink().alerts(ALERTS);
     assert_eq!(alerts.len(), 1);
     let a = alerts.values().next().unwrap();
@@ -151,7 +177,10 @@ async fn with_a_duration_the_open_alert_is_extended_in_place_across_runs() {
     assert_eq!(a["kibana.alert.suppression.docs_count"], 4);
     assert_eq!(a["kibana.alert.suppression.start"], at(-8));
     assert_eq!(a["kibana.alert.suppression.end"], at(9));
-    assert_eq!(a["kibana.alert.last_detected"], (t0() + Duration::minutes(10)).to_rfc3339_opts(SecondsFormat::Millis, true));
+    assert_eq!(
+        a["kibana.alert.last_detected"],
+        (t0() + Duration::minutes(10)).to_rfc3339_opts(SecondsFormat::Millis, true)
+    );
 }
 
 #[tokio::test]
@@ -171,7 +200,11 @@ async fn a_catch_up_over_three_windows_counts_each_match_once() {
     let late = r.run(&rule, t0() + Duration::minutes(15)).await;
     assert_eq!(late.error, None);
     assert_eq!(late.windows.len(), 3, "{late:?}");
-    assert_eq!((late.alerts_created, late.alerts_suppressed), (0, 3), "{late:?}");
+    assert_eq!(
+        (late.alerts_created, late.alerts_suppressed),
+        (0, 3),
+        "{late:?}"
+    );
     let a = r.sink().alerts(ALERTS).into_values().next().unwrap();
     assert_eq!(a["kibana.alert.suppression.docs_count"], 3);
     assert_eq!(a["kibana.alert.suppression.end"], at(12));
@@ -191,7 +224,10 @@ async fn missing_fields_are_suppressed_together_or_alert_one_by_one() {
     assert_eq!(r.run(&together, t0()).await.alerts_created, 2);
     assert_eq!(
         groups(&r),
-        [(Value::Null, 1, at(-5), at(-4)), (json!("ws-1"), 0, at(-3), at(-3))]
+        [
+            (Value::Null, 1, at(-5), at(-4)),
+            (json!("ws-1"), 0, at(-3), at(-3))
+        ]
     );
 
     let r = runner(docs());
@@ -227,10 +263,17 @@ async fn a_threshold_rule_suppresses_by_its_threshold_fields() {
     // the group crosses again, and extends the open alert.
     let second = r.run(&rule, t0() + Duration::minutes(5)).await;
     assert_eq!(second.error, None);
-    assert_eq!((second.alerts_created, second.alerts_suppressed), (0, 1), "{second:?}");
+    assert_eq!(
+        (second.alerts_created, second.alerts_suppressed),
+        (0, 1),
+        "{second:?}"
+    );
     let a = r.sink().alerts(ALERTS).into_values().next().unwrap();
     assert_eq!(a["kibana.alert.suppression.docs_count"], 1);
-    assert_eq!(a["kibana.alert.suppression.terms"], json!([{"field": "host.name", "value": "ws-1"}]));
+    assert_eq!(
+        a["kibana.alert.suppression.terms"],
+        json!([{"field": "host.name", "value": "ws-1"}])
+    );
 }
 
 #[test]
@@ -239,17 +282,40 @@ fn bad_suppression_settings_are_errors() {
         "[rule]\nrule_id = \"s\"\nname = \"n\"\ndescription = \"d\"\n{kind}\nindex = [\"l\"]\n\
          severity = \"low\"\nrisk_score = 1\nquery = 'a:b'\n\n[rule.alert_suppression]\n{s}"
     )) {
-        LoadOutcome::Failed(e) => e.into_iter().map(|e| e.message).collect::<Vec<_>>().join("; "),
+        LoadOutcome::Failed(e) => e
+            .into_iter()
+            .map(|e| e.message)
+            .collect::<Vec<_>>()
+            .join("; "),
         other => panic!("expected errors for {s:?}, got {other:?}"),
     };
     assert!(bad(QUERY, "group_by = []").contains("1 to 3 fields"));
     assert!(bad(QUERY, "group_by = [\"a\", \"b\", \"c\", \"d\"]").contains("1 to 3 fields"));
-    assert!(bad(QUERY, "group_by = [\"a\"]\nduration = {value = 0, unit = \"m\"}").contains("duration"));
-    assert!(bad(QUERY, "group_by = [\"a\"]\nduration = {value = 5, unit = \"d\"}").contains("duration"));
-    assert!(bad(QUERY, "group_by = [\"a\"]\nmissing_fields_strategy = \"skip\"").contains("missing_fields_strategy"));
+    assert!(bad(
+        QUERY,
+        "group_by = [\"a\"]\nduration = {value = 0, unit = \"m\"}"
+    )
+    .contains("duration"));
+    assert!(bad(
+        QUERY,
+        "group_by = [\"a\"]\nduration = {value = 5, unit = \"d\"}"
+    )
+    .contains("duration"));
+    assert!(bad(
+        QUERY,
+        "group_by = [\"a\"]\nmissing_fields_strategy = \"skip\""
+    )
+    .contains("missing_fields_strategy"));
     let threshold = "type = \"threshold\"\nlanguage = \"kuery\"";
     let with_table = |s: &str| format!("{s}\n\n[rule.threshold]\nfield = [\"h\"]\nvalue = 2");
-    assert!(bad(threshold, &with_table("group_by = [\"a\"]\nduration = {value = 5, unit = \"m\"}"))
-        .contains("threshold fields"));
-    assert!(bad(threshold, &with_table("missing_fields_strategy = \"suppress\"")).contains("needs a `duration`"));
+    assert!(bad(
+        threshold,
+        &with_table("group_by = [\"a\"]\nduration = {value = 5, unit = \"m\"}")
+    )
+    .contains("threshold fields"));
+    assert!(bad(
+        threshold,
+        &with_table("missing_fields_strategy = \"suppress\"")
+    )
+    .contains("needs a `duration`"));
 }

@@ -377,7 +377,9 @@ pub trait EventSource: Send + Sync {
 
 /// The error of a source that lacks what a rule needs.
 pub fn unsupported(needs: &str) -> SourceError {
-    SourceError::Unsupported(format!("this rule needs {needs}; this source has no cluster"))
+    SourceError::Unsupported(format!(
+        "this rule needs {needs}; this source has no cluster"
+    ))
 }
 
 #[cfg(test)]

@@ -65,7 +65,11 @@ impl<'r> EsqlDetector<'r> {
 
     /// The query as sent: the rule's, then the row limit.
     pub(in crate::runner) fn query(&self) -> String {
-        format!("{}\n| limit {}", self.rule.text.trim_end(), self.row_limit() + 1)
+        format!(
+            "{}\n| limit {}",
+            self.rule.text.trim_end(),
+            self.row_limit() + 1
+        )
     }
 
     fn row_limit(&self) -> usize {

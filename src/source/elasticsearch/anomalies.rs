@@ -40,8 +40,9 @@ pub fn anomaly_query(request: &AnomalyRequest) -> Value {
         }}}),
         json!({"range": {"record_score": {"gte": request.threshold}}}),
     ];
-    let filterable =
-        !request.job_ids.is_empty() && !(request.job_ids.len() == 1 && request.job_ids[0] == "*");
+    // Kibana filters by job unless the rule reads every job (`*`).
+    let every_job = request.job_ids.is_empty() || request.job_ids == ["*"];
+    let filterable = !every_job;
     if filterable {
         let ids: Vec<String> = request
             .job_ids

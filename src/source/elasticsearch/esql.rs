@@ -164,7 +164,8 @@ impl ElasticsearchSource {
                 })?;
             for hit in hits {
                 out.push(
-                    super::hit_document(hit).map_err(|reason| bad_response("POST", &path, reason))?,
+                    super::hit_document(hit)
+                        .map_err(|reason| bad_response("POST", &path, reason))?,
                 );
             }
         }
@@ -205,7 +206,9 @@ fn rows(body: &Value) -> Result<Vec<Map<String, Value>>, SourceError> {
     values
         .iter()
         .map(|row| {
-            let row = row.as_array().ok_or_else(|| bad("each row to be an array"))?;
+            let row = row
+                .as_array()
+                .ok_or_else(|| bad("each row to be an array"))?;
             Ok(columns
                 .iter()
                 .zip(row)

@@ -38,7 +38,7 @@ use std::sync::Arc;
 
 use super::mappings::{MappingCache, Mappings};
 use super::{
-    Anomalies, AnomalyRequest, DocRef, Document, EventSource, EventStream, EsqlRows, FetchRequest,
+    Anomalies, AnomalyRequest, DocRef, Document, EsqlRows, EventSource, EventStream, FetchRequest,
     GroupCount, Groups, SourceError,
 };
 use crate::cluster::{snippet, Cluster, ClusterError, ConcreteIndex};
