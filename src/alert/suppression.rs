@@ -39,15 +39,10 @@ pub fn lacks_a_field(terms: &[(String, Value)]) -> bool {
 /// `kibana.alert.instance.id` of a group of a rule in a space.
 pub fn instance_id(terms: &[(String, Value)], rule_uuid: &str, space_id: &str) -> String {
     let mut h = Sha256::new();
-    for (field, value) in terms {
-        h.update(field.as_bytes());
-        h.update([0]);
-        h.update(value.to_string().as_bytes());
+    for part in [&super::threshold::terms_hash(terms), rule_uuid, space_id] {
+        h.update(part.as_bytes());
         h.update([0]);
     }
-    h.update(rule_uuid.as_bytes());
-    h.update([0]);
-    h.update(space_id.as_bytes());
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 

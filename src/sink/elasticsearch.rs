@@ -436,20 +436,7 @@ impl AlertSink for ElasticsearchSink {
                 Err(ClusterError::Status { status: 404, .. }) => return Ok(found),
                 Err(e) => return Err(e.into()),
             };
-            let hits = response
-                .pointer("/hits/hits")
-                .and_then(Value::as_array)
-                .ok_or_else(|| {
-                    SinkError::Cluster(ClusterError::BadResponse {
-                        method: "POST",
-                        path: path.clone(),
-                        reason: format!(
-                            "expected `hits.hits`, found {}",
-                            snippet(response.to_string().as_bytes())
-                        ),
-                    })
-                })?;
-            for hit in hits {
+            for hit in search_hits(&response, &path)? {
                 if let Some(id) = hit.get("_id").and_then(Value::as_str) {
                     found.insert(id.to_string());
                 }
@@ -457,6 +444,26 @@ impl AlertSink for ElasticsearchSink {
         }
         Ok(found)
     }
+}
+
+/// The `hits.hits` of a search answer from `path`.
+pub(super) fn search_hits<'a>(
+    response: &'a Value,
+    path: &str,
+) -> Result<&'a Vec<Value>, SinkError> {
+    response
+        .pointer("/hits/hits")
+        .and_then(Value::as_array)
+        .ok_or_else(|| {
+            SinkError::Cluster(ClusterError::BadResponse {
+                method: "POST",
+                path: path.to_string(),
+                reason: format!(
+                    "expected `hits.hits`, found {}",
+                    snippet(response.to_string().as_bytes())
+                ),
+            })
+        })
 }
 
 /// Ids per `ids` query: well under `index.max_result_window`.

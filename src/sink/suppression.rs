@@ -11,7 +11,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use elasticsearch::http::Method;
 use serde_json::{json, Value};
 
-use super::elasticsearch::ElasticsearchSink;
+use super::elasticsearch::{search_hits, ElasticsearchSink};
 use super::{AlertUpdate, ItemFailure, OpenAlert, SinkError, WriteReport};
 use crate::cluster::{encode_path_part, snippet, ClusterError};
 
@@ -55,20 +55,7 @@ impl ElasticsearchSink {
                 Err(ClusterError::Status { status: 404, .. }) => return Ok(Vec::new()),
                 Err(e) => return Err(e.into()),
             };
-            let hits = response
-                .pointer("/hits/hits")
-                .and_then(Value::as_array)
-                .ok_or_else(|| {
-                    SinkError::Cluster(ClusterError::BadResponse {
-                        method: "POST",
-                        path: path.clone(),
-                        reason: format!(
-                            "expected `hits.hits`, found {}",
-                            snippet(response.to_string().as_bytes())
-                        ),
-                    })
-                })?;
-            for hit in hits {
+            for hit in search_hits(&response, &path)? {
                 let src = &hit["_source"];
                 let field = |name: &str| {
                     src.get(name)

@@ -66,6 +66,23 @@ impl TimeFilter {
             },
         }
     }
+
+    /// The primary field, then the fallback.
+    pub fn fields(&self) -> Vec<String> {
+        std::iter::once(self.primary.clone())
+            .chain(self.fallback.clone())
+            .collect()
+    }
+
+    /// An event's time, epoch ms: the first date in the primary field, else
+    /// in the fallback.
+    pub fn time_of(&self, doc: &serde_json::Value) -> Option<i64> {
+        self.fields().iter().find_map(|f| {
+            crate::eql::pushdown::field_values(doc, f)
+                .into_iter()
+                .find_map(memory::timestamp_millis)
+        })
+    }
 }
 
 /// What every fetched event must match exactly, unlike the pushdown

@@ -36,10 +36,8 @@ use super::super::record::ExecutionRecord;
 use super::super::run::RunError;
 use super::{note_source_warnings, Candidate, History, Made, Seen};
 use crate::alert::SourceEvent;
-use crate::eql::pushdown::field_values;
 use crate::rule::EsqlRule;
 use crate::schedule::window::Window;
-use crate::source::memory::timestamp_millis;
 use crate::source::{DocRef, Document, EventSource, FetchRequest};
 
 /// The columns that name a row's document rather than describe it.
@@ -90,9 +88,7 @@ impl<'r> EsqlDetector<'r> {
         history: &History,
         record: &mut ExecutionRecord,
     ) -> Result<Vec<Candidate>, RunError> {
-        let time_fields: Vec<String> = std::iter::once(request.time_filter.primary.clone())
-            .chain(request.time_filter.fallback.clone())
-            .collect();
+        let time = request.time_filter.clone();
         let found = source.esql(&request, &self.query()).await?;
         note_source_warnings(&request.indices, &found.warnings, record);
         let mut rows = found.rows;
@@ -124,13 +120,8 @@ impl<'r> EsqlDetector<'r> {
                 }
                 _ => self.made_up_hit(&row, window, history),
             };
-            let ts = time_fields
-                .iter()
-                .find_map(|f| {
-                    field_values(&made.event.source, f)
-                        .into_iter()
-                        .find_map(timestamp_millis)
-                })
+            let ts = time
+                .time_of(&made.event.source)
                 .unwrap_or(window.end.timestamp_millis());
             out.push(Candidate {
                 order: (ts, position),

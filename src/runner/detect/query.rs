@@ -8,16 +8,12 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
-
 use super::super::record::ExecutionRecord;
 use super::super::run::RunError;
 use super::{note_source_warnings, Candidate, Hit};
-use crate::eql::pushdown::field_values;
 use crate::kql::lucene::{self, LuceneOptions};
 use crate::kql::{self, KqlOptions};
 use crate::rule::{QueryLanguage, QueryRule};
-use crate::source::memory::timestamp_millis;
 use crate::source::{EventSource, Exact, FetchRequest};
 
 pub(in crate::runner) struct QueryDetector<'r> {
@@ -51,9 +47,7 @@ impl<'r> QueryDetector<'r> {
         record: &mut ExecutionRecord,
     ) -> Result<Vec<Candidate>, RunError> {
         let patterns = request.indices.clone();
-        let time_fields: Vec<String> = std::iter::once(request.time_filter.primary.clone())
-            .chain(request.time_filter.fallback.clone())
-            .collect();
+        let time = request.time_filter.clone();
         let mut events = source.fetch(request).await?;
         note_source_warnings(&patterns, events.warnings(), record);
         let mut interned: std::collections::HashMap<String, Arc<str>> = Default::default();
@@ -67,10 +61,7 @@ impl<'r> QueryDetector<'r> {
                 .entry(doc.index.clone())
                 .or_insert_with(|| Arc::from(doc.index.as_str()))
                 .clone();
-            let ts = time_fields
-                .iter()
-                .find_map(|f| first_time(&doc.source, f))
-                .unwrap_or(i64::MAX);
+            let ts = time.time_of(&doc.source).unwrap_or(i64::MAX);
             out.push(Candidate {
                 order: (ts, position),
                 events: vec![Some(Hit {
@@ -104,10 +95,4 @@ pub(in crate::runner) fn exact(query: &QueryRule) -> Exact {
             Exact::new(move |_| Ok(lucene::to_filter(&text, &LuceneOptions::detection_rules())))
         }
     }
-}
-
-fn first_time(doc: &Value, field: &str) -> Option<i64> {
-    field_values(doc, field)
-        .into_iter()
-        .find_map(timestamp_millis)
 }
