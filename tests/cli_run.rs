@@ -393,3 +393,76 @@ fn run_once_over_the_whole_corpus_completes() {
         request(&rt, &c, Method::Delete, &path, None);
     }
 }
+
+/// On OpenSearch (the test server) ES|QL and ML rules are reported at load
+/// with the reason and not scheduled; the other rules run.
+#[test]
+fn run_once_on_opensearch_reports_esql_and_ml_rules_as_not_runnable() {
+    let Some(url) = cluster_url() else { return };
+    let tag = format!("{}-{}", std::process::id(), free_port());
+    let space = AlertsSpace::new(format!("it-needs-{tag}"));
+    let (state, executions) = (
+        format!("it-needs-state-{tag}"),
+        format!("it-needs-exec-{tag}"),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/cluster_only");
+    for name in ["esql_by_id.toml", "ml.toml"] {
+        std::fs::copy(fixtures.join(name), rules.join(name)).unwrap();
+    }
+    std::fs::copy(
+        rules_dir().join("execution_scheduled_task_powershell.toml"),
+        rules.join("seed.toml"),
+    )
+    .unwrap();
+    let config = dir.path().join("detectd.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "rules = [{rules:?}]\nspace_id = {space:?}\n[elasticsearch]\nurls = [{url:?}]\n\
+             [indices]\nstate = {state:?}\nexecutions = {executions:?}\n[log]\nformat = \"json\"\n",
+            rules = rules.display().to_string(),
+            space = space.id,
+        ),
+    )
+    .unwrap();
+    let log_path = dir.path().join("run.log");
+    let out = Command::new(env!("CARGO_BIN_EXE_detectd"))
+        .args(["run", "--once", "--config"])
+        .arg(&config)
+        .env_remove("RUST_LOG")
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .output()
+        .unwrap();
+    let log = json_lines(&log_path);
+    assert_eq!(out.status.code(), Some(0), "{log:#?}");
+    let refused: Vec<&serde_json::Value> = log
+        .iter()
+        .filter(|l| l["message"] == "rule not runnable on this cluster: not scheduled")
+        .collect();
+    assert_eq!(refused.len(), 2, "{log:#?}");
+    for line in &refused {
+        let reason = line["reason"].as_str().unwrap_or_default();
+        assert!(reason.contains("the cluster is OpenSearch"), "{line}");
+    }
+    let loaded = log
+        .iter()
+        .find(|l| l["message"] == "rules loaded")
+        .expect("a rules loaded line");
+    assert_eq!(loaded["not_runnable_here"], 2, "{loaded}");
+    let summary = log
+        .iter()
+        .find(|l| l["message"] == "every rule ran once")
+        .expect("a summary line");
+    assert_eq!(summary["runs"], 1, "{summary}");
+
+    let (rt, c) = cluster(&url);
+    for index in [&state, &executions] {
+        request(&rt, &c, elasticsearch::http::Method::Delete, &format!("/{index}*"), None);
+    }
+    for path in space.cleanup_paths() {
+        request(&rt, &c, elasticsearch::http::Method::Delete, &path, None);
+    }
+}
