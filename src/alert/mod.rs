@@ -16,6 +16,7 @@ pub mod ids;
 pub mod overrides;
 pub mod reason;
 pub mod strip;
+pub mod threat;
 pub mod threshold;
 
 use chrono::{DateTime, Utc};

@@ -18,12 +18,11 @@ pub(super) const NOT_APPLIED: &[(&str, &str)] = &[(
 )];
 
 /// The Kibana rule types detectd runs.
-pub(super) const RUN_TYPES: &[&str] = &["eql", "query", "saved_query", "threshold"];
+pub(super) const RUN_TYPES: &[&str] = &["eql", "query", "saved_query", "threshold", "threat_match"];
 
 /// Kibana's other detection rule types (the rule schema's `type` enum):
 /// valid files, noted as not supported yet.
-pub(super) const OTHER_KIBANA_TYPES: &[&str] =
-    &["threat_match", "machine_learning", "new_terms", "esql"];
+pub(super) const OTHER_KIBANA_TYPES: &[&str] = &["machine_learning", "new_terms", "esql"];
 
 /// Every `[rule]` key of a Kibana EQL or query rule (the public rule API's
 /// snake_case parameters) and of the detection-rules TOML format; anything
@@ -33,6 +32,7 @@ const KNOWN_RULE_FIELDS: &[&str] = &[
     "alert_suppression",
     "author",
     "building_block_type",
+    "concurrent_searches",
     // detectd's cron schedule (`rule::cron`), not Kibana's
     "cron",
     "cron_timezone",
@@ -47,6 +47,7 @@ const KNOWN_RULE_FIELDS: &[&str] = &[
     "index",
     "interval",
     "investigation_fields",
+    "items_per_search",
     "language",
     "license",
     "max_signals",
@@ -70,6 +71,12 @@ const KNOWN_RULE_FIELDS: &[&str] = &[
     "severity_mapping",
     "tags",
     "threat",
+    "threat_filters",
+    "threat_index",
+    "threat_indicator_path",
+    "threat_language",
+    "threat_mapping",
+    "threat_query",
     "threshold",
     "throttle",
     "tiebreaker_field",
@@ -159,6 +166,15 @@ pub const KIBANA_PARAMS: &[&str] = &[
     "alert_suppression",
     // threshold params (`typeSpecificCamelToSnake`, `threshold` case)
     "threshold",
+    // threat_match params (`typeSpecificCamelToSnake`, `threat_match` case)
+    "threat_filters",
+    "threat_query",
+    "threat_mapping",
+    "threat_language",
+    "threat_index",
+    "threat_indicator_path",
+    "concurrent_searches",
+    "items_per_search",
 ];
 
 /// Keys people put in a TOML `[rule]` for a Kibana rule's saved-object id,

@@ -29,6 +29,7 @@ pub mod raw;
 mod raw_json;
 #[allow(clippy::module_inception)]
 pub mod rule;
+mod threat;
 mod threshold;
 pub mod validate;
 
@@ -45,7 +46,8 @@ pub use keys::KIBANA_PARAMS;
 pub use lists::{load_with_lists, LoadedRules};
 pub use rule::{
     BuildingBlockType, EqlRule, Metadata, QueryLanguage, QueryRule, Rule, RuleCommon, RuleKind,
-    Schedule, Severity, Technique, Threat, ThreatRef, ThresholdCardinality, ThresholdRule,
+    Schedule, Severity, Technique, Threat, ThreatMapping, ThreatMappingEntry, ThreatMatchRule,
+    ThreatRef, ThresholdCardinality, ThresholdRule,
     DEFAULT_MAX_SIGNALS, MAX_SIGNALS_LIMIT,
 };
 pub use validate::{load_str, LoadOutcome};
@@ -56,5 +58,7 @@ mod export_tests;
 mod kind_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod threat_tests;
 #[cfg(test)]
 mod threshold_tests;

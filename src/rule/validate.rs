@@ -139,6 +139,7 @@ pub(super) fn validate_rule(mut f: Fields<'_>, metadata: Metadata, origin: Origi
             f.query_kind(rule_type.as_deref() == Some("saved_query"))
         }
         Some("threshold") => f.threshold_kind(),
+        Some("threat_match") => f.threat_match_kind(),
         _ => f.eql_kind(),
     };
     let index = f.index();
@@ -472,6 +473,23 @@ impl Fields<'_> {
         let threshold = self.threshold(query.clone().unwrap_or(placeholder));
         query?;
         threshold.map(RuleKind::Threshold)
+    }
+
+    /// A threat_match rule's part: its event query as a query rule's and
+    /// the indicators and mappings (see `rule::threat`).
+    fn threat_match_kind(&mut self) -> Option<RuleKind> {
+        let query = match self.query_kind(false) {
+            Some(RuleKind::Query(q)) => Some(q),
+            _ => None,
+        };
+        let placeholder = QueryRule {
+            language: QueryLanguage::Lucene,
+            text: String::new(),
+            saved_id: None,
+        };
+        let threat = self.threat_match(query.clone().unwrap_or(placeholder));
+        query?;
+        threat.map(RuleKind::ThreatMatch)
     }
 
     /// The `query` string with what maps offsets in it to the file.

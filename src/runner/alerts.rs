@@ -110,6 +110,9 @@ fn type_ids(rule: &Rule) -> (&'static str, &'static str) {
         "query" => ("siem.queryRule", "Custom Query Rule"),
         "saved_query" => ("siem.savedQueryRule", "Saved Query Rule"),
         "threshold" => ("siem.thresholdRule", "Threshold Rule"),
+        // `INDICATOR_RULE_TYPE_ID` and the rule type's name
+        // (`indicator_match/create_indicator_match_alert_type.ts`)
+        "threat_match" => ("siem.indicatorRule", "Indicator Match Rule"),
         _ => ("siem.eqlRule", "Event Correlation Rule"),
     }
 }
@@ -120,6 +123,10 @@ fn language(rule: &Rule) -> &'static str {
         RuleKind::Eql(_) => "eql",
         RuleKind::Query(QueryRule { language, .. })
         | RuleKind::Threshold(ThresholdRule {
+            query: QueryRule { language, .. },
+            ..
+        })
+        | RuleKind::ThreatMatch(crate::rule::ThreatMatchRule {
             query: QueryRule { language, .. },
             ..
         }) => match language {

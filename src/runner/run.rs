@@ -24,6 +24,7 @@ use crate::source::{DocRef, EventSource, FetchRequest, SourceError, TimeFilter, 
 use crate::state::{CapCut, Checkpoint, DeadLetter, PendingWindow, StateError, StateStore};
 
 mod range;
+mod threat;
 mod threshold;
 
 /// How runs are carried out, the same for every rule.
@@ -508,6 +509,9 @@ where
             })
             .collect();
 
+        let indicators =
+            threat::indicator_sources(&self.source, chosen.iter().map(|(c, _, _)| c)).await?;
+
         let mut alerts: Vec<Alert> = Vec::new();
         // New groups (head id, their alerts in `alerts`) to announce.
         let mut new_groups: Vec<(&str, std::ops::Range<usize>)> = Vec::new();
@@ -527,7 +531,16 @@ where
                 vanished += 1;
                 continue;
             };
-            let built = if let Some(bucket) = &c.threshold {
+            let built = if let Some(hits) = &c.threat {
+                let event = events.first().copied().flatten();
+                match event.and_then(|e| threat::enriched(rule, hits, e, &indicators)) {
+                    Some(e) => alert::event_alert(alert_rule, ctx, &e).into_iter().collect(),
+                    None => {
+                        vanished += 1;
+                        continue;
+                    }
+                }
+            } else if let Some(bucket) = &c.threshold {
                 alert::threshold::threshold_alert(alert_rule, ctx, bucket)
                     .into_iter()
                     .collect()
@@ -560,7 +573,7 @@ where
         }
         if vanished > 0 {
             record.warnings.push(format!(
-                "{vanished} matches were not alerted: their events were deleted before the alerts were written"
+                "{vanished} matches were not alerted: their events (or indicators) were deleted before the alerts were written"
             ));
         }
         if alerts.is_empty() {

@@ -257,7 +257,11 @@ impl EventSource for NdjsonSource {
                 ));
             }
         }
-        hits.sort_by(|a, b| a.0.cmp_at(a.1, &b.0, b.1));
+        // A timeless request (an indicator list) keeps file order, as
+        // a cluster gives index order.
+        if !request.timeless {
+            hits.sort_by(|a, b| a.0.cmp_at(a.1, &b.0, b.1));
+        }
         let docs = hits.into_iter().map(|h| h.2).collect();
         Ok(EventStream::from_documents(warnings, docs).with_mappings(self.mappings.clone()))
     }

@@ -8,9 +8,12 @@
 mod constraints;
 mod eql;
 mod query;
+mod threat;
+mod threat_index;
 mod threshold;
 mod threshold_tiles;
 
+pub(crate) use threat::ThreatHits;
 pub(super) use threshold::{History, Seen};
 
 use std::sync::Arc;
@@ -35,6 +38,7 @@ enum Kind<'r> {
     Eql(Box<eql::EqlDetector<'r>>),
     Query(query::QueryDetector<'r>),
     Threshold(threshold::ThresholdDetector<'r>),
+    ThreatMatch(threat::ThreatDetector<'r>),
 }
 
 impl<'r> Detector<'r> {
@@ -50,6 +54,9 @@ impl<'r> Detector<'r> {
             RuleKind::Eql(eql) => Kind::Eql(Box::new(eql::EqlDetector::new(eql, settings)?)),
             RuleKind::Query(q) => Kind::Query(query::QueryDetector::new(q)),
             RuleKind::Threshold(t) => Kind::Threshold(threshold::ThresholdDetector::new(t)),
+            RuleKind::ThreatMatch(t) => {
+                Kind::ThreatMatch(threat::ThreatDetector::new(rule, t, now)?)
+            }
         };
         Ok(Detector {
             kind,
@@ -75,7 +82,7 @@ impl<'r> Detector<'r> {
     pub(crate) fn reach(&self) -> Reach {
         match &self.kind {
             Kind::Eql(d) => d.reach(),
-            Kind::Query(_) | Kind::Threshold(_) => Reach::NONE,
+            Kind::Query(_) | Kind::Threshold(_) | Kind::ThreatMatch(_) => Reach::NONE,
         }
     }
 
@@ -84,7 +91,7 @@ impl<'r> Detector<'r> {
     pub(super) fn grouped(&self) -> bool {
         match &self.kind {
             Kind::Eql(d) => d.grouped(),
-            Kind::Query(_) | Kind::Threshold(_) => false,
+            Kind::Query(_) | Kind::Threshold(_) | Kind::ThreatMatch(_) => false,
         }
     }
 
@@ -95,6 +102,7 @@ impl<'r> Detector<'r> {
             Kind::Eql(d) => d.request(base),
             Kind::Query(d) => d.request(base),
             Kind::Threshold(d) => d.request(base),
+            Kind::ThreatMatch(d) => d.request(base),
         };
         request.exact = Exact::both(request.exact.take(), self.constraints.clone());
         request
@@ -116,6 +124,7 @@ impl<'r> Detector<'r> {
             Kind::Eql(d) => d.matches(source, request, window, offer_from, record).await,
             Kind::Query(d) => d.matches(source, request, record).await,
             Kind::Threshold(d) => d.matches(source, request, window, history, record).await,
+            Kind::ThreatMatch(d) => d.matches(source, request, record).await,
         }
     }
 }
@@ -141,6 +150,9 @@ pub(super) struct Candidate {
     pub(super) order: (i64, usize),
     pub(super) events: Vec<Option<Hit>>,
     pub(super) threshold: Option<Box<crate::alert::threshold::ThresholdBucket>>,
+    /// A threat_match event's candidate indicators (compared again on the
+    /// documents when its alert is built).
+    pub(super) threat: Option<Box<ThreatHits>>,
 }
 
 /// How far a window's search reaches before the window start.

@@ -80,6 +80,7 @@ impl<'r> QueryDetector<'r> {
                     position,
                 })],
                 threshold: None,
+                threat: None,
             });
         }
         out.sort_by_key(|c| c.order);
@@ -105,7 +106,7 @@ pub(in crate::runner) fn exact(query: &QueryRule) -> Exact {
     }
 }
 
-fn first_time(doc: &Value, field: &str) -> Option<i64> {
+pub(super) fn first_time(doc: &Value, field: &str) -> Option<i64> {
     field_values(doc, field)
         .into_iter()
         .find_map(timestamp_millis)

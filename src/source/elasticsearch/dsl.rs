@@ -554,6 +554,17 @@ pub fn search_query(range: &TimeRange, tf: &TimeFilter, filter: &Filter) -> Valu
     json!({ "bool": { "filter": clauses } })
 }
 
+/// The `query` of a search without a time range: the adapted pushdown
+/// filter alone.
+pub fn filter_query(filter: &Filter) -> Value {
+    let clauses: Vec<Value> = if filter.is_match_all() {
+        Vec::new()
+    } else {
+        vec![to_dsl(filter)]
+    };
+    json!({ "bool": { "filter": clauses } })
+}
+
 /// Adds a request's exact clause, already translated for the indices'
 /// field types, to the filters of `query` (a [`search_query`]); a clause
 /// that matches everything adds nothing.
@@ -603,6 +614,16 @@ pub fn sort(
         sort.push(json!({ "_id": "asc" }));
     }
     Value::Array(sort)
+}
+
+/// Index order: `_shard_doc` in a point in time, or `_index` + `_id`
+/// where the server has none.
+pub fn index_order(shard_doc: bool) -> Value {
+    if shard_doc {
+        json!([{ "_shard_doc": "asc" }])
+    } else {
+        json!([{ "_index": "asc" }, { "_id": "asc" }])
+    }
 }
 
 #[cfg(test)]
