@@ -80,6 +80,8 @@ mod query_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod threat_tests;
+#[cfg(test)]
 mod threshold_tests;
 
 use std::future::Future;
