@@ -509,7 +509,11 @@ fn hunt_runs_a_threat_match_rule_with_an_indicators_file() {
     let events = events(
         dir.path(),
         "flows.ndjson",
-        &[flow(1, "203.0.113.9"), flow(2, "10.0.0.1"), flow(3, "198.51.100.7")],
+        &[
+            flow(1, "203.0.113.9"),
+            flow(2, "10.0.0.1"),
+            flow(3, "198.51.100.7"),
+        ],
     );
     let ind = |ip: &str, kind: &str| {
         json!({"threat": {"indicator": {"ip": ip, "type": kind},
@@ -529,11 +533,18 @@ fn hunt_runs_a_threat_match_rule_with_an_indicators_file() {
     let args = vec!["--indicators".to_string(), indicators.display().to_string()];
     let out = hunt(&rules, &args, &[&events]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(stderr(&out).contains("warning: indicators:"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning: indicators:"),
+        "{}",
+        stderr(&out)
+    );
     let docs = docs(&out);
     assert_eq!(alerted_lines(&docs), ["1"], "{docs:#?}");
     let a = &docs[0]["_source"];
-    assert_eq!(a["kibana.alert.rule.rule_type_id"], json!("siem.indicatorRule"));
+    assert_eq!(
+        a["kibana.alert.rule.rule_type_id"],
+        json!("siem.indicatorRule")
+    );
     assert_eq!(
         a["threat"]["enrichments"],
         json!([{"indicator": {"ip": "203.0.113.9", "type": "ipv4-addr"},

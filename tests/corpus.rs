@@ -65,11 +65,7 @@ fn detection_rules_other_corpus_query_rules_load() {
     let out = String::from_utf8(out).unwrap();
     assert_eq!((summary.ok, summary.failed), (548, 0), "{out}");
     assert_eq!(summary.skipped, 563, "{out}");
-    for (t, n) in [
-        ("new_terms", 245),
-        ("esql", 212),
-        ("machine_learning", 106),
-    ] {
+    for (t, n) in [("new_terms", 245), ("esql", 212), ("machine_learning", 106)] {
         assert_eq!(summary.not_supported.get(t), n, "{t}");
     }
     assert!(

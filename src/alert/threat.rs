@@ -69,7 +69,12 @@ pub fn enrich(
             continue;
         }
         for entry in &mapping.entries {
-            let key = (hit.index, hit.id, entry.field.as_str(), entry.value.as_str());
+            let key = (
+                hit.index,
+                hit.id,
+                entry.field.as_str(),
+                entry.value.as_str(),
+            );
             if seen.contains(&key) || new.len() >= MAX_ENRICHMENTS {
                 continue;
             }
@@ -198,11 +203,31 @@ mod tests {
                         "feed": {"name": "AbuseCH"}}});
         let b = json!({"threat": {"indicator": [{"ip": "10.0.0.1"}, {"ip": "x"}]}});
         let hits = [
-            IndicatorHit { index: "ti-a", id: "a", source: &a, mapping: 0 },
-            IndicatorHit { index: "ti-a", id: "a", source: &a, mapping: 1 },
-            IndicatorHit { index: "ti-b", id: "b", source: &b, mapping: 0 },
+            IndicatorHit {
+                index: "ti-a",
+                id: "a",
+                source: &a,
+                mapping: 0,
+            },
+            IndicatorHit {
+                index: "ti-a",
+                id: "a",
+                source: &a,
+                mapping: 1,
+            },
+            IndicatorHit {
+                index: "ti-b",
+                id: "b",
+                source: &b,
+                mapping: 0,
+            },
             // b has no host: mapping 2 is not complete for it
-            IndicatorHit { index: "ti-b", id: "b", source: &b, mapping: 1 },
+            IndicatorHit {
+                index: "ti-b",
+                id: "b",
+                source: &b,
+                mapping: 1,
+            },
         ];
         let out = enrich(&event, &hits, &mappings, "threat.indicator").unwrap();
         let atomic = json!(["10.0.0.1", "10.0.0.2"]);
@@ -227,15 +252,28 @@ mod tests {
         let mappings = vec![mapping(&[("source.ip", "threat.indicator.ip")])];
         let event = json!({"source": {"ip": "10.0.0.1"}});
         let other = json!({"threat": {"indicator": {"ip": "10.9.9.9"}}});
-        let hits = [IndicatorHit { index: "ti", id: "x", source: &other, mapping: 0 }];
+        let hits = [IndicatorHit {
+            index: "ti",
+            id: "x",
+            source: &other,
+            mapping: 0,
+        }];
         assert_eq!(enrich(&event, &hits, &mappings, "threat.indicator"), None);
         // an indicator path that is absent gives `{}`; custom paths work
         let custom = json!({"vuln": {"id": "CVE-1"}, "ti": {"ip": "10.0.0.1"}});
         let mappings = vec![mapping(&[("source.ip", "ti.ip")])];
-        let hits = [IndicatorHit { index: "ti", id: "x", source: &custom, mapping: 0 }];
+        let hits = [IndicatorHit {
+            index: "ti",
+            id: "x",
+            source: &custom,
+            mapping: 0,
+        }];
         let out = enrich(&event, &hits, &mappings, "rapid7.tc.vulnerability").unwrap();
         assert_eq!(out["threat"]["enrichments"][0]["indicator"], json!({}));
         let out = enrich(&event, &hits, &mappings, "vuln").unwrap();
-        assert_eq!(out["threat"]["enrichments"][0]["indicator"], json!({"id": "CVE-1"}));
+        assert_eq!(
+            out["threat"]["enrichments"][0]["indicator"],
+            json!({"id": "CVE-1"})
+        );
     }
 }

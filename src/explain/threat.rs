@@ -22,7 +22,10 @@ pub(super) fn rows(t: &ThreatMatchRule) -> Vec<(&'static str, String)> {
     if !t.threat_filters.is_empty() {
         out.push((
             "threat_filt.",
-            format!("{} Kibana filters on the indicators", t.threat_filters.len()),
+            format!(
+                "{} Kibana filters on the indicators",
+                t.threat_filters.len()
+            ),
         ));
     }
     out.push((

@@ -47,8 +47,7 @@ pub use lists::{load_with_lists, LoadedRules};
 pub use rule::{
     BuildingBlockType, EqlRule, Metadata, QueryLanguage, QueryRule, Rule, RuleCommon, RuleKind,
     Schedule, Severity, Technique, Threat, ThreatMapping, ThreatMappingEntry, ThreatMatchRule,
-    ThreatRef, ThresholdCardinality, ThresholdRule,
-    DEFAULT_MAX_SIGNALS, MAX_SIGNALS_LIMIT,
+    ThreatRef, ThresholdCardinality, ThresholdRule, DEFAULT_MAX_SIGNALS, MAX_SIGNALS_LIMIT,
 };
 pub use validate::{load_str, LoadOutcome};
 

@@ -189,7 +189,9 @@ impl Fields<'_> {
             self.error(
                 RuleErrorKind::Value,
                 span,
-                format!("expected at least one entry in mapping {n} of `threat_mapping`, found none"),
+                format!(
+                    "expected at least one entry in mapping {n} of `threat_mapping`, found none"
+                ),
             );
             return None;
         }

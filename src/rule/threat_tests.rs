@@ -3,7 +3,8 @@
 
 use super::*;
 
-const HEAD: &str = "[rule]\nrule_id = \"tm-1\"\nname = \"IP indicator match\"\ndescription = \"d\"\n\
+const HEAD: &str =
+    "[rule]\nrule_id = \"tm-1\"\nname = \"IP indicator match\"\ndescription = \"d\"\n\
      type = \"threat_match\"\nlanguage = \"kuery\"\nindex = [\"logs-*\"]\n\
      severity = \"high\"\nrisk_score = 73\nquery = 'source.ip:* or destination.ip:*'\n";
 
@@ -55,7 +56,10 @@ fn a_threat_match_rule_loads_with_its_indicators_and_mappings() {
     let t = loaded(&rule(GOOD));
     assert_eq!(t.threat_index, vec!["logs-ti_*"]);
     assert!(matches!(t.threat_query.language, QueryLanguage::Kql(_)));
-    assert!(t.threat_query.text.starts_with("@timestamp >= \"now-30d/d\""));
+    assert!(t
+        .threat_query
+        .text
+        .starts_with("@timestamp >= \"now-30d/d\""));
     assert_eq!(t.threat_filters.len(), 1);
     assert_eq!(t.indicator_path, "threat.indicator");
     assert_eq!(
@@ -93,7 +97,9 @@ fn an_empty_threat_mapping_is_a_clear_error() {
         errors(&text),
         ["expected at least one mapping in `threat_mapping`, found none"]
     );
-    let text = rule("threat_index = [\"ti\"]\nthreat_query = '*:*'\n[[rule.threat_mapping]]\nentries = []\n");
+    let text = rule(
+        "threat_index = [\"ti\"]\nthreat_query = '*:*'\n[[rule.threat_mapping]]\nentries = []\n",
+    );
     assert_eq!(
         errors(&text),
         ["expected at least one entry in mapping 1 of `threat_mapping`, found none"]
@@ -138,6 +144,11 @@ fn missing_keys_and_bad_languages_are_reported_together() {
             "expected `threat_language` \"kuery\" or \"lucene\", found \"eql\"",
         ]
     );
-    let errs = errors(&rule(&GOOD.replace("event.module:(threatintel", "event.module:((")));
-    assert!(errs[0].starts_with("invalid KQL in `threat_query`"), "{errs:?}");
+    let errs = errors(&rule(
+        &GOOD.replace("event.module:(threatintel", "event.module:(("),
+    ));
+    assert!(
+        errs[0].starts_with("invalid KQL in `threat_query`"),
+        "{errs:?}"
+    );
 }

@@ -534,7 +534,9 @@ where
             let built = if let Some(hits) = &c.threat {
                 let event = events.first().copied().flatten();
                 match event.and_then(|e| threat::enriched(rule, hits, e, &indicators)) {
-                    Some(e) => alert::event_alert(alert_rule, ctx, &e).into_iter().collect(),
+                    Some(e) => alert::event_alert(alert_rule, ctx, &e)
+                        .into_iter()
+                        .collect(),
                     None => {
                         vanished += 1;
                         continue;

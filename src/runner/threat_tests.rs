@@ -134,7 +134,12 @@ async fn events_join_indicators_by_an_or_of_mappings_with_kibanas_enrichments() 
     let ip = json!({"ip": "203.0.113.9", "type": "ipv4-addr"});
     assert_eq!(
         e1["threat"]["enrichments"],
-        json!([enrichment("destination.ip", "203.0.113.9", "ip-1", ip.clone())])
+        json!([enrichment(
+            "destination.ip",
+            "203.0.113.9",
+            "ip-1",
+            ip.clone()
+        )])
     );
     let hu = json!({"host": "ws-7", "user": "mallory"});
     assert_eq!(

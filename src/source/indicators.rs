@@ -7,8 +7,8 @@
 //! its run says so.
 
 use super::ndjson::NdjsonSource;
-use super::{DocRef, Document, EventSource, EventStream, FetchRequest, GroupCount, Groups};
 use super::SourceError;
+use super::{DocRef, Document, EventSource, EventStream, FetchRequest, GroupCount, Groups};
 
 /// The warning of a run whose indicators have no source.
 pub const NO_INDICATORS_FILE: &str =
@@ -48,10 +48,7 @@ impl<S: EventSource> EventSource for WithIndicators<S> {
         }
     }
 
-    async fn fetch_indicator_sources(
-        &self,
-        refs: &[DocRef],
-    ) -> Result<Vec<Document>, SourceError> {
+    async fn fetch_indicator_sources(&self, refs: &[DocRef]) -> Result<Vec<Document>, SourceError> {
         match &self.indicators {
             Some(source) => source.fetch_sources(refs).await,
             None => Ok(Vec::new()),

@@ -74,9 +74,15 @@ impl IndicatorIndex {
         let n = u32::try_from(self.id_ends.len()).unwrap_or(u32::MAX);
         let before = self.keys.len();
         for (m, mapping) in mappings.iter().enumerate() {
-            for_each_key(m, mapping, source, |e| &e.value, |key| {
-                self.keys.push((key, n));
-            });
+            for_each_key(
+                m,
+                mapping,
+                source,
+                |e| &e.value,
+                |key| {
+                    self.keys.push((key, n));
+                },
+            );
         }
         if self.keys.len() == before || n == u32::MAX {
             self.keys.truncate(before);
@@ -144,15 +150,21 @@ impl IndicatorIndex {
     pub(crate) fn candidates(&self, mappings: &[ThreatMapping], event: &Value) -> Vec<Matched> {
         let mut out = Vec::new();
         for (m, mapping) in mappings.iter().enumerate() {
-            for_each_key(m, mapping, event, |e| &e.field, |key| {
-                let from = self.keys.partition_point(|(k, _)| *k < key);
-                for (_, n) in self.keys[from..].iter().take_while(|(k, _)| *k == key) {
-                    out.push(Matched {
-                        indicator: *n,
-                        mapping: m as u16,
-                    });
-                }
-            });
+            for_each_key(
+                m,
+                mapping,
+                event,
+                |e| &e.field,
+                |key| {
+                    let from = self.keys.partition_point(|(k, _)| *k < key);
+                    for (_, n) in self.keys[from..].iter().take_while(|(k, _)| *k == key) {
+                        out.push(Matched {
+                            indicator: *n,
+                            mapping: m as u16,
+                        });
+                    }
+                },
+            );
         }
         out.sort_unstable();
         out.dedup();
@@ -250,7 +262,8 @@ mod tests {
             ],
         );
         assert_eq!((ix.len(), ix.skipped, ix.key_count()), (2, 1, 2));
-        let ev = json!({"source": {"ip": "10.0.0.1"}, "host": {"name": "ws1"}, "user": {"name": "bob"}});
+        let ev =
+            json!({"source": {"ip": "10.0.0.1"}, "host": {"name": "ws1"}, "user": {"name": "bob"}});
         assert_eq!(
             ix.candidates(&mappings, &ev),
             [
@@ -279,16 +292,32 @@ mod tests {
         );
         let ev = json!({"destination": {"ip": ["9.9.9.9", "2.2.2.2"]}});
         assert_eq!(ix.candidates(&mappings, &ev).len(), 1);
-        assert!(agrees(&mappings[0], &ev, &json!({"threat.indicator.ip": ["1.1.1.1", "2.2.2.2"]})));
-        assert!(!agrees(&mappings[0], &ev, &json!({"threat.indicator.ip": "1.1.1.1"})));
+        assert!(agrees(
+            &mappings[0],
+            &ev,
+            &json!({"threat.indicator.ip": ["1.1.1.1", "2.2.2.2"]})
+        ));
+        assert!(!agrees(
+            &mappings[0],
+            &ev,
+            &json!({"threat.indicator.ip": "1.1.1.1"})
+        ));
     }
 
     #[test]
     fn values_compare_as_text_and_case_sensitively() {
         let mappings = vec![mapping(&[("port", "ti.port")])];
-        let ix = index(&mappings, &[json!({"ti": {"port": "443"}}), json!({"ti": {"port": "ABC"}})]);
+        let ix = index(
+            &mappings,
+            &[
+                json!({"ti": {"port": "443"}}),
+                json!({"ti": {"port": "ABC"}}),
+            ],
+        );
         assert_eq!(ix.candidates(&mappings, &json!({"port": 443})).len(), 1);
         assert!(ix.candidates(&mappings, &json!({"port": "abc"})).is_empty());
-        assert!(ix.candidates(&mappings, &json!({"port": {"x": 1}})).is_empty());
+        assert!(ix
+            .candidates(&mappings, &json!({"port": {"x": 1}}))
+            .is_empty());
     }
 }

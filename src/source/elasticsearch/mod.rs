@@ -183,11 +183,11 @@ impl ElasticsearchSource {
             dsl::index_order(self.cluster.info().supports_shard_doc())
         } else {
             dsl::sort(
-            &request.timestamp_field,
-            request.tiebreaker_field.as_deref(),
-            tiebreaker_type.as_deref(),
-            self.cluster.info().supports_shard_doc(),
-        )
+                &request.timestamp_field,
+                request.tiebreaker_field.as_deref(),
+                tiebreaker_type.as_deref(),
+                self.cluster.info().supports_shard_doc(),
+            )
         };
         let source = match &request.source_fields {
             None => Value::Bool(true),
