@@ -640,6 +640,19 @@ mod tests {
     }
 
     #[test]
+    fn a_timeless_search_has_no_range_and_pages_in_index_order() {
+        assert_eq!(
+            filter_query(&Filter::MatchAll),
+            json!({"bool": {"filter": []}})
+        );
+        assert_eq!(index_order(true), json!([{"_shard_doc": "asc"}]));
+        assert_eq!(
+            index_order(false),
+            json!([{"_index": "asc"}, {"_id": "asc"}])
+        );
+    }
+
+    #[test]
     fn a_widened_leaf_says_why() {
         let types = FieldTypes::default()
             .with("process.name", &["keyword"])

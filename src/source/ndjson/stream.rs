@@ -76,3 +76,55 @@ pub(super) fn stream(
     });
     Ok(EventStream::from_channel(Vec::new(), rx).with_mappings(stream_mappings))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::source::ndjson::{EventsInput, NdjsonSource};
+    use crate::source::{EventSource, FetchRequest, TimeRange};
+    use chrono::{TimeZone, Utc};
+    use serde_json::json;
+    use std::sync::Arc;
+
+    /// An indicator list: every selected line whatever its time (or none),
+    /// in file order, projected, across pages, bad lines left out.
+    #[tokio::test]
+    async fn a_timeless_request_streams_every_selected_line_in_file_order() {
+        let mut lines: Vec<String> = (0..2_500)
+            .map(|i| {
+                let mut d = json!({"ti": {"ip": format!("10.0.{}.{}", i / 256, i % 256)}, "x": i});
+                if i % 2 == 0 {
+                    d["@timestamp"] = json!("2001-01-01T00:00:00Z");
+                }
+                d.to_string()
+            })
+            .collect();
+        lines.insert(3, "not json".into());
+        let text = lines.join("\n") + "\n";
+        let source = NdjsonSource::open(
+            vec![EventsInput::Text {
+                name: "ti.ndjson".into(),
+                text: Arc::from(text.into_bytes()),
+            }],
+            |_| {},
+        )
+        .unwrap();
+        let at = Utc.with_ymd_and_hms(2024, 5, 1, 0, 0, 0).unwrap();
+        let mut request =
+            FetchRequest::new(vec!["anything".into()], TimeRange { from: at, to: at });
+        request.timeless = true;
+        request.source_fields = Some(vec!["ti.ip".into()]);
+        let docs = source
+            .fetch(request)
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(docs.len(), 2_500);
+        assert_eq!(docs[0].id, "1");
+        // line 4 is the bad one: the next document is line 5
+        assert_eq!(docs[3].id, "5");
+        // projected as every projection is: dotted keys
+        assert_eq!(docs[2_499].source, json!({"ti.ip": "10.0.9.195"}));
+    }
+}
