@@ -175,3 +175,42 @@ async fn an_indicator_index_that_matches_nothing_is_a_warning_and_no_alert() {
         record.warnings
     );
 }
+
+/// The rule's exceptions narrow the events and, as Kibana's indicator
+/// search has them too (`get_threat_list.ts`), the indicators.
+#[tokio::test]
+async fn exceptions_apply_to_events_and_to_indicators() {
+    use crate::exceptions::{ExceptionStore, ListRef};
+    let list = json!({"list_id": "ex", "namespace_type": "single", "type": "detection",
+        "name": "ex", "description": "d"});
+    let item = |n: u32, field: &str, value: &str| {
+        json!({"item_id": format!("ex-{n}"), "list_id": "ex", "namespace_type": "single",
+            "type": "simple", "name": "i", "description": "d",
+            "entries": [{"field": field, "operator": "included", "type": "match", "value": value}]})
+    };
+    let ndjson = format!(
+        "{list}\n{}\n{}\n",
+        item(1, "threat.indicator.host", "ws-7"),
+        item(2, "user.name", "bob")
+    );
+    let (store, errors) =
+        ExceptionStore::from_texts([(std::path::Path::new("lists.ndjson"), ndjson.as_str())]);
+    assert!(errors.is_empty(), "{errors:?}");
+    let refs =
+        [ListRef::from_json(&json!({"list_id": "ex", "namespace_type": "single"}), 0).unwrap()];
+    let mut rule = rule("ti-*");
+    rule.common.exceptions = std::sync::Arc::new(store.resolve(&refs).unwrap());
+    let r = runner(docs());
+    let record = r.run(&rule, t0() + Duration::minutes(5)).await;
+    assert_eq!(record.status, RunStatus::Succeeded, "{record:?}");
+    // e1 (bob) is excepted; e2 keeps only the IP indicator: hu-1 (host
+    // ws-7) is excepted as an indicator
+    let alerts: Vec<Value> = r.sink().alerts(ALERTS).into_values().collect();
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0]["kibana.alert.ancestors"][0]["id"], json!("e2"));
+    let ip = json!({"ip": "203.0.113.9", "type": "ipv4-addr"});
+    assert_eq!(
+        alerts[0]["threat"]["enrichments"],
+        json!([enrichment("destination.ip", "203.0.113.9", "ip-1", ip)])
+    );
+}
