@@ -25,6 +25,10 @@
 //!
 //! With `--mapping` (see `offline::mappings`) each events file is evaluated
 //! with its mapping, as `run` evaluates each index with the cluster's.
+//!
+//! threat_match rules take their indicators from `--indicators` files only
+//! (`source::indicators`), all of them whatever `threat_index` says, as
+//! every events file is every rule's data.
 
 use std::io::{self, Write};
 use std::path::PathBuf;
@@ -38,6 +42,7 @@ use crate::runner::{
 };
 use crate::schedule::window::Window;
 use crate::sink::ndjson::NdjsonSink;
+use crate::source::indicators::WithIndicators;
 use crate::source::ndjson::{self, NdjsonError, NdjsonSource};
 use crate::state::memory::MemoryStateStore;
 
@@ -60,6 +65,9 @@ pub struct HuntOptions {
     /// `--exceptions`: exception list files or folders the rules'
     /// `exceptions_list` is resolved from (with the lists of rule exports).
     pub exceptions: Vec<PathBuf>,
+    /// `--indicators`: NDJSON files threat_match rules take their
+    /// indicators from (none: such a rule has none, and says so).
+    pub indicators: Vec<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -119,6 +127,25 @@ pub fn hunt(
         )?;
     }
     let source = source.with_mappings(schemas.mappings()).with_now(opts.now);
+    // Indicators are typed from their JSON (no `--mapping` applies).
+    let indicators = if opts.indicators.is_empty() {
+        None
+    } else {
+        let mut bad = 0u64;
+        let mut reported = Ok(());
+        let indicators = NdjsonSource::open(ndjson::files(&opts.indicators), |line| {
+            bad += 1;
+            if bad <= MAX_BAD_LINE_REPORTS && reported.is_ok() {
+                reported = writeln!(diag, "warning: indicators: {line}");
+            }
+        })?;
+        reported?;
+        Some(indicators.with_now(opts.now))
+    };
+    let source = WithIndicators {
+        events: source,
+        indicators,
+    };
     let settings = RunnerSettings {
         alerts_index: opts.alerts_index.clone(),
         space_id: opts.space_id.clone(),

@@ -240,6 +240,12 @@ struct HuntArgs {
     /// resolved from (repeat for more), as `run --exceptions`.
     #[arg(long, value_name = "DIR")]
     exceptions: Vec<PathBuf>,
+    /// NDJSON indicator files for threat_match rules (repeat for more):
+    /// their `threat_query`, `threat_filters` and mappings select from
+    /// these lines (`_index` = file name, `_id` = line number), never from
+    /// the event files.
+    #[arg(long, value_name = "FILE")]
+    indicators: Vec<PathBuf>,
     /// NDJSON event files.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
@@ -862,6 +868,7 @@ fn hunt(args: HuntArgs) -> anyhow::Result<ExitCode> {
             .map(|a| detectd::offline::mappings::MappingArg::parse(a))
             .collect(),
         exceptions: args.exceptions,
+        indicators: args.indicators,
     };
     // Not `stdout().lock()`: the runner's sink must be `Send`, a lock is not.
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());

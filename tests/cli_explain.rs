@@ -864,3 +864,38 @@ fn explain_esql_and_ml_rules_shows_what_elasticsearch_is_sent() {
         assert!(text.contains(part), "missing {part:?} in:\n{text}");
     }
 }
+
+/// A threat_match rule: its indicators, mappings, join and enrichments.
+#[test]
+fn explain_a_threat_match_rule_says_how_it_joins() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("tm.toml");
+    std::fs::write(
+        &rule,
+        "[rule]\nrule_id = \"tm\"\nname = \"Indicator match\"\ndescription = \"d\"\n\
+         type = \"threat_match\"\nlanguage = \"kuery\"\nindex = [\"logs-*\"]\n\
+         severity = \"high\"\nrisk_score = 73\nquery = 'destination.ip:*'\n\
+         threat_index = [\"logs-ti_*\"]\nthreat_query = 'event.kind:enrichment'\n\
+         [[rule.threat_mapping]]\n[[rule.threat_mapping.entries]]\nfield = \"destination.ip\"\n\
+         type = \"mapping\"\nvalue = \"threat.indicator.ip\"\n\
+         [[rule.threat_mapping]]\n[[rule.threat_mapping.entries]]\nfield = \"host.name\"\n\
+         type = \"mapping\"\nvalue = \"threat.indicator.host\"\n\
+         [[rule.threat_mapping.entries]]\nfield = \"user.name\"\ntype = \"mapping\"\n\
+         value = \"threat.indicator.user\"\n",
+    )
+    .unwrap();
+    let out = detectd(&["explain", rule.to_str().unwrap(), "--now", NOW]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for expected in [
+        "  type         threat_match, KQL, translated for the indices' field types as Kibana does: one alert per event that matches an indicator, with threat.enrichments\n",
+        "  indicators   logs-ti_*\n",
+        "  threat_query event.kind:enrichment (KQL)\n",
+        "  mapping      (event.destination.ip == indicator.threat.indicator.ip) or (event.host.name == indicator.threat.indicator.host and event.user.name == indicator.threat.indicator.user)\n",
+        "  join         a local hash join",
+        "  ind. search  no time range",
+        "looked up in the run's indicators",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+}

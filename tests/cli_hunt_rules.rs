@@ -510,3 +510,85 @@ fn hunt_skips_esql_and_ml_rules_saying_they_need_a_cluster() {
     // The query rule beside them still runs.
     assert_eq!(docs(&out).len(), 1, "{err}");
 }
+
+fn ip_match_rule(rules: &Path) {
+    std::fs::write(
+        rules.join("ip_match.toml"),
+        "[rule]\nrule_id = \"ip-match\"\nname = \"IP indicator match\"\ndescription = \"d\"\n\
+         type = \"threat_match\"\nlanguage = \"kuery\"\nindex = [\"logs-*\"]\n\
+         severity = \"high\"\nrisk_score = 73\nquery = 'destination.ip:*'\n\
+         threat_index = [\"logs-ti_*\"]\nthreat_query = 'threat.indicator.type:ipv4-addr'\n\
+         [[rule.threat_mapping]]\n[[rule.threat_mapping.entries]]\nfield = \"destination.ip\"\n\
+         type = \"mapping\"\nvalue = \"threat.indicator.ip\"\n",
+    )
+    .unwrap();
+}
+
+#[test]
+fn hunt_runs_a_threat_match_rule_with_an_indicators_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    ip_match_rule(&rules);
+    let flow = |minute: u32, ip: &str| {
+        json!({"@timestamp": format!("2024-05-01T09:{minute:02}:00.000Z"),
+               "event": {"category": ["network"]}, "destination": {"ip": ip}})
+        .to_string()
+    };
+    let events = events(
+        dir.path(),
+        "flows.ndjson",
+        &[
+            flow(1, "203.0.113.9"),
+            flow(2, "10.0.0.1"),
+            flow(3, "198.51.100.7"),
+        ],
+    );
+    let ind = |ip: &str, kind: &str| {
+        json!({"threat": {"indicator": {"ip": ip, "type": kind},
+                          "feed": {"name": "AbuseCH"}}})
+        .to_string()
+    };
+    let indicators = self::events(
+        dir.path(),
+        "ti.ndjson",
+        &[
+            ind("203.0.113.9", "ipv4-addr"),
+            // left out by threat_query
+            ind("198.51.100.7", "url"),
+            "not json".to_string(),
+        ],
+    );
+    let args = vec!["--indicators".to_string(), indicators.display().to_string()];
+    let out = hunt(&rules, &args, &[&events]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("warning: indicators:"),
+        "{}",
+        stderr(&out)
+    );
+    let docs = docs(&out);
+    assert_eq!(alerted_lines(&docs), ["1"], "{docs:#?}");
+    let a = &docs[0]["_source"];
+    assert_eq!(
+        a["kibana.alert.rule.rule_type_id"],
+        json!("siem.indicatorRule")
+    );
+    assert_eq!(
+        a["threat"]["enrichments"],
+        json!([{"indicator": {"ip": "203.0.113.9", "type": "ipv4-addr"},
+                "feed": {"name": "AbuseCH"},
+                "matched": {"atomic": "203.0.113.9", "field": "destination.ip", "id": "1",
+                            "index": "ti.ndjson", "type": "indicator_match_rule"}}])
+    );
+
+    // without indicators the rule runs, finds none, and says why
+    let out = hunt(&rules, &[], &[&events]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(docs_empty(&out));
+    assert!(stderr(&out).contains("--indicators"), "{}", stderr(&out));
+}
+
+fn docs_empty(out: &Output) -> bool {
+    out.stdout.is_empty()
+}

@@ -460,7 +460,13 @@ fn run_once_on_opensearch_reports_esql_and_ml_rules_as_not_runnable() {
 
     let (rt, c) = cluster(&url);
     for index in [&state, &executions] {
-        request(&rt, &c, elasticsearch::http::Method::Delete, &format!("/{index}*"), None);
+        request(
+            &rt,
+            &c,
+            elasticsearch::http::Method::Delete,
+            &format!("/{index}*"),
+            None,
+        );
     }
     for path in space.cleanup_paths() {
         request(&rt, &c, elasticsearch::http::Method::Delete, &path, None);

@@ -17,6 +17,7 @@ pub mod overrides;
 pub mod reason;
 pub mod strip;
 pub mod suppression;
+pub mod threat;
 pub mod threshold;
 
 use chrono::{DateTime, Utc};

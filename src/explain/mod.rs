@@ -25,6 +25,7 @@ mod exact;
 pub mod input;
 mod search;
 mod text;
+mod threat;
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -219,6 +220,7 @@ fn query_shape(rule: &Rule) -> String {
     let query = match &rule.kind {
         RuleKind::Query(q) => Some(q),
         RuleKind::Threshold(t) => Some(&t.query),
+        RuleKind::ThreatMatch(t) => Some(&t.query),
         RuleKind::Eql(_) => None,
         RuleKind::Esql(e) => return esql_shape(e),
         RuleKind::MachineLearning(m) => {
@@ -247,6 +249,9 @@ fn query_shape(rule: &Rule) -> String {
             t.fields.join(", "),
             t.value
         ),
+        RuleKind::ThreatMatch(_) => {
+            "one alert per event that matches an indicator, with threat.enrichments".to_string()
+        }
         _ => "one alert per matching event".to_string(),
     };
     format!("{}, {language}: {outcome}", rule.rule_type())
@@ -301,12 +306,18 @@ fn header(
             row(out, "pipes", &pipes.join(", "));
         }
         (None, RuleKind::Query(q))
-        | (None, RuleKind::Threshold(crate::rule::ThresholdRule { query: q, .. })) => {
+        | (None, RuleKind::Threshold(crate::rule::ThresholdRule { query: q, .. }))
+        | (None, RuleKind::ThreatMatch(crate::rule::ThreatMatchRule { query: q, .. })) => {
             let text = match one_line(&q.text) {
                 t if t.trim().is_empty() => "(empty: every event matches)".to_string(),
                 t => t,
             };
             row(out, "query", &text);
+            if let RuleKind::ThreatMatch(t) = &rule.kind {
+                for (k, v) in threat::rows(t) {
+                    row(out, k, &v);
+                }
+            }
         }
         (None, RuleKind::Esql(e)) => row(out, "query", &one_line(&e.text)),
         _ => {}

@@ -137,6 +137,11 @@ pub(super) async fn section(
              alert of their group counted; a group of at least {} events alerts",
             t.value
         )
+    } else if matches!(rule.kind, crate::rule::RuleKind::ThreatMatch(_)) {
+        "none: the query is the search's own filter (the last clause of `query`); every event \
+         the cluster returns is looked up in the run's indicators (see `join` above), and those \
+         that match one are alerts"
+            .to_string()
     } else if rule.eql().is_none() {
         "none: the query is the search's own filter (the last clause of `query`), every event \
          the cluster returns is an alert"

@@ -20,13 +20,14 @@ pub(super) const RUN_TYPES: &[&str] = &[
     "query",
     "saved_query",
     "threshold",
+    "threat_match",
     "esql",
     "machine_learning",
 ];
 
 /// Kibana's other detection rule types (the rule schema's `type` enum):
 /// valid files, noted as not supported yet.
-pub(super) const OTHER_KIBANA_TYPES: &[&str] = &["threat_match", "new_terms"];
+pub(super) const OTHER_KIBANA_TYPES: &[&str] = &["new_terms"];
 
 /// Every `[rule]` key of a Kibana EQL or query rule (the public rule API's
 /// snake_case parameters) and of the detection-rules TOML format; anything
@@ -37,6 +38,7 @@ const KNOWN_RULE_FIELDS: &[&str] = &[
     "anomaly_threshold",
     "author",
     "building_block_type",
+    "concurrent_searches",
     // detectd's cron schedule (`rule::cron`), not Kibana's
     "cron",
     "cron_timezone",
@@ -51,6 +53,7 @@ const KNOWN_RULE_FIELDS: &[&str] = &[
     "index",
     "interval",
     "investigation_fields",
+    "items_per_search",
     "language",
     "license",
     "machine_learning_job_id",
@@ -75,6 +78,12 @@ const KNOWN_RULE_FIELDS: &[&str] = &[
     "severity_mapping",
     "tags",
     "threat",
+    "threat_filters",
+    "threat_index",
+    "threat_indicator_path",
+    "threat_language",
+    "threat_mapping",
+    "threat_query",
     "threshold",
     "throttle",
     "tiebreaker_field",
@@ -167,6 +176,15 @@ pub const KIBANA_PARAMS: &[&str] = &[
     // machine_learning params (`machine_learning` case)
     "anomaly_threshold",
     "machine_learning_job_id",
+    // threat_match params (`typeSpecificCamelToSnake`, `threat_match` case)
+    "threat_filters",
+    "threat_query",
+    "threat_mapping",
+    "threat_language",
+    "threat_index",
+    "threat_indicator_path",
+    "concurrent_searches",
+    "items_per_search",
 ];
 
 /// Keys people put in a TOML `[rule]` for a Kibana rule's saved-object id,

@@ -32,6 +32,7 @@ mod raw_json;
 #[allow(clippy::module_inception)]
 pub mod rule;
 mod suppression;
+mod threat;
 mod threshold;
 pub mod validate;
 
@@ -48,8 +49,9 @@ pub use keys::KIBANA_PARAMS;
 pub use lists::{load_with_lists, LoadedRules};
 pub use rule::{
     BuildingBlockType, EqlRule, EsqlRule, Metadata, MlRule, QueryLanguage, QueryRule, Rule,
-    RuleCommon, RuleKind, Schedule, Severity, Technique, Threat, ThreatRef, ThresholdCardinality,
-    ThresholdRule, DEFAULT_MAX_SIGNALS, MAX_SIGNALS_LIMIT, NEEDS_ESQL, NEEDS_ML,
+    RuleCommon, RuleKind, Schedule, Severity, Technique, Threat, ThreatMapping, ThreatMappingEntry,
+    ThreatMatchRule, ThreatRef, ThresholdCardinality, ThresholdRule, DEFAULT_MAX_SIGNALS,
+    MAX_SIGNALS_LIMIT, NEEDS_ESQL, NEEDS_ML,
 };
 pub use suppression::Suppression;
 pub use validate::{load_str, LoadOutcome};
@@ -62,5 +64,7 @@ mod export_tests;
 mod kind_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod threat_tests;
 #[cfg(test)]
 mod threshold_tests;

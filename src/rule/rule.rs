@@ -73,6 +73,7 @@ impl Rule {
             RuleKind::Query(q) if q.saved_id.is_some() => "saved_query",
             RuleKind::Query(_) => "query",
             RuleKind::Threshold(_) => "threshold",
+            RuleKind::ThreatMatch(_) => "threat_match",
             RuleKind::Esql(_) => "esql",
             RuleKind::MachineLearning(_) => "machine_learning",
         }
@@ -96,12 +97,13 @@ impl Rule {
             RuleKind::Threshold(t) => &t.query.text,
             RuleKind::Esql(e) => &e.text,
             RuleKind::MachineLearning(_) => "",
+            RuleKind::ThreatMatch(t) => &t.query.text,
         }
     }
 }
 
 /// What a rule's type adds to the common part. Kibana's other types
-/// (`new_terms`, `threat_match`, ...) are not rules yet: loading them gives a
+/// (`new_terms`, `esql`, ...) are not rules yet: loading them gives a
 /// note ("not supported yet"), not a half-working rule.
 #[derive(Clone, Debug, PartialEq)]
 pub enum RuleKind {
@@ -114,6 +116,9 @@ pub enum RuleKind {
     Esql(EsqlRule),
     /// `machine_learning` rules: anomaly records of ML jobs.
     MachineLearning(MlRule),
+    /// `threat_match` (indicator match) rules: events joined with an
+    /// indicator list (see `rule::threat`).
+    ThreatMatch(ThreatMatchRule),
 }
 
 /// What an `esql` rule needs of the cluster.
@@ -135,6 +140,40 @@ pub struct EsqlRule {
 pub struct MlRule {
     pub job_ids: Vec<String>,
     pub anomaly_threshold: u32,
+}
+
+/// A `threat_match` rule: the events of its query (KQL or Lucene, as a
+/// query rule's) that match an indicator of `threat_index` by one of the
+/// `threat_mapping`s.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ThreatMatchRule {
+    pub query: QueryRule,
+    /// Index patterns of the indicators.
+    pub threat_index: Vec<String>,
+    /// `threat_query` in `threat_language` (KQL by default): which
+    /// indicator documents are loaded.
+    pub threat_query: QueryRule,
+    /// `threat_filters`: Kibana filters on the indicator documents.
+    pub threat_filters: Vec<crate::kibana_filter::KibanaFilter>,
+    /// OR over the mappings; each is an AND over its entries.
+    pub threat_mapping: Vec<ThreatMapping>,
+    /// `threat_indicator_path`: where an indicator document keeps the
+    /// indicator object an enrichment copies (`threat.indicator` by default).
+    pub indicator_path: String,
+}
+
+/// One `[[rule.threat_mapping]]`: every entry must match.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThreatMapping {
+    pub entries: Vec<ThreatMappingEntry>,
+}
+
+/// `{field, value, type = "mapping"}`: the event's `field` equals the
+/// indicator's `value` field.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ThreatMappingEntry {
+    pub field: String,
+    pub value: String,
 }
 
 /// A `threshold` rule: its query (KQL or Lucene, as a query rule's) and

@@ -145,6 +145,7 @@ pub(super) fn validate_rule(mut f: Fields<'_>, metadata: Metadata, origin: Origi
         Some("threshold") => f.threshold_kind(),
         Some("esql") => f.esql_kind(),
         Some("machine_learning") => f.ml_kind(),
+        Some("threat_match") => f.threat_match_kind(),
         _ => f.eql_kind(),
     };
     // ES|QL rules read the indices after FROM; ML rules read anomaly
@@ -487,6 +488,23 @@ impl Fields<'_> {
         let threshold = self.threshold(query.clone().unwrap_or(placeholder));
         query?;
         threshold.map(RuleKind::Threshold)
+    }
+
+    /// A threat_match rule's part: its event query as a query rule's and
+    /// the indicators and mappings (see `rule::threat`).
+    fn threat_match_kind(&mut self) -> Option<RuleKind> {
+        let query = match self.query_kind(false) {
+            Some(RuleKind::Query(q)) => Some(q),
+            _ => None,
+        };
+        let placeholder = QueryRule {
+            language: QueryLanguage::Lucene,
+            text: String::new(),
+            saved_id: None,
+        };
+        let threat = self.threat_match(query.clone().unwrap_or(placeholder));
+        query?;
+        threat.map(RuleKind::ThreatMatch)
     }
 
     /// The `query` string with what maps offsets in it to the file.

@@ -112,6 +112,9 @@ fn type_ids(rule: &Rule) -> (&'static str, &'static str) {
         "threshold" => ("siem.thresholdRule", "Threshold Rule"),
         "esql" => ("siem.esqlRule", "ES|QL Rule"),
         "machine_learning" => ("siem.mlRule", "Machine Learning Rule"),
+        // `INDICATOR_RULE_TYPE_ID` and the rule type's name
+        // (`indicator_match/create_indicator_match_alert_type.ts`)
+        "threat_match" => ("siem.indicatorRule", "Indicator Match Rule"),
         _ => ("siem.eqlRule", "Event Correlation Rule"),
     }
 }
@@ -125,6 +128,10 @@ fn language(rule: &Rule) -> Option<&'static str> {
         RuleKind::MachineLearning(_) => return None,
         RuleKind::Query(QueryRule { language, .. })
         | RuleKind::Threshold(ThresholdRule {
+            query: QueryRule { language, .. },
+            ..
+        })
+        | RuleKind::ThreatMatch(crate::rule::ThreatMatchRule {
             query: QueryRule { language, .. },
             ..
         }) => match language {

@@ -89,6 +89,8 @@ mod suppression_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod threat_tests;
+#[cfg(test)]
 mod threshold_tests;
 
 use std::future::Future;

@@ -25,6 +25,7 @@ use crate::source::{DocRef, EventSource, FetchRequest, SourceError, TimeFilter, 
 use crate::state::{CapCut, Checkpoint, DeadLetter, PendingWindow, StateError, StateStore};
 
 mod range;
+mod threat;
 mod threshold;
 
 /// How runs are carried out, the same for every rule.
@@ -517,6 +518,9 @@ where
             })
             .collect();
 
+        let indicators =
+            threat::indicator_sources(&self.source, chosen.iter().map(|(c, _, _)| c)).await?;
+
         let mut alerts: Vec<Alert> = Vec::new();
         // New groups (head id, their alerts in `alerts`) to announce.
         let mut new_groups: Vec<(&str, std::ops::Range<usize>)> = Vec::new();
@@ -536,7 +540,18 @@ where
                 vanished += 1;
                 continue;
             };
-            let built = if let Some(bucket) = &c.threshold {
+            let built = if let Some(hits) = &c.threat {
+                let event = events.first().copied().flatten();
+                match event.and_then(|e| threat::enriched(rule, hits, e, &indicators)) {
+                    Some(e) => alert::event_alert(alert_rule, ctx, &e)
+                        .into_iter()
+                        .collect(),
+                    None => {
+                        vanished += 1;
+                        continue;
+                    }
+                }
+            } else if let Some(bucket) = &c.threshold {
                 alert::threshold::threshold_alert(alert_rule, ctx, bucket)
                     .into_iter()
                     .collect()
@@ -573,7 +588,7 @@ where
         }
         if vanished > 0 {
             record.warnings.push(format!(
-                "{vanished} matches were not alerted: their events were deleted before the alerts were written"
+                "{vanished} matches were not alerted: their events (or indicators) were deleted before the alerts were written"
             ));
         }
         let mut new_groups: Vec<(String, std::ops::Range<usize>)> = new_groups

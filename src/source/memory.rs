@@ -74,7 +74,9 @@ impl EventSource for MemorySource {
             }
             hits.push((key, pos, doc));
         }
-        hits.sort_by(|a, b| a.0.cmp_at(a.1, &b.0, b.1));
+        if !request.timeless {
+            hits.sort_by(|a, b| a.0.cmp_at(a.1, &b.0, b.1));
+        }
         Ok(
             EventStream::from_documents(warnings, hits.into_iter().map(|h| h.2).collect())
                 .with_mappings(Arc::new(mappings)),

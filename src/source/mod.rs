@@ -15,6 +15,7 @@ pub mod cluster_only;
 pub mod elasticsearch;
 pub mod files;
 pub mod groups;
+pub mod indicators;
 pub mod mappings;
 pub mod memory;
 pub mod ndjson;
@@ -161,6 +162,11 @@ pub struct FetchRequest {
     pub source_fields: Option<Vec<String>>,
     /// Events per page (at most 10,000 on a default cluster).
     pub page_size: usize,
+    /// No time range: every document the filters select, in index order
+    /// (an indicator list, which Kibana searches without a time range;
+    /// `range.to` is still what date math in the exact clause is relative
+    /// to).
+    pub timeless: bool,
 }
 
 impl FetchRequest {
@@ -177,6 +183,7 @@ impl FetchRequest {
             exact: None,
             source_fields: None,
             page_size: 1_000,
+            timeless: false,
         }
     }
 }
@@ -346,6 +353,26 @@ pub trait EventSource: Send + Sync {
         &self,
         refs: &[DocRef],
     ) -> impl Future<Output = Result<Vec<Document>, SourceError>> + Send;
+
+    /// Starts fetching an indicator list (a threat_match rule's
+    /// `threat_index`, a [`FetchRequest::timeless`] request). A cluster
+    /// serves it like any search; offline, indicators come from their own
+    /// file ([`indicators::WithIndicators`]).
+    fn fetch_indicators(
+        &self,
+        request: FetchRequest,
+    ) -> impl Future<Output = Result<EventStream, SourceError>> + Send {
+        self.fetch(request)
+    }
+
+    /// The whole `_source` of the given indicators (those an event
+    /// matched), as [`EventSource::fetch_sources`] for events.
+    fn fetch_indicator_sources(
+        &self,
+        refs: &[DocRef],
+    ) -> impl Future<Output = Result<Vec<Document>, SourceError>> + Send {
+        self.fetch_sources(refs)
+    }
 
     /// The window's events of `request` counted per group, by the source
     /// itself (an aggregation on a cluster); `None` when this source does

@@ -45,6 +45,8 @@ use super::select::{Selector, Verdict};
 use super::{DocRef, Document, EventSource, EventStream, FetchRequest, Mappings, SourceError};
 use crate::eql::decode::DecodeError;
 
+mod stream;
+
 /// A byte offset is kept for every this many lines.
 pub const STRIDE: u64 = 1024;
 
@@ -204,6 +206,14 @@ impl NdjsonSource {
 impl EventSource for NdjsonSource {
     async fn fetch(&self, request: FetchRequest) -> Result<EventStream, SourceError> {
         let now = self.now.unwrap_or(request.range.to);
+        if request.timeless {
+            let inputs = self
+                .inputs
+                .iter()
+                .map(|i| (i.name.clone(), i.input.clone()))
+                .collect();
+            return stream::stream(inputs, self.mappings.clone(), request, now);
+        }
         let selector = Selector::new(&request, &self.mappings, now)?;
         let mut warnings = Vec::new();
         let mut hits = Vec::new();

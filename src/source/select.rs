@@ -159,7 +159,7 @@ impl<'r> Selector<'r> {
             .as_deref()
             .filter(|_| lacks_primary)
             .map(|f| first_millis(source, f));
-        let ok = in_range(primary) || fallback.is_some_and(in_range);
+        let ok = request.timeless || in_range(primary) || fallback.is_some_and(in_range);
         if !ok {
             let no_time = primary.is_none() && fallback.flatten().is_none();
             return if no_time {

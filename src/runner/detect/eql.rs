@@ -140,6 +140,7 @@ impl<'r> EqlDetector<'r> {
                     events: vec![Some(h)],
                     threshold: None,
                     made: None,
+                    threat: None,
                 })
                 .collect(),
             Found::Sequences(found) => found
@@ -157,6 +158,7 @@ impl<'r> EqlDetector<'r> {
                         events: s.events,
                         threshold: None,
                         made: None,
+                        threat: None,
                     })
                 })
                 .collect(),

@@ -10,9 +10,12 @@ mod eql;
 mod esql;
 mod ml;
 mod query;
+mod threat;
+mod threat_index;
 mod threshold;
 mod threshold_tiles;
 
+pub(crate) use threat::ThreatHits;
 pub(super) use threshold::{History, Seen};
 
 use std::sync::Arc;
@@ -39,6 +42,7 @@ enum Kind<'r> {
     Threshold(threshold::ThresholdDetector<'r>),
     Esql(esql::EsqlDetector<'r>),
     Ml(ml::MlDetector<'r>),
+    ThreatMatch(threat::ThreatDetector<'r>),
 }
 
 impl<'r> Detector<'r> {
@@ -60,6 +64,9 @@ impl<'r> Detector<'r> {
                 rule.uuid().to_string(),
             )),
             RuleKind::MachineLearning(m) => Kind::Ml(ml::MlDetector::new(m, rule.max_signals)),
+            RuleKind::ThreatMatch(t) => {
+                Kind::ThreatMatch(threat::ThreatDetector::new(rule, t, now)?)
+            }
         };
         Ok(Detector {
             kind,
@@ -85,7 +92,11 @@ impl<'r> Detector<'r> {
     pub(crate) fn reach(&self) -> Reach {
         match &self.kind {
             Kind::Eql(d) => d.reach(),
-            Kind::Query(_) | Kind::Threshold(_) | Kind::Esql(_) | Kind::Ml(_) => Reach::NONE,
+            Kind::Query(_)
+            | Kind::Threshold(_)
+            | Kind::ThreatMatch(_)
+            | Kind::Esql(_)
+            | Kind::Ml(_) => Reach::NONE,
         }
     }
 
@@ -117,7 +128,11 @@ impl<'r> Detector<'r> {
     pub(super) fn grouped(&self) -> bool {
         match &self.kind {
             Kind::Eql(d) => d.grouped(),
-            Kind::Query(_) | Kind::Threshold(_) | Kind::Esql(_) | Kind::Ml(_) => false,
+            Kind::Query(_)
+            | Kind::Threshold(_)
+            | Kind::ThreatMatch(_)
+            | Kind::Esql(_)
+            | Kind::Ml(_) => false,
         }
     }
 
@@ -130,6 +145,7 @@ impl<'r> Detector<'r> {
             Kind::Threshold(d) => d.request(base),
             Kind::Esql(d) => d.request(base),
             Kind::Ml(_) => base,
+            Kind::ThreatMatch(d) => d.request(base),
         };
         request.exact = Exact::both(request.exact.take(), self.constraints.clone());
         request
@@ -156,6 +172,7 @@ impl<'r> Detector<'r> {
                 d.matches(source, window, self.constraints.as_ref(), record)
                     .await
             }
+            Kind::ThreatMatch(d) => d.matches(source, request, record).await,
         }
     }
 }
@@ -181,6 +198,9 @@ pub(super) struct Candidate {
     pub(super) order: (i64, usize),
     pub(super) events: Vec<Option<Hit>>,
     pub(super) threshold: Option<Box<crate::alert::threshold::ThresholdBucket>>,
+    /// A threat_match event's candidate indicators (compared again on the
+    /// documents when its alert is built).
+    pub(super) threat: Option<Box<ThreatHits>>,
     /// An event the detector made rather than fetched (an ES|QL row, an
     /// anomaly record made to fit ECS): its alert is built from it.
     pub(super) made: Option<Box<Made>>,

@@ -72,6 +72,7 @@ impl<'r> QueryDetector<'r> {
                 })],
                 threshold: None,
                 made: None,
+                threat: None,
             });
         }
         out.sort_by_key(|c| c.order);

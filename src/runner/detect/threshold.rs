@@ -335,6 +335,7 @@ fn candidate(bucket: ThresholdBucket) -> Candidate {
         events: Vec::new(),
         threshold: Some(Box::new(bucket)),
         made: None,
+        threat: None,
     }
 }
 

@@ -554,6 +554,17 @@ pub fn search_query(range: &TimeRange, tf: &TimeFilter, filter: &Filter) -> Valu
     json!({ "bool": { "filter": clauses } })
 }
 
+/// The `query` of a search without a time range: the adapted pushdown
+/// filter alone.
+pub fn filter_query(filter: &Filter) -> Value {
+    let clauses: Vec<Value> = if filter.is_match_all() {
+        Vec::new()
+    } else {
+        vec![to_dsl(filter)]
+    };
+    json!({ "bool": { "filter": clauses } })
+}
+
 /// Adds a request's exact clause, already translated for the indices'
 /// field types, to the filters of `query` (a [`search_query`]); a clause
 /// that matches everything adds nothing.
@@ -605,6 +616,16 @@ pub fn sort(
     Value::Array(sort)
 }
 
+/// Index order: `_shard_doc` in a point in time, or `_index` + `_id`
+/// where the server has none.
+pub fn index_order(shard_doc: bool) -> Value {
+    if shard_doc {
+        json!([{ "_shard_doc": "asc" }])
+    } else {
+        json!([{ "_index": "asc" }, { "_id": "asc" }])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -616,6 +637,19 @@ mod tests {
             value: v,
             case_insensitive: ci,
         }
+    }
+
+    #[test]
+    fn a_timeless_search_has_no_range_and_pages_in_index_order() {
+        assert_eq!(
+            filter_query(&Filter::MatchAll),
+            json!({"bool": {"filter": []}})
+        );
+        assert_eq!(index_order(true), json!([{"_shard_doc": "asc"}]));
+        assert_eq!(
+            index_order(false),
+            json!([{"_index": "asc"}, {"_id": "asc"}])
+        );
     }
 
     #[test]

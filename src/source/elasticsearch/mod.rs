@@ -166,7 +166,11 @@ impl ElasticsearchSource {
         // keeps exactly the leaves that mean the same on the cluster.
         let types = FieldTypes::from_schemas(mappings.distinct(), &fields);
         let filter = dsl::adapt(&request.filter, &types);
-        let mut query = dsl::search_query(&request.range, &request.time_filter, &filter);
+        let mut query = if request.timeless {
+            dsl::filter_query(&filter)
+        } else {
+            dsl::search_query(&request.range, &request.time_filter, &filter)
+        };
         if let Some(exact) = &request.exact {
             // translated for the indices' field types, as Kibana translates a
             // query rule's KQL for its data view
@@ -179,12 +183,18 @@ impl ElasticsearchSource {
             .tiebreaker_field
             .as_deref()
             .and_then(|tb| dsl::tiebreaker_type(&types, tb));
-        let sort = dsl::sort(
-            &request.timestamp_field,
-            request.tiebreaker_field.as_deref(),
-            tiebreaker_type.as_deref(),
-            self.cluster.info().supports_shard_doc(),
-        );
+        let sort = if request.timeless {
+            // Kibana pages the indicator list by `_shard_doc` alone
+            // (`indicator_match/threat_mapping/get_threat_list.ts`)
+            dsl::index_order(self.cluster.info().supports_shard_doc())
+        } else {
+            dsl::sort(
+                &request.timestamp_field,
+                request.tiebreaker_field.as_deref(),
+                tiebreaker_type.as_deref(),
+                self.cluster.info().supports_shard_doc(),
+            )
+        };
         let source = match &request.source_fields {
             None => Value::Bool(true),
             // an alias or a multi-field is not in `_source`: its path is
