@@ -432,12 +432,12 @@ fn refused_settings_and_other_types_as_in_toml() {
     );
     let LoadOutcome::Skipped {
         rule_id, reason, ..
-    } = single(&export(&[&with(json!({"type": "new_terms"}))]))
+    } = single(&export(&[&with(json!({"type": "threat_match"}))]))
     else {
         panic!("expected a skipped rule");
     };
     assert_eq!(rule_id.as_deref(), Some("export-0001"));
-    assert_eq!(reason, "not supported yet: new_terms");
+    assert_eq!(reason, "not supported yet: threat_match");
     let got = errors(&export(&[&with(json!({"type": "eqll"}))]));
     assert!(got[0].3.contains("found \"eqll\""), "{got:?}");
 }

@@ -18,12 +18,11 @@ pub(super) const NOT_APPLIED: &[(&str, &str)] = &[(
 )];
 
 /// The Kibana rule types detectd runs.
-pub(super) const RUN_TYPES: &[&str] = &["eql", "query", "saved_query", "threshold"];
+pub(super) const RUN_TYPES: &[&str] = &["eql", "query", "saved_query", "threshold", "new_terms"];
 
 /// Kibana's other detection rule types (the rule schema's `type` enum):
 /// valid files, noted as not supported yet.
-pub(super) const OTHER_KIBANA_TYPES: &[&str] =
-    &["threat_match", "machine_learning", "new_terms", "esql"];
+pub(super) const OTHER_KIBANA_TYPES: &[&str] = &["threat_match", "machine_learning", "esql"];
 
 /// Every `[rule]` key of a Kibana EQL or query rule (the public rule API's
 /// snake_case parameters) and of the detection-rules TOML format; anything
@@ -53,6 +52,7 @@ const KNOWN_RULE_FIELDS: &[&str] = &[
     "meta",
     "name",
     "namespace",
+    "new_terms",
     "note",
     "output_index",
     "query",
@@ -93,8 +93,10 @@ const EXPORT_ONLY_FIELDS: &[&str] = &[
     "created_at",
     "created_by",
     "execution_summary",
+    "history_window_start",
     "id",
     "immutable",
+    "new_terms_fields",
     "outcome",
     "revision",
     "rule_source",
@@ -159,6 +161,9 @@ pub const KIBANA_PARAMS: &[&str] = &[
     "alert_suppression",
     // threshold params (`typeSpecificCamelToSnake`, `threshold` case)
     "threshold",
+    // new_terms params (`typeSpecificCamelToSnake`, `new_terms` case)
+    "new_terms_fields",
+    "history_window_start",
 ];
 
 /// Keys people put in a TOML `[rule]` for a Kibana rule's saved-object id,

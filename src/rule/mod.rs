@@ -23,6 +23,7 @@ mod fields;
 mod identity;
 pub mod keys;
 pub mod lists;
+mod new_terms;
 mod overrides;
 pub mod position;
 pub mod raw;
@@ -44,9 +45,9 @@ pub use identity::is_uuid;
 pub use keys::KIBANA_PARAMS;
 pub use lists::{load_with_lists, LoadedRules};
 pub use rule::{
-    BuildingBlockType, EqlRule, Metadata, QueryLanguage, QueryRule, Rule, RuleCommon, RuleKind,
-    Schedule, Severity, Technique, Threat, ThreatRef, ThresholdCardinality, ThresholdRule,
-    DEFAULT_MAX_SIGNALS, MAX_SIGNALS_LIMIT,
+    BuildingBlockType, EqlRule, Metadata, NewTermsRule, QueryLanguage, QueryRule, Rule, RuleCommon,
+    RuleKind, Schedule, Severity, Technique, Threat, ThreatRef, ThresholdCardinality,
+    ThresholdRule, DEFAULT_MAX_SIGNALS, MAX_SIGNALS_LIMIT,
 };
 pub use validate::{load_str, LoadOutcome};
 
@@ -54,6 +55,8 @@ pub use validate::{load_str, LoadOutcome};
 mod export_tests;
 #[cfg(test)]
 mod kind_tests;
+#[cfg(test)]
+mod new_terms_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

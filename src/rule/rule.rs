@@ -73,6 +73,7 @@ impl Rule {
             RuleKind::Query(q) if q.saved_id.is_some() => "saved_query",
             RuleKind::Query(_) => "query",
             RuleKind::Threshold(_) => "threshold",
+            RuleKind::NewTerms(_) => "new_terms",
         }
     }
 
@@ -82,6 +83,7 @@ impl Rule {
             RuleKind::Eql(e) => &e.text,
             RuleKind::Query(q) => &q.text,
             RuleKind::Threshold(t) => &t.query.text,
+            RuleKind::NewTerms(n) => &n.query.text,
         }
     }
 }
@@ -96,6 +98,21 @@ pub enum RuleKind {
     Query(QueryRule),
     /// `threshold` rules: a query's events counted per group of values.
     Threshold(ThresholdRule),
+    /// `new_terms` rules: a query's events whose tuple of values of up to 3
+    /// fields was not seen in the history.
+    NewTerms(NewTermsRule),
+}
+
+/// A `new_terms` rule: its query (KQL or Lucene, as a query rule's) and
+/// `[rule.new_terms]` (see `rule::new_terms`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewTermsRule {
+    pub query: QueryRule,
+    /// The fields whose tuple of values is watched (1 to 3), in order.
+    pub fields: Vec<String>,
+    /// Where the history starts, relative to the end of each window
+    /// (Kibana parses it with `forceNow` = the window's `to`).
+    pub history_window_start: DateMath,
 }
 
 /// A `threshold` rule: its query (KQL or Lucene, as a query rule's) and

@@ -139,10 +139,14 @@ pub(super) fn validate_rule(mut f: Fields<'_>, metadata: Metadata, origin: Origi
             f.query_kind(rule_type.as_deref() == Some("saved_query"))
         }
         Some("threshold") => f.threshold_kind(),
+        Some("new_terms") => f.new_terms_kind(),
         _ => f.eql_kind(),
     };
     let index = f.index();
     let schedule = f.schedule();
+    if let (Some(RuleKind::NewTerms(n)), Some(s)) = (&kind, &schedule) {
+        f.check_history_before_from(n, s.from);
+    }
     let max_signals = f.max_signals();
     let severity = f.severity();
     let risk_score = f.risk_score();
@@ -472,6 +476,23 @@ impl Fields<'_> {
         let threshold = self.threshold(query.clone().unwrap_or(placeholder));
         query?;
         threshold.map(RuleKind::Threshold)
+    }
+
+    /// A new_terms rule's part: its query as a query rule's (KQL or
+    /// Lucene) and `[rule.new_terms]`.
+    fn new_terms_kind(&mut self) -> Option<RuleKind> {
+        let query = match self.query_kind(false) {
+            Some(RuleKind::Query(q)) => Some(q),
+            _ => None,
+        };
+        let placeholder = QueryRule {
+            language: QueryLanguage::Lucene,
+            text: String::new(),
+            saved_id: None,
+        };
+        let new_terms = self.new_terms(query.clone().unwrap_or(placeholder));
+        query?;
+        new_terms.map(RuleKind::NewTerms)
     }
 
     /// The `query` string with what maps offsets in it to the file.

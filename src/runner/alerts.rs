@@ -8,7 +8,7 @@ use super::detect::Candidate;
 use crate::alert::{ids, AlertRule};
 use crate::rule::keys::KIBANA_PARAMS;
 use crate::rule::raw::toml_to_json;
-use crate::rule::{QueryLanguage, QueryRule, Rule, RuleKind, ThresholdRule};
+use crate::rule::{NewTermsRule, QueryLanguage, QueryRule, Rule, RuleKind, ThresholdRule};
 
 /// The alert ids of a match, its head (event alert or shell) first: the
 /// same recipes `alert` uses to build the documents, computed without the
@@ -110,6 +110,9 @@ fn type_ids(rule: &Rule) -> (&'static str, &'static str) {
         "query" => ("siem.queryRule", "Custom Query Rule"),
         "saved_query" => ("siem.savedQueryRule", "Saved Query Rule"),
         "threshold" => ("siem.thresholdRule", "Threshold Rule"),
+        // `NEW_TERMS_RULE_TYPE_ID` and the type's name in
+        // `rule_types/new_terms/create_new_terms_alert_type.ts`
+        "new_terms" => ("siem.newTermsRule", "New Terms Rule"),
         _ => ("siem.eqlRule", "Event Correlation Rule"),
     }
 }
@@ -120,6 +123,10 @@ fn language(rule: &Rule) -> &'static str {
         RuleKind::Eql(_) => "eql",
         RuleKind::Query(QueryRule { language, .. })
         | RuleKind::Threshold(ThresholdRule {
+            query: QueryRule { language, .. },
+            ..
+        })
+        | RuleKind::NewTerms(NewTermsRule {
             query: QueryRule { language, .. },
             ..
         }) => match language {
@@ -155,6 +162,13 @@ fn kibana_parameters(rule: &Rule, table: &Map<String, Value>) -> Map<String, Val
             "language" => json!(language(rule)),
             "index" => json!(rule.index),
             "query" => json!(rule.query_text()),
+            // a TOML file writes them as `[rule.new_terms]`, Kibana's
+            // params are flat (`typeSpecificCamelToSnake`, `new_terms`)
+            "new_terms_fields" | "history_window_start" => match &rule.kind {
+                RuleKind::NewTerms(n) if key == "new_terms_fields" => json!(n.fields),
+                RuleKind::NewTerms(n) => json!(n.history_window_start.to_string()),
+                _ => return None,
+            },
             "author"
             | "false_positives"
             | "risk_score_mapping"

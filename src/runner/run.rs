@@ -370,9 +370,18 @@ where
         let mut groups: Vec<(Candidate, Vec<String>)> = candidates
             .into_iter()
             .map(|c| {
-                let ids = match &c.threshold {
-                    Some(b) => vec![b.alert_id(alert_rule, &self.settings.space_id)],
-                    None => group_ids(&c, grouped, &self.settings.space_id, &alert_rule.uuid),
+                let ids = match (&c.threshold, &c.new_terms, c.events.first()) {
+                    (Some(b), _, _) => vec![b.alert_id(alert_rule, &self.settings.space_id)],
+                    (None, Some(terms), Some(Some(hit))) => {
+                        vec![alert::new_terms::new_terms_alert_id(
+                            &hit.index,
+                            &hit.id,
+                            terms,
+                            &self.settings.space_id,
+                            &alert_rule.uuid,
+                        )]
+                    }
+                    _ => group_ids(&c, grouped, &self.settings.space_id, &alert_rule.uuid),
                 };
                 (c, ids)
             })
@@ -529,6 +538,14 @@ where
             };
             let built = if let Some(bucket) = &c.threshold {
                 alert::threshold::threshold_alert(alert_rule, ctx, bucket)
+                    .into_iter()
+                    .collect()
+            } else if let Some(terms) = &c.new_terms {
+                events
+                    .first()
+                    .copied()
+                    .flatten()
+                    .and_then(|e| alert::new_terms::new_terms_alert(alert_rule, ctx, e, terms))
                     .into_iter()
                     .collect()
             } else if grouped {

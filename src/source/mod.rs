@@ -17,6 +17,7 @@ pub mod groups;
 pub mod mappings;
 pub mod memory;
 pub mod ndjson;
+pub mod new_terms;
 pub mod select;
 
 use std::future::Future;
@@ -30,6 +31,7 @@ use crate::eql::pushdown::{pushdown, referenced_fields, Filter};
 pub use crate::eql::search::Document;
 pub use groups::{Excluded, Group, GroupCount, Groups};
 pub use mappings::Mappings;
+pub use new_terms::{NewTerm, NewTerms, NewTermsAsk};
 
 use std::sync::Arc;
 
@@ -333,6 +335,19 @@ pub trait EventSource: Send + Sync {
         count: &GroupCount,
     ) -> impl Future<Output = Result<Option<Groups>, SourceError>> + Send {
         let _ = (request, count);
+        async { Ok(None) }
+    }
+
+    /// The new tuples of `request`'s window (its time range) against the
+    /// history from `ask.history_from`, found by the source itself
+    /// (aggregations on a cluster); `None` when this source does not
+    /// aggregate, and the caller works on the fetched events instead.
+    fn new_terms(
+        &self,
+        request: &FetchRequest,
+        ask: &NewTermsAsk,
+    ) -> impl Future<Output = Result<Option<NewTerms>, SourceError>> + Send {
+        let _ = (request, ask);
         async { Ok(None) }
     }
 }

@@ -139,6 +139,7 @@ impl<'r> EqlDetector<'r> {
                     order: (h.ts, h.position),
                     events: vec![Some(h)],
                     threshold: None,
+                    new_terms: None,
                 })
                 .collect(),
             Found::Sequences(found) => found
@@ -155,6 +156,7 @@ impl<'r> EqlDetector<'r> {
                         order: last,
                         events: s.events,
                         threshold: None,
+                        new_terms: None,
                     })
                 })
                 .collect(),

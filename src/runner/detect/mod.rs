@@ -7,10 +7,12 @@
 
 mod constraints;
 mod eql;
+mod new_terms;
 mod query;
 mod threshold;
 mod threshold_tiles;
 
+pub(crate) use new_terms::tuples_of as new_terms_tuples;
 pub(super) use threshold::{History, Seen};
 
 use std::sync::Arc;
@@ -35,6 +37,7 @@ enum Kind<'r> {
     Eql(Box<eql::EqlDetector<'r>>),
     Query(query::QueryDetector<'r>),
     Threshold(threshold::ThresholdDetector<'r>),
+    NewTerms(new_terms::NewTermsDetector<'r>),
 }
 
 impl<'r> Detector<'r> {
@@ -50,6 +53,7 @@ impl<'r> Detector<'r> {
             RuleKind::Eql(eql) => Kind::Eql(Box::new(eql::EqlDetector::new(eql, settings)?)),
             RuleKind::Query(q) => Kind::Query(query::QueryDetector::new(q)),
             RuleKind::Threshold(t) => Kind::Threshold(threshold::ThresholdDetector::new(t)),
+            RuleKind::NewTerms(n) => Kind::NewTerms(new_terms::NewTermsDetector::new(n)),
         };
         Ok(Detector {
             kind,
@@ -61,13 +65,16 @@ impl<'r> Detector<'r> {
     /// `test`) rather than one scheduled window: a threshold rule counts in
     /// the windows its schedule would have run over the range.
     pub(crate) fn for_range(mut self, rule: &Rule) -> Detector<'r> {
-        if let Kind::Threshold(d) = self.kind {
-            let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-            self.kind = Kind::Threshold(d.tiled(threshold_tiles::Tiling {
-                width_ms: ms(rule.schedule.lookback()),
-                interval_ms: ms(rule.schedule.interval),
-            }));
-        }
+        let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let tiling = threshold_tiles::Tiling {
+            width_ms: ms(rule.schedule.lookback()),
+            interval_ms: ms(rule.schedule.interval),
+        };
+        self.kind = match self.kind {
+            Kind::Threshold(d) => Kind::Threshold(d.tiled(tiling)),
+            Kind::NewTerms(d) => Kind::NewTerms(d.tiled(tiling)),
+            other => other,
+        };
         self
     }
 
@@ -75,7 +82,8 @@ impl<'r> Detector<'r> {
     pub(crate) fn reach(&self) -> Reach {
         match &self.kind {
             Kind::Eql(d) => d.reach(),
-            Kind::Query(_) | Kind::Threshold(_) => Reach::NONE,
+            // a new_terms detector sets its own range (the history)
+            Kind::Query(_) | Kind::Threshold(_) | Kind::NewTerms(_) => Reach::NONE,
         }
     }
 
@@ -84,7 +92,7 @@ impl<'r> Detector<'r> {
     pub(super) fn grouped(&self) -> bool {
         match &self.kind {
             Kind::Eql(d) => d.grouped(),
-            Kind::Query(_) | Kind::Threshold(_) => false,
+            Kind::Query(_) | Kind::Threshold(_) | Kind::NewTerms(_) => false,
         }
     }
 
@@ -95,6 +103,7 @@ impl<'r> Detector<'r> {
             Kind::Eql(d) => d.request(base),
             Kind::Query(d) => d.request(base),
             Kind::Threshold(d) => d.request(base),
+            Kind::NewTerms(d) => d.request(base),
         };
         request.exact = Exact::both(request.exact.take(), self.constraints.clone());
         request
@@ -116,6 +125,7 @@ impl<'r> Detector<'r> {
             Kind::Eql(d) => d.matches(source, request, window, offer_from, record).await,
             Kind::Query(d) => d.matches(source, request, record).await,
             Kind::Threshold(d) => d.matches(source, request, window, history, record).await,
+            Kind::NewTerms(d) => d.matches(source, request, window, record).await,
         }
     }
 }
@@ -132,7 +142,8 @@ pub(super) struct Hit {
 }
 
 /// One match: an event, or a sequence / sample (`None` = missing event),
-/// or a threshold group (no events: its alert is built from the group).
+/// or a threshold group (no events: its alert is built from the group), or
+/// a new tuple with its first document.
 #[derive(Debug)]
 pub(super) struct Candidate {
     /// (timestamp, position) of the last event: the cap keeps the oldest
@@ -141,6 +152,9 @@ pub(super) struct Candidate {
     pub(super) order: (i64, usize),
     pub(super) events: Vec<Option<Hit>>,
     pub(super) threshold: Option<Box<crate::alert::threshold::ThresholdBucket>>,
+    /// A new tuple (new_terms rules): its values in the rule's field order;
+    /// the match's one event is its first document in the window.
+    pub(super) new_terms: Option<Vec<serde_json::Value>>,
 }
 
 /// How far a window's search reaches before the window start.

@@ -80,6 +80,7 @@ impl<'r> QueryDetector<'r> {
                     position,
                 })],
                 threshold: None,
+                new_terms: None,
             });
         }
         out.sort_by_key(|c| c.order);

@@ -334,6 +334,7 @@ fn candidate(bucket: ThresholdBucket) -> Candidate {
         order: (bucket.max_ts, 0),
         events: Vec::new(),
         threshold: Some(Box::new(bucket)),
+        new_terms: None,
     }
 }
 

@@ -23,6 +23,10 @@
 
 pub mod dsl;
 mod groups;
+mod new_terms;
+
+/// Tuples per page of the new_terms pushdown.
+pub use new_terms::PAGE as NEW_TERMS_PAGE;
 
 use elasticsearch::http::Method;
 use serde_json::{json, Value};
@@ -33,7 +37,8 @@ use std::sync::Arc;
 
 use super::mappings::{MappingCache, Mappings};
 use super::{
-    DocRef, Document, EventSource, EventStream, FetchRequest, GroupCount, Groups, SourceError,
+    DocRef, Document, EventSource, EventStream, FetchRequest, GroupCount, Groups, NewTerms,
+    NewTermsAsk, SourceError,
 };
 use crate::cluster::{snippet, Cluster, ClusterError, ConcreteIndex};
 use dsl::FieldTypes;
@@ -51,8 +56,8 @@ pub struct ElasticsearchSource {
     keep_alive: String,
     /// Pages buffered between the fetch task and the consumer.
     buffered_pages: usize,
-    /// Whether threshold counts are aggregations on the cluster (else the
-    /// events are fetched and counted by the detector).
+    /// Whether threshold counts and new terms are aggregations on the
+    /// cluster (else the events are fetched and worked on by the detector).
     aggregate: bool,
 }
 
@@ -259,6 +264,17 @@ impl EventSource for ElasticsearchSource {
             return Ok(None);
         }
         self.groups(request, count).await.map(Some)
+    }
+
+    async fn new_terms(
+        &self,
+        request: &FetchRequest,
+        ask: &NewTermsAsk,
+    ) -> Result<Option<NewTerms>, SourceError> {
+        if !self.aggregate {
+            return Ok(None);
+        }
+        self.find_new_terms(request, ask).await.map(Some)
     }
 
     async fn fetch_sources(&self, refs: &[DocRef]) -> Result<Vec<Document>, SourceError> {
