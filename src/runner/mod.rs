@@ -76,6 +76,8 @@ mod cron_tests;
 #[cfg(test)]
 mod mapping_tests;
 #[cfg(test)]
+mod new_terms_tests;
+#[cfg(test)]
 mod query_tests;
 #[cfg(test)]
 mod tests;
