@@ -32,7 +32,7 @@ fn at(minute: i64) -> String {
 fn process_mapping() -> Value {
     json!({"properties": {
         "@timestamp": {"type": "date"},
-        "event": {"properties": {"category": {"type": "keyword"}}},
+        "event": {"properties": {"category": {"type": "keyword"}, "ingested": {"type": "date"}}},
         "process": {"properties": {"name": {"type": "keyword"}}},
         "host": {"properties": {"id": {"type": "keyword"}, "name": {"type": "keyword"}}},
         "user": {"properties": {"name": {"type": "keyword"}}}
@@ -363,6 +363,46 @@ async fn pushed_down_and_local_new_terms_agree() {
         }
         assert!(!found[0].is_empty(), "{fields}");
         assert_eq!(found[0], found[1], "{fields}");
+    }
+    fx.cleanup().await;
+}
+
+/// `timestamp_override = "event.ingested"` with the `@timestamp` fallback:
+/// an event without the override is history by its `@timestamp`, and the
+/// first event of a new tuple is the earlier of those with the override
+/// and those without it; pushed down and local agree.
+#[tokio::test]
+async fn new_terms_on_an_override_with_fallback() {
+    let ingested = |id: &str, minute: i64, name: &str| {
+        let (id, mut doc) = process(id, minute, Some(name));
+        doc["event"]["ingested"] = json!(at(minute));
+        (id, doc)
+    };
+    let docs = vec![
+        // history by @timestamp only
+        process("fb-h", 10, Some("fb")),
+        ingested("fb-w", 55, "fb"),
+        // first in the window without the override (53), then with it (57)
+        process("ing-0", 53, Some("ing")),
+        ingested("ing-1", 57, "ing"),
+    ];
+    let Some(fx) = Fixture::new("new_terms_override", docs).await else {
+        return;
+    };
+    let mut rule = fx.rule("[\"process.name\"]");
+    rule.timestamp_override = Some("event.ingested".into());
+    for aggregate in [true, false] {
+        fx.reset().await;
+        let rec = fx
+            .runner_with(aggregate)
+            .run(&rule, t0() + Duration::minutes(60))
+            .await;
+        assert_ok(&rec);
+        assert_eq!(
+            fx.alerted().await,
+            [(json!(["ing"]), "ing-0".to_string())],
+            "aggregate: {aggregate}"
+        );
     }
     fx.cleanup().await;
 }

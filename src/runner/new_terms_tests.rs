@@ -272,3 +272,27 @@ async fn a_range_run_shorter_than_the_history_finds_nothing_and_says_why() {
         run.warnings
     );
 }
+
+/// With `timestamp_override` and the `@timestamp` fallback, events without
+/// the override come last from the source (sorted by it, missing last):
+/// the walk sees one out of order, starts again over the sorted events,
+/// and the history seen by its fallback time still counts.
+#[tokio::test]
+async fn events_on_the_fallback_time_out_of_order_still_count_as_history() {
+    let mut rule = new_terms_rule("[\"process.name\"]");
+    rule.timestamp_override = Some("event.ingested".into());
+    let ingested = |id: &str, minute: i64, name: &str| {
+        let mut d = process(id, minute, Some(name));
+        d.source["event"]["ingested"] = json!(at(minute));
+        d
+    };
+    let r = runner(vec![
+        // history on @timestamp only (no event.ingested)
+        process("old-h", 10, Some("old")),
+        ingested("old-w", 55, "old"),
+        ingested("new-w", 56, "new"),
+    ]);
+    let run = r.execute(&rule, t0() + Duration::minutes(60)).await;
+    assert_eq!(run.status, RunStatus::Succeeded, "{run:?}");
+    assert_eq!(alerted(&r), [(json!(["new"]), "new-w".to_string())]);
+}

@@ -90,7 +90,7 @@ impl ElasticsearchSource {
                             fresh.remove(&key_text(&key_values(b, &ask.fields)));
                         }
                         match hnext {
-                            Some(k) if fresh.len() > 0 => hafter = Some(k),
+                            Some(k) if !fresh.is_empty() => hafter = Some(k),
                             _ => break,
                         }
                     }
