@@ -17,7 +17,8 @@
 //! the time it was last seen: a document at `t` is the first of a new
 //! tuple in a window ending at `e` when `t` is in the window (`e - width <
 //! t <= e`) and the tuple was last seen before the history start `h(e)`.
-//! Memory is one entry per distinct tuple, not per event.
+//! Memory is one entry per distinct tuple (a 128-bit digest of its values
+//! and a time), not per event.
 //!
 //! A range run (`hunt`, `test`) looks at the windows the schedule would
 //! have run over the range (as threshold rules do, `threshold_tiles`): the
@@ -32,6 +33,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use super::super::record::ExecutionRecord;
 use super::super::run::RunError;
@@ -77,10 +79,12 @@ impl Ends {
     }
 }
 
-/// The tuples of one event and what they were last seen at.
+/// The walk: when each tuple was last seen, and the new ones found.
 struct Walker {
     ends: Ends,
-    last_seen: HashMap<Box<str>, i64>,
+    /// By the tuple's key digest (see [`digest`]): 16 bytes a tuple
+    /// however long its values, so a million tuples take tens of MB.
+    last_seen: HashMap<u128, i64>,
     found: Vec<Candidate>,
     ordered_until: i64,
 }
@@ -90,10 +94,10 @@ impl Walker {
     fn step(&mut self, ts: i64, hit: &Hit, tuples: Vec<String>) {
         let end = self.ends.latest_holding(ts);
         for key in tuples {
-            let last = self.last_seen.get(key.as_str()).copied();
+            let last = self.last_seen.entry(digest(&key)).or_insert(i64::MIN);
             if let Some(end) = end {
                 let history_from = end.saturating_add(self.ends.history_offset);
-                if last.is_none_or(|l| l < history_from) {
+                if *last < history_from {
                     let values: Vec<Value> = serde_json::from_str(&key).unwrap_or_default();
                     self.found.push(Candidate {
                         order: (ts, hit.position),
@@ -103,14 +107,18 @@ impl Walker {
                     });
                 }
             }
-            match self.last_seen.get_mut(key.as_str()) {
-                Some(l) => *l = (*l).max(ts),
-                None => {
-                    self.last_seen.insert(key.into_boxed_str(), ts);
-                }
-            }
+            *last = (*last).max(ts);
         }
     }
+}
+
+/// A tuple's key as the first 128 bits of its SHA-256: two of a million
+/// tuples share one with a probability near 10^-27.
+fn digest(key: &str) -> u128 {
+    let d = Sha256::digest(key.as_bytes());
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&d[..16]);
+    u128::from_le_bytes(first)
 }
 
 /// An event read for the local walk.
