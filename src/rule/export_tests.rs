@@ -639,3 +639,30 @@ mod no_panics {
         }
     }
 }
+
+/// A new_terms rule as Kibana exports it: `new_terms_fields` and
+/// `history_window_start` are params, not a `new_terms` table.
+#[test]
+fn an_exported_new_terms_rule_loads_its_params() {
+    let rule = loaded(&with(json!({
+        "type": "new_terms",
+        "language": "kuery",
+        "query": "event.category:process",
+        "new_terms_fields": ["host.id", "process.executable"],
+        "history_window_start": "now-7d",
+    })));
+    let RuleKind::NewTerms(n) = &rule.kind else {
+        panic!("expected a new_terms rule, got {:?}", rule.kind);
+    };
+    assert_eq!(n.fields, ["host.id", "process.executable"]);
+    assert_eq!(n.history_window_start.offset_ms(), -7 * 86_400_000);
+    let got = errors(&export(&[&with(json!({
+        "type": "new_terms",
+        "language": "kuery",
+        "query": "event.category:process",
+        "new_terms_fields": [],
+        "history_window_start": "now-7d",
+    }))]));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].3, "expected 1 to 3 fields in `new_terms_fields`, found 0");
+}
