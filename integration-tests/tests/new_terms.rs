@@ -406,3 +406,89 @@ async fn new_terms_on_an_override_with_fallback() {
     }
     fx.cleanup().await;
 }
+
+/// More tuples than a composite page (2,400 in the window, in three
+/// pages): every third is new (no event in the history), the others were
+/// seen there; the pushdown pages through the window, the history and the
+/// first events page by page and finds the same 800 alerts as the local
+/// walk.
+#[tokio::test]
+async fn new_terms_over_several_pages_agree_with_the_local_walk() {
+    let mut docs = Vec::new();
+    for i in 0..2_400 {
+        let host = format!("h{:02}", i % 40);
+        let user = format!("u{i:04}");
+        if i % 3 != 0 {
+            docs.push(logon(
+                &format!("hist-{i}"),
+                5 + i % 40,
+                Some(&host),
+                json!(user),
+            ));
+        }
+        docs.push(logon(
+            &format!("win-{i}"),
+            52 + i % 8,
+            Some(&host),
+            json!(user),
+        ));
+    }
+    let Some(fx) = Fixture::new("new_terms_pages", docs).await else {
+        return;
+    };
+    let rule = fx.rule("[\"host.id\", \"user.name\"]");
+    let mut rule = rule;
+    rule.max_signals = 1_000;
+    let mut found = Vec::new();
+    for aggregate in [true, false] {
+        fx.reset().await;
+        let rec = fx
+            .runner_with(aggregate)
+            .run(&rule, t0() + Duration::minutes(60))
+            .await;
+        assert_ok(&rec);
+        assert_eq!(rec.alerts_created, 800, "aggregate: {aggregate}");
+        let mut ids: Vec<String> = all_ids(&fx).await;
+        ids.sort();
+        found.push(ids);
+    }
+    assert_eq!(found[0].len(), 800);
+    assert_eq!(found[0], found[1]);
+    fx.cleanup().await;
+}
+
+/// Every alert id of the fixture's alerts index (more than a search page).
+async fn all_ids(fx: &Fixture) -> Vec<String> {
+    refresh(&fx.cluster, &fx.alerts.alias()).await;
+    let v = fx
+        .cluster
+        .request_json(
+            Method::Post,
+            &format!("/{}/_search", fx.alerts.alias()),
+            &[],
+            Some(&json!({"size": 5000})),
+        )
+        .await
+        .expect("search alerts");
+    v["hits"]["hits"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|h| {
+            let terms = &h["_source"]["kibana.alert.new_terms"];
+            assert!(
+                terms[1]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches('u')
+                    .parse::<u32>()
+                    .unwrap()
+                    % 3
+                    == 0,
+                "{terms}"
+            );
+            h["_id"].as_str().unwrap_or("").to_string()
+        })
+        .collect()
+}

@@ -664,5 +664,8 @@ fn an_exported_new_terms_rule_loads_its_params() {
         "history_window_start": "now-7d",
     }))]));
     assert_eq!(got.len(), 1, "{got:?}");
-    assert_eq!(got[0].3, "expected 1 to 3 fields in `new_terms_fields`, found 0");
+    assert_eq!(
+        got[0].3,
+        "expected 1 to 3 fields in `new_terms_fields`, found 0"
+    );
 }

@@ -21,6 +21,10 @@
 //!    the same way with a `top_hits` (size 1, time ascending) per tuple:
 //!    the document the alert is built on.
 //!
+//! Phases 2 and 3 page from the key before the page's first (`after` of
+//! the window's page): composite keys have one order whatever the search,
+//! so nothing before it is one of the page's tuples.
+//!
 //! Where the time is `timestamp_override` with `@timestamp` as fallback,
 //! Kibana sorts on a runtime field (`kibana.combined_timestamp`);
 //! OpenSearch has none, so each tuple takes the earliest of a `top_hits`
@@ -81,7 +85,10 @@ impl ElasticsearchSource {
                 if let Some(history) = history.as_ref().filter(|h| !h.targets.is_empty()) {
                     let query = restricted(&history.query, &ask.fields, &keys);
                     let hpath = search_path(&history.targets);
-                    let mut hafter: Option<Value> = None;
+                    // Composite keys come in one order whatever the search:
+                    // nothing before the page's first key is one of its
+                    // tuples, so the history is read from there.
+                    let mut hafter: Option<Value> = after.clone();
                     loop {
                         let (seen, hnext) = self
                             .composite_page(&hpath, &query, &sources, hafter.as_ref(), None)
@@ -101,6 +108,7 @@ impl ElasticsearchSource {
                         .filter(|k| fresh.contains(&key_text(k)))
                         .collect();
                     self.first_documents(
+                        after.clone(),
                         &path,
                         &window.query,
                         &sources,
@@ -126,6 +134,7 @@ impl ElasticsearchSource {
     #[allow(clippy::too_many_arguments)]
     async fn first_documents(
         &self,
+        start: Option<Value>,
         path: &str,
         window_query: &Value,
         sources: &[Value],
@@ -137,7 +146,7 @@ impl ElasticsearchSource {
         let query = restricted(window_query, &ask.fields, &keys);
         let wanted: HashSet<String> = keys.iter().map(|k| key_text(k)).collect();
         let sub = first_hit_aggs(tf);
-        let mut after: Option<Value> = None;
+        let mut after: Option<Value> = start;
         loop {
             let (page, next) = self
                 .composite_page(path, &query, sources, after.as_ref(), Some(&sub))
