@@ -873,6 +873,7 @@ fn explain_a_new_terms_rule_names_its_fields_and_history() {
         "  new_terms alert  sha256(_index ‖ _id ‖ \"undefined\" ‖ \"default:new-parent\" ‖ the tuple as a JSON array)",
         "matches: tuple [\"h1\",\"a\"], [\"h1\",\"b\"]; it alerts if",
         "matches the query, but lacks one of host.id, process.parent.name: it has no tuple",
+        "1 of 2 events have a tuple; a tuple alerts once, on its first event in a window, when its history does not hold it\n",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }

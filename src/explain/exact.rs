@@ -137,6 +137,16 @@ pub(super) fn query_events(
         };
         let _ = writeln!(out, "  {}  {when}, {verdict}", input.label);
     }
+    if let crate::rule::RuleKind::NewTerms(_) = &rule.kind {
+        let _ = writeln!(
+            out,
+            "  {:<13}{alerts} of {} events have a tuple; a tuple alerts once, on its first \
+             event in a window, when its history does not hold it",
+            "in all",
+            events.len(),
+        );
+        return Ok(out);
+    }
     if let crate::rule::RuleKind::Threshold(t) = &rule.kind {
         let _ = writeln!(
             out,
