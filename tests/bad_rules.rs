@@ -492,19 +492,19 @@ fn alert_suppression_loads_and_a_broken_one_is_an_error_at_its_table() {
 /// error, counted by type.
 #[test]
 fn a_known_type_not_supported_yet_is_skipped_not_failed() {
-    let text = edit(BASE, Set("type", "\"new_terms\""));
+    let text = edit(BASE, Set("type", "\"threat_match\""));
     let (_dir, path, out) = check_with_good(text.as_bytes());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(
         stdout.contains(&format!(
-            "{}: note: skipped: not supported yet: new_terms",
+            "{}: note: skipped: not supported yet: threat_match",
             path.display()
         )),
         "{stdout}"
     );
     assert!(
-        stdout.ends_with("1 rules ok, 0 failed, 1 skipped (not supported yet: new_terms 1)\n"),
+        stdout.ends_with("1 rules ok, 0 failed, 1 skipped (not supported yet: threat_match 1)\n"),
         "{stdout}"
     );
 }

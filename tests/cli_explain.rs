@@ -899,3 +899,49 @@ fn explain_a_threat_match_rule_says_how_it_joins() {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }
 }
+
+/// A new_terms rule: its fields and history start in the header, the
+/// window and its history as the search range, the pushdown, the id
+/// recipe, and `--event` naming an event's tuple (or why it has none).
+#[test]
+fn explain_a_new_terms_rule_names_its_fields_and_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = dir.path().join("new_parent.toml");
+    std::fs::write(
+        &rule,
+        "[rule]\nrule_id = \"new-parent\"\nname = \"New parent\"\ndescription = \"d\"\n\
+         type = \"new_terms\"\nlanguage = \"kuery\"\nindex = [\"logs-*\"]\n\
+         severity = \"low\"\nrisk_score = 21\nfrom = \"now-9m\"\nquery = 'event.category:process'\n\
+         [rule.new_terms]\nfield = \"new_terms_fields\"\nvalue = [\"host.id\", \"process.parent.name\"]\n\
+         [[rule.new_terms.history_window_start]]\nfield = \"history_window_start\"\nvalue = \"now-7d\"\n",
+    )
+    .unwrap();
+    let events = dir.path().join("events.ndjson");
+    std::fs::write(
+        &events,
+        "{\"@timestamp\": \"2024-05-01T10:00:00Z\", \"event\": {\"category\": \"process\"}, \"host\": {\"id\": \"h1\"}, \"process\": {\"parent\": {\"name\": [\"a\", \"b\"]}}}\n\
+         {\"@timestamp\": \"2024-05-01T10:01:00Z\", \"event\": {\"category\": \"process\"}, \"host\": {\"id\": \"h1\"}}\n",
+    )
+    .unwrap();
+    let out = detectd(&[
+        "explain",
+        rule.to_str().unwrap(),
+        "--now",
+        NOW,
+        "--event",
+        events.to_str().unwrap(),
+    ]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for expected in [
+        "  type         new_terms, KQL, translated for the indices' field types as Kibana does: one alert per tuple of host.id, process.parent.name first seen in the window (none since history_window_start = now-7d, relative to the window's end), on its first event there\n",
+        "(the window, and its history from history_window_start",
+        "on a cluster composite aggregations over host.id, process.parent.name",
+        "  new_terms alert  sha256(_index ‖ _id ‖ \"undefined\" ‖ \"default:new-parent\" ‖ the tuple as a JSON array)",
+        "matches: tuple [\"h1\",\"a\"], [\"h1\",\"b\"]; it alerts if",
+        "matches the query, but lacks one of host.id, process.parent.name: it has no tuple",
+        "1 of 2 events have a tuple; a tuple alerts once, on its first event in a window, when its history does not hold it\n",
+    ] {
+        assert!(text.contains(expected), "missing {expected:?} in\n{text}");
+    }
+}

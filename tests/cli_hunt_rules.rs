@@ -592,3 +592,79 @@ fn hunt_runs_a_threat_match_rule_with_an_indicators_file() {
 fn docs_empty(out: &Output) -> bool {
     out.stdout.is_empty()
 }
+
+/// A new_terms rule offline with its history in the files: the first
+/// `history_window_start` of the files is history only, a tuple seen there
+/// does not alert later, a tuple never seen alerts on its first event, one
+/// last seen longer ago than the history alerts again; byte-identical
+/// twice.
+#[test]
+fn hunt_runs_a_new_terms_rule_with_its_history_in_the_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("new_parent.toml"),
+        "[rule]\nrule_id = \"new-parent\"\nname = \"New parent\"\ndescription = \"d\"\n\
+         type = \"new_terms\"\nlanguage = \"kuery\"\nindex = [\"logs-*\"]\n\
+         severity = \"low\"\nrisk_score = 21\nfrom = \"now-9m\"\ninterval = \"5m\"\n\
+         query = 'event.category:process'\n\
+         [rule.new_terms]\nfield = \"new_terms_fields\"\nvalue = [\"host.id\", \"process.parent.name\"]\n\
+         [[rule.new_terms.history_window_start]]\nfield = \"history_window_start\"\n\
+         value = \"now-1h\"\n",
+    )
+    .unwrap();
+    // minutes after 08:00; the first hour is history only
+    let mut lines = String::new();
+    for (minute, id, host, parent) in [
+        (0, "e1", "h1", "explorer.exe"),
+        (20, "e2", "h1", "services.exe"),
+        // seen at 20: in the history of the window ending at 77 (from
+        // 17), the latest of the windows holding 70
+        (70, "e3", "h1", "services.exe"),
+        // never seen on h1 (only on h2): new, on its first event
+        (20, "e4", "h2", "winword.exe"),
+        (80, "e5", "h1", "winword.exe"),
+        (82, "e6", "h1", "winword.exe"),
+        // last seen at 00, more than an hour before 75: new again
+        (75, "e7", "h1", "explorer.exe"),
+    ] {
+        let at = format!("2024-05-01T{:02}:{:02}:00Z", 8 + minute / 60, minute % 60);
+        lines.push_str(
+            &json!({"@timestamp": at, "event": {"category": "process"},
+                    "host": {"id": host}, "process": {"parent": {"name": parent}},
+                    "id": id})
+            .to_string(),
+        );
+        lines.push('\n');
+    }
+    let events = dir.path().join("proc.ndjson");
+    std::fs::write(&events, lines).unwrap();
+    let one = hunt(&rules, &[], &[&events]);
+    assert_eq!(one.status.code(), Some(0), "{}", stderr(&one));
+    let two = hunt(&rules, &[], &[&events]);
+    assert_eq!(one.stdout, two.stdout, "same files, same --now: same bytes");
+    let docs = docs(&one);
+    let mut found: Vec<(Value, Value)> = docs
+        .iter()
+        .map(|d| {
+            (
+                d["_source"]["kibana.alert.new_terms"].clone(),
+                d["_source"]["id"].clone(),
+            )
+        })
+        .collect();
+    found.sort_by_key(|(_, id)| id.to_string());
+    assert_eq!(
+        found,
+        [
+            (json!(["h1", "winword.exe"]), json!("e5")),
+            (json!(["h1", "explorer.exe"]), json!("e7")),
+        ],
+        "{docs:#?}"
+    );
+    assert_eq!(
+        docs[0]["_source"]["kibana.alert.rule.rule_type_id"],
+        json!("siem.newTermsRule")
+    );
+}

@@ -42,8 +42,9 @@ fn detection_rules_corpus_loads() {
 }
 
 /// The other half of the public corpus: every query rule (KQL and
-/// Lucene, with their filters, exception-list references, overrides)
-/// loads; the types not supported yet are counted by type.
+/// Lucene, with their filters, exception-list references, overrides), every
+/// threshold and every new_terms rule loads; the types not supported yet are
+/// counted by type.
 #[test]
 fn detection_rules_other_corpus_query_rules_load() {
     let corpus = manifest_dir()
@@ -63,9 +64,9 @@ fn detection_rules_other_corpus_query_rules_load() {
     let mut out = Vec::new();
     let summary = check_paths(&[corpus], &mut out).unwrap();
     let out = String::from_utf8(out).unwrap();
-    assert_eq!((summary.ok, summary.failed), (866, 0), "{out}");
-    assert_eq!(summary.skipped, 245, "{out}");
-    for (t, n) in [("new_terms", 245)] {
+    assert_eq!((summary.ok, summary.failed), (1111, 0), "{out}");
+    assert_eq!(summary.skipped, 0, "{out}");
+    for (t, n) in [("new_terms", 0), ("threat_match", 0)] {
         assert_eq!(summary.not_supported.get(t), n, "{t}");
     }
     // ES|QL and ML rules load, each with a note of the cluster it needs.
@@ -79,8 +80,7 @@ fn detection_rules_other_corpus_query_rules_load() {
     assert_eq!(needs, 318, "{out}");
     assert!(
         out.ends_with(
-            "866 rules ok, 0 failed, 245 skipped (not supported yet: new_terms 245); \
-             Elasticsearch only: esql 212, machine_learning 106\n"
+            "1111 rules ok, 0 failed; Elasticsearch only: esql 212, machine_learning 106\n"
         ),
         "{}",
         out.lines().last().unwrap_or_default()
@@ -178,8 +178,8 @@ fn check_reports_all_errors_of_a_file() {
     )
     .unwrap();
     std::fs::write(
-        dir.path().join("c_new_terms.toml"),
-        good.replace("type = \"eql\"", "type = \"new_terms\""),
+        dir.path().join("c_threat_match.toml"),
+        good.replace("type = \"eql\"", "type = \"threat_match\""),
     )
     .unwrap();
     std::fs::write(dir.path().join("ignored.txt"), "not a rule").unwrap();
@@ -196,7 +196,7 @@ fn check_reports_all_errors_of_a_file() {
             skipped: 1,
             not_supported: {
                 let mut t = detectd::rule::TypeCounts::default();
-                t.add("new_terms");
+                t.add("threat_match");
                 t
             },
             ..CheckSummary::default()
@@ -215,7 +215,7 @@ fn check_reports_all_errors_of_a_file() {
             format!("{broken}:7:8: error: invalid `from`: expected date math like `now-9m`, found `now-9`"),
             format!("{broken}:8:15: error: expected `max_signals` between 1 and 1000, found 0"),
             format!("{broken}:12:15: error: {}", headers[3].rsplit(": error: ").next().unwrap()),
-            format!("{}: note: skipped: not supported yet: new_terms", dir.path().join("c_new_terms.toml").display()),
+            format!("{}: note: skipped: not supported yet: threat_match", dir.path().join("c_threat_match.toml").display()),
             format!("{}: error: {}", missing.display(), headers[5].rsplit(": error: ").next().unwrap()),
         ],
         "{out}"
@@ -230,7 +230,7 @@ fn check_reports_all_errors_of_a_file() {
         "{out}"
     );
     assert!(
-        out.ends_with("1 rules ok, 2 failed, 1 skipped (not supported yet: new_terms 1)\n"),
+        out.ends_with("1 rules ok, 2 failed, 1 skipped (not supported yet: threat_match 1)\n"),
         "{out}"
     );
 }

@@ -13,6 +13,7 @@ pub mod doc;
 pub mod fieldmap;
 pub mod fields;
 pub mod ids;
+pub mod new_terms;
 pub mod overrides;
 pub mod reason;
 pub mod strip;
@@ -140,11 +141,22 @@ pub struct Alert {
 /// `transformHitToAlert`); `None` when the event is an alert of this very
 /// rule (or descends from one).
 pub fn event_alert(rule: &AlertRule, ctx: &AlertContext, event: &SourceEvent) -> Option<Alert> {
+    let id = ids::event_alert_id(event.event_ref(), &ctx.space_id, &rule.uuid);
+    event_alert_with_id(rule, ctx, event, id)
+}
+
+/// The alert for one event under an id its rule type chose (new_terms
+/// hashes the tuple in); otherwise as [`event_alert`].
+pub(crate) fn event_alert_with_id(
+    rule: &AlertRule,
+    ctx: &AlertContext,
+    event: &SourceEvent,
+    id: String,
+) -> Option<Alert> {
     let parents = [Parent::of_event(event)];
     if ancestry::made_by(&parents, &rule.uuid) {
         return None;
     }
-    let id = ids::event_alert_id(event.event_ref(), &ctx.space_id, &rule.uuid);
     let shown = rule
         .overrides
         .apply(&event.source, &rule.name, &rule.severity, rule.risk_score);

@@ -408,8 +408,8 @@ async fn once_runs_every_enabled_eql_rule_once() {
     )
     .unwrap();
     std::fs::write(
-        dir.path().join("new_terms.toml"),
-        rule_toml("new_terms", "5m", "").replace("type = \"eql\"", "type = \"new_terms\""),
+        dir.path().join("threat_match.toml"),
+        rule_toml("threat_match", "5m", "").replace("type = \"eql\"", "type = \"threat_match\""),
     )
     .unwrap();
     std::fs::write(dir.path().join("broken.toml"), "[rule]\nrule_id = 3\n").unwrap();

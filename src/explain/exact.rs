@@ -102,6 +102,22 @@ pub(super) fn query_events(
             "no match: the query, a filter or an exception rules it out".to_string()
         } else if time.is_none() {
             "matches the query, but a run never searches it".to_string()
+        } else if let crate::rule::RuleKind::NewTerms(n) = &rule.kind {
+            let tuples = crate::runner::new_terms_tuples(&n.fields, &doc.source);
+            if tuples.is_empty() {
+                format!(
+                    "matches the query, but lacks one of {}: it has no tuple (Kibana's \
+                     composite aggregation leaves it out)",
+                    n.fields.join(", ")
+                )
+            } else {
+                alerts += 1;
+                format!(
+                    "matches: tuple {}; it alerts if it is the first event of its tuple in the \
+                     window and none is in the history",
+                    tuples.join(", ")
+                )
+            }
         } else if let crate::rule::RuleKind::Threshold(t) = &rule.kind {
             let (counted, verdict) = threshold_verdict(t, &doc.source);
             alerts += usize::from(counted);
@@ -120,6 +136,16 @@ pub(super) fn query_events(
             format!("matches: alert {}", id.join(", "))
         };
         let _ = writeln!(out, "  {}  {when}, {verdict}", input.label);
+    }
+    if let crate::rule::RuleKind::NewTerms(_) = &rule.kind {
+        let _ = writeln!(
+            out,
+            "  {:<13}{alerts} of {} events have a tuple; a tuple alerts once, on its first \
+             event in a window, when its history does not hold it",
+            "in all",
+            events.len(),
+        );
+        return Ok(out);
     }
     if let crate::rule::RuleKind::Threshold(t) = &rule.kind {
         let _ = writeln!(

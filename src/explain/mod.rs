@@ -221,6 +221,7 @@ fn query_shape(rule: &Rule) -> String {
         RuleKind::Query(q) => Some(q),
         RuleKind::Threshold(t) => Some(&t.query),
         RuleKind::ThreatMatch(t) => Some(&t.query),
+        RuleKind::NewTerms(n) => Some(&n.query),
         RuleKind::Eql(_) => None,
         RuleKind::Esql(e) => return esql_shape(e),
         RuleKind::MachineLearning(m) => {
@@ -252,6 +253,12 @@ fn query_shape(rule: &Rule) -> String {
         RuleKind::ThreatMatch(_) => {
             "one alert per event that matches an indicator, with threat.enrichments".to_string()
         }
+        RuleKind::NewTerms(n) => format!(
+            "one alert per tuple of {} first seen in the window (none since \
+             history_window_start = {}, relative to the window's end), on its first event there",
+            n.fields.join(", "),
+            n.history_window_start
+        ),
         _ => "one alert per matching event".to_string(),
     };
     format!("{}, {language}: {outcome}", rule.rule_type())
@@ -307,7 +314,8 @@ fn header(
         }
         (None, RuleKind::Query(q))
         | (None, RuleKind::Threshold(crate::rule::ThresholdRule { query: q, .. }))
-        | (None, RuleKind::ThreatMatch(crate::rule::ThreatMatchRule { query: q, .. })) => {
+        | (None, RuleKind::ThreatMatch(crate::rule::ThreatMatchRule { query: q, .. }))
+        | (None, RuleKind::NewTerms(crate::rule::NewTermsRule { query: q, .. })) => {
             let text = match one_line(&q.text) {
                 t if t.trim().is_empty() => "(empty: every event matches)".to_string(),
                 t => t,
@@ -499,7 +507,26 @@ fn next_run(
         ),
     );
     let fetched_from = search.request.range.from;
-    let reach_text = if kind != PlanKind::Sequence {
+    let history = match &rule.kind {
+        RuleKind::NewTerms(n) => Some(
+            window
+                .end
+                .checked_add_signed(chrono::TimeDelta::milliseconds(
+                    n.history_window_start.offset_ms(),
+                ))
+                .unwrap_or(window.start),
+        ),
+        _ => None,
+    };
+    let reach_text = if let Some(history) = history {
+        format!(
+            "{} .. {}  (the window, and its history from history_window_start: a tuple seen \
+             from {} to the window's start, both included, is not new)",
+            iso(&history),
+            iso(&window.end),
+            iso(&history)
+        )
+    } else if kind != PlanKind::Sequence {
         "the window itself: matching needs nothing before it".to_string()
     } else {
         let maxspan = match rule.eql().map(|e| &e.query.body) {
@@ -520,7 +547,17 @@ fn next_run(
         )
     };
     row(out, "search range", &reach_text);
-    let offered = if matches!(rule.kind, RuleKind::Threshold(_)) {
+    let offered = if let RuleKind::NewTerms(n) = &rule.kind {
+        format!(
+            "the first event in the window of each tuple of {} not seen in its history; on a \
+             cluster three aggregations per page of {} tuples (the window's tuples, those of \
+             them in the history, the first event of the rest), nothing else fetched; offline \
+             (or with aggregations off) the events from the history start on, oldest first, with \
+             one entry per distinct tuple in memory",
+            n.fields.join(", "),
+            crate::source::elasticsearch::NEW_TERMS_PAGE
+        )
+    } else if matches!(rule.kind, RuleKind::Threshold(_)) {
         "groups of the window's events that reach the threshold (an event an earlier alert of \
          its group counted is not counted again)"
             .to_string()
@@ -618,7 +655,17 @@ fn ids(out: &mut String, rule: &Rule, opts: &ExplainOptions, kind: PlanKind) {
             None => format!("{uuid} (the rule_id: no Kibana rule id, [metadata] kibana_rule_id)"),
         },
     );
-    if matches!(rule.kind, RuleKind::Threshold(_)) {
+    if matches!(rule.kind, RuleKind::NewTerms(_)) {
+        row(
+            out,
+            "new_terms alert",
+            &format!(
+                "sha256(_index ‖ _id ‖ \"undefined\" ‖ \"{}:{uuid}\" ‖ the tuple as a JSON \
+                 array): per event and tuple, so overlapping windows make the same alert",
+                opts.space_id
+            ),
+        );
+    } else if matches!(rule.kind, RuleKind::Threshold(_)) {
         row(
             out,
             "group",

@@ -124,7 +124,15 @@ pub(super) async fn section(
             }
         }
     }
-    let whole = if let crate::rule::RuleKind::Threshold(t) = &rule.kind {
+    let whole = if let crate::rule::RuleKind::NewTerms(n) = &rule.kind {
+        format!(
+            "none: the query is the search's own filter (the last clause of `query`), in the \
+             window and in its history alike; on a cluster composite aggregations over {} \
+             find the window's tuples, those seen in the history and the first event of each \
+             new one (no event fetched); offline the events are read from the history start on",
+            n.fields.join(", ")
+        )
+    } else if let crate::rule::RuleKind::Threshold(t) = &rule.kind {
         let groups = if t.fields.is_empty() {
             "all of them as one group".to_string()
         } else {

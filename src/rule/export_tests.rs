@@ -432,12 +432,12 @@ fn refused_settings_and_other_types_as_in_toml() {
     );
     let LoadOutcome::Skipped {
         rule_id, reason, ..
-    } = single(&export(&[&with(json!({"type": "new_terms"}))]))
+    } = single(&export(&[&with(json!({"type": "threat_match"}))]))
     else {
         panic!("expected a skipped rule");
     };
     assert_eq!(rule_id.as_deref(), Some("export-0001"));
-    assert_eq!(reason, "not supported yet: new_terms");
+    assert_eq!(reason, "not supported yet: threat_match");
     let got = errors(&export(&[&with(json!({"type": "eqll"}))]));
     assert!(got[0].3.contains("found \"eqll\""), "{got:?}");
 }
@@ -638,4 +638,34 @@ mod no_panics {
             assert_well_formed(&text);
         }
     }
+}
+
+/// A new_terms rule as Kibana exports it: `new_terms_fields` and
+/// `history_window_start` are params, not a `new_terms` table.
+#[test]
+fn an_exported_new_terms_rule_loads_its_params() {
+    let rule = loaded(&with(json!({
+        "type": "new_terms",
+        "language": "kuery",
+        "query": "event.category:process",
+        "new_terms_fields": ["host.id", "process.executable"],
+        "history_window_start": "now-7d",
+    })));
+    let RuleKind::NewTerms(n) = &rule.kind else {
+        panic!("expected a new_terms rule, got {:?}", rule.kind);
+    };
+    assert_eq!(n.fields, ["host.id", "process.executable"]);
+    assert_eq!(n.history_window_start.offset_ms(), -7 * 86_400_000);
+    let got = errors(&export(&[&with(json!({
+        "type": "new_terms",
+        "language": "kuery",
+        "query": "event.category:process",
+        "new_terms_fields": [],
+        "history_window_start": "now-7d",
+    }))]));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(
+        got[0].3,
+        "expected 1 to 3 fields in `new_terms_fields`, found 0"
+    );
 }

@@ -21,13 +21,15 @@ pub(super) const RUN_TYPES: &[&str] = &[
     "saved_query",
     "threshold",
     "threat_match",
+    "new_terms",
     "esql",
     "machine_learning",
 ];
 
 /// Kibana's other detection rule types (the rule schema's `type` enum):
-/// valid files, noted as not supported yet.
-pub(super) const OTHER_KIBANA_TYPES: &[&str] = &["new_terms"];
+/// valid files, noted as not supported yet. Every type of Kibana's rule
+/// schema runs now; the list stays for a type Kibana adds.
+pub(super) const OTHER_KIBANA_TYPES: &[&str] = &[];
 
 /// Every `[rule]` key of a Kibana EQL or query rule (the public rule API's
 /// snake_case parameters) and of the detection-rules TOML format; anything
@@ -61,6 +63,7 @@ const KNOWN_RULE_FIELDS: &[&str] = &[
     "meta",
     "name",
     "namespace",
+    "new_terms",
     "note",
     "output_index",
     "query",
@@ -107,8 +110,10 @@ const EXPORT_ONLY_FIELDS: &[&str] = &[
     "created_at",
     "created_by",
     "execution_summary",
+    "history_window_start",
     "id",
     "immutable",
+    "new_terms_fields",
     "outcome",
     "revision",
     "rule_source",
@@ -185,6 +190,9 @@ pub const KIBANA_PARAMS: &[&str] = &[
     "threat_indicator_path",
     "concurrent_searches",
     "items_per_search",
+    // new_terms params (`typeSpecificCamelToSnake`, `new_terms` case)
+    "new_terms_fields",
+    "history_window_start",
 ];
 
 /// Keys people put in a TOML `[rule]` for a Kibana rule's saved-object id,

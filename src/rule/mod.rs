@@ -25,6 +25,7 @@ mod identity;
 pub mod keys;
 pub mod lists;
 mod ml;
+mod new_terms;
 mod overrides;
 pub mod position;
 pub mod raw;
@@ -48,10 +49,10 @@ pub use identity::is_uuid;
 pub use keys::KIBANA_PARAMS;
 pub use lists::{load_with_lists, LoadedRules};
 pub use rule::{
-    BuildingBlockType, EqlRule, EsqlRule, Metadata, MlRule, QueryLanguage, QueryRule, Rule,
-    RuleCommon, RuleKind, Schedule, Severity, Technique, Threat, ThreatMapping, ThreatMappingEntry,
-    ThreatMatchRule, ThreatRef, ThresholdCardinality, ThresholdRule, DEFAULT_MAX_SIGNALS,
-    MAX_SIGNALS_LIMIT, NEEDS_ESQL, NEEDS_ML,
+    BuildingBlockType, EqlRule, EsqlRule, Metadata, MlRule, NewTermsRule, QueryLanguage, QueryRule,
+    Rule, RuleCommon, RuleKind, Schedule, Severity, Technique, Threat, ThreatMapping,
+    ThreatMappingEntry, ThreatMatchRule, ThreatRef, ThresholdCardinality, ThresholdRule,
+    DEFAULT_MAX_SIGNALS, MAX_SIGNALS_LIMIT, NEEDS_ESQL, NEEDS_ML,
 };
 pub use suppression::Suppression;
 pub use validate::{load_str, LoadOutcome};
@@ -62,6 +63,8 @@ mod cluster_only_tests;
 mod export_tests;
 #[cfg(test)]
 mod kind_tests;
+#[cfg(test)]
+mod new_terms_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -73,6 +73,7 @@ impl Rule {
             RuleKind::Query(q) if q.saved_id.is_some() => "saved_query",
             RuleKind::Query(_) => "query",
             RuleKind::Threshold(_) => "threshold",
+            RuleKind::NewTerms(_) => "new_terms",
             RuleKind::ThreatMatch(_) => "threat_match",
             RuleKind::Esql(_) => "esql",
             RuleKind::MachineLearning(_) => "machine_learning",
@@ -98,6 +99,7 @@ impl Rule {
             RuleKind::Esql(e) => &e.text,
             RuleKind::MachineLearning(_) => "",
             RuleKind::ThreatMatch(t) => &t.query.text,
+            RuleKind::NewTerms(n) => &n.query.text,
         }
     }
 }
@@ -119,6 +121,9 @@ pub enum RuleKind {
     /// `threat_match` (indicator match) rules: events joined with an
     /// indicator list (see `rule::threat`).
     ThreatMatch(ThreatMatchRule),
+    /// `new_terms` rules: a query's events whose tuple of values of up to 3
+    /// fields was not seen in the history.
+    NewTerms(NewTermsRule),
 }
 
 /// What an `esql` rule needs of the cluster.
@@ -174,6 +179,18 @@ pub struct ThreatMapping {
 pub struct ThreatMappingEntry {
     pub field: String,
     pub value: String,
+}
+
+/// A `new_terms` rule: its query (KQL or Lucene, as a query rule's) and
+/// `[rule.new_terms]` (see `rule::new_terms`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewTermsRule {
+    pub query: QueryRule,
+    /// The fields whose tuple of values is watched (1 to 3), in order.
+    pub fields: Vec<String>,
+    /// Where the history starts, relative to the end of each window
+    /// (Kibana parses it with `forceNow` = the window's `to`).
+    pub history_window_start: DateMath,
 }
 
 /// A `threshold` rule: its query (KQL or Lucene, as a query rule's) and

@@ -119,13 +119,13 @@ fn scheduling_and_optional_fields_are_typed() {
 
 #[test]
 fn other_rule_types_are_skipped_not_failed() {
-    let text = rule_text("type = \"new_terms\"\n", &["type"]);
+    let text = rule_text("type = \"threat_match\"\n", &["type"]);
     match load_str(&text) {
         LoadOutcome::Skipped {
             rule_id, reason, ..
         } => {
             assert_eq!(rule_id.as_deref(), Some("abc-123"));
-            assert_eq!(reason, "not supported yet: new_terms");
+            assert_eq!(reason, "not supported yet: threat_match");
         }
         other => panic!("expected skipped, got {other:?}"),
     }

@@ -146,6 +146,7 @@ pub(super) fn validate_rule(mut f: Fields<'_>, metadata: Metadata, origin: Origi
         Some("esql") => f.esql_kind(),
         Some("machine_learning") => f.ml_kind(),
         Some("threat_match") => f.threat_match_kind(),
+        Some("new_terms") => f.new_terms_kind(),
         _ => f.eql_kind(),
     };
     // ES|QL rules read the indices after FROM; ML rules read anomaly
@@ -157,6 +158,9 @@ pub(super) fn validate_rule(mut f: Fields<'_>, metadata: Metadata, origin: Origi
         _ => f.index(),
     };
     let schedule = f.schedule();
+    if let (Some(RuleKind::NewTerms(n)), Some(s)) = (&kind, &schedule) {
+        f.check_history_before_from(n, s.from);
+    }
     let max_signals = f.max_signals();
     let severity = f.severity();
     let risk_score = f.risk_score();
@@ -471,40 +475,40 @@ impl Fields<'_> {
         }))
     }
 
-    /// A threshold rule's part: its query as a query rule's (KQL or
-    /// Lucene) and `[rule.threshold]`.
-    fn threshold_kind(&mut self) -> Option<RuleKind> {
+    /// The part of a rule whose events are a query rule's (threshold,
+    /// threat_match, new_terms): its query (KQL or Lucene) and what `part`
+    /// reads of its own table. The table is checked even when the query is
+    /// wrong, so every error of the file is reported at once.
+    fn query_with<T>(&mut self, part: impl FnOnce(&mut Self, QueryRule) -> Option<T>) -> Option<T> {
         let query = match self.query_kind(false) {
             Some(RuleKind::Query(q)) => Some(q),
             _ => None,
         };
-        // The threshold table is checked even when the query is wrong, so
-        // every error of the file is reported at once.
         let placeholder = QueryRule {
             language: QueryLanguage::Lucene,
             text: String::new(),
             saved_id: None,
         };
-        let threshold = self.threshold(query.clone().unwrap_or(placeholder));
+        let out = part(self, query.clone().unwrap_or(placeholder));
         query?;
-        threshold.map(RuleKind::Threshold)
+        out
     }
 
-    /// A threat_match rule's part: its event query as a query rule's and
-    /// the indicators and mappings (see `rule::threat`).
+    /// A threshold rule's part: `[rule.threshold]` (see `rule::threshold`).
+    fn threshold_kind(&mut self) -> Option<RuleKind> {
+        self.query_with(Self::threshold).map(RuleKind::Threshold)
+    }
+
+    /// A threat_match rule's part: the indicators and mappings (see
+    /// `rule::threat`).
     fn threat_match_kind(&mut self) -> Option<RuleKind> {
-        let query = match self.query_kind(false) {
-            Some(RuleKind::Query(q)) => Some(q),
-            _ => None,
-        };
-        let placeholder = QueryRule {
-            language: QueryLanguage::Lucene,
-            text: String::new(),
-            saved_id: None,
-        };
-        let threat = self.threat_match(query.clone().unwrap_or(placeholder));
-        query?;
-        threat.map(RuleKind::ThreatMatch)
+        self.query_with(Self::threat_match)
+            .map(RuleKind::ThreatMatch)
+    }
+
+    /// A new_terms rule's part: `[rule.new_terms]` (see `rule::new_terms`).
+    fn new_terms_kind(&mut self) -> Option<RuleKind> {
+        self.query_with(Self::new_terms).map(RuleKind::NewTerms)
     }
 
     /// The `query` string with what maps offsets in it to the file.

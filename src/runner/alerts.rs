@@ -8,7 +8,7 @@ use super::detect::Candidate;
 use crate::alert::{ids, AlertRule};
 use crate::rule::keys::KIBANA_PARAMS;
 use crate::rule::raw::toml_to_json;
-use crate::rule::{QueryLanguage, QueryRule, Rule, RuleKind, ThresholdRule};
+use crate::rule::{NewTermsRule, QueryLanguage, QueryRule, Rule, RuleKind, ThresholdRule};
 
 /// The alert ids of a match, its head (event alert or shell) first: the
 /// same recipes `alert` uses to build the documents, computed without the
@@ -115,6 +115,9 @@ fn type_ids(rule: &Rule) -> (&'static str, &'static str) {
         // `INDICATOR_RULE_TYPE_ID` and the rule type's name
         // (`indicator_match/create_indicator_match_alert_type.ts`)
         "threat_match" => ("siem.indicatorRule", "Indicator Match Rule"),
+        // `NEW_TERMS_RULE_TYPE_ID` and the type's name in
+        // `rule_types/new_terms/create_new_terms_alert_type.ts`
+        "new_terms" => ("siem.newTermsRule", "New Terms Rule"),
         _ => ("siem.eqlRule", "Event Correlation Rule"),
     }
 }
@@ -132,6 +135,10 @@ fn language(rule: &Rule) -> Option<&'static str> {
             ..
         })
         | RuleKind::ThreatMatch(crate::rule::ThreatMatchRule {
+            query: QueryRule { language, .. },
+            ..
+        })
+        | RuleKind::NewTerms(NewTermsRule {
             query: QueryRule { language, .. },
             ..
         }) => match language {
@@ -172,6 +179,13 @@ fn kibana_parameters(rule: &Rule, table: &Map<String, Value>) -> Map<String, Val
             "query" if !matches!(rule.kind, RuleKind::MachineLearning(_)) => {
                 json!(rule.query_text())
             }
+            // a TOML file writes them as `[rule.new_terms]`, Kibana's
+            // params are flat (`typeSpecificCamelToSnake`, `new_terms`)
+            "new_terms_fields" | "history_window_start" => match &rule.kind {
+                RuleKind::NewTerms(n) if key == "new_terms_fields" => json!(n.fields),
+                RuleKind::NewTerms(n) => json!(n.history_window_start.to_string()),
+                _ => return None,
+            },
             "author"
             | "false_positives"
             | "risk_score_mapping"

@@ -83,6 +83,8 @@ mod mapping_tests;
 #[cfg(test)]
 mod ml_tests;
 #[cfg(test)]
+mod new_terms_tests;
+#[cfg(test)]
 mod query_tests;
 #[cfg(test)]
 mod suppression_tests;
@@ -99,6 +101,7 @@ use chrono::{DateTime, Utc};
 
 pub use alerts::alert_rule;
 pub(crate) use alerts::match_ids;
+pub(crate) use detect::new_terms_tuples;
 pub(crate) use detect::Detector;
 pub use record::{ExecutionIds, ExecutionRecord, RunStatus, WindowRange};
 pub use replay::{replay_dead_letters, ReplayError, ReplayReport};

@@ -375,14 +375,21 @@ where
         let mut groups: Vec<(Candidate, Vec<String>)> = candidates
             .into_iter()
             .map(|c| {
-                let ids = match (&c.threshold, &c.made) {
-                    (Some(b), _) => vec![b.alert_id(alert_rule, &self.settings.space_id)],
-                    (None, Some(m)) => {
+                let ids = match (&c.threshold, &c.made, &c.new_terms, c.events.first()) {
+                    (Some(b), _, _, _) => vec![b.alert_id(alert_rule, &self.settings.space_id)],
+                    (None, Some(m), _, _) => {
                         vec![m.event.alert_id(&self.settings.space_id, &alert_rule.uuid)]
                     }
-                    (None, None) => {
-                        group_ids(&c, grouped, &self.settings.space_id, &alert_rule.uuid)
+                    (None, None, Some(terms), Some(Some(hit))) => {
+                        vec![alert::new_terms::new_terms_alert_id(
+                            &hit.index,
+                            &hit.id,
+                            terms,
+                            &self.settings.space_id,
+                            &alert_rule.uuid,
+                        )]
                     }
+                    _ => group_ids(&c, grouped, &self.settings.space_id, &alert_rule.uuid),
                 };
                 (c, ids)
             })
@@ -557,6 +564,14 @@ where
                     .collect()
             } else if let Some(made) = &c.made {
                 alert::event_alert(alert_rule, ctx, &made.event)
+                    .into_iter()
+                    .collect()
+            } else if let Some(terms) = &c.new_terms {
+                events
+                    .first()
+                    .copied()
+                    .flatten()
+                    .and_then(|e| alert::new_terms::new_terms_alert(alert_rule, ctx, e, terms))
                     .into_iter()
                     .collect()
             } else if grouped {

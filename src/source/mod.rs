@@ -19,6 +19,7 @@ pub mod indicators;
 pub mod mappings;
 pub mod memory;
 pub mod ndjson;
+pub mod new_terms;
 pub mod select;
 
 use std::future::Future;
@@ -33,6 +34,7 @@ pub use crate::eql::search::Document;
 pub use cluster_only::{Anomalies, AnomalyRequest, EsqlRows};
 pub use groups::{Excluded, Group, GroupCount, Groups};
 pub use mappings::Mappings;
+pub use new_terms::{NewTerm, NewTerms, NewTermsAsk};
 
 use std::sync::Arc;
 
@@ -416,6 +418,19 @@ pub trait EventSource: Send + Sync {
     ) -> impl Future<Output = Result<Anomalies, SourceError>> + Send {
         let _ = request;
         async { Err(unsupported(crate::rule::NEEDS_ML)) }
+    }
+
+    /// The new tuples of `request`'s window (its time range) against the
+    /// history from `ask.history_from`, found by the source itself
+    /// (aggregations on a cluster); `None` when this source does not
+    /// aggregate, and the caller works on the fetched events instead.
+    fn new_terms(
+        &self,
+        request: &FetchRequest,
+        ask: &NewTermsAsk,
+    ) -> impl Future<Output = Result<Option<NewTerms>, SourceError>> + Send {
+        let _ = (request, ask);
+        async { Ok(None) }
     }
 }
 

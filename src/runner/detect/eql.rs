@@ -141,6 +141,7 @@ impl<'r> EqlDetector<'r> {
                     threshold: None,
                     made: None,
                     threat: None,
+                    new_terms: None,
                 })
                 .collect(),
             Found::Sequences(found) => found
@@ -159,6 +160,7 @@ impl<'r> EqlDetector<'r> {
                         threshold: None,
                         made: None,
                         threat: None,
+                        new_terms: None,
                     })
                 })
                 .collect(),

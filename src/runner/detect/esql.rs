@@ -127,6 +127,7 @@ impl<'r> EsqlDetector<'r> {
                 order: (ts, position),
                 events: Vec::new(),
                 threshold: None,
+                new_terms: None,
                 threat: None,
                 made: Some(Box::new(made)),
             });

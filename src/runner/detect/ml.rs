@@ -98,6 +98,7 @@ impl<'r> MlDetector<'r> {
                     order: (ts, position),
                     events: Vec::new(),
                     threshold: None,
+                    new_terms: None,
                     threat: None,
                     made: Some(Box::new(Made {
                         event: SourceEvent {

@@ -9,12 +9,14 @@ mod constraints;
 mod eql;
 mod esql;
 mod ml;
+mod new_terms;
 mod query;
 mod threat;
 mod threat_index;
 mod threshold;
 mod threshold_tiles;
 
+pub(crate) use new_terms::tuples_of as new_terms_tuples;
 pub(crate) use threat::ThreatHits;
 pub(super) use threshold::{History, Seen};
 
@@ -43,6 +45,7 @@ enum Kind<'r> {
     Esql(esql::EsqlDetector<'r>),
     Ml(ml::MlDetector<'r>),
     ThreatMatch(threat::ThreatDetector<'r>),
+    NewTerms(new_terms::NewTermsDetector<'r>),
 }
 
 impl<'r> Detector<'r> {
@@ -67,6 +70,7 @@ impl<'r> Detector<'r> {
             RuleKind::ThreatMatch(t) => {
                 Kind::ThreatMatch(threat::ThreatDetector::new(rule, t, now)?)
             }
+            RuleKind::NewTerms(n) => Kind::NewTerms(new_terms::NewTermsDetector::new(n)),
         };
         Ok(Detector {
             kind,
@@ -78,13 +82,16 @@ impl<'r> Detector<'r> {
     /// `test`) rather than one scheduled window: a threshold rule counts in
     /// the windows its schedule would have run over the range.
     pub(crate) fn for_range(mut self, rule: &Rule) -> Detector<'r> {
-        if let Kind::Threshold(d) = self.kind {
-            let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-            self.kind = Kind::Threshold(d.tiled(threshold_tiles::Tiling {
-                width_ms: ms(rule.schedule.lookback()),
-                interval_ms: ms(rule.schedule.interval),
-            }));
-        }
+        let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let tiling = threshold_tiles::Tiling {
+            width_ms: ms(rule.schedule.lookback()),
+            interval_ms: ms(rule.schedule.interval),
+        };
+        self.kind = match self.kind {
+            Kind::Threshold(d) => Kind::Threshold(d.tiled(tiling)),
+            Kind::NewTerms(d) => Kind::NewTerms(d.tiled(tiling)),
+            other => other,
+        };
         self
     }
 
@@ -92,9 +99,11 @@ impl<'r> Detector<'r> {
     pub(crate) fn reach(&self) -> Reach {
         match &self.kind {
             Kind::Eql(d) => d.reach(),
+            // a new_terms detector sets its own range (the history)
             Kind::Query(_)
             | Kind::Threshold(_)
             | Kind::ThreatMatch(_)
+            | Kind::NewTerms(_)
             | Kind::Esql(_)
             | Kind::Ml(_) => Reach::NONE,
         }
@@ -131,6 +140,7 @@ impl<'r> Detector<'r> {
             Kind::Query(_)
             | Kind::Threshold(_)
             | Kind::ThreatMatch(_)
+            | Kind::NewTerms(_)
             | Kind::Esql(_)
             | Kind::Ml(_) => false,
         }
@@ -146,6 +156,7 @@ impl<'r> Detector<'r> {
             Kind::Esql(d) => d.request(base),
             Kind::Ml(_) => base,
             Kind::ThreatMatch(d) => d.request(base),
+            Kind::NewTerms(d) => d.request(base),
         };
         request.exact = Exact::both(request.exact.take(), self.constraints.clone());
         request
@@ -173,6 +184,7 @@ impl<'r> Detector<'r> {
                     .await
             }
             Kind::ThreatMatch(d) => d.matches(source, request, record).await,
+            Kind::NewTerms(d) => d.matches(source, request, window, record).await,
         }
     }
 }
@@ -189,7 +201,8 @@ pub(super) struct Hit {
 }
 
 /// One match: an event, or a sequence / sample (`None` = missing event),
-/// or a threshold group (no events: its alert is built from the group).
+/// or a threshold group (no events: its alert is built from the group), or
+/// a new tuple with its first document.
 #[derive(Debug)]
 pub(super) struct Candidate {
     /// (timestamp, position) of the last event: the cap keeps the oldest
@@ -201,6 +214,9 @@ pub(super) struct Candidate {
     /// A threat_match event's candidate indicators (compared again on the
     /// documents when its alert is built).
     pub(super) threat: Option<Box<ThreatHits>>,
+    /// A new tuple (new_terms rules): its values in the rule's field order;
+    /// the match's one event is its first document in the window.
+    pub(super) new_terms: Option<Vec<serde_json::Value>>,
     /// An event the detector made rather than fetched (an ES|QL row, an
     /// anomaly record made to fit ECS): its alert is built from it.
     pub(super) made: Option<Box<Made>>,

@@ -73,6 +73,7 @@ impl<'r> QueryDetector<'r> {
                 threshold: None,
                 made: None,
                 threat: None,
+                new_terms: None,
             });
         }
         out.sort_by_key(|c| c.order);

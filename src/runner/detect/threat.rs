@@ -207,6 +207,7 @@ impl<'r> ThreatDetector<'r> {
                     position,
                 })],
                 threshold: None,
+                new_terms: None,
                 threat: Some(Box::new(ThreatHits { indicators })),
                 made: None,
             });

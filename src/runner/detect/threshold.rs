@@ -336,6 +336,7 @@ fn candidate(bucket: ThresholdBucket) -> Candidate {
         threshold: Some(Box::new(bucket)),
         made: None,
         threat: None,
+        new_terms: None,
     }
 }
 

@@ -117,6 +117,16 @@ impl ElasticsearchSource {
         Ok(out)
     }
 
+    /// A search whose shard failures are errors (aggregations of the
+    /// threshold and new_terms pushdowns).
+    pub(super) async fn aggregate_search(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> Result<Value, SourceError> {
+        self.search(path, body).await
+    }
+
     async fn search(&self, path: &str, body: &Value) -> Result<Value, SourceError> {
         let resp = self
             .cluster
@@ -274,7 +284,7 @@ fn reaches(group: &Group, count: &GroupCount) -> bool {
         }
 }
 
-fn shape(path: &str, what: &str, resp: &Value) -> SourceError {
+pub(super) fn shape(path: &str, what: &str, resp: &Value) -> SourceError {
     bad_response(
         "POST",
         path,

@@ -25,6 +25,10 @@ mod anomalies;
 pub mod dsl;
 mod esql;
 mod groups;
+mod new_terms;
+
+/// Tuples per page of the new_terms pushdown.
+pub use new_terms::PAGE as NEW_TERMS_PAGE;
 
 pub use anomalies::{anomaly_query, ml_missing};
 pub use esql::esql_missing;
@@ -39,7 +43,7 @@ use std::sync::Arc;
 use super::mappings::{MappingCache, Mappings};
 use super::{
     Anomalies, AnomalyRequest, DocRef, Document, EsqlRows, EventSource, EventStream, FetchRequest,
-    GroupCount, Groups, SourceError,
+    GroupCount, Groups, NewTerms, NewTermsAsk, SourceError,
 };
 use crate::cluster::{snippet, Cluster, ClusterError, ConcreteIndex};
 use dsl::FieldTypes;
@@ -57,8 +61,8 @@ pub struct ElasticsearchSource {
     keep_alive: String,
     /// Pages buffered between the fetch task and the consumer.
     buffered_pages: usize,
-    /// Whether threshold counts are aggregations on the cluster (else the
-    /// events are fetched and counted by the detector).
+    /// Whether threshold counts and new terms are aggregations on the
+    /// cluster (else the events are fetched and worked on by the detector).
     aggregate: bool,
 }
 
@@ -291,6 +295,17 @@ impl EventSource for ElasticsearchSource {
 
     async fn anomalies(&self, request: &AnomalyRequest) -> Result<Anomalies, SourceError> {
         self.anomaly_records(request).await
+    }
+
+    async fn new_terms(
+        &self,
+        request: &FetchRequest,
+        ask: &NewTermsAsk,
+    ) -> Result<Option<NewTerms>, SourceError> {
+        if !self.aggregate {
+            return Ok(None);
+        }
+        self.find_new_terms(request, ask).await.map(Some)
     }
 
     async fn fetch_sources(&self, refs: &[DocRef]) -> Result<Vec<Document>, SourceError> {
