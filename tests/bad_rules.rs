@@ -488,25 +488,24 @@ fn alert_suppression_loads_and_a_broken_one_is_an_error_at_its_table() {
     assert!(stdout.ends_with("1 rules ok, 1 failed\n"), "{stdout}");
 }
 
-/// A rule type Kibana has but detectd does not run yet is a note, not an
-/// error, counted by type.
+/// Every type of Kibana's detection engine runs; any other `type` (a typo)
+/// is an error that names them, never a rule silently skipped.
 #[test]
-fn a_known_type_not_supported_yet_is_skipped_not_failed() {
-    let text = edit(BASE, Set("type", "\"threat_match\""));
+fn an_unknown_type_is_an_error_naming_every_type() {
+    let text = edit(BASE, Set("type", "\"indicator_match\""));
     let (_dir, path, out) = check_with_good(text.as_bytes());
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    let (line, col) = line_col(&text, text.find("\"indicator_match\"").unwrap());
     assert!(
         stdout.contains(&format!(
-            "{}: note: skipped: not supported yet: threat_match",
+            "{}:{line}:{col}: error: expected `type` eql, query, saved_query, threshold, \
+             threat_match, new_terms, esql, machine_learning, found \"indicator_match\"",
             path.display()
         )),
         "{stdout}"
     );
-    assert!(
-        stdout.ends_with("1 rules ok, 0 failed, 1 skipped (not supported yet: threat_match 1)\n"),
-        "{stdout}"
-    );
+    assert!(stdout.ends_with("1 rules ok, 1 failed\n"), "{stdout}");
 }
 
 /// Every error of a file is reported at once, each at its own line.

@@ -41,10 +41,10 @@ fn detection_rules_corpus_loads() {
     assert_eq!(out, "1081 rules ok, 0 failed\n");
 }
 
-/// The other half of the public corpus: every query rule (KQL and
-/// Lucene, with their filters, exception-list references, overrides), every
-/// threshold and every new_terms rule loads; the types not supported yet are
-/// counted by type.
+/// The other half of the public corpus: every rule of every type loads —
+/// query (KQL and Lucene, with their filters, exception-list references,
+/// overrides), threshold, new_terms, threat_match, ES|QL and ML — and the
+/// ES|QL and ML rules say the cluster they need.
 #[test]
 fn detection_rules_other_corpus_query_rules_load() {
     let corpus = manifest_dir()
@@ -159,7 +159,7 @@ fn founding_rule_is_version_4() {
     assert_eq!(rule.license.as_deref(), Some("Elastic License v2"));
 }
 
-/// A folder with a broken file, a skipped file and a good one: all errors of
+/// A folder with a broken file and a good one: all errors of
 /// the broken file are printed with path:line:col and a caret, then the
 /// summary.
 #[test]
@@ -177,11 +177,6 @@ fn check_reports_all_errors_of_a_file() {
          risk_score = 47\nquery = '''\nprocess where ~\n'''\n",
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("c_threat_match.toml"),
-        good.replace("type = \"eql\"", "type = \"threat_match\""),
-    )
-    .unwrap();
     std::fs::write(dir.path().join("ignored.txt"), "not a rule").unwrap();
     let missing = dir.path().join("nope");
 
@@ -193,12 +188,6 @@ fn check_reports_all_errors_of_a_file() {
         CheckSummary {
             ok: 1,
             failed: 2,
-            skipped: 1,
-            not_supported: {
-                let mut t = detectd::rule::TypeCounts::default();
-                t.add("threat_match");
-                t
-            },
             ..CheckSummary::default()
         },
         "{out}"
@@ -215,12 +204,11 @@ fn check_reports_all_errors_of_a_file() {
             format!("{broken}:7:8: error: invalid `from`: expected date math like `now-9m`, found `now-9`"),
             format!("{broken}:8:15: error: expected `max_signals` between 1 and 1000, found 0"),
             format!("{broken}:12:15: error: {}", headers[3].rsplit(": error: ").next().unwrap()),
-            format!("{}: note: skipped: not supported yet: threat_match", dir.path().join("c_threat_match.toml").display()),
-            format!("{}: error: {}", missing.display(), headers[5].rsplit(": error: ").next().unwrap()),
+            format!("{}: error: {}", missing.display(), headers[4].rsplit(": error: ").next().unwrap()),
         ],
         "{out}"
     );
-    assert!(headers[5].contains("cannot read rule file"), "{out}");
+    assert!(headers[4].contains("cannot read rule file"), "{out}");
     assert!(
         out.contains("8 | max_signals = 0\n  |               ^\n"),
         "{out}"
@@ -229,10 +217,7 @@ fn check_reports_all_errors_of_a_file() {
         out.contains("12 | process where ~\n   |               ^\n"),
         "{out}"
     );
-    assert!(
-        out.ends_with("1 rules ok, 2 failed, 1 skipped (not supported yet: threat_match 1)\n"),
-        "{out}"
-    );
+    assert!(out.ends_with("1 rules ok, 2 failed\n"), "{out}");
 }
 
 #[test]

@@ -112,13 +112,20 @@ pub(super) fn validate_rule(mut f: Fields<'_>, metadata: Metadata, origin: Origi
         // silently never run.
         if !RUN_TYPES.contains(&t.as_str()) && !OTHER_KIBANA_TYPES.contains(&t.as_str()) {
             if let Some((_, span)) = f.get("type") {
+                let others = if OTHER_KIBANA_TYPES.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        " (or a Kibana rule type not supported yet: {})",
+                        OTHER_KIBANA_TYPES.join(", ")
+                    )
+                };
                 f.error(
                     RuleErrorKind::Value,
                     span,
                     format!(
-                        "expected `type` {} (or a Kibana rule type not supported yet: {}), found {t:?}",
-                        RUN_TYPES.join(", "),
-                        OTHER_KIBANA_TYPES.join(", ")
+                        "expected `type` {}{others}, found {t:?}",
+                        RUN_TYPES.join(", ")
                     ),
                 );
             }
