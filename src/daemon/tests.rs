@@ -407,11 +407,6 @@ async fn once_runs_every_enabled_eql_rule_once() {
         rule_toml("off", "5m", "enabled = false\n"),
     )
     .unwrap();
-    std::fs::write(
-        dir.path().join("threat_match.toml"),
-        rule_toml("threat_match", "5m", "").replace("type = \"eql\"", "type = \"threat_match\""),
-    )
-    .unwrap();
     std::fs::write(dir.path().join("broken.toml"), "[rule]\nrule_id = 3\n").unwrap();
     let mut fake = Fake::new(&[]);
     Arc::get_mut(&mut fake).unwrap().failing = vec!["b".into()];
