@@ -8,6 +8,9 @@
 //! in parallel against one server.
 
 pub mod gen;
+mod run_space;
+
+pub use run_space::{ClusterRunner, RunSpace};
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

@@ -8,17 +8,12 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use detectd::cluster::Cluster;
 use detectd::rule::{load_with_lists, LoadOutcome, Rule};
-use detectd::runner::{RunStatus, Runner, RunnerSettings};
-use detectd::sink::alerts_index::BootstrapMode;
-use detectd::sink::elasticsearch::{
-    install_templates, BulkSettings, ElasticsearchSink, IndexNames,
-};
+use detectd::runner::{RunStatus, Runner};
+use detectd::sink::elasticsearch::ElasticsearchSink;
 use detectd::source::elasticsearch::ElasticsearchSource;
 use detectd::state::ClusterStateStore;
 use detectd_integration_tests::*;
-use elasticsearch::http::Method;
 use serde_json::{json, Value};
 
 fn t0() -> DateTime<Utc> {
@@ -66,74 +61,33 @@ fn load(rules: &Path, exceptions: &Path) -> Vec<Rule> {
 }
 
 struct Fixture {
-    cluster: Cluster,
+    space: RunSpace,
     prefix: String,
-    names: IndexNames,
-    alerts: AlertsSpace,
 }
 
 impl Fixture {
     async fn new(test: &str) -> Option<Fixture> {
-        let cluster = connect_or_skip(test).await?;
-        let prefix = unique_index("exceptions");
-        let names = IndexNames {
-            state: format!("{prefix}-state"),
-            executions: format!("{prefix}-executions"),
-            dead_letters: format!("{prefix}-dead-letters"),
-        };
-        install_templates(&cluster, &names)
-            .await
-            .expect("install templates");
-        Some(Fixture {
-            cluster,
-            prefix,
-            names,
-            alerts: AlertsSpace::new("exceptions"),
-        })
+        let space = RunSpace::new(test, "exc").await?;
+        let _cluster = space.cluster.clone();
+        let prefix = space.prefix.clone();
+        Some(Fixture { space, prefix })
     }
 
     async fn index(&self, kind: &str, docs: &[(String, Value)]) {
         let index = format!("{}-ev-{kind}", self.prefix);
-        create_index(&self.cluster, &index, ecs_mapping()).await;
-        index_docs(&self.cluster, &index, docs).await;
+        create_index(&self.space.cluster, &index, ecs_mapping()).await;
+        index_docs(&self.space.cluster, &index, docs).await;
     }
 
     fn runner(&self) -> Runner<ElasticsearchSource, ElasticsearchSink, ClusterStateStore> {
-        Runner::new(
-            ElasticsearchSource::new(self.cluster.clone()),
-            ElasticsearchSink::new(
-                self.cluster.clone(),
-                BulkSettings {
-                    refresh: Some("wait_for".into()),
-                    ..BulkSettings::default()
-                },
-                self.alerts.spec(&self.cluster, BootstrapMode::Create),
-            ),
-            ClusterStateStore::new(self.cluster.clone(), &self.names),
-            RunnerSettings {
-                alerts_index: self.alerts.alias(),
-                space_id: self.alerts.space().to_string(),
-                ..RunnerSettings::default()
-            },
-        )
+        self.space
+            .runner(ElasticsearchSource::new(self.space.cluster.clone()))
     }
 
     async fn alerts(&self) -> Vec<Value> {
-        refresh(&self.cluster, &self.alerts.alias()).await;
-        let v = self
-            .cluster
-            .request_json(
-                Method::Post,
-                &format!("/{}/_search", self.alerts.alias()),
-                &[],
-                Some(&json!({"size": 100})),
-            )
+        self.space
+            .alert_hits(&json!({"size": 100}))
             .await
-            .expect("search alerts");
-        v["hits"]["hits"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
             .into_iter()
             .map(|h| h["_source"].clone())
             .collect()
@@ -145,9 +99,9 @@ impl Fixture {
             .map(|k| format!("{}-ev-{k}", self.prefix))
             .collect();
         let refs: Vec<&str> = indices.iter().map(String::as_str).collect();
-        delete_indices(&self.cluster, &refs).await;
-        delete_detectd_indices(&self.cluster, &self.names).await;
-        self.alerts.delete(&self.cluster).await;
+        delete_indices(&self.space.cluster, &refs).await;
+        delete_detectd_indices(&self.space.cluster, &self.space.names).await;
+        self.space.alerts.delete(&self.space.cluster).await;
     }
 }
 

@@ -8,17 +8,12 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use detectd::alert::new_terms::new_terms_alert_id;
-use detectd::cluster::Cluster;
 use detectd::rule::{load_str, LoadOutcome, Rule};
-use detectd::runner::{ExecutionRecord, RunStatus, Runner, RunnerSettings};
-use detectd::sink::alerts_index::BootstrapMode;
-use detectd::sink::elasticsearch::{
-    install_templates, BulkSettings, ElasticsearchSink, IndexNames,
-};
+use detectd::runner::{ExecutionRecord, RunStatus, Runner};
+use detectd::sink::elasticsearch::ElasticsearchSink;
 use detectd::source::elasticsearch::ElasticsearchSource;
 use detectd::state::ClusterStateStore;
 use detectd_integration_tests::*;
-use elasticsearch::http::Method;
 use serde_json::{json, Value};
 
 fn t0() -> DateTime<Utc> {
@@ -108,33 +103,19 @@ fn tuple_docs() -> Vec<(String, Value)> {
 }
 
 struct Fixture {
-    cluster: Cluster,
+    space: RunSpace,
     events: String,
-    names: IndexNames,
-    alerts: AlertsSpace,
 }
 
 impl Fixture {
     async fn new(test: &str, docs: Vec<(String, Value)>) -> Option<Fixture> {
-        let cluster = connect_or_skip(test).await?;
-        let prefix = unique_index("nt");
-        let names = IndexNames {
-            state: format!("{prefix}-state"),
-            executions: format!("{prefix}-executions"),
-            dead_letters: format!("{prefix}-dead-letters"),
-        };
-        install_templates(&cluster, &names)
-            .await
-            .expect("install templates");
+        let space = RunSpace::new(test, "nt").await?;
+        let cluster = space.cluster.clone();
+        let prefix = space.prefix.clone();
         let events = format!("{prefix}-ev-proc");
         create_index(&cluster, &events, process_mapping()).await;
         index_docs(&cluster, &events, &docs).await;
-        Some(Fixture {
-            cluster,
-            events,
-            names,
-            alerts: AlertsSpace::new("nt"),
-        })
+        Some(Fixture { space, events })
     }
 
     fn rule(&self, fields: &str) -> Rule {
@@ -160,42 +141,16 @@ impl Fixture {
         &self,
         aggregate: bool,
     ) -> Runner<ElasticsearchSource, ElasticsearchSink, ClusterStateStore> {
-        Runner::new(
-            ElasticsearchSource::new(self.cluster.clone()).with_aggregations(aggregate),
-            ElasticsearchSink::new(
-                self.cluster.clone(),
-                BulkSettings {
-                    refresh: Some("wait_for".into()),
-                    ..BulkSettings::default()
-                },
-                self.alerts.spec(&self.cluster, BootstrapMode::Create),
-            ),
-            ClusterStateStore::new(self.cluster.clone(), &self.names),
-            RunnerSettings {
-                alerts_index: self.alerts.alias(),
-                space_id: self.alerts.space().to_string(),
-                ..RunnerSettings::default()
-            },
+        self.space.runner(
+            ElasticsearchSource::new(self.space.cluster.clone()).with_aggregations(aggregate),
         )
     }
 
     /// The alerts (`_id`, `_source`), oldest first.
     async fn alerts(&self) -> Vec<(String, Value)> {
-        refresh(&self.cluster, &self.alerts.alias()).await;
-        let v = self
-            .cluster
-            .request_json(
-                Method::Post,
-                &format!("/{}/_search", self.alerts.alias()),
-                &[],
-                Some(&json!({"size": 100, "sort": [{"kibana.alert.original_time": "asc"}]})),
-            )
+        self.space
+            .alert_hits(&json!({"size": 100, "sort": [{"kibana.alert.original_time": "asc"}]}))
             .await
-            .expect("search alerts");
-        v["hits"]["hits"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
             .into_iter()
             .map(|h| {
                 (
@@ -225,17 +180,11 @@ impl Fixture {
 
     /// Alerts and state gone, templates back: as before the first run.
     async fn reset(&self) {
-        delete_detectd_indices(&self.cluster, &self.names).await;
-        self.alerts.delete(&self.cluster).await;
-        install_templates(&self.cluster, &self.names)
-            .await
-            .expect("install templates");
+        self.space.reset().await;
     }
 
     async fn cleanup(&self) {
-        delete_indices(&self.cluster, &[&self.events]).await;
-        delete_detectd_indices(&self.cluster, &self.names).await;
-        self.alerts.delete(&self.cluster).await;
+        self.space.cleanup(&[&self.events]).await;
     }
 }
 
@@ -273,7 +222,7 @@ async fn pushed_down_new_terms_respect_history_and_both_boundaries() {
         &fx.events,
         "new-1",
         &[json!("new")],
-        fx.alerts.space(),
+        fx.space.alerts.space(),
         &rule.rule_id,
     );
     assert_eq!(id, &expected);
@@ -459,21 +408,9 @@ async fn new_terms_over_several_pages_agree_with_the_local_walk() {
 
 /// Every alert id of the fixture's alerts index (more than a search page).
 async fn all_ids(fx: &Fixture) -> Vec<String> {
-    refresh(&fx.cluster, &fx.alerts.alias()).await;
-    let v = fx
-        .cluster
-        .request_json(
-            Method::Post,
-            &format!("/{}/_search", fx.alerts.alias()),
-            &[],
-            Some(&json!({"size": 5000})),
-        )
+    fx.space
+        .alert_hits(&json!({"size": 5000}))
         .await
-        .expect("search alerts");
-    v["hits"]["hits"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
         .iter()
         .map(|h| {
             let terms = &h["_source"]["kibana.alert.new_terms"];

@@ -5,17 +5,12 @@
 //! are in `src/runner/query_tests.rs`.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use detectd::cluster::Cluster;
 use detectd::rule::{load_str, LoadOutcome, Rule};
-use detectd::runner::{ExecutionRecord, RunStatus, Runner, RunnerSettings};
-use detectd::sink::alerts_index::BootstrapMode;
-use detectd::sink::elasticsearch::{
-    install_templates, BulkSettings, ElasticsearchSink, IndexNames,
-};
+use detectd::runner::{ExecutionRecord, RunStatus, Runner};
+use detectd::sink::elasticsearch::ElasticsearchSink;
 use detectd::source::elasticsearch::ElasticsearchSource;
 use detectd::state::ClusterStateStore;
 use detectd_integration_tests::*;
-use elasticsearch::http::Method;
 use serde_json::{json, Value};
 
 fn t0() -> DateTime<Utc> {
@@ -51,24 +46,15 @@ fn logon(minute: i64, user: &str, outcome: &str, ip: &str, message: &str) -> Val
 }
 
 struct Fixture {
-    cluster: Cluster,
+    space: RunSpace,
     events: String,
-    names: IndexNames,
-    alerts: AlertsSpace,
 }
 
 impl Fixture {
     async fn new(test: &str) -> Option<Fixture> {
-        let cluster = connect_or_skip(test).await?;
-        let prefix = unique_index("query");
-        let names = IndexNames {
-            state: format!("{prefix}-state"),
-            executions: format!("{prefix}-executions"),
-            dead_letters: format!("{prefix}-dead-letters"),
-        };
-        install_templates(&cluster, &names)
-            .await
-            .expect("install templates");
+        let space = RunSpace::new(test, "query").await?;
+        let cluster = space.cluster.clone();
+        let prefix = space.prefix.clone();
         let events = format!("{prefix}-ev-auth");
         create_index(&cluster, &events, auth_mapping()).await;
         let docs: Vec<(String, Value)> = [
@@ -106,12 +92,7 @@ impl Fixture {
         .map(|(i, d)| (format!("e{}", i + 1), d))
         .collect();
         index_docs(&cluster, &events, &docs).await;
-        Some(Fixture {
-            cluster,
-            events,
-            names,
-            alerts: AlertsSpace::new("query"),
-        })
+        Some(Fixture { space, events })
     }
 
     fn rule(&self, language: &str, query: &str, extra: &str) -> Rule {
@@ -129,51 +110,22 @@ impl Fixture {
     }
 
     fn runner(&self) -> Runner<ElasticsearchSource, ElasticsearchSink, ClusterStateStore> {
-        Runner::new(
-            ElasticsearchSource::new(self.cluster.clone()),
-            ElasticsearchSink::new(
-                self.cluster.clone(),
-                BulkSettings {
-                    refresh: Some("wait_for".into()),
-                    ..BulkSettings::default()
-                },
-                self.alerts.spec(&self.cluster, BootstrapMode::Create),
-            ),
-            ClusterStateStore::new(self.cluster.clone(), &self.names),
-            RunnerSettings {
-                alerts_index: self.alerts.alias(),
-                space_id: self.alerts.space().to_string(),
-                ..RunnerSettings::default()
-            },
-        )
+        self.space
+            .runner(ElasticsearchSource::new(self.space.cluster.clone()))
     }
 
     /// The alerts, oldest event first.
     async fn alerts(&self) -> Vec<Value> {
-        refresh(&self.cluster, &self.alerts.alias()).await;
-        let v = self
-            .cluster
-            .request_json(
-                Method::Post,
-                &format!("/{}/_search", self.alerts.alias()),
-                &[],
-                Some(&json!({"size": 100, "sort": [{"kibana.alert.original_time": "asc"}]})),
-            )
+        self.space
+            .alert_hits(&json!({"size": 100, "sort": [{"kibana.alert.original_time": "asc"}]}))
             .await
-            .expect("search alerts");
-        v["hits"]["hits"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
             .into_iter()
             .map(|h| h["_source"].clone())
             .collect()
     }
 
     async fn cleanup(&self) {
-        delete_indices(&self.cluster, &[&self.events]).await;
-        delete_detectd_indices(&self.cluster, &self.names).await;
-        self.alerts.delete(&self.cluster).await;
+        self.space.cleanup(&[&self.events]).await;
     }
 }
 

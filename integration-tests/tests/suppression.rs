@@ -6,17 +6,10 @@
 //! with more cases: `src/runner/suppression_tests.rs`.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use detectd::cluster::Cluster;
 use detectd::rule::{load_str, LoadOutcome, Rule};
-use detectd::runner::{ExecutionRecord, RunStatus, Runner, RunnerSettings};
-use detectd::sink::alerts_index::BootstrapMode;
-use detectd::sink::elasticsearch::{
-    install_templates, BulkSettings, ElasticsearchSink, IndexNames,
-};
+use detectd::runner::{ExecutionRecord, RunStatus};
 use detectd::source::elasticsearch::ElasticsearchSource;
-use detectd::state::ClusterStateStore;
 use detectd_integration_tests::*;
-use elasticsearch::http::Method;
 use serde_json::{json, Value};
 
 fn t0() -> DateTime<Utc> {
@@ -37,27 +30,16 @@ fn failure(minute: i64, host: &str) -> Value {
 }
 
 struct Fixture {
-    cluster: Cluster,
+    space: RunSpace,
     events: String,
-    names: IndexNames,
-    alerts: AlertsSpace,
 }
 
 impl Fixture {
     async fn new(test: &str, docs: Vec<Value>) -> Option<Fixture> {
-        let cluster = connect_or_skip(test).await?;
-        let prefix = unique_index("sup");
-        let names = IndexNames {
-            state: format!("{prefix}-state"),
-            executions: format!("{prefix}-executions"),
-            dead_letters: format!("{prefix}-dead-letters"),
-        };
-        install_templates(&cluster, &names)
-            .await
-            .expect("install templates");
-        let events = format!("{prefix}-ev-auth");
+        let space = RunSpace::new(test, "sup").await?;
+        let events = format!("{}-ev-auth", space.prefix);
         create_index(
-            &cluster,
+            &space.cluster,
             &events,
             json!({"properties": {
                 "@timestamp": {"type": "date"},
@@ -72,13 +54,8 @@ impl Fixture {
             .enumerate()
             .map(|(i, d)| (format!("e{}", i + 1), d))
             .collect();
-        index_docs(&cluster, &events, &docs).await;
-        Some(Fixture {
-            cluster,
-            events,
-            names,
-            alerts: AlertsSpace::new("sup"),
-        })
+        index_docs(&space.cluster, &events, &docs).await;
+        Some(Fixture { space, events })
     }
 
     fn rule(&self, suppression: &str) -> Rule {
@@ -96,43 +73,17 @@ impl Fixture {
     }
 
     /// A new runner each time: what a restarted daemon has.
-    fn runner(&self) -> Runner<ElasticsearchSource, ElasticsearchSink, ClusterStateStore> {
-        Runner::new(
-            ElasticsearchSource::new(self.cluster.clone()),
-            ElasticsearchSink::new(
-                self.cluster.clone(),
-                BulkSettings {
-                    refresh: Some("wait_for".into()),
-                    ..BulkSettings::default()
-                },
-                self.alerts.spec(&self.cluster, BootstrapMode::Create),
-            ),
-            ClusterStateStore::new(self.cluster.clone(), &self.names),
-            RunnerSettings {
-                alerts_index: self.alerts.alias(),
-                space_id: self.alerts.space().to_string(),
-                ..RunnerSettings::default()
-            },
-        )
+    fn runner(&self) -> ClusterRunner {
+        self.space
+            .runner(ElasticsearchSource::new(self.space.cluster.clone()))
     }
 
     /// The alerts' sources, by suppression start.
     async fn alerts(&self) -> Vec<Value> {
-        refresh(&self.cluster, &self.alerts.alias()).await;
-        let v = self
-            .cluster
-            .request_json(
-                Method::Post,
-                &format!("/{}/_search", self.alerts.alias()),
-                &[],
-                Some(&json!({"size": 100})),
-            )
+        let mut out: Vec<Value> = self
+            .space
+            .alert_hits(&json!({"size": 100}))
             .await
-            .expect("search alerts");
-        let mut out: Vec<Value> = v["hits"]["hits"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
             .into_iter()
             .map(|h| h["_source"].clone())
             .collect();
@@ -146,9 +97,7 @@ impl Fixture {
     }
 
     async fn cleanup(&self) {
-        delete_indices(&self.cluster, &[&self.events]).await;
-        delete_detectd_indices(&self.cluster, &self.names).await;
-        self.alerts.delete(&self.cluster).await;
+        self.space.cleanup(&[&self.events]).await;
     }
 }
 

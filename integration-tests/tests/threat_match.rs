@@ -8,17 +8,12 @@
 //! failure. The same over memory: `src/runner/threat_tests.rs`.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use detectd::cluster::Cluster;
 use detectd::rule::{load_str, LoadOutcome, Rule};
-use detectd::runner::{RunStatus, Runner, RunnerSettings};
-use detectd::sink::alerts_index::BootstrapMode;
-use detectd::sink::elasticsearch::{
-    install_templates, BulkSettings, ElasticsearchSink, IndexNames,
-};
+use detectd::runner::{RunStatus, Runner};
+use detectd::sink::elasticsearch::ElasticsearchSink;
 use detectd::source::elasticsearch::ElasticsearchSource;
 use detectd::state::ClusterStateStore;
 use detectd_integration_tests::*;
-use elasticsearch::http::Method;
 use serde_json::{json, Value};
 
 fn t0() -> DateTime<Utc> {
@@ -80,25 +75,16 @@ fn flow(id: &str, minute: i64, dst: &str, host: &str, user: &str) -> (String, Va
 }
 
 struct Fixture {
-    cluster: Cluster,
+    space: RunSpace,
     events: String,
     indicators: String,
-    names: IndexNames,
-    alerts: AlertsSpace,
 }
 
 impl Fixture {
     async fn new(test: &str, indicators: u32, flows: Vec<(String, Value)>) -> Option<Fixture> {
-        let cluster = connect_or_skip(test).await?;
-        let prefix = unique_index("tm");
-        let names = IndexNames {
-            state: format!("{prefix}-state"),
-            executions: format!("{prefix}-executions"),
-            dead_letters: format!("{prefix}-dead-letters"),
-        };
-        install_templates(&cluster, &names)
-            .await
-            .expect("install templates");
+        let space = RunSpace::new(test, "tm").await?;
+        let cluster = space.cluster.clone();
+        let prefix = space.prefix.clone();
         let events = format!("{prefix}-ev-net");
         create_index(&cluster, &events, events_mapping()).await;
         index_docs(&cluster, &events, &flows).await;
@@ -107,11 +93,9 @@ impl Fixture {
         let docs: Vec<(String, Value)> = (0..indicators).map(indicator).collect();
         index_docs(&cluster, &ti, &docs).await;
         Some(Fixture {
-            cluster,
+            space,
             events,
             indicators: ti,
-            names,
-            alerts: AlertsSpace::new("tm"),
         })
     }
 
@@ -137,42 +121,16 @@ impl Fixture {
     }
 
     fn runner(&self) -> Runner<ElasticsearchSource, ElasticsearchSink, ClusterStateStore> {
-        Runner::new(
-            ElasticsearchSource::new(self.cluster.clone()),
-            ElasticsearchSink::new(
-                self.cluster.clone(),
-                BulkSettings {
-                    refresh: Some("wait_for".into()),
-                    ..BulkSettings::default()
-                },
-                self.alerts.spec(&self.cluster, BootstrapMode::Create),
-            ),
-            ClusterStateStore::new(self.cluster.clone(), &self.names),
-            RunnerSettings {
-                alerts_index: self.alerts.alias(),
-                space_id: self.alerts.space().to_string(),
-                ..RunnerSettings::default()
-            },
-        )
+        self.space
+            .runner(ElasticsearchSource::new(self.space.cluster.clone()))
     }
 
     /// The alerts by the id of their event.
     async fn alerts(&self) -> Vec<(String, String, Value)> {
-        refresh(&self.cluster, &self.alerts.alias()).await;
-        let v = self
-            .cluster
-            .request_json(
-                Method::Post,
-                &format!("/{}/_search", self.alerts.alias()),
-                &[],
-                Some(&json!({"size": 100, "sort": [{"kibana.alert.original_time": "asc"}]})),
-            )
+        let mut out: Vec<(String, String, Value)> = self
+            .space
+            .alert_hits(&json!({"size": 100, "sort": [{"kibana.alert.original_time": "asc"}]}))
             .await
-            .expect("search alerts");
-        let mut out: Vec<(String, String, Value)> = v["hits"]["hits"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
             .into_iter()
             .map(|h| {
                 let s = h["_source"].clone();
@@ -188,9 +146,7 @@ impl Fixture {
     }
 
     async fn cleanup(&self) {
-        delete_indices(&self.cluster, &[&self.events, &self.indicators]).await;
-        delete_detectd_indices(&self.cluster, &self.names).await;
-        self.alerts.delete(&self.cluster).await;
+        self.space.cleanup(&[&self.events, &self.indicators]).await;
     }
 
     fn enrichment(&self, field: &str, atomic: &str, k: u32) -> Value {
@@ -239,7 +195,7 @@ async fn check(fx: &Fixture, last: u32) {
             index: &fx.events,
             id: "f1",
         },
-        fx.alerts.space(),
+        fx.space.alerts.space(),
         "tm-it",
     );
     assert_eq!(id, &expected);
@@ -289,7 +245,7 @@ async fn one_hundred_thousand_indicators_give_the_exact_alerts() {
     let Some(fx) = Fixture::new("threat_match_100k", 100_000, flows).await else {
         return;
     };
-    assert_eq!(count(&fx.cluster, &fx.indicators).await, 100_000);
+    assert_eq!(count(&fx.space.cluster, &fx.indicators).await, 100_000);
     check(&fx, 99_999).await;
     fx.cleanup().await;
 }

@@ -7,17 +7,12 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use detectd::alert::threshold::ThresholdBucket;
-use detectd::cluster::Cluster;
 use detectd::rule::{load_str, LoadOutcome, Rule};
-use detectd::runner::{alert_rule, ExecutionRecord, RunStatus, Runner, RunnerSettings};
-use detectd::sink::alerts_index::BootstrapMode;
-use detectd::sink::elasticsearch::{
-    install_templates, BulkSettings, ElasticsearchSink, IndexNames,
-};
+use detectd::runner::{alert_rule, ExecutionRecord, RunStatus, Runner};
+use detectd::sink::elasticsearch::ElasticsearchSink;
 use detectd::source::elasticsearch::ElasticsearchSource;
 use detectd::state::{Checkpoint, ClusterStateStore, StateStore};
 use detectd_integration_tests::*;
-use elasticsearch::http::Method;
 use serde_json::{json, Value};
 
 fn t0() -> DateTime<Utc> {
@@ -49,24 +44,15 @@ fn logon(minute: i64, user: &str, ip: &str, outcome: &str) -> Value {
 }
 
 struct Fixture {
-    cluster: Cluster,
+    space: RunSpace,
     events: String,
-    names: IndexNames,
-    alerts: AlertsSpace,
 }
 
 impl Fixture {
     async fn new(test: &str, docs: Vec<Value>) -> Option<Fixture> {
-        let cluster = connect_or_skip(test).await?;
-        let prefix = unique_index("thr");
-        let names = IndexNames {
-            state: format!("{prefix}-state"),
-            executions: format!("{prefix}-executions"),
-            dead_letters: format!("{prefix}-dead-letters"),
-        };
-        install_templates(&cluster, &names)
-            .await
-            .expect("install templates");
+        let space = RunSpace::new(test, "thr").await?;
+        let cluster = space.cluster.clone();
+        let prefix = space.prefix.clone();
         let events = format!("{prefix}-ev-auth");
         create_index(&cluster, &events, auth_mapping()).await;
         let docs: Vec<(String, Value)> = docs
@@ -75,12 +61,7 @@ impl Fixture {
             .map(|(i, d)| (format!("e{}", i + 1), d))
             .collect();
         index_docs(&cluster, &events, &docs).await;
-        Some(Fixture {
-            cluster,
-            events,
-            names,
-            alerts: AlertsSpace::new("thr"),
-        })
+        Some(Fixture { space, events })
     }
 
     fn rule(&self, threshold: &str) -> Rule {
@@ -107,42 +88,16 @@ impl Fixture {
         &self,
         aggregate: bool,
     ) -> Runner<ElasticsearchSource, ElasticsearchSink, ClusterStateStore> {
-        Runner::new(
-            ElasticsearchSource::new(self.cluster.clone()).with_aggregations(aggregate),
-            ElasticsearchSink::new(
-                self.cluster.clone(),
-                BulkSettings {
-                    refresh: Some("wait_for".into()),
-                    ..BulkSettings::default()
-                },
-                self.alerts.spec(&self.cluster, BootstrapMode::Create),
-            ),
-            ClusterStateStore::new(self.cluster.clone(), &self.names),
-            RunnerSettings {
-                alerts_index: self.alerts.alias(),
-                space_id: self.alerts.space().to_string(),
-                ..RunnerSettings::default()
-            },
+        self.space.runner(
+            ElasticsearchSource::new(self.space.cluster.clone()).with_aggregations(aggregate),
         )
     }
 
     /// The alerts (`_id`, `_source`), oldest last counted event first.
     async fn alerts(&self) -> Vec<(String, Value)> {
-        refresh(&self.cluster, &self.alerts.alias()).await;
-        let v = self
-            .cluster
-            .request_json(
-                Method::Post,
-                &format!("/{}/_search", self.alerts.alias()),
-                &[],
-                Some(&json!({"size": 100, "sort": [{"kibana.alert.original_time": "asc"}]})),
-            )
+        self.space
+            .alert_hits(&json!({"size": 100, "sort": [{"kibana.alert.original_time": "asc"}]}))
             .await
-            .expect("search alerts");
-        v["hits"]["hits"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
             .into_iter()
             .map(|h| {
                 (
@@ -155,17 +110,11 @@ impl Fixture {
 
     /// Alerts and state gone, templates back: as before the first run.
     async fn reset(&self) {
-        delete_detectd_indices(&self.cluster, &self.names).await;
-        self.alerts.delete(&self.cluster).await;
-        install_templates(&self.cluster, &self.names)
-            .await
-            .expect("install templates");
+        self.space.reset().await;
     }
 
     async fn cleanup(&self) {
-        delete_indices(&self.cluster, &[&self.events]).await;
-        delete_detectd_indices(&self.cluster, &self.names).await;
-        self.alerts.delete(&self.cluster).await;
+        self.space.cleanup(&[&self.events]).await;
     }
 }
 
@@ -232,7 +181,7 @@ async fn a_group_at_the_value_alerts_in_kibanas_shape_and_one_below_does_not() {
     };
     assert_eq!(
         *id,
-        bucket.alert_id(&alert_rule(&rule, now), fx.alerts.space())
+        bucket.alert_id(&alert_rule(&rule, now), fx.space.alerts.space())
     );
     fx.cleanup().await;
 }
