@@ -20,7 +20,22 @@ fn sha256_hex(parts: &[&str]) -> String {
     for p in parts {
         h.update(p.as_bytes());
     }
-    let digest = h.finalize();
+    hex(&h.finalize())
+}
+
+/// SHA-256, as hex, of `parts` each followed by a NUL byte: detectd's own
+/// keys and ids (groups, rows, suppression instances), where no Kibana
+/// recipe is copied.
+pub fn digest(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    hex(&h.finalize())
+}
+
+fn hex(digest: &[u8]) -> String {
     let mut out = String::with_capacity(64);
     for b in digest {
         out.push(char::from(b"0123456789abcdef"[usize::from(b >> 4)]));
@@ -80,6 +95,24 @@ pub fn shell_alert_id(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The bytes hashed are each part and a NUL: the threshold history's
+    /// keys and ES|QL row ids stored before this helper keep their values.
+    #[test]
+    fn digest_hashes_each_part_followed_by_a_nul() {
+        assert_eq!(
+            digest(&["a", "b"]),
+            "8fb20ef63ced4145fc2e983ffe597d1dcff39154c3bf21f0fa9dde6a0c50fdc9"
+        );
+        let terms = [
+            ("host.name".to_string(), serde_json::json!("ws-1")),
+            ("user.name".to_string(), serde_json::json!(["a", "b"])),
+        ];
+        assert_eq!(
+            super::super::threshold::terms_hash(&terms),
+            "7f0de040d8bd4da1d705a6627a4180f3506e77eef5f3e5d8a4f42483d9c31765"
+        );
+    }
 
     const A: EventRef<'static> = EventRef {
         index: "logs-endpoint.events.library-default",

@@ -8,7 +8,6 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
 
 use super::doc::get_path;
 
@@ -38,12 +37,7 @@ pub fn lacks_a_field(terms: &[(String, Value)]) -> bool {
 
 /// `kibana.alert.instance.id` of a group of a rule in a space.
 pub fn instance_id(terms: &[(String, Value)], rule_uuid: &str, space_id: &str) -> String {
-    let mut h = Sha256::new();
-    for part in [&super::threshold::terms_hash(terms), rule_uuid, space_id] {
-        h.update(part.as_bytes());
-        h.update([0]);
-    }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    super::ids::digest(&[&super::threshold::terms_hash(terms), rule_uuid, space_id])
 }
 
 /// Adds the suppression fields to an alert body.

@@ -114,14 +114,13 @@ impl ThresholdBucket {
 /// (Kibana keys its signal history by a hash of the terms,
 /// `getThresholdTermsHash` in `rule_types/threshold/utils.ts`).
 pub fn terms_hash(terms: &[(String, Value)]) -> String {
-    let mut h = Sha256::new();
-    for (field, value) in terms {
-        h.update(field.as_bytes());
-        h.update([0]);
-        h.update(value.to_string().as_bytes());
-        h.update([0]);
-    }
-    hex(&h.finalize())
+    let texts: Vec<String> = terms.iter().map(|(_, v)| v.to_string()).collect();
+    let parts: Vec<&str> = terms
+        .iter()
+        .zip(&texts)
+        .flat_map(|((field, _), value)| [field.as_str(), value.as_str()])
+        .collect();
+    super::ids::digest(&parts)
 }
 
 /// The alert of one bucket; `None` only if the made-up hit looked like an

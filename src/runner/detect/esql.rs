@@ -30,11 +30,11 @@
 use std::collections::HashMap;
 
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use super::super::record::ExecutionRecord;
 use super::super::run::RunError;
 use super::{note_source_warnings, Candidate, History, Made, Seen};
+use crate::alert::ids::digest;
 use crate::alert::SourceEvent;
 use crate::rule::EsqlRule;
 use crate::schedule::window::Window;
@@ -207,14 +207,14 @@ impl<'r> EsqlDetector<'r> {
                 .filter(|seen| seen.last > start)
                 .and_then(first_window_end)
                 .unwrap_or(window.end.timestamp_millis());
-            let id = sha256_hex(&[&self.rule_uuid, &row_hash, &first.to_string()]);
+            let id = digest(&[&self.rule_uuid, &row_hash, &first.to_string()]);
             let seen = Seen {
                 terms: vec![(FIRST_WINDOW_END.to_string(), Value::from(first))],
                 last: window.end.timestamp_millis(),
             };
             (id, Some((row_hash, seen)))
         } else {
-            (sha256_hex(&[&self.rule_uuid, &row_hash]), None)
+            (digest(&[&self.rule_uuid, &row_hash]), None)
         };
         let mut source = Map::new();
         for (k, v) in row {
@@ -280,14 +280,5 @@ fn hash_row(row: &Map<String, Value>) -> String {
         .map(|k| format!("{k}\u{0}{}", row[k]))
         .collect();
     let refs: Vec<&str> = parts.iter().map(String::as_str).collect();
-    sha256_hex(&refs)
-}
-
-fn sha256_hex(parts: &[&str]) -> String {
-    let mut h = Sha256::new();
-    for p in parts {
-        h.update(p.as_bytes());
-        h.update([0]);
-    }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    digest(&refs)
 }
