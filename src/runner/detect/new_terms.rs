@@ -143,15 +143,9 @@ impl<'r> NewTermsDetector<'r> {
 
     /// The query as a query rule's exact clause, reading only the time and
     /// the rule's fields, ordered by the time.
-    pub(super) fn request(&self, mut request: FetchRequest) -> FetchRequest {
-        request.timestamp_field = request.time_filter.primary.clone();
-        request.tiebreaker_field = None;
-        request.exact = Some(super::query::exact(&self.rule.query));
-        let mut fields = vec![request.time_filter.primary.clone()];
-        fields.extend(request.time_filter.fallback.clone());
-        fields.extend(self.rule.fields.iter().cloned());
-        request.source_fields = Some(fields);
-        request
+    pub(super) fn request(&self, request: FetchRequest) -> FetchRequest {
+        super::query::QueryDetector::new(&self.rule.query)
+            .request_reading(request, self.rule.fields.iter().cloned())
     }
 
     /// The history start of the window ending at `end`.

@@ -29,13 +29,23 @@ impl<'r> QueryDetector<'r> {
     /// on (Kibana sorts a query rule's search by `timestamp_override`, then
     /// `@timestamp`), reading only the time fields: the events that become
     /// alerts are read in full afterwards.
-    pub(super) fn request(&self, mut request: FetchRequest) -> FetchRequest {
+    pub(super) fn request(&self, request: FetchRequest) -> FetchRequest {
+        self.request_reading(request, std::iter::empty())
+    }
+
+    /// [`Self::request`], reading `fields` too (what a kind built on a
+    /// query rule counts or compares: threshold, new_terms, threat_match).
+    pub(super) fn request_reading(
+        &self,
+        mut request: FetchRequest,
+        fields: impl IntoIterator<Item = String>,
+    ) -> FetchRequest {
         request.timestamp_field = request.time_filter.primary.clone();
         request.tiebreaker_field = None;
         request.exact = Some(exact(self.query));
-        let mut fields = vec![request.time_filter.primary.clone()];
-        fields.extend(request.time_filter.fallback.clone());
-        request.source_fields = Some(fields);
+        let mut read = request.time_filter.fields();
+        read.extend(fields);
+        request.source_fields = Some(read);
         request
     }
 
@@ -46,39 +56,57 @@ impl<'r> QueryDetector<'r> {
         request: FetchRequest,
         record: &mut ExecutionRecord,
     ) -> Result<Vec<Candidate>, RunError> {
-        let patterns = request.indices.clone();
-        let time = request.time_filter.clone();
-        let mut events = source.fetch(request).await?;
-        note_source_warnings(&patterns, events.warnings(), record);
-        let mut interned: std::collections::HashMap<String, Arc<str>> = Default::default();
-        let mut out = Vec::new();
-        let mut position = 0usize;
-        while let Some(doc) = events.next().await {
-            let doc = doc?;
-            record.events_fetched += 1;
-            position += 1;
-            let index = interned
-                .entry(doc.index.clone())
-                .or_insert_with(|| Arc::from(doc.index.as_str()))
-                .clone();
-            let ts = time.time_of(&doc.source).unwrap_or(i64::MAX);
-            out.push(Candidate {
-                order: (ts, position),
-                events: vec![Some(Hit {
-                    index,
-                    id: Arc::from(doc.id),
-                    ts,
-                    position,
-                })],
-                threshold: None,
-                made: None,
-                threat: None,
-                new_terms: None,
-            });
-        }
-        out.sort_by_key(|c| c.order);
-        Ok(out)
+        one_event_matches(source, request, record, |_| Some(()), |_, ()| {}).await
     }
+}
+
+/// The events of `request`'s fetch as one-event matches, oldest first: those
+/// `keep` finds something in (every event of a query rule; an event that
+/// matches an indicator for threat_match), which `attach` puts on the match.
+pub(super) async fn one_event_matches<S: EventSource, T>(
+    source: &S,
+    request: FetchRequest,
+    record: &mut ExecutionRecord,
+    mut keep: impl FnMut(&serde_json::Value) -> Option<T>,
+    attach: impl Fn(&mut Candidate, T),
+) -> Result<Vec<Candidate>, RunError> {
+    let patterns = request.indices.clone();
+    let time = request.time_filter.clone();
+    let mut events = source.fetch(request).await?;
+    note_source_warnings(&patterns, events.warnings(), record);
+    let mut interned: std::collections::HashMap<String, Arc<str>> = Default::default();
+    let mut out = Vec::new();
+    let mut position = 0usize;
+    while let Some(doc) = events.next().await {
+        let doc = doc?;
+        record.events_fetched += 1;
+        position += 1;
+        let Some(found) = keep(&doc.source) else {
+            continue;
+        };
+        let index = interned
+            .entry(doc.index.clone())
+            .or_insert_with(|| Arc::from(doc.index.as_str()))
+            .clone();
+        let ts = time.time_of(&doc.source).unwrap_or(i64::MAX);
+        let mut candidate = Candidate {
+            order: (ts, position),
+            events: vec![Some(Hit {
+                index,
+                id: Arc::from(doc.id),
+                ts,
+                position,
+            })],
+            threshold: None,
+            made: None,
+            threat: None,
+            new_terms: None,
+        };
+        attach(&mut candidate, found);
+        out.push(candidate);
+    }
+    out.sort_by_key(|c| c.order);
+    Ok(out)
 }
 
 /// The rule's query as the exact clause the source translates: KQL for the

@@ -26,7 +26,7 @@ use chrono::{DateTime, Utc};
 use super::super::record::ExecutionRecord;
 use super::super::run::RunError;
 use super::threat_index::IndicatorIndex;
-use super::{note_source_warnings, query, Candidate, Hit};
+use super::{note_source_warnings, query, Candidate};
 use crate::filter::Filter;
 use crate::kibana_filter::{build_query_from_filters, PlaceOptions};
 use crate::rule::{Rule, ThreatMatchRule};
@@ -71,11 +71,14 @@ impl<'r> ThreatDetector<'r> {
     /// The events' search: the query rule's, reading the time fields and
     /// the events' mapped fields.
     pub(super) fn request(&self, request: FetchRequest) -> FetchRequest {
-        let mut request = query::QueryDetector::new(&self.rule.query).request(request);
+        let fields = self
+            .rule
+            .threat_mapping
+            .iter()
+            .flat_map(|m| m.entries.iter().map(|e| e.field.clone()));
+        let mut request =
+            query::QueryDetector::new(&self.rule.query).request_reading(request, fields);
         if let Some(fields) = request.source_fields.as_mut() {
-            for m in &self.rule.threat_mapping {
-                fields.extend(m.entries.iter().map(|e| e.field.clone()));
-            }
             fields.sort();
             fields.dedup();
         }
@@ -171,48 +174,21 @@ impl<'r> ThreatDetector<'r> {
             return Ok(Vec::new());
         }
         let mappings = &self.rule.threat_mapping;
-        let patterns = request.indices.clone();
-        let time = request.time_filter.clone();
-        let mut events = source.fetch(request).await?;
-        note_source_warnings(&patterns, events.warnings(), record);
-        let mut interned: std::collections::HashMap<String, Arc<str>> = Default::default();
-        let mut out = Vec::new();
-        let mut position = 0usize;
-        while let Some(doc) = events.next().await {
-            let doc = doc?;
-            record.events_fetched += 1;
-            position += 1;
-            let matched = index.candidates(mappings, &doc.source);
-            if matched.is_empty() {
-                continue;
-            }
-            let indicators = matched
-                .iter()
-                .map(|m| {
-                    let (ix, id) = index.reference(m.indicator);
-                    (ix.clone(), Box::from(id), m.mapping)
-                })
-                .collect();
-            let ev_index = interned
-                .entry(doc.index.clone())
-                .or_insert_with(|| Arc::from(doc.index.as_str()))
-                .clone();
-            let ts = time.time_of(&doc.source).unwrap_or(i64::MAX);
-            out.push(Candidate {
-                order: (ts, position),
-                events: vec![Some(Hit {
-                    index: ev_index,
-                    id: Arc::from(doc.id),
-                    ts,
-                    position,
-                })],
-                threshold: None,
-                new_terms: None,
-                threat: Some(Box::new(ThreatHits { indicators })),
-                made: None,
-            });
-        }
-        out.sort_by_key(|c| c.order);
-        Ok(out)
+        let indicators_of = |event: &serde_json::Value| {
+            let matched = index.candidates(mappings, event);
+            (!matched.is_empty()).then(|| {
+                matched
+                    .iter()
+                    .map(|m| {
+                        let (ix, id) = index.reference(m.indicator);
+                        (ix.clone(), Box::from(id), m.mapping)
+                    })
+                    .collect()
+            })
+        };
+        query::one_event_matches(source, request, record, indicators_of, |c, indicators| {
+            c.threat = Some(Box::new(ThreatHits { indicators }));
+        })
+        .await
     }
 }

@@ -79,16 +79,11 @@ impl<'r> ThresholdDetector<'r> {
 
     /// The query as a query rule's exact clause, reading only the time,
     /// threshold and cardinality fields.
-    pub(super) fn request(&self, mut request: FetchRequest) -> FetchRequest {
-        request.timestamp_field = request.time_filter.primary.clone();
-        request.tiebreaker_field = None;
-        request.exact = Some(super::query::exact(&self.rule.query));
-        let mut fields = vec![request.time_filter.primary.clone()];
-        fields.extend(request.time_filter.fallback.clone());
-        fields.extend(self.rule.fields.iter().cloned());
-        fields.extend(self.rule.cardinality.iter().map(|c| c.field.clone()));
-        request.source_fields = Some(fields);
-        request
+    pub(super) fn request(&self, request: FetchRequest) -> FetchRequest {
+        let fields = self.rule.fields.iter().cloned();
+        let cardinality = self.rule.cardinality.iter().map(|c| c.field.clone());
+        super::query::QueryDetector::new(&self.rule.query)
+            .request_reading(request, fields.chain(cardinality))
     }
 
     /// The groups of the window that reach the threshold, oldest last
