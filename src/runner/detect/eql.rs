@@ -138,10 +138,7 @@ impl<'r> EqlDetector<'r> {
                 .map(|h| Candidate {
                     order: (h.ts, h.position),
                     events: vec![Some(h)],
-                    threshold: None,
-                    made: None,
-                    threat: None,
-                    new_terms: None,
+                    ..Candidate::EMPTY
                 })
                 .collect(),
             Found::Sequences(found) => found
@@ -157,10 +154,7 @@ impl<'r> EqlDetector<'r> {
                     (plan.kind != PlanKind::Sequence || last.0 >= offer_ms).then_some(Candidate {
                         order: last,
                         events: s.events,
-                        threshold: None,
-                        made: None,
-                        threat: None,
-                        new_terms: None,
+                        ..Candidate::EMPTY
                     })
                 })
                 .collect(),

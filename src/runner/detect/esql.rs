@@ -126,10 +126,8 @@ impl<'r> EsqlDetector<'r> {
             out.push(Candidate {
                 order: (ts, position),
                 events: Vec::new(),
-                threshold: None,
-                new_terms: None,
-                threat: None,
                 made: Some(Box::new(made)),
+                ..Candidate::EMPTY
             });
         }
         out.sort_by_key(|c| c.order);

@@ -97,9 +97,6 @@ impl<'r> MlDetector<'r> {
                 Candidate {
                     order: (ts, position),
                     events: Vec::new(),
-                    threshold: None,
-                    new_terms: None,
-                    threat: None,
                     made: Some(Box::new(Made {
                         event: SourceEvent {
                             index: doc.index,
@@ -108,6 +105,7 @@ impl<'r> MlDetector<'r> {
                         },
                         mark: None,
                     })),
+                    ..Candidate::EMPTY
                 }
             })
             .collect();

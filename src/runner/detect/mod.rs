@@ -222,6 +222,19 @@ pub(super) struct Candidate {
     pub(super) made: Option<Box<Made>>,
 }
 
+impl Candidate {
+    /// No match: the base of one (`..Candidate::EMPTY`), with none of the
+    /// parts only some kinds carry.
+    pub(super) const EMPTY: Candidate = Candidate {
+        order: (0, 0),
+        events: Vec::new(),
+        threshold: None,
+        threat: None,
+        new_terms: None,
+        made: None,
+    };
+}
+
 /// An event a detector made, and what the rule's group history keeps of
 /// it once it alerted (aggregating ES|QL rows, see `esql`).
 #[derive(Debug)]

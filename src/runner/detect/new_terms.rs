@@ -102,10 +102,8 @@ impl Walker {
                     self.found.push(Candidate {
                         order: (ts, hit.position),
                         events: vec![Some(hit.clone())],
-                        threshold: None,
-                        threat: None,
-                        made: None,
                         new_terms: Some(values),
+                        ..Candidate::EMPTY
                     });
                 }
             }
@@ -192,10 +190,8 @@ impl<'r> NewTermsDetector<'r> {
                                 ts: t.ts,
                                 position: i,
                             })],
-                            threshold: None,
-                            threat: None,
-                            made: None,
                             new_terms: Some(t.values),
+                            ..Candidate::EMPTY
                         })
                         .collect();
                     out.sort_by_key(|c| c.order);

@@ -97,10 +97,7 @@ pub(super) async fn one_event_matches<S: EventSource, T>(
                 ts,
                 position,
             })],
-            threshold: None,
-            made: None,
-            threat: None,
-            new_terms: None,
+            ..Candidate::EMPTY
         };
         attach(&mut candidate, found);
         out.push(candidate);

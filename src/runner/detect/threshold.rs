@@ -329,9 +329,7 @@ fn candidate(bucket: ThresholdBucket) -> Candidate {
         order: (bucket.max_ts, 0),
         events: Vec::new(),
         threshold: Some(Box::new(bucket)),
-        made: None,
-        threat: None,
-        new_terms: None,
+        ..Candidate::EMPTY
     }
 }
 
