@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use super::select::{Selector, Verdict};
+use super::shared::{self, ScanError, SharedScan};
 use super::{DocRef, Document, EventSource, EventStream, FetchRequest, Mappings, SourceError};
 use crate::eql::pushdown::wildcard_match;
 
@@ -81,6 +82,32 @@ impl EventSource for MemorySource {
             EventStream::from_documents(warnings, hits.into_iter().map(|h| h.2).collect())
                 .with_mappings(Arc::new(mappings)),
         )
+    }
+
+    async fn fetch_shared(
+        &self,
+        requests: &[FetchRequest],
+        max_events: usize,
+    ) -> Result<Option<SharedScan>, ScanError> {
+        shared::shareable(&requests.iter().collect::<Vec<_>>()).map_err(SourceError::InvalidRequest)?;
+        let mut lists = Vec::with_capacity(requests.len());
+        for request in requests {
+            // whole documents: members projecting different fields share them
+            let mut whole = request.clone();
+            whole.source_fields = None;
+            let stream = self.fetch(whole).await?;
+            let (warnings, mappings) = (stream.warnings().to_vec(), stream.mappings().clone());
+            lists.push((warnings, mappings, stream.collect().await?));
+        }
+        let scan = SharedScan::from_member_lists(lists);
+        if scan.events.len() > max_events {
+            let seen = scan.counts().iter().map(|c| c.events).collect();
+            return Err(ScanError::TooLarge {
+                limit: max_events,
+                seen,
+            });
+        }
+        Ok(Some(scan))
     }
 
     async fn fetch_sources(&self, refs: &[DocRef]) -> Result<Vec<Document>, SourceError> {

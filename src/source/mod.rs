@@ -21,6 +21,7 @@ pub mod memory;
 pub mod ndjson;
 pub mod new_terms;
 pub mod select;
+pub mod shared;
 
 use std::future::Future;
 
@@ -35,6 +36,7 @@ pub use cluster_only::{Anomalies, AnomalyRequest, EsqlRows};
 pub use groups::{Excluded, Group, GroupCount, Groups};
 pub use mappings::Mappings;
 pub use new_terms::{NewTerm, NewTerms, NewTermsAsk};
+pub use shared::{ScanError, SharedScan};
 
 use std::sync::Arc;
 
@@ -347,6 +349,21 @@ pub trait EventSource: Send + Sync {
         &self,
         request: FetchRequest,
     ) -> impl Future<Output = Result<EventStream, SourceError>> + Send;
+
+    /// One scan for several window requests ([`shared`]): every event any
+    /// of them selects, once, and per request exactly the events its own
+    /// [`EventSource::fetch`] would give, in the same order. `None` when
+    /// this source does not share scans (each request is then fetched
+    /// alone). A scan holding more than `max_events` events stops with
+    /// [`ScanError::TooLarge`].
+    fn fetch_shared(
+        &self,
+        requests: &[FetchRequest],
+        max_events: usize,
+    ) -> impl Future<Output = Result<Option<SharedScan>, ScanError>> + Send {
+        let _ = (requests, max_events);
+        async { Ok(None) }
+    }
 
     /// The whole `_source` of the given events (for those that end up in
     /// alerts, after a projected fetch). Events that no longer exist are

@@ -26,6 +26,7 @@ pub mod dsl;
 mod esql;
 mod groups;
 mod new_terms;
+mod shared;
 
 /// Tuples per page of the new_terms pushdown.
 pub use new_terms::PAGE as NEW_TERMS_PAGE;
@@ -43,7 +44,7 @@ use std::sync::Arc;
 use super::mappings::{MappingCache, Mappings};
 use super::{
     Anomalies, AnomalyRequest, DocRef, Document, EsqlRows, EventSource, EventStream, FetchRequest,
-    GroupCount, Groups, NewTerms, NewTermsAsk, SourceError,
+    GroupCount, Groups, NewTerms, NewTermsAsk, ScanError, SharedScan, SourceError,
 };
 use crate::cluster::{snippet, Cluster, ClusterError, ConcreteIndex};
 use dsl::FieldTypes;
@@ -73,6 +74,8 @@ pub struct SearchPlan {
     /// data streams) the patterns resolved to, or the patterns that match
     /// something when that list is too long for a URL.
     pub targets: Vec<String>,
+    /// The concrete indices behind the targets, where the events live.
+    pub indices: Vec<String>,
     /// The field types the pushdown filter was adapted to.
     pub types: FieldTypes,
     pub warnings: Vec<String>,
@@ -118,6 +121,17 @@ impl ElasticsearchSource {
 
     /// Resolves the patterns and renders the search for `request`.
     pub async fn plan(&self, request: &FetchRequest) -> Result<SearchPlan, SourceError> {
+        self.plan_with(request, &mut HashMap::new()).await
+    }
+
+    /// [`ElasticsearchSource::plan`] with the patterns already resolved
+    /// (by earlier plans of the same scan) taken from `resolved`, and new
+    /// ones added to it.
+    async fn plan_with(
+        &self,
+        request: &FetchRequest,
+        resolved: &mut HashMap<String, crate::cluster::Resolved>,
+    ) -> Result<SearchPlan, SourceError> {
         if request.page_size == 0 || request.page_size > 10_000 {
             return Err(SourceError::InvalidRequest(format!(
                 "page size must be 1..=10000, found {}",
@@ -130,7 +144,14 @@ impl ElasticsearchSource {
         let mut concrete_at: HashMap<String, usize> = HashMap::new();
         let mut warnings = Vec::new();
         for pattern in &request.indices {
-            let found = self.cluster.resolve(std::slice::from_ref(pattern)).await?;
+            let found = match resolved.get(pattern) {
+                Some(found) => found.clone(),
+                None => {
+                    let found = self.cluster.resolve(std::slice::from_ref(pattern)).await?;
+                    resolved.insert(pattern.clone(), found.clone());
+                    found
+                }
+            };
             if found.names.is_empty() {
                 warnings.push(format!("index pattern `{pattern}` matches no index"));
             } else {
@@ -157,6 +178,7 @@ impl ElasticsearchSource {
         if targets.iter().map(|t| t.len() + 1).sum::<usize>() > MAX_TARGETS_LEN {
             targets = matching_patterns;
         }
+        let indices: Vec<String> = concrete.iter().map(|c| c.name.clone()).collect();
         let mappings = if concrete.is_empty() {
             Mappings::default()
         } else {
@@ -206,6 +228,7 @@ impl ElasticsearchSource {
         };
         Ok(SearchPlan {
             targets,
+            indices,
             types,
             warnings,
             query,
@@ -268,6 +291,14 @@ impl EventSource for ElasticsearchSource {
             pager.close().await;
         });
         Ok(EventStream::from_channel(warnings, rx).with_mappings(mappings))
+    }
+
+    async fn fetch_shared(
+        &self,
+        requests: &[FetchRequest],
+        max_events: usize,
+    ) -> Result<Option<SharedScan>, ScanError> {
+        self.scan_shared(requests, max_events).await.map(Some)
     }
 
     async fn count_groups(
@@ -356,6 +387,19 @@ struct Pager<'a> {
 
 impl Pager<'_> {
     async fn next_page(&mut self) -> Result<Option<Vec<Document>>, SourceError> {
+        let Some(mut hits) = self.next_hits().await? else {
+            return Ok(None);
+        };
+        let mut page = Vec::with_capacity(hits.len());
+        for hit in hits.iter_mut() {
+            // Moved out, not cloned: a page can be megabytes of sources.
+            page.push(take_hit_document(hit).map_err(search_shape)?);
+        }
+        Ok(Some(page))
+    }
+
+    /// The next page's hits as the cluster sent them; `None` after the last.
+    async fn next_hits(&mut self) -> Result<Option<Vec<Value>>, SourceError> {
         if self.search_after.as_ref().is_some_and(Value::is_null) {
             return Ok(None);
         }
@@ -387,7 +431,7 @@ impl Pager<'_> {
                 self.pit_ids.push(id);
             }
         }
-        let shape = |reason: String| bad_response("POST", "/_search", reason);
+        let shape = search_shape;
         if resp.pointer("/hits/hits").is_none_or(|h| !h.is_array()) {
             return Err(shape(format!(
                 "expected a `hits.hits` array, found {}",
@@ -396,7 +440,11 @@ impl Pager<'_> {
         }
         let hits = resp
             .pointer_mut("/hits/hits")
-            .and_then(Value::as_array_mut)
+            .map(Value::take)
+            .and_then(|h| match h {
+                Value::Array(hits) => Some(hits),
+                _ => None,
+            })
             .ok_or_else(|| shape("expected a `hits.hits` array".into()))?;
         if hits.is_empty() {
             return Ok(None);
@@ -412,12 +460,7 @@ impl Pager<'_> {
         } else {
             last_sort
         });
-        let mut page = Vec::with_capacity(hits.len());
-        for hit in hits.iter_mut() {
-            // Moved out, not cloned: a page can be megabytes of sources.
-            page.push(take_hit_document(hit).map_err(shape)?);
-        }
-        Ok(Some(page))
+        Ok(Some(hits))
     }
 
     async fn close(&self) {
@@ -448,6 +491,11 @@ fn check_search(resp: &Value) -> Result<(), SourceError> {
         )));
     }
     Ok(())
+}
+
+/// A search response of the wrong shape.
+fn search_shape(reason: String) -> SourceError {
+    bad_response("POST", "/_search", reason)
 }
 
 /// A response of the wrong shape, as an error naming the request.

@@ -1,0 +1,268 @@
+//! A shared scan on the cluster (see `source::shared`): one point-in-time
+//! search whose query is every member's own query as a named clause.
+//!
+//! Each member's search is planned as if it ran alone ([`SearchPlan`]: its
+//! time range on its time fields, pushdown and exact clauses adapted to its
+//! indices' mappings), then restricted to the concrete indices its own
+//! patterns resolve to (`terms` on `_index`) and named by its position.
+//! The scan is `bool.should` of those clauses over the union of the
+//! members' targets, sorted as every member sorts, so each hit comes once,
+//! in the order each member's own search would give it, and its
+//! `matched_queries` say which members selected it: the cluster decides
+//! membership with the same query it would have run per member, and the
+//! detectors see the very events they would have fetched.
+//!
+//! Patterns are resolved once per scan, not once per member.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+
+use super::{search_shape, take_hit_document, ElasticsearchSource, Pager, SearchPlan, MAX_TARGETS_LEN};
+use crate::cluster::ClusterError;
+use crate::source::shared::{self, MemberShare, ScanError, SharedScan};
+use crate::source::{FetchRequest, SourceError};
+
+impl ElasticsearchSource {
+    pub(super) async fn scan_shared(
+        &self,
+        requests: &[FetchRequest],
+        max_events: usize,
+    ) -> Result<SharedScan, ScanError> {
+        shared::shareable(&requests.iter().collect::<Vec<_>>())
+            .map_err(SourceError::InvalidRequest)?;
+        let mut resolved = HashMap::new();
+        let mut plans = Vec::with_capacity(requests.len());
+        for request in requests {
+            plans.push(self.plan_with(request, &mut resolved).await?);
+        }
+        let mut scan = SharedScan {
+            events: Vec::new(),
+            members: plans
+                .iter()
+                .map(|p| MemberShare {
+                    warnings: p.warnings.clone(),
+                    mappings: p.mappings.clone(),
+                    picks: Vec::new(),
+                })
+                .collect(),
+        };
+        let Some(plan) = scan_plan(requests, &plans)? else {
+            return Ok(scan);
+        };
+        let page_size = requests.iter().map(|r| r.page_size).max().unwrap_or(1_000);
+        let pit = self
+            .cluster
+            .open_pit(&plan.targets, &self.keep_alive)
+            .await
+            .map_err(SourceError::from)?;
+        let mut pager = Pager {
+            cluster: &self.cluster,
+            plan: &plan,
+            keep_alive: &self.keep_alive,
+            page_size,
+            pit_ids: vec![pit],
+            search_after: None,
+        };
+        let outcome = read_all(&mut pager, &mut scan, max_events).await;
+        pager.close().await;
+        outcome.map(|()| scan)
+    }
+}
+
+/// Pages through the scan, adding each hit to the members that matched it.
+async fn read_all(
+    pager: &mut Pager<'_>,
+    scan: &mut SharedScan,
+    max_events: usize,
+) -> Result<(), ScanError> {
+    loop {
+        let hits = match pager.next_hits().await {
+            Ok(Some(hits)) => hits,
+            Ok(None) => return Ok(()),
+            Err(e) => return Err(too_many_clauses(e)),
+        };
+        for mut hit in hits {
+            let members = matched_members(&hit, scan.members.len())?;
+            let doc = take_hit_document(&mut hit).map_err(search_shape)?;
+            let pos = scan.events.len() as u32;
+            scan.events.push(doc);
+            for m in members {
+                scan.members[m].picks.push(pos);
+            }
+        }
+        if scan.events.len() > max_events {
+            let seen = scan.counts().iter().map(|c| c.events).collect();
+            return Err(ScanError::TooLarge {
+                limit: max_events,
+                seen,
+            });
+        }
+    }
+}
+
+/// The members a hit matched, from its `matched_queries` (the clause names
+/// are member positions).
+fn matched_members(hit: &Value, members: usize) -> Result<Vec<usize>, ScanError> {
+    let names = hit
+        .get("matched_queries")
+        .and_then(Value::as_array)
+        .ok_or_else(|| search_shape("expected `matched_queries` on every hit of a shared scan".into()))?;
+    let mut out = Vec::with_capacity(names.len());
+    for name in names {
+        match name.as_str().and_then(|n| n.parse::<usize>().ok()) {
+            Some(m) if m < members => out.push(m),
+            _ => {
+                return Err(search_shape(format!(
+                    "a hit matched an unknown clause {name} of a shared scan"
+                ))
+                .into())
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The one search of the scan: `None` when no member's patterns match an
+/// index (nothing to read).
+fn scan_plan(requests: &[FetchRequest], plans: &[SearchPlan]) -> Result<Option<SearchPlan>, ScanError> {
+    let mut clauses = Vec::new();
+    let mut targets: Vec<String> = Vec::new();
+    let mut patterns: Vec<String> = Vec::new();
+    for (i, (request, plan)) in requests.iter().zip(plans).enumerate() {
+        if plan.indices.is_empty() {
+            continue;
+        }
+        for t in &plan.targets {
+            if !targets.contains(t) {
+                targets.push(t.clone());
+            }
+        }
+        for p in &request.indices {
+            if !patterns.contains(p) {
+                patterns.push(p.clone());
+            }
+        }
+        clauses.push(named_clause(plan, i));
+    }
+    if clauses.is_empty() {
+        return Ok(None);
+    }
+    if targets.iter().map(|t| t.len() + 1).sum::<usize>() > MAX_TARGETS_LEN {
+        targets = patterns;
+    }
+    let first = &plans[0];
+    if plans.iter().any(|p| p.sort != first.sort) {
+        // the same fields but typed differently per index set
+        return Err(SourceError::InvalidRequest(
+            "the members' sorts differ; they cannot share a scan".into(),
+        )
+        .into());
+    }
+    let source = if plans.iter().any(|p| p.source == Value::Bool(true)) {
+        Value::Bool(true)
+    } else {
+        let mut fields: Vec<Value> = Vec::new();
+        for p in plans {
+            for f in p.source["includes"].as_array().into_iter().flatten() {
+                if !fields.contains(f) {
+                    fields.push(f.clone());
+                }
+            }
+        }
+        json!({ "includes": fields })
+    };
+    Ok(Some(SearchPlan {
+        targets,
+        indices: Vec::new(),
+        types: Default::default(),
+        warnings: Vec::new(),
+        query: json!({ "bool": { "should": clauses, "minimum_should_match": 1 } }),
+        sort: first.sort.clone(),
+        source,
+        mappings: Arc::default(),
+    }))
+}
+
+/// A member's own query, restricted to its own concrete indices, named by
+/// its position.
+fn named_clause(plan: &SearchPlan, member: usize) -> Value {
+    let mut filters = plan.query["bool"]["filter"]
+        .as_array()
+        .cloned()
+        .unwrap_or_else(|| vec![plan.query.clone()]);
+    filters.push(json!({ "terms": { "_index": plan.indices } }));
+    json!({ "bool": { "filter": filters, "_name": member.to_string() } })
+}
+
+/// A search the cluster refused for its number of clauses
+/// (`too_many_clauses` / `TooManyClauses`, `maxClauseCount`).
+fn too_many_clauses(e: SourceError) -> ScanError {
+    if let SourceError::Cluster(ClusterError::Status {
+        status: 400 | 500,
+        reason,
+        ..
+    }) = &e
+    {
+        let r = reason.to_ascii_lowercase();
+        if r.contains("too_many_clauses") || r.contains("toomanyclauses") || r.contains("maxclausecount") {
+            return ScanError::TooManyClauses(reason.clone());
+        }
+    }
+    ScanError::Source(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hit_names_the_members_that_matched_it() {
+        let hit = json!({ "_index": "i", "_id": "1", "matched_queries": ["2", "0"] });
+        assert_eq!(matched_members(&hit, 3).unwrap(), [2, 0]);
+        assert!(matched_members(&hit, 2).is_err(), "member 2 of 2 is unknown");
+        assert!(matched_members(&json!({ "_index": "i", "_id": "1" }), 3).is_err());
+    }
+
+    #[test]
+    fn a_member_clause_is_its_own_query_on_its_own_indices() {
+        let plan = SearchPlan {
+            targets: vec!["logs-x".into()],
+            indices: vec![".ds-logs-x-1".into()],
+            types: Default::default(),
+            warnings: vec![],
+            query: json!({ "bool": { "filter": [{ "range": { "@timestamp": { "gte": 1 } } }] } }),
+            sort: json!([]),
+            source: json!(true),
+            mappings: Arc::default(),
+        };
+        assert_eq!(
+            named_clause(&plan, 7),
+            json!({ "bool": { "_name": "7", "filter": [
+                { "range": { "@timestamp": { "gte": 1 } } },
+                { "terms": { "_index": [".ds-logs-x-1"] } }
+            ] } })
+        );
+    }
+
+    #[test]
+    fn only_a_refusal_for_size_splits_the_group() {
+        let status = |reason: &str| {
+            SourceError::Cluster(ClusterError::Status {
+                method: "POST",
+                path: "/_search".into(),
+                status: 400,
+                reason: reason.into(),
+            })
+        };
+        assert!(matches!(
+            too_many_clauses(status("search_phase_execution_exception: too_many_clauses: maxClauseCount is set to 1024")),
+            ScanError::TooManyClauses(_)
+        ));
+        assert!(matches!(
+            too_many_clauses(status("parsing_exception")),
+            ScanError::Source(_)
+        ));
+    }
+}
