@@ -128,6 +128,10 @@ struct RunArgs {
     /// Rule runs in flight at once.
     #[arg(long)]
     concurrency: Option<usize>,
+    /// Fetch every rule's windows alone rather than in shared scans
+    /// (`[sharing] enabled = false`).
+    #[arg(long)]
+    no_shared_scans: bool,
     /// human or json.
     #[arg(long, value_name = "FORMAT")]
     log_format: Option<String>,
@@ -747,6 +751,7 @@ fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         log_format: args.log_format,
         log_level: args.log_level,
         concurrency: args.concurrency,
+        no_sharing: args.no_shared_scans,
         cluster: ClusterSettings {
             urls: (!args.elasticsearch_url.is_empty()).then_some(args.elasticsearch_url),
             ..ClusterSettings::default()

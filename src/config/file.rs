@@ -33,6 +33,8 @@ pub struct RawConfig {
     pub state: RawState,
     /// `[instance]`: this process among several (see `coord`).
     pub instance: RawInstance,
+    /// `[sharing]`: shared scans (see `runner::share`).
+    pub sharing: RawSharing,
     pub server: RawServer,
     pub log: RawLog,
     /// `[notify]`: delivery retries (see `notify::config`).
@@ -106,6 +108,16 @@ pub struct RawInstance {
     pub heartbeat: Option<Spanned<String>>,
     /// How long a lease (and a heartbeat) holds without renewal.
     pub lease: Option<Spanned<String>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawSharing {
+    /// Whether rules that fire together read their windows in shared
+    /// scans (default true).
+    pub enabled: Option<bool>,
+    /// Events one shared scan may hold in memory.
+    pub max_events: Option<Spanned<i64>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -103,6 +103,8 @@ pub struct Overrides {
     pub log_format: Option<String>,
     pub log_level: Option<String>,
     pub concurrency: Option<usize>,
+    /// `--no-shared-scans`: every window fetched alone.
+    pub no_sharing: bool,
     pub cluster: ClusterSettings,
 }
 
@@ -189,6 +191,8 @@ pub struct Settings {
     pub state: StateBackend,
     /// This process among several instances (`[instance]`).
     pub instance: InstanceSettings,
+    /// `[sharing]`: shared scans.
+    pub sharing: SharingSettings,
     pub listen: SocketAddr,
     pub log_format: LogFormat,
     /// A `tracing` filter directive (`RUST_LOG` wins over it when set).
@@ -205,6 +209,27 @@ pub struct InstanceSettings {
     pub heartbeat: Duration,
     /// At least twice the heartbeat, so one lost heartbeat loses no lease.
     pub lease: Duration,
+}
+
+/// `[sharing]`: whether rules that fire together read their windows in
+/// shared scans (`runner::share`), and how many events a scan may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SharingSettings {
+    pub enabled: bool,
+    pub max_events: usize,
+}
+
+/// Events a shared scan may hold by default: about 1 GB of projected events
+/// at the sizes measured in `benches/shared_scans`.
+pub const DEFAULT_SCAN_EVENTS: usize = 1_000_000;
+
+impl Default for SharingSettings {
+    fn default() -> Self {
+        SharingSettings {
+            enabled: true,
+            max_events: DEFAULT_SCAN_EVENTS,
+        }
+    }
 }
 
 impl Default for InstanceSettings {
@@ -404,6 +429,26 @@ fn validate(
                 );
                 1
             }
+        },
+    };
+
+    let sharing = SharingSettings {
+        enabled: raw.sharing.enabled.unwrap_or(true) && !flags.no_sharing,
+        max_events: match &raw.sharing.max_events {
+            None => DEFAULT_SCAN_EVENTS,
+            Some(n) => match usize::try_from(*n.get_ref()) {
+                Ok(v) if v >= 1 => v,
+                _ => {
+                    err(
+                        span(n),
+                        format!(
+                            "invalid sharing.max_events {}: expected a positive number",
+                            n.get_ref()
+                        ),
+                    );
+                    DEFAULT_SCAN_EVENTS
+                }
+            },
         },
     };
 
@@ -637,6 +682,7 @@ fn validate(
             cron,
             state,
             instance,
+            sharing,
             listen,
             log_format,
             log_level,

@@ -204,6 +204,9 @@ pub struct Shared<E, C> {
     /// Several instances over the cluster: a rule runs only where it is
     /// assigned and its lease is held (see `coord`); `None` runs them all.
     coord: Option<Arc<crate::coord::Coordinator>>,
+    /// The pairing of tokio's clock with wall time behind
+    /// [`Shared::grid_wall`].
+    grid_origin: std::sync::OnceLock<(tokio::time::Instant, DateTime<Utc>)>,
 }
 
 impl<E, C> Shared<E, C>
@@ -218,11 +221,17 @@ where
         &self,
         tracker: &TaskTracker,
         rule: Arc<Rule>,
-        due: tokio::time::Instant,
+        (due, tick): (tokio::time::Instant, DateTime<Utc>),
     ) -> ExecutionRecord {
         let started = tokio::time::Instant::now();
         let delay = started.saturating_duration_since(due);
-        let now = self.clock.now();
+        // A rule sharing scans runs at its fire, the same `now` as the rest
+        // of its cohort; otherwise at the time it starts.
+        let now = if self.executor.shares_scans() {
+            tick
+        } else {
+            self.clock.now()
+        };
         tracing::debug!(
             rule_id = %rule.rule_id,
             now = %now.to_rfc3339(),
@@ -258,6 +267,24 @@ where
             },
         );
         record
+    }
+
+    /// The wall-clock time of a grid point, the same for every rule that
+    /// fires at it (unlike [`Shared::wall_time`], which reads both clocks
+    /// each time): the daemon's clocks are paired once, at the first ask,
+    /// and whole milliseconds kept.
+    fn grid_wall(&self, at: tokio::time::Instant) -> DateTime<Utc> {
+        let (origin, wall) = *self
+            .grid_origin
+            .get_or_init(|| (tokio::time::Instant::now(), self.clock.now()));
+        let ms = |d: std::time::Duration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let offset = if at >= origin {
+            ms(at - origin)
+        } else {
+            -ms(origin - at)
+        };
+        let wall = DateTime::from_timestamp_millis(wall.timestamp_millis()).unwrap_or(wall);
+        wall + chrono::TimeDelta::milliseconds(offset)
     }
 
     /// The wall-clock time of a point on tokio's clock (the scheduler's
@@ -329,6 +356,7 @@ where
                 failed: AtomicU64::new(0),
                 runs_on: None,
                 coord: None,
+                grid_origin: std::sync::OnceLock::new(),
             }),
             probe: Arc::new(probe),
             health,
@@ -518,6 +546,13 @@ where
         let mut scheduled = 0u64;
         // every rule is due now: the start delay says how long it queued
         let due = tokio::time::Instant::now();
+        let tick = self.shared.grid_wall(due);
+        if self.shared.executor.shares_scans() {
+            // one cohort: every rule runs at `tick`
+            self.shared
+                .executor
+                .fire_together(vec![set.enabled().cloned().collect()]);
+        }
         for rule in set.enabled() {
             scheduled += 1;
             let (shared, tracker2, rule, cancel) = (
@@ -528,7 +563,7 @@ where
             );
             tracker.spawn(async move {
                 let flight = Arc::new(Mutex::new(()));
-                scheduler::run_guarded(&shared, &tracker2, &rule, &flight, &cancel, due)
+                scheduler::run_guarded(&shared, &tracker2, &rule, &flight, &cancel, (due, tick))
                     .await
                     .flatten()
             });

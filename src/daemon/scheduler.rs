@@ -158,6 +158,12 @@ where
         self.planned.clear();
         let now = Instant::now();
         let epoch = *self.epoch.get_or_insert(now);
+        let sharing = self.shared.executor.shares_scans();
+        if sharing {
+            self.shared
+                .executor
+                .fire_together(cohorts(wanted.values().cloned()));
+        }
         for rule in new {
             let (first, first_wall) = match &rule.schedule.cron {
                 Some(cron) => {
@@ -169,7 +175,7 @@ where
                 None => {
                     let interval = rule.schedule.interval;
                     let offset = match self.first_run {
-                        FirstRun::Spread => jitter_offset(&rule.rule_id, interval),
+                        FirstRun::Spread => jitter_offset(&spread_key(rule, sharing), interval),
                         FirstRun::Now => Duration::ZERO,
                     };
                     let first = next_fire(epoch, now, offset, interval);
@@ -242,7 +248,14 @@ async fn rule_loop<E, C>(
             next = shared.instant_of(due_wall);
             continue;
         }
-        let Some(record) = run_guarded(&shared, &tracker, &rule, &flight, &cancel, due).await
+        // Rules that share scans run with their fire as `now` (the same
+        // for every rule of the cohort; see `runner::share`).
+        let tick = match cron {
+            Some(_) => due_wall,
+            None => shared.grid_wall(due),
+        };
+        let Some(record) =
+            run_guarded(&shared, &tracker, &rule, &flight, &cancel, (due, tick)).await
         else {
             return;
         };
@@ -300,6 +313,28 @@ fn next_cron_fire(
     (last_missed, now)
 }
 
+/// Which rules fire together when scans are shared: interval rules by
+/// interval (their grid offset is the interval's, not the rule's), cron
+/// rules by schedule.
+pub(super) fn cohorts(rules: impl Iterator<Item = Arc<Rule>>) -> Vec<Vec<Arc<Rule>>> {
+    let mut by_key: std::collections::BTreeMap<String, Vec<Arc<Rule>>> = Default::default();
+    for rule in rules {
+        by_key.entry(spread_key(&rule, true)).or_default().push(rule);
+    }
+    by_key.into_values().collect()
+}
+
+/// What spreads a rule's first fire over its interval: its id, or, when
+/// scans are shared, its schedule, so the rules of one interval fire
+/// together.
+fn spread_key(rule: &Rule, sharing: bool) -> String {
+    match (&rule.schedule.cron, sharing) {
+        (Some(cron), _) => format!("cron {cron}"),
+        (None, true) => format!("every {} ms", rule.schedule.interval.as_millis()),
+        (None, false) => rule.rule_id.clone(),
+    }
+}
+
 /// One run under the rule's flight lock and a concurrency permit; `None`
 /// if cancelled before it started, `Some(None)` if another instance owns
 /// the rule now. Once started, the run finishes even if
@@ -312,7 +347,7 @@ pub(super) async fn run_guarded<E, C>(
     rule: &Arc<Rule>,
     flight: &Arc<Mutex<()>>,
     cancel: &CancellationToken,
-    due: Instant,
+    (due, tick): (Instant, chrono::DateTime<chrono::Utc>),
 ) -> Option<Option<ExecutionRecord>>
 where
     E: RuleExecutor + 'static,
@@ -342,7 +377,7 @@ where
             }
         },
     };
-    Some(Some(shared.execute(tracker, rule.clone(), due).await))
+    Some(Some(shared.execute(tracker, rule.clone(), (due, tick)).await))
 }
 
 async fn acquire(limit: &Arc<Semaphore>) -> Option<tokio::sync::OwnedSemaphorePermit> {

@@ -18,7 +18,7 @@ use crate::cluster::{Cluster, ClusterError, RetryPolicy};
 use crate::config::{Settings, StateBackend};
 use crate::coord::{Coordinator, Timing};
 use crate::notify::{Deliverer, TickReport};
-use crate::runner::{Runner, RunnerSettings};
+use crate::runner::{Runner, RunnerSettings, ScanBoard};
 use crate::sink::alerts_index::{AlertsIndexError, BootstrapSpec};
 use crate::sink::elasticsearch::{install_templates, BulkSettings, ElasticsearchSink, IndexNames};
 use crate::sink::{AlertSink, SinkError};
@@ -192,7 +192,11 @@ async fn run(
         )),
         None => state_store(settings, &cluster)?,
     });
-    let executor = executor(settings, &cluster, state.clone())?;
+    let scan_stats = endpoints
+        .as_ref()
+        .map(|e| e.metrics.scan_stats())
+        .unwrap_or_default();
+    let executor = executor(settings, &cluster, state.clone(), scan_stats)?;
     let notify = Notifications::start(
         settings,
         state.clone(),
@@ -263,6 +267,7 @@ fn executor(
     settings: &Settings,
     cluster: &Cluster,
     state: Arc<AnyStateStore>,
+    scan_stats: Arc<crate::runner::ScanStats>,
 ) -> Result<Executor, StartError> {
     let source = ElasticsearchSource::new(cluster.clone());
     let sink = alerts_sink(settings, cluster);
@@ -278,7 +283,14 @@ fn executor(
         ..RunnerSettings::default()
     };
     let router = Arc::new(crate::notify::Router::new(&settings.notify));
-    Ok(Runner::new(source, sink, state, runner_settings).with_router(router))
+    let runner = Runner::new(source, sink, state, runner_settings).with_router(router);
+    Ok(match settings.sharing.enabled {
+        true => runner.with_sharing(Arc::new(ScanBoard::new(
+            settings.sharing.max_events,
+            scan_stats,
+        ))),
+        false => runner,
+    })
 }
 
 /// The notification worker beside the daemon (daemon mode), or one pass

@@ -584,6 +584,7 @@ async fn start_up_time_does_not_push_the_first_runs_back() {
         failed: AtomicU64::new(0),
         runs_on: None,
         coord: None,
+        grid_origin: std::sync::OnceLock::new(),
     });
     let tracker = TaskTracker::new();
     let mut scheduler = Scheduler::new(shared, FirstRun::Now, tracker.clone());

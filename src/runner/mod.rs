@@ -68,6 +68,7 @@ pub mod record;
 pub mod replay;
 mod report;
 mod run;
+mod share;
 mod suppress;
 
 #[cfg(test)]
@@ -108,6 +109,7 @@ pub use replay::{replay_dead_letters, ReplayError, ReplayReport};
 pub use report::MAX_SIGNALS_WARNING;
 pub(crate) use run::{anchor, timing, window_search, WindowSearch};
 pub use run::{RunError, Runner, RunnerSettings};
+pub use share::{ScanBoard, ScanStats};
 
 use crate::rule::Rule;
 
@@ -121,4 +123,16 @@ pub trait RuleExecutor: Send + Sync {
         rule: &Rule,
         now: DateTime<Utc>,
     ) -> impl Future<Output = ExecutionRecord> + Send;
+
+    /// The rules that fire together (each inner list runs with one `now`),
+    /// so that an executor sharing scans can plan them; ignored by others.
+    fn fire_together(&self, cohorts: Vec<Vec<std::sync::Arc<Rule>>>) {
+        let _ = cohorts;
+    }
+
+    /// Whether rules that fire together share scans: the scheduler then
+    /// aligns them and gives them one `now`.
+    fn shares_scans(&self) -> bool {
+        false
+    }
 }

@@ -11,6 +11,7 @@ use super::alerts::alert_rule;
 use super::detect::{Detector, History, Reach};
 use super::record::{ExecutionIds, ExecutionRecord, RunStatus, WindowRange};
 use super::report::gap_warning;
+use super::share::{ScanBoard, SharedFetch};
 use super::suppress;
 use super::RuleExecutor;
 use crate::alert::{AlertContext, AlertRule};
@@ -106,6 +107,8 @@ pub struct Runner<S, K, T> {
     router: Option<Arc<crate::notify::Router>>,
     /// Alerts about detectd itself, when a route takes them.
     watch: Option<Arc<crate::notify::Watch>>,
+    /// Shared scans (`share`): `None` fetches every window alone.
+    board: Option<Arc<ScanBoard>>,
 }
 
 impl<S, K, T> Runner<S, K, T>
@@ -123,7 +126,15 @@ where
             execution_ids: ExecutionIds::default(),
             router: None,
             watch: None,
+            board: None,
         }
+    }
+
+    /// The runner with shared scans: the windows of rules that run
+    /// together are read in one scan per group (see `share`).
+    pub fn with_sharing(mut self, board: Arc<ScanBoard>) -> Self {
+        self.board = Some(board);
+        self
     }
 
     /// The runner with notification routes: each window adds the messages
@@ -279,8 +290,15 @@ where
             let request = detector.request(request);
 
             let search_clock = Instant::now();
+            let source = SharedFetch {
+                inner: &self.source,
+                board: self.board.as_deref(),
+                settings: &self.settings,
+                rule,
+                now,
+            };
             let matched = detector
-                .matches(&self.source, request, window, offer_from, &history, record)
+                .matches(&source, request, window, offer_from, &history, record)
                 .await;
             record.search_duration_ms += millis(search_clock.elapsed());
             let candidates = matched?;
@@ -360,6 +378,16 @@ where
 {
     async fn execute(&self, rule: &Rule, now: DateTime<Utc>) -> ExecutionRecord {
         self.run(rule, now).await
+    }
+
+    fn fire_together(&self, cohorts: Vec<Vec<Arc<Rule>>>) {
+        if let Some(board) = &self.board {
+            board.set_cohorts(cohorts);
+        }
+    }
+
+    fn shares_scans(&self) -> bool {
+        self.board.is_some()
     }
 }
 

@@ -132,6 +132,13 @@ impl<'r> Detector<'r> {
         }
     }
 
+    /// Whether a window's matches come from one fetch of its events and
+    /// nothing else (EQL and query rules): such windows can be read in a
+    /// shared scan. Aggregating kinds ask the cluster their own questions.
+    pub(crate) fn reads_one_stream(&self) -> bool {
+        matches!(self.kind, Kind::Eql(_) | Kind::Query(_))
+    }
+
     /// Whether a match gives a shell and building blocks (sequences and
     /// samples) rather than one event alert.
     pub(super) fn grouped(&self) -> bool {

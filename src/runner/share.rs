@@ -1,0 +1,356 @@
+//! Shared scans: rules that run at the same time over overlapping indices
+//! read each event once (issue "One scan, many rules").
+//!
+//! The daemon tells the [`ScanBoard`] which rules fire together (a
+//! *cohort*: the rules of one interval, aligned on one grid, or of one cron
+//! schedule, or every rule of `run --once`) and runs each of them with the
+//! same `now`. The first run of a cohort at a `now` plans the window search
+//! every member would send on time (its one window, its detector's
+//! pushdown, projection and exact clauses), splits the members into groups
+//! that can be one scan (same order; see `source::shared::shareable`) and
+//! has the source read each group once ([`EventSource::fetch_shared`]).
+//! Every run then asks for its window as always; a request equal to the one
+//! planned for it is answered from the scan, anything else (a catch-up
+//! window, a rule changed since, a scan that failed) is fetched alone.
+//!
+//! So sharing changes where events come from, never which: a member's
+//! share is exactly what its own search selects (the cluster evaluates each
+//! member's whole query as a named clause), in the same order, so its
+//! windows, checkpoints, catch-up, caps, dedup and records keep their
+//! meaning, and its alerts are the same set.
+//!
+//! Groups are chosen by measured cost. A member whose events no other
+//! member reads (a long look-back over its own indices), and many of them,
+//! only makes the scan bigger: it fetches alone for a while, streaming its
+//! window in bounded memory instead. A scan that would hold more than
+//! `max_events` events stops; its members fetch alone this time, and the
+//! largest of them fetch alone the next times. A cluster that refuses the
+//! shared query as too large (`too_many_clauses`) gets groups half the
+//! size from then on.
+
+mod fetch;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use prometheus_client::metrics::counter::Counter;
+
+use super::detect::Detector;
+use super::run::{anchor, timing, window_search, RunnerSettings};
+use crate::rule::Rule;
+use crate::schedule::window::plan_windows;
+use crate::source::shared::{MemberCount, ScanError};
+use crate::source::{EventSource, EventStream, FetchRequest, SharedScan};
+
+pub(super) use fetch::SharedFetch;
+
+/// A member whose exclusive events are at least this many, and nearly all
+/// of its events, fetches alone (see the module doc).
+const ALONE_EXCLUSIVE_EVENTS: u64 = 10_000;
+/// How many cohort ticks a member chosen to fetch alone stays alone before
+/// it is measured in a scan again.
+const ALONE_TICKS: u32 = 12;
+/// Members per scan before a cluster says how many clauses it takes.
+const MAX_MEMBERS: usize = 4_096;
+
+/// Counters of shared scans, for `/metrics` (registered there by
+/// `daemon::metrics`; the handles share their values).
+#[derive(Debug, Default)]
+pub struct ScanStats {
+    /// Scans run (one search each, paged).
+    pub scans: Counter,
+    /// Rules planned into those scans (rules per scan = this ÷ scans).
+    pub members: Counter,
+    /// Events the scans read: each event once per scan.
+    pub events_read: Counter,
+    /// Events the members would have fetched alone (the sum of their
+    /// shares): what sharing saved is this minus `events_read`.
+    pub member_events: Counter,
+    /// Window fetches answered from a scan.
+    pub served: Counter,
+    /// Scans given up (too large, refused, failed): their members fetched
+    /// alone.
+    pub failed: Counter,
+}
+
+/// The shared scans of a daemon (or of one `run --once`).
+#[derive(Debug)]
+pub struct ScanBoard {
+    max_events: usize,
+    cohorts: std::sync::Mutex<HashMap<String, Arc<Cohort>>>,
+    stats: Arc<ScanStats>,
+}
+
+#[derive(Debug)]
+struct Cohort {
+    rules: Vec<Arc<Rule>>,
+    tick: tokio::sync::Mutex<Tick>,
+}
+
+/// A cohort's current scans and what was measured of earlier ones.
+#[derive(Debug, Default)]
+struct Tick {
+    now: Option<DateTime<Utc>>,
+    /// Per rule id, its share of this tick's scan, until its run takes it.
+    shares: HashMap<String, Share>,
+    /// Members fetching alone, and for how many more ticks.
+    alone: HashMap<String, u32>,
+    /// Members per scan (lowered when a cluster refuses a query as too large).
+    max_members: usize,
+}
+
+#[derive(Debug)]
+struct Share {
+    rule: Arc<Rule>,
+    /// The request planned for the rule (its exact clause left out: a
+    /// closure, the same for the same rule at the same `now`).
+    request: FetchRequest,
+    scan: Arc<SharedScan>,
+    member: usize,
+}
+
+impl ScanBoard {
+    /// A board whose scans hold at most `max_events` events each, counted
+    /// in `stats`.
+    pub fn new(max_events: usize, stats: Arc<ScanStats>) -> ScanBoard {
+        ScanBoard {
+            max_events,
+            cohorts: std::sync::Mutex::default(),
+            stats,
+        }
+    }
+
+    pub fn stats(&self) -> Arc<ScanStats> {
+        self.stats.clone()
+    }
+
+    /// The rules that fire together, cohort by cohort (replacing the
+    /// previous cohorts; scans already read are dropped).
+    pub fn set_cohorts(&self, cohorts: Vec<Vec<Arc<Rule>>>) {
+        let mut map = HashMap::new();
+        for rules in cohorts {
+            let cohort = Arc::new(Cohort {
+                rules,
+                tick: tokio::sync::Mutex::new(Tick {
+                    max_members: MAX_MEMBERS,
+                    ..Tick::default()
+                }),
+            });
+            for rule in &cohort.rules {
+                map.insert(rule.rule_id.clone(), cohort.clone());
+            }
+        }
+        *self.cohorts.lock().unwrap_or_else(|e| e.into_inner()) = map;
+    }
+
+    /// `rule`'s events for `request` from its cohort's scan at `now` (run
+    /// first if this is the first ask of that tick); `None` when the
+    /// request was not planned into a scan: the caller fetches alone.
+    pub(super) async fn take<S: EventSource>(
+        &self,
+        source: &S,
+        settings: &RunnerSettings,
+        rule: &Rule,
+        now: DateTime<Utc>,
+        request: &FetchRequest,
+    ) -> Option<EventStream> {
+        let cohort = self
+            .cohorts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&rule.rule_id)
+            .cloned()?;
+        let mut tick = cohort.tick.lock().await;
+        if tick.now.is_some_and(|t| t > now) {
+            return None; // a late run of an earlier tick: the scans moved on
+        }
+        if tick.now != Some(now) {
+            self.scan(&cohort.rules, &mut tick, source, settings, now)
+                .await;
+        }
+        let share = tick.shares.remove(&rule.rule_id)?;
+        drop(tick);
+        if *share.rule != *rule || !same_request(&share.request, request) {
+            tracing::debug!(rule_id = %rule.rule_id, "the window is not the one planned: fetched alone");
+            return None;
+        }
+        self.stats.served.inc();
+        share.scan.stream(share.member)
+    }
+
+    /// Plans and runs the scans of a cohort's tick at `now`.
+    async fn scan<S: EventSource>(
+        &self,
+        rules: &[Arc<Rule>],
+        tick: &mut Tick,
+        source: &S,
+        settings: &RunnerSettings,
+        now: DateTime<Utc>,
+    ) {
+        tick.now = Some(now);
+        tick.shares.clear();
+        tick.alone.retain(|_, ticks| {
+            *ticks = ticks.saturating_sub(1);
+            *ticks > 0
+        });
+        let mut planned: Vec<(Arc<Rule>, FetchRequest)> = Vec::new();
+        for rule in rules {
+            if tick.alone.contains_key(&rule.rule_id) {
+                continue;
+            }
+            if let Some(request) = planned_request(rule, settings, now) {
+                planned.push((rule.clone(), request));
+            }
+        }
+        for group in groups(planned, tick.max_members) {
+            if group.len() < 2 {
+                continue; // one rule alone reads the same as its own fetch
+            }
+            let requests: Vec<FetchRequest> = group.iter().map(|(_, r)| r.clone()).collect();
+            match source.fetch_shared(&requests, self.max_events).await {
+                Ok(Some(scan)) => self.keep(tick, group, scan),
+                Ok(None) => return, // this source does not share
+                Err(ScanError::TooLarge { limit, seen }) => {
+                    self.stats.failed.inc();
+                    let alone = largest_until_half(&group, &seen, limit);
+                    tracing::warn!(rules = group.len(), limit, fetching_alone_next = alone.len(), "a shared scan grew past its event limit; its rules fetch alone this time");
+                    for id in alone {
+                        tick.alone.insert(id, ALONE_TICKS);
+                    }
+                }
+                Err(ScanError::TooManyClauses(reason)) => {
+                    self.stats.failed.inc();
+                    tick.max_members = (group.len() / 2).max(1);
+                    tracing::warn!(rules = group.len(), next_size = tick.max_members, reason = %reason, "the cluster refused a shared scan as too large; its rules fetch alone this time, and scans are split from now on");
+                }
+                Err(ScanError::Source(e)) => {
+                    // each member's own fetch meets the problem again and
+                    // reports it in its own record
+                    self.stats.failed.inc();
+                    tracing::warn!(rules = group.len(), error = %e, "a shared scan failed; its rules fetch alone");
+                }
+            }
+        }
+    }
+
+    /// Hands a finished scan's shares to its members and measures them.
+    fn keep(&self, tick: &mut Tick, group: Vec<(Arc<Rule>, FetchRequest)>, scan: SharedScan) {
+        let counts = scan.counts();
+        let s = &self.stats;
+        s.scans.inc();
+        s.members.inc_by(group.len() as u64);
+        s.events_read.inc_by(scan.events.len() as u64);
+        s.member_events
+            .inc_by(counts.iter().map(|c| c.events).sum::<u64>());
+        tracing::debug!(
+            rules = group.len(),
+            events = scan.events.len(),
+            member_events = counts.iter().map(|c| c.events).sum::<u64>(),
+            "shared scan read"
+        );
+        for (i, c) in counts.iter().enumerate() {
+            if better_alone(c) {
+                tick.alone.insert(group[i].0.rule_id.clone(), ALONE_TICKS);
+            }
+        }
+        let scan = Arc::new(scan);
+        for (member, (rule, mut request)) in group.into_iter().enumerate() {
+            request.exact = None;
+            tick.shares.insert(
+                rule.rule_id.clone(),
+                Share {
+                    rule,
+                    request,
+                    scan: scan.clone(),
+                    member,
+                },
+            );
+        }
+    }
+}
+
+/// The search `rule` sends for its one window of an on-time run at `now`
+/// (the checkpoint one interval back); `None` for rules whose detectors do
+/// not read a window's events with one fetch.
+fn planned_request(rule: &Rule, settings: &RunnerSettings, now: DateTime<Utc>) -> Option<FetchRequest> {
+    let detector = Detector::new(rule, settings, now).ok()?;
+    if !detector.reads_one_stream() {
+        return None;
+    }
+    let timing = timing(rule, settings, now);
+    let end = anchor(rule, now);
+    let covered = end - timing.interval;
+    let window = *plan_windows(timing, Some(covered), end).windows.last()?;
+    let search = window_search(rule, settings, detector.reach(), window, Some(covered));
+    Some(detector.request(search.request))
+}
+
+/// The members split into scans: by order (a scan has one sort), at most
+/// `max_members` each.
+fn groups(
+    planned: Vec<(Arc<Rule>, FetchRequest)>,
+    max_members: usize,
+) -> Vec<Vec<(Arc<Rule>, FetchRequest)>> {
+    let mut by_order: Vec<((String, Option<String>), Vec<(Arc<Rule>, FetchRequest)>)> = Vec::new();
+    for (rule, request) in planned {
+        if crate::source::shared::shareable(&[&request]).is_err() {
+            continue;
+        }
+        let key = (
+            request.timestamp_field.clone(),
+            request.tiebreaker_field.clone(),
+        );
+        match by_order.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, members)) => members.push((rule, request)),
+            None => by_order.push((key, vec![(rule, request)])),
+        }
+    }
+    let mut out = Vec::new();
+    for (_, mut members) in by_order {
+        while members.len() > max_members {
+            let rest = members.split_off(max_members);
+            out.push(members);
+            members = rest;
+        }
+        out.push(members);
+    }
+    out
+}
+
+/// A member that only adds events nobody else reads, many of them.
+fn better_alone(c: &MemberCount) -> bool {
+    c.exclusive >= ALONE_EXCLUSIVE_EVENTS && c.exclusive * 10 >= c.events * 9
+}
+
+/// After a scan stopped at `limit` events: the members that read the most,
+/// largest first, until what the others read is at most half the limit.
+fn largest_until_half(
+    group: &[(Arc<Rule>, FetchRequest)],
+    seen: &[u64],
+    limit: usize,
+) -> Vec<String> {
+    let mut order: Vec<usize> = (0..group.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(seen.get(i).copied().unwrap_or(0)));
+    let mut rest: u64 = seen.iter().sum();
+    let mut out = Vec::new();
+    let mut chosen = HashSet::new();
+    for i in order {
+        if rest <= limit as u64 / 2 {
+            break;
+        }
+        rest = rest.saturating_sub(seen.get(i).copied().unwrap_or(0));
+        if chosen.insert(i) {
+            out.push(group[i].0.rule_id.clone());
+        }
+    }
+    out
+}
+
+/// Whether a run's request is the one planned (exact clauses aside: see
+/// [`Share::request`]).
+fn same_request(planned: &FetchRequest, asked: &FetchRequest) -> bool {
+    let mut asked = asked.clone();
+    asked.exact = None;
+    *planned == asked
+}

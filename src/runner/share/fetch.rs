@@ -1,0 +1,91 @@
+//! The source a rule run reads through when scans are shared: a window's
+//! fetch is answered from the cohort's scan when it was planned there, and
+//! everything else goes to the real source.
+
+use chrono::{DateTime, Utc};
+
+use super::ScanBoard;
+use crate::runner::run::RunnerSettings;
+use crate::rule::Rule;
+use crate::source::{
+    Anomalies, AnomalyRequest, DocRef, Document, EsqlRows, EventSource, EventStream, FetchRequest,
+    GroupCount, Groups, NewTerms, NewTermsAsk, ScanError, SharedScan, SourceError,
+};
+
+/// `inner`, with `rule`'s window fetches at `now` taken from `board`.
+pub(crate) struct SharedFetch<'a, S> {
+    pub(crate) inner: &'a S,
+    pub(crate) board: Option<&'a ScanBoard>,
+    pub(crate) settings: &'a RunnerSettings,
+    pub(crate) rule: &'a Rule,
+    pub(crate) now: DateTime<Utc>,
+}
+
+impl<S: EventSource> EventSource for SharedFetch<'_, S> {
+    async fn fetch(&self, request: FetchRequest) -> Result<EventStream, SourceError> {
+        if let Some(board) = self.board {
+            let shared = board
+                .take(self.inner, self.settings, self.rule, self.now, &request)
+                .await;
+            if let Some(stream) = shared {
+                return Ok(stream);
+            }
+        }
+        self.inner.fetch(request).await
+    }
+
+    async fn fetch_shared(
+        &self,
+        requests: &[FetchRequest],
+        max_events: usize,
+    ) -> Result<Option<SharedScan>, ScanError> {
+        self.inner.fetch_shared(requests, max_events).await
+    }
+
+    async fn fetch_sources(&self, refs: &[DocRef]) -> Result<Vec<Document>, SourceError> {
+        self.inner.fetch_sources(refs).await
+    }
+
+    async fn fetch_indicators(&self, request: FetchRequest) -> Result<EventStream, SourceError> {
+        self.inner.fetch_indicators(request).await
+    }
+
+    async fn fetch_indicator_sources(
+        &self,
+        refs: &[DocRef],
+    ) -> Result<Vec<Document>, SourceError> {
+        self.inner.fetch_indicator_sources(refs).await
+    }
+
+    async fn count_groups(
+        &self,
+        request: &FetchRequest,
+        count: &GroupCount,
+    ) -> Result<Option<Groups>, SourceError> {
+        self.inner.count_groups(request, count).await
+    }
+
+    async fn esql(&self, request: &FetchRequest, query: &str) -> Result<EsqlRows, SourceError> {
+        self.inner.esql(request, query).await
+    }
+
+    async fn search_ids(
+        &self,
+        indices: &[String],
+        ids: &[String],
+    ) -> Result<Vec<Document>, SourceError> {
+        self.inner.search_ids(indices, ids).await
+    }
+
+    async fn anomalies(&self, request: &AnomalyRequest) -> Result<Anomalies, SourceError> {
+        self.inner.anomalies(request).await
+    }
+
+    async fn new_terms(
+        &self,
+        request: &FetchRequest,
+        ask: &NewTermsAsk,
+    ) -> Result<Option<NewTerms>, SourceError> {
+        self.inner.new_terms(request, ask).await
+    }
+}
