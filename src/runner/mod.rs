@@ -88,6 +88,8 @@ mod new_terms_tests;
 #[cfg(test)]
 mod query_tests;
 #[cfg(test)]
+mod share_tests;
+#[cfg(test)]
 mod suppression_tests;
 #[cfg(test)]
 mod tests;
