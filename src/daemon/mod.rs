@@ -660,4 +660,6 @@ mod cron_tests;
 #[cfg(test)]
 mod instance_tests;
 #[cfg(test)]
+mod sharing_tests;
+#[cfg(test)]
 mod tests;

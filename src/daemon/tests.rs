@@ -41,6 +41,9 @@ pub(super) struct Fake {
     in_flight: AtomicUsize,
     max_in_flight: AtomicUsize,
     pub(super) overlaps: AtomicUsize,
+    /// Whether the fake says it shares scans, and the cohorts it was given.
+    pub(super) sharing: std::sync::atomic::AtomicBool,
+    pub(super) cohorts: StdMutex<Vec<Vec<String>>>,
 }
 
 impl Fake {
@@ -54,6 +57,8 @@ impl Fake {
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
             overlaps: AtomicUsize::new(0),
+            sharing: Default::default(),
+            cohorts: StdMutex::default(),
         })
     }
 
@@ -74,6 +79,23 @@ impl Fake {
 pub(super) struct Handle(pub(super) Arc<Fake>);
 
 impl RuleExecutor for Handle {
+    fn shares_scans(&self) -> bool {
+        self.0.sharing.load(Ordering::SeqCst)
+    }
+
+    fn fire_together(&self, cohorts: Vec<Vec<Arc<Rule>>>) {
+        let mut ids: Vec<Vec<String>> = cohorts
+            .iter()
+            .map(|c| {
+                let mut ids: Vec<String> = c.iter().map(|r| r.rule_id.clone()).collect();
+                ids.sort();
+                ids
+            })
+            .collect();
+        ids.sort();
+        *self.0.cohorts.lock().unwrap() = ids;
+    }
+
     async fn execute(&self, rule: &Rule, now: DateTime<Utc>) -> ExecutionRecord {
         let f = &self.0;
         let start = f.epoch.elapsed();

@@ -24,6 +24,9 @@ use crate::cluster::ClusterError;
 use crate::source::shared::{self, MemberShare, ScanError, SharedScan};
 use crate::source::{FetchRequest, SourceError};
 
+/// Events per page of a shared scan (the most a default cluster returns).
+const SCAN_PAGE: usize = 10_000;
+
 impl ElasticsearchSource {
     pub(super) async fn scan_shared(
         &self,
@@ -51,7 +54,13 @@ impl ElasticsearchSource {
         let Some(plan) = scan_plan(requests, &plans)? else {
             return Ok(scan);
         };
-        let page_size = requests.iter().map(|r| r.page_size).max().unwrap_or(1_000);
+        // the scan is held whole anyway: the fewest pages
+        let page_size = requests
+            .iter()
+            .map(|r| r.page_size)
+            .max()
+            .unwrap_or(1_000)
+            .max(SCAN_PAGE);
         let pit = self
             .cluster
             .open_pit(&plan.targets, &self.keep_alive)

@@ -1,0 +1,83 @@
+//! The schedule when scans are shared: the rules of one interval fire at
+//! one grid point (spread by the interval, not by rule) and run with the
+//! same `now`, which is what lets their windows be one scan
+//! (`runner::share`); the executor is told the cohorts. Without sharing,
+//! rules keep their own offsets (`tests::first_runs_spread_over_the_first_interval`).
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use super::tests::{options, start, wait, write_rule, Fake};
+use super::Mode;
+
+const MIN: Duration = Duration::from_secs(60);
+
+#[tokio::test(start_paused = true)]
+async fn rules_of_one_interval_fire_together_with_one_now() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..6 {
+        write_rule(dir.path(), &format!("five{i}"), "5m");
+    }
+    for i in 0..3 {
+        write_rule(dir.path(), &format!("one{i}"), "1m");
+    }
+    let fake = Fake::new(&[]);
+    fake.sharing.store(true, Ordering::SeqCst);
+    let (stop, _reload, task, _) = start(options(dir.path(), 50, true), &fake, Mode::Daemon);
+    wait(10 * MIN + Duration::from_secs(1)).await;
+    stop.send(()).unwrap();
+    task.await.unwrap();
+
+    assert_eq!(
+        *fake.cohorts.lock().unwrap(),
+        vec![
+            vec!["five0", "five1", "five2", "five3", "five4", "five5"],
+            vec!["one0", "one1", "one2"],
+        ],
+        "one cohort per interval"
+    );
+    let calls = fake.calls();
+    for prefix in ["five", "one"] {
+        let mut ticks: Vec<(Duration, chrono::DateTime<chrono::Utc>)> = calls
+            .iter()
+            .filter(|c| c.rule_id.starts_with(prefix))
+            .map(|c| (c.start, c.now))
+            .collect();
+        ticks.sort();
+        ticks.dedup();
+        let per_tick = calls.iter().filter(|c| c.rule_id.starts_with(prefix)).count() / ticks.len();
+        assert_eq!(
+            per_tick,
+            if prefix == "five" { 6 } else { 3 },
+            "every rule of the {prefix} cohort ran at each of its ticks, with one now: {ticks:?}"
+        );
+        // consecutive ticks one interval apart, in both clocks
+        let interval = if prefix == "five" { 5 * MIN } else { MIN };
+        for pair in ticks.windows(2) {
+            assert_eq!(pair[1].0 - pair[0].0, interval);
+            assert_eq!(
+                (pair[1].1 - pair[0].1).to_std().unwrap(),
+                interval,
+                "the nows are the grid's wall times"
+            );
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn once_runs_every_rule_with_one_now_when_sharing() {
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..5 {
+        write_rule(dir.path(), &format!("r{i}"), if i % 2 == 0 { "5m" } else { "1m" });
+    }
+    // one at a time: later runs start later, but keep the run's `now`
+    let fake = Fake::new(&[]);
+    fake.sharing.store(true, Ordering::SeqCst);
+    let (_stop, _reload, task, _) = start(options(dir.path(), 1, false), &fake, Mode::Once);
+    let outcome = task.await.unwrap();
+    assert_eq!(outcome.runs, 5);
+    let calls = fake.calls();
+    assert!(calls.iter().all(|c| c.now == calls[0].now), "{calls:?}");
+    assert!(calls.iter().any(|c| c.start >= Duration::from_secs(4)));
+    assert_eq!(fake.cohorts.lock().unwrap().len(), 1, "one cohort");
+}
