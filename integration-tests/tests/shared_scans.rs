@@ -44,7 +44,9 @@ fn rules(prefix: &str) -> Vec<Arc<Rule>> {
         rule(
             "shell",
             &both,
-            &eql(r#"process where process.name : ("powershell.exe", "cmd.exe") and process.args == "-arg""#),
+            &eql(
+                r#"process where process.name : ("powershell.exe", "cmd.exe") and process.args == "-arg""#,
+            ),
         ),
         rule(
             "cmd",
@@ -54,11 +56,9 @@ fn rules(prefix: &str) -> Vec<Arc<Rule>> {
         rule(
             "taskschd-rpc",
             &both,
-            &eql(
-                r#"sequence by host.id, process.entity_id with maxspan = 5s
+            &eql(r#"sequence by host.id, process.entity_id with maxspan = 5s
  [library where dll.name : "taskschd.dll"]
- [network where destination.port == 135]"#,
-            ),
+ [network where destination.port == 135]"#),
         ),
         rule(
             "rdp",
@@ -95,7 +95,10 @@ async fn alert_set(space: &RunSpace) -> BTreeSet<(String, String)> {
         .iter()
         .map(|h| {
             let s = &h["_source"];
-            let rule = s["kibana.alert.rule.rule_id"].as_str().unwrap_or("?").to_string();
+            let rule = s["kibana.alert.rule.rule_id"]
+                .as_str()
+                .unwrap_or("?")
+                .to_string();
             let events: Vec<&str> = s["kibana.alert.ancestors"]
                 .as_array()
                 .map(|a| a.iter().filter_map(|x| x["id"].as_str()).collect())

@@ -35,6 +35,8 @@ pub struct RawConfig {
     pub instance: RawInstance,
     /// `[sharing]`: shared scans (see `runner::share`).
     pub sharing: RawSharing,
+    /// `[realtime]`: rules that also tail new events every few seconds.
+    pub realtime: RawRealtime,
     pub server: RawServer,
     pub log: RawLog,
     /// `[notify]`: delivery retries (see `notify::config`).
@@ -118,6 +120,24 @@ pub struct RawSharing {
     pub enabled: Option<bool>,
     /// Events one shared scan may hold in memory.
     pub max_events: Option<Spanned<i64>>,
+    /// Rules one shared scan reads for.
+    pub max_rules: Option<Spanned<i64>>,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RawRealtime {
+    /// Whether any rule tails (default false).
+    pub enabled: Option<bool>,
+    /// How often the tail runs (`"5s"`).
+    pub every: Option<Spanned<String>>,
+    /// How far behind the clock the tail stays, for events still on their
+    /// way (`"15s"`).
+    pub lag: Option<Spanned<String>>,
+    /// Only these rules (by id) and rules with one of these tags; neither
+    /// given: every rule that can tail.
+    pub rule_ids: Vec<String>,
+    pub tags: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

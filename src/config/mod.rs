@@ -193,6 +193,8 @@ pub struct Settings {
     pub instance: InstanceSettings,
     /// `[sharing]`: shared scans.
     pub sharing: SharingSettings,
+    /// `[realtime]`: near-real-time tails (`None`: off).
+    pub realtime: Option<RealtimeSettings>,
     pub listen: SocketAddr,
     pub log_format: LogFormat,
     /// A `tracing` filter directive (`RUST_LOG` wins over it when set).
@@ -217,6 +219,27 @@ pub struct InstanceSettings {
 pub struct SharingSettings {
     pub enabled: bool,
     pub max_events: usize,
+    pub max_rules: usize,
+}
+
+/// `[realtime]`: rules that, besides their scheduled runs, tail new events
+/// every `every`, `lag` behind the clock (see `runner::run::tail`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RealtimeSettings {
+    pub every: Duration,
+    pub lag: Duration,
+    /// Rule ids and tags that tail; both empty: every rule that can.
+    pub rule_ids: Vec<String>,
+    pub tags: Vec<String>,
+}
+
+impl RealtimeSettings {
+    /// Whether the settings select `rule` (by id or tag).
+    pub fn selects(&self, rule: &crate::rule::Rule) -> bool {
+        (self.rule_ids.is_empty() && self.tags.is_empty())
+            || self.rule_ids.contains(&rule.rule_id)
+            || rule.tags.iter().any(|t| self.tags.contains(t))
+    }
 }
 
 /// Events a shared scan may hold by default: about 1 GB of projected events
@@ -228,6 +251,7 @@ impl Default for SharingSettings {
         SharingSettings {
             enabled: true,
             max_events: DEFAULT_SCAN_EVENTS,
+            max_rules: crate::runner::DEFAULT_MAX_RULES,
         }
     }
 }
@@ -450,6 +474,22 @@ fn validate(
                 }
             },
         },
+        max_rules: match &raw.sharing.max_rules {
+            None => crate::runner::DEFAULT_MAX_RULES,
+            Some(n) => match usize::try_from(*n.get_ref()) {
+                Ok(v) if v >= 1 => v,
+                _ => {
+                    err(
+                        span(n),
+                        format!(
+                            "invalid sharing.max_rules {}: expected a positive number",
+                            n.get_ref()
+                        ),
+                    );
+                    crate::runner::DEFAULT_MAX_RULES
+                }
+            },
+        },
     };
 
     let first_run = match (&raw.schedule.first_run, &raw.schedule.startup_jitter) {
@@ -504,6 +544,27 @@ fn validate(
         DEFAULT_HEALTH_CHECK_INTERVAL,
         "health_check_interval",
     );
+
+    let realtime = raw
+        .realtime
+        .enabled
+        .unwrap_or(false)
+        .then(|| RealtimeSettings {
+            // at most one tail a second per rule
+            every: duration(
+                raw.realtime.every.clone(),
+                Duration::from_secs(5),
+                "realtime.every",
+            )
+            .max(Duration::from_secs(1)),
+            lag: duration(
+                raw.realtime.lag.clone(),
+                Duration::from_secs(15),
+                "realtime.lag",
+            ),
+            rule_ids: raw.realtime.rule_ids.clone(),
+            tags: raw.realtime.tags.clone(),
+        });
 
     let mut cron_errors = Vec::new();
     let cron = cron::validate(raw.schedule.cron, &mut cron_errors);
@@ -683,6 +744,7 @@ fn validate(
             state,
             instance,
             sharing,
+            realtime,
             listen,
             log_format,
             log_level,

@@ -5,8 +5,8 @@
 //! id. Counters are registered without the `_total` suffix because the
 //! OpenMetrics encoder appends it.
 
-use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
@@ -230,12 +230,36 @@ impl Metrics {
         );
         let scans = Arc::new(crate::runner::ScanStats::default());
         for (name, help, counter) in [
-            ("detectd_shared_scans", "Shared scans run: one search (paged) for the windows of several rules", &scans.scans),
-            ("detectd_shared_scan_rules", "Rules read by shared scans (rules per scan: this / detectd_shared_scans_total)", &scans.members),
-            ("detectd_shared_scan_events_read", "Events shared scans read, each once per scan", &scans.events_read),
-            ("detectd_shared_scan_rule_events", "Events the rules of shared scans would have fetched alone", &scans.member_events),
-            ("detectd_shared_scan_windows_served", "Rule windows answered from a shared scan", &scans.served),
-            ("detectd_shared_scans_failed", "Shared scans given up (too large, refused, failed): their rules fetched alone", &scans.failed),
+            (
+                "detectd_shared_scans",
+                "Shared scans run: one search (paged) for the windows of several rules",
+                &scans.scans,
+            ),
+            (
+                "detectd_shared_scan_rules",
+                "Rules read by shared scans (rules per scan: this / detectd_shared_scans_total)",
+                &scans.members,
+            ),
+            (
+                "detectd_shared_scan_events_read",
+                "Events shared scans read, each once per scan",
+                &scans.events_read,
+            ),
+            (
+                "detectd_shared_scan_rule_events",
+                "Events the rules of shared scans would have fetched alone",
+                &scans.member_events,
+            ),
+            (
+                "detectd_shared_scan_windows_served",
+                "Rule windows answered from a shared scan",
+                &scans.served,
+            ),
+            (
+                "detectd_shared_scans_failed",
+                "Shared scans given up (too large, refused, failed): their rules fetched alone",
+                &scans.failed,
+            ),
         ] {
             registry.register(name, help, counter.clone());
         }

@@ -319,7 +319,10 @@ fn next_cron_fire(
 pub(super) fn cohorts(rules: impl Iterator<Item = Arc<Rule>>) -> Vec<Vec<Arc<Rule>>> {
     let mut by_key: std::collections::BTreeMap<String, Vec<Arc<Rule>>> = Default::default();
     for rule in rules {
-        by_key.entry(spread_key(&rule, true)).or_default().push(rule);
+        by_key
+            .entry(spread_key(&rule, true))
+            .or_default()
+            .push(rule);
     }
     by_key.into_values().collect()
 }
@@ -377,7 +380,9 @@ where
             }
         },
     };
-    Some(Some(shared.execute(tracker, rule.clone(), (due, tick)).await))
+    Some(Some(
+        shared.execute(tracker, rule.clone(), (due, tick)).await,
+    ))
 }
 
 async fn acquire(limit: &Arc<Semaphore>) -> Option<tokio::sync::OwnedSemaphorePermit> {

@@ -45,7 +45,11 @@ async fn rules_of_one_interval_fire_together_with_one_now() {
             .collect();
         ticks.sort();
         ticks.dedup();
-        let per_tick = calls.iter().filter(|c| c.rule_id.starts_with(prefix)).count() / ticks.len();
+        let per_tick = calls
+            .iter()
+            .filter(|c| c.rule_id.starts_with(prefix))
+            .count()
+            / ticks.len();
         assert_eq!(
             per_tick,
             if prefix == "five" { 6 } else { 3 },
@@ -68,7 +72,11 @@ async fn rules_of_one_interval_fire_together_with_one_now() {
 async fn once_runs_every_rule_with_one_now_when_sharing() {
     let dir = tempfile::tempdir().unwrap();
     for i in 0..5 {
-        write_rule(dir.path(), &format!("r{i}"), if i % 2 == 0 { "5m" } else { "1m" });
+        write_rule(
+            dir.path(),
+            &format!("r{i}"),
+            if i % 2 == 0 { "5m" } else { "1m" },
+        );
     }
     // one at a time: later runs start later, but keep the run's `now`
     let fake = Fake::new(&[]);

@@ -285,10 +285,10 @@ fn executor(
     let router = Arc::new(crate::notify::Router::new(&settings.notify));
     let runner = Runner::new(source, sink, state, runner_settings).with_router(router);
     Ok(match settings.sharing.enabled {
-        true => runner.with_sharing(Arc::new(ScanBoard::new(
-            settings.sharing.max_events,
-            scan_stats,
-        ))),
+        true => runner.with_sharing(Arc::new(
+            ScanBoard::new(settings.sharing.max_events, scan_stats)
+                .with_max_rules(settings.sharing.max_rules),
+        )),
         false => runner,
     })
 }

@@ -109,9 +109,10 @@ pub(crate) use detect::Detector;
 pub use record::{ExecutionIds, ExecutionRecord, RunStatus, WindowRange};
 pub use replay::{replay_dead_letters, ReplayError, ReplayReport};
 pub use report::MAX_SIGNALS_WARNING;
+pub use run::tail::{tail_window, TailTiming, MAX_TAIL_REACH};
 pub(crate) use run::{anchor, timing, window_search, WindowSearch};
 pub use run::{RunError, Runner, RunnerSettings};
-pub use share::{ScanBoard, ScanStats};
+pub use share::{ScanBoard, ScanStats, DEFAULT_MAX_RULES};
 
 use crate::rule::Rule;
 
@@ -136,5 +137,23 @@ pub trait RuleExecutor: Send + Sync {
     /// aligns them and gives them one `now`.
     fn shares_scans(&self) -> bool {
         false
+    }
+
+    /// One near-real-time tail of `rule` at `now` (`runner::run::tail`);
+    /// `None` when this executor does not tail.
+    fn tail(
+        &self,
+        rule: &Rule,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Option<ExecutionRecord>> + Send {
+        let _ = (rule, now);
+        async { None }
+    }
+
+    /// The rules that tail together; returns those that cannot tail, with
+    /// why (they keep their scheduled runs).
+    fn tail_together(&self, rules: Vec<std::sync::Arc<Rule>>) -> Vec<(String, String)> {
+        let _ = rules;
+        Vec::new()
     }
 }

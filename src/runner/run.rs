@@ -27,6 +27,7 @@ use crate::state::{CapCut, Checkpoint, StateError, StateStore};
 
 mod choose;
 mod range;
+pub(crate) mod tail;
 mod threat;
 mod threshold;
 mod write;
@@ -109,6 +110,8 @@ pub struct Runner<S, K, T> {
     watch: Option<Arc<crate::notify::Watch>>,
     /// Shared scans (`share`): `None` fetches every window alone.
     board: Option<Arc<ScanBoard>>,
+    /// Near-real-time tails (`tail`): `None` does not tail.
+    tailing: Option<tail::TailTiming>,
 }
 
 impl<S, K, T> Runner<S, K, T>
@@ -127,6 +130,7 @@ where
             router: None,
             watch: None,
             board: None,
+            tailing: None,
         }
     }
 
@@ -296,6 +300,7 @@ where
                 settings: &self.settings,
                 rule,
                 now,
+                tail: false,
             };
             let matched = detector
                 .matches(&source, request, window, offer_from, &history, record)
@@ -388,6 +393,26 @@ where
 
     fn shares_scans(&self) -> bool {
         self.board.is_some()
+    }
+
+    async fn tail(&self, rule: &Rule, now: DateTime<Utc>) -> Option<ExecutionRecord> {
+        Runner::tail(self, rule, now).await
+    }
+
+    fn tail_together(&self, rules: Vec<Arc<Rule>>) -> Vec<(String, String)> {
+        let now = chrono::Utc::now();
+        let mut refused = Vec::new();
+        let mut tailing = Vec::new();
+        for rule in rules {
+            match tail::tailable(&rule, &self.settings, now) {
+                Ok(()) => tailing.push(rule),
+                Err(why) => refused.push((rule.rule_id.clone(), why)),
+            }
+        }
+        if let (Some(board), Some(timing)) = (&self.board, self.tailing) {
+            board.set_tail_cohort(tailing, timing);
+        }
+        refused
     }
 }
 
@@ -503,6 +528,25 @@ pub(super) fn base_request(
     );
     request.page_size = settings.page_size;
     request
+}
+
+/// The search of a window given by the caller (a range run, a tail),
+/// before the detector narrows it: the window and the reach before it
+/// (`sub` saturates: a range from the earliest time stays there).
+pub(super) fn range_request(
+    rule: &Rule,
+    settings: &RunnerSettings,
+    window: Window,
+    reach: Reach,
+) -> FetchRequest {
+    base_request(
+        rule,
+        settings,
+        TimeRange {
+            from: sub(window.start, reach.before),
+            to: window.end,
+        },
+    )
 }
 
 /// Ten years: longer spans are clamped (keeps date arithmetic in range).

@@ -37,7 +37,8 @@ use chrono::{DateTime, Utc};
 use prometheus_client::metrics::counter::Counter;
 
 use super::detect::Detector;
-use super::run::{anchor, timing, window_search, RunnerSettings};
+use super::run::tail::{tail_window, TailTiming};
+use super::run::{anchor, range_request, timing, window_search, RunnerSettings};
 use crate::rule::Rule;
 use crate::schedule::window::plan_windows;
 use crate::source::shared::{MemberCount, ScanError};
@@ -51,8 +52,10 @@ const ALONE_EXCLUSIVE_EVENTS: u64 = 10_000;
 /// How many cohort ticks a member chosen to fetch alone stays alone before
 /// it is measured in a scan again.
 const ALONE_TICKS: u32 = 12;
-/// Members per scan before a cluster says how many clauses it takes.
-const MAX_MEMBERS: usize = 4_096;
+/// Rules per scan by default (`[sharing] max_rules`): each page of a scan
+/// evaluates every member's clause, and a cluster caps a query's clauses
+/// (`indices.query.bool.max_clause_count`).
+pub const DEFAULT_MAX_RULES: usize = 64;
 
 /// Counters of shared scans, for `/metrics` (registered there by
 /// `daemon::metrics`; the handles share their values).
@@ -78,14 +81,33 @@ pub struct ScanStats {
 #[derive(Debug)]
 pub struct ScanBoard {
     max_events: usize,
+    max_rules: usize,
+    /// Per rule id, the cohort of its scheduled runs.
     cohorts: std::sync::Mutex<HashMap<String, Arc<Cohort>>>,
+    /// Per rule id, the cohort of its near-real-time tails.
+    tails: std::sync::Mutex<HashMap<String, Arc<Cohort>>>,
     stats: Arc<ScanStats>,
 }
 
 #[derive(Debug)]
 struct Cohort {
     rules: Vec<Arc<Rule>>,
+    /// Tails plan their tail window; others their on-time window.
+    tail: Option<TailTiming>,
     tick: tokio::sync::Mutex<Tick>,
+}
+
+impl Cohort {
+    fn new(rules: Vec<Arc<Rule>>, tail: Option<TailTiming>, max_rules: usize) -> Arc<Cohort> {
+        Arc::new(Cohort {
+            rules,
+            tail,
+            tick: tokio::sync::Mutex::new(Tick {
+                max_members: max_rules,
+                ..Tick::default()
+            }),
+        })
+    }
 }
 
 /// A cohort's current scans and what was measured of earlier ones.
@@ -116,9 +138,17 @@ impl ScanBoard {
     pub fn new(max_events: usize, stats: Arc<ScanStats>) -> ScanBoard {
         ScanBoard {
             max_events,
+            max_rules: DEFAULT_MAX_RULES,
             cohorts: std::sync::Mutex::default(),
+            tails: std::sync::Mutex::default(),
             stats,
         }
+    }
+
+    /// The board with at most `n` rules per scan.
+    pub fn with_max_rules(mut self, n: usize) -> ScanBoard {
+        self.max_rules = n.max(1);
+        self
     }
 
     pub fn stats(&self) -> Arc<ScanStats> {
@@ -130,18 +160,24 @@ impl ScanBoard {
     pub fn set_cohorts(&self, cohorts: Vec<Vec<Arc<Rule>>>) {
         let mut map = HashMap::new();
         for rules in cohorts {
-            let cohort = Arc::new(Cohort {
-                rules,
-                tick: tokio::sync::Mutex::new(Tick {
-                    max_members: MAX_MEMBERS,
-                    ..Tick::default()
-                }),
-            });
+            let cohort = Cohort::new(rules, None, self.max_rules);
             for rule in &cohort.rules {
                 map.insert(rule.rule_id.clone(), cohort.clone());
             }
         }
         *self.cohorts.lock().unwrap_or_else(|e| e.into_inner()) = map;
+    }
+
+    /// The rules that tail together (`runner::run::tail`), replacing the
+    /// previous ones.
+    pub fn set_tail_cohort(&self, rules: Vec<Arc<Rule>>, timing: TailTiming) {
+        let cohort = Cohort::new(rules, Some(timing), self.max_rules);
+        let map = cohort
+            .rules
+            .iter()
+            .map(|r| (r.rule_id.clone(), cohort.clone()))
+            .collect();
+        *self.tails.lock().unwrap_or_else(|e| e.into_inner()) = map;
     }
 
     /// `rule`'s events for `request` from its cohort's scan at `now` (run
@@ -151,12 +187,11 @@ impl ScanBoard {
         &self,
         source: &S,
         settings: &RunnerSettings,
-        rule: &Rule,
-        now: DateTime<Utc>,
+        (rule, now, tail): (&Rule, DateTime<Utc>, bool),
         request: &FetchRequest,
     ) -> Option<EventStream> {
-        let cohort = self
-            .cohorts
+        let cohorts = if tail { &self.tails } else { &self.cohorts };
+        let cohort = cohorts
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .get(&rule.rule_id)
@@ -166,8 +201,7 @@ impl ScanBoard {
             return None; // a late run of an earlier tick: the scans moved on
         }
         if tick.now != Some(now) {
-            self.scan(&cohort.rules, &mut tick, source, settings, now)
-                .await;
+            self.scan(&cohort, &mut tick, source, settings, now).await;
         }
         let share = tick.shares.remove(&rule.rule_id)?;
         drop(tick);
@@ -182,7 +216,7 @@ impl ScanBoard {
     /// Plans and runs the scans of a cohort's tick at `now`.
     async fn scan<S: EventSource>(
         &self,
-        rules: &[Arc<Rule>],
+        cohort: &Cohort,
         tick: &mut Tick,
         source: &S,
         settings: &RunnerSettings,
@@ -195,11 +229,15 @@ impl ScanBoard {
             *ticks > 0
         });
         let mut planned: Vec<(Arc<Rule>, FetchRequest)> = Vec::new();
-        for rule in rules {
+        for rule in &cohort.rules {
             if tick.alone.contains_key(&rule.rule_id) {
                 continue;
             }
-            if let Some(request) = planned_request(rule, settings, now) {
+            let request = match cohort.tail {
+                None => planned_request(rule, settings, now),
+                Some(timing) => tail_request(rule, settings, now, timing),
+            };
+            if let Some(request) = request {
                 planned.push((rule.clone(), request));
             }
         }
@@ -214,7 +252,12 @@ impl ScanBoard {
                 Err(ScanError::TooLarge { limit, seen }) => {
                     self.stats.failed.inc();
                     let alone = largest_until_half(&group, &seen, limit);
-                    tracing::warn!(rules = group.len(), limit, fetching_alone_next = alone.len(), "a shared scan grew past its event limit; its rules fetch alone this time");
+                    tracing::warn!(
+                        rules = group.len(),
+                        limit,
+                        fetching_alone_next = alone.len(),
+                        "a shared scan grew past its event limit; its rules fetch alone this time"
+                    );
                     for id in alone {
                         tick.alone.insert(id, ALONE_TICKS);
                     }
@@ -273,7 +316,11 @@ impl ScanBoard {
 /// The search `rule` sends for its one window of an on-time run at `now`
 /// (the checkpoint one interval back); `None` for rules whose detectors do
 /// not read a window's events with one fetch.
-fn planned_request(rule: &Rule, settings: &RunnerSettings, now: DateTime<Utc>) -> Option<FetchRequest> {
+fn planned_request(
+    rule: &Rule,
+    settings: &RunnerSettings,
+    now: DateTime<Utc>,
+) -> Option<FetchRequest> {
     let detector = Detector::new(rule, settings, now).ok()?;
     if !detector.reads_one_stream() {
         return None;
@@ -284,6 +331,21 @@ fn planned_request(rule: &Rule, settings: &RunnerSettings, now: DateTime<Utc>) -
     let window = *plan_windows(timing, Some(covered), end).windows.last()?;
     let search = window_search(rule, settings, detector.reach(), window, Some(covered));
     Some(detector.request(search.request))
+}
+
+/// The search of `rule`'s tail at `now` (see `runner::run::tail`).
+fn tail_request(
+    rule: &Rule,
+    settings: &RunnerSettings,
+    now: DateTime<Utc>,
+    timing: TailTiming,
+) -> Option<FetchRequest> {
+    let detector = Detector::new(rule, settings, now).ok()?;
+    if !detector.reads_one_stream() {
+        return None;
+    }
+    let window = tail_window(timing, now);
+    Some(detector.request(range_request(rule, settings, window, detector.reach())))
 }
 
 /// The members split into scans: by order (a scan has one sort), at most
@@ -308,6 +370,15 @@ fn groups(
     }
     let mut out = Vec::new();
     for (_, mut members) in by_order {
+        // alike rules (same indices, similar pushdown: the same categories
+        // first) in the same scan, so that what they read overlaps
+        members.sort_by_cached_key(|(rule, request)| {
+            (
+                request.indices.clone(),
+                format!("{:?}", request.filter),
+                rule.rule_id.clone(),
+            )
+        });
         while members.len() > max_members {
             let rest = members.split_off(max_members);
             out.push(members);

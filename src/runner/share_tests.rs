@@ -37,7 +37,10 @@ fn events() -> Vec<Document> {
     .take(9_000)
     .enumerate()
     .map(|(i, source)| {
-        let category = source["event"]["category"].as_str().unwrap_or("other").to_string();
+        let category = source["event"]["category"]
+            .as_str()
+            .unwrap_or("other")
+            .to_string();
         Document {
             index: format!("logs-endpoint.events.{category}-default"),
             id: format!("e{i}"),
@@ -142,8 +145,14 @@ fn runner() -> MemRunner {
 fn alerts(r: &MemRunner) -> BTreeMap<String, Vec<(String, String)>> {
     let mut out: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for (id, a) in r.sink().alerts(ALERTS) {
-        let rule = a["kibana.alert.rule.rule_id"].as_str().unwrap_or("?").to_string();
-        let original = a["kibana.alert.original_time"].as_str().unwrap_or("").to_string();
+        let rule = a["kibana.alert.rule.rule_id"]
+            .as_str()
+            .unwrap_or("?")
+            .to_string();
+        let original = a["kibana.alert.original_time"]
+            .as_str()
+            .unwrap_or("")
+            .to_string();
         out.entry(rule).or_default().push((id, original));
     }
     for v in out.values_mut() {

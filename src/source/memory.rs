@@ -89,7 +89,8 @@ impl EventSource for MemorySource {
         requests: &[FetchRequest],
         max_events: usize,
     ) -> Result<Option<SharedScan>, ScanError> {
-        shared::shareable(&requests.iter().collect::<Vec<_>>()).map_err(SourceError::InvalidRequest)?;
+        shared::shareable(&requests.iter().collect::<Vec<_>>())
+            .map_err(SourceError::InvalidRequest)?;
         let mut lists = Vec::with_capacity(requests.len());
         for request in requests {
             // whole documents: members projecting different fields share them

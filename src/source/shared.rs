@@ -81,14 +81,18 @@ impl SharedScan {
             .iter()
             .map(|&p| self.events[p as usize].clone())
             .collect();
-        Some(EventStream::from_documents(m.warnings.clone(), docs).with_mappings(m.mappings.clone()))
+        Some(
+            EventStream::from_documents(m.warnings.clone(), docs).with_mappings(m.mappings.clone()),
+        )
     }
 
     /// Builds a scan from each member's own event list: every document
     /// (by index and id) kept once. For sources that answer each request
     /// locally anyway (memory), so that the runner's sharing is the same
     /// code over every source.
-    pub fn from_member_lists(lists: Vec<(Vec<String>, Arc<Mappings>, Vec<Document>)>) -> SharedScan {
+    pub fn from_member_lists(
+        lists: Vec<(Vec<String>, Arc<Mappings>, Vec<Document>)>,
+    ) -> SharedScan {
         let mut scan = SharedScan::default();
         let mut at: HashMap<(String, String), u32> = HashMap::new();
         for (warnings, mappings, docs) in lists {
@@ -133,7 +137,8 @@ pub fn shareable(requests: &[&FetchRequest]) -> Result<(), String> {
         if r.indices.iter().any(|p| p.contains(':')) {
             return Err("a cross-cluster pattern is not shared".into());
         }
-        if r.timestamp_field != first.timestamp_field || r.tiebreaker_field != first.tiebreaker_field
+        if r.timestamp_field != first.timestamp_field
+            || r.tiebreaker_field != first.tiebreaker_field
         {
             return Err("requests ordered differently cannot share a scan".into());
         }

@@ -10,19 +10,19 @@
 //! offered when its last event is in the range, a trailing missing-event
 //! stage is decided at the range's end, as in a scheduled window.
 
-use std::collections::HashSet;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use tracing::Instrument;
 
-use super::{base_request, sub, Attempt, RunError, Runner};
+use super::{range_request, Attempt, RunError, Runner};
 use crate::rule::Rule;
 use crate::runner::detect::{Detector, History};
 use crate::runner::record::{ExecutionRecord, WindowRange};
+use crate::runner::share::SharedFetch;
 use crate::schedule::window::Window;
 use crate::sink::AlertSink;
-use crate::source::{EventSource, TimeRange};
+use crate::source::EventSource;
 use crate::state::StateStore;
 
 impl<S, K, T> Runner<S, K, T>
@@ -48,19 +48,22 @@ where
             now,
         );
         let outcome = self
-            .range_window(rule, window, now, &mut record)
+            .range_window(rule, window, now, &mut record, false)
             .instrument(tracing::debug_span!("rule_run", rule_id = %rule.rule_id))
             .await;
         self.finish(&mut record, outcome, now, clock).await;
         record
     }
 
-    async fn range_window(
+    /// One window given by the caller; `tail`: a near-real-time tail, whose
+    /// fetch may come from the tails' shared scan.
+    pub(super) async fn range_window(
         &self,
         rule: &Rule,
         window: Window,
         now: DateTime<Utc>,
         record: &mut ExecutionRecord,
+        tail: bool,
     ) -> Result<(), RunError> {
         let detector = Detector::new(rule, &self.settings, now)?.for_range(rule);
         self.sink.prepare(&self.settings.alerts_index).await?;
@@ -69,27 +72,25 @@ where
             start: window.start,
             end: window.end,
         });
-        // `sub` saturates: a range from the earliest time stays there.
-        let request = detector.request(base_request(
+        let request = detector.request(range_request(
             rule,
             &self.settings,
-            TimeRange {
-                from: sub(window.start, detector.reach().before),
-                to: window.end,
-            },
+            window,
+            detector.reach(),
         ));
         // One window, nothing committed: no threshold history either.
         let history = History::new();
         let search_clock = Instant::now();
+        let source = SharedFetch {
+            inner: &self.source,
+            board: self.board.as_deref().filter(|_| tail),
+            settings: &self.settings,
+            rule,
+            now,
+            tail,
+        };
         let matched = detector
-            .matches(
-                &self.source,
-                request,
-                window,
-                window.start,
-                &history,
-                record,
-            )
+            .matches(&source, request, window, window.start, &history, record)
             .await;
         record.search_duration_ms += super::millis(search_clock.elapsed());
         let candidates = matched?;
@@ -100,9 +101,15 @@ where
             history: &history,
             open: &super::suppress::OpenAlerts::default(),
         };
-        self.alert_window(&scope, candidates, &attempt, &mut HashSet::new(), record)
-            .await
-            .map(|_| ())
+        self.alert_window(
+            &scope,
+            candidates,
+            &attempt,
+            &mut super::tail::fresh(),
+            record,
+        )
+        .await
+        .map(|_| ())
     }
 }
 

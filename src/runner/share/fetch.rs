@@ -5,8 +5,8 @@
 use chrono::{DateTime, Utc};
 
 use super::ScanBoard;
-use crate::runner::run::RunnerSettings;
 use crate::rule::Rule;
+use crate::runner::run::RunnerSettings;
 use crate::source::{
     Anomalies, AnomalyRequest, DocRef, Document, EsqlRows, EventSource, EventStream, FetchRequest,
     GroupCount, Groups, NewTerms, NewTermsAsk, ScanError, SharedScan, SourceError,
@@ -19,13 +19,20 @@ pub(crate) struct SharedFetch<'a, S> {
     pub(crate) settings: &'a RunnerSettings,
     pub(crate) rule: &'a Rule,
     pub(crate) now: DateTime<Utc>,
+    /// A near-real-time tail (its scans are the tails' cohort's).
+    pub(crate) tail: bool,
 }
 
 impl<S: EventSource> EventSource for SharedFetch<'_, S> {
     async fn fetch(&self, request: FetchRequest) -> Result<EventStream, SourceError> {
         if let Some(board) = self.board {
             let shared = board
-                .take(self.inner, self.settings, self.rule, self.now, &request)
+                .take(
+                    self.inner,
+                    self.settings,
+                    (self.rule, self.now, self.tail),
+                    &request,
+                )
                 .await;
             if let Some(stream) = shared {
                 return Ok(stream);
@@ -50,10 +57,7 @@ impl<S: EventSource> EventSource for SharedFetch<'_, S> {
         self.inner.fetch_indicators(request).await
     }
 
-    async fn fetch_indicator_sources(
-        &self,
-        refs: &[DocRef],
-    ) -> Result<Vec<Document>, SourceError> {
+    async fn fetch_indicator_sources(&self, refs: &[DocRef]) -> Result<Vec<Document>, SourceError> {
         self.inner.fetch_indicator_sources(refs).await
     }
 

@@ -19,7 +19,9 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use super::{search_shape, take_hit_document, ElasticsearchSource, Pager, SearchPlan, MAX_TARGETS_LEN};
+use super::{
+    search_shape, take_hit_document, ElasticsearchSource, Pager, SearchPlan, MAX_TARGETS_LEN,
+};
 use crate::cluster::ClusterError;
 use crate::source::shared::{self, MemberShare, ScanError, SharedScan};
 use crate::source::{FetchRequest, SourceError};
@@ -117,7 +119,9 @@ fn matched_members(hit: &Value, members: usize) -> Result<Vec<usize>, ScanError>
     let names = hit
         .get("matched_queries")
         .and_then(Value::as_array)
-        .ok_or_else(|| search_shape("expected `matched_queries` on every hit of a shared scan".into()))?;
+        .ok_or_else(|| {
+            search_shape("expected `matched_queries` on every hit of a shared scan".into())
+        })?;
     let mut out = Vec::with_capacity(names.len());
     for name in names {
         match name.as_str().and_then(|n| n.parse::<usize>().ok()) {
@@ -135,7 +139,10 @@ fn matched_members(hit: &Value, members: usize) -> Result<Vec<usize>, ScanError>
 
 /// The one search of the scan: `None` when no member's patterns match an
 /// index (nothing to read).
-fn scan_plan(requests: &[FetchRequest], plans: &[SearchPlan]) -> Result<Option<SearchPlan>, ScanError> {
+fn scan_plan(
+    requests: &[FetchRequest],
+    plans: &[SearchPlan],
+) -> Result<Option<SearchPlan>, ScanError> {
     let mut clauses = Vec::new();
     let mut targets: Vec<String> = Vec::new();
     let mut patterns: Vec<String> = Vec::new();
@@ -215,7 +222,10 @@ fn too_many_clauses(e: SourceError) -> ScanError {
     }) = &e
     {
         let r = reason.to_ascii_lowercase();
-        if r.contains("too_many_clauses") || r.contains("toomanyclauses") || r.contains("maxclausecount") {
+        if r.contains("too_many_clauses")
+            || r.contains("toomanyclauses")
+            || r.contains("maxclausecount")
+        {
             return ScanError::TooManyClauses(reason.clone());
         }
     }
@@ -230,7 +240,10 @@ mod tests {
     fn a_hit_names_the_members_that_matched_it() {
         let hit = json!({ "_index": "i", "_id": "1", "matched_queries": ["2", "0"] });
         assert_eq!(matched_members(&hit, 3).unwrap(), [2, 0]);
-        assert!(matched_members(&hit, 2).is_err(), "member 2 of 2 is unknown");
+        assert!(
+            matched_members(&hit, 2).is_err(),
+            "member 2 of 2 is unknown"
+        );
         assert!(matched_members(&json!({ "_index": "i", "_id": "1" }), 3).is_err());
     }
 
@@ -266,7 +279,9 @@ mod tests {
             })
         };
         assert!(matches!(
-            too_many_clauses(status("search_phase_execution_exception: too_many_clauses: maxClauseCount is set to 1024")),
+            too_many_clauses(status(
+                "search_phase_execution_exception: too_many_clauses: maxClauseCount is set to 1024"
+            )),
             ScanError::TooManyClauses(_)
         ));
         assert!(matches!(
