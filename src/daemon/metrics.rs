@@ -87,6 +87,13 @@ pub struct Metrics {
     leases_lost: Counter,
     coordination_requests: Counter,
     scans: Arc<crate::runner::ScanStats>,
+    tails: Family<TailLabels, Counter>,
+    tail_alerts: Counter,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TailLabels {
+    status: &'static str,
 }
 
 impl Default for Metrics {
@@ -263,8 +270,22 @@ impl Metrics {
         ] {
             registry.register(name, help, counter.clone());
         }
+        let tails = Family::<TailLabels, Counter>::default();
+        let tail_alerts = Counter::default();
+        registry.register(
+            "detectd_tails",
+            "Near-real-time tails run, by status",
+            tails.clone(),
+        );
+        registry.register(
+            "detectd_tail_alerts_created",
+            "Alerts created by near-real-time tails (earlier than their scheduled run would have)",
+            tail_alerts.clone(),
+        );
         Metrics {
             scans,
+            tails,
+            tail_alerts,
             instances_live,
             rules_assigned,
             leases_held,
@@ -311,6 +332,17 @@ impl Metrics {
                 .get_or_create(&label(o))
                 .set(i64::try_from(*n).unwrap_or(i64::MAX));
         }
+    }
+
+    /// Records one near-real-time tail.
+    pub fn observe_tail(&self, record: &ExecutionRecord) {
+        let status = match record.status {
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::PartialFailure => "partial failure",
+            RunStatus::Failed => "failed",
+        };
+        self.tails.get_or_create(&TailLabels { status }).inc();
+        self.tail_alerts.inc_by(record.alerts_created);
     }
 
     /// Records how late a run started after its scheduled time.

@@ -20,6 +20,7 @@ pub mod rule_table;
 pub mod rules;
 pub mod scheduler;
 pub mod start;
+mod tails;
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -95,6 +96,8 @@ pub struct DaemonOptions {
     /// What the cluster is, when known: rules it cannot run (ES|QL, ML on
     /// OpenSearch) are reported at load and not scheduled.
     pub server: Option<crate::cluster::ServerInfo>,
+    /// `[realtime]`: the rules that also tail new events (`None`: off).
+    pub realtime: Option<crate::config::RealtimeSettings>,
 }
 
 impl DaemonOptions {
@@ -108,6 +111,7 @@ impl DaemonOptions {
             outputs: s.notify.outputs.iter().map(|o| o.name.clone()).collect(),
             cron: s.cron.clone(),
             server: None,
+            realtime: s.realtime.clone(),
         }
     }
 }
@@ -484,6 +488,16 @@ where
             Scheduler::new(self.shared.clone(), self.options.first_run, tracker.clone());
         scheduler.apply(set.enabled());
         self.announce_schedule(&scheduler);
+        let (tail_rules, tailing) = tokio::sync::watch::channel(self.tailing(&set));
+        let tail_task = self.options.realtime.as_ref().map(|r| {
+            tokio::spawn(tails::tail_loop(
+                self.shared.clone(),
+                tracker.clone(),
+                tailing,
+                r.every,
+                aux.clone(),
+            ))
+        });
         loop {
             tokio::select! {
                 _ = &mut signals.shutdown => break,
@@ -492,6 +506,7 @@ where
                     if let Some(coord) = &self.shared.coord {
                         coord.set_rules(set.enabled());
                     }
+                    let _ = tail_rules.send(self.tailing(&set));
                     for gone in scheduler.apply(set.enabled()) {
                         self.shared.metrics.forget_rule(&gone);
                         self.health.forget_rule(&gone);
@@ -502,9 +517,12 @@ where
             }
         }
         scheduler.stop();
+        aux.cancel();
+        if let Some(task) = tail_task {
+            let _ = task.await;
+        }
         tracker.close();
         tracker.wait().await;
-        aux.cancel();
         let _ = probing.await;
         if let (Some(coord), Some(task)) = (&self.shared.coord, heartbeat) {
             let _ = task.await;
@@ -517,6 +535,34 @@ where
             "stopped"
         );
         outcome
+    }
+
+    /// The rules of `set` that tail (`[realtime]`), told to the executor;
+    /// those selected that cannot tail are logged once with why.
+    fn tailing(&self, set: &RuleSet) -> Vec<Arc<Rule>> {
+        let Some(realtime) = &self.options.realtime else {
+            return Vec::new();
+        };
+        let selected: Vec<Arc<Rule>> = set
+            .enabled()
+            .filter(|r| realtime.selects(r))
+            .cloned()
+            .collect();
+        let refused = self.shared.executor.tail_together(selected.clone());
+        for (rule_id, why) in &refused {
+            tracing::info!(rule_id = %rule_id, reason = %why, "rule does not tail: its scheduled runs alone find its alerts");
+        }
+        let tailing: Vec<Arc<Rule>> = selected
+            .into_iter()
+            .filter(|r| !refused.iter().any(|(id, _)| *id == r.rule_id))
+            .collect();
+        tracing::info!(
+            rules = tailing.len(),
+            every_ms = realtime.every.as_millis() as u64,
+            lag_ms = realtime.lag.as_millis() as u64,
+            "near-real-time tails"
+        );
+        tailing
     }
 
     /// Says when each rule runs next (or, for many rules, when the first

@@ -18,7 +18,7 @@ use crate::cluster::{Cluster, ClusterError, RetryPolicy};
 use crate::config::{Settings, StateBackend};
 use crate::coord::{Coordinator, Timing};
 use crate::notify::{Deliverer, TickReport};
-use crate::runner::{Runner, RunnerSettings, ScanBoard};
+use crate::runner::{Runner, RunnerSettings, ScanBoard, TailTiming};
 use crate::sink::alerts_index::{AlertsIndexError, BootstrapSpec};
 use crate::sink::elasticsearch::{install_templates, BulkSettings, ElasticsearchSink, IndexNames};
 use crate::sink::{AlertSink, SinkError};
@@ -283,7 +283,13 @@ fn executor(
         ..RunnerSettings::default()
     };
     let router = Arc::new(crate::notify::Router::new(&settings.notify));
-    let runner = Runner::new(source, sink, state, runner_settings).with_router(router);
+    let mut runner = Runner::new(source, sink, state, runner_settings).with_router(router);
+    if let Some(r) = &settings.realtime {
+        runner = runner.with_tailing(TailTiming {
+            every: r.every,
+            lag: r.lag,
+        });
+    }
     Ok(match settings.sharing.enabled {
         true => runner.with_sharing(Arc::new(
             ScanBoard::new(settings.sharing.max_events, scan_stats)

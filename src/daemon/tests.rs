@@ -197,6 +197,7 @@ pub(super) fn options(dir: &Path, concurrency: usize, jitter: bool) -> DaemonOpt
         outputs: Default::default(),
         cron: Default::default(),
         server: None,
+        realtime: None,
     }
 }
 

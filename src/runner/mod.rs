@@ -92,6 +92,8 @@ mod share_tests;
 #[cfg(test)]
 mod suppression_tests;
 #[cfg(test)]
+mod tail_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod threat_tests;
