@@ -89,3 +89,49 @@ async fn once_runs_every_rule_with_one_now_when_sharing() {
     assert!(calls.iter().any(|c| c.start >= Duration::from_secs(4)));
     assert_eq!(fake.cohorts.lock().unwrap().len(), 1, "one cohort");
 }
+
+#[tokio::test(start_paused = true)]
+async fn rules_tail_together_every_few_seconds_with_one_now() {
+    let dir = tempfile::tempdir().unwrap();
+    for id in ["a", "b", "no-c"] {
+        write_rule(dir.path(), id, "5m");
+    }
+    let fake = Fake::new(&[]);
+    let mut opts = options(dir.path(), 4, false);
+    opts.realtime = Some(crate::config::RealtimeSettings {
+        every: Duration::from_secs(5),
+        lag: Duration::from_secs(15),
+        rule_ids: Vec::new(),
+        tags: Vec::new(),
+    });
+    let (stop, _reload, task, metrics) = start(opts, &fake, Mode::Daemon);
+    wait(Duration::from_secs(22)).await;
+    stop.send(()).unwrap();
+    task.await.unwrap();
+
+    let tails = fake.tails.lock().unwrap().clone();
+    let at =
+        |id: &str| -> Vec<Duration> { tails.iter().filter(|t| t.0 == id).map(|t| t.1).collect() };
+    let grid: Vec<Duration> = (0..5).map(|k| k * Duration::from_secs(5)).collect();
+    assert_eq!(at("a"), grid, "a tail every 5 s from the start");
+    assert_eq!(at("b"), grid);
+    assert!(at("no-c").is_empty(), "a rule that cannot tail does not");
+    // one now per tick, the grid's wall time
+    for k in 0..5usize {
+        let nows: Vec<_> = tails
+            .iter()
+            .filter(|t| t.1 == grid[k])
+            .map(|t| t.2)
+            .collect();
+        assert!(nows.windows(2).all(|w| w[0] == w[1]), "{nows:?}");
+    }
+    let text = metrics.encode();
+    assert!(
+        text.contains("detectd_tails_total{status=\"succeeded\"} 10"),
+        "{text}"
+    );
+    assert!(
+        text.contains("detectd_tail_alerts_created_total 10"),
+        "{text}"
+    );
+}

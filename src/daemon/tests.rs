@@ -44,6 +44,8 @@ pub(super) struct Fake {
     /// Whether the fake says it shares scans, and the cohorts it was given.
     pub(super) sharing: std::sync::atomic::AtomicBool,
     pub(super) cohorts: StdMutex<Vec<Vec<String>>>,
+    /// Tails asked: rule id, when (from the test's start), `now`.
+    pub(super) tails: StdMutex<Vec<(String, Duration, DateTime<Utc>)>>,
 }
 
 impl Fake {
@@ -59,6 +61,7 @@ impl Fake {
             overlaps: AtomicUsize::new(0),
             sharing: Default::default(),
             cohorts: StdMutex::default(),
+            tails: StdMutex::default(),
         })
     }
 
@@ -94,6 +97,29 @@ impl RuleExecutor for Handle {
             .collect();
         ids.sort();
         *self.0.cohorts.lock().unwrap() = ids;
+    }
+
+    async fn tail(&self, rule: &Rule, now: DateTime<Utc>) -> Option<ExecutionRecord> {
+        let f = &self.0;
+        f.tails
+            .lock()
+            .unwrap()
+            .push((rule.rule_id.clone(), f.epoch.elapsed(), now));
+        let mut record = ExecutionRecord::started(&rule.rule_id, &rule.name, "t".into(), now);
+        record.alerts_created = 1;
+        Some(record)
+    }
+
+    fn tail_together(&self, rules: Vec<Arc<Rule>>) -> Vec<(String, String)> {
+        // rules whose id starts with "no-" cannot tail
+        let mut ids: Vec<String> = rules.iter().map(|r| r.rule_id.clone()).collect();
+        ids.sort();
+        *self.0.cohorts.lock().unwrap() = vec![ids];
+        rules
+            .iter()
+            .filter(|r| r.rule_id.starts_with("no-"))
+            .map(|r| (r.rule_id.clone(), "cannot".to_string()))
+            .collect()
     }
 
     async fn execute(&self, rule: &Rule, now: DateTime<Utc>) -> ExecutionRecord {
