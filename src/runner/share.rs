@@ -55,7 +55,7 @@ const ALONE_TICKS: u32 = 12;
 /// Rules per scan by default (`[sharing] max_rules`): each page of a scan
 /// evaluates every member's clause, and a cluster caps a query's clauses
 /// (`indices.query.bool.max_clause_count`).
-pub const DEFAULT_MAX_RULES: usize = 64;
+pub const DEFAULT_MAX_RULES: usize = 32;
 
 /// Counters of shared scans, for `/metrics` (registered there by
 /// `daemon::metrics`; the handles share their values).
@@ -114,22 +114,22 @@ impl Cohort {
 #[derive(Debug, Default)]
 struct Tick {
     now: Option<DateTime<Utc>>,
-    /// Per rule id, its share of this tick's scan, until its run takes it.
-    shares: HashMap<String, Share>,
+    /// Per rule id, the scan planned for it this tick and its place there,
+    /// until its run takes its share.
+    planned: HashMap<String, (Arc<Group>, usize)>,
     /// Members fetching alone, and for how many more ticks.
     alone: HashMap<String, u32>,
     /// Members per scan (lowered when a cluster refuses a query as too large).
     max_members: usize,
 }
 
+/// One scan of a tick: its members' planned requests (their exact clauses
+/// left out: closures, the same for the same rule at the same `now`), read
+/// when the first of them asks, dropped when the last has taken its share.
 #[derive(Debug)]
-struct Share {
-    rule: Arc<Rule>,
-    /// The request planned for the rule (its exact clause left out: a
-    /// closure, the same for the same rule at the same `now`).
-    request: FetchRequest,
-    scan: Arc<SharedScan>,
-    member: usize,
+struct Group {
+    members: Vec<(Arc<Rule>, FetchRequest)>,
+    scan: tokio::sync::OnceCell<Option<Arc<SharedScan>>>,
 }
 
 impl ScanBoard {
@@ -196,119 +196,134 @@ impl ScanBoard {
             .unwrap_or_else(|e| e.into_inner())
             .get(&rule.rule_id)
             .cloned()?;
-        let mut tick = cohort.tick.lock().await;
-        if tick.now.is_some_and(|t| t > now) {
-            return None; // a late run of an earlier tick: the scans moved on
-        }
-        if tick.now != Some(now) {
-            self.scan(&cohort, &mut tick, source, settings, now).await;
-        }
-        let share = tick.shares.remove(&rule.rule_id)?;
-        drop(tick);
-        if *share.rule != *rule || !same_request(&share.request, request) {
+        let (group, member) = {
+            let mut tick = cohort.tick.lock().await;
+            if tick.now.is_some_and(|t| t > now) {
+                return None; // a late run of an earlier tick: the scans moved on
+            }
+            if tick.now != Some(now) {
+                plan(&cohort, &mut tick, settings, now);
+            }
+            tick.planned.remove(&rule.rule_id)?
+        };
+        let (planned_rule, planned) = &group.members[member];
+        if **planned_rule != *rule || !same_request(planned, request) {
             tracing::debug!(rule_id = %rule.rule_id, "the window is not the one planned: fetched alone");
             return None;
         }
+        let scan = group
+            .scan
+            .get_or_init(|| self.read(&cohort, &group, source))
+            .await
+            .clone()?;
         self.stats.served.inc();
-        share.scan.stream(share.member)
+        scan.stream(member)
     }
 
-    /// Plans and runs the scans of a cohort's tick at `now`.
-    async fn scan<S: EventSource>(
+    /// Reads one planned scan; `None` when it could not be read (its
+    /// members fetch alone), and what was measured goes to the cohort.
+    async fn read<S: EventSource>(
         &self,
         cohort: &Cohort,
-        tick: &mut Tick,
+        group: &Group,
         source: &S,
-        settings: &RunnerSettings,
-        now: DateTime<Utc>,
-    ) {
-        tick.now = Some(now);
-        tick.shares.clear();
-        tick.alone.retain(|_, ticks| {
-            *ticks = ticks.saturating_sub(1);
-            *ticks > 0
-        });
-        let mut planned: Vec<(Arc<Rule>, FetchRequest)> = Vec::new();
-        for rule in &cohort.rules {
-            if tick.alone.contains_key(&rule.rule_id) {
-                continue;
+    ) -> Option<Arc<SharedScan>> {
+        let requests: Vec<FetchRequest> = group.members.iter().map(|(_, r)| r.clone()).collect();
+        let n = requests.len();
+        let outcome = source.fetch_shared(&requests, self.max_events).await;
+        let mut tick = cohort.tick.lock().await;
+        match outcome {
+            Ok(Some(scan)) => {
+                self.measure(&mut tick, &group.members, &scan);
+                Some(Arc::new(scan))
             }
-            let request = match cohort.tail {
-                None => planned_request(rule, settings, now),
-                Some(timing) => tail_request(rule, settings, now, timing),
-            };
-            if let Some(request) = request {
-                planned.push((rule.clone(), request));
+            Ok(None) => None, // this source does not share
+            Err(ScanError::TooLarge { limit, seen }) => {
+                self.stats.failed.inc();
+                let alone = largest_until_half(&group.members, &seen, limit);
+                tracing::warn!(
+                    rules = n,
+                    limit,
+                    fetching_alone_next = alone.len(),
+                    "a shared scan grew past its event limit; its rules fetch alone this time"
+                );
+                for id in alone {
+                    tick.alone.insert(id, ALONE_TICKS);
+                }
+                None
             }
-        }
-        for group in groups(planned, tick.max_members) {
-            if group.len() < 2 {
-                continue; // one rule alone reads the same as its own fetch
+            Err(ScanError::Refused(reason)) => {
+                self.stats.failed.inc();
+                tick.max_members = (n / 2).max(1);
+                tracing::warn!(rules = n, next_size = tick.max_members, reason = %reason, "the cluster refused or timed out a shared scan; its rules fetch alone this time, and scans are smaller from now on");
+                None
             }
-            let requests: Vec<FetchRequest> = group.iter().map(|(_, r)| r.clone()).collect();
-            match source.fetch_shared(&requests, self.max_events).await {
-                Ok(Some(scan)) => self.keep(tick, group, scan),
-                Ok(None) => return, // this source does not share
-                Err(ScanError::TooLarge { limit, seen }) => {
-                    self.stats.failed.inc();
-                    let alone = largest_until_half(&group, &seen, limit);
-                    tracing::warn!(
-                        rules = group.len(),
-                        limit,
-                        fetching_alone_next = alone.len(),
-                        "a shared scan grew past its event limit; its rules fetch alone this time"
-                    );
-                    for id in alone {
-                        tick.alone.insert(id, ALONE_TICKS);
-                    }
-                }
-                Err(ScanError::TooManyClauses(reason)) => {
-                    self.stats.failed.inc();
-                    tick.max_members = (group.len() / 2).max(1);
-                    tracing::warn!(rules = group.len(), next_size = tick.max_members, reason = %reason, "the cluster refused a shared scan as too large; its rules fetch alone this time, and scans are split from now on");
-                }
-                Err(ScanError::Source(e)) => {
-                    // each member's own fetch meets the problem again and
-                    // reports it in its own record
-                    self.stats.failed.inc();
-                    tracing::warn!(rules = group.len(), error = %e, "a shared scan failed; its rules fetch alone");
-                }
+            Err(ScanError::Source(e)) => {
+                // each member's own fetch meets the problem again and
+                // reports it in its own record
+                self.stats.failed.inc();
+                tracing::warn!(rules = n, error = %e, "a shared scan failed; its rules fetch alone");
+                None
             }
         }
     }
 
-    /// Hands a finished scan's shares to its members and measures them.
-    fn keep(&self, tick: &mut Tick, group: Vec<(Arc<Rule>, FetchRequest)>, scan: SharedScan) {
+    /// Counts a scan and marks members better off alone.
+    fn measure(&self, tick: &mut Tick, members: &[(Arc<Rule>, FetchRequest)], scan: &SharedScan) {
         let counts = scan.counts();
+        let wanted: u64 = counts.iter().map(|c| c.events).sum();
         let s = &self.stats;
         s.scans.inc();
-        s.members.inc_by(group.len() as u64);
+        s.members.inc_by(members.len() as u64);
         s.events_read.inc_by(scan.events.len() as u64);
-        s.member_events
-            .inc_by(counts.iter().map(|c| c.events).sum::<u64>());
+        s.member_events.inc_by(wanted);
         tracing::debug!(
-            rules = group.len(),
+            rules = members.len(),
             events = scan.events.len(),
-            member_events = counts.iter().map(|c| c.events).sum::<u64>(),
+            member_events = wanted,
             "shared scan read"
         );
         for (i, c) in counts.iter().enumerate() {
             if better_alone(c) {
-                tick.alone.insert(group[i].0.rule_id.clone(), ALONE_TICKS);
+                tick.alone.insert(members[i].0.rule_id.clone(), ALONE_TICKS);
             }
         }
-        let scan = Arc::new(scan);
-        for (member, (rule, mut request)) in group.into_iter().enumerate() {
-            request.exact = None;
-            tick.shares.insert(
-                rule.rule_id.clone(),
-                Share {
-                    rule,
-                    request,
-                    scan: scan.clone(),
-                    member,
-                },
-            );
+    }
+}
+
+/// Plans a cohort's scans at `now`: each member's on-time (or tail)
+/// request, in groups; nothing is read yet.
+fn plan(cohort: &Cohort, tick: &mut Tick, settings: &RunnerSettings, now: DateTime<Utc>) {
+    tick.now = Some(now);
+    tick.planned.clear();
+    tick.alone.retain(|_, ticks| {
+        *ticks = ticks.saturating_sub(1);
+        *ticks > 0
+    });
+    let mut planned: Vec<(Arc<Rule>, FetchRequest)> = Vec::new();
+    for rule in &cohort.rules {
+        if tick.alone.contains_key(&rule.rule_id) {
+            continue;
+        }
+        let request = match cohort.tail {
+            None => planned_request(rule, settings, now),
+            Some(timing) => tail_request(rule, settings, now, timing),
+        };
+        if let Some(request) = request {
+            planned.push((rule.clone(), request));
+        }
+    }
+    for members in groups(planned, tick.max_members) {
+        if members.len() < 2 {
+            continue; // one rule alone reads the same as its own fetch
+        }
+        let group = Arc::new(Group {
+            members,
+            scan: tokio::sync::OnceCell::new(),
+        });
+        for (i, (rule, _)) in group.members.iter().enumerate() {
+            tick.planned
+                .insert(rule.rule_id.clone(), (group.clone(), i));
         }
     }
 }
@@ -418,10 +433,13 @@ fn largest_until_half(
     out
 }
 
-/// Whether a run's request is the one planned (exact clauses aside: see
-/// [`Share::request`]).
+/// Whether a run's request is the one planned: equal but for their exact
+/// clauses, which are closures (the same rule at the same `now` makes the
+/// same clause).
 fn same_request(planned: &FetchRequest, asked: &FetchRequest) -> bool {
-    let mut asked = asked.clone();
-    asked.exact = None;
-    *planned == asked
+    let strip = |r: &FetchRequest| FetchRequest {
+        exact: None,
+        ..r.clone()
+    };
+    strip(planned) == strip(asked)
 }

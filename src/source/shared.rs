@@ -42,10 +42,10 @@ pub enum ScanError {
     /// was read before it stopped (for choosing groups next time).
     #[error("the shared scan holds more than {limit} events")]
     TooLarge { limit: usize, seen: Vec<u64> },
-    /// The cluster refused a query this large (too many clauses): the
-    /// group should be split.
+    /// The cluster refused a query this large (too many clauses) or did
+    /// not answer it in time: the group should be smaller.
     #[error("the cluster refused the shared query as too large: {0}")]
-    TooManyClauses(String),
+    Refused(String),
     #[error(transparent)]
     Source(#[from] SourceError),
 }

@@ -92,7 +92,7 @@ async fn read_all(
         let hits = match pager.next_hits().await {
             Ok(Some(hits)) => hits,
             Ok(None) => return Ok(()),
-            Err(e) => return Err(too_many_clauses(e)),
+            Err(e) => return Err(refused(e)),
         };
         for mut hit in hits {
             let members = matched_members(&hit, scan.members.len())?;
@@ -213,8 +213,9 @@ fn named_clause(plan: &SearchPlan, member: usize) -> Value {
 }
 
 /// A search the cluster refused for its number of clauses
-/// (`too_many_clauses` / `TooManyClauses`, `maxClauseCount`).
-fn too_many_clauses(e: SourceError) -> ScanError {
+/// (`too_many_clauses` / `TooManyClauses`, `maxClauseCount`), or did not
+/// answer in time.
+fn refused(e: SourceError) -> ScanError {
     if let SourceError::Cluster(ClusterError::Status {
         status: 400 | 500,
         reason,
@@ -226,7 +227,7 @@ fn too_many_clauses(e: SourceError) -> ScanError {
             || r.contains("toomanyclauses")
             || r.contains("maxclausecount")
         {
-            return ScanError::TooManyClauses(reason.clone());
+            return ScanError::Refused(reason.clone());
         }
     }
     ScanError::Source(e)
@@ -279,13 +280,13 @@ mod tests {
             })
         };
         assert!(matches!(
-            too_many_clauses(status(
+            refused(status(
                 "search_phase_execution_exception: too_many_clauses: maxClauseCount is set to 1024"
             )),
-            ScanError::TooManyClauses(_)
+            ScanError::Refused(_)
         ));
         assert!(matches!(
-            too_many_clauses(status("parsing_exception")),
+            refused(status("parsing_exception")),
             ScanError::Source(_)
         ));
     }
