@@ -491,6 +491,29 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn shared_scan_counters_are_the_boards() {
+        let m = Metrics::new();
+        let stats = m.scan_stats();
+        stats.scans.inc_by(2);
+        stats.members.inc_by(64);
+        stats.events_read.inc_by(1_000);
+        stats.member_events.inc_by(19_000);
+        stats.served.inc_by(63);
+        stats.failed.inc();
+        let text = m.encode();
+        for line in [
+            "detectd_shared_scans_total 2",
+            "detectd_shared_scan_rules_total 64",
+            "detectd_shared_scan_events_read_total 1000",
+            "detectd_shared_scan_rule_events_total 19000",
+            "detectd_shared_scan_windows_served_total 63",
+            "detectd_shared_scans_failed_total 1",
+        ] {
+            assert!(text.contains(line), "{line} not in\n{text}");
+        }
+    }
+
+    #[test]
     fn the_instances_view_becomes_gauges_and_counters() {
         let m = Metrics::new();
         let mut view = crate::coord::CoordView {

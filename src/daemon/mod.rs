@@ -489,13 +489,14 @@ where
         scheduler.apply(set.enabled());
         self.announce_schedule(&scheduler);
         let (tail_rules, tailing) = tokio::sync::watch::channel(self.tailing(&set));
+        let stop_tails = CancellationToken::new();
         let tail_task = self.options.realtime.as_ref().map(|r| {
             tokio::spawn(tails::tail_loop(
                 self.shared.clone(),
                 tracker.clone(),
                 tailing,
                 r.every,
-                aux.clone(),
+                stop_tails.clone(),
             ))
         });
         loop {
@@ -517,12 +518,13 @@ where
             }
         }
         scheduler.stop();
-        aux.cancel();
+        stop_tails.cancel();
         if let Some(task) = tail_task {
             let _ = task.await;
         }
         tracker.close();
         tracker.wait().await;
+        aux.cancel();
         let _ = probing.await;
         if let (Some(coord), Some(task)) = (&self.shared.coord, heartbeat) {
             let _ = task.await;
