@@ -90,6 +90,15 @@ def http(url, method="GET", body=None, content_type="application/json"):
         return json.loads(r.read() or b"null")
 
 
+def detectd_binary(given):
+    """`given`, or detectd built in release (CARGO_TARGET_DIR honoured)."""
+    if given:
+        return given
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=REPO, check=True)
+    target = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
+    return os.path.join(target, "release", "detectd")
+
+
 # ---------------------------------------------------------------- cluster
 
 
@@ -336,11 +345,7 @@ def main():
     args = parse_args()
     interval_s = seconds(args.interval)
     work = tempfile.mkdtemp(prefix="detectd-load-")
-    detectd = args.detectd
-    if detectd is None:
-        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=REPO, check=True)
-        target = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
-        detectd = os.path.join(target, "release", "detectd")
+    detectd = detectd_binary(args.detectd)
 
     osmem = None
     url = os.environ.get("ELASTICSEARCH_URL")

@@ -131,11 +131,7 @@ def poll_alerts(url, index, seen, stop):
 def main():
     args = parse_args()
     work = tempfile.mkdtemp(prefix="detectd-realtime-")
-    detectd = args.detectd
-    if detectd is None:
-        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=REPO, check=True)
-        target = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
-        detectd = os.path.join(target, "release", "detectd")
+    detectd = load.detectd_binary(args.detectd)
     osmem, url = None, os.environ.get("ELASTICSEARCH_URL")
     if not url:
         osmem, url = load.start_osmem(work)

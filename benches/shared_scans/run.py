@@ -123,11 +123,7 @@ def alert_set(url, space):
 def main():
     args = parse_args()
     work = tempfile.mkdtemp(prefix="detectd-shared-")
-    detectd = args.detectd
-    if detectd is None:
-        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=REPO, check=True)
-        target = os.environ.get("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
-        detectd = os.path.join(target, "release", "detectd")
+    detectd = load.detectd_binary(args.detectd)
 
     osmem, url = None, os.environ.get("ELASTICSEARCH_URL")
     if not url:

@@ -456,40 +456,31 @@ fn validate(
         },
     };
 
+    let mut positive = |v: &Option<toml::Spanned<i64>>, default: usize, what: &str| match v {
+        None => default,
+        Some(n) => match usize::try_from(*n.get_ref()) {
+            Ok(v) if v >= 1 => v,
+            _ => {
+                err(
+                    span(n),
+                    format!("invalid {what} {}: expected a positive number", n.get_ref()),
+                );
+                default
+            }
+        },
+    };
     let sharing = SharingSettings {
         enabled: raw.sharing.enabled.unwrap_or(true) && !flags.no_sharing,
-        max_events: match &raw.sharing.max_events {
-            None => DEFAULT_SCAN_EVENTS,
-            Some(n) => match usize::try_from(*n.get_ref()) {
-                Ok(v) if v >= 1 => v,
-                _ => {
-                    err(
-                        span(n),
-                        format!(
-                            "invalid sharing.max_events {}: expected a positive number",
-                            n.get_ref()
-                        ),
-                    );
-                    DEFAULT_SCAN_EVENTS
-                }
-            },
-        },
-        max_rules: match &raw.sharing.max_rules {
-            None => crate::runner::DEFAULT_MAX_RULES,
-            Some(n) => match usize::try_from(*n.get_ref()) {
-                Ok(v) if v >= 1 => v,
-                _ => {
-                    err(
-                        span(n),
-                        format!(
-                            "invalid sharing.max_rules {}: expected a positive number",
-                            n.get_ref()
-                        ),
-                    );
-                    crate::runner::DEFAULT_MAX_RULES
-                }
-            },
-        },
+        max_events: positive(
+            &raw.sharing.max_events,
+            DEFAULT_SCAN_EVENTS,
+            "sharing.max_events",
+        ),
+        max_rules: positive(
+            &raw.sharing.max_rules,
+            crate::runner::DEFAULT_MAX_RULES,
+            "sharing.max_rules",
+        ),
     };
 
     let first_run = match (&raw.schedule.first_run, &raw.schedule.startup_jitter) {

@@ -143,28 +143,42 @@ fn scan_plan(
     requests: &[FetchRequest],
     plans: &[SearchPlan],
 ) -> Result<Option<SearchPlan>, ScanError> {
-    let mut clauses = Vec::new();
+    let reading: Vec<(usize, &SearchPlan)> = plans
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| !p.indices.is_empty())
+        .collect();
+    if reading.is_empty() {
+        return Ok(None);
+    }
     let mut targets: Vec<String> = Vec::new();
     let mut patterns: Vec<String> = Vec::new();
-    for (i, (request, plan)) in requests.iter().zip(plans).enumerate() {
-        if plan.indices.is_empty() {
-            continue;
-        }
+    let mut indices: std::collections::BTreeSet<&String> = Default::default();
+    for &(i, plan) in &reading {
         for t in &plan.targets {
             if !targets.contains(t) {
                 targets.push(t.clone());
             }
         }
-        for p in &request.indices {
+        for p in &requests[i].indices {
             if !patterns.contains(p) {
                 patterns.push(p.clone());
             }
         }
-        clauses.push(named_clause(plan, i));
+        indices.extend(&plan.indices);
     }
-    if clauses.is_empty() {
-        return Ok(None);
-    }
+    let common = common_filter(&reading.iter().map(|(_, p)| *p).collect::<Vec<_>>());
+    let clauses: Vec<Value> = reading
+        .iter()
+        .map(|&(i, plan)| {
+            let all = plan
+                .indices
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                == indices;
+            named_clause(plan, i, common, all)
+        })
+        .collect();
     if targets.iter().map(|t| t.len() + 1).sum::<usize>() > MAX_TARGETS_LEN {
         targets = patterns;
     }
@@ -194,7 +208,11 @@ fn scan_plan(
         indices: Vec::new(),
         types: Default::default(),
         warnings: Vec::new(),
-        query: json!({ "bool": { "should": clauses, "minimum_should_match": 1 } }),
+        query: json!({ "bool": {
+            "filter": common.into_iter().cloned().collect::<Vec<_>>(),
+            "should": clauses,
+            "minimum_should_match": 1,
+        } }),
         sort: first.sort.clone(),
         source,
         mappings: Arc::default(),
@@ -202,14 +220,37 @@ fn scan_plan(
 }
 
 /// A member's own query, restricted to its own concrete indices, named by
-/// its position.
-fn named_clause(plan: &SearchPlan, member: usize) -> Value {
-    let mut filters = plan.query["bool"]["filter"]
+/// its position. A filter every member has (`common`: the same time range)
+/// is left out, the scan applies it once; so is the restriction to its
+/// indices when they are all the scan reads (`all_indices`).
+fn named_clause(
+    plan: &SearchPlan,
+    member: usize,
+    common: Option<&Value>,
+    all_indices: bool,
+) -> Value {
+    let mut filters: Vec<Value> = plan.query["bool"]["filter"]
         .as_array()
         .cloned()
-        .unwrap_or_else(|| vec![plan.query.clone()]);
-    filters.push(json!({ "terms": { "_index": plan.indices } }));
+        .unwrap_or_else(|| vec![plan.query.clone()])
+        .into_iter()
+        .filter(|f| Some(f) != common)
+        .collect();
+    if !all_indices {
+        filters.push(json!({ "terms": { "_index": plan.indices } }));
+    }
     json!({ "bool": { "filter": filters, "_name": member.to_string() } })
+}
+
+/// The filter every member's query starts with, when it is the same for
+/// all (members of one cohort searching the same window on the same time
+/// fields).
+fn common_filter<'p>(plans: &[&'p SearchPlan]) -> Option<&'p Value> {
+    let first = plans.first()?.query["bool"]["filter"].get(0)?;
+    plans
+        .iter()
+        .all(|p| p.query["bool"]["filter"].get(0) == Some(first))
+        .then_some(first)
 }
 
 /// A search the cluster refused for its number of clauses
@@ -261,12 +302,24 @@ mod tests {
             mappings: Arc::default(),
         };
         assert_eq!(
-            named_clause(&plan, 7),
+            named_clause(&plan, 7, None, false),
             json!({ "bool": { "_name": "7", "filter": [
                 { "range": { "@timestamp": { "gte": 1 } } },
                 { "terms": { "_index": [".ds-logs-x-1"] } }
             ] } })
         );
+        // the range every member has is the scan's; the indices all of them
+        // read need no restriction
+        let range = json!({ "range": { "@timestamp": { "gte": 1 } } });
+        assert_eq!(common_filter(&[&plan, &plan]), Some(&range));
+        assert_eq!(
+            named_clause(&plan, 7, Some(&range), true),
+            json!({ "bool": { "_name": "7", "filter": [] } })
+        );
+        let mut other = plan.clone();
+        other.query =
+            json!({ "bool": { "filter": [{ "range": { "@timestamp": { "gte": 2 } } }] } });
+        assert_eq!(common_filter(&[&plan, &other]), None);
     }
 
     #[test]
