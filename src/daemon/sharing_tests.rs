@@ -117,12 +117,8 @@ async fn rules_tail_together_every_few_seconds_with_one_now() {
     assert_eq!(at("b"), grid);
     assert!(at("no-c").is_empty(), "a rule that cannot tail does not");
     // one now per tick, the grid's wall time
-    for k in 0..5usize {
-        let nows: Vec<_> = tails
-            .iter()
-            .filter(|t| t.1 == grid[k])
-            .map(|t| t.2)
-            .collect();
+    for tick in &grid {
+        let nows: Vec<_> = tails.iter().filter(|t| t.1 == *tick).map(|t| t.2).collect();
         assert!(nows.windows(2).all(|w| w[0] == w[1]), "{nows:?}");
     }
     let text = metrics.encode();

@@ -363,13 +363,19 @@ fn tail_request(
     Some(detector.request(range_request(rule, settings, window, detector.reach())))
 }
 
+/// What orders a scan's events: the timestamp and tiebreaker fields.
+type OrderKey = (String, Option<String>);
+
+/// A rule planned into a scan, with its request.
+type Member = (Arc<Rule>, FetchRequest);
+
 /// The members split into scans: by order (a scan has one sort), at most
 /// `max_members` each.
 fn groups(
     planned: Vec<(Arc<Rule>, FetchRequest)>,
     max_members: usize,
 ) -> Vec<Vec<(Arc<Rule>, FetchRequest)>> {
-    let mut by_order: Vec<((String, Option<String>), Vec<(Arc<Rule>, FetchRequest)>)> = Vec::new();
+    let mut by_order: Vec<(OrderKey, Vec<Member>)> = Vec::new();
     for (rule, request) in planned {
         if crate::source::shared::shareable(&[&request]).is_err() {
             continue;
