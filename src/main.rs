@@ -294,6 +294,10 @@ struct QueryArgs {
     /// without maxspan); beyond it the oldest are dropped with a warning.
     #[arg(long, default_value_t = 100_000)]
     max_pending: usize,
+    /// Threads decoding and evaluating lines (default: one per core); the
+    /// answer is the same for any number.
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
     /// Read the query from this file instead of the command line.
     #[arg(long, value_name = "FILE", conflicts_with = "query")]
     query_file: Option<PathBuf>,
@@ -422,9 +426,13 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         },
     };
     let mut bad_lines = BadLineWarnings::default();
-    let outcome = detectd::offline::run_query(&plans, &inputs, &opts, args.sorted, |bad| {
-        bad_lines.note(&bad)
-    })?;
+    let threads = args
+        .threads
+        .map_or_else(detectd::offline::Threads::available, detectd::offline::Threads::new);
+    let outcome =
+        detectd::offline::run_query(&plans, &inputs, &opts, args.sorted, threads, |bad| {
+            bad_lines.note(&bad)
+        })?;
     if outcome.dropped_partial_sequences > 0 {
         eprintln!(
             "detectd: warning: {} partial sequences were dropped at the limit of {} pending \
