@@ -189,3 +189,7 @@ pub(super) fn pass(
     let overflow = stream.overflow();
     Ok((stream.finish(), overflow))
 }
+
+#[cfg(test)]
+#[path = "pass_tests.rs"]
+mod tests;
