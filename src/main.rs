@@ -246,6 +246,10 @@ struct HuntArgs {
     /// the event files.
     #[arg(long, value_name = "FILE")]
     indicators: Vec<PathBuf>,
+    /// Threads parsing the files' lines (default: one per core); the
+    /// alerts are the same for any number.
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
     /// NDJSON event files.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
@@ -426,9 +430,10 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         },
     };
     let mut bad_lines = BadLineWarnings::default();
-    let threads = args
-        .threads
-        .map_or_else(detectd::offline::Threads::available, detectd::offline::Threads::new);
+    let threads = args.threads.map_or_else(
+        detectd::offline::Threads::available,
+        detectd::offline::Threads::new,
+    );
     let outcome =
         detectd::offline::run_query(&plans, &inputs, &opts, args.sorted, threads, |bad| {
             bad_lines.note(&bad)
@@ -877,6 +882,10 @@ fn hunt(args: HuntArgs) -> anyhow::Result<ExitCode> {
             .collect(),
         exceptions: args.exceptions,
         indicators: args.indicators,
+        threads: args.threads.map_or_else(
+            detectd::offline::Threads::available,
+            detectd::offline::Threads::new,
+        ),
     };
     // Not `stdout().lock()`: the runner's sink must be `Send`, a lock is not.
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());

@@ -85,7 +85,11 @@ impl Chunk {
                     .iter()
                     .rposition(|c| !c.is_ascii_whitespace())
                     .map_or(first, |i| i + 1);
-                f(line, self.offset + (start + first) as u64, &raw[first..last]);
+                f(
+                    line,
+                    self.offset + (start + first) as u64,
+                    &raw[first..last],
+                );
             }
             line += 1;
             start = end;

@@ -42,7 +42,9 @@ fn events(swap: Option<(usize, usize)>) -> (String, Vec<u64>) {
     let mut text = String::new();
     let mut line = 0u64;
     let mut matching = Vec::new();
-    let mut stamps: Vec<i64> = (0..2000).map(|i| 1_700_000_000_000 + i / 2 * 1000).collect();
+    let mut stamps: Vec<i64> = (0..2000)
+        .map(|i| 1_700_000_000_000 + i / 2 * 1000)
+        .collect();
     if let Some((a, b)) = swap {
         stamps.swap(a, b);
     }
@@ -155,7 +157,11 @@ fn an_event_query_in_time_order_is_the_same_on_any_threads() {
     assert_eq!(ids(&answer.response), want, "the last 7, in time order");
     // lines 1,516 and 1,795: event 1500 and 1777 after 15 and 17 blank lines
     assert_eq!(
-        answer.bad.iter().map(|b| b.split(": ").next().unwrap()).collect::<Vec<_>>(),
+        answer
+            .bad
+            .iter()
+            .map(|b| b.split(": ").next().unwrap())
+            .collect::<Vec<_>>(),
         ["events.ndjson:1516", "events.ndjson:1795"]
     );
     // also with --sorted
@@ -170,16 +176,34 @@ fn sequences_and_samples_are_the_same_on_any_threads() {
     std::fs::write(&path, events(None).0).unwrap();
     let answer = same_everywhere(SEQUENCE, &path, false);
     // more than `size` found: the last 7 are shown
-    assert_eq!(answer.response["hits"]["sequences"].as_array().unwrap().len(), 7);
+    assert_eq!(
+        answer.response["hits"]["sequences"]
+            .as_array()
+            .unwrap()
+            .len(),
+        7
+    );
     // the event without a timestamp (event 1600, line 1,617) is reported
     // between the two unreadable lines
-    let lines: Vec<&str> = answer.bad.iter().map(|b| b.split(": ").next().unwrap()).collect();
+    let lines: Vec<&str> = answer
+        .bad
+        .iter()
+        .map(|b| b.split(": ").next().unwrap())
+        .collect();
     assert_eq!(
         lines,
-        ["events.ndjson:1516", "events.ndjson:1617", "events.ndjson:1795"]
+        [
+            "events.ndjson:1516",
+            "events.ndjson:1617",
+            "events.ndjson:1795"
+        ]
     );
     let samples = same_everywhere(SAMPLE, &path, false);
-    assert_eq!(samples.response["hits"]["total"]["value"], json!(4), "one per host");
+    assert_eq!(
+        samples.response["hits"]["total"]["value"],
+        json!(4),
+        "one per host"
+    );
 }
 
 #[test]
@@ -195,7 +219,11 @@ fn an_unsorted_file_is_sorted_and_with_sorted_fails_at_the_same_line() {
             match run(query, &path, true, threads) {
                 // event 1201 (line 1,214) is older than event 1200
                 Err(OfflineError::OutOfOrder { index, line }) => {
-                    assert_eq!((index.as_str(), line), ("events.ndjson", 1214), "{threads:?}")
+                    assert_eq!(
+                        (index.as_str(), line),
+                        ("events.ndjson", 1214),
+                        "{threads:?}"
+                    )
                 }
                 other => panic!("out of order expected, got {:?}", other.map(|a| a.response)),
             }
@@ -204,5 +232,8 @@ fn an_unsorted_file_is_sorted_and_with_sorted_fails_at_the_same_line() {
     // sorted in memory, the event query finds event 1950 where event 1200 was
     let answer = same_everywhere(EVENT_QUERY, &path, false);
     let (_, matching) = events(None);
-    assert_eq!(answer.response["hits"]["total"]["value"], json!(matching.len()));
+    assert_eq!(
+        answer.response["hits"]["total"]["value"],
+        json!(matching.len())
+    );
 }

@@ -206,7 +206,9 @@ impl Matches {
     /// compiled for the event's index).
     pub fn of(plan: &Plan, event: &Event) -> Matches {
         match plan.kind {
-            PlanKind::Event => Matches::Event(plan.stages.first().is_some_and(|s| s.matches(event))),
+            PlanKind::Event => {
+                Matches::Event(plan.stages.first().is_some_and(|s| s.matches(event)))
+            }
             PlanKind::Sequence => {
                 let mut hits = Vec::new();
                 sequence_stage_hits(plan, event, &mut hits);
