@@ -430,10 +430,7 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         },
     };
     let mut bad_lines = BadLineWarnings::default();
-    let threads = args.threads.map_or_else(
-        detectd::offline::Threads::available,
-        detectd::offline::Threads::new,
-    );
+    let threads = query_threads(args.threads);
     let outcome =
         detectd::offline::run_query(&plans, &inputs, &opts, args.sorted, threads, |bad| {
             bad_lines.note(&bad)
@@ -448,6 +445,14 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
     bad_lines.finish();
     print_response(&outcome.response)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--threads N` of `query` and `hunt`: N, else one per core.
+fn query_threads(threads: Option<usize>) -> detectd::offline::Threads {
+    threads.map_or_else(
+        detectd::offline::Threads::available,
+        detectd::offline::Threads::new,
+    )
 }
 
 /// The events files of `query` (standard input when none) and their
@@ -506,6 +511,7 @@ fn filter_query(
         size: args.size,
         result_position: args.result_position.into(),
         now: chrono::Utc::now(),
+        threads: query_threads(args.threads),
     };
     let mut bad_lines = BadLineWarnings::default();
     let response = run_filter_query(&compiled, &inputs, &opts, |bad| bad_lines.note(&bad))?;
@@ -882,10 +888,7 @@ fn hunt(args: HuntArgs) -> anyhow::Result<ExitCode> {
             .collect(),
         exceptions: args.exceptions,
         indicators: args.indicators,
-        threads: args.threads.map_or_else(
-            detectd::offline::Threads::available,
-            detectd::offline::Threads::new,
-        ),
+        threads: query_threads(args.threads),
     };
     // Not `stdout().lock()`: the runner's sink must be `Send`, a lock is not.
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());

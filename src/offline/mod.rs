@@ -17,13 +17,13 @@ pub mod mappings;
 mod pass;
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::eql::compile::{Plan, PlanKind, PlanSet};
 use crate::eql::search::{self, HitEvent, SearchError, SearchOptions, SearchResponse};
-use crate::source::files::{for_each_line, index_name, BadLine, LineError};
+use crate::source::files::{index_name, BadLine, LineError};
 pub use chunks::Threads;
 use pass::{pass, Order};
 
@@ -234,19 +234,20 @@ fn show(
     })
 }
 
-/// Calls `on_line(line number, byte offset, bytes)` for every line of
-/// `input` that is not blank (see `for_each_line`).
-fn read_lines(
+/// Reads `input` in chunks of lines worked on by `threads`, the results
+/// merged in input order (see [`chunks::map_chunks`]).
+fn read_chunks<T: Send>(
     input: &Input,
-    on_line: &mut impl FnMut(u64, u64, &[u8]) -> Result<(), OfflineError>,
+    threads: Threads,
+    work: &(impl Fn(&chunks::Chunk) -> T + Sync),
+    merge: impl FnMut(T) -> Result<(), OfflineError>,
 ) -> Result<(), OfflineError> {
     match input {
         Input::File(path) => {
             let file = File::open(path).map_err(|source| io_error(path, source))?;
-            for_each_line(BufReader::with_capacity(1 << 16, file), on_line)
-                .map_err(|e| with_path(e, path))
+            chunks::map_chunks(file, threads, work, merge).map_err(|e| with_path(e, path))
         }
-        Input::Stdin => for_each_line(io::stdin().lock(), on_line)
+        Input::Stdin => chunks::map_chunks(io::stdin(), threads, work, merge)
             .map_err(|e| with_path(e, Path::new("<stdin>"))),
     }
 }

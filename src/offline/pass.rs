@@ -7,8 +7,8 @@
 
 use std::sync::Arc;
 
-use super::chunks::{map_chunks, Chunk, Threads};
-use super::{io_error, with_path, Input, LineRef, LineText, OfflineError};
+use super::chunks::{Chunk, Threads};
+use super::{read_chunks, Input, LineRef, LineText, OfflineError};
 use crate::eql::compile::{Plan, PlanKind};
 use crate::eql::search::{self, Found, Matches, SearchOptions, Stream};
 use crate::eql::sequence::Ordinal;
@@ -168,15 +168,7 @@ pub(super) fn pass(
             Ok(())
         };
         let work = |chunk: &Chunk| work(own, keep_bytes, chunk);
-        let read = match input {
-            Input::File(path) => {
-                let file = std::fs::File::open(path).map_err(|e| io_error(path, e))?;
-                map_chunks(file, threads, &work, &mut merge).map_err(|e| with_path(e, path))
-            }
-            Input::Stdin => map_chunks(std::io::stdin(), threads, &work, &mut merge)
-                .map_err(|e| with_path(e, std::path::Path::new("<stdin>"))),
-        };
-        read?;
+        read_chunks(input, threads, &work, &mut merge)?;
     }
 
     buffered.sort_by(|a, b| a.0.cmp(&b.0));
