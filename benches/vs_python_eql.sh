@@ -7,9 +7,10 @@
 # Installs `eql` into a virtualenv (EQL_VENV, default /tmp/detectd-eql-venv)
 # on first use. The file is `detectd generate` output with the two keys
 # the Python engine reads added to each event (benches/vs_python_eql/
-# prepare.py): `event_type` and `timestamp`. Prints wall seconds of each
-# engine (the whole process: start, read, parse, evaluate, print) and
-# their ratio; asserts only that both find the same number of results.
+# prepare.py): `event_type` and `timestamp`. Prints wall and CPU seconds of
+# each engine (the whole process: start, read, parse, evaluate, print;
+# detectd on every core and on one thread) and their ratios; asserts only
+# that both find the same number of results.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,25 +40,29 @@ sequence='sequence by host.id, process.entity_id with maxspan=5s
   [library where dll.name == "taskschd.dll" and process.name in ("powershell.exe", "pwsh.exe", "powershell_ise.exe")]
   [network where process.name in ("powershell.exe", "pwsh.exe", "powershell_ise.exe") and destination.port == 135 and not destination.address in ("127.0.0.1", "::1")]'
 
-wall() { # prints the wall seconds of the command; its stdout goes to $work/out
-  /usr/bin/time -f "%e" -o "$work/time" "$@" > "$work/out"
-  cat "$work/time"
+run() { # prints "wall cpu" seconds of the command; its stdout goes to $work/out
+  /usr/bin/time -f "%e %U %S" -o "$work/time" "$@" > "$work/out"
+  read -r w u s < "$work/time"
+  echo "$w $(python3 -c "print($u + $s)")"
 }
 
 status=0
 for name in event_query sequence; do
   query=${!name}
-  d_wall=$(wall "$bin" query -e "$work/events.ndjson" --size 1000000 "$query")
+  d=$(run "$bin" query -e "$work/events.ndjson" --size 1000000 "$query")
   d_count=$("$py" -c "import json,sys; print(json.load(open(sys.argv[1]))['hits']['total']['value'])" "$work/out")
-  d1_wall=$(wall "$bin" query --threads 1 -e "$work/events.ndjson" --size 1000000 "$query")
-  p_wall=$(wall "$py" "$here/run_eql.py" "$work/events.ndjson" "$query")
+  d1=$(run "$bin" query --threads 1 -e "$work/events.ndjson" --size 1000000 "$query")
+  p=$(run "$py" "$here/run_eql.py" "$work/events.ndjson" "$query")
   p_count=$(cat "$work/out")
-  python3 - "$name" "$d_wall" "$d1_wall" "$p_wall" "$d_count" "$p_count" <<'PY'
+  python3 - "$name" $d $d1 $p "$d_count" "$p_count" <<'PY'
 import sys
-name, d, d1, p, dc, pc = sys.argv[1:]
-d, d1, p = float(d), float(d1), float(p)
-print(f"{name:<12} detectd {d:6.2f} s ({d1:6.2f} s on 1 thread)  Python eql {p:7.2f} s  "
-      f"ratio {p / d:6.1f}x ({p / d1:5.1f}x on 1 thread)  results {dc} / {pc}")
+name, dw, dc, d1w, d1c, pw, pc, dn, pn = sys.argv[1:]
+dw, dc, d1w, d1c, pw, pc = map(float, (dw, dc, d1w, d1c, pw, pc))
+print(f"{name}: results detectd {dn}, Python eql {pn}")
+print(f"  detectd, every core  wall {dw:6.2f} s  cpu {dc:6.2f} s   Python eql wall {pw:6.2f} s  cpu {pc:6.2f} s")
+print(f"  detectd, 1 thread    wall {d1w:6.2f} s  cpu {d1c:6.2f} s")
+print(f"  ratio (Python / detectd): wall {pw / dw:5.1f}x every core, {pw / d1w:5.1f}x one thread; "
+      f"cpu {pc / dc:5.1f}x, {pc / d1c:5.1f}x")
 PY
   if [[ $d_count != "$p_count" ]]; then
     echo "$name: result counts differ: detectd $d_count, Python eql $p_count" >&2

@@ -8,9 +8,9 @@
 //! if it had read the lines itself, one by one. Chunks go to the workers in
 //! turn (chunk `i` to worker `i % workers`) through channels of one chunk
 //! each, and the caller takes them back in that same turn: no reordering
-//! buffer, and at most `3 × workers + 1` chunks are in memory at once
-//! whatever the input size (one being read, and per worker one queued, one
-//! in work, one result waiting).
+//! buffer, and at most `3 × workers + 2` chunks (or their results) are in
+//! memory at once whatever the input size: one being read, per worker one
+//! queued, one in work and one result waiting, and the result being merged.
 //!
 //! Lines are those of [`for_each_line`](crate::source::files::for_each_line):
 //! 1-based numbers counting blank lines, surrounding whitespace trimmed,
