@@ -48,6 +48,7 @@ use crate::offline::chunks::Threads;
 
 mod read;
 mod stream;
+mod valid;
 
 /// A byte offset is kept for every this many lines.
 pub const STRIDE: u64 = 1024;

@@ -10,6 +10,7 @@ use std::io::{self, Cursor, Read};
 
 use serde_json::Value;
 
+use super::valid::check_line;
 use super::{parse_line, EventsInput, Mark, STRIDE};
 use crate::offline::chunks::{map_chunks, Chunk, Threads};
 use crate::source::files::{BadLine, LineError};
@@ -58,7 +59,7 @@ pub(super) fn scan(
             {
                 out.marks.push(Mark { line, offset });
             }
-            if let Err(e) = parse_line(bytes) {
+            if let Err(e) = check_line(bytes) {
                 out.bad.push((line, e.to_string()));
             }
         });
