@@ -6,8 +6,11 @@
 #
 # Prints, per query (a: event query, b: founding-rule 2-stage sequence,
 # c: 3-stage sequence with until) and mode (a file in time order, which
-# streams; stdin without --sorted, which is sorted in memory): CPU seconds, MB/s of NDJSON per CPU second (one core), wall
-# seconds and peak RSS. Figures only; nothing is asserted.
+# streams; stdin without --sorted, which is sorted in memory), once on one
+# thread (--threads 1) and once on every core: CPU seconds, MB/s of NDJSON
+# per CPU second, wall seconds, MB/s of wall time, and peak RSS; then the
+# same for `detectd hunt` of the founding rule over the file. Figures only;
+# nothing is asserted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -44,19 +47,31 @@ measure() { # label, then detectd arguments
   /usr/bin/time -f "%U %S %e %M" -o "$work/time" "$bin" "$@" > "$work/out.json"
   read -r user sys wall rss < "$work/time"
   local total
-  total=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['hits']['total']['value'])" "$work/out.json")
+  if [[ $1 == hunt ]]; then
+    total=$(wc -l < "$work/out.json")
+  else
+    total=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['hits']['total']['value'])" "$work/out.json")
+  fi
   python3 - "$label" "$bytes" "$user" "$sys" "$wall" "$rss" "$total" <<'EOF'
 import sys
 label, size, user, sys_, wall, rss, total = sys.argv[1:]
-cpu = float(user) + float(sys_)
-print(f"{label:<34} cpu {cpu:6.2f} s  {int(size) / 1e6 / cpu:7.1f} MB/s/core  "
-      f"wall {float(wall):6.2f} s  peak RSS {int(rss) / 1024:7.1f} MB  hits {total}")
+cpu, wall = float(user) + float(sys_), float(wall)
+mb = int(size) / 1e6
+print(f"{label:<44} cpu {cpu:6.2f} s {mb / cpu:6.1f} MB/s/core  "
+      f"wall {wall:6.2f} s {mb / wall:6.1f} MB/s  peak RSS {int(rss) / 1024:7.1f} MB  hits {total}")
 EOF
 }
 
+cores=$(nproc)
 for q in a b c; do
-  measure "$q file (streams, in order)" query -e "$work/events.ndjson" --size 100 --query-file "$work/$q.eql"
-  measure "$q stdin (sorted in memory)" query --size 100 --query-file "$work/$q.eql" < "$work/events.ndjson"
+  for t in 1 "$cores"; do
+    measure "$q file (streams, in order), $t threads" query --threads "$t" -e "$work/events.ndjson" --size 100 --query-file "$work/$q.eql"
+    measure "$q stdin (sorted in memory), $t threads" query --threads "$t" --size 100 --query-file "$work/$q.eql" < "$work/events.ndjson"
+  done
+done
+for t in 1 "$cores"; do
+  measure "hunt founding rule, $t threads" hunt --threads "$t" --now 2024-01-01T00:00:00Z \
+    --rules rules/execution_scheduled_task_powershell.toml "$work/events.ndjson"
 done
 
 if [[ -n ${MEMORY_EVENTS:-} ]]; then

@@ -35,6 +35,7 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 
+use crate::offline::chunks::Threads;
 use crate::offline::mappings::{self, MappingArg, MappingFileError};
 use crate::rule::{load_with_lists, render_errors, LoadOutcome};
 use crate::runner::{
@@ -68,6 +69,9 @@ pub struct HuntOptions {
     /// `--indicators`: NDJSON files threat_match rules take their
     /// indicators from (none: such a rule has none, and says so).
     pub indicators: Vec<PathBuf>,
+    /// Threads parsing the files' lines (the alerts are the same on any
+    /// number).
+    pub threads: Threads,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -112,7 +116,7 @@ pub fn hunt(
     let schemas = mappings::load(&opts.mappings, &names)?;
     let mut bad_lines = 0u64;
     let mut reported = Ok(());
-    let source = NdjsonSource::open(inputs, |bad| {
+    let source = NdjsonSource::open_on(inputs, opts.threads, |bad| {
         bad_lines += 1;
         if bad_lines <= MAX_BAD_LINE_REPORTS && reported.is_ok() {
             reported = writeln!(diag, "warning: {bad}");
@@ -133,12 +137,13 @@ pub fn hunt(
     } else {
         let mut bad = 0u64;
         let mut reported = Ok(());
-        let indicators = NdjsonSource::open(ndjson::files(&opts.indicators), |line| {
-            bad += 1;
-            if bad <= MAX_BAD_LINE_REPORTS && reported.is_ok() {
-                reported = writeln!(diag, "warning: indicators: {line}");
-            }
-        })?;
+        let indicators =
+            NdjsonSource::open_on(ndjson::files(&opts.indicators), opts.threads, |line| {
+                bad += 1;
+                if bad <= MAX_BAD_LINE_REPORTS && reported.is_ok() {
+                    reported = writeln!(diag, "warning: indicators: {line}");
+                }
+            })?;
         reported?;
         Some(indicators.with_now(opts.now))
     };

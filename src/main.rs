@@ -250,6 +250,10 @@ struct HuntArgs {
     /// the event files.
     #[arg(long, value_name = "FILE")]
     indicators: Vec<PathBuf>,
+    /// Threads parsing the files' lines (default: one per core); the
+    /// alerts are the same for any number.
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
     /// NDJSON event files.
     #[arg(required = true, value_name = "FILE")]
     files: Vec<PathBuf>,
@@ -298,6 +302,10 @@ struct QueryArgs {
     /// without maxspan); beyond it the oldest are dropped with a warning.
     #[arg(long, default_value_t = 100_000)]
     max_pending: usize,
+    /// Threads decoding and evaluating lines (default: one per core); the
+    /// answer is the same for any number.
+    #[arg(long, value_name = "N")]
+    threads: Option<usize>,
     /// Read the query from this file instead of the command line.
     #[arg(long, value_name = "FILE", conflicts_with = "query")]
     query_file: Option<PathBuf>,
@@ -426,9 +434,11 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         },
     };
     let mut bad_lines = BadLineWarnings::default();
-    let outcome = detectd::offline::run_query(&plans, &inputs, &opts, args.sorted, |bad| {
-        bad_lines.note(&bad)
-    })?;
+    let threads = query_threads(args.threads);
+    let outcome =
+        detectd::offline::run_query(&plans, &inputs, &opts, args.sorted, threads, |bad| {
+            bad_lines.note(&bad)
+        })?;
     if outcome.dropped_partial_sequences > 0 {
         eprintln!(
             "detectd: warning: {} partial sequences were dropped at the limit of {} pending \
@@ -439,6 +449,14 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
     bad_lines.finish();
     print_response(&outcome.response)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--threads N` of `query` and `hunt`: N, else one per core.
+fn query_threads(threads: Option<usize>) -> detectd::offline::Threads {
+    threads.map_or_else(
+        detectd::offline::Threads::available,
+        detectd::offline::Threads::new,
+    )
 }
 
 /// The events files of `query` (standard input when none) and their
@@ -497,6 +515,7 @@ fn filter_query(
         size: args.size,
         result_position: args.result_position.into(),
         now: chrono::Utc::now(),
+        threads: query_threads(args.threads),
     };
     let mut bad_lines = BadLineWarnings::default();
     let response = run_filter_query(&compiled, &inputs, &opts, |bad| bad_lines.note(&bad))?;
@@ -874,6 +893,7 @@ fn hunt(args: HuntArgs) -> anyhow::Result<ExitCode> {
             .collect(),
         exceptions: args.exceptions,
         indicators: args.indicators,
+        threads: query_threads(args.threads),
     };
     // Not `stdout().lock()`: the runner's sink must be `Send`, a lock is not.
     let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout());

@@ -383,3 +383,55 @@ fn a_bad_mapping_is_a_clear_error_with_its_path() {
     );
     assert!(stderr.contains('^'), "{stderr}");
 }
+
+/// Several 1 MiB chunks, a malformed line and an event out of order late
+/// in the file: one thread and three give the same answer and warnings,
+/// from a file (streamed, then sorted when the order breaks) and from stdin.
+#[test]
+fn threads_give_the_same_answer_and_warnings() {
+    let generated = detectd(&["generate", "--count", "6000"], None);
+    assert!(generated.status.success());
+    let mut lines: Vec<String> = String::from_utf8(generated.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    lines[4999] = "{\"broken\": ".to_string();
+    // the event of line 5,500 goes to line 5,900: out of order there
+    let moved = lines.remove(5499);
+    lines.insert(5899, moved);
+    let text = lines.join("\n") + "\n";
+    assert!(text.len() > 2 << 20, "more than two chunks");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.ndjson");
+    std::fs::write(&path, &text).unwrap();
+    let file = path.display().to_string();
+    let queries = [
+        r#"process where process.name : ("powershell.exe", "cmd.exe")"#,
+        r#"sequence by process.entity_id with maxspan=30s
+             [process where true] [library where true]"#,
+    ];
+    for query in queries {
+        for from_stdin in [false, true] {
+            let run = |threads: &str| {
+                let mut args = vec!["query", "--size", "50", "--threads", threads];
+                if !from_stdin {
+                    args.extend(["-e", file.as_str()]);
+                }
+                args.push(query);
+                detectd(&args, from_stdin.then_some(text.as_str()))
+            };
+            let one = run("1");
+            let three = run("3");
+            let answer = json_stdout(&one);
+            assert!(answer["hits"]["total"]["value"].as_u64().unwrap() > 0);
+            assert_eq!(one.stdout, three.stdout, "{query}, stdin {from_stdin}");
+            let warnings = String::from_utf8_lossy(&one.stderr);
+            assert!(
+                warnings.contains(":5000: skipped: invalid JSON"),
+                "{warnings}"
+            );
+            assert_eq!(one.stderr, three.stderr, "{query}, stdin {from_stdin}");
+        }
+    }
+}

@@ -20,7 +20,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::{read_lines, Input, OfflineError};
+use super::chunks::{Chunk, Threads};
+use super::{read_chunks, Input, OfflineError};
 use crate::eql::search::{self, HitEvent, Hits, ResultPosition, SearchResponse, Total};
 use crate::filter::eval::{self, EvalOptions, Matcher, Unmapped};
 use crate::filter::{FieldTypes, Filter};
@@ -99,6 +100,9 @@ pub struct FilterQueryOptions {
     pub result_position: ResultPosition,
     /// What date math in the query (`now-1h`) is relative to.
     pub now: DateTime<Utc>,
+    /// Threads parsing and matching lines (the answer is the same on any
+    /// number).
+    pub threads: Threads,
 }
 
 /// Runs `query` over the inputs; lines that are not JSON objects go to
@@ -109,40 +113,58 @@ pub fn run_filter_query(
     opts: &FilterQueryOptions,
     mut bad_line: impl FnMut(BadLine),
 ) -> Result<SearchResponse, OfflineError> {
+    enum Line {
+        Unreadable(u64, String),
+        Other,
+        Hit(u64, SortKey, Value),
+    }
+    // parsed and matched on the worker threads
+    let work = |chunk: &Chunk| {
+        let mut lines = Vec::new();
+        chunk.for_each_line(|line, _, bytes| {
+            lines.push(match serde_json::from_slice(bytes) {
+                Ok(source @ Value::Object(_)) => {
+                    if query.matcher.matches(&source, opts.now) {
+                        let key = SortKey::of(
+                            &source,
+                            &opts.timestamp_field,
+                            opts.tiebreaker_field.as_deref(),
+                        );
+                        Line::Hit(line, key, source)
+                    } else {
+                        Line::Other
+                    }
+                }
+                Ok(_) => Line::Unreadable(line, "expected a JSON object".into()),
+                Err(e) => Line::Unreadable(line, format!("invalid JSON: {e}")),
+            });
+        });
+        lines
+    };
     let mut found: Vec<(SortKey, usize, HitEvent)> = Vec::new();
     let mut position = 0usize;
     for input in inputs {
         let index = input.name();
-        let mut on_line = |line: u64, _offset: u64, bytes: &[u8]| -> Result<(), OfflineError> {
-            let source: Value = match serde_json::from_slice(bytes) {
-                Ok(v @ Value::Object(_)) => v,
-                Ok(_) => {
-                    bad_line(unreadable(&index, line, "expected a JSON object".into()));
-                    return Ok(());
+        let merge = |lines: Vec<Line>| -> Result<(), OfflineError> {
+            for line in lines {
+                match line {
+                    Line::Unreadable(line, reason) => bad_line(unreadable(&index, line, reason)),
+                    Line::Other => position += 1,
+                    Line::Hit(line, key, source) => {
+                        position += 1;
+                        let hit = HitEvent {
+                            index: index.clone(),
+                            id: line.to_string(),
+                            source,
+                            missing: false,
+                        };
+                        found.push((key, position, hit));
+                    }
                 }
-                Err(e) => {
-                    bad_line(unreadable(&index, line, format!("invalid JSON: {e}")));
-                    return Ok(());
-                }
-            };
-            position += 1;
-            if query.matcher.matches(&source, opts.now) {
-                let key = SortKey::of(
-                    &source,
-                    &opts.timestamp_field,
-                    opts.tiebreaker_field.as_deref(),
-                );
-                let hit = HitEvent {
-                    index: index.clone(),
-                    id: line.to_string(),
-                    source,
-                    missing: false,
-                };
-                found.push((key, position, hit));
             }
             Ok(())
         };
-        read_lines(input, &mut on_line)?;
+        read_chunks(input, opts.threads, &work, merge)?;
     }
     found.sort_by(|(ka, pa, _), (kb, pb, _)| ka.cmp_at(*pa, kb, *pb));
     let total = found.len();
@@ -191,6 +213,10 @@ mod tests {
             size,
             result_position,
             now: Utc::now(),
+            threads: Threads {
+                workers: 2,
+                chunk_bytes: 16,
+            },
         }
     }
 

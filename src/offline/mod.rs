@@ -11,21 +11,21 @@
 //! compiled for that file's `--mapping`, see [`mappings`]), as Elasticsearch
 //! evaluates each index with its own mapping.
 
+pub mod chunks;
 pub mod filter_query;
 pub mod mappings;
+mod pass;
 
 use std::fs::File;
-use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::eql::compile::{Plan, PlanKind, PlanSet};
-use crate::eql::event::Event;
-use crate::eql::search::{
-    self, Found, HitEvent, SearchError, SearchOptions, SearchResponse, Stream,
-};
-use crate::eql::sequence::Ordinal;
-use crate::source::files::{for_each_line, index_name, BadLine, LineError};
+use crate::eql::search::{self, HitEvent, SearchError, SearchOptions, SearchResponse};
+use crate::source::files::{index_name, BadLine, LineError};
+pub use chunks::Threads;
+use pass::{pass, Order};
 
 /// Where the NDJSON comes from.
 pub enum Input {
@@ -75,6 +75,9 @@ enum LineText {
     At { offset: u64, len: u32 },
     /// From stdin, which cannot be re-read: the bytes themselves.
     Bytes(Arc<[u8]>),
+    /// From stdin, of an event no answer can show (it matches nothing):
+    /// not kept.
+    Unkept,
 }
 
 /// The answer of an offline run, and what it could not do.
@@ -94,11 +97,16 @@ pub struct QueryOutcome {
 /// through. Otherwise files are first streamed as if sorted, and only when
 /// an event turns out to be out of order are they read again and sorted in
 /// memory; standard input, which cannot be read twice, is sorted in memory.
+///
+/// Lines are decoded and evaluated on `threads` (see [`chunks`]) and taken
+/// back in input order: the answer, the bad lines and their order are the
+/// same for any number of threads.
 pub fn run_query(
     plans: &PlanSet,
     inputs: &[Input],
     opts: &SearchOptions,
     sorted: bool,
+    threads: Threads,
     mut bad_line: impl FnMut(BadLine),
 ) -> Result<QueryOutcome, OfflineError> {
     let names: Vec<String> = inputs.iter().map(Input::name).collect();
@@ -112,6 +120,7 @@ pub fn run_query(
             inputs,
             &names,
             opts,
+            threads,
             Order::Given,
             &mut bad_line,
         )?
@@ -123,6 +132,7 @@ pub fn run_query(
             inputs,
             &names,
             opts,
+            threads,
             Order::Given,
             &mut |b| bad.push(b),
         ) {
@@ -136,6 +146,7 @@ pub fn run_query(
                 inputs,
                 &names,
                 opts,
+                threads,
                 Order::Sort,
                 &mut bad_line,
             )?,
@@ -148,6 +159,7 @@ pub fn run_query(
             inputs,
             &names,
             opts,
+            threads,
             Order::Sort,
             &mut bad_line,
         )?
@@ -173,112 +185,6 @@ pub fn run_query(
     }
 }
 
-/// How events reach the matcher.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Order {
-    /// As read; an event older than the one before is an error.
-    Given,
-    /// Buffered and sorted first.
-    Sort,
-}
-
-/// One read of every input into a fresh [`Stream`] (shaped by `plan`, each
-/// input evaluated with its `per_input` plan): what it found, and how many
-/// partial sequences it dropped at the pending-state cap.
-fn pass(
-    plan: &Plan,
-    per_input: &[&Plan],
-    inputs: &[Input],
-    names: &[String],
-    opts: &SearchOptions,
-    order: Order,
-    bad_line: &mut impl FnMut(BadLine),
-) -> Result<(Found<LineRef>, u64), OfflineError> {
-    let mut stream = Stream::new(plan, opts)?;
-    let mut buffered: Vec<(Ordinal, Event, LineRef)> = Vec::new();
-    // Elasticsearch sorts events without a timestamp last (event queries;
-    // sequences cannot use them), so they wait for the end.
-    let mut untimed: Vec<(Event, LineRef)> = Vec::new();
-    let plan_of = |r: &LineRef| per_input[r.input as usize];
-    let mut last: Option<Ordinal> = None;
-    let mut position: u64 = 0;
-    let samples = plan.kind == PlanKind::Sample;
-
-    for (n, input) in inputs.iter().enumerate() {
-        let keep_bytes = matches!(input, Input::Stdin);
-        let own = per_input[n];
-        let mut on_line = |line: u64, offset: u64, bytes: &[u8]| -> Result<(), OfflineError> {
-            let event = match own.fields().decode_event(bytes) {
-                Ok(event) => event,
-                Err(e) => {
-                    bad_line(BadLine {
-                        index: names[n].clone(),
-                        line,
-                        reason: e.to_string(),
-                        unreadable: true,
-                    });
-                    return Ok(());
-                }
-            };
-            let r = LineRef {
-                input: n as u32,
-                line,
-                text: if keep_bytes {
-                    LineText::Bytes(Arc::from(bytes))
-                } else {
-                    LineText::At {
-                        offset,
-                        len: bytes.len() as u32,
-                    }
-                },
-            };
-            let ordinal = search::ordinal(&event, position as usize);
-            position += 1;
-            match (ordinal, order) {
-                // samples ignore time: input order
-                (ordinal, _) if samples => stream.push(own, r, ordinal.as_ref(), &event),
-                (None, _) if plan.kind == PlanKind::Sequence => {
-                    // Elasticsearch cannot order it, so no sequence uses
-                    // it; say so rather than drop it silently.
-                    bad_line(BadLine {
-                        index: names[n].clone(),
-                        line,
-                        reason: format!(
-                            "no usable timestamp in `{}`: a sequence cannot order the event",
-                            plan.fields().timestamp_name().unwrap_or("@timestamp")
-                        ),
-                        unreadable: false,
-                    });
-                }
-                (None, _) => untimed.push((event, r)),
-                (Some(ord), Order::Sort) => buffered.push((ord, event, r)),
-                (Some(ord), Order::Given) => {
-                    if last.as_ref().is_some_and(|l| ord < *l) {
-                        return Err(OfflineError::OutOfOrder {
-                            index: names[n].clone(),
-                            line,
-                        });
-                    }
-                    stream.push(own, r, Some(&ord), &event);
-                    last = Some(ord);
-                }
-            }
-            Ok(())
-        };
-        read_lines(input, &mut on_line)?;
-    }
-
-    buffered.sort_by(|a, b| a.0.cmp(&b.0));
-    for (ord, event, r) in buffered {
-        stream.push(plan_of(&r), r, Some(&ord), &event);
-    }
-    for (event, r) in untimed {
-        stream.push(plan_of(&r), r, None, &event);
-    }
-    let overflow = stream.overflow();
-    Ok((stream.finish(), overflow))
-}
-
 /// The hit for a referenced line: its text read again and parsed whole.
 fn show(
     r: &LineRef,
@@ -289,6 +195,15 @@ fn show(
     let input = r.input as usize;
     let bytes: Vec<u8> = match &r.text {
         LineText::Bytes(b) => b.to_vec(),
+        LineText::Unkept => {
+            return Err(OfflineError::Io {
+                path: names[input].clone(),
+                source: io::Error::other(format!(
+                    "line {} was not kept: it matches nothing the answer can show",
+                    r.line
+                )),
+            })
+        }
         LineText::At { offset, len } => {
             let Input::File(path) = &inputs[input] else {
                 unreachable!("offsets are only taken for files");
@@ -319,19 +234,20 @@ fn show(
     })
 }
 
-/// Calls `on_line(line number, byte offset, bytes)` for every line of
-/// `input` that is not blank (see `for_each_line`).
-fn read_lines(
+/// Reads `input` in chunks of lines worked on by `threads`, the results
+/// merged in input order (see [`chunks::map_chunks`]).
+fn read_chunks<T: Send>(
     input: &Input,
-    on_line: &mut impl FnMut(u64, u64, &[u8]) -> Result<(), OfflineError>,
+    threads: Threads,
+    work: &(impl Fn(&chunks::Chunk) -> T + Sync),
+    merge: impl FnMut(T) -> Result<(), OfflineError>,
 ) -> Result<(), OfflineError> {
     match input {
         Input::File(path) => {
             let file = File::open(path).map_err(|source| io_error(path, source))?;
-            for_each_line(BufReader::with_capacity(1 << 16, file), on_line)
-                .map_err(|e| with_path(e, path))
+            chunks::map_chunks(file, threads, work, merge).map_err(|e| with_path(e, path))
         }
-        Input::Stdin => for_each_line(io::stdin().lock(), on_line)
+        Input::Stdin => chunks::map_chunks(io::stdin(), threads, work, merge)
             .map_err(|e| with_path(e, Path::new("<stdin>"))),
     }
 }

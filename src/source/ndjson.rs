@@ -40,12 +40,15 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::files::{for_each_line, index_name, BadLine, LineError};
-use super::select::{Selector, Verdict};
+use super::files::{index_name, BadLine};
+use super::select::Selector;
 use super::{DocRef, Document, EventSource, EventStream, FetchRequest, Mappings, SourceError};
 use crate::eql::decode::DecodeError;
+use crate::offline::chunks::Threads;
 
+mod read;
 mod stream;
+mod valid;
 
 /// A byte offset is kept for every this many lines.
 pub const STRIDE: u64 = 1024;
@@ -114,6 +117,7 @@ pub struct NdjsonSource {
     inputs: Vec<Input>,
     mappings: Arc<Mappings>,
     now: Option<DateTime<Utc>>,
+    threads: Threads,
 }
 
 /// The `_index` names of `paths`, or the error for two with the same name.
@@ -141,45 +145,34 @@ impl NdjsonSource {
     /// offsets for reading lines again are noted.
     pub fn open(
         inputs: Vec<EventsInput>,
+        bad_line: impl FnMut(BadLine),
+    ) -> Result<NdjsonSource, NdjsonError> {
+        NdjsonSource::open_on(inputs, Threads::available(), bad_line)
+    }
+
+    /// [`NdjsonSource::open`], parsing lines on `threads` (then and in
+    /// every fetch); the outcome is the same on any number.
+    pub fn open_on(
+        inputs: Vec<EventsInput>,
+        threads: Threads,
         mut bad_line: impl FnMut(BadLine),
     ) -> Result<NdjsonSource, NdjsonError> {
         let names = index_names(&inputs)?;
         let mut out = Vec::with_capacity(inputs.len());
         for (input, name) in inputs.into_iter().zip(names) {
-            let mut marks = Vec::new();
-            let mut next_mark = 1u64;
-            let read_error = |error| NdjsonError::Read {
-                path: input.shown(),
-                error,
-            };
-            let reader = open(&input).map_err(read_error)?;
-            let scanned = for_each_line::<()>(reader, &mut |line, offset, bytes| {
-                if line >= next_mark {
-                    marks.push(Mark { line, offset });
-                    // the first line of the next stride
-                    next_mark = (line - 1) / STRIDE * STRIDE + STRIDE + 1;
+            let marks = read::scan(&input, &name, threads, &mut bad_line).map_err(|error| {
+                NdjsonError::Read {
+                    path: input.shown(),
+                    error,
                 }
-                if let Err(e) = parse_line(bytes) {
-                    bad_line(BadLine {
-                        index: name.clone(),
-                        line,
-                        reason: e.to_string(),
-                        unreadable: true,
-                    });
-                }
-                Ok(())
-            });
-            match scanned {
-                Ok(()) => {}
-                Err(LineError::Io(e)) => return Err(read_error(e)),
-                Err(LineError::Callback(())) => unreachable!("the callback never fails"),
-            }
+            })?;
             out.push(Input { name, input, marks });
         }
         Ok(NdjsonSource {
             inputs: out,
             mappings: Arc::default(),
             now: None,
+            threads,
         })
     }
 
@@ -219,38 +212,21 @@ impl EventSource for NdjsonSource {
         let mut hits = Vec::new();
         let mut position = 0usize;
         for input in &self.inputs {
-            let mut untimed = 0u64;
-            let mut first_untimed = 0u64;
-            let reader = open(&input.input).map_err(|e| read_failed(&input.input, e))?;
-            let read = for_each_line::<()>(reader, &mut |line, _, bytes| {
-                // Unreadable lines were reported when the source opened.
-                let Ok(source) = parse_line(bytes) else {
-                    return Ok(());
-                };
-                position += 1;
-                match selector.judge(&input.name, &source) {
-                    Verdict::Selected(key) => {
-                        let source = selector.project(&source).unwrap_or(source);
-                        let doc = Document {
-                            index: input.name.clone(),
-                            id: line.to_string(),
-                            source,
-                        };
-                        hits.push((key, position, doc));
-                    }
-                    Verdict::NoTime => {
-                        untimed += 1;
-                        if first_untimed == 0 {
-                            first_untimed = line;
-                        }
-                    }
-                    Verdict::Rejected => {}
-                }
-                Ok(())
-            });
-            if let Err(LineError::Io(e)) = read {
-                return Err(read_failed(&input.input, e));
-            }
+            let mut selection = read::Selection {
+                hits: std::mem::take(&mut hits),
+                ..read::Selection::default()
+            };
+            read::select(
+                &input.input,
+                &input.name,
+                &selector,
+                self.threads,
+                &mut position,
+                &mut selection,
+            )
+            .map_err(|e| read_failed(&input.input, e))?;
+            hits = selection.hits;
+            let (untimed, first_untimed) = (selection.untimed, selection.first_untimed);
             if untimed > 0 {
                 let fields = match &request.time_filter.fallback {
                     Some(f) => format!("`{}` (or `{f}`)", request.time_filter.primary),

@@ -104,6 +104,26 @@ impl<'p, R: Clone + PartialEq> Stream<'p, R> {
         }
     }
 
+    /// Feeds one event by what [`Matches::of`] found in it: the same as
+    /// [`Stream::push`] with the event, for a caller that evaluates events
+    /// elsewhere (on other threads) and keeps only this.
+    pub fn push_matches(&mut self, r: R, ordinal: Option<&Ordinal>, matches: &Matches) {
+        match (&mut self.state, matches) {
+            (State::Events(window), Matches::Event(matched)) => {
+                if *matched {
+                    window.push(r);
+                }
+            }
+            (State::Sequence { matcher, .. }, Matches::Sequence(hits)) => {
+                if let Some(ord) = ordinal {
+                    matcher.push(r, ord, hits);
+                }
+            }
+            (State::Sample { matcher, .. }, Matches::Sample(hits)) => matcher.push(r, hits),
+            _ => unreachable!("matches of a plan of another kind"),
+        }
+    }
+
     /// Partial sequences dropped because the pending-state cap
     /// ([`super::super::sequence::Limits::max_pending`]) was reached: an
     /// answer that may miss sequences, to be reported, never silent.
@@ -167,6 +187,48 @@ impl<'p, R: Clone + PartialEq> Stream<'p, R> {
                         .collect(),
                 )
             }
+        }
+    }
+}
+
+/// What [`Stream::push`] decides from one event, computed apart from the
+/// stream: whether an event query matches it, or the stages (filters) of a
+/// sequence (sample) it matches with their join keys.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Matches {
+    Event(bool),
+    Sequence(Vec<StageHit<Vec<Value>>>),
+    Sample(Vec<SampleHit<Vec<Value>>>),
+}
+
+impl Matches {
+    /// What `event` is to `plan` (the stream's plan, or the same query
+    /// compiled for the event's index).
+    pub fn of(plan: &Plan, event: &Event) -> Matches {
+        match plan.kind {
+            PlanKind::Event => {
+                Matches::Event(plan.stages.first().is_some_and(|s| s.matches(event)))
+            }
+            PlanKind::Sequence => {
+                let mut hits = Vec::new();
+                sequence_stage_hits(plan, event, &mut hits);
+                Matches::Sequence(hits)
+            }
+            PlanKind::Sample => {
+                let mut hits = Vec::new();
+                sample_filter_hits(plan, event, &mut hits);
+                Matches::Sample(hits)
+            }
+        }
+    }
+
+    /// Whether the event can be part of an answer (it still counts for a
+    /// sequence's clock when it cannot).
+    pub fn any(&self) -> bool {
+        match self {
+            Matches::Event(matched) => *matched,
+            Matches::Sequence(hits) => !hits.is_empty(),
+            Matches::Sample(hits) => !hits.is_empty(),
         }
     }
 }

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# detectd query against the Python `eql` engine (PyPI `eql`), end to end on
+# the same NDJSON file: an event query and a 2-stage sequence with maxspan.
+#
+#   bash benches/vs_python_eql.sh [EVENTS]       (default 1,000,000)
+#
+# Installs `eql` into a virtualenv (EQL_VENV, default /tmp/detectd-eql-venv)
+# on first use. The file is `detectd generate` output with the two keys
+# the Python engine reads added to each event (benches/vs_python_eql/
+# prepare.py): `event_type` and `timestamp`. Prints wall and CPU seconds of
+# each engine (the whole process: start, read, parse, evaluate, print;
+# detectd on every core and on one thread) and their ratios; asserts only
+# that both find the same number of results.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+events=${1:-1000000}
+target=${CARGO_TARGET_DIR:-target}
+venv=${EQL_VENV:-/tmp/detectd-eql-venv}
+here=benches/vs_python_eql
+cargo build --release --quiet
+bin="$target/release/detectd"
+if ! "$venv/bin/python" -c "import eql" 2> /dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install --quiet eql
+fi
+py="$venv/bin/python"
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+"$bin" generate --count "$events" | "$py" "$here/prepare.py" > "$work/events.ndjson"
+bytes=$(stat -c %s "$work/events.ndjson")
+echo "input: $events events, $((bytes / 1000000)) MB; detectd $("$bin" --version | cut -d' ' -f2)," \
+  "Python eql $("$py" -c 'import eql; print(eql.__version__)'), $(nproc) cores"
+
+# Lower-case data: Python eql compares strings case-insensitively, detectd
+# (as Elasticsearch) with == case-sensitively; these agree on this data.
+event_query='process where process.name in ("powershell.exe", "pwsh.exe", "cmd.exe") and user.name == "user60"'
+sequence='sequence by host.id, process.entity_id with maxspan=5s
+  [library where dll.name == "taskschd.dll" and process.name in ("powershell.exe", "pwsh.exe", "powershell_ise.exe")]
+  [network where process.name in ("powershell.exe", "pwsh.exe", "powershell_ise.exe") and destination.port == 135 and not destination.address in ("127.0.0.1", "::1")]'
+
+run() { # prints "wall cpu" seconds of the command; its stdout goes to $work/out
+  /usr/bin/time -f "%e %U %S" -o "$work/time" "$@" > "$work/out"
+  read -r w u s < "$work/time"
+  echo "$w $(python3 -c "print($u + $s)")"
+}
+
+status=0
+for name in event_query sequence; do
+  query=${!name}
+  d=$(run "$bin" query -e "$work/events.ndjson" --size 1000000 "$query")
+  d_count=$("$py" -c "import json,sys; print(json.load(open(sys.argv[1]))['hits']['total']['value'])" "$work/out")
+  d1=$(run "$bin" query --threads 1 -e "$work/events.ndjson" --size 1000000 "$query")
+  p=$(run "$py" "$here/run_eql.py" "$work/events.ndjson" "$query")
+  p_count=$(cat "$work/out")
+  python3 - "$name" $d $d1 $p "$d_count" "$p_count" <<'PY'
+import sys
+name, dw, dc, d1w, d1c, pw, pc, dn, pn = sys.argv[1:]
+dw, dc, d1w, d1c, pw, pc = map(float, (dw, dc, d1w, d1c, pw, pc))
+print(f"{name}: results detectd {dn}, Python eql {pn}")
+print(f"  detectd, every core  wall {dw:6.2f} s  cpu {dc:6.2f} s   Python eql wall {pw:6.2f} s  cpu {pc:6.2f} s")
+print(f"  detectd, 1 thread    wall {d1w:6.2f} s  cpu {d1c:6.2f} s")
+print(f"  ratio (Python / detectd): wall {pw / dw:5.1f}x every core, {pw / d1w:5.1f}x one thread; "
+      f"cpu {pc / dc:5.1f}x, {pc / d1c:5.1f}x")
+PY
+  if [[ $d_count != "$p_count" ]]; then
+    echo "$name: result counts differ: detectd $d_count, Python eql $p_count" >&2
+    status=1
+  fi
+done
+exit $status

@@ -1,0 +1,259 @@
+//! Lines of one NDJSON input worked on by several threads, in order.
+//!
+//! A reader thread cuts the input into chunks of whole lines (about
+//! [`Threads::chunk_bytes`] each, cut after a newline), worker threads turn
+//! each chunk into a result (decode, evaluate), and the calling thread takes
+//! the results back in input order — so whatever the caller does with them
+//! (report bad lines, check time order, feed a matcher) happens exactly as
+//! if it had read the lines itself, one by one. Chunks go to the workers in
+//! turn (chunk `i` to worker `i % workers`) through channels of one chunk
+//! each, and the caller takes them back in that same turn: no reordering
+//! buffer, and at most `3 × workers + 2` chunks (or their results) are in
+//! memory at once whatever the input size: one being read, per worker one
+//! queued, one in work and one result waiting, and the result being merged.
+//!
+//! Lines are those of [`for_each_line`](crate::source::files::for_each_line):
+//! 1-based numbers counting blank lines, surrounding whitespace trimmed,
+//! blank lines left out, byte offsets from the start of the input.
+
+use std::io::{self, Read};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+
+use crate::source::files::LineError;
+
+/// How many workers, and how big a chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Threads {
+    /// Worker threads decoding chunks; 1 reads on the calling thread alone
+    /// (no threads started).
+    pub workers: usize,
+    /// Bytes read per chunk (a chunk ends at the last newline in them; a
+    /// line longer than this makes its chunk longer).
+    pub chunk_bytes: usize,
+}
+
+impl Threads {
+    /// One worker per core (`available_parallelism`), 1 MiB chunks.
+    pub fn available() -> Threads {
+        Threads {
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            chunk_bytes: 1 << 20,
+        }
+    }
+
+    /// The calling thread alone.
+    pub const ONE: Threads = Threads {
+        workers: 1,
+        chunk_bytes: 1 << 20,
+    };
+
+    /// `workers` workers with 1 MiB chunks (0 counts as 1).
+    pub fn new(workers: usize) -> Threads {
+        Threads {
+            workers: workers.max(1),
+            chunk_bytes: 1 << 20,
+        }
+    }
+}
+
+impl Default for Threads {
+    fn default() -> Threads {
+        Threads::available()
+    }
+}
+
+/// Whole lines of an input, from line `first_line` at byte `offset`.
+#[derive(Debug)]
+pub struct Chunk {
+    pub first_line: u64,
+    pub offset: u64,
+    pub bytes: Vec<u8>,
+}
+
+impl Chunk {
+    /// Calls `f(line number, byte offset, trimmed bytes)` for each line
+    /// that is not blank, as `for_each_line` would for these lines.
+    pub fn for_each_line(&self, mut f: impl FnMut(u64, u64, &[u8])) {
+        let mut line = self.first_line;
+        let mut start = 0usize;
+        let bytes = &self.bytes[..];
+        while start < bytes.len() {
+            let end = memchr::memchr(b'\n', &bytes[start..]).map_or(bytes.len(), |i| start + i + 1);
+            let raw = &bytes[start..end];
+            if let Some(first) = raw.iter().position(|c| !c.is_ascii_whitespace()) {
+                let last = raw
+                    .iter()
+                    .rposition(|c| !c.is_ascii_whitespace())
+                    .map_or(first, |i| i + 1);
+                f(
+                    line,
+                    self.offset + (start + first) as u64,
+                    &raw[first..last],
+                );
+            }
+            line += 1;
+            start = end;
+        }
+    }
+}
+
+/// Reads `reader` in chunks, maps each with `work` on `threads.workers`
+/// threads, and hands the results to `merge` in input order. An I/O error
+/// ends the read after the results of the lines before it; an error of
+/// `merge` stops the read (the threads end) and is returned.
+///
+/// With one worker, the chunks are read and worked on by the calling thread.
+pub fn map_chunks<T: Send, E>(
+    reader: impl Read + Send,
+    threads: Threads,
+    work: &(impl Fn(&Chunk) -> T + Sync),
+    mut merge: impl FnMut(T) -> Result<(), E>,
+) -> Result<(), LineError<E>> {
+    let workers = threads.workers.max(1);
+    let mut chunks = Chunker::new(reader, threads.chunk_bytes.max(1));
+    if workers == 1 {
+        while let Some(chunk) = chunks.next_chunk().map_err(LineError::Io)? {
+            merge(work(&chunk)).map_err(LineError::Callback)?;
+        }
+        return Ok(());
+    }
+    std::thread::scope(|scope| {
+        let mut to_workers: Vec<SyncSender<io::Result<Chunk>>> = Vec::with_capacity(workers);
+        let mut from_workers: Vec<Receiver<io::Result<T>>> = Vec::with_capacity(workers);
+        for _ in 0..workers {
+            let (chunk_tx, chunk_rx) = sync_channel::<io::Result<Chunk>>(1);
+            let (result_tx, result_rx) = sync_channel::<io::Result<T>>(1);
+            to_workers.push(chunk_tx);
+            from_workers.push(result_rx);
+            scope.spawn(move || {
+                for chunk in chunk_rx {
+                    let result = chunk.map(|c| work(&c));
+                    if result_tx.send(result).is_err() {
+                        return; // the caller stopped
+                    }
+                }
+            });
+        }
+        scope.spawn(move || {
+            let mut turn = 0usize;
+            loop {
+                let next = chunks.next_chunk();
+                let last = !matches!(next, Ok(Some(_)));
+                let item = match next {
+                    Ok(Some(chunk)) => Ok(chunk),
+                    Ok(None) => return,
+                    Err(e) => Err(e),
+                };
+                if to_workers[turn].send(item).is_err() || last {
+                    return; // the caller stopped, or the read failed
+                }
+                turn = (turn + 1) % workers;
+            }
+        });
+        // A closed channel in turn means the reader is done: every chunk
+        // before it was taken.
+        let mut turn = 0usize;
+        while let Ok(result) = from_workers[turn].recv() {
+            let value = result.map_err(LineError::Io)?;
+            merge(value).map_err(LineError::Callback)?;
+            turn = (turn + 1) % workers;
+        }
+        Ok(())
+    })
+}
+
+/// Cuts an input into chunks of whole lines.
+struct Chunker<R> {
+    reader: R,
+    chunk_bytes: usize,
+    /// The start of a line read with the previous chunk.
+    carry: Vec<u8>,
+    next_line: u64,
+    offset: u64,
+    /// A read failed: the lines before it went out as a chunk, this next.
+    error: Option<io::Error>,
+    done: bool,
+}
+
+impl<R: Read> Chunker<R> {
+    fn new(reader: R, chunk_bytes: usize) -> Chunker<R> {
+        Chunker {
+            reader,
+            chunk_bytes,
+            carry: Vec::new(),
+            next_line: 1,
+            offset: 0,
+            error: None,
+            done: false,
+        }
+    }
+
+    /// The next chunk; `None` at the end of the input (and after an error).
+    fn next_chunk(&mut self) -> io::Result<Option<Chunk>> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        if self.done {
+            return Ok(None);
+        }
+        let mut bytes = Vec::with_capacity(self.chunk_bytes.max(self.carry.len() * 2));
+        bytes.extend_from_slice(&self.carry);
+        // bytes[..searched] hold no newline
+        let mut searched = 0usize;
+        let cut = loop {
+            if bytes.len() >= self.chunk_bytes {
+                if let Some(i) = memchr::memrchr(b'\n', &bytes[searched..]) {
+                    break searched + i + 1;
+                }
+                searched = bytes.len();
+            }
+            let before = bytes.len();
+            let room = match self.chunk_bytes.checked_sub(before) {
+                Some(r) if r > 0 => r,
+                _ => self.chunk_bytes,
+            };
+            bytes.reserve(room);
+            // `read_to_end` of at most `room` bytes: short reads (a pipe)
+            // are read on, interrupted ones again, nothing is zeroed first.
+            match (&mut self.reader).take(room as u64).read_to_end(&mut bytes) {
+                Ok(0) => {
+                    self.done = true;
+                    break bytes.len();
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    // As a line-by-line read: the lines before the error
+                    // are read, the one it cut is not.
+                    self.done = true;
+                    self.error = Some(e);
+                    break memchr::memrchr(b'\n', &bytes).map_or(0, |i| i + 1);
+                }
+            }
+        };
+        self.carry.clear();
+        if !self.done {
+            self.carry.extend_from_slice(&bytes[cut..]);
+        }
+        bytes.truncate(cut);
+        if bytes.is_empty() {
+            return match self.error.take() {
+                Some(e) => Err(e),
+                None => Ok(None),
+            };
+        }
+        let chunk = Chunk {
+            first_line: self.next_line,
+            offset: self.offset,
+            bytes,
+        };
+        let newlines = memchr::memchr_iter(b'\n', &chunk.bytes).count() as u64;
+        let unterminated = u64::from(chunk.bytes.last() != Some(&b'\n'));
+        self.next_line += newlines + unterminated;
+        self.offset += chunk.bytes.len() as u64;
+        Ok(Some(chunk))
+    }
+}
+
+#[cfg(test)]
+#[path = "chunks_tests.rs"]
+mod tests;

@@ -1,0 +1,164 @@
+//! The two reads of a whole input, on worker threads
+//! ([`crate::offline::chunks`]) with results taken back in line order:
+//! opening (which lines are unreadable, where to find lines again) and a
+//! fetch's selection. Parsing lines as JSON is the work; the order-bound
+//! parts (marks, positions, reports) stay on the calling thread, so the
+//! outcome is that of a line-by-line read on any number of threads.
+
+use std::fs::File;
+use std::io::{self, Cursor, Read};
+
+use serde_json::Value;
+
+use super::valid::check_line;
+use super::{parse_line, EventsInput, Mark, STRIDE};
+use crate::offline::chunks::{map_chunks, Chunk, Threads};
+use crate::source::files::{BadLine, LineError};
+use crate::source::select::{Selector, SortKey, Verdict};
+use crate::source::Document;
+
+/// The input's bytes, for a reader thread.
+fn reader(input: &EventsInput) -> io::Result<Box<dyn Read + Send + '_>> {
+    Ok(match input {
+        EventsInput::File(path) => Box::new(File::open(path)?),
+        EventsInput::Text { text, .. } => Box::new(Cursor::new(&text[..])),
+    })
+}
+
+fn io_only(e: LineError<()>) -> io::Error {
+    match e {
+        LineError::Io(e) => e,
+        LineError::Callback(()) => unreachable!("the merge never fails"),
+    }
+}
+
+/// Reads `input` once: its unreadable lines go to `bad_line` in line
+/// order, and the marks (the first non-blank line of each [`STRIDE`] of
+/// lines that has one) are returned.
+pub(super) fn scan(
+    input: &EventsInput,
+    name: &str,
+    threads: Threads,
+    bad_line: &mut impl FnMut(BadLine),
+) -> io::Result<Vec<Mark>> {
+    struct Scanned {
+        marks: Vec<Mark>,
+        bad: Vec<(u64, String)>,
+    }
+    let stride = |line: u64| (line - 1) / STRIDE;
+    let work = |chunk: &Chunk| {
+        let mut out = Scanned {
+            marks: Vec::new(),
+            bad: Vec::new(),
+        };
+        chunk.for_each_line(|line, offset, bytes| {
+            if out
+                .marks
+                .last()
+                .is_none_or(|m| stride(m.line) < stride(line))
+            {
+                out.marks.push(Mark { line, offset });
+            }
+            if let Err(e) = check_line(bytes) {
+                out.bad.push((line, e.to_string()));
+            }
+        });
+        out
+    };
+    let mut marks: Vec<Mark> = Vec::new();
+    map_chunks(reader(input)?, threads, &work, |scanned: Scanned| {
+        for mark in scanned.marks {
+            // a chunk's first mark may be in the stride of the last one
+            if marks
+                .last()
+                .is_none_or(|m| stride(m.line) < stride(mark.line))
+            {
+                marks.push(mark);
+            }
+        }
+        for (line, reason) in scanned.bad {
+            bad_line(BadLine {
+                index: name.to_string(),
+                line,
+                reason,
+                unreadable: true,
+            });
+        }
+        Ok(())
+    })
+    .map_err(io_only)?;
+    Ok(marks)
+}
+
+/// What a fetch's read of one input selected.
+#[derive(Default)]
+pub(super) struct Selection {
+    /// Selected events with their sort key and input position.
+    pub hits: Vec<(SortKey, usize, Document)>,
+    /// Events without a usable time, and the line of the first.
+    pub untimed: u64,
+    pub first_untimed: u64,
+}
+
+/// Reads `input`, selecting with `selector`; `position` numbers the
+/// readable lines across inputs (the sort's last tiebreaker).
+pub(super) fn select(
+    input: &EventsInput,
+    name: &str,
+    selector: &Selector<'_>,
+    threads: Threads,
+    position: &mut usize,
+    out: &mut Selection,
+) -> io::Result<()> {
+    enum Line {
+        Selected(SortKey, Value, u64),
+        NoTime(u64),
+        Other,
+    }
+    let work = |chunk: &Chunk| {
+        let mut lines = Vec::new();
+        chunk.for_each_line(|line, _, bytes| {
+            // Unreadable lines were reported when the source opened.
+            let Ok(source) = parse_line(bytes) else {
+                return;
+            };
+            lines.push(match selector.judge(name, &source) {
+                Verdict::Selected(key) => {
+                    Line::Selected(key, selector.project(&source).unwrap_or(source), line)
+                }
+                Verdict::NoTime => Line::NoTime(line),
+                Verdict::Rejected => Line::Other,
+            });
+        });
+        lines
+    };
+    map_chunks(reader(input)?, threads, &work, |lines: Vec<Line>| {
+        for line in lines {
+            *position += 1;
+            match line {
+                Line::Selected(key, source, line) => out.hits.push((
+                    key,
+                    *position,
+                    Document {
+                        index: name.to_string(),
+                        id: line.to_string(),
+                        source,
+                    },
+                )),
+                Line::NoTime(line) => {
+                    out.untimed += 1;
+                    if out.first_untimed == 0 {
+                        out.first_untimed = line;
+                    }
+                }
+                Line::Other => {}
+            }
+        }
+        Ok(())
+    })
+    .map_err(io_only)
+}
+
+#[cfg(test)]
+#[path = "read_tests.rs"]
+mod tests;

@@ -1,0 +1,115 @@
+//! Opening and fetching give the same marks, bad lines (in order) and
+//! documents (in order) on any number of threads and any chunk size.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::offline::chunks::Threads;
+use crate::schedule::window::Window;
+use crate::source::ndjson::{EventsInput, NdjsonSource, STRIDE};
+use crate::source::{EventSource, FetchRequest, TimeRange};
+
+const SETUPS: [Threads; 4] = [
+    Threads {
+        workers: 1,
+        chunk_bytes: 1 << 20,
+    },
+    Threads {
+        workers: 2,
+        chunk_bytes: 1 << 20,
+    },
+    Threads {
+        workers: 2,
+        chunk_bytes: 333,
+    },
+    Threads {
+        workers: 3,
+        chunk_bytes: 1,
+    },
+];
+
+/// 3 strides and a bit: line 1,025 blank, lines 2,049..=3,072 blank, line
+/// 100 and 3,100 unreadable, line 1,500 without a time; the times go
+/// backwards every 10 lines (the fetch sorts).
+fn text() -> Vec<u8> {
+    let mut t = String::new();
+    for line in 1..=3 * STRIDE + 200 {
+        if line == 1025 || (2049..=3072).contains(&line) {
+            t.push_str(" \n");
+        } else if line == 100 {
+            t.push_str("{oops\n");
+        } else if line == 3100 {
+            t.push_str("\"a string\"\n");
+        } else if line == 1500 {
+            t.push_str(&json!({"n": line}).to_string());
+            t.push('\n');
+        } else {
+            let second = (line / 10) * 10 + (9 - line % 10);
+            let doc = json!({"@timestamp": 1_700_000_000_000u64 + second * 1000, "n": line});
+            t.push_str(&doc.to_string());
+            t.push('\n');
+        }
+    }
+    t.into_bytes()
+}
+
+#[tokio::test]
+async fn opening_and_fetching_are_the_same_on_any_threads() {
+    let bytes: Arc<[u8]> = Arc::from(text());
+    let mut first = None;
+    for threads in SETUPS {
+        let input = EventsInput::Text {
+            name: "e.ndjson".into(),
+            text: bytes.clone(),
+        };
+        let mut bad = Vec::new();
+        let source =
+            NdjsonSource::open_on(vec![input], threads, |b| bad.push(b.to_string())).unwrap();
+        let marks = source.inputs[0].marks.clone();
+        assert_eq!(
+            marks.iter().map(|m| m.line).collect::<Vec<_>>(),
+            [1, 1026, 3073],
+            "the first non-blank line of each stride that has one ({threads:?})"
+        );
+        let request = FetchRequest::new(
+            vec!["*".into()],
+            TimeRange {
+                from: Window::ALL.start,
+                to: Window::ALL.end,
+            },
+        );
+        let stream = source.fetch(request).await.unwrap();
+        let warnings = stream.warnings().to_vec();
+        let docs: Vec<(String, i64)> = stream
+            .collect()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.id, d.source["n"].as_i64().unwrap()))
+            .collect();
+        assert_eq!(bad.len(), 2, "{bad:?}");
+        assert!(
+            bad[0].starts_with("e.ndjson:100: skipped: invalid JSON"),
+            "{bad:?}"
+        );
+        assert!(
+            bad[1].starts_with("e.ndjson:3100: skipped: expected a JSON object"),
+            "{bad:?}"
+        );
+        assert_eq!(
+            warnings,
+            [
+                "e.ndjson:1500: skipped: no usable time in `@timestamp`: no time range contains \
+              the event"
+            ]
+        );
+        // sorted by time: line 9 (second 0) first
+        assert_eq!(docs[0], ("9".to_string(), 9));
+        let answer = (marks, bad, warnings, docs);
+        match &first {
+            None => first = Some(answer),
+            Some(want) => assert_eq!(&answer, want, "{threads:?}"),
+        }
+    }
+}
