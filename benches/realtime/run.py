@@ -78,8 +78,10 @@ class Feed:
     def tick(self, count):
         lines, ids = [], []
         now = time.time()
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
-        for _ in range(count):
+        for i in range(count):
+            # the second just passed, evenly, in the generator's order
+            at = now - 1 + i / max(1, count)
+            stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at * 1000) % 1000:03d}Z"
             ev = json.loads(self.gen.stdout.readline())
             ev["@timestamp"] = stamp
             ev.setdefault("event", {})["ingested"] = stamp

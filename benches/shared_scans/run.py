@@ -49,6 +49,7 @@ def parse_args():
     p.add_argument("--from", dest="lookback", default="now-15m")
     p.add_argument("--detectd")
     p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--max-rules", type=int, help="[sharing] max_rules (default: detectd's)")
     p.add_argument("--keep", action="store_true")
     return p.parse_args()
 
@@ -87,12 +88,14 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_once(detectd, work, name, url, rules_dir, concurrency, sharing):
+def run_once(detectd, work, name, url, rules_dir, concurrency, sharing, max_rules):
     config = os.path.join(work, f"{name}.toml")
     with open(config, "w") as f:
         f.write(f'rules = ["{rules_dir}"]\nspace_id = "{name}"\n[elasticsearch]\nurls = ["{url}"]\n')
         f.write(f'[state]\nbackend = "file"\npath = "{os.path.join(work, name + "-state")}"\n')
         f.write(f"[schedule]\nconcurrency = {concurrency}\n[log]\nformat = \"json\"\n")
+        if max_rules:
+            f.write(f"[sharing]\nmax_rules = {max_rules}\n")
     args = [detectd, "run", "--once", "--config", config]
     if not sharing:
         args.append("--no-shared-scans")
@@ -149,7 +152,8 @@ def main():
     for name, sharing in (("sharing-off", False), ("sharing-on", True)):
         tally.reset()
         cpu0 = cpu_seconds(pid)
-        wall, rc, log = run_once(detectd, work, name, proxy_url, rules_dir, args.concurrency, sharing)
+        wall, rc, log = run_once(detectd, work, name, proxy_url, rules_dir, args.concurrency, sharing,
+                                 args.max_rules)
         cpu = cpu_seconds(pid) - cpu0
         with tally.lock:
             rows[name] = dict(requests=dict(tally.requests), hits=tally.hits, distinct=len(tally.distinct),

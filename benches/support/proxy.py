@@ -66,7 +66,10 @@ def make_proxy(upstream, tally):
                     self.send_header(key, value)
             self.send_header("Content-Length", str(len(data)))
             self.end_headers()
-            self.wfile.write(data)
+            try:
+                self.wfile.write(data)
+            except BrokenPipeError:
+                pass  # detectd gave up waiting (its request timeout): counted anyway
             conn.close()
 
         do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = forward

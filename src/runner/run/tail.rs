@@ -20,7 +20,7 @@
 //! without `maxspan` would read an hour every few seconds); the others keep
 //! their scheduled runs. A quiet tail stores no execution record (one every
 //! few seconds per rule would flood the executions index): only tails that
-//! alert, warn or fail do.
+//! alert or fail do; warnings are left to the scheduled runs.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -81,8 +81,9 @@ where
     T: StateStore,
 {
     /// One tail of `rule` at `now` (see the module doc): `None` when this
-    /// runner does not tail. A tail that alerted, warned or failed is
-    /// stored as an execution record, like a run; a quiet one is not.
+    /// runner does not tail. A tail that alerted or failed is stored as an
+    /// execution record, like a run; others are not (their warnings, such as
+    /// indices that match nothing, are the scheduled runs' to report).
     pub async fn tail(&self, rule: &Rule, now: DateTime<Utc>) -> Option<ExecutionRecord> {
         let timing = self.tailing?;
         let window = tail_window(timing, now);
@@ -97,7 +98,7 @@ where
             .range_window(rule, window, now, &mut record, true)
             .instrument(tracing::debug_span!("rule_tail", rule_id = %rule.rule_id))
             .await;
-        if outcome.is_err() || record.alerts_created > 0 || !record.warnings.is_empty() {
+        if outcome.is_err() || record.alerts_created > 0 {
             self.finish(&mut record, outcome, now, clock).await;
         } else {
             record.status = RunStatus::Succeeded;

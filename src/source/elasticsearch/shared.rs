@@ -271,6 +271,14 @@ fn refused(e: SourceError) -> ScanError {
             return ScanError::Refused(reason.clone());
         }
     }
+    if let SourceError::Cluster(ClusterError::Transport {
+        timeout: true,
+        reason,
+        ..
+    }) = &e
+    {
+        return ScanError::Refused(format!("no answer in time: {reason}"));
+    }
     ScanError::Source(e)
 }
 
@@ -342,5 +350,12 @@ mod tests {
             refused(status("parsing_exception")),
             ScanError::Source(_)
         ));
+        let timed_out = SourceError::Cluster(ClusterError::Transport {
+            method: "POST",
+            path: "/_search".into(),
+            reason: "operation timed out".into(),
+            timeout: true,
+        });
+        assert!(matches!(refused(timed_out), ScanError::Refused(_)));
     }
 }
