@@ -73,6 +73,8 @@ class Feed:
             stdout=subprocess.PIPE, text=True)
         self.arrived = {}
         self.n = 0
+        self.ticks = 0
+        self.attacks = 0
         self.stop = threading.Event()
 
     def tick(self, count):
@@ -94,6 +96,25 @@ class Feed:
             lines.append(json.dumps({"create": {"_index": index, "_id": doc_id}}))
             lines.append(json.dumps(ev))
             ids.append(doc_id)
+        self.ticks += 1
+        if self.ticks % 10 == 0:
+            # a founding-rule attack: the generator's own pairs are
+            # milliseconds apart in its time, minutes apart at this rate
+            self.attacks += 1
+            who = {"host": {"id": f"rt-host-{self.attacks}", "name": "rt"},
+                   "process": {"entity_id": f"rt-proc-{self.attacks}", "name": "powershell.exe", "pid": 4242}}
+            pair = [
+                (now - 0.6, "library", {"dll": {"name": "taskschd.dll", "path": "C:\\Windows\\System32\\taskschd.dll"}}),
+                (now - 0.3, "network", {"destination": {"port": 135, "address": "10.9.9.9"}}),
+            ]
+            for at, category, extra in pair:
+                stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(at)) + f".{int(at * 1000) % 1000:03d}Z"
+                ev = {"@timestamp": stamp, "event": {"category": category, "kind": "event", "ingested": stamp}, **who, **extra}
+                self.n += 1
+                doc_id = f"rt{self.n}"
+                lines.append(json.dumps({"create": {"_index": load.ENDPOINT_INDEX[category], "_id": doc_id}}))
+                lines.append(json.dumps(ev))
+                ids.append(doc_id)
         body = ("\n".join(lines) + "\n").encode()
         r = load.http(self.url + "/_bulk?refresh=true", "POST", body, "application/x-ndjson")
         if r.get("errors"):
@@ -193,7 +214,7 @@ def main():
         latencies.append(first_seen - max(arrivals))
     tail_alerts = next((line.split()[-1] for line in metrics.splitlines()
                         if line.startswith("detectd_tail_alerts_created_total")), "?")
-    print(f"\nevents fed: {feed.n:,}; alerts (shells and event alerts): {len(seen):,}; "
+    print(f"\nevents fed: {feed.n:,} ({feed.attacks} planted attacks); alerts (shells and event alerts): {len(seen):,}; "
           f"measured after the first minute: {len(latencies):,}")
     print(f"alerts created by tails: {tail_alerts}")
     print("latency from the arrival of an alert's last event to the alert being searchable:")
