@@ -225,16 +225,15 @@ where
         &self,
         tracker: &TaskTracker,
         rule: Arc<Rule>,
-        (due, tick): (tokio::time::Instant, DateTime<Utc>),
+        (due, tick): (tokio::time::Instant, Option<DateTime<Utc>>),
     ) -> ExecutionRecord {
         let started = tokio::time::Instant::now();
         let delay = started.saturating_duration_since(due);
         // A rule sharing scans runs at its fire, the same `now` as the rest
         // of its cohort; otherwise at the time it starts.
-        let now = if self.executor.shares_scans() {
-            tick
-        } else {
-            self.clock.now()
+        let now = match tick {
+            Some(tick) if self.executor.shares_scans() => tick,
+            _ => self.clock.now(),
         };
         tracing::debug!(
             rule_id = %rule.rule_id,
@@ -611,9 +610,16 @@ where
             );
             tracker.spawn(async move {
                 let flight = Arc::new(Mutex::new(()));
-                scheduler::run_guarded(&shared, &tracker2, &rule, &flight, &cancel, (due, tick))
-                    .await
-                    .flatten()
+                scheduler::run_guarded(
+                    &shared,
+                    &tracker2,
+                    &rule,
+                    &flight,
+                    &cancel,
+                    (due, Some(tick)),
+                )
+                .await
+                .flatten()
             });
         }
         tracker.close();

@@ -249,10 +249,16 @@ async fn rule_loop<E, C>(
             continue;
         }
         // Rules that share scans run with their fire as `now` (the same
-        // for every rule of the cohort; see `runner::share`).
-        let tick = match cron {
-            Some(_) => due_wall,
-            None => shared.grid_wall(due),
+        // for every rule of the cohort; see `runner::share`), unless the
+        // rule's previous run overran it: this run then starts later than
+        // its fire, alone, and runs at the time it starts (its window
+        // catches up to then; a `now` before the previous run's end would
+        // make the two runs' records look overlapped).
+        let overran = next > due + Duration::from_secs(1);
+        let tick = match (overran, cron) {
+            (true, _) => None,
+            (false, Some(_)) => Some(due_wall),
+            (false, None) => Some(shared.grid_wall(due)),
         };
         let Some(record) =
             run_guarded(&shared, &tracker, &rule, &flight, &cancel, (due, tick)).await
@@ -338,7 +344,8 @@ fn spread_key(rule: &Rule, sharing: bool) -> String {
     }
 }
 
-/// One run under the rule's flight lock and a concurrency permit; `None`
+/// One run under the rule's flight lock and a concurrency permit (`tick`:
+/// the `now` of a run that shares scans, see [`Shared::execute`]); `None`
 /// if cancelled before it started, `Some(None)` if another instance owns
 /// the rule now. Once started, the run finishes even if
 /// the daemon shuts down meanwhile (its writes and checkpoint matter).
@@ -350,7 +357,7 @@ pub(super) async fn run_guarded<E, C>(
     rule: &Arc<Rule>,
     flight: &Arc<Mutex<()>>,
     cancel: &CancellationToken,
-    (due, tick): (Instant, chrono::DateTime<chrono::Utc>),
+    (due, tick): (Instant, Option<chrono::DateTime<chrono::Utc>>),
 ) -> Option<Option<ExecutionRecord>>
 where
     E: RuleExecutor + 'static,
