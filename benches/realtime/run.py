@@ -15,8 +15,9 @@ What it does:
      (`detectd generate`, with planted founding-rule attacks), each bulk
      with `refresh=true` so that an event's arrival is when it became
      searchable, and notes each event's arrival time;
-  5. polls the alerts index every 0.5 s and notes when each alert (shells
-     and event alerts; not building blocks) first appears;
+  5. polls the alerts index every 0.5 s and notes when each alert group (a
+     sequence's shell and building blocks, or one event alert) first
+     appears, and its events;
   6. prints the latency from the arrival of an alert's last event to the
      alert's first sight (median, p90, p99, max; the alerts of the feed's
      first minute left out: warm-up), how many alerts came from tails
@@ -136,16 +137,22 @@ class Feed:
 
 
 def poll_alerts(url, index, seen, stop):
-    body = json.dumps({"size": 10000, "query": {"bool": {"must_not": {"exists": {"field": "kibana.alert.building_block_type"}}}},
-                       "_source": ["kibana.alert.ancestors", "kibana.alert.rule.rule_id"]}).encode()
+    """Notes when each alert group (a sequence's shell and building blocks,
+    or one event alert) is first searchable, with its events' ids."""
+    body = json.dumps({"size": 10000, "query": {"match_all": {}},
+                       "_source": ["kibana.alert.ancestors", "kibana.alert.group.id",
+                                   "kibana.alert.building_block_type"]}).encode()
     while not stop.is_set():
         try:
             r = load.http(f"{url}/{index}/_search", "POST", body)
             t = time.time()
             for h in r["hits"]["hits"]:
-                if h["_id"] not in seen:
-                    anc = [a.get("id") for a in h["_source"].get("kibana.alert.ancestors") or []]
-                    seen[h["_id"]] = (t, anc)
+                src = h["_source"]
+                group = src.get("kibana.alert.group.id") or h["_id"]
+                first, events = seen.setdefault(group, (t, set()))
+                if src.get("kibana.alert.building_block_type") or not src.get("kibana.alert.group.id"):
+                    # an event alert's or a building block's ancestor is its event
+                    events.update(a.get("id") for a in src.get("kibana.alert.ancestors") or [])
         except Exception:
             pass
         stop.wait(0.5)
@@ -207,14 +214,14 @@ def main():
             osmem.kill()
 
     latencies = []
-    for _, (first_seen, anc) in seen.items():
-        arrivals = [feed.arrived[a] for a in anc if a in feed.arrived]
+    for _, (first_seen, events) in seen.items():
+        arrivals = [feed.arrived[a] for a in events if a in feed.arrived]
         if not arrivals or max(arrivals) < t0 + 60:
             continue
         latencies.append(first_seen - max(arrivals))
     tail_alerts = next((line.split()[-1] for line in metrics.splitlines()
                         if line.startswith("detectd_tail_alerts_created_total")), "?")
-    print(f"\nevents fed: {feed.n:,} ({feed.attacks} planted attacks); alerts (shells and event alerts): {len(seen):,}; "
+    print(f"\nevents fed: {feed.n:,} ({feed.attacks} planted attacks); alert groups: {len(seen):,}; "
           f"measured after the first minute: {len(latencies):,}")
     print(f"alerts created by tails: {tail_alerts}")
     print("latency from the arrival of an alert's last event to the alert being searchable:")
