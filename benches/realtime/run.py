@@ -42,7 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "benches"))
 import load  # noqa: E402
-from support.proxy import Tally, make_proxy  # noqa: E402
+from support.proxy import Tally, field, make_proxy  # noqa: E402
 
 
 def parse_args():
@@ -148,11 +148,11 @@ def poll_alerts(url, index, seen, stop):
             t = time.time()
             for h in r["hits"]["hits"]:
                 src = h["_source"]
-                group = src.get("kibana.alert.group.id") or h["_id"]
+                group = field(src, "kibana.alert.group.id") or h["_id"]
                 first, events = seen.setdefault(group, (t, set()))
-                if src.get("kibana.alert.building_block_type") or not src.get("kibana.alert.group.id"):
+                if field(src, "kibana.alert.building_block_type") or not field(src, "kibana.alert.group.id"):
                     # an event alert's or a building block's ancestor is its event
-                    events.update(a.get("id") for a in src.get("kibana.alert.ancestors") or [])
+                    events.update(a.get("id") for a in field(src, "kibana.alert.ancestors") or [])
         except Exception:
             pass
         stop.wait(0.5)

@@ -39,7 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.abspath(os.path.join(HERE, "..", ".."))
 sys.path.insert(0, os.path.join(REPO, "benches"))
 import load  # noqa: E402  (benches/load.py: osmem start-up, event loading)
-from support.proxy import Tally, make_proxy  # noqa: E402
+from support.proxy import Tally, field, make_proxy  # noqa: E402
 
 
 def parse_args():
@@ -118,8 +118,10 @@ def alert_set(url, space):
     out = set()
     for h in hits:
         s = h["_source"]
-        anc = s.get("kibana.alert.ancestors") or []
-        out.add((s.get("kibana.alert.rule.rule_id"), tuple(a.get("id") for a in anc)))
+        anc = field(s, "kibana.alert.ancestors") or []
+        out.add((field(s, "kibana.alert.rule.rule_id"), tuple(a.get("id") for a in anc)))
+    if any(rule is None for rule, _ in out):
+        sys.exit("alerts without kibana.alert.rule.rule_id: the comparison would mean nothing")
     return out
 
 

@@ -79,3 +79,17 @@ def make_proxy(upstream, tally):
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
 
+
+
+def field(doc, name):
+    """`name` of a `_source`, whether stored with dotted keys (as detectd
+    writes alerts) or returned nested (source filtering)."""
+    if name in doc:
+        return doc[name]
+    head, _, rest = name.partition(".")
+    while rest:
+        if head in doc and isinstance(doc[head], dict):
+            return field(doc[head], rest)
+        nxt, _, rest = rest.partition(".")
+        head = f"{head}.{nxt}"
+    return doc.get(head)
