@@ -176,12 +176,7 @@ where
     /// The run behind [`RuleExecutor::execute`].
     pub async fn run(&self, rule: &Rule, now: DateTime<Utc>) -> ExecutionRecord {
         let clock = Instant::now();
-        let mut record = ExecutionRecord::started(
-            &rule.rule_id,
-            &rule.name,
-            self.execution_ids.make(&rule.rule_id, now),
-            now,
-        );
+        let mut record = self.started_record(rule, now);
         // The span ties what the sink and the cluster client log (bulk
         // requests, retries) to the rule whose run caused it.
         let outcome = self
@@ -190,6 +185,17 @@ where
             .await;
         self.finish(&mut record, outcome, now, clock).await;
         record
+    }
+
+    /// The record of a run (or range run, or tail) of `rule` at `now`,
+    /// before anything happened.
+    fn started_record(&self, rule: &Rule, now: DateTime<Utc>) -> ExecutionRecord {
+        ExecutionRecord::started(
+            &rule.rule_id,
+            &rule.name,
+            self.execution_ids.make(&rule.rule_id, now),
+            now,
+        )
     }
 
     /// Sets the status, error and end time of a run's record from its

@@ -30,7 +30,7 @@
 
 mod fetch;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -149,10 +149,6 @@ impl ScanBoard {
     pub fn with_max_rules(mut self, n: usize) -> ScanBoard {
         self.max_rules = n.max(1);
         self
-    }
-
-    pub fn stats(&self) -> Arc<ScanStats> {
-        self.stats.clone()
     }
 
     /// The rules that fire together, cohort by cohort (replacing the
@@ -305,11 +301,7 @@ fn plan(cohort: &Cohort, tick: &mut Tick, settings: &RunnerSettings, now: DateTi
         if tick.alone.contains_key(&rule.rule_id) {
             continue;
         }
-        let request = match cohort.tail {
-            None => planned_request(rule, settings, now),
-            Some(timing) => tail_request(rule, settings, now, timing),
-        };
-        if let Some(request) = request {
+        if let Some(request) = planned_request(rule, settings, now, cohort.tail) {
             planned.push((rule.clone(), request));
         }
     }
@@ -328,39 +320,31 @@ fn plan(cohort: &Cohort, tick: &mut Tick, settings: &RunnerSettings, now: DateTi
     }
 }
 
-/// The search `rule` sends for its one window of an on-time run at `now`
-/// (the checkpoint one interval back); `None` for rules whose detectors do
-/// not read a window's events with one fetch.
+/// The search `rule` sends at `now`: for its one window of an on-time run
+/// (the checkpoint one interval back), or, for a tail (`tail`), for the
+/// tail's window (see `runner::run::tail`); `None` for rules whose
+/// detectors do not read a window's events with one fetch.
 fn planned_request(
     rule: &Rule,
     settings: &RunnerSettings,
     now: DateTime<Utc>,
+    tail: Option<TailTiming>,
 ) -> Option<FetchRequest> {
     let detector = Detector::new(rule, settings, now).ok()?;
     if !detector.reads_one_stream() {
         return None;
     }
-    let timing = timing(rule, settings, now);
-    let end = anchor(rule, now);
-    let covered = end - timing.interval;
-    let window = *plan_windows(timing, Some(covered), end).windows.last()?;
-    let search = window_search(rule, settings, detector.reach(), window, Some(covered));
-    Some(detector.request(search.request))
-}
-
-/// The search of `rule`'s tail at `now` (see `runner::run::tail`).
-fn tail_request(
-    rule: &Rule,
-    settings: &RunnerSettings,
-    now: DateTime<Utc>,
-    timing: TailTiming,
-) -> Option<FetchRequest> {
-    let detector = Detector::new(rule, settings, now).ok()?;
-    if !detector.reads_one_stream() {
-        return None;
-    }
-    let window = tail_window(timing, now);
-    Some(detector.request(range_request(rule, settings, window, detector.reach())))
+    let request = match tail {
+        Some(timing) => range_request(rule, settings, tail_window(timing, now), detector.reach()),
+        None => {
+            let timing = timing(rule, settings, now);
+            let end = anchor(rule, now);
+            let covered = end - timing.interval;
+            let window = *plan_windows(timing, Some(covered), end).windows.last()?;
+            window_search(rule, settings, detector.reach(), window, Some(covered)).request
+        }
+    };
+    Some(detector.request(request))
 }
 
 /// What orders a scan's events: the timestamp and tiebreaker fields.
@@ -426,15 +410,12 @@ fn largest_until_half(
     order.sort_by_key(|&i| std::cmp::Reverse(seen.get(i).copied().unwrap_or(0)));
     let mut rest: u64 = seen.iter().sum();
     let mut out = Vec::new();
-    let mut chosen = HashSet::new();
     for i in order {
         if rest <= limit as u64 / 2 {
             break;
         }
         rest = rest.saturating_sub(seen.get(i).copied().unwrap_or(0));
-        if chosen.insert(i) {
-            out.push(group[i].0.rule_id.clone());
-        }
+        out.push(group[i].0.rule_id.clone());
     }
     out
 }

@@ -10,6 +10,7 @@
 //! offered when its last event is in the range, a trailing missing-event
 //! stage is decided at the range's end, as in a scheduled window.
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
@@ -41,12 +42,7 @@ where
         now: DateTime<Utc>,
     ) -> ExecutionRecord {
         let clock = Instant::now();
-        let mut record = ExecutionRecord::started(
-            &rule.rule_id,
-            &rule.name,
-            self.execution_ids.make(&rule.rule_id, now),
-            now,
-        );
+        let mut record = self.started_record(rule, now);
         let outcome = self
             .range_window(rule, window, now, &mut record, false)
             .instrument(tracing::debug_span!("rule_run", rule_id = %rule.rule_id))
@@ -101,15 +97,9 @@ where
             history: &history,
             open: &super::suppress::OpenAlerts::default(),
         };
-        self.alert_window(
-            &scope,
-            candidates,
-            &attempt,
-            &mut super::tail::fresh(),
-            record,
-        )
-        .await
-        .map(|_| ())
+        self.alert_window(&scope, candidates, &attempt, &mut HashSet::new(), record)
+            .await
+            .map(|_| ())
     }
 }
 

@@ -22,7 +22,6 @@
 //! few seconds per rule would flood the executions index): only tails that
 //! alert or fail do; warnings are left to the scheduled runs.
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -88,12 +87,7 @@ where
         let timing = self.tailing?;
         let window = tail_window(timing, now);
         let clock = Instant::now();
-        let mut record = ExecutionRecord::started(
-            &rule.rule_id,
-            &rule.name,
-            self.execution_ids.make(&rule.rule_id, now),
-            now,
-        );
+        let mut record = self.started_record(rule, now);
         let outcome: Result<(), RunError> = self
             .range_window(rule, window, now, &mut record, true)
             .instrument(tracing::debug_span!("rule_tail", rule_id = %rule.rule_id))
@@ -112,9 +106,4 @@ where
         self.tailing = Some(timing);
         self
     }
-}
-
-/// Ids already acknowledged within one tail (none: one window).
-pub(super) fn fresh() -> HashSet<String> {
-    HashSet::new()
 }
