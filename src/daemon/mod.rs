@@ -246,11 +246,7 @@ where
         let executor = self.executor.clone();
         let task_rule = rule.clone();
         let run = async move { executor.execute(&task_rule, now).await };
-        let handle = match &self.runs_on {
-            Some(runtime) => tracker.spawn_on(run, runtime),
-            None => tracker.spawn(run),
-        };
-        let record = match handle.await {
+        let record = match self.spawn_run(tracker, run).await {
             Ok(record) => record,
             Err(e) => panicked_record(&rule, now, self.clock.now(), &e.to_string()),
         };
@@ -270,6 +266,36 @@ where
             },
         );
         record
+    }
+
+    /// `work` (a run, a tail) on its own task, on the runs' runtime when
+    /// there is one.
+    fn spawn_run<F>(&self, tracker: &TaskTracker, work: F) -> tokio::task::JoinHandle<F::Output>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        match &self.runs_on {
+            Some(runtime) => tracker.spawn_on(work, runtime),
+            None => tracker.spawn(work),
+        }
+    }
+
+    /// Several instances: whether `rule_id` may run here now — `Ok` with
+    /// the lease to hold while it runs (none without coordination), `Err`
+    /// where it is not this instance's rule (the tick passes: the owner's
+    /// checkpoint says what is covered, so a skipped tick loses no window).
+    fn lease(&self, rule_id: &str) -> Result<Option<crate::coord::RunPermit>, ()> {
+        let Some(coord) = &self.coord else {
+            return Ok(None);
+        };
+        match coord.may_run(rule_id) {
+            Some(permit) => Ok(Some(permit)),
+            None => {
+                tracing::debug!(rule_id = %rule_id, owner = ?coord.owner(rule_id), "not this instance's rule now");
+                Err(())
+            }
+        }
     }
 
     /// The wall-clock time of a grid point, the same for every rule that

@@ -377,22 +377,15 @@ where
     // held, asked once the run could start (a run queued for a permit must
     // not keep a lease from moving). Elsewhere the tick passes: the owner's
     // checkpoint says what is covered, so a skipped tick loses no window.
-    let _lease = match &shared.coord {
-        None => None,
-        Some(coord) => match coord.may_run(&rule.rule_id) {
-            Some(p) => Some(p),
-            None => {
-                tracing::debug!(rule_id = %rule.rule_id, owner = ?coord.owner(&rule.rule_id), "not this instance's rule now");
-                return Some(None);
-            }
-        },
+    let Ok(_lease) = shared.lease(&rule.rule_id) else {
+        return Some(None);
     };
     Some(Some(
         shared.execute(tracker, rule.clone(), (due, tick)).await,
     ))
 }
 
-async fn acquire(limit: &Arc<Semaphore>) -> Option<tokio::sync::OwnedSemaphorePermit> {
+pub(super) async fn acquire(limit: &Arc<Semaphore>) -> Option<tokio::sync::OwnedSemaphorePermit> {
     // The semaphore is never closed; `None` would only mean no limit.
     limit.clone().acquire_owned().await.ok()
 }

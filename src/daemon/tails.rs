@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::scheduler::next_fire;
+use super::scheduler::{acquire, next_fire};
 use super::{log, Clock, Shared};
 use crate::rule::Rule;
 use crate::runner::{RuleExecutor, RunStatus};
@@ -70,23 +70,15 @@ async fn tail_one<E, C>(
     E: RuleExecutor + 'static,
     C: Clock,
 {
-    let _permit = shared.limit.clone().acquire_owned().await.ok();
-    let _lease = match &shared.coord {
-        None => None,
-        Some(coord) => match coord.may_run(&rule.rule_id) {
-            Some(p) => Some(p),
-            None => return,
-        },
+    let _permit = acquire(&shared.limit).await;
+    let Ok(_lease) = shared.lease(&rule.rule_id) else {
+        return;
     };
     let started = Instant::now();
     let executor = shared.executor.clone();
     let task_rule = rule.clone();
     let tail = async move { executor.tail(&task_rule, now).await };
-    let handle = match &shared.runs_on {
-        Some(runtime) => tracker.spawn_on(tail, runtime),
-        None => tracker.spawn(tail),
-    };
-    let record = match handle.await {
+    let record = match shared.spawn_run(tracker, tail).await {
         Ok(Some(record)) => record,
         Ok(None) => return,
         Err(e) => {
