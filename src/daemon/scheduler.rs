@@ -253,8 +253,9 @@ async fn rule_loop<E, C>(
         // rule's previous run overran it: this run then starts later than
         // its fire, alone, and runs at the time it starts (its window
         // catches up to then; a `now` before the previous run's end would
-        // make the two runs' records look overlapped).
-        let overran = next > due + Duration::from_secs(1);
+        // make the two runs' records look overlapped, however short the
+        // overrun: `next` is exactly `due` unless the run overran).
+        let overran = next > due;
         let tick = match (overran, cron) {
             (true, _) => None,
             (false, Some(_)) => Some(due_wall),
@@ -270,12 +271,13 @@ async fn rule_loop<E, C>(
         // When the next run is due in wall time, for the rule table.
         let next_wall = match cron {
             None => {
-                next += interval;
-                due = next;
+                due = grid_point_after(due, interval, next);
+                next = due;
                 if next < now {
                     // Overran: go again right away, once, rather than
                     // catching up every missed tick (the runner's catch-up
-                    // covers the time).
+                    // covers the time). The run after that is back on the
+                    // rule's grid, and so with its cohort again.
                     next = now;
                 }
                 shared.wall_time(next)
@@ -293,6 +295,18 @@ async fn rule_loop<E, C>(
             shared.rules.set_next_run(&rule.rule_id, next_wall);
         }
     }
+}
+
+/// The first point of the grid `due + k × interval` after `started`
+/// (`started` ≥ `due`): the fire the run after one that started at
+/// `started` belongs to. On time, that is `due + interval`; a run that
+/// started late (its previous one overran) leaves the grid points it
+/// started after behind it.
+fn grid_point_after(due: Instant, interval: Duration, started: Instant) -> Instant {
+    let step = interval.max(Duration::from_millis(1));
+    let behind = started.saturating_duration_since(due).as_nanos() / step.as_nanos();
+    let steps = u32::try_from(behind + 1).unwrap_or(u32::MAX);
+    due + step.saturating_mul(steps)
 }
 
 /// After a cron run that belonged to the fire `due` and ended at `wall`
@@ -388,4 +402,23 @@ where
 pub(super) async fn acquire(limit: &Arc<Semaphore>) -> Option<tokio::sync::OwnedSemaphorePermit> {
     // The semaphore is never closed; `None` would only mean no limit.
     limit.clone().acquire_owned().await.ok()
+}
+
+#[cfg(test)]
+mod grid_tests {
+    use super::*;
+
+    #[test]
+    fn the_fire_after_a_late_start_is_the_next_grid_point() {
+        let due = Instant::now();
+        let min = Duration::from_secs(60);
+        // on time: one interval on
+        assert_eq!(grid_point_after(due, min, due), due + min);
+        // due at 60 s, started at 150 s: the grid point 120 s is behind
+        // it, 180 s is next
+        let late = due + Duration::from_secs(90);
+        assert_eq!(grid_point_after(due, min, late), due + 2 * min);
+        // started exactly on a later grid point: the one after it
+        assert_eq!(grid_point_after(due, min, due + 2 * min), due + 3 * min);
+    }
 }

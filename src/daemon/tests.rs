@@ -376,15 +376,17 @@ async fn a_slow_run_is_followed_right_after_and_never_overlaps() {
     let starts: Vec<u64> = calls.iter().map(|c| c.start.as_secs()).collect();
     // each run starts when the previous one ends: no pile-up of missed ticks
     assert_eq!(starts, vec![0, 150, 300, 450]);
-    // and each late run is counted late by 90 s (due 60, started 150; due
-    // 210, started 300; ...), the first and the one in flight aside
+    // and each late run is counted late from the first grid point after
+    // its predecessor started (due 60, started 150; due 180, started 300;
+    // due 360, started 450; due 480, started 600): the rule stays on its
+    // grid, the first run aside
     let text = metrics.encode();
     assert!(
         text.contains("detectd_run_start_delay_seconds_count 5"),
         "{text}"
     );
     assert!(
-        text.contains("detectd_run_start_delay_seconds_sum 360.0"),
+        text.contains("detectd_run_start_delay_seconds_sum 420.0"),
         "{text}"
     );
     for pair in calls.windows(2) {
