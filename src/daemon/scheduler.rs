@@ -303,10 +303,7 @@ async fn rule_loop<E, C>(
 /// started late (its previous one overran) leaves the grid points it
 /// started after behind it.
 fn grid_point_after(due: Instant, interval: Duration, started: Instant) -> Instant {
-    let step = interval.max(Duration::from_millis(1));
-    let behind = started.saturating_duration_since(due).as_nanos() / step.as_nanos();
-    let steps = u32::try_from(behind + 1).unwrap_or(u32::MAX);
-    due + step.saturating_mul(steps)
+    next_fire(due, started + Duration::from_nanos(1), Duration::ZERO, interval)
 }
 
 /// After a cron run that belonged to the fire `due` and ended at `wall`

@@ -5,7 +5,7 @@
 //! of them). A tail takes a concurrency permit like a run and runs only
 //! where the rule's lease is held; it does not wait for the rule's
 //! scheduled run (they may overlap: the same alert id written twice is a
-//! duplicate). A tick that overruns is followed by the next right away,
+//! duplicate). A tick that overruns is followed by the next grid point;
 //! missed ticks are not queued: the scheduled windows cover their time.
 
 use std::sync::Arc;
