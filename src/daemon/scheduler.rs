@@ -303,7 +303,12 @@ async fn rule_loop<E, C>(
 /// started late (its previous one overran) leaves the grid points it
 /// started after behind it.
 fn grid_point_after(due: Instant, interval: Duration, started: Instant) -> Instant {
-    next_fire(due, started + Duration::from_nanos(1), Duration::ZERO, interval)
+    next_fire(
+        due,
+        started + Duration::from_nanos(1),
+        Duration::ZERO,
+        interval,
+    )
 }
 
 /// After a cron run that belonged to the fire `due` and ended at `wall`
