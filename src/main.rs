@@ -409,6 +409,13 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         tiebreaker_field: args.tiebreaker_field,
         event_category_field: args.event_category_field,
     };
+    // Lines the query cannot match are not decoded; a mapping changes what
+    // its texts mean, so not with one (see `offline::prefilter`).
+    let prefilter = if args.mapping.is_empty() {
+        detectd::offline::Prefilter::for_query(&ast, &options)
+    } else {
+        None
+    };
     let (inputs, schemas) = query_inputs(args.events, &args.mapping)?;
     let plans = match compile::PlanSet::compile(
         &ast,
@@ -435,10 +442,14 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
     };
     let mut bad_lines = BadLineWarnings::default();
     let threads = query_threads(args.threads);
-    let outcome =
-        detectd::offline::run_query(&plans, &inputs, &opts, args.sorted, threads, |bad| {
-            bad_lines.note(&bad)
-        })?;
+    let outcome = detectd::offline::run_query(
+        &plans,
+        &inputs,
+        &opts,
+        (args.sorted, prefilter.as_ref()),
+        threads,
+        |bad| bad_lines.note(&bad),
+    )?;
     if outcome.dropped_partial_sequences > 0 {
         eprintln!(
             "detectd: warning: {} partial sequences were dropped at the limit of {} pending \

@@ -1,8 +1,9 @@
 //! Offline query runs over NDJSON: what `detectd query` does.
 //!
 //! Each line is decoded into an [`Event`] holding only the fields the query
-//! reads; the full `_source` is parsed again only for the events that end up
-//! in the answer. Elasticsearch orders events by timestamp and tiebreaker,
+//! reads — unless its bytes show the query cannot match it ([`prefilter`]);
+//! the full `_source` is parsed again only for the events that end up in
+//! the answer. Elasticsearch orders events by timestamp and tiebreaker,
 //! so input in another order is sorted in memory first; input already in
 //! time order (the usual export) streams straight into the matcher, and
 //! memory stays bounded by the matcher's state whatever the input size.
@@ -15,6 +16,7 @@ pub mod chunks;
 pub mod filter_query;
 pub mod mappings;
 mod pass;
+pub mod prefilter;
 
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
@@ -26,6 +28,7 @@ use crate::eql::search::{self, HitEvent, SearchError, SearchOptions, SearchRespo
 use crate::source::files::{index_name, BadLine, LineError};
 pub use chunks::Threads;
 use pass::{pass, Order};
+pub use prefilter::Prefilter;
 
 /// Where the NDJSON comes from.
 pub enum Input {
@@ -105,7 +108,7 @@ pub fn run_query(
     plans: &PlanSet,
     inputs: &[Input],
     opts: &SearchOptions,
-    sorted: bool,
+    (sorted, prefilter): (bool, Option<&Prefilter>),
     threads: Threads,
     mut bad_line: impl FnMut(BadLine),
 ) -> Result<QueryOutcome, OfflineError> {
@@ -120,7 +123,7 @@ pub fn run_query(
             inputs,
             &names,
             opts,
-            threads,
+            (threads, prefilter),
             Order::Given,
             &mut bad_line,
         )?
@@ -132,7 +135,7 @@ pub fn run_query(
             inputs,
             &names,
             opts,
-            threads,
+            (threads, prefilter),
             Order::Given,
             &mut |b| bad.push(b),
         ) {
@@ -146,7 +149,7 @@ pub fn run_query(
                 inputs,
                 &names,
                 opts,
-                threads,
+                (threads, prefilter),
                 Order::Sort,
                 &mut bad_line,
             )?,
@@ -159,7 +162,7 @@ pub fn run_query(
             inputs,
             &names,
             opts,
-            threads,
+            (threads, prefilter),
             Order::Sort,
             &mut bad_line,
         )?

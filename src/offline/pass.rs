@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use super::chunks::{Chunk, Threads};
+use super::prefilter::Prefilter;
 use super::{read_chunks, Input, LineRef, LineText, OfflineError};
 use crate::eql::compile::{Plan, PlanKind};
 use crate::eql::search::{self, Found, Matches, SearchOptions, Stream};
@@ -39,10 +40,15 @@ enum Line {
     },
 }
 
-/// Decodes and evaluates the lines of `chunk` with `plan`.
-fn work(plan: &Plan, keep_bytes: bool, chunk: &Chunk) -> Vec<Line> {
+/// Decodes and evaluates the lines of `chunk` with `plan`, but for those
+/// the prefilter rules out: they match nothing, and only a sequence's
+/// clock would see them.
+fn work(plan: &Plan, prefilter: Option<&Prefilter>, keep_bytes: bool, chunk: &Chunk) -> Vec<Line> {
     let mut out = Vec::new();
     chunk.for_each_line(|line, offset, bytes| {
+        if prefilter.is_some_and(|p| !p.may_match(bytes)) {
+            return;
+        }
         out.push(match plan.fields().decode_event(bytes) {
             Err(e) => Line::Unreadable {
                 line,
@@ -74,7 +80,7 @@ pub(super) fn pass(
     inputs: &[Input],
     names: &[String],
     opts: &SearchOptions,
-    threads: Threads,
+    (threads, prefilter): (Threads, Option<&Prefilter>),
     order: Order,
     bad_line: &mut impl FnMut(BadLine),
 ) -> Result<(Found<LineRef>, u64), OfflineError> {
@@ -167,7 +173,7 @@ pub(super) fn pass(
             }
             Ok(())
         };
-        let work = |chunk: &Chunk| work(own, keep_bytes, chunk);
+        let work = |chunk: &Chunk| work(own, prefilter, keep_bytes, chunk);
         read_chunks(input, threads, &work, &mut merge)?;
     }
 

@@ -1,0 +1,228 @@
+use super::*;
+use crate::eql::compile::{compile, CompileOptions, Plan};
+use crate::eql::schema::Schema;
+use crate::eql::search::Matches;
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use serde_json::{json, Value};
+
+fn plan_and_prefilter(query: &str) -> Option<(Plan, Option<Prefilter>)> {
+    let ast = crate::eql::parse(query).ok()?;
+    if !crate::eql::verify(&ast).is_empty() {
+        return None;
+    }
+    let opts = CompileOptions::default();
+    let plan = compile(&ast, &Schema::default(), &opts).ok()?;
+    let pre = Prefilter::for_query(&ast, &opts);
+    Some((plan, pre))
+}
+
+/// Whether the offline path (decode the line, evaluate) finds a match.
+fn offline_matches(plan: &Plan, line: &[u8]) -> bool {
+    match plan.fields().decode_event(line) {
+        Ok(event) => Matches::of(plan, &event).any(),
+        Err(_) => false,
+    }
+}
+
+/// The line as JSON writes it, and two other legal spellings: every
+/// non-ASCII character as `\u` escapes, every `/` as `\/`.
+fn spellings(doc: &Value) -> Vec<String> {
+    let canonical = serde_json::to_string(doc).unwrap();
+    let mut escaped = String::new();
+    for c in canonical.chars() {
+        if c.is_ascii() {
+            escaped.push(c);
+        } else {
+            let mut units = [0u16; 2];
+            for u in c.encode_utf16(&mut units) {
+                escaped.push_str(&format!("\\u{u:04x}"));
+            }
+        }
+    }
+    let slashed = canonical.replace('/', "\\/");
+    vec![canonical, escaped, slashed]
+}
+
+#[test]
+fn texts_are_required_as_json_spells_them_and_only_where_certain() {
+    let (_, pre) =
+        plan_and_prefilter(r#"process where process.name == "cmd.exe" and user.name == "a\"b""#)
+            .unwrap();
+    let pre = pre.unwrap();
+    assert!(pre.may_match(br#"{"process":{"name":"cmd.exe"},"user":{"name":"a\"b"}}"#));
+    // one of the two texts missing
+    assert!(!pre.may_match(br#"{"process":{"name":"cmd.exe"},"user":{"name":"ab"}}"#));
+    assert!(!pre.may_match(br#"{"process":{"name":"bash"},"user":{"name":"a\"b"}}"#));
+    // another spelling of a character: decoded, whatever it holds
+    assert!(pre.may_match(br#"{"process":{"name":"bash\u0021"}}"#));
+    assert!(pre.may_match(br#"{"x":"a\/b"}"#));
+    // not an object: decoded, to say why it is a bad line
+    assert!(pre.may_match(br#"["cmd.exe"]"#));
+    assert!(pre.may_match(br#"{"process":"#));
+
+    // numbers, numeric strings and metadata fields require nothing
+    for q in [
+        "any where destination.port == 135",
+        r#"any where destination.port == "135""#,
+        r#"any where destination.port : "1*5""#,
+        r#"any where @timestamp == "2020-01-01""#,
+        r#"any where _index == "winlogbeat""#,
+    ] {
+        let (_, pre) = plan_and_prefilter(q).unwrap();
+        assert!(pre.is_none(), "{q}");
+    }
+    // a category is a text like any other
+    let (_, pre) = plan_and_prefilter("network where destination.port == 135").unwrap();
+    let pre = pre.unwrap();
+    assert!(pre.may_match(br#"{"event":{"category":"network"},"destination":{"port":1}}"#));
+    assert!(!pre.may_match(br#"{"event":{"category":"process"},"destination":{"port":135}}"#));
+    // an `or` with a branch that requires nothing requires nothing
+    let (_, pre) =
+        plan_and_prefilter(r#"any where process.name == "cmd.exe" or process.pid > 4"#).unwrap();
+    assert!(pre.is_none());
+    // a sequence: a text of any stage
+    let (_, pre) = plan_and_prefilter(
+        r#"sequence [process where process.name == "cmd.exe"] [file where file.name : "*.dll"]"#,
+    )
+    .unwrap();
+    let pre = pre.unwrap();
+    assert!(pre.may_match(br#"{"file":{"name":"A.DLL"}}"#));
+    assert!(pre.may_match(br#"{"event":{"category":"process"},"process":{"name":"cmd.exe"}}"#));
+    assert!(!pre.may_match(br#"{"event":{"category":"file"},"file":{"name":"a.exe"}}"#));
+}
+
+#[test]
+fn case_insensitive_texts_keep_every_non_ascii_line() {
+    let (plan, pre) = plan_and_prefilter(r#"any where user.name : "kelvin""#).unwrap();
+    let pre = pre.unwrap();
+    // the Kelvin sign lower-cases to `k`: the evaluator matches
+    let line = "{\"user\":{\"name\":\"\u{212A}elvin\"}}";
+    assert!(offline_matches(&plan, line.as_bytes()));
+    assert!(pre.may_match(line.as_bytes()));
+    assert!(pre.may_match(br#"{"user":{"name":"KELVIN"}}"#));
+    assert!(!pre.may_match(br#"{"user":{"name":"kevin"}}"#));
+}
+
+const FIELDS: &[&str] = &["a", "b.c", "process.name"];
+const VALUES: &[&str] = &[
+    "cmd.exe", "CMD.EXE", "a/b", "a\\b", "a\"b", "x y", "ünï", "ÜNÏ", "\u{212A}", "k", "K", "1",
+    "1.0", "true",
+];
+const LITERALS: &[&str] = &[
+    "cmd.exe", "Cmd.Exe", "a/b", "a\\\\b", "a\\\"b", "x y", "ünï", "k", "1", "1.0", "true",
+    "*.exe", "a?b", "*/*", "K*",
+];
+
+fn arb_value() -> impl Strategy<Value = Value> {
+    prop_oneof![
+        4 => (0..VALUES.len()).prop_map(|i| json!(VALUES[i])),
+        1 => prop_oneof![Just(json!(1)), Just(json!(1.0)), Just(json!(true)), Just(Value::Null)],
+        1 => proptest::collection::vec((0..VALUES.len()).prop_map(|i| json!(VALUES[i])), 0..3)
+            .prop_map(Value::Array),
+    ]
+}
+
+fn arb_doc() -> impl Strategy<Value = Value> {
+    (
+        proptest::collection::vec((0..FIELDS.len(), arb_value(), any::<bool>()), 0..4),
+        prop_oneof![Just("process"), Just("file"), Just("Process")],
+    )
+        .prop_map(|(pairs, category)| {
+            let mut doc = json!({ "event": { "category": category } });
+            for (i, v, flat) in pairs {
+                let name = FIELDS[i];
+                match name.split_once('.') {
+                    Some((head, tail)) if !flat => {
+                        doc[head] = json!({ tail: v });
+                    }
+                    _ => doc[name] = v,
+                }
+            }
+            doc
+        })
+}
+
+fn arb_condition() -> impl Strategy<Value = String> {
+    let leaf = (
+        0..FIELDS.len(),
+        prop_oneof![
+            Just("=="),
+            Just(":"),
+            Just("like~"),
+            Just("in"),
+            Just("in~"),
+            Just("!=")
+        ],
+        proptest::collection::vec(0..LITERALS.len(), 1..3),
+    )
+        .prop_map(|(f, op, lits)| {
+            let lits: Vec<String> = lits
+                .iter()
+                .map(|&i| format!("\"{}\"", LITERALS[i]))
+                .collect();
+            match op {
+                "in" | "in~" => format!("{} {op} ({})", FIELDS[f], lits.join(", ")),
+                _ => format!("{} {op} {}", FIELDS[f], lits[0]),
+            }
+        });
+    leaf.prop_recursive(3, 12, 2, |inner| {
+        prop_oneof![
+            inner.clone().prop_map(|c| format!("not ({c})")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) and ({b})")),
+            (inner.clone(), inner).prop_map(|(a, b)| format!("({a}) or ({b})")),
+        ]
+    })
+}
+
+fn arb_query() -> impl Strategy<Value = String> {
+    let category = prop_oneof![Just("process"), Just("any"), Just("file")];
+    prop_oneof![
+        (category.clone(), arb_condition()).prop_map(|(c, e)| format!("{c} where {e}")),
+        (category.clone(), arb_condition(), category, arb_condition())
+            .prop_map(|(c1, e1, c2, e2)| format!("sequence [{c1} where {e1}] [{c2} where {e2}]")),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4000))]
+    /// Every line the offline path matches, in any spelling, passes the
+    /// prefilter.
+    #[test]
+    fn no_line_the_query_matches_is_ruled_out(query in arb_query(), doc in arb_doc()) {
+        let Some((plan, Some(pre))) = plan_and_prefilter(&query) else {
+            return Ok(());
+        };
+        for line in spellings(&doc) {
+            if offline_matches(&plan, line.as_bytes()) {
+                prop_assert!(pre.may_match(line.as_bytes()), "{query} ruled out {line}");
+            }
+        }
+    }
+}
+
+#[test]
+fn the_generated_cases_exercise_both_sides() {
+    // The property above says nothing if no line is ruled out or no query
+    // has a prefilter: count both over a fixed sample.
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let (mut with_prefilter, mut ruled_out, mut matched) = (0, 0, 0);
+    for _ in 0..2000 {
+        let query = arb_query().new_tree(&mut runner).unwrap().current();
+        let doc = arb_doc().new_tree(&mut runner).unwrap().current();
+        let Some((plan, Some(pre))) = plan_and_prefilter(&query) else {
+            continue;
+        };
+        with_prefilter += 1;
+        let line = serde_json::to_string(&doc).unwrap();
+        if !pre.may_match(line.as_bytes()) {
+            ruled_out += 1;
+        }
+        if offline_matches(&plan, line.as_bytes()) {
+            matched += 1;
+        }
+    }
+    assert!(with_prefilter > 500, "{with_prefilter}");
+    assert!(ruled_out > 200, "{ruled_out}");
+    assert!(matched > 50, "{matched}");
+}
