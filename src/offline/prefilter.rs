@@ -34,6 +34,7 @@
 //! `--max-pending` cap.
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use memchr::memmem::Finder;
 
 use crate::eql::ast::Query;
 use crate::eql::compile::CompileOptions;
@@ -45,6 +46,8 @@ struct Text {
     /// As JSON writes it inside a string (canonical escaping).
     bytes: Vec<u8>,
     case_insensitive: bool,
+    /// A value of the event category field.
+    category: bool,
 }
 
 /// One of these texts must appear.
@@ -53,17 +56,22 @@ type Clause = Vec<Text>;
 /// A clause ready to search.
 #[derive(Debug)]
 struct Searcher {
-    exact: Option<AhoCorasick>,
+    /// Case-sensitive texts, each with `memchr`'s SIMD substring search
+    /// (faster than an automaton for a few texts).
+    exact: Vec<Finder<'static>>,
+    /// Case-insensitive texts (ASCII folding).
     folded: Option<AhoCorasick>,
 }
 
-/// What a line must hold to be worth decoding: a text of every clause.
+/// What a line must hold to be worth decoding: for one of the
+/// alternatives (a sequence's stages), a text of each of its clauses.
 #[derive(Debug)]
 pub struct Prefilter {
-    clauses: Vec<Searcher>,
+    alternatives: Vec<Vec<Searcher>>,
     /// Some clause has case-insensitive texts (non-ASCII lines are kept).
     folds: bool,
-    /// `\u` and `\/`: other spellings of characters.
+    /// `\u` and `\/`: other spellings of characters (when the backslash
+    /// is not itself escaped).
     escapes: AhoCorasick,
 }
 
@@ -74,82 +82,119 @@ impl Prefilter {
     /// fields (compared as dates) require nothing.
     pub fn for_query(query: &Query, opts: &CompileOptions) -> Option<Prefilter> {
         let filter = pushdown(query, &opts.event_category_field);
-        let special = |field: &str| {
-            field.starts_with('_')
-                || field == opts.timestamp_field
-                || opts.tiebreaker_field.as_deref() == Some(field)
+        // An OR at the top (a sequence's or a sample's stages) keeps each
+        // branch whole: a line must hold every text of some branch.
+        let branches: Vec<&Filter> = match &filter {
+            Filter::Bool { must, should, .. } if must.is_empty() && !should.is_empty() => {
+                should.iter().collect()
+            }
+            other => vec![other],
         };
-        let clauses = required(&filter, &special);
-        if clauses.is_empty() {
-            return None;
-        }
-        let folds = clauses.iter().flatten().any(|t| t.case_insensitive);
-        let build = |texts: Vec<&[u8]>, fold: bool| -> Option<AhoCorasick> {
-            if texts.is_empty() {
+        let mut alternatives = Vec::with_capacity(branches.len());
+        let mut folds = false;
+        for branch in branches {
+            let clauses = required(branch, opts);
+            if clauses.is_empty() {
                 return None;
             }
-            AhoCorasickBuilder::new()
-                .ascii_case_insensitive(fold)
-                .match_kind(MatchKind::LeftmostFirst)
-                .build(texts)
-                .ok()
-        };
-        let mut searchers = Vec::with_capacity(clauses.len());
-        for clause in &clauses {
-            let pick = |ci: bool| -> Vec<&[u8]> {
-                clause
-                    .iter()
-                    .filter(|t| t.case_insensitive == ci)
-                    .map(|t| t.bytes.as_slice())
-                    .collect()
-            };
-            let (exact, folded) = (pick(false), pick(true));
-            let searcher = Searcher {
-                exact: build(exact.clone(), false),
-                folded: build(folded.clone(), true),
-            };
-            // A clause that failed to build would rule out lines wrongly.
-            if searcher.exact.is_none() != exact.is_empty()
-                || searcher.folded.is_none() != folded.is_empty()
-            {
-                return None;
-            }
-            searchers.push(searcher);
+            folds |= clauses.iter().flatten().any(|t| t.case_insensitive);
+            alternatives.push(searchers(clauses)?);
         }
         Some(Prefilter {
-            clauses: searchers,
+            alternatives,
             folds,
-            escapes: build(vec![b"\\u", b"\\/"], false)?,
+            escapes: AhoCorasick::new([b"\\u", b"\\/"]).ok()?,
         })
     }
 
     /// Whether `line` (one NDJSON line, trimmed) may match: `false` only
     /// when it cannot.
     pub fn may_match(&self, line: &[u8]) -> bool {
-        // Not an object on one line, or not UTF-8: decoding says why.
+        // Not an object on one line: decoding says why.
         if line.first() != Some(&b'{') || line.last() != Some(&b'}') {
             return true;
         }
-        if self.escapes.is_match(line) {
-            return true;
-        }
-        let ascii = line.is_ascii();
-        if !ascii && std::str::from_utf8(line).is_err() {
-            return true;
-        }
-        if self.folds && !ascii {
-            return true;
-        }
-        self.clauses.iter().all(|c| {
-            c.exact.as_ref().is_some_and(|a| a.is_match(line))
+        let holds = |c: &Searcher| {
+            c.exact.iter().any(|f| f.find(line).is_some())
                 || c.folded.as_ref().is_some_and(|a| a.is_match(line))
+        };
+        if self.alternatives.iter().any(|a| a.iter().all(holds)) {
+            return true;
+        }
+        // A text is missing: ruled out, unless the line may spell it
+        // otherwise (or is not UTF-8, which decoding reports).
+        if self.spells_otherwise(line) {
+            return true;
+        }
+        !line.is_ascii() && (self.folds || std::str::from_utf8(line).is_err())
+    }
+
+    /// Whether the line has a `\u` or `\/` escape: a backslash that is not
+    /// itself escaped (an odd run of backslashes) before `u` or `/`.
+    fn spells_otherwise(&self, line: &[u8]) -> bool {
+        self.escapes.find_iter(line).any(|m| {
+            let run = line[..=m.start()]
+                .iter()
+                .rev()
+                .take_while(|&&b| b == b'\\')
+                .count();
+            run % 2 == 1
         })
     }
 }
 
+/// A branch's clauses, ready to search, those that rule out most lines
+/// first: category names are also the names of ECS objects
+/// (`"process":{…}` is in most lines), so they go last; then the longest
+/// shortest text first. `None` if a search cannot be built.
+fn searchers(mut clauses: Vec<Clause>) -> Option<Vec<Searcher>> {
+    clauses.sort_by_key(|c| {
+        let weak = c.iter().all(|t| t.category);
+        let shortest = c.iter().map(|t| t.bytes.len()).min().unwrap_or(0);
+        (weak, std::cmp::Reverse(shortest))
+    });
+    clauses
+        .iter()
+        .map(|clause| {
+            let (folded, exact): (Vec<&Text>, Vec<&Text>) =
+                clause.iter().partition(|t| t.case_insensitive);
+            let folded = if folded.is_empty() {
+                None
+            } else {
+                let texts = folded.iter().map(|t| &t.bytes);
+                Some(
+                    AhoCorasickBuilder::new()
+                        .ascii_case_insensitive(true)
+                        .match_kind(MatchKind::LeftmostFirst)
+                        .build(texts)
+                        .ok()?,
+                )
+            };
+            Some(Searcher {
+                exact: exact
+                    .iter()
+                    .map(|t| Finder::new(&t.bytes).into_owned())
+                    .collect(),
+                folded,
+            })
+        })
+        .collect()
+}
+
 /// The clauses a document must satisfy for `filter` to match it; empty
 /// when nothing is required.
-fn required(filter: &Filter, special: &dyn Fn(&str) -> bool) -> Vec<Clause> {
+fn required(filter: &Filter, opts: &CompileOptions) -> Vec<Clause> {
+    let special = |field: &str| {
+        field.starts_with('_')
+            || field == opts.timestamp_field
+            || opts.tiebreaker_field.as_deref() == Some(field)
+    };
+    let text = |field: &str, s: &str, case_insensitive: bool| {
+        text(s, case_insensitive).map(|mut t| {
+            t.category = field == opts.event_category_field;
+            t
+        })
+    };
     match filter {
         Filter::Term { field, .. }
         | Filter::Terms { field, .. }
@@ -159,39 +204,39 @@ fn required(filter: &Filter, special: &dyn Fn(&str) -> bool) -> Vec<Clause> {
             Vec::new()
         }
         Filter::Term {
+            field,
             value: Scalar::String(s),
             case_insensitive,
-            ..
-        } => text(s, *case_insensitive)
+        } => text(field, s, *case_insensitive)
             .map(|t| vec![vec![t]])
             .unwrap_or_default(),
-        Filter::Terms { values, .. } => values
+        Filter::Terms { field, values } => values
             .iter()
             .map(|v| match v {
-                Scalar::String(s) => text(s, false),
+                Scalar::String(s) => text(field, s, false),
                 _ => None,
             })
             .collect::<Option<Clause>>()
             .map(|c| vec![c])
             .unwrap_or_default(),
         Filter::Wildcard {
+            field,
             pattern,
             case_insensitive,
-            ..
         } => pattern
             .split(['*', '?'])
-            .filter_map(|fragment| text(fragment, *case_insensitive))
+            .filter_map(|fragment| text(field, fragment, *case_insensitive))
             .max_by_key(|t| t.bytes.len())
             .map(|t| vec![vec![t]])
             .unwrap_or_default(),
         Filter::Bool { must, should, .. } => {
-            let mut out: Vec<Clause> = must.iter().flat_map(|m| required(m, special)).collect();
+            let mut out: Vec<Clause> = must.iter().flat_map(|m| required(m, opts)).collect();
             if !should.is_empty() {
                 // Some branch matches: one text of its best clause, for
                 // every branch; nothing if a branch requires nothing.
                 let union: Option<Clause> = should
                     .iter()
-                    .map(|b| best(required(b, special)))
+                    .map(|b| best(required(b, opts)))
                     .collect::<Option<Vec<Clause>>>()
                     .map(|cs| cs.into_iter().flatten().collect());
                 out.extend(union);
@@ -229,6 +274,7 @@ fn text(s: &str, case_insensitive: bool) -> Option<Text> {
     Some(Text {
         bytes,
         case_insensitive,
+        category: false,
     })
 }
 

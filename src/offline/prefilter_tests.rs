@@ -57,6 +57,9 @@ fn texts_are_required_as_json_spells_them_and_only_where_certain() {
     // another spelling of a character: decoded, whatever it holds
     assert!(pre.may_match(br#"{"process":{"name":"bash\u0021"}}"#));
     assert!(pre.may_match(br#"{"x":"a\/b"}"#));
+    assert!(pre.may_match(br#"{"x":"C:\\\u0041"}"#));
+    // an escaped backslash before `u` is no escape
+    assert!(!pre.may_match(br#"{"x":"C:\\users\\user32.dll"}"#));
     // not an object: decoded, to say why it is a bad line
     assert!(pre.may_match(br#"["cmd.exe"]"#));
     assert!(pre.may_match(br#"{"process":"#));
@@ -106,12 +109,40 @@ fn case_insensitive_texts_keep_every_non_ascii_line() {
 
 const FIELDS: &[&str] = &["a", "b.c", "process.name"];
 const VALUES: &[&str] = &[
-    "cmd.exe", "CMD.EXE", "a/b", "a\\b", "a\"b", "x y", "ünï", "ÜNÏ", "\u{212A}", "k", "K", "1",
-    "1.0", "true",
+    "cmd.exe",
+    "CMD.EXE",
+    "a/b",
+    "a\\b",
+    "a\"b",
+    "C:\\users",
+    "x y",
+    "ünï",
+    "ÜNÏ",
+    "\u{212A}",
+    "k",
+    "K",
+    "1",
+    "1.0",
+    "true",
 ];
 const LITERALS: &[&str] = &[
-    "cmd.exe", "Cmd.Exe", "a/b", "a\\\\b", "a\\\"b", "x y", "ünï", "k", "1", "1.0", "true",
-    "*.exe", "a?b", "*/*", "K*",
+    "cmd.exe",
+    "Cmd.Exe",
+    "a/b",
+    "a\\\\b",
+    "a\\\"b",
+    "C:\\\\users",
+    "\\\\u",
+    "x y",
+    "ünï",
+    "k",
+    "1",
+    "1.0",
+    "true",
+    "*.exe",
+    "a?b",
+    "*/*",
+    "K*",
 ];
 
 fn arb_value() -> impl Strategy<Value = Value> {
