@@ -72,7 +72,7 @@ pub struct Prefilter {
     folds: bool,
     /// `\u` and `\/`: other spellings of characters (when the backslash
     /// is not itself escaped).
-    escapes: AhoCorasick,
+    escapes: [Finder<'static>; 2],
 }
 
 impl Prefilter {
@@ -103,7 +103,7 @@ impl Prefilter {
         Some(Prefilter {
             alternatives,
             folds,
-            escapes: AhoCorasick::new([b"\\u", b"\\/"]).ok()?,
+            escapes: [Finder::new(b"\\u"), Finder::new(b"\\/")].map(Finder::into_owned),
         })
     }
 
@@ -132,8 +132,9 @@ impl Prefilter {
     /// Whether the line has a `\u` or `\/` escape: a backslash that is not
     /// itself escaped (an odd run of backslashes) before `u` or `/`.
     fn spells_otherwise(&self, line: &[u8]) -> bool {
-        self.escapes.find_iter(line).any(|m| {
-            let run = line[..=m.start()]
+        let mut at = self.escapes.iter().flat_map(|f| f.find_iter(line));
+        at.any(|start| {
+            let run = line[..=start]
                 .iter()
                 .rev()
                 .take_while(|&&b| b == b'\\')
