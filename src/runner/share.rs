@@ -41,7 +41,7 @@ use super::run::tail::{tail_window, TailTiming};
 use super::run::{anchor, range_request, timing, window_search, RunnerSettings};
 use crate::rule::Rule;
 use crate::schedule::window::plan_windows;
-use crate::source::shared::{MemberCount, ScanError};
+use crate::source::shared::{MemberCount, ScanError, ScanOptions};
 use crate::source::{EventSource, EventStream, FetchRequest, SharedScan};
 
 pub(super) use fetch::SharedFetch;
@@ -52,6 +52,12 @@ const ALONE_EXCLUSIVE_EVENTS: u64 = 10_000;
 /// How many cohort ticks a member chosen to fetch alone stays alone before
 /// it is measured in a scan again.
 const ALONE_TICKS: u32 = 12;
+
+/// How old what an index pattern resolved to may be for a tail's scan (a
+/// scan every few seconds would otherwise resolve every pattern every
+/// time): an index created since is tailed once the answer is renewed, and
+/// found by the scheduled windows, which always resolve afresh, as ever.
+const TAIL_RESOLUTION_AGE: std::time::Duration = std::time::Duration::from_secs(60);
 /// Rules per scan by default (`[sharing] max_rules`): each page of a scan
 /// evaluates every member's clause, and a cluster caps a query's clauses
 /// (`indices.query.bool.max_clause_count`).
@@ -226,7 +232,14 @@ impl ScanBoard {
     ) -> Option<Arc<SharedScan>> {
         let requests: Vec<FetchRequest> = group.members.iter().map(|(_, r)| r.clone()).collect();
         let n = requests.len();
-        let outcome = source.fetch_shared(&requests, self.max_events).await;
+        let options = ScanOptions {
+            max_events: self.max_events,
+            resolved_within: match cohort.tail {
+                Some(_) => TAIL_RESOLUTION_AGE,
+                None => std::time::Duration::ZERO,
+            },
+        };
+        let outcome = source.fetch_shared(&requests, options).await;
         let mut tick = cohort.tick.lock().await;
         match outcome {
             Ok(Some(scan)) => {

@@ -87,8 +87,9 @@ impl EventSource for MemorySource {
     async fn fetch_shared(
         &self,
         requests: &[FetchRequest],
-        max_events: usize,
+        options: shared::ScanOptions,
     ) -> Result<Option<SharedScan>, ScanError> {
+        let max_events = options.max_events;
         shared::shareable(&requests.iter().collect::<Vec<_>>())
             .map_err(SourceError::InvalidRequest)?;
         let mut lists = Vec::with_capacity(requests.len());

@@ -36,7 +36,7 @@ pub use cluster_only::{Anomalies, AnomalyRequest, EsqlRows};
 pub use groups::{Excluded, Group, GroupCount, Groups};
 pub use mappings::Mappings;
 pub use new_terms::{NewTerm, NewTerms, NewTermsAsk};
-pub use shared::{ScanError, SharedScan};
+pub use shared::{ScanError, ScanOptions, SharedScan};
 
 use std::sync::Arc;
 
@@ -354,14 +354,14 @@ pub trait EventSource: Send + Sync {
     /// of them selects, once, and per request exactly the events its own
     /// [`EventSource::fetch`] would give, in the same order. `None` when
     /// this source does not share scans (each request is then fetched
-    /// alone). A scan holding more than `max_events` events stops with
-    /// [`ScanError::TooLarge`].
+    /// alone). A scan holding more than `options.max_events` events stops
+    /// with [`ScanError::TooLarge`].
     fn fetch_shared(
         &self,
         requests: &[FetchRequest],
-        max_events: usize,
+        options: shared::ScanOptions,
     ) -> impl Future<Output = Result<Option<SharedScan>, ScanError>> + Send {
-        let _ = (requests, max_events);
+        let _ = (requests, options);
         async { Ok(None) }
     }
 

@@ -35,6 +35,28 @@ pub struct MemberShare {
     pub picks: Vec<u32>,
 }
 
+/// How a shared scan may be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanOptions {
+    /// The most events it may hold.
+    pub max_events: usize,
+    /// How old what an index pattern resolved to may be (a source that
+    /// resolves patterns keeps the answers): zero for a window that
+    /// commits a checkpoint, which must see an index created a moment
+    /// ago; longer for a tail, which the scheduled windows back up.
+    pub resolved_within: std::time::Duration,
+}
+
+impl ScanOptions {
+    /// At most `max_events` events, patterns resolved afresh.
+    pub fn fresh(max_events: usize) -> ScanOptions {
+        ScanOptions {
+            max_events,
+            resolved_within: std::time::Duration::ZERO,
+        }
+    }
+}
+
 /// Why a shared scan gave up before its end; the members then fetch alone.
 #[derive(Debug, thiserror::Error)]
 pub enum ScanError {

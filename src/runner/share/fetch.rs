@@ -9,7 +9,7 @@ use crate::rule::Rule;
 use crate::runner::run::RunnerSettings;
 use crate::source::{
     Anomalies, AnomalyRequest, DocRef, Document, EsqlRows, EventSource, EventStream, FetchRequest,
-    GroupCount, Groups, NewTerms, NewTermsAsk, ScanError, SharedScan, SourceError,
+    GroupCount, Groups, NewTerms, NewTermsAsk, ScanError, ScanOptions, SharedScan, SourceError,
 };
 
 /// `inner`, with `rule`'s window fetches at `now` taken from `board`.
@@ -44,9 +44,9 @@ impl<S: EventSource> EventSource for SharedFetch<'_, S> {
     async fn fetch_shared(
         &self,
         requests: &[FetchRequest],
-        max_events: usize,
+        options: ScanOptions,
     ) -> Result<Option<SharedScan>, ScanError> {
-        self.inner.fetch_shared(requests, max_events).await
+        self.inner.fetch_shared(requests, options).await
     }
 
     async fn fetch_sources(&self, refs: &[DocRef]) -> Result<Vec<Document>, SourceError> {

@@ -40,11 +40,12 @@ use tokio::sync::mpsc;
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::mappings::{MappingCache, Mappings};
 use super::{
     Anomalies, AnomalyRequest, DocRef, Document, EsqlRows, EventSource, EventStream, FetchRequest,
-    GroupCount, Groups, NewTerms, NewTermsAsk, ScanError, SharedScan, SourceError,
+    GroupCount, Groups, NewTerms, NewTermsAsk, ScanError, ScanOptions, SharedScan, SourceError,
 };
 use crate::cluster::{snippet, Cluster, ClusterError, ConcreteIndex};
 use dsl::FieldTypes;
@@ -65,7 +66,14 @@ pub struct ElasticsearchSource {
     /// Whether threshold counts and new terms are aggregations on the
     /// cluster (else the events are fetched and worked on by the detector).
     aggregate: bool,
+    /// What patterns resolved to, and when: shared scans that may use an
+    /// older answer (tails, [`ScanOptions::resolved_within`]) take it from
+    /// here; every scan's fresh answers are kept.
+    resolutions: Resolutions,
 }
+
+/// Pattern → (when it was resolved, what to).
+type Resolutions = Arc<std::sync::Mutex<HashMap<String, (Instant, crate::cluster::Resolved)>>>;
 
 /// What a window's search will send, for logs, `--explain` and tests.
 #[derive(Clone, Debug, PartialEq)]
@@ -94,6 +102,7 @@ impl ElasticsearchSource {
             keep_alive: "2m".to_string(),
             buffered_pages: 2,
             aggregate: true,
+            resolutions: Resolutions::default(),
         }
     }
 
@@ -296,9 +305,9 @@ impl EventSource for ElasticsearchSource {
     async fn fetch_shared(
         &self,
         requests: &[FetchRequest],
-        max_events: usize,
+        options: ScanOptions,
     ) -> Result<Option<SharedScan>, ScanError> {
-        self.scan_shared(requests, max_events).await.map(Some)
+        self.scan_shared(requests, options).await.map(Some)
     }
 
     async fn count_groups(

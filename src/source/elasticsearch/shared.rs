@@ -22,26 +22,50 @@ use serde_json::{json, Value};
 use super::{
     search_shape, take_hit_document, ElasticsearchSource, Pager, SearchPlan, MAX_TARGETS_LEN,
 };
-use crate::cluster::ClusterError;
-use crate::source::shared::{self, MemberShare, ScanError, SharedScan};
+use crate::cluster::{ClusterError, Resolved};
+use crate::source::shared::{self, MemberShare, ScanError, ScanOptions, SharedScan};
 use crate::source::{FetchRequest, SourceError};
 
 /// Events per page of a shared scan (the most a default cluster returns).
 const SCAN_PAGE: usize = 10_000;
 
 impl ElasticsearchSource {
+    /// The patterns resolved less than `age` ago, and what to.
+    fn resolved_within(&self, age: std::time::Duration) -> HashMap<String, Resolved> {
+        if age.is_zero() {
+            return HashMap::new();
+        }
+        let kept = self.resolutions.lock().unwrap_or_else(|e| e.into_inner());
+        kept.iter()
+            .filter(|(_, (at, _))| at.elapsed() < age)
+            .map(|(p, (_, r))| (p.clone(), r.clone()))
+            .collect()
+    }
+
+    /// Keeps what patterns resolved to just now.
+    fn keep_resolved(&self, fresh: impl Iterator<Item = (String, Resolved)>) {
+        let now = std::time::Instant::now();
+        let mut kept = self.resolutions.lock().unwrap_or_else(|e| e.into_inner());
+        for (pattern, resolved) in fresh {
+            kept.insert(pattern, (now, resolved));
+        }
+    }
+
     pub(super) async fn scan_shared(
         &self,
         requests: &[FetchRequest],
-        max_events: usize,
+        options: ScanOptions,
     ) -> Result<SharedScan, ScanError> {
+        let max_events = options.max_events;
         shared::shareable(&requests.iter().collect::<Vec<_>>())
             .map_err(SourceError::InvalidRequest)?;
-        let mut resolved = HashMap::new();
+        let mut resolved = self.resolved_within(options.resolved_within);
+        let reused: Vec<String> = resolved.keys().cloned().collect();
         let mut plans = Vec::with_capacity(requests.len());
         for request in requests {
             plans.push(self.plan_with(request, &mut resolved).await?);
         }
+        self.keep_resolved(resolved.into_iter().filter(|(p, _)| !reused.contains(p)));
         let mut scan = SharedScan {
             events: Vec::new(),
             members: plans
