@@ -58,6 +58,7 @@ const ALONE_TICKS: u32 = 12;
 /// time): an index created since is tailed once the answer is renewed, and
 /// found by the scheduled windows, which always resolve afresh, as ever.
 const TAIL_RESOLUTION_AGE: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Rules per scan by default (`[sharing] max_rules`): each page of a scan
 /// evaluates every member's clause, and a cluster caps a query's clauses
 /// (`indices.query.bool.max_clause_count`).
