@@ -446,7 +446,8 @@ fn query(args: QueryArgs) -> anyhow::Result<ExitCode> {
         &plans,
         &inputs,
         &opts,
-        (args.sorted, prefilter.as_ref()),
+        args.sorted,
+        prefilter.as_ref(),
         threads,
         |bad| bad_lines.note(&bad),
     )?;

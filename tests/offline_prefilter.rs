@@ -19,14 +19,14 @@ fn answer(
     opts: &SearchOptions,
     prefilter: Option<&Prefilter>,
 ) -> String {
-    let mut bad = Vec::new();
     let outcome = run_query(
         plans,
         inputs,
         opts,
-        (false, prefilter),
+        false,
+        prefilter,
         Threads::new(2),
-        |b| bad.push(b.to_string()),
+        |_| {},
     )
     .unwrap();
     serde_json::to_string(&outcome.response).unwrap()

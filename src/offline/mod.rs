@@ -101,6 +101,9 @@ pub struct QueryOutcome {
 /// an event turns out to be out of order are they read again and sorted in
 /// memory; standard input, which cannot be read twice, is sorted in memory.
 ///
+/// With a `prefilter`, lines it rules out are not decoded (see
+/// [`prefilter`]).
+///
 /// Lines are decoded and evaluated on `threads` (see [`chunks`]) and taken
 /// back in input order: the answer, the bad lines and their order are the
 /// same for any number of threads.
@@ -108,7 +111,8 @@ pub fn run_query(
     plans: &PlanSet,
     inputs: &[Input],
     opts: &SearchOptions,
-    (sorted, prefilter): (bool, Option<&Prefilter>),
+    sorted: bool,
+    prefilter: Option<&Prefilter>,
     threads: Threads,
     mut bad_line: impl FnMut(BadLine),
 ) -> Result<QueryOutcome, OfflineError> {
@@ -123,7 +127,8 @@ pub fn run_query(
             inputs,
             &names,
             opts,
-            (threads, prefilter),
+            prefilter,
+            threads,
             Order::Given,
             &mut bad_line,
         )?
@@ -135,7 +140,8 @@ pub fn run_query(
             inputs,
             &names,
             opts,
-            (threads, prefilter),
+            prefilter,
+            threads,
             Order::Given,
             &mut |b| bad.push(b),
         ) {
@@ -149,7 +155,8 @@ pub fn run_query(
                 inputs,
                 &names,
                 opts,
-                (threads, prefilter),
+                prefilter,
+                threads,
                 Order::Sort,
                 &mut bad_line,
             )?,
@@ -162,7 +169,8 @@ pub fn run_query(
             inputs,
             &names,
             opts,
-            (threads, prefilter),
+            prefilter,
+            threads,
             Order::Sort,
             &mut bad_line,
         )?

@@ -80,7 +80,8 @@ pub(super) fn pass(
     inputs: &[Input],
     names: &[String],
     opts: &SearchOptions,
-    (threads, prefilter): (Threads, Option<&Prefilter>),
+    prefilter: Option<&Prefilter>,
+    threads: Threads,
     order: Order,
     bad_line: &mut impl FnMut(BadLine),
 ) -> Result<(Found<LineRef>, u64), OfflineError> {

@@ -104,7 +104,8 @@ fn run(query: &str, path: &Path, sorted: bool, threads: Threads) -> Result<Answe
         &plans,
         &[Input::File(path.to_path_buf())],
         &opts,
-        (sorted, None),
+        sorted,
+        None,
         threads,
         |b| bad.push(b.to_string()),
     )?;

@@ -7,8 +7,9 @@
 //! containing the leaf's text (a wildcard's longest literal fragment), and
 //! a value's text is in the line as JSON writes it. So a line in which one
 //! of the query's required texts appears nowhere cannot match, and is not
-//! decoded. Searching a line for a few texts with SIMD (`aho-corasick`'s
-//! Teddy, `memchr`) is many times faster than decoding it.
+//! decoded. Searching a line for a few texts with SIMD (`memchr`'s memmem,
+//! `aho-corasick` for case-insensitive texts) is many times faster than
+//! decoding it.
 //!
 //! What keeps it sound, leaf by leaf:
 //! * JSON may spell any character as `\uXXXX` and `/` as `\/`: a line with
@@ -38,7 +39,7 @@ use memchr::memmem::Finder;
 
 use crate::eql::ast::Query;
 use crate::eql::compile::CompileOptions;
-use crate::eql::pushdown::{pushdown, Filter, Scalar};
+use crate::eql::pushdown::{parse_number, pushdown, Filter, Scalar};
 
 /// One text a matching line must hold, as found in the filter.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -149,11 +150,7 @@ impl Prefilter {
 /// (`"process":{…}` is in most lines), so they go last; then the longest
 /// shortest text first. `None` if a search cannot be built.
 fn searchers(mut clauses: Vec<Clause>) -> Option<Vec<Searcher>> {
-    clauses.sort_by_key(|c| {
-        let weak = c.iter().all(|t| t.category);
-        let shortest = c.iter().map(|t| t.bytes.len()).min().unwrap_or(0);
-        (weak, std::cmp::Reverse(shortest))
-    });
+    clauses.sort_by_key(|c| (c.iter().all(|t| t.category), std::cmp::Reverse(shortest(c))));
     clauses
         .iter()
         .map(|clause| {
@@ -190,7 +187,7 @@ fn required(filter: &Filter, opts: &CompileOptions) -> Vec<Clause> {
             || field == opts.timestamp_field
             || opts.tiebreaker_field.as_deref() == Some(field)
     };
-    let text = |field: &str, s: &str, case_insensitive: bool| {
+    let leaf_text = |field: &str, s: &str, case_insensitive: bool| {
         text(s, case_insensitive).map(|mut t| {
             t.category = field == opts.event_category_field;
             t
@@ -208,13 +205,13 @@ fn required(filter: &Filter, opts: &CompileOptions) -> Vec<Clause> {
             field,
             value: Scalar::String(s),
             case_insensitive,
-        } => text(field, s, *case_insensitive)
+        } => leaf_text(field, s, *case_insensitive)
             .map(|t| vec![vec![t]])
             .unwrap_or_default(),
         Filter::Terms { field, values } => values
             .iter()
             .map(|v| match v {
-                Scalar::String(s) => text(field, s, false),
+                Scalar::String(s) => leaf_text(field, s, false),
                 _ => None,
             })
             .collect::<Option<Clause>>()
@@ -226,7 +223,7 @@ fn required(filter: &Filter, opts: &CompileOptions) -> Vec<Clause> {
             case_insensitive,
         } => pattern
             .split(['*', '?'])
-            .filter_map(|fragment| text(field, fragment, *case_insensitive))
+            .filter_map(|fragment| leaf_text(field, fragment, *case_insensitive))
             .max_by_key(|t| t.bytes.len())
             .map(|t| vec![vec![t]])
             .unwrap_or_default(),
@@ -252,10 +249,14 @@ fn required(filter: &Filter, opts: &CompileOptions) -> Vec<Clause> {
 /// The most selective of a conjunction's clauses, as far as text length
 /// tells: its shortest text the longest, then the fewest texts.
 fn best(clauses: Vec<Clause>) -> Option<Clause> {
-    clauses.into_iter().max_by_key(|c| {
-        let shortest = c.iter().map(|t| t.bytes.len()).min().unwrap_or(0);
-        (shortest, std::cmp::Reverse(c.len()))
-    })
+    clauses
+        .into_iter()
+        .max_by_key(|c| (shortest(c), std::cmp::Reverse(c.len())))
+}
+
+/// The length of a clause's shortest text: the likelier a line holds it.
+fn shortest(clause: &Clause) -> usize {
+    clause.iter().map(|t| t.bytes.len()).min().unwrap_or(0)
 }
 
 /// `s` as a required text, when its presence in a matching line is certain.
@@ -263,7 +264,7 @@ fn text(s: &str, case_insensitive: bool) -> Option<Text> {
     let number_like = s
         .chars()
         .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'));
-    if s.is_empty() || number_like || s.trim().parse::<f64>().is_ok() {
+    if s.is_empty() || number_like || parse_number(s).is_some() {
         return None;
     }
     if s.chars().any(char::is_control) || (case_insensitive && !s.is_ascii()) {

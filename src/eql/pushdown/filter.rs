@@ -266,7 +266,8 @@ fn as_text(v: &Value) -> Option<std::borrow::Cow<'_, str>> {
     }
 }
 
-fn parse_number(s: &str) -> Option<f64> {
+/// The number a string spells, as equality compares numeric strings.
+pub fn parse_number(s: &str) -> Option<f64> {
     s.trim().parse::<f64>().ok()
 }
 

@@ -28,7 +28,9 @@
 
 mod filter;
 
-pub use filter::{field_values, field_values_with_nulls, wildcard_match, Bounds, Filter, Scalar};
+pub use filter::{
+    field_values, field_values_with_nulls, parse_number, wildcard_match, Bounds, Filter, Scalar,
+};
 
 use std::collections::BTreeSet;
 
