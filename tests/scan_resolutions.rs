@@ -75,6 +75,7 @@ async fn a_tail_reuses_a_recent_resolution_and_a_window_resolves_afresh() {
     let tail = ScanOptions {
         max_events: 1_000,
         resolved_within: Duration::from_secs(60),
+        select_locally: false,
     };
     let resolves = || proxy.requests("GET", "/_resolve/index/*");
     let events = |scan: detectd::source::SharedScan| scan.events.len();

@@ -111,10 +111,24 @@ async fn alert_set(space: &RunSpace) -> BTreeSet<(String, String)> {
 
 #[tokio::test]
 async fn rules_sharing_a_scan_write_the_alerts_they_write_alone() {
-    let Some(alone) = RunSpace::new("shared_scans", "scan-alone").await else {
+    compare_with_and_without_sharing(false).await;
+}
+
+/// The EQL rules selected locally from one read of their window.
+#[tokio::test]
+async fn rules_selected_locally_write_the_alerts_they_write_alone() {
+    compare_with_and_without_sharing(true).await;
+}
+
+async fn compare_with_and_without_sharing(select_locally: bool) {
+    let (a_name, s_name) = match select_locally {
+        false => ("scan-alone", "scan-shared"),
+        true => ("local-alone", "local-shared"),
+    };
+    let Some(alone) = RunSpace::new("shared_scans", a_name).await else {
         return;
     };
-    let shared = RunSpace::new("shared_scans", "scan-shared")
+    let shared = RunSpace::new("shared_scans", s_name)
         .await
         .expect("the cluster answered a moment ago");
     let cluster = alone.cluster.clone();
@@ -152,7 +166,8 @@ async fn rules_sharing_a_scan_write_the_alerts_they_write_alone() {
 
     let rules = rules(&prefix);
     let stats = Arc::new(ScanStats::default());
-    let board = Arc::new(ScanBoard::new(1_000_000, stats.clone()));
+    let board =
+        Arc::new(ScanBoard::new(1_000_000, stats.clone()).with_local_selection(select_locally));
     board.set_cohorts(vec![rules.clone()]);
     let by_itself = alone.runner(ElasticsearchSource::new(cluster.clone()));
     let together = shared
@@ -182,19 +197,159 @@ async fn rules_sharing_a_scan_write_the_alerts_they_write_alone() {
             r.rule_id
         );
     }
-    // per tick, one scan for the six rules that read their window's events
-    // (the threshold rule aggregates on the cluster)
-    assert_eq!(stats.scans.get(), 2);
+    // per tick, the six rules that read their window's events share (the
+    // threshold rule aggregates on the cluster): in one scan of named
+    // clauses, or the four EQL rules in a scan selecting locally and the
+    // two query rules in one of named clauses
+    let scans_per_tick = if select_locally { 2 } else { 1 };
+    assert_eq!(stats.scans.get(), 2 * scans_per_tick);
     assert_eq!(stats.members.get(), 12);
     assert_eq!(stats.served.get(), 12);
     assert_eq!(stats.failed.get(), 0);
     let (read, wanted) = (stats.events_read.get(), stats.member_events.get());
-    assert!(
-        read < wanted,
-        "the scan read each event once: {read} read, {wanted} for the rules"
-    );
+    if select_locally {
+        // every event of the windows is read, once per tick at most (the
+        // query rules' scan reads what their clauses select, again)
+        let events: u64 = per_index.iter().map(|d| d.len() as u64).sum();
+        assert!(
+            read <= 2 * events + wanted,
+            "each event is read once per tick: {read} read, {events} events"
+        );
+    } else {
+        assert!(
+            read < wanted,
+            "the scan read each event once: {read} read, {wanted} for the rules"
+        );
+    }
 
     let names: Vec<&str> = indices.iter().map(String::as_str).collect();
     alone.cleanup(&names).await;
     shared.cleanup(&[]).await;
+}
+
+/// The ids of a stream's events, in order.
+async fn ids(stream: detectd::source::EventStream) -> Vec<String> {
+    let docs = stream.collect().await.expect("the stream reads");
+    docs.into_iter()
+        .map(|d| format!("{}/{}", d.index, d.id))
+        .collect()
+}
+
+/// At the source: a scan selecting locally gives every member the events
+/// its own search returns, in its order, as a scan of named clauses does,
+/// and reads each event of the window once.
+#[tokio::test]
+async fn a_scan_selecting_locally_gives_each_member_what_its_own_search_returns() {
+    use detectd::source::{EventSource, Exact, FetchRequest, ScanOptions, TimeRange};
+    let Some(space) = RunSpace::new("shared_scans", "local-source").await else {
+        return;
+    };
+    let cluster = space.cluster.clone();
+    let prefix = space.prefix.clone();
+    let indices: Vec<String> = ["process", "network", "library"]
+        .iter()
+        .map(|c| format!("{prefix}-src-{c}"))
+        .collect();
+    for index in &indices {
+        create_index(&cluster, index, ecs_mapping()).await;
+    }
+    let start = t0() - Duration::minutes(5);
+    let mut per_index: Vec<Vec<(String, Value)>> = vec![Vec::new(); indices.len()];
+    for (i, source) in Synth::new(SynthConfig {
+        start_ms: start.timestamp_millis(),
+        mean_gap_ms: 100,
+        attacks_per_10k: 60,
+        ..SynthConfig::default()
+    })
+    .take(3_000)
+    .enumerate()
+    {
+        let at = match source["event"]["category"].as_str() {
+            Some("process") => 0,
+            Some("network") => 1,
+            _ => 2,
+        };
+        per_index[at].push((format!("e{i}"), source));
+    }
+    for (index, docs) in indices.iter().zip(&per_index) {
+        index_docs(&cluster, index, docs).await;
+    }
+
+    let range = TimeRange {
+        from: start + Duration::minutes(1),
+        to: start + Duration::minutes(4),
+    };
+    let request = |on: &[&String], query: &str| {
+        let query = detectd::eql::parse(query).expect("the query parses");
+        FetchRequest::new(on.iter().map(|i| i.to_string()).collect(), range)
+            .for_query(&query, "event.category")
+    };
+    let [process, network, library] = [&indices[0], &indices[1], &indices[2]];
+    let mut with_exact = request(&[process], "any where true");
+    with_exact.exact = Some(Exact::new(|_| {
+        Ok(detectd::filter::Filter::term("process.name", "cmd.exe"))
+    }));
+    let requests = vec![
+        request(
+            &[process, network, library],
+            r#"process where process.name : ("powershell.exe", "cmd.exe")"#,
+        ),
+        request(&[network], "network where destination.port == 135"),
+        request(
+            &[process, network, library],
+            r#"sequence by host.id [library where dll.name : "taskschd.dll"] [network where true]"#,
+        ),
+        request(&[process, library], "any where true"),
+        with_exact,
+    ];
+    let source = ElasticsearchSource::new(cluster.clone());
+    let mut own = Vec::new();
+    for r in &requests {
+        own.push(ids(source.fetch(r.clone()).await.expect("fetch")).await);
+    }
+    let everything = ids(source
+        .fetch(FetchRequest::new(indices.clone(), range))
+        .await
+        .expect("fetch"))
+    .await;
+    for select_locally in [false, true] {
+        let options = ScanOptions {
+            select_locally,
+            ..ScanOptions::fresh(1_000_000)
+        };
+        let scan = source
+            .fetch_shared(&requests, options)
+            .await
+            .expect("the scan reads")
+            .expect("a cluster shares scans");
+        for (m, want) in own.iter().enumerate() {
+            let got = ids(scan.stream(m).expect("a member's stream")).await;
+            let first_difference = got.iter().zip(want).position(|(g, w)| g != w);
+            assert!(
+                got == *want,
+                "member {m} (select_locally {select_locally}) gets what its own search returns: \
+                 {} events, not {}; first difference at {first_difference:?}",
+                got.len(),
+                want.len()
+            );
+        }
+        if select_locally {
+            assert_eq!(
+                scan.read,
+                everything.len() as u64,
+                "every event of the window is read once"
+            );
+            assert!(
+                own[..4].iter().all(|o| o.len() < everything.len()),
+                "the pushdown filters select some events, not all"
+            );
+        }
+    }
+    assert!(
+        own.iter().all(|o| !o.is_empty()),
+        "every member selects some events"
+    );
+
+    let names: Vec<&str> = indices.iter().map(String::as_str).collect();
+    space.cleanup(&names).await;
 }

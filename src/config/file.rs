@@ -122,6 +122,9 @@ pub struct RawSharing {
     pub max_events: Option<Spanned<i64>>,
     /// Rules one shared scan reads for.
     pub max_rules: Option<Spanned<i64>>,
+    /// Whether rules without an exact clause are selected locally from one
+    /// read of their windows (default true).
+    pub select_locally: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize)]

@@ -220,6 +220,9 @@ pub struct SharingSettings {
     pub enabled: bool,
     pub max_events: usize,
     pub max_rules: usize,
+    /// Rules without filters, exceptions or a query of their own are
+    /// selected locally from one read of their windows (default true).
+    pub select_locally: bool,
 }
 
 /// `[realtime]`: rules that, besides their scheduled runs, tail new events
@@ -252,6 +255,7 @@ impl Default for SharingSettings {
             enabled: true,
             max_events: DEFAULT_SCAN_EVENTS,
             max_rules: crate::runner::DEFAULT_MAX_RULES,
+            select_locally: true,
         }
     }
 }
@@ -481,6 +485,7 @@ fn validate(
             crate::runner::DEFAULT_MAX_RULES,
             "sharing.max_rules",
         ),
+        select_locally: raw.sharing.select_locally.unwrap_or(true),
     };
 
     let first_run = match (&raw.schedule.first_run, &raw.schedule.startup_jitter) {

@@ -41,6 +41,7 @@ fn example_file_sets_every_setting() {
         "verify_tls =",
         "request_timeout_secs =",
         "max_rules =",
+        "select_locally =",
         "max_events =",
         "every =",
         "lag =",

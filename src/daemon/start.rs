@@ -293,7 +293,8 @@ fn executor(
     Ok(match settings.sharing.enabled {
         true => runner.with_sharing(Arc::new(
             ScanBoard::new(settings.sharing.max_events, scan_stats)
-                .with_max_rules(settings.sharing.max_rules),
+                .with_max_rules(settings.sharing.max_rules)
+                .with_local_selection(settings.sharing.select_locally),
         )),
         false => runner,
     })

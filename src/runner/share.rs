@@ -19,6 +19,17 @@
 //! windows, checkpoints, catch-up, caps, dedup and records keep their
 //! meaning, and its alerts are the same set.
 //!
+//! Members whose search is their range, indices and pushdown alone (EQL
+//! rules without filters or exceptions) are *selected locally* by default:
+//! all of them that are ordered alike are one scan, which reads every event
+//! of their time ranges and indices once and hands each to the members
+//! whose pushdown passes it (`source::elasticsearch::local`). The cluster
+//! then evaluates a clause per time range, not one per rule, and transfers
+//! each event once: its cost grows with the events, not the rules. A scan
+//! that reads more than [`LOCAL_WASTE_RATIO`] events for each one it keeps
+//! (at least [`LOCAL_WASTE_MIN`]) costs more than named clauses would: the
+//! cohort uses named clauses for the next [`ALONE_TICKS`] ticks.
+//!
 //! Groups are chosen by measured cost. A member whose events no other
 //! member reads (a long look-back over its own indices), and many of them,
 //! only makes the scan bigger: it fetches alone for a while, streaming its
@@ -52,6 +63,13 @@ const ALONE_EXCLUSIVE_EVENTS: u64 = 10_000;
 /// How many cohort ticks a member chosen to fetch alone stays alone before
 /// it is measured in a scan again.
 const ALONE_TICKS: u32 = 12;
+
+/// A locally selecting scan that reads more than this many events for each
+/// event some member keeps reads mostly events nobody wants (see the
+/// module doc) ...
+const LOCAL_WASTE_RATIO: u64 = 10;
+/// ... once it reads at least this many.
+const LOCAL_WASTE_MIN: u64 = 10_000;
 
 /// How old what an index pattern resolved to may be for a tail's scan (a
 /// scan every few seconds would otherwise resolve every pattern every
@@ -89,6 +107,8 @@ pub struct ScanStats {
 pub struct ScanBoard {
     max_events: usize,
     max_rules: usize,
+    /// Whether members without exact clauses are selected locally.
+    select_locally: bool,
     /// Per rule id, the cohort of its scheduled runs.
     cohorts: std::sync::Mutex<HashMap<String, Arc<Cohort>>>,
     /// Per rule id, the cohort of its near-real-time tails.
@@ -128,6 +148,9 @@ struct Tick {
     alone: HashMap<String, u32>,
     /// Members per scan (lowered when a cluster refuses a query as too large).
     max_members: usize,
+    /// Ticks left during which no member is selected locally (after a
+    /// locally selecting scan read mostly events nobody kept).
+    named_only: u32,
 }
 
 /// One scan of a tick: its members' planned requests (their exact clauses
@@ -136,6 +159,8 @@ struct Tick {
 #[derive(Debug)]
 struct Group {
     members: Vec<(Arc<Rule>, FetchRequest)>,
+    /// Whether its members are selected locally (see the module doc).
+    local: bool,
     scan: tokio::sync::OnceCell<Option<Arc<SharedScan>>>,
 }
 
@@ -146,6 +171,7 @@ impl ScanBoard {
         ScanBoard {
             max_events,
             max_rules: DEFAULT_MAX_RULES,
+            select_locally: true,
             cohorts: std::sync::Mutex::default(),
             tails: std::sync::Mutex::default(),
             stats,
@@ -155,6 +181,13 @@ impl ScanBoard {
     /// The board with at most `n` rules per scan.
     pub fn with_max_rules(mut self, n: usize) -> ScanBoard {
         self.max_rules = n.max(1);
+        self
+    }
+
+    /// The board with local selection on or off (`[sharing]
+    /// select_locally`): off, every member is a named clause.
+    pub fn with_local_selection(mut self, on: bool) -> ScanBoard {
+        self.select_locally = on;
         self
     }
 
@@ -205,7 +238,7 @@ impl ScanBoard {
                 return None; // a late run of an earlier tick: the scans moved on
             }
             if tick.now != Some(now) {
-                plan(&cohort, &mut tick, settings, now);
+                plan(&cohort, &mut tick, settings, now, self.select_locally);
             }
             tick.planned.remove(&rule.rule_id)?
         };
@@ -239,12 +272,13 @@ impl ScanBoard {
                 Some(_) => TAIL_RESOLUTION_AGE,
                 None => std::time::Duration::ZERO,
             },
+            select_locally: group.local,
         };
         let outcome = source.fetch_shared(&requests, options).await;
         let mut tick = cohort.tick.lock().await;
         match outcome {
             Ok(Some(scan)) => {
-                self.measure(&mut tick, &group.members, &scan);
+                self.measure(&mut tick, group, &scan);
                 Some(Arc::new(scan))
             }
             Ok(None) => None, // this source does not share
@@ -278,21 +312,35 @@ impl ScanBoard {
         }
     }
 
-    /// Counts a scan and marks members better off alone.
-    fn measure(&self, tick: &mut Tick, members: &[(Arc<Rule>, FetchRequest)], scan: &SharedScan) {
+    /// Counts a scan, marks members better off alone, and turns local
+    /// selection off for a while when it read mostly what nobody kept.
+    fn measure(&self, tick: &mut Tick, group: &Group, scan: &SharedScan) {
+        let members = &group.members;
         let counts = scan.counts();
         let wanted: u64 = counts.iter().map(|c| c.events).sum();
         let s = &self.stats;
         s.scans.inc();
         s.members.inc_by(members.len() as u64);
-        s.events_read.inc_by(scan.events.len() as u64);
+        s.events_read.inc_by(scan.read);
         s.member_events.inc_by(wanted);
         tracing::debug!(
             rules = members.len(),
-            events = scan.events.len(),
+            events_read = scan.read,
+            events_kept = scan.events.len(),
             member_events = wanted,
+            local = group.local,
             "shared scan read"
         );
+        if group.local && wasteful(scan.read, scan.events.len() as u64) {
+            tick.named_only = ALONE_TICKS;
+            tracing::info!(
+                rules = members.len(),
+                events_read = scan.read,
+                events_kept = scan.events.len(),
+                ticks = ALONE_TICKS,
+                "a shared scan read mostly events no rule selects; its rules use named clauses for a while"
+            );
+        }
         for (i, c) in counts.iter().enumerate() {
             if better_alone(c) {
                 tick.alone.insert(members[i].0.rule_id.clone(), ALONE_TICKS);
@@ -303,13 +351,21 @@ impl ScanBoard {
 
 /// Plans a cohort's scans at `now`: each member's on-time (or tail)
 /// request, in groups; nothing is read yet.
-fn plan(cohort: &Cohort, tick: &mut Tick, settings: &RunnerSettings, now: DateTime<Utc>) {
+fn plan(
+    cohort: &Cohort,
+    tick: &mut Tick,
+    settings: &RunnerSettings,
+    now: DateTime<Utc>,
+    select_locally: bool,
+) {
     tick.now = Some(now);
     tick.planned.clear();
     tick.alone.retain(|_, ticks| {
         *ticks = ticks.saturating_sub(1);
         *ticks > 0
     });
+    let local = select_locally && tick.named_only == 0;
+    tick.named_only = tick.named_only.saturating_sub(1);
     let mut planned: Vec<(Arc<Rule>, FetchRequest)> = Vec::new();
     for rule in &cohort.rules {
         if tick.alone.contains_key(&rule.rule_id) {
@@ -319,12 +375,13 @@ fn plan(cohort: &Cohort, tick: &mut Tick, settings: &RunnerSettings, now: DateTi
             planned.push((rule.clone(), request));
         }
     }
-    for members in groups(planned, tick.max_members) {
+    for (members, local) in groups(planned, tick.max_members, local) {
         if members.len() < 2 {
             continue; // one rule alone reads the same as its own fetch
         }
         let group = Arc::new(Group {
             members,
+            local,
             scan: tokio::sync::OnceCell::new(),
         });
         for (i, (rule, _)) in group.members.iter().enumerate() {
@@ -367,12 +424,14 @@ type OrderKey = (String, Option<String>);
 /// A rule planned into a scan, with its request.
 type Member = (Arc<Rule>, FetchRequest);
 
-/// The members split into scans: by order (a scan has one sort), at most
-/// `max_members` each.
+/// The members split into scans: by order (a scan has one sort); with
+/// `local`, those without an exact clause in one scan selecting locally
+/// (`true`), the others at most `max_members` per scan of named clauses.
 fn groups(
     planned: Vec<(Arc<Rule>, FetchRequest)>,
     max_members: usize,
-) -> Vec<Vec<(Arc<Rule>, FetchRequest)>> {
+    local: bool,
+) -> Vec<(Vec<Member>, bool)> {
     let mut by_order: Vec<(OrderKey, Vec<Member>)> = Vec::new();
     for (rule, request) in planned {
         if crate::source::shared::shareable(&[&request]).is_err() {
@@ -398,14 +457,26 @@ fn groups(
                 rule.rule_id.clone(),
             )
         });
+        if local {
+            let (selected, named): (Vec<Member>, Vec<Member>) =
+                members.into_iter().partition(|(_, r)| r.exact.is_none());
+            out.push((selected, true));
+            members = named;
+        }
         while members.len() > max_members {
             let rest = members.split_off(max_members);
-            out.push(members);
+            out.push((members, false));
             members = rest;
         }
-        out.push(members);
+        out.push((members, false));
     }
     out
+}
+
+/// Whether a locally selecting scan read more than [`LOCAL_WASTE_RATIO`]
+/// events per event kept, and at least [`LOCAL_WASTE_MIN`].
+fn wasteful(read: u64, kept: u64) -> bool {
+    read >= LOCAL_WASTE_MIN && read > kept.saturating_mul(LOCAL_WASTE_RATIO)
 }
 
 /// A member that only adds events nobody else reads, many of them.

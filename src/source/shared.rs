@@ -20,6 +20,10 @@ use super::{Document, EventStream, FetchRequest, Mappings, SourceError};
 pub struct SharedScan {
     /// Every event some member selected, once.
     pub events: Vec<Document>,
+    /// How many events the scan read from the source (transferred), each
+    /// once: more than `events` when events were read for members that
+    /// select locally and none of them selected some.
+    pub read: u64,
     /// Per member request, in the order of the requests.
     pub members: Vec<MemberShare>,
 }
@@ -45,6 +49,12 @@ pub struct ScanOptions {
     /// commits a checkpoint, which must see an index created a moment
     /// ago; longer for a tail, which the scheduled windows back up.
     pub resolved_within: std::time::Duration,
+    /// Whether members without an exact clause may be selected here, by
+    /// their pushdown filter on each event, from a read of every event in
+    /// their time range and indices (a cluster then evaluates a handful of
+    /// clauses, not one per member; see `runner::share`). The members get
+    /// the same events either way.
+    pub select_locally: bool,
 }
 
 impl ScanOptions {
@@ -53,6 +63,7 @@ impl ScanOptions {
         ScanOptions {
             max_events,
             resolved_within: std::time::Duration::ZERO,
+            select_locally: false,
         }
     }
 }
@@ -133,6 +144,7 @@ impl SharedScan {
                 picks,
             });
         }
+        scan.read = scan.events.len() as u64;
         scan
     }
 }

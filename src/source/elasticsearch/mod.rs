@@ -25,6 +25,7 @@ mod anomalies;
 pub mod dsl;
 mod esql;
 mod groups;
+mod local;
 mod new_terms;
 mod shared;
 

@@ -12,13 +12,16 @@
 //! membership with the same query it would have run per member, and the
 //! detectors see the very events they would have fetched.
 //!
-//! Patterns are resolved once per scan, not once per member.
+//! Patterns are resolved once per scan, not once per member. Members
+//! without an exact clause may instead be selected here from one clause per
+//! time range (see [`super::local`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use super::local::LocalSelection;
 use super::{
     search_shape, take_hit_document, ElasticsearchSource, Pager, SearchPlan, MAX_TARGETS_LEN,
 };
@@ -66,8 +69,10 @@ impl ElasticsearchSource {
             plans.push(self.plan_with(request, &mut resolved).await?);
         }
         self.keep_resolved(resolved.into_iter().filter(|(p, _)| !reused.contains(p)));
+        let local = LocalSelection::plan(requests, &plans, options.select_locally);
         let mut scan = SharedScan {
             events: Vec::new(),
+            read: 0,
             members: plans
                 .iter()
                 .map(|p| MemberShare {
@@ -77,7 +82,7 @@ impl ElasticsearchSource {
                 })
                 .collect(),
         };
-        let Some(plan) = scan_plan(requests, &plans)? else {
+        let Some(plan) = scan_plan(requests, &plans, &local)? else {
             return Ok(scan);
         };
         // the scan is held whole anyway: the fewest pages
@@ -100,16 +105,18 @@ impl ElasticsearchSource {
             pit_ids: vec![pit],
             search_after: None,
         };
-        let outcome = read_all(&mut pager, &mut scan, max_events).await;
+        let outcome = read_all(&mut pager, &mut scan, &local, max_events).await;
         pager.close().await;
         outcome.map(|()| scan)
     }
 }
 
-/// Pages through the scan, adding each hit to the members that matched it.
+/// Pages through the scan, adding each hit to the members that matched it
+/// or select it here; a hit nobody selects is not kept.
 async fn read_all(
     pager: &mut Pager<'_>,
     scan: &mut SharedScan,
+    local: &LocalSelection,
     max_events: usize,
 ) -> Result<(), ScanError> {
     loop {
@@ -119,8 +126,15 @@ async fn read_all(
             Err(e) => return Err(refused(e)),
         };
         for mut hit in hits {
-            let members = matched_members(&hit, scan.members.len())?;
+            let (mut members, reaches) = matched_members(&hit, scan.members.len(), local)?;
             let doc = take_hit_document(&mut hit).map_err(search_shape)?;
+            scan.read += 1;
+            for k in reaches {
+                local.select(k, &doc.index, &doc.source, &mut members);
+            }
+            if members.is_empty() {
+                continue;
+            }
             let pos = scan.events.len() as u32;
             scan.events.push(doc);
             for m in members {
@@ -138,8 +152,13 @@ async fn read_all(
 }
 
 /// The members a hit matched, from its `matched_queries` (the clause names
-/// are member positions).
-fn matched_members(hit: &Value, members: usize) -> Result<Vec<usize>, ScanError> {
+/// are member positions), and the reaches it is in (see
+/// [`LocalSelection`]).
+fn matched_members(
+    hit: &Value,
+    members: usize,
+    local: &LocalSelection,
+) -> Result<(Vec<usize>, Vec<usize>), ScanError> {
     let names = hit
         .get("matched_queries")
         .and_then(Value::as_array)
@@ -147,9 +166,14 @@ fn matched_members(hit: &Value, members: usize) -> Result<Vec<usize>, ScanError>
             search_shape("expected `matched_queries` on every hit of a shared scan".into())
         })?;
     let mut out = Vec::with_capacity(names.len());
+    let mut reaches = Vec::new();
     for name in names {
+        if let Some(k) = name.as_str().and_then(|n| local.reach_of(n)) {
+            reaches.push(k);
+            continue;
+        }
         match name.as_str().and_then(|n| n.parse::<usize>().ok()) {
-            Some(m) if m < members => out.push(m),
+            Some(m) if m < members && !local.is_local(m) => out.push(m),
             _ => {
                 return Err(search_shape(format!(
                     "a hit matched an unknown clause {name} of a shared scan"
@@ -158,7 +182,7 @@ fn matched_members(hit: &Value, members: usize) -> Result<Vec<usize>, ScanError>
             }
         }
     }
-    Ok(out)
+    Ok((out, reaches))
 }
 
 /// The one search of the scan: `None` when no member's patterns match an
@@ -166,6 +190,7 @@ fn matched_members(hit: &Value, members: usize) -> Result<Vec<usize>, ScanError>
 fn scan_plan(
     requests: &[FetchRequest],
     plans: &[SearchPlan],
+    local: &LocalSelection,
 ) -> Result<Option<SearchPlan>, ScanError> {
     let reading: Vec<(usize, &SearchPlan)> = plans
         .iter()
@@ -192,8 +217,9 @@ fn scan_plan(
         indices.extend(&plan.indices);
     }
     let common = common_filter(&reading.iter().map(|(_, p)| *p).collect::<Vec<_>>());
-    let clauses: Vec<Value> = reading
+    let mut clauses: Vec<Value> = reading
         .iter()
+        .filter(|&&(i, _)| !local.is_local(i))
         .map(|&(i, plan)| {
             let all = plan
                 .indices
@@ -203,6 +229,7 @@ fn scan_plan(
             named_clause(plan, i, common, all)
         })
         .collect();
+    clauses.extend(local.clauses(common, &indices));
     if targets.iter().map(|t| t.len() + 1).sum::<usize>() > MAX_TARGETS_LEN {
         targets = patterns;
     }
@@ -218,11 +245,20 @@ fn scan_plan(
         Value::Bool(true)
     } else {
         let mut fields: Vec<Value> = Vec::new();
-        for p in plans {
-            for f in p.source["includes"].as_array().into_iter().flatten() {
-                if !fields.contains(f) {
-                    fields.push(f.clone());
-                }
+        let locally_read = local.fields().into_iter().map(Value::String);
+        for f in plans
+            .iter()
+            .flat_map(|p| {
+                p.source["includes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+            })
+            .chain(locally_read)
+        {
+            if !fields.contains(&f) {
+                fields.push(f);
             }
         }
         json!({ "includes": fields })
@@ -313,12 +349,21 @@ mod tests {
     #[test]
     fn a_hit_names_the_members_that_matched_it() {
         let hit = json!({ "_index": "i", "_id": "1", "matched_queries": ["2", "0"] });
-        assert_eq!(matched_members(&hit, 3).unwrap(), [2, 0]);
+        let none = LocalSelection::default();
+        assert_eq!(
+            matched_members(&hit, 3, &none).unwrap(),
+            (vec![2, 0], vec![])
+        );
         assert!(
-            matched_members(&hit, 2).is_err(),
+            matched_members(&hit, 2, &none).is_err(),
             "member 2 of 2 is unknown"
         );
-        assert!(matched_members(&json!({ "_index": "i", "_id": "1" }), 3).is_err());
+        assert!(matched_members(&json!({ "_index": "i", "_id": "1" }), 3, &none).is_err());
+        let reach = json!({ "_index": "i", "_id": "1", "matched_queries": ["r0"] });
+        assert!(
+            matched_members(&reach, 3, &none).is_err(),
+            "no reach was planned"
+        );
     }
 
     #[test]
