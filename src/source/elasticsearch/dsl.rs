@@ -216,6 +216,20 @@ enum Family {
 /// of the events the query can use, and every leaf means on the cluster what
 /// it means in [`Filter::matches`].
 pub fn adapt(filter: &Filter, types: &FieldTypes) -> Filter {
+    adapt_with(filter, types, false)
+}
+
+/// [`adapt`] for [`Filter::matches`] on the `_source` of the events the
+/// cluster returns: the same leaves kept and widened, but each kept leaf
+/// on its own field rather than a keyword sub-field (which holds the same
+/// text), so that it selects locally what [`adapt`]'s filter selects on
+/// the cluster.
+pub fn adapt_on_source(filter: &Filter, types: &FieldTypes) -> Filter {
+    adapt_with(filter, types, true)
+}
+
+fn adapt_with(filter: &Filter, types: &FieldTypes, on_source: bool) -> Filter {
+    let adapt = |f: &Filter| adapt_with(f, types, on_source);
     match filter {
         Filter::MatchAll => Filter::MatchAll,
         Filter::Bool {
@@ -223,17 +237,17 @@ pub fn adapt(filter: &Filter, types: &FieldTypes) -> Filter {
             should,
             must_not,
         } => {
-            let must = Filter::and(must.iter().map(|f| adapt(f, types)).collect());
+            let must = Filter::and(must.iter().map(adapt).collect());
             let should = if should.is_empty() {
                 Filter::MatchAll
             } else {
-                Filter::or(should.iter().map(|f| adapt(f, types)).collect())
+                Filter::or(should.iter().map(adapt).collect())
             };
             // Excluding is only sound with an exact clause; a clause that
             // would need widening is dropped (the result only grows).
             let must_not: Vec<Filter> = must_not
                 .iter()
-                .filter(|f| adapt(f, types) == **f)
+                .filter(|f| adapt_with(f, types, false) == **f)
                 .cloned()
                 .collect();
             let base = Filter::and(vec![must, should]);
@@ -247,7 +261,11 @@ pub fn adapt(filter: &Filter, types: &FieldTypes) -> Filter {
                 }
             }
         }
-        leaf => leaf_verdict(leaf, types).unwrap_or(Filter::MatchAll),
+        leaf => match leaf_verdict(leaf, types) {
+            Ok(_) if on_source => leaf.clone(),
+            Ok(exact) => exact,
+            Err(_) => Filter::MatchAll,
+        },
     }
 }
 
@@ -761,6 +779,38 @@ mod tests {
             case_insensitive: false,
         };
         assert_eq!(adapt(&wc, &types), Filter::MatchAll);
+    }
+
+    #[test]
+    fn on_source_the_kept_leaves_stay_on_their_own_fields() {
+        let types = FieldTypes::default()
+            .with("msg", &["text"])
+            .with("msg.keyword", &["keyword"])
+            .with("kt", &["keyword", "text"])
+            .with("kt.keyword", &["keyword"])
+            .with("body", &["text"])
+            .with("a", &["keyword"]);
+        let s = |v: &str| Scalar::String(v.into());
+        // where the cluster reads the keyword sub-field, `_source` has the
+        // text on the field itself
+        let msg = term("msg", s("x"), true);
+        assert_eq!(adapt_on_source(&msg, &types), msg);
+        let kt = term("kt", s("x"), false);
+        assert_eq!(adapt_on_source(&kt, &types), kt);
+        // widened alike
+        assert_eq!(
+            adapt_on_source(&term("body", s("x"), false), &types),
+            Filter::MatchAll
+        );
+        // an exclusion the cluster drops (it would need a sub-field) is
+        // dropped here too: locally it must not select less
+        let f = Filter::Bool {
+            must: vec![term("a", s("y"), false)],
+            should: vec![],
+            must_not: vec![msg.clone()],
+        };
+        assert_eq!(adapt(&f, &types), term("a", s("y"), false));
+        assert_eq!(adapt_on_source(&f, &types), term("a", s("y"), false));
     }
 
     #[test]

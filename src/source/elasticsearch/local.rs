@@ -9,8 +9,11 @@
 //! each event goes to the members of the reach that read its index and
 //! whose pushdown filter, adapted to their indices' mappings, passes it.
 //! `dsl::adapt` keeps only leaves that mean on the cluster what they mean
-//! in [`Filter::matches`], so the member gets the events its own search
-//! would select, in the same order; the cluster evaluates a clause per
+//! in [`Filter::matches`] (`dsl::adapt_on_source`: the same leaves, on the
+//! `_source` field where the cluster reads a keyword sub-field), so the
+//! member gets the events its own search would select, in the same order
+//! (more only where a keyword sub-field leaves out long values, which the
+//! evaluator then judges itself); the cluster evaluates a clause per
 //! reach instead of one per member, and every event is read once however
 //! many members select it.
 
@@ -78,7 +81,7 @@ impl LocalSelection {
                     .or_default()
                     .push(m);
             }
-            out.filters[m] = Some(dsl::adapt(&request.filter, &plan.types));
+            out.filters[m] = Some(dsl::adapt_on_source(&request.filter, &plan.types));
         }
         out
     }
