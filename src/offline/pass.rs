@@ -45,8 +45,14 @@ enum Line {
 /// clock would see them.
 fn work(plan: &Plan, prefilter: Option<&Prefilter>, keep_bytes: bool, chunk: &Chunk) -> Vec<Line> {
     let mut out = Vec::new();
+    let mut hits = prefilter.and_then(|p| p.hits(&chunk.bytes));
     chunk.for_each_line(|line, offset, bytes| {
-        if prefilter.is_some_and(|p| !p.may_match(bytes)) {
+        let ruled_out = match (prefilter, hits.as_mut()) {
+            (Some(p), Some(hits)) => p.rules_out(bytes, (offset - chunk.offset) as usize, hits),
+            (Some(p), None) => !p.may_match(bytes),
+            (None, _) => false,
+        };
+        if ruled_out {
             return;
         }
         out.push(match plan.fields().decode_event(bytes) {

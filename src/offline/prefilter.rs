@@ -41,6 +41,17 @@ use crate::eql::ast::Query;
 use crate::eql::compile::CompileOptions;
 use crate::eql::pushdown::{parse_number, pushdown, Filter, Scalar};
 
+/// Where a chunk's lines may match ([`Prefilter::hits`]).
+#[derive(Debug)]
+pub struct Hits {
+    /// Places of texts, in order.
+    at: Vec<usize>,
+    /// The first place not before the line last judged.
+    next: usize,
+    /// The chunk is ASCII (so valid UTF-8).
+    ascii: bool,
+}
+
 /// One text a matching line must hold, as found in the filter.
 #[derive(Clone, Debug, PartialEq, Eq)]
 struct Text {
@@ -74,6 +85,10 @@ pub struct Prefilter {
     /// `\u` and `\/`: other spellings of characters (when the backslash
     /// is not itself escaped).
     escapes: [Finder<'static>; 2],
+    /// The escapes (patterns 0 and 1), then the case-sensitive texts of
+    /// each alternative's first clause: one pass over a chunk finds them
+    /// all ([`Self::hits`]).
+    first_texts: AhoCorasick,
 }
 
 impl Prefilter {
@@ -101,10 +116,22 @@ impl Prefilter {
             folds |= clauses.iter().flatten().any(|t| t.case_insensitive);
             alternatives.push(searchers(clauses)?);
         }
+        let mut texts: Vec<&[u8]> = vec![b"\\u", b"\\/"];
+        for first in alternatives
+            .iter()
+            .filter_map(|a: &Vec<Searcher>| a.first())
+        {
+            texts.extend(first.exact.iter().map(|f| f.needle()));
+        }
+        let first_texts = AhoCorasickBuilder::new()
+            .match_kind(MatchKind::LeftmostFirst)
+            .build(texts)
+            .ok()?;
         Some(Prefilter {
             alternatives,
             folds,
             escapes: [Finder::new(b"\\u"), Finder::new(b"\\/")].map(Finder::into_owned),
+            first_texts,
         })
     }
 
@@ -130,19 +157,71 @@ impl Prefilter {
         !line.is_ascii() && (self.folds || std::str::from_utf8(line).is_err())
     }
 
+    /// Where in `chunk` (whole lines) a line may match, found by searching
+    /// the chunk once per text rather than each line: the places of the
+    /// texts of each alternative's first clause (a line holding none of
+    /// them fails that alternative) and of the escapes. `None` when every
+    /// line must be judged by itself: case-insensitive texts in a chunk
+    /// with non-ASCII bytes.
+    pub fn hits(&self, chunk: &[u8]) -> Option<Hits> {
+        let ascii = chunk.is_ascii();
+        if self.folds && !ascii {
+            return None;
+        }
+        let mut at: Vec<usize> = Vec::new();
+        for m in self.first_texts.find_iter(chunk) {
+            let escape = m.pattern().as_usize() < 2;
+            if !escape || escaped(chunk, m.start()) {
+                at.push(m.start());
+            }
+        }
+        for first in self.alternatives.iter().filter_map(|a| a.first()) {
+            if let Some(folded) = &first.folded {
+                at.extend(folded.find_iter(chunk).map(|m| m.start()));
+            }
+        }
+        at.sort_unstable();
+        Some(Hits { at, next: 0, ascii })
+    }
+
+    /// Whether the line at `start..end` of a chunk with these `hits` is
+    /// ruled out: what [`Self::may_match`] says of it, judged only where a
+    /// hit is in the line; a line without one is ruled out when it has the
+    /// shape of an object on one line (decoding reports the others). Lines
+    /// must come in order.
+    pub fn rules_out(&self, line: &[u8], start: usize, hits: &mut Hits) -> bool {
+        while hits.at.get(hits.next).is_some_and(|&h| h < start) {
+            hits.next += 1;
+        }
+        if hits
+            .at
+            .get(hits.next)
+            .is_some_and(|&h| h < start + line.len())
+        {
+            return !self.may_match(line);
+        }
+        line.first() == Some(&b'{')
+            && line.last() == Some(&b'}')
+            && (hits.ascii || line.is_ascii() || std::str::from_utf8(line).is_ok())
+    }
+
     /// Whether the line has a `\u` or `\/` escape: a backslash that is not
     /// itself escaped (an odd run of backslashes) before `u` or `/`.
     fn spells_otherwise(&self, line: &[u8]) -> bool {
         let mut at = self.escapes.iter().flat_map(|f| f.find_iter(line));
-        at.any(|start| {
-            let run = line[..=start]
-                .iter()
-                .rev()
-                .take_while(|&&b| b == b'\\')
-                .count();
-            run % 2 == 1
-        })
+        at.any(|start| escaped(line, start))
     }
+}
+
+/// Whether the backslash at `at` escapes the next character: it ends an
+/// odd run of backslashes.
+fn escaped(bytes: &[u8], at: usize) -> bool {
+    let run = bytes[..=at]
+        .iter()
+        .rev()
+        .take_while(|&&b| b == b'\\')
+        .count();
+    run % 2 == 1
 }
 
 /// A branch's clauses, ready to search, those that rule out most lines

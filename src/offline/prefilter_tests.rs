@@ -232,6 +232,50 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+    /// Judged a chunk at a time (one search of the chunk, then only the
+    /// lines with a hit), every line gets the verdict it gets alone: in
+    /// every spelling, with lines that are broken, blank or not UTF-8
+    /// between them.
+    #[test]
+    fn a_chunk_rules_out_what_its_lines_rule_out(
+        query in arb_query(),
+        docs in prop::collection::vec(arb_doc(), 1..6),
+        junk in prop::collection::vec(0usize..4, 1..6),
+    ) {
+        let Some((_, Some(pre))) = plan_and_prefilter(&query) else {
+            return Ok(());
+        };
+        let mut lines: Vec<Vec<u8>> = Vec::new();
+        for (doc, j) in docs.iter().zip(junk.iter().cycle()) {
+            lines.extend(spellings(doc).into_iter().map(String::into_bytes));
+            lines.push(match j {
+                0 => b"{\"cut\": \"taskschd".to_vec(),
+                1 => b"{\"bad\": \"\xff\"}".to_vec(),
+                2 => b"[1]".to_vec(),
+                _ => b"{\"x\":\"C:\\\\users\\\\a\"}".to_vec(),
+            });
+        }
+        let chunk = lines.join(&b'\n');
+        let mut hits = pre.hits(&chunk);
+        let mut start = 0usize;
+        for line in &lines {
+            let alone = !pre.may_match(line);
+            if let Some(hits) = hits.as_mut() {
+                prop_assert_eq!(
+                    pre.rules_out(line, start, hits),
+                    alone,
+                    "{} on {}",
+                    query,
+                    String::from_utf8_lossy(line)
+                );
+            }
+            start += line.len() + 1;
+        }
+    }
+}
+
 #[test]
 fn the_generated_cases_exercise_both_sides() {
     // The property above says nothing if no line is ruled out or no query
