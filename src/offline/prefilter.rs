@@ -7,9 +7,12 @@
 //! containing the leaf's text (a wildcard's longest literal fragment), and
 //! a value's text is in the line as JSON writes it. So a line in which one
 //! of the query's required texts appears nowhere cannot match, and is not
-//! decoded. Searching a line for a few texts with SIMD (`memchr`'s memmem,
-//! `aho-corasick` for case-insensitive texts) is many times faster than
-//! decoding it.
+//! decoded. Searching for a few texts with SIMD is many times faster than
+//! decoding: a chunk of lines is searched once ([`Prefilter::hits`]: one
+//! `aho-corasick` pass for the escapes below and the texts of each
+//! alternative's most selective clause), and only the lines holding one are
+//! judged by themselves (`memchr`'s memmem for case-sensitive texts,
+//! `aho-corasick` with ASCII folding for case-insensitive ones).
 //!
 //! What keeps it sound, leaf by leaf:
 //! * JSON may spell any character as `\uXXXX` and `/` as `\/`: a line with
