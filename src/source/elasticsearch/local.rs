@@ -11,9 +11,13 @@
 //! `dsl::adapt` keeps only leaves that mean on the cluster what they mean
 //! in [`Filter::matches`] (`dsl::adapt_on_source`: the same leaves, on the
 //! `_source` field where the cluster reads a keyword sub-field), so the
-//! member gets the events its own search would select, in the same order
-//! (more only where a keyword sub-field leaves out long values, which the
-//! evaluator then judges itself); the cluster evaluates a clause per
+//! member gets the events its own search would select, in the same order;
+//! more where `_source` does not hold what the evaluator compares (an
+//! alias, a `null_value`, a `constant_keyword`, a number, date or ip
+//! compared by value: such leaves are widened here) or a keyword sub-field
+//! leaves out long values — the evaluator then judges those events itself,
+//! as it does every event of a mapped index in the memory source, so the
+//! alerts are the same. The cluster evaluates a clause per
 //! reach instead of one per member, and every event is read once however
 //! many members select it.
 
@@ -23,6 +27,7 @@ use serde_json::{json, Value};
 
 use super::{dsl, SearchPlan};
 use crate::eql::pushdown::Filter;
+use crate::eql::schema::{FieldInfo, FieldType};
 use crate::source::FetchRequest;
 
 /// The prefix of a reach clause's name (members' clauses are numbers).
@@ -81,7 +86,7 @@ impl LocalSelection {
                     .or_default()
                     .push(m);
             }
-            out.filters[m] = Some(dsl::adapt_on_source(&request.filter, &plan.types));
+            out.filters[m] = Some(local_filter(request, plan));
         }
         out
     }
@@ -139,6 +144,72 @@ impl LocalSelection {
             .flatten()
             .flat_map(Filter::fields)
             .collect()
+    }
+}
+
+/// What a member's events are selected by here: its pushdown adapted as
+/// for the cluster, on the `_source` fields, with every leaf on a field
+/// whose `_source` value may not be what the evaluator compares widened
+/// (a superset, which the evaluator narrows again, as the memory source
+/// does for mapped indices).
+fn local_filter(request: &FetchRequest, plan: &SearchPlan) -> Filter {
+    let adapted = dsl::adapt_on_source(&request.filter, &plan.types);
+    let schemas = plan.mappings.distinct();
+    widen(&adapted, &|field| {
+        schemas
+            .iter()
+            .all(|s| as_in_source(&s.resolve(field), field))
+    })
+}
+
+/// Whether [`Filter::matches`] reading `field`'s `_source` value sees what
+/// the evaluator compares, given its mapping: a keyword (or text) field of
+/// its own that the mapping gives no value of its own — not an alias, no
+/// `null_value`, not a `constant_keyword` — or a field the mapping does not
+/// declare. Numbers (coerced, rounded), dates, ips (normalised) and
+/// versions are compared by value, not as written.
+fn as_in_source(info: &FieldInfo, field: &str) -> bool {
+    !info.mapped
+        || (info.ty == FieldType::Keyword
+            && info.source_path == field
+            && info.null_value.is_none()
+            && info.constant.is_none())
+}
+
+/// `filter` with the leaves on fields not `plain` matching everything (an
+/// exclusion with such a leaf is dropped: the result only grows).
+fn widen(filter: &Filter, plain: &dyn Fn(&str) -> bool) -> Filter {
+    match filter {
+        Filter::MatchAll => Filter::MatchAll,
+        Filter::Bool {
+            must,
+            should,
+            must_not,
+        } => {
+            let must = Filter::and(must.iter().map(|f| widen(f, plain)).collect());
+            let should = if should.is_empty() {
+                Filter::MatchAll
+            } else {
+                Filter::or(should.iter().map(|f| widen(f, plain)).collect())
+            };
+            let must_not: Vec<Filter> = must_not
+                .iter()
+                .filter(|f| widen(f, plain) == **f)
+                .cloned()
+                .collect();
+            let base = Filter::and(vec![must, should]);
+            if must_not.is_empty() {
+                base
+            } else {
+                Filter::Bool {
+                    must: vec![base],
+                    should: Vec::new(),
+                    must_not,
+                }
+            }
+        }
+        leaf if leaf.fields().iter().all(|f| plain(f)) => leaf.clone(),
+        _ => Filter::MatchAll,
     }
 }
 
@@ -246,6 +317,41 @@ mod tests {
         local.select(0, "c", &event, &mut out);
         assert!(out.is_empty(), "nobody reads index c");
         assert!(local.fields().contains("process.name"));
+
+        // a field whose value the mapping gives (a constant, a null_value),
+        // an alias or a number: the leaf is widened, the rest kept
+        let schema = crate::eql::schema::Schema::from_mapping(&json!({ "properties": {
+            "ds": { "type": "constant_keyword", "value": "x" },
+            "dom": { "type": "keyword", "null_value": "NULL" },
+            "host": { "type": "alias", "path": "name" },
+            "name": { "type": "keyword" },
+            "port": { "type": "long" },
+            "process": { "properties": { "name": { "type": "keyword" } } },
+        } }))
+        .unwrap();
+        let mut mapped = plan(&["a"], 1, None);
+        mapped.types = ["ds", "dom", "host", "name", "port", "process.name"]
+            .iter()
+            .fold(dsl::FieldTypes::default(), |t, f| t.with(f, &["keyword"]));
+        mapped.mappings = Arc::new(crate::source::Mappings::new(
+            [("a".to_string(), Arc::new(schema))].into(),
+        ));
+        for (field, kept) in [
+            ("ds", false),
+            ("dom", false),
+            ("host", false),
+            ("port", false),
+            ("name", true),
+            ("process.name", true),
+        ] {
+            let leaf = Filter::Term {
+                field: field.into(),
+                value: crate::eql::pushdown::Scalar::String("v".into()),
+                case_insensitive: false,
+            };
+            let expected = if kept { leaf.clone() } else { Filter::MatchAll };
+            assert_eq!(local_filter(&request(leaf), &mapped), expected, "{field}");
+        }
 
         let off = LocalSelection::plan(&requests, &plans, false);
         assert!((0..4).all(|m| !off.is_local(m)));
