@@ -86,6 +86,39 @@ fn rules(prefix: &str) -> Vec<Arc<Rule>> {
     ]
 }
 
+/// `n` generated events, 100 ms apart from five minutes before [`t0`],
+/// indexed by category: the i-th index takes `categories[i]`, the last one
+/// every other category. The events of each index, as indexed.
+async fn load_events(
+    cluster: &detectd::cluster::Cluster,
+    indices: &[String],
+    categories: &[&str],
+    n: usize,
+) -> Vec<Vec<(String, Value)>> {
+    let start = t0() - Duration::minutes(5);
+    let mut per_index: Vec<Vec<(String, Value)>> = vec![Vec::new(); indices.len()];
+    for (i, source) in Synth::new(SynthConfig {
+        start_ms: start.timestamp_millis(),
+        mean_gap_ms: 100,
+        attacks_per_10k: 60,
+        ..SynthConfig::default()
+    })
+    .take(n)
+    .enumerate()
+    {
+        let category = source["event"]["category"].as_str().unwrap_or("");
+        let at = categories
+            .iter()
+            .position(|c| *c == category)
+            .unwrap_or(indices.len() - 1);
+        per_index[at].push((format!("e{i}"), source));
+    }
+    for (index, docs) in indices.iter().zip(&per_index) {
+        index_docs(cluster, index, docs).await;
+    }
+    per_index
+}
+
 /// What identifies an alert across two spaces (ids hash the space): its
 /// rule and the events it is made of.
 async fn alert_set(space: &RunSpace) -> BTreeSet<(String, String)> {
@@ -141,28 +174,13 @@ async fn compare_with_and_without_sharing(select_locally: bool) {
         create_index(&cluster, index, ecs_mapping()).await;
     }
     // 6,000 events over the 10 minutes before the second tick
-    let start = t0() - Duration::minutes(5);
-    let mut per_index: Vec<Vec<(String, Value)>> = vec![Vec::new(); indices.len()];
-    for (i, source) in Synth::new(SynthConfig {
-        start_ms: start.timestamp_millis(),
-        mean_gap_ms: 100,
-        attacks_per_10k: 60,
-        ..SynthConfig::default()
-    })
-    .take(6_000)
-    .enumerate()
-    {
-        let at = match source["event"]["category"].as_str() {
-            Some("process") => 0,
-            Some("network") => 1,
-            Some("library") => 2,
-            _ => 3,
-        };
-        per_index[at].push((format!("e{i}"), source));
-    }
-    for (index, docs) in indices.iter().zip(&per_index) {
-        index_docs(&cluster, index, docs).await;
-    }
+    let per_index = load_events(
+        &cluster,
+        &indices,
+        &["process", "network", "library"],
+        6_000,
+    )
+    .await;
 
     let rules = rules(&prefix);
     let stats = Arc::new(ScanStats::default());
@@ -260,27 +278,8 @@ async fn a_scan_selecting_locally_gives_each_member_what_its_own_search_returns(
         };
         create_index(&cluster, index, mapping).await;
     }
+    load_events(&cluster, &indices, &["process", "network"], 3_000).await;
     let start = t0() - Duration::minutes(5);
-    let mut per_index: Vec<Vec<(String, Value)>> = vec![Vec::new(); indices.len()];
-    for (i, source) in Synth::new(SynthConfig {
-        start_ms: start.timestamp_millis(),
-        mean_gap_ms: 100,
-        attacks_per_10k: 60,
-        ..SynthConfig::default()
-    })
-    .take(3_000)
-    .enumerate()
-    {
-        let at = match source["event"]["category"].as_str() {
-            Some("process") => 0,
-            Some("network") => 1,
-            _ => 2,
-        };
-        per_index[at].push((format!("e{i}"), source));
-    }
-    for (index, docs) in indices.iter().zip(&per_index) {
-        index_docs(&cluster, index, docs).await;
-    }
 
     let range = TimeRange {
         from: start + Duration::minutes(1),

@@ -229,7 +229,28 @@ pub fn adapt_on_source(filter: &Filter, types: &FieldTypes) -> Filter {
 }
 
 fn adapt_with(filter: &Filter, types: &FieldTypes, on_source: bool) -> Filter {
-    let adapt = |f: &Filter| adapt_with(f, types, on_source);
+    // Excluding is only sound with an exact clause; a clause that would
+    // need widening is dropped (the result only grows).
+    widen_leaves(
+        filter,
+        &|leaf| match leaf_verdict(leaf, types) {
+            Ok(_) if on_source => leaf.clone(),
+            Ok(exact) => exact,
+            Err(_) => Filter::MatchAll,
+        },
+        &|excluded| adapt_with(excluded, types, false) == *excluded,
+    )
+}
+
+/// `filter` with each leaf replaced by `leaf(it)` (itself, another leaf,
+/// or match-all: the result only grows), keeping of each `must_not` only
+/// the clauses `exact` says are answered exactly (widening inside an
+/// exclusion would narrow).
+pub fn widen_leaves(
+    filter: &Filter,
+    leaf: &dyn Fn(&Filter) -> Filter,
+    exact: &dyn Fn(&Filter) -> bool,
+) -> Filter {
     match filter {
         Filter::MatchAll => Filter::MatchAll,
         Filter::Bool {
@@ -237,19 +258,14 @@ fn adapt_with(filter: &Filter, types: &FieldTypes, on_source: bool) -> Filter {
             should,
             must_not,
         } => {
-            let must = Filter::and(must.iter().map(adapt).collect());
+            let widen = |f: &Filter| widen_leaves(f, leaf, exact);
+            let must = Filter::and(must.iter().map(widen).collect());
             let should = if should.is_empty() {
                 Filter::MatchAll
             } else {
-                Filter::or(should.iter().map(adapt).collect())
+                Filter::or(should.iter().map(widen).collect())
             };
-            // Excluding is only sound with an exact clause; a clause that
-            // would need widening is dropped (the result only grows).
-            let must_not: Vec<Filter> = must_not
-                .iter()
-                .filter(|f| adapt_with(f, types, false) == **f)
-                .cloned()
-                .collect();
+            let must_not: Vec<Filter> = must_not.iter().filter(|f| exact(f)).cloned().collect();
             let base = Filter::and(vec![must, should]);
             if must_not.is_empty() {
                 base
@@ -261,11 +277,7 @@ fn adapt_with(filter: &Filter, types: &FieldTypes, on_source: bool) -> Filter {
                 }
             }
         }
-        leaf => match leaf_verdict(leaf, types) {
-            Ok(_) if on_source => leaf.clone(),
-            Ok(exact) => exact,
-            Err(_) => Filter::MatchAll,
-        },
+        other => leaf(other),
     }
 }
 

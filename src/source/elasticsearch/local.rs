@@ -179,38 +179,15 @@ fn as_in_source(info: &FieldInfo, field: &str) -> bool {
 /// `filter` with the leaves on fields not `plain` matching everything (an
 /// exclusion with such a leaf is dropped: the result only grows).
 fn widen(filter: &Filter, plain: &dyn Fn(&str) -> bool) -> Filter {
-    match filter {
-        Filter::MatchAll => Filter::MatchAll,
-        Filter::Bool {
-            must,
-            should,
-            must_not,
-        } => {
-            let must = Filter::and(must.iter().map(|f| widen(f, plain)).collect());
-            let should = if should.is_empty() {
-                Filter::MatchAll
-            } else {
-                Filter::or(should.iter().map(|f| widen(f, plain)).collect())
-            };
-            let must_not: Vec<Filter> = must_not
-                .iter()
-                .filter(|f| widen(f, plain) == **f)
-                .cloned()
-                .collect();
-            let base = Filter::and(vec![must, should]);
-            if must_not.is_empty() {
-                base
-            } else {
-                Filter::Bool {
-                    must: vec![base],
-                    should: Vec::new(),
-                    must_not,
-                }
-            }
-        }
-        leaf if leaf.fields().iter().all(|f| plain(f)) => leaf.clone(),
-        _ => Filter::MatchAll,
-    }
+    let kept = |leaf: &Filter| leaf.fields().iter().all(|f| plain(f));
+    dsl::widen_leaves(
+        filter,
+        &|leaf| match kept(leaf) {
+            true => leaf.clone(),
+            false => Filter::MatchAll,
+        },
+        &|excluded| widen(excluded, plain) == *excluded,
+    )
 }
 
 /// A member's time range clause when its search is that range and its
