@@ -1,7 +1,10 @@
 //! Lines of one NDJSON input worked on by several threads, in order.
 //!
-//! A reader thread cuts the input into chunks of whole lines (about
-//! [`Threads::chunk_bytes`] each, cut after a newline), worker threads turn
+//! A cutting thread cuts the input into chunks of whole lines (about
+//! [`Threads::chunk_bytes`] each, cut after a newline): read into buffers
+//! from a reader, or slices of bytes already in memory — a file mapped into
+//! memory ([`map_file_chunks`]), which the workers then search and decode in
+//! the page cache, with no copy. Worker threads turn
 //! each chunk into a result (decode, evaluate), and the calling thread takes
 //! the results back in input order — so whatever the caller does with them
 //! (report bad lines, check time order, feed a matcher) happens exactly as
@@ -9,15 +12,19 @@
 //! turn (chunk `i` to worker `i % workers`) through channels of one chunk
 //! each, and the caller takes them back in that same turn: no reordering
 //! buffer, and at most `3 × workers + 2` chunks (or their results) are in
-//! memory at once whatever the input size: one being read, per worker one
+//! memory at once whatever the input size: one being cut, per worker one
 //! queued, one in work and one result waiting, and the result being merged.
 //!
 //! Lines are those of [`for_each_line`](crate::source::files::for_each_line):
 //! 1-based numbers counting blank lines, surrounding whitespace trimmed,
 //! blank lines left out, byte offsets from the start of the input.
 
+use std::borrow::Cow;
+use std::fs::File;
 use std::io::{self, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+
+use memmap2::{Advice, Mmap};
 
 use crate::source::files::LineError;
 
@@ -62,15 +69,16 @@ impl Default for Threads {
     }
 }
 
-/// Whole lines of an input, from line `first_line` at byte `offset`.
+/// Whole lines of an input, from line `first_line` at byte `offset`: read
+/// into a buffer of its own, or a slice of an input in memory.
 #[derive(Debug)]
-pub struct Chunk {
+pub struct Chunk<'a> {
     pub first_line: u64,
     pub offset: u64,
-    pub bytes: Vec<u8>,
+    pub bytes: Cow<'a, [u8]>,
 }
 
-impl Chunk {
+impl Chunk<'_> {
     /// Calls `f(line number, byte offset, trimmed bytes)` for each line
     /// that is not blank, as `for_each_line` would for these lines.
     pub fn for_each_line(&self, mut f: impl FnMut(u64, u64, &[u8])) {
@@ -107,10 +115,70 @@ pub fn map_chunks<T: Send, E>(
     reader: impl Read + Send,
     threads: Threads,
     work: &(impl Fn(&Chunk) -> T + Sync),
+    merge: impl FnMut(T) -> Result<(), E>,
+) -> Result<(), LineError<E>> {
+    let chunks = Chunker::new(reader, threads.chunk_bytes.max(1));
+    map_cut(chunks, threads, work, merge)
+}
+
+/// [`map_chunks`] of bytes in memory: the chunks are slices of `bytes`.
+pub fn map_slice_chunks<T: Send, E>(
+    bytes: &[u8],
+    threads: Threads,
+    work: &(impl Fn(&Chunk) -> T + Sync),
+    merge: impl FnMut(T) -> Result<(), E>,
+) -> Result<(), LineError<E>> {
+    let chunks = SliceCutter {
+        rest: bytes,
+        chunk_bytes: threads.chunk_bytes.max(1),
+        lines: Lines::default(),
+    };
+    map_cut(chunks, threads, work, merge)
+}
+
+/// [`map_chunks`] of a file, mapped into memory when it is a regular file
+/// that can be (read otherwise: a pipe, a terminal, an empty file).
+///
+/// The map is read-only and private; as with every map of a file (and as
+/// `ripgrep` accepts), another process truncating the file during the read
+/// ends this one with `SIGBUS`. Only the offline commands, which read a
+/// file the user names, map files; the daemon's sources read them.
+pub fn map_file_chunks<T: Send, E>(
+    file: File,
+    threads: Threads,
+    work: &(impl Fn(&Chunk) -> T + Sync),
+    merge: impl FnMut(T) -> Result<(), E>,
+) -> Result<(), LineError<E>> {
+    let regular = file.metadata().is_ok_and(|m| m.is_file() && m.len() > 0);
+    // SAFETY: the map is only read, and lives until the read ends; what a
+    // concurrent truncation does is said above.
+    let map = regular
+        .then(|| unsafe { Mmap::map(&file) })
+        .and_then(Result::ok);
+    match map {
+        Some(map) => {
+            // Read ahead, and drop pages behind: the lines are read once.
+            let _ = map.advise(Advice::Sequential);
+            map_slice_chunks(&map, threads, work, merge)
+        }
+        None => map_chunks(file, threads, work, merge),
+    }
+}
+
+/// Where chunks come from: cut from an input, in order.
+trait Cut<'a>: Send {
+    /// The next chunk; `None` at the end of the input (and after an error).
+    fn next_chunk(&mut self) -> io::Result<Option<Chunk<'a>>>;
+}
+
+/// Maps the chunks of `chunks` as [`map_chunks`] says.
+fn map_cut<'a, T: Send, E>(
+    mut chunks: impl Cut<'a>,
+    threads: Threads,
+    work: &(impl Fn(&Chunk) -> T + Sync),
     mut merge: impl FnMut(T) -> Result<(), E>,
 ) -> Result<(), LineError<E>> {
     let workers = threads.workers.max(1);
-    let mut chunks = Chunker::new(reader, threads.chunk_bytes.max(1));
     if workers == 1 {
         while let Some(chunk) = chunks.next_chunk().map_err(LineError::Io)? {
             merge(work(&chunk)).map_err(LineError::Callback)?;
@@ -118,10 +186,10 @@ pub fn map_chunks<T: Send, E>(
         return Ok(());
     }
     std::thread::scope(|scope| {
-        let mut to_workers: Vec<SyncSender<io::Result<Chunk>>> = Vec::with_capacity(workers);
+        let mut to_workers: Vec<SyncSender<io::Result<Chunk<'a>>>> = Vec::with_capacity(workers);
         let mut from_workers: Vec<Receiver<io::Result<T>>> = Vec::with_capacity(workers);
         for _ in 0..workers {
-            let (chunk_tx, chunk_rx) = sync_channel::<io::Result<Chunk>>(1);
+            let (chunk_tx, chunk_rx) = sync_channel::<io::Result<Chunk<'a>>>(1);
             let (result_tx, result_rx) = sync_channel::<io::Result<T>>(1);
             to_workers.push(chunk_tx);
             from_workers.push(result_rx);
@@ -162,14 +230,73 @@ pub fn map_chunks<T: Send, E>(
     })
 }
 
+/// The line number and byte offset of the next chunk.
+#[derive(Clone, Copy)]
+struct Lines {
+    next_line: u64,
+    offset: u64,
+}
+
+impl Default for Lines {
+    fn default() -> Lines {
+        Lines {
+            next_line: 1,
+            offset: 0,
+        }
+    }
+}
+
+impl Lines {
+    /// `bytes` (whole lines, not empty) as the next chunk.
+    fn chunk<'a>(&mut self, bytes: Cow<'a, [u8]>) -> Chunk<'a> {
+        let chunk = Chunk {
+            first_line: self.next_line,
+            offset: self.offset,
+            bytes,
+        };
+        let newlines = memchr::memchr_iter(b'\n', &chunk.bytes).count() as u64;
+        let unterminated = u64::from(chunk.bytes.last() != Some(&b'\n'));
+        self.next_line += newlines + unterminated;
+        self.offset += chunk.bytes.len() as u64;
+        chunk
+    }
+}
+
+/// Cuts bytes in memory into slices of whole lines.
+struct SliceCutter<'a> {
+    rest: &'a [u8],
+    chunk_bytes: usize,
+    lines: Lines,
+}
+
+impl<'a> Cut<'a> for SliceCutter<'a> {
+    fn next_chunk(&mut self) -> io::Result<Option<Chunk<'a>>> {
+        if self.rest.is_empty() {
+            return Ok(None);
+        }
+        // After the last newline in the first `chunk_bytes`, or the first
+        // newline after them (a long line), or at the end.
+        let cut = if self.rest.len() <= self.chunk_bytes {
+            self.rest.len()
+        } else if let Some(i) = memchr::memrchr(b'\n', &self.rest[..self.chunk_bytes]) {
+            i + 1
+        } else {
+            memchr::memchr(b'\n', &self.rest[self.chunk_bytes..])
+                .map_or(self.rest.len(), |i| self.chunk_bytes + i + 1)
+        };
+        let (bytes, rest) = self.rest.split_at(cut);
+        self.rest = rest;
+        Ok(Some(self.lines.chunk(Cow::Borrowed(bytes))))
+    }
+}
+
 /// Cuts an input into chunks of whole lines.
 struct Chunker<R> {
     reader: R,
     chunk_bytes: usize,
     /// The start of a line read with the previous chunk.
     carry: Vec<u8>,
-    next_line: u64,
-    offset: u64,
+    lines: Lines,
     /// A read failed: the lines before it went out as a chunk, this next.
     error: Option<io::Error>,
     done: bool,
@@ -181,15 +308,15 @@ impl<R: Read> Chunker<R> {
             reader,
             chunk_bytes,
             carry: Vec::new(),
-            next_line: 1,
-            offset: 0,
+            lines: Lines::default(),
             error: None,
             done: false,
         }
     }
+}
 
-    /// The next chunk; `None` at the end of the input (and after an error).
-    fn next_chunk(&mut self) -> io::Result<Option<Chunk>> {
+impl<'a, R: Read + Send> Cut<'a> for Chunker<R> {
+    fn next_chunk(&mut self) -> io::Result<Option<Chunk<'a>>> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
@@ -241,16 +368,7 @@ impl<R: Read> Chunker<R> {
                 None => Ok(None),
             };
         }
-        let chunk = Chunk {
-            first_line: self.next_line,
-            offset: self.offset,
-            bytes,
-        };
-        let newlines = memchr::memchr_iter(b'\n', &chunk.bytes).count() as u64;
-        let unterminated = u64::from(chunk.bytes.last() != Some(&b'\n'));
-        self.next_line += newlines + unterminated;
-        self.offset += chunk.bytes.len() as u64;
-        Ok(Some(chunk))
+        Ok(Some(self.lines.chunk(Cow::Owned(bytes))))
     }
 }
 

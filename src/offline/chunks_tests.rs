@@ -13,7 +13,16 @@ fn by_line(input: &[u8]) -> Lines {
     out
 }
 
-fn by_chunks(input: &[u8], workers: usize, chunk_bytes: usize) -> (Lines, usize) {
+/// How the chunks are cut.
+#[derive(Clone, Copy, Debug)]
+enum Way {
+    Read,
+    Slice,
+    /// A file, mapped into memory (read when empty).
+    File,
+}
+
+fn by_chunks(input: &[u8], way: Way, workers: usize, chunk_bytes: usize) -> (Lines, usize) {
     let threads = Threads {
         workers,
         chunk_bytes,
@@ -25,11 +34,21 @@ fn by_chunks(input: &[u8], workers: usize, chunk_bytes: usize) -> (Lines, usize)
     };
     let mut out = Vec::new();
     let mut chunks = 0;
-    map_chunks::<_, ()>(input, threads, &work, |lines| {
+    let merge = |lines| -> Result<(), ()> {
         chunks += 1;
         out.extend(lines);
         Ok(())
-    })
+    };
+    match way {
+        Way::Read => map_chunks(input, threads, &work, merge),
+        Way::Slice => map_slice_chunks(input, threads, &work, merge),
+        Way::File => {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("events.ndjson");
+            std::fs::write(&path, input).unwrap();
+            map_file_chunks(File::open(&path).unwrap(), threads, &work, merge)
+        }
+    }
     .unwrap();
     (out, chunks)
 }
@@ -56,13 +75,16 @@ fn chunks_give_the_lines_of_a_line_by_line_read_whatever_the_cut() {
     ];
     for input in &inputs {
         let want = by_line(input);
-        for workers in [1, 2, 3] {
+        for (way, workers) in [Way::Read, Way::Slice, Way::File]
+            .into_iter()
+            .flat_map(|way| [1, 2, 3].map(|workers| (way, workers)))
+        {
             for chunk_bytes in [1, 2, 7, 16, 64, 1 << 20] {
-                let (got, chunks) = by_chunks(input, workers, chunk_bytes);
+                let (got, chunks) = by_chunks(input, way, workers, chunk_bytes);
                 assert_eq!(
                     got,
                     want,
-                    "workers {workers}, chunks of {chunk_bytes} bytes, input {:?}",
+                    "{way:?}, workers {workers}, chunks of {chunk_bytes} bytes, input {:?}",
                     String::from_utf8_lossy(input)
                 );
                 if chunk_bytes == 1 {

@@ -256,7 +256,7 @@ fn read_chunks<T: Send>(
     match input {
         Input::File(path) => {
             let file = File::open(path).map_err(|source| io_error(path, source))?;
-            chunks::map_chunks(file, threads, work, merge).map_err(|e| with_path(e, path))
+            chunks::map_file_chunks(file, threads, work, merge).map_err(|e| with_path(e, path))
         }
         Input::Stdin => chunks::map_chunks(io::stdin(), threads, work, merge)
             .map_err(|e| with_path(e, Path::new("<stdin>"))),
