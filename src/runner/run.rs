@@ -302,6 +302,7 @@ where
             let search_clock = Instant::now();
             let source = SharedFetch {
                 inner: &self.source,
+                state: &self.state,
                 board: self.board.as_deref(),
                 settings: &self.settings,
                 rule,

@@ -54,6 +54,7 @@ use crate::rule::Rule;
 use crate::schedule::window::plan_windows;
 use crate::source::shared::{MemberCount, ScanError, ScanOptions};
 use crate::source::{EventSource, EventStream, FetchRequest, SharedScan};
+use crate::state::StateStore;
 
 pub(super) use fetch::SharedFetch;
 
@@ -219,9 +220,9 @@ impl ScanBoard {
     /// `rule`'s events for `request` from its cohort's scan at `now` (run
     /// first if this is the first ask of that tick); `None` when the
     /// request was not planned into a scan: the caller fetches alone.
-    pub(super) async fn take<S: EventSource>(
+    pub(super) async fn take<S: EventSource, T: StateStore>(
         &self,
-        source: &S,
+        (source, state): (&S, &T),
         settings: &RunnerSettings,
         (rule, now, tail): (&Rule, DateTime<Utc>, bool),
         request: &FetchRequest,
@@ -238,7 +239,15 @@ impl ScanBoard {
                 return None; // a late run of an earlier tick: the scans moved on
             }
             if tick.now != Some(now) {
-                plan(&cohort, &mut tick, settings, now, self.select_locally);
+                plan(
+                    &cohort,
+                    &mut tick,
+                    state,
+                    settings,
+                    now,
+                    self.select_locally,
+                )
+                .await;
             }
             tick.planned.remove(&rule.rule_id)?
         };
@@ -351,9 +360,10 @@ impl ScanBoard {
 
 /// Plans a cohort's scans at `now`: each member's on-time (or tail)
 /// request, in groups; nothing is read yet.
-fn plan(
+async fn plan(
     cohort: &Cohort,
     tick: &mut Tick,
+    state: &impl StateStore,
     settings: &RunnerSettings,
     now: DateTime<Utc>,
     select_locally: bool,
@@ -371,7 +381,7 @@ fn plan(
         if tick.alone.contains_key(&rule.rule_id) {
             continue;
         }
-        if let Some(request) = planned_request(rule, settings, now, cohort.tail) {
+        if let Some(request) = planned_request(rule, state, settings, now, cohort.tail).await {
             planned.push((rule.clone(), request));
         }
     }
@@ -391,12 +401,20 @@ fn plan(
     }
 }
 
-/// The search `rule` sends at `now`: for its one window of an on-time run
-/// (the checkpoint one interval back), or, for a tail (`tail`), for the
-/// tail's window (see `runner::run::tail`); `None` for rules whose
-/// detectors do not read a window's events with one fetch.
-fn planned_request(
+/// The search `rule` sends at `now`: for the last window of a scheduled
+/// run, or, for a tail (`tail`), for the tail's window (see
+/// `runner::run::tail`); `None` for rules whose detectors do not read a
+/// window's events with one fetch.
+///
+/// A scheduled run is taken to be on time (its checkpoint one interval
+/// back), without asking the state store: that decides only how far back
+/// a window offers matches, and only for a trailing missing-event stage
+/// (`Reach::undecided`), whose first run offers more than later ones. Only
+/// those rules' checkpoints are read here, so that their first runs (and
+/// late ones) are planned as they are asked.
+async fn planned_request(
     rule: &Rule,
+    state: &impl StateStore,
     settings: &RunnerSettings,
     now: DateTime<Utc>,
     tail: Option<TailTiming>,
@@ -405,14 +423,27 @@ fn planned_request(
     if !detector.reads_one_stream() {
         return None;
     }
+    let reach = detector.reach();
     let request = match tail {
-        Some(timing) => range_request(rule, settings, tail_window(timing, now), detector.reach()),
+        Some(timing) => range_request(rule, settings, tail_window(timing, now), reach),
         None => {
             let timing = timing(rule, settings, now);
             let end = anchor(rule, now);
-            let covered = end - timing.interval;
-            let window = *plan_windows(timing, Some(covered), end).windows.last()?;
-            window_search(rule, settings, detector.reach(), window, Some(covered)).request
+            let on_time = Some(end - timing.interval);
+            let covered = if reach.undecided > chrono::TimeDelta::zero() {
+                match state.checkpoint(&rule.rule_id).await {
+                    Ok(checkpoint) => checkpoint.map(|c| c.covered_until),
+                    // its run meets the problem and reports it
+                    Err(_) => on_time,
+                }
+            } else {
+                on_time
+            };
+            let windows = plan_windows(timing, covered, end).windows;
+            let (last, before) = windows.split_last()?;
+            // as the run sends it: after the window before, or the checkpoint
+            let previous_end = before.last().map(|w| w.end).or(covered);
+            window_search(rule, settings, reach, *last, previous_end).request
         }
     };
     Some(detector.request(request))

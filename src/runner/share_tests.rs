@@ -119,6 +119,18 @@ fn rules() -> Vec<Arc<Rule>> {
                 eql("file where process.name : \"cmd.exe\"")
             ),
         ),
+        // a trailing missing-event stage: its first run offers sequences
+        // ending up to `maxspan` before its window (later runs: before the
+        // checkpoint), and is planned so
+        rule(
+            "cmd-not-deleted",
+            &format!(
+                "index = [\"logs-endpoint.events.*\"]\nfrom = \"now-9m\"\n{}",
+                eql(r#"sequence by host.id with maxspan = 5m
+ [process where process.name : "cmd.exe"]
+ ![file where event.action == "deletion"]"#)
+            ),
+        ),
         // an aggregation: never shared
         rule(
             "many-rdp",
@@ -199,12 +211,13 @@ async fn a_cohort_sharing_scans_writes_the_alerts_it_writes_alone() {
             r.rule_id
         );
     }
-    // two ticks, one scan each of the five rules ordered by `@timestamp`;
-    // the tiebreaker rule and the query rule ordered by its override each
-    // order differently (alone), and the threshold rule aggregates
+    // two ticks, one scan each of the six rules ordered by `@timestamp`
+    // (the first a first run); the tiebreaker rule and the query rule
+    // ordered by its override each order differently (alone), and the
+    // threshold rule aggregates
     assert_eq!(count(&stats.scans), 2);
-    assert_eq!(count(&stats.members), 10);
-    assert_eq!(count(&stats.served), 10);
+    assert_eq!(count(&stats.members), 12);
+    assert_eq!(count(&stats.served), 12);
     assert_eq!(count(&stats.failed), 0);
     let (read, wanted) = (count(&stats.events_read), count(&stats.member_events));
     assert!(

@@ -79,6 +79,7 @@ where
         let search_clock = Instant::now();
         let source = SharedFetch {
             inner: &self.source,
+            state: &self.state,
             board: self.board.as_deref().filter(|_| tail),
             settings: &self.settings,
             rule,

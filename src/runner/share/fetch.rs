@@ -11,10 +11,13 @@ use crate::source::{
     Anomalies, AnomalyRequest, DocRef, Document, EsqlRows, EventSource, EventStream, FetchRequest,
     GroupCount, Groups, NewTerms, NewTermsAsk, ScanError, ScanOptions, SharedScan, SourceError,
 };
+use crate::state::StateStore;
 
 /// `inner`, with `rule`'s window fetches at `now` taken from `board`.
-pub(crate) struct SharedFetch<'a, S> {
+pub(crate) struct SharedFetch<'a, S, T> {
     pub(crate) inner: &'a S,
+    /// Where the board finds the checkpoints it plans with.
+    pub(crate) state: &'a T,
     pub(crate) board: Option<&'a ScanBoard>,
     pub(crate) settings: &'a RunnerSettings,
     pub(crate) rule: &'a Rule,
@@ -23,12 +26,12 @@ pub(crate) struct SharedFetch<'a, S> {
     pub(crate) tail: bool,
 }
 
-impl<S: EventSource> EventSource for SharedFetch<'_, S> {
+impl<S: EventSource, T: StateStore> EventSource for SharedFetch<'_, S, T> {
     async fn fetch(&self, request: FetchRequest) -> Result<EventStream, SourceError> {
         if let Some(board) = self.board {
             let shared = board
                 .take(
-                    self.inner,
+                    (self.inner, self.state),
                     self.settings,
                     (self.rule, self.now, self.tail),
                     &request,
