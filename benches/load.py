@@ -110,6 +110,12 @@ def start_osmem(work):
             [sys.executable, "-m", "pip", "install", "--quiet", "--user", f"osmem-server=={OSMEM_VERSION}"],
             check=True,
         )
+        # a user site created just now is not on the path yet
+        import importlib
+        import site
+
+        site.addsitedir(site.getusersitepackages())
+        importlib.invalidate_caches()
     import osmem_server
 
     log = open(os.path.join(work, "osmem.log"), "w+")

@@ -112,6 +112,8 @@ pub struct Runner<S, K, T> {
     board: Option<Arc<ScanBoard>>,
     /// Near-real-time tails (`tail`): `None` does not tail.
     tailing: Option<tail::TailTiming>,
+    /// What the tails of sequences carry from one tail to the next.
+    tail_states: tail::TailStates,
 }
 
 impl<S, K, T> Runner<S, K, T>
@@ -131,6 +133,7 @@ where
             watch: None,
             board: None,
             tailing: None,
+            tail_states: tail::TailStates::default(),
         }
     }
 
@@ -303,6 +306,7 @@ where
             let source = SharedFetch {
                 inner: &self.source,
                 state: &self.state,
+                tails: &self.tail_states,
                 board: self.board.as_deref(),
                 settings: &self.settings,
                 rule,

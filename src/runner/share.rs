@@ -48,7 +48,8 @@ use chrono::{DateTime, Utc};
 use prometheus_client::metrics::counter::Counter;
 
 use super::detect::Detector;
-use super::run::tail::{tail_window, TailTiming};
+use super::detect::Reach;
+use super::run::tail::{tail_window, TailStates, TailTiming};
 use super::run::{anchor, range_request, timing, window_search, RunnerSettings};
 use crate::rule::Rule;
 use crate::schedule::window::plan_windows;
@@ -222,7 +223,7 @@ impl ScanBoard {
     /// request was not planned into a scan: the caller fetches alone.
     pub(super) async fn take<S: EventSource, T: StateStore>(
         &self,
-        (source, state): (&S, &T),
+        (source, state, tails): (&S, &T, &TailStates),
         settings: &RunnerSettings,
         (rule, now, tail): (&Rule, DateTime<Utc>, bool),
         request: &FetchRequest,
@@ -242,7 +243,7 @@ impl ScanBoard {
                 plan(
                     &cohort,
                     &mut tick,
-                    state,
+                    (state, tails),
                     settings,
                     now,
                     self.select_locally,
@@ -363,7 +364,7 @@ impl ScanBoard {
 async fn plan(
     cohort: &Cohort,
     tick: &mut Tick,
-    state: &impl StateStore,
+    (state, tails): (&impl StateStore, &TailStates),
     settings: &RunnerSettings,
     now: DateTime<Utc>,
     select_locally: bool,
@@ -381,7 +382,9 @@ async fn plan(
         if tick.alone.contains_key(&rule.rule_id) {
             continue;
         }
-        if let Some(request) = planned_request(rule, state, settings, now, cohort.tail).await {
+        if let Some(request) =
+            planned_request(rule, (state, tails), settings, now, cohort.tail).await
+        {
             planned.push((rule.clone(), request));
         }
     }
@@ -414,7 +417,7 @@ async fn plan(
 /// late ones) are planned as they are asked.
 async fn planned_request(
     rule: &Rule,
-    state: &impl StateStore,
+    (state, tails): (&impl StateStore, &TailStates),
     settings: &RunnerSettings,
     now: DateTime<Utc>,
     tail: Option<TailTiming>,
@@ -425,7 +428,16 @@ async fn planned_request(
     }
     let reach = detector.reach();
     let request = match tail {
-        Some(timing) => range_request(rule, settings, tail_window(timing, now), reach),
+        Some(timing) => {
+            let window = tail_window(timing, now);
+            // a tail going on from a carried matcher reads its window only
+            let reach = if detector.carries() && tails.warm(rule, window) {
+                Reach::NONE
+            } else {
+                reach
+            };
+            range_request(rule, settings, window, reach)
+        }
         None => {
             let timing = timing(rule, settings, now);
             let end = anchor(rule, now);

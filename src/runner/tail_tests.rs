@@ -167,7 +167,79 @@ fn only_rules_reading_a_short_reach_tail() {
         r#"sequence by host.id [process where true] [network where true]"#,
     );
     let why = tail::tailable(&unbounded, &settings, t0()).unwrap_err();
-    assert!(why.contains("maxspan"), "{why}");
+    assert!(why.contains("without maxspan"), "{why}");
+    let long = rule(
+        "long",
+        r#"sequence by host.id with maxspan = 2h [process where true] [network where true]"#,
+    );
+    let why = tail::tailable(&long, &settings, t0()).unwrap_err();
+    assert!(why.contains("more than 60 min"), "{why}");
+}
+
+/// Tails of `rule` at `t0()` plus each of `seconds`: (events fetched,
+/// alerts created) of each.
+async fn tails(r: &MemRunner, rule: &Rule, seconds: &[i64]) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    for s in seconds {
+        let record = r.tail(rule, t0() + Duration::seconds(*s)).await.unwrap();
+        assert!(record.error.is_none(), "{:?}", record.error);
+        out.push((record.events_fetched, record.alerts_created));
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_sequence_tail_carries_its_matcher_and_reads_only_its_window() {
+    let r = runner(attack());
+    let rule = rule("seq", SEQUENCE);
+    // windows [0, 5], [5, 10], [10, 15], [15, 20] s: the first starts a
+    // matcher (reading 30 s back: nothing before t0) and feeds it the first
+    // event; the last reads only the second event, and completes the
+    // sequence from the matcher it was carried
+    let got = tails(&r, &rule, &[15, 20, 25, 30]).await;
+    assert_eq!(got, [(1, 0), (0, 0), (0, 0), (1, 3)]);
+    let carried = r.sink().alerts(ALERTS);
+    // the scheduled run finds the same alerts as duplicates
+    let run = r.run(&rule, t0() + Duration::minutes(5)).await;
+    assert_eq!((run.alerts_created, run.alerts_duplicate), (0, 3));
+    assert_eq!(r.sink().alerts(ALERTS), carried);
+
+    // a tail skipped (the daemon was busy): the next starts afresh, reading
+    // back by maxspan, and offers only what ends in its window
+    let r = runner(attack());
+    let got = tails(&r, &rule, &[15, 30]).await;
+    assert_eq!(got, [(1, 0), (2, 3)]);
+    // (the next reads the last event again, at the instant both windows
+    // share, and does not feed it twice)
+    assert_eq!(tails(&r, &rule, &[35]).await, [(1, 0)]);
+    // a changed rule starts afresh too
+    let mut changed = rule.clone();
+    changed.name = "changed".into();
+    let r = runner(attack());
+    tails(&r, &rule, &[15, 20, 25]).await;
+    assert_eq!(tails(&r, &changed, &[30]).await, [(2, 3)]);
+}
+
+#[tokio::test]
+async fn an_event_at_the_instant_two_tails_share_is_fed_once() {
+    // both stages match the same event: fed twice, it would pair with itself
+    let twice = rule(
+        "twice",
+        r#"sequence by host.id with maxspan = 30s
+ [process where process.name == "a.exe"]
+ [process where process.name == "a.exe"]"#,
+    );
+    // at 20 s: the end of [15, 20] and the start of [20, 25]
+    let docs = vec![event(
+        "p1",
+        20_000,
+        "process",
+        json!({"process": {"name": "a.exe"}}),
+    )];
+    let r = runner(docs);
+    let got = tails(&r, &twice, &[25, 30, 35, 40]).await;
+    assert_eq!(got, [(0, 0), (1, 0), (1, 0), (0, 0)]);
+    assert!(r.sink().alerts(ALERTS).is_empty());
 }
 
 #[tokio::test]

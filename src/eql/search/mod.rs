@@ -15,7 +15,7 @@ mod stream;
 use serde::Serialize;
 use serde_json::Value as Json;
 
-pub use stream::{Found, FoundSequence, Matches, Stream};
+pub use stream::{Carried, Found, FoundSequence, Matches, Stream};
 
 use super::ast::Pipe;
 use super::compile::{Plan, PlanKind, Stage};

@@ -15,7 +15,7 @@ use super::super::ast::Pipe;
 use super::super::compile::{Plan, PlanKind};
 use super::super::event::Event;
 use super::super::sample::{SampleHit, SampleMatcher, SampleSpec};
-use super::super::sequence::{Ordinal, SequenceMatcher, StageHit};
+use super::super::sequence::{Ordinal, SequenceMatch, SequenceMatcher, StageHit};
 use super::super::value::Value;
 use super::{
     limit, sample_filter_hits, sequence_spec, sequence_stage_hits, ResultPosition, SearchError,
@@ -37,6 +37,11 @@ pub struct FoundSequence<R> {
     pub key: Vec<Value>,
     pub events: Vec<Option<R>>,
 }
+
+/// A sequence matcher between two windows of one input (a near-real-time
+/// tail carries it from one tail to the next): [`Stream::finish_carrying`]
+/// gives it, [`Stream::resume`] takes it back.
+pub type Carried<R> = Box<SequenceMatcher<Vec<Value>, R>>;
 
 /// A query run in progress.
 pub struct Stream<'p, R> {
@@ -78,6 +83,21 @@ impl<'p, R: Clone + PartialEq> Stream<'p, R> {
             opts: *opts,
             state,
         })
+    }
+
+    /// A sequence's stream going on from where an earlier window of the
+    /// same query left `matcher` ([`Stream::finish_carrying`]); a plan of
+    /// another kind, which has no matcher to carry, starts afresh.
+    pub fn resume(
+        plan: &'p Plan,
+        opts: &SearchOptions,
+        matcher: Carried<R>,
+    ) -> Result<Self, SearchError> {
+        let mut stream = Stream::new(plan, opts)?;
+        if let State::Sequence { matcher: own, .. } = &mut stream.state {
+            *own = matcher;
+        }
+        Ok(stream)
     }
 
     /// Feeds one event, evaluated with `plan` (the stream's own plan, or the
@@ -150,6 +170,22 @@ impl<'p, R: Clone + PartialEq> Stream<'p, R> {
         self.finish_with(Some(data_clock_ms))
     }
 
+    /// [`Stream::finish_at`], keeping a sequence's matcher for the next
+    /// window ([`Stream::resume`]): the sequences decided by now come out,
+    /// partial and waiting ones stay in it. `None` for other kinds.
+    pub fn finish_carrying(mut self, data_clock_ms: i64) -> (Found<R>, Option<Carried<R>>) {
+        let State::Sequence { matcher, .. } = &mut self.state else {
+            return (self.finish_at(data_clock_ms), None);
+        };
+        matcher.advance_watermark(data_clock_ms);
+        let done = matcher.drain_completed();
+        let Stream { plan, opts, state } = self;
+        let State::Sequence { matcher, .. } = state else {
+            unreachable!("a sequence above")
+        };
+        (sequences(done, plan, &opts), Some(matcher))
+    }
+
     fn finish_with(self, data_clock_ms: Option<i64>) -> Found<R> {
         match self.state {
             State::Events(window) => window.finish(&self.plan.pipes, &self.opts),
@@ -158,17 +194,7 @@ impl<'p, R: Clone + PartialEq> Stream<'p, R> {
                     None => matcher.finish(),
                     Some(clock) => matcher.advance_watermark(clock),
                 }
-                let mut done = matcher.drain_completed();
-                done.sort_by(|a, b| a.es_order(b));
-                let kept = limit(done, &self.plan.pipes, &self.opts);
-                Found::Sequences(
-                    kept.into_iter()
-                        .map(|m| FoundSequence {
-                            key: m.key,
-                            events: m.events,
-                        })
-                        .collect(),
-                )
+                sequences(matcher.drain_completed(), self.plan, &self.opts)
             }
             State::Sample { matcher, .. } => {
                 // Elasticsearch's sample iterator stops after `size` samples
@@ -189,6 +215,24 @@ impl<'p, R: Clone + PartialEq> Stream<'p, R> {
             }
         }
     }
+}
+
+/// Decided sequences in Elasticsearch's order, limited by the pipes.
+fn sequences<R>(
+    mut done: Vec<SequenceMatch<Vec<Value>, R>>,
+    plan: &Plan,
+    opts: &SearchOptions,
+) -> Found<R> {
+    done.sort_by(|a, b| a.es_order(b));
+    let kept = limit(done, &plan.pipes, opts);
+    Found::Sequences(
+        kept.into_iter()
+            .map(|m| FoundSequence {
+                key: m.key,
+                events: m.events,
+            })
+            .collect(),
+    )
 }
 
 /// What [`Stream::push`] decides from one event, computed apart from the

@@ -3,6 +3,9 @@
 //! sample matcher (see the module doc of `runner` for sequences across
 //! window boundaries).
 
+use std::collections::HashSet;
+use std::sync::Arc;
+
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::super::plans::WindowPlans;
@@ -71,6 +74,58 @@ impl<'r> EqlDetector<'r> {
         offer_from: DateTime<Utc>,
         record: &mut ExecutionRecord,
     ) -> Result<Vec<Candidate>, RunError> {
+        let (out, _) = self
+            .stream_window(source, request, window, offer_from, None, record)
+            .await?;
+        Ok(out)
+    }
+
+    /// A sequence without `maxspan`: its partial sequences last as long as
+    /// the window reaches back (`unbounded_sequence_lookback`).
+    pub(super) fn unbounded(&self) -> bool {
+        self.plan.kind == PlanKind::Sequence && self.plan.maxspan_ms.is_none()
+    }
+
+    /// Whether a tail carries this detector's matcher to the next tail
+    /// (sequences: [`Carried`]).
+    pub(super) fn carries(&self) -> bool {
+        self.plan.kind == PlanKind::Sequence
+    }
+
+    /// [`Self::matches`] of a tail: a sequence's matcher comes from the
+    /// tail before (`carried`, which fed everything up to this window's
+    /// start: the request need not reach back) or starts afresh (the
+    /// request reaches back), and what it holds at the window's end goes to
+    /// the next tail.
+    pub(super) async fn carried_matches<S: EventSource>(
+        &self,
+        source: &S,
+        request: FetchRequest,
+        window: Window,
+        carried: Option<Carried>,
+        record: &mut ExecutionRecord,
+    ) -> Result<(Vec<Candidate>, Option<Carried>), RunError> {
+        // Carried: every sequence decided now was not offered before.
+        let offer_from = match carried {
+            Some(_) => DateTime::<Utc>::MIN_UTC,
+            None => window.start,
+        };
+        let carried = Some(carried.unwrap_or_default());
+        self.stream_window(source, request, window, offer_from, carried, record)
+            .await
+    }
+
+    /// The fetch and the matcher of [`Self::matches`]; with `carried`, the
+    /// matcher goes on from it and is given back.
+    async fn stream_window<S: EventSource>(
+        &self,
+        source: &S,
+        request: FetchRequest,
+        window: Window,
+        offer_from: DateTime<Utc>,
+        carried: Option<Carried>,
+        record: &mut ExecutionRecord,
+    ) -> Result<(Vec<Candidate>, Option<Carried>), RunError> {
         let patterns = request.indices.clone();
         let mut events = source.fetch(request).await?;
         note_source_warnings(&patterns, events.warnings(), record);
@@ -87,13 +142,40 @@ impl<'r> EqlDetector<'r> {
             max_samples_per_key: 1,
             limits: self.limits,
         };
-        let mut stream: Stream<'_, Hit> = Stream::new(plan, &search_options)?;
-        let mut position = 0usize;
+        let carrying = carried.is_some() && plan.kind == PlanKind::Sequence;
+        let (mut stream, mut position, fed_before): (Stream<'_, Hit>, usize, _) = match carried {
+            Some(Carried {
+                matcher: Some(matcher),
+                next_position,
+                fed,
+            }) => (
+                Stream::resume(plan, &search_options, matcher)?,
+                next_position,
+                fed,
+            ),
+            Some(c) => (
+                Stream::new(plan, &search_options)?,
+                c.next_position,
+                HashSet::new(),
+            ),
+            None => (Stream::new(plan, &search_options)?, 0, HashSet::new()),
+        };
+        let mut fed: HashSet<(Arc<str>, Arc<str>)> = HashSet::new();
         let mut unordered = 0u64;
         while let Some(doc) = events.next().await {
             let doc = doc?;
             record.events_fetched += 1;
             let (index, own) = plans.for_index(doc.index);
+            let id: Arc<str> = Arc::from(doc.id);
+            if carrying {
+                // Consecutive ranges share their boundary instant: an event
+                // there was fed by the tail before.
+                let key = (index.clone(), id.clone());
+                if fed_before.contains(&key) {
+                    continue;
+                }
+                fed.insert(key);
+            }
             let event = own.event(&doc.source);
             let ordinal = search::ordinal(&event, position);
             position += 1;
@@ -105,7 +187,7 @@ impl<'r> EqlDetector<'r> {
             }
             let hit = Hit {
                 index,
-                id: std::sync::Arc::from(doc.id),
+                id,
                 ts: event.timestamp.unwrap_or(i64::MAX),
                 position,
             };
@@ -127,9 +209,19 @@ impl<'r> EqlDetector<'r> {
                 self.limits.max_pending
             ));
         }
-        let found = match plan.kind {
-            PlanKind::Sequence => stream.finish_at(window.end.timestamp_millis()),
-            PlanKind::Event | PlanKind::Sample => stream.finish(),
+        let clock = window.end.timestamp_millis();
+        let (found, next) = match plan.kind {
+            PlanKind::Sequence if carrying => {
+                let (found, matcher) = stream.finish_carrying(clock);
+                let next = Carried {
+                    matcher,
+                    next_position: position,
+                    fed,
+                };
+                (found, Some(next))
+            }
+            PlanKind::Sequence => (stream.finish_at(clock), None),
+            PlanKind::Event | PlanKind::Sample => (stream.finish(), None),
         };
         let offer_ms = offer_from.timestamp_millis();
         let mut out: Vec<Candidate> = match found {
@@ -160,8 +252,22 @@ impl<'r> EqlDetector<'r> {
                 .collect(),
         };
         out.sort_by_key(|c| c.order);
-        Ok(out)
+        Ok((out, next))
     }
+}
+
+/// What a tail carries of a sequence to the next tail: the matcher with
+/// its partial (and waiting) sequences, where positions go on, and which
+/// events it fed last.
+#[derive(Debug, Default)]
+pub(in crate::runner) struct Carried {
+    /// `None`: not started yet (the first tail starts it).
+    matcher: Option<search::Carried<Hit>>,
+    /// Positions go on across tails: ties in time keep their order.
+    next_position: usize,
+    /// The events (index, id) the last tail fed: the next one's range
+    /// starts at the instant this one's ended, both inclusive.
+    fed: HashSet<(Arc<str>, Arc<str>)>,
 }
 
 /// How far a sequence's windows reach back (see `runner`'s module doc):

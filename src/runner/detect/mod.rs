@@ -16,6 +16,7 @@ mod threat_index;
 mod threshold;
 mod threshold_tiles;
 
+pub(super) use eql::Carried;
 pub(crate) use new_terms::tuples_of as new_terms_tuples;
 pub(crate) use threat::ThreatHits;
 pub(super) use threshold::{History, Seen};
@@ -167,6 +168,43 @@ impl<'r> Detector<'r> {
         };
         request.exact = Exact::both(request.exact.take(), self.constraints.clone());
         request
+    }
+
+    /// An EQL sequence without `maxspan`.
+    pub(crate) fn unbounded_sequence(&self) -> bool {
+        matches!(&self.kind, Kind::Eql(d) if d.unbounded())
+    }
+
+    /// Whether a near-real-time tail carries this detector's state to the
+    /// next tail (an EQL sequence's matcher).
+    pub(crate) fn carries(&self) -> bool {
+        matches!(&self.kind, Kind::Eql(d) if d.carries())
+    }
+
+    /// A tail's matches (see `runner::run::tail`): with the state `carried`
+    /// from the tail before, or none (`carried` by every tail of a detector
+    /// that [`Self::carries`]), and the state to carry to the next.
+    pub(super) async fn carried_matches<S: EventSource>(
+        &self,
+        source: &S,
+        request: FetchRequest,
+        window: Window,
+        carried: Option<Carried>,
+        record: &mut ExecutionRecord,
+    ) -> Result<(Vec<Candidate>, Option<Carried>), RunError> {
+        match &self.kind {
+            Kind::Eql(d) if d.carries() => {
+                d.carried_matches(source, request, window, carried, record)
+                    .await
+            }
+            _ => {
+                let history = History::new();
+                let found = self
+                    .matches(source, request, window, window.start, &history, record)
+                    .await?;
+                Ok((found, None))
+            }
+        }
     }
 
     /// The window's matches to offer, oldest first. `history` is the

@@ -18,7 +18,7 @@ use tracing::Instrument;
 
 use super::{range_request, Attempt, RunError, Runner};
 use crate::rule::Rule;
-use crate::runner::detect::{Detector, History};
+use crate::runner::detect::{Detector, History, Reach};
 use crate::runner::record::{ExecutionRecord, WindowRange};
 use crate::runner::share::SharedFetch;
 use crate::schedule::window::Window;
@@ -68,29 +68,51 @@ where
             start: window.start,
             end: window.end,
         });
-        let request = detector.request(range_request(
-            rule,
-            &self.settings,
-            window,
-            detector.reach(),
-        ));
+        // A tail of a sequence goes on from the matcher the tail before
+        // left, when it ended where this one starts: nothing before the
+        // window is read again (see `tail`).
+        let carries = tail && detector.carries();
+        let carried = if carries {
+            self.tail_states.take(rule, window)
+        } else {
+            None
+        };
+        let reach = match carried {
+            Some(_) => Reach::NONE,
+            None => detector.reach(),
+        };
+        let request = detector.request(range_request(rule, &self.settings, window, reach));
         // One window, nothing committed: no threshold history either.
         let history = History::new();
         let search_clock = Instant::now();
         let source = SharedFetch {
             inner: &self.source,
             state: &self.state,
+            tails: &self.tail_states,
             board: self.board.as_deref().filter(|_| tail),
             settings: &self.settings,
             rule,
             now,
             tail,
         };
-        let matched = detector
-            .matches(&source, request, window, window.start, &history, record)
-            .await;
+        let matched = if carries {
+            detector
+                .carried_matches(&source, request, window, carried, record)
+                .await
+        } else {
+            detector
+                .matches(&source, request, window, window.start, &history, record)
+                .await
+                .map(|found| (found, None))
+        };
         record.search_duration_ms += super::millis(search_clock.elapsed());
-        let candidates = matched?;
+        let (candidates, next) = match matched {
+            Ok(found) => found,
+            Err(e) => {
+                self.tail_states.forget(rule);
+                return Err(e);
+            }
+        };
         let attempt = Attempt {
             window,
             covered: None,
@@ -98,9 +120,17 @@ where
             history: &history,
             open: &super::suppress::OpenAlerts::default(),
         };
-        self.alert_window(&scope, candidates, &attempt, &mut HashSet::new(), record)
-            .await
-            .map(|_| ())
+        let written = self
+            .alert_window(&scope, candidates, &attempt, &mut HashSet::new(), record)
+            .await;
+        // What the matcher holds goes on only once its alerts are written;
+        // else the next tail starts afresh, and reads back for them.
+        match (&written, next) {
+            (Ok(_), Some(next)) => self.tail_states.keep(rule, window.end, next),
+            (Err(_), _) if carries => self.tail_states.forget(rule),
+            _ => {}
+        }
+        written.map(|_| ())
     }
 }
 

@@ -3,25 +3,35 @@
 //! seconds after its last event arrives rather than at the next run.
 //!
 //! A tail is a range run over `[now - lag - every, now - lag]`: the same
-//! detector, a sequence's reach (`maxspan`) before the window, dedup
-//! against the alerts index and the same deterministic alert ids as the
-//! scheduled windows, and no checkpoint read or written. So the two modes
-//! cannot disagree: what a tail alerted, the next scheduled window finds
-//! again as duplicates, and what a tail missed (an event later than `lag`,
-//! a tail skipped while the daemon was busy or down, a sequence over a
-//! restart) the scheduled windows still find, as they do without tails.
-//! Tails only ever make alerts earlier. The rules of one daemon tail
-//! together, on one grid, so with shared scans each tail reads the new
-//! events once for all of them (`runner::share`).
+//! detector, dedup against the alerts index and the same deterministic
+//! alert ids as the scheduled windows, and no checkpoint read or written.
+//! So the two modes cannot disagree: what a tail alerted, the next
+//! scheduled window finds again as duplicates, and what a tail missed (an
+//! event later than `lag`, a tail skipped while the daemon was busy or
+//! down) the scheduled windows still find, as they do without tails. Tails
+//! only ever make alerts earlier. The rules of one daemon tail together,
+//! on one grid, so with shared scans each tail reads the new events once
+//! for all of them (`runner::share`).
 //!
-//! What a tail does not do: carry a sequence matcher's state from one tail
-//! to the next. It reads the sequence's `maxspan` again each time, so only
-//! rules whose reach is at most [`MAX_TAIL_REACH`] tail (a sequence
-//! without `maxspan` would read an hour every few seconds); the others keep
-//! their scheduled runs. A quiet tail stores no execution record (one every
-//! few seconds per rule would flood the executions index): only tails that
-//! alert or fail do; warnings are left to the scheduled runs.
+//! A sequence's tail carries its matcher to the next tail ([`TailStates`]):
+//! partial sequences, those waiting for a trailing missing-event stage to
+//! be decided, and the events of the window's last instant (consecutive
+//! windows share it, both ends inclusive, so none is fed twice). A tail
+//! that goes on from the one before reads its own few seconds only, and
+//! offers every sequence decided in them; the first tail, and any after a
+//! tail skipped, failed, or not yet finished, or a changed rule, starts a
+//! matcher afresh: its search reaches back by `maxspan`, and it offers the
+//! sequences ending in its window, as a scheduled window does. Only rules
+//! whose `maxspan` is at most [`MAX_TAIL_REACH`] tail; a sequence without
+//! `maxspan` does not (its scheduled windows forget a partial sequence
+//! after `unbounded_sequence_lookback`, a carried matcher would not). The
+//! matchers live in memory: a restart starts them afresh. A quiet tail
+//! stores no execution record (one every few seconds per rule would flood
+//! the executions index): only tails that alert or fail do; warnings are
+//! left to the scheduled runs.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -29,15 +39,16 @@ use tracing::Instrument;
 
 use super::{delta, sub, RunError, Runner, RunnerSettings};
 use crate::rule::Rule;
-use crate::runner::detect::Detector;
+use crate::runner::detect::{Carried, Detector};
 use crate::runner::record::{ExecutionRecord, RunStatus};
 use crate::schedule::window::Window;
 use crate::sink::AlertSink;
 use crate::source::EventSource;
 use crate::state::StateStore;
 
-/// The longest reach (a sequence's `maxspan`) of a rule that tails.
-pub const MAX_TAIL_REACH: Duration = Duration::from_secs(10 * 60);
+/// The longest reach (a sequence's `maxspan`) of a rule that tails: its
+/// first tail reads that far back.
+pub const MAX_TAIL_REACH: Duration = Duration::from_secs(60 * 60);
 
 /// How often tails run, and how far behind the clock.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -56,6 +67,66 @@ pub fn tail_window(timing: TailTiming, now: DateTime<Utc>) -> Window {
     }
 }
 
+/// The sequence matchers tails carry, per rule: what a rule's last tail
+/// left, to go on from at the next (see the module doc).
+#[derive(Debug, Default)]
+pub(crate) struct TailStates {
+    rules: Mutex<HashMap<String, TailState>>,
+}
+
+#[derive(Debug)]
+struct TailState {
+    /// The rule as it was: a changed rule starts afresh.
+    rule: Rule,
+    /// Where the last tail ended: the next goes on only from there.
+    until: DateTime<Utc>,
+    /// `None` while a tail has it.
+    carried: Option<Carried>,
+}
+
+impl TailStates {
+    /// Whether `rule`'s tail of `window` goes on from a carried state (so
+    /// its search starts at the window, not `maxspan` before).
+    pub(crate) fn warm(&self, rule: &Rule, window: Window) -> bool {
+        let rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+        rules
+            .get(&rule.rule_id)
+            .is_some_and(|s| s.until == window.start && s.rule == *rule)
+    }
+
+    /// The state `rule`'s tail of `window` goes on from: the last tail's,
+    /// if it ended where this one starts and the rule is the same.
+    pub(super) fn take(&self, rule: &Rule, window: Window) -> Option<Carried> {
+        let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+        let state = rules.get_mut(&rule.rule_id)?;
+        if state.until != window.start || state.rule != *rule {
+            return None;
+        }
+        state.carried.take()
+    }
+
+    /// Keeps what `rule`'s tail up to `until` left (unless a later tail
+    /// already did).
+    pub(super) fn keep(&self, rule: &Rule, until: DateTime<Utc>, carried: Carried) {
+        let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+        if rules.get(&rule.rule_id).is_some_and(|s| s.until > until) {
+            return;
+        }
+        let state = TailState {
+            rule: rule.clone(),
+            until,
+            carried: Some(carried),
+        };
+        rules.insert(rule.rule_id.clone(), state);
+    }
+
+    /// Forgets `rule`'s state (its tail failed: the next starts afresh).
+    pub(super) fn forget(&self, rule: &Rule) {
+        let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+        rules.remove(&rule.rule_id);
+    }
+}
+
 /// Whether `rule` can tail: an EQL or query rule whose reach is at most
 /// [`MAX_TAIL_REACH`]; else why not.
 pub fn tailable(rule: &Rule, settings: &RunnerSettings, now: DateTime<Utc>) -> Result<(), String> {
@@ -63,10 +134,17 @@ pub fn tailable(rule: &Rule, settings: &RunnerSettings, now: DateTime<Utc>) -> R
     if !detector.reads_one_stream() {
         return Err("only EQL and query rules tail (the others aggregate their window)".into());
     }
+    if detector.unbounded_sequence() {
+        return Err(
+            "a sequence without maxspan: a matcher carried from tail to tail would keep its partial \
+             sequences longer than the scheduled windows reach back; its scheduled runs find it"
+                .into(),
+        );
+    }
     if detector.reach().before > delta(MAX_TAIL_REACH) {
         return Err(format!(
-            "a sequence reaching back more than {} min (its maxspan, or none) would read that again \
-             on every tail; its scheduled runs find it",
+            "a sequence reaching back more than {} min (its maxspan): its first tail would read \
+             that far; its scheduled runs find it",
             MAX_TAIL_REACH.as_secs() / 60
         ));
     }

@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 
 use super::ScanBoard;
 use crate::rule::Rule;
+use crate::runner::run::tail::TailStates;
 use crate::runner::run::RunnerSettings;
 use crate::source::{
     Anomalies, AnomalyRequest, DocRef, Document, EsqlRows, EventSource, EventStream, FetchRequest,
@@ -16,8 +17,10 @@ use crate::state::StateStore;
 /// `inner`, with `rule`'s window fetches at `now` taken from `board`.
 pub(crate) struct SharedFetch<'a, S, T> {
     pub(crate) inner: &'a S,
-    /// Where the board finds the checkpoints it plans with.
+    /// Where the board finds the checkpoints it plans with ...
     pub(crate) state: &'a T,
+    /// ... and which tails go on from a carried matcher.
+    pub(crate) tails: &'a TailStates,
     pub(crate) board: Option<&'a ScanBoard>,
     pub(crate) settings: &'a RunnerSettings,
     pub(crate) rule: &'a Rule,
@@ -31,7 +34,7 @@ impl<S: EventSource, T: StateStore> EventSource for SharedFetch<'_, S, T> {
         if let Some(board) = self.board {
             let shared = board
                 .take(
-                    (self.inner, self.state),
+                    (self.inner, self.state, self.tails),
                     self.settings,
                     (self.rule, self.now, self.tail),
                     &request,
