@@ -21,7 +21,8 @@ What it does:
   6. prints the latency from the arrival of an alert's last event to the
      alert's first sight (median, p90, p99, max; the alerts of the feed's
      first minute left out: warm-up), how many alerts came from tails
-     (detectd's /metrics) and the cluster requests per minute.
+     (detectd's /metrics), the cluster requests per minute and the events
+     searches transferred (per minute, per event fed).
 
 Figures only; the exit status says whether the measurement worked.
 """
@@ -203,6 +204,7 @@ def main():
         elapsed = time.time() - t0
         with tally.lock:
             requests = dict(tally.requests)
+            hits = tally.hits
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
     finally:
         stop.set()
@@ -232,6 +234,8 @@ def main():
     print(f"cluster requests per minute (detectd only): {total / (elapsed / 60):,.0f} "
           f"(searches {requests.get('POST _search', 0) / (elapsed / 60):,.0f})")
     print("requests by kind: " + ", ".join(f"{k} {v}" for k, v in sorted(requests.items())))
+    print(f"events transferred by searches: {hits / (elapsed / 60):,.0f} per minute, "
+          f"{hits / max(1, feed.n):.1f} per event fed (tails and scheduled runs)")
     if args.keep:
         print(f"kept: {work}")
     else:

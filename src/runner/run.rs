@@ -420,6 +420,7 @@ where
                 Err(why) => refused.push((rule.rule_id.clone(), why)),
             }
         }
+        self.tail_states.retain(&tailing);
         if let (Some(board), Some(timing)) = (&self.board, self.tailing) {
             board.set_tail_cohort(tailing, timing);
         }

@@ -120,6 +120,13 @@ impl TailStates {
         rules.insert(rule.rule_id.clone(), state);
     }
 
+    /// Forgets the states of rules that no longer tail (removed at a
+    /// reload, or no longer tailable).
+    pub(super) fn retain(&self, tailing: &[std::sync::Arc<Rule>]) {
+        let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
+        rules.retain(|id, _| tailing.iter().any(|r| r.rule_id == *id));
+    }
+
     /// Forgets `rule`'s state (its tail failed: the next starts afresh).
     pub(super) fn forget(&self, rule: &Rule) {
         let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
