@@ -11,8 +11,10 @@ use detectd::sink::elasticsearch::{
 };
 use detectd::source::elasticsearch::ElasticsearchSource;
 use detectd::state::ClusterStateStore;
+use std::collections::BTreeSet;
+
 use elasticsearch::http::Method;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::AlertsSpace;
 use crate::{connect_or_skip, delete_detectd_indices, delete_indices, refresh, unique_index};
@@ -87,6 +89,29 @@ impl RunSpace {
             .await
             .expect("search alerts");
         v["hits"]["hits"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// What identifies each of the space's alerts across spaces (alert ids
+    /// hash the space): its rule, and the events it is made of (a threshold
+    /// alert's: its group's terms).
+    pub async fn alert_set(&self) -> BTreeSet<(String, String)> {
+        self.alert_hits(&json!({ "size": 10_000, "query": { "match_all": {} } }))
+            .await
+            .iter()
+            .map(|h| {
+                let s = &h["_source"];
+                let rule = s["kibana.alert.rule.rule_id"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_string();
+                let events: Vec<&str> = s["kibana.alert.ancestors"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|x| x["id"].as_str()).collect())
+                    .unwrap_or_default();
+                let threshold = s["kibana.alert.threshold_result"]["terms"].to_string();
+                (rule, format!("{events:?} {threshold}"))
+            })
+            .collect()
     }
 
     /// Alerts and state gone, templates back: as before the first run.

@@ -36,28 +36,6 @@ fn rule(id: &str, index: &str, query: &str) -> Arc<Rule> {
     }
 }
 
-/// What identifies an alert across two spaces (ids hash the space): its
-/// rule and the events it is made of.
-async fn alert_set(space: &RunSpace) -> BTreeSet<(String, String)> {
-    space
-        .alert_hits(&json!({ "size": 10_000, "query": { "match_all": {} } }))
-        .await
-        .iter()
-        .map(|h| {
-            let s = &h["_source"];
-            let rule = s["kibana.alert.rule.rule_id"]
-                .as_str()
-                .unwrap_or("?")
-                .to_string();
-            let events: Vec<&str> = s["kibana.alert.ancestors"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|x| x["id"].as_str()).collect())
-                .unwrap_or_default();
-            (rule, format!("{events:?}"))
-        })
-        .collect()
-}
-
 /// Tails sharing scans of named clauses: each gets exactly its own
 /// search's events, so what they read can be counted against the run.
 #[tokio::test]
@@ -195,7 +173,7 @@ async fn tails_against_a_run(select_locally: bool) {
         );
     }
 
-    let (by_tails, by_run) = (alert_set(&tailed).await, alert_set(&scheduled).await);
+    let (by_tails, by_run) = (tailed.alert_set().await, scheduled.alert_set().await);
     assert!(tail_alerts > 0);
     let per_rule =
         |set: &BTreeSet<(String, String)>, id: &str| set.iter().filter(|(r, _)| r == id).count();

@@ -119,29 +119,6 @@ async fn load_events(
     per_index
 }
 
-/// What identifies an alert across two spaces (ids hash the space): its
-/// rule and the events it is made of.
-async fn alert_set(space: &RunSpace) -> BTreeSet<(String, String)> {
-    space
-        .alert_hits(&json!({ "size": 10_000, "query": { "match_all": {} } }))
-        .await
-        .iter()
-        .map(|h| {
-            let s = &h["_source"];
-            let rule = s["kibana.alert.rule.rule_id"]
-                .as_str()
-                .unwrap_or("?")
-                .to_string();
-            let events: Vec<&str> = s["kibana.alert.ancestors"]
-                .as_array()
-                .map(|a| a.iter().filter_map(|x| x["id"].as_str()).collect())
-                .unwrap_or_default();
-            let threshold = s["kibana.alert.threshold_result"]["terms"].to_string();
-            (rule, format!("{events:?} {threshold}"))
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn rules_sharing_a_scan_write_the_alerts_they_write_alone() {
     compare_with_and_without_sharing(false).await;
@@ -205,7 +182,7 @@ async fn compare_with_and_without_sharing(select_locally: bool) {
         }
     }
 
-    let (a, s) = (alert_set(&alone).await, alert_set(&shared).await);
+    let (a, s) = (alone.alert_set().await, shared.alert_set().await);
     assert_eq!(a, s, "the same alerts with and without sharing");
     let rules_alerting: BTreeSet<&str> = a.iter().map(|(r, _)| r.as_str()).collect();
     for r in &rules {

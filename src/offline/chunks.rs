@@ -4,8 +4,9 @@
 //! [`Threads::chunk_bytes`] each, cut after a newline): read into buffers
 //! from a reader, or slices of bytes already in memory — a file mapped into
 //! memory ([`map_file_chunks`]), which the workers then search and decode in
-//! the page cache, with no copy. Worker threads turn
-//! each chunk into a result (decode, evaluate), and the calling thread takes
+//! the page cache, with no copy. Worker threads number each chunk's lines
+//! (in turn, [`Numbering`]: the cutting thread touches only the bytes near
+//! its cuts) and turn it into a result (decode, evaluate); the calling thread takes
 //! the results back in input order — so whatever the caller does with them
 //! (report bad lines, check time order, feed a matcher) happens exactly as
 //! if it had read the lines itself, one by one. Chunks go to the workers in
@@ -76,6 +77,8 @@ pub struct Chunk<'a> {
     pub first_line: u64,
     pub offset: u64,
     pub bytes: Cow<'a, [u8]>,
+    /// Its place among the input's chunks (0, 1, …).
+    seq: u64,
 }
 
 impl Chunk<'_> {
@@ -179,8 +182,12 @@ fn map_cut<'a, T: Send, E>(
     mut merge: impl FnMut(T) -> Result<(), E>,
 ) -> Result<(), LineError<E>> {
     let workers = threads.workers.max(1);
+    let numbering = Numbering::new();
+    let numbering = &numbering;
     if workers == 1 {
-        while let Some(chunk) = chunks.next_chunk().map_err(LineError::Io)? {
+        while let Some(mut chunk) = chunks.next_chunk().map_err(LineError::Io)? {
+            // one thread numbers its chunks in order: no wait
+            numbering.number(&mut chunk);
             merge(work(&chunk)).map_err(LineError::Callback)?;
         }
         return Ok(());
@@ -194,12 +201,24 @@ fn map_cut<'a, T: Send, E>(
             to_workers.push(chunk_tx);
             from_workers.push(result_rx);
             scope.spawn(move || {
+                // Stopping early (the caller stopped, or `work` panicked)
+                // wakes the workers waiting for a chunk this one held.
+                let early = StopOnDrop(Some(numbering));
                 for chunk in chunk_rx {
-                    let result = chunk.map(|c| work(&c));
+                    let result = match chunk {
+                        Ok(mut c) => {
+                            if !numbering.number(&mut c) {
+                                return; // the caller stopped
+                            }
+                            Ok(work(&c))
+                        }
+                        Err(e) => Err(e),
+                    };
                     if result_tx.send(result).is_err() {
                         return; // the caller stopped
                     }
                 }
+                early.disarm();
             });
         }
         scope.spawn(move || {
@@ -230,36 +249,106 @@ fn map_cut<'a, T: Send, E>(
     })
 }
 
-/// The line number and byte offset of the next chunk.
-#[derive(Clone, Copy)]
+/// Where the next chunk is cut: its place in the input's chunks and its
+/// byte offset. (Its line number is counted by whoever works on it, see
+/// [`Numbering`]: the cutting thread only looks near the cuts.)
+#[derive(Clone, Copy, Default)]
 struct Lines {
-    next_line: u64,
+    next_chunk: u64,
     offset: u64,
 }
 
-impl Default for Lines {
-    fn default() -> Lines {
-        Lines {
-            next_line: 1,
-            offset: 0,
+impl Lines {
+    /// `bytes` (whole lines, not empty) as the next chunk, not numbered.
+    fn chunk<'a>(&mut self, bytes: Cow<'a, [u8]>) -> Chunk<'a> {
+        let chunk = Chunk {
+            first_line: 0,
+            offset: self.offset,
+            bytes,
+            seq: self.next_chunk,
+        };
+        self.next_chunk += 1;
+        self.offset += chunk.bytes.len() as u64;
+        chunk
+    }
+}
+
+/// The line numbers of chunks counted on the workers, in turn: the worker
+/// of chunk `k` counts its lines, waits until chunk `k - 1` is numbered
+/// (its worker counted it, which needs no later chunk), takes the next
+/// line number and passes it on — then works on its chunk. Counting is
+/// one SIMD pass over bytes the work reads next, so the wait is short.
+struct Numbering {
+    next: std::sync::Mutex<Next>,
+    turn: std::sync::Condvar,
+}
+
+struct Next {
+    chunk: u64,
+    first_line: u64,
+    /// A worker stopped (the caller did): a chunk before may never be
+    /// numbered, so nobody waits any more.
+    stopped: bool,
+}
+
+impl Numbering {
+    fn new() -> Numbering {
+        Numbering {
+            next: std::sync::Mutex::new(Next {
+                chunk: 0,
+                first_line: 1,
+                stopped: false,
+            }),
+            turn: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Sets `chunk.first_line`; `false` once the workers stop.
+    fn number(&self, chunk: &mut Chunk<'_>) -> bool {
+        let lines = lines_in(&chunk.bytes);
+        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        while next.chunk != chunk.seq && !next.stopped {
+            next = self.turn.wait(next).unwrap_or_else(|e| e.into_inner());
+        }
+        if next.stopped {
+            return false;
+        }
+        chunk.first_line = next.first_line;
+        next.chunk += 1;
+        next.first_line += lines;
+        self.turn.notify_all();
+        true
+    }
+
+    /// A worker stops: wakes those waiting for a chunk it held.
+    fn stop(&self) {
+        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        next.stopped = true;
+        self.turn.notify_all();
+    }
+}
+
+/// Stops the numbering when dropped, unless disarmed.
+struct StopOnDrop<'n>(Option<&'n Numbering>);
+
+impl StopOnDrop<'_> {
+    fn disarm(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for StopOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(numbering) = self.0 {
+            numbering.stop();
         }
     }
 }
 
-impl Lines {
-    /// `bytes` (whole lines, not empty) as the next chunk.
-    fn chunk<'a>(&mut self, bytes: Cow<'a, [u8]>) -> Chunk<'a> {
-        let chunk = Chunk {
-            first_line: self.next_line,
-            offset: self.offset,
-            bytes,
-        };
-        let newlines = memchr::memchr_iter(b'\n', &chunk.bytes).count() as u64;
-        let unterminated = u64::from(chunk.bytes.last() != Some(&b'\n'));
-        self.next_line += newlines + unterminated;
-        self.offset += chunk.bytes.len() as u64;
-        chunk
-    }
+/// How many lines `bytes` (whole lines) hold, an unterminated last one too.
+fn lines_in(bytes: &[u8]) -> u64 {
+    let newlines = memchr::memchr_iter(b'\n', bytes).count() as u64;
+    newlines + u64::from(!bytes.is_empty() && bytes.last() != Some(&b'\n'))
 }
 
 /// Cuts bytes in memory into slices of whole lines.
