@@ -6,7 +6,9 @@
 //! schedule, or every rule of `run --once`) and runs each of them with the
 //! same `now`. The first run of a cohort at a `now` plans the window search
 //! every member would send on time (its one window, its detector's
-//! pushdown, projection and exact clauses), splits the members into groups
+//! pushdown, projection and exact clauses; for a trailing missing-event
+//! stage, from its checkpoint; for a tail, from where its carried matcher
+//! ended), splits the members into groups
 //! that can be one scan (same order; see `source::shared::shareable`) and
 //! has the source read each group once ([`EventSource::fetch_shared`]).
 //! Every run then asks for its window as always; a request equal to the one
