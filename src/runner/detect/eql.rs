@@ -97,7 +97,7 @@ impl<'r> EqlDetector<'r> {
     /// start: the request need not reach back) or starts afresh (the
     /// request reaches back), and what it holds at the window's end goes to
     /// the next tail.
-    pub(super) async fn carried_matches<S: EventSource>(
+    pub(in crate::runner) async fn carried_matches<S: EventSource>(
         &self,
         source: &S,
         request: FetchRequest,

@@ -178,32 +178,15 @@ impl<'r> Detector<'r> {
     /// Whether a near-real-time tail carries this detector's state to the
     /// next tail (an EQL sequence's matcher).
     pub(crate) fn carries(&self) -> bool {
-        matches!(&self.kind, Kind::Eql(d) if d.carries())
+        self.carrying().is_some()
     }
 
-    /// A tail's matches (see `runner::run::tail`): with the state `carried`
-    /// from the tail before, or none (`carried` by every tail of a detector
-    /// that [`Self::carries`]), and the state to carry to the next.
-    pub(super) async fn carried_matches<S: EventSource>(
-        &self,
-        source: &S,
-        request: FetchRequest,
-        window: Window,
-        carried: Option<Carried>,
-        record: &mut ExecutionRecord,
-    ) -> Result<(Vec<Candidate>, Option<Carried>), RunError> {
+    /// The EQL sequence detector whose matcher a tail carries to the next
+    /// tail (see `runner::run::tail`); `None` for every other detector.
+    pub(in crate::runner) fn carrying(&self) -> Option<&eql::EqlDetector<'r>> {
         match &self.kind {
-            Kind::Eql(d) if d.carries() => {
-                d.carried_matches(source, request, window, carried, record)
-                    .await
-            }
-            _ => {
-                let history = History::new();
-                let found = self
-                    .matches(source, request, window, window.start, &history, record)
-                    .await?;
-                Ok((found, None))
-            }
+            Kind::Eql(d) if d.carries() => Some(d),
+            _ => None,
         }
     }
 

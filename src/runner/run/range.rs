@@ -71,12 +71,8 @@ where
         // A tail of a sequence goes on from the matcher the tail before
         // left, when it ended where this one starts: nothing before the
         // window is read again (see `tail`).
-        let carries = tail && detector.carries();
-        let carried = if carries {
-            self.tail_states.take(rule, window)
-        } else {
-            None
-        };
+        let carrying = if tail { detector.carrying() } else { None };
+        let carried = carrying.and_then(|_| self.tail_states.take(rule, window));
         let reach = match carried {
             Some(_) => Reach::NONE,
             None => detector.reach(),
@@ -95,15 +91,16 @@ where
             now,
             tail,
         };
-        let matched = if carries {
-            detector
-                .carried_matches(&source, request, window, carried, record)
-                .await
-        } else {
-            detector
+        let matched = match carrying {
+            Some(sequence) => {
+                sequence
+                    .carried_matches(&source, request, window, carried, record)
+                    .await
+            }
+            None => detector
                 .matches(&source, request, window, window.start, &history, record)
                 .await
-                .map(|found| (found, None))
+                .map(|found| (found, None)),
         };
         record.search_duration_ms += super::millis(search_clock.elapsed());
         let (candidates, next) = match matched {
@@ -127,7 +124,7 @@ where
         // else the next tail starts afresh, and reads back for them.
         match (&written, next) {
             (Ok(_), Some(next)) => self.tail_states.keep(rule, window.end, next),
-            (Err(_), _) if carries => self.tail_states.forget(rule),
+            (Err(_), _) if carrying.is_some() => self.tail_states.forget(rule),
             _ => {}
         }
         written.map(|_| ())
