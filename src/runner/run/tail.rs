@@ -84,6 +84,14 @@ struct TailState {
     carried: Option<Carried>,
 }
 
+impl TailState {
+    /// Whether `rule`'s tail of `window` goes on from this state: the last
+    /// tail ended where it starts, and the rule is the same.
+    fn goes_on_at(&self, rule: &Rule, window: Window) -> bool {
+        self.until == window.start && self.rule == *rule
+    }
+}
+
 impl TailStates {
     /// Whether `rule`'s tail of `window` goes on from a carried state (so
     /// its search starts at the window, not `maxspan` before).
@@ -91,7 +99,7 @@ impl TailStates {
         let rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
         rules
             .get(&rule.rule_id)
-            .is_some_and(|s| s.until == window.start && s.rule == *rule)
+            .is_some_and(|s| s.goes_on_at(rule, window))
     }
 
     /// The state `rule`'s tail of `window` goes on from: the last tail's,
@@ -99,10 +107,10 @@ impl TailStates {
     pub(super) fn take(&self, rule: &Rule, window: Window) -> Option<Carried> {
         let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
         let state = rules.get_mut(&rule.rule_id)?;
-        if state.until != window.start || state.rule != *rule {
-            return None;
+        match state.goes_on_at(rule, window) {
+            true => state.carried.take(),
+            false => None,
         }
-        state.carried.take()
     }
 
     /// Keeps what `rule`'s tail up to `until` left (unless a later tail
