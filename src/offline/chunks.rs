@@ -134,7 +134,7 @@ pub fn map_slice_chunks<T: Send, E>(
     let chunks = SliceCutter {
         rest: bytes,
         chunk_bytes: threads.chunk_bytes.max(1),
-        lines: Lines::default(),
+        cuts: Cuts::default(),
     };
     map_cut(chunks, threads, work, merge)
 }
@@ -253,12 +253,12 @@ fn map_cut<'a, T: Send, E>(
 /// byte offset. (Its line number is counted by whoever works on it, see
 /// [`Numbering`]: the cutting thread only looks near the cuts.)
 #[derive(Clone, Copy, Default)]
-struct Lines {
+struct Cuts {
     next_chunk: u64,
     offset: u64,
 }
 
-impl Lines {
+impl Cuts {
     /// `bytes` (whole lines, not empty) as the next chunk, not numbered.
     fn chunk<'a>(&mut self, bytes: Cow<'a, [u8]>) -> Chunk<'a> {
         let chunk = Chunk {
@@ -355,7 +355,7 @@ fn lines_in(bytes: &[u8]) -> u64 {
 struct SliceCutter<'a> {
     rest: &'a [u8],
     chunk_bytes: usize,
-    lines: Lines,
+    cuts: Cuts,
 }
 
 impl<'a> Cut<'a> for SliceCutter<'a> {
@@ -375,7 +375,7 @@ impl<'a> Cut<'a> for SliceCutter<'a> {
         };
         let (bytes, rest) = self.rest.split_at(cut);
         self.rest = rest;
-        Ok(Some(self.lines.chunk(Cow::Borrowed(bytes))))
+        Ok(Some(self.cuts.chunk(Cow::Borrowed(bytes))))
     }
 }
 
@@ -385,7 +385,7 @@ struct Chunker<R> {
     chunk_bytes: usize,
     /// The start of a line read with the previous chunk.
     carry: Vec<u8>,
-    lines: Lines,
+    cuts: Cuts,
     /// A read failed: the lines before it went out as a chunk, this next.
     error: Option<io::Error>,
     done: bool,
@@ -397,7 +397,7 @@ impl<R: Read> Chunker<R> {
             reader,
             chunk_bytes,
             carry: Vec::new(),
-            lines: Lines::default(),
+            cuts: Cuts::default(),
             error: None,
             done: false,
         }
@@ -457,7 +457,7 @@ impl<'a, R: Read + Send> Cut<'a> for Chunker<R> {
                 None => Ok(None),
             };
         }
-        Ok(Some(self.lines.chunk(Cow::Owned(bytes))))
+        Ok(Some(self.cuts.chunk(Cow::Owned(bytes))))
     }
 }
 
