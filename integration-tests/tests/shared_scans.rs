@@ -351,3 +351,115 @@ async fn a_scan_selecting_locally_gives_each_member_what_its_own_search_returns(
     let names: Vec<&str> = indices.iter().map(String::as_str).collect();
     space.cleanup(&names).await;
 }
+
+/// At the source: members reading indices through filtered aliases get
+/// from a shared scan what their own search of the aliases returns — the
+/// alias's filter for each index, even where another member names the
+/// index itself (which makes the cluster search it whole) — and a member
+/// reading through a routed alias makes the scan refuse.
+#[tokio::test]
+async fn members_reading_through_filtered_aliases_get_what_their_own_search_returns() {
+    use detectd::source::{EventSource, FetchRequest, ScanError, ScanOptions, TimeRange};
+    use elasticsearch::http::Method;
+    let Some(space) = RunSpace::new("shared_scans", "aliases").await else {
+        return;
+    };
+    let cluster = space.cluster.clone();
+    let prefix = space.prefix.clone();
+    let indices: Vec<String> = ["process", "network", "library"]
+        .iter()
+        .map(|c| format!("{prefix}-al-{c}"))
+        .collect();
+    for index in &indices {
+        create_index(&cluster, index, ecs_mapping()).await;
+    }
+    load_events(&cluster, &indices, &["process", "network"], 3_000).await;
+    let [process, network, library] = [&indices[0], &indices[1], &indices[2]];
+    let (tenant, whole, routed) = (
+        format!("{prefix}-al-tenant"),
+        format!("{prefix}-al-whole"),
+        format!("{prefix}-al-routed"),
+    );
+    // one alias filtering its two indices differently, one without a
+    // filter, one routing searches
+    let windows = json!({ "term": { "host.os.type": "windows" } });
+    let rdp = json!({ "term": { "destination.port": 3389 } });
+    cluster
+        .request_json(
+            Method::Post,
+            "/_aliases",
+            &[],
+            Some(&json!({ "actions": [
+                { "add": { "index": process, "alias": tenant, "filter": windows } },
+                { "add": { "index": network, "alias": tenant, "filter": rdp } },
+                { "add": { "index": library, "alias": whole } },
+                { "add": { "index": library, "alias": routed, "search_routing": "1" } },
+            ] })),
+        )
+        .await
+        .expect("the aliases are made");
+
+    let start = t0() - Duration::minutes(5);
+    let range = TimeRange {
+        from: start + Duration::minutes(1),
+        to: start + Duration::minutes(4),
+    };
+    let request = |on: &[&String], query: &str| {
+        let query = detectd::eql::parse(query).expect("the query parses");
+        FetchRequest::new(on.iter().map(|i| i.to_string()).collect(), range)
+            .for_query(&query, "event.category")
+    };
+    let requests = vec![
+        request(&[&tenant], "any where true"),
+        // names both indices itself: the scan searches them whole
+        request(&[process, network, library], "any where true"),
+        request(&[&tenant, &whole], r#"any where process.name : "cmd.exe""#),
+        // the process index itself, the network index through the filter
+        request(&[&tenant, process], "any where true"),
+    ];
+    let source = ElasticsearchSource::new(cluster.clone());
+    let mut own = Vec::new();
+    for r in &requests {
+        own.push(ids(source.fetch(r.clone()).await.expect("fetch")).await);
+    }
+    assert!(
+        !own[0].is_empty() && own[0].len() * 2 < own[1].len(),
+        "the filters select some events: {} of {}",
+        own[0].len(),
+        own[1].len()
+    );
+    assert!(own[3].len() > own[0].len() && own[3].len() < own[1].len());
+    for select_locally in [false, true] {
+        let options = ScanOptions {
+            select_locally,
+            ..ScanOptions::fresh(1_000_000)
+        };
+        let scan = source
+            .fetch_shared(&requests, options)
+            .await
+            .expect("the scan reads")
+            .expect("a cluster shares scans");
+        for (m, want) in own.iter().enumerate() {
+            let got = ids(scan.stream(m).expect("a member's stream")).await;
+            assert!(
+                got == *want,
+                "member {m} (select_locally {select_locally}) gets what its own search returns: \
+                 {} events for {}",
+                got.len(),
+                want.len()
+            );
+        }
+    }
+    let with_routed = vec![requests[1].clone(), request(&[&routed], "any where true")];
+    match source
+        .fetch_shared(&with_routed, ScanOptions::fresh(1_000_000))
+        .await
+    {
+        Err(ScanError::Source(e)) => assert!(e.to_string().contains("routes searches"), "{e}"),
+        Err(e) => panic!("a routed alias refuses the scan, not {e}"),
+        Ok(_) => panic!("a routed alias cannot share a scan"),
+    }
+
+    let names: Vec<&str> = indices.iter().map(String::as_str).collect();
+    space.cleanup(&names).await;
+}

@@ -8,6 +8,7 @@
 //! The crate returns `Ok` for every HTTP status, so every call here checks
 //! the status itself and turns anything but 2xx into a [`ClusterError`].
 
+mod aliases;
 pub mod lenient;
 mod resolve;
 pub mod retry;
@@ -26,6 +27,7 @@ use elasticsearch::Elasticsearch;
 use serde_json::Value;
 
 use crate::config::cluster::{Auth, ConnectionSettings};
+pub use aliases::{AliasLink, AliasLinks};
 pub use resolve::{ConcreteIndex, Resolved};
 pub use retry::RetryPolicy;
 pub use server::{Distribution, PitApi, ServerInfo, Version};

@@ -54,6 +54,12 @@ pub struct Resolved {
     pub names: Vec<String>,
     /// The concrete indices behind them, each once.
     pub concrete: Vec<ConcreteIndex>,
+    /// The aliases among the names.
+    pub aliases: Vec<String>,
+    /// The concrete indices named as themselves or through a data stream,
+    /// not only through an alias (whose filter a search applies to them
+    /// only then: see [`super::aliases`]).
+    pub direct: Vec<String>,
 }
 
 /// A concrete index a search may return documents from.
@@ -90,6 +96,8 @@ impl Resolved {
         for key in ["indices", "aliases", "data_streams"] {
             out.names.extend(list(key).iter().filter_map(name));
         }
+        let mut direct: Vec<String> = Vec::new();
+        let mut aliases: Vec<String> = Vec::new();
         let mut at: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
         let mut add = |name: String, live: bool| match at.get(&name) {
             Some(&i) => out.concrete[i].live |= live,
@@ -103,10 +111,12 @@ impl Resolved {
             // data stream (below) says whether it is the write index
             if let Some(n) = name(&item) {
                 let backing = item.get("data_stream").is_some();
-                add(n, !backing);
+                add(n.clone(), !backing);
+                direct.push(n);
             }
         }
         for item in list("aliases") {
+            aliases.extend(name(&item));
             for n in strings(&item, "indices") {
                 add(n, true);
             }
@@ -115,7 +125,14 @@ impl Resolved {
             let backing = strings(&item, "backing_indices");
             let last = backing.len().saturating_sub(1);
             for (i, n) in backing.into_iter().enumerate() {
-                add(n, i == last);
+                add(n.clone(), i == last);
+                direct.push(n);
+            }
+        }
+        out.aliases = aliases;
+        for n in direct {
+            if !out.direct.contains(&n) {
+                out.direct.push(n);
             }
         }
         out
@@ -164,6 +181,17 @@ mod tests {
                 ("old-1", true),
                 (".ds-logs-x-000001", false),
                 (".ds-logs-x-000002", true)
+            ]
+        );
+        assert_eq!(r.aliases, ["wlb"]);
+        // `old-1` only through the alias
+        assert_eq!(
+            r.direct,
+            [
+                "winlogbeat-1",
+                "winlogbeat-2",
+                ".ds-logs-x-000001",
+                ".ds-logs-x-000002"
             ]
         );
         assert_eq!(

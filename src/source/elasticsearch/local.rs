@@ -56,6 +56,7 @@ impl LocalSelection {
     pub(super) fn plan(
         requests: &[FetchRequest],
         plans: &[SearchPlan],
+        restricted: &[bool],
         enabled: bool,
     ) -> LocalSelection {
         let mut out = LocalSelection {
@@ -66,7 +67,8 @@ impl LocalSelection {
             return out;
         }
         for (m, (request, plan)) in requests.iter().zip(plans).enumerate() {
-            let Some(range) = time_range(request, plan) else {
+            // a member restricted by its aliases' filters needs its clause
+            let Some(range) = time_range(request, plan).filter(|_| !restricted[m]) else {
                 continue;
             };
             let at = match out.reaches.iter().position(|r| r.range == *range) {
@@ -261,9 +263,14 @@ mod tests {
             plan(&["a"], 2, Some(json!({ "term": {} }))),
             plan(&["a"], 1, Some(json!({ "term": {} }))),
         ];
-        let local = LocalSelection::plan(&requests, &plans, true);
+        let local = LocalSelection::plan(&requests, &plans, &[false; 4], true);
         assert!(local.is_local(0) && local.is_local(1) && local.is_local(2));
         assert!(!local.is_local(3), "an exact clause keeps its named clause");
+        let aliased = LocalSelection::plan(&requests, &plans, &[false, true, false, false], true);
+        assert!(
+            !aliased.is_local(1),
+            "a member restricted by its aliases' filters keeps its named clause"
+        );
         assert_eq!(local.reaches.len(), 2, "two ranges");
         let (a, b) = ("a".to_string(), "b".to_string());
         let common = &plans[0].query["bool"]["filter"][0];
@@ -330,7 +337,7 @@ mod tests {
             assert_eq!(local_filter(&request(leaf), &mapped), expected, "{field}");
         }
 
-        let off = LocalSelection::plan(&requests, &plans, false);
+        let off = LocalSelection::plan(&requests, &plans, &[false; 4], false);
         assert!((0..4).all(|m| !off.is_local(m)));
         assert!(off.clauses(None, &BTreeSet::new()).is_empty());
     }

@@ -21,6 +21,7 @@
 //! Shard failures and timed-out searches are errors, not partial results:
 //! an event silently missing from a window is an alert silently lost.
 
+mod aliased;
 mod anomalies;
 pub mod dsl;
 mod esql;

@@ -12,6 +12,10 @@
 //! membership with the same query it would have run per member, and the
 //! detectors see the very events they would have fetched.
 //!
+//! A member that reads an index only through filtered aliases has its
+//! clause restricted to what the aliases' filters select there (see
+//! [`super::aliased`]): the union of targets may name the index itself.
+//!
 //! Patterns are resolved once per scan, not once per member. Members
 //! without an exact clause may instead be selected here from one clause per
 //! time range (see [`super::local`]).
@@ -21,6 +25,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use super::aliased;
 use super::local::LocalSelection;
 use super::{
     search_shape, take_hit_document, ElasticsearchSource, Pager, SearchPlan, MAX_TARGETS_LEN,
@@ -54,6 +59,52 @@ impl ElasticsearchSource {
         }
     }
 
+    /// Restricts the members that read indices only through filtered
+    /// aliases to what those select ([`aliased`]); which members were.
+    async fn restrict_aliased(
+        &self,
+        requests: &[FetchRequest],
+        plans: &mut [SearchPlan],
+        resolved: &HashMap<String, Resolved>,
+    ) -> Result<Vec<bool>, ScanError> {
+        let mut aliases: Vec<String> = Vec::new();
+        for (request, plan) in requests.iter().zip(plans.iter()) {
+            for a in aliased::aliases_read_through(request, &plan.indices, resolved) {
+                if !aliases.contains(&a) {
+                    aliases.push(a);
+                }
+            }
+        }
+        let mut restricted = vec![false; plans.len()];
+        if aliases.is_empty() {
+            return Ok(restricted);
+        }
+        let links = self
+            .cluster
+            .alias_links(&aliases)
+            .await
+            .map_err(SourceError::from)?;
+        for (m, (request, plan)) in requests.iter().zip(plans.iter_mut()).enumerate() {
+            let clause =
+                aliased::restriction(request, &plan.indices, resolved, &links).map_err(|why| {
+                    SourceError::InvalidRequest(format!(
+                        "a rule reading {:?} cannot share a scan: {why}",
+                        request.indices
+                    ))
+                })?;
+            if let Some(clause) = clause {
+                restricted[m] = true;
+                match plan.query["bool"]["filter"].as_array_mut() {
+                    Some(filters) => filters.push(clause),
+                    None => {
+                        plan.query = json!({ "bool": { "filter": [plan.query.take(), clause] } })
+                    }
+                }
+            }
+        }
+        Ok(restricted)
+    }
+
     pub(super) async fn scan_shared(
         &self,
         requests: &[FetchRequest],
@@ -68,8 +119,11 @@ impl ElasticsearchSource {
         for request in requests {
             plans.push(self.plan_with(request, &mut resolved).await?);
         }
+        let restricted = self
+            .restrict_aliased(requests, &mut plans, &resolved)
+            .await?;
         self.keep_resolved(resolved.into_iter().filter(|(p, _)| !reused.contains(p)));
-        let local = LocalSelection::plan(requests, &plans, options.select_locally);
+        let local = LocalSelection::plan(requests, &plans, &restricted, options.select_locally);
         let mut scan = SharedScan {
             events: Vec::new(),
             read: 0,
