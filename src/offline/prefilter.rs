@@ -9,8 +9,8 @@
 //! of the query's required texts appears nowhere cannot match, and is not
 //! decoded. Searching for a few texts with SIMD is many times faster than
 //! decoding: a chunk of lines is searched once ([`Prefilter::hits`]: one
-//! `aho-corasick` pass for the escapes below and the texts of each
-//! alternative's most selective clause), and only the lines holding one are
+//! `aho-corasick` pass for the texts of each alternative's most selective
+//! clause, one `memchr` pass per escape below), and only the lines holding one are
 //! judged by themselves (`memchr`'s memmem for case-sensitive texts,
 //! `aho-corasick` with ASCII folding for case-insensitive ones).
 //!
@@ -88,10 +88,26 @@ pub struct Prefilter {
     /// `\u` and `\/`: other spellings of characters (when the backslash
     /// is not itself escaped).
     escapes: [Finder<'static>; 2],
-    /// The escapes (patterns 0 and 1), then the case-sensitive texts of
-    /// each alternative's first clause: one pass over a chunk finds them
-    /// all ([`Self::hits`]).
-    first_texts: AhoCorasick,
+    /// The case-sensitive texts of each alternative's first clause: one
+    /// pass over a chunk finds them all ([`Self::hits`]).
+    first_texts: Texts,
+}
+
+/// A search for several texts at once.
+#[derive(Debug)]
+enum Texts {
+    Packed(aho_corasick::packed::Searcher),
+    Automaton(AhoCorasick),
+}
+
+impl Texts {
+    /// Where the texts start in `haystack`, in order.
+    fn starts(&self, haystack: &[u8]) -> Vec<usize> {
+        match self {
+            Texts::Packed(s) => s.find_iter(haystack).map(|m| m.start()).collect(),
+            Texts::Automaton(a) => a.find_iter(haystack).map(|m| m.start()).collect(),
+        }
+    }
 }
 
 impl Prefilter {
@@ -119,17 +135,28 @@ impl Prefilter {
             folds |= clauses.iter().flatten().any(|t| t.case_insensitive);
             alternatives.push(searchers(clauses)?);
         }
-        let mut texts: Vec<&[u8]> = vec![b"\\u", b"\\/"];
+        let mut texts: Vec<&[u8]> = Vec::new();
         for first in alternatives
             .iter()
             .filter_map(|a: &Vec<Searcher>| a.first())
         {
             texts.extend(first.exact.iter().map(|f| f.needle()));
         }
-        let first_texts = AhoCorasickBuilder::new()
-            .match_kind(MatchKind::LeftmostFirst)
-            .build(texts)
-            .ok()?;
+        // Teddy (SIMD) when the CPU has it: the automaton's own choice for
+        // a few long texts is many times slower.
+        let first_texts = match aho_corasick::packed::Config::new()
+            .builder()
+            .extend(&texts)
+            .build()
+        {
+            Some(packed) => Texts::Packed(packed),
+            None => Texts::Automaton(
+                AhoCorasickBuilder::new()
+                    .match_kind(MatchKind::LeftmostFirst)
+                    .build(texts)
+                    .ok()?,
+            ),
+        };
         Some(Prefilter {
             alternatives,
             folds,
@@ -171,12 +198,11 @@ impl Prefilter {
         if self.folds && !ascii {
             return None;
         }
-        let mut at: Vec<usize> = Vec::new();
-        for m in self.first_texts.find_iter(chunk) {
-            let escape = m.pattern().as_usize() < 2;
-            if !escape || escaped(chunk, m.start()) {
-                at.push(m.start());
-            }
+        let mut at: Vec<usize> = self.first_texts.starts(chunk);
+        // A separate search each: two-byte patterns would slow the
+        // automaton's search for the texts down more than they cost alone.
+        for escape in &self.escapes {
+            at.extend(escape.find_iter(chunk).filter(|&i| escaped(chunk, i)));
         }
         for first in self.alternatives.iter().filter_map(|a| a.first()) {
             if let Some(folded) = &first.folded {
