@@ -16,7 +16,10 @@
 //!
 //! What keeps it sound, leaf by leaf:
 //! * JSON may spell any character as `\uXXXX` and `/` as `\/`: a line with
-//!   either sequence is always decoded. Otherwise a string's only spelling
+//!   a `\u` and a hex digit is always decoded, and one with `\/` when a
+//!   text holds a `/` (no other text can be spelt with it); a `\u`
+//!   without one is no JSON, and only checked for shape when ruled out
+//!   (below). Otherwise a string's only spelling
 //!   is the canonical one (`\"`, `\\`, the character itself); texts with
 //!   control characters, which have two spellings, are not used.
 //! * Numbers have many spellings (`1e3`, `1000.0`) and the evaluator
@@ -85,13 +88,24 @@ pub struct Prefilter {
     alternatives: Vec<Vec<Searcher>>,
     /// Some clause has case-insensitive texts (non-ASCII lines are kept).
     folds: bool,
-    /// `\u` and `\/`: other spellings of characters (when the backslash
-    /// is not itself escaped).
-    escapes: [Finder<'static>; 2],
-    /// The case-sensitive texts of each alternative's first clause: one
-    /// pass over a chunk finds them all ([`Self::hits`]).
+    /// `\/`, another spelling of `/`, when a text holds one (when the
+    /// backslash is not itself escaped).
+    slash: Option<Finder<'static>>,
+    /// [`ESCAPES`] (`\u` and a hex digit: another spelling of any
+    /// character), then the case-sensitive texts of each alternative's
+    /// first clause: one pass over a chunk finds them all
+    /// ([`Self::hits`]).
     first_texts: Texts,
 }
+
+/// The starts of `\u` escapes: JSON spells a character `\u` and four hex
+/// digits. Three bytes each, so that `\user` in a Windows path (`C:\\Users\\user`)
+/// is not one, and the search runs on three-byte fingerprints.
+const ESCAPES: [&[u8]; 22] = [
+    b"\\u0", b"\\u1", b"\\u2", b"\\u3", b"\\u4", b"\\u5", b"\\u6", b"\\u7", b"\\u8", b"\\u9",
+    b"\\ua", b"\\ub", b"\\uc", b"\\ud", b"\\ue", b"\\uf", b"\\uA", b"\\uB", b"\\uC", b"\\uD",
+    b"\\uE", b"\\uF",
+];
 
 /// A search for several texts at once.
 #[derive(Debug)]
@@ -101,11 +115,15 @@ enum Texts {
 }
 
 impl Texts {
-    /// Where the texts start in `haystack`, in order.
-    fn starts(&self, haystack: &[u8]) -> Vec<usize> {
+    /// Calls `f(pattern, start)` for each text found in `haystack`, in order.
+    fn find(&self, haystack: &[u8], mut f: impl FnMut(usize, usize)) {
         match self {
-            Texts::Packed(s) => s.find_iter(haystack).map(|m| m.start()).collect(),
-            Texts::Automaton(a) => a.find_iter(haystack).map(|m| m.start()).collect(),
+            Texts::Packed(s) => s
+                .find_iter(haystack)
+                .for_each(|m| f(m.pattern().as_usize(), m.start())),
+            Texts::Automaton(a) => a
+                .find_iter(haystack)
+                .for_each(|m| f(m.pattern().as_usize(), m.start())),
         }
     }
 }
@@ -127,15 +145,18 @@ impl Prefilter {
         };
         let mut alternatives = Vec::with_capacity(branches.len());
         let mut folds = false;
+        let mut slash = false;
         for branch in branches {
             let clauses = required(branch, opts);
             if clauses.is_empty() {
                 return None;
             }
             folds |= clauses.iter().flatten().any(|t| t.case_insensitive);
+            slash |= clauses.iter().flatten().any(|t| t.bytes.contains(&b'/'));
             alternatives.push(searchers(clauses)?);
         }
-        let mut texts: Vec<&[u8]> = Vec::new();
+        let slash = slash.then(|| Finder::new(b"\\/").into_owned());
+        let mut texts: Vec<&[u8]> = ESCAPES.to_vec();
         for first in alternatives
             .iter()
             .filter_map(|a: &Vec<Searcher>| a.first())
@@ -160,7 +181,7 @@ impl Prefilter {
         Some(Prefilter {
             alternatives,
             folds,
-            escapes: [Finder::new(b"\\u"), Finder::new(b"\\/")].map(Finder::into_owned),
+            slash,
             first_texts,
         })
     }
@@ -198,11 +219,15 @@ impl Prefilter {
         if self.folds && !ascii {
             return None;
         }
-        let mut at: Vec<usize> = self.first_texts.starts(chunk);
-        // A separate search each: two-byte patterns would slow the
-        // automaton's search for the texts down more than they cost alone.
-        for escape in &self.escapes {
-            at.extend(escape.find_iter(chunk).filter(|&i| escaped(chunk, i)));
+        let mut at: Vec<usize> = Vec::new();
+        self.first_texts.find(chunk, |pattern, start| {
+            if pattern >= ESCAPES.len() || escaped(chunk, start) {
+                at.push(start);
+            }
+        });
+        // apart: a two-byte pattern would slow the search of the others
+        if let Some(slash) = &self.slash {
+            at.extend(slash.find_iter(chunk).filter(|&i| escaped(chunk, i)));
         }
         for first in self.alternatives.iter().filter_map(|a| a.first()) {
             if let Some(folded) = &first.folded {
@@ -234,11 +259,18 @@ impl Prefilter {
             && (hits.ascii || line.is_ascii() || std::str::from_utf8(line).is_ok())
     }
 
-    /// Whether the line has a `\u` or `\/` escape: a backslash that is not
-    /// itself escaped (an odd run of backslashes) before `u` or `/`.
+    /// Whether the line has a `\u` escape, or a `\/` one when a text holds
+    /// `/`: a backslash that is not itself escaped (an odd run of
+    /// backslashes) before `u` and a hex digit, or before `/`.
     fn spells_otherwise(&self, line: &[u8]) -> bool {
-        let mut at = self.escapes.iter().flat_map(|f| f.find_iter(line));
-        at.any(|start| escaped(line, start))
+        let unicode = memchr::memmem::find_iter(line, b"\\u").any(|start| {
+            line.get(start + 2).is_some_and(u8::is_ascii_hexdigit) && escaped(line, start)
+        });
+        unicode
+            || self
+                .slash
+                .as_ref()
+                .is_some_and(|f| f.find_iter(line).any(|start| escaped(line, start)))
     }
 }
 

@@ -56,10 +56,16 @@ fn texts_are_required_as_json_spells_them_and_only_where_certain() {
     assert!(!pre.may_match(br#"{"process":{"name":"bash"},"user":{"name":"a\"b"}}"#));
     // another spelling of a character: decoded, whatever it holds
     assert!(pre.may_match(br#"{"process":{"name":"bash\u0021"}}"#));
-    assert!(pre.may_match(br#"{"x":"a\/b"}"#));
     assert!(pre.may_match(br#"{"x":"C:\\\u0041"}"#));
-    // an escaped backslash before `u` is no escape
+    // an escaped backslash before `u` is no escape, nor `\u` without a
+    // hex digit; `\/` spells only `/`, which no text holds
     assert!(!pre.may_match(br#"{"x":"C:\\users\\user32.dll"}"#));
+    assert!(!pre.may_match(br#"{"x":"\user"}"#));
+    assert!(!pre.may_match(br#"{"x":"a\/b"}"#));
+    let (_, pre) = plan_and_prefilter(r#"any where url.path == "a/b""#).unwrap();
+    let pre = pre.unwrap();
+    assert!(pre.may_match(br#"{"url":{"path":"a\/b"}}"#));
+    assert!(!pre.may_match(br#"{"url":{"path":"a\\/b"}}"#));
     // not an object: decoded, to say why it is a bad line
     assert!(pre.may_match(br#"["cmd.exe"]"#));
     assert!(pre.may_match(br#"{"process":"#));
