@@ -9,8 +9,8 @@
 //! of the query's required texts appears nowhere cannot match, and is not
 //! decoded. Searching for a few texts with SIMD is many times faster than
 //! decoding: a chunk of lines is searched once ([`Prefilter::hits`]: one
-//! `aho-corasick` pass for the texts of each alternative's most selective
-//! clause, one `memchr` pass per escape below), and only the lines holding one are
+//! `aho-corasick` pass (Teddy) for the texts of each alternative's most
+//! selective clause and the `\u` escapes below), and only the lines holding one are
 //! judged by themselves (`memchr`'s memmem for case-sensitive texts,
 //! `aho-corasick` with ASCII folding for case-insensitive ones).
 //!
@@ -115,15 +115,15 @@ enum Texts {
 }
 
 impl Texts {
-    /// Calls `f(pattern, start)` for each text found in `haystack`, in order.
-    fn find(&self, haystack: &[u8], mut f: impl FnMut(usize, usize)) {
+    /// The first text found in `haystack` from `from` on.
+    fn find_from(&self, haystack: &[u8], from: usize) -> Option<aho_corasick::Match> {
+        let span = aho_corasick::Span {
+            start: from,
+            end: haystack.len(),
+        };
         match self {
-            Texts::Packed(s) => s
-                .find_iter(haystack)
-                .for_each(|m| f(m.pattern().as_usize(), m.start())),
-            Texts::Automaton(a) => a
-                .find_iter(haystack)
-                .for_each(|m| f(m.pattern().as_usize(), m.start())),
+            Texts::Packed(s) => s.find_in(haystack, span),
+            Texts::Automaton(a) => a.find(aho_corasick::Input::new(haystack).span(span)),
         }
     }
 }
@@ -220,11 +220,17 @@ impl Prefilter {
             return None;
         }
         let mut at: Vec<usize> = Vec::new();
-        self.first_texts.find(chunk, |pattern, start| {
-            if pattern >= ESCAPES.len() || escaped(chunk, start) {
-                at.push(start);
+        let mut from = 0;
+        while let Some(m) = self.first_texts.find_from(chunk, from) {
+            if m.pattern().as_usize() >= ESCAPES.len() || escaped(chunk, m.start()) {
+                at.push(m.start());
+                // the line holds a hit: what else it holds is judged there
+                from = m.end();
+            } else {
+                // no escape (`\\u…`): a text may start within it
+                from = m.start() + 1;
             }
-        });
+        }
         // apart: a two-byte pattern would slow the search of the others
         if let Some(slash) = &self.slash {
             at.extend(slash.find_iter(chunk).filter(|&i| escaped(chunk, i)));

@@ -121,6 +121,7 @@ const VALUES: &[&str] = &[
     "a\\b",
     "a\"b",
     "C:\\users",
+    "C:\\u0x",
     "x y",
     "ünï",
     "ÜNÏ",
@@ -148,6 +149,7 @@ const LITERALS: &[&str] = &[
     "*.exe",
     "a?b",
     "*/*",
+    "*u0x*",
     "K*",
 ];
 
@@ -187,6 +189,7 @@ fn arb_condition() -> impl Strategy<Value = String> {
             Just("=="),
             Just(":"),
             Just("like~"),
+            Just("like"),
             Just("in"),
             Just("in~"),
             Just("!=")
@@ -306,4 +309,18 @@ fn the_generated_cases_exercise_both_sides() {
     assert!(with_prefilter > 500, "{with_prefilter}");
     assert!(ruled_out > 200, "{ruled_out}");
     assert!(matched > 50, "{matched}");
+}
+
+#[test]
+fn a_text_starting_inside_an_escaped_backslash_and_u_is_found() {
+    // `C:\\u0x` is `C:\u0x`: `\u0` there is no escape, and the text
+    // `u0x` starts within it
+    let (plan, pre) = plan_and_prefilter(r#"any where process.name like "*u0x*""#).unwrap();
+    let pre = pre.unwrap();
+    let line = br#"{"process":{"name":"C:\\u0x"}}"#;
+    assert!(offline_matches(&plan, line));
+    let chunk = [&br#"{"a":1}"#[..], line].join(&b'\n');
+    let mut hits = pre.hits(&chunk).unwrap();
+    assert!(pre.rules_out(br#"{"a":1}"#, 0, &mut hits));
+    assert!(!pre.rules_out(line, 8, &mut hits));
 }
