@@ -230,43 +230,59 @@ async fn ids(stream: detectd::source::EventStream) -> Vec<String> {
         .collect()
 }
 
+/// Three indices of [`load_events`]' events (process, network, the rest),
+/// named `{prefix}-{tag}-{category}`, the i-th created with `mapping(i)`.
+async fn three_indices(
+    space: &RunSpace,
+    tag: &str,
+    mapping: impl Fn(usize) -> Value,
+) -> Vec<String> {
+    let indices: Vec<String> = ["process", "network", "library"]
+        .iter()
+        .map(|c| format!("{}-{tag}-{c}", space.prefix))
+        .collect();
+    for (i, index) in indices.iter().enumerate() {
+        create_index(&space.cluster, index, mapping(i)).await;
+    }
+    load_events(&space.cluster, &indices, &["process", "network"], 3_000).await;
+    indices
+}
+
+/// Minutes 1 to 4 of the events of [`load_events`].
+fn window() -> detectd::source::TimeRange {
+    let start = t0() - Duration::minutes(5);
+    detectd::source::TimeRange {
+        from: start + Duration::minutes(1),
+        to: start + Duration::minutes(4),
+    }
+}
+
+/// A request of the EQL `query` over `on` in the [`window`].
+fn window_request(on: &[&String], query: &str) -> detectd::source::FetchRequest {
+    let query = detectd::eql::parse(query).expect("the query parses");
+    detectd::source::FetchRequest::new(on.iter().map(|i| i.to_string()).collect(), window())
+        .for_query(&query, "event.category")
+}
+
 /// At the source: a scan selecting locally gives every member the events
 /// its own search returns, in its order, as a scan of named clauses does
 /// (more where its filter compares a field by value), and reads each event
 /// of the window once.
 #[tokio::test]
 async fn a_scan_selecting_locally_gives_each_member_what_its_own_search_returns() {
-    use detectd::source::{EventSource, Exact, FetchRequest, ScanOptions, TimeRange};
+    use detectd::source::{EventSource, Exact, FetchRequest, ScanOptions};
     let Some(space) = RunSpace::new("shared_scans", "local-source").await else {
         return;
     };
     let cluster = space.cluster.clone();
-    let prefix = space.prefix.clone();
-    let indices: Vec<String> = ["process", "network", "library"]
-        .iter()
-        .map(|c| format!("{prefix}-src-{c}"))
-        .collect();
     // the library events dynamically mapped: text with keyword sub-fields,
     // which the cluster searches and `_source` does not have
-    for (i, index) in indices.iter().enumerate() {
-        let mapping = match i {
-            2 => json!({ "properties": { "@timestamp": { "type": "date" } } }),
-            _ => ecs_mapping(),
-        };
-        create_index(&cluster, index, mapping).await;
-    }
-    load_events(&cluster, &indices, &["process", "network"], 3_000).await;
-    let start = t0() - Duration::minutes(5);
-
-    let range = TimeRange {
-        from: start + Duration::minutes(1),
-        to: start + Duration::minutes(4),
-    };
-    let request = |on: &[&String], query: &str| {
-        let query = detectd::eql::parse(query).expect("the query parses");
-        FetchRequest::new(on.iter().map(|i| i.to_string()).collect(), range)
-            .for_query(&query, "event.category")
-    };
+    let indices = three_indices(&space, "src", |i| match i {
+        2 => json!({ "properties": { "@timestamp": { "type": "date" } } }),
+        _ => ecs_mapping(),
+    })
+    .await;
+    let (request, range) = (window_request, window());
     let [process, network, library] = [&indices[0], &indices[1], &indices[2]];
     let mut with_exact = request(&[process], "any where true");
     with_exact.exact = Some(Exact::new(|_| {
@@ -359,21 +375,14 @@ async fn a_scan_selecting_locally_gives_each_member_what_its_own_search_returns(
 /// reading through a routed alias makes the scan refuse.
 #[tokio::test]
 async fn members_reading_through_filtered_aliases_get_what_their_own_search_returns() {
-    use detectd::source::{EventSource, FetchRequest, ScanError, ScanOptions, TimeRange};
+    use detectd::source::{EventSource, ScanError, ScanOptions};
     use elasticsearch::http::Method;
     let Some(space) = RunSpace::new("shared_scans", "aliases").await else {
         return;
     };
     let cluster = space.cluster.clone();
     let prefix = space.prefix.clone();
-    let indices: Vec<String> = ["process", "network", "library"]
-        .iter()
-        .map(|c| format!("{prefix}-al-{c}"))
-        .collect();
-    for index in &indices {
-        create_index(&cluster, index, ecs_mapping()).await;
-    }
-    load_events(&cluster, &indices, &["process", "network"], 3_000).await;
+    let indices = three_indices(&space, "al", |_| ecs_mapping()).await;
     let [process, network, library] = [&indices[0], &indices[1], &indices[2]];
     let (tenant, whole, routed) = (
         format!("{prefix}-al-tenant"),
@@ -399,16 +408,7 @@ async fn members_reading_through_filtered_aliases_get_what_their_own_search_retu
         .await
         .expect("the aliases are made");
 
-    let start = t0() - Duration::minutes(5);
-    let range = TimeRange {
-        from: start + Duration::minutes(1),
-        to: start + Duration::minutes(4),
-    };
-    let request = |on: &[&String], query: &str| {
-        let query = detectd::eql::parse(query).expect("the query parses");
-        FetchRequest::new(on.iter().map(|i| i.to_string()).collect(), range)
-            .for_query(&query, "event.category")
-    };
+    let request = window_request;
     let requests = vec![
         request(&[&tenant], "any where true"),
         // names both indices itself: the scan searches them whole
