@@ -230,6 +230,30 @@ async fn ids(stream: detectd::source::EventStream) -> Vec<String> {
         .collect()
 }
 
+/// The ids each member gets from one shared scan of `requests`, and how
+/// many events the scan read.
+async fn member_ids(
+    source: &ElasticsearchSource,
+    requests: &[detectd::source::FetchRequest],
+    select_locally: bool,
+) -> (Vec<Vec<String>>, u64) {
+    use detectd::source::{EventSource, ScanOptions};
+    let options = ScanOptions {
+        select_locally,
+        ..ScanOptions::fresh(1_000_000)
+    };
+    let scan = source
+        .fetch_shared(requests, options)
+        .await
+        .expect("the scan reads")
+        .expect("a cluster shares scans");
+    let mut out = Vec::with_capacity(requests.len());
+    for m in 0..requests.len() {
+        out.push(ids(scan.stream(m).expect("a member's stream")).await);
+    }
+    (out, scan.read)
+}
+
 /// Three indices of [`load_events`]' events (process, network, the rest),
 /// named `{prefix}-{tag}-{category}`, the i-th created with `mapping(i)`.
 async fn three_indices(
@@ -270,7 +294,7 @@ fn window_request(on: &[&String], query: &str) -> detectd::source::FetchRequest 
 /// of the window once.
 #[tokio::test]
 async fn a_scan_selecting_locally_gives_each_member_what_its_own_search_returns() {
-    use detectd::source::{EventSource, Exact, FetchRequest, ScanOptions};
+    use detectd::source::{EventSource, Exact, FetchRequest};
     let Some(space) = RunSpace::new("shared_scans", "local-source").await else {
         return;
     };
@@ -312,17 +336,8 @@ async fn a_scan_selecting_locally_gives_each_member_what_its_own_search_returns(
         .expect("fetch"))
     .await;
     for select_locally in [false, true] {
-        let options = ScanOptions {
-            select_locally,
-            ..ScanOptions::fresh(1_000_000)
-        };
-        let scan = source
-            .fetch_shared(&requests, options)
-            .await
-            .expect("the scan reads")
-            .expect("a cluster shares scans");
-        for (m, want) in own.iter().enumerate() {
-            let got = ids(scan.stream(m).expect("a member's stream")).await;
+        let (scanned, read) = member_ids(&source, &requests, select_locally).await;
+        for (m, (want, got)) in own.iter().zip(scanned).enumerate() {
             // selected locally, a leaf on a field compared by value (the
             // port, a long) matches everything: the member gets more, in
             // the same order, and its evaluator narrows them again
@@ -349,7 +364,7 @@ async fn a_scan_selecting_locally_gives_each_member_what_its_own_search_returns(
         }
         if select_locally {
             assert_eq!(
-                scan.read,
+                read,
                 everything.len() as u64,
                 "every event of the window is read once"
             );
@@ -430,17 +445,8 @@ async fn members_reading_through_filtered_aliases_get_what_their_own_search_retu
     );
     assert!(own[3].len() > own[0].len() && own[3].len() < own[1].len());
     for select_locally in [false, true] {
-        let options = ScanOptions {
-            select_locally,
-            ..ScanOptions::fresh(1_000_000)
-        };
-        let scan = source
-            .fetch_shared(&requests, options)
-            .await
-            .expect("the scan reads")
-            .expect("a cluster shares scans");
-        for (m, want) in own.iter().enumerate() {
-            let got = ids(scan.stream(m).expect("a member's stream")).await;
+        let (scanned, _) = member_ids(&source, &requests, select_locally).await;
+        for (m, (want, got)) in own.iter().zip(scanned).enumerate() {
             assert!(
                 got == *want,
                 "member {m} (select_locally {select_locally}) gets what its own search returns: \
