@@ -48,8 +48,9 @@ pub(super) fn restriction(
 ) -> Result<Option<Value>, String> {
     let (direct, aliases) = names(request, resolved);
     let mut whole: Vec<&String> = Vec::new();
-    // the filters of an index (sorted, as JSON text) → the indices
-    let mut filtered: BTreeMap<Vec<String>, Vec<&String>> = BTreeMap::new();
+    // the filters of an index, keyed by their JSON texts (sorted) → the
+    // filters and the indices they select from
+    let mut filtered: BTreeMap<Vec<String>, (Vec<&Value>, Vec<&String>)> = BTreeMap::new();
     for index in indices {
         if direct.contains(index) {
             whole.push(index);
@@ -73,16 +74,17 @@ pub(super) fn restriction(
             whole.push(index);
             continue;
         }
-        let filters: BTreeSet<String> = found
+        let filters: BTreeMap<String, &Value> = found
             .iter()
             .filter_map(|(_, l)| match l {
-                AliasLink::Filtered(f) => Some(f.to_string()),
+                AliasLink::Filtered(f) => Some((f.to_string(), f)),
                 _ => None,
             })
             .collect();
         filtered
-            .entry(filters.into_iter().collect())
-            .or_default()
+            .entry(filters.keys().cloned().collect())
+            .or_insert_with(|| (filters.into_values().collect(), Vec::new()))
+            .1
             .push(index);
     }
     if filtered.is_empty() {
@@ -92,13 +94,9 @@ pub(super) fn restriction(
     if !whole.is_empty() {
         any.push(json!({ "terms": { "_index": whole } }));
     }
-    for (filters, indices) in filtered {
-        let filters: Vec<Value> = filters
-            .iter()
-            .map(|f| serde_json::from_str(f).expect("serialized above"))
-            .collect();
-        let selected = match <[Value; 1]>::try_from(filters) {
-            Ok([one]) => one,
+    for (filters, indices) in filtered.into_values() {
+        let selected = match <[&Value; 1]>::try_from(filters) {
+            Ok([one]) => one.clone(),
             Err(several) => json!({ "bool": { "should": several, "minimum_should_match": 1 } }),
         };
         any.push(json!({ "bool": { "filter": [{ "terms": { "_index": indices } }, selected] } }));
