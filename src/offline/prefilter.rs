@@ -88,6 +88,9 @@ pub struct Prefilter {
     alternatives: Vec<Vec<Searcher>>,
     /// Some clause has case-insensitive texts (non-ASCII lines are kept).
     folds: bool,
+    /// `\u`, the start of another spelling of any character (when the
+    /// backslash is not itself escaped and a hex digit follows).
+    unicode: Finder<'static>,
     /// `\/`, another spelling of `/`, when a text holds one (when the
     /// backslash is not itself escaped).
     slash: Option<Finder<'static>>,
@@ -181,6 +184,7 @@ impl Prefilter {
         Some(Prefilter {
             alternatives,
             folds,
+            unicode: Finder::new(b"\\u").into_owned(),
             slash,
             first_texts,
         })
@@ -269,7 +273,7 @@ impl Prefilter {
     /// `/`: a backslash that is not itself escaped (an odd run of
     /// backslashes) before `u` and a hex digit, or before `/`.
     fn spells_otherwise(&self, line: &[u8]) -> bool {
-        let unicode = memchr::memmem::find_iter(line, b"\\u").any(|start| {
+        let unicode = self.unicode.find_iter(line).any(|start| {
             line.get(start + 2).is_some_and(u8::is_ascii_hexdigit) && escaped(line, start)
         });
         unicode
