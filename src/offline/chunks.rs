@@ -131,12 +131,13 @@ pub fn map_slice_chunks<T: Send, E>(
     work: &(impl Fn(&Chunk) -> T + Sync),
     merge: impl FnMut(T) -> Result<(), E>,
 ) -> Result<(), LineError<E>> {
-    let chunks = SliceCutter {
-        rest: bytes,
-        chunk_bytes: threads.chunk_bytes.max(1),
-        cuts: Cuts::default(),
-    };
-    map_cut(chunks, threads, work, &|_| {}, merge)
+    map_cut(
+        SliceCutter::new(bytes, threads),
+        threads,
+        work,
+        &|_| {},
+        merge,
+    )
 }
 
 /// [`map_chunks`] of a file, mapped into memory when it is a regular file
@@ -162,11 +163,6 @@ pub fn map_file_chunks<T: Send, E>(
         Some(map) => {
             // Read ahead, and drop pages behind: the lines are read once.
             let _ = map.advise(Advice::Sequential);
-            let chunks = SliceCutter {
-                rest: &map,
-                chunk_bytes: threads.chunk_bytes.max(1),
-                cuts: Cuts::default(),
-            };
             // Each worker unmaps the pages of the chunk it is done with, so
             // the unmapping is shared out rather than left to one thread at
             // the end (about 20 ms for a 491 MB file on the bench machine).
@@ -182,7 +178,13 @@ pub fn map_file_chunks<T: Send, E>(
                     )
                 };
             };
-            map_cut(chunks, threads, work, &unmap, merge)
+            map_cut(
+                SliceCutter::new(&map, threads),
+                threads,
+                work,
+                &unmap,
+                merge,
+            )
         }
         None => map_chunks(file, threads, work, merge),
     }
@@ -382,6 +384,16 @@ struct SliceCutter<'a> {
     rest: &'a [u8],
     chunk_bytes: usize,
     cuts: Cuts,
+}
+
+impl SliceCutter<'_> {
+    fn new(bytes: &[u8], threads: Threads) -> SliceCutter<'_> {
+        SliceCutter {
+            rest: bytes,
+            chunk_bytes: threads.chunk_bytes.max(1),
+            cuts: Cuts::default(),
+        }
+    }
 }
 
 impl<'a> Cut<'a> for SliceCutter<'a> {
