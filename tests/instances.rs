@@ -434,9 +434,12 @@ fn three_instances_share_the_rules_fail_over_fence_a_paused_one_and_take_in_a_ne
         for pair in ok.windows(2) {
             assert!(
                 pair[1].started >= pair[0].finished,
-                "{rule}: runs of {} and {} overlap",
+                "{rule}: runs of {} ({} to {}) and {} (from {}) overlap",
                 pair[0].instance,
-                pair[1].instance
+                at(pair[0].started),
+                at(pair[0].finished),
+                pair[1].instance,
+                at(pair[1].started)
             );
         }
         // Fail-over after the SIGKILL: the rules c ran go on elsewhere.

@@ -231,9 +231,10 @@ where
         let delay = started.saturating_duration_since(due);
         // A rule sharing scans runs at its fire, the same `now` as the rest
         // of its cohort; otherwise at the time it starts.
+        let began = self.clock.now();
         let now = match tick {
             Some(tick) if self.executor.shares_scans() => tick,
-            _ => self.clock.now(),
+            _ => began,
         };
         tracing::debug!(
             rule_id = %rule.rule_id,
@@ -245,10 +246,10 @@ where
         self.rules.started(&rule, now);
         let executor = self.executor.clone();
         let task_rule = rule.clone();
-        let run = async move { executor.execute(&task_rule, now).await };
+        let run = async move { executor.execute_begun(&task_rule, now, began).await };
         let record = match self.spawn_run(tracker, run).await {
             Ok(record) => record,
-            Err(e) => panicked_record(&rule, now, self.clock.now(), &e.to_string()),
+            Err(e) => panicked_record(&rule, began, self.clock.now(), &e.to_string()),
         };
         self.runs.fetch_add(1, Ordering::Relaxed);
         if record.status == RunStatus::Failed {

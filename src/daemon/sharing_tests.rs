@@ -68,6 +68,36 @@ async fn rules_of_one_interval_fire_together_with_one_now() {
     }
 }
 
+/// A run sharing scans keeps its fire as `now` however long it waited for
+/// a permit, but says when it began: the records of two runs queued one
+/// behind the other (or of one rule on two instances) must not overlap.
+#[tokio::test(start_paused = true)]
+async fn a_run_queued_past_its_fire_keeps_the_fire_as_now_and_begins_when_it_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    for id in ["a", "b"] {
+        write_rule(dir.path(), id, "5m");
+    }
+    let took = Duration::from_secs(40);
+    let fake = Fake::new(&[("a", took), ("b", took)]);
+    fake.sharing.store(true, Ordering::SeqCst);
+    let (stop, _reload, task, _) = start(options(dir.path(), 1, true), &fake, Mode::Daemon);
+    wait(6 * MIN).await;
+    stop.send(()).unwrap();
+    task.await.unwrap();
+
+    let mut calls = fake.calls();
+    calls.sort_by_key(|c| c.start);
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    let (first, second) = (&calls[0], &calls[1]);
+    assert_eq!(first.now, second.now, "one fire, one now");
+    assert_eq!(first.began, first.now, "the first runs at its fire");
+    assert_eq!(
+        (second.began - second.now).to_std().unwrap(),
+        took,
+        "the second began when the permit came free: {calls:?}"
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn once_runs_every_rule_with_one_now_when_sharing() {
     let dir = tempfile::tempdir().unwrap();

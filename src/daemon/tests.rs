@@ -28,6 +28,8 @@ pub(super) struct Call {
     pub(super) end: Duration,
     /// The `now` the run was given.
     pub(super) now: DateTime<Utc>,
+    /// When the daemon says the run began (wall time).
+    pub(super) began: DateTime<Utc>,
 }
 
 /// Sleeps (on tokio's clock) for the rule's configured duration, notes the
@@ -123,6 +125,15 @@ impl RuleExecutor for Handle {
     }
 
     async fn execute(&self, rule: &Rule, now: DateTime<Utc>) -> ExecutionRecord {
+        self.execute_begun(rule, now, now).await
+    }
+
+    async fn execute_begun(
+        &self,
+        rule: &Rule,
+        now: DateTime<Utc>,
+        began: DateTime<Utc>,
+    ) -> ExecutionRecord {
         let f = &self.0;
         let start = f.epoch.elapsed();
         {
@@ -152,6 +163,7 @@ impl RuleExecutor for Handle {
             start,
             end: f.epoch.elapsed(),
             now,
+            began,
         });
         let failed = f.failing.contains(&rule.rule_id);
         ExecutionRecord {

@@ -129,6 +129,21 @@ pub trait RuleExecutor: Send + Sync {
         now: DateTime<Utc>,
     ) -> impl Future<Output = ExecutionRecord> + Send;
 
+    /// [`RuleExecutor::execute`] for a run that began at `began` (wall
+    /// time): later than `now` when a run sharing scans, whose `now` is its
+    /// fire, waited past it for a permit. Its record then says when it
+    /// really ran, so that two runs of a rule (on two instances, one after
+    /// the other) never look overlapped; its windows still end at `now`.
+    fn execute_begun(
+        &self,
+        rule: &Rule,
+        now: DateTime<Utc>,
+        began: DateTime<Utc>,
+    ) -> impl Future<Output = ExecutionRecord> + Send {
+        let _ = began;
+        self.execute(rule, now)
+    }
+
     /// The rules that fire together (each inner list runs with one `now`),
     /// so that an executor sharing scans can plan them; ignored by others.
     fn fire_together(&self, cohorts: Vec<Vec<std::sync::Arc<Rule>>>) {

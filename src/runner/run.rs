@@ -178,8 +178,20 @@ where
 
     /// The run behind [`RuleExecutor::execute`].
     pub async fn run(&self, rule: &Rule, now: DateTime<Utc>) -> ExecutionRecord {
+        self.run_begun(rule, now, now).await
+    }
+
+    /// The run at `now` of [`RuleExecutor::execute_begun`]: its record
+    /// says it started at `began` and finished that long after.
+    pub async fn run_begun(
+        &self,
+        rule: &Rule,
+        now: DateTime<Utc>,
+        began: DateTime<Utc>,
+    ) -> ExecutionRecord {
         let clock = Instant::now();
         let mut record = self.started_record(rule, now);
+        record.started_at = began;
         // The span ties what the sink and the cluster client log (bulk
         // requests, retries) to the rule whose run caused it.
         let outcome = self
@@ -201,8 +213,8 @@ where
         )
     }
 
-    /// Sets the status, error and end time of a run's record from its
-    /// outcome, and stores it.
+    /// Sets the status, error and end time (its start and `clock`'s time
+    /// since) of a run's record from its outcome, and stores it.
     async fn finish(
         &self,
         record: &mut ExecutionRecord,
@@ -219,7 +231,7 @@ where
             Ok(()) => RunStatus::Succeeded,
         };
         record.finished_at = add(
-            now,
+            record.started_at,
             TimeDelta::from_std(clock.elapsed()).unwrap_or_default(),
         );
         tracing::debug!(rule_id = %record.rule_id, "storing the execution record");
@@ -394,6 +406,15 @@ where
 {
     async fn execute(&self, rule: &Rule, now: DateTime<Utc>) -> ExecutionRecord {
         self.run(rule, now).await
+    }
+
+    async fn execute_begun(
+        &self,
+        rule: &Rule,
+        now: DateTime<Utc>,
+        began: DateTime<Utc>,
+    ) -> ExecutionRecord {
+        self.run_begun(rule, now, began).await
     }
 
     fn fire_together(&self, cohorts: Vec<Vec<Arc<Rule>>>) {

@@ -122,6 +122,22 @@ pub(super) fn shells(all: &[Value]) -> Vec<&Value> {
         .collect()
 }
 
+/// A run that began after its `now` (queued past its fire) searches up to
+/// `now` but records when it ran.
+#[tokio::test]
+async fn a_run_begun_late_searches_to_its_now_and_records_when_it_ran() {
+    let at = t0() + Duration::minutes(1);
+    let r = runner(attack("h1", at, Duration::seconds(2)));
+    let now = t0() + Duration::minutes(5);
+    let began = now + Duration::seconds(7);
+    let rec = r.execute_begun(&founding(), now, began).await;
+    assert_eq!(rec.status, RunStatus::Succeeded, "{rec:?}");
+    assert_eq!(rec.windows.last().unwrap().end, now);
+    assert_eq!(rec.started_at, began);
+    assert!(rec.finished_at >= began, "{rec:?}");
+    assert_eq!(r.state().executions(), vec![rec]);
+}
+
 #[tokio::test]
 async fn founding_rule_alerts_once_with_kibana_fields() {
     let at = t0() + Duration::minutes(1);
