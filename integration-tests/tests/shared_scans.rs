@@ -387,7 +387,7 @@ async fn a_scan_selecting_locally_gives_each_member_what_its_own_search_returns(
 /// from a shared scan what their own search of the aliases returns — the
 /// alias's filter for each index, even where another member names the
 /// index itself (which makes the cluster search it whole) — and a member
-/// reading through a routed alias makes the scan refuse.
+/// reading through a routed alias is named as unshareable.
 #[tokio::test]
 async fn members_reading_through_filtered_aliases_get_what_their_own_search_returns() {
     use detectd::source::{EventSource, ScanError, ScanOptions};
@@ -461,8 +461,11 @@ async fn members_reading_through_filtered_aliases_get_what_their_own_search_retu
         .fetch_shared(&with_routed, ScanOptions::fresh(1_000_000))
         .await
     {
-        Err(ScanError::Source(e)) => assert!(e.to_string().contains("routes searches"), "{e}"),
-        Err(e) => panic!("a routed alias refuses the scan, not {e}"),
+        Err(ScanError::Unshareable { members, reason }) => {
+            assert_eq!(members, vec![1], "the member reading the routed alias");
+            assert!(reason.contains("routes searches"), "{reason}");
+        }
+        Err(e) => panic!("a routed alias makes its member unshareable, not {e}"),
         Ok(_) => panic!("a routed alias cannot share a scan"),
     }
 

@@ -39,7 +39,9 @@
 //! `max_events` events stops; its members fetch alone this time, and the
 //! largest of them fetch alone the next times. A cluster that refuses the
 //! shared query as too large (`too_many_clauses`) gets groups half the
-//! size from then on.
+//! size from then on. Members that cannot share at all (reading through an
+//! alias that routes searches) fetch alone for [`ALONE_TICKS`] ticks, the
+//! rest of their group that one time.
 
 mod fetch;
 
@@ -312,6 +314,25 @@ impl ScanBoard {
                 self.stats.failed.inc();
                 tick.max_members = (n / 2).max(1);
                 tracing::warn!(rules = n, next_size = tick.max_members, reason = %reason, "the cluster refused or timed out a shared scan; its rules fetch alone this time, and scans are smaller from now on");
+                None
+            }
+            Err(ScanError::Unshareable { members, reason }) => {
+                // the others share again at the next tick, without them
+                self.stats.failed.inc();
+                let ids: Vec<&str> = members
+                    .iter()
+                    .filter_map(|&m| group.members.get(m))
+                    .map(|(rule, _)| rule.rule_id.as_str())
+                    .collect();
+                tracing::warn!(
+                    rules = ?ids,
+                    ticks = ALONE_TICKS,
+                    reason = %reason,
+                    "rules cannot share a scan; they fetch alone for a while, the rest of the scan this time"
+                );
+                for id in ids {
+                    tick.alone.insert(id.to_string(), ALONE_TICKS);
+                }
                 None
             }
             Err(ScanError::Source(e)) => {

@@ -265,3 +265,36 @@ async fn a_window_not_planned_is_fetched_alone() {
     assert_eq!(count(&small.failed), 1);
     assert_eq!(count(&small.served), 0);
 }
+
+#[tokio::test]
+async fn a_rule_that_cannot_share_fetches_alone_and_the_others_share_without_it() {
+    let rules = rules();
+    let stats = Arc::new(ScanStats::default());
+    let board = Arc::new(ScanBoard::new(1_000_000, stats.clone()));
+    board.set_cohorts(vec![rules.clone()]);
+    // the rdp rule's index cannot be shared (as one read through an alias
+    // that routes searches cannot)
+    let source = MemorySource::new(events()).with_unshareable("logs-endpoint.events.network-*");
+    let shared = Runner::new(
+        source,
+        MemorySink::new(),
+        MemoryStateStore::new(),
+        RunnerSettings::default(),
+    )
+    .with_execution_ids(ExecutionIds::Derived)
+    .with_sharing(board);
+    let alone = runner();
+    for k in 0..3 {
+        let now = t0() + Duration::minutes(5 * k);
+        tick(&shared, &rules, now).await;
+        tick(&alone, &rules, now).await;
+    }
+    assert_eq!(alerts(&alone), alerts(&shared));
+    assert!(alerts(&alone).get("rdp").is_some_and(|a| !a.is_empty()));
+    // the first scan gave up (everyone fetched alone); the next two were
+    // read without the rdp rule, by the five others
+    assert_eq!(count(&stats.failed), 1);
+    assert_eq!(count(&stats.scans), 2);
+    assert_eq!(count(&stats.members), 10);
+    assert_eq!(count(&stats.served), 10);
+}

@@ -22,6 +22,9 @@ pub use super::select::timestamp_millis;
 pub struct MemorySource {
     docs: Vec<Document>,
     mappings: Mappings,
+    /// Index patterns whose readers cannot share a scan (as those reading
+    /// through a routing alias of a cluster cannot).
+    unshareable: Vec<String>,
 }
 
 impl MemorySource {
@@ -29,7 +32,14 @@ impl MemorySource {
         MemorySource {
             docs,
             mappings: Mappings::default(),
+            unshareable: Vec::new(),
         }
+    }
+
+    /// The source where a rule reading `pattern` cannot share a scan.
+    pub fn with_unshareable(mut self, pattern: &str) -> MemorySource {
+        self.unshareable.push(pattern.to_string());
+        self
     }
 
     /// The source with a mapping per index name.
@@ -92,6 +102,20 @@ impl EventSource for MemorySource {
         let max_events = options.max_events;
         shared::shareable(&requests.iter().collect::<Vec<_>>())
             .map_err(SourceError::InvalidRequest)?;
+        let unshareable: Vec<usize> = (0..requests.len())
+            .filter(|&m| {
+                requests[m]
+                    .indices
+                    .iter()
+                    .any(|i| self.unshareable.contains(i))
+            })
+            .collect();
+        if !unshareable.is_empty() {
+            return Err(ScanError::Unshareable {
+                members: unshareable,
+                reason: "it reads an index that cannot be shared".into(),
+            });
+        }
         let mut lists = Vec::with_capacity(requests.len());
         for request in requests {
             // whole documents: members projecting different fields share them

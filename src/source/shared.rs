@@ -79,6 +79,12 @@ pub enum ScanError {
     /// not answer it in time: the group should be smaller.
     #[error("the cluster refused the shared query as too large: {0}")]
     Refused(String),
+    /// Some members cannot be in a shared scan at all (`members`: their
+    /// positions among the requests), for a reason of theirs (an alias
+    /// that routes searches to some shards, which no query expresses).
+    /// They should fetch alone; the others may share without them.
+    #[error("{} rules cannot share a scan: {reason}", members.len())]
+    Unshareable { members: Vec<usize>, reason: String },
     #[error(transparent)]
     Source(#[from] SourceError),
 }

@@ -84,14 +84,19 @@ impl ElasticsearchSource {
             .alias_links(&aliases)
             .await
             .map_err(SourceError::from)?;
+        let mut unshareable = Vec::new();
+        let mut reason = String::new();
         for (m, (request, plan)) in requests.iter().zip(plans.iter_mut()).enumerate() {
-            let clause =
-                aliased::restriction(request, &plan.indices, resolved, &links).map_err(|why| {
-                    SourceError::InvalidRequest(format!(
-                        "a rule reading {:?} cannot share a scan: {why}",
-                        request.indices
-                    ))
-                })?;
+            let clause = match aliased::restriction(request, &plan.indices, resolved, &links) {
+                Ok(clause) => clause,
+                Err(why) => {
+                    if unshareable.is_empty() {
+                        reason = format!("a rule reading {:?}: {why}", request.indices);
+                    }
+                    unshareable.push(m);
+                    continue;
+                }
+            };
             if let Some(clause) = clause {
                 restricted[m] = true;
                 match plan.query["bool"]["filter"].as_array_mut() {
@@ -101,6 +106,12 @@ impl ElasticsearchSource {
                     }
                 }
             }
+        }
+        if !unshareable.is_empty() {
+            return Err(ScanError::Unshareable {
+                members: unshareable,
+                reason,
+            });
         }
         Ok(restricted)
     }
