@@ -114,6 +114,7 @@ pub struct Runner<S, K, T> {
     tailing: Option<tail::TailTiming>,
     /// What the tails of sequences carry from one tail to the next.
     tail_states: tail::TailStates,
+    tail_budgets: tail::TailBudgets,
 }
 
 impl<S, K, T> Runner<S, K, T>
@@ -134,6 +135,7 @@ where
             board: None,
             tailing: None,
             tail_states: tail::TailStates::default(),
+            tail_budgets: tail::TailBudgets::default(),
         }
     }
 
@@ -345,10 +347,12 @@ where
                 retried_cut: retried.as_ref().map(|p| &p.cap_cut),
                 history: &history,
                 open: &open,
+                cap: max_signals(rule),
             };
             let alerted = self
                 .alert_window(&scope, candidates, &attempt, &mut acknowledged, record)
-                .await?;
+                .await?
+                .heads;
             threshold::advance(&mut history, &marks, &alerted, window.start);
             tracing::debug!(
                 rule_id = %rule.rule_id,
@@ -442,6 +446,7 @@ where
             }
         }
         self.tail_states.retain(&tailing);
+        self.tail_budgets.retain(&tailing);
         if let (Some(board), Some(timing)) = (&self.board, self.tailing) {
             board.set_tail_cohort(tailing, timing);
         }
@@ -471,6 +476,23 @@ struct Attempt<'a> {
     history: &'a History,
     /// This run's open suppression alerts (see `suppress`).
     open: &'a suppress::OpenAlerts,
+    /// How many new matches the window may alert: the rule's
+    /// `max_signals`, or what its tails have left of it (`tail`).
+    cap: usize,
+}
+
+/// The matches a window alerted (see [`Runner::alert_window`]).
+struct Alerted {
+    /// The head ids of the matches alerted, now or before; those the cap
+    /// left out are not among them.
+    heads: Vec<String>,
+    /// How many of them were new (what counts against the cap).
+    new: usize,
+}
+
+/// `rule.max_signals` as a cap on new matches.
+fn max_signals(rule: &Rule) -> usize {
+    usize::try_from(rule.max_signals).unwrap_or(usize::MAX)
 }
 
 /// A rule's timing for [`plan_windows`] of a run at `now`: its interval,

@@ -271,3 +271,46 @@ async fn tails_of_several_rules_share_one_scan() {
     assert_eq!(stats.scans.get(), 1);
     assert_eq!(stats.served.get(), 3);
 }
+
+#[tokio::test]
+async fn tails_alert_at_most_max_signals_in_each_interval_and_runs_keep_their_own_cap() {
+    let mut capped = rule("ev", "process where true");
+    capped.max_signals = 3;
+    // two process events in each of the windows [0, 5] .. [20, 25] s, and
+    // two more five minutes later
+    let mut docs = Vec::new();
+    for (i, ms) in [1, 2, 6, 7, 11, 12, 16, 17, 21, 22, 301, 302]
+        .iter()
+        .map(|s| s * 1_000)
+        .enumerate()
+    {
+        docs.push(event(&format!("p{i}"), ms, "process", json!({})));
+    }
+    let r = runner(docs);
+    let mut created = Vec::new();
+    let mut capped_count = 0;
+    for s in [15, 20, 25, 30, 35] {
+        let record = r.tail(&capped, t0() + Duration::seconds(s)).await.unwrap();
+        assert!(record.error.is_none(), "{:?}", record.error);
+        created.push(record.alerts_created);
+        capped_count += record.alerts_capped;
+    }
+    // the interval's budget of 3 runs out in the second tail; what it
+    // leaves out is counted as capped
+    assert_eq!(created, [2, 1, 0, 0, 0]);
+    assert_eq!(capped_count, 7);
+    assert_eq!(r.sink().alerts(ALERTS).len(), 3);
+
+    // the scheduled run has its own max_signals: 3 more, as a run without
+    // tails would alert
+    let run = r.run(&capped, t0() + Duration::minutes(5)).await;
+    assert_eq!(run.alerts_created, 3);
+    assert_eq!(r.sink().alerts(ALERTS).len(), 6);
+
+    // the next interval's tails have a fresh budget
+    let next = r
+        .tail(&capped, t0() + Duration::seconds(315))
+        .await
+        .unwrap();
+    assert_eq!(next.alerts_created, 2);
+}

@@ -95,7 +95,7 @@ where
             HashSet::new()
         });
 
-        let cap = usize::try_from(rule.max_signals).unwrap_or(usize::MAX);
+        let cap = attempt.cap;
         let mut new_groups = 0usize;
         let mut capped = 0u64;
         let mut cap_cut: Option<CapCut> = None;

@@ -116,10 +116,17 @@ where
             retried_cut: None,
             history: &history,
             open: &super::suppress::OpenAlerts::default(),
+            cap: match tail {
+                true => self.tail_budgets.left(rule, now),
+                false => super::max_signals(rule),
+            },
         };
         let written = self
             .alert_window(&scope, candidates, &attempt, &mut HashSet::new(), record)
             .await;
+        if let (Ok(alerted), true) = (&written, tail) {
+            self.tail_budgets.spend(rule, now, alerted.new);
+        }
         // What the matcher holds goes on only once its alerts are written;
         // else the next tail starts afresh, and reads back for them.
         match (&written, next) {

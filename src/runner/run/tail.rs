@@ -28,7 +28,8 @@
 //! matchers live in memory: a restart starts them afresh. A quiet tail
 //! stores no execution record (one every few seconds per rule would flood
 //! the executions index): only tails that alert or fail do; warnings are
-//! left to the scheduled runs.
+//! left to the scheduled runs. Between them, a rule's tails alert at most
+//! `max_signals` new matches in each interval of the rule ([`TailBudgets`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -139,6 +140,58 @@ impl TailStates {
     pub(super) fn forget(&self, rule: &Rule) {
         let mut rules = self.rules.lock().unwrap_or_else(|e| e.into_inner());
         rules.remove(&rule.rule_id);
+    }
+}
+
+/// What each rule's tails alerted in the current interval. A scheduled run
+/// alerts at most `max_signals` new matches; a rule's tails, every few
+/// seconds, alert at most that many between them in each interval of the
+/// rule (on the wall clock's grid of the interval, the same for every
+/// instance): a flood alerts no faster with tails than without. What the
+/// budget leaves out is capped as in a run (`alerts_capped`, Kibana's
+/// warning) and left to the scheduled runs, which have their own
+/// `max_signals`.
+#[derive(Debug, Default)]
+pub(crate) struct TailBudgets {
+    /// Per rule: the interval (its number on the grid) and the new matches
+    /// its tails alerted in it.
+    spent: Mutex<HashMap<String, (i64, usize)>>,
+}
+
+impl TailBudgets {
+    /// The number of `rule`'s interval holding `now`.
+    fn slot(rule: &Rule, now: DateTime<Utc>) -> i64 {
+        let interval = i64::try_from(rule.schedule.interval.as_millis())
+            .unwrap_or(i64::MAX)
+            .max(1);
+        now.timestamp_millis().div_euclid(interval)
+    }
+
+    /// How many new matches `rule`'s tail at `now` may alert.
+    pub(super) fn left(&self, rule: &Rule, now: DateTime<Utc>) -> usize {
+        let spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
+        let used = match spent.get(&rule.rule_id) {
+            Some(&(slot, used)) if slot == Self::slot(rule, now) => used,
+            _ => 0,
+        };
+        super::max_signals(rule).saturating_sub(used)
+    }
+
+    /// Counts `new` matches alerted by `rule`'s tail at `now`.
+    pub(super) fn spend(&self, rule: &Rule, now: DateTime<Utc>, new: usize) {
+        let slot = Self::slot(rule, now);
+        let mut spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = spent.entry(rule.rule_id.clone()).or_insert((slot, 0));
+        if entry.0 != slot {
+            *entry = (slot, 0);
+        }
+        entry.1 = entry.1.saturating_add(new);
+    }
+
+    /// Forgets the rules that no longer tail.
+    pub(super) fn retain(&self, tailing: &[std::sync::Arc<Rule>]) {
+        let mut spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
+        spent.retain(|id, _| tailing.iter().any(|r| r.rule_id == *id));
     }
 }
 

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::{millis, threat, AlertScope, Attempt, RunError, Runner};
+use super::{millis, threat, AlertScope, Alerted, Attempt, RunError, Runner};
 use crate::alert::{self, Alert, AlertContext, SourceEvent};
 use crate::runner::detect::Candidate;
 use crate::runner::record::ExecutionRecord;
@@ -22,9 +22,8 @@ where
     K: AlertSink,
     T: StateStore,
 {
-    /// Dedup, cap, read sources, build and write the alerts of one window.
-    /// Returns the head ids of the matches that are alerted (written now,
-    /// or already there); those the cap left out are not among them.
+    /// Dedup, cap, read sources, build and write the alerts of one window:
+    /// the matches alerted (written now, or already there).
     pub(super) async fn alert_window(
         &self,
         scope: &AlertScope<'_>,
@@ -32,10 +31,17 @@ where
         attempt: &Attempt<'_>,
         acknowledged: &mut HashSet<String>,
         record: &mut ExecutionRecord,
-    ) -> Result<Vec<String>, RunError> {
-        let (chosen, alerted) = self
+    ) -> Result<Alerted, RunError> {
+        let (chosen, heads) = self
             .choose(scope, candidates, attempt, acknowledged, record)
             .await?;
+        let alerted = Alerted {
+            new: chosen
+                .iter()
+                .filter(|(_, fresh, head)| fresh.contains(head))
+                .count(),
+            heads,
+        };
         if chosen.is_empty() {
             return Ok(alerted);
         }
