@@ -4,12 +4,14 @@
 //! [`Threads::chunk_bytes`] each, cut after a newline): read into buffers
 //! from a reader, or slices of bytes already in memory — a file mapped into
 //! memory ([`map_file_chunks`]), which the workers then search and decode in
-//! the page cache, with no copy. Worker threads number each chunk's lines
-//! (in turn, [`Numbering`]: the cutting thread touches only the bytes near
-//! its cuts) and turn it into a result (decode, evaluate); the calling thread takes
-//! the results back in input order — so whatever the caller does with them
-//! (report bad lines, check time order, feed a matcher) happens exactly as
-//! if it had read the lines itself, one by one. Chunks go to the workers in
+//! the page cache, with no copy. Worker threads turn each chunk into a
+//! result (decode, evaluate), numbering its lines from the chunk's start
+//! (the cutting thread touches only the bytes near its cuts, and nobody
+//! counts a chunk's lines before its work: the work's own walk over the
+//! lines counts them); the calling thread takes the results back in input
+//! order with the number of each chunk's first line — so whatever the
+//! caller does with them (report bad lines, check time order, feed a
+//! matcher) happens exactly as if it had read the lines itself, one by one. Chunks go to the workers in
 //! turn (chunk `i` to worker `i % workers`) through channels of one chunk
 //! each, and the caller takes them back in that same turn: no reordering
 //! buffer, and at most `3 × workers + 2` chunks (or their results) are in
@@ -21,6 +23,7 @@
 //! blank lines left out, byte offsets from the start of the input.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
@@ -70,22 +73,24 @@ impl Default for Threads {
     }
 }
 
-/// Whole lines of an input, from line `first_line` at byte `offset`: read
-/// into a buffer of its own, or a slice of an input in memory.
+/// Whole lines of an input, from byte `offset`: read into a buffer of its
+/// own, or a slice of an input in memory.
 #[derive(Debug)]
 pub struct Chunk<'a> {
-    pub first_line: u64,
     pub offset: u64,
     pub bytes: Cow<'a, [u8]>,
-    /// Its place among the input's chunks (0, 1, …).
-    seq: u64,
+    /// How many lines it holds, once [`Chunk::for_each_line`] counted them.
+    lines: Cell<Option<u64>>,
 }
 
 impl Chunk<'_> {
-    /// Calls `f(line number, byte offset, trimmed bytes)` for each line
-    /// that is not blank, as `for_each_line` would for these lines.
+    /// Calls `f(line, byte offset, trimmed bytes)` for each line that is
+    /// not blank, as `for_each_line` would for these lines, but for `line`:
+    /// the line's place in the chunk (0 for its first line, blank lines
+    /// counted). The merge is given the number of the chunk's first line:
+    /// the line's number in the input is that plus `line`.
     pub fn for_each_line(&self, mut f: impl FnMut(u64, u64, &[u8])) {
-        let mut line = self.first_line;
+        let mut line = 0u64;
         let mut start = 0usize;
         let bytes = &self.bytes[..];
         while start < bytes.len() {
@@ -105,11 +110,23 @@ impl Chunk<'_> {
             line += 1;
             start = end;
         }
+        self.lines.set(Some(line));
+    }
+
+    /// How many lines it holds (an unterminated last one too): counted by
+    /// [`Chunk::for_each_line`], else here.
+    fn lines(&self) -> u64 {
+        self.lines.get().unwrap_or_else(|| {
+            let bytes = &self.bytes[..];
+            let newlines = memchr::memchr_iter(b'\n', bytes).count() as u64;
+            newlines + u64::from(!bytes.is_empty() && bytes.last() != Some(&b'\n'))
+        })
     }
 }
 
 /// Reads `reader` in chunks, maps each with `work` on `threads.workers`
-/// threads, and hands the results to `merge` in input order. An I/O error
+/// threads, and hands the results to `merge` in input order, each with the
+/// number of its chunk's first line (1-based). An I/O error
 /// ends the read after the results of the lines before it; an error of
 /// `merge` stops the read (the threads end) and is returned.
 ///
@@ -118,7 +135,7 @@ pub fn map_chunks<T: Send, E>(
     reader: impl Read + Send,
     threads: Threads,
     work: &(impl Fn(&Chunk) -> T + Sync),
-    merge: impl FnMut(T) -> Result<(), E>,
+    merge: impl FnMut(u64, T) -> Result<(), E>,
 ) -> Result<(), LineError<E>> {
     let chunks = Chunker::new(reader, threads.chunk_bytes.max(1));
     map_cut(chunks, threads, work, &|_| {}, merge)
@@ -129,7 +146,7 @@ pub fn map_slice_chunks<T: Send, E>(
     bytes: &[u8],
     threads: Threads,
     work: &(impl Fn(&Chunk) -> T + Sync),
-    merge: impl FnMut(T) -> Result<(), E>,
+    merge: impl FnMut(u64, T) -> Result<(), E>,
 ) -> Result<(), LineError<E>> {
     map_cut(
         SliceCutter::new(bytes, threads),
@@ -151,7 +168,7 @@ pub fn map_file_chunks<T: Send, E>(
     file: File,
     threads: Threads,
     work: &(impl Fn(&Chunk) -> T + Sync),
-    merge: impl FnMut(T) -> Result<(), E>,
+    merge: impl FnMut(u64, T) -> Result<(), E>,
 ) -> Result<(), LineError<E>> {
     let regular = file.metadata().is_ok_and(|m| m.is_file() && m.len() > 0);
     // SAFETY: the map is only read, and lives until the read ends; what a
@@ -203,50 +220,41 @@ fn map_cut<'a, T: Send, E>(
     threads: Threads,
     work: &(impl Fn(&Chunk) -> T + Sync),
     done: &(impl Fn(&Chunk) + Sync),
-    mut merge: impl FnMut(T) -> Result<(), E>,
+    mut merge: impl FnMut(u64, T) -> Result<(), E>,
 ) -> Result<(), LineError<E>> {
     let workers = threads.workers.max(1);
-    let numbering = Numbering::new();
-    let numbering = &numbering;
+    // The work on a chunk: its result and how many lines it holds.
+    let numbered = |chunk: &Chunk| {
+        let result = work(chunk);
+        done(chunk);
+        (chunk.lines(), result)
+    };
+    let mut first_line = 1u64;
+    let mut merge = |(lines, result): (u64, T)| {
+        let first = first_line;
+        first_line += lines;
+        merge(first, result).map_err(LineError::Callback)
+    };
     if workers == 1 {
-        while let Some(mut chunk) = chunks.next_chunk().map_err(LineError::Io)? {
-            // one thread numbers its chunks in order: no wait
-            numbering.number(&mut chunk);
-            let result = work(&chunk);
-            done(&chunk);
-            merge(result).map_err(LineError::Callback)?;
+        while let Some(chunk) = chunks.next_chunk().map_err(LineError::Io)? {
+            merge(numbered(&chunk))?;
         }
         return Ok(());
     }
     std::thread::scope(|scope| {
         let mut to_workers: Vec<SyncSender<io::Result<Chunk<'a>>>> = Vec::with_capacity(workers);
-        let mut from_workers: Vec<Receiver<io::Result<T>>> = Vec::with_capacity(workers);
+        let mut from_workers: Vec<Receiver<io::Result<(u64, T)>>> = Vec::with_capacity(workers);
         for _ in 0..workers {
             let (chunk_tx, chunk_rx) = sync_channel::<io::Result<Chunk<'a>>>(1);
-            let (result_tx, result_rx) = sync_channel::<io::Result<T>>(1);
+            let (result_tx, result_rx) = sync_channel::<io::Result<(u64, T)>>(1);
             to_workers.push(chunk_tx);
             from_workers.push(result_rx);
             scope.spawn(move || {
-                // Stopping early (the caller stopped, or `work` panicked)
-                // wakes the workers waiting for a chunk this one held.
-                let early = StopOnDrop(Some(numbering));
                 for chunk in chunk_rx {
-                    let result = match chunk {
-                        Ok(mut c) => {
-                            if !numbering.number(&mut c) {
-                                return; // the caller stopped
-                            }
-                            let result = work(&c);
-                            done(&c);
-                            Ok(result)
-                        }
-                        Err(e) => Err(e),
-                    };
-                    if result_tx.send(result).is_err() {
+                    if result_tx.send(chunk.map(|c| numbered(&c))).is_err() {
                         return; // the caller stopped
                     }
                 }
-                early.disarm();
             });
         }
         scope.spawn(move || {
@@ -269,114 +277,30 @@ fn map_cut<'a, T: Send, E>(
         // before it was taken.
         let mut turn = 0usize;
         while let Ok(result) = from_workers[turn].recv() {
-            let value = result.map_err(LineError::Io)?;
-            merge(value).map_err(LineError::Callback)?;
+            merge(result.map_err(LineError::Io)?)?;
             turn = (turn + 1) % workers;
         }
         Ok(())
     })
 }
 
-/// Where the next chunk is cut: its place in the input's chunks and its
-/// byte offset. (Its line number is counted by whoever works on it, see
-/// [`Numbering`]: the cutting thread only looks near the cuts.)
+/// Where the next chunk is cut: its byte offset.
 #[derive(Clone, Copy, Default)]
 struct Cuts {
-    next_chunk: u64,
     offset: u64,
 }
 
 impl Cuts {
-    /// `bytes` (whole lines, not empty) as the next chunk, not numbered.
+    /// `bytes` (whole lines, not empty) as the next chunk.
     fn chunk<'a>(&mut self, bytes: Cow<'a, [u8]>) -> Chunk<'a> {
         let chunk = Chunk {
-            first_line: 0,
             offset: self.offset,
             bytes,
-            seq: self.next_chunk,
+            lines: Cell::new(None),
         };
-        self.next_chunk += 1;
         self.offset += chunk.bytes.len() as u64;
         chunk
     }
-}
-
-/// The line numbers of chunks counted on the workers, in turn: the worker
-/// of chunk `k` counts its lines, waits until chunk `k - 1` is numbered
-/// (its worker counted it, which needs no later chunk), takes the next
-/// line number and passes it on — then works on its chunk. Counting is
-/// one SIMD pass over bytes the work reads next, so the wait is short.
-struct Numbering {
-    next: std::sync::Mutex<Next>,
-    turn: std::sync::Condvar,
-}
-
-struct Next {
-    chunk: u64,
-    first_line: u64,
-    /// A worker stopped (the caller did): a chunk before may never be
-    /// numbered, so nobody waits any more.
-    stopped: bool,
-}
-
-impl Numbering {
-    fn new() -> Numbering {
-        Numbering {
-            next: std::sync::Mutex::new(Next {
-                chunk: 0,
-                first_line: 1,
-                stopped: false,
-            }),
-            turn: std::sync::Condvar::new(),
-        }
-    }
-
-    /// Sets `chunk.first_line`; `false` once the workers stop.
-    fn number(&self, chunk: &mut Chunk<'_>) -> bool {
-        let lines = lines_in(&chunk.bytes);
-        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
-        while next.chunk != chunk.seq && !next.stopped {
-            next = self.turn.wait(next).unwrap_or_else(|e| e.into_inner());
-        }
-        if next.stopped {
-            return false;
-        }
-        chunk.first_line = next.first_line;
-        next.chunk += 1;
-        next.first_line += lines;
-        self.turn.notify_all();
-        true
-    }
-
-    /// A worker stops: wakes those waiting for a chunk it held.
-    fn stop(&self) {
-        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
-        next.stopped = true;
-        self.turn.notify_all();
-    }
-}
-
-/// Stops the numbering when dropped, unless disarmed.
-struct StopOnDrop<'n>(Option<&'n Numbering>);
-
-impl StopOnDrop<'_> {
-    fn disarm(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for StopOnDrop<'_> {
-    fn drop(&mut self) {
-        if let Some(numbering) = self.0 {
-            numbering.stop();
-        }
-    }
-}
-
-/// How many lines `bytes` (whole lines) hold, an unterminated last one too.
-fn lines_in(bytes: &[u8]) -> u64 {
-    let newlines = memchr::memchr_iter(b'\n', bytes).count() as u64;
-    newlines + u64::from(!bytes.is_empty() && bytes.last() != Some(&b'\n'))
 }
 
 /// Cuts bytes in memory into slices of whole lines.

@@ -34,9 +34,13 @@ fn by_chunks(input: &[u8], way: Way, workers: usize, chunk_bytes: usize) -> (Lin
     };
     let mut out = Vec::new();
     let mut chunks = 0;
-    let merge = |lines| -> Result<(), ()> {
+    let merge = |first_line, lines: Lines| -> Result<(), ()> {
         chunks += 1;
-        out.extend(lines);
+        out.extend(
+            lines
+                .into_iter()
+                .map(|(line, offset, bytes)| (first_line + line, offset, bytes)),
+        );
         Ok(())
     };
     match way {
@@ -135,8 +139,8 @@ fn a_read_error_comes_after_the_lines_read_before_it() {
                 chunk.for_each_line(|line, _, _| lines.push(line));
                 lines
             };
-            let result = map_chunks::<_, ()>(reader, threads, &work, |lines| {
-                seen.extend(lines);
+            let result = map_chunks::<_, ()>(reader, threads, &work, |first_line, lines| {
+                seen.extend(lines.into_iter().map(|line| first_line + line));
                 Ok(())
             });
             match result {
@@ -158,9 +162,10 @@ fn an_error_of_the_merge_stops_the_read() {
             workers,
             chunk_bytes: 64,
         };
-        let work = |chunk: &Chunk| chunk.first_line;
+        // (a work that does not walk the lines: they are counted for it)
+        let work = |_: &Chunk| ();
         let mut merged = 0;
-        let result = map_chunks(&input[..], threads, &work, |first| {
+        let result = map_chunks(&input[..], threads, &work, |first, ()| {
             merged += 1;
             if first > 100 {
                 Err(first)

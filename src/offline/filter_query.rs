@@ -145,16 +145,18 @@ pub fn run_filter_query(
     let mut position = 0usize;
     for input in inputs {
         let index = input.name();
-        let merge = |lines: Vec<Line>| -> Result<(), OfflineError> {
+        let merge = |first_line: u64, lines: Vec<Line>| -> Result<(), OfflineError> {
             for line in lines {
                 match line {
-                    Line::Unreadable(line, reason) => bad_line(unreadable(&index, line, reason)),
+                    Line::Unreadable(line, reason) => {
+                        bad_line(unreadable(&index, first_line + line, reason))
+                    }
                     Line::Other => position += 1,
                     Line::Hit(line, key, source) => {
                         position += 1;
                         let hit = HitEvent {
                             index: index.clone(),
-                            id: line.to_string(),
+                            id: (first_line + line).to_string(),
                             source,
                             missing: false,
                         };

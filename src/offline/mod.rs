@@ -246,12 +246,13 @@ fn show(
 }
 
 /// Reads `input` in chunks of lines worked on by `threads`, the results
-/// merged in input order (see [`chunks::map_chunks`]).
+/// merged in input order with the number of their chunk's first line (see
+/// [`chunks::map_chunks`]).
 fn read_chunks<T: Send>(
     input: &Input,
     threads: Threads,
     work: &(impl Fn(&chunks::Chunk) -> T + Sync),
-    merge: impl FnMut(T) -> Result<(), OfflineError>,
+    merge: impl FnMut(u64, T) -> Result<(), OfflineError>,
 ) -> Result<(), OfflineError> {
     match input {
         Input::File(path) => {

@@ -24,7 +24,8 @@ pub(super) enum Order {
     Sort,
 }
 
-/// One non-blank line, as a worker leaves it.
+/// One non-blank line, as a worker leaves it (`line`: its place in the
+/// chunk, see [`Chunk::for_each_line`]).
 enum Line {
     /// Not a JSON object.
     Unreadable { line: u64, reason: String },
@@ -105,13 +106,13 @@ pub(super) fn pass(
     for (n, input) in inputs.iter().enumerate() {
         let keep_bytes = matches!(input, Input::Stdin);
         let own = per_input[n];
-        let mut merge = |lines: Vec<Line>| -> Result<(), OfflineError> {
+        let mut merge = |first_line: u64, lines: Vec<Line>| -> Result<(), OfflineError> {
             for line in lines {
                 let (line, offset, len, ordinal, matches, bytes) = match line {
                     Line::Unreadable { line, reason } => {
                         bad_line(BadLine {
                             index: names[n].clone(),
-                            line,
+                            line: first_line + line,
                             reason,
                             unreadable: true,
                         });
@@ -124,7 +125,7 @@ pub(super) fn pass(
                         ordinal,
                         matches,
                         bytes,
-                    } => (line, offset, len, ordinal, matches, bytes),
+                    } => (first_line + line, offset, len, ordinal, matches, bytes),
                 };
                 let r = LineRef {
                     input: n as u32,

@@ -42,23 +42,20 @@ pub(super) fn scan(
     bad_line: &mut impl FnMut(BadLine),
 ) -> io::Result<Vec<Mark>> {
     struct Scanned {
-        marks: Vec<Mark>,
+        /// Where each non-blank line starts (its place in the chunk, its
+        /// byte offset): which are marks depends on the chunk's first line,
+        /// which only the merge knows.
+        starts: Vec<(u64, u64)>,
         bad: Vec<(u64, String)>,
     }
     let stride = |line: u64| (line - 1) / STRIDE;
     let work = |chunk: &Chunk| {
         let mut out = Scanned {
-            marks: Vec::new(),
+            starts: Vec::new(),
             bad: Vec::new(),
         };
         chunk.for_each_line(|line, offset, bytes| {
-            if out
-                .marks
-                .last()
-                .is_none_or(|m| stride(m.line) < stride(line))
-            {
-                out.marks.push(Mark { line, offset });
-            }
+            out.starts.push((line, offset));
             if let Err(e) = check_line(bytes) {
                 out.bad.push((line, e.to_string()));
             }
@@ -66,26 +63,28 @@ pub(super) fn scan(
         out
     };
     let mut marks: Vec<Mark> = Vec::new();
-    map_chunks(reader(input)?, threads, &work, |scanned: Scanned| {
-        for mark in scanned.marks {
-            // a chunk's first mark may be in the stride of the last one
-            if marks
-                .last()
-                .is_none_or(|m| stride(m.line) < stride(mark.line))
-            {
-                marks.push(mark);
+    map_chunks(
+        reader(input)?,
+        threads,
+        &work,
+        |first_line, scanned: Scanned| {
+            for (line, offset) in scanned.starts {
+                let line = first_line + line;
+                if marks.last().is_none_or(|m| stride(m.line) < stride(line)) {
+                    marks.push(Mark { line, offset });
+                }
             }
-        }
-        for (line, reason) in scanned.bad {
-            bad_line(BadLine {
-                index: name.to_string(),
-                line,
-                reason,
-                unreadable: true,
-            });
-        }
-        Ok(())
-    })
+            for (line, reason) in scanned.bad {
+                bad_line(BadLine {
+                    index: name.to_string(),
+                    line: first_line + line,
+                    reason,
+                    unreadable: true,
+                });
+            }
+            Ok(())
+        },
+    )
     .map_err(io_only)?;
     Ok(marks)
 }
@@ -132,30 +131,35 @@ pub(super) fn select(
         });
         lines
     };
-    map_chunks(reader(input)?, threads, &work, |lines: Vec<Line>| {
-        for line in lines {
-            *position += 1;
-            match line {
-                Line::Selected(key, source, line) => out.hits.push((
-                    key,
-                    *position,
-                    Document {
-                        index: name.to_string(),
-                        id: line.to_string(),
-                        source,
-                    },
-                )),
-                Line::NoTime(line) => {
-                    out.untimed += 1;
-                    if out.first_untimed == 0 {
-                        out.first_untimed = line;
+    map_chunks(
+        reader(input)?,
+        threads,
+        &work,
+        |first_line, lines: Vec<Line>| {
+            for line in lines {
+                *position += 1;
+                match line {
+                    Line::Selected(key, source, line) => out.hits.push((
+                        key,
+                        *position,
+                        Document {
+                            index: name.to_string(),
+                            id: (first_line + line).to_string(),
+                            source,
+                        },
+                    )),
+                    Line::NoTime(line) => {
+                        out.untimed += 1;
+                        if out.first_untimed == 0 {
+                            out.first_untimed = first_line + line;
+                        }
                     }
+                    Line::Other => {}
                 }
-                Line::Other => {}
             }
-        }
-        Ok(())
-    })
+            Ok(())
+        },
+    )
     .map_err(io_only)
 }
 
