@@ -2,17 +2,17 @@
 //!
 //! A cutting thread cuts the input into chunks of whole lines (about
 //! [`Threads::chunk_bytes`] each, cut after a newline): read into buffers
-//! from a reader, or slices of bytes already in memory — a file mapped into
-//! memory ([`map_file_chunks`]), which the workers then search and decode in
-//! the page cache, with no copy. Worker threads turn each chunk into a
-//! result (decode, evaluate), numbering its lines from the chunk's start
+//! from a reader, or slices of bytes already in memory. (A regular file is
+//! not cut by one thread: each worker reads its own blocks of it by
+//! position, see [`map_file_chunks`].) Worker threads turn each chunk into
+//! a result (decode, evaluate), numbering its lines from the chunk's start
 //! (the cutting thread touches only the bytes near its cuts, and nobody
 //! counts a chunk's lines before its work: the work's own walk over the
 //! lines counts them); the calling thread takes the results back in input
 //! order with the number of each chunk's first line — so whatever the
 //! caller does with them (report bad lines, check time order, feed a
-//! matcher) happens exactly as if it had read the lines itself, one by one. Chunks go to the workers in
-//! turn (chunk `i` to worker `i % workers`) through channels of one chunk
+//! matcher) happens exactly as if it had read the lines itself, one by
+//! one. Chunks go to the workers in turn (chunk `i` to worker `i % workers`) through channels of one chunk
 //! each, and the caller takes them back in that same turn: no reordering
 //! buffer, and at most `3 × workers + 2` chunks (or their results) are in
 //! memory at once whatever the input size: one being cut, per worker one
@@ -27,8 +27,6 @@ use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
-
-use memmap2::{Advice, Mmap, UncheckedAdvice};
 
 use crate::source::files::LineError;
 
@@ -83,7 +81,16 @@ pub struct Chunk<'a> {
     lines: Cell<Option<u64>>,
 }
 
-impl Chunk<'_> {
+impl<'a> Chunk<'a> {
+    /// `bytes` (whole lines) at byte `offset` of the input.
+    pub(super) fn new(offset: u64, bytes: Cow<'a, [u8]>) -> Chunk<'a> {
+        Chunk {
+            offset,
+            bytes,
+            lines: Cell::new(None),
+        }
+    }
+
     /// Calls `f(line, byte offset, trimmed bytes)` for each line that is
     /// not blank, as `for_each_line` would for these lines, but for `line`:
     /// the line's place in the chunk (0 for its first line, blank lines
@@ -138,73 +145,29 @@ pub fn map_chunks<T: Send, E>(
     merge: impl FnMut(u64, T) -> Result<(), E>,
 ) -> Result<(), LineError<E>> {
     let chunks = Chunker::new(reader, threads.chunk_bytes.max(1));
-    map_cut(chunks, threads, work, &|_| {}, merge)
+    map_cut(chunks, threads, work, merge)
 }
 
-/// [`map_chunks`] of bytes in memory: the chunks are slices of `bytes`.
-pub fn map_slice_chunks<T: Send, E>(
-    bytes: &[u8],
-    threads: Threads,
-    work: &(impl Fn(&Chunk) -> T + Sync),
-    merge: impl FnMut(u64, T) -> Result<(), E>,
-) -> Result<(), LineError<E>> {
-    map_cut(
-        SliceCutter::new(bytes, threads),
-        threads,
-        work,
-        &|_| {},
-        merge,
-    )
-}
-
-/// [`map_chunks`] of a file, mapped into memory when it is a regular file
-/// that can be (read otherwise: a pipe, a terminal, an empty file).
-///
-/// The map is read-only and private; as with every map of a file (and as
-/// `ripgrep` accepts), another process truncating the file during the read
-/// ends this one with `SIGBUS`. Only the offline commands, which read a
-/// file the user names, map files; the daemon's sources read them.
+/// [`map_chunks`] of a file: a regular file is read by position, each
+/// worker reading its own blocks ([`super::blocks`], on Unix); anything
+/// else (a pipe, a terminal, a file that says it is empty, as those of
+/// `/proc` do) is read in turn.
 pub fn map_file_chunks<T: Send, E>(
     file: File,
     threads: Threads,
     work: &(impl Fn(&Chunk) -> T + Sync),
     merge: impl FnMut(u64, T) -> Result<(), E>,
 ) -> Result<(), LineError<E>> {
-    let regular = file.metadata().is_ok_and(|m| m.is_file() && m.len() > 0);
-    // SAFETY: the map is only read, and lives until the read ends; what a
-    // concurrent truncation does is said above.
-    let map = regular
-        .then(|| unsafe { Mmap::map(&file) })
-        .and_then(Result::ok);
-    match map {
-        Some(map) => {
-            // Read ahead, and drop pages behind: the lines are read once.
-            let _ = map.advise(Advice::Sequential);
-            // Each worker unmaps the pages of the chunk it is done with, so
-            // the unmapping is shared out rather than left to one thread at
-            // the end (about 20 ms for a 491 MB file on the bench machine).
-            let unmap = |chunk: &Chunk| {
-                // SAFETY: the map is shared and only read; a page advised
-                // away is mapped again from the file if read again (the
-                // pages of a cut are also the neighbouring chunk's).
-                let _ = unsafe {
-                    map.unchecked_advise_range(
-                        UncheckedAdvice::DontNeed,
-                        chunk.offset as usize,
-                        chunk.bytes.len(),
-                    )
-                };
-            };
-            map_cut(
-                SliceCutter::new(&map, threads),
-                threads,
-                work,
-                &unmap,
-                merge,
-            )
-        }
-        None => map_chunks(file, threads, work, merge),
+    #[cfg(unix)]
+    if let Some(len) = file
+        .metadata()
+        .ok()
+        .filter(|m| m.is_file() && m.len() > 0)
+        .map(|m| m.len())
+    {
+        return super::blocks::map_file_blocks(&file, len, threads, work, merge);
     }
+    map_chunks(file, threads, work, merge)
 }
 
 /// Where chunks come from: cut from an input, in order.
@@ -213,40 +176,28 @@ trait Cut<'a>: Send {
     fn next_chunk(&mut self) -> io::Result<Option<Chunk<'a>>>;
 }
 
-/// Maps the chunks of `chunks` as [`map_chunks`] says; `done` is called
-/// with each chunk once its work is done.
+/// Maps the chunks of `chunks` as [`map_chunks`] says.
 fn map_cut<'a, T: Send, E>(
     mut chunks: impl Cut<'a>,
     threads: Threads,
     work: &(impl Fn(&Chunk) -> T + Sync),
-    done: &(impl Fn(&Chunk) + Sync),
-    mut merge: impl FnMut(u64, T) -> Result<(), E>,
+    merge: impl FnMut(u64, T) -> Result<(), E>,
 ) -> Result<(), LineError<E>> {
     let workers = threads.workers.max(1);
-    // The work on a chunk: its result and how many lines it holds.
-    let numbered = |chunk: &Chunk| {
-        let result = work(chunk);
-        done(chunk);
-        (chunk.lines(), result)
-    };
-    let mut first_line = 1u64;
-    let mut merge = |(lines, result): (u64, T)| {
-        let first = first_line;
-        first_line += lines;
-        merge(first, result).map_err(LineError::Callback)
-    };
+    let numbered = |chunk: &Chunk| Worked::of(chunk, work);
+    let mut merge = InOrder::new(merge);
     if workers == 1 {
         while let Some(chunk) = chunks.next_chunk().map_err(LineError::Io)? {
-            merge(numbered(&chunk))?;
+            merge.take(Ok(numbered(&chunk)))?;
         }
         return Ok(());
     }
     std::thread::scope(|scope| {
         let mut to_workers: Vec<SyncSender<io::Result<Chunk<'a>>>> = Vec::with_capacity(workers);
-        let mut from_workers: Vec<Receiver<io::Result<(u64, T)>>> = Vec::with_capacity(workers);
+        let mut from_workers: Vec<Receiver<io::Result<Worked<T>>>> = Vec::with_capacity(workers);
         for _ in 0..workers {
             let (chunk_tx, chunk_rx) = sync_channel::<io::Result<Chunk<'a>>>(1);
-            let (result_tx, result_rx) = sync_channel::<io::Result<(u64, T)>>(1);
+            let (result_tx, result_rx) = sync_channel::<io::Result<Worked<T>>>(1);
             to_workers.push(chunk_tx);
             from_workers.push(result_rx);
             scope.spawn(move || {
@@ -273,15 +224,71 @@ fn map_cut<'a, T: Send, E>(
                 turn = (turn + 1) % workers;
             }
         });
-        // A closed channel in turn means the reader is done: every chunk
-        // before it was taken.
-        let mut turn = 0usize;
-        while let Ok(result) = from_workers[turn].recv() {
-            merge(result.map_err(LineError::Io)?)?;
-            turn = (turn + 1) % workers;
+        merge.in_turn(&from_workers)
+    })
+}
+
+/// What the work made of a chunk, and how many lines the chunk holds.
+pub(super) struct Worked<T> {
+    lines: u64,
+    result: T,
+}
+
+impl<T> Worked<T> {
+    /// `work` done on `chunk`.
+    pub(super) fn of(chunk: &Chunk, work: &impl Fn(&Chunk) -> T) -> Worked<T> {
+        let result = work(chunk);
+        Worked {
+            lines: chunk.lines(),
+            result,
+        }
+    }
+}
+
+/// The caller's merge, given the results in input order with the number
+/// of their chunk's first line.
+pub(super) struct InOrder<M> {
+    merge: M,
+    first_line: u64,
+}
+
+impl<M> InOrder<M> {
+    pub(super) fn new(merge: M) -> InOrder<M> {
+        InOrder {
+            merge,
+            first_line: 1,
+        }
+    }
+
+    /// Merges the next chunk's result (an I/O error ends the read).
+    pub(super) fn take<T, E>(&mut self, worked: io::Result<Worked<T>>) -> Result<(), LineError<E>>
+    where
+        M: FnMut(u64, T) -> Result<(), E>,
+    {
+        let worked = worked.map_err(LineError::Io)?;
+        let first = self.first_line;
+        self.first_line += worked.lines;
+        (self.merge)(first, worked.result).map_err(LineError::Callback)
+    }
+
+    /// Merges the results of workers that took the chunks in turn (chunk
+    /// `i` to worker `i % workers`), until a worker's channel closes: every
+    /// chunk before it was taken.
+    pub(super) fn in_turn<T, E>(
+        &mut self,
+        from_workers: &[Receiver<io::Result<Worked<T>>>],
+    ) -> Result<(), LineError<E>>
+    where
+        M: FnMut(u64, T) -> Result<(), E>,
+    {
+        for turn in (0..from_workers.len()).cycle() {
+            match from_workers[turn].recv() {
+                Ok(worked) => self.take(worked)?,
+                Err(_) => break,
+            }
         }
         Ok(())
-    })
+    }
 }
 
 /// Where the next chunk is cut: its byte offset.
@@ -293,51 +300,9 @@ struct Cuts {
 impl Cuts {
     /// `bytes` (whole lines, not empty) as the next chunk.
     fn chunk<'a>(&mut self, bytes: Cow<'a, [u8]>) -> Chunk<'a> {
-        let chunk = Chunk {
-            offset: self.offset,
-            bytes,
-            lines: Cell::new(None),
-        };
+        let chunk = Chunk::new(self.offset, bytes);
         self.offset += chunk.bytes.len() as u64;
         chunk
-    }
-}
-
-/// Cuts bytes in memory into slices of whole lines.
-struct SliceCutter<'a> {
-    rest: &'a [u8],
-    chunk_bytes: usize,
-    cuts: Cuts,
-}
-
-impl SliceCutter<'_> {
-    fn new(bytes: &[u8], threads: Threads) -> SliceCutter<'_> {
-        SliceCutter {
-            rest: bytes,
-            chunk_bytes: threads.chunk_bytes.max(1),
-            cuts: Cuts::default(),
-        }
-    }
-}
-
-impl<'a> Cut<'a> for SliceCutter<'a> {
-    fn next_chunk(&mut self) -> io::Result<Option<Chunk<'a>>> {
-        if self.rest.is_empty() {
-            return Ok(None);
-        }
-        // After the last newline in the first `chunk_bytes`, or the first
-        // newline after them (a long line), or at the end.
-        let cut = if self.rest.len() <= self.chunk_bytes {
-            self.rest.len()
-        } else if let Some(i) = memchr::memrchr(b'\n', &self.rest[..self.chunk_bytes]) {
-            i + 1
-        } else {
-            memchr::memchr(b'\n', &self.rest[self.chunk_bytes..])
-                .map_or(self.rest.len(), |i| self.chunk_bytes + i + 1)
-        };
-        let (bytes, rest) = self.rest.split_at(cut);
-        self.rest = rest;
-        Ok(Some(self.cuts.chunk(Cow::Borrowed(bytes))))
     }
 }
 

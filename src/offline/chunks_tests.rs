@@ -17,8 +17,7 @@ fn by_line(input: &[u8]) -> Lines {
 #[derive(Clone, Copy, Debug)]
 enum Way {
     Read,
-    Slice,
-    /// A file, mapped into memory (read when empty).
+    /// A regular file, read by position (read in turn when empty).
     File,
 }
 
@@ -45,7 +44,6 @@ fn by_chunks(input: &[u8], way: Way, workers: usize, chunk_bytes: usize) -> (Lin
     };
     match way {
         Way::Read => map_chunks(input, threads, &work, merge),
-        Way::Slice => map_slice_chunks(input, threads, &work, merge),
         Way::File => {
             let dir = tempfile::tempdir().unwrap();
             let path = dir.path().join("events.ndjson");
@@ -66,6 +64,12 @@ fn chunks_give_the_lines_of_a_line_by_line_read_whatever_the_cut() {
         b"{\"a\":1}".to_vec(),
         b"{\"a\":1}\n\n  {\"b\":2}  \r\n\xff\n{\"c\":3}".to_vec(),
         format!("{long}\n\n{long}\r\n \t\n{{\"z\":0}}\n{long}").into_bytes(),
+        // a line longer than a block and than a worker's read past its block
+        format!(
+            "{{\"a\":1}}\n{{\"big\":\"{}\"}}\n{{\"b\":2}}\n",
+            "y".repeat(40_000)
+        )
+        .into_bytes(),
         (1..200)
             .map(|i| {
                 if i % 9 == 0 {
@@ -79,7 +83,7 @@ fn chunks_give_the_lines_of_a_line_by_line_read_whatever_the_cut() {
     ];
     for input in &inputs {
         let want = by_line(input);
-        for (way, workers) in [Way::Read, Way::Slice, Way::File]
+        for (way, workers) in [Way::Read, Way::File]
             .into_iter()
             .flat_map(|way| [1, 2, 3].map(|workers| (way, workers)))
         {

@@ -12,6 +12,8 @@
 //! compiled for that file's `--mapping`, see [`mappings`]), as Elasticsearch
 //! evaluates each index with its own mapping.
 
+#[cfg(unix)]
+mod blocks;
 pub mod chunks;
 pub mod filter_query;
 pub mod mappings;
