@@ -13,11 +13,13 @@
 //! empty chunks, and the block it starts in one line long. Results come
 //! back in input order as [`super::chunks`] says, numbered there.
 //!
-//! Against a map of the file ([`super::chunks::map_file_chunks`] before),
-//! the kernel copies bytes rather than mapping and unmapping each page of
-//! the page cache, and both copies are spread over the workers. A file
-//! truncated during the read ends it early, as with a read (no `SIGBUS`);
-//! an I/O error goes to the merge after the lines of the blocks before.
+//! Against a map of the file (what [`super::chunks::map_file_chunks`] did
+//! before), the kernel copies bytes rather than mapping and unmapping each
+//! page of the page cache, and the copying is spread over the workers. In
+//! memory at once: per worker its buffer (a block and the end of its last
+//! line) and one result waiting. A file truncated during the read ends it
+//! early, as with a read (no `SIGBUS`); an I/O error goes to the merge
+//! after the lines of the blocks before.
 
 use std::borrow::Cow;
 use std::fs::File;

@@ -1,22 +1,21 @@
 //! Lines of one NDJSON input worked on by several threads, in order.
 //!
-//! A cutting thread cuts the input into chunks of whole lines (about
-//! [`Threads::chunk_bytes`] each, cut after a newline): read into buffers
-//! from a reader, or slices of bytes already in memory. (A regular file is
-//! not cut by one thread: each worker reads its own blocks of it by
+//! A cutting thread reads the input into chunks of whole lines (about
+//! [`Threads::chunk_bytes`] each, cut after a newline). (A regular file is
+//! not read by one thread: each worker reads its own blocks of it by
 //! position, see [`map_file_chunks`].) Worker threads turn each chunk into
-//! a result (decode, evaluate), numbering its lines from the chunk's start
-//! (the cutting thread touches only the bytes near its cuts, and nobody
-//! counts a chunk's lines before its work: the work's own walk over the
-//! lines counts them); the calling thread takes the results back in input
-//! order with the number of each chunk's first line — so whatever the
-//! caller does with them (report bad lines, check time order, feed a
+//! a result (decode, evaluate), numbering its lines from the chunk's start:
+//! nobody counts a chunk's lines before its work, the work's own walk over
+//! the lines counts them. The calling thread takes the results back in
+//! input order with the number of each chunk's first line — so whatever
+//! the caller does with them (report bad lines, check time order, feed a
 //! matcher) happens exactly as if it had read the lines itself, one by
-//! one. Chunks go to the workers in turn (chunk `i` to worker `i % workers`) through channels of one chunk
-//! each, and the caller takes them back in that same turn: no reordering
-//! buffer, and at most `3 × workers + 2` chunks (or their results) are in
-//! memory at once whatever the input size: one being cut, per worker one
-//! queued, one in work and one result waiting, and the result being merged.
+//! one. Chunks go to the workers in turn (chunk `i` to worker
+//! `i % workers`) through channels of one chunk each, and the caller takes
+//! them back in that same turn: no reordering buffer, and at most
+//! `3 × workers + 2` chunks (or their results) are in memory at once
+//! whatever the input size: one being cut, per worker one queued, one in
+//! work and one result waiting, and the result being merged.
 //!
 //! Lines are those of [`for_each_line`](crate::source::files::for_each_line):
 //! 1-based numbers counting blank lines, surrounding whitespace trimmed,
@@ -72,7 +71,7 @@ impl Default for Threads {
 }
 
 /// Whole lines of an input, from byte `offset`: read into a buffer of its
-/// own, or a slice of an input in memory.
+/// own, or borrowed from a worker's buffer (`offline::blocks`).
 #[derive(Debug)]
 pub struct Chunk<'a> {
     pub offset: u64,
@@ -149,7 +148,7 @@ pub fn map_chunks<T: Send, E>(
 }
 
 /// [`map_chunks`] of a file: a regular file is read by position, each
-/// worker reading its own blocks ([`super::blocks`], on Unix); anything
+/// worker reading its own blocks (`offline::blocks`, on Unix); anything
 /// else (a pipe, a terminal, a file that says it is empty, as those of
 /// `/proc` do) is read in turn.
 pub fn map_file_chunks<T: Send, E>(
