@@ -6,23 +6,30 @@
 //! outcome is that of a line-by-line read on any number of threads.
 
 use std::fs::File;
-use std::io::{self, Cursor, Read};
+use std::io::{self, Cursor};
 
 use serde_json::Value;
 
 use super::valid::check_line;
 use super::{parse_line, EventsInput, Mark, STRIDE};
-use crate::offline::chunks::{map_chunks, Chunk, Threads};
+use crate::offline::chunks::{map_chunks, map_file_chunks, Chunk, Threads};
 use crate::source::files::{BadLine, LineError};
 use crate::source::select::{Selector, SortKey, Verdict};
 use crate::source::Document;
 
-/// The input's bytes, for a reader thread.
-fn reader(input: &EventsInput) -> io::Result<Box<dyn Read + Send + '_>> {
-    Ok(match input {
-        EventsInput::File(path) => Box::new(File::open(path)?),
-        EventsInput::Text { text, .. } => Box::new(Cursor::new(&text[..])),
-    })
+/// [`map_chunks`] of `input`: a file by [`map_file_chunks`] (a regular
+/// file read by position on the workers), a text in memory by a reader.
+fn map_input<T: Send>(
+    input: &EventsInput,
+    threads: Threads,
+    work: &(impl Fn(&Chunk) -> T + Sync),
+    merge: impl FnMut(u64, T) -> Result<(), ()>,
+) -> io::Result<()> {
+    match input {
+        EventsInput::File(path) => map_file_chunks(File::open(path)?, threads, work, merge),
+        EventsInput::Text { text, .. } => map_chunks(Cursor::new(&text[..]), threads, work, merge),
+    }
+    .map_err(io_only)
 }
 
 fn io_only(e: LineError<()>) -> io::Error {
@@ -63,29 +70,23 @@ pub(super) fn scan(
         out
     };
     let mut marks: Vec<Mark> = Vec::new();
-    map_chunks(
-        reader(input)?,
-        threads,
-        &work,
-        |first_line, scanned: Scanned| {
-            for (line, offset) in scanned.starts {
-                let line = first_line + line;
-                if marks.last().is_none_or(|m| stride(m.line) < stride(line)) {
-                    marks.push(Mark { line, offset });
-                }
+    map_input(input, threads, &work, |first_line, scanned: Scanned| {
+        for (line, offset) in scanned.starts {
+            let line = first_line + line;
+            if marks.last().is_none_or(|m| stride(m.line) < stride(line)) {
+                marks.push(Mark { line, offset });
             }
-            for (line, reason) in scanned.bad {
-                bad_line(BadLine {
-                    index: name.to_string(),
-                    line: first_line + line,
-                    reason,
-                    unreadable: true,
-                });
-            }
-            Ok(())
-        },
-    )
-    .map_err(io_only)?;
+        }
+        for (line, reason) in scanned.bad {
+            bad_line(BadLine {
+                index: name.to_string(),
+                line: first_line + line,
+                reason,
+                unreadable: true,
+            });
+        }
+        Ok(())
+    })?;
     Ok(marks)
 }
 
@@ -131,36 +132,30 @@ pub(super) fn select(
         });
         lines
     };
-    map_chunks(
-        reader(input)?,
-        threads,
-        &work,
-        |first_line, lines: Vec<Line>| {
-            for line in lines {
-                *position += 1;
-                match line {
-                    Line::Selected(key, source, line) => out.hits.push((
-                        key,
-                        *position,
-                        Document {
-                            index: name.to_string(),
-                            id: (first_line + line).to_string(),
-                            source,
-                        },
-                    )),
-                    Line::NoTime(line) => {
-                        out.untimed += 1;
-                        if out.first_untimed == 0 {
-                            out.first_untimed = first_line + line;
-                        }
+    map_input(input, threads, &work, |first_line, lines: Vec<Line>| {
+        for line in lines {
+            *position += 1;
+            match line {
+                Line::Selected(key, source, line) => out.hits.push((
+                    key,
+                    *position,
+                    Document {
+                        index: name.to_string(),
+                        id: (first_line + line).to_string(),
+                        source,
+                    },
+                )),
+                Line::NoTime(line) => {
+                    out.untimed += 1;
+                    if out.first_untimed == 0 {
+                        out.first_untimed = first_line + line;
                     }
-                    Line::Other => {}
                 }
+                Line::Other => {}
             }
-            Ok(())
-        },
-    )
-    .map_err(io_only)
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -23,9 +23,11 @@ const SETUPS: [Threads; 4] = [
         workers: 2,
         chunk_bytes: 333,
     },
+    // shorter than a line: a chunk per line, or (a file) blocks that hold
+    // no line start
     Threads {
         workers: 3,
-        chunk_bytes: 1,
+        chunk_bytes: 23,
     },
 ];
 
@@ -57,11 +59,21 @@ fn text() -> Vec<u8> {
 #[tokio::test]
 async fn opening_and_fetching_are_the_same_on_any_threads() {
     let bytes: Arc<[u8]> = Arc::from(text());
+    // the same lines as a file (read by position on the workers)
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("e.ndjson");
+    std::fs::write(&path, &bytes[..]).unwrap();
     let mut first = None;
-    for threads in SETUPS {
-        let input = EventsInput::Text {
-            name: "e.ndjson".into(),
-            text: bytes.clone(),
+    for (threads, file) in SETUPS
+        .into_iter()
+        .flat_map(|threads| [(threads, false), (threads, true)])
+    {
+        let input = match file {
+            false => EventsInput::Text {
+                name: "e.ndjson".into(),
+                text: bytes.clone(),
+            },
+            true => EventsInput::File(path.clone()),
         };
         let mut bad = Vec::new();
         let source =
@@ -70,7 +82,7 @@ async fn opening_and_fetching_are_the_same_on_any_threads() {
         assert_eq!(
             marks.iter().map(|m| m.line).collect::<Vec<_>>(),
             [1, 1026, 3073],
-            "the first non-blank line of each stride that has one ({threads:?})"
+            "the first non-blank line of each stride that has one ({threads:?}, file {file})"
         );
         let request = FetchRequest::new(
             vec!["*".into()],
@@ -109,7 +121,7 @@ async fn opening_and_fetching_are_the_same_on_any_threads() {
         let answer = (marks, bad, warnings, docs);
         match &first {
             None => first = Some(answer),
-            Some(want) => assert_eq!(&answer, want, "{threads:?}"),
+            Some(want) => assert_eq!(&answer, want, "{threads:?}, file {file}"),
         }
     }
 }
