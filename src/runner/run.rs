@@ -482,6 +482,7 @@ struct Attempt<'a> {
 }
 
 /// The matches a window alerted (see [`Runner::alert_window`]).
+#[derive(Default)]
 struct Alerted {
     /// The head ids of the matches alerted, now or before; those the cap
     /// left out are not among them.

@@ -7,7 +7,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use super::{millis, threshold, AlertScope, Attempt, RunError, Runner};
+use super::{millis, threshold, AlertScope, Alerted, Attempt, RunError, Runner};
 use crate::alert;
 use crate::runner::alerts::group_ids;
 use crate::runner::detect::Candidate;
@@ -27,7 +27,7 @@ where
     T: StateStore,
 {
     /// Dedup and cap: the window's matches to alert (each with its new ids
-    /// and its head id), and the heads of those alerted before or now.
+    /// and its head id), and the matches alerted before or now.
     pub(super) async fn choose(
         &self,
         scope: &AlertScope<'_>,
@@ -35,7 +35,7 @@ where
         attempt: &Attempt<'_>,
         acknowledged: &HashSet<String>,
         record: &mut ExecutionRecord,
-    ) -> Result<(Vec<Chosen>, Vec<String>), RunError> {
+    ) -> Result<(Vec<Chosen>, Alerted), RunError> {
         let AlertScope {
             rule,
             alert_rule,
@@ -44,7 +44,7 @@ where
         } = scope;
         let grouped = *grouped;
         if candidates.is_empty() {
-            return Ok((Vec::new(), Vec::new()));
+            return Ok((Vec::new(), Alerted::default()));
         }
         let mut groups: Vec<(Candidate, Vec<String>)> = candidates
             .into_iter()
@@ -165,6 +165,10 @@ where
                 .await?;
         }
         alerted.extend(chosen.iter().map(|(_, _, head)| head.clone()));
+        let alerted = Alerted {
+            heads: alerted,
+            new: new_groups,
+        };
         Ok((chosen, alerted))
     }
 }

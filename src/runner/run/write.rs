@@ -32,16 +32,9 @@ where
         acknowledged: &mut HashSet<String>,
         record: &mut ExecutionRecord,
     ) -> Result<Alerted, RunError> {
-        let (chosen, heads) = self
+        let (chosen, alerted) = self
             .choose(scope, candidates, attempt, acknowledged, record)
             .await?;
-        let alerted = Alerted {
-            new: chosen
-                .iter()
-                .filter(|(_, fresh, head)| fresh.contains(head))
-                .count(),
-            heads,
-        };
         if chosen.is_empty() {
             return Ok(alerted);
         }
