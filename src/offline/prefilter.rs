@@ -50,13 +50,17 @@ use crate::eql::pushdown::{parse_number, pushdown, Filter, Scalar};
 /// Where a chunk's lines may match ([`Prefilter::hits`]).
 #[derive(Debug)]
 pub struct Hits {
-    /// Places of texts, in order.
-    at: Vec<usize>,
+    /// Places of texts, in order, each with the clauses it satisfies
+    /// ([`SPELT_OTHERWISE`] for an escape).
+    at: Vec<(usize, u64)>,
     /// The first place not before the line last judged.
     next: usize,
     /// The chunk is ASCII (so valid UTF-8).
     ascii: bool,
 }
+
+/// The bit of a hit that is an escape: the line is judged by itself.
+const SPELT_OTHERWISE: u64 = 1 << 63;
 
 /// One text a matching line must hold, as found in the filter.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,11 +85,22 @@ struct Searcher {
     folded: Option<AhoCorasick>,
 }
 
+/// One alternative (a sequence's stage): a text of each clause.
+#[derive(Debug)]
+struct Alternative {
+    clauses: Vec<Searcher>,
+    /// The bits of the clauses a chunk search finds ([`Prefilter::hits`]).
+    found: u64,
+    /// The other clauses, searched in a line only when it holds all of
+    /// those.
+    rest: Vec<usize>,
+}
+
 /// What a line must hold to be worth decoding: for one of the
 /// alternatives (a sequence's stages), a text of each of its clauses.
 #[derive(Debug)]
 pub struct Prefilter {
-    alternatives: Vec<Vec<Searcher>>,
+    alternatives: Vec<Alternative>,
     /// Some clause has case-insensitive texts (non-ASCII lines are kept).
     folds: bool,
     /// `\u`, the start of another spelling of any character (when the
@@ -95,10 +110,17 @@ pub struct Prefilter {
     /// backslash is not itself escaped).
     slash: Option<Finder<'static>>,
     /// [`ESCAPES`] (`\u` and a hex digit: another spelling of any
-    /// character), then the case-sensitive texts of each alternative's
-    /// first clause: one pass over a chunk finds them all
+    /// character), then the case-sensitive texts of the clauses a chunk
+    /// search finds: one pass over a chunk finds them all
     /// ([`Self::hits`]).
-    first_texts: Texts,
+    texts: Texts,
+    /// For each of `texts`, the clauses its finding satisfies: those of
+    /// the text and of every text it starts with (the longest text at a
+    /// place is the one found there).
+    satisfies: Vec<u64>,
+    /// The case-insensitive texts of the clauses a chunk search finds, and
+    /// the clauses each satisfies.
+    folded: Option<(AhoCorasick, Vec<u64>)>,
 }
 
 /// The starts of `\u` escapes: JSON spells a character `\u` and four hex
@@ -115,6 +137,14 @@ const ESCAPES: [&[u8]; 22] = [
 enum Texts {
     Packed(aho_corasick::packed::Searcher),
     Automaton(AhoCorasick),
+}
+
+impl Searcher {
+    /// Whether `line` holds one of the texts.
+    fn holds(&self, line: &[u8]) -> bool {
+        self.exact.iter().any(|f| f.find(line).is_some())
+            || self.folded.as_ref().is_some_and(|a| a.is_match(line))
+    }
 }
 
 impl Texts {
@@ -146,29 +176,79 @@ impl Prefilter {
             }
             other => vec![other],
         };
-        let mut alternatives = Vec::with_capacity(branches.len());
+        let mut stages = Vec::with_capacity(branches.len());
         let mut folds = false;
         let mut slash = false;
         for branch in branches {
-            let clauses = required(branch, opts);
+            let clauses = sorted(required(branch, opts));
             if clauses.is_empty() {
                 return None;
             }
             folds |= clauses.iter().flatten().any(|t| t.case_insensitive);
             slash |= clauses.iter().flatten().any(|t| t.bytes.contains(&b'/'));
-            alternatives.push(searchers(clauses)?);
+            stages.push(clauses);
+        }
+        // The chunk search finds the texts of each alternative's first
+        // (most selective) clause, and of its other clauses whose texts
+        // are among those anyway: more texts, found everywhere
+        // (`"network"` names an ECS object too), would slow it down.
+        let first: Vec<&Text> = stages.iter().flat_map(|c| &c[0]).collect();
+        // Each text the chunk search finds, with the clauses it satisfies.
+        let mut exact: Vec<(&[u8], u64)> = Vec::new();
+        let mut folded: Vec<(&[u8], u64)> = Vec::new();
+        let mut bits = 0;
+        let mut alternatives = Vec::with_capacity(stages.len());
+        for clauses in &stages {
+            let mut found = 0u64;
+            let mut rest = Vec::new();
+            for (i, clause) in clauses.iter().enumerate() {
+                let searched = i == 0 || clause.iter().all(|t| first.contains(&t));
+                if i == 0 && bits == 63 {
+                    return None; // more stages than a search tells apart
+                }
+                if !searched || bits == 63 {
+                    rest.push(i);
+                    continue;
+                }
+                let bit = 1 << bits;
+                bits += 1;
+                found |= bit;
+                for t in clause {
+                    let table = if t.case_insensitive {
+                        &mut folded
+                    } else {
+                        &mut exact
+                    };
+                    match table.iter_mut().find(|(b, _)| *b == &t.bytes[..]) {
+                        Some((_, clauses)) => *clauses |= bit,
+                        None => table.push((&t.bytes, bit)),
+                    }
+                }
+            }
+            alternatives.push(Alternative {
+                clauses: searchers(clauses)?,
+                found,
+                rest,
+            });
         }
         let slash = slash.then(|| Finder::new(b"\\/").into_owned());
         let mut texts: Vec<&[u8]> = ESCAPES.to_vec();
-        for first in alternatives
+        texts.extend(exact.iter().map(|(t, _)| *t));
+        // The longest text is found where several start, so finding one
+        // satisfies the clauses of the texts it starts with too.
+        let satisfies = texts
             .iter()
-            .filter_map(|a: &Vec<Searcher>| a.first())
-        {
-            texts.extend(first.exact.iter().map(|f| f.needle()));
-        }
+            .map(|found| {
+                exact
+                    .iter()
+                    .filter(|(t, _)| found.starts_with(t))
+                    .fold(0, |clauses, (_, c)| clauses | c)
+            })
+            .collect();
         // Teddy (SIMD) when the CPU has it: the automaton's own choice for
         // a few long texts is many times slower.
-        let first_texts = match aho_corasick::packed::Config::new()
+        let texts = match aho_corasick::packed::Config::new()
+            .match_kind(aho_corasick::packed::MatchKind::LeftmostLongest)
             .builder()
             .extend(&texts)
             .build()
@@ -176,17 +256,31 @@ impl Prefilter {
             Some(packed) => Texts::Packed(packed),
             None => Texts::Automaton(
                 AhoCorasickBuilder::new()
-                    .match_kind(MatchKind::LeftmostFirst)
+                    .match_kind(MatchKind::LeftmostLongest)
                     .build(texts)
                     .ok()?,
             ),
+        };
+        // Every place of every case-insensitive text (an overlapping
+        // search), each satisfying its own clauses.
+        let folded = if folded.is_empty() {
+            None
+        } else {
+            let search = AhoCorasickBuilder::new()
+                .ascii_case_insensitive(true)
+                .match_kind(MatchKind::Standard)
+                .build(folded.iter().map(|(t, _)| t))
+                .ok()?;
+            Some((search, folded.iter().map(|(_, c)| *c).collect()))
         };
         Some(Prefilter {
             alternatives,
             folds,
             unicode: Finder::new(b"\\u").into_owned(),
             slash,
-            first_texts,
+            texts,
+            satisfies,
+            folded,
         })
     }
 
@@ -197,11 +291,11 @@ impl Prefilter {
         if line.first() != Some(&b'{') || line.last() != Some(&b'}') {
             return true;
         }
-        let holds = |c: &Searcher| {
-            c.exact.iter().any(|f| f.find(line).is_some())
-                || c.folded.as_ref().is_some_and(|a| a.is_match(line))
-        };
-        if self.alternatives.iter().any(|a| a.iter().all(holds)) {
+        if self
+            .alternatives
+            .iter()
+            .any(|a| a.clauses.iter().all(|c| c.holds(line)))
+        {
             return true;
         }
         // A text is missing: ruled out, unless the line may spell it
@@ -213,60 +307,80 @@ impl Prefilter {
     }
 
     /// Where in `chunk` (whole lines) a line may match, found by searching
-    /// the chunk once per text rather than each line: the places of the
-    /// texts of each alternative's first clause (a line holding none of
-    /// them fails that alternative) and of the escapes. `None` when every
-    /// line must be judged by itself: case-insensitive texts in a chunk
-    /// with non-ASCII bytes.
+    /// the chunk once for all texts rather than each line: the places of
+    /// the texts of the clauses the search finds (each alternative's
+    /// first, at least), each with the clauses it satisfies, and of the
+    /// escapes. `None` when every line must be judged by itself:
+    /// case-insensitive texts in a chunk with non-ASCII bytes.
     pub fn hits(&self, chunk: &[u8]) -> Option<Hits> {
         let ascii = chunk.is_ascii();
         if self.folds && !ascii {
             return None;
         }
-        let mut at: Vec<usize> = Vec::new();
+        let mut at: Vec<(usize, u64)> = Vec::new();
         let mut from = 0;
-        while let Some(m) = self.first_texts.find_from(chunk, from) {
-            if m.pattern().as_usize() >= ESCAPES.len() || escaped(chunk, m.start()) {
-                at.push(m.start());
-                // the line holds a hit: what else it holds is judged there
-                from = m.end();
-            } else {
-                // no escape (`\\u…`): a text may start within it
-                from = m.start() + 1;
+        while let Some(m) = self.texts.find_from(chunk, from) {
+            let pattern = m.pattern().as_usize();
+            if pattern >= ESCAPES.len() {
+                at.push((m.start(), self.satisfies[pattern]));
+            } else if escaped(chunk, m.start()) {
+                at.push((m.start(), SPELT_OTHERWISE));
             }
+            // the next place: a text may start within this one (or within
+            // `\\u…`, no escape)
+            from = m.start() + 1;
         }
         // apart: a two-byte pattern would slow the search of the others
         if let Some(slash) = &self.slash {
-            at.extend(slash.find_iter(chunk).filter(|&i| escaped(chunk, i)));
+            at.extend(
+                slash
+                    .find_iter(chunk)
+                    .filter(|&i| escaped(chunk, i))
+                    .map(|i| (i, SPELT_OTHERWISE)),
+            );
         }
-        for first in self.alternatives.iter().filter_map(|a| a.first()) {
-            if let Some(folded) = &first.folded {
-                at.extend(folded.find_iter(chunk).map(|m| m.start()));
-            }
+        if let Some((search, satisfies)) = &self.folded {
+            at.extend(
+                search
+                    .find_overlapping_iter(chunk)
+                    .map(|m| (m.start(), satisfies[m.pattern().as_usize()])),
+            );
         }
-        at.sort_unstable();
+        at.sort_unstable_by_key(|&(place, _)| place);
         Some(Hits { at, next: 0, ascii })
     }
 
     /// Whether the line at `start..end` of a chunk with these `hits` is
-    /// ruled out: what [`Self::may_match`] says of it, judged only where a
-    /// hit is in the line; a line without one is ruled out when it has the
-    /// shape of an object on one line (decoding reports the others). Lines
-    /// must come in order.
+    /// ruled out: what [`Self::may_match`] says of it, from the clauses
+    /// its hits satisfy and a search of the line for the others only
+    /// where those are all there; a line that may not match is ruled out
+    /// when it has the shape of an object on one line (decoding reports
+    /// the others). Lines must come in order.
     pub fn rules_out(&self, line: &[u8], start: usize, hits: &mut Hits) -> bool {
-        while hits.at.get(hits.next).is_some_and(|&h| h < start) {
+        while hits.at.get(hits.next).is_some_and(|&(h, _)| h < start) {
             hits.next += 1;
         }
-        if hits
-            .at
-            .get(hits.next)
-            .is_some_and(|&h| h < start + line.len())
-        {
-            return !self.may_match(line);
+        let mut satisfied = 0u64;
+        while let Some(&(h, clauses)) = hits.at.get(hits.next) {
+            if h >= start + line.len() {
+                break;
+            }
+            satisfied |= clauses;
+            hits.next += 1;
         }
-        line.first() == Some(&b'{')
-            && line.last() == Some(&b'}')
-            && (hits.ascii || line.is_ascii() || std::str::from_utf8(line).is_ok())
+        let shaped = line.first() == Some(&b'{') && line.last() == Some(&b'}');
+        if satisfied != 0 && shaped {
+            if satisfied & SPELT_OTHERWISE != 0 {
+                return false;
+            }
+            let may = self.alternatives.iter().any(|a| {
+                satisfied & a.found == a.found && a.rest.iter().all(|&c| a.clauses[c].holds(line))
+            });
+            if may {
+                return false;
+            }
+        }
+        shaped && (hits.ascii || line.is_ascii() || std::str::from_utf8(line).is_ok())
     }
 
     /// Whether the line has a `\u` escape, or a `\/` one when a text holds
@@ -295,12 +409,17 @@ fn escaped(bytes: &[u8], at: usize) -> bool {
     run % 2 == 1
 }
 
-/// A branch's clauses, ready to search, those that rule out most lines
-/// first: category names are also the names of ECS objects
-/// (`"process":{…}` is in most lines), so they go last; then the longest
-/// shortest text first. `None` if a search cannot be built.
-fn searchers(mut clauses: Vec<Clause>) -> Option<Vec<Searcher>> {
+/// A branch's clauses, those that rule out most lines first: category
+/// names are also the names of ECS objects (`"process":{…}` is in most
+/// lines), so they go last; then the longest shortest text first.
+fn sorted(mut clauses: Vec<Clause>) -> Vec<Clause> {
     clauses.sort_by_key(|c| (c.iter().all(|t| t.category), std::cmp::Reverse(shortest(c))));
+    clauses
+}
+
+/// A branch's clauses, ready to search; `None` if a search cannot be
+/// built.
+fn searchers(clauses: &[Clause]) -> Option<Vec<Searcher>> {
     clauses
         .iter()
         .map(|clause| {

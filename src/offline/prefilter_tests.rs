@@ -134,6 +134,8 @@ const VALUES: &[&str] = &[
 ];
 const LITERALS: &[&str] = &[
     "cmd.exe",
+    "cmd",
+    "d.ex",
     "Cmd.Exe",
     "a/b",
     "a\\\\b",
@@ -319,6 +321,23 @@ fn a_text_starting_inside_an_escaped_backslash_and_u_is_found() {
     let pre = pre.unwrap();
     let line = br#"{"process":{"name":"C:\\u0x"}}"#;
     assert!(offline_matches(&plan, line));
+    let chunk = [&br#"{"a":1}"#[..], line].join(&b'\n');
+    let mut hits = pre.hits(&chunk).unwrap();
+    assert!(pre.rules_out(br#"{"a":1}"#, 0, &mut hits));
+    assert!(!pre.rules_out(line, 8, &mut hits));
+}
+
+#[test]
+fn a_text_found_within_a_longer_one_at_the_same_place_counts() {
+    // `cmd` is searched for as stage 1's text and counts for stage 2's
+    // second clause; where `cmd.exe` is found, `cmd` is there too
+    let (_, pre) = plan_and_prefilter(
+        r#"sequence [any where a == "cmd"] [any where b.c == "cmd.exe" and a == "cmd"]"#,
+    )
+    .unwrap();
+    let pre = pre.unwrap();
+    let line = br#"{"b":{"c":"cmd.exe"}}"#;
+    assert!(pre.may_match(line));
     let chunk = [&br#"{"a":1}"#[..], line].join(&b'\n');
     let mut hits = pre.hits(&chunk).unwrap();
     assert!(pre.rules_out(br#"{"a":1}"#, 0, &mut hits));
