@@ -31,6 +31,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 "$bin" generate --count "$events" | "$py" "$here/prepare.py" > "$work/events.ndjson"
+# Written out before the clock starts: the kernel's writeback of a file
+# just made would otherwise take a core from whichever engine runs first.
+sync "$work/events.ndjson"
 bytes=$(stat -c %s "$work/events.ndjson")
 echo "input: $events events, $((bytes / 1000000)) MB; detectd $("$bin" --version | cut -d' ' -f2)," \
   "Python eql $("$py" -c 'import eql; print(eql.__version__)'), $(nproc) cores"
