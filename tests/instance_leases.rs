@@ -110,6 +110,44 @@ fn a_checkpoint_under_a_lease_taken_over_is_refused() {
     es.request(Method::Delete, &format!("/{}", names.state), None);
 }
 
+/// A rule's tail budget is a document of its own in the state index: it
+/// reads back as written, leaves the rule's checkpoint and lease alone,
+/// and a rule without one has none.
+#[test]
+fn a_tail_budget_is_kept_beside_the_rules_state_document() {
+    use detectd::state::{Checkpoint, ClusterStateStore, StateStore, TailSpend};
+    let Some(url) = cluster_url() else { return };
+    let es = Es::connect(&url);
+    let names = fresh_indices(&es, "tailbudget");
+    let store = ClusterStateStore::new(es.cluster.clone(), &names);
+    let now = Utc::now();
+    let checkpoint = Checkpoint {
+        rule_id: "r".into(),
+        covered_until: now,
+        updated_at: now,
+        pending: None,
+        threshold_history: Vec::new(),
+    };
+    es.rt.block_on(store.save_checkpoint(&checkpoint)).unwrap();
+    // no state index document yet, and then none for another rule
+    assert_eq!(es.rt.block_on(store.tail_spend("r")).unwrap(), None);
+    let spend = |slot: i64, alerted: u64| TailSpend {
+        rule_id: "r".into(),
+        slot,
+        alerted,
+    };
+    es.rt.block_on(store.save_tail_spend(&spend(5, 2))).unwrap();
+    es.rt.block_on(store.save_tail_spend(&spend(6, 3))).unwrap();
+    assert_eq!(
+        es.rt.block_on(store.tail_spend("r")).unwrap(),
+        Some(spend(6, 3))
+    );
+    assert_eq!(es.rt.block_on(store.tail_spend("other")).unwrap(), None);
+    let read = es.rt.block_on(store.checkpoint("r")).unwrap().unwrap();
+    assert_eq!(read.covered_until, checkpoint.covered_until);
+    es.request(Method::Delete, &format!("/{}", names.state), None);
+}
+
 /// Coordination costs a fixed number of requests per heartbeat, however
 /// many rules: three instances in this process over 1000 rules, counted.
 /// Prints the figure for the default heartbeat (10 s).

@@ -314,3 +314,38 @@ async fn tails_alert_at_most_max_signals_in_each_interval_and_runs_keep_their_ow
         .unwrap();
     assert_eq!(next.alerts_created, 2);
 }
+
+#[tokio::test]
+async fn an_instance_taking_a_rule_over_goes_on_from_the_stored_tail_budget() {
+    let mut capped = rule("ev", "process where true");
+    capped.max_signals = 3;
+    // two process events in each of the windows [0, 5], [5, 10], [10, 15] s
+    let docs: Vec<Document> = [1, 2, 6, 7, 11, 12]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| event(&format!("p{i}"), s * 1_000, "process", json!({})))
+        .collect();
+    // two instances with the state (and so the budgets) in common
+    let state = Arc::new(MemoryStateStore::new());
+    let instance = || {
+        Runner::new(
+            MemorySource::new(docs.clone()),
+            MemorySink::new(),
+            state.clone(),
+            RunnerSettings::default(),
+        )
+        .with_tailing(TIMING)
+    };
+    let (a, b) = (instance(), instance());
+    let at = |s: i64| t0() + Duration::seconds(s);
+    // a alerts 2 of the interval's 3; b, taking the rule over, may alert
+    // only 1 more (alone it would alert both of its window's events)
+    assert_eq!(a.tail(&capped, at(15)).await.unwrap().alerts_created, 2);
+    let by_b = b.tail(&capped, at(20)).await.unwrap();
+    assert_eq!((by_b.alerts_created, by_b.alerts_capped), (1, 1));
+    // and a, taking it back, finds the budget spent
+    let by_a = a.tail(&capped, at(25)).await.unwrap();
+    assert_eq!((by_a.alerts_created, by_a.alerts_capped), (0, 2));
+    let stored = state.tail_spend("ev").await.unwrap().unwrap();
+    assert_eq!(stored.alerted, 3);
+}

@@ -4,7 +4,7 @@
 
 use super::{
     Checkpoint, ClusterStateStore, DeadLetter, FileStateStore, OutboxEntry, StateError, StateStore,
-    ThrottleMark,
+    TailSpend, ThrottleMark,
 };
 use crate::runner::ExecutionRecord;
 
@@ -111,6 +111,20 @@ impl StateStore for AnyStateStore {
         match self {
             AnyStateStore::Cluster(s) => s.save_throttle_marks(marks).await,
             AnyStateStore::File(s) => s.save_throttle_marks(marks).await,
+        }
+    }
+
+    async fn tail_spend(&self, rule_id: &str) -> Result<Option<TailSpend>, StateError> {
+        match self {
+            AnyStateStore::Cluster(s) => s.tail_spend(rule_id).await,
+            AnyStateStore::File(s) => s.tail_spend(rule_id).await,
+        }
+    }
+
+    async fn save_tail_spend(&self, spend: &TailSpend) -> Result<(), StateError> {
+        match self {
+            AnyStateStore::Cluster(s) => s.save_tail_spend(spend).await,
+            AnyStateStore::File(s) => s.save_tail_spend(spend).await,
         }
     }
 }

@@ -1,5 +1,7 @@
 //! State in the cluster: one document per rule in the state index (id =
-//! rule id), one document per run in the executions index and one per
+//! rule id) and, once its near-real-time tails alert, one for their budget
+//! (id `tail-budget:<rule id>`), one document per run in the executions
+//! index and one per
 //! refused alert in the dead-letters index (id = alert id), all written
 //! with `refresh=wait_for` so a checkpoint is visible (and durable) before
 //! the run goes on. Index names and templates are `sink::elasticsearch`'s
@@ -19,7 +21,7 @@ use serde_json::Value;
 use super::outbox::sort_entries;
 use super::{
     execution_document, Checkpoint, CheckpointFence, DeadLetter, OutboxEntry, OutboxStatus,
-    StateError, StateStore, ThrottleMark,
+    StateError, StateStore, TailSpend, ThrottleMark,
 };
 use crate::cluster::{encode_path_part, Cluster, ClusterError};
 use crate::runner::ExecutionRecord;
@@ -561,6 +563,55 @@ impl StateStore for ClusterStateStore {
         self.bulk(self.outbox_lines(&docs, "index"), "storing throttle marks")
             .await
     }
+
+    async fn tail_spend(&self, rule_id: &str) -> Result<Option<TailSpend>, StateError> {
+        let path = self.doc_path(&tail_budget_id(rule_id));
+        // GET by id is real time: the last write is seen without a refresh.
+        let body = match self
+            .cluster
+            .request_json(Method::Get, &path, &[], None)
+            .await
+        {
+            Ok(body) => body,
+            Err(ClusterError::Status { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let expected = |what: &str, found: &Value| {
+            bad_response(
+                "GET",
+                path.clone(),
+                format!(
+                    "expected {what}, found {}",
+                    crate::cluster::snippet(found.to_string().as_bytes())
+                ),
+            )
+        };
+        match body.get("found").and_then(Value::as_bool) {
+            Some(true) => {}
+            Some(false) => return Ok(None),
+            None => return Err(expected("a document with `found`", &body)),
+        }
+        let source = body.get("_source").cloned().unwrap_or(Value::Null);
+        serde_json::from_value(source.clone())
+            .map(Some)
+            .map_err(|_| expected("a tail budget", &source))
+    }
+
+    async fn save_tail_spend(&self, spend: &TailSpend) -> Result<(), StateError> {
+        let path = self.doc_path(&tail_budget_id(&spend.rule_id));
+        let body = serde_json::to_value(spend).unwrap_or(Value::Null);
+        // Read back by id only (real time): durable on return, no refresh.
+        let response = self
+            .cluster
+            .request_json(Method::Put, &path, &[("refresh", "false")], Some(&body))
+            .await?;
+        written(response, "PUT", path)
+    }
+}
+
+/// The id of a rule's tail budget in the state index.
+fn tail_budget_id(rule_id: &str) -> String {
+    format!("tail-budget:{rule_id}")
 }
 
 /// Pending outbox entries read in one search: more than this many waiting

@@ -4,7 +4,9 @@
 //! one), `executions.ndjson` (one record per line, appended and fsynced)
 //! `dead-letters.json` (refused alerts by alert id, rewritten whole like
 //! the checkpoints), `outbox.json` (notification messages by id) and
-//! `throttle.json` (throttle marks by key), rewritten whole the same way
+//! `throttle.json` (throttle marks by key) and `tail-budgets.json` (what
+//! each rule's near-real-time tails alerted in its current interval, by
+//! rule id), rewritten whole the same way
 //! (settled outbox entries are dropped a week after, see `OUTBOX_RETENTION`).
 //! The outcome of each delivery attempt is appended to
 //! `outbox.journal.ndjson` (fsynced), read over `outbox.json` and folded
@@ -27,7 +29,7 @@ use serde::Serialize;
 use super::outbox::sort_entries;
 use super::{
     execution_document, sort_dead_letters, Checkpoint, DeadLetter, OutboxEntry, OutboxStatus,
-    StateError, StateStore, ThrottleMark, OUTBOX_RETENTION,
+    StateError, StateStore, TailSpend, ThrottleMark, OUTBOX_RETENTION,
 };
 use crate::runner::ExecutionRecord;
 
@@ -36,6 +38,7 @@ const EXECUTIONS: &str = "executions.ndjson";
 const DEAD_LETTERS: &str = "dead-letters.json";
 const OUTBOX: &str = "outbox.json";
 const THROTTLE: &str = "throttle.json";
+const TAIL_BUDGETS: &str = "tail-budgets.json";
 const OUTBOX_JOURNAL: &str = "outbox.journal.ndjson";
 /// A journal past this size is folded into `outbox.json` at the next record.
 const JOURNAL_FOLD_BYTES: u64 = 1 << 20;
@@ -346,5 +349,20 @@ impl StateStore for FileStateStore {
             all.insert(m.key.clone(), m.clone());
         }
         self.write_map(THROTTLE, &all)
+    }
+
+    async fn tail_spend(&self, rule_id: &str) -> Result<Option<TailSpend>, StateError> {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all: BTreeMap<String, TailSpend> =
+            self.read_map(TAIL_BUDGETS, "tail budgets by rule id")?;
+        Ok(all.remove(rule_id))
+    }
+
+    async fn save_tail_spend(&self, spend: &TailSpend) -> Result<(), StateError> {
+        let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut all: BTreeMap<String, TailSpend> =
+            self.read_map(TAIL_BUDGETS, "tail budgets by rule id")?;
+        all.insert(spend.rule_id.clone(), spend.clone());
+        self.write_map(TAIL_BUDGETS, &all)
     }
 }

@@ -3,7 +3,7 @@
 use super::file::*;
 use super::{
     CapCut, Checkpoint, DeadLetter, OutboxEntry, OutboxStatus, PendingWindow, StateStore,
-    ThrottleMark,
+    TailSpend, ThrottleMark,
 };
 use chrono::{DateTime, Utc};
 
@@ -347,4 +347,31 @@ async fn pruning_drops_settled_entries_created_before_the_cutoff_and_never_pendi
         .map(|e| e.id)
         .collect();
     assert_eq!(kept, ["new-sent"]);
+}
+
+#[tokio::test]
+async fn tail_budgets_are_kept_by_rule_replaced_and_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = FileStateStore::open(dir.path().join("state")).unwrap();
+    assert_eq!(store.tail_spend("r1").await.unwrap(), None);
+    let spend = |rule: &str, slot: i64, alerted: u64| TailSpend {
+        rule_id: rule.into(),
+        slot,
+        alerted,
+    };
+    for s in [spend("r1", 7, 2), spend("r2", 7, 1), spend("r1", 8, 5)] {
+        store.save_tail_spend(&s).await.unwrap();
+    }
+    let again = FileStateStore::open(dir.path().join("state")).unwrap();
+    assert_eq!(
+        again.tail_spend("r1").await.unwrap(),
+        Some(spend("r1", 8, 5))
+    );
+    assert_eq!(
+        again.tail_spend("r2").await.unwrap(),
+        Some(spend("r2", 7, 1))
+    );
+    assert_eq!(again.tail_spend("r3").await.unwrap(), None);
+    // the checkpoints are a file of their own
+    assert_eq!(again.checkpoint("r1").await.unwrap(), None);
 }

@@ -6,7 +6,7 @@ use std::sync::{Mutex, PoisonError};
 use super::outbox::sort_entries;
 use super::{
     sort_dead_letters, Checkpoint, DeadLetter, OutboxEntry, OutboxStatus, StateError, StateStore,
-    ThrottleMark,
+    TailSpend, ThrottleMark,
 };
 use crate::runner::ExecutionRecord;
 
@@ -17,6 +17,7 @@ pub struct MemoryStateStore {
     dead_letters: Mutex<HashMap<String, DeadLetter>>,
     outbox: Mutex<HashMap<String, OutboxEntry>>,
     throttle: Mutex<HashMap<String, ThrottleMark>>,
+    tail_spends: Mutex<HashMap<String, TailSpend>>,
 }
 
 impl MemoryStateStore {
@@ -169,6 +170,23 @@ impl StateStore for MemoryStateStore {
         for m in marks {
             all.insert(m.key.clone(), m.clone());
         }
+        Ok(())
+    }
+
+    async fn tail_spend(&self, rule_id: &str) -> Result<Option<TailSpend>, StateError> {
+        let all = self
+            .tail_spends
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        Ok(all.get(rule_id).cloned())
+    }
+
+    async fn save_tail_spend(&self, spend: &TailSpend) -> Result<(), StateError> {
+        let mut all = self
+            .tail_spends
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        all.insert(spend.rule_id.clone(), spend.clone());
         Ok(())
     }
 }

@@ -93,6 +93,20 @@ pub struct ThresholdTerm {
     pub value: String,
 }
 
+/// What a rule's near-real-time tails alerted in one interval of the rule
+/// (`runner::run::tail::TailBudgets`), kept with the state so that an
+/// instance taking the rule over in the middle of an interval goes on from
+/// it rather than from nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TailSpend {
+    pub rule_id: String,
+    /// The interval: its number on the wall clock's grid of the rule's
+    /// interval.
+    pub slot: i64,
+    /// New matches the tails alerted in it.
+    pub alerted: u64,
+}
+
 /// A window whose matches `max_signals` cut, written but not committed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingWindow {
@@ -122,6 +136,8 @@ pub enum StateError {
     BadDocument { rule_id: String, found: String },
     #[error("this state store keeps no notification outbox")]
     NoOutbox,
+    #[error("this state store keeps no tail budgets")]
+    NoTailSpend,
     #[error("lease of rule `{rule_id}` lost, checkpoint not written: {why}")]
     LeaseLost { rule_id: String, why: String },
 }
@@ -255,6 +271,29 @@ pub trait StateStore: Send + Sync {
         let _ = marks;
         async { Err(StateError::NoOutbox) }
     }
+
+    // Tail budgets. As with the outbox, a store made for one test need
+    // not keep them: a tail with alerts over such a store fails (its
+    // scheduled runs still alert).
+
+    /// What the rule's tails last stored of their budget (`None`: nothing).
+    fn tail_spend(
+        &self,
+        rule_id: &str,
+    ) -> impl Future<Output = Result<Option<TailSpend>, StateError>> + Send {
+        let _ = rule_id;
+        async { Err(StateError::NoTailSpend) }
+    }
+
+    /// Stores a rule's tail budget, replacing the one before; durable when
+    /// this returns `Ok`.
+    fn save_tail_spend(
+        &self,
+        spend: &TailSpend,
+    ) -> impl Future<Output = Result<(), StateError>> + Send {
+        let _ = spend;
+        async { Err(StateError::NoTailSpend) }
+    }
 }
 
 /// A store shared by the runner and the delivery worker.
@@ -313,6 +352,14 @@ impl<T: StateStore> StateStore for Arc<T> {
 
     async fn save_throttle_marks(&self, marks: &[ThrottleMark]) -> Result<(), StateError> {
         (**self).save_throttle_marks(marks).await
+    }
+
+    async fn tail_spend(&self, rule_id: &str) -> Result<Option<TailSpend>, StateError> {
+        (**self).tail_spend(rule_id).await
+    }
+
+    async fn save_tail_spend(&self, spend: &TailSpend) -> Result<(), StateError> {
+        (**self).save_tail_spend(spend).await
     }
 }
 

@@ -110,22 +110,42 @@ where
                 return Err(e);
             }
         };
+        // A tail with matches alerts out of its rule's budget, read from
+        // the state (another instance may have held the rule this interval).
+        let budget = match tail && !candidates.is_empty() {
+            true => match self.tail_budgets.left(&self.state, rule, now).await {
+                Ok(budget) => Some(budget),
+                Err(e) => {
+                    self.tail_states.forget(rule);
+                    return Err(e.into());
+                }
+            },
+            false => None,
+        };
         let attempt = Attempt {
             window,
             covered: None,
             retried_cut: None,
             history: &history,
             open: &super::suppress::OpenAlerts::default(),
-            cap: match tail {
-                true => self.tail_budgets.left(rule, now),
-                false => super::max_signals(rule),
-            },
+            cap: budget.map_or(super::max_signals(rule), |b| b.left),
         };
         let written = self
             .alert_window(&scope, candidates, &attempt, &mut HashSet::new(), record)
             .await;
-        if let (Ok(alerted), true) = (&written, tail) {
-            self.tail_budgets.spend(rule, now, alerted.new);
+        if let (Ok(alerted), Some(budget)) = (&written, budget) {
+            // The alerts are written: a budget not stored is a warning (an
+            // instance taking the rule over this interval would not count
+            // them), not a failed tail.
+            let spent = self
+                .tail_budgets
+                .spend(&self.state, rule, &budget, alerted.new);
+            if let Err(e) = spent.await {
+                tracing::warn!(rule_id = %rule.rule_id, error = %e, "tail budget not stored");
+                record
+                    .warnings
+                    .push(format!("this interval's tail budget was not stored: {e}"));
+            }
         }
         // What the matcher holds goes on only once its alerts are written;
         // else the next tail starts afresh, and reads back for them.

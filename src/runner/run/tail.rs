@@ -29,7 +29,8 @@
 //! stores no execution record (one every few seconds per rule would flood
 //! the executions index): only tails that alert or fail do; warnings are
 //! left to the scheduled runs. Between them, a rule's tails alert at most
-//! `max_signals` new matches in each interval of the rule ([`TailBudgets`]).
+//! `max_signals` new matches in each interval of the rule ([`TailBudgets`],
+//! kept with the state so that it holds across instances).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -45,7 +46,7 @@ use crate::runner::record::{ExecutionRecord, RunStatus};
 use crate::schedule::window::Window;
 use crate::sink::AlertSink;
 use crate::source::EventSource;
-use crate::state::StateStore;
+use crate::state::{StateError, StateStore, TailSpend};
 
 /// The longest reach (a sequence's `maxspan`) of a rule that tails: its
 /// first tail reads that far back.
@@ -150,12 +151,15 @@ impl TailStates {
 /// instance): a flood alerts no faster with tails than without. What the
 /// budget leaves out is capped as in a run (`alerts_capped`, Kibana's
 /// warning) and left to the scheduled runs, which have their own
-/// `max_signals`.
+/// `max_signals`. The budget is kept with the state ([`TailSpend`]) each
+/// time a tail alerts, and read from it before a tail with matches
+/// alerts, so an instance that takes a rule over in the middle of an
+/// interval goes on from what the other instance's tails alerted.
 #[derive(Debug, Default)]
 pub(crate) struct TailBudgets {
     /// Per rule: the interval (its number on the grid) and the new matches
-    /// its tails alerted in it.
-    spent: Mutex<HashMap<String, (i64, usize)>>,
+    /// this instance knows its tails alerted in it.
+    spent: Mutex<HashMap<String, (i64, u64)>>,
 }
 
 impl TailBudgets {
@@ -167,25 +171,66 @@ impl TailBudgets {
         now.timestamp_millis().div_euclid(interval)
     }
 
-    /// How many new matches `rule`'s tail at `now` may alert.
-    pub(super) fn left(&self, rule: &Rule, now: DateTime<Utc>) -> usize {
+    /// What this instance knows `rule`'s tails alerted in `slot`.
+    fn known(&self, rule: &Rule, slot: i64) -> u64 {
         let spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
-        let used = match spent.get(&rule.rule_id) {
-            Some(&(slot, used)) if slot == Self::slot(rule, now) => used,
+        match spent.get(&rule.rule_id) {
+            Some(&(s, used)) if s == slot => used,
             _ => 0,
-        };
-        super::max_signals(rule).saturating_sub(used)
+        }
     }
 
-    /// Counts `new` matches alerted by `rule`'s tail at `now`.
-    pub(super) fn spend(&self, rule: &Rule, now: DateTime<Utc>, new: usize) {
+    /// What `rule`'s tail at `now` may alert: what the tails of this
+    /// interval left, as this instance knows it or as stored (by another
+    /// instance that held the rule before), whichever is less.
+    pub(super) async fn left(
+        &self,
+        state: &impl StateStore,
+        rule: &Rule,
+        now: DateTime<Utc>,
+    ) -> Result<Budget, StateError> {
         let slot = Self::slot(rule, now);
-        let mut spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
-        let entry = spent.entry(rule.rule_id.clone()).or_insert((slot, 0));
-        if entry.0 != slot {
-            *entry = (slot, 0);
+        let stored = match state.tail_spend(&rule.rule_id).await? {
+            Some(spend) if spend.slot == slot => spend.alerted,
+            _ => 0,
+        };
+        let used = self.known(rule, slot).max(stored);
+        Ok(Budget {
+            slot,
+            used,
+            left: super::max_signals(rule)
+                .saturating_sub(usize::try_from(used).unwrap_or(usize::MAX)),
+        })
+    }
+
+    /// Counts `new` matches alerted by `rule`'s tail out of `budget`, and
+    /// stores the interval's count when it grew.
+    pub(super) async fn spend(
+        &self,
+        state: &impl StateStore,
+        rule: &Rule,
+        budget: &Budget,
+        new: usize,
+    ) -> Result<(), StateError> {
+        if new == 0 {
+            return Ok(());
         }
-        entry.1 = entry.1.saturating_add(new);
+        let alerted = budget.used.saturating_add(new as u64);
+        {
+            let mut spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
+            let entry = spent
+                .entry(rule.rule_id.clone())
+                .or_insert((budget.slot, 0));
+            if entry.0 != budget.slot || entry.1 < alerted {
+                *entry = (budget.slot, alerted);
+            }
+        }
+        let spend = TailSpend {
+            rule_id: rule.rule_id.clone(),
+            slot: budget.slot,
+            alerted,
+        };
+        state.save_tail_spend(&spend).await
     }
 
     /// Forgets the rules that no longer tail.
@@ -193,6 +238,16 @@ impl TailBudgets {
         let mut spent = self.spent.lock().unwrap_or_else(|e| e.into_inner());
         spent.retain(|id, _| tailing.iter().any(|r| r.rule_id == *id));
     }
+}
+
+/// What one tail of a rule may alert ([`TailBudgets::left`]).
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Budget {
+    slot: i64,
+    /// Alerted in the interval before this tail.
+    used: u64,
+    /// New matches this tail may alert.
+    pub(super) left: usize,
 }
 
 /// Whether `rule` can tail: an EQL or query rule whose reach is at most
