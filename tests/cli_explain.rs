@@ -192,6 +192,11 @@ fn explain_the_founding_rule_offline() {
         "{\"term\":{\"destination.port\":{\"value\":135}}}",
         "_source      {\"includes\":[\"@timestamp\",\"destination.address\",\"destination.port\",\"dll.name\",\"event.category\",\"host.id\",\"process.entity_id\",\"process.name\"]}",
         "shell            sha256(",
+        // how the daemon reads it: a shared scan selects it locally, and
+        // its tails carry partial sequences
+        "selected locally: the scan reads each event of its indices and time range once",
+        "near-real-time can tail with `[realtime]` on: every 5s, 15s behind the clock",
+        "reads back 5s (its maxspan)",
     ] {
         assert!(text.contains(part), "missing {part:?} in:\n{text}");
     }
@@ -630,6 +635,8 @@ fn explain_a_query_rule_with_filters_and_exceptions() {
         "  filters      1 Kibana filter, placed as Kibana's buildQueryFromFilters places them",
         "  exceptions   `svc` (single) (1 item): an event an item describes does not alert\n",
         "  pushdown     none: the query is the search's own filter",
+        // in a shared scan the cluster evaluates its query as its own clause
+        "a clause of its own in the scan: its search holds more than its time range and pushdown",
         // the KQL for ECS's types: `user.name` is a keyword, a wildcard query
         "\"wildcard\":{\"user.name\":{\"value\":\"admin*\"}}",
         // the filter and the exception, in the same search
@@ -828,6 +835,8 @@ fn explain_a_threshold_rule_names_its_groups() {
         "matches: counted in group source.ip=\"10.0.0.1\"\n",
         "matches the query, but is in no group (no source.ip)\n",
         "1 of 2 events are counted; a group alerts at 25 in one window\n",
+        "  shared scans   none: a threshold rule asks the cluster its own questions\n",
+        "  near-real-time does not tail: only EQL and query rules tail",
     ] {
         assert!(text.contains(expected), "missing {expected:?} in\n{text}");
     }

@@ -31,6 +31,10 @@ pub const DEFAULT_STATE_INDEX: &str = "detectd-state";
 pub const DEFAULT_EXECUTIONS_INDEX: &str = "detectd-executions";
 pub const DEFAULT_DEAD_LETTERS_INDEX: &str = "detectd-dead-letters";
 pub const DEFAULT_SPACE_ID: &str = "default";
+/// How often rules tail with `[realtime]` on (`realtime.every`).
+pub const DEFAULT_TAIL_EVERY: Duration = Duration::from_secs(5);
+/// How far behind the clock tails stay (`realtime.lag`).
+pub const DEFAULT_TAIL_LAG: Duration = Duration::from_secs(15);
 /// Elasticsearch's own default address, as its clients assume.
 pub const DEFAULT_CLUSTER_URL: &str = "http://localhost:9200";
 pub const DEFAULT_CONCURRENCY: usize = 4;
@@ -549,15 +553,11 @@ fn validate(
             // at most one tail a second per rule
             every: duration(
                 raw.realtime.every.clone(),
-                Duration::from_secs(5),
+                DEFAULT_TAIL_EVERY,
                 "realtime.every",
             )
             .max(Duration::from_secs(1)),
-            lag: duration(
-                raw.realtime.lag.clone(),
-                Duration::from_secs(15),
-                "realtime.lag",
-            ),
+            lag: duration(raw.realtime.lag.clone(), DEFAULT_TAIL_LAG, "realtime.lag"),
             rule_ids: raw.realtime.rule_ids.clone(),
             tags: raw.realtime.tags.clone(),
         });

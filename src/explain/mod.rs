@@ -20,6 +20,7 @@
 //! the wording. Offline, field types are ECS's (the field map Kibana's
 //! alerts use); with a cluster, the cluster's.
 
+mod daemon;
 pub mod event;
 mod exact;
 pub mod input;
@@ -119,6 +120,7 @@ pub async fn explain(
     // The run's own detector: its reach and what it narrows the search to.
     let detector = Detector::new(rule, &opts.runner, opts.now).map_err(ExplainError::Run)?;
     let next = next_run(&mut out, rule, opts, kind, &detector);
+    daemon::section(&mut out, rule, opts, &detector, &next);
     if let Some(request) = detector.cluster_request(next.window) {
         // Elasticsearch evaluates the rule: what is sent is all there is
         // to show (no pushdown, no local evaluation).

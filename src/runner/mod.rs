@@ -111,7 +111,7 @@ pub(crate) use detect::Detector;
 pub use record::{ExecutionIds, ExecutionRecord, RunStatus, WindowRange};
 pub use replay::{replay_dead_letters, ReplayError, ReplayReport};
 pub use report::MAX_SIGNALS_WARNING;
-pub use run::tail::{tail_window, TailTiming, MAX_TAIL_REACH};
+pub use run::tail::{tail_window, tailable, TailTiming, MAX_TAIL_REACH};
 pub(crate) use run::{anchor, timing, window_search, WindowSearch};
 pub use run::{RunError, Runner, RunnerSettings};
 pub use share::{ScanBoard, ScanStats, DEFAULT_MAX_RULES};
