@@ -46,14 +46,10 @@ enum Line {
 /// clock would see them.
 fn work(plan: &Plan, prefilter: Option<&Prefilter>, keep_bytes: bool, chunk: &Chunk) -> Vec<Line> {
     let mut out = Vec::new();
-    let mut hits = prefilter.and_then(|p| p.hits(&chunk.bytes));
+    let mut judge = prefilter.map(|p| p.chunk(&chunk.bytes));
     chunk.for_each_line(|line, offset, bytes| {
-        let ruled_out = match (prefilter, hits.as_mut()) {
-            (Some(p), Some(hits)) => p.rules_out(bytes, (offset - chunk.offset) as usize, hits),
-            (Some(p), None) => !p.may_match(bytes),
-            (None, _) => false,
-        };
-        if ruled_out {
+        let start = (offset - chunk.offset) as usize;
+        if judge.as_mut().is_some_and(|j| j.rules_out(bytes, start)) {
             return;
         }
         out.push(match plan.fields().decode_event(bytes) {

@@ -59,6 +59,24 @@ pub struct Hits {
     ascii: bool,
 }
 
+/// The lines of one chunk judged in order ([`Prefilter::chunk`]).
+#[derive(Debug)]
+pub struct ChunkJudge<'p> {
+    prefilter: &'p Prefilter,
+    hits: Option<Hits>,
+}
+
+impl ChunkJudge<'_> {
+    /// Whether the line `bytes`, `start` bytes into the chunk, is ruled
+    /// out (see [`Prefilter::rules_out`]).
+    pub fn rules_out(&mut self, bytes: &[u8], start: usize) -> bool {
+        match self.hits.as_mut() {
+            Some(hits) => self.prefilter.rules_out(bytes, start, hits),
+            None => !self.prefilter.may_match(bytes),
+        }
+    }
+}
+
 /// The bit of a hit that is an escape: the line is judged by itself.
 const SPELT_OTHERWISE: u64 = 1 << 63;
 
@@ -118,9 +136,9 @@ pub struct Prefilter {
     /// the text and of every text it starts with (the longest text at a
     /// place is the one found there).
     satisfies: Vec<u64>,
-    /// The case-insensitive texts of the clauses a chunk search finds, and
-    /// the clauses each satisfies.
-    folded: Option<(AhoCorasick, Vec<u64>)>,
+    /// The case-insensitive texts of the clauses a chunk search finds,
+    /// lower-cased, and the clauses each satisfies (as `satisfies`).
+    folded: Option<(Texts, Vec<u64>)>,
 }
 
 /// The starts of `\u` escapes: JSON spells a character `\u` and four hex
@@ -148,6 +166,26 @@ impl Searcher {
 }
 
 impl Texts {
+    /// The longest of `texts` at each place: Teddy (SIMD) when the CPU has
+    /// it (the automaton's own choice for a few long texts is many times
+    /// slower), else an automaton.
+    fn new(texts: &[&[u8]]) -> Option<Texts> {
+        let packed = aho_corasick::packed::Config::new()
+            .match_kind(aho_corasick::packed::MatchKind::LeftmostLongest)
+            .builder()
+            .extend(texts)
+            .build();
+        Some(match packed {
+            Some(packed) => Texts::Packed(packed),
+            None => Texts::Automaton(
+                AhoCorasickBuilder::new()
+                    .match_kind(MatchKind::LeftmostLongest)
+                    .build(texts)
+                    .ok()?,
+            ),
+        })
+    }
+
     /// The first text found in `haystack` from `from` on.
     fn find_from(&self, haystack: &[u8], from: usize) -> Option<aho_corasick::Match> {
         let span = aho_corasick::Span {
@@ -167,10 +205,16 @@ impl Prefilter {
     /// (`_index` is the file's name, not in the line) and on the time
     /// fields (compared as dates) require nothing.
     pub fn for_query(query: &Query, opts: &CompileOptions) -> Option<Prefilter> {
-        let filter = pushdown(query, &opts.event_category_field);
+        Prefilter::for_filter(&pushdown(query, &opts.event_category_field), opts)
+    }
+
+    /// The prefilter of a pushdown filter (what [`Filter::matches`]
+    /// requires of a line; the query's pushdown requires no more than its
+    /// matches do): `None` when every line may pass it.
+    pub fn for_filter(filter: &Filter, opts: &CompileOptions) -> Option<Prefilter> {
         // An OR at the top (a sequence's or a sample's stages) keeps each
         // branch whole: a line must hold every text of some branch.
-        let branches: Vec<&Filter> = match &filter {
+        let branches: Vec<&Filter> = match filter {
             Filter::Bool { must, should, .. } if must.is_empty() && !should.is_empty() => {
                 should.iter().collect()
             }
@@ -245,33 +289,27 @@ impl Prefilter {
                     .fold(0, |clauses, (_, c)| clauses | c)
             })
             .collect();
-        // Teddy (SIMD) when the CPU has it: the automaton's own choice for
-        // a few long texts is many times slower.
-        let texts = match aho_corasick::packed::Config::new()
-            .match_kind(aho_corasick::packed::MatchKind::LeftmostLongest)
-            .builder()
-            .extend(&texts)
-            .build()
-        {
-            Some(packed) => Texts::Packed(packed),
-            None => Texts::Automaton(
-                AhoCorasickBuilder::new()
-                    .match_kind(MatchKind::LeftmostLongest)
-                    .build(texts)
-                    .ok()?,
-            ),
-        };
-        // Every place of every case-insensitive text (an overlapping
-        // search), each satisfying its own clauses.
+        let texts = Texts::new(&texts)?;
+        // The case-insensitive texts, found the same way in a lower-cased
+        // copy of the chunk (only ASCII chunks are searched: see `hits`),
+        // so with the same SIMD search rather than an automaton folding
+        // case byte by byte, many times slower.
         let folded = if folded.is_empty() {
             None
         } else {
-            let search = AhoCorasickBuilder::new()
-                .ascii_case_insensitive(true)
-                .match_kind(MatchKind::Standard)
-                .build(folded.iter().map(|(t, _)| t))
-                .ok()?;
-            Some((search, folded.iter().map(|(_, c)| *c).collect()))
+            let lower: Vec<Vec<u8>> = folded.iter().map(|(t, _)| t.to_ascii_lowercase()).collect();
+            let lower: Vec<&[u8]> = lower.iter().map(Vec::as_slice).collect();
+            let satisfies = lower
+                .iter()
+                .map(|found| {
+                    lower
+                        .iter()
+                        .zip(&folded)
+                        .filter(|(t, _)| found.starts_with(t))
+                        .fold(0, |clauses, (_, (_, c))| clauses | c)
+                })
+                .collect();
+            Some((Texts::new(&lower)?, satisfies))
         };
         Some(Prefilter {
             alternatives,
@@ -340,11 +378,13 @@ impl Prefilter {
             );
         }
         if let Some((search, satisfies)) = &self.folded {
-            at.extend(
-                search
-                    .find_overlapping_iter(chunk)
-                    .map(|m| (m.start(), satisfies[m.pattern().as_usize()])),
-            );
+            // ASCII (checked above): lower-casing keeps every place
+            let lower = chunk.to_ascii_lowercase();
+            let mut from = 0;
+            while let Some(m) = search.find_from(&lower, from) {
+                at.push((m.start(), satisfies[m.pattern().as_usize()]));
+                from = m.start() + 1;
+            }
         }
         at.sort_unstable_by_key(|&(place, _)| place);
         Some(Hits { at, next: 0, ascii })
@@ -381,6 +421,15 @@ impl Prefilter {
             }
         }
         shaped && (hits.ascii || line.is_ascii() || std::str::from_utf8(line).is_ok())
+    }
+
+    /// The judge of `chunk`'s lines, in order: by one search of the chunk
+    /// where it allows ([`Self::hits`]), else line by line.
+    pub fn chunk(&self, chunk: &[u8]) -> ChunkJudge<'_> {
+        ChunkJudge {
+            prefilter: self,
+            hits: self.hits(chunk),
+        }
     }
 
     /// Whether the line has a `\u` escape, or a `\/` one when a text holds

@@ -241,6 +241,21 @@ proptest! {
             }
         }
     }
+
+    /// The same of the pushdown filter's own matches (the NDJSON source
+    /// selects with the filter before any query sees an event).
+    #[test]
+    fn no_line_the_pushdown_filter_passes_is_ruled_out(query in arb_query(), doc in arb_doc()) {
+        let Ok(ast) = crate::eql::parse(&query) else { return Ok(()) };
+        let opts = CompileOptions::default();
+        let filter = crate::eql::pushdown::pushdown(&ast, &opts.event_category_field);
+        let Some(pre) = Prefilter::for_filter(&filter, &opts) else { return Ok(()) };
+        if filter.matches(&doc) {
+            for line in spellings(&doc) {
+                prop_assert!(pre.may_match(line.as_bytes()), "{query} ruled out {line}");
+            }
+        }
+    }
 }
 
 proptest! {
@@ -337,6 +352,21 @@ fn a_text_found_within_a_longer_one_at_the_same_place_counts() {
     .unwrap();
     let pre = pre.unwrap();
     let line = br#"{"b":{"c":"cmd.exe"}}"#;
+    assert!(pre.may_match(line));
+    let chunk = [&br#"{"a":1}"#[..], line].join(&b'\n');
+    let mut hits = pre.hits(&chunk).unwrap();
+    assert!(pre.rules_out(br#"{"a":1}"#, 0, &mut hits));
+    assert!(!pre.rules_out(line, 8, &mut hits));
+}
+
+#[test]
+fn a_case_insensitive_text_found_within_a_longer_one_counts_too() {
+    let (_, pre) = plan_and_prefilter(
+        r#"sequence [any where a : "cmd"] [any where b.c : "cmd.exe" and a : "cmd"]"#,
+    )
+    .unwrap();
+    let pre = pre.unwrap();
+    let line = br#"{"b":{"c":"CMD.Exe"}}"#;
     assert!(pre.may_match(line));
     let chunk = [&br#"{"a":1}"#[..], line].join(&b'\n');
     let mut hits = pre.hits(&chunk).unwrap();

@@ -26,7 +26,10 @@
 //! are reported then, once ([`BadLine`]), and skipped silently by the
 //! fetches; events without a usable time in the request's time field are
 //! counted per fetch (they are in no range) and reported as a warning of
-//! the stream.
+//! the stream. A fetch does not decode the lines its pushdown filter
+//! cannot pass (`offline::prefilter`, as `detectd query` does; not for an
+//! input with a mapping): such a line counts as untimed only when it does
+//! not name the time field (`read::Skip`).
 //!
 //! The reads are plain blocking I/O: this source serves offline commands,
 //! not the daemon's reactor.
@@ -208,6 +211,18 @@ impl EventSource for NdjsonSource {
             return stream::stream(inputs, self.mappings.clone(), request, now);
         }
         let selector = Selector::new(&request, &self.mappings, now)?;
+        // Lines the pushdown filter cannot pass are not decoded, but in an
+        // input with a mapping, which the filter is not applied to
+        // (`Selector::judge`; see `offline::prefilter`).
+        let options = crate::eql::compile::CompileOptions {
+            timestamp_field: request.timestamp_field.clone(),
+            tiebreaker_field: request.tiebreaker_field.clone(),
+            ..Default::default()
+        };
+        let prefilter = crate::offline::Prefilter::for_filter(&request.filter, &options);
+        let skip = prefilter
+            .as_ref()
+            .map(|p| read::Skip::new(p, &request.time_filter));
         let mut warnings = Vec::new();
         let mut hits = Vec::new();
         let mut position = 0usize;
@@ -216,10 +231,11 @@ impl EventSource for NdjsonSource {
                 hits: std::mem::take(&mut hits),
                 ..read::Selection::default()
             };
+            let mapped = self.mappings.get(&input.name).is_some();
             read::select(
                 &input.input,
                 &input.name,
-                &selector,
+                (&selector, skip.as_ref().filter(|_| !mapped)),
                 self.threads,
                 &mut position,
                 &mut selection,

@@ -8,14 +8,16 @@
 use std::fs::File;
 use std::io::{self, Cursor};
 
+use memchr::memmem::Finder;
 use serde_json::Value;
 
 use super::valid::check_line;
 use super::{parse_line, EventsInput, Mark, STRIDE};
 use crate::offline::chunks::{map_chunks, map_file_chunks, Chunk, Threads};
+use crate::offline::Prefilter;
 use crate::source::files::{BadLine, LineError};
 use crate::source::select::{Selector, SortKey, Verdict};
-use crate::source::Document;
+use crate::source::{Document, TimeFilter};
 
 /// [`map_chunks`] of `input`: a file by [`map_file_chunks`] (a regular
 /// file read by position on the workers), a text in memory by a reader.
@@ -100,12 +102,47 @@ pub(super) struct Selection {
     pub first_untimed: u64,
 }
 
-/// Reads `input`, selecting with `selector`; `position` numbers the
-/// readable lines across inputs (the sort's last tiebreaker).
+/// Lines a fetch does not decode: those its pushdown filter cannot pass,
+/// ruled out from their bytes ([`Prefilter`]). Such a line is counted as
+/// an event without a usable time when it does not even name the time
+/// fields (the last part of each name, closing its key, is nowhere in it);
+/// one that names them is taken to have a time, as it is in no selection
+/// either way. So a file without the rule's time field still warns of
+/// every line, and the selection is the same as when every line is decoded.
+pub(super) struct Skip<'a> {
+    prefilter: &'a Prefilter,
+    time_keys: Vec<Finder<'static>>,
+}
+
+impl<'a> Skip<'a> {
+    pub(super) fn new(prefilter: &'a Prefilter, times: &TimeFilter) -> Skip<'a> {
+        let key = |field: &str| {
+            let last = field.rsplit('.').next().unwrap_or(field);
+            Finder::new(format!("{last}\"").as_bytes()).into_owned()
+        };
+        let time_keys = std::iter::once(&times.primary)
+            .chain(times.fallback.as_ref())
+            .map(|f| key(f))
+            .collect();
+        Skip {
+            prefilter,
+            time_keys,
+        }
+    }
+
+    /// Whether a line ruled out names none of the time fields.
+    fn untimed(&self, line: &[u8]) -> bool {
+        !self.time_keys.iter().any(|k| k.find(line).is_some())
+    }
+}
+
+/// Reads `input`, selecting with `selector` (without decoding the lines
+/// `skip` rules out); `position` numbers the readable lines across inputs
+/// (the sort's last tiebreaker: only its order matters).
 pub(super) fn select(
     input: &EventsInput,
     name: &str,
-    selector: &Selector<'_>,
+    (selector, skip): (&Selector<'_>, Option<&Skip<'_>>),
     threads: Threads,
     position: &mut usize,
     out: &mut Selection,
@@ -117,7 +154,15 @@ pub(super) fn select(
     }
     let work = |chunk: &Chunk| {
         let mut lines = Vec::new();
-        chunk.for_each_line(|line, _, bytes| {
+        let mut judge = skip.map(|s| s.prefilter.chunk(&chunk.bytes));
+        chunk.for_each_line(|line, offset, bytes| {
+            let start = (offset - chunk.offset) as usize;
+            if judge.as_mut().is_some_and(|j| j.rules_out(bytes, start)) {
+                if skip.is_some_and(|s| s.untimed(bytes)) {
+                    lines.push(Line::NoTime(line));
+                }
+                return;
+            }
             // Unreadable lines were reported when the source opened.
             let Ok(source) = parse_line(bytes) else {
                 return;

@@ -125,3 +125,96 @@ async fn opening_and_fetching_are_the_same_on_any_threads() {
         }
     }
 }
+
+/// Lines for the filter `process.name == "cmd.exe"`: matching ones (one
+/// spelt with a `\u` escape, one in another case), others, untimed ones
+/// with and without the name, and one whose time is unusable.
+fn filtered_lines() -> Vec<String> {
+    let ts = |s: u64| 1_700_000_000_000u64 + (50 - s) * 1000;
+    let mut lines = Vec::new();
+    for n in 1..=40u64 {
+        let name = match n % 5 {
+            0 => "cmd.exe",
+            1 => "Cmd.Exe",
+            _ => "bash",
+        };
+        lines.push(json!({"@timestamp": ts(n), "process": {"name": name}, "n": n}).to_string());
+    }
+    let escaped = format!(
+        r#"{{"@timestamp":{},"process":{{"name":"\u0063md.exe"}},"n":41}}"#,
+        ts(41)
+    );
+    lines.push(escaped);
+    lines.push(json!({"process": {"name": "cmd.exe"}, "n": 42}).to_string());
+    lines.push(json!({"process": {"name": "bash"}, "n": 43}).to_string());
+    lines.push(json!({"@timestamp": null, "process": {"name": "bash"}, "n": 44}).to_string());
+    lines
+}
+
+#[tokio::test]
+async fn lines_the_filter_cannot_pass_are_not_decoded_and_the_selection_is_the_memory_sources() {
+    use crate::eql::pushdown::{Filter, Scalar};
+    use crate::source::memory::MemorySource;
+    use crate::source::Document;
+
+    let lines = filtered_lines();
+    let text: Arc<[u8]> = Arc::from((lines.join("\n") + "\n").into_bytes());
+    let docs: Vec<Document> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| Document {
+            index: "e.ndjson".into(),
+            id: (i + 1).to_string(),
+            source: serde_json::from_str(l).unwrap(),
+        })
+        .collect();
+    let request = |case_insensitive: bool| {
+        let mut r = FetchRequest::new(
+            vec!["*".into()],
+            TimeRange {
+                from: Window::ALL.start,
+                to: Window::ALL.end,
+            },
+        );
+        r.filter = Filter::Term {
+            field: "process.name".into(),
+            value: Scalar::String("cmd.exe".into()),
+            case_insensitive,
+        };
+        r
+    };
+    let ids = |docs: Vec<Document>| docs.into_iter().map(|d| d.id).collect::<Vec<_>>();
+    for case_insensitive in [false, true] {
+        let want = MemorySource::new(docs.clone())
+            .fetch(request(case_insensitive))
+            .await
+            .unwrap();
+        let want = ids(want.collect().await.unwrap());
+        let expected = if case_insensitive { 17 } else { 9 };
+        assert_eq!(want.len(), expected, "{want:?}");
+        for threads in SETUPS {
+            let input = EventsInput::Text {
+                name: "e.ndjson".into(),
+                text: text.clone(),
+            };
+            let source = NdjsonSource::open_on(vec![input], threads, |_| {}).unwrap();
+            let stream = source.fetch(request(case_insensitive)).await.unwrap();
+            // lines 42 and 43 have no time; 43, ruled out, is counted as it
+            // does not name `@timestamp`; 44 names it (its null time is
+            // no use) but cannot pass the filter: not decoded, not counted
+            assert_eq!(
+                stream.warnings(),
+                [
+                    "e.ndjson:42: skipped: no usable time in `@timestamp`: no time range contains \
+                  the event (and 1 more events of e.ndjson)"
+                ],
+                "{threads:?}"
+            );
+            let got = ids(stream.collect().await.unwrap());
+            assert_eq!(
+                got, want,
+                "{threads:?}, case-insensitive {case_insensitive}"
+            );
+        }
+    }
+}
