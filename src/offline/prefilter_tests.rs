@@ -328,48 +328,43 @@ fn the_generated_cases_exercise_both_sides() {
     assert!(matched > 50, "{matched}");
 }
 
+/// Whether a chunk of an object line without texts and then `line`
+/// rules out each: the verdicts from the chunk's one search.
+fn chunk_verdicts(pre: &Prefilter, line: &[u8]) -> (bool, bool) {
+    let other = br#"{"a":1}"#;
+    let chunk = [&other[..], line].join(&b'\n');
+    let mut hits = pre.hits(&chunk).unwrap();
+    let first = pre.rules_out(other, 0, &mut hits);
+    (first, pre.rules_out(line, other.len() + 1, &mut hits))
+}
+
 #[test]
 fn a_text_starting_inside_an_escaped_backslash_and_u_is_found() {
     // `C:\\u0x` is `C:\u0x`: `\u0` there is no escape, and the text
     // `u0x` starts within it
     let (plan, pre) = plan_and_prefilter(r#"any where process.name like "*u0x*""#).unwrap();
-    let pre = pre.unwrap();
     let line = br#"{"process":{"name":"C:\\u0x"}}"#;
     assert!(offline_matches(&plan, line));
-    let chunk = [&br#"{"a":1}"#[..], line].join(&b'\n');
-    let mut hits = pre.hits(&chunk).unwrap();
-    assert!(pre.rules_out(br#"{"a":1}"#, 0, &mut hits));
-    assert!(!pre.rules_out(line, 8, &mut hits));
+    assert_eq!(chunk_verdicts(&pre.unwrap(), line), (true, false));
 }
 
 #[test]
 fn a_text_found_within_a_longer_one_at_the_same_place_counts() {
     // `cmd` is searched for as stage 1's text and counts for stage 2's
-    // second clause; where `cmd.exe` is found, `cmd` is there too
-    let (_, pre) = plan_and_prefilter(
-        r#"sequence [any where a == "cmd"] [any where b.c == "cmd.exe" and a == "cmd"]"#,
-    )
-    .unwrap();
-    let pre = pre.unwrap();
-    let line = br#"{"b":{"c":"cmd.exe"}}"#;
-    assert!(pre.may_match(line));
-    let chunk = [&br#"{"a":1}"#[..], line].join(&b'\n');
-    let mut hits = pre.hits(&chunk).unwrap();
-    assert!(pre.rules_out(br#"{"a":1}"#, 0, &mut hits));
-    assert!(!pre.rules_out(line, 8, &mut hits));
-}
-
-#[test]
-fn a_case_insensitive_text_found_within_a_longer_one_counts_too() {
-    let (_, pre) = plan_and_prefilter(
-        r#"sequence [any where a : "cmd"] [any where b.c : "cmd.exe" and a : "cmd"]"#,
-    )
-    .unwrap();
-    let pre = pre.unwrap();
-    let line = br#"{"b":{"c":"CMD.Exe"}}"#;
-    assert!(pre.may_match(line));
-    let chunk = [&br#"{"a":1}"#[..], line].join(&b'\n');
-    let mut hits = pre.hits(&chunk).unwrap();
-    assert!(pre.rules_out(br#"{"a":1}"#, 0, &mut hits));
-    assert!(!pre.rules_out(line, 8, &mut hits));
+    // second clause; where `cmd.exe` is found, `cmd` is there too (in any
+    // case, for case-insensitive texts)
+    for (query, line) in [
+        (
+            r#"sequence [any where a == "cmd"] [any where b.c == "cmd.exe" and a == "cmd"]"#,
+            &br#"{"b":{"c":"cmd.exe"}}"#[..],
+        ),
+        (
+            r#"sequence [any where a : "cmd"] [any where b.c : "cmd.exe" and a : "cmd"]"#,
+            &br#"{"b":{"c":"CMD.Exe"}}"#[..],
+        ),
+    ] {
+        let pre = plan_and_prefilter(query).unwrap().1.unwrap();
+        assert!(pre.may_match(line), "{query}");
+        assert_eq!(chunk_verdicts(&pre, line), (true, false), "{query}");
+    }
 }
