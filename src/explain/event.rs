@@ -22,9 +22,10 @@ use std::fmt::Write as _;
 
 use serde_json::Value as Json;
 
+use super::header::stages;
 use super::input::EventInput;
 use super::text::{iso, one_line, span_text};
-use super::{stages, ExplainError, ExplainOptions};
+use super::{ExplainError, ExplainOptions};
 use crate::alert::ids::EventRef;
 use crate::eql::ast::{Category, EventQuery, Expr, ExprKind, Literal, Query, QueryBody};
 use crate::eql::compile::{compile, CompileOptions, Plan, PlanKind, PlanSet, Stage};

@@ -13,8 +13,9 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use super::header::stages;
 use super::text::{one_line, span_text};
-use super::{stages, ExplainError, NextRun};
+use super::{ExplainError, NextRun};
 use crate::eql::compile::CompileOptions;
 use crate::eql::pushdown::{stage_filter_explained, Filter};
 use crate::rule::Rule;
