@@ -46,10 +46,9 @@ enum Line {
 /// clock would see them.
 fn work(plan: &Plan, prefilter: Option<&Prefilter>, keep_bytes: bool, chunk: &Chunk) -> Vec<Line> {
     let mut out = Vec::new();
-    let mut judge = prefilter.map(|p| p.chunk(&chunk.bytes));
+    let mut judge = prefilter.map(|p| p.chunk(chunk));
     chunk.for_each_line(|line, offset, bytes| {
-        let start = (offset - chunk.offset) as usize;
-        if judge.as_mut().is_some_and(|j| j.rules_out(bytes, start)) {
+        if judge.as_mut().is_some_and(|j| j.rules_out(bytes, offset)) {
             return;
         }
         out.push(match plan.fields().decode_event(bytes) {

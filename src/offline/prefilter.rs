@@ -43,6 +43,7 @@
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use memchr::memmem::Finder;
 
+use super::chunks::Chunk;
 use crate::eql::ast::Query;
 use crate::eql::compile::CompileOptions;
 use crate::eql::pushdown::{parse_number, pushdown, Filter, Scalar};
@@ -64,14 +65,19 @@ pub struct Hits {
 pub struct ChunkJudge<'p> {
     prefilter: &'p Prefilter,
     hits: Option<Hits>,
+    /// The chunk's offset in its input.
+    offset: u64,
 }
 
 impl ChunkJudge<'_> {
-    /// Whether the line `bytes`, `start` bytes into the chunk, is ruled
-    /// out (see [`Prefilter::rules_out`]).
-    pub fn rules_out(&mut self, bytes: &[u8], start: usize) -> bool {
+    /// Whether the line `bytes` at `offset` of the input is ruled out
+    /// (see [`Prefilter::rules_out`]).
+    pub fn rules_out(&mut self, bytes: &[u8], offset: u64) -> bool {
         match self.hits.as_mut() {
-            Some(hits) => self.prefilter.rules_out(bytes, start, hits),
+            Some(hits) => {
+                let start = (offset - self.offset) as usize;
+                self.prefilter.rules_out(bytes, start, hits)
+            }
             None => !self.prefilter.may_match(bytes),
         }
     }
@@ -131,14 +137,55 @@ pub struct Prefilter {
     /// character), then the case-sensitive texts of the clauses a chunk
     /// search finds: one pass over a chunk finds them all
     /// ([`Self::hits`]).
-    texts: Texts,
-    /// For each of `texts`, the clauses its finding satisfies: those of
-    /// the text and of every text it starts with (the longest text at a
-    /// place is the one found there).
-    satisfies: Vec<u64>,
+    texts: ClauseSearch,
     /// The case-insensitive texts of the clauses a chunk search finds,
-    /// lower-cased, and the clauses each satisfies (as `satisfies`).
-    folded: Option<(Texts, Vec<u64>)>,
+    /// lower-cased: searched in a lower-cased copy of the chunk.
+    folded: Option<ClauseSearch>,
+}
+
+/// Texts searched in a chunk at once, each with the clauses finding it
+/// satisfies.
+#[derive(Debug)]
+struct ClauseSearch {
+    texts: Texts,
+    /// Per text: its clauses and those of every text it starts with (the
+    /// longest text at a place is the one found there).
+    satisfies: Vec<u64>,
+}
+
+impl ClauseSearch {
+    fn new(texts: &[(&[u8], u64)]) -> Option<ClauseSearch> {
+        let satisfies = texts
+            .iter()
+            .map(|(found, _)| {
+                texts
+                    .iter()
+                    .filter(|(t, _)| found.starts_with(t))
+                    .fold(0, |clauses, (_, c)| clauses | c)
+            })
+            .collect();
+        let texts: Vec<&[u8]> = texts.iter().map(|(t, _)| *t).collect();
+        Some(ClauseSearch {
+            texts: Texts::new(&texts)?,
+            satisfies,
+        })
+    }
+
+    /// Adds every place in `haystack` where a text starts, with the
+    /// clauses it satisfies, to `at`; an escape ([`SPELT_OTHERWISE`]) only
+    /// where its backslash is not itself escaped.
+    fn find_all(&self, haystack: &[u8], at: &mut Vec<(usize, u64)>) {
+        let mut from = 0;
+        while let Some(m) = self.texts.find_from(haystack, from) {
+            let clauses = self.satisfies[m.pattern().as_usize()];
+            if clauses != SPELT_OTHERWISE || escaped(haystack, m.start()) {
+                at.push((m.start(), clauses));
+            }
+            // the next place: a text may start within this one (or within
+            // `\\u…`, no escape)
+            from = m.start() + 1;
+        }
+    }
 }
 
 /// The starts of `\u` escapes: JSON spells a character `\u` and four hex
@@ -276,40 +323,24 @@ impl Prefilter {
             });
         }
         let slash = slash.then(|| Finder::new(b"\\/").into_owned());
-        let mut texts: Vec<&[u8]> = ESCAPES.to_vec();
-        texts.extend(exact.iter().map(|(t, _)| *t));
-        // The longest text is found where several start, so finding one
-        // satisfies the clauses of the texts it starts with too.
-        let satisfies = texts
-            .iter()
-            .map(|found| {
-                exact
-                    .iter()
-                    .filter(|(t, _)| found.starts_with(t))
-                    .fold(0, |clauses, (_, c)| clauses | c)
-            })
-            .collect();
-        let texts = Texts::new(&texts)?;
+        // Texts never start with an escape (a JSON string spells `\u` only
+        // for control characters, which no text holds), so an escape's
+        // clauses stay its own.
+        let escapes = ESCAPES.iter().map(|&e| (e, SPELT_OTHERWISE));
+        let texts: Vec<(&[u8], u64)> = escapes.chain(exact).collect();
+        let texts = ClauseSearch::new(&texts)?;
         // The case-insensitive texts, found the same way in a lower-cased
         // copy of the chunk (only ASCII chunks are searched: see `hits`),
         // so with the same SIMD search rather than an automaton folding
         // case byte by byte, many times slower.
-        let folded = if folded.is_empty() {
-            None
-        } else {
-            let lower: Vec<Vec<u8>> = folded.iter().map(|(t, _)| t.to_ascii_lowercase()).collect();
-            let lower: Vec<&[u8]> = lower.iter().map(Vec::as_slice).collect();
-            let satisfies = lower
-                .iter()
-                .map(|found| {
-                    lower
-                        .iter()
-                        .zip(&folded)
-                        .filter(|(t, _)| found.starts_with(t))
-                        .fold(0, |clauses, (_, (_, c))| clauses | c)
-                })
-                .collect();
-            Some((Texts::new(&lower)?, satisfies))
+        let lower: Vec<(Vec<u8>, u64)> = folded
+            .iter()
+            .map(|(t, c)| (t.to_ascii_lowercase(), *c))
+            .collect();
+        let lower: Vec<(&[u8], u64)> = lower.iter().map(|(t, c)| (t.as_slice(), *c)).collect();
+        let folded = match lower.is_empty() {
+            true => None,
+            false => Some(ClauseSearch::new(&lower)?),
         };
         Some(Prefilter {
             alternatives,
@@ -317,7 +348,6 @@ impl Prefilter {
             unicode: Finder::new(b"\\u").into_owned(),
             slash,
             texts,
-            satisfies,
             folded,
         })
     }
@@ -356,18 +386,7 @@ impl Prefilter {
             return None;
         }
         let mut at: Vec<(usize, u64)> = Vec::new();
-        let mut from = 0;
-        while let Some(m) = self.texts.find_from(chunk, from) {
-            let pattern = m.pattern().as_usize();
-            if pattern >= ESCAPES.len() {
-                at.push((m.start(), self.satisfies[pattern]));
-            } else if escaped(chunk, m.start()) {
-                at.push((m.start(), SPELT_OTHERWISE));
-            }
-            // the next place: a text may start within this one (or within
-            // `\\u…`, no escape)
-            from = m.start() + 1;
-        }
+        self.texts.find_all(chunk, &mut at);
         // apart: a two-byte pattern would slow the search of the others
         if let Some(slash) = &self.slash {
             at.extend(
@@ -377,14 +396,9 @@ impl Prefilter {
                     .map(|i| (i, SPELT_OTHERWISE)),
             );
         }
-        if let Some((search, satisfies)) = &self.folded {
+        if let Some(folded) = &self.folded {
             // ASCII (checked above): lower-casing keeps every place
-            let lower = chunk.to_ascii_lowercase();
-            let mut from = 0;
-            while let Some(m) = search.find_from(&lower, from) {
-                at.push((m.start(), satisfies[m.pattern().as_usize()]));
-                from = m.start() + 1;
-            }
+            folded.find_all(&chunk.to_ascii_lowercase(), &mut at);
         }
         at.sort_unstable_by_key(|&(place, _)| place);
         Some(Hits { at, next: 0, ascii })
@@ -425,10 +439,11 @@ impl Prefilter {
 
     /// The judge of `chunk`'s lines, in order: by one search of the chunk
     /// where it allows ([`Self::hits`]), else line by line.
-    pub fn chunk(&self, chunk: &[u8]) -> ChunkJudge<'_> {
+    pub fn chunk(&self, chunk: &Chunk) -> ChunkJudge<'_> {
         ChunkJudge {
             prefilter: self,
-            hits: self.hits(chunk),
+            hits: self.hits(&chunk.bytes),
+            offset: chunk.offset,
         }
     }
 

@@ -154,10 +154,9 @@ pub(super) fn select(
     }
     let work = |chunk: &Chunk| {
         let mut lines = Vec::new();
-        let mut judge = skip.map(|s| s.prefilter.chunk(&chunk.bytes));
+        let mut judge = skip.map(|s| s.prefilter.chunk(chunk));
         chunk.for_each_line(|line, offset, bytes| {
-            let start = (offset - chunk.offset) as usize;
-            if judge.as_mut().is_some_and(|j| j.rules_out(bytes, start)) {
+            if judge.as_mut().is_some_and(|j| j.rules_out(bytes, offset)) {
                 if skip.is_some_and(|s| s.untimed(bytes)) {
                     lines.push(Line::NoTime(line));
                 }
