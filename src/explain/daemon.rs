@@ -41,14 +41,16 @@ pub(super) fn section(
                  order events alike (`[sharing]`, on by default); a catch-up window is read alone"
             );
             let how = match next.search.request.exact.is_some() {
-                true => "a clause of its own in the scan: its search holds more than its time \
+                true => {
+                    "a clause of its own in the scan: its search holds more than its time \
                          range and pushdown (a query, filters or exceptions), which the cluster \
                          evaluates"
-                    .to_string(),
-                false => "selected locally: the scan reads each event of its indices and time \
+                }
+                false => {
+                    "selected locally: the scan reads each event of its indices and time \
                           range once, and its pushdown filter picks its own \
                           (`sharing.select_locally`, on by default)"
-                    .to_string(),
+                }
             };
             let _ = writeln!(out, "                 {how}");
         }
