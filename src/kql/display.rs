@@ -69,20 +69,29 @@ pub fn literal(l: &Literal) -> String {
 }
 
 /// A value (or a range's field) as [`literal`] prints it, and, beyond
-/// Kibana's `escapeKuery`, a last word `and`, `or` or `not` escaped: it is
-/// printed before more text (` AND next`, ` < 5`), which would otherwise
-/// read the word as an operator. Kibana reads the escaped word as the
-/// plain word.
+/// Kibana's `escapeKuery`, a last word `and` or `or`, or a last `not`,
+/// escaped: it is printed before more text (` AND next`, ` < 5`), which
+/// would otherwise read as an operator. The grammar's `Or` and `And` need
+/// a space before the word, its `Not` does not (`'not'i Space+`), so
+/// `abcnot < 5` reads `abc` and then `not`. Kibana reads the escaped word
+/// as the plain word.
 fn value_literal(l: &Literal) -> String {
-    let text = literal(l);
     if l.quoted || matches!(l.value, LitValue::Wildcard(_)) {
-        return text;
+        return literal(l);
     }
+    // On the plain text: in the printed one `\not` may be `\n` and `ot`.
+    let plain = l.to_plain_string();
     static LAST_WORD: LazyLock<Option<Regex>> =
-        LazyLock::new(|| Regex::new(r"(?i)(^|\s)(and|or|not)$").ok());
-    match LAST_WORD.as_ref() {
-        Some(re) => re.replace(&text, "$1\\$2").into_owned(),
-        None => text,
+        LazyLock::new(|| Regex::new(r"(?i)(?:(?:^|\s)(?:and|or)|not)$").ok());
+    let word = LAST_WORD
+        .as_ref()
+        .and_then(|re| re.find(&plain))
+        .map_or("", |m| m.as_str().trim_start());
+    let (head, word) = plain.split_at(plain.len() - word.len());
+    if word.is_empty() {
+        escape_kuery(head)
+    } else {
+        format!("{}\\{word}", escape_kuery(head))
     }
 }
 

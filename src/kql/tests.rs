@@ -26,6 +26,14 @@ fn not_followed_by_a_space_ends_a_value_as_in_kibana() {
     assert!(parse("msg: cannot run").is_err());
     assert!(parse("msg: \"cannot run\"").is_ok());
     assert_eq!(ok(r"msg: can\not run").to_string(), r"msg: can\not run");
+    // A range's field printed before ` < ` keeps its escaped `not` even
+    // inside a word (found by the round-trip property).
+    assert_eq!(ok(r"8L\NOT <mH").to_string(), r"8L\NOT < mH");
+    // ... but `\n` there is a newline and `ot`, no word.
+    assert_eq!(ok(r"a\not >= 1").to_string(), r"a\not >= 1");
+    // `or` and `and` are words only after a space.
+    assert_eq!(ok(r"a: x \or").to_string(), r"a: x \or");
+    assert_eq!(ok(r"a: x\or").to_string(), r"a: xor");
 }
 
 #[test]
