@@ -615,4 +615,4 @@ fn text(s: &str, case_insensitive: bool) -> Option<Text> {
 
 #[cfg(test)]
 #[path = "prefilter_tests.rs"]
-mod tests;
+pub(super) mod tests;

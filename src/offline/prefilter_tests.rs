@@ -27,7 +27,7 @@ fn offline_matches(plan: &Plan, line: &[u8]) -> bool {
 
 /// The line as JSON writes it, and two other legal spellings: every
 /// non-ASCII character as `\u` escapes, every `/` as `\/`.
-fn spellings(doc: &Value) -> Vec<String> {
+pub(crate) fn spellings(doc: &Value) -> Vec<String> {
     let canonical = serde_json::to_string(doc).unwrap();
     let mut escaped = String::new();
     for c in canonical.chars() {
