@@ -11,6 +11,8 @@
 //! is then evaluated on each event by the same matcher `hunt`, `test` and
 //! the memory source use (`filter::eval`). A Lucene query outside the
 //! subset detectd evaluates is an error, never a silently wrong answer.
+//! Without a mapping, lines the query cannot match are ruled out from
+//! their bytes before they are decoded (`offline::tree_prefilter`).
 //!
 //! Unlike a rule run there is no time range: every event is searched.
 //! Matches sort by the timestamp field (events without one last), then the
@@ -21,7 +23,10 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::chunks::{Chunk, Threads};
+use super::prefilter::Prefilter;
 use super::{read_chunks, Input, OfflineError};
+use crate::eql::compile::CompileOptions;
+use crate::eql::pushdown::Filter as Pushdown;
 use crate::eql::search::{self, HitEvent, Hits, ResultPosition, SearchResponse, Total};
 use crate::filter::eval::{self, EvalOptions, Matcher, Unmapped};
 use crate::filter::{FieldTypes, Filter};
@@ -51,6 +56,9 @@ pub enum FilterQueryError {
 /// A query compiled for the field types of the inputs.
 pub struct FilterQuery {
     matcher: Matcher,
+    /// Without a mapping, what rules lines out before they are decoded
+    /// (`offline::tree_prefilter`).
+    prefilter: Option<Prefilter>,
 }
 
 impl FilterQuery {
@@ -87,7 +95,11 @@ impl FilterQuery {
             message: e.to_string(),
             span: None,
         })?;
-        Ok(FilterQuery { matcher })
+        let prefilter = match types {
+            None => Prefilter::for_tree(&filter, &Pushdown::MatchAll, &CompileOptions::default()),
+            Some(_) => None,
+        };
+        Ok(FilterQuery { matcher, prefilter })
     }
 }
 
@@ -118,10 +130,15 @@ pub fn run_filter_query(
         Other,
         Hit(u64, SortKey, Value),
     }
-    // parsed and matched on the worker threads
+    // parsed and matched on the worker threads; lines the prefilter rules
+    // out match nothing (positions only order the hits)
     let work = |chunk: &Chunk| {
         let mut lines = Vec::new();
-        chunk.for_each_line(|line, _, bytes| {
+        let mut judge = query.prefilter.as_ref().map(|p| p.chunk(chunk));
+        chunk.for_each_line(|line, offset, bytes| {
+            if judge.as_mut().is_some_and(|j| j.rules_out(bytes, offset)) {
+                return;
+            }
             lines.push(match serde_json::from_slice(bytes) {
                 Ok(source @ Value::Object(_)) => {
                     if query.matcher.matches(&source, opts.now) {
@@ -303,5 +320,38 @@ mod tests {
             .unwrap();
         let FilterQueryError::Query { span, .. } = err;
         assert_eq!(span.map(|s| s.start), Some(19));
+    }
+
+    #[test]
+    fn without_a_mapping_lines_are_ruled_out_first_and_the_answer_is_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = [lines(
+            dir.path(),
+            "p.ndjson",
+            &[
+                json!({"@timestamp": "2024-05-01T09:01:00Z", "process": {"name": "cmd.exe"}}),
+                json!({"@timestamp": "2024-05-01T09:02:00Z", "process": {"name": "bash"}}),
+                json!({"@timestamp": "2024-05-01T09:03:00Z", "process": {"name": "C:\\CMD.EXE"}}),
+                json!({"@timestamp": "2024-05-01T09:04:00Z", "process": {"name": "Cmd.Exe"}}),
+                json!({"@timestamp": "2024-05-01T09:05:00Z", "message": "cmd.exe ran"}),
+            ],
+        )];
+        let query = "process.name: cmd.exe or message: \"cmd.exe ran\"";
+        let mut q = FilterQuery::compile(query, FilterLanguage::Kql, None).unwrap();
+        assert!(q.prefilter.is_some());
+        let mut bad = Vec::new();
+        let with = run_filter_query(&q, &input, &opts(10, ResultPosition::Tail), |b| bad.push(b));
+        let with = ids(&with.unwrap());
+        assert_eq!(
+            with,
+            ["p.ndjson:1", "p.ndjson:3", "p.ndjson:4", "p.ndjson:5"]
+        );
+        q.prefilter = None;
+        let without = run_filter_query(&q, &input, &opts(10, ResultPosition::Tail), |_| {});
+        assert_eq!(with, ids(&without.unwrap()));
+        // the line that is no JSON is still reported
+        assert_eq!(bad.len(), 1);
+        let typed = FilterQuery::compile(query, FilterLanguage::Kql, Some(&FieldTypes::default()));
+        assert!(typed.unwrap().prefilter.is_none());
     }
 }

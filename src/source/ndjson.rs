@@ -213,13 +213,22 @@ impl EventSource for NdjsonSource {
         let selector = Selector::new(&request, &self.mappings, now)?;
         // Lines the pushdown filter cannot pass are not decoded, but in an
         // input with a mapping, which the filter is not applied to
-        // (`Selector::judge`; see `offline::prefilter`).
+        // (`Selector::judge`; see `offline::prefilter`). Nor those the
+        // exact clause cannot pass, when no input has a mapping (with one,
+        // its types apply to every input: `offline::tree_prefilter`).
         let options = crate::eql::compile::CompileOptions {
             timestamp_field: request.timestamp_field.clone(),
             tiebreaker_field: request.tiebreaker_field.clone(),
             ..Default::default()
         };
-        let prefilter = crate::offline::Prefilter::for_filter(&request.filter, &options);
+        let exact = match (&request.exact, self.mappings.field_types()) {
+            (Some(exact), None) => exact.lower(None).ok(),
+            _ => None,
+        };
+        let prefilter = match &exact {
+            Some(tree) => crate::offline::Prefilter::for_tree(tree, &request.filter, &options),
+            None => crate::offline::Prefilter::for_filter(&request.filter, &options),
+        };
         let skip = prefilter
             .as_ref()
             .map(|p| read::Skip::new(p, &request.time_filter));

@@ -218,3 +218,61 @@ async fn lines_the_filter_cannot_pass_are_not_decoded_and_the_selection_is_the_m
         }
     }
 }
+
+#[tokio::test]
+async fn lines_the_exact_clause_cannot_pass_are_not_decoded_without_a_mapping() {
+    use crate::kql::{self, KqlOptions};
+    use crate::source::memory::MemorySource;
+    use crate::source::{Document, Exact};
+
+    let lines = filtered_lines();
+    let text: Arc<[u8]> = Arc::from((lines.join("\n") + "\n").into_bytes());
+    let docs: Vec<Document> = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| Document {
+            index: "e.ndjson".into(),
+            id: (i + 1).to_string(),
+            source: serde_json::from_str(l).unwrap(),
+        })
+        .collect();
+    // a query rule's query: `cmd.exe` is a token of a dynamic text field,
+    // so `Cmd.Exe` and the escaped spelling match too
+    let request = || {
+        let mut r = FetchRequest::new(
+            vec!["*".into()],
+            TimeRange {
+                from: Window::ALL.start,
+                to: Window::ALL.end,
+            },
+        );
+        r.exact = Some(Exact::new(|types| {
+            let node = kql::parse("process.name: CMD.exe").map_err(|e| e.to_string())?;
+            kql::lower(&node, types, &KqlOptions::detection_rules()).map_err(|e| e.to_string())
+        }));
+        r
+    };
+    let ids = |docs: Vec<Document>| docs.into_iter().map(|d| d.id).collect::<Vec<_>>();
+    let want = MemorySource::new(docs).fetch(request()).await.unwrap();
+    let want = ids(want.collect().await.unwrap());
+    assert_eq!(want.len(), 17, "{want:?}");
+    for threads in SETUPS {
+        let input = EventsInput::Text {
+            name: "e.ndjson".into(),
+            text: text.clone(),
+        };
+        let source = NdjsonSource::open_on(vec![input], threads, |_| {}).unwrap();
+        let stream = source.fetch(request()).await.unwrap();
+        // 44 names `@timestamp` but cannot pass the query: not decoded, so
+        // not counted (decoded, it would be: "and 2 more")
+        assert_eq!(
+            stream.warnings(),
+            [
+                "e.ndjson:42: skipped: no usable time in `@timestamp`: no time range contains \
+              the event (and 1 more events of e.ndjson)"
+            ],
+            "{threads:?}"
+        );
+        assert_eq!(ids(stream.collect().await.unwrap()), want, "{threads:?}");
+    }
+}
