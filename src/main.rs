@@ -218,6 +218,12 @@ struct ExplainArgs {
     /// resolved from (repeat for more), as `run --exceptions`.
     #[arg(long, value_name = "DIR")]
     exceptions: Vec<PathBuf>,
+    /// The config file `run` would use (default: detectd.toml when it
+    /// exists): its `[sharing]`, `[realtime]` and catch-up horizon are
+    /// explained instead of the defaults. The cluster is still asked only
+    /// with --elasticsearch-url.
+    #[arg(long)]
+    config: Option<PathBuf>,
 }
 
 #[derive(clap::Args)]
@@ -825,6 +831,21 @@ fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
     let mut opts = ExplainOptions::at(now);
     opts.space_id = args.space_id;
     opts.exceptions = args.exceptions;
+    if let Some(path) = config_path(args.config) {
+        let settings = match Settings::load(Some(&path), Overrides::default()) {
+            Ok(s) => s,
+            Err(e) => {
+                eprint!("{e}");
+                return Ok(ExitCode::from(2));
+            }
+        };
+        opts.runner.catch_up_horizon = settings.catch_up_horizon;
+        opts.daemon = Some(explain::DaemonConfig {
+            file: path.display().to_string(),
+            sharing: settings.sharing,
+            realtime: settings.realtime,
+        });
+    }
     let events = match &args.event {
         Some(path) => Some(explain::read_events(path)?),
         None => None,

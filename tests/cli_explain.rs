@@ -204,6 +204,53 @@ fn explain_the_founding_rule_offline() {
 }
 
 #[test]
+fn explain_follows_the_config_files_sharing_and_realtime() {
+    let dir = tempfile::tempdir().unwrap();
+    let explain_with = |config: &str| {
+        let path = dir.path().join("detectd.toml");
+        std::fs::write(&path, config).unwrap();
+        let path = path.to_str().unwrap();
+        let out = detectd(&["explain", FOUNDING, "--now", NOW, "--config", path]);
+        assert!(out.status.success(), "{out:?}");
+        (stdout(&out), path.to_string())
+    };
+    let (text, file) = explain_with("[realtime]\nenabled = true\nevery = \"3s\"\nlag = \"7s\"\n");
+    for part in [
+        format!("(`[sharing]`, on in {file})"),
+        format!("(`sharing.select_locally`, on in {file})"),
+        format!("near-real-time tails every 3s, 7s behind the clock (`[realtime]` in {file})"),
+        "reads back 5s (its maxspan)".to_string(),
+    ] {
+        assert!(text.contains(&part), "missing {part:?} in:\n{text}");
+    }
+    let (text, file) = explain_with(
+        "[sharing]\nenabled = false\n[realtime]\nenabled = true\nrule_ids = [\"other\"]\n",
+    );
+    for part in [
+        format!("shared scans   none: `[sharing]` is off in {file}"),
+        format!("near-real-time does not tail: `[realtime]` in {file} names other rules"),
+    ] {
+        assert!(text.contains(&part), "missing {part:?} in:\n{text}");
+    }
+    let (text, file) = explain_with("[sharing]\nselect_locally = false\n");
+    for part in [
+        format!("a clause of its own in the scan: `sharing.select_locally` is off in {file}"),
+        format!("near-real-time could tail, but `[realtime]` is off in {file}"),
+    ] {
+        assert!(text.contains(&part), "missing {part:?} in:\n{text}");
+    }
+    // a config that does not load is a configuration error
+    let path = dir.path().join("detectd.toml");
+    std::fs::write(&path, "[realtime]\nenabled = true\nevery = \"soon\"\n").unwrap();
+    let out = detectd(&["explain", FOUNDING, "--config", path.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("realtime.every"),
+        "{out:?}"
+    );
+}
+
+#[test]
 fn explain_corpus_rules_of_different_shapes() {
     let Some(dir) = corpus() else { return };
     assert_eq!(CORPUS.len(), 20);

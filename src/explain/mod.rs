@@ -64,6 +64,19 @@ pub struct ExplainOptions {
     pub runner: RunnerSettings,
     /// Exception list files or folders (`--exceptions`), as `run` has them.
     pub exceptions: Vec<std::path::PathBuf>,
+    /// How the daemon's config file reads rules; `None`: its defaults.
+    pub daemon: Option<DaemonConfig>,
+}
+
+/// What `detectd.toml` says of how `detectd run` reads rules (`explain
+/// --config`, or `./detectd.toml` when it exists).
+#[derive(Clone, Debug, PartialEq)]
+pub struct DaemonConfig {
+    /// The file, as named in the output.
+    pub file: String,
+    pub sharing: crate::config::SharingSettings,
+    /// `None`: `[realtime]` is off.
+    pub realtime: Option<crate::config::RealtimeSettings>,
 }
 
 impl ExplainOptions {
@@ -73,6 +86,7 @@ impl ExplainOptions {
             space_id: crate::config::DEFAULT_SPACE_ID.to_string(),
             runner: RunnerSettings::default(),
             exceptions: Vec::new(),
+            daemon: None,
         }
     }
 }
