@@ -151,23 +151,30 @@ fn filtered_lines() -> Vec<String> {
     lines
 }
 
+/// [`filtered_lines`] as an input's text and as the memory source's
+/// documents.
+fn filtered_input() -> (Arc<[u8]>, Vec<crate::source::Document>) {
+    let lines = filtered_lines();
+    let text: Arc<[u8]> = Arc::from((lines.join("\n") + "\n").into_bytes());
+    let docs = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| crate::source::Document {
+            index: "e.ndjson".into(),
+            id: (i + 1).to_string(),
+            source: serde_json::from_str(l).unwrap(),
+        })
+        .collect();
+    (text, docs)
+}
+
 #[tokio::test]
 async fn lines_the_filter_cannot_pass_are_not_decoded_and_the_selection_is_the_memory_sources() {
     use crate::eql::pushdown::{Filter, Scalar};
     use crate::source::memory::MemorySource;
     use crate::source::Document;
 
-    let lines = filtered_lines();
-    let text: Arc<[u8]> = Arc::from((lines.join("\n") + "\n").into_bytes());
-    let docs: Vec<Document> = lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| Document {
-            index: "e.ndjson".into(),
-            id: (i + 1).to_string(),
-            source: serde_json::from_str(l).unwrap(),
-        })
-        .collect();
+    let (text, docs) = filtered_input();
     let request = |case_insensitive: bool| {
         let mut r = FetchRequest::new(
             vec!["*".into()],
@@ -225,17 +232,7 @@ async fn lines_the_exact_clause_cannot_pass_are_not_decoded_without_a_mapping() 
     use crate::source::memory::MemorySource;
     use crate::source::{Document, Exact};
 
-    let lines = filtered_lines();
-    let text: Arc<[u8]> = Arc::from((lines.join("\n") + "\n").into_bytes());
-    let docs: Vec<Document> = lines
-        .iter()
-        .enumerate()
-        .map(|(i, l)| Document {
-            index: "e.ndjson".into(),
-            id: (i + 1).to_string(),
-            source: serde_json::from_str(l).unwrap(),
-        })
-        .collect();
+    let (text, docs) = filtered_input();
     // a query rule's query: `cmd.exe` is a token of a dynamic text field,
     // so `Cmd.Exe` and the escaped spelling match too
     let request = || {
