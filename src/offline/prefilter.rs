@@ -94,6 +94,8 @@ struct Text {
     case_insensitive: bool,
     /// A value of the event category field.
     category: bool,
+    /// The digits of a number compared by value ([`number_text`]).
+    numeric: bool,
 }
 
 /// One of these texts must appear.
@@ -107,6 +109,9 @@ struct Searcher {
     exact: Vec<Finder<'static>>,
     /// Case-insensitive texts (ASCII folding).
     folded: Option<AhoCorasick>,
+    /// A text is a number's digits: a line that may spell numbers
+    /// otherwise holds the clause ([`spells_numbers_otherwise`]).
+    numbers: bool,
 }
 
 /// One alternative (a sequence's stage): a text of each clause.
@@ -209,6 +214,7 @@ impl Searcher {
     fn holds(&self, line: &[u8]) -> bool {
         self.exact.iter().any(|f| f.find(line).is_some())
             || self.folded.as_ref().is_some_and(|a| a.is_match(line))
+            || (self.numbers && spells_numbers_otherwise(line))
     }
 }
 
@@ -272,7 +278,9 @@ impl Prefilter {
         let mut slash = false;
         for branch in branches {
             let clauses = sorted(required(branch, opts));
-            if clauses.is_empty() {
+            // a line is searched for numbers' digits only where the chunk
+            // search found the rest of its branch
+            if clauses.first().is_none_or(numeric) {
                 return None;
             }
             folds |= clauses.iter().flatten().any(|t| t.case_insensitive);
@@ -293,7 +301,8 @@ impl Prefilter {
             let mut found = 0u64;
             let mut rest = Vec::new();
             for (i, clause) in clauses.iter().enumerate() {
-                let searched = i == 0 || clause.iter().all(|t| first.contains(&t));
+                let searched =
+                    !numeric(clause) && (i == 0 || clause.iter().all(|t| first.contains(&t)));
                 if i == 0 && bits == 63 {
                     return None; // more stages than a search tells apart
                 }
@@ -475,10 +484,23 @@ fn escaped(bytes: &[u8], at: usize) -> bool {
 
 /// A branch's clauses, those that rule out most lines first: category
 /// names are also the names of ECS objects (`"process":{…}` is in most
-/// lines), so they go last; then the longest shortest text first.
+/// lines), so they go last but for clauses with a number's digits, which
+/// are only ever searched in a line; then the longest shortest text first.
 fn sorted(mut clauses: Vec<Clause>) -> Vec<Clause> {
-    clauses.sort_by_key(|c| (c.iter().all(|t| t.category), std::cmp::Reverse(shortest(c))));
+    clauses.sort_by_key(|c| {
+        (
+            numeric(c),
+            c.iter().all(|t| t.category),
+            std::cmp::Reverse(shortest(c)),
+        )
+    });
     clauses
+}
+
+/// Whether a clause holds a number's digits (it is then never searched
+/// in a chunk: a line without its texts may still hold it).
+fn numeric(clause: &Clause) -> bool {
+    clause.iter().any(|t| t.numeric)
 }
 
 /// A branch's clauses, ready to search; `None` if a search cannot be
@@ -507,6 +529,7 @@ fn searchers(clauses: &[Clause]) -> Option<Vec<Searcher>> {
                     .map(|t| Finder::new(&t.bytes).into_owned())
                     .collect(),
                 folded,
+                numbers: numeric(clause),
             })
         })
         .collect()
@@ -541,11 +564,23 @@ fn required(filter: &Filter, opts: &CompileOptions) -> Vec<Clause> {
         } => leaf_text(field, s, *case_insensitive)
             .map(|t| vec![vec![t]])
             .unwrap_or_default(),
+        Filter::Term {
+            value: Scalar::Int(n),
+            ..
+        } => number_text(*n as f64)
+            .map(|t| vec![vec![t]])
+            .unwrap_or_default(),
+        Filter::Term {
+            value: Scalar::Float(n),
+            ..
+        } => number_text(*n).map(|t| vec![vec![t]]).unwrap_or_default(),
         Filter::Terms { field, values } => values
             .iter()
             .map(|v| match v {
                 Scalar::String(s) => leaf_text(field, s, false),
-                _ => None,
+                Scalar::Int(n) => number_text(*n as f64),
+                Scalar::Float(n) => number_text(*n),
+                Scalar::Bool(_) => None,
             })
             .collect::<Option<Clause>>()
             .map(|c| vec![c])
@@ -610,7 +645,58 @@ fn text(s: &str, case_insensitive: bool) -> Option<Text> {
         bytes,
         case_insensitive,
         category: false,
+        numeric: false,
     })
+}
+
+/// The digits of a whole number below 10^15 as a required text: a
+/// number (or a numeric string, compared by value) equal to it is spelt
+/// with them — leading zeros, a sign, `.0` and spaces aside — unless it
+/// has an exponent (`1.35e2`) or more significant digits than a double
+/// tells apart (`134.99999999999999999` reads as 135): up to 15 digits a
+/// decimal reads back to itself, so one equal to the number is the number.
+/// Lines with those are kept ([`spells_numbers_otherwise`]).
+fn number_text(n: f64) -> Option<Text> {
+    if !n.is_finite() || n.fract() != 0.0 || n.abs() >= 1e15 {
+        return None;
+    }
+    Some(Text {
+        bytes: format!("{}", n.abs() as u64).into_bytes(),
+        case_insensitive: false,
+        category: false,
+        numeric: true,
+    })
+}
+
+/// Whether `line` may spell a number other than by its digits: an `e` or
+/// `E` after a digit or `.` and before a digit or a sign and a digit, or a
+/// run of 16 or more digits (`.` within it counted as part of it).
+fn spells_numbers_otherwise(line: &[u8]) -> bool {
+    let mut run = 0;
+    for (i, &b) in line.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => {
+                run += 1;
+                if run >= 16 {
+                    return true;
+                }
+            }
+            b'.' => {}
+            b'e' | b'E' => {
+                let after = match line.get(i + 1) {
+                    Some(b'+' | b'-') => line.get(i + 2),
+                    other => other,
+                };
+                let before = i > 0 && (line[i - 1].is_ascii_digit() || line[i - 1] == b'.');
+                if before && after.is_some_and(u8::is_ascii_digit) {
+                    return true;
+                }
+                run = 0;
+            }
+            _ => run = 0,
+        }
+    }
+    false
 }
 
 #[cfg(test)]

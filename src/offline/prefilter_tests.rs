@@ -41,7 +41,27 @@ pub(crate) fn spellings(doc: &Value) -> Vec<String> {
         }
     }
     let slashed = canonical.replace('/', "\\/");
-    vec![canonical, escaped, slashed]
+    vec![canonical, escaped, slashed, with_exponents(doc)]
+}
+
+/// `doc` with every fraction written with an exponent (`135.0` as
+/// `1.35e2`).
+fn with_exponents(doc: &Value) -> String {
+    match doc {
+        Value::Number(n) if n.is_f64() => format!("{:e}", n.as_f64().unwrap_or_default()),
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(with_exponents).collect();
+            format!("[{}]", items.join(","))
+        }
+        Value::Object(fields) => {
+            let fields: Vec<String> = fields
+                .iter()
+                .map(|(k, v)| format!("{}:{}", Value::from(k.as_str()), with_exponents(v)))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        other => other.to_string(),
+    }
 }
 
 #[test]
@@ -81,11 +101,24 @@ fn texts_are_required_as_json_spells_them_and_only_where_certain() {
         let (_, pre) = plan_and_prefilter(q).unwrap();
         assert!(pre.is_none(), "{q}");
     }
-    // a category is a text like any other
-    let (_, pre) = plan_and_prefilter("network where destination.port == 135").unwrap();
+    // a category is a text like any other; a number's digits are
+    // required beside other texts, but kept where a line may spell the
+    // number otherwise (an exponent, more digits than a double holds)
+    let (plan, pre) = plan_and_prefilter("network where destination.port == 135").unwrap();
     let pre = pre.unwrap();
-    assert!(pre.may_match(br#"{"event":{"category":"network"},"destination":{"port":1}}"#));
     assert!(!pre.may_match(br#"{"event":{"category":"process"},"destination":{"port":135}}"#));
+    assert!(!pre.may_match(br#"{"event":{"category":"network"},"destination":{"port":1}}"#));
+    assert!(!pre.may_match(br#"{"event":{"category":"network"},"destination":{"port":"13 5"}}"#));
+    for line in [
+        r#"{"event":{"category":"network"},"destination":{"port":135}}"#,
+        r#"{"event":{"category":"network"},"destination":{"port":"0135"}}"#,
+        r#"{"event":{"category":"network"},"destination":{"port":1.35e2}}"#,
+        r#"{"event":{"category":"network"},"destination":{"port":"13.5E+1"}}"#,
+        r#"{"event":{"category":"network"},"destination":{"port":134.99999999999999999}}"#,
+    ] {
+        assert!(offline_matches(&plan, line.as_bytes()), "{line}");
+        assert!(pre.may_match(line.as_bytes()), "{line}");
+    }
     // an `or` with a branch that requires nothing requires nothing
     let (_, pre) =
         plan_and_prefilter(r#"any where process.name == "cmd.exe" or process.pid > 4"#).unwrap();
@@ -155,9 +188,26 @@ const LITERALS: &[&str] = &[
     "K*",
 ];
 
+/// Numbers, and strings the evaluator reads as numbers, equal to 135 but
+/// for the last two.
+const NUMBERS: &[&str] = &[
+    "135",
+    "135.0",
+    "\"135\"",
+    "\"1.35e2\"",
+    "\"13.5E+1\"",
+    "\"134.99999999999999999\"",
+    "\" 0135 \"",
+    "1350e-1",
+    "134.999999999999999999",
+    "136",
+    "\"13 5\"",
+];
+
 fn arb_value() -> impl Strategy<Value = Value> {
     prop_oneof![
         4 => (0..VALUES.len()).prop_map(|i| json!(VALUES[i])),
+        4 => (0..NUMBERS.len()).prop_map(|i| serde_json::from_str(NUMBERS[i]).unwrap()),
         1 => prop_oneof![Just(json!(1)), Just(json!(1.0)), Just(json!(true)), Just(Value::Null)],
         1 => proptest::collection::vec((0..VALUES.len()).prop_map(|i| json!(VALUES[i])), 0..3)
             .prop_map(Value::Array),
@@ -208,6 +258,16 @@ fn arb_condition() -> impl Strategy<Value = String> {
                 _ => format!("{} {op} {}", FIELDS[f], lits[0]),
             }
         });
+    let number = (
+        0..FIELDS.len(),
+        prop_oneof![Just("=="), Just("!="), Just("in")],
+        prop_oneof![4 => Just("135"), 1 => Just("135.0"), 1 => Just("7"), 1 => Just("0")],
+    )
+        .prop_map(|(f, op, n)| match op {
+            "in" => format!("{} in ({n}, 7)", FIELDS[f]),
+            _ => format!("{} {op} {n}", FIELDS[f]),
+        });
+    let leaf = prop_oneof![3 => leaf, 2 => number];
     leaf.prop_recursive(3, 12, 2, |inner| {
         prop_oneof![
             inner.clone().prop_map(|c| format!("not ({c})")),
