@@ -19,6 +19,7 @@ pub mod filter_query;
 pub mod mappings;
 mod pass;
 pub mod prefilter;
+mod required;
 mod tree_prefilter;
 
 use std::fs::File;

@@ -23,8 +23,12 @@
 //!   is the canonical one (`\"`, `\\`, the character itself); texts with
 //!   control characters, which have two spellings, are not used.
 //! * Numbers have many spellings (`1e3`, `1000.0`) and the evaluator
-//!   compares numeric strings by value: a text made only of number
-//!   characters, or one that parses as a number, is not used.
+//!   compares numeric strings by value: a string text made only of number
+//!   characters, or one that parses as a number, is not used; a whole
+//!   number compared by value requires its digits only beside its
+//!   branch's other texts, and a line that may spell numbers otherwise
+//!   holds it (`offline::required`, where the texts of each leaf are
+//!   drawn).
 //! * Case-insensitive leaves (`:`, `~`) fold Unicode: a non-ASCII character
 //!   may lower-case to an ASCII one (the Kelvin sign to `k`), so a line with
 //!   any non-ASCII byte is decoded; texts with non-ASCII characters are not
@@ -44,9 +48,10 @@ use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use memchr::memmem::Finder;
 
 use super::chunks::Chunk;
+use super::required::{numeric, required, sorted, spells_numbers_otherwise, Clause, Text};
 use crate::eql::ast::Query;
 use crate::eql::compile::CompileOptions;
-use crate::eql::pushdown::{parse_number, pushdown, Filter, Scalar};
+use crate::eql::pushdown::{pushdown, Filter};
 
 /// Where a chunk's lines may match ([`Prefilter::hits`]).
 #[derive(Debug)]
@@ -85,21 +90,6 @@ impl ChunkJudge<'_> {
 
 /// The bit of a hit that is an escape: the line is judged by itself.
 const SPELT_OTHERWISE: u64 = 1 << 63;
-
-/// One text a matching line must hold, as found in the filter.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Text {
-    /// As JSON writes it inside a string (canonical escaping).
-    bytes: Vec<u8>,
-    case_insensitive: bool,
-    /// A value of the event category field.
-    category: bool,
-    /// The digits of a number compared by value ([`number_text`]).
-    numeric: bool,
-}
-
-/// One of these texts must appear.
-type Clause = Vec<Text>;
 
 /// A clause ready to search.
 #[derive(Debug)]
@@ -482,27 +472,6 @@ fn escaped(bytes: &[u8], at: usize) -> bool {
     run % 2 == 1
 }
 
-/// A branch's clauses, those that rule out most lines first: category
-/// names are also the names of ECS objects (`"process":{…}` is in most
-/// lines), so they go last but for clauses with a number's digits, which
-/// are only ever searched in a line; then the longest shortest text first.
-fn sorted(mut clauses: Vec<Clause>) -> Vec<Clause> {
-    clauses.sort_by_key(|c| {
-        (
-            numeric(c),
-            c.iter().all(|t| t.category),
-            std::cmp::Reverse(shortest(c)),
-        )
-    });
-    clauses
-}
-
-/// Whether a clause holds a number's digits (it is then never searched
-/// in a chunk: a line without its texts may still hold it).
-fn numeric(clause: &Clause) -> bool {
-    clause.iter().any(|t| t.numeric)
-}
-
 /// A branch's clauses, ready to search; `None` if a search cannot be
 /// built.
 fn searchers(clauses: &[Clause]) -> Option<Vec<Searcher>> {
@@ -533,170 +502,6 @@ fn searchers(clauses: &[Clause]) -> Option<Vec<Searcher>> {
             })
         })
         .collect()
-}
-
-/// The clauses a document must satisfy for `filter` to match it; empty
-/// when nothing is required.
-fn required(filter: &Filter, opts: &CompileOptions) -> Vec<Clause> {
-    let special = |field: &str| {
-        field.starts_with('_')
-            || field == opts.timestamp_field
-            || opts.tiebreaker_field.as_deref() == Some(field)
-    };
-    let leaf_text = |field: &str, s: &str, case_insensitive: bool| {
-        text(s, case_insensitive).map(|mut t| {
-            t.category = field == opts.event_category_field;
-            t
-        })
-    };
-    match filter {
-        Filter::Term { field, .. }
-        | Filter::Terms { field, .. }
-        | Filter::Wildcard { field, .. }
-            if special(field) =>
-        {
-            Vec::new()
-        }
-        Filter::Term {
-            field,
-            value: Scalar::String(s),
-            case_insensitive,
-        } => leaf_text(field, s, *case_insensitive)
-            .map(|t| vec![vec![t]])
-            .unwrap_or_default(),
-        Filter::Term {
-            value: Scalar::Int(n),
-            ..
-        } => number_text(*n as f64)
-            .map(|t| vec![vec![t]])
-            .unwrap_or_default(),
-        Filter::Term {
-            value: Scalar::Float(n),
-            ..
-        } => number_text(*n).map(|t| vec![vec![t]]).unwrap_or_default(),
-        Filter::Terms { field, values } => values
-            .iter()
-            .map(|v| match v {
-                Scalar::String(s) => leaf_text(field, s, false),
-                Scalar::Int(n) => number_text(*n as f64),
-                Scalar::Float(n) => number_text(*n),
-                Scalar::Bool(_) => None,
-            })
-            .collect::<Option<Clause>>()
-            .map(|c| vec![c])
-            .unwrap_or_default(),
-        Filter::Wildcard {
-            field,
-            pattern,
-            case_insensitive,
-        } => pattern
-            .split(['*', '?'])
-            .filter_map(|fragment| leaf_text(field, fragment, *case_insensitive))
-            .max_by_key(|t| t.bytes.len())
-            .map(|t| vec![vec![t]])
-            .unwrap_or_default(),
-        Filter::Bool { must, should, .. } => {
-            let mut out: Vec<Clause> = must.iter().flat_map(|m| required(m, opts)).collect();
-            if !should.is_empty() {
-                // Some branch matches: one text of its best clause, for
-                // every branch; nothing if a branch requires nothing.
-                let union: Option<Clause> = should
-                    .iter()
-                    .map(|b| best(required(b, opts)))
-                    .collect::<Option<Vec<Clause>>>()
-                    .map(|cs| cs.into_iter().flatten().collect());
-                out.extend(union);
-            }
-            out
-        }
-        // `must_not` and the rest require no text.
-        _ => Vec::new(),
-    }
-}
-
-/// The most selective of a conjunction's clauses, as far as text length
-/// tells: its shortest text the longest, then the fewest texts.
-fn best(clauses: Vec<Clause>) -> Option<Clause> {
-    clauses
-        .into_iter()
-        .max_by_key(|c| (shortest(c), std::cmp::Reverse(c.len())))
-}
-
-/// The length of a clause's shortest text: the likelier a line holds it.
-fn shortest(clause: &Clause) -> usize {
-    clause.iter().map(|t| t.bytes.len()).min().unwrap_or(0)
-}
-
-/// `s` as a required text, when its presence in a matching line is certain.
-fn text(s: &str, case_insensitive: bool) -> Option<Text> {
-    let number_like = s
-        .chars()
-        .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'));
-    if s.is_empty() || number_like || parse_number(s).is_some() {
-        return None;
-    }
-    if s.chars().any(char::is_control) || (case_insensitive && !s.is_ascii()) {
-        return None;
-    }
-    // serde_json escapes only `"`, `\` and control characters.
-    let quoted = serde_json::to_string(s).ok()?;
-    let bytes = quoted.as_bytes()[1..quoted.len() - 1].to_vec();
-    Some(Text {
-        bytes,
-        case_insensitive,
-        category: false,
-        numeric: false,
-    })
-}
-
-/// The digits of a whole number below 10^15 as a required text: a
-/// number (or a numeric string, compared by value) equal to it is spelt
-/// with them — leading zeros, a sign, `.0` and spaces aside — unless it
-/// has an exponent (`1.35e2`) or more significant digits than a double
-/// tells apart (`134.99999999999999999` reads as 135): up to 15 digits a
-/// decimal reads back to itself, so one equal to the number is the number.
-/// Lines with those are kept ([`spells_numbers_otherwise`]).
-fn number_text(n: f64) -> Option<Text> {
-    if !n.is_finite() || n.fract() != 0.0 || n.abs() >= 1e15 {
-        return None;
-    }
-    Some(Text {
-        bytes: format!("{}", n.abs() as u64).into_bytes(),
-        case_insensitive: false,
-        category: false,
-        numeric: true,
-    })
-}
-
-/// Whether `line` may spell a number other than by its digits: an `e` or
-/// `E` after a digit or `.` and before a digit or a sign and a digit, or a
-/// run of 16 or more digits (`.` within it counted as part of it).
-fn spells_numbers_otherwise(line: &[u8]) -> bool {
-    let mut run = 0;
-    for (i, &b) in line.iter().enumerate() {
-        match b {
-            b'0'..=b'9' => {
-                run += 1;
-                if run >= 16 {
-                    return true;
-                }
-            }
-            b'.' => {}
-            b'e' | b'E' => {
-                let after = match line.get(i + 1) {
-                    Some(b'+' | b'-') => line.get(i + 2),
-                    other => other,
-                };
-                let before = i > 0 && (line[i - 1].is_ascii_digit() || line[i - 1] == b'.');
-                if before && after.is_some_and(u8::is_ascii_digit) {
-                    return true;
-                }
-                run = 0;
-            }
-            _ => run = 0,
-        }
-    }
-    false
 }
 
 #[cfg(test)]
