@@ -211,17 +211,18 @@ struct ExplainArgs {
     /// The time of the run to explain (RFC 3339); default now.
     #[arg(long, value_name = "TIME")]
     now: Option<String>,
-    /// Kibana space id (part of event alert ids).
-    #[arg(long, default_value = "default")]
-    space_id: String,
+    /// Kibana space id (part of event alert ids; the alerts alias
+    /// follows it). Default: the config's `space_id`, else "default".
+    #[arg(long)]
+    space_id: Option<String>,
     /// Exception list files or folders the rule's `exceptions_list` is
     /// resolved from (repeat for more), as `run --exceptions`.
     #[arg(long, value_name = "DIR")]
     exceptions: Vec<PathBuf>,
     /// The config file `run` would use (default: detectd.toml when it
-    /// exists): its `[sharing]`, `[realtime]` and catch-up horizon are
-    /// explained instead of the defaults. The cluster is still asked only
-    /// with --elasticsearch-url.
+    /// exists): its `[sharing]`, `[realtime]`, catch-up horizon, space and
+    /// alerts alias are explained instead of the defaults. The cluster is
+    /// still asked only with --elasticsearch-url.
     #[arg(long)]
     config: Option<PathBuf>,
 }
@@ -829,7 +830,6 @@ fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
             .with_timezone(&chrono::Utc),
     };
     let mut opts = ExplainOptions::at(now);
-    opts.space_id = args.space_id;
     opts.exceptions = args.exceptions;
     if let Some(path) = config_path(args.config) {
         let settings = match Settings::load(Some(&path), Overrides::default()) {
@@ -840,11 +840,18 @@ fn explain(args: ExplainArgs) -> anyhow::Result<ExitCode> {
             }
         };
         opts.runner.catch_up_horizon = settings.catch_up_horizon;
+        opts.space_id = settings.space_id.clone();
+        opts.runner.alerts_index = settings.indices.alerts.clone();
         opts.daemon = Some(explain::DaemonConfig {
             file: path.display().to_string(),
             sharing: settings.sharing,
             realtime: settings.realtime,
         });
+    }
+    if let Some(space) = args.space_id {
+        opts.runner.alerts_index =
+            detectd::sink::alerts_index::AlertsLayout::for_space(&space).alias();
+        opts.space_id = space;
     }
     let events = match &args.event {
         Some(path) => Some(explain::read_events(path)?),

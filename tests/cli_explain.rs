@@ -239,6 +239,21 @@ fn explain_follows_the_config_files_sharing_and_realtime() {
     ] {
         assert!(text.contains(&part), "missing {part:?} in:\n{text}");
     }
+    // the config's space: the alerts alias follows it, and --space-id
+    // over it
+    let (text, _) = explain_with("space_id = \"soc\"\n");
+    assert!(
+        text.contains("written to       .alerts-security.alerts-soc "),
+        "{text}"
+    );
+    let path = dir.path().join("detectd.toml");
+    let path = path.to_str().unwrap();
+    let args = ["explain", FOUNDING, "--now", NOW, "--config", path];
+    let over = stdout(&detectd(&[&args[..], &["--space-id", "lab"]].concat()));
+    assert!(
+        over.contains("written to       .alerts-security.alerts-lab "),
+        "{over}"
+    );
     // a config that does not load is a configuration error
     let path = dir.path().join("detectd.toml");
     std::fs::write(&path, "[realtime]\nenabled = true\nevery = \"soon\"\n").unwrap();
