@@ -25,8 +25,9 @@ fn offline_matches(plan: &Plan, line: &[u8]) -> bool {
     }
 }
 
-/// The line as JSON writes it, and two other legal spellings: every
-/// non-ASCII character as `\u` escapes, every `/` as `\/`.
+/// The line as JSON writes it, and other legal spellings: every non-ASCII
+/// character as `\u` escapes, every `/` as `\/`, every fraction with an
+/// exponent, every ASCII letter and digit of a string as a `\u` escape.
 pub(crate) fn spellings(doc: &Value) -> Vec<String> {
     let canonical = serde_json::to_string(doc).unwrap();
     let mut escaped = String::new();
@@ -41,7 +42,46 @@ pub(crate) fn spellings(doc: &Value) -> Vec<String> {
         }
     }
     let slashed = canonical.replace('/', "\\/");
-    vec![canonical, escaped, slashed, with_exponents(doc)]
+    vec![
+        canonical,
+        escaped,
+        slashed,
+        with_exponents(doc),
+        with_ascii_escapes(doc),
+    ]
+}
+
+/// `doc` with every ASCII letter and digit of its strings (keys and
+/// values) written as a `\u` escape (`a` as `\u0061`).
+fn with_ascii_escapes(doc: &Value) -> String {
+    let string = |s: &str| {
+        let spelt: String = s
+            .chars()
+            .map(|c| match c.is_ascii_alphanumeric() {
+                true => format!("\\u{:04x}", c as u32),
+                false => {
+                    let quoted = Value::from(c.to_string()).to_string();
+                    quoted[1..quoted.len() - 1].to_string()
+                }
+            })
+            .collect();
+        format!("\"{spelt}\"")
+    };
+    match doc {
+        Value::String(s) => string(s),
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(with_ascii_escapes).collect();
+            format!("[{}]", items.join(","))
+        }
+        Value::Object(fields) => {
+            let fields: Vec<String> = fields
+                .iter()
+                .map(|(k, v)| format!("{}:{}", string(k), with_ascii_escapes(v)))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        other => other.to_string(),
+    }
 }
 
 /// `doc` with every fraction written with an exponent (`135.0` as
