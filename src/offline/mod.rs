@@ -180,24 +180,63 @@ pub fn run_query(
         )?
     };
 
-    let mut files: Vec<Option<File>> = inputs.iter().map(|_| None).collect();
-    let mut failure: Option<OfflineError> = None;
+    let shown = show_all(&found.refs(), inputs, &names, threads)?;
+    let mut shown = shown.into_iter();
     let hits = search::hits(plan.kind, found, |r| {
-        match show(r, inputs, &names, &mut files) {
-            Ok(hit) => hit,
-            Err(e) => {
-                failure.get_or_insert(e);
-                HitEvent::placeholder()
-            }
-        }
+        let hit = shown.next().expect("a hit for every reference, in order");
+        debug_assert_eq!(
+            (&hit.index, &hit.id),
+            (&names[r.input as usize], &r.line.to_string())
+        );
+        hit
     });
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(QueryOutcome {
-            response: search::response(hits),
-            dropped_partial_sequences: dropped,
-        }),
+    Ok(QueryOutcome {
+        response: search::response(hits),
+        dropped_partial_sequences: dropped,
+    })
+}
+
+/// The hits for `refs` ([`show`]), in order: read again and parsed on
+/// `threads`, each taking a contiguous share with file handles of its own
+/// (the answer's lines are read after the pass, on a core each). The
+/// first error, if any.
+fn show_all(
+    refs: &[&LineRef],
+    inputs: &[Input],
+    names: &[String],
+    threads: Threads,
+) -> Result<Vec<HitEvent>, OfflineError> {
+    let show_share = |share: &[&LineRef]| -> Result<Vec<HitEvent>, OfflineError> {
+        let mut files: Vec<Option<File>> = inputs.iter().map(|_| None).collect();
+        share
+            .iter()
+            .map(|r| show(r, inputs, names, &mut files))
+            .collect()
+    };
+    // a few hits are not worth a thread
+    let workers = threads.workers.clamp(1, refs.len().div_ceil(256).max(1));
+    if workers == 1 {
+        return show_share(refs);
     }
+    let share = refs.len().div_ceil(workers);
+    let shown: Vec<Result<Vec<_>, OfflineError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = refs
+            .chunks(share)
+            .map(|part| scope.spawn(move || show_share(part)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    });
+    let mut all = Vec::with_capacity(refs.len());
+    for part in shown {
+        all.extend(part?);
+    }
+    Ok(all)
 }
 
 /// The hit for a referenced line: its text read again and parsed whole.

@@ -89,6 +89,16 @@ struct Answer {
 }
 
 fn run(query: &str, path: &Path, sorted: bool, threads: Threads) -> Result<Answer, OfflineError> {
+    run_sized(query, path, sorted, threads, 7)
+}
+
+fn run_sized(
+    query: &str,
+    path: &Path,
+    sorted: bool,
+    threads: Threads,
+    size: usize,
+) -> Result<Answer, OfflineError> {
     let ast = crate::eql::parse(query).unwrap();
     let plans = PlanSet::compile(
         &ast,
@@ -98,7 +108,7 @@ fn run(query: &str, path: &Path, sorted: bool, threads: Threads) -> Result<Answe
     )
     .unwrap();
     let opts = SearchOptions {
-        size: 7,
+        size,
         ..SearchOptions::default()
     };
     let mut bad = Vec::new();
@@ -170,6 +180,38 @@ fn an_event_query_in_time_order_is_the_same_on_any_threads() {
     // also with --sorted
     let sorted = same_everywhere(EVENT_QUERY, &path, true);
     assert_eq!(sorted.response, answer.response);
+}
+
+#[test]
+fn a_large_answer_shows_each_hit_its_own_line_on_any_threads() {
+    // more hits than one thread reads back alone (`show_all` shares out
+    // more than 256), events and sequences
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.ndjson");
+    std::fs::write(&path, events(None).0).unwrap();
+    for query in ["process where true", SEQUENCE] {
+        let first = run_sized(query, &path, false, SETUPS[0], 10_000).unwrap();
+        for threads in &SETUPS[1..] {
+            let other = run_sized(query, &path, false, *threads, 10_000).unwrap();
+            assert_eq!(other.response, first.response, "{query} with {threads:?}");
+        }
+        let hits = &first.response["hits"];
+        let shown: Vec<&Value> = match hits["events"].as_array() {
+            Some(events) => events.iter().collect(),
+            None => hits["sequences"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .flat_map(|s| s["events"].as_array().unwrap())
+                .collect(),
+        };
+        assert!(shown.len() > 256, "{query}: {} hits", shown.len());
+        for hit in shown {
+            // event `n` is on line n + 1, after a blank line per 100 before it
+            let n = hit["_source"]["n"].as_u64().unwrap();
+            assert_eq!(hit["_id"], json!((n + 1 + n / 100).to_string()), "{query}");
+        }
+    }
 }
 
 #[test]

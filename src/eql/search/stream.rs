@@ -32,6 +32,21 @@ pub enum Found<R> {
     Sequences(Vec<FoundSequence<R>>),
 }
 
+impl<R> Found<R> {
+    /// Every reference, in the order [`super::hits`] renders them (a
+    /// missing event's placeholder has none): the events, or each
+    /// sequence's events in turn.
+    pub fn refs(&self) -> Vec<&R> {
+        match self {
+            Found::Events { refs, .. } => refs.iter().collect(),
+            Found::Sequences(found) => found
+                .iter()
+                .flat_map(|f| f.events.iter().flatten())
+                .collect(),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct FoundSequence<R> {
     pub key: Vec<Value>,
