@@ -7,8 +7,8 @@
 # Installs `eql` into a virtualenv (EQL_VENV, default /tmp/detectd-eql-venv)
 # on first use. The file is `detectd generate` output with the two keys
 # the Python engine reads added to each event (benches/vs_python_eql/
-# prepare.py): `event_type` and `timestamp`. Prints wall and CPU seconds of
-# each engine (the whole process: start, read, parse, evaluate, print;
+# prepare.py): `event_type` and `timestamp`. Prints wall and CPU seconds
+# (to the millisecond) of each engine (the whole process: start, read, parse, evaluate, print;
 # detectd on every core and on one thread, the run with the median wall
 # time of five, as a fraction of a second varies from run to run; Python
 # once) and their ratios; asserts only that both find the same number of
@@ -46,9 +46,20 @@ sequence='sequence by host.id, process.entity_id with maxspan=5s
   [network where process.name in ("powershell.exe", "pwsh.exe", "powershell_ise.exe") and destination.port == 135 and not destination.address in ("127.0.0.1", "::1")]'
 
 run() { # prints "wall cpu" seconds of the command; its stdout goes to $work/out
-  /usr/bin/time -f "%e %U %S" -o "$work/time" "$@" > "$work/out"
-  read -r w u s < "$work/time"
-  echo "$w $(python3 -c "print($u + $s)")"
+  # timed from Python around the child alone: the clock's wall time and the
+  # child's own CPU time (wait4), in microseconds (time(1)'s %e truncates
+  # to hundredths)
+  python3 - "$work/out" "$@" <<'PY'
+import os, subprocess, sys, time
+with open(sys.argv[1], "wb") as out:
+    start = time.perf_counter()
+    child = subprocess.Popen(sys.argv[2:], stdout=out)
+    _, status, usage = os.wait4(child.pid, 0)
+    wall = time.perf_counter() - start
+if status != 0:
+    sys.exit(f"{sys.argv[2]} failed: {status}")
+print(wall, usage.ru_utime + usage.ru_stime)
+PY
 }
 
 median() { # "wall cpu" of the run with the median wall time of 5
@@ -68,8 +79,8 @@ import sys
 name, dw, dc, d1w, d1c, pw, pc, dn, pn = sys.argv[1:]
 dw, dc, d1w, d1c, pw, pc = map(float, (dw, dc, d1w, d1c, pw, pc))
 print(f"{name}: results detectd {dn}, Python eql {pn}")
-print(f"  detectd, every core  wall {dw:6.2f} s  cpu {dc:6.2f} s   Python eql wall {pw:6.2f} s  cpu {pc:6.2f} s")
-print(f"  detectd, 1 thread    wall {d1w:6.2f} s  cpu {d1c:6.2f} s")
+print(f"  detectd, every core  wall {dw:7.3f} s  cpu {dc:7.3f} s   Python eql wall {pw:7.3f} s  cpu {pc:7.3f} s")
+print(f"  detectd, 1 thread    wall {d1w:7.3f} s  cpu {d1c:7.3f} s")
 print(f"  ratio (Python / detectd): wall {pw / dw:5.1f}x every core, {pw / d1w:5.1f}x one thread; "
       f"cpu {pc / dc:5.1f}x, {pc / d1c:5.1f}x")
 PY
