@@ -123,16 +123,17 @@ pub struct Prefilter {
     /// Some clause has case-insensitive texts (non-ASCII lines are kept).
     folds: bool,
     /// `\u`, the start of another spelling of any character (when the
-    /// backslash is not itself escaped and a hex digit follows); `\u00`
-    /// when every text is ASCII (see [`ASCII_ESCAPES`]).
+    /// backslash is not itself escaped) ...
     unicode: Finder<'static>,
+    /// ... when it starts one of these: [`ESCAPES`], or [`ASCII_ESCAPES`]
+    /// when every text is ASCII and compared case-sensitively.
+    escapes: &'static [&'static [u8]],
     /// `\/`, another spelling of `/`, when a text holds one (when the
     /// backslash is not itself escaped).
     slash: Option<Finder<'static>>,
-    /// The escapes that may spell a character of a text ([`ESCAPES`], or
-    /// [`ASCII_ESCAPES`] when every text is ASCII), then the case-sensitive texts of the clauses a chunk
-    /// search finds: one pass over a chunk finds them all
-    /// ([`Self::hits`]).
+    /// The escapes that matter (`escapes`), then the case-sensitive texts
+    /// of the clauses a chunk search finds: one pass over a chunk finds
+    /// them all ([`Self::hits`]).
     texts: ClauseSearch,
     /// The case-insensitive texts of the clauses a chunk search finds,
     /// lower-cased: searched in a lower-cased copy of the chunk.
@@ -193,20 +194,14 @@ const ESCAPES: [&[u8]; 22] = [
     b"\\uE", b"\\uF",
 ];
 
-/// The starts of the escapes of ASCII characters (`\u0000` to `\u007f`,
-/// and the rest of Latin-1): when every text is ASCII and compared
-/// case-sensitively, no other escape can spell a character of one. One
-/// four-byte text rather than 22 makes the chunk search faster.
-const ASCII_ESCAPES: [&[u8]; 1] = [b"\\u00"];
-
-/// What a line's escapes that matter start with, searched in a line by
-/// itself: `\u` (then a hex digit), or `\u00` when every text is ASCII.
-fn escapes_start(ascii: bool) -> &'static [u8] {
-    match ascii {
-        true => ASCII_ESCAPES[0],
-        false => b"\\u",
-    }
-}
+/// The starts of the escapes that matter when every text is ASCII and
+/// compared case-sensitively: of ASCII characters (`\u0000` to `\u007f`,
+/// with the rest of Latin-1), which may spell a character of a text, and of
+/// surrogates (`\ud800` to `\udfff`, with the rest of `\ud…`), a lone one
+/// of which makes a line that looks well formed no JSON (decoded, it is
+/// reported). No other escape spells a character of an ASCII text; three
+/// texts rather than 22 make the chunk search faster.
+const ASCII_ESCAPES: [&[u8]; 3] = [b"\\u00", b"\\ud", b"\\uD"];
 
 /// A search for several texts at once.
 #[derive(Debug)]
@@ -350,12 +345,15 @@ impl Prefilter {
                 .flatten()
                 .flatten()
                 .all(|t| t.bytes.is_ascii());
-        let escapes: &[&[u8]] = match ascii {
+        let escapes: &'static [&'static [u8]] = match ascii {
             true => &ASCII_ESCAPES,
             false => &ESCAPES,
         };
-        let escapes = escapes.iter().map(|&e| (e, SPELT_OTHERWISE));
-        let texts: Vec<(&[u8], u64)> = escapes.chain(exact).collect();
+        let texts: Vec<(&[u8], u64)> = escapes
+            .iter()
+            .map(|&e| (e, SPELT_OTHERWISE))
+            .chain(exact)
+            .collect();
         let texts = ClauseSearch::new(&texts)?;
         // The case-insensitive texts, found the same way in a lower-cased
         // copy of the chunk (only ASCII chunks are searched: see `hits`),
@@ -373,7 +371,8 @@ impl Prefilter {
         Some(Prefilter {
             alternatives,
             folds,
-            unicode: Finder::new(escapes_start(ascii)).into_owned(),
+            unicode: Finder::new(b"\\u").into_owned(),
+            escapes,
             slash,
             texts,
             folded,
@@ -475,13 +474,13 @@ impl Prefilter {
         }
     }
 
-    /// Whether the line has a `\u` escape (of an ASCII character when
-    /// every text is ASCII), or a `\/` one when a text holds `/`: a
-    /// backslash that is not itself escaped (an odd run of backslashes)
-    /// before `u` and a hex digit, or before `/`.
+    /// Whether the line has a `\u` escape that matters (`escapes`), or a
+    /// `\/` one when a text holds `/`: a backslash that is not itself
+    /// escaped (an odd run of backslashes) before `u` and a hex digit, or
+    /// before `/`.
     fn spells_otherwise(&self, line: &[u8]) -> bool {
         let unicode = self.unicode.find_iter(line).any(|start| {
-            line.get(start + 2).is_some_and(u8::is_ascii_hexdigit) && escaped(line, start)
+            self.escapes.iter().any(|e| line[start..].starts_with(e)) && escaped(line, start)
         });
         unicode
             || self
