@@ -51,6 +51,31 @@ pub(crate) fn spellings(doc: &Value) -> Vec<String> {
     ]
 }
 
+/// `doc` written with `string` for its strings (keys and values) and
+/// `number` for its numbers, the rest as JSON writes it.
+fn respelt(
+    doc: &Value,
+    string: &dyn Fn(&str) -> String,
+    number: &dyn Fn(&Value) -> String,
+) -> String {
+    match doc {
+        Value::String(s) => string(s),
+        Value::Number(_) => number(doc),
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(|v| respelt(v, string, number)).collect();
+            format!("[{}]", items.join(","))
+        }
+        Value::Object(fields) => {
+            let fields: Vec<String> = fields
+                .iter()
+                .map(|(k, v)| format!("{}:{}", string(k), respelt(v, string, number)))
+                .collect();
+            format!("{{{}}}", fields.join(","))
+        }
+        other => other.to_string(),
+    }
+}
+
 /// `doc` with every ASCII letter and digit of its strings (keys and
 /// values) written as a `\u` escape (`a` as `\u0061`).
 fn with_ascii_escapes(doc: &Value) -> String {
@@ -67,41 +92,17 @@ fn with_ascii_escapes(doc: &Value) -> String {
             .collect();
         format!("\"{spelt}\"")
     };
-    match doc {
-        Value::String(s) => string(s),
-        Value::Array(items) => {
-            let items: Vec<String> = items.iter().map(with_ascii_escapes).collect();
-            format!("[{}]", items.join(","))
-        }
-        Value::Object(fields) => {
-            let fields: Vec<String> = fields
-                .iter()
-                .map(|(k, v)| format!("{}:{}", string(k), with_ascii_escapes(v)))
-                .collect();
-            format!("{{{}}}", fields.join(","))
-        }
-        other => other.to_string(),
-    }
+    respelt(doc, &string, &Value::to_string)
 }
 
 /// `doc` with every fraction written with an exponent (`135.0` as
 /// `1.35e2`).
 fn with_exponents(doc: &Value) -> String {
-    match doc {
-        Value::Number(n) if n.is_f64() => format!("{:e}", n.as_f64().unwrap_or_default()),
-        Value::Array(items) => {
-            let items: Vec<String> = items.iter().map(with_exponents).collect();
-            format!("[{}]", items.join(","))
-        }
-        Value::Object(fields) => {
-            let fields: Vec<String> = fields
-                .iter()
-                .map(|(k, v)| format!("{}:{}", Value::from(k.as_str()), with_exponents(v)))
-                .collect();
-            format!("{{{}}}", fields.join(","))
-        }
-        other => other.to_string(),
-    }
+    let number = |n: &Value| match n.as_f64() {
+        Some(f) if n.is_f64() => format!("{f:e}"),
+        _ => n.to_string(),
+    };
+    respelt(doc, &|s| Value::from(s).to_string(), &number)
 }
 
 #[test]
