@@ -474,10 +474,9 @@ impl Prefilter {
         }
     }
 
-    /// Whether the line has a `\u` escape that matters (`escapes`), or a
-    /// `\/` one when a text holds `/`: a backslash that is not itself
-    /// escaped (an odd run of backslashes) before `u` and a hex digit, or
-    /// before `/`.
+    /// Whether the line has a `\u` escape that matters (one of `escapes`),
+    /// or a `\/` one when a text holds `/`: a backslash that is not itself
+    /// escaped (an odd run of backslashes) at its start.
     fn spells_otherwise(&self, line: &[u8]) -> bool {
         let unicode = self.unicode.find_iter(line).any(|start| {
             self.escapes.iter().any(|e| line[start..].starts_with(e)) && escaped(line, start)

@@ -193,8 +193,9 @@ fn number_text(n: f64) -> Option<Text> {
 /// digits, so it does not branch on every byte: one pass without early
 /// exit (which the compiler turns into SIMD) looks for a digit or `.`,
 /// an `e` and a digit or sign in a row, and only a line with those is
-/// searched for a whole exponent; a run of 16 digits, 16 bytes or longer, covers a multiple of
-/// 16, so only the runs through those places are measured.
+/// searched for a whole exponent; a run of 16 digits, 16 bytes or longer,
+/// covers a multiple of 16, so only the runs through those places are
+/// measured.
 pub(super) fn spells_numbers_otherwise(line: &[u8]) -> bool {
     let numeral = |b: &u8| b.is_ascii_digit() || *b == b'.';
     let signed = |b: &u8| b.is_ascii_digit() || *b == b'+' || *b == b'-';
