@@ -27,6 +27,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
+use super::layout::{self, Plain};
 use crate::source::files::LineError;
 
 /// How many workers, and how big a chunk.
@@ -119,14 +120,75 @@ impl<'a> Chunk<'a> {
         self.lines.set(Some(line));
     }
 
+    /// Its lines, found by place, when they are plainly laid out (see
+    /// [`layout`](super::layout)): then a line is its own trimmed text, so
+    /// lines not looked at need not be walked over one by one, and the
+    /// chunk knows how many it holds. `None` otherwise (walk them with
+    /// [`Chunk::for_each_line`]).
+    pub fn plain_lines(&self) -> Option<PlainLines<'_>> {
+        let plain = layout::plain(&self.bytes)?;
+        let unterminated = self.bytes.last() != Some(&b'\n');
+        self.lines
+            .set(Some(plain.newlines.len() as u64 + u64::from(unterminated)));
+        Some(PlainLines {
+            bytes: &self.bytes,
+            offset: self.offset,
+            plain,
+            next: 0,
+        })
+    }
+
     /// How many lines it holds (an unterminated last one too): counted by
     /// [`Chunk::for_each_line`], else here.
-    fn lines(&self) -> u64 {
+    pub(super) fn lines(&self) -> u64 {
         self.lines.get().unwrap_or_else(|| {
             let bytes = &self.bytes[..];
             let newlines = memchr::memchr_iter(b'\n', bytes).count() as u64;
             newlines + u64::from(!bytes.is_empty() && bytes.last() != Some(&b'\n'))
         })
+    }
+}
+
+/// The lines of a plainly laid out chunk ([`Chunk::plain_lines`]), found
+/// from places in them, in order.
+pub struct PlainLines<'c> {
+    bytes: &'c [u8],
+    offset: u64,
+    plain: Plain,
+    /// The first newline not before the last place asked about.
+    next: usize,
+}
+
+impl<'c> PlainLines<'c> {
+    /// Whether every byte of the chunk is ASCII.
+    pub fn ascii(&self) -> bool {
+        self.plain.ascii
+    }
+
+    /// The line holding byte `place` of the chunk (places must come in
+    /// order): as [`Chunk::for_each_line`] gives it, its place in the
+    /// chunk, its byte offset in the input and its bytes. A newline is the
+    /// end of the line before it.
+    pub fn holding(&mut self, place: usize) -> (u64, u64, &'c [u8]) {
+        let newlines = &self.plain.newlines;
+        while newlines
+            .get(self.next)
+            .is_some_and(|&n| (n as usize) < place)
+        {
+            self.next += 1;
+        }
+        let start = match self.next {
+            0 => 0,
+            n => newlines[n - 1] as usize + 1,
+        };
+        let end = newlines
+            .get(self.next)
+            .map_or(self.bytes.len(), |&n| n as usize);
+        (
+            self.next as u64,
+            self.offset + start as u64,
+            &self.bytes[start..end],
+        )
     }
 }
 

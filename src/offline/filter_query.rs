@@ -23,7 +23,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::chunks::{Chunk, Threads};
-use super::prefilter::Prefilter;
+use super::prefilter::{for_each_kept, Prefilter};
 use super::{read_chunks, Input, OfflineError};
 use crate::eql::compile::CompileOptions;
 use crate::eql::pushdown::Filter as Pushdown;
@@ -134,11 +134,7 @@ pub fn run_filter_query(
     // out match nothing (positions only order the hits)
     let work = |chunk: &Chunk| {
         let mut lines = Vec::new();
-        let mut judge = query.prefilter.as_ref().map(|p| p.chunk(chunk));
-        chunk.for_each_line(|line, offset, bytes| {
-            if judge.as_mut().is_some_and(|j| j.rules_out(bytes, offset)) {
-                return;
-            }
+        for_each_kept(query.prefilter.as_ref(), chunk, |line, _, bytes| {
             lines.push(match serde_json::from_slice(bytes) {
                 Ok(source @ Value::Object(_)) => {
                     if query.matcher.matches(&source, opts.now) {

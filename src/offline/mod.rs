@@ -16,6 +16,7 @@
 mod blocks;
 pub mod chunks;
 pub mod filter_query;
+mod layout;
 pub mod mappings;
 mod pass;
 pub mod prefilter;

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use super::chunks::{Chunk, Threads};
-use super::prefilter::Prefilter;
+use super::prefilter::{for_each_kept, Prefilter};
 use super::{read_chunks, Input, LineRef, LineText, OfflineError};
 use crate::eql::compile::{Plan, PlanKind};
 use crate::eql::search::{self, Found, Matches, SearchOptions, Stream};
@@ -46,11 +46,7 @@ enum Line {
 /// clock would see them.
 fn work(plan: &Plan, prefilter: Option<&Prefilter>, keep_bytes: bool, chunk: &Chunk) -> Vec<Line> {
     let mut out = Vec::new();
-    let mut judge = prefilter.map(|p| p.chunk(chunk));
-    chunk.for_each_line(|line, offset, bytes| {
-        if judge.as_mut().is_some_and(|j| j.rules_out(bytes, offset)) {
-            return;
-        }
+    for_each_kept(prefilter, chunk, |line, offset, bytes| {
         out.push(match plan.fields().decode_event(bytes) {
             Err(e) => Line::Unreadable {
                 line,

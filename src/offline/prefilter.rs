@@ -88,6 +88,44 @@ impl ChunkJudge<'_> {
     }
 }
 
+/// Calls `f(line, offset, bytes)` for each line of `chunk` the
+/// `prefilter` (if any) does not rule out, as [`Chunk::for_each_line`]
+/// would. When the chunk's lines are plainly laid out (each a `{…}` alone
+/// on its line: [`Chunk::plain_lines`]) and it is UTF-8 — most chunks of
+/// most inputs — only the lines holding a hit of the chunk's search are
+/// looked at: every other one is ruled out (it has an object's shape), so
+/// no walk visits them, and they are most lines. Else line by line
+/// ([`ChunkJudge::rules_out`]).
+pub fn for_each_kept(
+    prefilter: Option<&Prefilter>,
+    chunk: &Chunk,
+    mut f: impl FnMut(u64, u64, &[u8]),
+) {
+    let Some(prefilter) = prefilter else {
+        return chunk.for_each_line(f);
+    };
+    if let Some(mut lines) = chunk.plain_lines() {
+        let ascii = lines.ascii();
+        let utf8 = || ascii || std::str::from_utf8(&chunk.bytes).is_ok();
+        if let Some(mut hits) = prefilter.hits_in(&chunk.bytes, ascii).filter(|_| utf8()) {
+            while let Some(&(place, _)) = hits.at.get(hits.next) {
+                let (line, offset, bytes) = lines.holding(place);
+                let start = (offset - chunk.offset) as usize;
+                if !prefilter.rules_out(bytes, start, &mut hits) {
+                    f(line, offset, bytes);
+                }
+            }
+            return;
+        }
+    }
+    let mut judge = prefilter.chunk(chunk);
+    chunk.for_each_line(|line, offset, bytes| {
+        if !judge.rules_out(bytes, offset) {
+            f(line, offset, bytes);
+        }
+    });
+}
+
 /// The bit of a hit that is an escape: the line is judged by itself.
 const SPELT_OTHERWISE: u64 = 1 << 63;
 
@@ -408,7 +446,11 @@ impl Prefilter {
     /// escapes. `None` when every line must be judged by itself:
     /// case-insensitive texts in a chunk with non-ASCII bytes.
     pub fn hits(&self, chunk: &[u8]) -> Option<Hits> {
-        let ascii = chunk.is_ascii();
+        self.hits_in(chunk, chunk.is_ascii())
+    }
+
+    /// [`Self::hits`] of a chunk known to be ASCII or not.
+    fn hits_in(&self, chunk: &[u8], ascii: bool) -> Option<Hits> {
         if self.folds && !ascii {
             return None;
         }

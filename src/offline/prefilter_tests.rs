@@ -2,6 +2,7 @@ use super::*;
 use crate::eql::compile::{compile, CompileOptions, Plan};
 use crate::eql::schema::Schema;
 use crate::eql::search::Matches;
+use crate::offline::chunks::Chunk;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use serde_json::{json, Value};
@@ -401,6 +402,93 @@ proptest! {
             start += line.len() + 1;
         }
     }
+}
+
+/// A line as a chunk gives it: its place, offset and bytes.
+type Given = (u64, u64, Vec<u8>);
+
+/// The lines `for_each_kept` gives of `chunk` (at byte 1000 of its input),
+/// and those `for_each_line` gives that `may_match` keeps.
+fn kept_and_expected(pre: &Prefilter, chunk: &[u8]) -> (Vec<Given>, Vec<Given>) {
+    let chunk = Chunk::new(1000, std::borrow::Cow::Borrowed(chunk));
+    let mut kept = Vec::new();
+    for_each_kept(Some(pre), &chunk, |line, offset, bytes| {
+        kept.push((line, offset, bytes.to_vec()))
+    });
+    let counted = chunk.lines();
+    let mut expected = Vec::new();
+    let fresh = Chunk::new(1000, chunk.bytes.clone());
+    fresh.for_each_line(|line, offset, bytes| {
+        if pre.may_match(bytes) {
+            expected.push((line, offset, bytes.to_vec()));
+        }
+    });
+    assert_eq!(counted, fresh.lines(), "lines counted");
+    (kept, expected)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(1000))]
+    /// A chunk's kept lines are those kept alone, with the same numbers
+    /// and offsets (and the chunk counts its lines alike): plainly laid out
+    /// chunks, whose lines without a hit are not walked over, and others
+    /// (a broken, blank or spaced line among them).
+    #[test]
+    fn a_chunk_keeps_the_lines_kept_alone(
+        query in arb_query(),
+        docs in prop::collection::vec(arb_doc(), 1..8),
+        junk in prop::collection::vec(prop::option::weighted(0.2, 0usize..5), 1..8),
+        terminated in any::<bool>(),
+    ) {
+        let Some((_, Some(pre))) = plan_and_prefilter(&query) else {
+            return Ok(());
+        };
+        let mut lines: Vec<Vec<u8>> = Vec::new();
+        for (doc, j) in docs.iter().zip(junk.iter().cycle()) {
+            lines.extend(spellings(doc).into_iter().map(String::into_bytes));
+            if let Some(j) = j {
+                lines.push(match j {
+                    0 => b"{\"cut\": \"taskschd".to_vec(),
+                    1 => b"{\"bad\": \"\xff\"}".to_vec(),
+                    2 => b"".to_vec(),
+                    3 => b"  {\"x\":\"powershell.exe\"} \r".to_vec(),
+                    _ => b"{\"accent\": \"\xc3\xa9\"}".to_vec(),
+                });
+            }
+        }
+        let mut chunk = lines.join(&b'\n');
+        if terminated {
+            chunk.push(b'\n');
+        }
+        let (kept, expected) = kept_and_expected(&pre, &chunk);
+        prop_assert_eq!(kept, expected, "{}", query);
+    }
+}
+
+#[test]
+fn a_plain_chunk_gives_the_lines_with_texts_and_counts_the_others() {
+    let pre = plan_and_prefilter(r#"process where process.name == "taskschd.exe""#)
+        .unwrap()
+        .1
+        .unwrap();
+    let other = br#"{"process":{"name":"cmd.exe"}}"#;
+    let hit = br#"{"process":{"name":"taskschd.exe"}}"#;
+    let near = br#"{"process":{"name":"cmd.exe"},"file":"taskschd.exe"}"#;
+    let lines: Vec<&[u8]> = vec![other, hit, other, other, near, other, hit, other];
+    let chunk = lines.join(&b'\n');
+    assert!(Chunk::new(0, std::borrow::Cow::Borrowed(&chunk[..]))
+        .plain_lines()
+        .is_some());
+    let (kept, expected) = kept_and_expected(&pre, &chunk);
+    let numbers: Vec<u64> = kept.iter().map(|k| k.0).collect();
+    // the line holding the text where the query does not look is kept too:
+    // the prefilter needs the text, not its place
+    assert_eq!(numbers, [1, 4, 6]);
+    assert_eq!(kept, expected);
+    assert_eq!(
+        kept[1].1,
+        1000 + (4 * (other.len() + 1) - other.len() + hit.len()) as u64
+    );
 }
 
 #[test]
