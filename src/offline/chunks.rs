@@ -127,9 +127,8 @@ impl<'a> Chunk<'a> {
     /// [`Chunk::for_each_line`]).
     pub fn plain_lines(&self) -> Option<PlainLines<'_>> {
         let plain = layout::plain(&self.bytes)?;
-        let unterminated = self.bytes.last() != Some(&b'\n');
         self.lines
-            .set(Some(plain.newlines.len() as u64 + u64::from(unterminated)));
+            .set(Some(lines_of(&self.bytes, plain.newlines.len() as u64)));
         Some(PlainLines {
             bytes: &self.bytes,
             offset: self.offset,
@@ -143,10 +142,15 @@ impl<'a> Chunk<'a> {
     pub(super) fn lines(&self) -> u64 {
         self.lines.get().unwrap_or_else(|| {
             let bytes = &self.bytes[..];
-            let newlines = memchr::memchr_iter(b'\n', bytes).count() as u64;
-            newlines + u64::from(!bytes.is_empty() && bytes.last() != Some(&b'\n'))
+            lines_of(bytes, memchr::memchr_iter(b'\n', bytes).count() as u64)
         })
     }
+}
+
+/// How many lines whole lines `bytes` with `newlines` newlines are: an
+/// unterminated last one counts.
+fn lines_of(bytes: &[u8], newlines: u64) -> u64 {
+    newlines + u64::from(!bytes.is_empty() && bytes.last() != Some(&b'\n'))
 }
 
 /// The lines of a plainly laid out chunk ([`Chunk::plain_lines`]), found

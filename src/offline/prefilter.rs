@@ -104,21 +104,31 @@ pub fn for_each_kept(
     let Some(prefilter) = prefilter else {
         return chunk.for_each_line(f);
     };
-    if let Some(mut lines) = chunk.plain_lines() {
-        let ascii = lines.ascii();
-        let utf8 = || ascii || std::str::from_utf8(&chunk.bytes).is_ok();
-        if let Some(mut hits) = prefilter.hits_in(&chunk.bytes, ascii).filter(|_| utf8()) {
-            while let Some(&(place, _)) = hits.at.get(hits.next) {
-                let (line, offset, bytes) = lines.holding(place);
-                let start = (offset - chunk.offset) as usize;
-                if !prefilter.rules_out(bytes, start, &mut hits) {
-                    f(line, offset, bytes);
+    // the chunk is searched once, whichever way its lines are then judged
+    let hits = match chunk.plain_lines() {
+        Some(mut lines) => {
+            let ascii = lines.ascii();
+            match prefilter.hits_in(&chunk.bytes, ascii) {
+                Some(mut hits) if ascii || std::str::from_utf8(&chunk.bytes).is_ok() => {
+                    while let Some(&(place, _)) = hits.at.get(hits.next) {
+                        let (line, offset, bytes) = lines.holding(place);
+                        let start = (offset - chunk.offset) as usize;
+                        if !prefilter.rules_out(bytes, start, &mut hits) {
+                            f(line, offset, bytes);
+                        }
+                    }
+                    return;
                 }
+                other => other,
             }
-            return;
         }
-    }
-    let mut judge = prefilter.chunk(chunk);
+        None => prefilter.hits(&chunk.bytes),
+    };
+    let mut judge = ChunkJudge {
+        prefilter,
+        hits,
+        offset: chunk.offset,
+    };
     chunk.for_each_line(|line, offset, bytes| {
         if !judge.rules_out(bytes, offset) {
             f(line, offset, bytes);
